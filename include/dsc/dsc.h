@@ -1,0 +1,13 @@
+/* dsc/dsc.h: the umbrella header. Including it gives the whole public API. */
+#ifndef DSC_DSC_H
+#define DSC_DSC_H
+
+#include "dsc/status.h"
+#include "dsc/tensor.h"
+#include "dsc/ops.h"
+#include "dsc/nn.h"
+#include "dsc/gpt.h"
+
+#define DSC_VERSION_STRING "0.1.0"
+
+#endif

@@ -1,0 +1,124 @@
+/* dsc/nn.h: models as named parameters in flat buffers, and the basic layers.
+ *
+ * A dsc_model_t is a list of named parameters ("h.0.attn.c_attn.weight"), declared
+ * before any memory exists, so the total size (and every ZeRO partition of it) is known
+ * before allocation. Each parameter is a persistent tensor header whose data and gradient
+ * pointers are set when the model is bound to flat buffers: parameter i occupies elements
+ * [offset_i, offset_i + numel_i) of the flat parameter buffer and the same range of the
+ * flat gradient buffer, in declaration order with no gaps.
+ *
+ * Who binds: dsc_model_alloc lets the model own its buffers (standalone training); the
+ * engine (dsc/engine.h) owns them otherwise and calls dsc_model_bind.
+ *
+ * Layers are plain structs holding their parameter tensors; forward functions are ops
+ * compositions, so autograd needs nothing layer-specific.
+ */
+#ifndef DSC_NN_H
+#define DSC_NN_H
+
+#include "dsc/ops.h"
+#include "dsc/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dsc_model dsc_model_t;
+
+/* How dsc_model_init_params fills a parameter. */
+typedef enum dsc_init_kind {
+    DSC_INIT_ZEROS = 0,
+    DSC_INIT_ONES,
+    DSC_INIT_NORMAL,  /* N(0, std^2) */
+    DSC_INIT_UNIFORM  /* U[-bound, bound) with bound = std (torch Linear: 1/sqrt(fan_in)) */
+} dsc_init_kind_t;
+
+/* Describes one declared parameter (dsc_model_param_info). Pointers stay valid while the
+ * model lives. */
+typedef struct dsc_param_info {
+    const char *name;
+    int ndim;
+    int64_t shape[DSC_MAX_DIMS];
+    int64_t numel;
+    int64_t offset;        /* element offset in the flat buffers */
+    dsc_init_kind_t init;
+    double init_std;
+    dsc_tensor_t *tensor;  /* the parameter; data is NULL until bound */
+} dsc_param_info_t;
+
+/* Creates an empty model on `ctx` (which must outlive it). Returns DSC_OK or DSC_ERR_NOMEM. */
+dsc_status_t dsc_model_new(dsc_ctx_t *ctx, dsc_model_t **out);
+/* Frees the model, its parameter headers and, if it owns them, its flat buffers. NULL ok. */
+void dsc_model_free(dsc_model_t *model);
+dsc_ctx_t *dsc_model_ctx(const dsc_model_t *model);
+
+/* Declares a parameter (name copied) and returns its tensor, whose data appears when the
+ * model is bound. Errors (duplicate name, bad shape, model already bound) are recorded on
+ * the context and return NULL. */
+dsc_tensor_t *dsc_model_param(dsc_model_t *model, const char *name, int ndim, const int64_t *shape,
+                              dsc_init_kind_t init, double init_std);
+
+int dsc_model_param_count(const dsc_model_t *model);
+/* Information about parameter i (0-based, declaration order). DSC_ERR_INVALID if out of range. */
+dsc_status_t dsc_model_param_info(const dsc_model_t *model, int i, dsc_param_info_t *out);
+/* The parameter named `name`, or NULL. */
+dsc_tensor_t *dsc_model_find_param(const dsc_model_t *model, const char *name);
+/* Total elements over all parameters: the length of the flat buffers. */
+int64_t dsc_model_numel(const dsc_model_t *model);
+
+/* Points every parameter into caller-owned flat buffers of dsc_model_numel elements of
+ * `dtype` (f32 or f64). `grads` may be NULL (then no parameter requires grad). Rebinding
+ * is allowed (ZeRO moves parameters). DSC_ERR_INVALID for a NULL params or bad dtype. */
+dsc_status_t dsc_model_bind(dsc_model_t *model, dsc_dtype_t dtype, void *params, void *grads);
+/* Allocates flat parameter and gradient buffers owned by the model (counted as
+ * DSC_MEM_PARAMS and DSC_MEM_GRADS), binds them and initialises the parameters. */
+dsc_status_t dsc_model_alloc(dsc_model_t *model, dsc_dtype_t dtype);
+/* Fills every bound parameter from its init kind using the context RNG, in declaration
+ * order (so the same seed gives the same model). */
+dsc_status_t dsc_model_init_params(dsc_model_t *model);
+/* The model's own flat buffers (NULL unless dsc_model_alloc was used). */
+void *dsc_model_params_data(dsc_model_t *model);
+void *dsc_model_grads_data(dsc_model_t *model);
+/* Zeroes the bound gradient buffer. */
+void dsc_model_zero_grad(dsc_model_t *model);
+
+/* ---- Layers ---- */
+
+/* y = x W^T + b, W: [out, in] (torch.nn.Linear's layout), b: [out]. */
+typedef struct dsc_linear {
+    dsc_tensor_t *weight;
+    dsc_tensor_t *bias; /* NULL without bias */
+    int64_t in_features, out_features;
+} dsc_linear_t;
+/* Declares "<prefix>.weight" (and "<prefix>.bias") on the model with the given init std
+ * (normal); std <= 0 means torch's default U(-1/sqrt(in), 1/sqrt(in)) for both. */
+dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char *prefix, int64_t in_features,
+                             int64_t out_features, bool bias, double std);
+dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x);
+
+typedef struct dsc_layernorm {
+    dsc_tensor_t *weight, *bias;
+    double eps;
+} dsc_layernorm_t;
+dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, const char *prefix, int64_t n, double eps);
+dsc_tensor_t *dsc_layernorm_forward(dsc_ctx_t *ctx, const dsc_layernorm_t *layer, dsc_tensor_t *x);
+
+typedef struct dsc_embedding_layer {
+    dsc_tensor_t *weight; /* [num, dim] */
+} dsc_embedding_layer_t;
+dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer, const char *prefix, int64_t num,
+                                int64_t dim, double std);
+dsc_tensor_t *dsc_embedding_forward(dsc_ctx_t *ctx, const dsc_embedding_layer_t *layer, dsc_tensor_t *ids);
+
+/* GPT-2's MLP: c_proj(gelu(c_fc(x))), hidden = 4 * n. */
+typedef struct dsc_mlp {
+    dsc_linear_t c_fc, c_proj;
+} dsc_mlp_t;
+dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix, int64_t n, double std,
+                          double proj_std);
+dsc_tensor_t *dsc_mlp_forward(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

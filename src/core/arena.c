@@ -1,0 +1,74 @@
+/* The per-step arena: activations, their gradients, tape nodes and tensor headers are
+ * bump-allocated here and released together at the end of a step. The bytes handed out
+ * are counted as DSC_MEM_ACTIVATIONS, so the peak shows what a step really needs. */
+#include <stdlib.h>
+
+#include "core/internal.h"
+
+#define ARENA_MIN_CHUNK ((size_t)4 << 20)
+
+static size_t align_up(size_t n) { return (n + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
+static size_t header_size(void) { return align_up(sizeof(dsc_arena_chunk_t)); }
+static char *chunk_data(dsc_arena_chunk_t *c) { return (char *)c + header_size(); }
+
+static dsc_arena_chunk_t *chunk_new(size_t capacity) {
+    dsc_arena_chunk_t *c = aligned_alloc(DSC_ALIGN, header_size() + capacity);
+    if (!c) return NULL;
+    c->next = NULL;
+    c->capacity = capacity;
+    c->used = 0;
+    return c;
+}
+
+void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes) {
+    dsc_arena_t *a = &ctx->arena;
+    size_t need = align_up(n_bytes ? n_bytes : 1);
+    dsc_arena_chunk_t *c = a->head;
+    if (!c || c->capacity - c->used < need) {
+        if (a->spare && a->spare->capacity >= need) {
+            c = a->spare;
+            a->spare = NULL;
+            c->used = 0;
+        } else {
+            size_t cap = need > ARENA_MIN_CHUNK ? need : ARENA_MIN_CHUNK;
+            /* Grow geometrically so a step needs few chunks. */
+            if (a->head && a->head->capacity * 2 > cap) cap = a->head->capacity * 2;
+            c = chunk_new(cap);
+            if (!c) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory: the step arena needs %zu more bytes", need);
+        }
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = chunk_data(c) + c->used;
+    c->used += need;
+    a->used_bytes += need;
+    dsc__mem_add(ctx, DSC_MEM_ACTIVATIONS, need);
+    return p;
+}
+
+void dsc__arena_reset(dsc_ctx_t *ctx) {
+    dsc_arena_t *a = &ctx->arena;
+    /* Keep the largest chunk as the spare; free the rest. */
+    dsc_arena_chunk_t *keep = a->spare;
+    for (dsc_arena_chunk_t *c = a->head; c;) {
+        dsc_arena_chunk_t *next = c->next;
+        if (!keep || c->capacity > keep->capacity) {
+            free(keep);
+            keep = c;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+    if (keep) keep->next = NULL;
+    a->spare = keep;
+    a->head = NULL;
+    dsc__mem_sub(ctx, DSC_MEM_ACTIVATIONS, a->used_bytes);
+    a->used_bytes = 0;
+}
+
+void dsc__arena_free(dsc_ctx_t *ctx) {
+    dsc__arena_reset(ctx);
+    free(ctx->arena.spare);
+    ctx->arena.spare = NULL;
+}

@@ -1,0 +1,96 @@
+/* The tape: ops append nodes during forward; backward walks them in reverse, calling each
+ * node's backward function, which adds into the gradients of its inputs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "ops/backend.h"
+
+bool dsc__needs_grad(const dsc_ctx_t *ctx, int n_in, dsc_tensor_t *const *in) {
+    if (ctx->no_grad_depth > 0) return false;
+    for (int k = 0; k < n_in; k++)
+        if (in[k] && in[k]->requires_grad) return true;
+    return false;
+}
+
+dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out, int n_in,
+                        dsc_tensor_t *const *in) {
+    if (ctx->tape_len == ctx->tape_cap) {
+        size_t cap = ctx->tape_cap ? ctx->tape_cap * 2 : 256;
+        dsc_node_t **tape = realloc(ctx->tape, cap * sizeof *tape);
+        if (!tape) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory growing the autograd tape (%s)", op);
+        ctx->tape = tape;
+        ctx->tape_cap = cap;
+    }
+    dsc_node_t *node = dsc__arena_alloc(ctx, sizeof *node);
+    if (!node) return NULL;
+    memset(node, 0, sizeof *node);
+    node->op = op;
+    node->backward = backward;
+    node->out = out;
+    node->n_in = n_in;
+    for (int k = 0; k < n_in && k < DSC_NODE_MAX_INPUTS; k++) node->in[k] = in[k];
+    out->requires_grad = true;
+    out->producer = node;
+    ctx->tape[ctx->tape_len++] = node;
+    return node;
+}
+
+dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
+    if (!t || !t->requires_grad) return NULL;
+    if (!t->grad && t->persistent) /* an arena gradient would dangle after the step */
+        return dsc__fail(ctx, DSC_ERR_MISUSE, "tensor %s requires grad but was wrapped without gradient memory",
+                         dsc_tensor_name(t));
+    if (!t->grad) t->grad = dsc__tensor_zeros_like(ctx, t);
+    return t->grad;
+}
+
+static dsc_status_t run_tape(dsc_ctx_t *ctx) {
+    ctx->backward_done = true;
+    for (size_t k = ctx->tape_len; k-- > 0;) {
+        dsc_node_t *node = ctx->tape[k];
+        if (!node->out->grad) continue; /* nothing downstream of the loss used this output */
+        node->backward(ctx, node);
+        if (ctx->status != DSC_OK) return ctx->status;
+    }
+    return DSC_OK;
+}
+
+static dsc_status_t check_backward_start(dsc_ctx_t *ctx, const dsc_tensor_t *out) {
+    if (ctx->status != DSC_OK) return ctx->status; /* a forward op failed: report its error */
+    if (!out) return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: loss is NULL");
+    if (!dsc__is_float(out->dtype))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: loss has dtype %s, not a float type", dsc_dtype_name(out->dtype));
+    if (!out->producer)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID,
+                                 "backward: loss was not produced by recorded ops (no input requires grad, or it was computed under no-grad)");
+    if (ctx->backward_done)
+        return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE,
+                                 "backward: already ran on this step's tape; call dsc_ctx_end_step before the next forward");
+    return DSC_OK;
+}
+
+dsc_status_t dsc_autograd_backward_scaled(dsc_ctx_t *ctx, dsc_tensor_t *loss, double seed) {
+    if (!ctx) return DSC_ERR_INVALID;
+    dsc_status_t rc = check_backward_start(ctx, loss);
+    if (rc != DSC_OK) return rc;
+    if (loss->numel != 1)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: loss must have 1 element, got %lld", (long long)loss->numel);
+    dsc_tensor_t *g = dsc__grad(ctx, loss);
+    if (!g) return ctx->status;
+    dsc_convert(g->data, g->dtype, &seed, DSC_F64, 1);
+    return run_tape(ctx);
+}
+
+dsc_status_t dsc__autograd_backward_from(dsc_ctx_t *ctx, dsc_tensor_t *out, const dsc_tensor_t *out_grad) {
+    dsc_status_t rc = check_backward_start(ctx, out);
+    if (rc != DSC_OK) return rc;
+    if (!out_grad || out_grad->numel != out->numel || out_grad->dtype != out->dtype)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: upstream gradient does not match the output");
+    dsc_tensor_t *g = dsc__grad(ctx, out);
+    if (!g) return ctx->status;
+    dsc_convert(g->data, g->dtype, out_grad->data, out_grad->dtype, (size_t)out->numel);
+    return run_tape(ctx);
+}
+
+dsc_status_t dsc_autograd_backward(dsc_ctx_t *ctx, dsc_tensor_t *loss) { return dsc_autograd_backward_scaled(ctx, loss, 1.0); }

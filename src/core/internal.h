@@ -1,0 +1,128 @@
+/* Internal definitions shared by the library's layers: the layout of a context, a tensor
+ * and a tape node, and the helpers every op uses to create outputs and record itself.
+ * Never installed; nothing outside src/ includes it. */
+#ifndef DSC_CORE_INTERNAL_H
+#define DSC_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsc/tensor.h"
+
+struct dsc_backend; /* src/ops/backend.h */
+struct dsc_node;
+
+#define DSC_ALIGN 64
+#define DSC_ERRMSG_MAX 2048
+
+struct dsc_tensor {
+    int ndim;
+    int64_t shape[DSC_MAX_DIMS];
+    int64_t numel;
+    dsc_dtype_t dtype;
+    void *data;                /* numel elements of dtype, contiguous row-major */
+    dsc_tensor_t *grad;        /* same shape and dtype; NULL until backward reaches it */
+    bool requires_grad;
+    bool persistent;           /* header malloc'ed (parameters), not in the arena */
+    bool grad_is_external;     /* grad wraps caller memory (a flat gradient buffer) */
+    const char *name;          /* optional, for messages */
+    struct dsc_node *producer; /* the tape node that made this tensor; NULL for leaves */
+};
+
+/* Backward of one node: reads node->out->grad and adds into its inputs' gradients. */
+typedef void (*dsc_backward_fn)(dsc_ctx_t *ctx, struct dsc_node *node);
+
+#define DSC_NODE_MAX_INPUTS 4
+#define DSC_NODE_MAX_SAVED 4
+
+/* One recorded op. Lives in the arena; the tape lists them in execution order. */
+typedef struct dsc_node {
+    const char *op;            /* op name for messages */
+    dsc_backward_fn backward;
+    dsc_tensor_t *out;
+    int n_in;
+    dsc_tensor_t *in[DSC_NODE_MAX_INPUTS];
+    dsc_tensor_t *saved[DSC_NODE_MAX_SAVED]; /* extra tensors kept for backward */
+    double f[4];               /* op scalars (scale, eps, p, ...) */
+    int64_t i[4];              /* op integers (axes, heads, ignore index, ...) */
+} dsc_node_t;
+
+/* Bump allocator for everything that lives for one step. */
+typedef struct dsc_arena_chunk {
+    struct dsc_arena_chunk *next;
+    size_t capacity;
+    size_t used;
+    /* data follows, DSC_ALIGN aligned */
+} dsc_arena_chunk_t;
+
+typedef struct dsc_arena {
+    dsc_arena_chunk_t *head;   /* chunk being filled; older chunks follow */
+    dsc_arena_chunk_t *spare;  /* one chunk kept across steps to avoid malloc churn */
+    size_t used_bytes;         /* bytes handed out this step (counted as activations) */
+} dsc_arena_t;
+
+struct dsc_ctx {
+    dsc_status_t status;
+    char errmsg[DSC_ERRMSG_MAX];
+    dsc_log_fn log_fn;
+    void *log_user;
+    dsc_log_level_t log_level;
+
+    dsc_mem_stats_t mem[DSC_MEM_CATEGORY_COUNT];
+
+    dsc_arena_t arena;
+    dsc_node_t **tape;
+    size_t tape_len, tape_cap;
+    bool backward_done;        /* backward ran since the last end of step */
+
+    uint64_t rng_state;
+    bool training;
+    int no_grad_depth;
+
+    const struct dsc_backend *backend;
+};
+
+/* ---- memory ---- */
+void dsc__mem_add(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
+void dsc__mem_sub(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
+/* Arena allocation, DSC_ALIGN aligned, not zeroed. NULL + DSC_ERR_NOMEM on failure. */
+void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes);
+void dsc__arena_reset(dsc_ctx_t *ctx);
+void dsc__arena_free(dsc_ctx_t *ctx);
+
+/* ---- tensors ---- */
+/* An arena tensor with uninitialised data (op outputs that are fully overwritten). */
+dsc_tensor_t *dsc__tensor_empty(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const int64_t *shape);
+/* Same shape and dtype as `like`. */
+dsc_tensor_t *dsc__tensor_empty_like(dsc_ctx_t *ctx, const dsc_tensor_t *like);
+dsc_tensor_t *dsc__tensor_zeros_like(dsc_ctx_t *ctx, const dsc_tensor_t *like);
+/* "(2, 3, 4)" into buf. */
+const char *dsc__shape_str(const dsc_tensor_t *t, char *buf, size_t n);
+bool dsc__is_float(dsc_dtype_t dtype);
+
+/* ---- tape ---- */
+/* True when an op whose inputs are `in` must be recorded (grad enabled, some input
+ * requires grad). */
+bool dsc__needs_grad(const dsc_ctx_t *ctx, int n_in, dsc_tensor_t *const *in);
+/* Appends a node for `out` made from `in`; marks out as requiring grad. Returns the node
+ * (to fill saved/f/i) or NULL after recording DSC_ERR_NOMEM. */
+dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out,
+                        int n_in, dsc_tensor_t *const *in);
+/* The gradient of `t`, created zero-filled on first use; NULL if t does not require grad
+ * (so backward functions skip inputs that need nothing) or on allocation failure. */
+dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t);
+
+/* ---- errors ---- */
+/* Like dsc_ctx_set_error but returns NULL, for ops. */
+void *dsc__fail(dsc_ctx_t *ctx, dsc_status_t status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif
+
+/* Backward from a non-scalar output with a given upstream gradient (same shape as out):
+ * the gradient checker uses it to test every op in isolation. */
+dsc_status_t dsc__autograd_backward_from(dsc_ctx_t *ctx, dsc_tensor_t *out, const dsc_tensor_t *out_grad);

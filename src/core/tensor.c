@@ -1,0 +1,170 @@
+/* Tensor headers, creation in the arena, wrapping caller memory, accessors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static bool check_shape(dsc_ctx_t *ctx, const char *what, dsc_dtype_t dtype, int ndim, const int64_t *shape,
+                        int64_t *numel_out) {
+    if (dsc_dtype_size(dtype) == 0) {
+        dsc__fail(ctx, DSC_ERR_INVALID, "%s: unknown dtype %d", what, (int)dtype);
+        return false;
+    }
+    if (ndim < 1 || ndim > DSC_MAX_DIMS || !shape) {
+        dsc__fail(ctx, DSC_ERR_INVALID, "%s: ndim must be 1..%d, got %d", what, DSC_MAX_DIMS, ndim);
+        return false;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && numel > INT64_MAX / 16 / shape[i])) {
+            dsc__fail(ctx, DSC_ERR_INVALID, "%s: dimension %d has invalid size %lld", what, i, (long long)shape[i]);
+            return false;
+        }
+        numel *= shape[i];
+    }
+    *numel_out = numel;
+    return true;
+}
+
+static void fill_header(dsc_tensor_t *t, dsc_dtype_t dtype, int ndim, const int64_t *shape, int64_t numel) {
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    t->dtype = dtype;
+}
+
+dsc_tensor_t *dsc__tensor_empty(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const int64_t *shape) {
+    int64_t numel;
+    if (!check_shape(ctx, "tensor", dtype, ndim, shape, &numel)) return NULL;
+    dsc_tensor_t *t = dsc__arena_alloc(ctx, sizeof *t);
+    if (!t) return NULL;
+    fill_header(t, dtype, ndim, shape, numel);
+    t->data = dsc__arena_alloc(ctx, (size_t)numel * dsc_dtype_size(dtype));
+    return t->data ? t : NULL;
+}
+
+dsc_tensor_t *dsc__tensor_empty_like(dsc_ctx_t *ctx, const dsc_tensor_t *like) {
+    return dsc__tensor_empty(ctx, like->dtype, like->ndim, like->shape);
+}
+
+dsc_tensor_t *dsc__tensor_zeros_like(dsc_ctx_t *ctx, const dsc_tensor_t *like) {
+    dsc_tensor_t *t = dsc__tensor_empty_like(ctx, like);
+    if (t) memset(t->data, 0, (size_t)t->numel * dsc_dtype_size(t->dtype));
+    return t;
+}
+
+dsc_tensor_t *dsc_tensor_new(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const int64_t *shape) {
+    if (!ctx) return NULL;
+    dsc_tensor_t *t = dsc__tensor_empty(ctx, dtype, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)t->numel * dsc_dtype_size(dtype));
+    return t;
+}
+
+dsc_tensor_t *dsc_tensor_new_1d(dsc_ctx_t *ctx, dsc_dtype_t dtype, int64_t n0) {
+    int64_t s[1] = {n0};
+    return dsc_tensor_new(ctx, dtype, 1, s);
+}
+dsc_tensor_t *dsc_tensor_new_2d(dsc_ctx_t *ctx, dsc_dtype_t dtype, int64_t n0, int64_t n1) {
+    int64_t s[2] = {n0, n1};
+    return dsc_tensor_new(ctx, dtype, 2, s);
+}
+dsc_tensor_t *dsc_tensor_new_3d(dsc_ctx_t *ctx, dsc_dtype_t dtype, int64_t n0, int64_t n1, int64_t n2) {
+    int64_t s[3] = {n0, n1, n2};
+    return dsc_tensor_new(ctx, dtype, 3, s);
+}
+
+dsc_tensor_t *dsc_tensor_wrap(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const int64_t *shape, void *data,
+                              void *grad, bool persistent) {
+    if (!ctx) return NULL;
+    int64_t numel;
+    if (!check_shape(ctx, "dsc_tensor_wrap", dtype, ndim, shape, &numel)) return NULL;
+    if (!data && numel > 0) return dsc__fail(ctx, DSC_ERR_INVALID, "dsc_tensor_wrap: data is NULL");
+    int n_headers = grad ? 2 : 1;
+    dsc_tensor_t *t = persistent ? calloc((size_t)n_headers, sizeof *t) : dsc__arena_alloc(ctx, n_headers * sizeof *t);
+    if (!t) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory wrapping a tensor");
+    fill_header(t, dtype, ndim, shape, numel);
+    t->data = data;
+    t->persistent = persistent;
+    if (grad) {
+        dsc_tensor_t *g = t + 1; /* the gradient header shares the allocation */
+        fill_header(g, dtype, ndim, shape, numel);
+        g->data = grad;
+        g->persistent = persistent;
+        t->grad = g;
+        t->grad_is_external = true;
+        t->requires_grad = true;
+    }
+    return t;
+}
+
+void dsc_tensor_free_persistent(dsc_ctx_t *ctx, dsc_tensor_t *t) {
+    (void)ctx;
+    if (t && t->persistent) free(t);
+}
+
+int dsc_tensor_ndim(const dsc_tensor_t *t) { return t ? t->ndim : 0; }
+int64_t dsc_tensor_dim(const dsc_tensor_t *t, int axis) {
+    if (!t) return 0;
+    if (axis < 0) axis += t->ndim;
+    return (axis >= 0 && axis < t->ndim) ? t->shape[axis] : 0;
+}
+int64_t dsc_tensor_numel(const dsc_tensor_t *t) { return t ? t->numel : 0; }
+dsc_dtype_t dsc_tensor_dtype(const dsc_tensor_t *t) { return t ? t->dtype : DSC_DTYPE_COUNT; }
+void *dsc_tensor_data(dsc_tensor_t *t) { return t ? t->data : NULL; }
+float *dsc_tensor_f32(dsc_tensor_t *t) { return t && t->dtype == DSC_F32 ? t->data : NULL; }
+double *dsc_tensor_f64(dsc_tensor_t *t) { return t && t->dtype == DSC_F64 ? t->data : NULL; }
+int32_t *dsc_tensor_i32(dsc_tensor_t *t) { return t && t->dtype == DSC_I32 ? t->data : NULL; }
+dsc_tensor_t *dsc_tensor_grad(dsc_tensor_t *t) { return t ? t->grad : NULL; }
+void dsc_tensor_set_requires_grad(dsc_tensor_t *t, bool requires_grad) {
+    if (t) t->requires_grad = requires_grad;
+}
+bool dsc_tensor_requires_grad(const dsc_tensor_t *t) { return t && t->requires_grad; }
+void dsc_tensor_set_name(dsc_tensor_t *t, const char *name) {
+    if (t) t->name = name;
+}
+const char *dsc_tensor_name(const dsc_tensor_t *t) { return t && t->name ? t->name : "(unnamed)"; }
+
+double dsc_tensor_item(const dsc_tensor_t *t) {
+    if (!t || t->numel != 1) return NAN;
+    double v = NAN;
+    dsc_convert(&v, DSC_F64, t->data, t->dtype, 1);
+    return v;
+}
+
+static dsc_status_t fill(dsc_ctx_t *ctx, dsc_tensor_t *t, bool normal, double a, double b) {
+    if (!ctx || !t) return DSC_ERR_INVALID;
+    if (!dsc__is_float(t->dtype))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "fill of tensor %s: dtype %s is not a float type",
+                                 dsc_tensor_name(t), dsc_dtype_name(t->dtype));
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = normal ? a * dsc_ctx_rand_normal(ctx) : a + (b - a) * dsc_ctx_rand_uniform(ctx);
+        dsc_convert((char *)t->data + (size_t)i * dsc_dtype_size(t->dtype), t->dtype, &v, DSC_F64, 1);
+    }
+    return DSC_OK;
+}
+
+dsc_status_t dsc_tensor_fill_normal(dsc_ctx_t *ctx, dsc_tensor_t *t, double std) { return fill(ctx, t, true, std, 0); }
+dsc_status_t dsc_tensor_fill_uniform(dsc_ctx_t *ctx, dsc_tensor_t *t, double lo, double hi) {
+    return fill(ctx, t, false, lo, hi);
+}
+
+dsc_status_t dsc_tensor_copy_from_f32(dsc_tensor_t *t, const float *src, size_t n_elems) {
+    if (!t || !src || (int64_t)n_elems > t->numel || !dsc__is_float(t->dtype)) return DSC_ERR_INVALID;
+    return dsc_convert(t->data, t->dtype, src, DSC_F32, n_elems);
+}
+
+const char *dsc__shape_str(const dsc_tensor_t *t, char *buf, size_t n) {
+    if (!t) {
+        snprintf(buf, n, "(null)");
+        return buf;
+    }
+    size_t off = 0;
+    off += (size_t)snprintf(buf + off, n - off, "(");
+    for (int i = 0; i < t->ndim && off < n; i++)
+        off += (size_t)snprintf(buf + off, n - off, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (off < n) snprintf(buf + off, n - off, ")");
+    return buf;
+}

@@ -1,0 +1,31 @@
+/* The CPU backend table. */
+#include "ops/cpu/cpu_kernels.h"
+
+static const dsc_backend_t cpu_backend = {
+    .api_version = DSC_BACKEND_API_VERSION,
+    .name = "cpu",
+    .gemm = dsc_cpu_gemm,
+    .binary = dsc_cpu_binary,
+    .axpy = dsc_cpu_axpy,
+    .mul_acc = dsc_cpu_mul_acc,
+    .sum_rows_acc = dsc_cpu_sum_rows_acc,
+    .sum_rows_mul_acc = dsc_cpu_sum_rows_mul_acc,
+    .sum = dsc_cpu_sum,
+    .scale = dsc_cpu_scale,
+    .fill = dsc_cpu_fill,
+    .unary = dsc_cpu_unary,
+    .unary_backward = dsc_cpu_unary_backward,
+    .transpose = dsc_cpu_transpose,
+    .softmax = dsc_cpu_softmax,
+    .softmax_backward = dsc_cpu_softmax_backward,
+    .layernorm = dsc_cpu_layernorm,
+    .layernorm_backward = dsc_cpu_layernorm_backward,
+    .embedding = dsc_cpu_embedding,
+    .embedding_backward = dsc_cpu_embedding_backward,
+    .attention = dsc_cpu_attention,
+    .attention_backward = dsc_cpu_attention_backward,
+    .cross_entropy = dsc_cpu_cross_entropy,
+    .cross_entropy_backward = dsc_cpu_cross_entropy_backward,
+};
+
+const dsc_backend_t *dsc__backend_cpu(void) { return &cpu_backend; }

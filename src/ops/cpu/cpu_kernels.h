@@ -1,0 +1,46 @@
+/* CPU kernel declarations, one per backend-table entry (see src/ops/backend.h for the
+ * contract of each). cpu_basic.c holds the elementwise, reduction, gemm and transpose
+ * kernels; cpu_nn.c the softmax, layernorm, embedding, attention and cross-entropy ones. */
+#ifndef DSC_OPS_CPU_KERNELS_H
+#define DSC_OPS_CPU_KERNELS_H
+
+#include "ops/backend.h"
+
+void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                  const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+void dsc_cpu_binary(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
+                    void *out);
+void dsc_cpu_axpy(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y);
+void dsc_cpu_mul_acc(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y);
+void dsc_cpu_sum_rows_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y);
+void dsc_cpu_sum_rows_mul_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
+                              const void *w, void *y);
+double dsc_cpu_sum(dsc_dtype_t dt, int64_t n, const void *x);
+void dsc_cpu_scale(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
+void dsc_cpu_fill(dsc_dtype_t dt, int64_t n, double value, void *y);
+void dsc_cpu_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);
+void dsc_cpu_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
+                            const void *dy, void *dx);
+void dsc_cpu_transpose(dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,
+                       const void *x, void *out, bool accumulate);
+
+void dsc_cpu_softmax(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y);
+void dsc_cpu_softmax_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy, void *dx);
+void dsc_cpu_layernorm(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
+                       const void *b, void *y, void *mean, void *rstd);
+void dsc_cpu_layernorm_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                                const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db);
+void dsc_cpu_embedding(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table, void *out);
+void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
+                                void *dtable);
+void dsc_cpu_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
+                       const void *drop_mask, void *pre_att, void *att, void *out);
+void dsc_cpu_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
+                                const void *drop_mask, const void *pre_att, const void *att, const void *dout,
+                                void *dqkv);
+double dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                             const int32_t *targets, int32_t ignore_index, void *probs);
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *probs,
+                                    const int32_t *targets, int32_t ignore_index, double scale, void *dlogits);
+
+#endif

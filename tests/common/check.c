@@ -1,0 +1,82 @@
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int check_failures = 0;
+int check_count = 0;
+
+bool check_close(double a, double b, double rel_tol, double abs_floor) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    if (isinf(a) || isinf(b)) return a == b;
+    double scale = fmax(fmax(fabs(a), fabs(b)), abs_floor);
+    return fabs(a - b) <= rel_tol * scale;
+}
+
+double check_arrays_close(const char *what, const double *got, const double *want, size_t n, double rel_tol,
+                          double abs_floor) {
+    double worst = 0;
+    size_t worst_i = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        double scale = fmax(fmax(fabs(got[i]), fabs(want[i])), abs_floor);
+        double err = fabs(got[i] - want[i]) / scale;
+        if (isnan(err) || !check_close(got[i], want[i], rel_tol, abs_floor)) {
+            ok = false;
+            if (isnan(err)) err = INFINITY;
+        }
+        if (err > worst || (isinf(err) && !isinf(worst))) {
+            worst = err;
+            worst_i = i;
+        }
+    }
+    check_count++;
+    if (!ok) {
+        check_failures++;
+        fprintf(stderr, "FAIL %s: worst relative error %.3e at [%zu]: got %.10g want %.10g (tol %.1e)\n", what, worst,
+                worst_i, got[worst_i], want[worst_i], rel_tol);
+    }
+    return worst;
+}
+
+double check_arrays_close_f32(const char *what, const float *got, const float *want, size_t n, double rel_tol,
+                              double abs_floor) {
+    double *g = malloc(n * sizeof *g), *w = malloc(n * sizeof *w);
+    if (!g || !w) {
+        free(g);
+        free(w);
+        check_failures++;
+        return INFINITY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        g[i] = got[i];
+        w[i] = want[i];
+    }
+    double worst = check_arrays_close(what, g, w, n, rel_tol, abs_floor);
+    free(g);
+    free(w);
+    return worst;
+}
+
+int check_finish(const char *test_name) {
+    printf("%s: %d checks, %d failed\n", test_name, check_count, check_failures);
+    return check_failures ? 1 : 0;
+}
+
+static void quiet_sink(dsc_log_level_t level, const char *message, void *user) {
+    (void)level;
+    (void)message;
+    (void)user;
+}
+
+dsc_ctx_t *check_ctx_new(uint64_t seed) {
+    dsc_ctx_options_t opts = DSC_CTX_OPTIONS_INIT;
+    opts.seed = seed;
+    opts.log_fn = quiet_sink;
+    dsc_ctx_t *ctx = NULL;
+    if (dsc_ctx_new(&opts, &ctx) != DSC_OK) {
+        fprintf(stderr, "cannot create a context\n");
+        exit(2);
+    }
+    return ctx;
+}

@@ -1,0 +1,62 @@
+/* Minimal test harness: CHECK macros that count failures and print where, and helpers
+ * for comparing arrays with relative tolerances. A test's main returns check_finish(),
+ * which is non-zero when anything failed, so no test can pass by accident. */
+#ifndef DSC_TEST_CHECK_H
+#define DSC_TEST_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dsc/dsc.h"
+
+extern int check_failures;
+extern int check_count;
+
+#define CHECK(cond)                                                                          \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        if (!(cond)) {                                                                       \
+            check_failures++;                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                 \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        if (!(cond)) {                                                                       \
+            check_failures++;                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fputc('\n', stderr);                                                             \
+        }                                                                                    \
+    } while (0)
+
+/* Fails (and returns from the calling function) when a dsc call did not return DSC_OK. */
+#define CHECK_OK(call)                                                                       \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        dsc_status_t check_rc_ = (call);                                                     \
+        if (check_rc_ != DSC_OK) {                                                           \
+            check_failures++;                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s returned %s\n", __FILE__, __LINE__, #call,       \
+                    dsc_status_string(check_rc_));                                           \
+        }                                                                                    \
+    } while (0)
+
+/* |a - b| <= tol * max(|a|, |b|, floor): relative with an absolute floor for values near 0. */
+bool check_close(double a, double b, double rel_tol, double abs_floor);
+/* Compares n values; prints the worst index on failure; returns the max relative error. */
+double check_arrays_close(const char *what, const double *got, const double *want, size_t n, double rel_tol,
+                          double abs_floor);
+double check_arrays_close_f32(const char *what, const float *got, const float *want, size_t n, double rel_tol,
+                              double abs_floor);
+/* Prints "test: N checks, M failed" and returns the exit status. */
+int check_finish(const char *test_name);
+
+/* A context whose errors are quiet (tests that expect errors check the message instead). */
+dsc_ctx_t *check_ctx_new(uint64_t seed);
+
+#endif

@@ -1,0 +1,20 @@
+# Test registration. Every tests/unit/test_*.c is one program and one ctest test, run
+# from the source tree so it can read tests/golden and tests/configs.
+add_library(dsc_testutil STATIC ${PROJECT_SOURCE_DIR}/tests/common/check.c ${PROJECT_SOURCE_DIR}/tests/common/gradcheck.c)
+target_include_directories(dsc_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests/common ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(dsc_testutil PUBLIC dsc)
+
+file(GLOB DSC_UNIT_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${DSC_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE dsc_testutil)
+  add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2;OPENBLAS_NUM_THREADS=1")
+endforeach()
+
+# Extra tests (CLI runs, mpirun tests) are declared by each area's own .cmake file.
+file(GLOB DSC_TEST_CMAKE CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cmake/*.cmake)
+foreach(f ${DSC_TEST_CMAKE})
+  include(${f})
+endforeach()

@@ -1,0 +1,8 @@
+/* Subcommands of the dsc tool. Each returns the process exit status; only tools/ may exit(). */
+#ifndef DSC_TOOLS_COMMANDS_H
+#define DSC_TOOLS_COMMANDS_H
+
+int dsc_cmd_train(int argc, char **argv);
+int dsc_cmd_config(int argc, char **argv);
+
+#endif
