@@ -7,6 +7,7 @@
 #include "dsc/ops.h"
 #include "dsc/nn.h"
 #include "dsc/gpt.h"
+#include "dsc/data.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 

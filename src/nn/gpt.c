@@ -1,0 +1,128 @@
+/* The GPT-2 family: declaration of its parameters (Hugging Face names) and its forward
+ * pass as ops, with the LM head tied to the token embedding. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "dsc/gpt.h"
+
+dsc_status_t dsc_gpt_config_validate(const dsc_gpt_config_t *c, char *err, size_t errsz) {
+#define BAD(...)                                    \
+    do {                                            \
+        if (err && errsz) snprintf(err, errsz, __VA_ARGS__); \
+        return DSC_ERR_INVALID;                     \
+    } while (0)
+    if (!c) BAD("GPT config is NULL");
+    if (c->n_layer < 1) BAD("GPT config: n_layer must be >= 1, got %d", c->n_layer);
+    if (c->n_head < 1) BAD("GPT config: n_head must be >= 1, got %d", c->n_head);
+    if (c->n_embd < 1) BAD("GPT config: n_embd must be >= 1, got %d", c->n_embd);
+    if (c->n_embd % c->n_head != 0) BAD("GPT config: n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
+    if (c->vocab_size < 1) BAD("GPT config: vocab_size must be >= 1, got %d", c->vocab_size);
+    if (c->block_size < 1) BAD("GPT config: block_size must be >= 1, got %d", c->block_size);
+    if (!(c->dropout >= 0 && c->dropout < 1)) BAD("GPT config: dropout must be in [0, 1), got %g", c->dropout);
+    if (!(c->ln_eps > 0)) BAD("GPT config: ln_eps must be > 0, got %g", c->ln_eps);
+    return DSC_OK;
+#undef BAD
+}
+
+dsc_status_t dsc_gpt_new(dsc_ctx_t *ctx, const dsc_gpt_config_t *config, dsc_gpt_t **out) {
+    if (!ctx || !out) return DSC_ERR_INVALID;
+    *out = NULL;
+    char err[256];
+    if (dsc_gpt_config_validate(config, err, sizeof err) != DSC_OK)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "%s", err);
+    dsc_gpt_t *g = calloc(1, sizeof *g);
+    if (!g) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory creating a GPT");
+    g->config = *config;
+    g->blocks = calloc((size_t)config->n_layer, sizeof *g->blocks);
+    dsc_status_t rc = g->blocks ? dsc_model_new(ctx, &g->model) : DSC_ERR_NOMEM;
+    if (rc != DSC_OK) {
+        free(g->blocks);
+        free(g);
+        return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory creating a GPT");
+    }
+    const int64_t c = config->n_embd;
+    const double std = 0.02;
+    /* GPT-2 scales the residual projections so the residual stream's variance does not
+     * grow with depth: two residual adds per layer. */
+    const double proj_std = 0.02 / sqrt(2.0 * config->n_layer);
+    dsc_model_t *m = g->model;
+    dsc_embedding_init(m, &g->wte, "wte", config->vocab_size, c, std);
+    dsc_embedding_init(m, &g->wpe, "wpe", config->block_size, c, std);
+    char prefix[64], name[96];
+    for (int l = 0; l < config->n_layer; l++) {
+        dsc_gpt_block_t *b = &g->blocks[l];
+        snprintf(prefix, sizeof prefix, "h.%d", l);
+        snprintf(name, sizeof name, "%s.ln_1", prefix);
+        dsc_layernorm_init(m, &b->ln_1, name, c, config->ln_eps);
+        snprintf(name, sizeof name, "%s.attn.c_attn", prefix);
+        dsc_linear_init(m, &b->c_attn, name, c, 3 * c, true, std);
+        snprintf(name, sizeof name, "%s.attn.c_proj", prefix);
+        dsc_linear_init(m, &b->c_proj, name, c, c, true, proj_std);
+        snprintf(name, sizeof name, "%s.ln_2", prefix);
+        dsc_layernorm_init(m, &b->ln_2, name, c, config->ln_eps);
+        snprintf(name, sizeof name, "%s.mlp", prefix);
+        dsc_mlp_init(m, &b->mlp, name, c, std, proj_std);
+    }
+    dsc_layernorm_init(m, &g->ln_f, "ln_f", c, config->ln_eps);
+    if (dsc_ctx_status(ctx) != DSC_OK) {
+        dsc_gpt_free(g);
+        return dsc_ctx_status(ctx);
+    }
+    *out = g;
+    return DSC_OK;
+}
+
+void dsc_gpt_free(dsc_gpt_t *g) {
+    if (!g) return;
+    dsc_model_free(g->model);
+    free(g->blocks);
+    free(g);
+}
+
+/* One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)). */
+static dsc_tensor_t *block_forward(dsc_ctx_t *ctx, const dsc_gpt_t *g, const dsc_gpt_block_t *b, dsc_tensor_t *x) {
+    const double p = g->config.dropout;
+    dsc_tensor_t *h = dsc_layernorm_forward(ctx, &b->ln_1, x);
+    h = dsc_linear_forward(ctx, &b->c_attn, h);
+    h = dsc_attention(ctx, h, g->config.n_head, p);
+    h = dsc_dropout(ctx, dsc_linear_forward(ctx, &b->c_proj, h), p);
+    x = dsc_add(ctx, x, h);
+    h = dsc_mlp_forward(ctx, &b->mlp, dsc_layernorm_forward(ctx, &b->ln_2, x));
+    return dsc_add(ctx, x, dsc_dropout(ctx, h, p));
+}
+
+dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens, const int32_t *targets, int b, int t,
+                             dsc_tensor_t **logits_out, dsc_tensor_t **loss_out) {
+    if (!ctx) return DSC_ERR_INVALID;
+    if (logits_out) *logits_out = NULL;
+    if (loss_out) *loss_out = NULL;
+    if (!g || !tokens) return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_gpt_forward: gpt or tokens is NULL");
+    if (b < 1 || t < 1 || t > g->config.block_size)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_gpt_forward: need B >= 1 and 1 <= T <= block_size (%d), got B=%d T=%d",
+                                 g->config.block_size, b, t);
+    if (!g->wte.weight->data)
+        return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE, "dsc_gpt_forward: parameters are not bound (dsc_model_alloc or an engine)");
+    dsc_tensor_t *ids = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
+    dsc_tensor_t *pos = dsc__tensor_empty(ctx, DSC_I32, 1, (int64_t[]){t});
+    if (!ids || !pos) return dsc_ctx_status(ctx);
+    memcpy(ids->data, tokens, (size_t)b * t * sizeof(int32_t));
+    for (int i = 0; i < t; i++) ((int32_t *)pos->data)[i] = i;
+
+    dsc_tensor_t *x = dsc_add(ctx, dsc_embedding_forward(ctx, &g->wte, ids), dsc_embedding_forward(ctx, &g->wpe, pos));
+    x = dsc_dropout(ctx, x, g->config.dropout);
+    for (int l = 0; l < g->config.n_layer; l++) x = block_forward(ctx, g, &g->blocks[l], x);
+    x = dsc_layernorm_forward(ctx, &g->ln_f, x);
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, g->wte.weight, false, true); /* tied LM head */
+    if (logits_out) *logits_out = logits;
+    if (targets && loss_out) {
+        dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
+        if (!tg) return dsc_ctx_status(ctx);
+        int32_t *tgt = tg->data;
+        for (int64_t i = 0; i < (int64_t)b * t; i++) tgt[i] = targets[i] < 0 ? -1 : targets[i]; /* any negative: ignored */
+        *loss_out = dsc_cross_entropy(ctx, logits, tg, -1);
+    }
+    return dsc_ctx_status(ctx);
+}

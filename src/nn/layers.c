@@ -1,0 +1,84 @@
+/* Linear, LayerNorm, Embedding and GPT-2's MLP: parameter declarations plus forward as
+ * ops compositions (autograd comes from the ops). */
+#include <math.h>
+#include <stdio.h>
+
+#include "core/internal.h"
+#include "dsc/nn.h"
+
+/* "<prefix>.<leaf>" into buf. */
+static const char *join(char *buf, size_t n, const char *prefix, const char *leaf) {
+    snprintf(buf, n, "%s%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "", leaf);
+    return buf;
+}
+
+dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char *prefix, int64_t in_features,
+                             int64_t out_features, bool bias, double std) {
+    if (!model || !layer) return DSC_ERR_INVALID;
+    dsc_ctx_t *ctx = dsc_model_ctx(model);
+    if (in_features <= 0 || out_features <= 0)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "linear %s: sizes must be positive, got in=%lld out=%lld",
+                                 prefix ? prefix : "", (long long)in_features, (long long)out_features);
+    char name[512];
+    int64_t wshape[2] = {out_features, in_features}, bshape[1] = {out_features};
+    /* torch.nn.Linear's default init is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias. */
+    bool torch_default = std <= 0;
+    double bound = 1.0 / sqrt((double)in_features);
+    layer->in_features = in_features;
+    layer->out_features = out_features;
+    layer->weight = dsc_model_param(model, join(name, sizeof name, prefix, "weight"), 2, wshape,
+                                    torch_default ? DSC_INIT_UNIFORM : DSC_INIT_NORMAL, torch_default ? bound : std);
+    layer->bias = bias ? dsc_model_param(model, join(name, sizeof name, prefix, "bias"), 1, bshape,
+                                         torch_default ? DSC_INIT_UNIFORM : DSC_INIT_ZEROS, torch_default ? bound : 0)
+                       : NULL;
+    return dsc_ctx_status(ctx);
+}
+
+dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x) {
+    if (!layer) return NULL;
+    dsc_tensor_t *y = dsc_matmul(ctx, x, layer->weight, false, true);
+    return layer->bias ? dsc_bias_add(ctx, y, layer->bias) : y;
+}
+
+dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, const char *prefix, int64_t n, double eps) {
+    if (!model || !layer) return DSC_ERR_INVALID;
+    char name[512];
+    int64_t shape[1] = {n};
+    layer->eps = eps;
+    layer->weight = dsc_model_param(model, join(name, sizeof name, prefix, "weight"), 1, shape, DSC_INIT_ONES, 0);
+    layer->bias = dsc_model_param(model, join(name, sizeof name, prefix, "bias"), 1, shape, DSC_INIT_ZEROS, 0);
+    return dsc_ctx_status(dsc_model_ctx(model));
+}
+
+dsc_tensor_t *dsc_layernorm_forward(dsc_ctx_t *ctx, const dsc_layernorm_t *layer, dsc_tensor_t *x) {
+    if (!layer) return NULL;
+    return dsc_layernorm(ctx, x, layer->weight, layer->bias, layer->eps);
+}
+
+dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer, const char *prefix, int64_t num,
+                                int64_t dim, double std) {
+    if (!model || !layer) return DSC_ERR_INVALID;
+    char name[512];
+    int64_t shape[2] = {num, dim};
+    layer->weight = dsc_model_param(model, join(name, sizeof name, prefix, "weight"), 2, shape, DSC_INIT_NORMAL, std);
+    return dsc_ctx_status(dsc_model_ctx(model));
+}
+
+dsc_tensor_t *dsc_embedding_forward(dsc_ctx_t *ctx, const dsc_embedding_layer_t *layer, dsc_tensor_t *ids) {
+    if (!layer) return NULL;
+    return dsc_embedding(ctx, ids, layer->weight);
+}
+
+dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix, int64_t n, double std,
+                          double proj_std) {
+    if (!model || !mlp) return DSC_ERR_INVALID;
+    char name[512];
+    dsc_linear_init(model, &mlp->c_fc, join(name, sizeof name, prefix, "c_fc"), n, 4 * n, true, std);
+    dsc_linear_init(model, &mlp->c_proj, join(name, sizeof name, prefix, "c_proj"), 4 * n, n, true, proj_std);
+    return dsc_ctx_status(dsc_model_ctx(model));
+}
+
+dsc_tensor_t *dsc_mlp_forward(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x) {
+    if (!mlp) return NULL;
+    return dsc_linear_forward(ctx, &mlp->c_proj, dsc_gelu(ctx, dsc_linear_forward(ctx, &mlp->c_fc, x)));
+}

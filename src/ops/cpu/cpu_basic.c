@@ -1,0 +1,297 @@
+/* CPU kernels for the elementwise, reduction, gemm and transpose entries of the backend
+ * table (contracts in src/ops/backend.h). Each loop body is written once in a macro and
+ * instantiated for float (DSC_F32) and double (DSC_F64).
+ *
+ * Parallelism: loops over more than PAR_MIN elements run under OpenMP. Every parallel
+ * loop either writes disjoint outputs or reduces over fixed-size blocks whose partial
+ * sums are combined in index order, so results never depend on the thread count. */
+#include <cblas.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ops/cpu/cpu_kernels.h"
+
+#define PAR_MIN 32768    /* elements below which loops stay serial */
+#define BLOCK 4096       /* elements per block of the blocked loops and of the sum */
+#define COL_CHUNK 64     /* columns per task in the row reductions */
+#define SUM_GROUP 1024   /* block sums held at once by dsc_cpu_sum */
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ---- gemm ------------------------------------------------------------------------ */
+
+void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                  const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) { /* empty inner dimension: C = beta * C */
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t j = 0; j < n; j++) {
+                if (dt == DSC_F32) {
+                    float *cr = (float *)c + i * ldc;
+                    cr[j] = beta == 0 ? 0.0f : (float)beta * cr[j];
+                } else if (dt == DSC_F64) {
+                    double *cr = (double *)c + i * ldc;
+                    cr[j] = beta == 0 ? 0.0 : beta * cr[j];
+                }
+            }
+        }
+        return;
+    }
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (dt == DSC_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
+                    (blasint)ldb, (float)beta, c, (blasint)ldc);
+    else if (dt == DSC_F64)
+        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
+                    (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+/* ---- per-type kernels ------------------------------------------------------------ */
+
+/* GELU, tanh approximation: y = 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3),
+ * c = sqrt(2/pi). dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2), t = tanh(u). */
+#define GELU_C 0.79788456080286535587989211986876 /* sqrt(2/pi) */
+#define GELU_A 0.044715
+
+/* Loops i over [0, n) in BLOCK-sized blocks, in parallel above PAR_MIN; `j` follows
+ * i % n_w (for broadcast operands) without a division per element. */
+#define BLOCKED_LOOP_BEGIN(n, n_w)                                                                   \
+    {                                                                                                \
+        const int64_t n_blk_ = ((n) + BLOCK - 1) / BLOCK;                                            \
+        const int par_ = (n) >= PAR_MIN;                                                             \
+        _Pragma("omp parallel for if(par_) schedule(static)")                                        \
+        for (int64_t blk_ = 0; blk_ < n_blk_; blk_++) {                                              \
+            const int64_t i0_ = blk_ * BLOCK, i1_ = min64((n), i0_ + BLOCK);                         \
+            int64_t j = i0_ % (n_w);                                                                 \
+            for (int64_t i = i0_; i < i1_; i++, j = (j + 1 == (n_w)) ? 0 : j + 1) {
+#define BLOCKED_LOOP_END \
+    }                    \
+    }                    \
+    }
+
+#define DEFINE_KERNELS(T, SUF, TANH)                                                                   \
+    static void binary_##SUF(dsc_binary_op_t op, int64_t n_a, const T *a, int64_t n_b, const T *b,    \
+                             T *out) {                                                                 \
+        switch (op) {                                                                                  \
+        case DSC_BINARY_ADD:                                                                           \
+            BLOCKED_LOOP_BEGIN(n_a, n_b) out[i] = a[i] + b[j];                                         \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_BINARY_SUB:                                                                           \
+            BLOCKED_LOOP_BEGIN(n_a, n_b) out[i] = a[i] - b[j];                                         \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_BINARY_MUL:                                                                           \
+            BLOCKED_LOOP_BEGIN(n_a, n_b) out[i] = a[i] * b[j];                                         \
+            BLOCKED_LOOP_END break;                                                                    \
+        default: break;                                                                                \
+        }                                                                                              \
+    }                                                                                                  \
+                                                                                                       \
+    static void axpy_##SUF(int64_t n, T alpha, const T *x, T *y) {                                     \
+        BLOCKED_LOOP_BEGIN(n, n) y[i] += alpha * x[i];                                                 \
+        (void)j;                                                                                       \
+        BLOCKED_LOOP_END                                                                               \
+    }                                                                                                  \
+                                                                                                       \
+    static void mul_acc_##SUF(int64_t n, T alpha, const T *x, int64_t n_w, const T *w, T *y) {         \
+        BLOCKED_LOOP_BEGIN(n, n_w) y[i] += alpha * x[i] * w[j];                                        \
+        BLOCKED_LOOP_END                                                                               \
+    }                                                                                                  \
+                                                                                                       \
+    /* y[j] += alpha * sum_r x[r, j] (* w[r, j] when w is set), columns in parallel chunks, rows    \
+     * summed in order in double. */                                                               \
+    static void sum_rows_##SUF(int64_t n_rows, int64_t n_cols, double alpha, const T *x, const T *w, \
+                               T *y) {                                                                 \
+        const int64_t n_chunks = (n_cols + COL_CHUNK - 1) / COL_CHUNK;                                 \
+        const int par = n_rows * n_cols >= PAR_MIN && n_chunks > 1;                                    \
+        _Pragma("omp parallel for if(par) schedule(static)")                                           \
+        for (int64_t ch = 0; ch < n_chunks; ch++) {                                                    \
+            const int64_t j0 = ch * COL_CHUNK, j1 = min64(n_cols, j0 + COL_CHUNK);                     \
+            double acc[COL_CHUNK] = {0};                                                               \
+            for (int64_t r = 0; r < n_rows; r++) {                                                     \
+                const T *xr = x + r * n_cols;                                                          \
+                if (w) {                                                                               \
+                    const T *wr = w + r * n_cols;                                                      \
+                    for (int64_t jj = j0; jj < j1; jj++) acc[jj - j0] += (double)xr[jj] * (double)wr[jj]; \
+                } else {                                                                               \
+                    for (int64_t jj = j0; jj < j1; jj++) acc[jj - j0] += (double)xr[jj];               \
+                }                                                                                      \
+            }                                                                                          \
+            for (int64_t jj = j0; jj < j1; jj++) y[jj] = (T)((double)y[jj] + alpha * acc[jj - j0]);    \
+        }                                                                                              \
+    }                                                                                                  \
+                                                                                                       \
+    /* Fixed BLOCK-element blocks summed in double; block sums added in index order. */              \
+    static double sum_##SUF(int64_t n, const T *x) {                                                  \
+        const int64_t n_blk = (n + BLOCK - 1) / BLOCK;                                                 \
+        double total = 0;                                                                              \
+        for (int64_t g0 = 0; g0 < n_blk; g0 += SUM_GROUP) {                                            \
+            const int64_t g1 = min64(n_blk, g0 + SUM_GROUP);                                           \
+            double part[SUM_GROUP];                                                                    \
+            const int par = (g1 - g0) * BLOCK >= PAR_MIN;                                              \
+            _Pragma("omp parallel for if(par) schedule(static)")                                       \
+            for (int64_t bk = g0; bk < g1; bk++) {                                                     \
+                const int64_t i0 = bk * BLOCK, i1 = min64(n, i0 + BLOCK);                              \
+                double s = 0;                                                                          \
+                for (int64_t i = i0; i < i1; i++) s += (double)x[i];                                   \
+                part[bk - g0] = s;                                                                     \
+            }                                                                                          \
+            for (int64_t bk = g0; bk < g1; bk++) total += part[bk - g0];                               \
+        }                                                                                              \
+        return total;                                                                                  \
+    }                                                                                                  \
+                                                                                                       \
+    static void scale_##SUF(int64_t n, T s, const T *x, T *y) {                                        \
+        BLOCKED_LOOP_BEGIN(n, n) y[i] = s * x[i];                                                      \
+        (void)j;                                                                                       \
+        BLOCKED_LOOP_END                                                                               \
+    }                                                                                                  \
+                                                                                                       \
+    static void fill_##SUF(int64_t n, T v, T *y) {                                                     \
+        BLOCKED_LOOP_BEGIN(n, n) y[i] = v;                                                             \
+        (void)j;                                                                                       \
+        BLOCKED_LOOP_END                                                                               \
+    }                                                                                                  \
+                                                                                                       \
+    static void unary_##SUF(dsc_unary_op_t op, int64_t n, const T *x, T *y) {                          \
+        switch (op) {                                                                                  \
+        case DSC_UNARY_RELU:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n) y[i] = x[i] > 0 ? x[i] : (T)0;                                    \
+            (void)j;                                                                                   \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_UNARY_GELU:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n) const T v = x[i];                                                 \
+            (void)j;                                                                                   \
+            y[i] = (T)0.5 * v * ((T)1 + TANH((T)GELU_C * (v + (T)GELU_A * v * v * v)));               \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_UNARY_TANH:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n) y[i] = TANH(x[i]);                                                \
+            (void)j;                                                                                   \
+            BLOCKED_LOOP_END break;                                                                    \
+        default: break;                                                                                \
+        }                                                                                              \
+    }                                                                                                  \
+                                                                                                       \
+    static void unary_backward_##SUF(dsc_unary_op_t op, int64_t n, const T *x, const T *y, const T *dy, \
+                                     T *dx) {                                                          \
+        switch (op) {                                                                                  \
+        case DSC_UNARY_RELU:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n)(void) j;                                                          \
+            const T v = x ? x[i] : y[i];                                                               \
+            if (v > 0) dx[i] += dy[i];                                                                 \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_UNARY_GELU:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n)(void) j;                                                          \
+            const T v = x[i];                                                                          \
+            const T t = TANH((T)GELU_C * (v + (T)GELU_A * v * v * v));                                 \
+            const T d = (T)0.5 * ((T)1 + t) +                                                          \
+                        (T)0.5 * v * ((T)1 - t * t) * (T)GELU_C * ((T)1 + (T)(3 * GELU_A) * v * v);    \
+            dx[i] += d * dy[i];                                                                        \
+            BLOCKED_LOOP_END break;                                                                    \
+        case DSC_UNARY_TANH:                                                                           \
+            BLOCKED_LOOP_BEGIN(n, n)(void) j;                                                          \
+            const T t = y ? y[i] : TANH(x[i]);                                                         \
+            dx[i] += ((T)1 - t * t) * dy[i];                                                           \
+            BLOCKED_LOOP_END break;                                                                    \
+        default: break;                                                                                \
+        }                                                                                              \
+    }                                                                                                  \
+                                                                                                       \
+    /* x [outer, d0, mid, d1, inner] -> out [outer, d1, mid, d0, inner]; each task writes the     \
+     * output rows of one (o, j1) pair. */                                                         \
+    static void transpose_##SUF(int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,    \
+                                const T *x, T *out, bool accumulate) {                                 \
+        const int64_t n_tasks = outer * d1;                                                            \
+        const int par = outer * d0 * mid * d1 * inner >= PAR_MIN && n_tasks > 1;                       \
+        _Pragma("omp parallel for if(par) schedule(static)")                                           \
+        for (int64_t task = 0; task < n_tasks; task++) {                                               \
+            const int64_t o = task / d1, j1 = task % d1;                                               \
+            for (int64_t m = 0; m < mid; m++) {                                                        \
+                for (int64_t j0 = 0; j0 < d0; j0++) {                                                  \
+                    const T *src = x + ((((o * d0 + j0) * mid + m) * d1 + j1) * inner);                \
+                    T *dst = out + ((((o * d1 + j1) * mid + m) * d0 + j0) * inner);                    \
+                    if (accumulate)                                                                    \
+                        for (int64_t k = 0; k < inner; k++) dst[k] += src[k];                          \
+                    else                                                                               \
+                        for (int64_t k = 0; k < inner; k++) dst[k] = src[k];                           \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+DEFINE_KERNELS(float, f32, tanhf)
+DEFINE_KERNELS(double, f64, tanh)
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+void dsc_cpu_binary(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
+                    void *out) {
+    if (n_a <= 0 || n_b <= 0) return;
+    if (dt == DSC_F32) binary_f32(op, n_a, a, n_b, b, out);
+    else if (dt == DSC_F64) binary_f64(op, n_a, a, n_b, b, out);
+}
+
+void dsc_cpu_axpy(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
+    if (n <= 0) return;
+    if (dt == DSC_F32) axpy_f32(n, (float)alpha, x, y);
+    else if (dt == DSC_F64) axpy_f64(n, alpha, x, y);
+}
+
+void dsc_cpu_mul_acc(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
+    if (n <= 0 || n_w <= 0) return;
+    if (dt == DSC_F32) mul_acc_f32(n, (float)alpha, x, n_w, w, y);
+    else if (dt == DSC_F64) mul_acc_f64(n, alpha, x, n_w, w, y);
+}
+
+void dsc_cpu_sum_rows_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y) {
+    if (n_rows <= 0 || n_cols <= 0) return;
+    if (dt == DSC_F32) sum_rows_f32(n_rows, n_cols, alpha, x, NULL, y);
+    else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, NULL, y);
+}
+
+void dsc_cpu_sum_rows_mul_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
+                              const void *w, void *y) {
+    if (n_rows <= 0 || n_cols <= 0) return;
+    if (dt == DSC_F32) sum_rows_f32(n_rows, n_cols, alpha, x, w, y);
+    else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, w, y);
+}
+
+double dsc_cpu_sum(dsc_dtype_t dt, int64_t n, const void *x) {
+    if (n <= 0) return 0;
+    if (dt == DSC_F32) return sum_f32(n, x);
+    if (dt == DSC_F64) return sum_f64(n, x);
+    return NAN;
+}
+
+void dsc_cpu_scale(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
+    if (n <= 0) return;
+    if (dt == DSC_F32) scale_f32(n, (float)s, x, y);
+    else if (dt == DSC_F64) scale_f64(n, s, x, y);
+}
+
+void dsc_cpu_fill(dsc_dtype_t dt, int64_t n, double value, void *y) {
+    if (n <= 0) return;
+    if (dt == DSC_F32) fill_f32(n, (float)value, y);
+    else if (dt == DSC_F64) fill_f64(n, value, y);
+}
+
+void dsc_cpu_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
+    if (n <= 0) return;
+    if (dt == DSC_F32) unary_f32(op, n, x, y);
+    else if (dt == DSC_F64) unary_f64(op, n, x, y);
+}
+
+void dsc_cpu_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
+                            const void *dy, void *dx) {
+    if (n <= 0) return;
+    if (dt == DSC_F32) unary_backward_f32(op, n, x, y, dy, dx);
+    else if (dt == DSC_F64) unary_backward_f64(op, n, x, y, dy, dx);
+}
+
+void dsc_cpu_transpose(dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,
+                       const void *x, void *out, bool accumulate) {
+    if (outer <= 0 || d0 <= 0 || mid <= 0 || d1 <= 0 || inner <= 0) return;
+    if (dt == DSC_F32) transpose_f32(outer, d0, mid, d1, inner, x, out, accumulate);
+    else if (dt == DSC_F64) transpose_f64(outer, d0, mid, d1, inner, x, out, accumulate);
+}

@@ -1,0 +1,376 @@
+/* CPU kernels of the neural-network ops: softmax, layer norm, embedding, causal attention
+ * and cross-entropy (contracts in src/ops/backend.h).
+ *
+ * Every loop body is written once, in the template section below, and instantiated for
+ * float and double by including this file into itself with T / FN / EXP / LOG / SQRT
+ * defined; the exported dsc_cpu_* functions at the end dispatch on the dtype.
+ *
+ * Determinism: parallel loops split independent rows (or (batch, head) pairs, or column
+ * blocks); every sum is computed by one thread in a fixed order, so results are bitwise
+ * identical for any thread count. Reductions across rows (layer-norm dweight/dbias,
+ * embedding dtable) run over column blocks, each walking the rows in order; the
+ * cross-entropy total sums per-block partials whose block size does not depend on the
+ * thread count. Row reductions (means, softmax sums) accumulate in double. */
+
+#ifdef DSC_CPU_NN_TEMPLATE /* ---- template: T is float or double ---- */
+
+/* y[0..n) = softmax(x[0..n)); x and y may alias. */
+static void FN(softmax_row)(int64_t n, const T *x, T *y) {
+    if (n <= 0) return;
+    T mx = x[0];
+    for (int64_t j = 1; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        T e = EXP(x[j] - mx);
+        y[j] = e;
+        sum += e;
+    }
+    T inv = (T)(1.0 / sum);
+    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+}
+
+static void FN(softmax)(int64_t n_rows, int64_t n_cols, const T *x, T *y) {
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t r = 0; r < n_rows; r++) FN(softmax_row)(n_cols, x + r * n_cols, y + r * n_cols);
+}
+
+static void FN(softmax_backward)(int64_t n_rows, int64_t n_cols, const T *y, const T *dy, T *dx) {
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t r = 0; r < n_rows; r++) {
+        const T *yr = y + r * n_cols, *dyr = dy + r * n_cols;
+        T *dxr = dx + r * n_cols;
+        double dot = 0;
+        for (int64_t j = 0; j < n_cols; j++) dot += (double)dyr[j] * yr[j];
+        T s = (T)dot;
+        for (int64_t j = 0; j < n_cols; j++) dxr[j] += yr[j] * (dyr[j] - s);
+    }
+}
+
+static void FN(layernorm)(int64_t n_rows, int64_t n_cols, double eps, const T *x, const T *w, const T *b, T *y,
+                          T *mean, T *rstd) {
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t r = 0; r < n_rows; r++) {
+        const T *xr = x + r * n_cols;
+        T *yr = y + r * n_cols;
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < n_cols; j++) m += xr[j];
+        m /= (double)n_cols;
+        for (int64_t j = 0; j < n_cols; j++) {
+            double d = xr[j] - m;
+            v += d * d;
+        }
+        v /= (double)n_cols;
+        T tm = (T)m, trs = (T)(1.0 / sqrt(v + eps));
+        for (int64_t j = 0; j < n_cols; j++) {
+            T o = (xr[j] - tm) * trs * w[j];
+            yr[j] = b ? o + b[j] : o;
+        }
+        mean[r] = tm;
+        rstd[r] = trs;
+    }
+}
+
+static void FN(layernorm_backward)(int64_t n_rows, int64_t n_cols, const T *x, const T *w, const T *mean,
+                                   const T *rstd, const T *dy, T *dx, T *dw, T *db) {
+    if (dx) {
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+        for (int64_t r = 0; r < n_rows; r++) {
+            const T *xr = x + r * n_cols, *dyr = dy + r * n_cols;
+            T *dxr = dx + r * n_cols;
+            T m = mean[r], rs = rstd[r];
+            double sum_g = 0, sum_gx = 0;
+            for (int64_t j = 0; j < n_cols; j++) {
+                T g = dyr[j] * w[j];
+                sum_g += g;
+                sum_gx += (double)g * ((xr[j] - m) * rs);
+            }
+            T mg = (T)(sum_g / (double)n_cols), mgx = (T)(sum_gx / (double)n_cols);
+            for (int64_t j = 0; j < n_cols; j++) {
+                T xh = (xr[j] - m) * rs;
+                dxr[j] += rs * (dyr[j] * w[j] - mg - xh * mgx);
+            }
+        }
+    }
+    if (!dw && !db) return;
+    /* Column blocks, each reducing over all rows in order: deterministic for any thread count. */
+    int64_t n_blocks = (n_cols + DSC_NN_COL_BLOCK - 1) / DSC_NN_COL_BLOCK;
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t j0 = blk * DSC_NN_COL_BLOCK;
+        int64_t nj = n_cols - j0 < DSC_NN_COL_BLOCK ? n_cols - j0 : DSC_NN_COL_BLOCK;
+        double acc_w[DSC_NN_COL_BLOCK] = {0}, acc_b[DSC_NN_COL_BLOCK] = {0};
+        for (int64_t r = 0; r < n_rows; r++) {
+            const T *xr = x + r * n_cols + j0, *dyr = dy + r * n_cols + j0;
+            T m = mean[r], rs = rstd[r];
+            for (int64_t j = 0; j < nj; j++) {
+                acc_w[j] += (double)dyr[j] * ((xr[j] - m) * rs);
+                acc_b[j] += dyr[j];
+            }
+        }
+        for (int64_t j = 0; j < nj; j++) {
+            if (dw) dw[j0 + j] += (T)acc_w[j];
+            if (db) db[j0 + j] += (T)acc_b[j];
+        }
+    }
+}
+
+static void FN(embedding)(int64_t n_ids, int64_t n_cols, const int32_t *ids, const T *table, T *out) {
+#pragma omp parallel for schedule(static) if (n_ids * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t i = 0; i < n_ids; i++) {
+        const T *src = table + (int64_t)ids[i] * n_cols;
+        T *dst = out + i * n_cols;
+        for (int64_t j = 0; j < n_cols; j++) dst[j] = src[j];
+    }
+}
+
+static void FN(embedding_backward)(int64_t n_ids, int64_t n_cols, const int32_t *ids, const T *dout, T *dtable) {
+    /* Parallel over column blocks: a repeated id accumulates its rows in id order. */
+    int64_t n_blocks = (n_cols + DSC_NN_COL_BLOCK - 1) / DSC_NN_COL_BLOCK;
+#pragma omp parallel for schedule(static) if (n_ids * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t j0 = blk * DSC_NN_COL_BLOCK;
+        int64_t nj = n_cols - j0 < DSC_NN_COL_BLOCK ? n_cols - j0 : DSC_NN_COL_BLOCK;
+        for (int64_t i = 0; i < n_ids; i++) {
+            const T *src = dout + i * n_cols + j0;
+            T *dst = dtable + (int64_t)ids[i] * n_cols + j0;
+            for (int64_t j = 0; j < nj; j++) dst[j] += src[j];
+        }
+    }
+}
+
+static T FN(dot)(int64_t n, const T *a, const T *b) {
+    T s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One query row t of one (batch, head): scores, softmax, dropout, weighted sum of v. */
+static void FN(attention)(int64_t nb, int64_t nt, int64_t c, int64_t n_head, const T *qkv, const T *mask,
+                          T *pre_att, T *att, T *out) {
+    int64_t hs = c / n_head, c3 = 3 * c;
+    T scale = (T)(1.0 / sqrt((double)hs));
+#pragma omp parallel for collapse(3) schedule(static) if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t h = 0; h < n_head; h++)
+            for (int64_t t = 0; t < nt; t++) {
+                const T *base = qkv + b * nt * c3 + h * hs;
+                const T *q = base + t * c3;
+                int64_t row = ((b * n_head + h) * nt + t) * nt;
+                T *pre = pre_att + row, *a = att + row;
+                for (int64_t t2 = 0; t2 <= t; t2++) pre[t2] = FN(dot)(hs, q, base + t2 * c3 + c) * scale;
+                FN(softmax_row)(t + 1, pre, pre);
+                for (int64_t t2 = t + 1; t2 < nt; t2++) pre[t2] = 0;
+                if (mask) {
+                    const T *mr = mask + row;
+                    for (int64_t t2 = 0; t2 < nt; t2++) a[t2] = pre[t2] * mr[t2];
+                } else if (a != pre) {
+                    for (int64_t t2 = 0; t2 < nt; t2++) a[t2] = pre[t2];
+                }
+                T *o = out + (b * nt + t) * c + h * hs;
+                for (int64_t i = 0; i < hs; i++) o[i] = 0;
+                for (int64_t t2 = 0; t2 <= t; t2++) {
+                    const T *v = base + t2 * c3 + 2 * c;
+                    T p = a[t2];
+                    for (int64_t i = 0; i < hs; i++) o[i] += p * v[i];
+                }
+            }
+}
+
+/* Per (batch, head), rows in order: dv += att^T dout; datt = dout v^T, through the
+ * dropout mask and the softmax to the scores; dq += scale dscore k, dk += scale dscore^T q.
+ * Each (b, h) touches only its own columns of dqkv, so the pairs run in parallel. */
+static void FN(attention_backward)(int64_t nb, int64_t nt, int64_t c, int64_t n_head, const T *qkv, const T *mask,
+                                   const T *pre_att, const T *att, const T *dout, T *dqkv) {
+    int64_t hs = c / n_head, c3 = 3 * c;
+    T scale = (T)(1.0 / sqrt((double)hs));
+#pragma omp parallel if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
+    {
+        /* Row scratch for d(pre-dropout probabilities); without it they are recomputed. */
+        T *dp_row = malloc((size_t)nt * sizeof *dp_row);
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t h = 0; h < n_head; h++) {
+                const T *base = qkv + b * nt * c3 + h * hs;
+                T *dbase = dqkv + b * nt * c3 + h * hs;
+                for (int64_t t = 0; t < nt; t++) {
+                    int64_t row = ((b * n_head + h) * nt + t) * nt;
+                    const T *pre = pre_att + row, *a = att + row, *mr = mask ? mask + row : NULL;
+                    const T *q = base + t * c3, *dout_t = dout + (b * nt + t) * c + h * hs;
+                    T *dq = dbase + t * c3;
+                    double s = 0;
+                    for (int64_t t2 = 0; t2 <= t; t2++) {
+                        const T *v = base + t2 * c3 + 2 * c;
+                        T *dv = dbase + t2 * c3 + 2 * c;
+                        T p = a[t2];
+                        for (int64_t i = 0; i < hs; i++) dv[i] += p * dout_t[i];
+                        T dp = FN(dot)(hs, dout_t, v);
+                        if (mr) dp *= mr[t2];
+                        if (dp_row) dp_row[t2] = dp;
+                        s += (double)dp * pre[t2];
+                    }
+                    T ts = (T)s;
+                    for (int64_t t2 = 0; t2 <= t; t2++) {
+                        T dp;
+                        if (dp_row) {
+                            dp = dp_row[t2];
+                        } else {
+                            dp = FN(dot)(hs, dout_t, base + t2 * c3 + 2 * c);
+                            if (mr) dp *= mr[t2];
+                        }
+                        T ds = pre[t2] * (dp - ts) * scale;
+                        const T *k = base + t2 * c3 + c;
+                        T *dk = dbase + t2 * c3 + c;
+                        for (int64_t i = 0; i < hs; i++) {
+                            dq[i] += ds * k[i];
+                            dk[i] += ds * q[i];
+                        }
+                    }
+                }
+            }
+        free(dp_row);
+    }
+}
+
+/* Softmax of one logits row into probs; returns logsumexp - x[target] (0 if ignored). */
+static double FN(ce_row)(int64_t n, const T *x, int32_t target, int32_t ignore_index, T *p) {
+    if (n <= 0) return 0;
+    T mx = x[0];
+    for (int64_t j = 1; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        T e = EXP(x[j] - mx);
+        p[j] = e;
+        sum += e;
+    }
+    T inv = (T)(1.0 / sum);
+    for (int64_t j = 0; j < n; j++) p[j] *= inv;
+    if (target == ignore_index) return 0;
+    return (double)mx + log(sum) - (double)x[target];
+}
+
+static double FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, const int32_t *targets,
+                                int32_t ignore_index, T *probs) {
+    /* Fixed-size row blocks (at most DSC_NN_CE_BLOCKS of them), summed in order. */
+    int64_t blk_rows = (n_rows + DSC_NN_CE_BLOCKS - 1) / DSC_NN_CE_BLOCKS;
+    if (blk_rows < 16) blk_rows = 16;
+    int64_t n_blocks = (n_rows + blk_rows - 1) / blk_rows;
+    double partial[DSC_NN_CE_BLOCKS];
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t r1 = (blk + 1) * blk_rows < n_rows ? (blk + 1) * blk_rows : n_rows;
+        double s = 0;
+        for (int64_t r = blk * blk_rows; r < r1; r++)
+            s += FN(ce_row)(n_cols, logits + r * n_cols, targets[r], ignore_index, probs + r * n_cols);
+        partial[blk] = s;
+    }
+    double total = 0;
+    for (int64_t blk = 0; blk < n_blocks; blk++) total += partial[blk];
+    return total;
+}
+
+static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, const T *probs, const int32_t *targets,
+                                       int32_t ignore_index, double scale, T *dlogits) {
+    T ts = (T)scale;
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t r = 0; r < n_rows; r++) {
+        if (targets[r] == ignore_index) continue;
+        const T *p = probs + r * n_cols;
+        T *d = dlogits + r * n_cols;
+        for (int64_t j = 0; j < n_cols; j++) d[j] += ts * p[j];
+        d[targets[r]] -= ts;
+    }
+}
+
+#else /* ---- the file proper ---- */
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "ops/cpu/cpu_kernels.h"
+
+/* Elements of work below which a loop stays serial (thread start-up costs more). */
+#define DSC_NN_PAR_MIN 32768
+/* Column block width of the across-row reductions. */
+#define DSC_NN_COL_BLOCK 64
+/* Most row blocks of the cross-entropy sum. */
+#define DSC_NN_CE_BLOCKS 1024
+
+#define DSC_CPU_NN_TEMPLATE
+#define T float
+#define FN(name) name##_f32
+#define EXP expf
+#include "ops/cpu/cpu_nn.c"
+#undef T
+#undef FN
+#undef EXP
+
+#define T double
+#define FN(name) name##_f64
+#define EXP exp
+#include "ops/cpu/cpu_nn.c"
+#undef T
+#undef FN
+#undef EXP
+#undef DSC_CPU_NN_TEMPLATE
+
+void dsc_cpu_softmax(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
+    if (dt == DSC_F64) softmax_f64(n_rows, n_cols, x, y);
+    else softmax_f32(n_rows, n_cols, x, y);
+}
+
+void dsc_cpu_softmax_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy, void *dx) {
+    if (dt == DSC_F64) softmax_backward_f64(n_rows, n_cols, y, dy, dx);
+    else softmax_backward_f32(n_rows, n_cols, y, dy, dx);
+}
+
+void dsc_cpu_layernorm(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
+                       const void *b, void *y, void *mean, void *rstd) {
+    if (dt == DSC_F64) layernorm_f64(n_rows, n_cols, eps, x, w, b, y, mean, rstd);
+    else layernorm_f32(n_rows, n_cols, eps, x, w, b, y, mean, rstd);
+}
+
+void dsc_cpu_layernorm_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                                const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
+    if (dt == DSC_F64) layernorm_backward_f64(n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
+    else layernorm_backward_f32(n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
+}
+
+void dsc_cpu_embedding(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table, void *out) {
+    if (dt == DSC_F64) embedding_f64(n_ids, n_cols, ids, table, out);
+    else embedding_f32(n_ids, n_cols, ids, table, out);
+}
+
+void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
+                                void *dtable) {
+    if (dt == DSC_F64) embedding_backward_f64(n_ids, n_cols, ids, dout, dtable);
+    else embedding_backward_f32(n_ids, n_cols, ids, dout, dtable);
+}
+
+void dsc_cpu_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
+                       const void *drop_mask, void *pre_att, void *att, void *out) {
+    if (dt == DSC_F64) attention_f64(b, t, c, n_head, qkv, drop_mask, pre_att, att, out);
+    else attention_f32(b, t, c, n_head, qkv, drop_mask, pre_att, att, out);
+}
+
+void dsc_cpu_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
+                                const void *drop_mask, const void *pre_att, const void *att, const void *dout,
+                                void *dqkv) {
+    if (dt == DSC_F64) attention_backward_f64(b, t, c, n_head, qkv, drop_mask, pre_att, att, dout, dqkv);
+    else attention_backward_f32(b, t, c, n_head, qkv, drop_mask, pre_att, att, dout, dqkv);
+}
+
+double dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                             const int32_t *targets, int32_t ignore_index, void *probs) {
+    if (dt == DSC_F64) return cross_entropy_f64(n_rows, n_cols, logits, targets, ignore_index, probs);
+    return cross_entropy_f32(n_rows, n_cols, logits, targets, ignore_index, probs);
+}
+
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *probs,
+                                    const int32_t *targets, int32_t ignore_index, double scale, void *dlogits) {
+    if (dt == DSC_F64) cross_entropy_backward_f64(n_rows, n_cols, probs, targets, ignore_index, scale, dlogits);
+    else cross_entropy_backward_f32(n_rows, n_cols, probs, targets, ignore_index, scale, dlogits);
+}
+
+#endif

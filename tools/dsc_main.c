@@ -1,0 +1,48 @@
+/* The dsc command line: dispatches to one subcommand per tools/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "dsc/dsc.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"train", dsc_cmd_train, "train a GPT on text with a DeepSpeed JSON config"},
+    {"config", dsc_cmd_config, "validate a DeepSpeed config and print the effective values"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "dsc %s: DeepSpeed-class training in C\n\n"
+            "usage: dsc <command> [options]   (dsc <command> --help for details)\n\ncommands:\n",
+            DSC_VERSION_STRING);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexamples:\n  dsc train                      # the built-in corpus and config\n"
+                 "  dsc config check ds_config.json --world-size 8\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("dsc %s\n", DSC_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "dsc: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
