@@ -8,6 +8,10 @@
 #include "dsc/nn.h"
 #include "dsc/gpt.h"
 #include "dsc/data.h"
+#include "dsc/config.h"
+#include "dsc/optim.h"
+#include "dsc/sched.h"
+#include "dsc/engine.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 

@@ -47,6 +47,15 @@ typedef struct dsc_client_optimizer {
     dsc_optim_params_t params; /* start from dsc_optim_default_params(type) */
 } dsc_client_optimizer_t;
 
+/* A caller-supplied LR schedule, overriding the config's "scheduler" section (DeepSpeed's
+ * `lr_scheduler` argument). lr_fn(step, group, user) gives the lr of the update with 0-based
+ * index `step`; momentum_fn (may be NULL) optionally sets beta1 / momentum. */
+typedef struct dsc_client_lr_scheduler {
+    dsc_lr_fn lr_fn;
+    dsc_momentum_fn momentum_fn;
+    void *user;
+} dsc_client_lr_scheduler_t;
+
 /* Options for dsc_initialize. Start from DSC_ENGINE_OPTIONS_INIT. */
 typedef struct dsc_engine_options {
     const char *config_path; /* a DeepSpeed JSON file, or */
@@ -57,7 +66,7 @@ typedef struct dsc_engine_options {
      * DeepSpeed (which ignores them). */
     bool allow_unknown_top_level_keys;
     const dsc_client_optimizer_t *client_optimizer; /* NULL: the config's optimizer */
-    const dsc_lr_client_t *client_lr_scheduler;     /* NULL: the config's scheduler */
+    const dsc_client_lr_scheduler_t *client_lr_scheduler; /* NULL: the config's scheduler */
 } dsc_engine_options_t;
 #define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, 1, 0, false, NULL, NULL}
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "ops/backend.h"
 #include "dsc/nn.h"
 
 typedef struct param_entry {

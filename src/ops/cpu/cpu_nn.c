@@ -150,7 +150,7 @@ static void FN(attention)(int64_t nb, int64_t nt, int64_t c, int64_t n_head, con
                           T *pre_att, T *att, T *out) {
     int64_t hs = c / n_head, c3 = 3 * c;
     T scale = (T)(1.0 / sqrt((double)hs));
-#pragma omp parallel for collapse(3) schedule(static) if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
+#pragma omp parallel for collapse(3) schedule(static, 1) if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
     for (int64_t b = 0; b < nb; b++)
         for (int64_t h = 0; h < n_head; h++)
             for (int64_t t = 0; t < nt; t++) {

@@ -1,0 +1,235 @@
+/* dsc_initialize, dsc_engine_free and the accessors (see dsc/engine.h). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+
+/* What this engine implements today. Every key the config sets away from DeepSpeed's
+ * default must be listed here, or initialisation fails with "not supported yet" naming the
+ * key (dsc_config_check_supported). Keys that only matter with several ranks (gradient
+ * pre-division, allreduce op) are exact on one rank, where this engine runs for now. */
+static const char *const supported_keys[] = {
+    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+    "steps_per_print", "gradient_clipping", "managed_gradient_accumulation",
+    "prescale_gradients", "gradient_predivide_factor", "gradient_allreduce_op",
+    "communication_data_type=fp32", "zero_allow_untested_optimizer", "dump_state", "vocabulary_size",
+    "log_level", "dataloader_drop_last",
+    "optimizer.type", "optimizer.params.*",
+    "scheduler.type=LRRangeTest", "scheduler.type=OneCycle", "scheduler.type=WarmupLR",
+    "scheduler.type=WarmupDecayLR", "scheduler.type=WarmupCosineLR", "scheduler.params.*",
+    /* A single rank holds the one partition, so stage 1 equals stage 0 (issue 3). */
+    "zero_optimization.stage=0", "zero_optimization.stage=1",
+    "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
+    "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
+    "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",
+    "timers.*", "fp16.enabled=false", "bf16.enabled=false",
+    NULL,
+};
+
+dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->errmsg, sizeof e->errmsg, fmt, ap);
+    va_end(ap);
+    dsc_ctx_set_error(e->ctx, status, "%s", e->errmsg);
+    return status;
+}
+
+static void config_log(dsc_log_level_t level, const char *message, void *user) {
+    dsc_ctx_log((dsc_ctx_t *)user, level, "%s", message);
+}
+
+/* Points the model at the engine's buffers, keeping values the model already had. */
+static dsc_status_t bind_model(dsc_engine_t *e, char *err, size_t errsz) {
+    dsc_model_t *m = e->model;
+    size_t bytes = (size_t)e->numel * sizeof(float);
+    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, bytes);
+    e->grads = e->params ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, bytes) : NULL;
+    if (!e->grads) {
+        snprintf(err, errsz, "out of memory allocating %zu bytes of parameters and gradients", 2 * bytes);
+        return DSC_ERR_NOMEM;
+    }
+    bool had_values = dsc_model_param_count(m) > 0;
+    for (int i = 0; i < dsc_model_param_count(m) && had_values; i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        had_values = dsc_tensor_data(info.tensor) != NULL;
+    }
+    if (had_values) {
+        for (int i = 0; i < dsc_model_param_count(m); i++) {
+            dsc_param_info_t info;
+            dsc_model_param_info(m, i, &info);
+            dsc_status_t rc = dsc_convert(e->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
+                                          dsc_tensor_dtype(info.tensor), (size_t)info.numel);
+            if (rc != DSC_OK) {
+                snprintf(err, errsz, "parameter %s: cannot convert its values to f32", info.name);
+                return rc;
+            }
+        }
+    }
+    dsc_status_t rc = dsc_model_bind(m, DSC_F32, e->params, e->grads);
+    if (rc == DSC_OK && !had_values) rc = dsc_model_init_params(m);
+    if (rc != DSC_OK) snprintf(err, errsz, "%s", dsc_ctx_errmsg(e->ctx));
+    return rc;
+}
+
+static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o, char *err, size_t errsz) {
+    if (!!o->config_path == !!o->config_json) {
+        snprintf(err, errsz, "dsc_initialize: give exactly one of config_path and config_json (DeepSpeed: "
+                             "\"DeepSpeed requires --deepspeed_config to specify configuration file\")");
+        return DSC_ERR_INVALID;
+    }
+    dsc_config_parse_options_t po = DSC_CONFIG_PARSE_OPTIONS_INIT;
+    po.unknown_top_level_keys_warn = o->allow_unknown_top_level_keys;
+    po.log_fn = config_log;
+    po.log_user = e->ctx;
+    dsc_status_t rc = o->config_path ? dsc_config_parse_file(o->config_path, &po, &e->config, err, errsz)
+                                     : dsc_config_parse_string(o->config_json, &po, &e->config, err, errsz);
+    if (rc != DSC_OK) return rc;
+    rc = dsc_config_resolve_batch(e->config, e->world_size, err, errsz);
+    if (rc != DSC_OK) return rc;
+    dsc_config_support_t support = {supported_keys, "the dsc engine"};
+    rc = dsc_config_check_supported(e->config, &support, err, errsz);
+    if (rc != DSC_OK) return rc;
+    e->train_batch_size = (int)e->config->train_batch_size.value;
+    e->micro_batch_size = (int)e->config->train_micro_batch_size_per_gpu.value;
+    e->gas = (int)e->config->gradient_accumulation_steps.value;
+    return DSC_OK;
+}
+
+dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *options, dsc_initialize_result_t *result,
+                            char *errbuf, size_t errbuf_size) {
+    char scratch[8];
+    if (!errbuf || errbuf_size == 0) {
+        errbuf = scratch;
+        errbuf_size = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    if (!result) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: result is NULL");
+        return DSC_ERR_INVALID;
+    }
+    memset(result, 0, sizeof *result);
+    if (!model || !options) {
+        snprintf(errbuf, errbuf_size, "deepspeed.initialize requires a model (dsc_initialize: model or options is NULL)");
+        return DSC_ERR_INVALID;
+    }
+    if (options->world_size < 1 || options->rank < 0 || options->rank >= options->world_size) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: rank %d / world size %d is invalid", options->rank,
+                 options->world_size);
+        return DSC_ERR_INVALID;
+    }
+    if (options->world_size != 1) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: world size %d: several ranks are not supported yet "
+                                      "(data parallelism and ZeRO over MPI arrive with issue 6)", options->world_size);
+        return DSC_ERR_UNSUPPORTED;
+    }
+    dsc_engine_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(errbuf, errbuf_size, "out of memory creating the engine");
+        return DSC_ERR_NOMEM;
+    }
+    e->ctx = dsc_model_ctx(model);
+    e->model = model;
+    e->world_size = options->world_size;
+    e->rank = options->rank;
+    e->numel = dsc_model_numel(model);
+    e->training = true;
+    e->grad_norm = e->grad_norm_clipped = NAN;
+    e->last_loss = NAN;
+
+    dsc_status_t rc = parse_config(e, options, errbuf, errbuf_size);
+    if (rc == DSC_OK && e->numel < 1) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: the model has no parameters");
+        rc = DSC_ERR_INVALID;
+    }
+    if (rc == DSC_OK) rc = bind_model(e, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_build_optimizer(e, options->client_optimizer, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
+    if (rc != DSC_OK) {
+        dsc_ctx_set_error(e->ctx, rc, "%s", errbuf);
+        dsc_engine_free(e);
+        return rc;
+    }
+    result->engine = e;
+    result->optimizer = e->optimizer;
+    result->lr_scheduler = e->scheduler;
+    char line[512];
+    dsc_engine_progress_line(e, line, sizeof line);
+    dsc_ctx_log(e->ctx, DSC_LOG_INFO, "engine initialised: %lld parameters, train_batch_size=%d, "
+                "train_micro_batch_size_per_gpu=%d, gradient_accumulation_steps=%d, world_size=%d; %s",
+                (long long)e->numel, e->train_batch_size, e->micro_batch_size, e->gas, e->world_size, line);
+    return DSC_OK;
+}
+
+void dsc_engine_free(dsc_engine_t *e) {
+    if (!e) return;
+    /* Unbind the model: its tensors must not point into freed buffers. */
+    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(e->model, i, &info);
+        if (info.tensor && (float *)dsc_tensor_data(info.tensor) >= e->params &&
+            (float *)dsc_tensor_data(info.tensor) < e->params + e->numel) {
+            info.tensor->data = NULL;
+            if (info.tensor->grad) info.tensor->grad->data = NULL;
+        }
+    }
+    size_t bytes = (size_t)e->numel * sizeof(float);
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, bytes);
+    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, e->grads, bytes);
+    dsc_optim_free(e->optimizer);
+    dsc_sched_free(e->scheduler);
+    dsc_config_free(e->config);
+    free(e);
+}
+
+const dsc_config_t *dsc_engine_config(const dsc_engine_t *e) { return e ? e->config : NULL; }
+int dsc_engine_world_size(const dsc_engine_t *e) { return e ? e->world_size : 0; }
+int dsc_engine_rank(const dsc_engine_t *e) { return e ? e->rank : -1; }
+int64_t dsc_engine_global_steps(const dsc_engine_t *e) { return e ? e->global_steps : 0; }
+int64_t dsc_engine_global_samples(const dsc_engine_t *e) { return e ? e->global_samples : 0; }
+int64_t dsc_engine_micro_steps(const dsc_engine_t *e) { return e ? e->micro_steps : 0; }
+int64_t dsc_engine_skipped_steps(const dsc_engine_t *e) { return e ? e->skipped_steps : 0; }
+int dsc_engine_train_batch_size(const dsc_engine_t *e) { return e ? e->train_batch_size : 0; }
+int dsc_engine_micro_batch_size(const dsc_engine_t *e) { return e ? e->micro_batch_size : 0; }
+int dsc_engine_gradient_accumulation_steps(const dsc_engine_t *e) { return e ? e->gas : 0; }
+double dsc_engine_lr(const dsc_engine_t *e) { return e ? dsc__engine_current_lr(e) : NAN; }
+double dsc_engine_loss_scale(const dsc_engine_t *e) { return e ? 1.0 : NAN; }
+double dsc_engine_grad_norm(const dsc_engine_t *e) { return e ? e->grad_norm : NAN; }
+double dsc_engine_grad_norm_clipped(const dsc_engine_t *e) { return e ? e->grad_norm_clipped : NAN; }
+double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? e->last_loss : NAN; }
+dsc_ctx_t *dsc_engine_ctx(const dsc_engine_t *e) { return e ? e->ctx : NULL; }
+const char *dsc_engine_errmsg(const dsc_engine_t *e) { return e ? e->errmsg : "engine is NULL"; }
+
+double dsc_engine_momentum(const dsc_engine_t *e, double *beta2) {
+    if (beta2) *beta2 = NAN;
+    if (!e || !e->optimizer) return NAN;
+    const dsc_optim_params_t *p = dsc_optim_get_params(e->optimizer);
+    switch (p->type) {
+    case DSC_OPTIM_ADAM:
+    case DSC_OPTIM_ADAMW:
+    case DSC_OPTIM_LAMB:
+    case DSC_OPTIM_LION:
+    case DSC_OPTIM_ADAMAX:
+        if (beta2) *beta2 = p->beta2;
+        return p->beta1;
+    case DSC_OPTIM_SGD:
+    case DSC_OPTIM_RMSPROP: return p->momentum;
+    default: return NAN;
+    }
+}
+
+void dsc_engine_train(dsc_engine_t *e) {
+    if (!e) return;
+    e->training = true;
+    dsc_ctx_set_training(e->ctx, true);
+}
+
+void dsc_engine_eval(dsc_engine_t *e) {
+    if (!e) return;
+    e->training = false;
+    dsc_ctx_set_training(e->ctx, false);
+}

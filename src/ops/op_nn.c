@@ -1,0 +1,146 @@
+/* Neural-network ops over the last dim: softmax, layer norm, embedding lookup, dropout.
+ * Shape/dtype checks and tape recording here; the loops are backend kernels. */
+#include <math.h>
+
+#include "ops/op_common.h"
+
+/* ---- softmax ---------------------------------------------------------------------- */
+
+static void softmax_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *y = node->out;
+    dsc_tensor_t *dx = dsc__grad(ctx, node->in[0]);
+    if (!dx) return;
+    ctx->backend->softmax_backward(y->dtype, dsc__op_rows(y), dsc__op_last_dim(y), y->data, y->grad->data, dx->data);
+}
+
+dsc_tensor_t *dsc_softmax(dsc_ctx_t *ctx, dsc_tensor_t *x) {
+    if (!ctx || !x) return NULL;
+    if (!dsc__op_check_float(ctx, "dsc_softmax", "x", x)) return NULL;
+    dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
+    if (!y) return NULL;
+    ctx->backend->softmax(x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, y->data);
+    if (dsc__needs_grad(ctx, 1, &x) && !dsc__record(ctx, "dsc_softmax", softmax_backward, y, 1, &x)) return NULL;
+    return y;
+}
+
+/* ---- layer norm ------------------------------------------------------------------- */
+
+/* in: x, weight, bias (may be NULL); saved: mean, rstd. */
+static void layernorm_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
+    dsc_tensor_t *dx = dsc__grad(ctx, x), *dw = dsc__grad(ctx, w), *db = b ? dsc__grad(ctx, b) : NULL;
+    if (!dx && !dw && !db) return;
+    ctx->backend->layernorm_backward(x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, w->data,
+                                     node->saved[0]->data, node->saved[1]->data, y->grad->data,
+                                     dx ? dx->data : NULL, dw ? dw->data : NULL, db ? db->data : NULL);
+}
+
+dsc_tensor_t *dsc_layernorm(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *weight, dsc_tensor_t *bias, double eps) {
+    static const char op[] = "dsc_layernorm";
+    if (!ctx || !x || !weight) return NULL;
+    if (!dsc__op_check_same_dtype(ctx, op, "x", x, "weight", weight)) return NULL;
+    if (bias && !dsc__op_check_same_dtype(ctx, op, "x", x, "bias", bias)) return NULL;
+    int64_t n = dsc__op_last_dim(x), rows = dsc__op_rows(x);
+    if (!dsc__op_check_vector(ctx, op, "weight", weight, n, "the last dim of x")) return NULL;
+    if (bias && !dsc__op_check_vector(ctx, op, "bias", bias, n, "the last dim of x")) return NULL;
+    if (!(eps >= 0) || isinf(eps)) return dsc__fail(ctx, DSC_ERR_INVALID, "%s: eps = %g must be finite and >= 0", op, eps);
+
+    dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
+    dsc_tensor_t *mean = dsc__tensor_empty(ctx, x->dtype, 1, &rows);
+    dsc_tensor_t *rstd = dsc__tensor_empty(ctx, x->dtype, 1, &rows);
+    if (!y || !mean || !rstd) return NULL;
+    ctx->backend->layernorm(x->dtype, rows, n, eps, x->data, weight->data, bias ? bias->data : NULL, y->data,
+                            mean->data, rstd->data);
+    dsc_tensor_t *in[3] = {x, weight, bias};
+    if (dsc__needs_grad(ctx, 3, in)) {
+        dsc_node_t *node = dsc__record(ctx, op, layernorm_backward, y, 3, in);
+        if (!node) return NULL;
+        node->saved[0] = mean;
+        node->saved[1] = rstd;
+        node->f[0] = eps;
+    }
+    return y;
+}
+
+/* ---- embedding -------------------------------------------------------------------- */
+
+/* in: ids, table. */
+static void embedding_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *ids = node->in[0], *table = node->in[1], *out = node->out;
+    dsc_tensor_t *dtable = dsc__grad(ctx, table);
+    if (!dtable) return;
+    ctx->backend->embedding_backward(table->dtype, ids->numel, table->shape[1], ids->data, out->grad->data,
+                                     dtable->data);
+}
+
+dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *table) {
+    static const char op[] = "dsc_embedding";
+    if (!ctx || !ids || !table) return NULL;
+    if (!dsc__op_check_dtype(ctx, op, "ids", ids, DSC_I32)) return NULL;
+    if (!dsc__op_check_float(ctx, op, "table", table)) return NULL;
+    if (!dsc__op_check_ndim(ctx, op, "table", table, 2, 2)) return NULL;
+    if (!dsc__op_check_ndim(ctx, op, "ids", ids, 1, DSC_MAX_DIMS - 1)) return NULL;
+    int64_t v = table->shape[0], c = table->shape[1];
+    const int32_t *id = ids->data;
+    for (int64_t i = 0; i < ids->numel; i++) {
+        if (id[i] < 0 || id[i] >= v) {
+            char si[DSC_OP_SHAPE_BUF], st[DSC_OP_SHAPE_BUF];
+            return dsc__fail(ctx, DSC_ERR_INVALID,
+                             "%s: ids (tensor %s, shape %s) holds %d at flat position %lld, outside [0, %lld) "
+                             "for table %s of shape %s",
+                             op, dsc_tensor_name(ids), dsc__shape_str(ids, si, sizeof si), (int)id[i], (long long)i,
+                             (long long)v, dsc_tensor_name(table), dsc__shape_str(table, st, sizeof st));
+        }
+    }
+    int64_t shape[DSC_MAX_DIMS];
+    for (int d = 0; d < ids->ndim; d++) shape[d] = ids->shape[d];
+    shape[ids->ndim] = c;
+    dsc_tensor_t *out = dsc__tensor_empty(ctx, table->dtype, ids->ndim + 1, shape);
+    if (!out) return NULL;
+    ctx->backend->embedding(table->dtype, ids->numel, c, id, table->data, out->data);
+    dsc_tensor_t *in[2] = {ids, table};
+    if (dsc__needs_grad(ctx, 2, in) && !dsc__record(ctx, op, embedding_backward, out, 2, in)) return NULL;
+    return out;
+}
+
+/* ---- dropout ---------------------------------------------------------------------- */
+
+/* in: x; saved: mask (0 or 1/(1-p), dtype of x). */
+static void dropout_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *y = node->out, *mask = node->saved[0];
+    dsc_tensor_t *dx = dsc__grad(ctx, node->in[0]);
+    if (!dx) return;
+    ctx->backend->mul_acc(y->dtype, y->numel, 1.0, y->grad->data, mask->numel, mask->data, dx->data);
+}
+
+dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
+    static const char op[] = "dsc_dropout";
+    if (!ctx || !x) return NULL;
+    if (!dsc__op_check_float(ctx, op, "x", x)) return NULL;
+    if (!(p >= 0 && p < 1)) {
+        char s[DSC_OP_SHAPE_BUF];
+        return dsc__fail(ctx, DSC_ERR_INVALID, "%s: p = %g for x (tensor %s, shape %s) must be in [0, 1)", op, p,
+                         dsc_tensor_name(x), dsc__shape_str(x, s, sizeof s));
+    }
+    if (!ctx->training || p == 0) return x;
+
+    dsc_tensor_t *mask = dsc__tensor_empty_like(ctx, x), *y = dsc__tensor_empty_like(ctx, x);
+    if (!mask || !y) return NULL;
+    /* The mask comes from the context's sequential RNG, so it is drawn here, in order. */
+    double keep = 1.0 / (1.0 - p);
+    if (x->dtype == DSC_F64) {
+        double *m = mask->data;
+        for (int64_t i = 0; i < x->numel; i++) m[i] = dsc_ctx_rand_uniform(ctx) < p ? 0.0 : keep;
+    } else {
+        float *m = mask->data;
+        for (int64_t i = 0; i < x->numel; i++) m[i] = dsc_ctx_rand_uniform(ctx) < p ? 0.0f : (float)keep;
+    }
+    ctx->backend->binary(x->dtype, DSC_BINARY_MUL, x->numel, x->data, mask->numel, mask->data, y->data);
+    if (dsc__needs_grad(ctx, 1, &x)) {
+        dsc_node_t *node = dsc__record(ctx, op, dropout_backward, y, 1, &x);
+        if (!node) return NULL;
+        node->saved[0] = mask;
+        node->f[0] = p;
+    }
+    return y;
+}

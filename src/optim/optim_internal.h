@@ -1,0 +1,110 @@
+/* Private definitions of the optimizers: the object layout, the per-step scalars handed to
+ * the kernels, the kernel table of each ISA path and the ISA selection. Never installed.
+ *
+ * Determinism contract of the kernels: every ISA path performs the same IEEE fp32 operations
+ * in the same order. Floating-point contraction (a*b+c -> fma) is switched off for every file
+ * that includes this header (GCC: optimize pragma; clang: STDC FP_CONTRACT), so neither the
+ * intrinsics nor the scalar code can be fused differently on different paths. */
+#ifndef DSC_OPTIM_INTERNAL_H
+#define DSC_OPTIM_INTERNAL_H
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dsc/optim.h"
+
+/* Kernel ISA paths. */
+typedef enum dsc_optim_isa {
+    DSC_OPTIM_ISA_AUTO = 0, /* the best the CPU supports */
+    DSC_OPTIM_ISA_SCALAR,
+    DSC_OPTIM_ISA_AVX2,     /* AVX2 + FMA + F16C (FMA is not used for arithmetic) */
+    DSC_OPTIM_ISA_AVX512,   /* AVX-512F */
+    DSC_OPTIM_ISA_COUNT
+} dsc_optim_isa_t;
+
+/* Lamb norm blocks: fixed size, independent of threads and ISA. Each block is summed in
+ * float64 over DSC_LAMB_LANES interleaved lanes (element j of the block goes to lane j % 16),
+ * lanes combined by a fixed pairwise tree, blocks of a segment summed in order. */
+#define DSC_LAMB_BLOCK 4096
+#define DSC_LAMB_LANES 16
+
+/* Half output kinds. */
+enum { DSC_OPTIM_HALF_NONE = 0, DSC_OPTIM_HALF_BF16 = 1, DSC_OPTIM_HALF_F16 = 2 };
+
+/* Per-step scalars, fp32, derived in double from the params once per step. Which fields a
+ * kernel reads depends on the optimizer (see dsc/optim.h for the formulas). */
+typedef struct dsc_optim_scalars {
+    float gs;       /* grad_scale (negated for maximize) */
+    float b1, b2;   /* betas (Adam, Lamb, Lion, Adamax); alpha in b2 for RMSprop, momentum in b1 */
+    float omb1, omb2; /* 1 - b1, 1 - b2 (RMSprop: 1 - alpha in omb2); SGD: 1 - dampening in omb1 */
+    float eps;
+    float wd;       /* L2 coefficient added to g (0 = none) */
+    float decay;    /* decoupled factor p *= decay (1 = none) */
+    float nstep;    /* negative step size: -lr/bc1 (Adam, Adamax), -clr (Adagrad), -lr (SGD, RMSprop) */
+    float bc2s;     /* sqrt(bc2) (Adam) */
+    float lr;       /* Lion: +lr */
+    float nlr;      /* Lion: -lr */
+    float coef;     /* Lamb pass 2: -(eta * r) of the block's segment */
+    int l2;         /* add wd*p to g */
+    int flag;       /* Lamb: eps_inside_sqrt; Lion: DS-CPU sign rule; SGD: 1 first step;
+                       RMSprop: centered; Adagrad: DS-CPU numerator rule */
+    int flag2;      /* SGD: nesterov; RMSprop: momentum > 0 */
+    int momentum;   /* SGD: momentum != 0 */
+    int half;       /* DSC_OPTIM_HALF_* */
+} dsc_optim_scalars_t;
+
+/* An element-wise kernel: processes elements [0, n') of the given pointers, where n' is n for
+ * the scalar path and n rounded down to the vector width for vector paths; returns n'. State
+ * pointers the optimizer does not use may be NULL. `half` is uint16_t[n] or NULL. */
+typedef size_t (*dsc_optim_kernel_fn)(const dsc_optim_scalars_t *s, float *p, const float *g, float *s0,
+                                      float *s1, float *s2, uint16_t *half, size_t n);
+/* Lamb pass 1 over one block-aligned run: updates m (s0), v (s1) and adds p^2 into acc[0..15]
+ * and u^2 into acc[16..31] (lane = element index % 16, element 0 in lane 0). Vector paths
+ * process n rounded down to 16 and return that count; the scalar path processes all n. */
+typedef size_t (*dsc_optim_lamb1_fn)(const dsc_optim_scalars_t *s, const float *p, const float *g, float *m,
+                                     float *v, size_t n, double *acc);
+
+typedef struct dsc_optim_kernels {
+    dsc_optim_kernel_fn adam, lamb2, lion, adagrad, sgd, rmsprop, adamax;
+    dsc_optim_lamb1_fn lamb1;
+} dsc_optim_kernels_t;
+
+extern const dsc_optim_kernels_t dsc__optim_kernels_scalar;
+extern const dsc_optim_kernels_t dsc__optim_kernels_avx2;
+extern const dsc_optim_kernels_t dsc__optim_kernels_avx512;
+
+/* True when this CPU (and OS) supports the path. SCALAR and AUTO are always supported. */
+int dsc__optim_isa_supported(dsc_optim_isa_t isa);
+/* The path AUTO resolves to on this CPU. */
+dsc_optim_isa_t dsc__optim_isa_best(void);
+const char *dsc__optim_isa_name(dsc_optim_isa_t isa);
+/* Forces an optimizer's kernel path (tests and benchmarks). DSC_ERR_UNSUPPORTED when the CPU
+ * lacks it, DSC_ERR_INVALID for a bad value. */
+dsc_status_t dsc__optim_force_isa(dsc_optim_t *opt, dsc_optim_isa_t isa);
+dsc_optim_isa_t dsc__optim_get_isa(const dsc_optim_t *opt);
+
+/* Scalar helpers shared by every path (identical to dsc_f32_to_bf16 / the tree sum). */
+static inline uint16_t dsc__optim_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Fixed pairwise tree over 16 lanes. */
+static inline double dsc__optim_tree16(const double *a) {
+    double s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = a[2 * i] + a[2 * i + 1];
+    for (int i = 0; i < 4; i++) s4[i] = s8[2 * i] + s8[2 * i + 1];
+    return (s4[0] + s4[1]) + (s4[2] + s4[3]);
+}
+
+#endif
