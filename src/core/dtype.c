@@ -99,7 +99,9 @@ static void store(void *dst, dsc_dtype_t dt, size_t i, double v) {
      * here from f32/f16/bf16 is exact in f32; f64 sources are test-only. */
     case DSC_F16: ((uint16_t *)dst)[i] = dsc_f32_to_f16((float)v); break;
     case DSC_BF16: ((uint16_t *)dst)[i] = dsc_f32_to_bf16((float)v); break;
-    case DSC_I32: ((int32_t *)dst)[i] = isfinite(v) ? (int32_t)v : 0; break;
+    case DSC_I32: /* truncate toward zero, saturating: out-of-range casts are undefined in C */
+        ((int32_t *)dst)[i] = !isfinite(v) ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+        break;
     default: break;
     }
 }

@@ -167,6 +167,8 @@ struct cfg_key {
     const cfg_table_t *child;     /* CT_OBJECT */
     cfg_parse_fn parse;           /* CT_CUSTOM, or CT_OBJECT given a non-object */
     const char *note;             /* extra text for messages (e.g. the replacement key) */
+    const char *canon;            /* CT_OBJECT: canonical section name when this key is a legacy
+                                     spelling of it ("bfloat16" -> "bf16") */
 };
 
 extern const cfg_table_t cfg_top_table;

@@ -618,18 +618,28 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
         if (k->alias) {
             const char *other = strcmp(name, k->name) == 0 ? k->alias : k->name;
             if (strcmp(name, k->name) == 0 && json_object_get(obj, other)) {
-                const cfg_pos_t *opos = cfg_pos_member(pobj, other, NULL);
-                return cfg_fail(p, opos, true, shown,
+                return cfg_fail(p, pos, true, shown,
                                 "given together with \"%s\", which is the same setting (an alias); keep one", other);
             }
         }
-        cfg_path_join(canon, sizeof canon, canon_base, k->name);
+        cfg_path_join(canon, sizeof canon, canon_base, k->canon ? k->canon : k->name);
+        const char *knote = note;
+        if (k->canon) {
+            /* a legacy spelling of a section: "bfloat16" is read only when "bf16" is absent */
+            if (json_object_get(obj, k->canon))
+                return cfg_fail(p, pos, true, shown,
+                                "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
+                                "silently ignore it); keep only \"%s\"",
+                                k->canon, name, k->canon);
+            p->pos_bfloat16 = pos;
+            knote = "legacy key bfloat16";
+        }
         if (k->type != CT_SECTION && cfg_is_auto(v)) {
             char def[128] = "";
             if (k->type != CT_OBJECT && k->type != CT_CUSTOM) cfg_format_key_value(p->cfg, k, def, sizeof def);
             return cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
         }
-        if (walk_value(p, k, v, pos, shown, canon, note) < 0) return -1;
+        if (walk_value(p, k, v, pos, shown, canon, knote) < 0) return -1;
     }
     return 0;
 }
@@ -797,7 +807,11 @@ dsc_status_t dsc_config_parse_file(const char *path, const dsc_config_parse_opti
                 break;
             }
             char *nb = realloc(buf, cap * 2);
-            if (!nb) break;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
             buf = nb;
             cap *= 2;
         }

@@ -432,7 +432,7 @@ dsc_status_t dsc_optim_params_from_config(const char *type_name, const dsc_optim
             break;
         case K_BOOL:
         case K_NOOP_BOOL: {
-            bool b;
+            bool b = false;
             if ((st = kv_bool(e, &b, err, errsz)) != DSC_OK) return st;
             if (keys[k].kind == K_BOOL) memcpy(field, &b, sizeof b);
             break;

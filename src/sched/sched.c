@@ -250,7 +250,7 @@ void dsc_sched_free(dsc_sched_t *s) {
 }
 
 /* Resolves a bound to one value per group (DeepSpeed's _format_param). `what` names the
- * parameter; `required` reports null as missing; lo/hi bound the values (dsc checks). */
+ * parameter; null is reported missing; values must be >= lo and, when hi_open, < hi. */
 static dsc_status_t resolve(const dsc_sched_bound_t *b, const char *tname, const char *what, size_t ngroups,
                             double lo, bool hi_open, double hi, double *out, char *err, size_t errsz) {
     if (b->kind == DSC_SCHED_NULL) {
@@ -269,7 +269,7 @@ static dsc_status_t resolve(const dsc_sched_bound_t *b, const char *tname, const
     }
     for (size_t g = 0; g < ngroups; g++) {
         double v = b->kind == DSC_SCHED_LIST ? b->v[g] : b->v[0];
-        bool bad = !isfinite(v) || v < lo || (hi_open ? v >= hi : v > hi);
+        bool bad = !isfinite(v) || v < lo || (hi_open && v >= hi);
         if (bad) {
             char idx[32] = "";
             if (b->kind == DSC_SCHED_LIST) snprintf(idx, sizeof idx, "[%zu]", g);

@@ -53,7 +53,7 @@ static size_t edit_distance(const char *a, const char *b) {
     return prev[lb];
 }
 
-static bool close_enough(const char *given, const char *name, size_t d) {
+static bool close_enough(const char *name, size_t d) {
     size_t len = strlen(name);
     size_t limit = len / 3 > 2 ? len / 3 : 2;
     return d <= limit;
@@ -89,7 +89,7 @@ dsc_status_t dsc_sched_type_from_name(const char *name, dsc_sched_type_t *out, c
             best = TYPE_NAMES[t];
         }
     }
-    if (best && close_enough(name, best, best_d))
+    if (best && close_enough(best, best_d))
         set_err(err, errsz, "DeepSpeed does not recognize LR scheduler %s (scheduler.type; did you mean \"%s\"?)",
                 name, best);
     else
@@ -269,7 +269,7 @@ static const param_def_t *lookup(const dsc_sched_params_t *p, const char *name, 
             best = *n;
         }
     }
-    if (best && close_enough(name, best, best_d)) {
+    if (best && close_enough(best, best_d)) {
         set_err(err, errsz, "scheduler.params.%s: %s has no parameter '%s' (did you mean '%s'?)", name, tname, name,
                 best);
     } else {

@@ -400,6 +400,7 @@ static void test_reader(void) {
     expect_corrupt_patch(&b, rec0 + 16, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, "negative dim");
     /* 2^62 x 3 floats: the element count must not overflow into a small byte count. */
     expect_corrupt_patch(&b, rec0 + 16, "\0\0\0\0\0\0\0\x40", 8, "shape larger");
+    /* One dim too large: the data runs into the next record, which then fails to parse. */
     expect_corrupt_patch(&b, rec0 + 16, "\x03\0\0\0\0\0\0\0", 8, "");
     {
         buf_t d = {0};
