@@ -23,15 +23,16 @@ static const char default_config[] =
     "  \"train_micro_batch_size_per_gpu\": 16,\n"
     "  \"steps_per_print\": 50,\n"
     "  \"gradient_clipping\": 1.0,\n"
-    "  \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.003, \"betas\": [0.9, 0.95], \"weight_decay\": 0.01}},\n"
-    "  \"scheduler\": {\"type\": \"WarmupCosineLR\", \"params\": {\"total_num_steps\": 300, \"warmup_num_steps\": 20}}\n"
+    "  \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.002, \"betas\": [0.9, 0.99], \"weight_decay\": 0.01}},\n"
+    "  \"scheduler\": {\"type\": \"WarmupCosineLR\",\n"
+    "                \"params\": {\"total_num_steps\": 200, \"warmup_num_steps\": 30, \"warmup_type\": \"linear\"}}\n"
     "}\n";
 
 typedef struct {
     const char *config_path;
     const char *data[16];
     int n_data;
-    int steps; /* 0: from the scheduler's total_num_steps or 300 */
+    int steps; /* 0: the default, 200 */
     uint64_t seed;
     dsc_gpt_config_t model;
     int context;
@@ -44,11 +45,11 @@ static void usage(FILE *out) {
             "usage: dsc train [options]\n\n"
             "Trains a GPT-2-style model on character-level text with a DeepSpeed JSON config.\n"
             "Without options: a 4-layer, 128-wide GPT on the fortunes corpus (Debian's fortunes-min),\n"
-            "AdamW with warmup + cosine decay, 300 steps.\n\n"
+            "AdamW with linear warmup + cosine decay, 200 steps.\n\n"
             "options:\n"
             "  --config FILE       DeepSpeed JSON config (batch sizes, optimizer, scheduler, clipping)\n"
             "  --data FILE         a text file to train on (repeat for several; default: the fortunes corpus)\n"
-            "  --steps N           optimizer steps (default 300)\n"
+            "  --steps N           optimizer steps (default 200)\n"
             "  --seed N            RNG seed for init, dropout and batches (default 1234)\n"
             "  --layers N --heads N --embd N   model size (default 4, 4, 128)\n"
             "  --context N         sequence length T (default 64)\n"
@@ -196,7 +197,7 @@ int dsc_cmd_train(int argc, char **argv) {
     }
     dsc_engine_t *engine = init.engine;
     const int b = dsc_engine_micro_batch_size(engine), t = a.context, gas = dsc_engine_gradient_accumulation_steps(engine);
-    int steps = a.steps ? a.steps : 300;
+    int steps = a.steps ? a.steps : 200;
     x = malloc(sizeof(int32_t) * b * t);
     y = malloc(sizeof(int32_t) * b * t);
     if (!x || !y) goto out;

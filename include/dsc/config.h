@@ -215,6 +215,8 @@ typedef struct dsc_config_optimizer {
     dsc_config_optimizer_kind_t kind; /* NONE when the config names no optimizer */
     const char *type;   /* canonical: lower case for DeepSpeed's names ("adamw"), exact torch
                            class name otherwise ("SGD"); NULL when kind is NONE */
+    const char *implementation; /* the class DeepSpeed would build: "FusedAdam",
+                                   "DeepSpeedCPUAdam", "torch.optim.AdamW", "FusedLamb", ... */
     bool legacy_fusion; /* default false */
     /* Effective values of the common parameters, resolved against the defaults of the
      * class DeepSpeed would build (FusedAdam, DeepSpeedCPUAdam with offload, torch Adam(W)
@@ -229,7 +231,7 @@ typedef struct dsc_config_optimizer {
     bool adam_w_mode;                 /* effective: type == "adamw" || params.adam_w_mode (default true) */
     bool torch_adam;                  /* false */
     bool fp32_optimizer_states;       /* true (CPU optimizers) */
-    double momentum;                  /* 0 (SGD, RMSprop, Muon 0.95?) see params */
+    double momentum;                  /* 0 (SGD, RMSprop); Muon 0.95 */
     double dampening;                 /* 0 */
     bool nesterov;                    /* false */
     double max_coeff, min_coeff;      /* LAMB: 10.0, 0.01 */

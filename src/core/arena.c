@@ -48,10 +48,13 @@ void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes) {
 
 void dsc__arena_reset(dsc_ctx_t *ctx) {
     dsc_arena_t *a = &ctx->arena;
-    /* Keep the largest chunk as the spare; free the rest. */
+    /* Keep one chunk big enough for everything this step used, so the next step (which
+     * usually needs the same) runs from one chunk whose pages are already mapped. */
+    size_t used_capacity = 0;
     dsc_arena_chunk_t *keep = a->spare;
     for (dsc_arena_chunk_t *c = a->head; c;) {
         dsc_arena_chunk_t *next = c->next;
+        used_capacity += c->used;
         if (!keep || c->capacity > keep->capacity) {
             free(keep);
             keep = c;
@@ -60,7 +63,19 @@ void dsc__arena_reset(dsc_ctx_t *ctx) {
         }
         c = next;
     }
-    if (keep) keep->next = NULL;
+    if (keep && keep->capacity < used_capacity) {
+        /* Several chunks were needed: replace them by one of the total size (a failure
+         * here only costs speed; the next step allocates as needed). */
+        dsc_arena_chunk_t *bigger = chunk_new(used_capacity + used_capacity / 8);
+        if (bigger) {
+            free(keep);
+            keep = bigger;
+        }
+    }
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
     a->spare = keep;
     a->head = NULL;
     dsc__mem_sub(ctx, DSC_MEM_ACTIVATIONS, a->used_bytes);

@@ -194,8 +194,16 @@ struct cfg_parser {
     const cfg_pos_t *dep_cpu_offload, *dep_cpu_offload_param, *dep_gather_fp16;
     bool dep_cpu_offload_val, dep_cpu_offload_param_val, dep_gather_fp16_val;
     const cfg_pos_t *pos_offload_optimizer, *pos_offload_param, *pos_gather_16bit;
-    const cfg_pos_t *pos_bf16, *pos_bfloat16, *pos_allgather_size, *pos_zero;
+    const cfg_pos_t *pos_bfloat16, *pos_zero_bool;
+    /* optimizer and scheduler objects, resolved after the walk (their defaults depend on
+     * zero_optimization, which may come later in the file) */
+    json_t *opt_json, *sched_json;
+    const cfg_pos_t *opt_pos, *sched_pos;
 };
+
+/* The note recorded as the source of a nullable key written as null whose value is
+ * derived later (zero_optimization.overlap_comm). Compared by address. */
+extern const char cfg_note_null[];
 
 /* Records "src:line:col: path: message" (first error wins) and returns -1. `at` may be
  * NULL (no position); use_key selects the key's position instead of the value's. */
@@ -220,8 +228,11 @@ int cfg_read_int(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const ch
                  int64_t *out);
 int cfg_read_number(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const char *path, double *out);
 int cfg_read_bool(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const char *path, bool *out);
-/* Formats a double for messages and printing (shortest %.*g that round-trips). */
+/* Formats a double as a JSON value: the shortest %.*g that round-trips, with ".0" added
+ * to integral values (1.0, as Python prints a float). */
 void cfg_format_double(double x, char *buf, size_t bufsz);
+/* The same without the ".0" (for messages: "got -1"). */
+void cfg_format_num(double x, char *buf, size_t bufsz);
 /* Joins a path and a member name. */
 void cfg_path_join(char *out, size_t outsz, const char *base, const char *name);
 /* Damerau-Levenshtein (optimal string alignment) distance, capped at 64-char inputs. */
@@ -237,7 +248,8 @@ void cfg_set_defaults(dsc_config_t *cfg);
 /* Custom parsers (config_optim.c). */
 int cfg_parse_optimizer(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown);
 int cfg_parse_scheduler(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown);
-/* After the walk: fill the effective optimizer/scheduler params (defaults of the class). */
+/* After the walk and the deprecated keys: validate the optimizer and scheduler and fill
+ * their effective params (defaults of the class DeepSpeed would build). */
 int cfg_finish_optimizer(cfg_parser_t *p);
 /* Cross-field validation and derived values after the walk (config_check.c). */
 int cfg_finish(cfg_parser_t *p);

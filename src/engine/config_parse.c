@@ -80,6 +80,8 @@ void cfg_arena_free(cfg_arena_t *a) {
     a->head = NULL;
 }
 
+const char cfg_note_null[] = "null";
+
 /* ---- sources and warnings ---------------------------------------------------------------- */
 
 bool cfg_set_source(cfg_impl_t *impl, const char *path, dsc_config_origin_t origin, int line, int col,
@@ -224,7 +226,11 @@ int cfg_fail_auto(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const 
                     default_text ? ")" : "");
 }
 
-void cfg_format_double(double x, char *buf, size_t bufsz) {
+void cfg_format_num(double x, char *buf, size_t bufsz) {
+    if (x == floor(x) && fabs(x) < 1e15) { /* integral: no exponent (5e8 -> 500000000) */
+        snprintf(buf, bufsz, "%.0f", x);
+        return;
+    }
     if (isnan(x)) {
         snprintf(buf, bufsz, "NaN");
         return;
@@ -237,8 +243,12 @@ void cfg_format_double(double x, char *buf, size_t bufsz) {
         snprintf(buf, bufsz, "%.*g", prec, x);
         if (strtod(buf, NULL) == x) break;
     }
+}
+
+void cfg_format_double(double x, char *buf, size_t bufsz) {
+    cfg_format_num(x, buf, bufsz);
     /* show that it is a real: 1 -> 1.0 (as Python prints it) */
-    if (!strpbrk(buf, ".eEn") && strlen(buf) + 3 <= bufsz) strcat(buf, ".0");
+    if (isfinite(x) && !strpbrk(buf, ".eE") && strlen(buf) + 3 <= bufsz) strcat(buf, ".0");
 }
 
 void cfg_path_join(char *out, size_t outsz, const char *base, const char *name) {
@@ -264,10 +274,14 @@ int cfg_read_int(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const ch
     if (json_is_real(v)) {
         double d = json_real_value(v);
         char num[64];
-        cfg_format_double(d, num, sizeof num);
-        if (strict_int)
-            return cfg_fail(p, at, false, path, "expected an integer written without a decimal point or exponent, got %s",
+        cfg_format_num(d, num, sizeof num);
+        if (strict_int) {
+            cfg_format_double(d, num, sizeof num);
+            return cfg_fail(p, at, false, path,
+                            "expected an integer written without a decimal point or exponent, got the real number %s "
+                            "(DeepSpeed checks isinstance(value, int) here)",
                             num);
+        }
         if (!(d == floor(d)))
             return cfg_fail(p, at, false, path, "expected an integer, got %s (it has a fractional part)", num);
         if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
@@ -293,8 +307,8 @@ int cfg_read_number(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const
 static void range_text(const cfg_key_t *k, bool is_float, char *buf, size_t n) {
     char lo[64], hi[64];
     if (is_float) {
-        cfg_format_double(k->fmin, lo, sizeof lo);
-        cfg_format_double(k->fmax, hi, sizeof hi);
+        cfg_format_num(k->fmin, lo, sizeof lo);
+        cfg_format_num(k->fmax, hi, sizeof hi);
     } else {
         snprintf(lo, sizeof lo, "%lld", (long long)k->imin);
         snprintf(hi, sizeof hi, "%lld", (long long)k->imax);
@@ -329,7 +343,7 @@ static int check_float_range(cfg_parser_t *p, const cfg_key_t *k, double v, cons
     if (ok) return 0;
     char r[160], num[64];
     range_text(k, true, r, sizeof r);
-    cfg_format_double(v, num, sizeof num);
+    cfg_format_num(v, num, sizeof num);
     return cfg_fail(p, at, false, path, "must be %s, got %s%s%s", r, num, k->note ? "; " : "", k->note ? k->note : "");
 }
 
@@ -493,7 +507,7 @@ static int parse_strlist(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const c
     if (!items) return cfg_fail(p, pos, false, shown, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(v, i);
-        char ep[CFG_PATH_MAX];
+        char ep[CFG_PATH_MAX + 32];
         snprintf(ep, sizeof ep, "%s[%zu]", shown, i);
         if (!json_is_string(e))
             return cfg_fail(p, cfg_pos_element(pos, i), false, ep, "expected a string, got %s", cfg_json_kind(e));
@@ -527,6 +541,10 @@ static int walk_value(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const cfg_
     void *f = field(cfg, k);
     switch (k->type) {
     case CT_BOOL:
+        if (json_is_null(v) && (k->flags & CF_NULLABLE)) {
+            note = cfg_note_null; /* resolved by cfg_finish */
+            break;
+        }
         if (cfg_read_bool(p, v, pos, shown, (bool *)f) < 0) return -1;
         break;
     case CT_OPT_BOOL: {
@@ -571,7 +589,7 @@ static int walk_value(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const cfg_
         else *(const char **)f = copy_str(p, v);
         break;
     case CT_ENUM: {
-        int x;
+        int x = 0;
         if (parse_enum(p, k, v, pos, shown, &x) < 0) return -1;
         *(int *)f = x;
         break;
@@ -637,6 +655,9 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
         if (k->type != CT_SECTION && cfg_is_auto(v)) {
             char def[128] = "";
             if (k->type != CT_OBJECT && k->type != CT_CUSTOM) cfg_format_key_value(p->cfg, k, def, sizeof def);
+            if (!strcmp(canon, "train_batch_size") || !strcmp(canon, "train_micro_batch_size_per_gpu") ||
+                !strcmp(canon, "gradient_accumulation_steps"))
+                snprintf(def, sizeof def, "none; give any two of the three batch sizes and dsc derives the third");
             return cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
         }
         if (walk_value(p, k, v, pos, shown, canon, knote) < 0) return -1;
@@ -697,11 +718,14 @@ static dsc_status_t parse_json_error(cfg_parser_t *p, const char *data, size_t l
     }
     char where[CFG_PATH_MAX + 64];
     cfg_format_where(p->cfg, je->line > 0 ? je->line : 1, je->column, where, sizeof where);
-    bool hjson = je->position >= 0 && looks_like_hjson(data, len, (size_t)je->position);
+    bool hjson = (je->position >= 0 && looks_like_hjson(data, len, (size_t)je->position)) ||
+                 strstr(je->text, "near '}'") || strstr(je->text, "near ']'");
+    bool comma = !hjson && (strncmp(je->text, "'}' expected", 12) == 0 || strncmp(je->text, "']' expected", 12) == 0);
     cfg_set_err(p->err, p->errsz, "%s: invalid JSON: %s%s", where, je->text,
-                hjson ? " (dsc reads strict JSON: no comments, no trailing commas, keys in double quotes; "
-                        "DeepSpeed's hjson extensions are not accepted)"
-                      : "");
+                hjson   ? " (dsc reads strict JSON: no comments, no trailing commas, keys in double quotes; "
+                          "DeepSpeed's hjson extensions are not accepted)"
+                : comma ? " (a missing comma between two members?)"
+                        : "");
     p->failed = true;
     return DSC_ERR_CONFIG;
 }
@@ -746,8 +770,7 @@ dsc_status_t dsc_config_parse_buffer(const char *data, size_t len, const char *n
         st = DSC_ERR_CONFIG;
         goto done;
     }
-    if (walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL) < 0 || cfg_finish_optimizer(&p) < 0 ||
-        cfg_finish(&p) < 0) {
+    if (walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL) < 0 || cfg_finish(&p) < 0) {
         st = DSC_ERR_CONFIG;
         goto done;
     }

@@ -1,0 +1,261 @@
+/* dsc/comm.h: collectives across data-parallel ranks.
+ *
+ * A dsc_comm_t is one rank's handle on a group of `world` ranks. It offers the
+ * collectives ZeRO needs, each blocking or non-blocking:
+ *
+ *     allreduce       recv[i] = op over ranks of send[i]                    (count elements)
+ *     reduce_scatter  recv[j] = sum over ranks of send[rank * count + j]     (send: world * count)
+ *     allgather       recv[r * count + j] = send_of_rank_r[j]                (recv: world * count)
+ *     broadcast       buf = root's buf                                       (count elements)
+ *     barrier
+ *
+ * Sizes are element counts plus a dtype, never bytes. Reductions support DSC_F32, DSC_F64,
+ * DSC_BF16, DSC_F16 and DSC_I32 (sum and max); 16-bit values are accumulated in f32 and
+ * rounded once. Data movement (allgather, broadcast) supports every dtype.
+ *
+ * Backends:
+ *   - self (dsc_comm_new_self): world 1, collectives are copies;
+ *   - MPI (dsc_comm_new_mpi): one rank per process under mpirun (OpenMPI);
+ *   - fake (dsc_comm_new_fake): N ranks as threads of one process, for tests, with fault
+ *     injection (delay, fail, or stop a rank at its Nth collective).
+ *
+ * Ordering rule: every rank must issue the same collectives in the same order with the
+ * same (operation, count, dtype, reduce op, root). Each collective a rank issues gets the
+ * next sequence number (1, 2, ...; dsc_comm_seq), so "collective #17" means the same call
+ * on every rank. The debug check (dsc_comm_set_debug_check, or DSC_COMM_DEBUG=1 in the
+ * environment when the communicator is created) exchanges a descriptor before each
+ * collective and fails with DSC_ERR_COMM on every rank, naming the first rank that
+ * diverged, e.g. "collective #17: rank 1 called allgather(1024 f32) but rank 0 called
+ * allreduce(1024 f32 sum)". Enable it on all ranks or none.
+ *
+ * Timeouts (never a silent hang): every collective must complete within the
+ * communicator's timeout (default DSC_COMM_DEFAULT_TIMEOUT_S = 600 s, counted from the
+ * issue). When it does not, the rank builds a DSC_ERR_TIMEOUT message naming the
+ * operation, its sequence number, count and dtype, and which ranks never arrived (and what
+ * they were last doing), logs it at ERROR level with this rank's recent collectives, and
+ * ABORTS the communicator (dsc_comm_abort):
+ *   - MPI backend: MPI_Abort, so THE WHOLE JOB EXITS NON-ZERO and the call never returns.
+ *     This is the one exit path in the library; it is MPI's own, and a collective that
+ *     never completes leaves nothing else to do.
+ *   - fake and self backends: the call returns DSC_ERR_TIMEOUT and the communicator is
+ *     unusable afterwards (every call returns DSC_ERR_COMM); other fake ranks time out in
+ *     turn.
+ *
+ * Errors are recorded on the communicator (dsc_comm_errmsg: the latest) and on its
+ * context (dsc_ctx_set_error: the first), and logged through the context's sink.
+ *
+ * Threads: a communicator is used from one thread (the one that created it; the MPI
+ * backend asks for MPI_THREAD_FUNNELED). Fake ranks each use their own thread and context.
+ *
+ * Byte counters (dsc_comm_stats) count what each rank SENDS under ring algorithms, with
+ * S = payload bytes and N = world (all zero when N = 1); see docs/comm.md:
+ *     allreduce       S = count * esize,          sent = floor(2 (N-1) S / N)
+ *     reduce_scatter  S = N * count * esize,      sent = (N-1) * count * esize
+ *     allgather       S = N * count * esize,      sent = (N-1) * count * esize
+ *     broadcast       S = count * esize,          sent = S on the root, 0 elsewhere
+ *     barrier         0
+ * esize is the caller's dtype size (a 16-bit sum counts 2 bytes per element even when the
+ * backend widens it to f32). Debug-check descriptor exchanges are not counted.
+ */
+#ifndef DSC_COMM_H
+#define DSC_COMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsc/status.h"
+#include "dsc/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DSC_COMM_DEFAULT_TIMEOUT_S 600.0
+/* The MPI_Abort error code used when a collective times out (mpirun exits with it). */
+#define DSC_COMM_ABORT_CODE 1
+/* Longest call-site tag kept (dsc_comm_set_tag), including the terminating NUL. */
+#define DSC_COMM_TAG_MAX 32
+
+typedef struct dsc_comm dsc_comm_t;
+typedef struct dsc_comm_request dsc_comm_request_t;
+typedef struct dsc_comm_fake_world dsc_comm_fake_world_t;
+
+typedef enum dsc_reduce_op {
+    DSC_REDUCE_SUM = 0,
+    DSC_REDUCE_MAX,
+    DSC_REDUCE_OP_COUNT
+} dsc_reduce_op_t;
+
+typedef enum dsc_comm_op {
+    DSC_COMM_ALLREDUCE = 0,
+    DSC_COMM_REDUCE_SCATTER,
+    DSC_COMM_ALLGATHER,
+    DSC_COMM_BROADCAST,
+    DSC_COMM_BARRIER,
+    DSC_COMM_OP_COUNT
+} dsc_comm_op_t;
+
+/* Static names: "allreduce", "reduce_scatter", "allgather", "broadcast", "barrier"; "?". */
+const char *dsc_comm_op_name(dsc_comm_op_t op);
+/* "sum", "max"; "?". */
+const char *dsc_reduce_op_name(dsc_reduce_op_t op);
+
+/* ---- Creation ---------------------------------------------------------------------- */
+
+/* Every constructor takes the context that receives errors, logs and DSC_MEM_COMM
+ * buffers (16-bit widening); it must outlive the communicator. On success *out owns a new
+ * communicator freed with dsc_comm_free. */
+
+/* World of one rank. Returns DSC_OK, DSC_ERR_NOMEM, DSC_ERR_INVALID (ctx or out NULL). */
+dsc_status_t dsc_comm_new_self(dsc_ctx_t *ctx, dsc_comm_t **out);
+
+/* One rank of MPI_COMM_WORLD. Initialises MPI (MPI_Init_thread, MPI_THREAD_FUNNELED) if no
+ * one has; rank and world come from MPI_COMM_WORLD, the local rank and local size from
+ * OMPI_COMM_WORLD_LOCAL_RANK / OMPI_COMM_WORLD_LOCAL_SIZE (else LOCAL_RANK /
+ * LOCAL_WORLD_SIZE, else a shared-memory split of the world). Collective: every rank
+ * calls it. Returns DSC_OK, DSC_ERR_COMM (MPI failed), DSC_ERR_MISUSE (MPI already
+ * finalised), DSC_ERR_UNSUPPORTED (built without MPI), DSC_ERR_NOMEM, DSC_ERR_INVALID. */
+dsc_status_t dsc_comm_new_mpi(dsc_ctx_t *ctx, dsc_comm_t **out);
+
+/* Frees the communicator. Every request must have been waited on first. The MPI backend
+ * calls MPI_Finalize only if this communicator initialised MPI (free that one last).
+ * NULL is a no-op. */
+void dsc_comm_free(dsc_comm_t *comm);
+
+/* ---- Fake world (tests) ------------------------------------------------------------ */
+
+/* A world of `n_ranks` (1..1024) in-process ranks. Each rank's thread calls
+ * dsc_comm_new_fake(ctx, world, rank, &comm) once. The world lives until it and all its
+ * communicators are freed (in any order). Returns DSC_OK, DSC_ERR_INVALID, DSC_ERR_NOMEM. */
+dsc_status_t dsc_comm_fake_world_new(int n_ranks, dsc_comm_fake_world_t **out);
+void dsc_comm_fake_world_free(dsc_comm_fake_world_t *world);
+/* Rank `rank` of the world. Returns DSC_OK, DSC_ERR_INVALID (rank out of range),
+ * DSC_ERR_MISUSE (that rank already has a communicator), DSC_ERR_NOMEM. */
+dsc_status_t dsc_comm_new_fake(dsc_ctx_t *ctx, dsc_comm_fake_world_t *world, int rank, dsc_comm_t **out);
+
+typedef enum dsc_comm_fault_kind {
+    DSC_COMM_FAULT_DELAY = 1, /* the rank sleeps delay_s before joining collective #seq */
+    DSC_COMM_FAULT_FAIL,      /* collective #seq fails with DSC_ERR_COMM on every rank */
+    DSC_COMM_FAULT_STOP       /* from collective #seq on, the rank's collectives return
+                                 DSC_ERR_COMM at once without joining: the others time out */
+} dsc_comm_fault_kind_t;
+
+typedef struct dsc_comm_fault {
+    dsc_comm_fault_kind_t kind;
+    int rank;       /* the faulty rank */
+    uint64_t seq;   /* its collective number (1 = first), as dsc_comm_seq counts */
+    double delay_s; /* DSC_COMM_FAULT_DELAY only */
+} dsc_comm_fault_t;
+
+/* Adds a fault (at most 16 per world). Set faults before the ranks start. Returns DSC_OK,
+ * DSC_ERR_INVALID (bad kind, rank, seq 0, negative delay), DSC_ERR_NOMEM (too many). */
+dsc_status_t dsc_comm_fake_world_add_fault(dsc_comm_fake_world_t *world, const dsc_comm_fault_t *fault);
+
+/* ---- Properties and settings ------------------------------------------------------- */
+
+int dsc_comm_rank(const dsc_comm_t *comm);
+int dsc_comm_world_size(const dsc_comm_t *comm);
+/* Rank among the ranks of this host, and their number (fake and self: rank and world). */
+int dsc_comm_local_rank(const dsc_comm_t *comm);
+int dsc_comm_local_size(const dsc_comm_t *comm);
+/* "self", "mpi" or "fake". */
+const char *dsc_comm_backend_name(const dsc_comm_t *comm);
+
+/* Timeout of each later collective, in seconds (> 0, finite). Returns DSC_ERR_INVALID
+ * otherwise. Every rank should use the same value. */
+dsc_status_t dsc_comm_set_timeout(dsc_comm_t *comm, double seconds);
+double dsc_comm_timeout(const dsc_comm_t *comm);
+
+/* Turns the cross-rank (operation, count, dtype) check before each collective on or off.
+ * It costs one small allgather per collective. Default: DSC_COMM_DEBUG=1 in the
+ * environment at creation, else off. Enable on every rank or none. */
+void dsc_comm_set_debug_check(dsc_comm_t *comm, bool on);
+bool dsc_comm_debug_check(const dsc_comm_t *comm);
+
+/* A call-site label shown in timeout and divergence messages ("zero3 fetch h.3.attn"),
+ * attached to every later collective until changed. Copied (truncated to
+ * DSC_COMM_TAG_MAX - 1 bytes); NULL or "" clears it. */
+void dsc_comm_set_tag(dsc_comm_t *comm, const char *tag);
+
+/* Sequence number of the latest collective issued (0 before the first). */
+uint64_t dsc_comm_seq(const dsc_comm_t *comm);
+
+/* The latest error message on this communicator ("" if none). */
+const char *dsc_comm_errmsg(const dsc_comm_t *comm);
+
+/* True after a timeout or dsc_comm_abort: every call then returns DSC_ERR_COMM. */
+bool dsc_comm_aborted(const dsc_comm_t *comm);
+
+/* Aborts the communicator: MPI backend: MPI_Abort(errorcode) ends every rank of the job
+ * and does not return; fake and self: the communicator becomes unusable (the fake world
+ * sees the rank stop participating). */
+void dsc_comm_abort(dsc_comm_t *comm, int errorcode);
+
+/* ---- Byte counters ----------------------------------------------------------------- */
+
+typedef struct dsc_comm_stats {
+    uint64_t calls[DSC_COMM_OP_COUNT];         /* collectives issued, by operation */
+    uint64_t payload_bytes[DSC_COMM_OP_COUNT]; /* S as defined in the file comment */
+    uint64_t sent_bytes[DSC_COMM_OP_COUNT];    /* ring-convention bytes sent by this rank */
+    uint64_t total_sent_bytes;                 /* sum of sent_bytes */
+} dsc_comm_stats_t;
+
+/* Counters since creation or the last reset (zeros for NULL). */
+dsc_comm_stats_t dsc_comm_stats(const dsc_comm_t *comm);
+void dsc_comm_reset_stats(dsc_comm_t *comm);
+
+/* ---- Blocking collectives ---------------------------------------------------------- *
+ * Each returns DSC_OK; DSC_ERR_INVALID (NULL buffer with count > 0, bad dtype / op / root,
+ * overlapping buffers other than the in-place forms; nothing is issued); DSC_ERR_COMM
+ * (backend failure, debug-check divergence, injected fault, aborted communicator);
+ * DSC_ERR_TIMEOUT (fake and self only: MPI aborts the job); DSC_ERR_UNSUPPORTED (MPI:
+ * count above INT_MAX elements; split the call); DSC_ERR_NOMEM. */
+
+/* In place when send == recv. */
+dsc_status_t dsc_comm_allreduce(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype,
+                                dsc_reduce_op_t op);
+/* `send` holds world * count elements, `recv` count elements: this rank's slice of the
+ * sum (sum only). In place when recv == send + rank * count elements: that slice of send
+ * receives the result and the rest of send is clobbered. */
+dsc_status_t dsc_comm_reduce_scatter(dsc_comm_t *comm, const void *send, void *recv, size_t count,
+                                     dsc_dtype_t dtype);
+/* `send` holds count elements, `recv` world * count. In place when send == recv + rank *
+ * count elements. */
+dsc_status_t dsc_comm_allgather(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype);
+dsc_status_t dsc_comm_broadcast(dsc_comm_t *comm, void *buf, size_t count, dsc_dtype_t dtype, int root);
+dsc_status_t dsc_comm_barrier(dsc_comm_t *comm);
+
+/* ---- Non-blocking collectives ------------------------------------------------------ *
+ * Same arguments and errors as the blocking forms; on DSC_OK *req owns a request. The
+ * buffers must stay valid and untouched (send unmodified, recv unread) until the request
+ * completes. Any number of requests may be outstanding; complete each with
+ * dsc_comm_wait. The timeout counts from the issue: a request that cannot complete within
+ * it times out in dsc_comm_wait / dsc_comm_test (MPI: the job aborts). */
+dsc_status_t dsc_comm_iallreduce(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype,
+                                 dsc_reduce_op_t op, dsc_comm_request_t **req);
+dsc_status_t dsc_comm_ireduce_scatter(dsc_comm_t *comm, const void *send, void *recv, size_t count,
+                                      dsc_dtype_t dtype, dsc_comm_request_t **req);
+dsc_status_t dsc_comm_iallgather(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype,
+                                 dsc_comm_request_t **req);
+dsc_status_t dsc_comm_ibroadcast(dsc_comm_t *comm, void *buf, size_t count, dsc_dtype_t dtype, int root,
+                                 dsc_comm_request_t **req);
+dsc_status_t dsc_comm_ibarrier(dsc_comm_t *comm, dsc_comm_request_t **req);
+
+/* Blocks until the request completes (or times out), then frees it (always, even on
+ * error). Returns the collective's status. NULL is DSC_OK. */
+dsc_status_t dsc_comm_wait(dsc_comm_request_t *req);
+/* Waits for every request of the array in order and frees them all; returns the first
+ * error. NULL entries are skipped; the array itself is not freed. */
+dsc_status_t dsc_comm_wait_all(dsc_comm_request_t **reqs, size_t n);
+/* Progresses the request without blocking: *done tells whether it completed. Never frees
+ * it: call dsc_comm_wait afterwards (it returns at once). Returns the collective's status
+ * (DSC_OK while still in flight). */
+dsc_status_t dsc_comm_test(dsc_comm_request_t *req, bool *done);
+/* The request's collective sequence number. */
+uint64_t dsc_comm_request_seq(const dsc_comm_request_t *req);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,140 @@
+/* Internal layout of a communicator and the backend interface (vtable).
+ *
+ * The generic layer (comm.c) validates arguments, numbers collectives, runs the debug
+ * check, counts bytes, keeps the history ring, enforces timeouts and formats every
+ * message. A backend (comm_self.c, comm_fake.c, comm_mpi.c) only starts, tests and
+ * releases collectives, sleeps between polls, reports what its peers are doing on a
+ * timeout, and aborts. Never installed. */
+#ifndef DSC_COMM_INTERNAL_H
+#define DSC_COMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/internal.h"
+#include "dsc/comm.h"
+
+/* Fixed-size descriptor of one collective: what the debug check exchanges and what the
+ * MPI backend sends in reply to a timeout query. Plain bytes; all ranks run one binary.
+ * Its size is a multiple of 4 so it travels as DSC_I32 elements. */
+typedef struct dsc__comm_desc {
+    int64_t seq;      /* user-visible sequence number (1, 2, ...) */
+    int64_t count;    /* elements, as given by the caller */
+    int32_t op;       /* dsc_comm_op_t */
+    int32_t dtype;    /* dsc_dtype_t */
+    int32_t redop;    /* dsc_reduce_op_t for allreduce, -1 otherwise */
+    int32_t root;     /* broadcast root, -1 otherwise */
+    char tag[DSC_COMM_TAG_MAX];
+} dsc__comm_desc_t;
+
+_Static_assert(sizeof(dsc__comm_desc_t) % 4 == 0, "descriptor must travel as i32 elements");
+#define DSC__DESC_I32 (sizeof(dsc__comm_desc_t) / 4)
+
+/* Streams of collectives: the user's, and the debug check's descriptor exchanges (which
+ * the MPI backend runs on a separate communicator, so a rank with the check off cannot
+ * be matched against another's user collective). */
+enum { DSC__STREAM_USER = 0, DSC__STREAM_CHECK = 1 };
+
+/* One collective in flight, as the backend sees it. */
+typedef struct dsc__coll {
+    dsc__comm_desc_t d; /* seq is the user collective this belongs to (also for checks) */
+    int stream;         /* DSC__STREAM_* */
+    const void *send;
+    void *recv;         /* broadcast: the buffer (send == recv) */
+    void *impl;         /* backend state, owned by the backend until release() */
+} dsc__coll_t;
+
+/* What a peer was doing when this rank timed out. */
+typedef enum dsc__peer_kind {
+    DSC__PEER_UNKNOWN = 0, /* no answer (MPI: not inside any dsc call) */
+    DSC__PEER_KNOWN        /* `latest` is its latest issued collective (seq 0: none) */
+} dsc__peer_kind_t;
+
+#define DSC__PEER_STOPPED 1u /* fake: stopped by fault injection */
+#define DSC__PEER_ABORTED 2u /* its communicator was aborted */
+#define DSC__PEER_DELAYED 4u /* fake: sleeping in an injected delay */
+
+typedef struct dsc__peer {
+    dsc__peer_kind_t kind;
+    unsigned flags;
+    dsc__comm_desc_t latest;
+} dsc__peer_t;
+
+typedef struct dsc__comm_vtable {
+    const char *name;
+    /* Starts `coll` (arguments already validated; buffers stay valid until release).
+     * On error records the message with dsc__comm_fail and returns its status. */
+    dsc_status_t (*start)(dsc_comm_t *c, dsc__coll_t *coll);
+    /* Progresses `coll`; sets *done when it completed (results in place). */
+    dsc_status_t (*test)(dsc_comm_t *c, dsc__coll_t *coll, bool *done);
+    /* Waits a little before the next test (attempt counts the polls so far; never longer
+     * than max_s). May serve peers' queries. */
+    void (*pause)(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s);
+    /* Frees coll->impl. `completed` is false when the collective is abandoned (timeout,
+     * abort, error): the backend must never touch its buffers again. */
+    void (*release)(dsc_comm_t *c, dsc__coll_t *coll, bool completed);
+    /* Fills peers[0..world) with what each rank was last doing (this rank included),
+     * waiting at most grace_s for answers. */
+    void (*peers)(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s);
+    /* Backend part of dsc_comm_abort (MPI: does not return). */
+    void (*abort)(dsc_comm_t *c, int errorcode);
+    /* Frees the backend (impl). */
+    void (*destroy)(dsc_comm_t *c);
+} dsc__comm_vtable_t;
+
+#define DSC__HISTORY 16
+
+typedef struct dsc__comm_hist {
+    dsc__comm_desc_t d;
+    dsc_status_t status; /* DSC_OK, an error, or DSC_STATUS_COUNT while in flight */
+    double start_s, end_s;
+} dsc__comm_hist_t;
+
+struct dsc_comm {
+    const dsc__comm_vtable_t *vt;
+    void *impl;
+    dsc_ctx_t *ctx;
+    int rank, world, local_rank, local_size;
+
+    double timeout_s;
+    bool debug_check;
+    bool aborted;
+    char tag[DSC_COMM_TAG_MAX];
+
+    uint64_t seq;              /* latest issued user collective */
+    dsc__comm_desc_t latest;   /* its descriptor (MPI replies to timeout queries) */
+    size_t outstanding;        /* requests not yet waited */
+    dsc_comm_stats_t stats;
+    dsc__comm_hist_t hist[DSC__HISTORY];
+
+    char errmsg[DSC_ERRMSG_MAX];
+};
+
+/* Records `status` with a printf-style message on the communicator (latest) and on its
+ * context (first; logged at ERROR, or logged alone when the context already holds an
+ * error). Returns status. */
+dsc_status_t dsc__comm_fail(dsc_comm_t *c, dsc_status_t status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* "allreduce(1024 f32 sum)", "broadcast(8 bf16 root 2)", "barrier()" into buf. */
+const char *dsc__comm_desc_str(const dsc__comm_desc_t *d, char *buf, size_t n);
+/* Monotonic seconds. */
+double dsc__comm_now(void);
+/* Sleeps `seconds` (> 0). */
+void dsc__comm_sleep(double seconds);
+/* The polite back-off of the polling backends: yields for the first polls, then sleeps
+ * 1 us doubling up to 200 us, never beyond max_s. */
+void dsc__comm_backoff(unsigned attempt, double max_s);
+
+/* Backend constructors: fill c->vt, c->impl, rank/world/local_* . */
+dsc_status_t dsc__comm_self_init(dsc_comm_t *c);
+dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c);
+dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *world, int rank);
+/* The generic part of a new communicator (defaults, env); the backend init runs after. */
+dsc_comm_t *dsc__comm_alloc(dsc_ctx_t *ctx);
+
+#endif

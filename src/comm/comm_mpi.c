@@ -1,0 +1,369 @@
+/* The MPI backend (OpenMPI): every collective is a non-blocking MPI call polled with
+ * MPI_Test until it completes or the generic layer's deadline passes.
+ *
+ * Three duplicates of MPI_COMM_WORLD: `comm` for the user's collectives, `check` for the
+ * debug check's descriptor exchanges (so a rank with the check off is never matched
+ * against another's user collective), and `side` for timeout queries. On a timeout the
+ * rank sends a query to every other rank on `side`; a rank inside any dsc call (polling
+ * a collective) answers with the descriptor of its latest collective; a rank that does
+ * not answer within the grace period is not inside any dsc call (computing, blocked
+ * elsewhere, or gone). Only point-to-point messages of a few dozen bytes: no one-sided
+ * windows, whose passive-target progress OpenMPI does not guarantee off shared memory.
+ *
+ * MPI has no bf16 or f16 type: 16-bit reductions are widened to f32 temporaries (counted
+ * as DSC_MEM_COMM on the context), reduced in f32 and rounded once; 16-bit data movement
+ * travels as MPI_UINT16_T. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/comm_internal.h"
+
+#if defined(__has_include)
+#if __has_include(<mpi.h>)
+#define DSC_HAVE_MPI 1
+#endif
+#endif
+
+#ifndef DSC_HAVE_MPI
+
+dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
+    return dsc_ctx_set_error(c->ctx, DSC_ERR_UNSUPPORTED,
+                             "dsc_comm_new_mpi: this build of dsc has no MPI (mpi.h was not found at build time)");
+}
+
+#else
+
+#include <mpi.h>
+
+enum { TAG_QUERY = 7101, TAG_REPLY = 7102 };
+
+typedef struct mpi_impl {
+    MPI_Comm comm, check, side;
+    bool we_initialized;
+    int64_t query_seq; /* payload of outstanding timeout queries (must outlive them) */
+} mpi_impl_t;
+
+typedef struct mpi_coll {
+    MPI_Request req;
+    float *tmp_in, *tmp_out; /* f32 widening of 16-bit reductions */
+    size_t tmp_in_n, tmp_out_n;
+    void *move_dst; /* in-place reduce_scatter: copy the result from the start of send */
+    const void *move_src;
+    size_t move_bytes;
+} mpi_coll_t;
+
+static dsc_status_t mpi_fail(dsc_comm_t *c, int rc, const char *what, const dsc__coll_t *coll) {
+    char err[MPI_MAX_ERROR_STRING], d[160];
+    int len = 0;
+    if (MPI_Error_string(rc, err, &len) != MPI_SUCCESS) snprintf(err, sizeof err, "MPI error code %d", rc);
+    if (!coll)
+        return dsc__comm_fail(c, DSC_ERR_COMM, "MPI error in %s on rank %d of %d: %s", what, c->rank, c->world, err);
+    return dsc__comm_fail(c, DSC_ERR_COMM, "MPI error in %s (collective #%lld %s) on rank %d of %d: %s", what,
+                          (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, d, sizeof d), c->rank, c->world, err);
+}
+
+static MPI_Datatype mpi_type(dsc_dtype_t dt) {
+    switch (dt) {
+    case DSC_F32: return MPI_FLOAT;
+    case DSC_F64: return MPI_DOUBLE;
+    case DSC_I32: return MPI_INT32_T;
+    default: return MPI_UINT16_T; /* f16, bf16: moved as bits */
+    }
+}
+
+static bool is16(dsc_dtype_t dt) { return dt == DSC_F16 || dt == DSC_BF16; }
+
+/* Answers every pending timeout query with this rank's latest collective. */
+static void serve_queries(dsc_comm_t *c) {
+    mpi_impl_t *m = c->impl;
+    for (int guard = 0; guard < 4096; guard++) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_QUERY, m->side, &flag, &st) != MPI_SUCCESS || !flag) return;
+        int64_t q = 0;
+        if (MPI_Recv(&q, 1, MPI_INT64_T, st.MPI_SOURCE, TAG_QUERY, m->side, MPI_STATUS_IGNORE) != MPI_SUCCESS) return;
+        dsc__comm_desc_t reply = c->latest;
+        MPI_Send(&reply, (int)sizeof reply, MPI_BYTE, st.MPI_SOURCE, TAG_REPLY, m->side);
+    }
+}
+
+static void free_tmp(dsc_comm_t *c, mpi_coll_t *mc) {
+    if (mc->tmp_in) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_in, mc->tmp_in_n * sizeof(float));
+    if (mc->tmp_out) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_out, mc->tmp_out_n * sizeof(float));
+    mc->tmp_in = mc->tmp_out = NULL;
+}
+
+static float *alloc_f32(dsc_comm_t *c, size_t n) {
+    return dsc_ctx_alloc(c->ctx, DSC_MEM_COMM, (n ? n : 1) * sizeof(float));
+}
+
+static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
+    mpi_impl_t *m = c->impl;
+    const dsc__comm_desc_t *d = &coll->d;
+    char ds[160];
+    if (d->count > INT_MAX)
+        return dsc__comm_fail(c, DSC_ERR_UNSUPPORTED,
+                              "collective #%lld %s: the MPI backend takes at most %d elements per call; split it",
+                              (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), INT_MAX);
+    mpi_coll_t *mc = calloc(1, sizeof *mc);
+    if (!mc) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory starting collective #%lld", (long long)d->seq);
+    mc->req = MPI_REQUEST_NULL;
+    MPI_Comm comm = coll->stream == DSC__STREAM_CHECK ? m->check : m->comm;
+    dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
+    int n = (int)d->count;
+    size_t es = dsc_dtype_size(dt), bytes = (size_t)n * es, w = (size_t)c->world;
+    MPI_Op op = d->redop == DSC_REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    MPI_Datatype t = mpi_type(dt);
+    int rc = MPI_SUCCESS;
+    const char *what = "?";
+    switch ((dsc_comm_op_t)d->op) {
+    case DSC_COMM_ALLREDUCE:
+        what = "MPI_Iallreduce";
+        if (is16(dt)) {
+            mc->tmp_in_n = (size_t)n;
+            if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n))) goto nomem;
+            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, (size_t)n);
+            rc = MPI_Iallreduce(MPI_IN_PLACE, mc->tmp_in, n, MPI_FLOAT, op, comm, &mc->req);
+        } else {
+            rc = MPI_Iallreduce(coll->send == coll->recv ? MPI_IN_PLACE : coll->send, coll->recv, n, t, op, comm,
+                                &mc->req);
+        }
+        break;
+    case DSC_COMM_REDUCE_SCATTER:
+        what = "MPI_Ireduce_scatter_block";
+        if (is16(dt)) {
+            mc->tmp_in_n = (size_t)n * w;
+            mc->tmp_out_n = (size_t)n;
+            if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n)) || !(mc->tmp_out = alloc_f32(c, mc->tmp_out_n)))
+                goto nomem;
+            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, mc->tmp_in_n);
+            rc = MPI_Ireduce_scatter_block(mc->tmp_in, mc->tmp_out, n, MPI_FLOAT, MPI_SUM, comm, &mc->req);
+        } else if ((const char *)coll->recv == (const char *)coll->send + (size_t)c->rank * bytes && bytes) {
+            /* In place: MPI leaves the result at the start of the buffer. */
+            rc = MPI_Ireduce_scatter_block(MPI_IN_PLACE, (void *)coll->send, n, t, MPI_SUM, comm, &mc->req);
+            mc->move_dst = coll->recv;
+            mc->move_src = coll->send;
+            mc->move_bytes = bytes;
+        } else {
+            rc = MPI_Ireduce_scatter_block(coll->send, coll->recv, n, t, MPI_SUM, comm, &mc->req);
+        }
+        break;
+    case DSC_COMM_ALLGATHER:
+        what = "MPI_Iallgather";
+        if (bytes && (const char *)coll->send == (const char *)coll->recv + (size_t)c->rank * bytes)
+            rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, coll->recv, n, t, comm, &mc->req);
+        else
+            rc = MPI_Iallgather(coll->send, n, t, coll->recv, n, t, comm, &mc->req);
+        break;
+    case DSC_COMM_BROADCAST:
+        what = "MPI_Ibcast";
+        rc = MPI_Ibcast(coll->recv, n, t, (int)d->root, comm, &mc->req);
+        break;
+    default:
+        what = "MPI_Ibarrier";
+        rc = MPI_Ibarrier(comm, &mc->req);
+        break;
+    }
+    if (rc != MPI_SUCCESS) {
+        free_tmp(c, mc);
+        free(mc);
+        return mpi_fail(c, rc, what, coll);
+    }
+    coll->impl = mc;
+    return DSC_OK;
+nomem:
+    free_tmp(c, mc);
+    free(mc);
+    return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory for the f32 buffers of collective #%lld %s",
+                          (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds));
+}
+
+static dsc_status_t mpi_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    mpi_coll_t *mc = coll->impl;
+    serve_queries(c);
+    int flag = 0;
+    int rc = MPI_Test(&mc->req, &flag, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(c, rc, "MPI_Test", coll);
+    if (!flag) {
+        *done = false;
+        return DSC_OK;
+    }
+    dsc_dtype_t dt = (dsc_dtype_t)coll->d.dtype;
+    if (coll->d.op == DSC_COMM_ALLREDUCE && is16(dt))
+        dsc_convert(coll->recv, dt, mc->tmp_in, DSC_F32, mc->tmp_in_n);
+    else if (coll->d.op == DSC_COMM_REDUCE_SCATTER && is16(dt))
+        dsc_convert(coll->recv, dt, mc->tmp_out, DSC_F32, mc->tmp_out_n);
+    if (mc->move_bytes && mc->move_dst != mc->move_src) memmove(mc->move_dst, mc->move_src, mc->move_bytes);
+    *done = true;
+    return DSC_OK;
+}
+
+static void mpi_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s) {
+    (void)c;
+    (void)coll;
+    dsc__comm_backoff(attempt, max_s);
+}
+
+static void mpi_release(dsc_comm_t *c, dsc__coll_t *coll, bool completed) {
+    mpi_coll_t *mc = coll->impl;
+    if (!mc) return;
+    /* An abandoned request may still write its buffers: keep the temporaries (the job is
+     * aborting; MPI cannot cancel a collective). */
+    if (completed || mc->req == MPI_REQUEST_NULL) free_tmp(c, mc);
+    free(mc);
+    coll->impl = NULL;
+}
+
+static void mpi_peers(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s) {
+    mpi_impl_t *m = c->impl;
+    int w = c->world;
+    peers[c->rank].kind = DSC__PEER_KNOWN;
+    peers[c->rank].latest = c->latest;
+    if (w == 1) return;
+    dsc__comm_desc_t *replies = calloc((size_t)w, sizeof *replies);
+    MPI_Request *rr = calloc((size_t)w, sizeof *rr), *sr = calloc((size_t)w, sizeof *sr);
+    if (!replies || !rr || !sr) {
+        free(replies);
+        free(rr);
+        free(sr);
+        return;
+    }
+    m->query_seq = coll->d.seq;
+    for (int p = 0; p < w; p++) {
+        rr[p] = sr[p] = MPI_REQUEST_NULL;
+        if (p == c->rank) continue;
+        MPI_Irecv(&replies[p], (int)sizeof replies[p], MPI_BYTE, p, TAG_REPLY, m->side, &rr[p]);
+        MPI_Isend(&m->query_seq, 1, MPI_INT64_T, p, TAG_QUERY, m->side, &sr[p]);
+    }
+    double deadline = dsc__comm_now() + grace_s;
+    for (unsigned attempt = 0;; attempt++) {
+        int pending = 0;
+        for (int p = 0; p < w; p++) {
+            if (rr[p] == MPI_REQUEST_NULL) continue;
+            int flag = 0;
+            if (MPI_Test(&rr[p], &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag) {
+                peers[p].kind = DSC__PEER_KNOWN;
+                peers[p].latest = replies[p];
+            } else {
+                pending++;
+            }
+        }
+        serve_queries(c);
+        double now = dsc__comm_now();
+        if (!pending || now >= deadline) break;
+        dsc__comm_backoff(attempt, deadline - now);
+    }
+    for (int p = 0; p < w; p++) {
+        if (rr[p] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&rr[p]);
+            MPI_Wait(&rr[p], MPI_STATUS_IGNORE);
+        }
+        if (sr[p] != MPI_REQUEST_NULL) {
+            int flag = 0;
+            MPI_Test(&sr[p], &flag, MPI_STATUS_IGNORE);
+            if (!flag) MPI_Request_free(&sr[p]);
+        }
+    }
+    free(replies);
+    free(rr);
+    free(sr);
+}
+
+static void mpi_abort(dsc_comm_t *c, int errorcode) {
+    mpi_impl_t *m = c->impl;
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(m->comm != MPI_COMM_NULL ? m->comm : MPI_COMM_WORLD, errorcode);
+}
+
+static void mpi_destroy(dsc_comm_t *c) {
+    mpi_impl_t *m = c->impl;
+    if (!m) return;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) {
+        if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
+        if (m->check != MPI_COMM_NULL) MPI_Comm_free(&m->check);
+        if (m->side != MPI_COMM_NULL) MPI_Comm_free(&m->side);
+        if (m->we_initialized) MPI_Finalize();
+    }
+    free(m);
+    c->impl = NULL;
+}
+
+static const dsc__comm_vtable_t mpi_vtable = {
+    "mpi", mpi_start, mpi_test, mpi_pause, mpi_release, mpi_peers, mpi_abort, mpi_destroy,
+};
+
+/* A non-negative integer from the environment, or -1. */
+static int env_int(const char *name) {
+    const char *s = getenv(name);
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > INT_MAX) return -1;
+    return (int)v;
+}
+
+static dsc_status_t dup_comm(dsc_comm_t *c, MPI_Comm *out) {
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, out);
+    if (rc != MPI_SUCCESS) {
+        *out = MPI_COMM_NULL;
+        return mpi_fail(c, rc, "MPI_Comm_dup", NULL);
+    }
+    MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN);
+    return DSC_OK;
+}
+
+dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
+    int fin = 0, inited = 0, provided = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return dsc_ctx_set_error(c->ctx, DSC_ERR_MISUSE,
+                                 "dsc_comm_new_mpi: MPI was already finalised (MPI cannot be initialised twice in a "
+                                 "process; keep one MPI communicator for the whole run)");
+    mpi_impl_t *m = calloc(1, sizeof *m);
+    if (!m) return dsc_ctx_set_error(c->ctx, DSC_ERR_NOMEM, "out of memory creating an MPI communicator");
+    m->comm = m->check = m->side = MPI_COMM_NULL;
+    c->vt = &mpi_vtable;
+    c->impl = m;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+        if (rc != MPI_SUCCESS) return mpi_fail(c, rc, "MPI_Init_thread", NULL);
+        m->we_initialized = true;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_FUNNELED)
+        dsc_ctx_log(c->ctx, DSC_LOG_WARN,
+                    "MPI provides thread level %d (< MPI_THREAD_FUNNELED); dsc calls MPI from one thread only, but "
+                    "OpenMP threads must never call it",
+                    provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->world);
+    dsc_status_t st;
+    if ((st = dup_comm(c, &m->comm)) != DSC_OK || (st = dup_comm(c, &m->check)) != DSC_OK ||
+        (st = dup_comm(c, &m->side)) != DSC_OK)
+        return st;
+    int lr = env_int("OMPI_COMM_WORLD_LOCAL_RANK"), ls = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (lr < 0 || ls <= lr) {
+        lr = env_int("LOCAL_RANK");
+        ls = env_int("LOCAL_WORLD_SIZE");
+    }
+    if (lr < 0 || ls <= lr) {
+        MPI_Comm node;
+        int rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+        if (rc != MPI_SUCCESS) return mpi_fail(c, rc, "MPI_Comm_split_type", NULL);
+        MPI_Comm_rank(node, &lr);
+        MPI_Comm_size(node, &ls);
+        MPI_Comm_free(&node);
+    }
+    c->local_rank = lr;
+    c->local_size = ls;
+    return DSC_OK;
+}
+
+#endif

@@ -1,0 +1,131 @@
+/* `dsc config check FILE [--world-size N] [--allow-unknown]`: validates a DeepSpeed config,
+ * resolves the batch sizes for the world size and prints the effective config with the
+ * source of every value. Exit status: 0 valid, 1 invalid (the error on stderr), 2 usage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "dsc/config.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: dsc config check FILE [--world-size N] [--allow-unknown]\n"
+            "\n"
+            "Validates a DeepSpeed JSON config the way dsc reads it (DeepSpeed %s semantics, stricter:\n"
+            "unknown keys, \"auto\" and out-of-range values are errors), derives the missing batch size\n"
+            "for the world size, and prints the effective config with the source of each value\n"
+            "(file:line:col, default, or derived).\n"
+            "\n"
+            "options:\n"
+            "  --world-size N   number of ranks (default: $WORLD_SIZE, $OMPI_COMM_WORLD_SIZE, else 1)\n"
+            "  --allow-unknown  unknown top-level keys (and unknown keys in sections DeepSpeed reads as\n"
+            "                   plain dicts) are warnings instead of errors, as in DeepSpeed\n"
+            "  -h, --help       this text\n"
+            "\n"
+            "exit status: 0 valid, 1 invalid (the error is printed on stderr), 2 usage error\n"
+            "\n"
+            "example:\n"
+            "  dsc config check ds_config.json --world-size 8\n"
+            "  # a config with \"train_batch_size\": 256 and \"train_micro_batch_size_per_gpu\": 8 prints\n"
+            "  #   \"gradient_accumulation_steps\": 4,  // derived: (train_batch_size // ...) // world_size = (256 // 8) // 8\n",
+            DSC_CONFIG_DEEPSPEED_VERSION);
+}
+
+static void warn_to_stderr(dsc_log_level_t level, const char *message, void *user) {
+    (void)level;
+    (void)user;
+    fprintf(stderr, "warning: %s\n", message);
+}
+
+static bool parse_size(const char *s, long long *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v <= 0) return false;
+    *out = v;
+    return true;
+}
+
+int dsc_cmd_config(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "dsc config: unknown subcommand '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    const char *file = NULL;
+    long long world_size = 0;
+    bool allow_unknown = false;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--allow-unknown")) {
+            allow_unknown = true;
+        } else if (!strcmp(a, "--world-size") || !strncmp(a, "--world-size=", 13)) {
+            const char *v = a[12] == '=' ? a + 13 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!parse_size(v, &world_size)) {
+                fprintf(stderr, "dsc config check: --world-size needs a positive integer, got '%s'\n", v ? v : "");
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "dsc config check: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!file) {
+            file = a;
+        } else {
+            fprintf(stderr, "dsc config check: one FILE only (got '%s' and '%s')\n", file, a);
+            return 2;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "dsc config check: missing FILE\n\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *origin = "--world-size";
+    if (!world_size) {
+        const char *env = getenv("WORLD_SIZE");
+        origin = "$WORLD_SIZE";
+        if (!parse_size(env, &world_size)) {
+            env = getenv("OMPI_COMM_WORLD_SIZE");
+            origin = "$OMPI_COMM_WORLD_SIZE";
+            if (!parse_size(env, &world_size)) {
+                world_size = 1;
+                origin = "assumed 1: no --world-size, $WORLD_SIZE or $OMPI_COMM_WORLD_SIZE";
+            }
+        }
+    }
+    dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
+    opts.unknown_top_level_keys_warn = allow_unknown;
+    opts.unknown_section_keys_warn = allow_unknown;
+    opts.log_fn = warn_to_stderr;
+    dsc_config_t *cfg = NULL;
+    char err[4096];
+    dsc_status_t st = dsc_config_parse_file(file, &opts, &cfg, err, sizeof err);
+    if (st == DSC_OK) st = dsc_config_resolve_batch_from(cfg, world_size, origin, err, sizeof err);
+    if (st != DSC_OK) {
+        fprintf(stderr, "error: %s\n", err);
+        dsc_config_free(cfg);
+        return 1;
+    }
+    st = dsc_config_print(cfg, stdout);
+    dsc_config_free(cfg);
+    if (st != DSC_OK) {
+        fprintf(stderr, "dsc config check: cannot write the output\n");
+        return 1;
+    }
+    return 0;
+}
