@@ -14,8 +14,11 @@
  *             really move; the closest thing to the machine's usable bandwidth.
  * Adam bytes: 28 per parameter (read p, g, m, v; write p, m, v), 30 with the bf16 copy. Every
  * written array is also read, so these are the bytes that really move.
- * Each figure is the median of several steps after one warm-up step. Runtime < 2 minutes on
- * the 2-core reference box (256M parameters need 4 GiB: p, g, m, v).
+ * Each time is the median of 11 / 7 / 5 rounds (16M / 64M / 256M; the scalar path 3) after one
+ * warm-up step; a round runs triad, triad-nt, adam and adam+bf16 back to back, and the %
+ * columns are the medians of the per-round ratios adam GB/s / triad GB/s, which cancels the
+ * slow bandwidth drifts of a shared machine. Runtime < 2 minutes on the 2-core reference box
+ * (256M parameters need 4.5 GiB: p, g, m, v and the bf16 copy).
  *
  * Usage: optim_cpu [size_in_M ...]      e.g. `optim_cpu 16` for a quick run. */
 #define _GNU_SOURCE
@@ -103,22 +106,15 @@ static int triad_nt(float *a, const float *b, const float *c, float s, size_t n,
 
 /* ---- driver ---- */
 
-typedef struct figures {
-    double adam_s, adam_bf16_s, scalar_s, triad_gbs, triad_nt_gbs;
-} figures_t;
+enum { K_ADAM, K_BF16, K_SCALAR, K_TRIAD, K_TRIAD_NT, K_COUNT };
 
-static double time_adam(dsc_optim_t *opt, float *p, const float *g, uint16_t *half, int reps) {
-    double t[16];
-    if (dsc_optim_step(opt, p, g, 1.0f, 1e-4, half, DSC_BF16) != DSC_OK) { /* warm-up */
+static double adam_once(dsc_optim_t *opt, float *p, const float *g, uint16_t *half) {
+    double t0 = now();
+    if (dsc_optim_step(opt, p, g, 1.0f, 1e-4, half, DSC_BF16) != DSC_OK) {
         fprintf(stderr, "step failed\n");
         exit(1);
     }
-    for (int r = 0; r < reps; r++) {
-        double t0 = now();
-        dsc_optim_step(opt, p, g, 1.0f, 1e-4, half, DSC_BF16);
-        t[r] = now() - t0;
-    }
-    return median(t, reps);
+    return now() - t0;
 }
 
 int main(int argc, char **argv) {
@@ -141,7 +137,7 @@ int main(int argc, char **argv) {
     double total0 = now();
     for (int si = 0; si < n_sizes; si++) {
         const size_t n = sizes_m[si] << 20;
-        const int reps = n <= (16u << 20) ? 9 : n <= (64u << 20) ? 5 : 3;
+        const int reps = n <= (16u << 20) ? 11 : n <= (64u << 20) ? 7 : 5;
         float *p = aligned_alloc(64, n * sizeof(float)), *g = aligned_alloc(64, n * sizeof(float));
         uint16_t *half = aligned_alloc(64, n * sizeof(uint16_t));
         if (!p || !g || !half) {
@@ -167,40 +163,42 @@ int main(int argc, char **argv) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) m[i] = v[i] = 0.0f;
         for (int nt = 1; nt <= 2; nt++) {
-            figures_t f;
+            /* Rounds interleave every kind, so slow drifts of the machine's bandwidth (it is a
+             * shared VM) hit all kinds alike; the % columns are medians of per-round ratios. */
+            double t[K_COUNT][16], r_triad[16], r_nt[16];
+            int n_scalar = 0, has_nt = 1;
             dsc_optim_set_threads(opt, nt);
             dsc__optim_force_isa(opt, best);
-            f.adam_s = time_adam(opt, p, g, NULL, reps);
-            f.adam_bf16_s = time_adam(opt, p, g, half, reps);
-            dsc__optim_force_isa(opt, DSC_OPTIM_ISA_SCALAR);
-            f.scalar_s = time_adam(opt, p, g, NULL, reps < 3 ? reps : 3);
-            /* triads on the same buffers: a = m, b = p, c = g */
-            double t[16];
+            adam_once(opt, p, g, NULL); /* warm-up */
             triad_plain(m, p, g, 0.5f, n, nt);
             for (int r = 0; r < reps; r++) {
                 double t0 = now();
-                triad_plain(m, p, g, 0.5f, n, nt);
-                t[r] = now() - t0;
-            }
-            f.triad_gbs = 12.0 * n / median(t, reps) * 1e-9;
-            f.triad_nt_gbs = NAN;
-            if (triad_nt(v, p, g, 0.5f, n, nt)) {
-                for (int r = 0; r < reps; r++) {
-                    double t0 = now();
-                    triad_nt(v, p, g, 0.5f, n, nt);
-                    t[r] = now() - t0;
-                }
-                f.triad_nt_gbs = 12.0 * n / median(t, reps) * 1e-9;
-            }
-            /* the triads overwrote m and v: restore a sane state for the next thread count */
+                triad_plain(v, p, g, 0.5f, n, nt);
+                t[K_TRIAD][r] = now() - t0;
+                t0 = now();
+                has_nt = triad_nt(v, p, g, 0.5f, n, nt);
+                t[K_TRIAD_NT][r] = now() - t0;
+                /* the triads overwrote v: reset it so Adam runs on sane state */
 #pragma omp parallel for schedule(static) num_threads(nt)
-            for (size_t i = 0; i < n; i++) m[i] = v[i] = 0.0f;
-            const double adam_gbs = 28.0 * n / f.adam_s * 1e-9;
-            printf("%6zuM %3d | %9.2f %8.3f %7.2f %6.1f%% %6.1f%% | %9.2f %7.2f | %9.2f %8.3f %7.2f | %8.2f %8.2f\n",
-                   sizes_m[si], nt, f.adam_s * 1e3, n / f.adam_s * 1e-9, adam_gbs, 100.0 * adam_gbs / f.triad_gbs,
-                   100.0 * adam_gbs / f.triad_nt_gbs, f.adam_bf16_s * 1e3, 30.0 * n / f.adam_bf16_s * 1e-9,
-                   f.scalar_s * 1e3, n / f.scalar_s * 1e-9, 28.0 * n / f.scalar_s * 1e-9, f.triad_gbs,
-                   f.triad_nt_gbs);
+                for (size_t i = 0; i < n; i++) v[i] = 0.0f;
+                t[K_ADAM][r] = adam_once(opt, p, g, NULL);
+                t[K_BF16][r] = adam_once(opt, p, g, half);
+                r_triad[r] = (28.0 / t[K_ADAM][r]) / (12.0 / t[K_TRIAD][r]);
+                r_nt[r] = (28.0 / t[K_ADAM][r]) / (12.0 / t[K_TRIAD_NT][r]);
+                if (r < 3) {
+                    dsc__optim_force_isa(opt, DSC_OPTIM_ISA_SCALAR);
+                    if (r == 0) adam_once(opt, p, g, NULL);
+                    t[K_SCALAR][n_scalar++] = adam_once(opt, p, g, NULL);
+                    dsc__optim_force_isa(opt, best);
+                }
+            }
+            const double ta = median(t[K_ADAM], reps), tb = median(t[K_BF16], reps), ts = median(t[K_SCALAR], n_scalar);
+            const double tri = 12.0 * n / median(t[K_TRIAD], reps) * 1e-9;
+            const double trnt = has_nt ? 12.0 * n / median(t[K_TRIAD_NT], reps) * 1e-9 : NAN;
+            printf("%6zuM %3d | %9.2f %8.3f %7.2f %6.0f%% %6.0f%% | %9.2f %7.2f | %9.2f %8.3f %7.2f | %8.2f %8.2f\n",
+                   sizes_m[si], nt, ta * 1e3, n / ta * 1e-9, 28.0 * n / ta * 1e-9, 100.0 * median(r_triad, reps),
+                   has_nt ? 100.0 * median(r_nt, reps) : NAN, tb * 1e3, 30.0 * n / tb * 1e-9, ts * 1e3, n / ts * 1e-9,
+                   28.0 * n / ts * 1e-9, tri, trnt);
             fflush(stdout);
         }
         dsc_optim_free(opt);

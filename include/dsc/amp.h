@@ -70,10 +70,12 @@ typedef enum dsc_loss_scaler_algo {
  *   algo                     see dsc_loss_scaler_algo_t (DSC_LOSS_SCALER_ZERO).
  *   max_consecutive_skips_at_min  (dsc policy, every mode) the K-th consecutive overflow
  *                    (skipped step) at which S could not be lowered -- dynamic S already at
- *                    min_loss_scale, a static scale, or no scaling -- makes
- *                    dsc_loss_scaler_update return DSC_ERR_NUMERIC with a message that says
- *                    so and suggests bf16 / a lower learning rate. A good step resets the
- *                    count. 0 = never stop (skip forever). Default 10.
+ *                    min_loss_scale (overflows absorbed by hysteresis there count too), a
+ *                    static scale, or no scaling -- makes dsc_loss_scaler_update return
+ *                    DSC_ERR_NUMERIC with a message that says so and suggests bf16 / a lower
+ *                    learning rate. A good step resets the count. 0 = never stop (skip
+ *                    forever, as FP16_Optimizer does). Default 10. DeepSpeed ZeRO instead
+ *                    raises on the first overflow at the minimum once hysteresis is spent.
  *   rank             the rank named in the log line ("Rank 0"); only rank 0 logs in DeepSpeed. */
 typedef struct dsc_loss_scaler_params {
     dsc_dtype_t dtype;

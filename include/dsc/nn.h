@@ -70,6 +70,10 @@ int64_t dsc_model_numel(const dsc_model_t *model);
  * `dtype` (f32 or f64). `grads` may be NULL (then no parameter requires grad). Rebinding
  * is allowed (ZeRO moves parameters). DSC_ERR_INVALID for a NULL params or bad dtype. */
 dsc_status_t dsc_model_bind(dsc_model_t *model, dsc_dtype_t dtype, void *params, void *grads);
+/* The same with a gradient buffer of another dtype than the parameters (mixed precision:
+ * bf16 parameters with f32 gradient accumulation). grads may be NULL. */
+dsc_status_t dsc_model_bind_mixed(dsc_model_t *model, dsc_dtype_t param_dtype, void *params, dsc_dtype_t grad_dtype,
+                                  void *grads);
 /* Allocates flat parameter and gradient buffers owned by the model (counted as
  * DSC_MEM_PARAMS and DSC_MEM_GRADS), binds them and initialises the parameters. */
 dsc_status_t dsc_model_alloc(dsc_model_t *model, dsc_dtype_t dtype);
@@ -81,6 +85,11 @@ void *dsc_model_params_data(dsc_model_t *model);
 void *dsc_model_grads_data(dsc_model_t *model);
 /* Zeroes the bound gradient buffer. */
 void dsc_model_zero_grad(dsc_model_t *model);
+
+/* A parameter as ops consume it: the tensor itself when it is f32/f64, else (f16/bf16
+ * storage under mixed precision) an f32 copy made by dsc_cast, whose backward adds into
+ * the parameter's gradient. Layers call this on every parameter they use. */
+dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param);
 
 /* ---- Layers ---- */
 

@@ -64,6 +64,7 @@ typedef enum dsc_mem_category {
     DSC_MEM_ACTIVATIONS,   /* the per-step arena: activations and their gradients */
     DSC_MEM_COMM,          /* communication buffers */
     DSC_MEM_OTHER,         /* everything else (bookkeeping) */
+    DSC_MEM_GRAD_ACCUM,    /* fp32 gradient accumulation buffer beside 16-bit gradients */
     DSC_MEM_CATEGORY_COUNT
 } dsc_mem_category_t;
 

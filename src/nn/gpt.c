@@ -115,7 +115,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     x = dsc_dropout(ctx, x, g->config.dropout);
     for (int l = 0; l < g->config.n_layer; l++) x = block_forward(ctx, g, &g->blocks[l], x);
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
-    dsc_tensor_t *logits = dsc_matmul(ctx, x, g->wte.weight, false, true); /* tied LM head */
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true); /* tied LM head */
     if (logits_out) *logits_out = logits;
     if (targets && loss_out) {
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});

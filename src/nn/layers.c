@@ -34,10 +34,16 @@ dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char
     return dsc_ctx_status(ctx);
 }
 
+dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param) {
+    if (!param) return NULL;
+    dsc_dtype_t dt = dsc_tensor_dtype(param);
+    return dt == DSC_F32 || dt == DSC_F64 ? param : dsc_cast(ctx, param, DSC_F32);
+}
+
 dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x) {
     if (!layer) return NULL;
-    dsc_tensor_t *y = dsc_matmul(ctx, x, layer->weight, false, true);
-    return layer->bias ? dsc_bias_add(ctx, y, layer->bias) : y;
+    dsc_tensor_t *y = dsc_matmul(ctx, x, dsc_param_compute(ctx, layer->weight), false, true);
+    return layer->bias ? dsc_bias_add(ctx, y, dsc_param_compute(ctx, layer->bias)) : y;
 }
 
 dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, const char *prefix, int64_t n, double eps) {
@@ -52,7 +58,7 @@ dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, cons
 
 dsc_tensor_t *dsc_layernorm_forward(dsc_ctx_t *ctx, const dsc_layernorm_t *layer, dsc_tensor_t *x) {
     if (!layer) return NULL;
-    return dsc_layernorm(ctx, x, layer->weight, layer->bias, layer->eps);
+    return dsc_layernorm(ctx, x, dsc_param_compute(ctx, layer->weight), dsc_param_compute(ctx, layer->bias), layer->eps);
 }
 
 dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer, const char *prefix, int64_t num,
@@ -66,7 +72,7 @@ dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer
 
 dsc_tensor_t *dsc_embedding_forward(dsc_ctx_t *ctx, const dsc_embedding_layer_t *layer, dsc_tensor_t *ids) {
     if (!layer) return NULL;
-    return dsc_embedding(ctx, ids, layer->weight);
+    return dsc_embedding(ctx, ids, dsc_param_compute(ctx, layer->weight));
 }
 
 dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix, int64_t n, double std,

@@ -111,11 +111,18 @@ dsc_tensor_t *dsc_model_find_param(const dsc_model_t *m, const char *name) {
 int64_t dsc_model_numel(const dsc_model_t *m) { return m ? m->numel : 0; }
 
 dsc_status_t dsc_model_bind(dsc_model_t *m, dsc_dtype_t dtype, void *params, void *grads) {
+    return dsc_model_bind_mixed(m, dtype, params, dtype, grads);
+}
+
+dsc_status_t dsc_model_bind_mixed(dsc_model_t *m, dsc_dtype_t dtype, void *params, dsc_dtype_t grad_dtype, void *grads) {
     if (!m) return DSC_ERR_INVALID;
+    if (grads && !dsc__is_float(grad_dtype))
+        return dsc_ctx_set_error(m->ctx, DSC_ERR_INVALID, "dsc_model_bind: gradient dtype %s is not a float type",
+                                 dsc_dtype_name(grad_dtype));
     if (!params) return dsc_ctx_set_error(m->ctx, DSC_ERR_INVALID, "dsc_model_bind: params buffer is NULL");
     if (!dsc__is_float(dtype))
         return dsc_ctx_set_error(m->ctx, DSC_ERR_INVALID, "dsc_model_bind: dtype %s is not a float type", dsc_dtype_name(dtype));
-    size_t es = dsc_dtype_size(dtype);
+    size_t es = dsc_dtype_size(dtype), ges = dsc_dtype_size(grad_dtype);
     for (int i = 0; i < m->n_params; i++) {
         dsc_param_info_t *p = &m->params[i].info;
         dsc_tensor_t *t = p->tensor;
@@ -137,12 +144,12 @@ dsc_status_t dsc_model_bind(dsc_model_t *m, dsc_dtype_t dtype, void *params, voi
                 t->grad = g;
                 t->grad_is_external = true;
             }
-            t->grad->dtype = dtype;
-            t->grad->data = (char *)grads + (size_t)p->offset * es;
+            t->grad->dtype = grad_dtype;
+            t->grad->data = (char *)grads + (size_t)p->offset * ges;
         }
     }
     m->bound = true;
-    m->bound_dtype = dtype;
+    m->bound_dtype = grad_dtype;
     m->grads = grads;
     return DSC_OK;
 }

@@ -152,12 +152,14 @@ static void cast_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     if (!gx) return;
     const dsc_backend_t *be = ctx->backend;
     const size_t n = (size_t)x->numel;
-    const dsc_dtype_t acc_dt = dsc__op_is_compute_dtype(x->dtype) ? x->dtype : DSC_F32;
+    /* Accumulate in the gradient's own dtype when it computes (a 16-bit parameter may have an
+     * f32 gradient buffer under mixed precision), else in f32. */
+    const dsc_dtype_t acc_dt = dsc__op_is_compute_dtype(gx->dtype) ? gx->dtype : DSC_F32;
     const size_t es = dsc_dtype_size(acc_dt);
     void *g = dsc__arena_alloc(ctx, n * es);
     if (!g) return;
     dsc_convert(g, acc_dt, out->grad->data, out->grad->dtype, n);
-    if (acc_dt == x->dtype) {
+    if (acc_dt == gx->dtype) {
         be->axpy(acc_dt, (int64_t)n, 1.0, g, gx->data);
     } else {
         void *acc = dsc__arena_alloc(ctx, n * es);

@@ -259,7 +259,6 @@ void dsc_optim_free(dsc_optim_t *opt) {
     if (opt) optim_release(opt);
 }
 
-long dsc__optim_block_dbg = 0;
 /* ---- step ---------------------------------------------------------------------------- */
 
 #define OFF(ptr, a) ((ptr) ? (ptr) + (a) : NULL)
@@ -308,13 +307,6 @@ static void run_elementwise(const dsc_optim_t *o, kernel_id_t id, const dsc_opti
     const int nt = thread_count(o);
     if (nt == 1) {
         run_range(k, id, s, p, g, st, half, 0, n);
-        return;
-    }
-    long blk = dsc__optim_block_dbg;
-    if (blk > 0) {
-        const size_t B = (size_t)blk, nb = (n + B - 1) / B;
-#pragma omp parallel for schedule(static, 1) num_threads(nt)
-        for (size_t b = 0; b < nb; b++) run_range(k, id, s, p, g, st, half, b * B, b * B + B < n ? b * B + B : n);
         return;
     }
 #pragma omp parallel num_threads(nt)

@@ -10,7 +10,7 @@ set(DSC_MPI_TEST_ENV
     "OMPI_MCA_rmaps_base_oversubscribe=1"
     "OMP_NUM_THREADS=1"
     "OPENBLAS_NUM_THREADS=1"
-    "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0")
+    "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 
 foreach(prog test_comm_mpi test_comm_mpi_timeout)
   add_executable(${prog} ${PROJECT_SOURCE_DIR}/tests/mpi/${prog}.c)
