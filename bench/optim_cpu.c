@@ -20,7 +20,8 @@
  * slow bandwidth drifts of a shared machine. Runtime < 2 minutes on the 2-core reference box
  * (256M parameters need 4.5 GiB: p, g, m, v and the bf16 copy).
  *
- * Usage: optim_cpu [size_in_M ...]      e.g. `optim_cpu 16` for a quick run. */
+ * Usage: optim_cpu [-t 1,2,...] [size_in_M ...]   e.g. `optim_cpu 16` for a quick run, or
+ * `optim_cpu -t 1,2,4,8,16 256` on a bigger host. Defaults: -t 1,2 16 64 256. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <omp.h>
@@ -119,10 +120,19 @@ static double adam_once(dsc_optim_t *opt, float *p, const float *g, uint16_t *ha
 
 int main(int argc, char **argv) {
     size_t sizes_m[8] = {16, 64, 256};
-    int n_sizes = 3;
-    if (argc > 1) {
-        n_sizes = 0;
-        for (int i = 1; i < argc && n_sizes < 8; i++) sizes_m[n_sizes++] = (size_t)atol(argv[i]);
+    int n_sizes = 3, threads[16] = {1, 2}, n_threads = 2, given = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+            n_threads = 0;
+            for (char *s = argv[++i]; *s && n_threads < 16;) {
+                threads[n_threads++] = (int)strtol(s, &s, 10);
+                if (*s == ',') s++;
+                else if (*s) break;
+            }
+        } else if (given < 8) {
+            sizes_m[given++] = (size_t)atol(argv[i]);
+            n_sizes = given;
+        }
     }
     dsc_ctx_t *ctx = NULL;
     if (dsc_ctx_new(NULL, &ctx) != DSC_OK) return 1;
@@ -162,7 +172,8 @@ int main(int argc, char **argv) {
         float *m = dsc_optim_state_data(opt, 0), *v = dsc_optim_state_data(opt, 1);
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) m[i] = v[i] = 0.0f;
-        for (int nt = 1; nt <= 2; nt++) {
+        for (int ti = 0; ti < n_threads; ti++) {
+            const int nt = threads[ti] > 0 ? threads[ti] : 1;
             /* Rounds interleave every kind, so slow drifts of the machine's bandwidth (it is a
              * shared VM) hit all kinds alike; the % columns are medians of per-round ratios. */
             double t[K_COUNT][16], r_triad[16], r_nt[16];

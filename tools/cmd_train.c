@@ -32,6 +32,8 @@ typedef struct {
     const char *config_path;
     const char *data[16];
     int n_data;
+    const char *val_data; /* llm.c shards only */
+    int vocab;            /* llm.c shards: model vocabulary (default 50257, GPT-2's) */
     int steps; /* 0: the default, 200 */
     uint64_t seed;
     dsc_gpt_config_t model;
@@ -48,7 +50,10 @@ static void usage(FILE *out) {
             "AdamW with linear warmup + cosine decay, 200 steps.\n\n"
             "options:\n"
             "  --config FILE       DeepSpeed JSON config (batch sizes, optimizer, scheduler, clipping)\n"
-            "  --data FILE         a text file to train on (repeat for several; default: the fortunes corpus)\n"
+            "  --data FILE         a text file to train on (repeat for several; default: the fortunes corpus),\n"
+            "                      or llm.c token shards: a .bin file or a quoted glob ('data/train_*.bin')\n"
+            "  --val-data PATTERN  llm.c validation shards (with .bin --data)\n"
+            "  --vocab N           vocabulary of .bin shards (default 50257, GPT-2's)\n"
             "  --steps N           optimizer steps (default 200)\n"
             "  --seed N            RNG seed for init, dropout and batches (default 1234)\n"
             "  --layers N --heads N --embd N   model size (default 4, 4, 128)\n"
@@ -90,6 +95,8 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         long n = 0;
         bool ok = true;
         if (!strcmp(k, "--config")) a->config_path = v;
+        else if (!strcmp(k, "--val-data")) a->val_data = v;
+        else if (!strcmp(k, "--vocab")) ok = parse_int(v, 2, 10000000, &n), a->vocab = (int)n;
         else if (!strcmp(k, "--data")) {
             if (a->n_data == 16) {
                 fprintf(stderr, "dsc train: at most 16 --data files\n");
@@ -119,6 +126,43 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
     return -1; /* continue */
 }
 
+/* Where batches come from: character-level text, or llm.c token shards. */
+typedef struct {
+    dsc_text_dataset_t *text;
+    uint64_t text_state;
+    dsc_shard_loader_t *train, *val;
+} batch_source_t;
+
+static bool is_shard_path(const char *p) {
+    size_t n = strlen(p);
+    return n >= 4 && !strcmp(p + n - 4, ".bin");
+}
+
+static void source_free(batch_source_t *src) {
+    dsc_text_dataset_free(src->text);
+    dsc_shard_loader_free(src->train);
+    dsc_shard_loader_free(src->val);
+}
+
+static dsc_status_t source_next(batch_source_t *src, int32_t *x, int32_t *y, int b, int t, char *err, size_t errsz) {
+    if (src->text) {
+        dsc_status_t rc = dsc_text_dataset_batch(src->text, DSC_SPLIT_TRAIN, b, t, &src->text_state, x, y);
+        if (rc != DSC_OK) snprintf(err, errsz, "the training text is shorter than one window of %d tokens", t + 1);
+        return rc;
+    }
+    dsc_status_t rc = dsc_shard_loader_next(src->train, x, y);
+    if (rc != DSC_OK) snprintf(err, errsz, "%s", dsc_shard_loader_errmsg(src->train));
+    return rc;
+}
+
+/* The k-th validation batch; the same batches every evaluation, so the curve compares. */
+static dsc_status_t source_val(batch_source_t *src, int k, uint64_t *st, int32_t *x, int32_t *y, int b, int t) {
+    if (src->text) return dsc_text_dataset_batch(src->text, DSC_SPLIT_VAL, b, t, st, x, y);
+    if (!src->val) return DSC_ERR_INVALID;
+    if (k == 0) dsc_shard_loader_reset(src->val);
+    return dsc_shard_loader_next(src->val, x, y);
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -126,15 +170,15 @@ static double now_seconds(void) {
 }
 
 /* Mean loss over a few validation batches, without recording the tape. */
-static double eval_loss(dsc_ctx_t *ctx, dsc_gpt_t *gpt, const dsc_text_dataset_t *ds, int b, int t, int n_batches,
-                        int32_t *x, int32_t *y) {
+static double eval_loss(dsc_ctx_t *ctx, dsc_gpt_t *gpt, batch_source_t *src, int b, int t, int n_batches, int32_t *x,
+                        int32_t *y) {
     uint64_t st = 999; /* the same batches every time, so the curve is comparable */
     double sum = 0;
     bool was_training = dsc_ctx_training(ctx);
     dsc_ctx_set_training(ctx, false);
     dsc_ctx_no_grad_begin(ctx);
     for (int k = 0; k < n_batches; k++) {
-        if (dsc_text_dataset_batch(ds, DSC_SPLIT_VAL, b, t, &st, x, y) != DSC_OK) {
+        if (source_val(src, k, &st, x, y, b, t) != DSC_OK) {
             sum = NAN;
             break;
         }
@@ -163,16 +207,22 @@ int dsc_cmd_train(int argc, char **argv) {
     if (rc >= 0) return rc;
 
     char err[2048];
-    dsc_text_dataset_t *ds = NULL;
-    const char *const *paths = a.n_data ? a.data : default_corpus;
-    int n_paths = a.n_data ? a.n_data : (int)(sizeof default_corpus / sizeof default_corpus[0]);
-    if (dsc_text_dataset_load(paths, n_paths, 0.1, &ds, err, sizeof err) != DSC_OK) {
-        fprintf(stderr, "dsc train: %s\n", err);
-        if (!a.n_data) fprintf(stderr, "dsc train: the default corpus comes from Debian's fortunes-min package "
-                                       "(apt-get install fortunes-min, or run `make train`), or pass --data FILE\n");
-        return 1;
+    batch_source_t src = {0};
+    src.text_state = a.seed * 2654435761u + 1;
+    bool shards = a.n_data == 1 && is_shard_path(a.data[0]);
+    if (!shards) {
+        const char *const *paths = a.n_data ? a.data : default_corpus;
+        int n_paths = a.n_data ? a.n_data : (int)(sizeof default_corpus / sizeof default_corpus[0]);
+        if (dsc_text_dataset_load(paths, n_paths, 0.1, &src.text, err, sizeof err) != DSC_OK) {
+            fprintf(stderr, "dsc train: %s\n", err);
+            if (!a.n_data) fprintf(stderr, "dsc train: the default corpus comes from Debian's fortunes-min package "
+                                           "(apt-get install fortunes-min, or run `make train`), or pass --data FILE\n");
+            return 1;
+        }
+        a.model.vocab_size = dsc_text_dataset_vocab_size(src.text);
+    } else {
+        a.model.vocab_size = a.vocab ? a.vocab : 50257;
     }
-    a.model.vocab_size = dsc_text_dataset_vocab_size(ds);
     a.model.block_size = a.context;
 
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
@@ -198,22 +248,39 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_engine_t *engine = init.engine;
     const int b = dsc_engine_micro_batch_size(engine), t = a.context, gas = dsc_engine_gradient_accumulation_steps(engine);
     int steps = a.steps ? a.steps : 200;
+    if (shards) {
+        dsc_shard_loader_options_t lo = DSC_SHARD_LOADER_OPTIONS_INIT;
+        lo.vocab_size = a.model.vocab_size;
+        lo.check_vocab = true;
+        if (dsc_shard_loader_new_ex(a.data[0], b, t, dsc_engine_rank(engine), dsc_engine_world_size(engine), a.seed, &lo,
+                                    &src.train, err, sizeof err) != DSC_OK ||
+            (a.val_data && dsc_shard_loader_new_val(a.val_data, b, t, dsc_engine_rank(engine),
+                                                    dsc_engine_world_size(engine), &src.val, err, sizeof err) != DSC_OK)) {
+            fprintf(stderr, "dsc train: %s\n", err);
+            goto out;
+        }
+        if (!a.val_data) a.eval_every = 0;
+    }
     x = malloc(sizeof(int32_t) * b * t);
     y = malloc(sizeof(int32_t) * b * t);
     if (!x || !y) goto out;
     fprintf(stderr, "dsc train: GPT %d layers, %d heads, width %d, vocab %d, context %d: %lld parameters; "
                     "%lld train / %lld val tokens; micro batch %d x %d tokens, %d accumulation step(s), %d steps\n",
             a.model.n_layer, a.model.n_head, a.model.n_embd, a.model.vocab_size, t,
-            (long long)dsc_model_numel(gpt->model), (long long)dsc_text_dataset_size(ds, DSC_SPLIT_TRAIN),
-            (long long)dsc_text_dataset_size(ds, DSC_SPLIT_VAL), b, t, gas, steps);
+            (long long)dsc_model_numel(gpt->model),
+            (long long)(src.text ? dsc_text_dataset_size(src.text, DSC_SPLIT_TRAIN) : dsc_shards_tokens(dsc_shard_loader_shards(src.train))),
+            (long long)(src.text ? dsc_text_dataset_size(src.text, DSC_SPLIT_VAL) : src.val ? dsc_shards_tokens(dsc_shard_loader_shards(src.val)) : 0),
+            b, t, gas, steps);
 
-    uint64_t batch_state = a.seed * 2654435761u + 1;
     double t0 = now_seconds(), t_last = t0;
     long tokens_since = 0;
     for (int step = 1; step <= steps; step++) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
-            dsc_text_dataset_batch(ds, DSC_SPLIT_TRAIN, b, t, &batch_state, x, y);
+            if (source_next(&src, x, y, b, t, err, sizeof err) != DSC_OK) {
+                fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                goto out;
+            }
             dsc_tensor_t *loss = NULL;
             dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss);
             if (dsc_backward(engine, loss) != DSC_OK || dsc_step(engine) != DSC_OK) {
@@ -233,7 +300,7 @@ int dsc_cmd_train(int argc, char **argv) {
             tokens_since = 0;
         }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
-            double vl = eval_loss(ctx, gpt, ds, b, t, a.eval_batches, x, y);
+            double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);
             printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
             fflush(stdout);
         }
@@ -245,6 +312,6 @@ out:
     dsc_engine_free(init.engine);
     dsc_gpt_free(gpt);
     dsc_ctx_free(ctx);
-    dsc_text_dataset_free(ds);
+    source_free(&src);
     return status;
 }

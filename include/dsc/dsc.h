@@ -8,10 +8,13 @@
 #include "dsc/nn.h"
 #include "dsc/gpt.h"
 #include "dsc/data.h"
+#include "dsc/sampler.h"
+#include "dsc/shards.h"
 #include "dsc/config.h"
 #include "dsc/optim.h"
 #include "dsc/sched.h"
 #include "dsc/engine.h"
+#include "dsc/amp.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 
