@@ -20,7 +20,8 @@
  * slow bandwidth drifts of a shared machine. Runtime < 2 minutes on the 2-core reference box
  * (256M parameters need 4.5 GiB: p, g, m, v and the bf16 copy).
  *
- * Usage: optim_cpu [-t 1,2,...] [size_in_M ...]   e.g. `optim_cpu 16` for a quick run, or
+ * Usage: optim_cpu [-q] [-t 1,2,...] [size_in_M ...]   (-q: adam and triads only)
+ *   e.g. `optim_cpu 16` for a quick run, or
  * `optim_cpu -t 1,2,4,8,16 256` on a bigger host. Defaults: -t 1,2 16 64 256. */
 #define _GNU_SOURCE
 #include <math.h>
@@ -120,9 +121,11 @@ static double adam_once(dsc_optim_t *opt, float *p, const float *g, uint16_t *ha
 
 int main(int argc, char **argv) {
     size_t sizes_m[8] = {16, 64, 256};
-    int n_sizes = 3, threads[16] = {1, 2}, n_threads = 2, given = 0;
+    int n_sizes = 3, threads[16] = {1, 2}, n_threads = 2, given = 0, quick = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "-q") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
             n_threads = 0;
             for (char *s = argv[++i]; *s && n_threads < 16;) {
                 threads[n_threads++] = (int)strtol(s, &s, 10);
@@ -193,17 +196,18 @@ int main(int argc, char **argv) {
 #pragma omp parallel for schedule(static) num_threads(nt)
                 for (size_t i = 0; i < n; i++) v[i] = 0.0f;
                 t[K_ADAM][r] = adam_once(opt, p, g, NULL);
-                t[K_BF16][r] = adam_once(opt, p, g, half);
+                t[K_BF16][r] = quick ? NAN : adam_once(opt, p, g, half);
                 r_triad[r] = (28.0 / t[K_ADAM][r]) / (12.0 / t[K_TRIAD][r]);
                 r_nt[r] = (28.0 / t[K_ADAM][r]) / (12.0 / t[K_TRIAD_NT][r]);
-                if (r < 3) {
+                if (r < 3 && !quick) {
                     dsc__optim_force_isa(opt, DSC_OPTIM_ISA_SCALAR);
                     if (r == 0) adam_once(opt, p, g, NULL);
                     t[K_SCALAR][n_scalar++] = adam_once(opt, p, g, NULL);
                     dsc__optim_force_isa(opt, best);
                 }
             }
-            const double ta = median(t[K_ADAM], reps), tb = median(t[K_BF16], reps), ts = median(t[K_SCALAR], n_scalar);
+            const double ta = median(t[K_ADAM], reps), tb = quick ? NAN : median(t[K_BF16], reps);
+            const double ts = n_scalar ? median(t[K_SCALAR], n_scalar) : NAN;
             const double tri = 12.0 * n / median(t[K_TRIAD], reps) * 1e-9;
             const double trnt = has_nt ? 12.0 * n / median(t[K_TRIAD_NT], reps) * 1e-9 : NAN;
             printf("%6zuM %3d | %9.2f %8.3f %7.2f %6.0f%% %6.0f%% | %9.2f %7.2f | %9.2f %8.3f %7.2f | %8.2f %8.2f\n",

@@ -1,4 +1,6 @@
 # Test registration. Every tests/unit/test_*.c is one program and one ctest test, run
+# with one OpenMP thread by default (ctest runs tests in parallel on 2 cores; tests of
+# thread-count independence set their thread counts themselves),
 # from the source tree so it can read tests/golden and tests/configs.
 add_library(dsc_testutil STATIC ${PROJECT_SOURCE_DIR}/tests/common/check.c ${PROJECT_SOURCE_DIR}/tests/common/gradcheck.c)
 target_include_directories(dsc_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests/common ${PROJECT_SOURCE_DIR}/src)
@@ -10,7 +12,7 @@ foreach(src ${DSC_UNIT_TESTS})
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE dsc_testutil)
   add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2;OPENBLAS_NUM_THREADS=1")
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")
 endforeach()
 
 # Extra tests (CLI runs, mpirun tests) are declared by each area's own .cmake file.

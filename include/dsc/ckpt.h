@@ -6,7 +6,7 @@
  *      validating reader that reads any element range of a tensor with pread, converting
  *      dtypes on the way.
  *   2. The manifest (manifest.json): training counters, loss scaler, LR scheduler / data
- *      loader / client state (opaque JSON), RNG states, the config text, and the list of
+ *      loader / optimizer / client state (opaque JSON), RNG states, the config text, and the list of
  *      named tensors (dtype, shape, kind, frozen flag, tied aliases) with, for each, the
  *      element ranges ("pieces") held by which file, and every file's size and checksum.
  *   3. Atomic checkpoint directories: <save_dir>/<tag>/ is written as a temporary directory,
@@ -241,6 +241,7 @@ typedef enum dsc_manifest_blob {
     DSC_MANIFEST_LR_SCHEDULER = 0, /* a JSON object (the scheduler's state dict) or absent */
     DSC_MANIFEST_DATA_LOADER,      /* a JSON object (loader / sampler position) or absent */
     DSC_MANIFEST_CLIENT_STATE,     /* any JSON value (the caller's client_state) or absent */
+    DSC_MANIFEST_OPTIMIZER,        /* a JSON object (optimizer type, step count, hyper-parameters) or absent */
     DSC_MANIFEST_BLOB_COUNT
 } dsc_manifest_blob_t;
 

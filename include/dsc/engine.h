@@ -15,9 +15,16 @@
  * - dsc_backward scales the loss gradient by 1/gradient_accumulation_steps (and by the
  *   loss scale under fp16), runs autograd, accumulates into the gradient buffer, and
  *   releases the step's activations (dsc_ctx_end_step).
- * - dsc_step counts a micro-step; at an accumulation boundary it clips by the global norm
- *   (gradient_clipping > 0), applies the optimizer, steps the LR scheduler, zeroes the
- *   gradients and advances global_steps and global_samples.
+ * - dsc_step counts a micro-step; at an accumulation boundary it checks the gradients for
+ *   inf/NaN (fp16 always; bf16 with bf16.check_grad_overflow; fp32 always, see
+ *   docs/deepspeed-compat.md), and either skips the update (skipped_steps += 1, the loss
+ *   scale moves as DeepSpeed's dynamic scaler does, the log names the tensors that held
+ *   inf/NaN) or unscales and clips by the global norm in one multiplication, applies the
+ *   optimizer (which writes the fp16/bf16 working copy in the same pass), and steps the LR
+ *   scheduler. Either way it zeroes the gradients and advances global_steps and
+ *   global_samples.
+ * - Mixed precision (fp16.enabled / bf16.enabled): parameters and gradients are stored in
+ *   16 bits, the optimizer keeps fp32 master weights and moments; ops compute in fp32.
  * - The first dsc_step call whose (micro_steps + 1) is a multiple of GAS is a boundary.
  *
  * Thread safety: an engine is used from one thread. Two engines (on two contexts, or on
@@ -67,8 +74,12 @@ typedef struct dsc_engine_options {
     bool allow_unknown_top_level_keys;
     const dsc_client_optimizer_t *client_optimizer; /* NULL: the config's optimizer */
     const dsc_client_lr_scheduler_t *client_lr_scheduler; /* NULL: the config's scheduler */
+    /* Training stops with DSC_ERR_NUMERIC after this many consecutive updates skipped for
+     * inf/NaN gradients at the minimum loss scale (or at any scale for bf16/fp32, which
+     * cannot lower it); 0 never stops (DeepSpeed raises at the first one for fp16). */
+    int max_consecutive_skips_at_min_scale;
 } dsc_engine_options_t;
-#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, 1, 0, false, NULL, NULL}
+#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, 1, 0, false, NULL, NULL, 10}
 
 /* The four results of deepspeed.initialize. `optimizer` and `lr_scheduler` are owned by
  * the engine (valid until dsc_engine_free); training_dataloader is always NULL (dsc's

@@ -8,7 +8,8 @@
 #include "ckpt/manifest_internal.h"
 #include "dsc/dsc.h"
 
-static const char *const blob_names[DSC_MANIFEST_BLOB_COUNT] = {"lr_scheduler", "data_loader", "client_state"};
+static const char *const blob_names[DSC_MANIFEST_BLOB_COUNT] = {"lr_scheduler", "data_loader", "client_state",
+                                                                 "optimizer"};
 
 dsc_status_t dsc_manifest_new(dsc_manifest_t **out) {
     if (!out) return DSC_ERR_INVALID;

@@ -273,8 +273,8 @@ static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
 static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     static const char *const keys[] = {"format",      "version",     "dsc_version", "global_steps", "global_samples",
                                        "skipped_steps", "micro_steps", "world_size", "zero_stage",   "loss_scaler",
-                                       "lr_scheduler", "data_loader", "client_state", "rng",        "config",
-                                       "files",       "tensors",     NULL};
+                                       "lr_scheduler", "data_loader", "client_state", "optimizer",  "rng",
+                                       "config",      "files",       "tensors",     NULL};
     if (!json_is_object(root)) return perr(p, "(root)", "is %s, not an object", jtype(root));
     /* format and version first, so a newer or foreign file is named as such. */
     const char *format;
@@ -291,7 +291,8 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     const char *ver;
     if ((st = get_str(p, root, "", "dsc_version", false, &ver))) return st;
     if ((st = parse_counters(p, root, m))) return st;
-    static const char *const blobs[] = {"lr_scheduler", "data_loader", "client_state"};
+    static const char *const blobs[DSC_MANIFEST_BLOB_COUNT] = {"lr_scheduler", "data_loader", "client_state",
+                                                               "optimizer"};
     for (int b = 0; b < DSC_MANIFEST_BLOB_COUNT; b++) {
         json_t *v = json_object_get(root, blobs[b]);
         if (json_is_null(v)) continue;

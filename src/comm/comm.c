@@ -171,11 +171,29 @@ dsc_status_t dsc_comm_new_fake(dsc_ctx_t *ctx, dsc_comm_fake_world_t *world, int
     return finish_new(c, dsc__comm_fake_init(c, world, rank), out);
 }
 
+static dsc_status_t start(dsc_comm_request_t *r);
+static dsc_status_t progress(dsc_comm_request_t *r, bool block);
+
 void dsc_comm_free(dsc_comm_t *c) {
     if (!c) return;
     if (c->outstanding)
         dsc_ctx_log(c->ctx, DSC_LOG_WARN, "communicator (rank %d) freed with %zu requests never waited", c->rank,
                     c->outstanding);
+    if (!c->aborted && !c->outstanding && c->vt && c->vt->wants_free_barrier && c->vt->wants_free_barrier(c)) {
+        /* Every rank frees together (with the timeout) before MPI_Finalize. */
+        c->latest.flags |= DSC__DESC_IN_FREE;
+        dsc_comm_request_t r;
+        memset(&r, 0, sizeof r);
+        r.comm = c;
+        r.user.seq = (int64_t)c->seq;
+        r.user.op = DSC_COMM_BARRIER;
+        r.user.dtype = DSC_F32;
+        r.user.redop = r.user.root = -1;
+        r.user.flags = DSC__DESC_IN_FREE;
+        r.coll.d = r.user;
+        r.coll.stream = DSC__STREAM_FREE;
+        if (start(&r) == DSC_OK) progress(&r, true);
+    }
     if (c->vt && c->vt->destroy) c->vt->destroy(c);
     free(c);
 }
@@ -292,10 +310,25 @@ static bool same_call(const dsc__comm_desc_t *a, const dsc__comm_desc_t *b) {
            a->redop == b->redop && a->root == b->root;
 }
 
-static void append_flags(char *buf, size_t n, unsigned flags) {
+static void append_flags(char *buf, size_t n, unsigned flags, int32_t desc_flags) {
+    if (desc_flags & DSC__DESC_IN_FREE)
+        appendf(buf, n, "; it is in dsc_comm_free, waiting for every rank to free its communicator");
     if (flags & DSC__PEER_STOPPED) appendf(buf, n, "; stopped participating (fault injection)");
     if (flags & DSC__PEER_DELAYED) appendf(buf, n, "; sleeping in an injected delay");
     if (flags & DSC__PEER_ABORTED) appendf(buf, n, "; its communicator was aborted");
+}
+
+/* Whether peer `pe` reached collective `u` (in_free: reached dsc_comm_free). */
+static bool arrived_at(const dsc__peer_t *pe, const dsc__comm_desc_t *u, bool in_free) {
+    if (pe->kind == DSC__PEER_UNKNOWN) return false;
+    if (in_free) return (pe->latest.flags & DSC__DESC_IN_FREE) != 0;
+    return same_call(&pe->latest, u) && !(pe->latest.flags & DSC__DESC_IN_FREE);
+}
+
+static bool never_arrived(const dsc__peer_t *pe, const dsc__comm_desc_t *u, bool in_free) {
+    if (pe->kind == DSC__PEER_UNKNOWN) return true;
+    if (in_free) return !(pe->latest.flags & DSC__DESC_IN_FREE);
+    return pe->latest.seq < u->seq || (pe->latest.flags & DSC__DESC_IN_FREE);
 }
 
 /* Formats the timeout message of `r` from what the peers report, records it, logs the
@@ -312,9 +345,16 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
     char msg[DSC_ERRMSG_MAX], d[160], pd[160];
     msg[0] = '\0';
     dsc__comm_desc_str(&r->user, d, sizeof d);
-    appendf(msg, sizeof msg, "collective #%llu %s timed out after %.3g s on rank %d of %d%s",
-            (unsigned long long)r->user.seq, d, waited, c->rank, c->world,
-            r->coll.stream == DSC__STREAM_CHECK ? " (in its debug check)" : "");
+    bool in_free = r->coll.stream == DSC__STREAM_FREE;
+    if (in_free)
+        appendf(msg, sizeof msg,
+                "dsc_comm_free on rank %d of %d timed out after %.3g s waiting for every rank to free its "
+                "communicator (its last collective: #%llu)",
+                c->rank, c->world, waited, (unsigned long long)r->user.seq);
+    else
+        appendf(msg, sizeof msg, "collective #%llu %s timed out after %.3g s on rank %d of %d%s",
+                (unsigned long long)r->user.seq, d, waited, c->rank, c->world,
+                r->coll.stream == DSC__STREAM_CHECK ? " (in its debug check)" : "");
     if (!peers) {
         appendf(msg, sizeof msg, "; (out of memory listing the other ranks)");
     } else {
@@ -322,8 +362,7 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
         appendf(msg, sizeof msg, "; ranks that never arrived:");
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            bool never = pe->kind == DSC__PEER_UNKNOWN || pe->latest.seq < r->user.seq;
-            if (!never) continue;
+            if (!never_arrived(pe, &r->user, in_free)) continue;
             missing++;
             if (listed++ >= 16) continue;
             appendf(msg, sizeof msg, "%s rank %d (", missing > 1 ? ";" : "", p);
@@ -334,26 +373,25 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
             else
                 appendf(msg, sizeof msg, "last issued #%lld %s", (long long)pe->latest.seq,
                         dsc__comm_desc_str(&pe->latest, pd, sizeof pd));
-            append_flags(msg, sizeof msg, pe->flags);
+            append_flags(msg, sizeof msg, pe->flags, pe->latest.flags);
             appendf(msg, sizeof msg, ")");
         }
         if (missing > 16) appendf(msg, sizeof msg, "; and %d more", missing - 16);
         if (!missing) appendf(msg, sizeof msg, " none");
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            if (pe->kind == DSC__PEER_UNKNOWN || pe->latest.seq < r->user.seq) continue;
-            if (pe->latest.seq == r->user.seq && same_call(&pe->latest, &r->user)) continue;
+            if (in_free || never_arrived(pe, &r->user, false) || arrived_at(pe, &r->user, false)) continue;
             if (odd++ >= 8) continue;
             appendf(msg, sizeof msg, "; rank %d %s #%lld %s", p,
                     pe->latest.seq == r->user.seq ? "diverged: it called" : "is ahead, at", (long long)pe->latest.seq,
                     dsc__comm_desc_str(&pe->latest, pd, sizeof pd));
-            append_flags(msg, sizeof msg, pe->flags);
+            append_flags(msg, sizeof msg, pe->flags, pe->latest.flags);
         }
         appendf(msg, sizeof msg, "; arrived:");
         int arrived = 0;
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            if (pe->kind == DSC__PEER_UNKNOWN || !same_call(&pe->latest, &r->user)) continue;
+            if (!arrived_at(pe, &r->user, in_free)) continue;
             if (arrived++ < 32) appendf(msg, sizeof msg, "%s%d", arrived > 1 ? "," : " ranks ", p);
         }
         if (arrived > 32) appendf(msg, sizeof msg, ",... (%d ranks)", arrived);

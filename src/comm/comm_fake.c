@@ -42,7 +42,7 @@ typedef struct fake_rank {
     bool taken;
     unsigned flags;          /* DSC__PEER_* */
     dsc__comm_desc_t latest; /* latest user collective issued */
-    uint64_t next_key[2];    /* per stream */
+    uint64_t next_key[DSC__STREAM_COUNT]; /* per stream */
 } fake_rank_t;
 
 struct dsc_comm_fake_world {
@@ -406,7 +406,7 @@ static void fake_destroy(dsc_comm_t *c) {
 }
 
 static const dsc__comm_vtable_t fake_vtable = {
-    "fake", fake_start, fake_test, fake_pause, fake_release, fake_peers, fake_abort, fake_destroy,
+    "fake", fake_start, fake_test, fake_pause, fake_release, fake_peers, fake_abort, fake_destroy, NULL,
 };
 
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *w, int rank) {

@@ -25,16 +25,21 @@ typedef struct dsc__comm_desc {
     int32_t dtype;    /* dsc_dtype_t */
     int32_t redop;    /* dsc_reduce_op_t for allreduce, -1 otherwise */
     int32_t root;     /* broadcast root, -1 otherwise */
+    int32_t flags;    /* DSC__DESC_* */
+    int32_t reserved;
     char tag[DSC_COMM_TAG_MAX];
 } dsc__comm_desc_t;
+
+/* The rank is inside dsc_comm_free, waiting for every rank to free its communicator. */
+#define DSC__DESC_IN_FREE 1
 
 _Static_assert(sizeof(dsc__comm_desc_t) % 4 == 0, "descriptor must travel as i32 elements");
 #define DSC__DESC_I32 (sizeof(dsc__comm_desc_t) / 4)
 
-/* Streams of collectives: the user's, and the debug check's descriptor exchanges (which
- * the MPI backend runs on a separate communicator, so a rank with the check off cannot
- * be matched against another's user collective). */
-enum { DSC__STREAM_USER = 0, DSC__STREAM_CHECK = 1 };
+/* Streams of collectives: the user's; the debug check's descriptor exchanges; the
+ * barrier of dsc_comm_free before MPI_Finalize. The MPI backend runs each on its own
+ * communicator, so a rank in one stream is never matched against another stream's call. */
+enum { DSC__STREAM_USER = 0, DSC__STREAM_CHECK = 1, DSC__STREAM_FREE = 2, DSC__STREAM_COUNT = 3 };
 
 /* One collective in flight, as the backend sees it. */
 typedef struct dsc__coll {
@@ -81,6 +86,10 @@ typedef struct dsc__comm_vtable {
     void (*abort)(dsc_comm_t *c, int errorcode);
     /* Frees the backend (impl). */
     void (*destroy)(dsc_comm_t *c);
+    /* True when dsc_comm_free must first wait (with the timeout) for every rank to free
+     * its communicator: the MPI backend before MPI_Finalize, which would otherwise hang
+     * silently when one rank leaves early. NULL: never. */
+    bool (*wants_free_barrier)(const dsc_comm_t *c);
 } dsc__comm_vtable_t;
 
 #define DSC__HISTORY 16

@@ -1,9 +1,11 @@
 /* The MPI backend (OpenMPI): every collective is a non-blocking MPI call polled with
  * MPI_Test until it completes or the generic layer's deadline passes.
  *
- * Three duplicates of MPI_COMM_WORLD: `comm` for the user's collectives, `check` for the
+ * Four duplicates of MPI_COMM_WORLD: `comm` for the user's collectives, `check` for the
  * debug check's descriptor exchanges (so a rank with the check off is never matched
- * against another's user collective), and `side` for timeout queries. On a timeout the
+ * against another's user collective), `fin` for the barrier of dsc_comm_free before
+ * MPI_Finalize (a rank that leaves early waits there, answering queries, instead of
+ * sitting silently in MPI_Finalize), and `side` for timeout queries. On a timeout the
  * rank sends a query to every other rank on `side`; a rank inside any dsc call (polling
  * a collective) answers with the descriptor of its latest collective; a rank that does
  * not answer within the grace period is not inside any dsc call (computing, blocked
@@ -40,7 +42,7 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
 enum { TAG_QUERY = 7101, TAG_REPLY = 7102 };
 
 typedef struct mpi_impl {
-    MPI_Comm comm, check, side;
+    MPI_Comm comm, check, fin, side;
     bool we_initialized;
     int64_t query_seq; /* payload of outstanding timeout queries (must outlive them) */
 } mpi_impl_t;
@@ -110,7 +112,7 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
     mpi_coll_t *mc = calloc(1, sizeof *mc);
     if (!mc) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory starting collective #%lld", (long long)d->seq);
     mc->req = MPI_REQUEST_NULL;
-    MPI_Comm comm = coll->stream == DSC__STREAM_CHECK ? m->check : m->comm;
+    MPI_Comm comm = coll->stream == DSC__STREAM_CHECK ? m->check : coll->stream == DSC__STREAM_FREE ? m->fin : m->comm;
     dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
     int n = (int)d->count;
     size_t es = dsc_dtype_size(dt), bytes = (size_t)n * es, w = (size_t)c->world;
@@ -286,6 +288,7 @@ static void mpi_destroy(dsc_comm_t *c) {
     if (!fin) {
         if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
         if (m->check != MPI_COMM_NULL) MPI_Comm_free(&m->check);
+        if (m->fin != MPI_COMM_NULL) MPI_Comm_free(&m->fin);
         if (m->side != MPI_COMM_NULL) MPI_Comm_free(&m->side);
         if (m->we_initialized) MPI_Finalize();
     }
@@ -293,8 +296,13 @@ static void mpi_destroy(dsc_comm_t *c) {
     c->impl = NULL;
 }
 
+static bool mpi_wants_free_barrier(const dsc_comm_t *c) {
+    const mpi_impl_t *m = c->impl;
+    return m && m->we_initialized && c->world > 1;
+}
+
 static const dsc__comm_vtable_t mpi_vtable = {
-    "mpi", mpi_start, mpi_test, mpi_pause, mpi_release, mpi_peers, mpi_abort, mpi_destroy,
+    "mpi", mpi_start, mpi_test, mpi_pause, mpi_release, mpi_peers, mpi_abort, mpi_destroy, mpi_wants_free_barrier,
 };
 
 /* A non-negative integer from the environment, or -1. */
@@ -326,7 +334,7 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
                                  "process; keep one MPI communicator for the whole run)");
     mpi_impl_t *m = calloc(1, sizeof *m);
     if (!m) return dsc_ctx_set_error(c->ctx, DSC_ERR_NOMEM, "out of memory creating an MPI communicator");
-    m->comm = m->check = m->side = MPI_COMM_NULL;
+    m->comm = m->check = m->fin = m->side = MPI_COMM_NULL;
     c->vt = &mpi_vtable;
     c->impl = m;
     MPI_Initialized(&inited);
@@ -346,7 +354,7 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
     MPI_Comm_size(MPI_COMM_WORLD, &c->world);
     dsc_status_t st;
     if ((st = dup_comm(c, &m->comm)) != DSC_OK || (st = dup_comm(c, &m->check)) != DSC_OK ||
-        (st = dup_comm(c, &m->side)) != DSC_OK)
+        (st = dup_comm(c, &m->fin)) != DSC_OK || (st = dup_comm(c, &m->side)) != DSC_OK)
         return st;
     int lr = env_int("OMPI_COMM_WORLD_LOCAL_RANK"), ls = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (lr < 0 || ls <= lr) {

@@ -75,7 +75,22 @@ dsc_status_t cfg_resolve_batch(cfg_impl_t *impl, int64_t world_size, const char 
         return DSC_ERR_CONFIG;
     }
     int64_t ws = world_size / sp; /* DeepSpeed's self.world_size: the data-parallel size */
+    if (!cfg->batch_resolved) {
+        /* values set in code since the parse count as given; after a resolution the fields
+         * hold derived values, so the ones the file gave are used */
+        impl->given_tb = cfg->train_batch_size;
+        impl->given_mb = cfg->train_micro_batch_size_per_gpu;
+        impl->given_gas = cfg->gradient_accumulation_steps;
+    }
     dsc_config_opt_int_t tb = impl->given_tb, mb = impl->given_mb, gas = impl->given_gas;
+    const char *bad = !(!tb.set || tb.value > 0) ? "train_batch_size"
+                      : !(!mb.set || mb.value > 0) ? "train_micro_batch_size_per_gpu"
+                      : !(!gas.set || gas.value > 0) ? "gradient_accumulation_steps"
+                                                     : NULL;
+    if (bad) { /* only possible for values set in code: the parser checks > 0 */
+        cfg_set_err(err, errsz, "%s: %s: must be > 0", cfg->source_name, bad);
+        return DSC_ERR_CONFIG;
+    }
     const char *ntb = NULL, *nmb = NULL, *ngas = NULL;
     cfg_arena_t *a = &impl->arena;
     const char *wsn = sp > 1 ? "data_parallel_size" : "world_size";

@@ -4,7 +4,7 @@
  * (name, alias, type, offset of the field in dsc_config_t, default, range). The same tables
  * set the defaults, drive the walk over the parsed JSON, the printing, dsc_config_get and
  * dsc_config_check_supported. The optimizer and scheduler, whose keys depend on their
- * type, have their own tables in config_optim.c.
+ * type, have their own tables in config_optim.c and config_sched.c (read by config_params.c).
  *
  * Positions: jansson reports where a parse error is but not where each key is, so
  * config_pos.c re-scans the text and builds a tree of positions (one node per value,
@@ -241,11 +241,62 @@ int cfg_edit_distance(const char *a, const char *b);
 int cfg_unknown_key(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const char *key,
                     const char *const *candidates, bool warn_only, const char *what);
 
+/* ---- optimizer and scheduler parameter tables (config_params.c) -------------------------- */
+
+enum { PK_NUM, PK_INT, PK_PYINT, PK_BOOL, PK_STR, PK_PAIR, PK_NUMLIST, PK_INTLIST };
+enum {
+    PF_REQ = 1 << 0,     /* no default: must be given */
+    PF_NULL = 1 << 1,    /* null accepted */
+    PF_DEFNULL = 1 << 2, /* the default is null */
+    PF_GE0 = 1 << 3,     /* >= 0 */
+    PF_GT0 = 1 << 4,     /* > 0 */
+    PF_BETA = 1 << 5,    /* in [0, 1) */
+    PF_UNIT = 1 << 6,    /* in [0, 1] */
+    PF_GEM1 = 1 << 7     /* >= -1 */
+};
+
+typedef struct cfg_prm {
+    const char *name;
+    unsigned char kind;
+    unsigned short flags;
+    double def[2];       /* the default (PK_PAIR: both elements) */
+    const char *sdef;    /* PK_STR default */
+    const char *choices; /* PK_STR: accepted values separated by '|' */
+} cfg_prm_t;
+
+#define CP_NUM(n, d, f) {n, PK_NUM, (f), {(d), 0}, NULL, NULL}
+#define CP_INT(n, d, f) {n, PK_INT, (f), {(d), 0}, NULL, NULL}
+#define CP_PYINT(n, d, f) {n, PK_PYINT, (f), {(d), 0}, NULL, NULL}
+#define CP_BOOL(n, d) {n, PK_BOOL, 0, {(d), 0}, NULL, NULL}
+#define CP_NBOOL(n) {n, PK_BOOL, PF_NULL | PF_DEFNULL, {0, 0}, NULL, NULL}
+#define CP_STR(n, d, ch) {n, PK_STR, 0, {0, 0}, (d), (ch)}
+#define CP_PAIR(n, a, b, f) {n, PK_PAIR, (f), {(a), (b)}, NULL, NULL}
+#define CP_LIST(n, d, f) {n, PK_NUMLIST, (f), {(d), 0}, NULL, NULL}
+#define CP_END {NULL, 0, 0, {0, 0}, NULL, NULL}
+
+
+/* The keyword table of an optimizer type (canonical name) or scheduler type; NULL if none. */
+const cfg_prm_t *cfg_optimizer_table(const char *type);
+const cfg_prm_t *cfg_scheduler_table(const char *type);
+const cfg_prm_t *cfg_prm_find(const cfg_prm_t *t, const char *name);
+/* Reads the "params" object of the optimizer or scheduler against `table`, filling `out`
+ * with one entry per table row (given or default, in table order). */
+int cfg_read_params(cfg_parser_t *p, json_t *params, const cfg_pos_t *ppos, const char *base, const cfg_prm_t *table,
+                    const char *class_note, dsc_config_params_t *out);
+void cfg_default_param(const cfg_prm_t *d, const char *note, dsc_config_param_t *out);
+/* Typed reads of an effective parameter (numbers: a list gives its first element). */
+double cfg_pnum(const dsc_config_params_t *ps, const char *name, double dflt);
+bool cfg_pbool(const dsc_config_params_t *ps, const char *name, bool dflt);
+/* The parameter was written in the file. */
+bool cfg_pgiven(const dsc_config_params_t *ps, const char *name);
+int cfg_finish_optimizer_section(cfg_parser_t *p);
+int cfg_finish_scheduler_section(cfg_parser_t *p);
+
 /* ---- sections and checks ------------------------------------------------------------------ */
 
 /* Writes every table default into cfg (config_sections.c). */
 void cfg_set_defaults(dsc_config_t *cfg);
-/* Custom parsers (config_optim.c). */
+/* Custom parsers (config_optim.c, config_sched.c): record the object for cfg_finish_optimizer. */
 int cfg_parse_optimizer(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown);
 int cfg_parse_scheduler(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown);
 /* After the walk and the deprecated keys: validate the optimizer and scheduler and fill

@@ -89,15 +89,14 @@ typedef struct printer {
 } printer_t;
 
 static void line(printer_t *pr, int indent, const char *name, const char *value, bool last, const char *comment) {
-    char text[4096];
     int n;
-    if (name) n = snprintf(text, sizeof text, "%*s\"%s\": %s%s", indent * 2, "", name, value, last ? "" : ",");
-    else n = snprintf(text, sizeof text, "%*s%s%s", indent * 2, "", value, last ? "" : ",");
-    if (n < 0) n = 0;
+    if (name) n = fprintf(pr->out, "%*s\"%s\": %s%s", indent * 2, "", name, value, last ? "" : ",");
+    else n = fprintf(pr->out, "%*s%s%s", indent * 2, "", value, last ? "" : ",");
+    if (n < 0) pr->failed = true;
     if (comment && *comment) {
-        int pad = n < COMMENT_COL ? COMMENT_COL - n : 1;
-        if (fprintf(pr->out, "%s%*s// %s\n", text, pad, "", comment) < 0) pr->failed = true;
-    } else if (fprintf(pr->out, "%s\n", text) < 0) {
+        int pad = n >= 0 && n < COMMENT_COL ? COMMENT_COL - n : 1;
+        if (fprintf(pr->out, "%*s// %s\n", pad, "", comment) < 0) pr->failed = true;
+    } else if (fputc('\n', pr->out) == EOF) {
         pr->failed = true;
     }
 }
@@ -179,8 +178,13 @@ static void print_table(printer_t *pr, const cfg_table_t *t, const char *base, i
             line(pr, indent, NULL, "}", last, NULL);
             continue;
         }
-        char value[4096], src[CFG_PATH_MAX + 512];
+        char value[8192], src[CFG_PATH_MAX + 512];
         cfg_format_key_value(cfg, k, value, sizeof value);
+        const char *shown = value;
+        if (k->type == CT_SECTION) { /* may be long: printed whole */
+            const dsc_config_section_t *sec = (const dsc_config_section_t *)((const char *)cfg + k->off);
+            if (sec->present && sec->json) shown = sec->json;
+        }
         dsc_config_source_t s = cfg_source_of(impl, path);
         dsc_config_source_format(cfg, &s, src, sizeof src);
         bool batch = strcmp(path, "train_batch_size") == 0 || strcmp(path, "train_micro_batch_size_per_gpu") == 0 ||
@@ -201,7 +205,7 @@ static void print_table(printer_t *pr, const cfg_table_t *t, const char *base, i
             snprintf(src + used, sizeof src - used, "; effective %s (%s)", dsc_config_dtype_name(d),
                      e.note ? e.note : "given");
         }
-        line(pr, indent, k->name, value, last, src);
+        line(pr, indent, k->name, shown, last, src);
     }
 }
 

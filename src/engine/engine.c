@@ -25,7 +25,9 @@ static const char *const supported_keys[] = {
     "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
     "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
     "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",
-    "timers.*", "fp16.enabled=false", "bf16.enabled=false",
+    "timers.*", "fp16.enabled", "fp16.loss_scale", "fp16.initial_scale_power", "fp16.loss_scale_window",
+    "fp16.hysteresis", "fp16.consecutive_hysteresis", "fp16.min_loss_scale", "bf16.enabled",
+    "bf16.check_grad_overflow", "data_types.grad_accum_dtype",
     NULL,
 };
 
@@ -42,27 +44,57 @@ static void config_log(dsc_log_level_t level, const char *message, void *user) {
     dsc_ctx_log((dsc_ctx_t *)user, level, "%s", message);
 }
 
-/* Points the model at the engine's buffers, keeping values the model already had. */
+/* Chooses the storage dtypes from the config (spec 3.1): fp16 or bf16 working copies with
+ * fp32 master weights, and where gradients accumulate (data_types.grad_accum_dtype; for
+ * bf16 dsc accumulates in fp32 unless told otherwise, as DeepSpeed's BF16 optimizer does). */
+static dsc_status_t choose_dtypes(dsc_engine_t *e, char *err, size_t errsz) {
+    const dsc_config_t *c = e->config;
+    e->model_dtype = c->fp16.enabled ? DSC_F16 : c->bf16.enabled ? DSC_BF16 : DSC_F32;
+    dsc_config_dtype_t acc = c->data_types.grad_accum_dtype;
+    if (acc == DSC_CONFIG_DTYPE_INT8) {
+        snprintf(err, errsz, "%s: data_types.grad_accum_dtype: int8 gradient accumulation is not supported", c->source_name);
+        return DSC_ERR_UNSUPPORTED;
+    }
+    if (e->model_dtype == DSC_F32 && acc != DSC_CONFIG_DTYPE_NONE && acc != DSC_CONFIG_DTYPE_FP32) {
+        snprintf(err, errsz, "%s: data_types.grad_accum_dtype: %s accumulation needs fp16 or bf16 enabled "
+                 "(DeepSpeed: unsupported mix of model_dtype=fp32 and grad_accum_dtype=%s)", c->source_name,
+                 dsc_config_dtype_name(acc), dsc_config_dtype_name(acc));
+        return DSC_ERR_CONFIG;
+    }
+    e->accumulate_fp32 = e->model_dtype != DSC_F32 &&
+                         (acc == DSC_CONFIG_DTYPE_FP32 || (acc == DSC_CONFIG_DTYPE_NONE && e->model_dtype == DSC_BF16));
+    e->check_overflow = e->model_dtype != DSC_BF16 || c->bf16.check_grad_overflow;
+    return DSC_OK;
+}
+
+/* Allocates the flat buffers, points the model at them and fills the parameters: with the
+ * values the model already had (converted), else from the model's initialisation. */
 static dsc_status_t bind_model(dsc_engine_t *e, char *err, size_t errsz) {
     dsc_model_t *m = e->model;
-    size_t bytes = (size_t)e->numel * sizeof(float);
-    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, bytes);
-    e->grads = e->params ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, bytes) : NULL;
-    if (!e->grads) {
-        snprintf(err, errsz, "out of memory allocating %zu bytes of parameters and gradients", 2 * bytes);
+    const size_t n = (size_t)e->numel, ms = dsc_dtype_size(e->model_dtype);
+    const bool mixed = e->model_dtype != DSC_F32;
+    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, n * ms);
+    e->grads = e->params ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, n * ms) : NULL;
+    e->master = !mixed ? e->params : e->grads ? dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, n * 4) : NULL;
+    e->acc32 = !mixed ? e->grads : e->master ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, n * 4) : NULL;
+    e->segments = e->acc32 ? calloc((size_t)dsc_model_param_count(m) + 1, sizeof *e->segments) : NULL;
+    if (!e->segments) {
+        snprintf(err, errsz, "out of memory allocating the model state (%zu parameters)", n);
         return DSC_ERR_NOMEM;
     }
     bool had_values = dsc_model_param_count(m) > 0;
-    for (int i = 0; i < dsc_model_param_count(m) && had_values; i++) {
+    for (int i = 0; i < dsc_model_param_count(m); i++) {
         dsc_param_info_t info;
         dsc_model_param_info(m, i, &info);
-        had_values = dsc_tensor_data(info.tensor) != NULL;
+        e->segments[i].offset = (size_t)info.offset;
+        e->segments[i].numel = (size_t)info.numel;
+        had_values = had_values && dsc_tensor_data(info.tensor) != NULL;
     }
     if (had_values) {
         for (int i = 0; i < dsc_model_param_count(m); i++) {
             dsc_param_info_t info;
             dsc_model_param_info(m, i, &info);
-            dsc_status_t rc = dsc_convert(e->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
+            dsc_status_t rc = dsc_convert(e->master + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
                                           dsc_tensor_dtype(info.tensor), (size_t)info.numel);
             if (rc != DSC_OK) {
                 snprintf(err, errsz, "parameter %s: cannot convert its values to f32", info.name);
@@ -70,8 +102,11 @@ static dsc_status_t bind_model(dsc_engine_t *e, char *err, size_t errsz) {
             }
         }
     }
-    dsc_status_t rc = dsc_model_bind(m, DSC_F32, e->params, e->grads);
+    /* Initialise in f32 (the same numbers whatever the precision), then round once. */
+    dsc_status_t rc = dsc_model_bind(m, DSC_F32, e->master, NULL);
     if (rc == DSC_OK && !had_values) rc = dsc_model_init_params(m);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, e->master, n);
+    if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, e->model_dtype, e->params, e->model_dtype, e->grads);
     if (rc != DSC_OK) snprintf(err, errsz, "%s", dsc_ctx_errmsg(e->ctx));
     return rc;
 }
@@ -146,7 +181,17 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         snprintf(errbuf, errbuf_size, "dsc_initialize: the model has no parameters");
         rc = DSC_ERR_INVALID;
     }
+    if (rc == DSC_OK) rc = choose_dtypes(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = bind_model(e, errbuf, errbuf_size);
+    if (rc == DSC_OK) {
+        dsc_loss_scaler_params_t sp;
+        rc = dsc_loss_scaler_params_from_config(e->config, &sp);
+        sp.max_consecutive_skips_at_min = options->max_consecutive_skips_at_min_scale;
+        sp.rank = e->rank;
+        if (rc == DSC_OK) rc = dsc_loss_scaler_init(&e->scaler, &sp);
+        if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "%s: fp16: %s", e->config->source_name, dsc_loss_scaler_errmsg(&e->scaler));
+        e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);
+    }
     if (rc == DSC_OK) rc = dsc__engine_build_optimizer(e, options->client_optimizer, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
     if (rc != DSC_OK) {
@@ -171,15 +216,18 @@ void dsc_engine_free(dsc_engine_t *e) {
     for (int i = 0; i < dsc_model_param_count(e->model); i++) {
         dsc_param_info_t info;
         dsc_model_param_info(e->model, i, &info);
-        if (info.tensor && (float *)dsc_tensor_data(info.tensor) >= e->params &&
-            (float *)dsc_tensor_data(info.tensor) < e->params + e->numel) {
+        char *lo = e->params, *hi = lo + (size_t)e->numel * dsc_dtype_size(e->model_dtype);
+        if (info.tensor && (char *)dsc_tensor_data(info.tensor) >= lo && (char *)dsc_tensor_data(info.tensor) < hi) {
             info.tensor->data = NULL;
             if (info.tensor->grad) info.tensor->grad->data = NULL;
         }
     }
-    size_t bytes = (size_t)e->numel * sizeof(float);
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, bytes);
-    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, e->grads, bytes);
+    const size_t n = (size_t)e->numel, ms = dsc_dtype_size(e->model_dtype);
+    if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, n * 4);
+    if (e->acc32 != e->grads) dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, n * 4);
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, n * ms);
+    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, e->grads, n * ms);
+    free(e->segments);
     dsc_optim_free(e->optimizer);
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);
@@ -197,7 +245,7 @@ int dsc_engine_train_batch_size(const dsc_engine_t *e) { return e ? e->train_bat
 int dsc_engine_micro_batch_size(const dsc_engine_t *e) { return e ? e->micro_batch_size : 0; }
 int dsc_engine_gradient_accumulation_steps(const dsc_engine_t *e) { return e ? e->gas : 0; }
 double dsc_engine_lr(const dsc_engine_t *e) { return e ? dsc__engine_current_lr(e) : NAN; }
-double dsc_engine_loss_scale(const dsc_engine_t *e) { return e ? 1.0 : NAN; }
+double dsc_engine_loss_scale(const dsc_engine_t *e) { return e ? dsc_loss_scaler_scale(&e->scaler) : NAN; }
 double dsc_engine_grad_norm(const dsc_engine_t *e) { return e ? e->grad_norm : NAN; }
 double dsc_engine_grad_norm_clipped(const dsc_engine_t *e) { return e ? e->grad_norm_clipped : NAN; }
 double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? e->last_loss : NAN; }

@@ -4,6 +4,7 @@
 #define DSC_ENGINE_INTERNAL_H
 
 #include "core/internal.h"
+#include "dsc/amp.h"
 #include "dsc/engine.h"
 
 #define DSC_ENGINE_ERRMSG_MAX 2048
@@ -17,11 +18,26 @@ struct dsc_engine {
     /* Batch geometry after resolution. */
     int train_batch_size, micro_batch_size, gas;
 
-    /* Flat model state (fp32 for now): the parameters the model is bound to, which are also
-     * the optimizer's master weights, and their gradients. */
+    /* Flat model state (docs/zero.md has the byte counts):
+     *   params   the working copy the model is bound to, in model_dtype (DSC_MEM_PARAMS);
+     *   master   fp32 master weights the optimizer updates: `params` itself for fp32 models,
+     *            a separate buffer under fp16/bf16 (DSC_MEM_OPTIM);
+     *   grads    what autograd accumulates into, in model_dtype (DSC_MEM_GRADS), or in fp32
+     *            when gradients are accumulated in fp32 directly;
+     *   acc32    fp32 gradients the optimizer reads: `grads` itself for fp32 models, else a
+     *            DSC_MEM_GRAD_ACCUM buffer (the fp32 accumulation of data_types.grad_accum_dtype,
+     *            or, with 16-bit accumulation, the fp32 copy made at the boundary). */
     int64_t numel;
-    float *params;
-    float *grads;
+    dsc_dtype_t model_dtype;
+    bool accumulate_fp32;   /* add grads into acc32 after every backward (else at the boundary) */
+    void *params;
+    float *master;
+    void *grads;
+    float *acc32;
+    dsc_amp_segment_t *segments; /* one per parameter tensor, for naming overflowing tensors */
+    dsc_loss_scaler_t scaler;
+    bool check_overflow;         /* skip updates whose gradients hold inf/NaN */
+    double loss_scale_used;      /* S of the last update (for the progress line) */
 
     dsc_optim_t *optimizer;    /* NULL when none is configured */
     dsc_optim_params_t optim_params;

@@ -2,6 +2,7 @@
  * update, LR scheduling and DeepSpeed's counters (spec 6.2, 6.3, 6.5). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine_internal.h"
@@ -30,10 +31,16 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     e->last_loss = dsc_tensor_item(loss);
     /* DeepSpeed divides the incoming gradient by GAS so the update uses the mean over the
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
-    double seed = e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0;
+    /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
+     * forgets it at stage 0: docs/deepspeed-compat.md). */
+    double seed = (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
+    if (rc == DSC_OK && e->accumulate_fp32) { /* fp32 accumulation across micro-batches */
+        dsc_amp_accumulate(e->acc32, e->grads, e->model_dtype, (size_t)e->numel);
+        memset(e->grads, 0, (size_t)e->numel * dsc_dtype_size(e->model_dtype));
+    }
     if (rc == DSC_OK) e->backwards_since_step++;
     return rc;
 }
@@ -45,25 +52,33 @@ bool dsc_is_gradient_accumulation_boundary(const dsc_engine_t *e) {
 }
 
 void dsc_zero_grad(dsc_engine_t *e) {
-    if (e && e->grads) memset(e->grads, 0, (size_t)e->numel * sizeof(float));
+    if (!e || !e->grads) return;
+    memset(e->grads, 0, (size_t)e->numel * dsc_dtype_size(e->model_dtype));
+    if (e->acc32 != e->grads) memset(e->acc32, 0, (size_t)e->numel * sizeof(float));
 }
 
-/* Global L2 norm: per-tensor sums of squares in double, added in parameter order, so the
- * result does not depend on threads (spec 6.5: sqrt(sum ||g_i||^2)). Reports the first
- * parameter holding inf or NaN through *bad_param. */
-static double global_grad_norm(const dsc_engine_t *e, int *bad_param) {
-    double total = 0;
-    *bad_param = -1;
-    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
+/* Logs which parameter tensors hold inf or NaN (at most 8 names, then a count). */
+static void log_bad_tensors(dsc_engine_t *e) {
+    int n_params = dsc_model_param_count(e->model);
+    bool *bad = calloc((size_t)n_params + 1, sizeof *bad);
+    if (!bad) return;
+    bool any;
+    double sumsq;
+    size_t n_bad = 0;
+    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->numel, e->segments, (size_t)n_params, bad, NULL, &any, &sumsq,
+                          &n_bad);
+    char names[1024] = "";
+    size_t off = 0, listed = 0;
+    for (int i = 0; i < n_params && off < sizeof names; i++) {
+        if (!bad[i]) continue;
         dsc_param_info_t info;
         dsc_model_param_info(e->model, i, &info);
-        const float *g = e->grads + info.offset;
-        double s = 0;
-        for (int64_t k = 0; k < info.numel; k++) s += (double)g[k] * g[k];
-        if (!isfinite(s) && *bad_param < 0) *bad_param = i;
-        total += s;
+        if (listed++ < 8) off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", listed > 1 ? ", " : "", info.name);
     }
-    return sqrt(total);
+    if (listed > 8 && off < sizeof names) snprintf(names + off, sizeof names - off, " and %zu more", listed - 8);
+    dsc_ctx_log(e->ctx, DSC_LOG_WARN, "step %lld: inf/NaN gradients in %zu tensor(s): %s; update skipped",
+                (long long)e->global_steps + 1, n_bad, names);
+    free(bad);
 }
 
 /* OneCycle (or a client schedule) may set beta1 / momentum for the next update. */
@@ -84,27 +99,37 @@ static dsc_status_t apply_scheduled_momentum(dsc_engine_t *e) {
 }
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
-    int bad = -1;
-    double norm = global_grad_norm(e, &bad);
-    e->grad_norm = norm;
-    if (bad >= 0) {
-        /* fp32 training has no loss scaler to absorb an overflow: refuse to write NaN into
-         * the weights, and say where it came from. The gradients are kept for inspection. */
-        dsc_param_info_t info;
-        dsc_model_param_info(e->model, bad, &info);
-        return dsc__engine_fail(e, DSC_ERR_NUMERIC,
-                                "step %lld: gradient of %s (and maybe others) holds inf or NaN; the update was not "
-                                "applied. Lower the learning rate, check the loss, or enable bf16/fp16 with loss scaling",
-                                (long long)e->global_steps + 1, info.name);
+    const size_t n = (size_t)e->numel;
+    if (e->model_dtype != DSC_F32 && !e->accumulate_fp32) { /* 16-bit accumulation: widen once */
+        dsc_amp_half_to_f32(e->acc32, e->grads, e->model_dtype, n);
+        memset(e->grads, 0, n * dsc_dtype_size(e->model_dtype));
     }
-    double clip = e->config->gradient_clipping;
-    double coef = 1.0;
-    /* fp32 path (spec 6.5): always multiply by min(1, c / (n + 1e-6)) when clipping is on. */
-    if (clip > 0) coef = fmin(1.0, clip / (norm + 1e-6));
-    e->grad_norm_clipped = norm * coef;
-    dsc_status_t rc = apply_scheduled_momentum(e);
+    bool overflow = false;
+    double sumsq = 0;
+    dsc_amp_scan(e->acc32, DSC_F32, n, &overflow, &sumsq);
+    overflow = overflow && e->check_overflow;
+    dsc_loss_scaler_event_t ev;
+    dsc_status_t rc = dsc_loss_scaler_update(&e->scaler, overflow, &ev);
+    e->loss_scale_used = ev.scale_before;
+    if (ev.message[0] && e->rank == 0) dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s", ev.message);
+    if (overflow) {
+        log_bad_tensors(e);
+        e->grad_norm = e->grad_norm_clipped = NAN;
+        e->skipped_steps++;
+        dsc_zero_grad(e);
+        if (rc != DSC_OK) return dsc__engine_fail(e, rc, "%s", dsc_loss_scaler_errmsg(&e->scaler));
+        return DSC_OK; /* no update and no scheduler step on a skipped step (spec 3.5) */
+    }
+    /* Unscale and clip are one multiplication, with the scale the backward used (spec 3.6;
+     * DeepSpeed uses the updated one: docs/deepspeed-compat.md). */
+    dsc_amp_unscale_clip_t uc;
+    dsc_amp_unscale_clip(sqrt(sumsq), ev.scale_before, e->config->gradient_clipping, &uc);
+    e->grad_norm = uc.norm;
+    e->grad_norm_clipped = uc.norm_clipped;
+    rc = apply_scheduled_momentum(e);
     if (rc == DSC_OK)
-        rc = dsc_optim_step(e->optimizer, e->params, e->grads, (float)coef, dsc__engine_current_lr(e), NULL, DSC_F32);
+        rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)uc.grad_scale, dsc__engine_current_lr(e),
+                            e->model_dtype != DSC_F32 ? e->params : NULL, e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
     dsc_zero_grad(e);
     if (e->scheduler) {

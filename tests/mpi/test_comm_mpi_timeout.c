@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     dsc_comm_barrier(c);                                        /* #2 */
     if (rank == 2) {
         if (!strcmp(mode, "skip")) {
-            dsc_comm_free(c); /* finalises MPI: never completes without the others */
+            dsc_comm_free(c); /* waits for the others (who never come), then aborts */
             dsc_ctx_free(ctx);
             fprintf(stderr, "UNEXPECTED: rank 2 finalised\n");
             return 0;

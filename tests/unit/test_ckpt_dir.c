@@ -153,6 +153,9 @@ static dsc_status_t save(const char *save_dir, const char *tag, int64_t step, in
     if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_LR_SCHEDULER, "{\"last_batch_iteration\": 4}", errbuf, sizeof errbuf);
     if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_DATA_LOADER, "{\"epoch\": 1, \"index\": 17}", errbuf, sizeof errbuf);
     if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_CLIENT_STATE, "[1, \"two\", {\"x\": null}]", errbuf, sizeof errbuf);
+    if (!st)
+        st = dsc_manifest_set_blob(m, DSC_MANIFEST_OPTIMIZER, "{\"type\": \"adamw\", \"step\": 5, \"lr\": 0.001}", errbuf,
+                                   sizeof errbuf);
     for (int r = 0; r < world && !st; r++)
         st = dsc_manifest_add_rng(m, r, "ctx", 0xfedcba9876543210ull + (uint64_t)r, errbuf, sizeof errbuf);
     if (st) {
@@ -244,6 +247,7 @@ static void test_save_load(const char *sd) {
     CHECK(strcmp(dsc_manifest_blob(m, DSC_MANIFEST_LR_SCHEDULER), "{\"last_batch_iteration\":4}") == 0);
     CHECK(strcmp(dsc_manifest_blob(m, DSC_MANIFEST_DATA_LOADER), "{\"epoch\":1,\"index\":17}") == 0);
     CHECK(strcmp(dsc_manifest_blob(m, DSC_MANIFEST_CLIENT_STATE), "[1,\"two\",{\"x\":null}]") == 0);
+    CHECK(strcmp(dsc_manifest_blob(m, DSC_MANIFEST_OPTIMIZER), "{\"type\":\"adamw\",\"step\":5,\"lr\":0.001}") == 0);
     uint64_t rs;
     CHECK_OK(dsc_manifest_rng(m, 2, "ctx", &rs));
     CHECK(rs == 0xfedcba9876543212ull);
@@ -643,6 +647,8 @@ static void e_frozen(json_t *j) { json_object_set_new(tensor0(j), "frozen", json
 static void e_scale(json_t *j) { json_object_set_new(json_object_get(j, "loss_scaler"), "scale", json_real(-1)); }
 static void e_stage(json_t *j) { json_object_set_new(j, "zero_stage", json_integer(4)); }
 static void e_sched(json_t *j) { json_object_set_new(j, "lr_scheduler", json_integer(4)); }
+static void e_optim(json_t *j) { json_object_set_new(j, "optimizer", json_string("adam")); }
+static void e_no_optim(json_t *j) { json_object_del(j, "optimizer"); }
 static void e_rng_dup(json_t *j) {
     json_array_append(json_object_get(j, "rng"), json_array_get(json_object_get(j, "rng"), 0));
 }
@@ -668,6 +674,8 @@ static void test_manifest_strict(void) {
     expect_manifest(e_scale, DSC_ERR_CORRUPT, "field 'loss_scaler.scale'");
     expect_manifest(e_stage, DSC_ERR_CORRUPT, "field 'zero_stage': 4 is outside [0, 3]");
     expect_manifest(e_sched, DSC_ERR_CORRUPT, "field 'lr_scheduler': expected an object or null");
+    expect_manifest(e_optim, DSC_ERR_CORRUPT, "field 'optimizer': expected an object or null");
+    expect_manifest(e_no_optim, DSC_ERR_CORRUPT, "field 'optimizer': missing");
     expect_manifest(e_rng_dup, DSC_ERR_CORRUPT, "field 'rng[1]'");
     expect_manifest(e_root_array, DSC_ERR_CORRUPT, "field 'format'");
     dsc_manifest_t *m = NULL;

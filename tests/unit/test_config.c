@@ -383,6 +383,16 @@ static void test_batch_table(void) {
     /* overflow is an error, not undefined behaviour */
     batch_row("{\"train_micro_batch_size_per_gpu\": 4611686018427387904, \"gradient_accumulation_steps\": 4}", 2, 0, 0, 0,
               "overflows");
+    /* values set in code count as given */
+    cfg = NULL;
+    CHECK_OK(dsc_config_new_default(&cfg));
+    if (cfg) {
+        char err2[1024];
+        cfg->train_micro_batch_size_per_gpu = (dsc_config_opt_int_t){true, 4};
+        CHECK(dsc_config_resolve_batch(cfg, 2, err2, sizeof err2) == DSC_OK && cfg->train_batch_size.value == 8);
+        CHECK(dsc_config_resolve_batch(cfg, 3, err2, sizeof err2) == DSC_OK && cfg->train_batch_size.value == 12);
+        dsc_config_free(cfg);
+    }
     /* the world size given at parse time */
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
     opts.world_size = 4;
@@ -776,6 +786,13 @@ static void test_supported(void) {
         CHECK(dsc_config_check_supported(cfg, &sup, err, sizeof err) == DSC_ERR_UNSUPPORTED);
         CHECK_MSG(strstr(err, "pipeline is not supported yet") && !strstr(err, "elasticity"), "%s", err);
         CHECK(!cfg->elasticity.in_use && cfg->elasticity.present && cfg->pipeline.in_use);
+        char *out = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&out, &len);
+        CHECK(mem && dsc_config_print(cfg, mem) == DSC_OK);
+        if (mem) fclose(mem);
+        CHECK(out && strstr(out, "\"pipeline\": {\"stages\":2},") && strstr(out, "\"datastates\": null "));
+        free(out);
         dsc_config_free(cfg);
     }
     /* elastic batch sizing is refused by the batch resolution */

@@ -125,9 +125,9 @@ static void test_config_errors(void) {
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     dsc_initialize_result_t r;
     char err[1024];
-    o.config_json = "{\"train_batch_size\": 8,\n \"fp16\": {\"enabled\": true}, \"optimizer\": {\"type\": \"Adam\"}}";
+    o.config_json = "{\"train_batch_size\": 8,\n \"bf16\": {\"enabled\": true, \"immediate_grad_update\": true}, \"optimizer\": {\"type\": \"Adam\"}}";
     CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) == DSC_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(err, "fp16.enabled") && strstr(err, ":2:"), "%s", err);
+    CHECK_MSG(strstr(err, "bf16.immediate_grad_update") && strstr(err, ":2:"), "%s", err);
     CHECK(r.engine == NULL);
     o.config_json = "{\"train_batch_size\": 30, \"train_micro_batch_size_per_gpu\": 4, \"gradient_accumulation_steps\": 2}";
     CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) == DSC_ERR_CONFIG);
