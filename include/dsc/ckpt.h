@@ -137,13 +137,13 @@ typedef struct dsc_st_reader dsc_st_reader_t;
 /* One tensor of a file. Pointers stay valid while the reader is open. */
 typedef struct dsc_st_tensor_info {
     const char *name;
-    const char *dtype_name;  /* as in the file: "F32", "BF16", "U8", ... */
-    dsc_dtype_t dtype;       /* DSC_DTYPE_COUNT when not a dsc dtype (then only raw reads) */
-    size_t elem_size;        /* bytes per element */
+    const char *dtype_name; /* as in the file: "F32", "BF16", "U8", ... */
+    dsc_dtype_t dtype; /* DSC_DTYPE_COUNT when not a dsc dtype (then only raw reads) */
+    size_t elem_size; /* bytes per element */
     int ndim;
     int64_t shape[DSC_ST_MAX_DIMS];
     int64_t numel;
-    uint64_t file_offset;    /* absolute byte offset of the data in the file */
+    uint64_t file_offset; /* absolute byte offset of the data in the file */
     uint64_t nbytes;
 } dsc_st_tensor_info_t;
 
@@ -190,10 +190,10 @@ typedef struct dsc_manifest dsc_manifest_t;
 /* DeepSpeed's DynamicLossScaler state (spec 3.2); static scaler: dynamic false. */
 typedef struct dsc_ckpt_loss_scaler {
     bool dynamic;
-    double scale;               /* current scale, finite > 0 (1 without fp16) */
-    int64_t iter;               /* cur_iter: updates so far */
+    double scale; /* current scale, finite > 0 (1 without fp16) */
+    int64_t iter; /* cur_iter: updates so far */
     int64_t last_overflow_iter; /* -1 when none */
-    int hysteresis;             /* cur_hysteresis (remaining) */
+    int hysteresis; /* cur_hysteresis (remaining) */
 } dsc_ckpt_loss_scaler_t;
 
 /* Training counters and the run's shape at save time. */
@@ -202,25 +202,27 @@ typedef struct dsc_manifest_counters {
     int64_t global_samples;
     int64_t skipped_steps;
     int64_t micro_steps;
-    int world_size;             /* data-parallel ranks at save time (>= 1) */
-    int zero_stage;             /* 0..3 at save time */
+    int world_size; /* data-parallel ranks at save time (>= 1) */
+    int zero_stage; /* 0..3 at save time */
     dsc_ckpt_loss_scaler_t loss_scaler;
 } dsc_manifest_counters_t;
+/* clang-format off */
 #define DSC_MANIFEST_COUNTERS_INIT {0, 0, 0, 0, 1, 0, {false, 1.0, 0, -1, 1}}
+/* clang-format on */
 
 /* A named tensor. For dsc_manifest_add_tensor fill the inputs; dsc_manifest_tensor_at fills
  * everything (pointers valid until the manifest is changed or freed). */
 typedef struct dsc_manifest_tensor {
-    const char *name;           /* unique over names and aliases */
-    const char *kind;           /* caller's role label, non-empty: "param", "exp_avg", ... */
-    dsc_dtype_t dtype;          /* dtype stored in the files */
-    int ndim;                   /* 0..DSC_ST_MAX_DIMS */
+    const char *name; /* unique over names and aliases */
+    const char *kind; /* caller's role label, non-empty: "param", "exp_avg", ... */
+    dsc_dtype_t dtype; /* dtype stored in the files */
+    int ndim; /* 0..DSC_ST_MAX_DIMS */
     int64_t shape[DSC_ST_MAX_DIMS];
-    bool frozen;                /* requires_grad false */
-    int n_aliases;              /* tied names that share this tensor's data (stored once) */
+    bool frozen; /* requires_grad false */
+    int n_aliases; /* tied names that share this tensor's data (stored once) */
     const char *const *aliases;
-    int64_t numel;              /* output only */
-    int n_pieces;               /* output only */
+    int64_t numel; /* output only */
+    int n_pieces; /* output only */
 } dsc_manifest_tensor_t;
 
 /* Elements [begin, end) of a tensor, stored as the 1-D (or whole) tensor `key` of `file`. */
@@ -231,7 +233,7 @@ typedef struct dsc_manifest_piece {
 } dsc_manifest_piece_t;
 
 typedef struct dsc_manifest_file {
-    const char *name;           /* a plain file name inside the checkpoint directory */
+    const char *name; /* a plain file name inside the checkpoint directory */
     uint64_t size;
     uint64_t xxh3;
 } dsc_manifest_file_t;
@@ -239,9 +241,9 @@ typedef struct dsc_manifest_file {
 /* Opaque JSON sections, stored as given. */
 typedef enum dsc_manifest_blob {
     DSC_MANIFEST_LR_SCHEDULER = 0, /* a JSON object (the scheduler's state dict) or absent */
-    DSC_MANIFEST_DATA_LOADER,      /* a JSON object (loader / sampler position) or absent */
-    DSC_MANIFEST_CLIENT_STATE,     /* any JSON value (the caller's client_state) or absent */
-    DSC_MANIFEST_OPTIMIZER,        /* a JSON object (optimizer type, step count, hyper-parameters) or absent */
+    DSC_MANIFEST_DATA_LOADER, /* a JSON object (loader / sampler position) or absent */
+    DSC_MANIFEST_CLIENT_STATE, /* any JSON value (the caller's client_state) or absent */
+    DSC_MANIFEST_OPTIMIZER, /* a JSON object (optimizer type, step count, hyper-parameters) or absent */
     DSC_MANIFEST_BLOB_COUNT
 } dsc_manifest_blob_t;
 
@@ -250,8 +252,7 @@ void dsc_manifest_free(dsc_manifest_t *m);
 
 /* DSC_ERR_INVALID for negative counters, world_size < 1, zero_stage outside 0..3, or a
  * non-finite / non-positive scale. */
-dsc_status_t dsc_manifest_set_counters(dsc_manifest_t *m, const dsc_manifest_counters_t *c, char *err,
-                                       size_t errsz);
+dsc_status_t dsc_manifest_set_counters(dsc_manifest_t *m, const dsc_manifest_counters_t *c, char *err, size_t errsz);
 void dsc_manifest_counters(const dsc_manifest_t *m, dsc_manifest_counters_t *out);
 
 /* The config text as given (any text, copied; NULL clears). Read back: NULL when absent. */
@@ -280,8 +281,8 @@ dsc_status_t dsc_manifest_add_tensor(dsc_manifest_t *m, const dsc_manifest_tenso
 /* Records that elements [begin, end) of `tensor` (a name, not an alias) are stored in `file`
  * under `key` (NULL: dsc_ckpt_range_key(tensor, begin, end), what declare_range writes).
  * 0 <= begin < end <= numel. Overlaps are found by dsc_manifest_validate. */
-dsc_status_t dsc_manifest_add_piece(dsc_manifest_t *m, const char *tensor, const char *file, int64_t begin,
-                                    int64_t end, const char *key, char *err, size_t errsz);
+dsc_status_t dsc_manifest_add_piece(dsc_manifest_t *m, const char *tensor, const char *file, int64_t begin, int64_t end,
+                                    const char *key, char *err, size_t errsz);
 /* Records a file of the checkpoint (a plain name: no '/', not starting with '.', not
  * "manifest.json") with the size and checksum its writer returned. */
 dsc_status_t dsc_manifest_add_file(dsc_manifest_t *m, const char *file, const dsc_st_file_info_t *info, char *err,
@@ -334,8 +335,7 @@ typedef struct dsc_ckpt_save dsc_ckpt_save_t;
  * host), and creates the empty temporary directory <save_dir>/.tmp-<tag>-<pid>, where the
  * caller (all ranks) writes the checkpoint's files. Call on one rank only; share
  * dsc_ckpt_save_dir() with the others. */
-dsc_status_t dsc_ckpt_save_begin(const char *save_dir, const char *tag, dsc_ckpt_save_t **out, char *err,
-                                 size_t errsz);
+dsc_status_t dsc_ckpt_save_begin(const char *save_dir, const char *tag, dsc_ckpt_save_t **out, char *err, size_t errsz);
 /* The temporary directory the files go into, and the tag. */
 const char *dsc_ckpt_save_dir(const dsc_ckpt_save_t *s);
 const char *dsc_ckpt_save_tag(const dsc_ckpt_save_t *s);
@@ -346,8 +346,7 @@ const char *dsc_ckpt_save_tag(const dsc_ckpt_save_t *s);
  * `save_latest` replaces <save_dir>/latest (the tag, no newline) via latest.tmp + fsync +
  * rename + fsync of save_dir. Always frees `s`; on failure the temporary directory is
  * removed and the previous checkpoint and latest are untouched. */
-dsc_status_t dsc_ckpt_save_commit(dsc_ckpt_save_t *s, dsc_manifest_t *m, bool save_latest, char *err,
-                                  size_t errsz);
+dsc_status_t dsc_ckpt_save_commit(dsc_ckpt_save_t *s, dsc_manifest_t *m, bool save_latest, char *err, size_t errsz);
 /* Removes the temporary directory and frees `s`. NULL is a no-op. */
 void dsc_ckpt_save_abort(dsc_ckpt_save_t *s);
 
@@ -366,8 +365,8 @@ typedef struct dsc_ckpt dsc_ckpt_t;
 /* When file checksums are verified. */
 typedef enum dsc_ckpt_verify {
     DSC_CKPT_VERIFY_LAZY = 0, /* each file when first read from (default; reads it once more) */
-    DSC_CKPT_VERIFY_ALL,      /* every file at open */
-    DSC_CKPT_VERIFY_NONE      /* sizes only (a resharding reader touching every file) */
+    DSC_CKPT_VERIFY_ALL, /* every file at open */
+    DSC_CKPT_VERIFY_NONE /* sizes only (a resharding reader touching every file) */
 } dsc_ckpt_verify_t;
 
 /* Opens <load_dir>/<tag> (tag NULL: the tag `latest` names). Reads and validates
@@ -375,11 +374,10 @@ typedef enum dsc_ckpt_verify {
  * DSC_CKPT_VERIFY_ALL also every checksum. Errors name the file: DSC_ERR_IO (no latest, the
  * tag's directory, manifest or a listed file missing), DSC_ERR_CORRUPT (malformed manifest,
  * wrong size = truncated, checksum mismatch). */
-dsc_status_t dsc_ckpt_open(const char *load_dir, const char *tag, dsc_ckpt_verify_t verify, dsc_ckpt_t **out,
-                           char *err, size_t errsz);
+dsc_status_t dsc_ckpt_open(const char *load_dir, const char *tag, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err,
+                           size_t errsz);
 /* Opens a checkpoint directory given directly (<save_dir>/<tag>). */
-dsc_status_t dsc_ckpt_open_dir(const char *dir, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err,
-                               size_t errsz);
+dsc_status_t dsc_ckpt_open_dir(const char *dir, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err, size_t errsz);
 void dsc_ckpt_close(dsc_ckpt_t *c);
 
 const dsc_manifest_t *dsc_ckpt_manifest(const dsc_ckpt_t *c);
@@ -400,14 +398,16 @@ dsc_status_t dsc_ckpt_verify_files(dsc_ckpt_t *c, char *err, size_t errsz);
 /* ---- Consolidation (dsc zero-to-fp32) ------------------------------------------------------- */
 
 typedef struct dsc_ckpt_consolidate_options {
-    const char *kind;        /* only tensors of this kind (NULL: every tensor) */
-    dsc_dtype_t dtype;       /* output dtype; DSC_DTYPE_COUNT keeps each stored dtype */
-    bool include_frozen;     /* default true */
-    bool write_aliases;      /* also write each tied alias as its own copy (default false) */
-    size_t chunk_bytes;      /* memory bound of the copy buffer; 0: 8 MiB */
-    unsigned writer_flags;   /* DSC_ST_* flags for the output */
+    const char *kind; /* only tensors of this kind (NULL: every tensor) */
+    dsc_dtype_t dtype; /* output dtype; DSC_DTYPE_COUNT keeps each stored dtype */
+    bool include_frozen; /* default true */
+    bool write_aliases; /* also write each tied alias as its own copy (default false) */
+    size_t chunk_bytes; /* memory bound of the copy buffer; 0: 8 MiB */
+    unsigned writer_flags; /* DSC_ST_* flags for the output */
 } dsc_ckpt_consolidate_options_t;
+/* clang-format off */
 #define DSC_CKPT_CONSOLIDATE_OPTIONS_INIT {NULL, DSC_DTYPE_COUNT, true, false, 0, 0}
+/* clang-format on */
 
 /* Writes the selected tensors, full-shaped under their names in manifest order, into one
  * safetensors file at `out_path` (metadata {"format": "pt"}), tensor by tensor in chunks of

@@ -27,6 +27,8 @@
  *   dsc_config_free(cfg)
  *
  * The config owns every string and array it points to; they live until dsc_config_free.
+ * A dsc_config_t is only created by the functions below (it carries hidden state after it):
+ * fields may be read and changed in place, but never pass a copy made by value to them.
  * Nothing here keeps global state; a config may be read from several threads at once but
  * modified (resolve_batch) by one at a time.
  */
@@ -550,8 +552,10 @@ typedef struct dsc_config_parse_options {
      * warning, as DeepSpeed silently ignores unknown top-level keys. */
     bool unknown_top_level_keys_warn;
     /* Same for the sections DeepSpeed reads as plain dicts and whose unknown keys it
-     * ignores: activation_checkpointing, flops_profiler, checkpoint, data_types, aio, and the
-     * optimizer/scheduler objects (not their params: unknown params fail in DeepSpeed too). */
+     * ignores: activation_checkpointing, flops_profiler, checkpoint (with parallel_write and
+     * writer), data_types, aio, timers, torch_autocast, and the optimizer/scheduler objects
+     * (not their params: unknown params fail in DeepSpeed too). Strict sections (fp16, bf16,
+     * zero_optimization, the monitors, comms_logger) always reject unknown keys. */
     bool unknown_section_keys_warn;
     /* Receives warnings (level DSC_LOG_WARN). NULL: they go to stderr as "[dsc WARN] ...". */
     dsc_log_fn log_fn;
@@ -636,12 +640,15 @@ dsc_status_t dsc_config_check_supported(const dsc_config_t *cfg, const dsc_confi
  * DSC_ERR_INVALID for a path that names no value. */
 dsc_status_t dsc_config_get(const dsc_config_t *cfg, const char *key_path, char *buf, size_t bufsz,
                             dsc_config_source_t *src);
-/* Formats a source: "cfg.json:3:37", "default", "default (stage == 3)", "derived (...)". */
+/* Formats a source: "cfg.json:3:37", "default", "default (null: true because stage == 3)",
+ * "derived: train_batch_size // world_size = 32 // 4", "derived: <rule> (cfg.json:6:20)". */
 void dsc_config_source_format(const dsc_config_t *cfg, const dsc_config_source_t *src, char *buf, size_t bufsz);
 
-/* Prints the whole effective config as indented JSON-like lines, each value followed by
- * "// <source>" (valid hjson, so the output can be fed back to DeepSpeed). Returns
- * DSC_ERR_IO when writing fails. */
+/* Prints the whole effective config (every key, defaults included) as indented JSON-like
+ * lines, each value followed by "// <source>", after a header naming the file, the
+ * DeepSpeed version followed, the world size (and how it was found) and the warnings.
+ * Meant for people and diffs, not to be parsed back. Returns DSC_ERR_IO when writing
+ * fails. */
 dsc_status_t dsc_config_print(const dsc_config_t *cfg, FILE *out);
 
 /* Static names: "fp32"/"fp16"/"bf16"/"int8"/"null", "none"/"cpu"/"nvme". */

@@ -15,6 +15,9 @@
 #include "dsc/sched.h"
 #include "dsc/engine.h"
 #include "dsc/amp.h"
+#include "dsc/comm.h"
+#include "dsc/zero.h"
+#include "dsc/ckpt.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 

@@ -39,6 +39,7 @@
 #include "dsc/nn.h"
 #include "dsc/optim.h"
 #include "dsc/sched.h"
+#include "dsc/comm.h"
 #include "dsc/config.h"
 
 #ifdef __cplusplus
@@ -67,7 +68,10 @@ typedef struct dsc_client_lr_scheduler {
 typedef struct dsc_engine_options {
     const char *config_path; /* a DeepSpeed JSON file, or */
     const char *config_json; /* JSON text; exactly one of the two must be set */
-    int world_size;          /* data-parallel ranks; 1 until a communicator is given */
+    /* The data-parallel communicator (dsc/comm.h; not owned). NULL: one rank (world_size
+     * must then be 1). With a communicator, world_size and rank are taken from it. */
+    dsc_comm_t *comm;
+    int world_size;
     int rank;
     /* Unknown top-level keys: error with a did-you-mean (false, default) or a warning, as
      * DeepSpeed (which ignores them). */
@@ -79,7 +83,7 @@ typedef struct dsc_engine_options {
      * cannot lower it); 0 never stops (DeepSpeed raises at the first one for fp16). */
     int max_consecutive_skips_at_min_scale;
 } dsc_engine_options_t;
-#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, 1, 0, false, NULL, NULL, 10}
+#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, NULL, 1, 0, false, NULL, NULL, 10}
 
 /* The four results of deepspeed.initialize. `optimizer` and `lr_scheduler` are owned by
  * the engine (valid until dsc_engine_free); training_dataloader is always NULL (dsc's

@@ -222,8 +222,8 @@ typedef struct dsc_optim_segment {
 } dsc_optim_segment_t;
 
 /* Creates an optimizer over a partition of `n_elems` fp32 elements (n_elems >= 1). `segments`
- * (copied) must tile [0, n_elems) in order without gaps or overlap (numel 0 allowed); NULL with
- * n_segments 0 means one segment. State buffers are allocated zero-filled (Adagrad's sum:
+ * (copied) must tile [0, n_elems) in order without gaps or overlap (numel 0 allowed);
+ * n_segments 0 (segments may then be NULL) means one segment. State buffers are allocated zero-filled (Adagrad's sum:
  * initial_accumulator_value) under DSC_MEM_OPTIM; bookkeeping under DSC_MEM_OTHER. `ctx` must
  * outlive the optimizer. The step counter starts at 0.
  * Returns DSC_OK (*out owns the optimizer; free with dsc_optim_free), DSC_ERR_INVALID (NULL

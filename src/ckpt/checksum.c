@@ -17,12 +17,12 @@
 
 #include "ckpt/ckpt_internal.h"
 
-struct ck_hash {
+struct dsc__ck_hash {
     XXH3_state_t *state;
 };
 
-ck_hash_t *ck_hash_new(void) {
-    ck_hash_t *h = malloc(sizeof *h);
+dsc__ck_hash_t *dsc__ck_hash_new(void) {
+    dsc__ck_hash_t *h = malloc(sizeof *h);
     if (!h) return NULL;
     h->state = XXH3_createState();
     if (!h->state || XXH3_64bits_reset(h->state) != XXH_OK) {
@@ -33,13 +33,13 @@ ck_hash_t *ck_hash_new(void) {
     return h;
 }
 
-void ck_hash_update(ck_hash_t *h, const void *data, size_t n) {
+void dsc__ck_hash_update(dsc__ck_hash_t *h, const void *data, size_t n) {
     if (n) XXH3_64bits_update(h->state, data, n);
 }
 
-uint64_t ck_hash_digest(const ck_hash_t *h) { return (uint64_t)XXH3_64bits_digest(h->state); }
+uint64_t dsc__ck_hash_digest(const dsc__ck_hash_t *h) { return (uint64_t)XXH3_64bits_digest(h->state); }
 
-void ck_hash_free(ck_hash_t *h) {
+void dsc__ck_hash_free(dsc__ck_hash_t *h) {
     if (!h) return;
     XXH3_freeState(h->state);
     free(h);
@@ -47,17 +47,20 @@ void ck_hash_free(ck_hash_t *h) {
 
 uint64_t dsc_ckpt_checksum(const void *data, size_t n) { return (uint64_t)XXH3_64bits(n ? data : "", n); }
 
-void ck_hex64(uint64_t v, char buf[17]) { snprintf(buf, 17, "%016llx", (unsigned long long)v); }
+void dsc__ck_hex64(uint64_t v, char buf[17]) { snprintf(buf, 17, "%016llx", (unsigned long long)v); }
 
-bool ck_parse_hex64(const char *s, uint64_t *v) {
+bool dsc__ck_parse_hex64(const char *s, uint64_t *v) {
     uint64_t x = 0;
     int i = 0;
     for (; i < 16; i++) {
         char c = s[i];
         unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-        else return false;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return false;
         x = (x << 4) | d;
     }
     if (s[i] != '\0') return false;
@@ -66,17 +69,17 @@ bool ck_parse_hex64(const char *s, uint64_t *v) {
 }
 
 dsc_status_t dsc_ckpt_checksum_file(const char *path, dsc_st_file_info_t *info, char *err, size_t errsz) {
-    if (!path || !info) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_checksum_file: NULL argument");
+    if (!path || !info) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_checksum_file: NULL argument");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ck_fail(err, errsz, DSC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fd < 0) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     size_t cap = (size_t)4 << 20;
     unsigned char *buf = malloc(cap);
-    ck_hash_t *h = ck_hash_new();
+    dsc__ck_hash_t *h = dsc__ck_hash_new();
     if (!buf || !h) {
         free(buf);
-        ck_hash_free(h);
+        dsc__ck_hash_free(h);
         close(fd);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory hashing '%s'", path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory hashing '%s'", path);
     }
     uint64_t total = 0;
     dsc_status_t st = DSC_OK;
@@ -84,19 +87,19 @@ dsc_status_t dsc_ckpt_checksum_file(const char *path, dsc_st_file_info_t *info, 
         ssize_t r = read(fd, buf, cap);
         if (r < 0) {
             if (errno == EINTR) continue;
-            st = ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
             break;
         }
         if (r == 0) break;
-        ck_hash_update(h, buf, (size_t)r);
+        dsc__ck_hash_update(h, buf, (size_t)r);
         total += (uint64_t)r;
     }
     if (st == DSC_OK) {
         info->size = total;
-        info->xxh3 = ck_hash_digest(h);
+        info->xxh3 = dsc__ck_hash_digest(h);
     }
     free(buf);
-    ck_hash_free(h);
+    dsc__ck_hash_free(h);
     close(fd);
     return st;
 }

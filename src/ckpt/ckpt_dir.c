@@ -38,21 +38,22 @@ dsc_status_t dsc_ckpt_rank_file_name(int rank, char *buf, size_t n) {
 }
 
 dsc_status_t dsc_ckpt_check_tag(const char *tag, char *err, size_t errsz) {
-    if (!tag) return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag is NULL");
+    if (!tag) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag is NULL");
     size_t n = strlen(tag);
     if (n == 0 || n > DSC_CKPT_TAG_MAX)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%.*s' must be 1..%d bytes", 60, tag,
-                       DSC_CKPT_TAG_MAX);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%.*s' must be 1..%d bytes", 60, tag,
+                            DSC_CKPT_TAG_MAX);
     if (tag[0] == '.')
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%.60s' must not start with '.'", tag);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%.60s' must not start with '.'", tag);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)tag[i];
         if (c < 0x21 || c > 0x7e || c == '/' || c == '\\')
-            return ck_fail(err, errsz, DSC_ERR_INVALID,
-                           "checkpoint tag '%.60s' may hold only printable ASCII without spaces, '/' or '\\'", tag);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                                "checkpoint tag '%.60s' may hold only printable ASCII without spaces, '/' or '\\'",
+                                tag);
     }
     if (strcmp(tag, DSC_CKPT_LATEST_NAME) == 0 || strcmp(tag, "latest.tmp") == 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%s' is reserved", tag);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint tag '%s' is reserved", tag);
     return DSC_OK;
 }
 
@@ -77,10 +78,10 @@ static void clean_stale(const char *save_dir) {
         const char *nm = e->d_name;
         if (strncmp(nm, ".tmp-", 5) && strncmp(nm, ".old-", 5) && strncmp(nm, ".del-", 5)) continue;
         long pid = trailing_pid(nm);
-        if (pid == self) continue;              /* maybe an overlapping save of ours */
+        if (pid == self) continue; /* maybe an overlapping save of ours */
         if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue; /* alive */
-        char *path = ck_join(save_dir, nm);
-        if (path) ck_remove_tree(path);
+        char *path = dsc__ck_join(save_dir, nm);
+        if (path) dsc__ck_remove_tree(path);
         free(path);
     }
     closedir(d);
@@ -96,28 +97,30 @@ static void save_free(dsc_ckpt_save_t *s) {
 
 dsc_status_t dsc_ckpt_save_begin(const char *save_dir, const char *tag, dsc_ckpt_save_t **out, char *err,
                                  size_t errsz) {
-    if (!out) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_save_begin: out is NULL");
+    if (!out) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_save_begin: out is NULL");
     *out = NULL;
-    if (!save_dir || !*save_dir) return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint save_dir is empty");
+    if (!save_dir || !*save_dir) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint save_dir is empty");
     dsc_status_t st = dsc_ckpt_check_tag(tag, err, errsz);
     if (st) return st;
-    int rc = ck_mkdirs(save_dir);
-    if (rc) return ck_fail(err, errsz, DSC_ERR_IO, "cannot create checkpoint directory '%s': %s", save_dir, strerror(rc));
+    int rc = dsc__ck_mkdirs(save_dir);
+    if (rc)
+        return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot create checkpoint directory '%s': %s", save_dir,
+                            strerror(rc));
     clean_stale(save_dir);
     dsc_ckpt_save_t *s = calloc(1, sizeof *s);
-    if (!s) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-    s->save_dir = ck_strdup(save_dir);
-    s->tag = ck_strdup(tag);
-    char *base = ck_asprintf(".tmp-%s-%ld", tag, (long)getpid());
-    s->tmp = base ? ck_join(save_dir, base) : NULL;
+    if (!s) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    s->save_dir = dsc__ck_strdup(save_dir);
+    s->tag = dsc__ck_strdup(tag);
+    char *base = dsc__ck_asprintf(".tmp-%s-%ld", tag, (long)getpid());
+    s->tmp = base ? dsc__ck_join(save_dir, base) : NULL;
     free(base);
     if (!s->save_dir || !s->tag || !s->tmp) {
         save_free(s);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
-    ck_remove_tree(s->tmp); /* an earlier failed attempt of this process */
+    dsc__ck_remove_tree(s->tmp); /* an earlier failed attempt of this process */
     if (mkdir(s->tmp, 0755) != 0) {
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot create '%s': %s", s->tmp, strerror(errno));
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot create '%s': %s", s->tmp, strerror(errno));
         save_free(s);
         return st;
     }
@@ -130,27 +133,27 @@ const char *dsc_ckpt_save_tag(const dsc_ckpt_save_t *s) { return s ? s->tag : NU
 
 void dsc_ckpt_save_abort(dsc_ckpt_save_t *s) {
     if (!s) return;
-    ck_remove_tree(s->tmp);
+    dsc__ck_remove_tree(s->tmp);
     save_free(s);
 }
 
 /* fsyncs every regular file directly inside `dir`. */
 static dsc_status_t fsync_files(const char *dir, char *err, size_t errsz) {
     DIR *d = opendir(dir);
-    if (!d) return ck_fail(err, errsz, DSC_ERR_IO, "cannot list '%s': %s", dir, strerror(errno));
+    if (!d) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot list '%s': %s", dir, strerror(errno));
     dsc_status_t st = DSC_OK;
     struct dirent *e;
     while (!st && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char *path = ck_join(dir, e->d_name);
+        char *path = dsc__ck_join(dir, e->d_name);
         if (!path) {
-            st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+            st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
             break;
         }
         struct stat sb;
         if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            int rc = ck_fsync_path(path, false);
-            if (rc) st = ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", path, strerror(rc));
+            int rc = dsc__ck_fsync_path(path, false);
+            if (rc) st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", path, strerror(rc));
         }
         free(path);
     }
@@ -163,114 +166,118 @@ static dsc_status_t fsync_files(const char *dir, char *err, size_t errsz) {
 static dsc_status_t move_into_place(dsc_ckpt_save_t *s, const char *final, char *err, size_t errsz) {
     if (rename(s->tmp, final) == 0) return DSC_OK;
     if (errno != ENOTEMPTY && errno != EEXIST)
-        return ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", s->tmp, final, strerror(errno));
+        return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", s->tmp, final, strerror(errno));
 #ifdef RENAME_EXCHANGE
     if (renameat2(AT_FDCWD, s->tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
-        ck_remove_tree(s->tmp); /* now holds the previous checkpoint of this tag */
+        dsc__ck_remove_tree(s->tmp); /* now holds the previous checkpoint of this tag */
         return DSC_OK;
     }
 #endif
     /* Fallback: move the old one aside first (a crash in between leaves <tag> missing but
      * both copies on disk as dot-directories). */
-    char *base = ck_asprintf(".old-%s-%ld", s->tag, (long)getpid());
-    char *old = base ? ck_join(s->save_dir, base) : NULL;
+    char *base = dsc__ck_asprintf(".old-%s-%ld", s->tag, (long)getpid());
+    char *old = base ? dsc__ck_join(s->save_dir, base) : NULL;
     free(base);
-    if (!old) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-    ck_remove_tree(old);
+    if (!old) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    dsc__ck_remove_tree(old);
     dsc_status_t st = DSC_OK;
     if (rename(final, old) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot move '%s' aside: %s", final, strerror(errno));
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot move '%s' aside: %s", final, strerror(errno));
     else if (rename(s->tmp, final) != 0) {
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", s->tmp, final, strerror(errno));
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", s->tmp, final, strerror(errno));
         rename(old, final);
     } else {
-        ck_remove_tree(old);
+        dsc__ck_remove_tree(old);
     }
     free(old);
     return st;
 }
 
 static dsc_status_t write_latest(const char *save_dir, const char *tag, char *err, size_t errsz) {
-    char *tmp = ck_join(save_dir, "latest.tmp"), *latest = ck_join(save_dir, DSC_CKPT_LATEST_NAME);
+    char *tmp = dsc__ck_join(save_dir, "latest.tmp"), *latest = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
     dsc_status_t st = DSC_OK;
-    if (!tmp || !latest) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (!tmp || !latest) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     int rc;
-    if (!st && (rc = ck_write_file(tmp, tag, strlen(tag), true)) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", tmp, strerror(rc));
+    if (!st && (rc = dsc__ck_write_file(tmp, tag, strlen(tag), true)) != 0)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", tmp, strerror(rc));
     if (!st && rename(tmp, latest) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, latest, strerror(errno));
-    if (!st && (rc = ck_fsync_path(save_dir, true)) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", save_dir, strerror(rc));
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, latest, strerror(errno));
+    if (!st && (rc = dsc__ck_fsync_path(save_dir, true)) != 0)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", save_dir, strerror(rc));
     if (st && tmp) unlink(tmp);
     free(tmp);
     free(latest);
     return st;
 }
 
-dsc_status_t dsc_ckpt_save_commit(dsc_ckpt_save_t *s, dsc_manifest_t *m, bool save_latest, char *err,
-                                  size_t errsz) {
+dsc_status_t dsc_ckpt_save_commit(dsc_ckpt_save_t *s, dsc_manifest_t *m, bool save_latest, char *err, size_t errsz) {
     if (!s || !m) {
         dsc_ckpt_save_abort(s);
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_save_commit: NULL argument");
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_save_commit: NULL argument");
     }
     char msg[600];
     dsc_status_t st = dsc_manifest_validate(m, msg, sizeof msg);
     if (st) {
-        ck_fail(err, errsz, st, "checkpoint '%s': manifest is incomplete: %s", s->tag, msg);
+        dsc__ck_fail(err, errsz, st, "checkpoint '%s': manifest is incomplete: %s", s->tag, msg);
         dsc_ckpt_save_abort(s);
         return st;
     }
     for (int i = 0; i < dsc_manifest_file_count(m) && !st; i++) {
         dsc_manifest_file_t f;
         dsc_manifest_file_at(m, i, &f);
-        char *path = ck_join(s->tmp, f.name);
+        char *path = dsc__ck_join(s->tmp, f.name);
         struct stat sb;
-        if (!path) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!path)
+            st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         else if (stat(path, &sb) != 0)
-            st = ck_fail(err, errsz, DSC_ERR_IO, "checkpoint file '%s' listed in the manifest was not written: %s", path,
-                         strerror(errno));
+            st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "checkpoint file '%s' listed in the manifest was not written: %s",
+                              path, strerror(errno));
         else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f.size)
-            st = ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                         "checkpoint file '%s' is %lld bytes but the manifest records %llu", path,
-                         (long long)sb.st_size, (unsigned long long)f.size);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
+                              "checkpoint file '%s' is %lld bytes but the manifest records %llu", path,
+                              (long long)sb.st_size, (unsigned long long)f.size);
         free(path);
     }
     if (!st) st = fsync_files(s->tmp, err, errsz);
-    char *mpath = ck_join(s->tmp, DSC_CKPT_MANIFEST_NAME);
-    char *final = ck_join(s->save_dir, s->tag);
-    if (!st && (!mpath || !final)) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    char *mpath = dsc__ck_join(s->tmp, DSC_CKPT_MANIFEST_NAME);
+    char *final = dsc__ck_join(s->save_dir, s->tag);
+    if (!st && (!mpath || !final)) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     if (!st) st = dsc_manifest_write(m, mpath, err, errsz);
     int rc;
-    if (!st && (rc = ck_fsync_path(s->tmp, true)) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->tmp, strerror(rc));
+    if (!st && (rc = dsc__ck_fsync_path(s->tmp, true)) != 0)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->tmp, strerror(rc));
     if (!st) st = move_into_place(s, final, err, errsz);
-    if (!st && (rc = ck_fsync_path(s->save_dir, true)) != 0)
-        st = ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->save_dir, strerror(rc));
+    if (!st && (rc = dsc__ck_fsync_path(s->save_dir, true)) != 0)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->save_dir, strerror(rc));
     if (!st && save_latest) st = write_latest(s->save_dir, s->tag, err, errsz);
     free(mpath);
     free(final);
-    if (st) dsc_ckpt_save_abort(s);
-    else save_free(s);
+    if (st)
+        dsc_ckpt_save_abort(s);
+    else
+        save_free(s);
     return st;
 }
 
 dsc_status_t dsc_ckpt_latest_tag(const char *save_dir, char *tag, size_t n, bool *found, char *err, size_t errsz) {
     if (found) *found = false;
     if (!save_dir || !tag || !n || !found)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_latest_tag: bad argument");
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_latest_tag: bad argument");
     tag[0] = '\0';
-    char *path = ck_join(save_dir, DSC_CKPT_LATEST_NAME);
-    if (!path) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    char *path = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
+    if (!path) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     char *text;
     size_t len;
-    int rc = ck_read_file(path, 4096, &text, &len);
+    int rc = dsc__ck_read_file(path, 4096, &text, &len);
     dsc_status_t st = DSC_OK;
     if (rc == ENOENT) {
         free(path);
         return DSC_OK;
     }
-    if (rc == EFBIG) st = ck_fail(err, errsz, DSC_ERR_CORRUPT, "'%s' is too large to hold a tag", path);
-    else if (rc) st = ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, strerror(rc));
+    if (rc == EFBIG)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "'%s' is too large to hold a tag", path);
+    else if (rc)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, strerror(rc));
     if (!st) {
         size_t b = 0, e = len;
         while (b < e && isspace((unsigned char)text[b])) b++;
@@ -278,9 +285,9 @@ dsc_status_t dsc_ckpt_latest_tag(const char *save_dir, char *tag, size_t n, bool
         text[e] = '\0';
         char msg[300];
         if (memchr(text + b, '\0', e - b) || dsc_ckpt_check_tag(text + b, msg, sizeof msg) != DSC_OK)
-            st = ck_fail(err, errsz, DSC_ERR_CORRUPT, "'%s' does not hold a valid checkpoint tag", path);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "'%s' does not hold a valid checkpoint tag", path);
         else if (e - b + 1 > n)
-            st = ck_fail(err, errsz, DSC_ERR_INVALID, "tag in '%s' does not fit the %zu-byte buffer", path, n);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "tag in '%s' does not fit the %zu-byte buffer", path, n);
         else {
             memcpy(tag, text + b, e - b + 1);
             *found = true;
@@ -292,7 +299,7 @@ dsc_status_t dsc_ckpt_latest_tag(const char *save_dir, char *tag, size_t n, bool
 }
 
 dsc_status_t dsc_ckpt_remove_tag(const char *save_dir, const char *tag, char *err, size_t errsz) {
-    if (!save_dir) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_remove_tag: save_dir is NULL");
+    if (!save_dir) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_remove_tag: save_dir is NULL");
     dsc_status_t st = dsc_ckpt_check_tag(tag, err, errsz);
     if (st) return st;
     char latest[DSC_CKPT_TAG_MAX + 1];
@@ -300,21 +307,22 @@ dsc_status_t dsc_ckpt_remove_tag(const char *save_dir, const char *tag, char *er
     st = dsc_ckpt_latest_tag(save_dir, latest, sizeof latest, &found, err, errsz);
     if (st) return st;
     if (found && strcmp(latest, tag) == 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "refusing to remove checkpoint '%s' of '%s': 'latest' names it", tag,
-                       save_dir);
-    char *path = ck_join(save_dir, tag);
-    char *base = ck_asprintf(".del-%s-%ld", tag, (long)getpid());
-    char *del = base ? ck_join(save_dir, base) : NULL;
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                            "refusing to remove checkpoint '%s' of '%s': 'latest' names it", tag, save_dir);
+    char *path = dsc__ck_join(save_dir, tag);
+    char *base = dsc__ck_asprintf(".del-%s-%ld", tag, (long)getpid());
+    char *del = base ? dsc__ck_join(save_dir, base) : NULL;
     free(base);
-    if (!path || !del) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (!path || !del) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     if (!st) {
-        ck_remove_tree(del);
+        dsc__ck_remove_tree(del);
         if (rename(path, del) != 0)
-            st = ck_fail(err, errsz, DSC_ERR_IO, "cannot remove checkpoint '%s': %s", path, strerror(errno));
+            st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot remove checkpoint '%s': %s", path, strerror(errno));
         else {
-            ck_fsync_path(save_dir, true);
-            if (ck_remove_tree(del) != 0)
-                st = ck_fail(err, errsz, DSC_ERR_IO, "checkpoint '%s' hidden as '%s' but not fully removed", path, del);
+            dsc__ck_fsync_path(save_dir, true);
+            if (dsc__ck_remove_tree(del) != 0)
+                st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "checkpoint '%s' hidden as '%s' but not fully removed", path,
+                                  del);
         }
     }
     free(path);

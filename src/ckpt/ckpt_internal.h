@@ -10,73 +10,73 @@
 #include "dsc/ckpt.h"
 
 /* Formats a message into err (when err && errsz) and returns `status`. */
-dsc_status_t ck_fail(char *err, size_t errsz, dsc_status_t status, const char *fmt, ...)
+dsc_status_t dsc__ck_fail(char *err, size_t errsz, dsc_status_t status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* Copies a message (err may be NULL). */
-void ck_set(char *err, size_t errsz, const char *msg);
+void dsc__ck_set(char *err, size_t errsz, const char *msg);
 
 /* malloc'ed printf; NULL on failure. */
-char *ck_asprintf(const char *fmt, ...)
+char *dsc__ck_asprintf(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-char *ck_strdup(const char *s);
+char *dsc__ck_strdup(const char *s);
 /* "<dir>/<name>" malloc'ed. */
-char *ck_join(const char *dir, const char *name);
+char *dsc__ck_join(const char *dir, const char *name);
 
 /* write()/pread() whole buffers, retrying on EINTR and short transfers. Return 0 or an
- * errno value; ck_pread_all returns -1 (errno untouched) when the file ended early. */
-int ck_write_all(int fd, const void *buf, size_t n);
-int ck_pread_all(int fd, void *buf, size_t n, uint64_t offset);
+ * errno value; dsc__ck_pread_all returns -1 (errno untouched) when the file ended early. */
+int dsc__ck_write_all(int fd, const void *buf, size_t n);
+int dsc__ck_pread_all(int fd, void *buf, size_t n, uint64_t offset);
 /* fsync of a path (a file or a directory). 0 or errno. */
-int ck_fsync_path(const char *path, bool directory);
+int dsc__ck_fsync_path(const char *path, bool directory);
 /* Reads a whole (small) file into a malloc'ed buffer with a trailing NUL. 0 or errno
  * (EFBIG when over max_bytes). */
-int ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 /* Writes a whole file (O_TRUNC) and fsyncs it. 0 or errno. */
-int ck_write_file(const char *path, const void *data, size_t n, bool do_fsync);
+int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync);
 /* mkdir -p. 0 or errno. */
-int ck_mkdirs(const char *path);
+int dsc__ck_mkdirs(const char *path);
 /* rm -rf without following symlinks. 0 or errno. */
-int ck_remove_tree(const char *path);
+int dsc__ck_remove_tree(const char *path);
 
 /* Streaming XXH3-64. */
-typedef struct ck_hash ck_hash_t;
-ck_hash_t *ck_hash_new(void);
-void ck_hash_update(ck_hash_t *h, const void *data, size_t n);
-uint64_t ck_hash_digest(const ck_hash_t *h);
-void ck_hash_free(ck_hash_t *h);
+typedef struct dsc__ck_hash dsc__ck_hash_t;
+dsc__ck_hash_t *dsc__ck_hash_new(void);
+void dsc__ck_hash_update(dsc__ck_hash_t *h, const void *data, size_t n);
+uint64_t dsc__ck_hash_digest(const dsc__ck_hash_t *h);
+void dsc__ck_hash_free(dsc__ck_hash_t *h);
 /* The checksum as 16 lower-case hex digits (buf of 17), and back (false if malformed). */
-void ck_hex64(uint64_t v, char buf[17]);
-bool ck_parse_hex64(const char *s, uint64_t *v);
+void dsc__ck_hex64(uint64_t v, char buf[17]);
+bool dsc__ck_parse_hex64(const char *s, uint64_t *v);
 
 /* An open-addressing index from strings (not owned) to ints. */
-typedef struct ck_index {
+typedef struct dsc__ck_index {
     const char **keys;
     int *values;
     size_t cap; /* power of two; 0 when empty */
     size_t count;
-} ck_index_t;
+} dsc__ck_index_t;
 /* Inserts; returns 0, 1 when the key is present (value untouched), -1 on NOMEM. */
-int ck_index_put(ck_index_t *ix, const char *key, int value);
+int dsc__ck_index_put(dsc__ck_index_t *ix, const char *key, int value);
 /* The value of `key` or -1. */
-int ck_index_get(const ck_index_t *ix, const char *key);
-void ck_index_free(ck_index_t *ix);
+int dsc__ck_index_get(const dsc__ck_index_t *ix, const char *key);
+void dsc__ck_index_free(dsc__ck_index_t *ix);
 
 /* The safetensors dtype table. */
-typedef struct ck_st_dtype {
+typedef struct dsc__ck_st_dtype {
     const char *name;
     size_t size;
     dsc_dtype_t dsc; /* DSC_DTYPE_COUNT when none */
-} ck_st_dtype_t;
+} dsc__ck_st_dtype_t;
 /* The entry of a safetensors dtype name, or NULL. */
-const ck_st_dtype_t *ck_st_dtype_lookup(const char *name);
+const dsc__ck_st_dtype_t *dsc__ck_st_dtype_lookup(const char *name);
 
 /* Multiplies dims into *numel; false on a negative dim or int64 overflow. */
-bool ck_shape_numel(int ndim, const int64_t *shape, int64_t *numel);
+bool dsc__ck_shape_numel(int ndim, const int64_t *shape, int64_t *numel);
 
 #endif

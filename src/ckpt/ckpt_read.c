@@ -12,18 +12,18 @@
 
 #define MAX_OPEN_READERS 64
 
-typedef struct ck_file_slot {
+typedef struct dsc__ck_file_slot {
     dsc_st_reader_t *reader; /* NULL when not open */
     bool verified;
     uint64_t last_use;
-} ck_file_slot_t;
+} dsc__ck_file_slot_t;
 
 struct dsc_ckpt {
     char *dir;
     char *tag;
     dsc_manifest_t *m;
     dsc_ckpt_verify_t verify;
-    ck_file_slot_t *files;
+    dsc__ck_file_slot_t *files;
     int n_open;
     uint64_t clock;
 };
@@ -42,20 +42,20 @@ void dsc_ckpt_close(dsc_ckpt_t *c) {
 static dsc_status_t verify_file(dsc_ckpt_t *c, int i, char *err, size_t errsz) {
     dsc_manifest_file_t f;
     dsc_manifest_file_at(c->m, i, &f);
-    char *path = ck_join(c->dir, f.name);
-    if (!path) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    char *path = dsc__ck_join(c->dir, f.name);
+    if (!path) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     dsc_st_file_info_t info;
     dsc_status_t st = dsc_ckpt_checksum_file(path, &info, err, errsz);
     if (!st && info.size != f.size)
-        st = ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                     "checkpoint file '%s' is %llu bytes but the manifest records %llu (truncated or replaced?)", path,
-                     (unsigned long long)info.size, (unsigned long long)f.size);
+        st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
+                          "checkpoint file '%s' is %llu bytes but the manifest records %llu (truncated or replaced?)",
+                          path, (unsigned long long)info.size, (unsigned long long)f.size);
     else if (!st && info.xxh3 != f.xxh3) {
         char got[17], want[17];
-        ck_hex64(info.xxh3, got);
-        ck_hex64(f.xxh3, want);
-        st = ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                     "checkpoint file '%s' fails its checksum (xxh3_64 %s, manifest records %s)", path, got, want);
+        dsc__ck_hex64(info.xxh3, got);
+        dsc__ck_hex64(f.xxh3, want);
+        st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
+                          "checkpoint file '%s' fails its checksum (xxh3_64 %s, manifest records %s)", path, got, want);
     }
     free(path);
     if (!st) c->files[i].verified = true;
@@ -68,36 +68,41 @@ static dsc_status_t open_impl(char *dir, char *tag, dsc_ckpt_verify_t verify, ds
     if (!c) {
         free(dir);
         free(tag);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     c->dir = dir;
     c->tag = tag;
     c->verify = verify;
     dsc_status_t st = DSC_OK;
     struct stat sb;
-    if (!c->dir || !c->tag) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (!c->dir || !c->tag)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     else if (stat(c->dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        st = ck_fail(err, errsz, DSC_ERR_IO, "checkpoint directory '%s' does not exist", c->dir);
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "checkpoint directory '%s' does not exist", c->dir);
     if (!st) {
-        char *mpath = ck_join(c->dir, DSC_CKPT_MANIFEST_NAME);
-        if (!mpath) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-        else st = dsc_manifest_read(mpath, &c->m, err, errsz);
+        char *mpath = dsc__ck_join(c->dir, DSC_CKPT_MANIFEST_NAME);
+        if (!mpath)
+            st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        else
+            st = dsc_manifest_read(mpath, &c->m, err, errsz);
         free(mpath);
     }
     int nf = st ? 0 : dsc_manifest_file_count(c->m);
     if (!st && !(c->files = calloc((size_t)nf + 1, sizeof *c->files)))
-        st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nf && !st; i++) {
         dsc_manifest_file_t f;
         dsc_manifest_file_at(c->m, i, &f);
-        char *path = ck_join(c->dir, f.name);
-        if (!path) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        char *path = dsc__ck_join(c->dir, f.name);
+        if (!path)
+            st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         else if (stat(path, &sb) != 0)
-            st = ck_fail(err, errsz, DSC_ERR_IO, "checkpoint file '%s' is missing: %s", path, strerror(errno));
+            st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "checkpoint file '%s' is missing: %s", path, strerror(errno));
         else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f.size)
-            st = ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                         "checkpoint file '%s' is %lld bytes but the manifest records %llu (truncated or replaced?)",
-                         path, (long long)sb.st_size, (unsigned long long)f.size);
+            st = dsc__ck_fail(
+                err, errsz, DSC_ERR_CORRUPT,
+                "checkpoint file '%s' is %lld bytes but the manifest records %llu (truncated or replaced?)", path,
+                (long long)sb.st_size, (unsigned long long)f.size);
         free(path);
     }
     for (int i = 0; i < nf && !st && verify == DSC_CKPT_VERIFY_ALL; i++) st = verify_file(c, i, err, errsz);
@@ -122,16 +127,16 @@ static char *base_name(const char *dir) {
     return s;
 }
 
-dsc_status_t dsc_ckpt_open_dir(const char *dir, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err,
-                               size_t errsz) {
-    if (!out || !dir || !*dir) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_open_dir: bad argument");
+dsc_status_t dsc_ckpt_open_dir(const char *dir, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err, size_t errsz) {
+    if (!out || !dir || !*dir) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_open_dir: bad argument");
     *out = NULL;
-    return open_impl(ck_strdup(dir), base_name(dir), verify, out, err, errsz);
+    return open_impl(dsc__ck_strdup(dir), base_name(dir), verify, out, err, errsz);
 }
 
-dsc_status_t dsc_ckpt_open(const char *load_dir, const char *tag, dsc_ckpt_verify_t verify, dsc_ckpt_t **out,
-                           char *err, size_t errsz) {
-    if (!out || !load_dir || !*load_dir) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_open: bad argument");
+dsc_status_t dsc_ckpt_open(const char *load_dir, const char *tag, dsc_ckpt_verify_t verify, dsc_ckpt_t **out, char *err,
+                           size_t errsz) {
+    if (!out || !load_dir || !*load_dir)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_open: bad argument");
     *out = NULL;
     char buf[DSC_CKPT_TAG_MAX + 1];
     dsc_status_t st;
@@ -140,20 +145,21 @@ dsc_status_t dsc_ckpt_open(const char *load_dir, const char *tag, dsc_ckpt_verif
         st = dsc_ckpt_latest_tag(load_dir, buf, sizeof buf, &found, err, errsz);
         if (st) return st;
         if (!found)
-            return ck_fail(err, errsz, DSC_ERR_IO, "no checkpoint in '%s': the file 'latest' does not exist", load_dir);
+            return dsc__ck_fail(err, errsz, DSC_ERR_IO, "no checkpoint in '%s': the file 'latest' does not exist",
+                                load_dir);
         tag = buf;
-        char *dir = ck_join(load_dir, tag);
+        char *dir = dsc__ck_join(load_dir, tag);
         struct stat sb;
         if (dir && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
-            st = ck_fail(err, errsz, DSC_ERR_IO, "'%s/latest' names checkpoint '%s', but '%s' does not exist", load_dir,
-                         tag, dir);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "'%s/latest' names checkpoint '%s', but '%s' does not exist",
+                              load_dir, tag, dir);
             free(dir);
             return st;
         }
-        return open_impl(dir, ck_strdup(tag), verify, out, err, errsz);
+        return open_impl(dir, dsc__ck_strdup(tag), verify, out, err, errsz);
     }
     if ((st = dsc_ckpt_check_tag(tag, err, errsz))) return st;
-    return open_impl(ck_join(load_dir, tag), ck_strdup(tag), verify, out, err, errsz);
+    return open_impl(dsc__ck_join(load_dir, tag), dsc__ck_strdup(tag), verify, out, err, errsz);
 }
 
 const dsc_manifest_t *dsc_ckpt_manifest(const dsc_ckpt_t *c) { return c ? c->m : NULL; }
@@ -161,7 +167,7 @@ const char *dsc_ckpt_dir(const dsc_ckpt_t *c) { return c ? c->dir : NULL; }
 const char *dsc_ckpt_tag(const dsc_ckpt_t *c) { return c ? c->tag : NULL; }
 
 dsc_status_t dsc_ckpt_verify_files(dsc_ckpt_t *c, char *err, size_t errsz) {
-    if (!c) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_verify_files: NULL checkpoint");
+    if (!c) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_verify_files: NULL checkpoint");
     for (int i = 0; i < dsc_manifest_file_count(c->m); i++) {
         if (c->files[i].verified) continue;
         dsc_status_t st = verify_file(c, i, err, errsz);
@@ -172,7 +178,7 @@ dsc_status_t dsc_ckpt_verify_files(dsc_ckpt_t *c, char *err, size_t errsz) {
 
 /* The open reader of file i, opening (and maybe verifying) it first. */
 static dsc_status_t get_reader(dsc_ckpt_t *c, int i, dsc_st_reader_t **out, char *err, size_t errsz) {
-    ck_file_slot_t *s = &c->files[i];
+    dsc__ck_file_slot_t *s = &c->files[i];
     s->last_use = ++c->clock;
     if (s->reader) {
         *out = s->reader;
@@ -194,8 +200,8 @@ static dsc_status_t get_reader(dsc_ckpt_t *c, int i, dsc_st_reader_t **out, char
     }
     dsc_manifest_file_t f;
     dsc_manifest_file_at(c->m, i, &f);
-    char *path = ck_join(c->dir, f.name);
-    if (!path) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    char *path = dsc__ck_join(c->dir, f.name);
+    if (!path) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     dsc_status_t st = dsc_st_reader_open(path, &s->reader, err, errsz);
     free(path);
     if (st) return st;
@@ -206,17 +212,18 @@ static dsc_status_t get_reader(dsc_ckpt_t *c, int i, dsc_st_reader_t **out, char
 
 dsc_status_t dsc_ckpt_read(dsc_ckpt_t *c, const char *name, int64_t begin, int64_t end, void *dst,
                            dsc_dtype_t dst_dtype, char *err, size_t errsz) {
-    if (!c || !name) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_read: NULL argument");
+    if (!c || !name) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_read: NULL argument");
     int ti = dsc_manifest_find(c->m, name);
     if (ti < 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint '%s' has no tensor named '%s'", c->dir, name);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "checkpoint '%s' has no tensor named '%s'", c->dir, name);
     dsc_manifest_tensor_t t;
     dsc_manifest_tensor_at(c->m, ti, &t);
     size_t dsz = dsc_dtype_size(dst_dtype);
     if (begin < 0 || end < begin || end > t.numel || (end > begin && !dst) || !dsz)
-        return ck_fail(err, errsz, DSC_ERR_INVALID,
-                       "checkpoint '%s': tensor '%s': bad read of [%lld, %lld) (it has %lld elements) or bad dtype",
-                       c->dir, t.name, (long long)begin, (long long)end, (long long)t.numel);
+        return dsc__ck_fail(
+            err, errsz, DSC_ERR_INVALID,
+            "checkpoint '%s': tensor '%s': bad read of [%lld, %lld) (it has %lld elements) or bad dtype", c->dir,
+            t.name, (long long)begin, (long long)end, (long long)t.numel);
     if (end == begin) return DSC_OK;
     /* First piece whose end is past `begin` (pieces are sorted and tile [0, numel)). */
     int lo = 0, hi = t.n_pieces - 1;
@@ -224,8 +231,10 @@ dsc_status_t dsc_ckpt_read(dsc_ckpt_t *c, const char *name, int64_t begin, int64
         int mid = lo + (hi - lo) / 2;
         dsc_manifest_piece_t p;
         dsc_manifest_piece_at(c->m, ti, mid, &p);
-        if (p.end <= begin) lo = mid + 1;
-        else hi = mid;
+        if (p.end <= begin)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     unsigned char *d = dst;
     for (int k = lo; k < t.n_pieces; k++) {
@@ -239,14 +248,15 @@ dsc_status_t dsc_ckpt_read(dsc_ckpt_t *c, const char *name, int64_t begin, int64
         int ki = dsc_st_reader_find(r, p.key);
         dsc_st_tensor_info_t info;
         if (ki < 0)
-            return ck_fail(err, errsz, DSC_ERR_CORRUPT, "checkpoint file '%s' has no tensor '%s' (listed in %s)",
-                           dsc_st_reader_path(r), p.key, DSC_CKPT_MANIFEST_NAME);
+            return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "checkpoint file '%s' has no tensor '%s' (listed in %s)",
+                                dsc_st_reader_path(r), p.key, DSC_CKPT_MANIFEST_NAME);
         dsc_st_reader_info(r, ki, &info);
         if (info.dtype != t.dtype || info.numel != p.end - p.begin)
-            return ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                           "checkpoint file '%s': tensor '%s' is %s with %lld elements but %s records %s with %lld",
-                           dsc_st_reader_path(r), p.key, info.dtype_name, (long long)info.numel,
-                           DSC_CKPT_MANIFEST_NAME, dsc_st_dtype_name(t.dtype), (long long)(p.end - p.begin));
+            return dsc__ck_fail(
+                err, errsz, DSC_ERR_CORRUPT,
+                "checkpoint file '%s': tensor '%s' is %s with %lld elements but %s records %s with %lld",
+                dsc_st_reader_path(r), p.key, info.dtype_name, (long long)info.numel, DSC_CKPT_MANIFEST_NAME,
+                dsc_st_dtype_name(t.dtype), (long long)(p.end - p.begin));
         int64_t a = begin > p.begin ? begin : p.begin;
         int64_t b = end < p.end ? end : p.end;
         st = dsc_st_read(r, ki, a - p.begin, b - a, d + (size_t)(a - begin) * dsz, dst_dtype, err, errsz);

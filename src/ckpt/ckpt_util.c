@@ -13,7 +13,7 @@
 
 #include "ckpt/ckpt_internal.h"
 
-dsc_status_t ck_fail(char *err, size_t errsz, dsc_status_t status, const char *fmt, ...) {
+dsc_status_t dsc__ck_fail(char *err, size_t errsz, dsc_status_t status, const char *fmt, ...) {
     if (err && errsz) {
         va_list ap;
         va_start(ap, fmt);
@@ -23,11 +23,11 @@ dsc_status_t ck_fail(char *err, size_t errsz, dsc_status_t status, const char *f
     return status;
 }
 
-void ck_set(char *err, size_t errsz, const char *msg) {
+void dsc__ck_set(char *err, size_t errsz, const char *msg) {
     if (err && errsz) snprintf(err, errsz, "%s", msg);
 }
 
-char *ck_asprintf(const char *fmt, ...) {
+char *dsc__ck_asprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -41,20 +41,20 @@ char *ck_asprintf(const char *fmt, ...) {
     return s;
 }
 
-char *ck_strdup(const char *s) {
+char *dsc__ck_strdup(const char *s) {
     size_t n = strlen(s);
     char *d = malloc(n + 1);
     if (d) memcpy(d, s, n + 1);
     return d;
 }
 
-char *ck_join(const char *dir, const char *name) {
+char *dsc__ck_join(const char *dir, const char *name) {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/') n--;
-    return ck_asprintf("%.*s/%s", (int)n, dir, name);
+    return dsc__ck_asprintf("%.*s/%s", (int)n, dir, name);
 }
 
-int ck_write_all(int fd, const void *buf, size_t n) {
+int dsc__ck_write_all(int fd, const void *buf, size_t n) {
     const unsigned char *p = buf;
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
@@ -70,7 +70,7 @@ int ck_write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-int ck_pread_all(int fd, void *buf, size_t n, uint64_t offset) {
+int dsc__ck_pread_all(int fd, void *buf, size_t n, uint64_t offset) {
     unsigned char *p = buf;
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
@@ -88,7 +88,7 @@ int ck_pread_all(int fd, void *buf, size_t n, uint64_t offset) {
     return 0;
 }
 
-int ck_fsync_path(const char *path, bool directory) {
+int dsc__ck_fsync_path(const char *path, bool directory) {
     int fd = open(path, (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return errno;
     int rc = 0;
@@ -103,7 +103,7 @@ int ck_fsync_path(const char *path, bool directory) {
     return rc;
 }
 
-int ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -128,7 +128,7 @@ int ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
         close(fd);
         return ENOMEM;
     }
-    int rc = ck_pread_all(fd, buf, n, 0);
+    int rc = dsc__ck_pread_all(fd, buf, n, 0);
     close(fd);
     if (rc != 0) {
         free(buf);
@@ -140,10 +140,10 @@ int ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
     return 0;
 }
 
-int ck_write_file(const char *path, const void *data, size_t n, bool do_fsync) {
+int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return errno;
-    int rc = ck_write_all(fd, data, n);
+    int rc = dsc__ck_write_all(fd, data, n);
     if (rc == 0 && do_fsync) {
         while (fsync(fd) != 0) {
             if (errno == EINTR) continue;
@@ -155,8 +155,8 @@ int ck_write_file(const char *path, const void *data, size_t n, bool do_fsync) {
     return rc;
 }
 
-int ck_mkdirs(const char *path) {
-    char *p = ck_strdup(path);
+int dsc__ck_mkdirs(const char *path) {
+    char *p = dsc__ck_strdup(path);
     if (!p) return ENOMEM;
     size_t n = strlen(p);
     while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
@@ -175,8 +175,10 @@ int ck_mkdirs(const char *path) {
     }
     if (rc == 0) {
         struct stat st;
-        if (stat(p, &st) != 0) rc = errno;
-        else if (!S_ISDIR(st.st_mode)) rc = ENOTDIR;
+        if (stat(p, &st) != 0)
+            rc = errno;
+        else if (!S_ISDIR(st.st_mode))
+            rc = ENOTDIR;
     }
     free(p);
     return rc;
@@ -189,7 +191,7 @@ static int remove_one(const char *path, const struct stat *sb, int type, struct 
     return rc != 0 && errno != ENOENT ? errno : 0;
 }
 
-int ck_remove_tree(const char *path) {
+int dsc__ck_remove_tree(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : errno;
     if (!S_ISDIR(st.st_mode)) return unlink(path) != 0 ? errno : 0;
@@ -204,7 +206,7 @@ static uint64_t str_hash(const char *s) {
     return h;
 }
 
-static int index_grow(ck_index_t *ix) {
+static int index_grow(dsc__ck_index_t *ix) {
     size_t cap = ix->cap ? ix->cap * 2 : 16;
     const char **keys = calloc(cap, sizeof *keys);
     int *values = calloc(cap, sizeof *values);
@@ -228,8 +230,8 @@ static int index_grow(ck_index_t *ix) {
     return 0;
 }
 
-int ck_index_put(ck_index_t *ix, const char *key, int value) {
-    if (ck_index_get(ix, key) >= 0) return 1;
+int dsc__ck_index_put(dsc__ck_index_t *ix, const char *key, int value) {
+    if (dsc__ck_index_get(ix, key) >= 0) return 1;
     if ((ix->count + 1) * 2 > ix->cap && index_grow(ix) != 0) return -1;
     size_t j = (size_t)str_hash(key) & (ix->cap - 1);
     while (ix->keys[j]) j = (j + 1) & (ix->cap - 1);
@@ -239,7 +241,7 @@ int ck_index_put(ck_index_t *ix, const char *key, int value) {
     return 0;
 }
 
-int ck_index_get(const ck_index_t *ix, const char *key) {
+int dsc__ck_index_get(const dsc__ck_index_t *ix, const char *key) {
     if (ix->cap == 0) return -1;
     size_t j = (size_t)str_hash(key) & (ix->cap - 1);
     while (ix->keys[j]) {
@@ -249,7 +251,7 @@ int ck_index_get(const ck_index_t *ix, const char *key) {
     return -1;
 }
 
-void ck_index_free(ck_index_t *ix) {
+void dsc__ck_index_free(dsc__ck_index_t *ix) {
     free(ix->keys);
     free(ix->values);
     ix->keys = NULL;
@@ -259,15 +261,25 @@ void ck_index_free(ck_index_t *ix) {
 
 /* ---- dtypes and shapes ---- */
 
-static const ck_st_dtype_t st_dtypes[] = {
-    {"BOOL", 1, DSC_DTYPE_COUNT}, {"U8", 1, DSC_DTYPE_COUNT},      {"I8", 1, DSC_DTYPE_COUNT},
-    {"F8_E5M2", 1, DSC_DTYPE_COUNT}, {"F8_E4M3", 1, DSC_DTYPE_COUNT}, {"I16", 2, DSC_DTYPE_COUNT},
-    {"U16", 2, DSC_DTYPE_COUNT},  {"F16", 2, DSC_F16},              {"BF16", 2, DSC_BF16},
-    {"I32", 4, DSC_I32},          {"U32", 4, DSC_DTYPE_COUNT},      {"F32", 4, DSC_F32},
-    {"F64", 8, DSC_F64},          {"I64", 8, DSC_DTYPE_COUNT},      {"U64", 8, DSC_DTYPE_COUNT},
+static const dsc__ck_st_dtype_t st_dtypes[] = {
+    {"BOOL", 1, DSC_DTYPE_COUNT},
+    {"U8", 1, DSC_DTYPE_COUNT},
+    {"I8", 1, DSC_DTYPE_COUNT},
+    {"F8_E5M2", 1, DSC_DTYPE_COUNT},
+    {"F8_E4M3", 1, DSC_DTYPE_COUNT},
+    {"I16", 2, DSC_DTYPE_COUNT},
+    {"U16", 2, DSC_DTYPE_COUNT},
+    {"F16", 2, DSC_F16},
+    {"BF16", 2, DSC_BF16},
+    {"I32", 4, DSC_I32},
+    {"U32", 4, DSC_DTYPE_COUNT},
+    {"F32", 4, DSC_F32},
+    {"F64", 8, DSC_F64},
+    {"I64", 8, DSC_DTYPE_COUNT},
+    {"U64", 8, DSC_DTYPE_COUNT},
 };
 
-const ck_st_dtype_t *ck_st_dtype_lookup(const char *name) {
+const dsc__ck_st_dtype_t *dsc__ck_st_dtype_lookup(const char *name) {
     for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
         if (strcmp(st_dtypes[i].name, name) == 0) return &st_dtypes[i];
     return NULL;
@@ -285,11 +297,11 @@ const char *dsc_st_dtype_name(dsc_dtype_t dtype) {
 }
 
 dsc_dtype_t dsc_st_dtype_from_name(const char *name) {
-    const ck_st_dtype_t *d = name ? ck_st_dtype_lookup(name) : NULL;
+    const dsc__ck_st_dtype_t *d = name ? dsc__ck_st_dtype_lookup(name) : NULL;
     return d ? d->dsc : DSC_DTYPE_COUNT;
 }
 
-bool ck_shape_numel(int ndim, const int64_t *shape, int64_t *numel) {
+bool dsc__ck_shape_numel(int ndim, const int64_t *shape, int64_t *numel) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return false;

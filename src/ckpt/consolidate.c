@@ -16,11 +16,11 @@ static bool selected(const dsc_manifest_tensor_t *t, const dsc_ckpt_consolidate_
 
 dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc_ckpt_consolidate_options_t *opts,
                                   dsc_st_file_info_t *info, char *err, size_t errsz) {
-    if (!c || !out_path) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_consolidate: NULL argument");
+    if (!c || !out_path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_consolidate: NULL argument");
     dsc_ckpt_consolidate_options_t o = DSC_CKPT_CONSOLIDATE_OPTIONS_INIT;
     if (opts) o = *opts;
     if (o.dtype != DSC_DTYPE_COUNT && !dsc_st_dtype_name(o.dtype))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: invalid output dtype %d", (int)o.dtype);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: invalid output dtype %d", (int)o.dtype);
     size_t chunk_bytes = o.chunk_bytes ? o.chunk_bytes : ((size_t)8 << 20);
     if (chunk_bytes < 8) chunk_bytes = 8;
     const dsc_manifest_t *m = dsc_ckpt_manifest(c);
@@ -41,10 +41,10 @@ dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc
             st = dsc_st_writer_declare(w, t.aliases[k], dt, t.ndim, t.shape, err, errsz);
     }
     if (!st && n_selected == 0)
-        st = ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: no tensor of checkpoint '%s' matches (kind %s)",
-                     dsc_ckpt_dir(c), o.kind ? o.kind : "any");
+        st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: no tensor of checkpoint '%s' matches (kind %s)",
+                          dsc_ckpt_dir(c), o.kind ? o.kind : "any");
     unsigned char *buf = st ? NULL : malloc(chunk_bytes);
-    if (!st && !buf) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "consolidate: out of memory");
+    if (!st && !buf) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "consolidate: out of memory");
     /* Pass 2: copy, in the declaration order. */
     for (int i = 0; i < n && !st; i++) {
         dsc_manifest_tensor_t t;

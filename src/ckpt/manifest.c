@@ -9,7 +9,7 @@
 #include "dsc/dsc.h"
 
 static const char *const blob_names[DSC_MANIFEST_BLOB_COUNT] = {"lr_scheduler", "data_loader", "client_state",
-                                                                 "optimizer"};
+                                                                "optimizer"};
 
 dsc_status_t dsc_manifest_new(dsc_manifest_t **out) {
     if (!out) return DSC_ERR_INVALID;
@@ -43,14 +43,14 @@ void dsc_manifest_free(dsc_manifest_t *m) {
         free(t->pieces);
     }
     free(m->t);
-    ck_index_free(&m->tindex);
+    dsc__ck_index_free(&m->tindex);
     for (int i = 0; i < m->n_f; i++) free(m->f[i].name);
     free(m->f);
-    ck_index_free(&m->findex);
+    dsc__ck_index_free(&m->findex);
     free(m);
 }
 
-const char *mf_check_counters(const dsc_manifest_counters_t *c) {
+const char *dsc__mf_check_counters(const dsc_manifest_counters_t *c) {
     if (c->global_steps < 0) return "global_steps is negative";
     if (c->global_samples < 0) return "global_samples is negative";
     if (c->skipped_steps < 0) return "skipped_steps is negative";
@@ -64,11 +64,10 @@ const char *mf_check_counters(const dsc_manifest_counters_t *c) {
     return NULL;
 }
 
-dsc_status_t dsc_manifest_set_counters(dsc_manifest_t *m, const dsc_manifest_counters_t *c, char *err,
-                                       size_t errsz) {
-    if (!m || !c) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_counters: NULL argument");
-    const char *why = mf_check_counters(c);
-    if (why) return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest counters: %s", why);
+dsc_status_t dsc_manifest_set_counters(dsc_manifest_t *m, const dsc_manifest_counters_t *c, char *err, size_t errsz) {
+    if (!m || !c) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_counters: NULL argument");
+    const char *why = dsc__mf_check_counters(c);
+    if (why) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest counters: %s", why);
     m->c = *c;
     return DSC_OK;
 }
@@ -78,14 +77,14 @@ void dsc_manifest_counters(const dsc_manifest_t *m, dsc_manifest_counters_t *out
 }
 
 dsc_status_t dsc_manifest_set_config(dsc_manifest_t *m, const char *text, char *err, size_t errsz) {
-    if (!m) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_config: manifest is NULL");
+    if (!m) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_config: manifest is NULL");
     char *copy = NULL;
     if (text) {
         json_t *j = json_string(text);
-        if (!j) return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest config text is not valid UTF-8");
+        if (!j) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest config text is not valid UTF-8");
         json_decref(j);
-        copy = ck_strdup(text);
-        if (!copy) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        copy = dsc__ck_strdup(text);
+        if (!copy) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     free(m->config);
     m->config = copy;
@@ -94,7 +93,7 @@ dsc_status_t dsc_manifest_set_config(dsc_manifest_t *m, const char *text, char *
 
 const char *dsc_manifest_config(const dsc_manifest_t *m) { return m ? m->config : NULL; }
 
-dsc_status_t mf_set_blob_json(dsc_manifest_t *m, dsc_manifest_blob_t which, json_t *j) {
+dsc_status_t dsc__mf_set_blob_json(dsc_manifest_t *m, dsc_manifest_blob_t which, json_t *j) {
     char *text = NULL;
     if (j) {
         text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -113,20 +112,20 @@ dsc_status_t mf_set_blob_json(dsc_manifest_t *m, dsc_manifest_blob_t which, json
 dsc_status_t dsc_manifest_set_blob(dsc_manifest_t *m, dsc_manifest_blob_t which, const char *json_text, char *err,
                                    size_t errsz) {
     if (!m || (unsigned)which >= DSC_MANIFEST_BLOB_COUNT)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_blob: bad argument");
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_set_blob: bad argument");
     json_t *j = NULL;
     if (json_text) {
         json_error_t jerr;
         j = json_loads(json_text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
         if (!j)
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest %s: not valid JSON: %s (line %d, column %d)",
-                           blob_names[which], jerr.text, jerr.line, jerr.column);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest %s: not valid JSON: %s (line %d, column %d)",
+                                blob_names[which], jerr.text, jerr.line, jerr.column);
         if (which != DSC_MANIFEST_CLIENT_STATE && !json_is_object(j)) {
             json_decref(j);
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest %s: must be a JSON object", blob_names[which]);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest %s: must be a JSON object", blob_names[which]);
         }
     }
-    if (mf_set_blob_json(m, which, j) != DSC_OK) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (dsc__mf_set_blob_json(m, which, j) != DSC_OK) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     return DSC_OK;
 }
 
@@ -138,22 +137,22 @@ const char *dsc_manifest_blob(const dsc_manifest_t *m, dsc_manifest_blob_t which
 dsc_status_t dsc_manifest_add_rng(dsc_manifest_t *m, int rank, const char *name, uint64_t state, char *err,
                                   size_t errsz) {
     if (!m || !name || !*name || rank < 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: need rank >= 0 and a non-empty name");
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: need rank >= 0 and a non-empty name");
     json_t *j = json_string(name);
-    if (!j) return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: name is not valid UTF-8");
+    if (!j) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: name is not valid UTF-8");
     json_decref(j);
     uint64_t dummy;
     if (dsc_manifest_rng(m, rank, name, &dummy) == DSC_OK)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: (rank %d, '%s') added twice", rank, name);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest rng: (rank %d, '%s') added twice", rank, name);
     if (m->n_rng == m->cap_rng) {
         int cap = m->cap_rng ? 2 * m->cap_rng : 8;
         mf_rng_t *r = realloc(m->rng, (size_t)cap * sizeof *r);
-        if (!r) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!r) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         m->rng = r;
         m->cap_rng = cap;
     }
-    char *copy = ck_strdup(name);
-    if (!copy) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    char *copy = dsc__ck_strdup(name);
+    if (!copy) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     m->rng[m->n_rng++] = (mf_rng_t){rank, copy, state};
     return DSC_OK;
 }
@@ -186,64 +185,65 @@ static bool utf8_ok(const char *s) {
 
 dsc_status_t dsc_manifest_add_tensor(dsc_manifest_t *m, const dsc_manifest_tensor_t *t, char *err, size_t errsz) {
     if (!m || !t || !t->name || !*t->name || !utf8_ok(t->name))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor: a non-empty UTF-8 name is required");
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor: a non-empty UTF-8 name is required");
     const char *nm = t->name;
     if (!t->kind || !*t->kind || !utf8_ok(t->kind))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': a non-empty UTF-8 kind is required", nm);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': a non-empty UTF-8 kind is required",
+                            nm);
     if (!dsc_st_dtype_name(t->dtype))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid dtype %d", nm, (int)t->dtype);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid dtype %d", nm, (int)t->dtype);
     int64_t numel;
-    if (t->ndim < 0 || t->ndim > DSC_ST_MAX_DIMS || !ck_shape_numel(t->ndim, t->shape, &numel))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid shape", nm);
+    if (t->ndim < 0 || t->ndim > DSC_ST_MAX_DIMS || !dsc__ck_shape_numel(t->ndim, t->shape, &numel))
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid shape", nm);
     if (t->n_aliases < 0 || (t->n_aliases > 0 && !t->aliases))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid aliases", nm);
-    if (ck_index_get(&m->tindex, nm) >= 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': name already used", nm);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': invalid aliases", nm);
+    if (dsc__ck_index_get(&m->tindex, nm) >= 0)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': name already used", nm);
     for (int k = 0; k < t->n_aliases; k++) {
         const char *a = t->aliases[k];
         if (!a || !*a || !utf8_ok(a))
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': alias %d is not a non-empty UTF-8 name",
-                           nm, k);
-        if (ck_index_get(&m->tindex, a) >= 0 || strcmp(a, nm) == 0)
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': alias '%s' already used", nm, a);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                                "manifest tensor '%s': alias %d is not a non-empty UTF-8 name", nm, k);
+        if (dsc__ck_index_get(&m->tindex, a) >= 0 || strcmp(a, nm) == 0)
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': alias '%s' already used", nm, a);
         for (int q = 0; q < k; q++)
             if (strcmp(t->aliases[q], a) == 0)
-                return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': alias '%s' given twice", nm, a);
+                return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': alias '%s' given twice", nm, a);
     }
     if (m->n_t == m->cap_t) {
         int cap = m->cap_t ? 2 * m->cap_t : 16;
         mf_tensor_t *nt = realloc(m->t, (size_t)cap * sizeof *nt);
-        if (!nt) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!nt) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         m->t = nt;
         m->cap_t = cap;
     }
     mf_tensor_t *d = &m->t[m->n_t];
     memset(d, 0, sizeof *d);
-    d->name = ck_strdup(nm);
-    d->kind = ck_strdup(t->kind);
+    d->name = dsc__ck_strdup(nm);
+    d->kind = dsc__ck_strdup(t->kind);
     d->aliases = t->n_aliases ? calloc((size_t)t->n_aliases, sizeof *d->aliases) : NULL;
     bool ok = d->name && d->kind && (!t->n_aliases || d->aliases);
     for (int k = 0; ok && k < t->n_aliases; k++) {
-        d->aliases[k] = ck_strdup(t->aliases[k]);
+        d->aliases[k] = dsc__ck_strdup(t->aliases[k]);
         ok = d->aliases[k] != NULL;
         if (ok) d->n_aliases++;
     }
-    ok = ok && ck_index_put(&m->tindex, d->name, m->n_t) == 0;
-    for (int k = 0; ok && k < d->n_aliases; k++) ok = ck_index_put(&m->tindex, d->aliases[k], m->n_t) == 0;
+    ok = ok && dsc__ck_index_put(&m->tindex, d->name, m->n_t) == 0;
+    for (int k = 0; ok && k < d->n_aliases; k++) ok = dsc__ck_index_put(&m->tindex, d->aliases[k], m->n_t) == 0;
     if (!ok) {
         /* Roll back the index entries of this tensor, then its strings. */
-        ck_index_t fresh = {0};
+        dsc__ck_index_t fresh = {0};
         for (int i = 0; i < m->n_t; i++) {
-            ck_index_put(&fresh, m->t[i].name, i);
-            for (int k = 0; k < m->t[i].n_aliases; k++) ck_index_put(&fresh, m->t[i].aliases[k], i);
+            dsc__ck_index_put(&fresh, m->t[i].name, i);
+            for (int k = 0; k < m->t[i].n_aliases; k++) dsc__ck_index_put(&fresh, m->t[i].aliases[k], i);
         }
-        ck_index_free(&m->tindex);
+        dsc__ck_index_free(&m->tindex);
         m->tindex = fresh;
         free(d->name);
         free(d->kind);
         for (int k = 0; k < d->n_aliases; k++) free(d->aliases[k]);
         free(d->aliases);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     d->dtype = t->dtype;
     d->ndim = t->ndim;
@@ -254,45 +254,49 @@ dsc_status_t dsc_manifest_add_tensor(dsc_manifest_t *m, const dsc_manifest_tenso
     return DSC_OK;
 }
 
-dsc_status_t dsc_manifest_add_piece(dsc_manifest_t *m, const char *tensor, const char *file, int64_t begin,
-                                    int64_t end, const char *key, char *err, size_t errsz) {
-    if (!m || !tensor || !file) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_add_piece: NULL argument");
-    int i = ck_index_get(&m->tindex, tensor);
+dsc_status_t dsc_manifest_add_piece(dsc_manifest_t *m, const char *tensor, const char *file, int64_t begin, int64_t end,
+                                    const char *key, char *err, size_t errsz) {
+    if (!m || !tensor || !file)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_add_piece: NULL argument");
+    int i = dsc__ck_index_get(&m->tindex, tensor);
     if (i < 0 || strcmp(m->t[i].name, tensor) != 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest piece: no tensor named '%s'", tensor);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest piece: no tensor named '%s'", tensor);
     mf_tensor_t *t = &m->t[i];
     if (begin < 0 || end <= begin || end > t->numel)
-        return ck_fail(err, errsz, DSC_ERR_INVALID,
-                       "manifest tensor '%s': piece [%lld, %lld) outside its %lld elements", tensor, (long long)begin,
-                       (long long)end, (long long)t->numel);
-    const char *why = mf_check_file_name(file);
-    if (why) return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': piece file '%s': %s", tensor, file, why);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                            "manifest tensor '%s': piece [%lld, %lld) outside its %lld elements", tensor,
+                            (long long)begin, (long long)end, (long long)t->numel);
+    const char *why = dsc__mf_check_file_name(file);
+    if (why)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': piece file '%s': %s", tensor, file,
+                            why);
     if (t->n_pieces == t->cap_pieces) {
         int cap = t->cap_pieces ? 2 * t->cap_pieces : 4;
         mf_piece_t *p = realloc(t->pieces, (size_t)cap * sizeof *p);
-        if (!p) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!p) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         t->pieces = p;
         t->cap_pieces = cap;
     }
     char *k;
     if (key) {
         if (!*key || !utf8_ok(key))
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': piece key is not a UTF-8 name", tensor);
-        k = ck_strdup(key);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest tensor '%s': piece key is not a UTF-8 name",
+                                tensor);
+        k = dsc__ck_strdup(key);
     } else {
-        k = ck_asprintf("%s@%lld:%lld", tensor, (long long)begin, (long long)end);
+        k = dsc__ck_asprintf("%s@%lld:%lld", tensor, (long long)begin, (long long)end);
     }
-    char *f = ck_strdup(file);
+    char *f = dsc__ck_strdup(file);
     if (!k || !f) {
         free(k);
         free(f);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     t->pieces[t->n_pieces++] = (mf_piece_t){f, k, begin, end};
     return DSC_OK;
 }
 
-const char *mf_check_file_name(const char *name) {
+const char *dsc__mf_check_file_name(const char *name) {
     size_t n = strlen(name);
     if (n == 0) return "empty file name";
     if (n > 255) return "file name longer than 255 bytes";
@@ -308,24 +312,24 @@ const char *mf_check_file_name(const char *name) {
 
 dsc_status_t dsc_manifest_add_file(dsc_manifest_t *m, const char *file, const dsc_st_file_info_t *info, char *err,
                                    size_t errsz) {
-    if (!m || !file || !info) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_add_file: NULL argument");
-    const char *why = mf_check_file_name(file);
-    if (why) return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s': %s", file, why);
-    if (ck_index_get(&m->findex, file) >= 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s' added twice", file);
+    if (!m || !file || !info) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_add_file: NULL argument");
+    const char *why = dsc__mf_check_file_name(file);
+    if (why) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s': %s", file, why);
+    if (dsc__ck_index_get(&m->findex, file) >= 0)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s' added twice", file);
     if (info->size > (uint64_t)INT64_MAX)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s': size too large", file);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest file '%s': size too large", file);
     if (m->n_f == m->cap_f) {
         int cap = m->cap_f ? 2 * m->cap_f : 16;
         mf_file_t *nf = realloc(m->f, (size_t)cap * sizeof *nf);
-        if (!nf) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!nf) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         m->f = nf;
         m->cap_f = cap;
     }
-    char *copy = ck_strdup(file);
-    if (!copy || ck_index_put(&m->findex, copy, m->n_f) != 0) {
+    char *copy = dsc__ck_strdup(file);
+    if (!copy || dsc__ck_index_put(&m->findex, copy, m->n_f) != 0) {
         free(copy);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     m->f[m->n_f++] = (mf_file_t){copy, info->size, info->xxh3};
     return DSC_OK;
@@ -351,7 +355,7 @@ dsc_status_t dsc_manifest_tensor_at(const dsc_manifest_t *m, int index, dsc_mani
 }
 
 int dsc_manifest_find(const dsc_manifest_t *m, const char *name) {
-    return m && name ? ck_index_get(&m->tindex, name) : -1;
+    return m && name ? dsc__ck_index_get(&m->tindex, name) : -1;
 }
 
 dsc_status_t dsc_manifest_piece_at(const dsc_manifest_t *m, int index, int j, dsc_manifest_piece_t *out) {
@@ -375,7 +379,7 @@ dsc_status_t dsc_manifest_file_at(const dsc_manifest_t *m, int i, dsc_manifest_f
 }
 
 int dsc_manifest_find_file(const dsc_manifest_t *m, const char *name) {
-    return m && name ? ck_index_get(&m->findex, name) : -1;
+    return m && name ? dsc__ck_index_get(&m->findex, name) : -1;
 }
 
 /* Sorts pieces by begin (merge sort; stable). */
@@ -392,8 +396,8 @@ static void sort_pieces(mf_piece_t *p, mf_piece_t *tmp, int n) {
 }
 
 dsc_status_t dsc_manifest_validate(dsc_manifest_t *m, char *err, size_t errsz) {
-    if (!m) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_validate: manifest is NULL");
-    ck_index_t keys = {0};
+    if (!m) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_validate: manifest is NULL");
+    dsc__ck_index_t keys = {0};
     char **owned = NULL;
     size_t n_owned = 0, cap_owned = 0;
     dsc_status_t st = DSC_OK;
@@ -402,7 +406,7 @@ dsc_status_t dsc_manifest_validate(dsc_manifest_t *m, char *err, size_t errsz) {
         if (t->n_pieces > 1) {
             mf_piece_t *tmp = malloc((size_t)t->n_pieces * sizeof *tmp);
             if (!tmp) {
-                st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+                st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
                 break;
             }
             sort_pieces(t->pieces, tmp, t->n_pieces);
@@ -412,17 +416,18 @@ dsc_status_t dsc_manifest_validate(dsc_manifest_t *m, char *err, size_t errsz) {
         for (int k = 0; k < t->n_pieces && !st; k++) {
             const mf_piece_t *p = &t->pieces[k];
             if (p->begin < 0 || p->end <= p->begin || p->end > t->numel)
-                st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': piece [%lld, %lld) outside its %lld elements",
-                             t->name, (long long)p->begin, (long long)p->end, (long long)t->numel);
+                st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                                  "tensor '%s': piece [%lld, %lld) outside its %lld elements", t->name,
+                                  (long long)p->begin, (long long)p->end, (long long)t->numel);
             else if (p->begin < expect)
-                st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': pieces overlap at element %lld (in '%s')",
-                             t->name, (long long)p->begin, p->file);
+                st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': pieces overlap at element %lld (in '%s')",
+                                  t->name, (long long)p->begin, p->file);
             else if (p->begin > expect)
-                st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': elements [%lld, %lld) are in no piece", t->name,
-                             (long long)expect, (long long)p->begin);
-            else if (ck_index_get(&m->findex, p->file) < 0)
-                st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': piece file '%s' is not in the file list",
-                             t->name, p->file);
+                st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': elements [%lld, %lld) are in no piece",
+                                  t->name, (long long)expect, (long long)p->begin);
+            else if (dsc__ck_index_get(&m->findex, p->file) < 0)
+                st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': piece file '%s' is not in the file list",
+                                  t->name, p->file);
             if (st) break;
             expect = p->end;
             /* (file, key) pairs must be distinct: '/' never occurs in a file name. */
@@ -430,29 +435,30 @@ dsc_status_t dsc_manifest_validate(dsc_manifest_t *m, char *err, size_t errsz) {
                 size_t cap = cap_owned ? 2 * cap_owned : 64;
                 char **o = realloc(owned, cap * sizeof *o);
                 if (!o) {
-                    st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+                    st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
                     break;
                 }
                 owned = o;
                 cap_owned = cap;
             }
-            char *fk = ck_asprintf("%s/%s", p->file, p->key);
+            char *fk = dsc__ck_asprintf("%s/%s", p->file, p->key);
             if (!fk) {
-                st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+                st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
                 break;
             }
             owned[n_owned++] = fk;
-            int rc = ck_index_put(&keys, fk, i);
-            if (rc < 0) st = ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+            int rc = dsc__ck_index_put(&keys, fk, i);
+            if (rc < 0)
+                st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
             else if (rc > 0)
-                st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': key '%s' of file '%s' is used by two pieces",
-                             t->name, p->key, p->file);
+                st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                                  "tensor '%s': key '%s' of file '%s' is used by two pieces", t->name, p->key, p->file);
         }
         if (!st && expect != t->numel)
-            st = ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': elements [%lld, %lld) are in no piece", t->name,
-                         (long long)expect, (long long)t->numel);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "tensor '%s': elements [%lld, %lld) are in no piece",
+                              t->name, (long long)expect, (long long)t->numel);
     }
-    ck_index_free(&keys);
+    dsc__ck_index_free(&keys);
     for (size_t i = 0; i < n_owned; i++) free(owned[i]);
     free(owned);
     return st;
@@ -460,7 +466,7 @@ dsc_status_t dsc_manifest_validate(dsc_manifest_t *m, char *err, size_t errsz) {
 
 static json_t *jhex(uint64_t v) {
     char b[17];
-    ck_hex64(v, b);
+    dsc__ck_hex64(v, b);
     return json_string(b);
 }
 
@@ -549,28 +555,28 @@ static json_t *to_tree(const dsc_manifest_t *m) {
 char *dsc_manifest_to_json(dsc_manifest_t *m, char *err, size_t errsz) {
     char msg[512];
     if (dsc_manifest_validate(m, msg, sizeof msg) != DSC_OK) {
-        ck_fail(err, errsz, DSC_ERR_INVALID, "manifest is incomplete: %s", msg);
+        dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "manifest is incomplete: %s", msg);
         return NULL;
     }
     json_t *root = to_tree(m);
     char *text = root ? json_dumps(root, JSON_INDENT(1)) : NULL;
     json_decref(root);
     if (!text) {
-        ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory serialising the manifest");
+        dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory serialising the manifest");
         return NULL;
     }
     return text;
 }
 
 dsc_status_t dsc_manifest_write(dsc_manifest_t *m, const char *path, char *err, size_t errsz) {
-    if (!m || !path) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_write: NULL argument");
+    if (!m || !path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_write: NULL argument");
     char msg[512];
     char *text = dsc_manifest_to_json(m, msg, sizeof msg);
-    if (!text) return ck_fail(err, errsz, DSC_ERR_INVALID, "cannot write manifest '%s': %s", path, msg);
+    if (!text) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "cannot write manifest '%s': %s", path, msg);
     size_t n = strlen(text);
     text[n] = '\n'; /* replace the NUL: the file ends with a newline */
-    int rc = ck_write_file(path, text, n + 1, true);
+    int rc = dsc__ck_write_file(path, text, n + 1, true);
     free(text);
-    if (rc) return ck_fail(err, errsz, DSC_ERR_IO, "cannot write manifest '%s': %s", path, strerror(rc));
+    if (rc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write manifest '%s': %s", path, strerror(rc));
     return DSC_OK;
 }

@@ -50,17 +50,17 @@ struct dsc_manifest {
     int n_rng, cap_rng;
     mf_tensor_t *t;
     int n_t, cap_t;
-    ck_index_t tindex; /* names and aliases -> tensor index */
+    dsc__ck_index_t tindex; /* names and aliases -> tensor index */
     mf_file_t *f;
     int n_f, cap_f;
-    ck_index_t findex;
+    dsc__ck_index_t findex;
 };
 
 /* Checks of single values shared by the builder and the parser; each returns NULL when
  * fine, else a static reason. */
-const char *mf_check_file_name(const char *name);
-const char *mf_check_counters(const dsc_manifest_counters_t *c);
+const char *dsc__mf_check_file_name(const char *name);
+const char *dsc__mf_check_counters(const dsc_manifest_counters_t *c);
 /* Stores a blob (takes the reference). */
-dsc_status_t mf_set_blob_json(dsc_manifest_t *m, dsc_manifest_blob_t which, json_t *j);
+dsc_status_t dsc__mf_set_blob_json(dsc_manifest_t *m, dsc_manifest_blob_t which, json_t *j);
 
 #endif

@@ -29,7 +29,7 @@ static dsc_status_t perr(pctx_t *p, const char *field, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return ck_fail(p->err, p->errsz, DSC_ERR_CORRUPT, "manifest '%s': field '%s': %s", p->source, field, msg);
+    return dsc__ck_fail(p->err, p->errsz, DSC_ERR_CORRUPT, "manifest '%s': field '%s': %s", p->source, field, msg);
 }
 
 static const char *jtype(const json_t *j) {
@@ -48,8 +48,10 @@ static const char *jtype(const json_t *j) {
 
 /* Path "prefix.key" into buf. */
 static const char *fpath(char *buf, size_t n, const char *prefix, const char *key) {
-    if (prefix && *prefix) snprintf(buf, n, "%s.%s", prefix, key);
-    else snprintf(buf, n, "%s", key);
+    if (prefix && *prefix)
+        snprintf(buf, n, "%s.%s", prefix, key);
+    else
+        snprintf(buf, n, "%s", key);
     return buf;
 }
 
@@ -73,8 +75,7 @@ static dsc_status_t get_int(pctx_t *p, json_t *obj, const char *path, const char
                             int64_t *out) {
     char fb[300];
     json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        return perr(p, fpath(fb, sizeof fb, path, key), "expected an integer, got %s", jtype(v));
+    if (!json_is_integer(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected an integer, got %s", jtype(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return perr(p, fpath(fb, sizeof fb, path, key), "%lld is outside [%lld, %lld]", (long long)x, (long long)lo,
@@ -106,13 +107,13 @@ static dsc_status_t get_hex(pctx_t *p, json_t *obj, const char *path, const char
     const char *s;
     dsc_status_t st = get_str(p, obj, path, key, false, &s);
     if (st) return st;
-    if (!ck_parse_hex64(s, out))
+    if (!dsc__ck_parse_hex64(s, out))
         return perr(p, fpath(fb, sizeof fb, path, key), "expected 16 lower-case hex digits, got '%.40s'", s);
     return DSC_OK;
 }
 
 static dsc_status_t nomem(pctx_t *p) {
-    return ck_fail(p->err, p->errsz, DSC_ERR_NOMEM, "out of memory reading manifest '%s'", p->source);
+    return dsc__ck_fail(p->err, p->errsz, DSC_ERR_NOMEM, "out of memory reading manifest '%s'", p->source);
 }
 
 /* Maps a builder error (DSC_ERR_INVALID with a message) to CORRUPT naming the field. */
@@ -186,7 +187,8 @@ static dsc_status_t parse_files(pctx_t *p, json_t *root, dsc_manifest_t *m) {
         int64_t size;
         dsc_st_file_info_t info;
         if ((st = check_keys(p, e, path, keys)) || (st = get_str(p, e, path, "name", true, &name)) ||
-            (st = get_int(p, e, path, "size", 0, INT64_MAX, &size)) || (st = get_hex(p, e, path, "xxh3_64", &info.xxh3)))
+            (st = get_int(p, e, path, "size", 0, INT64_MAX, &size)) ||
+            (st = get_hex(p, e, path, "xxh3_64", &info.xxh3)))
             return st;
         info.size = (uint64_t)size;
         st = dsc_manifest_add_file(m, name, &info, msg, sizeof msg);
@@ -247,7 +249,8 @@ static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
             t.shape[k] = (int64_t)json_integer_value(d);
         }
         json_t *al = json_object_get(e, "aliases");
-        if (!json_is_array(al)) return perr(p, fpath(fb, sizeof fb, path, "aliases"), "expected an array, got %s", jtype(al));
+        if (!json_is_array(al))
+            return perr(p, fpath(fb, sizeof fb, path, "aliases"), "expected an array, got %s", jtype(al));
         size_t na = json_array_size(al);
         const char **aliases = na ? calloc(na, sizeof *aliases) : NULL;
         if (na && !aliases) return nomem(p);
@@ -271,10 +274,25 @@ static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
 }
 
 static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
-    static const char *const keys[] = {"format",      "version",     "dsc_version", "global_steps", "global_samples",
-                                       "skipped_steps", "micro_steps", "world_size", "zero_stage",   "loss_scaler",
-                                       "lr_scheduler", "data_loader", "client_state", "optimizer",  "rng",
-                                       "config",      "files",       "tensors",     NULL};
+    static const char *const keys[] = {"format",
+                                       "version",
+                                       "dsc_version",
+                                       "global_steps",
+                                       "global_samples",
+                                       "skipped_steps",
+                                       "micro_steps",
+                                       "world_size",
+                                       "zero_stage",
+                                       "loss_scaler",
+                                       "lr_scheduler",
+                                       "data_loader",
+                                       "client_state",
+                                       "optimizer",
+                                       "rng",
+                                       "config",
+                                       "files",
+                                       "tensors",
+                                       NULL};
     if (!json_is_object(root)) return perr(p, "(root)", "is %s, not an object", jtype(root));
     /* format and version first, so a newer or foreign file is named as such. */
     const char *format;
@@ -284,9 +302,9 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     if (strcmp(format, MF_FORMAT) != 0) return perr(p, "format", "'%.40s' is not '%s'", format, MF_FORMAT);
     if ((st = get_int(p, root, "", "version", 1, INT32_MAX, &version))) return st;
     if (version > MF_VERSION)
-        return ck_fail(p->err, p->errsz, DSC_ERR_UNSUPPORTED,
-                       "manifest '%s': version %lld is newer than this dsc reads (%d)", p->source, (long long)version,
-                       MF_VERSION);
+        return dsc__ck_fail(p->err, p->errsz, DSC_ERR_UNSUPPORTED,
+                            "manifest '%s': version %lld is newer than this dsc reads (%d)", p->source,
+                            (long long)version, MF_VERSION);
     if ((st = check_keys(p, root, "", keys))) return st;
     const char *ver;
     if ((st = get_str(p, root, "", "dsc_version", false, &ver))) return st;
@@ -299,7 +317,7 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
         if (b != DSC_MANIFEST_CLIENT_STATE && !json_is_object(v))
             return perr(p, blobs[b], "expected an object or null, got %s", jtype(v));
         json_incref(v);
-        if (mf_set_blob_json(m, (dsc_manifest_blob_t)b, v) != DSC_OK) return nomem(p);
+        if (dsc__mf_set_blob_json(m, (dsc_manifest_blob_t)b, v) != DSC_OK) return nomem(p);
     }
     json_t *cfg = json_object_get(root, "config");
     if (!json_is_null(cfg)) {
@@ -316,14 +334,14 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
 
 dsc_status_t dsc_manifest_parse(const char *text, size_t len, const char *source, dsc_manifest_t **out, char *err,
                                 size_t errsz) {
-    if (!out || (!text && len)) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_parse: bad argument");
+    if (!out || (!text && len)) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_parse: bad argument");
     *out = NULL;
     pctx_t p = {source ? source : "(text)", err, errsz};
     json_error_t jerr;
     json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return ck_fail(err, errsz, DSC_ERR_CORRUPT, "manifest '%s': not valid JSON: %s (line %d, column %d)", p.source,
-                       jerr.text, jerr.line, jerr.column);
+        return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "manifest '%s': not valid JSON: %s (line %d, column %d)",
+                            p.source, jerr.text, jerr.line, jerr.column);
     dsc_manifest_t *m;
     if (dsc_manifest_new(&m) != DSC_OK) {
         json_decref(root);
@@ -340,14 +358,14 @@ dsc_status_t dsc_manifest_parse(const char *text, size_t len, const char *source
 }
 
 dsc_status_t dsc_manifest_read(const char *path, dsc_manifest_t **out, char *err, size_t errsz) {
-    if (!path || !out) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_read: NULL argument");
+    if (!path || !out) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_manifest_read: NULL argument");
     *out = NULL;
     char *text;
     size_t len;
-    int rc = ck_read_file(path, MANIFEST_MAX_BYTES, &text, &len);
-    if (rc == ENOENT) return ck_fail(err, errsz, DSC_ERR_IO, "manifest '%s' is missing", path);
-    if (rc == EFBIG) return ck_fail(err, errsz, DSC_ERR_CORRUPT, "manifest '%s' is larger than 1 GiB", path);
-    if (rc) return ck_fail(err, errsz, DSC_ERR_IO, "cannot read manifest '%s': %s", path, strerror(rc));
+    int rc = dsc__ck_read_file(path, MANIFEST_MAX_BYTES, &text, &len);
+    if (rc == ENOENT) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "manifest '%s' is missing", path);
+    if (rc == EFBIG) return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "manifest '%s' is larger than 1 GiB", path);
+    if (rc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read manifest '%s': %s", path, strerror(rc));
     dsc_status_t st = dsc_manifest_parse(text, len, path, out, err, errsz);
     free(text);
     return st;

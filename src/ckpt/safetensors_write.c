@@ -34,15 +34,15 @@ struct dsc_st_writer {
     int n, cap;
     char **meta; /* key, value pairs */
     int n_meta, cap_meta;
-    ck_index_t names;
-    bool started;    /* header written */
-    int cur;         /* tensor being written */
-    uint64_t done;   /* elements of t[cur] written */
+    dsc__ck_index_t names;
+    bool started; /* header written */
+    int cur; /* tensor being written */
+    uint64_t done; /* elements of t[cur] written */
     uint64_t data_bytes;
     unsigned char *buf;
     size_t buf_len;
     uint64_t file_size;
-    ck_hash_t *hash;
+    dsc__ck_hash_t *hash;
     dsc_status_t failed;
     char failmsg[512];
 };
@@ -60,35 +60,35 @@ static dsc_status_t wfail(dsc_st_writer_t *w, char *err, size_t errsz, dsc_statu
     vsnprintf(w->failmsg, sizeof w->failmsg, fmt, ap);
     va_end(ap);
     w->failed = st;
-    ck_set(err, errsz, w->failmsg);
+    dsc__ck_set(err, errsz, w->failmsg);
     return st;
 }
 
 dsc_status_t dsc_st_writer_open(const char *path, unsigned flags, dsc_st_writer_t **out, char *err, size_t errsz) {
-    if (!out) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_open: out is NULL");
+    if (!out) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_open: out is NULL");
     *out = NULL;
-    if (!path || !*path) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_open: empty path");
+    if (!path || !*path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_open: empty path");
     dsc_st_writer_t *w = calloc(1, sizeof *w);
-    if (!w) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory opening '%s'", path);
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory opening '%s'", path);
     w->fd = -1;
-    w->path = ck_strdup(path);
+    w->path = dsc__ck_strdup(path);
     w->buf = malloc(WBUF_CAP);
-    w->hash = ck_hash_new();
+    w->hash = dsc__ck_hash_new();
     if (!w->path || !w->buf || !w->hash) {
         free(w->path);
         free(w->buf);
-        ck_hash_free(w->hash);
+        dsc__ck_hash_free(w->hash);
         free(w);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory opening '%s'", path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     w->flags = flags;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
-        dsc_status_t st = ck_fail(err, errsz, DSC_ERR_IO, "cannot create safetensors file '%s': %s", path,
-                                  strerror(errno));
+        dsc_status_t st =
+            dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot create safetensors file '%s': %s", path, strerror(errno));
         free(w->path);
         free(w->buf);
-        ck_hash_free(w->hash);
+        dsc__ck_hash_free(w->hash);
         free(w);
         return st;
     }
@@ -101,9 +101,9 @@ static void writer_free(dsc_st_writer_t *w) {
     for (int i = 0; i < 2 * w->n_meta; i++) free(w->meta[i]);
     free(w->t);
     free(w->meta);
-    ck_index_free(&w->names);
+    dsc__ck_index_free(&w->names);
     free(w->buf);
-    ck_hash_free(w->hash);
+    dsc__ck_hash_free(w->hash);
     free(w->path);
     free(w);
 }
@@ -124,27 +124,27 @@ static bool valid_utf8_string(const char *s) {
 
 dsc_status_t dsc_st_writer_set_metadata(dsc_st_writer_t *w, const char *key, const char *value, char *err,
                                         size_t errsz) {
-    if (!w) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_set_metadata: writer is NULL");
-    if (w->failed) return ck_fail(err, errsz, w->failed, "%s", w->failmsg);
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_set_metadata: writer is NULL");
+    if (w->failed) return dsc__ck_fail(err, errsz, w->failed, "%s", w->failmsg);
     if (w->started)
-        return ck_fail(err, errsz, DSC_ERR_MISUSE, "'%s': metadata must be set before the first write", w->path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_MISUSE, "'%s': metadata must be set before the first write", w->path);
     if (!key || !value || !valid_utf8_string(key) || !valid_utf8_string(value))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': metadata key and value must be UTF-8 strings", w->path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': metadata key and value must be UTF-8 strings", w->path);
     for (int i = 0; i < w->n_meta; i++)
         if (strcmp(w->meta[2 * i], key) == 0)
-            return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': duplicate metadata key '%s'", w->path, key);
+            return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': duplicate metadata key '%s'", w->path, key);
     if (w->n_meta == w->cap_meta) {
         int cap = w->cap_meta ? 2 * w->cap_meta : 8;
         char **m = realloc(w->meta, (size_t)cap * 2 * sizeof *m);
-        if (!m) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!m) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         w->meta = m;
         w->cap_meta = cap;
     }
-    char *k = ck_strdup(key), *v = ck_strdup(value);
+    char *k = dsc__ck_strdup(key), *v = dsc__ck_strdup(value);
     if (!k || !v) {
         free(k);
         free(v);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     w->meta[2 * w->n_meta] = k;
     w->meta[2 * w->n_meta + 1] = v;
@@ -154,44 +154,46 @@ dsc_status_t dsc_st_writer_set_metadata(dsc_st_writer_t *w, const char *key, con
 
 dsc_status_t dsc_st_writer_declare(dsc_st_writer_t *w, const char *name, dsc_dtype_t dtype, int ndim,
                                    const int64_t *shape, char *err, size_t errsz) {
-    if (!w) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_declare: writer is NULL");
-    if (w->failed) return ck_fail(err, errsz, w->failed, "%s", w->failmsg);
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_declare: writer is NULL");
+    if (w->failed) return dsc__ck_fail(err, errsz, w->failed, "%s", w->failmsg);
     if (w->started)
-        return ck_fail(err, errsz, DSC_ERR_MISUSE, "'%s': tensor '%s' declared after the first write", w->path,
-                       name ? name : "(null)");
+        return dsc__ck_fail(err, errsz, DSC_ERR_MISUSE, "'%s': tensor '%s' declared after the first write", w->path,
+                            name ? name : "(null)");
     if (!name || !*name || !valid_utf8_string(name))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': a tensor name must be a non-empty UTF-8 string", w->path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': a tensor name must be a non-empty UTF-8 string",
+                            w->path);
     if (strcmp(name, "__metadata__") == 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': '__metadata__' is not a valid tensor name", w->path);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': '__metadata__' is not a valid tensor name", w->path);
     if (!dsc_st_dtype_name(dtype))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': invalid dtype %d", w->path, name, (int)dtype);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': invalid dtype %d", w->path, name,
+                            (int)dtype);
     if (ndim < 0 || ndim > DSC_ST_MAX_DIMS || (ndim > 0 && !shape))
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': ndim %d outside 0..%d", w->path, name, ndim,
-                       DSC_ST_MAX_DIMS);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': ndim %d outside 0..%d", w->path, name,
+                            ndim, DSC_ST_MAX_DIMS);
     int64_t numel;
     uint64_t nbytes, end;
-    if (!ck_shape_numel(ndim, shape, &numel) ||
+    if (!dsc__ck_shape_numel(ndim, shape, &numel) ||
         __builtin_mul_overflow((uint64_t)numel, (uint64_t)dsc_dtype_size(dtype), &nbytes) ||
         __builtin_add_overflow(w->data_bytes, nbytes, &end) || end > (uint64_t)INT64_MAX)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': negative dim or size overflow", w->path,
-                       name);
-    if (ck_index_get(&w->names, name) >= 0)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s' declared twice", w->path, name);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': negative dim or size overflow", w->path,
+                            name);
+    if (dsc__ck_index_get(&w->names, name) >= 0)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s' declared twice", w->path, name);
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 16;
         st_decl_t *t = realloc(w->t, (size_t)cap * sizeof *t);
-        if (!t) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        if (!t) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         w->t = t;
         w->cap = cap;
         /* the index points at the names, which do not move */
     }
     st_decl_t *d = &w->t[w->n];
     memset(d, 0, sizeof *d);
-    d->name = ck_strdup(name);
-    if (!d->name) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-    if (ck_index_put(&w->names, d->name, w->n) < 0) {
+    d->name = dsc__ck_strdup(name);
+    if (!d->name) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (dsc__ck_index_put(&w->names, d->name, w->n) < 0) {
         free(d->name);
-        return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+        return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     }
     d->dtype = dtype;
     d->ndim = ndim;
@@ -205,13 +207,13 @@ dsc_status_t dsc_st_writer_declare(dsc_st_writer_t *w, const char *name, dsc_dty
 
 dsc_status_t dsc_st_writer_declare_range(dsc_st_writer_t *w, const char *name, dsc_dtype_t dtype, int64_t begin,
                                          int64_t end, char *err, size_t errsz) {
-    if (!w) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_declare_range: writer is NULL");
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_declare_range: writer is NULL");
     if (!name || begin < 0 || end <= begin)
-        return ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': range piece of '%s': invalid range [%lld, %lld)", w->path,
-                       name ? name : "(null)", (long long)begin, (long long)end);
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "'%s': range piece of '%s': invalid range [%lld, %lld)",
+                            w->path, name ? name : "(null)", (long long)begin, (long long)end);
     size_t n = strlen(name) + 48;
     char *key = malloc(n);
-    if (!key) return ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    if (!key) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
     dsc_ckpt_range_key(name, begin, end, key, n);
     int64_t len = end - begin;
     dsc_status_t st = dsc_st_writer_declare(w, key, dtype, 1, &len, err, errsz);
@@ -221,7 +223,7 @@ dsc_status_t dsc_st_writer_declare_range(dsc_st_writer_t *w, const char *name, d
 
 /* Sends bytes to the file through the buffer, hashing them. */
 static int emit(dsc_st_writer_t *w, const void *p, size_t n) {
-    ck_hash_update(w->hash, p, n);
+    dsc__ck_hash_update(w->hash, p, n);
     w->file_size += n;
     if (w->buf_len + n <= WBUF_CAP) {
         memcpy(w->buf + w->buf_len, p, n);
@@ -229,18 +231,18 @@ static int emit(dsc_st_writer_t *w, const void *p, size_t n) {
         return 0;
     }
     if (w->buf_len) {
-        int rc = ck_write_all(w->fd, w->buf, w->buf_len);
+        int rc = dsc__ck_write_all(w->fd, w->buf, w->buf_len);
         w->buf_len = 0;
         if (rc) return rc;
     }
-    if (n >= WBUF_CAP) return ck_write_all(w->fd, p, n);
+    if (n >= WBUF_CAP) return dsc__ck_write_all(w->fd, p, n);
     memcpy(w->buf, p, n);
     w->buf_len = n;
     return 0;
 }
 
 static int flush_buf(dsc_st_writer_t *w) {
-    int rc = w->buf_len ? ck_write_all(w->fd, w->buf, w->buf_len) : 0;
+    int rc = w->buf_len ? dsc__ck_write_all(w->fd, w->buf, w->buf_len) : 0;
     w->buf_len = 0;
     return rc;
 }
@@ -307,8 +309,8 @@ static void skip_empty(dsc_st_writer_t *w) {
 
 dsc_status_t dsc_st_write(dsc_st_writer_t *w, const void *src, dsc_dtype_t src_dtype, size_t n_elems, char *err,
                           size_t errsz) {
-    if (!w) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_write: writer is NULL");
-    if (w->failed) return ck_fail(err, errsz, w->failed, "%s", w->failmsg);
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_write: writer is NULL");
+    if (w->failed) return dsc__ck_fail(err, errsz, w->failed, "%s", w->failmsg);
     if (!w->started) {
         dsc_status_t st = start(w, err, errsz);
         if (st) return st;
@@ -320,8 +322,8 @@ dsc_status_t dsc_st_write(dsc_st_writer_t *w, const void *src, dsc_dtype_t src_d
                      w->path, n_elems);
     st_decl_t *d = &w->t[w->cur];
     if (!src || !dsc_dtype_size(src_dtype))
-        return wfail(w, err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': NULL source or invalid source dtype",
-                     w->path, d->name);
+        return wfail(w, err, errsz, DSC_ERR_INVALID, "'%s': tensor '%s': NULL source or invalid source dtype", w->path,
+                     d->name);
     if ((uint64_t)n_elems > d->numel - w->done)
         return wfail(w, err, errsz, DSC_ERR_INVALID,
                      "'%s': tensor '%s': %zu elements written but only %llu of its %llu remain", w->path, d->name,
@@ -365,16 +367,16 @@ const char *dsc_st_writer_current(const dsc_st_writer_t *w, int64_t *elems_done)
 }
 
 dsc_status_t dsc_st_writer_close(dsc_st_writer_t *w, dsc_st_file_info_t *info, char *err, size_t errsz) {
-    if (!w) return ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_close: writer is NULL");
+    if (!w) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_writer_close: writer is NULL");
     dsc_status_t st = w->failed;
-    if (st) ck_set(err, errsz, w->failmsg);
+    if (st) dsc__ck_set(err, errsz, w->failmsg);
     if (!st && !w->started) st = start(w, err, errsz);
     if (!st) {
         skip_empty(w);
         if (w->cur < w->n)
-            st = ck_fail(err, errsz, DSC_ERR_MISUSE,
-                         "'%s': closed with tensor '%s' incomplete (%llu of %llu elements written)", w->path,
-                         w->t[w->cur].name, (unsigned long long)w->done, (unsigned long long)w->t[w->cur].numel);
+            st = dsc__ck_fail(err, errsz, DSC_ERR_MISUSE,
+                              "'%s': closed with tensor '%s' incomplete (%llu of %llu elements written)", w->path,
+                              w->t[w->cur].name, (unsigned long long)w->done, (unsigned long long)w->t[w->cur].numel);
     }
     if (!st) {
         int rc = flush_buf(w);
@@ -385,16 +387,16 @@ dsc_status_t dsc_st_writer_close(dsc_st_writer_t *w, dsc_st_file_info_t *info, c
                 break;
             }
         }
-        if (rc) st = ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", w->path, strerror(rc));
+        if (rc) st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", w->path, strerror(rc));
     }
     int crc = close(w->fd);
     w->fd = -1;
-    if (!st && crc != 0) st = ck_fail(err, errsz, DSC_ERR_IO, "cannot close '%s': %s", w->path, strerror(errno));
+    if (!st && crc != 0) st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot close '%s': %s", w->path, strerror(errno));
     if (st) {
         unlink(w->path);
     } else if (info) {
         info->size = w->file_size;
-        info->xxh3 = ck_hash_digest(w->hash);
+        info->xxh3 = dsc__ck_hash_digest(w->hash);
     }
     writer_free(w);
     return st;

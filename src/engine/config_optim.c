@@ -207,6 +207,13 @@ static int resolve_optimizer_class(cfg_parser_t *p, dsc_config_optimizer_t *o, b
         o->torch_adam = cfg_pbool(ps, "torch_adam", false);
         bool w = o->kind == DSC_CONFIG_OPTIM_ADAMW || cfg_pbool(ps, "adam_w_mode", true);
         o->adam_w_mode = w;
+        const dsc_config_param_t *wm = dsc_config_param_find(ps, "adam_w_mode");
+        if (o->kind == DSC_CONFIG_OPTIM_ADAMW && wm && wm->source.origin == DSC_CONFIG_FILE && !wm->boolean) {
+            cfg_pos_t at = {.line = wm->source.line, .col = wm->source.col};
+            cfg_warn(p, &at, false, "optimizer.params.adam_w_mode",
+                     "false has no effect with type \"adamw\", which always decays weights decoupled (AdamW); "
+                     "use type \"adam\" for L2 decay");
+        }
         if (o->torch_adam) {
             o->implementation = w ? "torch.optim.AdamW" : "torch.optim.Adam";
             static const char *const no[] = {"bias_correction", "set_grad_none", "fp32_optimizer_states", NULL};
@@ -326,7 +333,10 @@ int cfg_finish_optimizer_section(cfg_parser_t *p) {
         } else {
             static const char *const cands[] = {"type", "params", "legacy_fusion", NULL};
             if (cfg_unknown_key(p, pos, path, name, cands, p->opts.unknown_section_keys_warn,
-                                "DeepSpeed ignores unknown keys in this section; dsc rejects them") < 0)
+                                p->opts.unknown_section_keys_warn
+                                    ? "DeepSpeed ignores it too"
+                                    : "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
+                                      "unknown_section_keys_warn / --allow-unknown is set") < 0)
                 return -1;
         }
     }

@@ -314,10 +314,12 @@ static int table_unknown(cfg_parser_t *p, const cfg_table_t *t, const cfg_pos_t 
     cands[n] = NULL;
     bool top = t == &cfg_top_table;
     bool warn = top ? p->opts.unknown_top_level_keys_warn : (t->plain_dict && p->opts.unknown_section_keys_warn);
-    const char *what = top ? "DeepSpeed silently ignores unknown top-level keys; dsc rejects them unless "
-                             "unknown_top_level_keys_warn / --allow-unknown is set"
-                           : t->plain_dict ? "DeepSpeed ignores unknown keys in this section; dsc rejects them"
-                                           : "DeepSpeed rejects it too: extra inputs are not permitted";
+    const char *what = warn ? "DeepSpeed ignores it too"
+                       : top ? "DeepSpeed silently ignores unknown top-level keys; dsc rejects them unless "
+                               "unknown_top_level_keys_warn / --allow-unknown is set"
+                       : t->plain_dict ? "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
+                                         "unknown_section_keys_warn / --allow-unknown is set"
+                                       : "DeepSpeed rejects it too: extra inputs are not permitted";
     char where_else[CFG_PATH_MAX];
     if (!best_suggestion(key, cands) && find_elsewhere(&cfg_top_table, key, t, where_else, sizeof where_else)) {
         if (warn) {
@@ -523,7 +525,8 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
         const char *knote = note;
         if (k->canon) {
             /* a legacy spelling of a section: "bfloat16" is read only when "bf16" is absent */
-            if (json_object_get(obj, k->canon))
+            json_t *modern = json_object_get(obj, k->canon);
+            if (modern && !json_is_null(modern))
                 return cfg_fail(p, pos, true, shown,
                                 "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
                                 "silently ignore it); keep only \"%s\"",

@@ -175,7 +175,10 @@ int cfg_finish_scheduler_section(cfg_parser_t *p) {
         } else {
             static const char *const cands[] = {"type", "params", NULL};
             if (cfg_unknown_key(p, pos, path, name, cands, p->opts.unknown_section_keys_warn,
-                                "DeepSpeed ignores unknown keys in this section; dsc rejects them") < 0)
+                                p->opts.unknown_section_keys_warn
+                                    ? "DeepSpeed ignores it too"
+                                    : "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
+                                      "unknown_section_keys_warn / --allow-unknown is set") < 0)
                 return -1;
         }
     }

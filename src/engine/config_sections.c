@@ -341,7 +341,7 @@ static const cfg_key_t top_keys[] = {
     {.name = "optimizer", .type = CT_CUSTOM, .flags = CF_PLAIN, .parse = cfg_parse_optimizer},
     {.name = "scheduler", .type = CT_CUSTOM, .flags = CF_PLAIN, .parse = cfg_parse_scheduler},
     K_OBJ("fp16", fp16_table, 0, 0),
-    K_OBJ("bf16", bf16_table, 0, 0),
+    K_OBJ("bf16", bf16_table, CF_NULLABLE, 0), /* null: DeepSpeed then reads "bfloat16" */
     {.name = "bfloat16", .type = CT_OBJECT, .flags = CF_NOPRINT, .child = &bf16_table, .canon = "bf16"},
     K_OBJ("data_types", data_types_table, 0, 0),
     {.name = "zero_optimization", .type = CT_OBJECT, .child = &zero_table, .parse = cfg_parse_zero_legacy_bool},

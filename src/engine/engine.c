@@ -20,8 +20,7 @@ static const char *const supported_keys[] = {
     "optimizer.type", "optimizer.params.*",
     "scheduler.type=LRRangeTest", "scheduler.type=OneCycle", "scheduler.type=WarmupLR",
     "scheduler.type=WarmupDecayLR", "scheduler.type=WarmupCosineLR", "scheduler.params.*",
-    /* A single rank holds the one partition, so stage 1 equals stage 0 (issue 3). */
-    "zero_optimization.stage=0", "zero_optimization.stage=1",
+    "zero_optimization.stage=0", "zero_optimization.stage=1", "zero_optimization.stage=2",
     "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
     "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
     "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",
@@ -67,50 +66,6 @@ static dsc_status_t choose_dtypes(dsc_engine_t *e, char *err, size_t errsz) {
     return DSC_OK;
 }
 
-/* Allocates the flat buffers, points the model at them and fills the parameters: with the
- * values the model already had (converted), else from the model's initialisation. */
-static dsc_status_t bind_model(dsc_engine_t *e, char *err, size_t errsz) {
-    dsc_model_t *m = e->model;
-    const size_t n = (size_t)e->numel, ms = dsc_dtype_size(e->model_dtype);
-    const bool mixed = e->model_dtype != DSC_F32;
-    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, n * ms);
-    e->grads = e->params ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, n * ms) : NULL;
-    e->master = !mixed ? e->params : e->grads ? dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, n * 4) : NULL;
-    e->acc32 = !mixed ? e->grads : e->master ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, n * 4) : NULL;
-    e->segments = e->acc32 ? calloc((size_t)dsc_model_param_count(m) + 1, sizeof *e->segments) : NULL;
-    if (!e->segments) {
-        snprintf(err, errsz, "out of memory allocating the model state (%zu parameters)", n);
-        return DSC_ERR_NOMEM;
-    }
-    bool had_values = dsc_model_param_count(m) > 0;
-    for (int i = 0; i < dsc_model_param_count(m); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(m, i, &info);
-        e->segments[i].offset = (size_t)info.offset;
-        e->segments[i].numel = (size_t)info.numel;
-        had_values = had_values && dsc_tensor_data(info.tensor) != NULL;
-    }
-    if (had_values) {
-        for (int i = 0; i < dsc_model_param_count(m); i++) {
-            dsc_param_info_t info;
-            dsc_model_param_info(m, i, &info);
-            dsc_status_t rc = dsc_convert(e->master + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
-                                          dsc_tensor_dtype(info.tensor), (size_t)info.numel);
-            if (rc != DSC_OK) {
-                snprintf(err, errsz, "parameter %s: cannot convert its values to f32", info.name);
-                return rc;
-            }
-        }
-    }
-    /* Initialise in f32 (the same numbers whatever the precision), then round once. */
-    dsc_status_t rc = dsc_model_bind(m, DSC_F32, e->master, NULL);
-    if (rc == DSC_OK && !had_values) rc = dsc_model_init_params(m);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, e->master, n);
-    if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, e->model_dtype, e->params, e->model_dtype, e->grads);
-    if (rc != DSC_OK) snprintf(err, errsz, "%s", dsc_ctx_errmsg(e->ctx));
-    return rc;
-}
-
 static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o, char *err, size_t errsz) {
     if (!!o->config_path == !!o->config_json) {
         snprintf(err, errsz, "dsc_initialize: give exactly one of config_path and config_json (DeepSpeed: "
@@ -152,15 +107,16 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         snprintf(errbuf, errbuf_size, "deepspeed.initialize requires a model (dsc_initialize: model or options is NULL)");
         return DSC_ERR_INVALID;
     }
-    if (options->world_size < 1 || options->rank < 0 || options->rank >= options->world_size) {
-        snprintf(errbuf, errbuf_size, "dsc_initialize: rank %d / world size %d is invalid", options->rank,
-                 options->world_size);
+    int world = options->comm ? dsc_comm_world_size(options->comm) : options->world_size;
+    int rank = options->comm ? dsc_comm_rank(options->comm) : options->rank;
+    if (!options->comm && world != 1) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: world size %d needs a communicator (options.comm: "
+                 "dsc_comm_new_mpi under mpirun)", world);
         return DSC_ERR_INVALID;
     }
-    if (options->world_size != 1) {
-        snprintf(errbuf, errbuf_size, "dsc_initialize: world size %d: several ranks are not supported yet "
-                                      "(data parallelism and ZeRO over MPI arrive with issue 6)", options->world_size);
-        return DSC_ERR_UNSUPPORTED;
+    if (world < 1 || rank < 0 || rank >= world) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: rank %d / world size %d is invalid", rank, world);
+        return DSC_ERR_INVALID;
     }
     dsc_engine_t *e = calloc(1, sizeof *e);
     if (!e) {
@@ -169,8 +125,8 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     }
     e->ctx = dsc_model_ctx(model);
     e->model = model;
-    e->world_size = options->world_size;
-    e->rank = options->rank;
+    e->world_size = world;
+    e->rank = rank;
     e->numel = dsc_model_numel(model);
     e->training = true;
     e->grad_norm = e->grad_norm_clipped = NAN;
@@ -182,7 +138,20 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         rc = DSC_ERR_INVALID;
     }
     if (rc == DSC_OK) rc = choose_dtypes(e, errbuf, errbuf_size);
-    if (rc == DSC_OK) rc = bind_model(e, errbuf, errbuf_size);
+    if (rc == DSC_OK) {
+        if (options->comm) {
+            e->comm = options->comm;
+        } else {
+            rc = dsc_comm_new_self(e->ctx, &e->comm);
+            e->owns_comm = rc == DSC_OK;
+            if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
+        }
+    }
+    if (rc == DSC_OK) {
+        rc = dsc_zero_plan_make(e->config->zero_optimization.stage, e->world_size, e->rank, e->numel, &e->plan);
+        if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "ZeRO partition plan: invalid stage, world or size");
+    }
+    if (rc == DSC_OK) rc = dsc__engine_alloc_state(e, errbuf, errbuf_size);
     if (rc == DSC_OK) {
         dsc_loss_scaler_params_t sp;
         rc = dsc_loss_scaler_params_from_config(e->config, &sp);
@@ -216,18 +185,14 @@ void dsc_engine_free(dsc_engine_t *e) {
     for (int i = 0; i < dsc_model_param_count(e->model); i++) {
         dsc_param_info_t info;
         dsc_model_param_info(e->model, i, &info);
-        char *lo = e->params, *hi = lo + (size_t)e->numel * dsc_dtype_size(e->model_dtype);
+        char *lo = e->params, *hi = lo + (size_t)e->plan.padded * dsc_dtype_size(e->model_dtype);
         if (info.tensor && (char *)dsc_tensor_data(info.tensor) >= lo && (char *)dsc_tensor_data(info.tensor) < hi) {
             info.tensor->data = NULL;
             if (info.tensor->grad) info.tensor->grad->data = NULL;
         }
     }
-    const size_t n = (size_t)e->numel, ms = dsc_dtype_size(e->model_dtype);
-    if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, n * 4);
-    if (e->acc32 != e->grads) dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, n * 4);
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, n * ms);
-    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, e->grads, n * ms);
-    free(e->segments);
+    if (e->params) dsc__engine_free_state(e);
+    if (e->owns_comm) dsc_comm_free(e->comm);
     dsc_optim_free(e->optimizer);
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);

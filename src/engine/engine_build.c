@@ -81,20 +81,24 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
     }
     if (why[0]) dsc_ctx_log(e->ctx, DSC_LOG_WARN, "%s", why);
 
-    /* One segment per parameter tensor: Lamb's trust ratio is per tensor. */
-    int n_params = dsc_model_param_count(e->model);
-    dsc_optim_segment_t *segs = calloc((size_t)n_params, sizeof *segs);
+    /* One segment per parameter tensor (or its piece in this rank's partition): Lamb's
+     * trust ratio is per tensor. Padding at the end is its own segment. */
+    dsc_optim_segment_t *segs = calloc(e->n_segments + 2, sizeof *segs);
     if (!segs) {
         snprintf(err, errsz, "out of memory building the optimizer");
         return DSC_ERR_NOMEM;
     }
-    for (int i = 0; i < n_params; i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(e->model, i, &info);
-        segs[i].offset = (size_t)info.offset;
-        segs[i].numel = (size_t)info.numel;
+    size_t n_segs = 0, covered = 0;
+    for (size_t i = 0; i < e->n_segments; i++) {
+        segs[n_segs].offset = e->segments[i].offset;
+        segs[n_segs++].numel = e->segments[i].numel;
+        covered = e->segments[i].offset + e->segments[i].numel;
     }
-    rc = dsc_optim_new(e->ctx, &e->optim_params, (size_t)e->numel, segs, (size_t)n_params, &e->optimizer);
+    if (covered < (size_t)e->n_local) {
+        segs[n_segs].offset = covered;
+        segs[n_segs++].numel = (size_t)e->n_local - covered;
+    }
+    rc = dsc_optim_new(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
     free(segs);
     if (rc != DSC_OK) snprintf(err, errsz, "creating the %s optimizer: %s", dsc_optim_class_name(&e->optim_params),
                                dsc_ctx_errmsg(e->ctx));

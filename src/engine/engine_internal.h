@@ -5,7 +5,9 @@
 
 #include "core/internal.h"
 #include "dsc/amp.h"
+#include "dsc/comm.h"
 #include "dsc/engine.h"
+#include "dsc/zero.h"
 
 #define DSC_ENGINE_ERRMSG_MAX 2048
 
@@ -18,23 +20,38 @@ struct dsc_engine {
     /* Batch geometry after resolution. */
     int train_batch_size, micro_batch_size, gas;
 
-    /* Flat model state (docs/zero.md has the byte counts):
-     *   params   the working copy the model is bound to, in model_dtype (DSC_MEM_PARAMS);
-     *   master   fp32 master weights the optimizer updates: `params` itself for fp32 models,
-     *            a separate buffer under fp16/bf16 (DSC_MEM_OPTIM);
-     *   grads    what autograd accumulates into, in model_dtype (DSC_MEM_GRADS), or in fp32
-     *            when gradients are accumulated in fp32 directly;
-     *   acc32    fp32 gradients the optimizer reads: `grads` itself for fp32 models, else a
-     *            DSC_MEM_GRAD_ACCUM buffer (the fp32 accumulation of data_types.grad_accum_dtype,
-     *            or, with 16-bit accumulation, the fp32 copy made at the boundary). */
-    int64_t numel;
+    /* ZeRO (docs/zero.md): the partition plan and the communicator (self for one rank). */
+    dsc_comm_t *comm;
+    bool owns_comm;
+    dsc_zero_plan_t plan;
+
+    /* Flat model state, all laid out over the padded length plan.padded (P):
+     *   params     working copy the model is bound to, model_dtype, P elements (DSC_MEM_PARAMS);
+     *   grads      what autograd accumulates into, model_dtype, P (DSC_MEM_GRADS);
+     *   master     fp32 master weights: stage 0 P elements (`params` itself for fp32 models),
+     *              stages 1-2 this rank's partition of plan.part elements (DSC_MEM_OPTIM);
+     *   acc32      fp32 gradients the optimizer reads, the same extent as master
+     *              (`grads` itself for fp32 models at stage 0, else DSC_MEM_GRAD_ACCUM);
+     *   full_acc32 stage 1 with fp32 accumulation of 16-bit gradients: P fp32 elements;
+     *   staging    bucket buffer for reduce-scatter (DSC_MEM_COMM).
+     * Gradient sums in acc32 are not yet divided by the world size: 1/N is folded into the
+     * optimizer's gradient scale. */
+    int64_t numel;            /* P0: parameters in the model */
     dsc_dtype_t model_dtype;
-    bool accumulate_fp32;   /* add grads into acc32 after every backward (else at the boundary) */
+    bool accumulate_fp32;     /* add grads into fp32 after every backward (else at the boundary) */
     void *params;
-    float *master;
     void *grads;
+    float *master;
     float *acc32;
-    dsc_amp_segment_t *segments; /* one per parameter tensor, for naming overflowing tensors */
+    float *full_acc32;
+    void *staging;
+    size_t staging_bytes;
+    int64_t bucket;           /* reduce-scatter chunk per rank (elements) */
+    int64_t n_local;          /* elements of master/acc32: P (stage 0) or plan.part */
+    /* Segments of acc32 that belong to parameter tensors (naming inf/NaN) and their index. */
+    dsc_amp_segment_t *segments;
+    int *segment_param;
+    size_t n_segments;
     dsc_loss_scaler_t scaler;
     bool check_overflow;         /* skip updates whose gradients hold inf/NaN */
     double loss_scale_used;      /* S of the last update (for the progress line) */
@@ -61,6 +78,18 @@ dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *
     ;
 
 /* engine_build.c: the optimizer (client or config) and the LR scheduler (client or config). */
+/* engine_zero.c: allocation and binding of the flat state, and the collectives. */
+dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz);
+void dsc__engine_free_state(dsc_engine_t *e);
+/* After a micro-batch's backward: fp32 accumulation, and stage 2's reduce-scatter. */
+dsc_status_t dsc__engine_after_backward(dsc_engine_t *e);
+/* At the boundary: leaves the summed gradient of this rank's extent in acc32. */
+dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e);
+/* After the optimizer: the updated working copy on every rank (stage >= 1 all-gather). */
+dsc_status_t dsc__engine_gather_params(dsc_engine_t *e);
+/* Zeroes every gradient buffer. */
+void dsc__engine_zero_grads(dsc_engine_t *e);
+
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);
 /* The learning rate the next update uses and the beta1 / momentum it uses. */

@@ -37,10 +37,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
-    if (rc == DSC_OK && e->accumulate_fp32) { /* fp32 accumulation across micro-batches */
-        dsc_amp_accumulate(e->acc32, e->grads, e->model_dtype, (size_t)e->numel);
-        memset(e->grads, 0, (size_t)e->numel * dsc_dtype_size(e->model_dtype));
-    }
+    if (rc == DSC_OK) rc = dsc__engine_after_backward(e); /* fp32 accumulation; stage 2 reduce-scatter */
     if (rc == DSC_OK) e->backwards_since_step++;
     return rc;
 }
@@ -52,32 +49,33 @@ bool dsc_is_gradient_accumulation_boundary(const dsc_engine_t *e) {
 }
 
 void dsc_zero_grad(dsc_engine_t *e) {
-    if (!e || !e->grads) return;
-    memset(e->grads, 0, (size_t)e->numel * dsc_dtype_size(e->model_dtype));
-    if (e->acc32 != e->grads) memset(e->acc32, 0, (size_t)e->numel * sizeof(float));
+    if (e && e->grads) dsc__engine_zero_grads(e);
 }
 
 /* Logs which parameter tensors hold inf or NaN (at most 8 names, then a count). */
 static void log_bad_tensors(dsc_engine_t *e) {
-    int n_params = dsc_model_param_count(e->model);
-    bool *bad = calloc((size_t)n_params + 1, sizeof *bad);
+    bool *bad = calloc(e->n_segments + 1, sizeof *bad);
     if (!bad) return;
     bool any;
     double sumsq;
     size_t n_bad = 0;
-    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->numel, e->segments, (size_t)n_params, bad, NULL, &any, &sumsq,
+    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->n_local, e->segments, e->n_segments, bad, NULL, &any, &sumsq,
                           &n_bad);
     char names[1024] = "";
     size_t off = 0, listed = 0;
-    for (int i = 0; i < n_params && off < sizeof names; i++) {
+    for (size_t i = 0; i < e->n_segments && off < sizeof names; i++) {
         if (!bad[i]) continue;
         dsc_param_info_t info;
-        dsc_model_param_info(e->model, i, &info);
+        dsc_model_param_info(e->model, e->segment_param[i], &info);
         if (listed++ < 8) off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", listed > 1 ? ", " : "", info.name);
     }
     if (listed > 8 && off < sizeof names) snprintf(names + off, sizeof names - off, " and %zu more", listed - 8);
-    dsc_ctx_log(e->ctx, DSC_LOG_WARN, "step %lld: inf/NaN gradients in %zu tensor(s): %s; update skipped",
-                (long long)e->global_steps + 1, n_bad, names);
+    if (n_bad)
+        dsc_ctx_log(e->ctx, DSC_LOG_WARN, "step %lld: rank %d: inf/NaN gradients in %zu tensor(s): %s; update skipped",
+                    (long long)e->global_steps + 1, e->rank, n_bad, names);
+    else
+        dsc_ctx_log(e->ctx, DSC_LOG_WARN, "step %lld: rank %d: inf/NaN gradients on another rank's partition; update skipped",
+                    (long long)e->global_steps + 1, e->rank);
     free(bad);
 }
 
@@ -99,17 +97,26 @@ static dsc_status_t apply_scheduled_momentum(dsc_engine_t *e) {
 }
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
-    const size_t n = (size_t)e->numel;
-    if (e->model_dtype != DSC_F32 && !e->accumulate_fp32) { /* 16-bit accumulation: widen once */
-        dsc_amp_half_to_f32(e->acc32, e->grads, e->model_dtype, n);
-        memset(e->grads, 0, n * dsc_dtype_size(e->model_dtype));
-    }
+    dsc_status_t rc = dsc__engine_reduce_gradients(e);
+    if (rc != DSC_OK) return rc;
+    /* Overflow flag and sum of squares of this rank's extent; partitions are combined
+     * across ranks (stage 0 ranks already hold the same reduced sum). */
     bool overflow = false;
     double sumsq = 0;
-    dsc_amp_scan(e->acc32, DSC_F32, n, &overflow, &sumsq);
+    dsc_amp_scan(e->acc32, DSC_F32, (size_t)e->n_local, &overflow, &sumsq);
+    if (e->plan.stage >= 1 && e->world_size > 1) {
+        double v[2] = {overflow ? 1.0 : 0.0, sumsq};
+        rc = dsc_comm_allreduce(e->comm, v, v, 2, DSC_F64, DSC_REDUCE_SUM);
+        if (rc != DSC_OK) return dsc__engine_fail(e, rc, "rank %d: gradient norm all-reduce failed: %s", e->rank,
+                                                  dsc_ctx_errmsg(e->ctx));
+        overflow = v[0] > 0 || !isfinite(v[1]);
+        sumsq = v[1];
+    }
     overflow = overflow && e->check_overflow;
+    /* acc32 holds sums over ranks: the mean is 1/N of it (folded into the scale below). */
+    const double inv_world = 1.0 / e->world_size;
     dsc_loss_scaler_event_t ev;
-    dsc_status_t rc = dsc_loss_scaler_update(&e->scaler, overflow, &ev);
+    rc = dsc_loss_scaler_update(&e->scaler, overflow, &ev);
     e->loss_scale_used = ev.scale_before;
     if (ev.message[0] && e->rank == 0) dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s", ev.message);
     if (overflow) {
@@ -123,14 +130,20 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     /* Unscale and clip are one multiplication, with the scale the backward used (spec 3.6;
      * DeepSpeed uses the updated one: docs/deepspeed-compat.md). */
     dsc_amp_unscale_clip_t uc;
-    dsc_amp_unscale_clip(sqrt(sumsq), ev.scale_before, e->config->gradient_clipping, &uc);
+    dsc_amp_unscale_clip(sqrt(sumsq) * inv_world, ev.scale_before, e->config->gradient_clipping, &uc);
     e->grad_norm = uc.norm;
     e->grad_norm_clipped = uc.norm_clipped;
     rc = apply_scheduled_momentum(e);
     if (rc == DSC_OK)
-        rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)uc.grad_scale, dsc__engine_current_lr(e),
-                            e->model_dtype != DSC_F32 ? e->params : NULL, e->model_dtype);
+        rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
+                            dsc__engine_current_lr(e),
+                            e->model_dtype != DSC_F32
+                                ? (char *)e->params + (size_t)(e->plan.stage ? e->plan.begin : 0) * dsc_dtype_size(e->model_dtype)
+                                : NULL,
+                            e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
+    rc = dsc__engine_gather_params(e);
+    if (rc != DSC_OK) return rc;
     dsc_zero_grad(e);
     if (e->scheduler) {
         rc = dsc_sched_step(e->scheduler);

@@ -190,7 +190,7 @@ dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, siz
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_new: n_elems %zu too large", n_elems);
     if (n_segments && !segments)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_new: segments NULL with n_segments %zu", n_segments);
-    if (segments) {
+    if (n_segments) {
         size_t expect = 0;
         for (size_t i = 0; i < n_segments; i++) {
             if (segments[i].offset != expect || segments[i].numel > n_elems - expect)

@@ -14,12 +14,12 @@
 
 static char err[1024];
 
-#define TRY(call)                                                                                                  \
-    do {                                                                                                           \
-        if ((call) != DSC_OK) {                                                                                    \
-            fprintf(stderr, "st_interop_helper: %s\n", err);                                                       \
-            return 1;                                                                                              \
-        }                                                                                                          \
+#define TRY(call)                                                                                                      \
+    do {                                                                                                               \
+        if ((call) != DSC_OK) {                                                                                        \
+            fprintf(stderr, "st_interop_helper: %s\n", err);                                                           \
+            return 1;                                                                                                  \
+        }                                                                                                              \
     } while (0)
 
 static int write_tensor(dsc_st_writer_t *w, dsc_dtype_t dtype, int64_t n, double (*f)(int64_t)) {

@@ -33,7 +33,7 @@ static const tdesc_t model[] = {
 
 static float value(int64_t step, int t, int64_t k) {
     if (model[t].dtype == DSC_BF16) return (float)((step + k) % 256); /* exact in bf16 */
-    return (float)((step * 7919 + t * 104729 + k) % 1000003);         /* exact in f32 */
+    return (float)((step * 7919 + t * 104729 + k) % 1000003); /* exact in f32 */
 }
 
 static double now(void) {
@@ -209,7 +209,7 @@ int main(void) {
            "complete saves; last step %lld\n",
            save_s * 1e3, KILLS, elapsed, mid_save, progressed, (long long)last);
     CHECK(elapsed < 20.0);
-    CHECK(mid_save > 0);   /* the kills did land inside saves */
+    CHECK(mid_save > 0); /* the kills did land inside saves */
     CHECK(progressed > 0); /* and saves did complete between kills */
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -38,7 +38,9 @@ static const tdesc_t model[] = {
 };
 #define NT ((int)(sizeof model / sizeof model[0]))
 
-static int64_t numel_of(int t) { return model[t].ndim == 1 ? model[t].shape[0] : model[t].shape[0] * model[t].shape[1]; }
+static int64_t numel_of(int t) {
+    return model[t].ndim == 1 ? model[t].shape[0] : model[t].shape[0] * model[t].shape[1];
+}
 
 /* The value of element k of tensor t in the checkpoint of `step` (salted), as float before
  * rounding to the stored dtype. */
@@ -118,7 +120,8 @@ static dsc_status_t save(const char *save_dir, const char *tag, int64_t step, in
                 if (b < e) {
                     if (pass == 0) {
                         st = dsc_st_writer_declare_range(w, model[t].name, model[t].dtype, b, e, errbuf, sizeof errbuf);
-                        if (!st) st = dsc_manifest_add_piece(m, model[t].name, fname, b, e, NULL, errbuf, sizeof errbuf);
+                        if (!st)
+                            st = dsc_manifest_add_piece(m, model[t].name, fname, b, e, NULL, errbuf, sizeof errbuf);
                     } else {
                         float *v = malloc((size_t)(e - b) * sizeof *v);
                         for (int64_t k = b; k < e; k++) v[k - b] = value(step, salt, t, k);
@@ -150,12 +153,16 @@ static dsc_status_t save(const char *save_dir, const char *tag, int64_t step, in
     c.loss_scaler = (dsc_ckpt_loss_scaler_t){true, 32768.0, step, 3, 2};
     if (!st) st = dsc_manifest_set_counters(m, &c, errbuf, sizeof errbuf);
     if (!st) st = dsc_manifest_set_config(m, "{\"train_batch_size\": 8}\n", errbuf, sizeof errbuf);
-    if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_LR_SCHEDULER, "{\"last_batch_iteration\": 4}", errbuf, sizeof errbuf);
-    if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_DATA_LOADER, "{\"epoch\": 1, \"index\": 17}", errbuf, sizeof errbuf);
-    if (!st) st = dsc_manifest_set_blob(m, DSC_MANIFEST_CLIENT_STATE, "[1, \"two\", {\"x\": null}]", errbuf, sizeof errbuf);
     if (!st)
-        st = dsc_manifest_set_blob(m, DSC_MANIFEST_OPTIMIZER, "{\"type\": \"adamw\", \"step\": 5, \"lr\": 0.001}", errbuf,
-                                   sizeof errbuf);
+        st =
+            dsc_manifest_set_blob(m, DSC_MANIFEST_LR_SCHEDULER, "{\"last_batch_iteration\": 4}", errbuf, sizeof errbuf);
+    if (!st)
+        st = dsc_manifest_set_blob(m, DSC_MANIFEST_DATA_LOADER, "{\"epoch\": 1, \"index\": 17}", errbuf, sizeof errbuf);
+    if (!st)
+        st = dsc_manifest_set_blob(m, DSC_MANIFEST_CLIENT_STATE, "[1, \"two\", {\"x\": null}]", errbuf, sizeof errbuf);
+    if (!st)
+        st = dsc_manifest_set_blob(m, DSC_MANIFEST_OPTIMIZER, "{\"type\": \"adamw\", \"step\": 5, \"lr\": 0.001}",
+                                   errbuf, sizeof errbuf);
     for (int r = 0; r < world && !st; r++)
         st = dsc_manifest_add_rng(m, r, "ctx", 0xfedcba9876543210ull + (uint64_t)r, errbuf, sizeof errbuf);
     if (st) {

@@ -497,6 +497,16 @@ static void test_defaults(void) {
         CHECK(!cfg->optimizer.adam_w_mode && cfg->optimizer.kind == DSC_CONFIG_OPTIM_ADAM);
         dsc_config_free(cfg);
     }
+    cfg = parse_ok("{\"optimizer\": {\"type\": \"AdamW\", \"params\": {\"adam_w_mode\": false}}}");
+    if (cfg) { /* adamw always decouples: the flag has no effect, and dsc says so */
+        CHECK(cfg->optimizer.adam_w_mode && cfg->n_warnings == 1 && strstr(cfg->warnings[0], "has no effect"));
+        FILE *full = fopen("/dev/full", "w");
+        if (full) {
+            CHECK(dsc_config_print(cfg, full) == DSC_ERR_IO);
+            fclose(full);
+        }
+        dsc_config_free(cfg);
+    }
     cfg = parse_ok("{\"optimizer\": {\"type\": \"Adam\"}}"); /* Adam means AdamW unless adam_w_mode: false */
     if (cfg) {
         CHECK(cfg->optimizer.adam_w_mode && cfg->optimizer.betas[0] == 0.9 && cfg->optimizer.betas[1] == 0.999);
@@ -538,6 +548,11 @@ static void test_aliases(void) {
         dsc_config_free(cfg);
     }
     parse_fails("{\"bf16\": {\"enabled\": true}, \"bfloat16\": {\"enabled\": false}}", "bfloat16", "\"bf16\"");
+    cfg = parse_ok("{\"bf16\": null, \"bfloat16\": {\"enabled\": true}}"); /* DeepSpeed reads bfloat16 then */
+    if (cfg) {
+        CHECK(cfg->bf16.enabled && cfg->bf16.from_legacy_key);
+        dsc_config_free(cfg);
+    }
     parse_fails("{\"bfloat16\": {\"enabld\": true}}", "bfloat16.enabld", "did you mean \"enabled\"");
     /* deprecated zero keys: copied to the replacement, with a warning; both -> error */
     cfg = parse_ok("{\"zero_optimization\": {\"stage\": 2, \"cpu_offload\": true}}");

@@ -1,0 +1,102 @@
+#include "zero_check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Row `row` of the global batch at micro-step `micro` of step `step`: a noisy Markov chain
+ * (next = 7 * prev + 3 mod 65 with probability 3/4). */
+static void make_row(int step, int micro, int row, int32_t *x, int32_t *y, int t) {
+    uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(step * 1000 + micro * 100 + row + 1);
+    int32_t prev = (int32_t)((step + row) % 65);
+    for (int i = 0; i < t + 1; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t rnd = (uint32_t)(st >> 33);
+        int32_t v = (rnd % 4 != 0) ? (7 * prev + 3) % 65 : (int32_t)((rnd >> 8) % 65);
+        if (i < t) x[i] = v;
+        if (i > 0) y[i - 1] = v;
+        prev = v;
+    }
+}
+
+static void quiet(dsc_log_level_t level, const char *message, void *user) {
+    (void)level, (void)message, (void)user;
+}
+
+int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_result_t *out) {
+    memset(out, 0, sizeof *out);
+    const int t = 16;
+    const bool reference = comm == NULL;
+    const int mb = reference ? c->micro_batch * world : c->micro_batch;
+    const int stage = reference ? 0 : c->stage;
+    dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
+    co.seed = 1000 + (uint64_t)rank; /* different per rank: the broadcast must make them equal */
+    co.log_fn = quiet;
+    dsc_ctx_t *ctx = NULL;
+    dsc_ctx_new(&co, &ctx);
+    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+    gc.block_size = t;
+    dsc_gpt_t *gpt = NULL;
+    dsc_gpt_new(ctx, &gc, &gpt);
+    if (reference) dsc_ctx_seed(ctx, 1000); /* the reference initialises like rank 0 */
+    /* Adam's eps is 1e-4, not 1e-8: the attention key bias has an analytically zero
+     * gradient, and Adam turns its rounding noise (which differs with the reduction order)
+     * into +-lr steps of random sign, so no two reduction orders could agree on it. */
+    char json[768];
+    snprintf(json, sizeof json,
+             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, \"gradient_clipping\": 1.0,"
+             " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000},"
+             " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01, \"eps\": %s}}}",
+             mb, c->gas, strcmp(c->precision, "bf16") == 0 ? "\"bf16\": {\"enabled\": true}," : "", stage, "1e-4");
+    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
+    o.config_json = json;
+    o.comm = comm;
+    dsc_initialize_result_t init = {0};
+    int rc = 0;
+    if (dsc_initialize(gpt->model, &o, &init, out->error, sizeof out->error) != DSC_OK) {
+        rc = 1;
+        goto done;
+    }
+    int32_t *x = malloc(sizeof(int32_t) * (size_t)mb * t), *y = malloc(sizeof(int32_t) * (size_t)mb * t);
+    const int row0 = reference ? 0 : rank * c->micro_batch;
+    for (int step = 0; step < c->steps && rc == 0; step++) {
+        double loss_sum = 0;
+        if (comm) dsc_comm_reset_stats(comm);
+        for (int micro = 0; micro < c->gas && rc == 0; micro++) {
+            for (int r = 0; r < mb; r++) make_row(step, micro, row0 + r, x + (size_t)r * t, y + (size_t)r * t, t);
+            dsc_tensor_t *loss = NULL;
+            dsc_gpt_forward(ctx, gpt, x, y, mb, t, NULL, &loss);
+            loss_sum += dsc_tensor_item(loss);
+            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) {
+                snprintf(out->error, sizeof out->error, "step %d: %s", step, dsc_engine_errmsg(init.engine));
+                rc = 1;
+            }
+        }
+        if (step < 64) out->losses[step] = loss_sum / c->gas;
+        if (comm) out->last_step_sent_bytes = dsc_comm_stats(comm).total_sent_bytes;
+    }
+    free(x);
+    free(y);
+    out->numel = dsc_model_numel(gpt->model);
+    out->params = malloc(sizeof(float) * (size_t)out->numel);
+    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(gpt->model, i, &info);
+        dsc_convert(out->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
+                    (size_t)info.numel);
+    }
+    out->mem_params = dsc_ctx_mem_stats(ctx, DSC_MEM_PARAMS).live_bytes;
+    out->mem_grads = dsc_ctx_mem_stats(ctx, DSC_MEM_GRADS).live_bytes;
+    out->mem_optim = dsc_ctx_mem_stats(ctx, DSC_MEM_OPTIM).live_bytes;
+    out->mem_grad_accum = dsc_ctx_mem_stats(ctx, DSC_MEM_GRAD_ACCUM).live_bytes;
+    out->mem_comm = dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).live_bytes;
+done:
+    dsc_engine_free(init.engine);
+    dsc_gpt_free(gpt);
+    dsc_ctx_free(ctx);
+    return rc;
+}
+
+void zero_result_free(zero_result_t *r) {
+    free(r->params);
+    r->params = NULL;
+}

@@ -1,0 +1,33 @@
+/* Shared body of the ZeRO equivalence tests (fake communicator in threads, and MPI under
+ * mpirun): one rank trains the tiny GPT on its slice of a global batch and returns its
+ * final parameters in f32, to compare with a single-rank stage-0 run on the whole batch. */
+#ifndef DSC_TEST_ZERO_CHECK_H
+#define DSC_TEST_ZERO_CHECK_H
+
+#include "check.h"
+
+typedef struct zero_case {
+    int stage;
+    int gas;
+    const char *precision; /* "fp32" or "bf16" */
+    int steps;
+    int micro_batch;       /* rows per rank per micro-step */
+} zero_case_t;
+
+/* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch
+ * and the stage is 0: the reference). Writes the final parameters (numel floats, malloc'ed)
+ * and the per-step losses (steps doubles, the rank's mean over micro-steps). Also reports the
+ * engine's per-rank memory counters and the bytes this rank sent in the last step. */
+typedef struct zero_result {
+    float *params;
+    int64_t numel;
+    double losses[64];
+    size_t mem_params, mem_grads, mem_optim, mem_grad_accum, mem_comm;
+    uint64_t last_step_sent_bytes;
+    char error[512];
+} zero_result_t;
+
+int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_result_t *out);
+void zero_result_free(zero_result_t *r);
+
+#endif
