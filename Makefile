@@ -45,12 +45,12 @@ $(FUZZ_BUILD)/CMakeCache.txt: | deps
 # 1,000,000 executions of each fuzz target (issue acceptance); FUZZ_RUNS overrides.
 FUZZ_RUNS ?= 1000000
 fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target dsc_fuzz_all
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) runs $(FUZZ_RUNS)
 
 # 30 seconds of each fuzz target (CI).
 fuzz-smoke: deps $(FUZZ_BUILD)/CMakeCache.txt
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target dsc_fuzz_all
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) seconds 30
 
 bench: build

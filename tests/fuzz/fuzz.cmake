@@ -17,6 +17,8 @@ target_include_directories(dsc_fuzz_lib PUBLIC ${PROJECT_SOURCE_DIR}/include ${P
 target_link_libraries(dsc_fuzz_lib PUBLIC PkgConfig::JANSSON PkgConfig::OPENBLAS OpenMP::OpenMP_C Threads::Threads m)
 
 file(GLOB DSC_FUZZ_TARGETS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+# `make fuzz` builds only this (the fuzz build dir does not need the tools and benches).
+add_custom_target(dsc_fuzz_all)
 foreach(src ${DSC_FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
@@ -24,4 +26,5 @@ foreach(src ${DSC_FUZZ_TARGETS})
   target_compile_options(${name} PRIVATE ${DSC_FUZZ_FLAGS})
   target_link_options(${name} PRIVATE ${DSC_FUZZ_LINK_FLAGS})
   target_link_libraries(${name} PRIVATE dsc_fuzz_lib)
+  add_dependencies(dsc_fuzz_all ${name})
 endforeach()
