@@ -40,6 +40,7 @@ typedef struct {
     int context;
     int eval_every, eval_batches;
     bool allow_unknown;
+    double comm_timeout; /* seconds; 0: the default (600) */
 } train_args_t;
 
 static void usage(FILE *out) {
@@ -61,10 +62,14 @@ static void usage(FILE *out) {
             "  --dropout P         dropout probability (default 0)\n"
             "  --eval-every N      validation loss every N steps (default 50; 0 disables)\n"
             "  --allow-unknown-keys  unknown top-level config keys warn instead of failing\n"
+            "  --comm-timeout S    seconds a collective may wait for the other ranks (default 600)\n"
             "  -h, --help          this text\n\n"
             "examples:\n"
             "  dsc train\n"
-            "  dsc train --config ds_config.json --data input.txt --steps 2000 --layers 6 --embd 384 --heads 6\n");
+            "  dsc train --config ds_config.json --data input.txt --steps 2000 --layers 6 --embd 384 --heads 6\n"
+            "  mpirun -np 4 dsc train --config ds_zero2.json --data 'shards/train_*.bin' --val-data 'shards/val_*.bin'\n"
+            "\nUnder mpirun each process is one data-parallel rank (rank and world size come from MPI);\n"
+            "train_batch_size in the config is the global batch over all ranks.\n");
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *out) {
@@ -96,6 +101,11 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         bool ok = true;
         if (!strcmp(k, "--config")) a->config_path = v;
         else if (!strcmp(k, "--val-data")) a->val_data = v;
+        else if (!strcmp(k, "--comm-timeout")) {
+            char *end;
+            a->comm_timeout = strtod(v, &end);
+            ok = *end == '\0' && a->comm_timeout > 0;
+        }
         else if (!strcmp(k, "--vocab")) ok = parse_int(v, 2, 10000000, &n), a->vocab = (int)n;
         else if (!strcmp(k, "--data")) {
             if (a->n_data == 16) {
@@ -228,11 +238,22 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a.seed;
     dsc_ctx_t *ctx = NULL;
+    dsc_comm_t *comm = NULL;
     dsc_gpt_t *gpt = NULL;
     dsc_initialize_result_t init = {0};
     int32_t *x = NULL, *y = NULL;
     int status = 1;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
+    /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
+    if (getenv("OMPI_COMM_WORLD_SIZE")) {
+        if (dsc_comm_new_mpi(ctx, &comm) != DSC_OK) {
+            fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
+            goto out;
+        }
+        if (a.comm_timeout > 0) dsc_comm_set_timeout(comm, a.comm_timeout);
+        /* Different batches per rank from the text corpus (shards split by the sampler). */
+        src.text_state += (uint64_t)dsc_comm_rank(comm) * 0x9E3779B97F4A7C15ull;
+    }
     if (dsc_gpt_new(ctx, &a.model, &gpt) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
         goto out;
@@ -241,6 +262,7 @@ int dsc_cmd_train(int argc, char **argv) {
     eo.config_path = a.config_path;
     eo.config_json = a.config_path ? NULL : default_config;
     eo.allow_unknown_top_level_keys = a.allow_unknown;
+    eo.comm = comm;
     if (dsc_initialize(gpt->model, &eo, &init, err, sizeof err) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", err);
         goto out;
@@ -264,7 +286,20 @@ int dsc_cmd_train(int argc, char **argv) {
     x = malloc(sizeof(int32_t) * b * t);
     y = malloc(sizeof(int32_t) * b * t);
     if (!x || !y) goto out;
-    fprintf(stderr, "dsc train: GPT %d layers, %d heads, width %d, vocab %d, context %d: %lld parameters; "
+    const bool rank0 = dsc_engine_rank(engine) == 0;
+    {
+        /* The memory plan: what this rank holds, by category (the allocator's counters). */
+        const char *names[] = {"parameters", "gradients", "optimizer state", "fp32 grad accumulation", "comm buffers"};
+        dsc_mem_category_t cats[] = {DSC_MEM_PARAMS, DSC_MEM_GRADS, DSC_MEM_OPTIM, DSC_MEM_GRAD_ACCUM, DSC_MEM_COMM};
+        if (rank0) {
+            fprintf(stderr, "dsc train: memory per rank (ZeRO stage %lld, %d rank(s)):", 
+                    (long long)dsc_engine_config(engine)->zero_optimization.stage, dsc_engine_world_size(engine));
+            for (int i = 0; i < 5; i++)
+                fprintf(stderr, "%s %s %.2f MiB", i ? "," : "", names[i], dsc_ctx_mem_stats(ctx, cats[i]).live_bytes / 1048576.0);
+            fprintf(stderr, "\n");
+        }
+    }
+    if (rank0) fprintf(stderr, "dsc train: GPT %d layers, %d heads, width %d, vocab %d, context %d: %lld parameters; "
                     "%lld train / %lld val tokens; micro batch %d x %d tokens, %d accumulation step(s), %d steps\n",
             a.model.n_layer, a.model.n_head, a.model.n_embd, a.model.vocab_size, t,
             (long long)dsc_model_numel(gpt->model),
@@ -288,9 +323,9 @@ int dsc_cmd_train(int argc, char **argv) {
                 goto out;
             }
             loss_sum += dsc_engine_last_loss(engine);
-            tokens_since += (long)b * t;
+            tokens_since += (long)b * t * dsc_engine_world_size(engine); /* all ranks */
         }
-        if (step == 1 || step % 10 == 0 || step == steps) {
+        if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
             double now = now_seconds();
             printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.3f | loss scale %g | skipped %lld | %.0f tokens/s | %.1f s\n",
                    step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_grad_norm(engine),
@@ -302,7 +337,7 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);
-            printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
+            if (rank0) printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
             fflush(stdout);
         }
     }
@@ -311,6 +346,7 @@ out:
     free(x);
     free(y);
     dsc_engine_free(init.engine);
+    dsc_comm_free(comm);
     dsc_gpt_free(gpt);
     dsc_ctx_free(ctx);
     source_free(&src);

@@ -173,7 +173,8 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     result->lr_scheduler = e->scheduler;
     char line[512];
     dsc_engine_progress_line(e, line, sizeof line);
-    dsc_ctx_log(e->ctx, DSC_LOG_INFO, "engine initialised: %lld parameters, train_batch_size=%d, "
+    if (e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "engine initialised: %lld parameters, train_batch_size=%d, "
                 "train_micro_batch_size_per_gpu=%d, gradient_accumulation_steps=%d, world_size=%d; %s",
                 (long long)e->numel, e->train_batch_size, e->micro_batch_size, e->gas, e->world_size, line);
     return DSC_OK;

@@ -1,0 +1,23 @@
+# The dsc command line as a user runs it: exit codes and messages.
+add_test(NAME cli_config_check_valid
+         COMMAND $<TARGET_FILE:dsc_cli> config check tests/configs/valid/activation_checkpointing.json --world-size 2
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_config_check_valid PROPERTIES PASS_REGULAR_EXPRESSION "train_batch_size")
+add_test(NAME cli_config_check_invalid
+         COMMAND sh -c "$<TARGET_FILE:dsc_cli> config check tests/configs/invalid/activation_checkpointing_docstring_key.json 2>&1; echo exit=$?"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_config_check_invalid PROPERTIES
+  PASS_REGULAR_EXPRESSION ":4:5: activation_checkpointing.partitioned_activations: unknown key.*did you mean \"partition_activations\".*exit=1")
+add_test(NAME cli_help COMMAND sh -c "$<TARGET_FILE:dsc_cli> --help && $<TARGET_FILE:dsc_cli> train --help && $<TARGET_FILE:dsc_cli> config --help"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: dsc <command>.*usage: dsc train.*examples:.*dsc config")
+add_test(NAME cli_train_bad_option COMMAND sh -c "$<TARGET_FILE:dsc_cli> train --steps zero 2>&1; echo exit=$?"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_train_bad_option PROPERTIES PASS_REGULAR_EXPRESSION "invalid value 'zero' for --steps.*exit=2")
+# A short real training run on a text file: the loss must fall (checked in the output).
+add_test(NAME cli_train_text
+         COMMAND sh -c "$<TARGET_FILE:dsc_cli> train --data README.md --data docs/config.md --steps 150 --layers 2 --embd 64 --heads 4 --context 32 --eval-every 150"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_train_text PROPERTIES TIMEOUT 300
+  PASS_REGULAR_EXPRESSION "step +150/150 \\| loss [0-2]\\.[0-9]+"
+  ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
