@@ -122,6 +122,10 @@ void dsc_zero_grad(dsc_engine_t *engine);
 void dsc_engine_train(dsc_engine_t *engine);
 void dsc_engine_eval(dsc_engine_t *engine);
 
+/* The config keys (NULL-terminated, static) that the engine implements, in the forms of
+ * dsc_config_support_t: `dsc config check` uses it to report what would be rejected. */
+const char *const *dsc_engine_supported_keys(void);
+
 /* ---- Accessors ---- */
 const dsc_config_t *dsc_engine_config(const dsc_engine_t *engine);
 int dsc_engine_world_size(const dsc_engine_t *engine);

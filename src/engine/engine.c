@@ -7,29 +7,6 @@
 
 #include "engine/engine_internal.h"
 
-/* What this engine implements today. Every key the config sets away from DeepSpeed's
- * default must be listed here, or initialisation fails with "not supported yet" naming the
- * key (dsc_config_check_supported). Keys that only matter with several ranks (gradient
- * pre-division, allreduce op) are exact on one rank, where this engine runs for now. */
-static const char *const supported_keys[] = {
-    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
-    "steps_per_print", "gradient_clipping", "managed_gradient_accumulation",
-    "prescale_gradients", "gradient_predivide_factor", "gradient_allreduce_op",
-    "communication_data_type=fp32", "zero_allow_untested_optimizer", "dump_state", "vocabulary_size",
-    "log_level", "dataloader_drop_last",
-    "optimizer.type", "optimizer.params.*",
-    "scheduler.type=LRRangeTest", "scheduler.type=OneCycle", "scheduler.type=WarmupLR",
-    "scheduler.type=WarmupDecayLR", "scheduler.type=WarmupCosineLR", "scheduler.params.*",
-    "zero_optimization.stage=0", "zero_optimization.stage=1", "zero_optimization.stage=2",
-    "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
-    "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
-    "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",
-    "timers.*", "fp16.enabled", "fp16.loss_scale", "fp16.initial_scale_power", "fp16.loss_scale_window",
-    "fp16.hysteresis", "fp16.consecutive_hysteresis", "fp16.min_loss_scale", "bf16.enabled",
-    "bf16.check_grad_overflow", "data_types.grad_accum_dtype",
-    NULL,
-};
-
 dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -81,7 +58,7 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
     if (rc != DSC_OK) return rc;
     rc = dsc_config_resolve_batch(e->config, e->world_size, err, errsz);
     if (rc != DSC_OK) return rc;
-    dsc_config_support_t support = {supported_keys, "the dsc engine"};
+    dsc_config_support_t support = {dsc_engine_supported_keys(), "the dsc engine"};
     rc = dsc_config_check_supported(e->config, &support, err, errsz);
     if (rc != DSC_OK) return rc;
     e->train_batch_size = (int)e->config->train_batch_size.value;
@@ -168,6 +145,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         dsc_engine_free(e);
         return rc;
     }
+    dsc__engine_note_knobs(e);
     result->engine = e;
     result->optimizer = e->optimizer;
     result->lr_scheduler = e->scheduler;

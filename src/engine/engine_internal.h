@@ -78,6 +78,9 @@ dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *
     ;
 
 /* engine_build.c: the optimizer (client or config) and the LR scheduler (client or config). */
+/* engine_support.c: logs how scheduling-only zero_optimization knobs are honoured. */
+void dsc__engine_note_knobs(dsc_engine_t *e);
+
 /* engine_zero.c: allocation and binding of the flat state, and the collectives. */
 dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz);
 void dsc__engine_free_state(dsc_engine_t *e);

@@ -1,0 +1,44 @@
+/* The config keys the engine implements (dsc_config_check_supported rejects the rest). */
+#include "engine/engine_internal.h"
+
+/* What this engine implements today. Every key the config sets away from DeepSpeed's
+ * default must be listed here, or initialisation fails with "not supported yet" naming the
+ * key (dsc_config_check_supported). prescale_gradients and gradient_predivide_factor select
+ * where DeepSpeed divides by the world size; every variant computes the mean, which dsc
+ * folds into the optimizer's scale. The zero_optimization tuning knobs that change only
+ * how collectives are scheduled are accepted and reported by dsc__engine_note_knobs. */
+static const char *const supported_keys[] = {
+    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+    "steps_per_print", "gradient_clipping", "managed_gradient_accumulation",
+    "prescale_gradients", "gradient_predivide_factor", "gradient_allreduce_op=mean",
+    "zero_allow_untested_optimizer", "dump_state", "vocabulary_size",
+    "log_level", "dataloader_drop_last",
+    "optimizer.type", "optimizer.params.*",
+    "scheduler.type=LRRangeTest", "scheduler.type=OneCycle", "scheduler.type=WarmupLR",
+    "scheduler.type=WarmupDecayLR", "scheduler.type=WarmupCosineLR", "scheduler.params.*",
+    "zero_optimization.stage=0", "zero_optimization.stage=1", "zero_optimization.stage=2",
+    "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
+    "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
+    "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",
+    "timers.*", "fp16.enabled", "fp16.loss_scale", "fp16.initial_scale_power", "fp16.loss_scale_window",
+    "fp16.hysteresis", "fp16.consecutive_hysteresis", "fp16.min_loss_scale", "bf16.enabled",
+    "bf16.check_grad_overflow", "data_types.grad_accum_dtype",
+    /* activation checkpointing (issue 7): */
+    /* checkpoints (issue 8): */
+    /* monitors and logging (issue 9): */
+    NULL,
+};
+
+
+const char *const *dsc_engine_supported_keys(void) { return supported_keys; }
+
+void dsc__engine_note_knobs(dsc_engine_t *e) {
+    const dsc_config_zero_t *z = &e->config->zero_optimization;
+    if (e->rank != 0 || e->world_size == 1) return;
+    if (z->overlap_comm)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.overlap_comm: dsc runs the gradient collectives after "
+                    "backward (same result; overlapping them with backward is not implemented yet)");
+    if (!z->reduce_scatter)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.reduce_scatter false: dsc reduce-scatters anyway "
+                    "(same result, 2/3 of DeepSpeed's all-reduce volume)");
+}
