@@ -12,6 +12,7 @@ static size_t header_size(void) { return align_up(sizeof(dsc_arena_chunk_t)); }
 static char *chunk_data(dsc_arena_chunk_t *c) { return (char *)c + header_size(); }
 
 static dsc_arena_chunk_t *chunk_new(size_t capacity) {
+    capacity = align_up(capacity); /* aligned_alloc needs a size that is a multiple of the alignment */
     dsc_arena_chunk_t *c = aligned_alloc(DSC_ALIGN, header_size() + capacity);
     if (!c) return NULL;
     c->next = NULL;

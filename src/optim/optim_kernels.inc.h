@@ -24,8 +24,9 @@
 
 /* Software prefetch: once per 64-byte line, DSC_OPTIM_PF_DIST floats (4 KiB) ahead on each
  * input stream (vector paths only). On the 16-core AVX-512 host at 256M parameters this took
- * the Adam step from 343/208/62.8 ms to 278/161/58.4 ms at 1/2/16 threads (the hardware
- * prefetchers alone do not keep 4 read streams per core busy enough). The address is formed
+ * the Adam step from 343-364 / 208-228 / 62 ms to 278-321 / 161-176 / 59 ms at 1 / 2 / 16
+ * threads (docs/performance.md): the hardware prefetchers alone do not keep 4 read streams
+ * per core busy enough. The address is formed
  * through uintptr_t: it may lie past the end of the array, which a prefetch never faults on. */
 #ifndef DSC_OPTIM_PF_DIST
 #define DSC_OPTIM_PF_DIST 1024
