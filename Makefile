@@ -26,9 +26,9 @@ build: deps $(BUILD)/CMakeCache.txt
 train: build
 	./$(BUILD)/dsc train
 
-# The whole suite: the normal build, then the same tests under ASan + UBSan, then a short
-# fuzz smoke of every fuzz target.
-test: test-fast test-sanitize fuzz-smoke
+# The whole suite: a short fuzz smoke of every fuzz target, the tests under ASan + UBSan,
+# then the normal build's tests (last, so ctest's summary closes the output).
+test: fuzz-smoke test-sanitize test-fast
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

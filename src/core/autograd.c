@@ -45,15 +45,28 @@ dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
     return t->grad;
 }
 
-static dsc_status_t run_tape(dsc_ctx_t *ctx) {
-    ctx->backward_done = true;
-    for (size_t k = ctx->tape_len; k-- > 0;) {
+bool dsc__node_has_grad(const dsc_node_t *node) {
+    if (node->out && node->out->grad) return true;
+    for (int k = 0; k < node->n_outs; k++)
+        if (node->outs[k] && node->outs[k]->grad) return true;
+    return false;
+}
+
+dsc_status_t dsc__run_tape_range(dsc_ctx_t *ctx, size_t from) {
+    /* By index, not by pointer: a node's backward may append to the tape (reallocating
+     * it) and truncate it back (activation checkpoints recompute this way). */
+    for (size_t k = ctx->tape_len; k-- > from;) {
         dsc_node_t *node = ctx->tape[k];
-        if (!node->out->grad) continue; /* nothing downstream of the loss used this output */
+        if (!dsc__node_has_grad(node)) continue; /* nothing downstream of the loss used this output */
         node->backward(ctx, node);
         if (ctx->status != DSC_OK) return ctx->status;
     }
     return DSC_OK;
+}
+
+static dsc_status_t run_tape(dsc_ctx_t *ctx) {
+    ctx->backward_done = true;
+    return dsc__run_tape_range(ctx, 0);
 }
 
 static dsc_status_t check_backward_start(dsc_ctx_t *ctx, const dsc_tensor_t *out) {
@@ -87,7 +100,8 @@ dsc_status_t dsc__autograd_backward_from(dsc_ctx_t *ctx, dsc_tensor_t *out, cons
     if (rc != DSC_OK) return rc;
     if (!out_grad || out_grad->numel != out->numel || out_grad->dtype != out->dtype)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: upstream gradient does not match the output");
-    dsc_tensor_t *g = dsc__grad(ctx, out);
+    if (!out->grad) out->grad = dsc__tensor_empty_like(ctx, out); /* fully overwritten below */
+    dsc_tensor_t *g = out->grad;
     if (!g) return ctx->status;
     dsc_convert(g->data, g->dtype, out_grad->data, out_grad->dtype, (size_t)out->numel);
     return run_tape(ctx);

@@ -46,6 +46,11 @@ typedef struct dsc_node {
     dsc_tensor_t *saved[DSC_NODE_MAX_SAVED]; /* extra tensors kept for backward */
     double f[4];               /* op scalars (scale, eps, p, ...) */
     int64_t i[4];              /* op integers (axes, heads, ignore index, ...) */
+    /* Multi-output nodes (activation checkpoints): outs[0..n_outs) are the outputs, out is
+     * outs[0]; backward runs when any of them has a gradient. Ops leave n_outs at 0. */
+    int n_outs;
+    dsc_tensor_t **outs;
+    void *ext;                 /* op-specific state (an activation checkpoint's record) */
 } dsc_node_t;
 
 /* Bump allocator for everything that lives for one step. */
@@ -61,6 +66,22 @@ typedef struct dsc_arena {
     dsc_arena_chunk_t *spare;  /* one chunk kept across steps to avoid malloc churn */
     size_t used_bytes;         /* bytes handed out this step (counted as activations) */
 } dsc_arena_t;
+
+/* A position in the arena (dsc__arena_mark); rewinding to it releases everything
+ * allocated since, as the end of a step releases everything. */
+typedef struct dsc_arena_mark {
+    dsc_arena_chunk_t *chunk;  /* head chunk at the mark (NULL: the arena was empty) */
+    size_t chunk_used;         /* its fill level then */
+    size_t used_bytes;         /* arena->used_bytes then */
+} dsc_arena_mark_t;
+
+/* Activation checkpointing settings and counters (dsc/checkpoint.h). */
+typedef struct dsc_ckpt_state {
+    int number_checkpoints;    /* 0: the model decides */
+    bool synchronize, profile, partition_activations, cpu_checkpointing, contiguous_memory_optimization;
+    int64_t forwards, recomputes;  /* checkpointed forward calls and recomputes since the context began */
+    double forward_seconds, recompute_seconds, backward_seconds;
+} dsc_ckpt_state_t;
 
 struct dsc_ctx {
     dsc_status_t status;
@@ -81,6 +102,8 @@ struct dsc_ctx {
     int no_grad_depth;
 
     const struct dsc_backend *backend;
+
+    dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
 };
 
 /* ---- memory ---- */
@@ -90,6 +113,15 @@ void dsc__mem_sub(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
 void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes);
 void dsc__arena_reset(dsc_ctx_t *ctx);
 void dsc__arena_free(dsc_ctx_t *ctx);
+/* The current arena position, and rewinding to it (src/core/arena_mark.c): everything
+ * allocated since the mark is released (its bytes leave the activation counter); marks
+ * nest like a stack, and a rewind past a later mark invalidates that mark. Returns
+ * DSC_ERR_MISUSE (recorded) when the mark is not in the arena any more (the step ended
+ * in between). */
+dsc_arena_mark_t dsc__arena_mark(const dsc_ctx_t *ctx);
+dsc_status_t dsc__arena_rewind(dsc_ctx_t *ctx, dsc_arena_mark_t mark);
+/* True when `ptr` points into memory handed out after `mark` (and not yet rewound). */
+bool dsc__arena_since_mark(const dsc_ctx_t *ctx, dsc_arena_mark_t mark, const void *ptr);
 
 /* ---- tensors ---- */
 /* An arena tensor with uninitialised data (op outputs that are fully overwritten). */
@@ -112,6 +144,12 @@ dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward
 /* The gradient of `t`, created zero-filled on first use; NULL if t does not require grad
  * (so backward functions skip inputs that need nothing) or on allocation failure. */
 dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t);
+/* True when some output of `node` has a gradient (its backward has work to do). */
+bool dsc__node_has_grad(const dsc_node_t *node);
+/* Runs the backward of tape[from..ctx->tape_len) in reverse (nodes without gradient are
+ * skipped). Nodes may append to the tape while it runs (a recompute), provided they
+ * truncate it back before returning. Returns the context's status. */
+dsc_status_t dsc__run_tape_range(dsc_ctx_t *ctx, size_t from);
 
 /* ---- errors ---- */
 /* Like dsc_ctx_set_error but returns NULL, for ops. */
