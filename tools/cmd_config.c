@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "dsc/config.h"
+#include "dsc/engine.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -122,9 +123,17 @@ int dsc_cmd_config(int argc, char **argv) {
         return 1;
     }
     st = dsc_config_print(cfg, stdout);
+    if (st != DSC_OK) {
+        dsc_config_free(cfg);
+        fprintf(stderr, "dsc config check: cannot write the output\n");
+        return 1;
+    }
+    /* Valid DeepSpeed, but would dsc's engine run it? Same check as dsc_initialize. */
+    dsc_config_support_t support = {dsc_engine_supported_keys(), "the dsc engine"};
+    st = dsc_config_check_supported(cfg, &support, err, sizeof err);
     dsc_config_free(cfg);
     if (st != DSC_OK) {
-        fprintf(stderr, "dsc config check: cannot write the output\n");
+        fprintf(stderr, "valid DeepSpeed config, but: %s\n", err);
         return 1;
     }
     return 0;
