@@ -327,8 +327,9 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
             double now = now_seconds();
-            printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.3f | loss scale %g | skipped %lld | %.0f tokens/s | %.1f s\n",
+            printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.3f (clipped %.3f) | loss scale %g | skipped %lld | %.0f tokens/s | %.1f s\n",
                    step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_grad_norm(engine),
+                   dsc_engine_grad_norm_clipped(engine),
                    dsc_engine_loss_scale(engine), (long long)dsc_engine_skipped_steps(engine),
                    tokens_since / (now - t_last), now - t0);
             fflush(stdout);

@@ -44,6 +44,7 @@ typedef struct dsc_gpt {
     dsc_embedding_layer_t wte, wpe;
     dsc_gpt_block_t *blocks; /* n_layer */
     dsc_layernorm_t ln_f;
+    int checkpoint_every;    /* activation checkpointing: see dsc_gpt_set_checkpointing */
 } dsc_gpt_t;
 
 /* Checks a config: every error names the field and its value. */
@@ -51,6 +52,14 @@ dsc_status_t dsc_gpt_config_validate(const dsc_gpt_config_t *config, char *errbu
 /* Declares the GPT's parameters on a new model (not bound). Errors go to ctx. */
 dsc_status_t dsc_gpt_new(dsc_ctx_t *ctx, const dsc_gpt_config_t *config, dsc_gpt_t **out);
 void dsc_gpt_free(dsc_gpt_t *gpt);
+
+/* Activation checkpointing of the transformer blocks (dsc/checkpoint.h): with every = k
+ * > 0, blocks 0, k, 2k, ... run under dsc_checkpoint (k = 1: every block), keeping only
+ * their inputs and recomputing them in backward; gradients are bitwise those without.
+ * every = 0 (the default) follows the context: the engine's
+ * activation_checkpointing.number_checkpoints = N checkpoints N blocks spread evenly
+ * (dsc_actckpt_layer_selected), and without it none. DSC_ERR_INVALID for every < 0. */
+dsc_status_t dsc_gpt_set_checkpointing(dsc_gpt_t *gpt, int every);
 
 /* Forward over B sequences of T tokens (T <= block_size; tokens in [0, vocab)).
  * *logits_out (may be NULL) receives [B, T, vocab]; when targets is non-NULL, *loss_out

@@ -25,6 +25,9 @@ static const char *const supported_keys[] = {
     "fp16.hysteresis", "fp16.consecutive_hysteresis", "fp16.min_loss_scale", "bf16.enabled",
     "bf16.check_grad_overflow", "data_types.grad_accum_dtype",
     /* activation checkpointing (issue 7): */
+    "activation_checkpointing.number_checkpoints", "activation_checkpointing.synchronize_checkpoint_boundary",
+    "activation_checkpointing.profile", "activation_checkpointing.partition_activations",
+    "activation_checkpointing.cpu_checkpointing", "activation_checkpointing.contiguous_memory_optimization",
     /* checkpoints (issue 8): */
     /* monitors and logging (issue 9): */
     NULL,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "dsc/checkpoint.h"
 #include "dsc/gpt.h"
 
 dsc_status_t dsc_gpt_config_validate(const dsc_gpt_config_t *c, char *err, size_t errsz) {
@@ -94,6 +95,41 @@ static dsc_tensor_t *block_forward(dsc_ctx_t *ctx, const dsc_gpt_t *g, const dsc
     return dsc_add(ctx, x, dsc_dropout(ctx, h, p));
 }
 
+dsc_status_t dsc_gpt_set_checkpointing(dsc_gpt_t *g, int every) {
+    if (!g) return DSC_ERR_INVALID;
+    if (every < 0)
+        return dsc_ctx_set_error(dsc_model_ctx(g->model), DSC_ERR_INVALID,
+                                 "dsc_gpt_set_checkpointing: every must be >= 0 (0: follow the config), got %d", every);
+    g->checkpoint_every = every;
+    return DSC_OK;
+}
+
+/* A block under activation checkpointing: the arguments live in the step arena, so they
+ * are still there when backward recomputes the block. */
+typedef struct {
+    const dsc_gpt_t *g;
+    const dsc_gpt_block_t *b;
+    char name[24];
+} block_call_t;
+
+static dsc_status_t block_fn(dsc_ctx_t *ctx, void *user, dsc_tensor_t *const *in, dsc_tensor_t **out) {
+    const block_call_t *c = user;
+    out[0] = block_forward(ctx, c->g, c->b, in[0]);
+    return dsc_ctx_status(ctx);
+}
+
+static dsc_tensor_t *block_checkpointed(dsc_ctx_t *ctx, const dsc_gpt_t *g, int l, dsc_tensor_t *x) {
+    if (!x) return NULL;
+    block_call_t *c = dsc__arena_alloc(ctx, sizeof *c);
+    if (!c) return NULL;
+    c->g = g;
+    c->b = &g->blocks[l];
+    snprintf(c->name, sizeof c->name, "h.%d", l);
+    dsc_tensor_t *y = NULL;
+    dsc_checkpoint(ctx, c->name, block_fn, c, 1, &x, 1, &y);
+    return y;
+}
+
 dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens, const int32_t *targets, int b, int t,
                              dsc_tensor_t **logits_out, dsc_tensor_t **loss_out) {
     if (!ctx) return DSC_ERR_INVALID;
@@ -113,7 +149,10 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
 
     dsc_tensor_t *x = dsc_add(ctx, dsc_embedding_forward(ctx, &g->wte, ids), dsc_embedding_forward(ctx, &g->wpe, pos));
     x = dsc_dropout(ctx, x, g->config.dropout);
-    for (int l = 0; l < g->config.n_layer; l++) x = block_forward(ctx, g, &g->blocks[l], x);
+    for (int l = 0; l < g->config.n_layer; l++)
+        x = dsc_actckpt_layer_selected(ctx, g->checkpoint_every, l, g->config.n_layer)
+                ? block_checkpointed(ctx, g, l, x)
+                : block_forward(ctx, g, &g->blocks[l], x);
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
     dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true); /* tied LM head */
     if (logits_out) *logits_out = logits;
