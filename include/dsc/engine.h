@@ -160,3 +160,80 @@ void dsc_engine_progress_line(const dsc_engine_t *engine, char *buf, size_t n);
 }
 #endif
 #endif
+
+/* ---- Checkpoints (DeepSpeed's save_checkpoint / load_checkpoint) -----------------------
+ * Appended section (issue 8), guarded on its own. The format is docs/checkpoint-format.md
+ * ("Engine save and load"): every tensor is stored by name and element range, never by
+ * rank, so a checkpoint saved by any number of ranks at any ZeRO stage loads on any other.
+ * Both calls are COLLECTIVE: every rank of the engine's communicator calls them with the
+ * same arguments. A rank that does not join makes the others fail after the
+ * communicator's timeout (dsc/comm.h) with a message naming the missing rank and the call
+ * (under MPI the timeout ends the job, as every collective timeout does), never hang. */
+#ifndef DSC_ENGINE_CKPT_H
+#define DSC_ENGINE_CKPT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Saves the training state to <save_dir>/<tag>/ atomically (a crash leaves the previous
+ * checkpoint and `latest` intact), then, if save_latest, points <save_dir>/latest at it.
+ *   tag           NULL: "global_step<N>" with N = dsc_engine_global_steps (DeepSpeed's
+ *                 default). Tags that differ across ranks follow checkpoint.tag_validation
+ *                 (Warn: logged, rank 0's is used; Fail: DSC_ERR_INVALID; Ignore).
+ *   client_state  NULL, or JSON text (any JSON value) stored as given; rank 0's is kept.
+ * What is saved: the fp32 master weights of every parameter (the 16-bit working copy of an
+ * fp16/bf16 model is exactly their round-to-nearest-even, so it is rebuilt, not stored),
+ * every optimizer state and its step count, the LR scheduler state, the loss scaler, the
+ * counters (global steps and samples, skipped steps, micro-steps), each rank's context RNG
+ * state (dropout), the effective config and the client state. Each rank writes only the
+ * element range it owns (1/world of the flat model, at every ZeRO stage) to its own file,
+ * in parallel; rank 0 writes the manifest with every file's size and XXH3-64 checksum.
+ * Call it after the dsc_step that ends an accumulation window: in the middle of one it
+ * returns DSC_ERR_MISUSE (the accumulated gradients are not saved). The engine's state is
+ * not changed by a save; the training continues bit for bit as without it.
+ * Returns DSC_OK on every rank, or the same failure on every rank with a message naming
+ * the failing rank and file: DSC_ERR_INVALID (empty save_dir, bad tag, client_state not
+ * JSON), DSC_ERR_MISUSE, DSC_ERR_IO, DSC_ERR_NOMEM, DSC_ERR_COMM / DSC_ERR_TIMEOUT (a rank
+ * did not join; the communicator is unusable afterwards). */
+dsc_status_t dsc_save_checkpoint(dsc_engine_t *engine, const char *save_dir, const char *tag,
+                                 const char *client_state, bool save_latest);
+
+/* Restores <load_dir>/<tag>/ (tag NULL: the one <load_dir>/latest names) into the engine,
+ * whatever world size and ZeRO stage saved it: each rank reads only the element ranges it
+ * owns now.
+ *   load_optimizer_states     optimizer state (by parameter name and range), its step
+ *                             count, and the loss scaler (part of DeepSpeed's optimizer
+ *                             state). The checkpoint's optimizer must be of the engine's
+ *                             type; its hyper-parameters are not loaded (the config wins).
+ *                             false: the optimizer starts afresh on the loaded weights.
+ *   load_lr_scheduler_states  the LR scheduler's last_batch_iteration (lr and scheduled
+ *                             momentum follow). An engine without a scheduler ignores it.
+ *   load_module_only          the weights only (overrides both flags above): counters,
+ *                             RNG, optimizer and scheduler stay as they are.
+ *   client_state_out          NULL, or receives the saved client_state as malloc'ed JSON
+ *                             text (NULL when none was saved) that the caller frees.
+ * Always restored: the fp32 master weights and the working copy rebuilt from them; unless
+ * load_module_only, the counters and each rank's context RNG state. A rank that did not
+ * exist in the saving run (the world grew) gets an RNG state derived from that of rank
+ * (rank mod saved world), so its dropout masks differ from every other rank's; a resumed
+ * run at a different world size splits its batches differently anyway, so only a resume at
+ * the same world size and stage reproduces the uninterrupted run bit for bit.
+ * Everything this rank needs is checked before anything changes: manifest.json against
+ * manifest.xxh3, every file's size, and the checksum of every file this rank reads; the
+ * checkpoint must hold exactly the model's parameters, with the same shapes. A failure
+ * there leaves the engine untouched; only a file that changes or vanishes between that
+ * check and the read leaves it partially loaded (the message says so).
+ * Returns DSC_OK on every rank, or the same failure on every rank, naming the rank and the
+ * file: DSC_ERR_IO (no `latest`, a missing directory or file), DSC_ERR_CORRUPT (a file
+ * truncated, corrupt or failing its checksum), DSC_ERR_INVALID (another model, another
+ * optimizer type, no optimizer or scheduler state when asked for), DSC_ERR_NOMEM,
+ * DSC_ERR_COMM / DSC_ERR_TIMEOUT. */
+dsc_status_t dsc_load_checkpoint(dsc_engine_t *engine, const char *load_dir, const char *tag,
+                                 bool load_optimizer_states, bool load_lr_scheduler_states,
+                                 bool load_module_only, char **client_state_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

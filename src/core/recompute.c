@@ -97,7 +97,9 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
 
     if (ctx->no_grad_depth > 0) return run_plain(ctx, name, fn, user, in, n_out, out);
 
-    /* The record lives below the mark, so it survives the rewind. */
+    /* The record lives below the mark, so it survives the rewind; a failure rewinds to
+     * before it (the arena is then as before the call). */
+    const dsc_arena_mark_t before = dsc__arena_mark(ctx);
     ckpt_record_t *rec = dsc__arena_alloc(ctx, sizeof *rec + sizeof(dsc_tensor_t *) * (size_t)(n_in + 2 * n_out));
     if (!rec) return ctx->status;
     memset(rec, 0, sizeof *rec);
@@ -121,7 +123,7 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
     dsc_status_t rc = run_plain(ctx, name, fn, user, rec->in, n_out, tmp);
     if (rc != DSC_OK) {
         truncate_tape(ctx, tape_mark);
-        dsc__arena_rewind(ctx, mark);
+        dsc__arena_rewind(ctx, before);
         return rc;
     }
 
@@ -134,7 +136,7 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
         free(info);
         free(aside);
         truncate_tape(ctx, tape_mark);
-        dsc__arena_rewind(ctx, mark);
+        dsc__arena_rewind(ctx, before);
         return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_checkpoint %s: out of memory keeping %zu output bytes", nm, total);
     }
     size_t off = 0;
@@ -188,7 +190,8 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
     }
     free(info);
     if (rc != DSC_OK) {
-        dsc__arena_rewind(ctx, mark);
+        truncate_tape(ctx, tape_mark);
+        dsc__arena_rewind(ctx, before);
         return rc;
     }
     for (int k = 0; k < n_out; k++) out[k] = rec->out[k];

@@ -15,6 +15,7 @@
  * into the manifest; manifest.xxh3 beside it holds the manifest's own checksum. */
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -799,8 +800,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
         st = dsc_amp_f32_to_half((char *)e->params + (size_t)base * ms, e->model_dtype, e->master, (size_t)count);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
-    if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e)))
-        return dsc__engine_fail(e, st, "%s: %s", fn, e->errmsg);
+    if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e))) return st; /* its message names the rank */
     dsc__engine_zero_grads(e);
     e->backwards_since_step = 0;
     e->last_loss = e->grad_norm = e->grad_norm_clipped = NAN;
@@ -833,9 +833,11 @@ dsc_status_t dsc_load_checkpoint(dsc_engine_t *e, const char *load_dir, const ch
         msg[0] = '\0';
         rc = ck_load_read(e, &L, msg, sizeof msg);
         st = ck_agree(e, fn, rc, msg);
-        if (st)
+        if (st) {
+            snprintf(msg, sizeof msg, "%s", e->errmsg);
             dsc__engine_fail(e, st, "%s (the engine is partially loaded: load a checkpoint again before training)",
-                             e->errmsg);
+                             msg);
+        }
     }
     if (!st) st = ck_load_finish(e, &L, fn);
     if (!st && e->rank == 0) {

@@ -29,6 +29,7 @@ static const char *const supported_keys[] = {
     "activation_checkpointing.profile", "activation_checkpointing.partition_activations",
     "activation_checkpointing.cpu_checkpointing", "activation_checkpointing.contiguous_memory_optimization",
     /* checkpoints (issue 8): */
+    "checkpoint.tag_validation",
     /* monitors and logging (issue 9): */
     NULL,
 };

@@ -1,0 +1,290 @@
+/* Per-rank memory estimate for the GPT (dsc estimate): the model state from the ZeRO plan
+ * the engine allocates with (dsc_zero_plan_memory) plus the step arena's peak, counted
+ * allocation by allocation as the ops of dsc_gpt_forward and their backward make them; and
+ * DeepSpeed's estimators (spec §5.9) for comparison. docs/monitor.md derives the sums. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "dsc/monitor.h"
+#include "dsc/optim.h"
+#include "monitor/monitor_internal.h"
+
+/* ---- model size ------------------------------------------------------------------------ */
+
+int64_t dsc_gpt_param_count(const dsc_gpt_config_t *m) {
+    if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK) return -1;
+    const int64_t c = m->n_embd;
+    /* wte, wpe; per block ln_1 2C, c_attn 3C^2+3C, c_proj C^2+C, ln_2 2C, c_fc 4C^2+4C,
+     * mlp.c_proj 4C^2+C; ln_f 2C (the LM head is tied to wte) */
+    return (int64_t)m->vocab_size * c + (int64_t)m->block_size * c + (int64_t)m->n_layer * (12 * c * c + 13 * c) + 2 * c;
+}
+
+int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *m) {
+    if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK) return -1;
+    const int64_t c = m->n_embd;
+    int64_t sizes[] = {(int64_t)m->vocab_size * c, (int64_t)m->block_size * c, 3 * c * c + 3 * c, c * c + c,
+                       4 * c * c + 4 * c, 4 * c * c + c, 2 * c};
+    int64_t best = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i] > best) best = sizes[i];
+    return best;
+}
+
+/* ---- the step arena ---------------------------------------------------------------------
+ * Every arena allocation is rounded up to DSC_ALIGN (a 0-byte one takes DSC_ALIGN too), and
+ * nothing is freed before the end of the step, so the peak is the sum over one forward and
+ * backward. The terms:
+ *   tensor(n)   an op output or saved tensor: header + data of n bytes;
+ *   recorded(n) an output the tape records: tensor(n), its node, and in backward its
+ *               gradient tensor(n) (every recorded output of the GPT reaches the loss);
+ *   param(n)    a parameter of n elements as ops see it (dsc_param_compute): nothing for
+ *               fp32; for fp16/bf16 the fp32 cast, recorded(4n), plus the cast's backward
+ *               scratch: the fp32 upstream gradient and the fp32 accumulator, 4n each. */
+
+typedef struct {
+    int64_t bytes;
+    bool mixed;
+} arena_t;
+
+static int64_t al(int64_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
+static int64_t header(void) { return al((int64_t)sizeof(struct dsc_tensor)); }
+static void tensor(arena_t *a, int64_t n) { a->bytes += header() + al(n); }
+static void recorded(arena_t *a, int64_t n) {
+    tensor(a, n);                                /* forward output */
+    a->bytes += al((int64_t)sizeof(dsc_node_t)); /* tape node */
+    tensor(a, n);                                /* its gradient */
+}
+static void param(arena_t *a, int64_t numel) {
+    if (!a->mixed) return;
+    recorded(a, 4 * numel);
+    a->bytes += 2 * al(4 * numel);
+}
+
+/* f32 activations: 4 bytes per element; rows = B*T. */
+static void layernorm(arena_t *a, int64_t rows, int64_t c) {
+    param(a, c);
+    param(a, c);
+    recorded(a, 4 * rows * c);
+    tensor(a, 4 * rows); /* mean */
+    tensor(a, 4 * rows); /* rstd */
+}
+
+static void linear(arena_t *a, int64_t rows, int64_t in, int64_t out) {
+    param(a, in * out);
+    recorded(a, 4 * rows * out); /* matmul */
+    param(a, out);
+    recorded(a, 4 * rows * out); /* bias_add */
+}
+
+static void dropout(arena_t *a, int64_t n, bool active) {
+    if (!active) return; /* p == 0 or eval: the op returns its input */
+    tensor(a, 4 * n);    /* mask */
+    recorded(a, 4 * n);
+}
+
+/* One transformer block (gpt.c block_forward). */
+static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, bool drop) {
+    const int64_t c = m->n_embd, rows = b * t, att = b * m->n_head * t * t;
+    layernorm(a, rows, c);
+    linear(a, rows, c, 3 * c);
+    tensor(a, 4 * att); /* attention probabilities, saved */
+    if (drop) {
+        tensor(a, 4 * att); /* after dropout */
+        tensor(a, 4 * att); /* dropout mask */
+    }
+    recorded(a, 4 * rows * c); /* attention output */
+    linear(a, rows, c, c);
+    dropout(a, rows * c, drop);
+    recorded(a, 4 * rows * c); /* residual add */
+    layernorm(a, rows, c);
+    linear(a, rows, c, 4 * c);
+    recorded(a, 4 * rows * 4 * c); /* gelu */
+    linear(a, rows, 4 * c, c);
+    dropout(a, rows * c, drop);
+    recorded(a, 4 * rows * c); /* residual add */
+}
+
+int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
+                                     bool training, bool checkpointing) {
+    if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
+        context > m->block_size)
+        return -1;
+    if (param_dtype != DSC_F32 && param_dtype != DSC_F16 && param_dtype != DSC_BF16) return -1;
+    const int64_t b = micro_batch, t = context, c = m->n_embd, v = m->vocab_size, rows = b * t;
+    const bool drop = training && m->dropout > 0;
+    arena_t a = {0, param_dtype != DSC_F32};
+    /* embeddings: token ids, positions, two lookups and their sum */
+    tensor(&a, 4 * rows);
+    tensor(&a, 4 * t);
+    param(&a, v * c);
+    recorded(&a, 4 * rows * c);
+    param(&a, (int64_t)m->block_size * c);
+    recorded(&a, 4 * t * c);
+    recorded(&a, 4 * rows * c);
+    dropout(&a, rows * c, drop);
+    /* the blocks */
+    arena_t one = {0, a.mixed};
+    block(&one, m, b, t, drop);
+    if (!checkpointing) {
+        a.bytes += m->n_layer * one.bytes;
+    } else {
+        /* Model (issue 7): each block keeps only its output (one recorded tensor) through the
+         * forward; in backward one block at a time is recomputed and differentiated, its
+         * arena space released before the next. */
+        arena_t kept = {0, a.mixed};
+        recorded(&kept, 4 * rows * c);
+        a.bytes += m->n_layer * kept.bytes + one.bytes;
+    }
+    /* final norm, tied LM head, targets, cross-entropy (probabilities saved; the loss and its
+     * seed gradient) */
+    layernorm(&a, rows, c);
+    param(&a, v * c);
+    recorded(&a, 4 * rows * v);
+    tensor(&a, 4 * rows);
+    tensor(&a, 4 * rows * v);
+    recorded(&a, 4);
+    return a.bytes;
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    if (model) o->model = *model;
+    o->micro_batch = 1;
+    o->context = model ? model->block_size : 0;
+    o->world_size = 1;
+    o->rank = 0;
+    o->param_dtype = DSC_F32;
+    o->optimizer_states = 2;
+    o->accumulate_fp32 = false;
+    o->reduce_bucket_size = 500000000;
+    o->training = true;
+}
+
+dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
+                                              size_t errsz) {
+    if (err && errsz) err[0] = '\0';
+    if (!cfg || !o) return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "dsc_estimate_options_from_config: NULL argument");
+    /* dtypes as the engine chooses them (engine.c choose_dtypes) */
+    o->param_dtype = cfg->fp16.enabled ? DSC_F16 : cfg->bf16.enabled ? DSC_BF16 : DSC_F32;
+    dsc_config_dtype_t acc = cfg->data_types.grad_accum_dtype;
+    o->accumulate_fp32 = o->param_dtype != DSC_F32 &&
+                         (acc == DSC_CONFIG_DTYPE_FP32 || (acc == DSC_CONFIG_DTYPE_NONE && o->param_dtype == DSC_BF16));
+    o->reduce_bucket_size = cfg->zero_optimization.reduce_bucket_size;
+    if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
+    if (cfg->optimizer.kind == DSC_CONFIG_OPTIM_NONE) return DSC_OK; /* keep the caller's state count */
+    /* the optimizer's state buffers, from the parameters the file gave (engine_build.c) */
+    const dsc_config_params_t *ps = &cfg->optimizer.params;
+    dsc_optim_kv_t kv[64];
+    double scalars[64];
+    size_t n = 0;
+    for (size_t i = 0; i < ps->count && n < 64; i++) {
+        const dsc_config_param_t *p = &ps->items[i];
+        if (p->source.origin != DSC_CONFIG_FILE) continue;
+        kv[n].key = p->name;
+        if (p->kind == DSC_CONFIG_PARAM_BOOL || p->kind == DSC_CONFIG_PARAM_NUMBER) {
+            scalars[n] = p->kind == DSC_CONFIG_PARAM_BOOL ? (p->boolean ? 1.0 : 0.0) : p->number;
+            kv[n].values = &scalars[n];
+            kv[n].n_values = 1;
+        } else if (p->kind == DSC_CONFIG_PARAM_LIST) {
+            kv[n].values = p->list;
+            kv[n].n_values = p->list_len;
+        } else {
+            continue;
+        }
+        n++;
+    }
+    dsc_optim_params_t op;
+    char why[512];
+    dsc_status_t rc = dsc_optim_params_from_config(cfg->optimizer.type, kv, n, false, &op, why, sizeof why);
+    if (rc != DSC_OK) return dsc__mon_fail(err, errsz, rc, "%s: optimizer (type %s): %s", cfg->source_name, cfg->optimizer.type, why);
+    int states = dsc_optim_params_num_states(&op);
+    if (states < 0) return dsc__mon_fail(err, errsz, DSC_ERR_CONFIG, "%s: optimizer (type %s): invalid parameters",
+                                         cfg->source_name, cfg->optimizer.type);
+    o->optimizer_states = states;
+    return DSC_OK;
+}
+
+dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, bool checkpointing,
+                                 dsc_memory_estimate_t *out, char *err, size_t errsz) {
+    if (err && errsz) err[0] = '\0';
+    if (!o || !out) return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "dsc_estimate_memory: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->stage = stage;
+    out->checkpointing = checkpointing;
+    char why[256];
+    if (dsc_gpt_config_validate(&o->model, why, sizeof why) != DSC_OK)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "%s", why);
+    if (o->micro_batch < 1 || o->context < 1 || o->context > o->model.block_size)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "micro batch %d and context %d: need B >= 1 and 1 <= T <= %d",
+                             o->micro_batch, o->context, o->model.block_size);
+    if (o->param_dtype != DSC_F32 && o->param_dtype != DSC_F16 && o->param_dtype != DSC_BF16)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "parameter dtype %s: expected f32, f16 or bf16",
+                             dsc_dtype_name(o->param_dtype));
+    if (o->optimizer_states < 0 || o->reduce_bucket_size < 1)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "optimizer states %d / reduce_bucket_size %lld must be >= 0 / >= 1",
+                             o->optimizer_states, (long long)o->reduce_bucket_size);
+    out->numel = dsc_gpt_param_count(&o->model);
+    if (stage == 3) return DSC_OK; /* not implemented yet */
+    dsc_zero_plan_t plan;
+    if (dsc_zero_plan_make(stage, o->world_size, o->rank, out->numel, &plan) != DSC_OK)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "ZeRO stage %d on %d ranks (rank %d): invalid plan", stage,
+                             o->world_size, o->rank);
+    out->implemented = true;
+    out->padded = plan.padded;
+    out->state = dsc_zero_plan_memory(&plan, (int)dsc_dtype_size(o->param_dtype), o->optimizer_states,
+                                      o->accumulate_fp32, o->reduce_bucket_size);
+    out->activations = dsc_estimate_gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
+                                                    checkpointing);
+    out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
+                 out->activations;
+    return DSC_OK;
+}
+
+/* ---- DeepSpeed's estimators (deepspeed/runtime/zero/stage_1_and_2.py and stage3.py) -----
+ * Python evaluates left to right: integer products stay exact, the first float factor
+ * turns the rest into doubles, int() truncates. */
+
+void dsc_deepspeed_zero2_estimate(int64_t psi, int gpus_per_node, int nodes, bool cpu_offload, double f,
+                                  int64_t *cpu_bytes, int64_t *gpu_bytes) {
+    const int64_t total_gpus = (int64_t)nodes * gpus_per_node;
+    double cpu, gpu;
+    if (cpu_offload) {
+        gpu = (double)(2 * psi);
+        int64_t m = 4 * total_gpus > 16 ? 4 * total_gpus : 16;
+        cpu = (double)(psi * m) * f;
+    } else {
+        gpu = (double)(2 * psi + (int64_t)(18.0 * (double)psi / (double)total_gpus));
+        cpu = (double)(psi * 4 * gpus_per_node) * f;
+    }
+    if (cpu_bytes) *cpu_bytes = (int64_t)cpu;
+    if (gpu_bytes) *gpu_bytes = (int64_t)gpu;
+}
+
+void dsc_deepspeed_zero3_estimate(int64_t psi, int64_t largest_layer, int gpus_per_node, int nodes, bool cpu_offload,
+                                  bool cpu_offload_params, bool zero_init, double f, int64_t *cpu_bytes,
+                                  int64_t *gpu_bytes, int64_t *largest_layer_bytes) {
+    const int64_t total_gpus = (int64_t)nodes * gpus_per_node;
+    const double gf = 1.0 / nodes;
+    const int64_t ll = 4 * largest_layer;
+    double cpu, gpu;
+    if (cpu_offload) {
+        if (cpu_offload_params) {
+            gpu = (double)ll;
+            cpu = zero_init ? (double)(psi * 18) * gf * f : (double)psi * fmax(4.0 * gpus_per_node, 18.0 * gf) * f;
+        } else {
+            gpu = (double)(ll + (int64_t)(2.0 * (double)psi / (double)total_gpus));
+            cpu = zero_init ? (double)(psi * 16) * gf * f : (double)psi * fmax(4.0 * gpus_per_node, 16.0 * gf) * f;
+        }
+    } else {
+        gpu = (double)(ll + (int64_t)(18.0 * (double)psi / (double)total_gpus));
+        cpu = zero_init ? (double)(largest_layer * 4 * gpus_per_node) * f : (double)(psi * 4 * gpus_per_node) * f;
+    }
+    if (cpu_bytes) *cpu_bytes = (int64_t)cpu;
+    if (gpu_bytes) *gpu_bytes = (int64_t)gpu;
+    if (largest_layer_bytes) *largest_layer_bytes = ll;
+}
