@@ -147,6 +147,12 @@ double dsc_engine_loss_scale(const dsc_engine_t *engine);
  * and after clipping. */
 double dsc_engine_grad_norm(const dsc_engine_t *engine);
 double dsc_engine_grad_norm_clipped(const dsc_engine_t *engine);
+/* Bytes this rank sent in collectives during the last optimizer step (all micro-steps of
+ * it; the ring convention of dsc/comm.h), and its memory by category, one line:
+ * "rank 0: params 1.55 MiB, grads 1.55 MiB, optimizer 4.65 MiB, grad accum 1.55 MiB,
+ * comm 0.00 MiB, activations peak 12.3 MiB". */
+uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *engine);
+void dsc_engine_memory_line(const dsc_engine_t *engine, char *buf, size_t n);
 /* Value of the last loss given to dsc_backward (unscaled, before the 1/GAS division). */
 double dsc_engine_last_loss(const dsc_engine_t *engine);
 /* The model's context, and the engine's last error message. */

@@ -192,6 +192,23 @@ double dsc_engine_lr(const dsc_engine_t *e) { return e ? dsc__engine_current_lr(
 double dsc_engine_loss_scale(const dsc_engine_t *e) { return e ? dsc_loss_scaler_scale(&e->scaler) : NAN; }
 double dsc_engine_grad_norm(const dsc_engine_t *e) { return e ? e->grad_norm : NAN; }
 double dsc_engine_grad_norm_clipped(const dsc_engine_t *e) { return e ? e->grad_norm_clipped : NAN; }
+uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *e) { return e ? e->comm_sent_last_step : 0; }
+
+void dsc_engine_memory_line(const dsc_engine_t *e, char *buf, size_t n) {
+    if (!buf || !n) return;
+    if (!e) {
+        snprintf(buf, n, "(no engine)");
+        return;
+    }
+    const double mib = 1048576.0;
+    snprintf(buf, n, "rank %d: params %.2f MiB, grads %.2f MiB, optimizer %.2f MiB, grad accum %.2f MiB, comm %.2f MiB, "
+             "activations peak %.2f MiB", e->rank, dsc_ctx_mem_stats(e->ctx, DSC_MEM_PARAMS).live_bytes / mib,
+             dsc_ctx_mem_stats(e->ctx, DSC_MEM_GRADS).live_bytes / mib, dsc_ctx_mem_stats(e->ctx, DSC_MEM_OPTIM).live_bytes / mib,
+             dsc_ctx_mem_stats(e->ctx, DSC_MEM_GRAD_ACCUM).live_bytes / mib,
+             dsc_ctx_mem_stats(e->ctx, DSC_MEM_COMM).live_bytes / mib,
+             dsc_ctx_mem_stats(e->ctx, DSC_MEM_ACTIVATIONS).peak_bytes / mib);
+}
+
 double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? e->last_loss : NAN; }
 dsc_ctx_t *dsc_engine_ctx(const dsc_engine_t *e) { return e ? e->ctx : NULL; }
 const char *dsc_engine_errmsg(const dsc_engine_t *e) { return e ? e->errmsg : "engine is NULL"; }

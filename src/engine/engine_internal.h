@@ -64,6 +64,7 @@ struct dsc_engine {
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
     int64_t backwards_since_step;
     double last_loss;
+    uint64_t comm_sent_mark, comm_sent_last_step; /* total_sent_bytes at the step's first backward; the delta */
     double grad_norm, grad_norm_clipped;
     bool training;
 

@@ -29,6 +29,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
         return dsc__engine_fail(e, DSC_ERR_INVALID, "dsc_backward: loss must be a 1-element tensor");
     }
     e->last_loss = dsc_tensor_item(loss);
+    if (e->backwards_since_step == 0) e->comm_sent_mark = dsc_comm_stats(e->comm).total_sent_bytes;
     /* DeepSpeed divides the incoming gradient by GAS so the update uses the mean over the
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
     /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
@@ -173,6 +174,10 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
                                  ? e->train_batch_size
                                  : (int64_t)(e->train_batch_size / e->gas) * e->backwards_since_step;
         e->backwards_since_step = 0;
+        uint64_t sent = dsc_comm_stats(e->comm).total_sent_bytes;
+        /* The mark was taken at this step's first backward; a caller that reset the
+         * counters since then makes the total itself the best figure. */
+        e->comm_sent_last_step = sent >= e->comm_sent_mark ? sent - e->comm_sent_mark : sent;
     }
     e->micro_steps++;
     return DSC_OK;

@@ -73,6 +73,7 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
         }
         if (step < 64) out->losses[step] = loss_sum / c->gas;
         if (comm) out->last_step_sent_bytes = dsc_comm_stats(comm).total_sent_bytes;
+        if (rc == 0) out->engine_reported_sent_bytes = dsc_engine_comm_bytes_last_step(init.engine);
     }
     free(x);
     free(y);

@@ -24,6 +24,7 @@ typedef struct zero_result {
     double losses[64];
     size_t mem_params, mem_grads, mem_optim, mem_grad_accum, mem_comm;
     uint64_t last_step_sent_bytes;
+    uint64_t engine_reported_sent_bytes; /* dsc_engine_comm_bytes_last_step */
     char error[512];
 } zero_result_t;
 

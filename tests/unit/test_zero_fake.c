@@ -101,6 +101,8 @@ static void check_case(const zero_case_t *c, int n) {
             }
             CHECK_MSG(z->last_step_sent_bytes == want, "%s: sent %llu bytes in the last step, want %llu", what,
                       (unsigned long long)z->last_step_sent_bytes, (unsigned long long)want);
+            CHECK_MSG(z->engine_reported_sent_bytes == want, "%s: the engine reports %llu bytes for the last step", what,
+                      (unsigned long long)z->engine_reported_sent_bytes);
         }
         zero_result_free(z);
     }
