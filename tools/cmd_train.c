@@ -41,6 +41,7 @@ typedef struct {
     int eval_every, eval_batches;
     bool allow_unknown;
     double comm_timeout; /* seconds; 0: the default (600) */
+    int checkpoint_every; /* --checkpoint-activations [k]: 0 = the config decides */
 } train_args_t;
 
 static void usage(FILE *out) {
@@ -57,12 +58,16 @@ static void usage(FILE *out) {
             "  --vocab N           vocabulary of .bin shards (default 50257, GPT-2's)\n"
             "  --steps N           optimizer steps (default 200)\n"
             "  --seed N            RNG seed for init, dropout and batches (default 1234)\n"
+            "  --model NAME        gpt2-tiny | d6 | d12 | d24 | d36 | d48 (d12 is GPT-2 124M's shape)\n"
             "  --layers N --heads N --embd N   model size (default 4, 4, 128)\n"
             "  --context N         sequence length T (default 64)\n"
             "  --dropout P         dropout probability (default 0)\n"
             "  --eval-every N      validation loss every N steps (default 50; 0 disables)\n"
             "  --allow-unknown-keys  unknown top-level config keys warn instead of failing\n"
             "  --comm-timeout S    seconds a collective may wait for the other ranks (default 600)\n"
+            "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
+            "                      backward (default K = 1: every block); without it the config's\n"
+            "                      activation_checkpointing.number_checkpoints decides\n"
             "  -h, --help          this text\n\n"
             "examples:\n"
             "  dsc train\n"
@@ -92,6 +97,15 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             a->allow_unknown = true;
             continue;
         }
+        if (!strcmp(k, "--checkpoint-activations")) { /* optional value K */
+            long n = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-' && !parse_int(argv[++i], 1, 1000000, &n)) {
+                fprintf(stderr, "dsc train: invalid value '%s' for --checkpoint-activations (a block interval >= 1)\n", argv[i]);
+                return 2;
+            }
+            a->checkpoint_every = (int)n;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "dsc train: %s needs a value (dsc train --help)\n", k);
             return 2;
@@ -101,6 +115,23 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         bool ok = true;
         if (!strcmp(k, "--config")) a->config_path = v;
         else if (!strcmp(k, "--val-data")) a->val_data = v;
+        else if (!strcmp(k, "--model")) {
+            /* llm.c's depth presets (dN: N layers, width 64 N, N heads, capped as GPT-2's). */
+            static const struct { const char *name; int layers, heads, embd; } presets[] = {
+                {"gpt2-tiny", 2, 4, 64}, {"d6", 6, 6, 384},     {"d12", 12, 12, 768},
+                {"d24", 24, 16, 1024},   {"d36", 36, 20, 1280}, {"d48", 48, 25, 1600},
+            };
+            ok = false;
+            for (size_t m = 0; m < sizeof presets / sizeof presets[0]; m++)
+                if (!strcmp(v, presets[m].name)) {
+                    a->model.n_layer = presets[m].layers, a->model.n_head = presets[m].heads, a->model.n_embd = presets[m].embd;
+                    ok = true;
+                }
+            if (!ok) {
+                fprintf(stderr, "dsc train: unknown --model '%s' (gpt2-tiny, d6, d12, d24, d36, d48; d12 is GPT-2 124M)\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(k, "--comm-timeout")) {
             char *end;
             a->comm_timeout = strtod(v, &end);
@@ -171,6 +202,19 @@ static dsc_status_t source_val(batch_source_t *src, int k, uint64_t *st, int32_t
     if (!src->val) return DSC_ERR_INVALID;
     if (k == 0) dsc_shard_loader_reset(src->val);
     return dsc_shard_loader_next(src->val, x, y);
+}
+
+/* A one-line progress bar on a terminal, rewritten in place. */
+static void progress_bar(int step, int steps, double loss, double lr, double scale, double tok_s, double elapsed) {
+    const int width = 24;
+    int filled = (int)((double)step / steps * width);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+    bar[width] = '\0';
+    double eta = step ? elapsed / step * (steps - step) : 0;
+    printf("\r[%s] %d/%d | loss %.4f | lr %.2e | scale %g | %.0f tok/s | ETA %d:%02d  ", bar, step, steps, loss, lr, scale,
+           tok_s, (int)(eta / 60), (int)eta % 60);
+    fflush(stdout);
 }
 
 static double now_seconds(void) {
@@ -258,6 +302,7 @@ int dsc_cmd_train(int argc, char **argv) {
         fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
         goto out;
     }
+    dsc_gpt_set_checkpointing(gpt, a.checkpoint_every);
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
     eo.config_path = a.config_path;
     eo.config_json = a.config_path ? NULL : default_config;
@@ -308,6 +353,7 @@ int dsc_cmd_train(int argc, char **argv) {
             b, t, gas, steps);
 
     double t0 = now_seconds(), t_last = t0;
+    const bool tty = isatty(STDOUT_FILENO); /* a progress bar on a terminal, plain lines otherwise */
     long tokens_since = 0;
     for (int step = 1; step <= steps; step++) {
         double loss_sum = 0;
@@ -325,7 +371,12 @@ int dsc_cmd_train(int argc, char **argv) {
             loss_sum += dsc_engine_last_loss(engine);
             tokens_since += (long)b * t * dsc_engine_world_size(engine); /* all ranks */
         }
-        if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
+        if (rank0 && tty) {
+            double now = now_seconds();
+            progress_bar(step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_loss_scale(engine),
+                         (double)step * b * t * gas * dsc_engine_world_size(engine) / (now - t0), now - t0);
+            if (step == steps) printf("\n");
+        } else if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
             double now = now_seconds();
             printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.3f (clipped %.3f) | loss scale %g | skipped %lld | %.0f tokens/s | %.1f s\n",
                    step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_grad_norm(engine),
@@ -338,7 +389,7 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);
-            if (rank0) printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
+            if (rank0) printf("%sstep %5d/%d | val loss %.4f\n", tty && step != steps ? "\n" : "", step, steps, vl);
             fflush(stdout);
         }
     }
