@@ -4,5 +4,8 @@
 
 int dsc_cmd_train(int argc, char **argv);
 int dsc_cmd_config(int argc, char **argv);
+int dsc_cmd_estimate(int argc, char **argv);
+int dsc_cmd_plot(int argc, char **argv);
+int dsc_cmd_doctor(int argc, char **argv);
 
 #endif

@@ -14,6 +14,9 @@ typedef struct {
 static const command_t commands[] = {
     {"train", dsc_cmd_train, "train a GPT on text with a DeepSpeed JSON config"},
     {"config", dsc_cmd_config, "validate a DeepSpeed config and print the effective values"},
+    {"estimate", dsc_cmd_estimate, "per-rank memory by ZeRO stage, beside DeepSpeed's estimators"},
+    {"plot", dsc_cmd_plot, "PNG of a run's loss and lr from its csv monitor files"},
+    {"doctor", dsc_cmd_doctor, "check CPU features, OpenBLAS, MPI and OpenMP settings, with fixes"},
 };
 
 static void usage(FILE *out) {

@@ -18,6 +18,7 @@
 #include "dsc/comm.h"
 #include "dsc/zero.h"
 #include "dsc/ckpt.h"
+#include "dsc/monitor.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 

@@ -122,6 +122,12 @@ void dsc_zero_grad(dsc_engine_t *engine);
 void dsc_engine_train(dsc_engine_t *engine);
 void dsc_engine_eval(dsc_engine_t *engine);
 
+/* wall_clock_breakdown: brackets the caller's forward pass so that fwd_microstep times it
+ * alone (without these calls it is the time from the previous engine call to dsc_backward).
+ * No-ops when the breakdown is off. */
+void dsc_engine_forward_begin(dsc_engine_t *engine);
+void dsc_engine_forward_end(dsc_engine_t *engine);
+
 /* The config keys (NULL-terminated, static) that the engine implements, in the forms of
  * dsc_config_support_t: `dsc config check` uses it to report what would be rejected. */
 const char *const *dsc_engine_supported_keys(void);

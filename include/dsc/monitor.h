@@ -143,7 +143,8 @@ dsc_status_t dsc_png_write_rgb(const char *path, const uint8_t *rgb, int width, 
  * ------------------------------------------------------------------------------------- */
 
 /* What the estimate needs. dsc_estimate_options_default gives fp32, Adam (2 states), the
- * model's block_size as the context, micro batch 1, one rank, training mode. */
+ * model's block_size as the context, micro batch 1, one rank, training mode, DeepSpeed's
+ * reduce_bucket_size (5e8), checkpoint_every 1. */
 typedef struct dsc_estimate_options {
     dsc_gpt_config_t model;
     int micro_batch;            /* B: sequences per rank per micro-step */
@@ -155,18 +156,25 @@ typedef struct dsc_estimate_options {
     bool accumulate_fp32;       /* 16-bit gradients accumulated into fp32 (bf16 default) */
     int64_t reduce_bucket_size; /* zero_optimization.reduce_bucket_size (elements) */
     bool training;              /* dropout active (the engine's default mode) */
+    /* Which blocks "with activation checkpointing" checkpoints (dsc_gpt_set_checkpointing,
+     * dsc_actckpt_layer_selected): every checkpoint_every-th block when > 0 (default 1:
+     * all), else number_checkpoints blocks spread evenly (the config's
+     * activation_checkpointing.number_checkpoints). */
+    int checkpoint_every;
+    int number_checkpoints;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
 /* Takes the dtype, gradient accumulation dtype, optimizer (and its state count),
- * reduce_bucket_size and micro batch (after dsc_config_resolve_batch for world_size) from a
- * config, as dsc_initialize would. DSC_ERR_CONFIG/UNSUPPORTED with the message in err. */
+ * reduce_bucket_size, micro batch (when the config sets it or after dsc_config_resolve_batch)
+ * and activation_checkpointing.number_checkpoints from a config, as dsc_initialize would.
+ * DSC_ERR_CONFIG/UNSUPPORTED with the message in err. */
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *opts, char *err,
                                               size_t errsz);
 
 typedef struct dsc_memory_estimate {
     int stage;
-    bool checkpointing;      /* activation checkpointing of every transformer block */
+    bool checkpointing;      /* activation checkpointing as the options select */
     bool implemented;        /* false for stage 3 (not implemented yet): other fields 0 */
     int64_t numel;           /* P0 */
     int64_t padded;          /* P (the ZeRO plan's padding) */
@@ -179,14 +187,16 @@ typedef struct dsc_memory_estimate {
  * parameters of its own: usually wte). */
 int64_t dsc_gpt_param_count(const dsc_gpt_config_t *model);
 int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *model);
-/* Bytes the step arena holds at its peak for one forward + backward of dsc_gpt_forward with
- * targets on B x T tokens: every activation, saved tensor, gradient, fp32 compute copy of a
- * 16-bit parameter, tape node and tensor header, each rounded to the arena's 64-byte
- * alignment (docs/monitor.md derives it). With `checkpointing`, the model of block-level
- * activation checkpointing (not implemented yet: issue 7): each block keeps its output and
- * one block's activations are recomputed at a time. Returns -1 for an invalid config. */
+/* Bytes the step arena holds at its peak (DSC_MEM_ACTIVATIONS) for one forward + backward
+ * of dsc_gpt_forward with targets on B x T tokens: every activation, saved tensor, gradient,
+ * fp32 compute copy of a 16-bit parameter, tape node and tensor header, each rounded to the
+ * arena's 64-byte alignment (docs/monitor.md derives it). checkpoint_every / number_checkpoints
+ * select the checkpointed blocks as dsc_actckpt_layer_selected does (both 0: none): a
+ * checkpointed block keeps only its output through the forward and is recomputed, then
+ * released, in backward. Returns -1 for invalid arguments. */
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *model, int micro_batch, int context,
-                                     dsc_dtype_t param_dtype, bool training, bool checkpointing);
+                                     dsc_dtype_t param_dtype, bool training, int checkpoint_every,
+                                     int number_checkpoints);
 /* The per-rank estimate for one ZeRO stage. DSC_ERR_INVALID for bad options (message in
  * err); stage 3 returns DSC_OK with implemented = false. */
 dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *opts, int stage, bool checkpointing,

@@ -140,6 +140,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     }
     if (rc == DSC_OK) rc = dsc__engine_build_optimizer(e, options->client_optimizer, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_monitor_new(e->ctx, e->config, e->rank, &e->monitor, errbuf, errbuf_size);
     if (rc != DSC_OK) {
         dsc_ctx_set_error(e->ctx, rc, "%s", errbuf);
         dsc_engine_free(e);
@@ -172,6 +173,7 @@ void dsc_engine_free(dsc_engine_t *e) {
     }
     if (e->params) dsc__engine_free_state(e);
     if (e->owns_comm) dsc_comm_free(e->comm);
+    dsc__engine_monitor_free(e->monitor);
     dsc_optim_free(e->optimizer);
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);
@@ -192,6 +194,13 @@ double dsc_engine_lr(const dsc_engine_t *e) { return e ? dsc__engine_current_lr(
 double dsc_engine_loss_scale(const dsc_engine_t *e) { return e ? dsc_loss_scaler_scale(&e->scaler) : NAN; }
 double dsc_engine_grad_norm(const dsc_engine_t *e) { return e ? e->grad_norm : NAN; }
 double dsc_engine_grad_norm_clipped(const dsc_engine_t *e) { return e ? e->grad_norm_clipped : NAN; }
+void dsc_engine_forward_begin(dsc_engine_t *e) {
+    if (e) dsc__engine_monitor_forward_begin(e->monitor);
+}
+void dsc_engine_forward_end(dsc_engine_t *e) {
+    if (e) dsc__engine_monitor_forward_end(e->monitor);
+}
+
 uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *e) { return e ? e->comm_sent_last_step : 0; }
 
 void dsc_engine_memory_line(const dsc_engine_t *e, char *buf, size_t n) {

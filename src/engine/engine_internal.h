@@ -8,6 +8,7 @@
 #include "dsc/comm.h"
 #include "dsc/engine.h"
 #include "dsc/zero.h"
+#include "engine/engine_monitor.h"
 
 #define DSC_ENGINE_ERRMSG_MAX 2048
 
@@ -67,6 +68,8 @@ struct dsc_engine {
     uint64_t comm_sent_mark, comm_sent_last_step; /* total_sent_bytes at the step's first backward; the delta */
     double grad_norm, grad_norm_clipped;
     bool training;
+
+    dsc_engine_monitor_t *monitor; /* monitors and wall-clock breakdown; NULL when off */
 
     char errmsg[DSC_ENGINE_ERRMSG_MAX];
 };

@@ -29,6 +29,8 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
         return dsc__engine_fail(e, DSC_ERR_INVALID, "dsc_backward: loss must be a 1-element tensor");
     }
     e->last_loss = dsc_tensor_item(loss);
+    dsc__engine_monitor_backward_begin(e->monitor, e->last_loss, e->config->managed_gradient_accumulation ? e->gas : 1,
+                                       dsc_is_gradient_accumulation_boundary(e), e->global_samples);
     if (e->backwards_since_step == 0) e->comm_sent_mark = dsc_comm_stats(e->comm).total_sent_bytes;
     /* DeepSpeed divides the incoming gradient by GAS so the update uses the mean over the
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
@@ -38,7 +40,9 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
+    dsc__engine_monitor_backward_inner_end(e->monitor);
     if (rc == DSC_OK) rc = dsc__engine_after_backward(e); /* fp32 accumulation; stage 2 reduce-scatter */
+    dsc__engine_monitor_backward_end(e->monitor);
     if (rc == DSC_OK) e->backwards_since_step++;
     return rc;
 }
@@ -98,7 +102,9 @@ static dsc_status_t apply_scheduled_momentum(dsc_engine_t *e) {
 }
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
+    dsc__engine_monitor_reduce_begin(e->monitor);
     dsc_status_t rc = dsc__engine_reduce_gradients(e);
+    dsc__engine_monitor_reduce_end(e->monitor);
     if (rc != DSC_OK) return rc;
     /* Overflow flag and sum of squares of this rank's extent; partitions are combined
      * across ranks (stage 0 ranks already hold the same reduced sum). */
@@ -166,7 +172,9 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
     if (rc != DSC_OK) return rc;
     if (e->backwards_since_step == 0)
         return dsc__engine_fail(e, DSC_ERR_MISUSE, "dsc_step: no dsc_backward since the last step");
-    if (dsc_is_gradient_accumulation_boundary(e)) {
+    dsc__engine_monitor_step_begin(e->monitor);
+    const bool boundary = dsc_is_gradient_accumulation_boundary(e);
+    if (boundary) {
         rc = take_model_step(e);
         if (rc != DSC_OK) return rc;
         e->global_steps++;
@@ -179,6 +187,8 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
          * counters since then makes the total itself the best figure. */
         e->comm_sent_last_step = sent >= e->comm_sent_mark ? sent - e->comm_sent_mark : sent;
     }
+    dsc__engine_monitor_step_end(e->monitor, boundary, e->global_samples, dsc__engine_current_lr(e),
+                                 e->model_dtype == DSC_F16, dsc_engine_loss_scale(e));
     e->micro_steps++;
     return DSC_OK;
 }

@@ -31,6 +31,7 @@ static const char *const supported_keys[] = {
     /* checkpoints (issue 8): */
     "checkpoint.tag_validation",
     /* monitors and logging (issue 9): */
+    "wall_clock_breakdown", "csv_monitor.*", "tensorboard.*",
     NULL,
 };
 

@@ -1,7 +1,6 @@
 /* DeepSpeed's CsvMonitor (deepspeed/monitor/csv_monitor.py): one file per event name under
  * output_path/job_name, a "step,<name tail>" header on the first write of a name, rows
  * "step,value" with Python's csv line ending "\r\n"; and the reader `dsc plot` uses. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,33 +33,35 @@ int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *m) {
 }
 
 /* ---- the step arena ---------------------------------------------------------------------
- * Every arena allocation is rounded up to DSC_ALIGN (a 0-byte one takes DSC_ALIGN too), and
- * nothing is freed before the end of the step, so the peak is the sum over one forward and
- * backward. The terms:
- *   tensor(n)   an op output or saved tensor: header + data of n bytes;
- *   recorded(n) an output the tape records: tensor(n), its node, and in backward its
- *               gradient tensor(n) (every recorded output of the GPT reaches the loss);
+ * Every arena allocation is rounded up to DSC_ALIGN (a 0-byte one takes DSC_ALIGN too).
+ * Without activation checkpointing nothing is freed before the end of the step, so the peak
+ * is the sum over one forward and backward. The terms, each split into what the forward
+ * allocates (f) and what the backward allocates (b):
+ *   tensor(n)   an op output or saved tensor: header + data of n bytes (f);
+ *   recorded(n) an output the tape records: tensor(n) and its node (f), and its gradient
+ *               tensor(n) (b; every recorded output of the GPT reaches the loss);
  *   param(n)    a parameter of n elements as ops see it (dsc_param_compute): nothing for
  *               fp32; for fp16/bf16 the fp32 cast, recorded(4n), plus the cast's backward
- *               scratch: the fp32 upstream gradient and the fp32 accumulator, 4n each. */
+ *               scratch: the fp32 upstream gradient and the fp32 accumulator, 4n each (b). */
 
 typedef struct {
-    int64_t bytes;
+    int64_t f, b;
     bool mixed;
 } arena_t;
 
 static int64_t al(int64_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
 static int64_t header(void) { return al((int64_t)sizeof(struct dsc_tensor)); }
-static void tensor(arena_t *a, int64_t n) { a->bytes += header() + al(n); }
+static int64_t node(void) { return al((int64_t)sizeof(dsc_node_t)); }
+static void tensor(arena_t *a, int64_t n) { a->f += header() + al(n); }
 static void recorded(arena_t *a, int64_t n) {
-    tensor(a, n);                                /* forward output */
-    a->bytes += al((int64_t)sizeof(dsc_node_t)); /* tape node */
-    tensor(a, n);                                /* its gradient */
+    tensor(a, n);             /* forward output */
+    a->f += node();           /* tape node */
+    a->b += header() + al(n); /* its gradient */
 }
 static void param(arena_t *a, int64_t numel) {
     if (!a->mixed) return;
     recorded(a, 4 * numel);
-    a->bytes += 2 * al(4 * numel);
+    a->b += 2 * al(4 * numel);
 }
 
 /* f32 activations: 4 bytes per element; rows = B*T. */
@@ -106,46 +108,89 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     recorded(a, 4 * rows * c); /* residual add */
 }
 
+/* dsc_actckpt_layer_selected for a model setting `every` or the config's number_checkpoints. */
+static bool selected(int every, int number, int layer, int n_layers) {
+    if (every > 0) return layer % every == 0;
+    if (number <= 0) return false;
+    if (number >= n_layers) return true;
+    int64_t j = ((int64_t)layer * number + n_layers - 1) / n_layers;
+    return j < number && (j * n_layers) / number == layer;
+}
+
+/* What a checkpointed block keeps through the step (src/nn/gpt.c block_checkpointed and
+ * src/core/recompute.c dsc_checkpoint): the block's call record (block_call_t, 40 bytes),
+ * the checkpoint record (ckpt_record_t, 64 bytes, plus 3 tensor pointers), its output
+ * tensor, the array of differentiable outputs and the checkpoint's tape node. */
+#define CKPT_BLOCK_CALL_BYTES 40
+#define CKPT_RECORD_BYTES (64 + 3 * 8)
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
-                                     bool training, bool checkpointing) {
+                                     bool training, int checkpoint_every, int number_checkpoints) {
     if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
-        context > m->block_size)
+        context > m->block_size || checkpoint_every < 0 || number_checkpoints < 0)
         return -1;
     if (param_dtype != DSC_F32 && param_dtype != DSC_F16 && param_dtype != DSC_BF16) return -1;
     const int64_t b = micro_batch, t = context, c = m->n_embd, v = m->vocab_size, rows = b * t;
-    const bool drop = training && m->dropout > 0;
-    arena_t a = {0, param_dtype != DSC_F32};
-    /* embeddings: token ids, positions, two lookups and their sum */
-    tensor(&a, 4 * rows);
-    tensor(&a, 4 * t);
-    param(&a, v * c);
-    recorded(&a, 4 * rows * c);
-    param(&a, (int64_t)m->block_size * c);
-    recorded(&a, 4 * t * c);
-    recorded(&a, 4 * rows * c);
-    dropout(&a, rows * c, drop);
-    /* the blocks */
-    arena_t one = {0, a.mixed};
-    block(&one, m, b, t, drop);
-    if (!checkpointing) {
-        a.bytes += m->n_layer * one.bytes;
-    } else {
-        /* Model (issue 7): each block keeps only its output (one recorded tensor) through the
-         * forward; in backward one block at a time is recomputed and differentiated, its
-         * arena space released before the next. */
-        arena_t kept = {0, a.mixed};
-        recorded(&kept, 4 * rows * c);
-        a.bytes += m->n_layer * kept.bytes + one.bytes;
+    const bool drop = training && m->dropout > 0, mixed = param_dtype != DSC_F32;
+    /* embeddings: token ids, positions, two lookups, their sum (and dropout) */
+    arena_t emb = {0, 0, mixed};
+    tensor(&emb, 4 * rows);
+    tensor(&emb, 4 * t);
+    param(&emb, v * c);
+    recorded(&emb, 4 * rows * c);
+    param(&emb, (int64_t)m->block_size * c);
+    recorded(&emb, 4 * t * c);
+    recorded(&emb, 4 * rows * c);
+    dropout(&emb, rows * c, drop);
+    /* one block (all blocks allocate alike) */
+    arena_t blk = {0, 0, mixed};
+    block(&blk, m, b, t, drop);
+    /* final norm, tied LM head, targets, cross-entropy (saved probabilities; the loss and
+     * its seed gradient) */
+    arena_t head = {0, 0, mixed};
+    layernorm(&head, rows, c);
+    param(&head, v * c);
+    recorded(&head, 4 * rows * v);
+    tensor(&head, 4 * rows);
+    tensor(&head, 4 * rows * v);
+    recorded(&head, 4);
+
+    const int L = m->n_layer;
+    int n_ckpt = 0;
+    for (int l = 0; l < L; l++) n_ckpt += selected(checkpoint_every, number_checkpoints, l, L);
+    if (n_ckpt == 0) return emb.f + emb.b + L * (blk.f + blk.b) + head.f + head.b;
+
+    /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. A
+     * gradient is counted where backward allocates it (by the consumer of its tensor): the
+     * head then also makes the last block's output gradient, and a block's backward the
+     * gradient of its input (the same size as that of its output). */
+    const int64_t act = header() + al(4 * rows * c); /* one [B, T, C] tensor */
+    const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
+    int64_t cur = emb.f, peak = cur;
+    for (int l = 0; l < L; l++) {
+        if (selected(checkpoint_every, number_checkpoints, l, L)) {
+            peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk.f);
+            cur += kept; /* the intermediates went back to the arena */
+        } else {
+            cur += blk.f;
+        }
     }
-    /* final norm, tied LM head, targets, cross-entropy (probabilities saved; the loss and its
-     * seed gradient) */
-    layernorm(&a, rows, c);
-    param(&a, v * c);
-    recorded(&a, 4 * rows * v);
-    tensor(&a, 4 * rows);
-    tensor(&a, 4 * rows * v);
-    recorded(&a, 4);
-    return a.bytes;
+    cur += head.f + head.b + act;
+    peak = max64(peak, cur);
+    for (int l = L - 1; l >= 0; l--) {
+        if (selected(checkpoint_every, number_checkpoints, l, L)) {
+            /* recompute and backward above a mark (plus the recomputed-outputs array), then
+             * rewound: only the input's gradient stays */
+            peak = max64(peak, cur + al(8) + blk.f + blk.b);
+            cur += act;
+        } else {
+            cur += blk.b;
+        }
+    }
+    cur += emb.b - act; /* the block-0 input's gradient was made by block 0 */
+    return max64(peak, cur);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -163,6 +208,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->accumulate_fp32 = false;
     o->reduce_bucket_size = 500000000;
     o->training = true;
+    o->checkpoint_every = 1;
+    o->number_checkpoints = 0;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -176,6 +223,11 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
                          (acc == DSC_CONFIG_DTYPE_FP32 || (acc == DSC_CONFIG_DTYPE_NONE && o->param_dtype == DSC_BF16));
     o->reduce_bucket_size = cfg->zero_optimization.reduce_bucket_size;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
+    if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
+        cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
+        o->checkpoint_every = 0; /* the engine hands number_checkpoints to the model */
+        o->number_checkpoints = (int)cfg->activation_checkpointing.number_checkpoints.value;
+    }
     if (cfg->optimizer.kind == DSC_CONFIG_OPTIM_NONE) return DSC_OK; /* keep the caller's state count */
     /* the optimizer's state buffers, from the parameters the file gave (engine_build.c) */
     const dsc_config_params_t *ps = &cfg->optimizer.params;
@@ -225,6 +277,9 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     if (o->param_dtype != DSC_F32 && o->param_dtype != DSC_F16 && o->param_dtype != DSC_BF16)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "parameter dtype %s: expected f32, f16 or bf16",
                              dsc_dtype_name(o->param_dtype));
+    if (checkpointing && o->checkpoint_every <= 0 && o->number_checkpoints <= 0)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "activation checkpointing asked for, but checkpoint_every and "
+                             "number_checkpoints are both 0 (no block would be checkpointed)");
     if (o->optimizer_states < 0 || o->reduce_bucket_size < 1)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "optimizer states %d / reduce_bucket_size %lld must be >= 0 / >= 1",
                              o->optimizer_states, (long long)o->reduce_bucket_size);
@@ -239,7 +294,11 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     out->state = dsc_zero_plan_memory(&plan, (int)dsc_dtype_size(o->param_dtype), o->optimizer_states,
                                       o->accumulate_fp32, o->reduce_bucket_size);
     out->activations = dsc_estimate_gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
-                                                    checkpointing);
+                                                    checkpointing ? o->checkpoint_every : 0,
+                                                    checkpointing ? o->number_checkpoints : 0);
+    if (out->activations < 0)
+        return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
+                             o->checkpoint_every, o->number_checkpoints);
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->activations;
     return DSC_OK;

@@ -1,0 +1,206 @@
+/* `dsc doctor`: what this machine gives dsc (CPU SIMD features, OpenBLAS, MPI, OpenMP) and
+ * every setting that would slow training down or break it, each with its fix. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <cblas.h>
+#include <mpi.h>
+#include <omp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include "commands.h"
+#include "dsc/dsc.h"
+
+int dsc_cmd_doctor(int argc, char **argv);
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: dsc doctor\n"
+            "\n"
+            "Reports the CPU's SIMD features (and which kernels dsc picked), the OpenBLAS build and its\n"
+            "threads, the MPI library, the OpenMP thread count, and every setting that would slow dsc down\n"
+            "or break a run, each with its fix. Run it the way you run training (under mpirun for several\n"
+            "ranks: the checks then know how many ranks share the node).\n"
+            "\n"
+            "exit status: 0 no problem found, 1 problems found (listed with fixes), 2 usage error\n");
+}
+
+typedef struct {
+    int n;
+} problems_t;
+
+static void problem(problems_t *p, const char *what, const char *fix) {
+    p->n++;
+    printf("  problem: %s\n      fix: %s\n", what, fix);
+}
+
+/* CPU features: __builtin_cpu_supports where the compiler knows the name (it also checks
+ * that the OS saves the registers); clang does not know f16c and avx512bf16, read cpuid. */
+static bool cpuid_bit(unsigned leaf, unsigned sub, int reg, int bit) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned r[4];
+    if ((unsigned)__get_cpuid_max(0, NULL) < leaf) return false;
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+    return (r[reg] >> bit) & 1u;
+#else
+    (void)leaf, (void)sub, (void)reg, (void)bit;
+    return false;
+#endif
+}
+
+typedef struct {
+    bool avx2, fma, f16c, avx512f, avx512bf16;
+} simd_t;
+
+static simd_t detect_simd(void) {
+    simd_t s = {false, false, false, false, false};
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    s.avx2 = __builtin_cpu_supports("avx2");
+    s.fma = __builtin_cpu_supports("fma");
+    s.avx512f = __builtin_cpu_supports("avx512f");
+#if defined(__clang__)
+    s.f16c = cpuid_bit(1, 0, 2, 29);
+    s.avx512bf16 = s.avx512f && cpuid_bit(7, 1, 0, 5);
+#else
+    s.f16c = __builtin_cpu_supports("f16c");
+    s.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+#endif
+    (void)cpuid_bit;
+    return s;
+}
+
+static void cpu_model(char *buf, size_t n) {
+    snprintf(buf, n, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        char *c = strchr(line, ':');
+        if (!c) break;
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        c[strcspn(c, "\n")] = '\0';
+        snprintf(buf, n, "%s", c);
+        break;
+    }
+    fclose(f);
+}
+
+/* A positive integer environment variable, 0 when unset, -1 when not a positive integer. */
+static long env_count(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    /* OMP_NUM_THREADS may list the threads of nested levels ("8,2"): the first counts */
+    if (end == v || (*end && *end != ',') || n < 1) return -1;
+    return n;
+}
+
+int dsc_cmd_doctor(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "dsc doctor: unknown option '%s' (dsc doctor --help)\n", argv[i]);
+        return 2;
+    }
+    problems_t p = {0};
+    char buf[1024], fix[512], what[512];
+
+    /* ---- CPU ---- */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int avail = (int)online;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) avail = CPU_COUNT(&set);
+    cpu_model(buf, sizeof buf);
+    printf("dsc %s doctor\n\nCPU\n  %s: %ld logical CPUs online, %d available to this process\n", DSC_VERSION_STRING, buf,
+           online, avail);
+    simd_t s = detect_simd();
+    printf("  AVX2 %s, FMA %s, F16C %s, AVX-512F %s, AVX-512 BF16 %s\n", s.avx2 ? "yes" : "no", s.fma ? "yes" : "no",
+           s.f16c ? "yes" : "no", s.avx512f ? "yes" : "no", s.avx512bf16 ? "yes" : "no");
+    printf("  dsc's mixed-precision and optimizer kernels use: %s\n", dsc_amp_isa_name());
+    if (!s.avx2 || !s.f16c)
+        problem(&p, "no AVX2+F16C: dsc's conversion and optimizer kernels run their scalar path (several times slower)",
+                "run on an x86-64-v3 CPU (Haswell / Zen or newer), or enable AVX2 in the VM's CPU model");
+
+    /* ---- launch ---- */
+    long local_ranks = env_count("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long world = env_count("OMPI_COMM_WORLD_SIZE");
+    if (local_ranks < 1) local_ranks = 1;
+    if (world > 0) printf("\nLaunch\n  under mpirun: %ld ranks, %ld on this node\n", world, local_ranks);
+    else printf("\nLaunch\n  not under mpirun: one rank (several: mpirun -np N dsc train ...)\n");
+    const long per_rank = avail / local_ranks > 0 ? avail / local_ranks : 1;
+
+    /* ---- OpenMP ---- */
+    long omp_env = env_count("OMP_NUM_THREADS");
+    int omp = omp_get_max_threads();
+    printf("\nOpenMP (dsc's elementwise, norm, attention and optimizer kernels)\n  %d threads per process "
+           "(OMP_NUM_THREADS=%s, OMP_PROC_BIND=%s, OMP_WAIT_POLICY=%s)\n",
+           omp, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "unset",
+           getenv("OMP_PROC_BIND") ? getenv("OMP_PROC_BIND") : "unset",
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset");
+    if (omp_env == 0) {
+        snprintf(what, sizeof what, "OMP_NUM_THREADS is not set: every process starts one OpenMP thread per CPU (%d)%s",
+                 omp, local_ranks > 1 ? ", so the ranks of this node oversubscribe it" : "; ranks launched together "
+                 "would oversubscribe the node");
+        snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=%ld (the CPUs available / ranks per node: %d / %ld)", per_rank,
+                 avail, local_ranks);
+        problem(&p, what, fix);
+    } else if (omp_env < 0) {
+        snprintf(what, sizeof what, "OMP_NUM_THREADS=\"%s\" is not a positive integer", getenv("OMP_NUM_THREADS"));
+        snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=%ld", per_rank);
+        problem(&p, what, fix);
+    } else if (omp_env * local_ranks > avail) {
+        snprintf(what, sizeof what, "OMP_NUM_THREADS=%ld x %ld rank%s on this node = %ld threads > %d available CPUs: "
+                 "threads time-share cores and every parallel loop waits for the slowest",
+                 omp_env, local_ranks, local_ranks > 1 ? "s" : "", omp_env * local_ranks, avail);
+        snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=%ld", per_rank);
+        problem(&p, what, fix);
+    }
+
+    /* ---- OpenBLAS ---- */
+    int blas_threads = openblas_get_num_threads(), par = openblas_get_parallel();
+    printf("\nOpenBLAS (matrix multiplies)\n  %s\n  core %s, %d threads, %s\n", openblas_get_config(),
+           openblas_get_corename(), blas_threads,
+           par == 0 ? "sequential build" : par == 1 ? "pthreads build" : par == 2 ? "OpenMP build" : "unknown threading");
+    long blas_env = env_count("OPENBLAS_NUM_THREADS");
+    if (blas_env < 0) {
+        snprintf(what, sizeof what, "OPENBLAS_NUM_THREADS=\"%s\" is not a positive integer", getenv("OPENBLAS_NUM_THREADS"));
+        snprintf(fix, sizeof fix, "export OPENBLAS_NUM_THREADS=%ld", per_rank);
+        problem(&p, what, fix);
+    } else if (par != 0 && (long)blas_threads * local_ranks > avail) {
+        snprintf(what, sizeof what, "OpenBLAS runs %d threads x %ld rank%s on this node > %d available CPUs",
+                 blas_threads, local_ranks, local_ranks > 1 ? "s" : "", avail);
+        snprintf(fix, sizeof fix, "export OPENBLAS_NUM_THREADS=%ld (or OMP_NUM_THREADS, which OpenBLAS also reads)",
+                 per_rank);
+        problem(&p, what, fix);
+    }
+
+    /* ---- MPI (MPI_Get_library_version may be called before MPI_Init) ---- */
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int len = 0;
+    MPI_Get_library_version(lib, &len);
+    lib[strcspn(lib, "\n")] = '\0';
+    int major = 0, minor = 0;
+    MPI_Get_version(&major, &minor);
+    printf("\nMPI (data-parallel collectives)\n  %s (MPI %d.%d)\n", lib[0] ? lib : "unknown library", major, minor);
+
+    /* ---- data ---- */
+    if (access("/usr/share/games/fortunes/fortunes", R_OK) != 0)
+        problem(&p, "the fortunes corpus `dsc train` uses by default is not installed (/usr/share/games/fortunes)",
+                "apt-get install fortunes-min (scripts/deps.sh installs it), or give dsc train --data FILE");
+
+    if (p.n == 0) printf("\nno problems found\n");
+    else printf("\n%d problem%s found (fixes above)\n", p.n, p.n > 1 ? "s" : "");
+    return p.n ? 1 : 0;
+}
