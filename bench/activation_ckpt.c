@@ -33,7 +33,7 @@ static int cmp_double(const void *a, const void *b) {
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)user;
-    if (level >= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
+    if (level <= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
 }
 
 typedef struct {
