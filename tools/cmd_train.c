@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "commands.h"
 #include "dsc/dsc.h"
 
@@ -42,6 +44,10 @@ typedef struct {
     bool allow_unknown;
     double comm_timeout; /* seconds; 0: the default (600) */
     int checkpoint_every; /* --checkpoint-activations [k]: 0 = the config decides */
+    const char *save_dir; /* --save DIR */
+    int save_every;       /* --save-every N (0: only at the end) */
+    bool resume;          /* --resume [TAG] */
+    const char *resume_tag;
 } train_args_t;
 
 static void usage(FILE *out) {
@@ -65,6 +71,10 @@ static void usage(FILE *out) {
             "  --eval-every N      validation loss every N steps (default 50; 0 disables)\n"
             "  --allow-unknown-keys  unknown top-level config keys warn instead of failing\n"
             "  --comm-timeout S    seconds a collective may wait for the other ranks (default 600)\n"
+            "  --save DIR          save checkpoints under DIR (DIR/<tag>/, DIR/latest) at the end\n"
+            "  --save-every N      ... and every N steps\n"
+            "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
+            "                      weights, optimizer, scheduler, loss scale, RNG and data position\n"
             "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
             "                      backward (default K = 1: every block); without it the config's\n"
             "                      activation_checkpointing.number_checkpoints decides\n"
@@ -97,6 +107,11 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             a->allow_unknown = true;
             continue;
         }
+        if (!strcmp(k, "--resume")) { /* optional TAG */
+            a->resume = true;
+            if (i + 1 < argc && argv[i + 1][0] != '-') a->resume_tag = argv[++i];
+            continue;
+        }
         if (!strcmp(k, "--checkpoint-activations")) { /* optional value K */
             long n = 1;
             if (i + 1 < argc && argv[i + 1][0] != '-' && !parse_int(argv[++i], 1, 1000000, &n)) {
@@ -115,6 +130,8 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         bool ok = true;
         if (!strcmp(k, "--config")) a->config_path = v;
         else if (!strcmp(k, "--val-data")) a->val_data = v;
+        else if (!strcmp(k, "--save")) a->save_dir = v;
+        else if (!strcmp(k, "--save-every")) ok = parse_int(v, 1, 100000000, &n), a->save_every = (int)n;
         else if (!strcmp(k, "--model")) {
             /* llm.c's depth presets (dN: N layers, width 64 N, N heads, capped as GPT-2's). */
             static const struct { const char *name; int layers, heads, embd; } presets[] = {
@@ -215,6 +232,47 @@ static void progress_bar(int step, int steps, double loss, double lr, double sca
     printf("\r[%s] %d/%d | loss %.4f | lr %.2e | scale %g | %.0f tok/s | ETA %d:%02d  ", bar, step, steps, loss, lr, scale,
            tok_s, (int)(eta / 60), (int)eta % 60);
     fflush(stdout);
+}
+
+/* The data position as JSON (the checkpoint's client state), and back. */
+static void source_state_json(const batch_source_t *src, char *buf, size_t n) {
+    if (src->text) {
+        snprintf(buf, n, "{\"text_state\": \"%llu\"}", (unsigned long long)src->text_state);
+        return;
+    }
+    dsc_sampler_state_t st;
+    dsc_shard_loader_state_get(src->train, &st);
+    snprintf(buf, n, "{\"epoch\": %lld, \"index\": %lld, \"n_samples\": %lld, \"world_size\": %lld, \"seed\": \"%llu\"}",
+             (long long)st.epoch, (long long)st.index, (long long)st.n_samples, (long long)st.world_size,
+             (unsigned long long)st.seed);
+}
+
+/* The client state is the JSON written by source_state_json (parsed with jansson). */
+static long long json_int(json_t *root, const char *key, bool *ok) {
+    json_t *v = json_object_get(root, key);
+    if (json_is_integer(v)) return (long long)json_integer_value(v);
+    if (json_is_string(v)) return (long long)strtoull(json_string_value(v), NULL, 10);
+    *ok = false;
+    return 0;
+}
+
+static bool source_state_restore(batch_source_t *src, const char *text) {
+    json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+    if (!root) return false;
+    bool ok = true;
+    if (src->text) {
+        src->text_state = (uint64_t)json_int(root, "text_state", &ok);
+    } else {
+        dsc_sampler_state_t st;
+        st.epoch = json_int(root, "epoch", &ok);
+        st.index = json_int(root, "index", &ok);
+        st.n_samples = json_int(root, "n_samples", &ok);
+        st.world_size = json_int(root, "world_size", &ok);
+        st.seed = (uint64_t)json_int(root, "seed", &ok);
+        ok = ok && dsc_shard_loader_state_set(src->train, &st) == DSC_OK;
+    }
+    json_decref(root);
+    return ok;
 }
 
 static double now_seconds(void) {
@@ -355,7 +413,27 @@ int dsc_cmd_train(int argc, char **argv) {
     double t0 = now_seconds(), t_last = t0;
     const bool tty = isatty(STDOUT_FILENO); /* a progress bar on a terminal, plain lines otherwise */
     long tokens_since = 0;
-    for (int step = 1; step <= steps; step++) {
+    int first_step = 1;
+    if (a.resume) {
+        if (!a.save_dir) {
+            fprintf(stderr, "dsc train: --resume needs --save DIR (the directory to resume from)\n");
+            goto out;
+        }
+        char *client = NULL;
+        if (dsc_load_checkpoint(engine, a.save_dir, a.resume_tag, true, true, false, &client) != DSC_OK) {
+            fprintf(stderr, "dsc train: resuming from %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
+            goto out;
+        }
+        bool restored = source_state_restore(&src, client);
+        free(client);
+        if (!restored) {
+            fprintf(stderr, "dsc train: the checkpoint in %s holds no data position for this data source\n", a.save_dir);
+            goto out;
+        }
+        first_step = (int)dsc_engine_global_steps(engine) + 1;
+        if (rank0) fprintf(stderr, "dsc train: resumed from %s at step %d\n", a.save_dir, first_step - 1);
+    }
+    for (int step = first_step; step <= steps; step++) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
             if (source_next(&src, x, y, b, t, err, sizeof err) != DSC_OK) {
@@ -386,6 +464,14 @@ int dsc_cmd_train(int argc, char **argv) {
             fflush(stdout);
             t_last = now;
             tokens_since = 0;
+        }
+        if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps)) {
+            char client[512];
+            source_state_json(&src, client, sizeof client);
+            if (dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) != DSC_OK) {
+                fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
+                goto out;
+            }
         }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);

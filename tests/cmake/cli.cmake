@@ -27,3 +27,14 @@ add_test(NAME cli_train_text
 set_tests_properties(cli_train_text PROPERTIES TIMEOUT 300
   PASS_REGULAR_EXPRESSION "step +150/150 \\| loss [0-2]\\.[0-9]+"
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+# Exact resume through the command line: 20 steps straight, or 10 + save + resume to 20, give
+# the same step-20 line (loss, lr, gradient norms).
+add_test(NAME cli_train_resume
+         COMMAND sh -c "d=$(mktemp -d) && a='--model gpt2-tiny --context 32 --eval-every 0 --data README.md' && \
+$<TARGET_FILE:dsc_cli> train $a --steps 20 | grep 'step *20/20' | cut -d'|' -f2-5 > $d/straight && \
+$<TARGET_FILE:dsc_cli> train $a --steps 10 --save $d/ck > /dev/null && \
+$<TARGET_FILE:dsc_cli> train $a --steps 20 --save $d/ck --resume | grep 'step *20/20' | cut -d'|' -f2-5 > $d/resumed && \
+cat $d/straight && cmp $d/straight $d/resumed && echo RESUME-IDENTICAL; rm -rf $d"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_train_resume PROPERTIES PASS_REGULAR_EXPRESSION "loss [0-9.]+.*RESUME-IDENTICAL"
+  ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
