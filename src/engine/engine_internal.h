@@ -99,6 +99,9 @@ void dsc__engine_zero_grads(dsc_engine_t *e);
 
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);
+/* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
+ * beta2, when it has them, into the optimizer for the next update. */
+dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);
 /* The learning rate the next update uses and the beta1 / momentum it uses. */
 double dsc__engine_current_lr(const dsc_engine_t *e);
 

@@ -85,7 +85,7 @@ static void log_bad_tensors(dsc_engine_t *e) {
 }
 
 /* OneCycle (or a client schedule) may set beta1 / momentum for the next update. */
-static dsc_status_t apply_scheduled_momentum(dsc_engine_t *e) {
+dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e) {
     if (!e->scheduler) return DSC_OK;
     bool has = false;
     double mom = dsc_sched_get_momentum(e->scheduler, &has);
@@ -140,7 +140,7 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     dsc_amp_unscale_clip(sqrt(sumsq) * inv_world, ev.scale_before, e->config->gradient_clipping, &uc);
     e->grad_norm = uc.norm;
     e->grad_norm_clipped = uc.norm_clipped;
-    rc = apply_scheduled_momentum(e);
+    rc = dsc__engine_apply_scheduled_momentum(e);
     if (rc == DSC_OK)
         rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
                             dsc__engine_current_lr(e),
