@@ -3,6 +3,7 @@
  * stage) as one Hugging Face safetensors file, streamed tensor by tensor with bounded memory
  * (DeepSpeed's zero_to_fp32.py, without the offline merge: dsc checkpoints store tensors by
  * name and range). Exit status: 0 written, 1 error (message on stderr), 2 usage. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,16 +48,24 @@ static int check_sidecar(const char *dir, char *err, size_t errsz) {
     size_t n = fread(line, 1, sizeof line - 1, f);
     fclose(f);
     line[n] = '\0';
-    char *end = NULL;
-    unsigned long long want = strtoull(line, &end, 16);
+    /* Exactly "<16 lower-case hex digits>  manifest.json\n". */
+    unsigned long long want = 0;
+    bool ok = n == 16 + 2 + strlen(DSC_CKPT_MANIFEST_NAME) + 1 && !strncmp(line + 16, "  ", 2) &&
+              !strncmp(line + 18, DSC_CKPT_MANIFEST_NAME, strlen(DSC_CKPT_MANIFEST_NAME)) && line[n - 1] == '\n';
+    for (int i = 0; ok && i < 16; i++) {
+        char ch = line[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        ok = v >= 0;
+        want = want << 4 | (unsigned long long)(v & 15);
+    }
     dsc_st_file_info_t info;
-    if (n < 17 || end != line + 16) {
-        snprintf(err, errsz, "checkpoint file '%s' is corrupt", spath);
+    if (!ok) {
+        snprintf(err, errsz, "checkpoint file '%.1900s' is corrupt", spath);
         return 1;
     }
     if (dsc_ckpt_checksum_file(mpath, &info, err, errsz) != DSC_OK) return 1;
     if (info.xxh3 != want) {
-        snprintf(err, errsz, "checkpoint file '%s' fails its checksum (xxh3_64 %016llx, manifest.xxh3 records %016llx)",
+        snprintf(err, errsz, "checkpoint file '%.1900s' fails its checksum (xxh3_64 %016llx, manifest.xxh3 records %016llx)",
                  mpath, (unsigned long long)info.xxh3, want);
         return 1;
     }

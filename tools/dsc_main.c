@@ -16,6 +16,7 @@ static const command_t commands[] = {
     {"config", dsc_cmd_config, "validate a DeepSpeed config and print the effective values"},
     {"estimate", dsc_cmd_estimate, "per-rank memory by ZeRO stage, beside DeepSpeed's estimators"},
     {"plot", dsc_cmd_plot, "PNG of a run's loss and lr from its csv monitor files"},
+    {"zero-to-fp32", dsc_cmd_zero_to_fp32, "write a checkpoint's fp32 weights as one safetensors file"},
     {"doctor", dsc_cmd_doctor, "check CPU features, OpenBLAS, MPI and OpenMP settings, with fixes"},
 };
 
@@ -25,7 +26,7 @@ static void usage(FILE *out) {
             "usage: dsc <command> [options]   (dsc <command> --help for details)\n\ncommands:\n",
             DSC_VERSION_STRING);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nexamples:\n  dsc train                      # the built-in corpus and config\n"
                  "  dsc config check ds_config.json --world-size 8\n");
 }

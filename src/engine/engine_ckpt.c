@@ -766,19 +766,8 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
         dsc_sched_state_t ss = {L->sched_it};
         if (dsc_sched_state_set(e->scheduler, &ss) != DSC_OK)
             st = ck_fail_msg(msg, n, DSC_ERR_INVALID, "restoring the LR scheduler: %s", dsc_sched_errmsg(e->scheduler));
-        bool has = false;
-        double mom = st ? 0 : dsc_sched_get_momentum(e->scheduler, &has);
-        if (has && e->optimizer) { /* what the next update's momentum will be, as dsc_step sets it */
-            dsc_optim_params_t p = *dsc_optim_get_params(e->optimizer);
-            if (p.type == DSC_OPTIM_SGD || p.type == DSC_OPTIM_RMSPROP)
-                p.momentum = mom;
-            else
-                p.beta1 = mom;
-            bool has_b2 = false;
-            double b2 = dsc_sched_get_beta2(e->scheduler, &has_b2);
-            if (has_b2) p.beta2 = b2;
-            dsc_optim_set_params(e->optimizer, &p);
-        }
+        /* what the next update's momentum will be, as dsc_step sets it */
+        if (!st && e->optimizer) dsc__engine_apply_scheduled_momentum(e);
     }
     return st;
 }

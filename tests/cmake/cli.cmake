@@ -38,3 +38,5 @@ cat $d/straight && cmp $d/straight $d/resumed && echo RESUME-IDENTICAL; rm -rf $
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_train_resume PROPERTIES PASS_REGULAR_EXPRESSION "loss [0-9.]+.*RESUME-IDENTICAL"
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+add_test(NAME cli_zero_to_fp32_help COMMAND $<TARGET_FILE:dsc_cli> zero-to-fp32 --help WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_zero_to_fp32_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: dsc zero-to-fp32")

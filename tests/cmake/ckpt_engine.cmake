@@ -1,0 +1,35 @@
+# Engine checkpoints (issue 8). The unit test drives `dsc zero-to-fp32` in-process, so it
+# links the command's source. The mpirun tests (label "mpi") save on 2 processes at ZeRO
+# stage 2, then resume on 2 (bit-exact, dropout on), 1 (stage 0) and 3 (stage 1); the
+# resume tests need the saved checkpoint (fixture ckpt_mpi).
+target_sources(test_engine_ckpt PRIVATE ${PROJECT_SOURCE_DIR}/tools/cmd_zero_to_fp32.c)
+
+# The mpirun tests use ${DSC_MPI_TEST_ENV}, which tests/cmake/mpi.cmake defines after this
+# file is included (files are included in name order): they are declared at the end of the
+# directory's configuration.
+function(dsc_ckpt_mpi_tests)
+  add_executable(test_ckpt_mpi ${PROJECT_SOURCE_DIR}/tests/mpi/test_ckpt_mpi.c)
+  target_link_libraries(test_ckpt_mpi PRIVATE dsc_testutil MPI::MPI_C)
+  set(DSC_CKPT_MPI_DIR ${CMAKE_BINARY_DIR}/ckpt_mpi)
+  foreach(run "save;2" "resume;2" "load;1" "load;3")
+    list(GET run 0 mode)
+    list(GET run 1 np)
+    set(name mpi_ckpt_${mode}_np${np})
+    add_test(NAME ${name}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                     $<TARGET_FILE:test_ckpt_mpi> ${MPIEXEC_POSTFLAGS} ${mode} ${DSC_CKPT_MPI_DIR}
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                         ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+    if(mode STREQUAL "save")
+      set_tests_properties(${name} PROPERTIES FIXTURES_SETUP ckpt_mpi)
+    else()
+      set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED ckpt_mpi)
+    endif()
+  endforeach()
+endfunction()
+if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
+  cmake_language(DEFER CALL dsc_ckpt_mpi_tests)
+else()
+  dsc_ckpt_mpi_tests()
+endif()
