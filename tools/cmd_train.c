@@ -235,19 +235,37 @@ static void progress_bar(int step, int steps, double loss, double lr, double sca
 }
 
 /* The data position as JSON (the checkpoint's client state), and back. */
-static void source_state_json(const batch_source_t *src, char *buf, size_t n) {
+/* The checkpoint's client state (JSON, malloc'ed): the data position, the model's shape and,
+ * for text, the character vocabulary, so `dsc sample` can rebuild the model from it. */
+static char *client_state_new(const batch_source_t *src, const dsc_gpt_config_t *mc) {
+    json_t *root = json_object();
+    char num[32];
     if (src->text) {
-        snprintf(buf, n, "{\"text_state\": \"%llu\"}", (unsigned long long)src->text_state);
-        return;
+        snprintf(num, sizeof num, "%llu", (unsigned long long)src->text_state);
+        json_object_set_new(root, "text_state", json_string(num));
+        json_t *vocab = json_array();
+        for (int i = 0; i < dsc_text_dataset_vocab_size(src->text); i++)
+            json_array_append_new(vocab, json_integer(dsc_text_dataset_decode(src->text, i)));
+        json_object_set_new(root, "vocab", vocab);
+    } else {
+        dsc_sampler_state_t st;
+        dsc_shard_loader_state_get(src->train, &st);
+        json_object_set_new(root, "epoch", json_integer(st.epoch));
+        json_object_set_new(root, "index", json_integer(st.index));
+        json_object_set_new(root, "n_samples", json_integer(st.n_samples));
+        json_object_set_new(root, "world_size", json_integer(st.world_size));
+        snprintf(num, sizeof num, "%llu", (unsigned long long)st.seed);
+        json_object_set_new(root, "seed", json_string(num));
     }
-    dsc_sampler_state_t st;
-    dsc_shard_loader_state_get(src->train, &st);
-    snprintf(buf, n, "{\"epoch\": %lld, \"index\": %lld, \"n_samples\": %lld, \"world_size\": %lld, \"seed\": \"%llu\"}",
-             (long long)st.epoch, (long long)st.index, (long long)st.n_samples, (long long)st.world_size,
-             (unsigned long long)st.seed);
+    json_object_set_new(root, "model", json_pack("{s:i, s:i, s:i, s:i, s:i}", "n_layer", mc->n_layer, "n_head", mc->n_head,
+                                                 "n_embd", mc->n_embd, "vocab_size", mc->vocab_size, "block_size",
+                                                 mc->block_size));
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
 }
 
-/* The client state is the JSON written by source_state_json (parsed with jansson). */
+/* The client state is the JSON written by client_state_new (parsed with jansson). */
 static long long json_int(json_t *root, const char *key, bool *ok) {
     json_t *v = json_object_get(root, key);
     if (json_is_integer(v)) return (long long)json_integer_value(v);
@@ -466,9 +484,10 @@ int dsc_cmd_train(int argc, char **argv) {
             tokens_since = 0;
         }
         if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps)) {
-            char client[512];
-            source_state_json(&src, client, sizeof client);
-            if (dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) != DSC_OK) {
+            char *client = client_state_new(&src, &a.model);
+            dsc_status_t saved = client ? dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) : DSC_ERR_NOMEM;
+            free(client);
+            if (saved != DSC_OK) {
                 fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
                 goto out;
             }

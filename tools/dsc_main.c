@@ -16,6 +16,7 @@ static const command_t commands[] = {
     {"config", dsc_cmd_config, "validate a DeepSpeed config and print the effective values"},
     {"estimate", dsc_cmd_estimate, "per-rank memory by ZeRO stage, beside DeepSpeed's estimators"},
     {"plot", dsc_cmd_plot, "PNG of a run's loss and lr from its csv monitor files"},
+    {"sample", dsc_cmd_sample, "generate text from a checkpoint of a text-trained GPT"},
     {"zero-to-fp32", dsc_cmd_zero_to_fp32, "write a checkpoint's fp32 weights as one safetensors file"},
     {"doctor", dsc_cmd_doctor, "check CPU features, OpenBLAS, MPI and OpenMP settings, with fixes"},
 };

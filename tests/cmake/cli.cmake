@@ -40,3 +40,12 @@ set_tests_properties(cli_train_resume PROPERTIES PASS_REGULAR_EXPRESSION "loss [
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
 add_test(NAME cli_zero_to_fp32_help COMMAND $<TARGET_FILE:dsc_cli> zero-to-fp32 --help WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_zero_to_fp32_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: dsc zero-to-fp32")
+# dsc sample from a checkpoint written by dsc train: the prompt is echoed, then generated text.
+add_test(NAME cli_sample
+         COMMAND sh -c "d=$(mktemp -d) && $<TARGET_FILE:dsc_cli> train --model gpt2-tiny --context 32 --steps 20 --eval-every 0 --data README.md --save $d/ck > /dev/null && \
+$<TARGET_FILE:dsc_cli> sample $d/ck --prompt 'dsc ' --tokens 40 --seed 3 && echo SAMPLE-OK; rm -rf $d"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_sample PROPERTIES PASS_REGULAR_EXPRESSION "weights in .*SAMPLE-OK" ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+add_test(NAME cli_sample_no_checkpoint COMMAND sh -c "$<TARGET_FILE:dsc_cli> sample /nonexistent/ckpt 2>&1; echo exit=$?"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_sample_no_checkpoint PROPERTIES PASS_REGULAR_EXPRESSION "dsc sample: .*/nonexistent/ckpt.*exit=1")

@@ -1,6 +1,7 @@
 /* Activation checkpointing (dsc/checkpoint.h): gradients with checkpointing are bitwise
  * those without (small GPT in fp32 with dropout, tied embeddings, gradient accumulation,
- * nesting, several inputs and outputs, shared and frozen weights, ZeRO-2 on 2 fake ranks);
+ * nesting, several inputs and outputs, shared and frozen weights; through the engine in
+ * fp32 and bf16, on one rank and with ZeRO-2 on 2 fake ranks);
  * finite differences through nested checkpoints; the activation counter's peak falls;
  * the arena's mark/rewind; the config section through the engine; errors. */
 #include <math.h>
@@ -299,9 +300,6 @@ static void test_errors_and_modes(void) {
     cfg.profile = true;
     CHECK_OK(dsc_actckpt_configure(ctx, &cfg));
     CHECK(dsc_actckpt_get_config(ctx).profile);
-    calls = 0;
-    seg_t dummy = {0};
-    (void)dummy;
     CHECK_OK(dsc_checkpoint(ctx, "prof", fd_inner, NULL, 3,
                             (dsc_tensor_t *[]){x, dsc_tensor_new_2d(ctx, DSC_F32, 3, 3), dsc_tensor_new_1d(ctx, DSC_F32, 3)},
                             1, &out));
@@ -443,14 +441,14 @@ static void test_gpt_memory(void) {
     free(all.grads);
 }
 
-/* ---- through the engine: the config section, ZeRO-2 on 2 fake ranks --------------------- */
+/* ---- through the engine: the config section, fp32 and bf16, ZeRO-2 on 2 fake ranks ------ */
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) { (void)level, (void)message, (void)user; }
 
 typedef struct {
     dsc_comm_fake_world_t *world;
     int world_size, rank, number; /* number: activation_checkpointing.number_checkpoints, 0 = absent */
-    bool profile;
+    bool profile, bf16;
     float *params;
     int64_t numel;
     double loss[3];
@@ -483,10 +481,10 @@ static void *engine_rank(void *p) {
                  a->number, a->profile ? "true" : "false");
     char json[1024];
     snprintf(json, sizeof json,
-             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0, %s"
+             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0, %s %s"
              " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01}}}",
-             mb, ac, a->world ? 2 : 0);
+             mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? 2 : 0);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
@@ -515,7 +513,8 @@ static void *engine_rank(void *p) {
         dsc_param_info_t info;
         dsc_model_param_info(gpt->model, i, &info);
         if (dsc_tensor_data(info.tensor))
-            memcpy(a->params + info.offset, dsc_tensor_data(info.tensor), sizeof(float) * (size_t)info.numel);
+            dsc_convert(a->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
+                        (size_t)info.numel);
     }
     if (init.engine) dsc__engine_teardown_actckpt(init.engine);
     dsc_engine_free(init.engine);
@@ -525,7 +524,7 @@ static void *engine_rank(void *p) {
     return NULL;
 }
 
-static void run_world(int world_size, int number, engine_run_t *runs) {
+static void run_world(int world_size, int number, bool bf16, engine_run_t *runs) {
     dsc_comm_fake_world_t *world = NULL;
     if (world_size > 1) dsc_comm_fake_world_new(world_size, &world);
     pthread_t th[2];
@@ -535,6 +534,7 @@ static void run_world(int world_size, int number, engine_run_t *runs) {
         runs[r].world_size = world_size;
         runs[r].rank = r;
         runs[r].number = number;
+        runs[r].bf16 = bf16;
         pthread_create(&th[r], NULL, engine_rank, &runs[r]);
     }
     for (int r = 0; r < world_size; r++) pthread_join(th[r], NULL);
@@ -542,10 +542,12 @@ static void run_world(int world_size, int number, engine_run_t *runs) {
 }
 
 static void test_engine(void) {
-    for (int world_size = 1; world_size <= 2; world_size++) {
+    for (int run = 0; run < 4; run++) {
+        const int world_size = 1 + run / 2;
+        const bool bf16 = run % 2;
         engine_run_t ref[2], ck[2];
-        run_world(world_size, 0, ref);
-        run_world(world_size, 3, ck); /* every block, from the config */
+        run_world(world_size, 0, bf16, ref);
+        run_world(world_size, 3, bf16, ck); /* every block, from the config */
         for (int r = 0; r < world_size; r++) {
             CHECK_MSG(ref[r].rc == 0 && ck[r].rc == 0, "world %d rank %d: %s / %s", world_size, r, ref[r].error, ck[r].error);
             if (ref[r].rc || ck[r].rc) continue;
@@ -553,8 +555,8 @@ static void test_engine(void) {
                       (long long)ck[r].recomputes);
             for (int s = 0; s < 3; s++) CHECK(ck[r].loss[s] == ref[r].loss[s]);
             CHECK_MSG(!memcmp(ck[r].params, ref[r].params, sizeof(float) * (size_t)ref[r].numel),
-                      "ZeRO-%d on %d rank(s), rank %d: parameters after 3 steps differ with checkpointing",
-                      world_size > 1 ? 2 : 0, world_size, r);
+                      "ZeRO-%d on %d rank(s), %s, rank %d: parameters after 3 steps differ with checkpointing",
+                      world_size > 1 ? 2 : 0, world_size, bf16 ? "bf16" : "fp32", r);
         }
         for (int r = 0; r < world_size; r++) {
             free(ref[r].params);
