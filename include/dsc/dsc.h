@@ -19,6 +19,7 @@
 #include "dsc/zero.h"
 #include "dsc/ckpt.h"
 #include "dsc/monitor.h"
+#include "dsc/checkpoint.h"
 
 #define DSC_VERSION_STRING "0.1.0"
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/engine_actckpt.h"
 #include "engine/engine_internal.h"
 
 dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *fmt, ...) {
@@ -140,6 +141,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     }
     if (rc == DSC_OK) rc = dsc__engine_build_optimizer(e, options->client_optimizer, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_setup_actckpt(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_monitor_new(e->ctx, e->config, e->rank, &e->monitor, errbuf, errbuf_size);
     if (rc != DSC_OK) {
         dsc_ctx_set_error(e->ctx, rc, "%s", errbuf);
@@ -173,6 +175,7 @@ void dsc_engine_free(dsc_engine_t *e) {
     }
     if (e->params) dsc__engine_free_state(e);
     if (e->owns_comm) dsc_comm_free(e->comm);
+    dsc__engine_teardown_actckpt(e);
     dsc__engine_monitor_free(e->monitor);
     dsc_optim_free(e->optimizer);
     dsc_sched_free(e->scheduler);

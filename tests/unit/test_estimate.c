@@ -55,20 +55,21 @@ static void *rank_main(void *p) {
     dsc_gpt_config_t gc = model_config(r->dropout);
     if (dsc_gpt_new(ctx, &gc, &gpt) != DSC_OK) goto done;
     if (r->checkpoint_every) dsc_gpt_set_checkpointing(gpt, r->checkpoint_every);
-    if (r->number_checkpoints) {
-        dsc_actckpt_config_t ac = DSC_ACTCKPT_CONFIG_INIT;
-        ac.number_checkpoints = r->number_checkpoints;
-        dsc_actckpt_configure(ctx, &ac);
-    }
+    /* number_checkpoints goes through the config, as a user sets it (the engine applies the
+     * activation_checkpointing section to the context at initialisation). */
+    char ac_json[96] = "";
+    if (r->number_checkpoints)
+        snprintf(ac_json, sizeof ac_json, " \"activation_checkpointing\": {\"number_checkpoints\": %d},",
+                 r->number_checkpoints);
     const char *prec = !strcmp(r->precision, "bf16")   ? "\"bf16\": {\"enabled\": true},"
                        : !strcmp(r->precision, "fp16") ? "\"fp16\": {\"enabled\": true, \"initial_scale_power\": 8},"
                                                        : "";
     char json[768];
     snprintf(json, sizeof json,
-             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, %s"
+             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, %s%s"
              " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": %d},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}",
-             B, GAS, prec, r->stage, BUCKET);
+             B, GAS, prec, ac_json, r->stage, BUCKET);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
