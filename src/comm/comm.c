@@ -241,7 +241,7 @@ void dsc_comm_reset_stats(dsc_comm_t *c) {
 void dsc_comm_abort(dsc_comm_t *c, int errorcode) {
     if (!c) return;
     c->aborted = true;
-    if (c->vt && c->vt->abort) c->vt->abort(c, errorcode);
+    if (c->vt && c->vt->abort_job) c->vt->abort_job(c, errorcode);
 }
 
 /* ---- history, counters -------------------------------------------------------------- */

@@ -83,7 +83,7 @@ typedef struct dsc__comm_vtable {
      * waiting at most grace_s for answers. */
     void (*peers)(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s);
     /* Backend part of dsc_comm_abort (MPI: does not return). */
-    void (*abort)(dsc_comm_t *c, int errorcode);
+    void (*abort_job)(dsc_comm_t *c, int errorcode);
     /* Frees the backend (impl). */
     void (*destroy)(dsc_comm_t *c);
     /* True when dsc_comm_free must first wait (with the timeout) for every rank to free
