@@ -240,6 +240,12 @@ int cfg_edit_distance(const char *a, const char *b);
 /* Error for an unknown key with a suggestion among `candidates` (NULL-terminated). */
 int cfg_unknown_key(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const char *key,
                     const char *const *candidates, bool warn_only, const char *what);
+/* cfg_unknown_key for a section DeepSpeed reads as a plain dict (it ignores unknown keys
+ * there): an error, or a warning under unknown_section_keys_warn, worded the same everywhere. */
+int cfg_unknown_dict_key(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const char *key,
+                         const char *const *candidates);
+/* The reason given for an unknown key in such a section. */
+const char *cfg_plain_dict_reason(const cfg_parser_t *p);
 
 /* ---- optimizer and scheduler parameter tables (config_params.c) -------------------------- */
 

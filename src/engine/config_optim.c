@@ -332,12 +332,7 @@ int cfg_finish_optimizer_section(cfg_parser_t *p) {
                            NULL);
         } else {
             static const char *const cands[] = {"type", "params", "legacy_fusion", NULL};
-            if (cfg_unknown_key(p, pos, path, name, cands, p->opts.unknown_section_keys_warn,
-                                p->opts.unknown_section_keys_warn
-                                    ? "DeepSpeed ignores it too"
-                                    : "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
-                                      "unknown_section_keys_warn / --allow-unknown is set") < 0)
-                return -1;
+            if (cfg_unknown_dict_key(p, pos, path, name, cands) < 0) return -1;
         }
     }
     if (!type || json_is_null(type)) {

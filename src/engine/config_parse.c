@@ -303,6 +303,17 @@ int cfg_unknown_key(cfg_parser_t *p, const cfg_pos_t *at, const char *path, cons
     return cfg_fail(p, at, true, path, "unknown key (%s)%s", what, hint);
 }
 
+const char *cfg_plain_dict_reason(const cfg_parser_t *p) {
+    return p->opts.unknown_section_keys_warn ? "DeepSpeed ignores it too"
+                                             : "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
+                                               "unknown_section_keys_warn / --allow-unknown is set";
+}
+
+int cfg_unknown_dict_key(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const char *key,
+                         const char *const *candidates) {
+    return cfg_unknown_key(p, at, path, key, candidates, p->opts.unknown_section_keys_warn, cfg_plain_dict_reason(p));
+}
+
 static int table_unknown(cfg_parser_t *p, const cfg_table_t *t, const cfg_pos_t *at, const char *path,
                          const char *key) {
     const char *cands[160];
@@ -317,8 +328,7 @@ static int table_unknown(cfg_parser_t *p, const cfg_table_t *t, const cfg_pos_t 
     const char *what = warn ? "DeepSpeed ignores it too"
                        : top ? "DeepSpeed silently ignores unknown top-level keys; dsc rejects them unless "
                                "unknown_top_level_keys_warn / --allow-unknown is set"
-                       : t->plain_dict ? "DeepSpeed ignores unknown keys in this section; dsc rejects them unless "
-                                         "unknown_section_keys_warn / --allow-unknown is set"
+                       : t->plain_dict ? cfg_plain_dict_reason(p)
                                        : "DeepSpeed rejects it too: extra inputs are not permitted";
     char where_else[CFG_PATH_MAX];
     if (!best_suggestion(key, cands) && find_elsewhere(&cfg_top_table, key, t, where_else, sizeof where_else)) {
