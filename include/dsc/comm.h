@@ -199,9 +199,11 @@ typedef struct dsc_comm_stats {
     uint64_t payload_bytes[DSC_COMM_OP_COUNT]; /* S as defined in the file comment */
     uint64_t sent_bytes[DSC_COMM_OP_COUNT];    /* ring-convention bytes sent by this rank */
     uint64_t total_sent_bytes;                 /* sum of sent_bytes */
+    uint64_t lifetime_sent_bytes;              /* total_sent_bytes since creation: a reset keeps it */
 } dsc_comm_stats_t;
 
-/* Counters since creation or the last reset (zeros for NULL). */
+/* Counters since creation or the last reset (zeros for NULL; lifetime_sent_bytes counts
+ * from creation). */
 dsc_comm_stats_t dsc_comm_stats(const dsc_comm_t *comm);
 void dsc_comm_reset_stats(dsc_comm_t *comm);
 

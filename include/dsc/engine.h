@@ -153,12 +153,26 @@ double dsc_engine_loss_scale(const dsc_engine_t *engine);
  * and after clipping. */
 double dsc_engine_grad_norm(const dsc_engine_t *engine);
 double dsc_engine_grad_norm_clipped(const dsc_engine_t *engine);
-/* Bytes this rank sent in collectives during the last optimizer step (all micro-steps of
- * it; the ring convention of dsc/comm.h), and its memory by category, one line:
+/* Bytes this rank sent in collectives during the last optimizer step (from the end of the
+ * step before: all micro-steps, their forward passes included; the ring convention of
+ * dsc/comm.h), and its memory by category, one line:
  * "rank 0: params 1.55 MiB, grads 1.55 MiB, optimizer 4.65 MiB, grad accum 1.55 MiB,
  * comm 0.00 MiB, activations peak 12.3 MiB". */
 uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *engine);
 void dsc_engine_memory_line(const dsc_engine_t *engine, char *buf, size_t n);
+/* Full access to parameters outside forward and backward (DeepSpeed's GatheredParameters).
+ * Under ZeRO-3 a parameter has no data between uses (each rank stores a slice);
+ * dsc_engine_gather_params gives the listed parameters (params = NULL: all of the model's)
+ * their full values until dsc_engine_release_params. At stages 0-2 the values are always
+ * there and gather does nothing. Both calls are collective: every rank calls them with the
+ * same parameters in the same order.
+ * release: modifier_rank -1 discards changes (read-only access); modifier_rank r makes rank
+ * r's values, changed or not, the parameters' new values on every rank, fp32 master
+ * weights included (so an edit survives the next step and the next checkpoint).
+ * Returns DSC_ERR_INVALID (a tensor that is not one of the model's parameters, a bad
+ * modifier rank), DSC_ERR_COMM (naming the rank), DSC_ERR_NOMEM. */
+dsc_status_t dsc_engine_gather_params(dsc_engine_t *engine, dsc_tensor_t *const *params, int n);
+dsc_status_t dsc_engine_release_params(dsc_engine_t *engine, dsc_tensor_t *const *params, int n, int modifier_rank);
 /* Value of the last loss given to dsc_backward (unscaled, before the 1/GAS division). */
 double dsc_engine_last_loss(const dsc_engine_t *engine);
 /* The model's context, and the engine's last error message. */

@@ -74,6 +74,10 @@ dsc_status_t dsc_model_bind(dsc_model_t *model, dsc_dtype_t dtype, void *params,
  * bf16 parameters with f32 gradient accumulation). grads may be NULL. */
 dsc_status_t dsc_model_bind_mixed(dsc_model_t *model, dsc_dtype_t param_dtype, void *params, dsc_dtype_t grad_dtype,
                                   void *grads);
+/* Binds for ZeRO stage 3: every parameter gets `dtype`, a gradient header and requires
+ * grad, but no data: the engine gathers each parameter on use (parameter scopes below)
+ * and points its data and gradient at the gathered buffers while they live. */
+dsc_status_t dsc_model_bind_partitioned(dsc_model_t *model, dsc_dtype_t dtype);
 /* Allocates flat parameter and gradient buffers owned by the model (counted as
  * DSC_MEM_PARAMS and DSC_MEM_GRADS), binds them and initialises the parameters. */
 dsc_status_t dsc_model_alloc(dsc_model_t *model, dsc_dtype_t dtype);
@@ -90,6 +94,28 @@ void dsc_model_zero_grad(dsc_model_t *model);
  * storage under mixed precision) an f32 copy made by dsc_cast, whose backward adds into
  * the parameter's gradient. Layers call this on every parameter they use. */
 dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param);
+
+/* ---- Parameter scopes (ZeRO stage 3) ----
+ * Under ZeRO-3 each rank stores only a slice of every parameter (docs/zero.md). A layer
+ * wraps the code that uses its parameters in a scope: entering gathers them, leaving frees
+ * the gathered copy; in backward the scope gathers them again before the layer's backward
+ * and, after it, sends the layer's gradients to their owners and frees both. Without
+ * ZeRO-3 a scope does nothing. The built-in layers and GPT use scopes; a model of your own
+ * needs them only for memory: a partitioned parameter used outside any scope is gathered
+ * on first use and kept until the end of the micro-step.
+ * Inside a scope, do not keep views of a parameter's data beyond the scope's end.
+ * Scopes nest; a parameter in two live scopes is gathered once. */
+#define DSC_PARAM_SCOPE_MAX 8
+typedef struct dsc_param_scope {
+    dsc_tensor_t *params[DSC_PARAM_SCOPE_MAX];
+    int n;
+    bool entered; /* the parameters were acquired (exit releases them) */
+} dsc_param_scope_t;
+/* Enters a scope over up to DSC_PARAM_SCOPE_MAX parameters (NULL entries are skipped).
+ * Returns the context's status: DSC_ERR_INVALID (more than DSC_PARAM_SCOPE_MAX), or the
+ * gather's error (DSC_ERR_COMM naming the rank, DSC_ERR_NOMEM). Always pair with exit. */
+dsc_status_t dsc_param_scope_enter(dsc_ctx_t *ctx, dsc_param_scope_t *scope, int n, dsc_tensor_t *const *params);
+void dsc_param_scope_exit(dsc_ctx_t *ctx, dsc_param_scope_t *scope);
 
 /* ---- Layers ---- */
 

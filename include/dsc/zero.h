@@ -38,6 +38,11 @@ int64_t dsc_zero_plan_padding_of(const dsc_zero_plan_t *plan, int q);
  * they start (flat offset); returns 0 when none do. */
 int64_t dsc_zero_plan_overlap(const dsc_zero_plan_t *plan, int q, int64_t offset, int64_t n, int64_t *first);
 
+/* Stage 3 partitions each parameter on its own (spec 5.5): a parameter of numel elements
+ * has shard ceil(numel / world) on every rank (the last ranks' shards end in zero padding).
+ * 0 for invalid arguments. */
+int64_t dsc_zero3_shard(int64_t numel, int world);
+
 /* Per-rank bytes of model state the engine allocates for a plan (docs/zero.md derives
  * each line). param_bytes/grad_bytes are the storage sizes of the working copy and of the
  * gradients (4 for fp32, 2 for fp16/bf16); optimizer_states is the number of fp32 state

@@ -235,7 +235,10 @@ dsc_comm_stats_t dsc_comm_stats(const dsc_comm_t *c) {
 }
 
 void dsc_comm_reset_stats(dsc_comm_t *c) {
-    if (c) memset(&c->stats, 0, sizeof c->stats);
+    if (!c) return;
+    uint64_t lifetime = c->stats.lifetime_sent_bytes;
+    memset(&c->stats, 0, sizeof c->stats);
+    c->stats.lifetime_sent_bytes = lifetime;
 }
 
 void dsc_comm_abort(dsc_comm_t *c, int errorcode) {
@@ -301,6 +304,7 @@ static void count_bytes(dsc_comm_t *c, const dsc__comm_desc_t *d) {
     c->stats.payload_bytes[d->op] += payload;
     c->stats.sent_bytes[d->op] += sent;
     c->stats.total_sent_bytes += sent;
+    c->stats.lifetime_sent_bytes += sent;
 }
 
 /* ---- timeouts ----------------------------------------------------------------------- */

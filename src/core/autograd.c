@@ -13,8 +13,7 @@ bool dsc__needs_grad(const dsc_ctx_t *ctx, int n_in, dsc_tensor_t *const *in) {
     return false;
 }
 
-dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out, int n_in,
-                        dsc_tensor_t *const *in) {
+static dsc_node_t *append_node(dsc_ctx_t *ctx, const char *op) {
     if (ctx->tape_len == ctx->tape_cap) {
         size_t cap = ctx->tape_cap ? ctx->tape_cap * 2 : 256;
         dsc_node_t **tape = realloc(ctx->tape, cap * sizeof *tape);
@@ -26,13 +25,29 @@ dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward
     if (!node) return NULL;
     memset(node, 0, sizeof *node);
     node->op = op;
+    ctx->tape[ctx->tape_len++] = node;
+    return node;
+}
+
+dsc_node_t *dsc__record_marker(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, void *ext) {
+    dsc_node_t *node = append_node(ctx, op);
+    if (!node) return NULL;
+    node->backward = backward;
+    node->ext = ext;
+    node->always_run = true;
+    return node;
+}
+
+dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out, int n_in,
+                        dsc_tensor_t *const *in) {
+    dsc_node_t *node = append_node(ctx, op);
+    if (!node) return NULL;
     node->backward = backward;
     node->out = out;
     node->n_in = n_in;
     for (int k = 0; k < n_in && k < DSC_NODE_MAX_INPUTS; k++) node->in[k] = in[k];
     out->requires_grad = true;
     out->producer = node;
-    ctx->tape[ctx->tape_len++] = node;
     return node;
 }
 
@@ -57,7 +72,7 @@ dsc_status_t dsc__run_tape_range(dsc_ctx_t *ctx, size_t from) {
      * it) and truncate it back (activation checkpoints recompute this way). */
     for (size_t k = ctx->tape_len; k-- > from;) {
         dsc_node_t *node = ctx->tape[k];
-        if (!dsc__node_has_grad(node)) continue; /* nothing downstream of the loss used this output */
+        if (!node->always_run && !dsc__node_has_grad(node)) continue; /* nothing downstream used this output */
         node->backward(ctx, node);
         if (ctx->status != DSC_OK) return ctx->status;
     }

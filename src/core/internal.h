@@ -51,6 +51,9 @@ typedef struct dsc_node {
     int n_outs;
     dsc_tensor_t **outs;
     void *ext;                 /* op-specific state (an activation checkpoint's record) */
+    /* Markers (parameter scopes under ZeRO-3) have no output and run in backward whether
+     * or not a gradient reached them. */
+    bool always_run;
 } dsc_node_t;
 
 /* Bump allocator for everything that lives for one step. */
@@ -83,6 +86,22 @@ typedef struct dsc_ckpt_state {
     double forward_seconds, recompute_seconds, backward_seconds;
 } dsc_ckpt_state_t;
 
+/* Where partitioned parameters come from (ZeRO-3): the engine installs these on its
+ * context; layers reach them through parameter scopes (dsc/nn.h, src/nn/param_scope.c).
+ * With no hooks every parameter is always materialised and scopes cost nothing. */
+typedef struct dsc_param_hooks {
+    void *user;
+    /* Makes the parameters' data valid (gathers them). for_backward: also gives each one a
+     * zeroed gradient buffer for the backward that follows. Records errors on the context. */
+    dsc_status_t (*acquire)(void *user, dsc_tensor_t *const *params, int n, bool for_backward);
+    /* Ends an acquire: after_backward first sends the gradients to their owners; then the
+     * gathered values may be freed. */
+    dsc_status_t (*release)(void *user, dsc_tensor_t *const *params, int n, bool after_backward);
+    /* A parameter used outside any scope while partitioned: gathered (with a gradient
+     * buffer) and kept until the engine's end of the micro-step. */
+    dsc_status_t (*acquire_unscoped)(void *user, dsc_tensor_t *param);
+} dsc_param_hooks_t;
+
 struct dsc_ctx {
     dsc_status_t status;
     char errmsg[DSC_ERRMSG_MAX];
@@ -104,6 +123,7 @@ struct dsc_ctx {
     const struct dsc_backend *backend;
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
+    const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
 };
 
 /* ---- memory ---- */
@@ -141,6 +161,9 @@ bool dsc__needs_grad(const dsc_ctx_t *ctx, int n_in, dsc_tensor_t *const *in);
  * (to fill saved/f/i) or NULL after recording DSC_ERR_NOMEM. */
 dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out,
                         int n_in, dsc_tensor_t *const *in);
+/* Appends a marker node: no inputs or output, `backward` always runs (with `ext`).
+ * Returns the node or NULL after recording DSC_ERR_NOMEM. */
+dsc_node_t *dsc__record_marker(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, void *ext);
 /* The gradient of `t`, created zero-filled on first use; NULL if t does not require grad
  * (so backward functions skip inputs that need nothing) or on allocation failure. */
 dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t);

@@ -149,6 +149,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         return rc;
     }
     dsc__engine_note_knobs(e);
+    e->comm_sent_mark = dsc_comm_stats(e->comm).lifetime_sent_bytes; /* the first step counts from here */
     result->engine = e;
     result->optimizer = e->optimizer;
     result->lr_scheduler = e->scheduler;

@@ -65,9 +65,11 @@ struct dsc_engine {
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
     int64_t backwards_since_step;
     double last_loss;
-    uint64_t comm_sent_mark, comm_sent_last_step; /* total_sent_bytes at the step's first backward; the delta */
+    uint64_t comm_sent_mark, comm_sent_last_step; /* total_sent_bytes at the end of the previous step; the delta */
     double grad_norm, grad_norm_clipped;
     bool training;
+
+    struct dsc_zero3 *z3;      /* stage 3's per-parameter partitions (engine_zero3.c); NULL below */
 
     dsc_engine_monitor_t *monitor; /* monitors and wall-clock breakdown; NULL when off */
 
@@ -96,6 +98,24 @@ dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e);
 dsc_status_t dsc__engine_gather_params(dsc_engine_t *e);
 /* Zeroes every gradient buffer. */
 void dsc__engine_zero_grads(dsc_engine_t *e);
+/* The model's initial fp32 values (its own or its initialisation), broadcast from rank 0,
+ * into init32 (numel floats, flat layout). */
+dsc_status_t dsc__engine_initial_values(dsc_engine_t *e, float *init32);
+/* The working copy of this rank's extent, where the optimizer writes 16-bit values. */
+void *dsc__engine_local_params(const dsc_engine_t *e);
+
+/* engine_zero3.c: stage 3. Allocation and binding (installs the context's parameter
+ * hooks), release, the end of a micro-step's backward (unscoped uses; ok = false drops
+ * every hold without communicating), the re-gather of gathered parameters after a step. */
+typedef struct dsc_zero3 dsc_zero3_t;
+dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz);
+void dsc__engine_free_state3(dsc_engine_t *e);
+dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok);
+dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e);
+/* Elements [a, b) of parameter i that rank q stores, and (for this rank) the offset of its
+ * shard in the local buffers; false when rank q holds only padding of it. */
+bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, int64_t *b, int64_t *local);
+int64_t dsc__engine_zero3_largest_param(const dsc_engine_t *e);
 
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);

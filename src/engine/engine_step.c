@@ -22,6 +22,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     if (dsc_ctx_status(e->ctx) != DSC_OK) { /* the forward pass failed: keep its message */
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
         dsc_ctx_end_step(e->ctx);
+        if (e->z3) dsc__engine_zero3_end_backward(e, false); /* nothing stays gathered */
         return dsc_ctx_status(e->ctx);
     }
     if (!loss || dsc_tensor_numel(loss) != 1) {
@@ -31,7 +32,6 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     e->last_loss = dsc_tensor_item(loss);
     dsc__engine_monitor_backward_begin(e->monitor, e->last_loss, e->config->managed_gradient_accumulation ? e->gas : 1,
                                        dsc_is_gradient_accumulation_boundary(e), e->global_samples);
-    if (e->backwards_since_step == 0) e->comm_sent_mark = dsc_comm_stats(e->comm).total_sent_bytes;
     /* DeepSpeed divides the incoming gradient by GAS so the update uses the mean over the
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
     /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
@@ -40,6 +40,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
+    if (rc != DSC_OK && e->z3) dsc__engine_zero3_end_backward(e, false);
     dsc__engine_monitor_backward_inner_end(e->monitor);
     if (rc == DSC_OK) rc = dsc__engine_after_backward(e); /* fp32 accumulation; stage 2 reduce-scatter */
     dsc__engine_monitor_backward_end(e->monitor);
@@ -54,7 +55,7 @@ bool dsc_is_gradient_accumulation_boundary(const dsc_engine_t *e) {
 }
 
 void dsc_zero_grad(dsc_engine_t *e) {
-    if (e && e->grads) dsc__engine_zero_grads(e);
+    if (e && (e->grads || e->z3)) dsc__engine_zero_grads(e);
 }
 
 /* Logs which parameter tensors hold inf or NaN (at most 8 names, then a count). */
@@ -144,9 +145,7 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     if (rc == DSC_OK)
         rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
                             dsc__engine_current_lr(e),
-                            e->model_dtype != DSC_F32
-                                ? (char *)e->params + (size_t)(e->plan.stage ? e->plan.begin : 0) * dsc_dtype_size(e->model_dtype)
-                                : NULL,
+                            e->model_dtype != DSC_F32 ? dsc__engine_local_params(e) : NULL,
                             e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
     rc = dsc__engine_gather_params(e);
@@ -182,10 +181,11 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
                                  ? e->train_batch_size
                                  : (int64_t)(e->train_batch_size / e->gas) * e->backwards_since_step;
         e->backwards_since_step = 0;
-        uint64_t sent = dsc_comm_stats(e->comm).total_sent_bytes;
-        /* The mark was taken at this step's first backward; a caller that reset the
-         * counters since then makes the total itself the best figure. */
-        e->comm_sent_last_step = sent >= e->comm_sent_mark ? sent - e->comm_sent_mark : sent;
+        uint64_t sent = dsc_comm_stats(e->comm).lifetime_sent_bytes;
+        /* The mark was taken at the end of the previous step (lifetime counts survive a
+         * caller's reset of the counters). */
+        e->comm_sent_last_step = sent - e->comm_sent_mark;
+        e->comm_sent_mark = sent; /* the next step counts from here: ZeRO-3's forward gathers come before its backward */
     }
     dsc__engine_monitor_step_end(e->monitor, boundary, e->global_samples, dsc__engine_current_lr(e),
                                  e->model_dtype == DSC_F16, dsc_engine_loss_scale(e));

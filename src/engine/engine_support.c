@@ -18,6 +18,8 @@ static const char *const supported_keys[] = {
     "scheduler.type=LRRangeTest", "scheduler.type=OneCycle", "scheduler.type=WarmupLR",
     "scheduler.type=WarmupDecayLR", "scheduler.type=WarmupCosineLR", "scheduler.params.*",
     "zero_optimization.stage=0", "zero_optimization.stage=1", "zero_optimization.stage=2",
+    "zero_optimization.stage=3", "zero_optimization.stage3_param_persistence_threshold",
+    "zero_optimization.stage3_model_persistence_threshold",
     "zero_optimization.reduce_bucket_size", "zero_optimization.allgather_bucket_size",
     "zero_optimization.contiguous_gradients", "zero_optimization.overlap_comm",
     "zero_optimization.reduce_scatter", "zero_optimization.allgather_partitions",

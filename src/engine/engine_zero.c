@@ -33,7 +33,33 @@ static dsc_status_t build_segments(dsc_engine_t *e) {
     return DSC_OK;
 }
 
+/* The model's initial values in fp32 into init32 (numel floats, flat layout): its own
+ * values if it was bound, else its initialisation from the context RNG; then rank 0's copy
+ * is broadcast so every rank starts identical (DeepSpeed broadcasts from data-parallel
+ * rank 0). Leaves the model bound to init32 without gradients. */
+dsc_status_t dsc__engine_initial_values(dsc_engine_t *e, float *init32) {
+    dsc_model_t *m = e->model;
+    bool had_values = dsc_model_param_count(m) > 0;
+    for (int i = 0; i < dsc_model_param_count(m); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        had_values = had_values && dsc_tensor_data(info.tensor) != NULL;
+    }
+    dsc_status_t rc = DSC_OK;
+    for (int i = 0; had_values && i < dsc_model_param_count(m) && rc == DSC_OK; i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        rc = dsc_convert(init32 + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
+                         (size_t)info.numel);
+    }
+    if (rc == DSC_OK) rc = dsc_model_bind(m, DSC_F32, init32, NULL);
+    if (rc == DSC_OK && !had_values) rc = dsc_model_init_params(m);
+    if (rc == DSC_OK && e->world_size > 1) rc = dsc_comm_broadcast(e->comm, init32, (size_t)e->numel, DSC_F32, 0);
+    return rc;
+}
+
 dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
+    if (e->plan.stage == 3) return dsc__engine_alloc_state3(e, err, errsz);
     dsc_model_t *m = e->model;
     const int64_t P = e->plan.padded;
     const size_t ms = msize(e);
@@ -75,22 +101,7 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
         }
         init32 = temp;
     }
-    bool had_values = dsc_model_param_count(m) > 0;
-    for (int i = 0; i < dsc_model_param_count(m); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(m, i, &info);
-        had_values = had_values && dsc_tensor_data(info.tensor) != NULL;
-    }
-    dsc_status_t rc = DSC_OK;
-    for (int i = 0; had_values && i < dsc_model_param_count(m) && rc == DSC_OK; i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(m, i, &info);
-        rc = dsc_convert(init32 + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
-                         (size_t)info.numel);
-    }
-    if (rc == DSC_OK) rc = dsc_model_bind(m, DSC_F32, init32, NULL);
-    if (rc == DSC_OK && !had_values) rc = dsc_model_init_params(m);
-    if (rc == DSC_OK && e->world_size > 1) rc = dsc_comm_broadcast(e->comm, init32, (size_t)P, DSC_F32, 0);
+    dsc_status_t rc = dsc__engine_initial_values(e, init32);
     if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, init32, (size_t)P);
     if (rc == DSC_OK && !mixed && init32 != e->params) memcpy(e->params, init32, (size_t)P * 4);
     if (rc == DSC_OK && partitioned) memcpy(e->master, init32 + e->plan.begin, (size_t)e->n_local * 4);
@@ -101,6 +112,10 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
 }
 
 void dsc__engine_free_state(dsc_engine_t *e) {
+    if (e->z3) {
+        dsc__engine_free_state3(e);
+        return;
+    }
     const size_t P = (size_t)e->plan.padded, ms = msize(e), nl = (size_t)e->n_local;
     if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
     if (e->acc32 != e->grads) dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
@@ -113,6 +128,10 @@ void dsc__engine_free_state(dsc_engine_t *e) {
 }
 
 void dsc__engine_zero_grads(dsc_engine_t *e) {
+    if (e->z3) { /* full gradients exist only inside backward */
+        memset(e->acc32, 0, (size_t)e->n_local * 4);
+        return;
+    }
     memset(e->grads, 0, (size_t)e->plan.padded * msize(e));
     if (e->acc32 != e->grads) memset(e->acc32, 0, (size_t)e->n_local * 4);
     if (e->full_acc32) memset(e->full_acc32, 0, (size_t)e->plan.padded * 4);
@@ -162,6 +181,9 @@ dsc_status_t dsc__engine_after_backward(dsc_engine_t *e) {
             memset(e->grads, 0, P * msize(e));
         }
         break;
+    case 3: /* sent during backward, scope by scope; what remains is unscoped uses */
+        rc = dsc__engine_zero3_end_backward(e, true);
+        break;
     default: /* stage 2: every micro-step's gradients go to their owners now */
         rc = reduce_scatter_into_acc(e, e->grads, e->model_dtype);
         memset(e->grads, 0, P * msize(e));
@@ -197,15 +219,21 @@ dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e) {
             memset(e->grads, 0, P * msize(e));
         }
     }
-    return rc; /* stage 2 reduced during each backward */
+    return rc; /* stages 2 and 3 reduced during each backward */
 }
 
 dsc_status_t dsc__engine_gather_params(dsc_engine_t *e) {
     if (e->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
+    if (e->z3) return dsc__engine_zero3_refresh(e); /* persistent and currently gathered ones */
     const size_t ms = msize(e), k = (size_t)e->plan.part;
     char *mine = (char *)e->params + (size_t)e->plan.begin * ms;
     if (e->model_dtype == DSC_F32) memcpy(mine, e->master, k * 4); /* mixed: the optimizer wrote it */
     if (e->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(e->comm, mine, e->params, k, e->model_dtype);
     return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter all-gather");
+}
+
+void *dsc__engine_local_params(const dsc_engine_t *e) {
+    if (e->plan.stage == 1 || e->plan.stage == 2) return (char *)e->params + (size_t)e->plan.begin * msize(e);
+    return e->params; /* stage 0: everything; stage 3: the local shards */
 }

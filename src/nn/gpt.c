@@ -139,7 +139,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     if (b < 1 || t < 1 || t > g->config.block_size)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_gpt_forward: need B >= 1 and 1 <= T <= block_size (%d), got B=%d T=%d",
                                  g->config.block_size, b, t);
-    if (!g->wte.weight->data)
+    if (!g->wte.weight->data && !ctx->param_hooks) /* under ZeRO-3 the engine gathers on use */
         return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE, "dsc_gpt_forward: parameters are not bound (dsc_model_alloc or an engine)");
     dsc_tensor_t *ids = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
     dsc_tensor_t *pos = dsc__tensor_empty(ctx, DSC_I32, 1, (int64_t[]){t});
@@ -154,7 +154,10 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
                 ? block_checkpointed(ctx, g, l, x)
                 : block_forward(ctx, g, &g->blocks[l], x);
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
-    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true); /* tied LM head */
+    dsc_param_scope_t head; /* the tied LM head gathers wte again under ZeRO-3 */
+    dsc_param_scope_enter(ctx, &head, 1, &g->wte.weight);
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true);
+    dsc_param_scope_exit(ctx, &head);
     if (logits_out) *logits_out = logits;
     if (targets && loss_out) {
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});

@@ -36,14 +36,22 @@ dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char
 
 dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param) {
     if (!param) return NULL;
+    /* Partitioned (ZeRO-3) and used outside any scope: gathered until the micro-step ends. */
+    if (!param->data && ctx && ctx->param_hooks && ctx->param_hooks->acquire_unscoped(ctx->param_hooks->user, param) != DSC_OK)
+        return NULL;
     dsc_dtype_t dt = dsc_tensor_dtype(param);
     return dt == DSC_F32 || dt == DSC_F64 ? param : dsc_cast(ctx, param, DSC_F32);
 }
 
 dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x) {
     if (!layer) return NULL;
+    dsc_param_scope_t scope;
+    dsc_tensor_t *params[2] = {layer->weight, layer->bias};
+    dsc_param_scope_enter(ctx, &scope, 2, params);
     dsc_tensor_t *y = dsc_matmul(ctx, x, dsc_param_compute(ctx, layer->weight), false, true);
-    return layer->bias ? dsc_bias_add(ctx, y, dsc_param_compute(ctx, layer->bias)) : y;
+    if (layer->bias) y = dsc_bias_add(ctx, y, dsc_param_compute(ctx, layer->bias));
+    dsc_param_scope_exit(ctx, &scope);
+    return y;
 }
 
 dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, const char *prefix, int64_t n, double eps) {
@@ -58,7 +66,13 @@ dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, cons
 
 dsc_tensor_t *dsc_layernorm_forward(dsc_ctx_t *ctx, const dsc_layernorm_t *layer, dsc_tensor_t *x) {
     if (!layer) return NULL;
-    return dsc_layernorm(ctx, x, dsc_param_compute(ctx, layer->weight), dsc_param_compute(ctx, layer->bias), layer->eps);
+    dsc_param_scope_t scope;
+    dsc_tensor_t *params[2] = {layer->weight, layer->bias};
+    dsc_param_scope_enter(ctx, &scope, 2, params);
+    dsc_tensor_t *y =
+        dsc_layernorm(ctx, x, dsc_param_compute(ctx, layer->weight), dsc_param_compute(ctx, layer->bias), layer->eps);
+    dsc_param_scope_exit(ctx, &scope);
+    return y;
 }
 
 dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer, const char *prefix, int64_t num,
@@ -72,7 +86,11 @@ dsc_status_t dsc_embedding_init(dsc_model_t *model, dsc_embedding_layer_t *layer
 
 dsc_tensor_t *dsc_embedding_forward(dsc_ctx_t *ctx, const dsc_embedding_layer_t *layer, dsc_tensor_t *ids) {
     if (!layer) return NULL;
-    return dsc_embedding(ctx, ids, dsc_param_compute(ctx, layer->weight));
+    dsc_param_scope_t scope;
+    dsc_param_scope_enter(ctx, &scope, 1, &layer->weight);
+    dsc_tensor_t *y = dsc_embedding(ctx, ids, dsc_param_compute(ctx, layer->weight));
+    dsc_param_scope_exit(ctx, &scope);
+    return y;
 }
 
 dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix, int64_t n, double std,

@@ -114,6 +114,44 @@ dsc_status_t dsc_model_bind(dsc_model_t *m, dsc_dtype_t dtype, void *params, voi
     return dsc_model_bind_mixed(m, dtype, params, dtype, grads);
 }
 
+/* The gradient header of parameter t (created on first binding). Parameter headers are
+ * allocated without room for a gradient header (dsc_tensor_wrap, persistent), so it is a
+ * separate allocation, freed by dsc_model_free. NULL after recording DSC_ERR_NOMEM. */
+static dsc_tensor_t *grad_header(dsc_model_t *m, dsc_tensor_t *t) {
+    if (t->grad) return t->grad;
+    dsc_tensor_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        dsc_ctx_set_error(m->ctx, DSC_ERR_NOMEM, "out of memory binding %s", t->name);
+        return NULL;
+    }
+    *g = *t;
+    g->grad = NULL;
+    g->producer = NULL;
+    g->requires_grad = false;
+    g->grad_is_external = false;
+    t->grad = g;
+    t->grad_is_external = true;
+    return g;
+}
+
+dsc_status_t dsc_model_bind_partitioned(dsc_model_t *m, dsc_dtype_t dtype) {
+    if (!m) return DSC_ERR_INVALID;
+    if (!dsc__is_float(dtype))
+        return dsc_ctx_set_error(m->ctx, DSC_ERR_INVALID, "dsc_model_bind_partitioned: dtype %s is not a float type",
+                                 dsc_dtype_name(dtype));
+    for (int i = 0; i < m->n_params; i++) {
+        dsc_tensor_t *t = m->params[i].info.tensor;
+        if (!grad_header(m, t)) return DSC_ERR_NOMEM;
+        t->dtype = t->grad->dtype = dtype;
+        t->data = t->grad->data = NULL;
+        t->requires_grad = true;
+    }
+    m->bound = true;
+    m->bound_dtype = dtype;
+    m->grads = NULL;
+    return DSC_OK;
+}
+
 dsc_status_t dsc_model_bind_mixed(dsc_model_t *m, dsc_dtype_t dtype, void *params, dsc_dtype_t grad_dtype, void *grads) {
     if (!m) return DSC_ERR_INVALID;
     if (grads && !dsc__is_float(grad_dtype))
@@ -130,20 +168,7 @@ dsc_status_t dsc_model_bind_mixed(dsc_model_t *m, dsc_dtype_t dtype, void *param
         t->data = (char *)params + (size_t)p->offset * es;
         t->requires_grad = grads != NULL;
         if (grads) {
-            /* The gradient header lives right after the parameter header (dsc_tensor_wrap
-             * with persistent = true allocates room for it only when given a gradient), so
-             * parameters keep a separately allocated header for their gradient. */
-            if (!t->grad) {
-                dsc_tensor_t *g = calloc(1, sizeof *g);
-                if (!g) return dsc_ctx_set_error(m->ctx, DSC_ERR_NOMEM, "out of memory binding %s", p->name);
-                *g = *t;
-                g->grad = NULL;
-                g->producer = NULL;
-                g->requires_grad = false;
-                g->grad_is_external = false;
-                t->grad = g;
-                t->grad_is_external = true;
-            }
+            if (!grad_header(m, t)) return DSC_ERR_NOMEM;
             t->grad->dtype = grad_dtype;
             t->grad->data = (char *)grads + (size_t)p->offset * ges;
         }

@@ -41,12 +41,15 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
     /* Adam's eps is 1e-4, not 1e-8: the attention key bias has an analytically zero
      * gradient, and Adam turns its rounding noise (which differs with the reduction order)
      * into +-lr steps of random sign, so no two reduction orders could agree on it. */
-    char json[768];
+    char json[768], persist[96] = "";
+    if (stage == 3)
+        snprintf(persist, sizeof persist, ", \"stage3_param_persistence_threshold\": %lld", (long long)c->persistence);
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, \"gradient_clipping\": 1.0,"
-             " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000},"
+             " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000%s},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01, \"eps\": %s}}}",
-             mb, c->gas, strcmp(c->precision, "bf16") == 0 ? "\"bf16\": {\"enabled\": true}," : "", stage, "1e-4");
+             mb, c->gas, strcmp(c->precision, "bf16") == 0 ? "\"bf16\": {\"enabled\": true}," : "", stage, persist,
+             "1e-4");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
@@ -77,19 +80,33 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
     }
     free(x);
     free(y);
-    out->numel = dsc_model_numel(gpt->model);
-    out->params = malloc(sizeof(float) * (size_t)out->numel);
-    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        dsc_convert(out->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
-                    (size_t)info.numel);
-    }
+    /* Memory between steps (before the gather below materialises the parameters). */
     out->mem_params = dsc_ctx_mem_stats(ctx, DSC_MEM_PARAMS).live_bytes;
     out->mem_grads = dsc_ctx_mem_stats(ctx, DSC_MEM_GRADS).live_bytes;
     out->mem_optim = dsc_ctx_mem_stats(ctx, DSC_MEM_OPTIM).live_bytes;
     out->mem_grad_accum = dsc_ctx_mem_stats(ctx, DSC_MEM_GRAD_ACCUM).live_bytes;
     out->mem_comm = dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).live_bytes;
+    out->numel = dsc_model_numel(gpt->model);
+    out->params = malloc(sizeof(float) * (size_t)out->numel);
+    /* Under ZeRO-3 parameters have no data between steps: a collective gather gives it. */
+    if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) {
+        snprintf(out->error, sizeof out->error, "gather: %s", dsc_engine_errmsg(init.engine));
+        rc = 1;
+    }
+    for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(gpt->model, i, &info);
+        dsc_convert(out->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
+                    (size_t)info.numel);
+        const int64_t shard = (info.numel + world - 1) / world;
+        out->shards += shard;
+        if (info.numel <= c->persistence) out->persistent_shards += shard;
+        if (strcmp(info.name, "wte.weight") == 0) out->wte_shard = shard;
+    }
+    if (rc == 0 && dsc_engine_release_params(init.engine, NULL, 0, -1) != DSC_OK) {
+        snprintf(out->error, sizeof out->error, "release: %s", dsc_engine_errmsg(init.engine));
+        rc = 1;
+    }
 done:
     dsc_engine_free(init.engine);
     dsc_gpt_free(gpt);

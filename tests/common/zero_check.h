@@ -12,6 +12,7 @@ typedef struct zero_case {
     const char *precision; /* "fp32" or "bf16" */
     int steps;
     int micro_batch;       /* rows per rank per micro-step */
+    int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
 } zero_case_t;
 
 /* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch
@@ -25,6 +26,9 @@ typedef struct zero_result {
     size_t mem_params, mem_grads, mem_optim, mem_grad_accum, mem_comm;
     uint64_t last_step_sent_bytes;
     uint64_t engine_reported_sent_bytes; /* dsc_engine_comm_bytes_last_step */
+    /* Stage 3 bookkeeping from the model's parameter sizes (spec 5.5: shard ceil(numel/N)):
+     * sum of the shards, of the persistent ones, and of the tied embedding's. */
+    int64_t shards, persistent_shards, wte_shard;
     char error[512];
 } zero_result_t;
 

@@ -1,4 +1,4 @@
-/* ZeRO stages 0-2 under mpirun: every rank trains its slice of the global batch and must
+/* ZeRO stages 0-3 under mpirun: every rank trains its slice of the global batch and must
  * end with the parameters of a single-rank stage-0 run on the whole batch (each rank runs
  * that reference itself, in-process). With the argument "kill", rank 1 is killed (SIGKILL)
  * between collectives: the job must end non-zero within the limit, with mpirun naming the
@@ -36,15 +36,16 @@ int main(int argc, char **argv) {
     dsc_comm_set_timeout(comm, 120);
     const char *precisions[] = {"fp32", "bf16"};
     for (int p = 0; p < 2; p++)
-        for (int stage = 0; stage <= 2; stage++) {
-            zero_case_t c = {stage, 2, precisions[p], 20, 2};
+        for (int variant = 0; variant <= 4; variant++) { /* stages 0-3 with accumulation, stage 3 without */
+            const int stage = variant < 4 ? variant : 3, gas = variant < 4 ? 2 : 1;
+            zero_case_t c = {stage, gas, precisions[p], 20, 2, 0};
             zero_result_t ref, got;
             if (zero_run(&c, NULL, n, 0, &ref) != 0 || zero_run(&c, comm, n, rank, &got) != 0) {
                 CHECK_MSG(false, "stage %d %s: %s %s", stage, precisions[p], ref.error, got.error);
                 continue;
             }
             char what[128];
-            snprintf(what, sizeof what, "mpirun -np %d, stage %d, %s, rank %d", n, stage, precisions[p], rank);
+            snprintf(what, sizeof what, "mpirun -np %d, stage %d, gas %d, %s, rank %d", n, stage, gas, precisions[p], rank);
             if (p == 0) {
                 check_arrays_close_f32(what, got.params, ref.params, (size_t)ref.numel, 1e-5, 1e-2);
             } else {

@@ -1,4 +1,4 @@
-/* ZeRO stages 0-2 across 1-4 in-process ranks (the fake communicator, one thread per rank):
+/* ZeRO stages 0-3 across 1-4 in-process ranks (the fake communicator, one thread per rank):
  * after training, every rank's parameters equal the single-rank stage-0 run on the same
  * global batch; per-rank memory follows docs/zero.md; bytes sent per step follow the ring
  * volumes (stage 0: all-reduce 2(N-1)/N x Psi; stages 1-2: reduce-scatter + all-gather,
@@ -31,6 +31,32 @@ static void *rank_main(void *p) {
     dsc_comm_free(comm);
     dsc_ctx_free(ctx);
     return NULL;
+}
+
+/* Stage 3 (docs/zero.md): between steps a rank holds its shards only: the working copy
+ * (2 or 4 bytes), the fp32 gradient partition (4), the fp32 master (4; the working copy
+ * itself in fp32) and Adam's moments (8) per shard element, plus the persistent parameters
+ * gathered in full. Bytes per step: every micro-step all-gathers each non-persistent
+ * parameter use in forward and again in backward and reduce-scatters every use's gradient
+ * ((N-1) x shard elements each, ring convention); the tied embedding is used twice; after
+ * the update the persistent parameters are all-gathered once; plus the norm all-reduce. */
+static void check_stage3(const zero_case_t *c, int n, const char *what, const zero_result_t *z, size_t pb, bool bf16) {
+    const int64_t S = z->shards, Sp = z->persistent_shards, uses = S + z->wte_shard;
+    const int64_t persist_full = Sp * n; /* persistent params kept gathered (padded to shard * N) */
+    size_t want_params = (size_t)(S + persist_full) * pb, want_optim = (size_t)S * (bf16 ? 12 : 8);
+    CHECK_MSG(z->mem_params == want_params, "%s: params %zu bytes, want %zu", what, z->mem_params, want_params);
+    CHECK_MSG(z->mem_grads == 0, "%s: %zu bytes of full gradients left after the step", what, z->mem_grads);
+    CHECK_MSG(z->mem_grad_accum == (size_t)S * 4, "%s: gradient partition %zu bytes, want %zu", what, z->mem_grad_accum,
+              (size_t)S * 4);
+    CHECK_MSG(z->mem_optim == want_optim, "%s: optimizer state %zu bytes, want %zu", what, z->mem_optim, want_optim);
+    if (n == 1) return;
+    const int64_t gathered_uses = uses - Sp; /* the persistent ones are all small: never the embedding */
+    uint64_t want = (uint64_t)c->gas * (uint64_t)(n - 1) * pb * (uint64_t)(2 * gathered_uses + uses) +
+                    (uint64_t)(n - 1) * pb * (uint64_t)Sp + (uint64_t)(2.0 * (n - 1) * 16 / n);
+    CHECK_MSG(z->last_step_sent_bytes == want, "%s: sent %llu bytes in the last step, want %llu", what,
+              (unsigned long long)z->last_step_sent_bytes, (unsigned long long)want);
+    CHECK_MSG(z->engine_reported_sent_bytes == want, "%s: the engine reports %llu bytes for the last step", what,
+              (unsigned long long)z->engine_reported_sent_bytes);
 }
 
 static void check_case(const zero_case_t *c, int n) {
@@ -81,6 +107,11 @@ static void check_case(const zero_case_t *c, int n) {
          * element at stages 1-2 (the fp32 working copy is the master at stage 0). */
         zero_result_t *z = &args[r].result;
         const size_t pb = bf16 ? 2 : 4;
+        if (c->stage == 3) {
+            check_stage3(c, n, what, z, pb, bf16);
+            zero_result_free(z);
+            continue;
+        }
         CHECK_MSG(z->mem_params == (size_t)padded * pb && z->mem_grads == (size_t)padded * pb, "%s: params %zu grads %zu",
                   what, z->mem_params, z->mem_grads);
         size_t want_optim = c->stage == 0 ? (size_t)padded * (bf16 ? 12 : 8) : (size_t)k * 12;
@@ -112,12 +143,19 @@ static void check_case(const zero_case_t *c, int n) {
 
 int main(void) {
     const char *precisions[] = {"fp32", "bf16"};
+    const int only_stage = getenv("ZERO_STAGE") ? atoi(getenv("ZERO_STAGE")) : -1; /* for debugging one stage */
     for (int p = 0; p < 2; p++)
-        for (int stage = 0; stage <= 2; stage++)
+        for (int stage = 0; stage <= 3; stage++)
+            if (only_stage < 0 || stage == only_stage)
             for (int gas = 1; gas <= 2; gas++)
                 for (int n = 1; n <= 4; n++) {
-                    zero_case_t c = {stage, gas, precisions[p], 20, 2};
+                    zero_case_t c = {stage, gas, precisions[p], 20, 2, 0};
                     check_case(&c, n);
                 }
+    /* Stage 3 with the small parameters (biases, layer norms) persistent. */
+    for (int n = 2; n <= 3; n++) {
+        zero_case_t c = {3, 2, "fp32", 20, 2, 1000};
+        check_case(&c, n);
+    }
     return check_finish("test_zero_fake");
 }

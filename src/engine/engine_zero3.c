@@ -1,0 +1,311 @@
+/* ZeRO stage 3 (docs/zero.md, spec 5.5-5.6): every parameter is partitioned on its own.
+ *
+ * Parameter i of n_i elements has shard k_i = ceil(n_i / N); rank r stores elements
+ * [r*k_i, min((r+1)*k_i, n_i)) of it, zero-padded to k_i, at offset local_i of its local
+ * buffers (local_i = sum of k_j over j < i). params, master, acc32 and the optimizer's
+ * moments all have this local layout of n_local = sum k_i elements.
+ *
+ * Between uses a parameter has no data. Layers wrap their use in parameter scopes
+ * (dsc/nn.h), which call acquire / release here: acquire all-gathers the k_i*N elements into
+ * a buffer the tensor points at (and, before the layer's backward, gives it a zeroed
+ * gradient buffer of the same size); release after backward reduce-scatters the gradient
+ * into this rank's shard, adds it into acc32 and frees both buffers. A use count per
+ * parameter lets scopes nest and the tied embedding appear twice. Persistent parameters
+ * (numel <= stage3_param_persistence_threshold, while the running total stays within
+ * stage3_model_persistence_threshold) stay gathered and are re-gathered after each step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+
+typedef struct z3_param {
+    dsc_tensor_t *tensor;
+    int64_t numel, shard, local; /* elements; shard size; offset in the local buffers */
+    int live;                    /* scopes (and unscoped uses) holding the gathered values */
+    int grad_users;              /* holders of the gradient buffer (backward scopes, unscoped uses) */
+    bool persistent;             /* gathered for good */
+    bool unscoped;               /* used outside any scope this micro-step */
+    void *full;                  /* shard*N elements of model_dtype, or NULL */
+    void *grad;                  /* shard*N elements of model_dtype during backward, or NULL */
+} z3_param_t;
+
+typedef struct z3_lookup {
+    const dsc_tensor_t *tensor;
+    int index;
+} z3_lookup_t;
+
+struct dsc_zero3 {
+    dsc_engine_t *engine;
+    z3_param_t *p;
+    int n;
+    z3_lookup_t *by_tensor; /* sorted by tensor address */
+    dsc_param_hooks_t hooks;
+    int64_t persistent_numel;
+};
+
+static size_t msize(const dsc_engine_t *e) { return dsc_dtype_size(e->model_dtype); }
+static size_t full_bytes(const dsc_engine_t *e, const z3_param_t *p) {
+    return (size_t)p->shard * (size_t)e->world_size * msize(e);
+}
+
+int64_t dsc_zero3_shard(int64_t numel, int world) { return world < 1 || numel < 1 ? 0 : (numel + world - 1) / world; }
+
+static int cmp_lookup(const void *a, const void *b) {
+    const z3_lookup_t *x = a, *y = b;
+    return x->tensor < y->tensor ? -1 : x->tensor > y->tensor;
+}
+
+static z3_param_t *find(dsc_zero3_t *z, const dsc_tensor_t *t) {
+    z3_lookup_t key = {t, 0};
+    const z3_lookup_t *hit = bsearch(&key, z->by_tensor, (size_t)z->n, sizeof key, cmp_lookup);
+    if (hit) return &z->p[hit->index];
+    dsc_ctx_set_error(z->engine->ctx, DSC_ERR_INVALID, "ZeRO-3: tensor %s is not a parameter of the engine's model",
+                      dsc_tensor_name(t));
+    return NULL;
+}
+
+static dsc_status_t comm_fail(dsc_engine_t *e, dsc_status_t rc, const char *what, const z3_param_t *p) {
+    return dsc__engine_fail(e, rc, "rank %d: ZeRO-3 %s of %s failed: %s", e->rank, what, dsc_tensor_name(p->tensor),
+                            dsc_comm_errmsg(e->comm));
+}
+
+/* This rank's shard into p->full, then the all-gather (in place: the shard already sits in
+ * its slot). */
+static dsc_status_t gather_into(dsc_engine_t *e, z3_param_t *p) {
+    const size_t ms = msize(e), k = (size_t)p->shard;
+    char *mine = (char *)p->full + (size_t)e->rank * k * ms;
+    memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
+    if (e->world_size == 1) return DSC_OK;
+    dsc_status_t rc = dsc_comm_allgather(e->comm, mine, p->full, k, e->model_dtype);
+    return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter all-gather", p);
+}
+
+static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) {
+    if (p->full) return DSC_OK;
+    p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, full_bytes(e, p));
+    if (!p->full) return dsc_ctx_status(e->ctx);
+    dsc_status_t rc = gather_into(e, p);
+    p->tensor->data = p->full;
+    return rc;
+}
+
+static void free_gathered(dsc_engine_t *e, z3_param_t *p) {
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, p->full, full_bytes(e, p));
+    p->full = NULL;
+    p->tensor->data = NULL;
+}
+
+static dsc_status_t give_grad(dsc_engine_t *e, z3_param_t *p) {
+    if (!p->grad) {
+        p->grad = dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, full_bytes(e, p)); /* zeroed */
+        if (!p->grad) return dsc_ctx_status(e->ctx);
+        p->tensor->grad->data = p->grad;
+    }
+    p->grad_users++;
+    return DSC_OK;
+}
+
+static void free_grad(dsc_engine_t *e, z3_param_t *p) {
+    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, p->grad, full_bytes(e, p));
+    p->grad = NULL;
+    p->tensor->grad->data = NULL;
+}
+
+/* The parameter's gradient to its owners: a reduce-scatter in place (this rank's chunk
+ * lands in its own slot), added into acc32 in fp32; the buffer is freed. */
+static dsc_status_t send_grad(dsc_engine_t *e, z3_param_t *p) {
+    const size_t ms = msize(e), k = (size_t)p->shard;
+    char *mine = (char *)p->grad + (size_t)e->rank * k * ms;
+    dsc_status_t rc = DSC_OK;
+    if (e->world_size > 1) {
+        rc = dsc_comm_reduce_scatter(e->comm, p->grad, mine, k, e->model_dtype);
+        if (rc != DSC_OK) rc = comm_fail(e, rc, "gradient reduce-scatter", p);
+    }
+    if (rc == DSC_OK) rc = dsc_amp_accumulate(e->acc32 + p->local, mine, e->model_dtype, k);
+    free_grad(e, p);
+    return rc;
+}
+
+static dsc_status_t release_one(dsc_engine_t *e, z3_param_t *p, bool after_backward) {
+    dsc_status_t rc = DSC_OK;
+    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = send_grad(e, p);
+    if (p->live > 0 && --p->live == 0 && !p->persistent) free_gathered(e, p);
+    return rc;
+}
+
+static dsc_status_t hook_acquire(void *user, dsc_tensor_t *const *params, int n, bool for_backward) {
+    dsc_zero3_t *z = user;
+    dsc_engine_t *e = z->engine;
+    for (int k = 0; k < n; k++) {
+        z3_param_t *p = find(z, params[k]);
+        if (!p || gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+        p->live++;
+        if (for_backward && give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    }
+    return DSC_OK;
+}
+
+static dsc_status_t hook_release(void *user, dsc_tensor_t *const *params, int n, bool after_backward) {
+    dsc_zero3_t *z = user;
+    dsc_status_t first = DSC_OK;
+    for (int k = 0; k < n; k++) {
+        z3_param_t *p = find(z, params[k]);
+        dsc_status_t rc = p ? release_one(z->engine, p, after_backward) : DSC_ERR_INVALID;
+        if (first == DSC_OK) first = rc;
+    }
+    return first;
+}
+
+static dsc_status_t hook_acquire_unscoped(void *user, dsc_tensor_t *param) {
+    dsc_zero3_t *z = user;
+    dsc_engine_t *e = z->engine;
+    z3_param_t *p = find(z, param);
+    if (!p) return dsc_ctx_status(e->ctx);
+    if (p->unscoped) return DSC_OK;
+    if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    p->live++;
+    p->unscoped = true;
+    return dsc_ctx_grad_enabled(e->ctx) ? give_grad(e, p) : DSC_OK;
+}
+
+/* ---- engine interface ------------------------------------------------------------ */
+
+dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
+    dsc_zero3_t *z = e->z3;
+    dsc_status_t first = DSC_OK;
+    for (int i = 0; i < z->n; i++) {
+        z3_param_t *p = &z->p[i];
+        if (p->unscoped) {
+            p->unscoped = false;
+            dsc_status_t rc = DSC_OK;
+            if (p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = ok ? send_grad(e, p) : DSC_OK;
+            if (p->live > 0) p->live--;
+            if (first == DSC_OK) first = rc;
+        }
+        if (!ok) { /* a failed backward may leave holds behind: drop them locally */
+            p->live = 0;
+            p->grad_users = 0;
+        }
+        if (p->grad && p->grad_users == 0) free_grad(e, p);
+        if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p);
+    }
+    return first;
+}
+
+dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e) {
+    dsc_zero3_t *z = e->z3;
+    for (int i = 0; i < z->n; i++)
+        if (z->p[i].full && gather_into(e, &z->p[i]) != DSC_OK) return dsc_ctx_status(e->ctx);
+    return DSC_OK;
+}
+
+bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, int64_t *b, int64_t *local) {
+    const z3_param_t *p = &e->z3->p[i];
+    int64_t lo = (int64_t)q * p->shard, hi = lo + p->shard < p->numel ? lo + p->shard : p->numel;
+    if (a) *a = lo;
+    if (b) *b = hi;
+    if (local) *local = p->local;
+    return hi > lo;
+}
+
+int64_t dsc__engine_zero3_largest_param(const dsc_engine_t *e) {
+    int64_t m = 0;
+    for (int i = 0; i < e->z3->n; i++)
+        if (e->z3->p[i].numel > m) m = e->z3->p[i].numel;
+    return m;
+}
+
+dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) {
+    dsc_model_t *m = e->model;
+    const int N = e->world_size, np = dsc_model_param_count(m);
+    const dsc_config_zero_t *cz = &e->config->zero_optimization;
+    const bool mixed = e->model_dtype != DSC_F32;
+    const size_t ms = msize(e);
+    dsc_zero3_t *z = e->z3 = calloc(1, sizeof *z);
+    if (z) {
+        z->p = calloc((size_t)np + 1, sizeof *z->p);
+        z->by_tensor = calloc((size_t)np + 1, sizeof *z->by_tensor);
+    }
+    e->segments = calloc((size_t)np + 1, sizeof *e->segments);
+    e->segment_param = calloc((size_t)np + 1, sizeof *e->segment_param);
+    if (!z || !z->p || !z->by_tensor || !e->segments || !e->segment_param) {
+        snprintf(err, errsz, "out of memory for the ZeRO-3 parameter table (%d parameters)", np);
+        return DSC_ERR_NOMEM;
+    }
+    z->engine = e;
+    z->n = np;
+    int64_t local = 0;
+    for (int i = 0; i < np; i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        z3_param_t *p = &z->p[i];
+        p->tensor = info.tensor;
+        p->numel = info.numel;
+        p->shard = dsc_zero3_shard(info.numel, N);
+        p->local = local;
+        local += p->shard;
+        if (info.numel <= cz->stage3_param_persistence_threshold &&
+            z->persistent_numel + info.numel <= cz->stage3_model_persistence_threshold) {
+            p->persistent = true;
+            z->persistent_numel += info.numel;
+        }
+        z->by_tensor[i] = (z3_lookup_t){info.tensor, i};
+        /* Whole shards, padding included: the optimizer wants segments that tile the buffer. */
+        e->segments[e->n_segments] = (dsc_amp_segment_t){(size_t)p->local, (size_t)p->shard};
+        e->segment_param[e->n_segments++] = i;
+    }
+    qsort(z->by_tensor, (size_t)np, sizeof *z->by_tensor, cmp_lookup);
+    e->n_local = local;
+    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
+    e->master = !e->params ? NULL : mixed ? dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : e->params;
+    e->acc32 = e->master ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
+    float *init32 = e->acc32 ? dsc_ctx_alloc(e->ctx, DSC_MEM_OTHER, (size_t)e->numel * 4) : NULL;
+    if (!init32) {
+        snprintf(err, errsz, "out of memory allocating the ZeRO-3 model state (%lld parameters, %d ranks)",
+                 (long long)e->numel, N);
+        return DSC_ERR_NOMEM;
+    }
+    /* The same initial values as every other stage (the whole model once, in fp32, then
+     * rank 0's broadcast), cut into this rank's shards. */
+    dsc_status_t rc = dsc__engine_initial_values(e, init32);
+    for (int i = 0; i < np && rc == DSC_OK; i++) {
+        const z3_param_t *p = &z->p[i];
+        int64_t a, b;
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        if (dsc__engine_zero3_piece(e, e->rank, i, &a, &b, NULL))
+            memcpy(e->master + p->local, init32 + info.offset + a, (size_t)(b - a) * 4);
+    }
+    dsc_ctx_release(e->ctx, DSC_MEM_OTHER, init32, (size_t)e->numel * 4);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, e->master, (size_t)local);
+    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, e->model_dtype);
+    z->hooks = (dsc_param_hooks_t){z, hook_acquire, hook_release, hook_acquire_unscoped};
+    e->ctx->param_hooks = &z->hooks;
+    for (int i = 0; i < np && rc == DSC_OK; i++)
+        if (z->p[i].persistent) rc = gather(e, &z->p[i]);
+    if (rc != DSC_OK) snprintf(err, errsz, "ZeRO-3 initial partition: %s", dsc_ctx_errmsg(e->ctx));
+    return rc;
+}
+
+void dsc__engine_free_state3(dsc_engine_t *e) {
+    dsc_zero3_t *z = e->z3;
+    if (!z) return;
+    if (e->ctx->param_hooks == &z->hooks) e->ctx->param_hooks = NULL;
+    for (int i = 0; z->p && i < z->n; i++) {
+        z3_param_t *p = &z->p[i];
+        if (p->grad) free_grad(e, p);
+        if (p->full) free_gathered(e, p);
+        p->tensor->data = NULL;
+    }
+    const size_t nl = (size_t)e->n_local;
+    if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
+    dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, nl * msize(e));
+    free(z->p);
+    free(z->by_tensor);
+    free(z);
+    e->z3 = NULL;
+    free(e->segments);
+    free(e->segment_param);
+}
