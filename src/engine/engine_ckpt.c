@@ -3,9 +3,10 @@
  * load", is the specification; in short:
  *   - every parameter's fp32 master weights are the tensor "<name>" (kind "param"), each
  *     optimizer state the tensor "<state>/<name>" (kind "<state>"), all F32, stored by
- *     element range: rank r writes the flat range [r*k, (r+1)*k) of the ZeRO layout
- *     (k = P / world, at every stage, so the ranks write 1/N each in parallel) to
- *     rank%05d.safetensors; padding is never stored;
+ *     element range: at stages 0-2 rank r writes the flat range [r*k, (r+1)*k) of the ZeRO
+ *     layout (k = P / world, at every stage, so the ranks write 1/N each in parallel), at
+ *     stage 3 its shard of every parameter, to rank%05d.safetensors; padding is never
+ *     stored;
  *   - a load reads the ranges the rank owns under its *current* layout (any world size,
  *     any stage), after checking every file it needs, so a bad checkpoint leaves the engine
  *     untouched;
@@ -46,24 +47,39 @@ _Static_assert(sizeof(ck_rec_t) % 4 == 0 && sizeof(ck_bcast_t) % 4 == 0, "exchan
 
 /* ---- layout ------------------------------------------------------------------------ */
 
-/* Flat range [lo, hi) of the unpadded parameters that rank q writes (and reads back under
- * the same layout). */
-static void ck_range(const dsc_engine_t *e, int q, int64_t *lo, int64_t *hi) {
-    const int64_t k = e->plan.padded / e->world_size, a = (int64_t)q * k, b = a + k;
-    *lo = a < e->numel ? a : e->numel;
-    *hi = b < e->numel ? b : e->numel;
-}
-
-/* Flat index of master[0] (and of each optimizer state's element 0). */
-static int64_t ck_base(const dsc_engine_t *e) { return e->plan.stage == 0 ? 0 : e->plan.begin; }
-
-/* Elements [*a, *b) of parameter p (its own indices) inside flat [lo, hi); false if none. */
-static bool ck_overlap(const dsc_param_info_t *p, int64_t lo, int64_t hi, int64_t *a, int64_t *b) {
+/* Elements [*a, *b) of parameter i (its own indices) that rank q writes (and reads back
+ * under the same layout); false when none. Stages 0-2: the overlap of the parameter with
+ * the flat range [q*k, (q+1)*k), k = P / world (at stage 0 too, so the ranks write 1/N
+ * each); stage 3: rank q's shard of the parameter. */
+static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, int i, int64_t *a, int64_t *b) {
+    if (e->z3) return dsc__engine_zero3_piece(e, q, i, a, b, NULL);
+    const int64_t k = e->plan.padded / e->world_size, lo = (int64_t)q * k, hi = lo + k;
     int64_t s = p->offset > lo ? p->offset : lo, t = p->offset + p->numel < hi ? p->offset + p->numel : hi;
     if (t <= s) return false;
     *a = s - p->offset;
     *b = t - p->offset;
     return true;
+}
+
+/* Index in master (and each optimizer state) of element a of parameter i on this rank. */
+static int64_t ck_local(const dsc_engine_t *e, const dsc_param_info_t *p, int i, int64_t a) {
+    if (e->z3) {
+        int64_t lo, hi, local;
+        dsc__engine_zero3_piece(e, e->rank, i, &lo, &hi, &local);
+        return local + (a - lo);
+    }
+    return p->offset + a - (e->plan.stage == 0 ? 0 : e->plan.begin);
+}
+
+/* True when rank q writes anything. */
+static bool ck_writes(const dsc_engine_t *e, int q) {
+    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
+        dsc_param_info_t p;
+        int64_t a, b;
+        dsc_model_param_info(e->model, i, &p);
+        if (ck_piece(e, q, &p, i, &a, &b)) return true;
+    }
+    return false;
 }
 
 static char *ck_join(const char *a, const char *sep, const char *b) {
@@ -163,10 +179,8 @@ static dsc_status_t ck_save_checks(dsc_engine_t *e, const char *save_dir, const 
 /* Writes this rank's range file into `dir`: master weights, then each optimizer state. */
 static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote, dsc_st_file_info_t *info, char *msg,
                                   size_t n) {
-    int64_t lo, hi;
-    ck_range(e, e->rank, &lo, &hi);
     *wrote = false;
-    if (hi <= lo) return DSC_OK; /* this rank owns padding only */
+    if (!ck_writes(e, e->rank)) return DSC_OK; /* this rank owns padding only */
     char file[64];
     dsc_ckpt_rank_file_name(e->rank, file, sizeof file);
     char *path = ck_join(dir, "/", file);
@@ -184,7 +198,6 @@ static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote,
     snprintf(val, sizeof val, "%d", e->world_size);
     if (!st) st = dsc_st_writer_set_metadata(w, "world_size", val, msg, n);
     const int np = dsc_model_param_count(e->model), ns = ck_n_states(e);
-    const int64_t base = ck_base(e);
     for (int pass = 0; pass < 2 && !st; pass++) /* 0: declare, 1: write */
         for (int s = -1; s < ns && !st; s++) {
             const float *src = s < 0 ? e->master : dsc_optim_state_data(e->optimizer, s);
@@ -192,9 +205,9 @@ static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote,
                 dsc_param_info_t p;
                 int64_t a, b;
                 dsc_model_param_info(e->model, i, &p);
-                if (!ck_overlap(&p, lo, hi, &a, &b)) continue;
+                if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
                 if (pass == 1) {
-                    st = dsc_st_write(w, src + (p.offset + a - base), DSC_F32, (size_t)(b - a), msg, n);
+                    st = dsc_st_write(w, src + ck_local(e, &p, i, a), DSC_F32, (size_t)(b - a), msg, n);
                     continue;
                 }
                 char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
@@ -306,9 +319,8 @@ static dsc_status_t ck_build_manifest(dsc_engine_t *e, const ck_rec_t *all, cons
             t.frozen = !dsc_tensor_requires_grad(p.tensor);
             st = dsc_manifest_add_tensor(m, &t, msg, n);
             for (int q = 0; q < e->world_size && !st; q++) {
-                int64_t lo, hi, a, b;
-                ck_range(e, q, &lo, &hi);
-                if (!all[q].flag || !ck_overlap(&p, lo, hi, &a, &b)) continue;
+                int64_t a, b;
+                if (!all[q].flag || !ck_piece(e, q, &p, i, &a, &b)) continue;
                 char file[64];
                 dsc_ckpt_rank_file_name(q, file, sizeof file);
                 st = dsc_manifest_add_piece(m, name, file, a, b, NULL, msg, n);
@@ -678,14 +690,13 @@ static dsc_status_t ck_load_prepare(dsc_engine_t *e, const char *load_dir, const
     dsc_manifest_counters(m, &L->counters);
 
     /* Parameters: every one of the model's, nothing else of kind "param". */
-    int64_t lo, hi, a, b;
-    ck_range(e, e->rank, &lo, &hi);
+    int64_t a, b;
     const int np = dsc_model_param_count(e->model);
     for (int i = 0; i < np && !st; i++) {
         dsc_param_info_t p;
         dsc_model_param_info(e->model, i, &p);
         st = ck_check_tensor(L->c, p.name, "param", &p, msg, n);
-        if (!st && ck_overlap(&p, lo, hi, &a, &b)) st = ck_probe(L->c, p.name, a, b, msg, n);
+        if (!st && ck_piece(e, e->rank, &p, i, &a, &b)) st = ck_probe(L->c, p.name, a, b, msg, n);
     }
     for (int t = 0; t < dsc_manifest_tensor_count(m) && !st; t++) {
         dsc_manifest_tensor_t mt;
@@ -708,7 +719,7 @@ static dsc_status_t ck_load_prepare(dsc_engine_t *e, const char *load_dir, const
             char *name = ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
             st = name ? ck_check_tensor(L->c, name, dsc_optim_state_name(e->optimizer, s), &p, msg, n)
                       : ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
-            if (!st && ck_overlap(&p, lo, hi, &a, &b)) st = ck_probe(L->c, name, a, b, msg, n);
+            if (!st && ck_piece(e, e->rank, &p, i, &a, &b)) st = ck_probe(L->c, name, a, b, msg, n);
             free(name);
         }
     if (!st && L->load_sched && e->scheduler) st = ck_check_scheduler(L, msg, n);
@@ -729,9 +740,7 @@ static dsc_status_t ck_load_prepare(dsc_engine_t *e, const char *load_dir, const
 /* Phase 2, local: reads this rank's ranges into the engine, restores the scheduler and
  * the loss scaler. */
 static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_t n) {
-    int64_t lo, hi, a, b;
-    ck_range(e, e->rank, &lo, &hi);
-    const int64_t base = ck_base(e);
+    int64_t a, b;
     const int np = dsc_model_param_count(e->model);
     dsc_status_t st = DSC_OK;
     for (int s = -1; s < (L->load_opt ? ck_n_states(e) : 0) && !st; s++) {
@@ -739,9 +748,9 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
         for (int i = 0; i < np && !st; i++) {
             dsc_param_info_t p;
             dsc_model_param_info(e->model, i, &p);
-            if (!ck_overlap(&p, lo, hi, &a, &b)) continue;
+            if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
             char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
-            st = name ? dsc_ckpt_read(L->c, name, a, b, dst + (p.offset + a - base), DSC_F32, msg, n)
+            st = name ? dsc_ckpt_read(L->c, name, a, b, dst + ck_local(e, &p, i, a), DSC_F32, msg, n)
                       : ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
             free(name);
         }
@@ -776,7 +785,6 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
  * then the working copy is rebuilt from the fp32 master. */
 static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const char *fn) {
     const int64_t k = e->plan.padded / e->world_size;
-    const size_t ms = dsc_dtype_size(e->model_dtype);
     dsc_status_t st = DSC_OK;
     if (e->plan.stage == 0 && e->world_size > 1)
         for (int s = -1; s < (L->load_opt ? ck_n_states(e) : 0) && !st; s++) {
@@ -785,8 +793,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        const int64_t base = ck_base(e), count = e->plan.stage == 0 ? e->plan.padded : e->plan.part;
-        st = dsc_amp_f32_to_half((char *)e->params + (size_t)base * ms, e->model_dtype, e->master, (size_t)count);
+        st = dsc_amp_f32_to_half(dsc__engine_local_params(e), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
     if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e))) return st; /* its message names the rank */

@@ -1,14 +1,15 @@
 /* Engine checkpoints under mpirun, each mode a separate job (so every resume is a new set
  * of processes), on the harness of tests/unit/test_engine_ckpt.c:
- *   save DIR    (np 2) trains 20 steps at ZeRO stage 2 twice, saving at step 10: DIR/drop
+ *   save DIR    (np 4) trains 20 steps at ZeRO stage 2 twice, saving at step 10: DIR/drop
  *               (dropout 0.1, GAS 2) and DIR/nodrop (no dropout); writes the losses of the
  *               uninterrupted runs beside them;
- *   resume DIR  (np 2) resumes DIR/drop in new processes: the losses of steps 11-20 are
+ *   resume DIR  (np 4) resumes DIR/drop in new processes: the losses of steps 11-20 are
  *               bitwise those of the uninterrupted run, rank by rank;
- *   load DIR    (np 1 at stage 0, np 3 at stage 1) resumes DIR/nodrop resharded: the fp32
+ *   load DIR    (np 1 at stage 0, np 2 at stage 3, np 3 at stage 1) resumes DIR/nodrop
+ *               resharded: the fp32
  *               master and the optimizer state of every rank's range equal what the
  *               checkpoint holds (read back with the storage layer), and the next 10 global
- *               losses are within 1e-5 relative of the 2-process run's. */
+ *               losses are within 1e-5 relative of the 4-process run's. */
 #define CKPT_HARNESS_ONLY
 #pragma GCC diagnostic ignored "-Wunused-function" /* the harness's fake-rank helpers */
 #include "../unit/test_engine_ckpt.c"
@@ -16,7 +17,7 @@
 static ck_spec_t spec_for(const char *what, int world, int stage) {
     ck_spec_t s;
     memset(&s, 0, sizeof s);
-    s.world = world, s.stage = stage, s.precision = "fp32", s.rows = 6, s.total_steps = 20, s.seed = 1000;
+    s.world = world, s.stage = stage, s.precision = "fp32", s.rows = 12, s.total_steps = 20, s.seed = 1000;
     s.load_opt = s.load_sched = true;
     bool drop = !strcmp(what, "drop");
     s.dropout = drop ? 0.1 : 0.0;
@@ -92,7 +93,7 @@ int main(int argc, char **argv) {
     ck_result_t res;
     memset(&res, 0, sizeof res);
     if (!strcmp(mode, "save")) {
-        CHECK_MSG(n == 2, "the save job runs on 2 processes, not %d", n);
+        CHECK_MSG(n == 4, "the save job runs on 4 processes, not %d", n);
         for (int k = 0; k < 2; k++) {
             const char *what = k ? "nodrop" : "drop";
             ck_spec_t s = spec_for(what, n, 2);
@@ -107,7 +108,7 @@ int main(int argc, char **argv) {
             ck_result_free(&res);
         }
     } else if (!strcmp(mode, "resume")) {
-        CHECK_MSG(n == 2, "the exact resume runs on 2 processes, not %d", n);
+        CHECK_MSG(n == 4, "the exact resume runs on 4 processes, not %d", n);
         ck_spec_t s = spec_for("drop", n, 2);
         snprintf(dir, sizeof dir, "%s/drop", root);
         s.load_dir = dir, s.seed = 777;
@@ -118,10 +119,10 @@ int main(int argc, char **argv) {
         if (res.rc == 0 && res.load_rc == DSC_OK && read_losses(path, ref))
             for (int k = 10; k < 20; k++)
                 CHECK_MSG(memcmp(&res.losses[k], &ref[k], sizeof(double)) == 0,
-                          "np 2 resume, rank %d: step %d loss %a vs uninterrupted %a", rank, k + 1, res.losses[k], ref[k]);
+                          "np 4 resume, rank %d: step %d loss %a vs uninterrupted %a", rank, k + 1, res.losses[k], ref[k]);
         ck_result_free(&res);
     } else if (!strcmp(mode, "load")) {
-        const int stage = n == 1 ? 0 : 1;
+        const int stage = n == 1 ? 0 : n == 2 ? 3 : 1;
         ck_spec_t s = spec_for("nodrop", n, stage);
         snprintf(dir, sizeof dir, "%s/nodrop", root);
         s.load_dir = dir, s.seed = 4242;
@@ -133,7 +134,7 @@ int main(int argc, char **argv) {
         if (res.rc == 0 && res.load_rc == DSC_OK && read_back(dir, &master, states, res.at_load.n_states) &&
             read_losses(path, ref)) {
             char what[128];
-            snprintf(what, sizeof what, "saved by 2 processes at stage 2, loaded by %d at stage %d, rank %d", n, stage,
+            snprintf(what, sizeof what, "saved by 4 processes at stage 2, loaded by %d at stage %d, rank %d", n, stage,
                      rank);
             ck_check_range(what, &res.at_load, master, states, res.at_load.n_states);
             for (int k = 10; k < 20; k++) {

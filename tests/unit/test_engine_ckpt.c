@@ -4,8 +4,9 @@
  *     seed, another model init): the losses of steps 11-20, the parameters and the
  *     optimizer state are bitwise those of the uninterrupted run (fp32, bf16, fp16; dropout
  *     0.1; ZeRO 0-2; GAS 1-2), and saving does not perturb the run;
- *   - resharding: saved by 4 ranks at stage 2, loaded by 2 ranks at stage 1, 1 at stage 0
- *     and 3 at stage 2: parameters and optimizer state equal the saved ones bitwise, and the
+ *   - resharding: saved by 4 ranks at stage 2, loaded by 2 ranks at stage 1, 1 at stage 0,
+ *     3 at stage 2 and 2 at stage 3; saved by 3 at stage 3, loaded by 2 at stage 2, 4 at
+ *     stage 3 and 1 at stage 0: parameters and optimizer state equal the saved ones bitwise, and the
  *     next 10 losses follow the uninterrupted 4-rank run (fp32: 1e-5 relative);
  *   - corruption: a flipped byte, a truncation or a deletion of each file gives an error
  *     naming the file and leaves the engine untouched;
@@ -58,6 +59,7 @@ typedef struct ck_snap {
     float *states[CK_MAX_STATES];
     int n_states;
     int64_t begin, n_local, numel;
+    int64_t *map; /* flat parameter index of each local element (-1: padding) */
     int64_t steps, samples, micro, skipped, opt_step;
     double lr, scale;
     uint64_t rng;
@@ -91,6 +93,7 @@ static void ck_make_row(int step, int micro, int row, int32_t *x, int32_t *y, in
 static void ck_quiet(dsc_log_level_t level, const char *message, void *user) { (void)level, (void)message, (void)user; }
 
 static void ck_snap_free(ck_snap_t *s) {
+    free(s->map);
     free(s->params);
     free(s->master);
     for (int j = 0; j < CK_MAX_STATES; j++) free(s->states[j]);
@@ -110,13 +113,26 @@ static void ck_snap(dsc_engine_t *e, dsc_model_t *model, ck_snap_t *s) {
     s->taken = true;
     s->numel = dsc_model_numel(model);
     s->params = malloc(sizeof(float) * (size_t)s->numel);
+    dsc_engine_gather_params(e, NULL, 0); /* ZeRO-3: every rank snapshots at the same points */
     for (int i = 0; i < dsc_model_param_count(model); i++) {
         dsc_param_info_t p;
         dsc_model_param_info(model, i, &p);
         dsc_convert(s->params + p.offset, DSC_F32, dsc_tensor_data(p.tensor), dsc_tensor_dtype(p.tensor), (size_t)p.numel);
     }
+    dsc_engine_release_params(e, NULL, 0, -1);
     s->begin = e->plan.stage == 0 ? 0 : e->plan.begin;
     s->n_local = e->n_local;
+    /* Where each local element comes from: a flat range at stages 0-2, each parameter's
+     * shard at stage 3 (spec 5.5). */
+    s->map = malloc(sizeof(int64_t) * (size_t)(s->n_local + 1));
+    const int world = dsc_engine_world_size(e), rank = dsc_engine_rank(e);
+    for (int64_t i = 0; i < s->n_local; i++) s->map[i] = s->begin + i < s->numel ? s->begin + i : -1;
+    for (int i = 0, at = 0; e->plan.stage == 3 && i < dsc_model_param_count(model); i++) {
+        dsc_param_info_t p;
+        dsc_model_param_info(model, i, &p);
+        const int64_t k = dsc_zero3_shard(p.numel, world);
+        for (int64_t j = 0; j < k; j++, at++) s->map[at] = rank * k + j < p.numel ? p.offset + rank * k + j : -1;
+    }
     s->master = malloc(sizeof(float) * (size_t)s->n_local);
     memcpy(s->master, e->master, sizeof(float) * (size_t)s->n_local);
     s->n_states = e->optimizer ? dsc_optim_num_states(e->optimizer) : 0;
@@ -158,10 +174,12 @@ static dsc_status_t ck_rank_new(const ck_spec_t *s, dsc_comm_t *comm, int rank, 
     char json[2048];
     snprintf(json, sizeof json,
              "{\"train_batch_size\": %d, \"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, "
-             "\"gradient_clipping\": 1.0, %s%s\"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000}, "
+             "\"gradient_clipping\": 1.0, %s%s\"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000%s}, "
              "\"optimizer\": %s, \"scheduler\": {\"type\": \"WarmupDecayLR\", \"params\": {\"warmup_num_steps\": 5, "
              "\"total_num_steps\": 40, \"warmup_max_lr\": 0.002}}}",
              s->rows * s->gas, s->rows / s->world, s->gas, prec, s->extra ? s->extra : "", s->stage,
+             /* stage 3: biases and layer norms persistent, the matrices partitioned */
+             s->stage == 3 ? ", \"stage3_param_persistence_threshold\": 1000" : "",
              s->optimizer ? s->optimizer
                           : "{\"type\": \"AdamW\", \"params\": {\"lr\": 0.002, \"weight_decay\": 0.01, \"eps\": 1e-4}}");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
@@ -297,7 +315,8 @@ static float *ck_assemble(ck_snap_t *const *snaps, int world, int which) {
     float *full = calloc((size_t)numel, sizeof *full);
     for (int r = 0; r < world; r++) {
         const float *src = which < 0 ? snaps[r]->master : snaps[r]->states[which];
-        for (int64_t i = 0; i < snaps[r]->n_local && snaps[r]->begin + i < numel; i++) full[snaps[r]->begin + i] = src[i];
+        for (int64_t i = 0; i < snaps[r]->n_local; i++)
+            if (snaps[r]->map[i] >= 0) full[snaps[r]->map[i]] = src[i];
     }
     return full;
 }
@@ -313,20 +332,22 @@ static bool ck_same(const char *what, const float *a, const float *b, size_t n) 
     return true;
 }
 
-/* The snapshot's master and states equal the full vectors at its range (padding: 0). */
+/* The snapshot's master and states equal the full vectors where its layout maps them
+ * (padding: 0). */
 static void ck_check_range(const char *what, const ck_snap_t *s, const float *master, float *const *states, int n_states) {
     char w[256];
     for (int j = -1; j < n_states; j++) {
         const float *full = j < 0 ? master : states[j];
         const float *got = j < 0 ? s->master : s->states[j];
-        int64_t real = s->numel - s->begin < s->n_local ? s->numel - s->begin : s->n_local;
         snprintf(w, sizeof w, "%s: %s", what, j < 0 ? "master" : "optimizer state");
         if (j >= 0 && !got) {
             CHECK_MSG(false, "%s: state %d missing", w, j);
             continue;
         }
-        ck_same(w, got, full + s->begin, (size_t)(real > 0 ? real : 0));
-        for (int64_t i = real > 0 ? real : 0; i < s->n_local; i++) CHECK_MSG(got[i] == 0.0f, "%s: padding %lld", w, (long long)i);
+        float *want = malloc(sizeof(float) * (size_t)(s->n_local + 1));
+        for (int64_t i = 0; i < s->n_local; i++) want[i] = s->map[i] < 0 ? 0.0f : full[s->map[i]];
+        ck_same(w, got, want, (size_t)s->n_local);
+        free(want);
     }
 }
 
@@ -422,28 +443,30 @@ static void test_exact(int world, int stage, const char *prec, int gas) {
     for (int r = 0; r < world; r++) ck_result_free(&R[r]), ck_result_free(&A[r]), ck_result_free(&B[r]);
 }
 
-/* (2) Saved by 4 ranks at stage 2, resumed at other world sizes and stages. */
-static void test_reshard(const char *prec) {
+/* (2) Saved by W ranks at stage S, resumed at other world sizes and stages. */
+typedef struct { int world, stage; } ck_layout_t;
+static void test_reshard(const char *prec, ck_layout_t src, const ck_layout_t *targets, int n_targets) {
     char dir[600], what[160];
-    snprintf(dir, sizeof dir, "%s/reshard_%s", root, prec);
-    ck_spec_t ref = ck_base_spec(4, 2, prec, 1);
+    snprintf(dir, sizeof dir, "%s/reshard_%s_%d_%d", root, prec, src.world, src.stage);
+    ck_spec_t ref = ck_base_spec(src.world, src.stage, prec, 1);
     ck_spec_t a = ref;
     a.total_steps = 10, a.save_dir = dir, a.save_at = 10;
     ck_result_t R[CK_MAX_WORLD], A[CK_MAX_WORLD], B[CK_MAX_WORLD];
     ck_world(&ref, R);
     ck_world(&a, A);
-    if (!ck_all_ok("reshard reference", R, 4) || !ck_all_ok("reshard save", A, 4)) return;
+    const int W = src.world;
+    if (!ck_all_ok("reshard reference", R, W) || !ck_all_ok("reshard save", A, W)) return;
     ck_snap_t *saved[CK_MAX_WORLD];
-    for (int r = 0; r < 4; r++) saved[r] = &A[r].at_save;
+    for (int r = 0; r < W; r++) saved[r] = &A[r].at_save;
     const int n_states = saved[0]->n_states;
-    float *master = ck_assemble(saved, 4, -1), *states[CK_MAX_STATES] = {0};
-    for (int j = 0; j < n_states; j++) states[j] = ck_assemble(saved, 4, j);
-    const int targets[][2] = {{2, 1}, {1, 0}, {3, 2}};
+    float *master = ck_assemble(saved, W, -1), *states[CK_MAX_STATES] = {0};
+    for (int j = 0; j < n_states; j++) states[j] = ck_assemble(saved, W, j);
     const bool bf16 = strcmp(prec, "fp32") != 0;
-    for (int t = 0; t < 3; t++) {
-        ck_spec_t b = ck_base_spec(targets[t][0], targets[t][1], prec, 1);
+    for (int t = 0; t < n_targets; t++) {
+        ck_spec_t b = ck_base_spec(targets[t].world, targets[t].stage, prec, 1);
         b.load_dir = dir, b.seed = 4242;
-        snprintf(what, sizeof what, "%s: saved by 4 ranks at stage 2, loaded by %d at stage %d", prec, b.world, b.stage);
+        snprintf(what, sizeof what, "%s: saved by %d ranks at stage %d, loaded by %d at stage %d", prec, W, src.stage,
+                 b.world, b.stage);
         ck_world(&b, B);
         if (ck_all_ok(what, B, b.world)) {
             for (int r = 0; r < b.world; r++) {
@@ -461,8 +484,8 @@ static void test_reshard(const char *prec) {
             for (int s = 10; s < 20; s++) {
                 double d = fabs(B[0].global_losses[s] - R[0].global_losses[s]) / fabs(R[0].global_losses[s]);
                 worst = d > worst ? d : worst;
-                CHECK_MSG(d <= tol, "%s: step %d loss %.9g vs the uninterrupted 4-rank run's %.9g (%.2e relative)", what,
-                          s + 1, B[0].global_losses[s], R[0].global_losses[s], d);
+                CHECK_MSG(d <= tol, "%s: step %d loss %.9g vs the uninterrupted %d-rank run's %.9g (%.2e relative)", what,
+                          s + 1, B[0].global_losses[s], W, R[0].global_losses[s], d);
             }
             printf("%s: next 10 losses within %.2e relative of the uninterrupted run\n", what, worst);
         }
@@ -470,7 +493,7 @@ static void test_reshard(const char *prec) {
     }
     free(master);
     for (int j = 0; j < n_states; j++) free(states[j]);
-    for (int r = 0; r < 4; r++) ck_result_free(&R[r]), ck_result_free(&A[r]);
+    for (int r = 0; r < W; r++) ck_result_free(&R[r]), ck_result_free(&A[r]);
 }
 
 static bool read_file(const char *path, unsigned char **data, size_t *n) {
@@ -802,8 +825,12 @@ int main(void) {
     test_exact(2, 2, "fp32", 1);
     test_exact(3, 0, "fp32", 1);
     test_exact(4, 2, "bf16", 1);
-    test_reshard("fp32");
-    test_reshard("bf16");
+    test_exact(2, 3, "fp32", 2);
+    test_exact(3, 3, "bf16", 1);
+    const ck_layout_t from_stage2[] = {{2, 1}, {1, 0}, {3, 2}, {2, 3}}, from_stage3[] = {{2, 2}, {4, 3}, {1, 0}};
+    test_reshard("fp32", (ck_layout_t){4, 2}, from_stage2, 4);
+    test_reshard("bf16", (ck_layout_t){4, 2}, from_stage2, 4);
+    test_reshard("fp32", (ck_layout_t){3, 3}, from_stage3, 3);
     test_corruption();
     test_zero_to_fp32();
     test_misuse();
