@@ -1,7 +1,7 @@
 /* Activation checkpointing (dsc/checkpoint.h): gradients with checkpointing are bitwise
  * those without (small GPT in fp32 with dropout, tied embeddings, gradient accumulation,
  * nesting, several inputs and outputs, shared and frozen weights; through the engine in
- * fp32 and bf16, on one rank and with ZeRO-2 on 2 fake ranks);
+ * fp32 and bf16, on one rank and with ZeRO-2 and ZeRO-3 on 2 fake ranks);
  * finite differences through nested checkpoints; the activation counter's peak falls;
  * the arena's mark/rewind; the config section through the engine; errors. */
 #include <math.h>
@@ -13,6 +13,7 @@
 #include "core/internal.h"
 #include "dsc/checkpoint.h"
 #include "engine/engine_actckpt.h"
+#include "engine/engine_internal.h"
 #include "gradcheck.h"
 
 /* ---- arena marks ---------------------------------------------------------------------- */
@@ -441,16 +442,19 @@ static void test_gpt_memory(void) {
     free(all.grads);
 }
 
-/* ---- through the engine: the config section, fp32 and bf16, ZeRO-2 on 2 fake ranks ------ */
+/* ---- through the engine: the config section, fp32 and bf16, ZeRO-2/3 on 2 fake ranks ---- */
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) { (void)level, (void)message, (void)user; }
 
 typedef struct {
     dsc_comm_fake_world_t *world;
     int world_size, rank, number; /* number: activation_checkpointing.number_checkpoints, 0 = absent */
+    int stage;                    /* ZeRO stage (with world_size > 1) */
     bool profile, bf16;
     float *params;
     int64_t numel;
+    float *grads;     /* this rank's fp32 gradient partition before the last update */
+    int64_t n_grads;
     double loss[3];
     int64_t recomputes;
     int rc;
@@ -482,9 +486,10 @@ static void *engine_rank(void *p) {
     char json[1024];
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0, %s %s"
-             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000},"
+             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000,"
+             " \"stage3_param_persistence_threshold\": 0},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01}}}",
-             mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? 2 : 0);
+             mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? a->stage : 0);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
@@ -500,7 +505,19 @@ static void *engine_rank(void *p) {
             dsc_tensor_t *loss = NULL;
             dsc_gpt_forward(ctx, gpt, x, y, mb, t, NULL, &loss);
             if (micro == 0) a->loss[step] = dsc_tensor_item(loss);
-            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) {
+            if (dsc_backward(init.engine, loss) != DSC_OK) {
+                snprintf(a->error, sizeof a->error, "step %d: %s", step, dsc_engine_errmsg(init.engine));
+                a->rc = 1;
+                break;
+            }
+            if (step == 2 && micro == 1) { /* the gradients the last update will use */
+                dsc_engine_t *e = init.engine;
+                a->n_grads = e->n_local;
+                a->grads = malloc(sizeof(float) * (size_t)a->n_grads);
+                memcpy(a->grads, e->plan.stage == 0 && !a->bf16 ? (float *)e->grads : e->acc32,
+                       sizeof(float) * (size_t)a->n_grads);
+            }
+            if (dsc_step(init.engine) != DSC_OK) {
                 snprintf(a->error, sizeof a->error, "step %d: %s", step, dsc_engine_errmsg(init.engine));
                 a->rc = 1;
             }
@@ -509,6 +526,7 @@ static void *engine_rank(void *p) {
     a->recomputes = dsc_actckpt_stats(ctx).recomputes;
     a->numel = dsc_model_numel(gpt->model);
     a->params = malloc(sizeof(float) * (size_t)a->numel);
+    if (!a->rc) dsc_engine_gather_params(init.engine, NULL, 0); /* ZeRO-3: materialise them */
     for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
         dsc_param_info_t info;
         dsc_model_param_info(gpt->model, i, &info);
@@ -516,6 +534,7 @@ static void *engine_rank(void *p) {
             dsc_convert(a->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
                         (size_t)info.numel);
     }
+    if (!a->rc) dsc_engine_release_params(init.engine, NULL, 0, -1);
     if (init.engine) dsc__engine_teardown_actckpt(init.engine);
     dsc_engine_free(init.engine);
     dsc_gpt_free(gpt);
@@ -524,7 +543,7 @@ static void *engine_rank(void *p) {
     return NULL;
 }
 
-static void run_world(int world_size, int number, bool bf16, engine_run_t *runs) {
+static void run_world(int world_size, int stage, int number, bool bf16, engine_run_t *runs) {
     dsc_comm_fake_world_t *world = NULL;
     if (world_size > 1) dsc_comm_fake_world_new(world_size, &world);
     pthread_t th[2];
@@ -534,6 +553,7 @@ static void run_world(int world_size, int number, bool bf16, engine_run_t *runs)
         runs[r].world_size = world_size;
         runs[r].rank = r;
         runs[r].number = number;
+        runs[r].stage = stage;
         runs[r].bf16 = bf16;
         pthread_create(&th[r], NULL, engine_rank, &runs[r]);
     }
@@ -541,26 +561,36 @@ static void run_world(int world_size, int number, bool bf16, engine_run_t *runs)
     dsc_comm_fake_world_free(world);
 }
 
+/* With every block checkpointed (from the config), the gradients of every micro-step and
+ * so the parameters are bitwise those without: one rank at stage 0, and 2 fake ranks at
+ * ZeRO-2 and at ZeRO-3 (where the recompute gathers each layer's parameters again). */
 static void test_engine(void) {
-    for (int run = 0; run < 4; run++) {
-        const int world_size = 1 + run / 2;
+    for (int run = 0; run < 6; run++) {
+        const int world_size = run < 2 ? 1 : 2, stage = run < 2 ? 0 : run < 4 ? 2 : 3;
         const bool bf16 = run % 2;
         engine_run_t ref[2], ck[2];
-        run_world(world_size, 0, bf16, ref);
-        run_world(world_size, 3, bf16, ck); /* every block, from the config */
+        run_world(world_size, stage, 0, bf16, ref);
+        run_world(world_size, stage, 3, bf16, ck); /* every block, from the config */
         for (int r = 0; r < world_size; r++) {
-            CHECK_MSG(ref[r].rc == 0 && ck[r].rc == 0, "world %d rank %d: %s / %s", world_size, r, ref[r].error, ck[r].error);
+            char what[96];
+            snprintf(what, sizeof what, "ZeRO-%d on %d rank(s), %s, rank %d", stage, world_size, bf16 ? "bf16" : "fp32", r);
+            CHECK_MSG(ref[r].rc == 0 && ck[r].rc == 0, "%s: %s / %s", what, ref[r].error, ck[r].error);
             if (ref[r].rc || ck[r].rc) continue;
-            CHECK_MSG(ck[r].recomputes == 3 * 2 * 3 && ref[r].recomputes == 0, "rank %d: %lld recomputes", r,
+            CHECK_MSG(ck[r].recomputes == 3 * 2 * 3 && ref[r].recomputes == 0, "%s: %lld recomputes", what,
                       (long long)ck[r].recomputes);
             for (int s = 0; s < 3; s++) CHECK(ck[r].loss[s] == ref[r].loss[s]);
+            double gsum = 0;
+            for (int64_t i = 0; i < ref[r].n_grads; i++) gsum += fabs(ref[r].grads[i]);
+            CHECK_MSG(gsum > 0, "%s: the gradient partition is all zeros", what);
+            CHECK_MSG(ck[r].n_grads == ref[r].n_grads && ck[r].n_grads > 0 &&
+                          !memcmp(ck[r].grads, ref[r].grads, sizeof(float) * (size_t)ref[r].n_grads),
+                      "%s: gradients differ with checkpointing", what);
             CHECK_MSG(!memcmp(ck[r].params, ref[r].params, sizeof(float) * (size_t)ref[r].numel),
-                      "ZeRO-%d on %d rank(s), %s, rank %d: parameters after 3 steps differ with checkpointing",
-                      world_size > 1 ? 2 : 0, world_size, bf16 ? "bf16" : "fp32", r);
+                      "%s: parameters after 3 steps differ with checkpointing", what);
         }
         for (int r = 0; r < world_size; r++) {
-            free(ref[r].params);
-            free(ck[r].params);
+            free(ref[r].params), free(ck[r].params);
+            free(ref[r].grads), free(ck[r].grads);
         }
     }
 }
