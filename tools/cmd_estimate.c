@@ -243,9 +243,9 @@ int dsc_cmd_estimate(int argc, char **argv) {
            world, world > 1 ? "s" : "", nodes, nodes > 1 ? "s" : "", world / nodes, o.micro_batch, o.context,
            o.param_dtype == DSC_F16 ? "fp16" : o.param_dtype == DSC_BF16 ? "bf16" : "fp32", o.accumulate_fp32 ? " with fp32 gradient accumulation" : "", optim_name,
            o.optimizer_states, o.optimizer_states == 1 ? "" : "s", grouped(o.reduce_bucket_size, b, sizeof b), ckpt);
-    printf("%-5s %-8s %12s %12s %12s %12s %12s %12s %12s %15s\n", "stage", "act.ckpt", "params", "grads", "optimizer",
-           "grad accum", "comm", "activations", "total", "total (bytes)");
-    int64_t stage2_state = 0;
+    printf("%-5s %-8s %12s %12s %12s %12s %12s %12s %12s %12s %15s\n", "stage", "act.ckpt", "params", "grads",
+           "optimizer", "grad accum", "comm", "layer", "activations", "total", "total (bytes)");
+    int64_t stage2_state = 0, stage3_state = 0;
     for (int stage = 0; stage <= 3; stage++) {
         for (int ck = 0; ck < 2; ck++) {
             dsc_memory_estimate_t e;
@@ -253,21 +253,20 @@ int dsc_cmd_estimate(int argc, char **argv) {
                 fprintf(stderr, "dsc estimate: %s\n", err);
                 return 1;
             }
-            if (!e.implemented) {
-                printf("%-5d %-8s not implemented yet (zero_optimization.stage 3 is rejected by the engine)%s\n", stage,
-                       "-", stage == config_stage ? "   <- config" : "");
-                break;
-            }
-            char c[7][32];
-            printf("%-5d %-8s %12s %12s %12s %12s %12s %12s %12s %15lld%s\n", stage, ck ? "yes" : "no",
+            char c[8][32];
+            printf("%-5d %-8s %12s %12s %12s %12s %12s %12s %12s %12s %15lld%s\n", stage, ck ? "yes" : "no",
                    human(e.state.params, c[0], 32), human(e.state.grads, c[1], 32), human(e.state.optim, c[2], 32),
-                   human(e.state.grad_accum, c[3], 32), human(e.state.comm, c[4], 32), human(e.activations, c[5], 32),
-                   human(e.total, c[6], 32), (long long)e.total, stage == config_stage && !ck ? "   <- config" : "");
-            if (stage == 2 && !ck)
-                stage2_state = e.state.params + e.state.grads + e.state.optim + e.state.grad_accum + e.state.comm;
+                   human(e.state.grad_accum, c[3], 32), human(e.state.comm, c[4], 32), human(e.state.transient, c[7], 32),
+                   human(e.activations, c[5], 32), human(e.total, c[6], 32), (long long)e.total,
+                   stage == config_stage && !ck ? "   <- config" : "");
+            const int64_t state = e.state.params + e.state.grads + e.state.optim + e.state.grad_accum + e.state.comm;
+            if (stage == 2 && !ck) stage2_state = state;
+            if (stage == 3 && !ck) stage3_state = state;
         }
     }
-    printf("\nThe autograd gradient buffer is not partitioned yet at stage 2 (docs/zero.md).\n");
+    printf("\n\"layer\": what exists only while one layer runs, at its largest (stage 2: its gradients during its\n"
+           "backward; stage 3: also its gathered parameters); stage 3 keeps parameters of at most\n"
+           "stage3_param_persistence_threshold elements gathered (in \"params\"). docs/zero.md derives each column.\n");
 
     const int g = (int)(world / nodes), n = (int)nodes;
     printf("\nDeepSpeed's estimators (model states only: 16-bit parameters and gradients, fp32 Adam; "
@@ -277,10 +276,16 @@ int dsc_cmd_estimate(int argc, char **argv) {
     print_zero3(psi, largest, g, n);
     int64_t ds_gpu;
     dsc_deepspeed_zero2_estimate(psi, g, n, false, 1.5, NULL, &ds_gpu);
+    const char *dt = o.param_dtype == DSC_F16 ? "fp16" : o.param_dtype == DSC_BF16 ? "bf16" : "fp32";
     printf("\nZeRO-2 per GPU without offload: %lld bytes (2*%lld + int(18*%lld/%d)); dsc's stage-2 model states per "
-           "rank above\n(%s, full-size gradient buffer): %lld bytes (%.2fx)\n",
-           (long long)ds_gpu, (long long)psi, (long long)psi, g * n,
-           o.param_dtype == DSC_F16 ? "fp16" : o.param_dtype == DSC_BF16 ? "bf16" : "fp32", (long long)stage2_state,
+           "rank above\n(%s, without the layer column): %lld bytes (%.2fx)\n",
+           (long long)ds_gpu, (long long)psi, (long long)psi, g * n, dt, (long long)stage2_state,
            ds_gpu > 0 ? (double)stage2_state / (double)ds_gpu : 0.0);
+    int64_t ds3_gpu, ds3_ll;
+    dsc_deepspeed_zero3_estimate(psi, largest, g, n, false, false, false, 1.5, NULL, &ds3_gpu, &ds3_ll);
+    printf("ZeRO-3 per GPU without offload: %lld bytes (4*%lld + int(18*%lld/%d)); dsc's stage-3 model states per "
+           "rank above\n(%s, without the layer column): %lld bytes (%.2fx)\n",
+           (long long)ds3_gpu, (long long)largest, (long long)psi, g * n, dt, (long long)stage3_state,
+           ds3_gpu > 0 ? (double)stage3_state / (double)ds3_gpu : 0.0);
     return 0;
 }

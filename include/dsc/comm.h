@@ -51,6 +51,7 @@
  * S = payload bytes and N = world (all zero when N = 1); see docs/comm.md:
  *     allreduce       S = count * esize,          sent = floor(2 (N-1) S / N)
  *     reduce_scatter  S = N * count * esize,      sent = (N-1) * count * esize
+ *     reduce_scatter_v S = total * esize,         sent = (total - counts[rank]) * esize
  *     allgather       S = N * count * esize,      sent = (N-1) * count * esize
  *     broadcast       S = count * esize,          sent = S on the root, 0 elsewhere
  *     barrier         0
@@ -93,10 +94,12 @@ typedef enum dsc_comm_op {
     DSC_COMM_ALLGATHER,
     DSC_COMM_BROADCAST,
     DSC_COMM_BARRIER,
+    DSC_COMM_REDUCE_SCATTER_V, /* reduce to owners: uneven slices (ZeRO-2 gradients) */
     DSC_COMM_OP_COUNT
 } dsc_comm_op_t;
 
-/* Static names: "allreduce", "reduce_scatter", "allgather", "broadcast", "barrier"; "?". */
+/* Static names: "allreduce", "reduce_scatter", "allgather", "broadcast", "barrier",
+ * "reduce_scatter_v"; "?". */
 const char *dsc_comm_op_name(dsc_comm_op_t op);
 /* "sum", "max"; "?". */
 const char *dsc_reduce_op_name(dsc_reduce_op_t op);
@@ -224,6 +227,13 @@ dsc_status_t dsc_comm_reduce_scatter(dsc_comm_t *comm, const void *send, void *r
                                      dsc_dtype_t dtype);
 /* `send` holds count elements, `recv` world * count. In place when send == recv + rank *
  * count elements. */
+/* Reduce to owners with uneven slices: send holds total = sum of counts[0..world) elements,
+ * rank q's slice at offset counts[0] + ... + counts[q-1]; recv (counts[rank] elements)
+ * receives the sum over ranks of this rank's slice. Every rank passes the same counts;
+ * counts may be 0. In place when recv is this rank's slice of send. A ZeRO-2 gradient range
+ * that straddles a few partitions goes to its owners this way. */
+dsc_status_t dsc_comm_reduce_scatter_v(dsc_comm_t *comm, const void *send, void *recv, const int64_t *counts,
+                                       dsc_dtype_t dtype);
 dsc_status_t dsc_comm_allgather(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype);
 dsc_status_t dsc_comm_broadcast(dsc_comm_t *comm, void *buf, size_t count, dsc_dtype_t dtype, int root);
 dsc_status_t dsc_comm_barrier(dsc_comm_t *comm);

@@ -162,6 +162,9 @@ typedef struct dsc_estimate_options {
      * activation_checkpointing.number_checkpoints). */
     int checkpoint_every;
     int number_checkpoints;
+    /* ZeRO-3: zero_optimization.stage3_param_persistence_threshold and
+     * stage3_model_persistence_threshold (parameters kept gathered; defaults 1e5, INT64_MAX). */
+    int64_t persistence_threshold, model_persistence_threshold;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
@@ -175,12 +178,12 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
 typedef struct dsc_memory_estimate {
     int stage;
     bool checkpointing;      /* activation checkpointing as the options select */
-    bool implemented;        /* false for stage 3 (not implemented yet): other fields 0 */
+    bool implemented;        /* always true (kept for callers written when stage 3 was not) */
     int64_t numel;           /* P0 */
     int64_t padded;          /* P (the ZeRO plan's padding) */
     dsc_zero_memory_t state; /* dsc_zero_plan_memory: what the engine allocates */
     int64_t activations;     /* peak of the step arena (DSC_MEM_ACTIVATIONS) */
-    int64_t total;           /* state + activations */
+    int64_t total;           /* state + state.transient + activations: the peak */
 } dsc_memory_estimate_t;
 
 /* Parameters of the GPT (P0), and DeepSpeed's "largest layer" (the module with the most
@@ -197,8 +200,8 @@ int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *model);
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *model, int micro_batch, int context,
                                      dsc_dtype_t param_dtype, bool training, int checkpoint_every,
                                      int number_checkpoints);
-/* The per-rank estimate for one ZeRO stage. DSC_ERR_INVALID for bad options (message in
- * err); stage 3 returns DSC_OK with implemented = false. */
+/* The per-rank estimate for one ZeRO stage (0-3). DSC_ERR_INVALID for bad options (message
+ * in err). */
 dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *opts, int stage, bool checkpointing,
                                  dsc_memory_estimate_t *out, char *err, size_t errsz);
 

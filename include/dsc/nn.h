@@ -74,10 +74,11 @@ dsc_status_t dsc_model_bind(dsc_model_t *model, dsc_dtype_t dtype, void *params,
  * bf16 parameters with f32 gradient accumulation). grads may be NULL. */
 dsc_status_t dsc_model_bind_mixed(dsc_model_t *model, dsc_dtype_t param_dtype, void *params, dsc_dtype_t grad_dtype,
                                   void *grads);
-/* Binds for ZeRO stage 3: every parameter gets `dtype`, a gradient header and requires
- * grad, but no data: the engine gathers each parameter on use (parameter scopes below)
- * and points its data and gradient at the gathered buffers while they live. */
-dsc_status_t dsc_model_bind_partitioned(dsc_model_t *model, dsc_dtype_t dtype);
+/* Binds for ZeRO stages 2 and 3: every parameter gets `dtype`, a gradient header without
+ * data, and requires grad; its data is in `params` (flat layout; stage 2) or, with params
+ * NULL, nowhere (stage 3). The engine gives gradient buffers (and, at stage 3, gathered
+ * values) around each use (parameter scopes below). */
+dsc_status_t dsc_model_bind_partitioned(dsc_model_t *model, dsc_dtype_t dtype, void *params);
 /* Allocates flat parameter and gradient buffers owned by the model (counted as
  * DSC_MEM_PARAMS and DSC_MEM_GRADS), binds them and initialises the parameters. */
 dsc_status_t dsc_model_alloc(dsc_model_t *model, dsc_dtype_t dtype);

@@ -44,7 +44,8 @@ int64_t dsc_zero_plan_overlap(const dsc_zero_plan_t *plan, int q, int64_t offset
 int64_t dsc_zero3_shard(int64_t numel, int world);
 
 /* Per-rank bytes of model state the engine allocates for a plan (docs/zero.md derives
- * each line). param_bytes/grad_bytes are the storage sizes of the working copy and of the
+ * each line). Stage 3's sizes depend on every parameter's shard: for it this gives the
+ * flat approximation (P / N per rank); dsc_estimate_memory computes the GPT's exactly. param_bytes/grad_bytes are the storage sizes of the working copy and of the
  * gradients (4 for fp32, 2 for fp16/bf16); optimizer_states is the number of fp32 state
  * buffers of the optimizer (Adam 2); accumulate_fp32 adds the fp32 gradient buffer. */
 typedef struct dsc_zero_memory {
@@ -53,6 +54,10 @@ typedef struct dsc_zero_memory {
     int64_t optim;        /* DSC_MEM_OPTIM: fp32 master (when separate) and optimizer states */
     int64_t grad_accum;   /* DSC_MEM_GRAD_ACCUM */
     int64_t comm;         /* DSC_MEM_COMM: the reduce-scatter staging buffer */
+    /* Stages 2-3: bytes that exist only while a layer runs (its gradient buffers during its
+     * backward; at stage 3 also its gathered values), at their largest. 0 from
+     * dsc_zero_plan_memory, which does not know the layers; dsc_estimate_memory fills it. */
+    int64_t transient;
 } dsc_zero_memory_t;
 dsc_zero_memory_t dsc_zero_plan_memory(const dsc_zero_plan_t *plan, int param_bytes, int optimizer_states,
                                        bool accumulate_fp32, int64_t reduce_bucket_size);

@@ -32,6 +32,7 @@ const char *dsc_comm_op_name(dsc_comm_op_t op) {
     case DSC_COMM_ALLGATHER: return "allgather";
     case DSC_COMM_BROADCAST: return "broadcast";
     case DSC_COMM_BARRIER: return "barrier";
+    case DSC_COMM_REDUCE_SCATTER_V: return "reduce_scatter_v";
     default: return "?";
     }
 }
@@ -281,7 +282,7 @@ static void log_history(dsc_comm_t *c) {
     }
 }
 
-static void count_bytes(dsc_comm_t *c, const dsc__comm_desc_t *d) {
+static void count_bytes(dsc_comm_t *c, const dsc__comm_desc_t *d, const int64_t *counts) {
     uint64_t n = (uint64_t)c->world, es = dsc_dtype_size((dsc_dtype_t)d->dtype), cnt = (uint64_t)d->count;
     uint64_t payload = 0, sent = 0;
     switch ((dsc_comm_op_t)d->op) {
@@ -297,6 +298,10 @@ static void count_bytes(dsc_comm_t *c, const dsc__comm_desc_t *d) {
     case DSC_COMM_BROADCAST:
         payload = cnt * es;
         sent = (n > 1 && d->root == c->rank) ? payload : 0;
+        break;
+    case DSC_COMM_REDUCE_SCATTER_V: /* every rank sends what it does not own */
+        payload = cnt * es;
+        sent = n > 1 ? (cnt - (uint64_t)counts[c->rank]) * es : 0;
         break;
     default: break;
     }
@@ -511,7 +516,8 @@ static bool overlaps(const void *a, size_t na, const void *b, size_t nb) {
 }
 
 /* Validates a collective. Returns DSC_OK or records and returns the error. */
-static dsc_status_t validate(dsc_comm_t *c, const dsc__comm_desc_t *d, const void *send, const void *recv) {
+static dsc_status_t validate(dsc_comm_t *c, const dsc__comm_desc_t *d, const void *send, const void *recv,
+                             const int64_t *counts) {
     char s[160];
     dsc__comm_desc_str(d, s, sizeof s);
     if (c->aborted)
@@ -529,6 +535,24 @@ static dsc_status_t validate(dsc_comm_t *c, const dsc__comm_desc_t *d, const voi
     size_t es = dsc_dtype_size((dsc_dtype_t)d->dtype), n = (size_t)d->count, w = (size_t)c->world;
     if (d->count < 0 || n > SIZE_MAX / es / w)
         return dsc__comm_fail(c, DSC_ERR_INVALID, "%s: count is too large", s);
+    if (d->op == DSC_COMM_REDUCE_SCATTER_V) {
+        if (!counts) return dsc__comm_fail(c, DSC_ERR_INVALID, "%s: counts is NULL", s);
+        int64_t total = 0;
+        for (int q = 0; q < c->world; q++) {
+            if (counts[q] < 0) return dsc__comm_fail(c, DSC_ERR_INVALID, "%s: counts[%d] = %lld", s, q, (long long)counts[q]);
+            total += counts[q];
+        }
+        if (total != d->count)
+            return dsc__comm_fail(c, DSC_ERR_INVALID, "%s: counts sum to %lld", s, (long long)total);
+        const size_t mine = (size_t)counts[c->rank] * es;
+        if ((total && !send) || (mine && !recv))
+            return dsc__comm_fail(c, DSC_ERR_INVALID, "%s on rank %d: NULL buffer", s, c->rank);
+        const char *slice = (const char *)send + (size_t)dsc__comm_v_offset(counts, c->rank) * es;
+        if ((const char *)recv != slice && overlaps(send, n * es, recv, mine))
+            return dsc__comm_fail(c, DSC_ERR_INVALID, "%s on rank %d: recv overlaps send without being its own slice",
+                                  s, c->rank);
+        return DSC_OK;
+    }
     if (n && (!send || !recv))
         return dsc__comm_fail(c, DSC_ERR_INVALID, "%s on rank %d: NULL buffer", s, c->rank);
     size_t bytes = n * es;
@@ -557,16 +581,18 @@ static dsc_status_t validate(dsc_comm_t *c, const dsc__comm_desc_t *d, const voi
 
 /* Validates, numbers, checks (debug) and starts a user collective into `r`. */
 static dsc_status_t issue(dsc_comm_t *c, dsc_comm_request_t *r, dsc_comm_op_t op, const void *send, void *recv,
-                          size_t count, dsc_dtype_t dtype, int redop, int root) {
+                          size_t count, dsc_dtype_t dtype, int redop, int root, const int64_t *counts) {
     memset(r, 0, sizeof *r);
     r->comm = c;
     dsc__comm_desc_t *d = &r->user;
     d->op = op;
     d->count = count > (size_t)INT64_MAX ? -1 : (int64_t)count;
     d->dtype = op == DSC_COMM_BARRIER ? DSC_F32 : (int32_t)dtype;
-    d->redop = op == DSC_COMM_ALLREDUCE ? redop : (op == DSC_COMM_REDUCE_SCATTER ? DSC_REDUCE_SUM : -1);
+    d->redop = op == DSC_COMM_ALLREDUCE ? redop
+               : (op == DSC_COMM_REDUCE_SCATTER || op == DSC_COMM_REDUCE_SCATTER_V) ? DSC_REDUCE_SUM
+                                                                                      : -1;
     d->root = op == DSC_COMM_BROADCAST ? root : -1;
-    dsc_status_t st = validate(c, d, send, recv);
+    dsc_status_t st = validate(c, d, send, recv, counts);
     if (st != DSC_OK) {
         r->done = true;
         r->status = st;
@@ -593,8 +619,9 @@ static dsc_status_t issue(dsc_comm_t *c, dsc_comm_request_t *r, dsc_comm_op_t op
     r->coll.stream = DSC__STREAM_USER;
     r->coll.send = send;
     r->coll.recv = recv;
+    r->coll.counts = counts;
     st = start(r);
-    if (st == DSC_OK) count_bytes(c, d);
+    if (st == DSC_OK) count_bytes(c, d, counts);
     return st;
 }
 
@@ -602,7 +629,7 @@ static dsc_status_t run_blocking(dsc_comm_t *c, dsc_comm_op_t op, const void *se
                                  dsc_dtype_t dtype, int redop, int root) {
     if (!c) return DSC_ERR_INVALID;
     dsc_comm_request_t r;
-    dsc_status_t st = issue(c, &r, op, send, recv, count, dtype, redop, root);
+    dsc_status_t st = issue(c, &r, op, send, recv, count, dtype, redop, root, NULL);
     if (st != DSC_OK) return st;
     return progress(&r, true);
 }
@@ -617,7 +644,7 @@ static dsc_status_t run_nonblocking(dsc_comm_t *c, dsc_comm_op_t op, const void 
     if (!c) return DSC_ERR_INVALID;
     dsc_comm_request_t *r = malloc(sizeof *r);
     if (!r) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory for a %s request", dsc_comm_op_name(op));
-    dsc_status_t st = issue(c, r, op, send, recv, count, dtype, redop, root);
+    dsc_status_t st = issue(c, r, op, send, recv, count, dtype, redop, root, NULL);
     if (st != DSC_OK) {
         free(r);
         return st;
@@ -637,6 +664,17 @@ dsc_status_t dsc_comm_allreduce(dsc_comm_t *c, const void *send, void *recv, siz
 
 dsc_status_t dsc_comm_reduce_scatter(dsc_comm_t *c, const void *send, void *recv, size_t count, dsc_dtype_t dtype) {
     return run_blocking(c, DSC_COMM_REDUCE_SCATTER, send, recv, count, dtype, DSC_REDUCE_SUM, -1);
+}
+
+dsc_status_t dsc_comm_reduce_scatter_v(dsc_comm_t *c, const void *send, void *recv, const int64_t *counts,
+                                       dsc_dtype_t dtype) {
+    if (!c) return DSC_ERR_INVALID;
+    int64_t total = 0;
+    for (int q = 0; counts && q < c->world; q++) total += counts[q] > 0 ? counts[q] : 0;
+    dsc_comm_request_t r;
+    dsc_status_t st = issue(c, &r, DSC_COMM_REDUCE_SCATTER_V, send, recv, (size_t)total, dtype, DSC_REDUCE_SUM, -1, counts);
+    if (st != DSC_OK) return st;
+    return progress(&r, true);
 }
 
 dsc_status_t dsc_comm_allgather(dsc_comm_t *c, const void *send, void *recv, size_t count, dsc_dtype_t dtype) {

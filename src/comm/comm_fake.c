@@ -25,6 +25,7 @@ typedef struct fake_contrib {
     dsc__comm_desc_t d;
     const void *send;
     void *recv;
+    const int64_t *counts; /* reduce_scatter_v */
 } fake_contrib_t;
 
 typedef struct fake_op {
@@ -152,8 +153,9 @@ static void store_f(void *p, dsc_dtype_t dt, size_t i, float x) {
 }
 
 /* Reduces `total` elements of every rank's send into each rank's recv; for
- * reduce_scatter, rank r receives elements [r * per, (r + 1) * per). */
-static dsc_status_t compute_reduce(fake_op_t *op, int n, size_t total, size_t per, bool scatter) {
+ * reduce_scatter, rank r receives elements [r * per, (r + 1) * per); with counts
+ * (reduce_scatter_v), counts[r] elements from the sum of counts[0..r). */
+static dsc_status_t compute_reduce(fake_op_t *op, int n, size_t total, size_t per, bool scatter, const int64_t *counts) {
     const dsc__comm_desc_t *d = &op->contrib[0].d;
     dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
     bool sum = d->redop == DSC_REDUCE_SUM;
@@ -180,7 +182,8 @@ static dsc_status_t compute_reduce(fake_op_t *op, int n, size_t total, size_t pe
             }
         }
         for (int r = 0; r < n; r++) {
-            size_t off = scatter ? (size_t)r * per : 0;
+            size_t off = counts ? (size_t)dsc__comm_v_offset(counts, r) : scatter ? (size_t)r * per : 0;
+            if (counts) per = (size_t)counts[r];
             for (size_t i = 0; i < per; i++) {
                 if (is_int)
                     ((int32_t *)op->contrib[r].recv)[i] = (int32_t)(uint32_t)(uint64_t)iacc[off + i];
@@ -202,7 +205,8 @@ static dsc_status_t compute_reduce(fake_op_t *op, int n, size_t total, size_t pe
         }
     }
     for (int r = 0; r < n; r++) {
-        size_t off = scatter ? (size_t)r * per : 0;
+        size_t off = counts ? (size_t)dsc__comm_v_offset(counts, r) : scatter ? (size_t)r * per : 0;
+        if (counts) per = (size_t)counts[r];
         for (size_t i = 0; i < per; i++) store_f(op->contrib[r].recv, dt, i, acc[off + i]);
     }
     free(acc);
@@ -236,8 +240,9 @@ static void compute(fake_op_t *op, int n) {
     size_t count = (size_t)d0->count, es = dsc_dtype_size((dsc_dtype_t)d0->dtype);
     dsc_status_t st = DSC_OK;
     switch ((dsc_comm_op_t)d0->op) {
-    case DSC_COMM_ALLREDUCE: st = compute_reduce(op, n, count, count, false); break;
-    case DSC_COMM_REDUCE_SCATTER: st = compute_reduce(op, n, count * (size_t)n, count, true); break;
+    case DSC_COMM_ALLREDUCE: st = compute_reduce(op, n, count, count, false, NULL); break;
+    case DSC_COMM_REDUCE_SCATTER: st = compute_reduce(op, n, count * (size_t)n, count, true, NULL); break;
+    case DSC_COMM_REDUCE_SCATTER_V: st = compute_reduce(op, n, count, 0, true, op->contrib[0].counts); break;
     case DSC_COMM_ALLGATHER:
         for (int r = 0; r < n; r++)
             for (int s = 0; s < n; s++)
@@ -312,6 +317,7 @@ static dsc_status_t fake_start(dsc_comm_t *c, dsc__coll_t *coll) {
     } else {
         mine->send = coll->send;
         mine->recv = coll->recv;
+        mine->counts = coll->counts;
     }
     if (op->arrived == w->n && !op->done) {
         compute(op, w->n);

@@ -47,6 +47,7 @@ typedef struct dsc__coll {
     int stream;         /* DSC__STREAM_* */
     const void *send;
     void *recv;         /* broadcast: the buffer (send == recv) */
+    const int64_t *counts; /* reduce_scatter_v: elements each rank receives (world entries) */
     void *impl;         /* backend state, owned by the backend until release() */
 } dsc__coll_t;
 
@@ -145,5 +146,12 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c);
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *world, int rank);
 /* The generic part of a new communicator (defaults, env); the backend init runs after. */
 dsc_comm_t *dsc__comm_alloc(dsc_ctx_t *ctx);
+
+/* reduce_scatter_v: offset of rank q's slice (sum of counts[0..q)). */
+static inline int64_t dsc__comm_v_offset(const int64_t *counts, int q) {
+    int64_t off = 0;
+    for (int p = 0; p < q; p++) off += counts[p];
+    return off;
+}
 
 #endif

@@ -51,6 +51,7 @@ typedef struct mpi_coll {
     MPI_Request req;
     float *tmp_in, *tmp_out; /* f32 widening of 16-bit reductions */
     size_t tmp_in_n, tmp_out_n;
+    int *counts;    /* reduce_scatter_v: MPI's recvcounts */
     void *move_dst; /* in-place reduce_scatter: copy the result from the start of send */
     const void *move_src;
     size_t move_bytes;
@@ -92,9 +93,12 @@ static void serve_queries(dsc_comm_t *c) {
 }
 
 static void free_tmp(dsc_comm_t *c, mpi_coll_t *mc) {
-    if (mc->tmp_in) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_in, mc->tmp_in_n * sizeof(float));
-    if (mc->tmp_out) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_out, mc->tmp_out_n * sizeof(float));
+    /* alloc_f32 counts at least one element */
+    if (mc->tmp_in) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_in, (mc->tmp_in_n ? mc->tmp_in_n : 1) * sizeof(float));
+    if (mc->tmp_out) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_out, (mc->tmp_out_n ? mc->tmp_out_n : 1) * sizeof(float));
     mc->tmp_in = mc->tmp_out = NULL;
+    free(mc->counts);
+    mc->counts = NULL;
 }
 
 static float *alloc_f32(dsc_comm_t *c, size_t n) {
@@ -152,6 +156,27 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
             rc = MPI_Ireduce_scatter_block(coll->send, coll->recv, n, t, MPI_SUM, comm, &mc->req);
         }
         break;
+    case DSC_COMM_REDUCE_SCATTER_V: {
+        what = "MPI_Ireduce_scatter";
+        if (!(mc->counts = malloc(sizeof *mc->counts * w))) goto nomem;
+        for (size_t q = 0; q < w; q++) mc->counts[q] = (int)coll->counts[q];
+        const size_t mine = (size_t)coll->counts[c->rank], off = (size_t)dsc__comm_v_offset(coll->counts, c->rank);
+        if (is16(dt)) {
+            mc->tmp_in_n = (size_t)n;
+            mc->tmp_out_n = mine;
+            if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n)) || !(mc->tmp_out = alloc_f32(c, mc->tmp_out_n))) goto nomem;
+            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, mc->tmp_in_n);
+            rc = MPI_Ireduce_scatter(mc->tmp_in, mc->tmp_out, mc->counts, MPI_FLOAT, MPI_SUM, comm, &mc->req);
+        } else if ((const char *)coll->recv == (const char *)coll->send + off * es && n) {
+            rc = MPI_Ireduce_scatter(MPI_IN_PLACE, (void *)coll->send, mc->counts, t, MPI_SUM, comm, &mc->req);
+            mc->move_dst = coll->recv;
+            mc->move_src = coll->send;
+            mc->move_bytes = mine * es;
+        } else {
+            rc = MPI_Ireduce_scatter(coll->send, coll->recv, mc->counts, t, MPI_SUM, comm, &mc->req);
+        }
+        break;
+    }
     case DSC_COMM_ALLGATHER:
         what = "MPI_Iallgather";
         if (bytes && (const char *)coll->send == (const char *)coll->recv + (size_t)c->rank * bytes)
@@ -195,7 +220,7 @@ static dsc_status_t mpi_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     dsc_dtype_t dt = (dsc_dtype_t)coll->d.dtype;
     if (coll->d.op == DSC_COMM_ALLREDUCE && is16(dt))
         dsc_convert(coll->recv, dt, mc->tmp_in, DSC_F32, mc->tmp_in_n);
-    else if (coll->d.op == DSC_COMM_REDUCE_SCATTER && is16(dt))
+    else if ((coll->d.op == DSC_COMM_REDUCE_SCATTER || coll->d.op == DSC_COMM_REDUCE_SCATTER_V) && is16(dt))
         dsc_convert(coll->recv, dt, mc->tmp_out, DSC_F32, mc->tmp_out_n);
     if (mc->move_bytes && mc->move_dst != mc->move_src) memmove(mc->move_dst, mc->move_src, mc->move_bytes);
     *done = true;

@@ -11,6 +11,7 @@ static dsc_status_t self_start(dsc_comm_t *c, dsc__coll_t *coll) {
     case DSC_COMM_ALLREDUCE:
     case DSC_COMM_REDUCE_SCATTER: /* world 1: the slice is the whole input */
     case DSC_COMM_ALLGATHER:
+    case DSC_COMM_REDUCE_SCATTER_V:
         if (bytes && coll->send != coll->recv) memmove(coll->recv, coll->send, bytes);
         break;
     default: break; /* broadcast from rank 0 to itself, barrier */

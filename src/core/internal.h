@@ -97,9 +97,9 @@ typedef struct dsc_param_hooks {
     /* Ends an acquire: after_backward first sends the gradients to their owners; then the
      * gathered values may be freed. */
     dsc_status_t (*release)(void *user, dsc_tensor_t *const *params, int n, bool after_backward);
-    /* A parameter used outside any scope while partitioned: gathered (with a gradient
-     * buffer) and kept until the engine's end of the micro-step. */
-    dsc_status_t (*acquire_unscoped)(void *user, dsc_tensor_t *param);
+    /* Every use of a parameter (dsc_param_compute). Outside any scope it is acquired (with
+     * a gradient buffer) and kept until the engine's end of the micro-step. */
+    dsc_status_t (*use)(void *user, dsc_tensor_t *param);
 } dsc_param_hooks_t;
 
 struct dsc_ctx {

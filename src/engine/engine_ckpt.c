@@ -52,7 +52,7 @@ _Static_assert(sizeof(ck_rec_t) % 4 == 0 && sizeof(ck_bcast_t) % 4 == 0, "exchan
  * the flat range [q*k, (q+1)*k), k = P / world (at stage 0 too, so the ranks write 1/N
  * each); stage 3: rank q's shard of the parameter. */
 static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, int i, int64_t *a, int64_t *b) {
-    if (e->z3) return dsc__engine_zero3_piece(e, q, i, a, b, NULL);
+    if (e->plan.stage == 3) return dsc__engine_zero3_piece(e, q, i, a, b, NULL);
     const int64_t k = e->plan.padded / e->world_size, lo = (int64_t)q * k, hi = lo + k;
     int64_t s = p->offset > lo ? p->offset : lo, t = p->offset + p->numel < hi ? p->offset + p->numel : hi;
     if (t <= s) return false;
@@ -63,7 +63,7 @@ static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, in
 
 /* Index in master (and each optimizer state) of element a of parameter i on this rank. */
 static int64_t ck_local(const dsc_engine_t *e, const dsc_param_info_t *p, int i, int64_t a) {
-    if (e->z3) {
+    if (e->plan.stage == 3) {
         int64_t lo, hi, local;
         dsc__engine_zero3_piece(e, e->rank, i, &lo, &hi, &local);
         return local + (a - lo);

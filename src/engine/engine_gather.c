@@ -40,7 +40,7 @@ static dsc_tensor_t *tensor_of(const dsc_engine_t *e, int i) {
 
 dsc_status_t dsc_engine_gather_params(dsc_engine_t *e, dsc_tensor_t *const *params, int n) {
     if (!e) return DSC_ERR_INVALID;
-    if (!e->z3) return DSC_OK;
+    if (e->plan.stage != 3) return DSC_OK; /* below stage 3 the values are always there */
     int *idx = NULL, count = 0;
     dsc_status_t rc = resolve(e, "dsc_engine_gather_params", params, n, &idx, &count);
     const dsc_param_hooks_t *h = e->ctx->param_hooks;
@@ -67,7 +67,7 @@ static dsc_status_t write_back(dsc_engine_t *e, int i, int root) {
         return dsc__engine_fail(e, rc, "rank %d: dsc_engine_release_params: broadcast of %s from rank %d failed: %s",
                                 e->rank, info.name, root, dsc_comm_errmsg(e->comm));
     int64_t a = 0, b = info.numel, local = info.offset; /* stage 0: all of it */
-    if (e->z3) {
+    if (e->plan.stage == 3) {
         if (!dsc__engine_zero3_piece(e, e->rank, i, &a, &b, &local)) return DSC_OK;
         memcpy((char *)e->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms, (size_t)(b - a) * ms);
     } else if (e->plan.stage >= 1) {
@@ -78,7 +78,7 @@ static dsc_status_t write_back(dsc_engine_t *e, int i, int root) {
         b = a + cnt;
         local = first - e->plan.begin;
     }
-    if (e->master == (float *)e->params && !e->z3) return DSC_OK; /* fp32 stage 0: the data is the master */
+    if (e->master == (float *)e->params && e->plan.stage != 1 && e->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
     return dsc_convert(e->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, e->model_dtype, (size_t)(b - a));
 }
 
@@ -97,7 +97,7 @@ dsc_status_t dsc_engine_release_params(dsc_engine_t *e, dsc_tensor_t *const *par
         else
             rc = write_back(e, idx[k], modifier_rank);
     }
-    const dsc_param_hooks_t *h = e->z3 ? e->ctx->param_hooks : NULL;
+    const dsc_param_hooks_t *h = e->plan.stage == 3 ? e->ctx->param_hooks : NULL;
     for (int k = 0; k < count && h; k++) {
         dsc_tensor_t *t = tensor_of(e, idx[k]);
         h->release(h->user, &t, 1, false);

@@ -69,7 +69,7 @@ struct dsc_engine {
     double grad_norm, grad_norm_clipped;
     bool training;
 
-    struct dsc_zero3 *z3;      /* stage 3's per-parameter partitions (engine_zero3.c); NULL below */
+    struct dsc_zero3 *z3;      /* parameter table of stages 2-3 (engine_zero3.c); NULL below */
 
     dsc_engine_monitor_t *monitor; /* monitors and wall-clock breakdown; NULL when off */
 
@@ -110,6 +110,10 @@ void *dsc__engine_local_params(const dsc_engine_t *e);
 typedef struct dsc_zero3 dsc_zero3_t;
 dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz);
 void dsc__engine_free_state3(dsc_engine_t *e);
+/* Stage 2: gradient buffers per layer in backward through the same hooks (binds the
+ * model to e->params); freed with dsc__engine_free_scopes. */
+dsc_status_t dsc__engine_scopes_stage2(dsc_engine_t *e, char *err, size_t errsz);
+void dsc__engine_free_scopes(dsc_engine_t *e);
 dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok);
 dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e);
 /* Elements [a, b) of parameter i that rank q stores, and (for this rank) the offset of its

@@ -66,8 +66,10 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
     const bool mixed = e->model_dtype != DSC_F32, partitioned = e->plan.stage >= 1;
     e->n_local = partitioned ? e->plan.part : P;
     e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, (size_t)P * ms);
-    e->grads = e->params ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, (size_t)P * ms) : NULL;
-    bool ok = e->grads != NULL;
+    /* Stage 2 has no full gradient buffer: each layer's gradients live during its backward. */
+    const bool full_grads = e->plan.stage < 2;
+    e->grads = e->params && full_grads ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, (size_t)P * ms) : NULL;
+    bool ok = e->params && (e->grads || !full_grads);
     if (ok) e->master = (!mixed && !partitioned) ? e->params : dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, (size_t)e->n_local * 4);
     ok = ok && e->master;
     if (ok) e->acc32 = (!mixed && !partitioned) ? e->grads : dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, (size_t)e->n_local * 4);
@@ -76,7 +78,7 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
         ok = (e->full_acc32 = dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, (size_t)P * 4)) != NULL;
     int64_t bucket = e->config->zero_optimization.reduce_bucket_size / e->world_size;
     e->bucket = bucket < 1 ? 1 : bucket;
-    if (ok && partitioned && e->world_size > 1 && e->bucket < e->plan.part) {
+    if (ok && e->plan.stage == 1 && e->world_size > 1 && e->bucket < e->plan.part) {
         size_t es = e->full_acc32 ? 4 : ms;
         e->staging_bytes = (size_t)e->bucket * (size_t)e->world_size * es;
         ok = (e->staging = dsc_ctx_alloc(e->ctx, DSC_MEM_COMM, e->staging_bytes)) != NULL;
@@ -106,16 +108,18 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
     if (rc == DSC_OK && !mixed && init32 != e->params) memcpy(e->params, init32, (size_t)P * 4);
     if (rc == DSC_OK && partitioned) memcpy(e->master, init32 + e->plan.begin, (size_t)e->n_local * 4);
     if (temp) dsc_ctx_release(e->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
+    if (rc == DSC_OK && e->plan.stage == 2) return dsc__engine_scopes_stage2(e, err, errsz);
     if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, e->model_dtype, e->params, e->model_dtype, e->grads);
     if (rc != DSC_OK) snprintf(err, errsz, "binding the model to the engine's buffers: %s", dsc_ctx_errmsg(e->ctx));
     return rc;
 }
 
 void dsc__engine_free_state(dsc_engine_t *e) {
-    if (e->z3) {
+    if (e->plan.stage == 3) {
         dsc__engine_free_state3(e);
         return;
     }
+    dsc__engine_free_scopes(e); /* stage 2 */
     const size_t P = (size_t)e->plan.padded, ms = msize(e), nl = (size_t)e->n_local;
     if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
     if (e->acc32 != e->grads) dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
@@ -181,12 +185,8 @@ dsc_status_t dsc__engine_after_backward(dsc_engine_t *e) {
             memset(e->grads, 0, P * msize(e));
         }
         break;
-    case 3: /* sent during backward, scope by scope; what remains is unscoped uses */
+    default: /* stages 2-3: sent during backward, layer by layer; what remains is unscoped uses */
         rc = dsc__engine_zero3_end_backward(e, true);
-        break;
-    default: /* stage 2: every micro-step's gradients go to their owners now */
-        rc = reduce_scatter_into_acc(e, e->grads, e->model_dtype);
-        memset(e->grads, 0, P * msize(e));
         break;
     }
     return rc;
@@ -224,7 +224,7 @@ dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e) {
 
 dsc_status_t dsc__engine_gather_params(dsc_engine_t *e) {
     if (e->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
-    if (e->z3) return dsc__engine_zero3_refresh(e); /* persistent and currently gathered ones */
+    if (e->plan.stage == 3) return dsc__engine_zero3_refresh(e); /* persistent and currently gathered ones */
     const size_t ms = msize(e), k = (size_t)e->plan.part;
     char *mine = (char *)e->params + (size_t)e->plan.begin * ms;
     if (e->model_dtype == DSC_F32) memcpy(mine, e->master, k * 4); /* mixed: the optimizer wrote it */

@@ -1,4 +1,5 @@
-/* ZeRO stage 3 (docs/zero.md, spec 5.5-5.6): every parameter is partitioned on its own.
+/* Parameter scopes' engine side: ZeRO stage 3 (docs/zero.md, spec 5.5-5.6), where every
+ * parameter is partitioned on its own, and the gradient half of it for stage 2.
  *
  * Parameter i of n_i elements has shard k_i = ceil(n_i / N); rank r stores elements
  * [r*k_i, min((r+1)*k_i, n_i)) of it, zero-padded to k_i, at offset local_i of its local
@@ -12,7 +13,16 @@
  * into this rank's shard, adds it into acc32 and frees both buffers. A use count per
  * parameter lets scopes nest and the tied embedding appear twice. Persistent parameters
  * (numel <= stage3_param_persistence_threshold, while the running total stays within
- * stage3_model_persistence_threshold) stay gathered and are re-gathered after each step. */
+ * stage3_model_persistence_threshold) stay gathered and are re-gathered after each step.
+ *
+ * Stage 2 keeps the flat layout of stages 1-2 (rank r owns [r*k, (r+1)*k) of the padded
+ * flat buffer) and replicated parameters, so a scope gathers nothing; but no full-size
+ * gradient buffer exists either: before a layer's backward its parameters get gradient
+ * buffers of their own size, and after it each parameter's gradient goes to the ranks
+ * whose partitions its flat range overlaps (a reduce-scatter with uneven slices, in
+ * place: the slices are contiguous and in rank order), this rank's slice is added into
+ * acc32, and the buffer is freed. So a rank holds its gradient partition plus the
+ * gradients of the layer in backward. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +31,8 @@
 
 typedef struct z3_param {
     dsc_tensor_t *tensor;
-    int64_t numel, shard, local; /* elements; shard size; offset in the local buffers */
+    int64_t numel, offset;       /* elements; flat offset */
+    int64_t shard, local;        /* stage 3: shard size; offset in the local buffers */
     int live;                    /* scopes (and unscoped uses) holding the gathered values */
     int grad_users;              /* holders of the gradient buffer (backward scopes, unscoped uses) */
     bool persistent;             /* gathered for good */
@@ -37,6 +48,8 @@ typedef struct z3_lookup {
 
 struct dsc_zero3 {
     dsc_engine_t *engine;
+    int stage;              /* 2 or 3 */
+    int64_t *counts;        /* stage 2: per-rank slice of one gradient (world entries) */
     z3_param_t *p;
     int n;
     z3_lookup_t *by_tensor; /* sorted by tensor address */
@@ -46,6 +59,7 @@ struct dsc_zero3 {
 
 static size_t msize(const dsc_engine_t *e) { return dsc_dtype_size(e->model_dtype); }
 static size_t full_bytes(const dsc_engine_t *e, const z3_param_t *p) {
+    if (e->plan.stage == 2) return (size_t)p->numel * msize(e);
     return (size_t)p->shard * (size_t)e->world_size * msize(e);
 }
 
@@ -82,7 +96,7 @@ static dsc_status_t gather_into(dsc_engine_t *e, z3_param_t *p) {
 }
 
 static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) {
-    if (p->full) return DSC_OK;
+    if (p->full || e->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
     p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, full_bytes(e, p));
     if (!p->full) return dsc_ctx_status(e->ctx);
     dsc_status_t rc = gather_into(e, p);
@@ -114,7 +128,28 @@ static void free_grad(dsc_engine_t *e, z3_param_t *p) {
 
 /* The parameter's gradient to its owners: a reduce-scatter in place (this rank's chunk
  * lands in its own slot), added into acc32 in fp32; the buffer is freed. */
+/* Stage 2: the parameter's flat range to the owners of its pieces (uneven slices). */
+static dsc_status_t send_grad_flat(dsc_engine_t *e, z3_param_t *p) {
+    int64_t *counts = e->z3->counts, before = 0;
+    for (int q = 0; q < e->world_size; q++) {
+        counts[q] = dsc_zero_plan_overlap(&e->plan, q, p->offset, p->numel, NULL);
+        if (q < e->rank) before += counts[q];
+    }
+    char *mine = (char *)p->grad + (size_t)before * msize(e);
+    dsc_status_t rc = DSC_OK;
+    if (e->world_size > 1) {
+        rc = dsc_comm_reduce_scatter_v(e->comm, p->grad, mine, counts, e->model_dtype);
+        if (rc != DSC_OK) rc = comm_fail(e, rc, "gradient reduce to owners", p);
+    }
+    const int64_t own = counts[e->rank];
+    if (rc == DSC_OK && own > 0)
+        rc = dsc_amp_accumulate(e->acc32 + (p->offset + before - e->plan.begin), mine, e->model_dtype, (size_t)own);
+    free_grad(e, p);
+    return rc;
+}
+
 static dsc_status_t send_grad(dsc_engine_t *e, z3_param_t *p) {
+    if (e->plan.stage == 2) return send_grad_flat(e, p);
     const size_t ms = msize(e), k = (size_t)p->shard;
     char *mine = (char *)p->grad + (size_t)e->rank * k * ms;
     dsc_status_t rc = DSC_OK;
@@ -157,12 +192,12 @@ static dsc_status_t hook_release(void *user, dsc_tensor_t *const *params, int n,
     return first;
 }
 
-static dsc_status_t hook_acquire_unscoped(void *user, dsc_tensor_t *param) {
+static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
     dsc_zero3_t *z = user;
     dsc_engine_t *e = z->engine;
     z3_param_t *p = find(z, param);
     if (!p) return dsc_ctx_status(e->ctx);
-    if (p->unscoped) return DSC_OK;
+    if (p->live > 0 || p->unscoped) return DSC_OK; /* inside a scope, or already held */
     if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
     p->live++;
     p->unscoped = true;
@@ -216,24 +251,23 @@ int64_t dsc__engine_zero3_largest_param(const dsc_engine_t *e) {
     return m;
 }
 
-dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) {
+/* The parameter table and the context's hooks (stages 2 and 3). */
+static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
     dsc_model_t *m = e->model;
     const int N = e->world_size, np = dsc_model_param_count(m);
     const dsc_config_zero_t *cz = &e->config->zero_optimization;
-    const bool mixed = e->model_dtype != DSC_F32;
-    const size_t ms = msize(e);
     dsc_zero3_t *z = e->z3 = calloc(1, sizeof *z);
     if (z) {
         z->p = calloc((size_t)np + 1, sizeof *z->p);
         z->by_tensor = calloc((size_t)np + 1, sizeof *z->by_tensor);
+        z->counts = calloc((size_t)N, sizeof *z->counts);
     }
-    e->segments = calloc((size_t)np + 1, sizeof *e->segments);
-    e->segment_param = calloc((size_t)np + 1, sizeof *e->segment_param);
-    if (!z || !z->p || !z->by_tensor || !e->segments || !e->segment_param) {
-        snprintf(err, errsz, "out of memory for the ZeRO-3 parameter table (%d parameters)", np);
+    if (!z || !z->p || !z->by_tensor || !z->counts) {
+        snprintf(err, errsz, "out of memory for the ZeRO-%d parameter table (%d parameters)", e->plan.stage, np);
         return DSC_ERR_NOMEM;
     }
     z->engine = e;
+    z->stage = e->plan.stage;
     z->n = np;
     int64_t local = 0;
     for (int i = 0; i < np; i++) {
@@ -242,20 +276,54 @@ dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) 
         z3_param_t *p = &z->p[i];
         p->tensor = info.tensor;
         p->numel = info.numel;
+        p->offset = info.offset;
         p->shard = dsc_zero3_shard(info.numel, N);
         p->local = local;
         local += p->shard;
-        if (info.numel <= cz->stage3_param_persistence_threshold &&
-            z->persistent_numel + info.numel <= cz->stage3_model_persistence_threshold) {
+        if (z->stage == 2) {
+            p->persistent = true; /* replicated: never released */
+        } else if (info.numel <= cz->stage3_param_persistence_threshold &&
+                   z->persistent_numel + info.numel <= cz->stage3_model_persistence_threshold) {
             p->persistent = true;
             z->persistent_numel += info.numel;
         }
         z->by_tensor[i] = (z3_lookup_t){info.tensor, i};
-        /* Whole shards, padding included: the optimizer wants segments that tile the buffer. */
-        e->segments[e->n_segments] = (dsc_amp_segment_t){(size_t)p->local, (size_t)p->shard};
-        e->segment_param[e->n_segments++] = i;
     }
     qsort(z->by_tensor, (size_t)np, sizeof *z->by_tensor, cmp_lookup);
+    z->hooks = (dsc_param_hooks_t){z, hook_acquire, hook_release, hook_use};
+    return DSC_OK;
+}
+
+dsc_status_t dsc__engine_scopes_stage2(dsc_engine_t *e, char *err, size_t errsz) {
+    dsc_status_t rc = scopes_new(e, err, errsz);
+    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(e->model, e->model_dtype, e->params);
+    if (rc != DSC_OK) {
+        if (!err[0]) snprintf(err, errsz, "binding the model for ZeRO-2: %s", dsc_ctx_errmsg(e->ctx));
+        return rc;
+    }
+    e->ctx->param_hooks = &e->z3->hooks;
+    return DSC_OK;
+}
+
+dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) {
+    dsc_model_t *m = e->model;
+    const int N = e->world_size, np = dsc_model_param_count(m);
+    const bool mixed = e->model_dtype != DSC_F32;
+    const size_t ms = msize(e);
+    dsc_status_t rc = scopes_new(e, err, errsz);
+    if (rc != DSC_OK) return rc;
+    dsc_zero3_t *z = e->z3;
+    e->segments = calloc((size_t)np + 1, sizeof *e->segments);
+    e->segment_param = calloc((size_t)np + 1, sizeof *e->segment_param);
+    if (!e->segments || !e->segment_param) {
+        snprintf(err, errsz, "out of memory for the ZeRO-3 segment table (%d parameters)", np);
+        return DSC_ERR_NOMEM;
+    }
+    for (int i = 0; i < np; i++) { /* whole shards, padding included: the optimizer wants a tiling */
+        e->segments[e->n_segments] = (dsc_amp_segment_t){(size_t)z->p[i].local, (size_t)z->p[i].shard};
+        e->segment_param[e->n_segments++] = i;
+    }
+    const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
     e->n_local = local;
     e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
     e->master = !e->params ? NULL : mixed ? dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : e->params;
@@ -268,27 +336,24 @@ dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) 
     }
     /* The same initial values as every other stage (the whole model once, in fp32, then
      * rank 0's broadcast), cut into this rank's shards. */
-    dsc_status_t rc = dsc__engine_initial_values(e, init32);
+    rc = dsc__engine_initial_values(e, init32);
     for (int i = 0; i < np && rc == DSC_OK; i++) {
         const z3_param_t *p = &z->p[i];
         int64_t a, b;
-        dsc_param_info_t info;
-        dsc_model_param_info(m, i, &info);
         if (dsc__engine_zero3_piece(e, e->rank, i, &a, &b, NULL))
-            memcpy(e->master + p->local, init32 + info.offset + a, (size_t)(b - a) * 4);
+            memcpy(e->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc_ctx_release(e->ctx, DSC_MEM_OTHER, init32, (size_t)e->numel * 4);
     if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, e->master, (size_t)local);
-    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, e->model_dtype);
-    z->hooks = (dsc_param_hooks_t){z, hook_acquire, hook_release, hook_acquire_unscoped};
-    e->ctx->param_hooks = &z->hooks;
+    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, e->model_dtype, NULL);
+    if (rc == DSC_OK) e->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)
         if (z->p[i].persistent) rc = gather(e, &z->p[i]);
     if (rc != DSC_OK) snprintf(err, errsz, "ZeRO-3 initial partition: %s", dsc_ctx_errmsg(e->ctx));
     return rc;
 }
 
-void dsc__engine_free_state3(dsc_engine_t *e) {
+void dsc__engine_free_scopes(dsc_engine_t *e) {
     dsc_zero3_t *z = e->z3;
     if (!z) return;
     if (e->ctx->param_hooks == &z->hooks) e->ctx->param_hooks = NULL;
@@ -296,16 +361,25 @@ void dsc__engine_free_state3(dsc_engine_t *e) {
         z3_param_t *p = &z->p[i];
         if (p->grad) free_grad(e, p);
         if (p->full) free_gathered(e, p);
-        p->tensor->data = NULL;
     }
+    free(z->p);
+    free(z->by_tensor);
+    free(z->counts);
+    free(z);
+    e->z3 = NULL;
+}
+
+void dsc__engine_free_state3(dsc_engine_t *e) {
+    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(e->model, i, &info);
+        info.tensor->data = NULL;
+    }
+    dsc__engine_free_scopes(e);
     const size_t nl = (size_t)e->n_local;
     if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
     dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
     dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, nl * msize(e));
-    free(z->p);
-    free(z->by_tensor);
-    free(z);
-    e->z3 = NULL;
     free(e->segments);
     free(e->segment_param);
 }

@@ -210,6 +210,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->training = true;
     o->checkpoint_every = 1;
     o->number_checkpoints = 0;
+    o->persistence_threshold = 100000;
+    o->model_persistence_threshold = INT64_MAX;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -222,6 +224,8 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->accumulate_fp32 = o->param_dtype != DSC_F32 &&
                          (acc == DSC_CONFIG_DTYPE_FP32 || (acc == DSC_CONFIG_DTYPE_NONE && o->param_dtype == DSC_BF16));
     o->reduce_bucket_size = cfg->zero_optimization.reduce_bucket_size;
+    o->persistence_threshold = cfg->zero_optimization.stage3_param_persistence_threshold;
+    o->model_persistence_threshold = cfg->zero_optimization.stage3_model_persistence_threshold;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -261,6 +265,74 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     return DSC_OK;
 }
 
+/* ---- stages 2-3: per parameter, per layer -------------------------------------------
+ * The GPT's parameters in declaration order (src/nn/gpt.c), grouped by the parameter scope
+ * that uses them (a layer: embedding, layer norm, linear; the tied LM head uses wte again). */
+typedef struct {
+    int64_t numel[2];
+    int n;
+} scope_t;
+
+static int gpt_scopes(const dsc_gpt_config_t *m, scope_t *out, int cap) {
+    const int64_t c = m->n_embd;
+    int n = 0;
+#define SCOPE(a, b, k) \
+    do { \
+        if (n < cap) out[n] = (scope_t){{(a), (b)}, (k)}; \
+        n++; \
+    } while (0)
+    SCOPE((int64_t)m->vocab_size * c, 0, 1); /* wte */
+    SCOPE((int64_t)m->block_size * c, 0, 1); /* wpe */
+    for (int l = 0; l < m->n_layer; l++) {
+        SCOPE(c, c, 2);                 /* ln_1 */
+        SCOPE(3 * c * c, 3 * c, 2);     /* attn.c_attn */
+        SCOPE(c * c, c, 2);             /* attn.c_proj */
+        SCOPE(c, c, 2);                 /* ln_2 */
+        SCOPE(4 * c * c, 4 * c, 2);     /* mlp.c_fc */
+        SCOPE(4 * c * c, c, 2);         /* mlp.c_proj */
+    }
+    SCOPE(c, c, 2); /* ln_f */
+#undef SCOPE
+    return n; /* the LM head's scope is wte's again */
+}
+
+/* Stage 2: no full gradient buffer; the largest layer's gradients live during its
+ * backward. Stage 3: every parameter's shard ceil(numel / N) (params, master, states, fp32
+ * gradient), persistent parameters gathered for good, and the largest layer gathered with
+ * its gradients during its backward (src/engine/engine_zero3.c). */
+static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_memory_t *st) {
+    scope_t scopes[4 + 6 * 1024];
+    const int ns = gpt_scopes(&o->model, scopes, (int)(sizeof scopes / sizeof scopes[0]));
+    const int64_t pb = (int64_t)dsc_dtype_size(o->param_dtype), N = o->world_size;
+    int64_t shards = 0, persistent = 0, persist_total = 0, worst = 0;
+    for (int i = 0; i < ns && i < (int)(sizeof scopes / sizeof scopes[0]); i++) {
+        int64_t live = 0;
+        for (int j = 0; j < scopes[i].n; j++) {
+            const int64_t numel = scopes[i].numel[j], k = dsc_zero3_shard(numel, (int)N);
+            if (stage == 2) {
+                live += numel * pb;
+                continue;
+            }
+            shards += k;
+            const bool keep = numel <= o->persistence_threshold && persist_total + numel <= o->model_persistence_threshold;
+            if (keep) {
+                persist_total += numel;
+                persistent += k * N * pb;
+            }
+            live += k * N * pb * (keep ? 1 : 2); /* gradient buffer, and the gathered copy */
+        }
+        if (live > worst) worst = live;
+    }
+    st->transient = worst;
+    if (stage == 2) return;
+    const bool mixed = o->param_dtype != DSC_F32;
+    st->params = shards * pb + persistent;
+    st->grads = 0;
+    st->optim = (mixed ? 4 * shards : 0) + 4 * (int64_t)o->optimizer_states * shards;
+    st->grad_accum = 4 * shards;
+    st->comm = 0;
+}
+
 dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, bool checkpointing,
                                  dsc_memory_estimate_t *out, char *err, size_t errsz) {
     if (err && errsz) err[0] = '\0';
@@ -284,7 +356,6 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "optimizer states %d / reduce_bucket_size %lld must be >= 0 / >= 1",
                              o->optimizer_states, (long long)o->reduce_bucket_size);
     out->numel = dsc_gpt_param_count(&o->model);
-    if (stage == 3) return DSC_OK; /* not implemented yet */
     dsc_zero_plan_t plan;
     if (dsc_zero_plan_make(stage, o->world_size, o->rank, out->numel, &plan) != DSC_OK)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "ZeRO stage %d on %d ranks (rank %d): invalid plan", stage,
@@ -293,6 +364,7 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     out->padded = plan.padded;
     out->state = dsc_zero_plan_memory(&plan, (int)dsc_dtype_size(o->param_dtype), o->optimizer_states,
                                       o->accumulate_fp32, o->reduce_bucket_size);
+    if (stage >= 2) layered_state(o, stage, &out->state);
     out->activations = dsc_estimate_gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
                                                     checkpointing ? o->checkpoint_every : 0,
                                                     checkpointing ? o->number_checkpoints : 0);
@@ -300,7 +372,7 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
-                 out->activations;
+                 out->state.transient + out->activations;
     return DSC_OK;
 }
 

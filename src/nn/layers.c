@@ -36,9 +36,9 @@ dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char
 
 dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param) {
     if (!param) return NULL;
-    /* Partitioned (ZeRO-3) and used outside any scope: gathered until the micro-step ends. */
-    if (!param->data && ctx && ctx->param_hooks && ctx->param_hooks->acquire_unscoped(ctx->param_hooks->user, param) != DSC_OK)
-        return NULL;
+    /* ZeRO-2/3: a use outside any scope is held (gathered, with a gradient buffer) until
+     * the micro-step ends. */
+    if (ctx && ctx->param_hooks && ctx->param_hooks->use(ctx->param_hooks->user, param) != DSC_OK) return NULL;
     dsc_dtype_t dt = dsc_tensor_dtype(param);
     return dt == DSC_F32 || dt == DSC_F64 ? param : dsc_cast(ctx, param, DSC_F32);
 }

@@ -134,7 +134,7 @@ static dsc_tensor_t *grad_header(dsc_model_t *m, dsc_tensor_t *t) {
     return g;
 }
 
-dsc_status_t dsc_model_bind_partitioned(dsc_model_t *m, dsc_dtype_t dtype) {
+dsc_status_t dsc_model_bind_partitioned(dsc_model_t *m, dsc_dtype_t dtype, void *params) {
     if (!m) return DSC_ERR_INVALID;
     if (!dsc__is_float(dtype))
         return dsc_ctx_set_error(m->ctx, DSC_ERR_INVALID, "dsc_model_bind_partitioned: dtype %s is not a float type",
@@ -143,7 +143,8 @@ dsc_status_t dsc_model_bind_partitioned(dsc_model_t *m, dsc_dtype_t dtype) {
         dsc_tensor_t *t = m->params[i].info.tensor;
         if (!grad_header(m, t)) return DSC_ERR_NOMEM;
         t->dtype = t->grad->dtype = dtype;
-        t->data = t->grad->data = NULL;
+        t->data = params ? (char *)params + (size_t)m->params[i].info.offset * dsc_dtype_size(dtype) : NULL;
+        t->grad->data = NULL;
         t->requires_grad = true;
     }
     m->bound = true;

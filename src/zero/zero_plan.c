@@ -36,17 +36,21 @@ dsc_zero_memory_t dsc_zero_plan_memory(const dsc_zero_plan_t *p, int param_bytes
     const bool mixed = param_bytes != 4;
     const int64_t P = p->padded, k = p->part;
     m.params = P * param_bytes;
-    m.grads = P * param_bytes; /* the autograd target: full size (docs/zero.md, "what is not partitioned yet") */
+    /* The autograd target: full size at stages 0-1; at stages 2-3 only the layer in
+     * backward has gradient buffers (transient). */
+    m.grads = p->stage >= 2 ? 0 : P * param_bytes;
+    if (p->stage == 3) m.params = k * param_bytes;
     if (p->stage == 0) {
         /* Replicated: a separate fp32 master only under mixed precision. */
         m.optim = (mixed ? 4 * P : 0) + 4 * (int64_t)optimizer_states * P;
         m.grad_accum = mixed ? 4 * P : 0;
     } else {
-        m.optim = 4 * k + 4 * (int64_t)optimizer_states * k;
+        /* fp32 master (at stage 3 in fp32 it is the working copy itself) + states */
+        m.optim = (p->stage == 3 && !mixed ? 0 : 4 * k) + 4 * (int64_t)optimizer_states * k;
         /* The fp32 gradient of the own partition, plus (stage 1 with fp32 accumulation of
          * 16-bit gradients) the full fp32 accumulation buffer. */
         m.grad_accum = 4 * k + (p->stage == 1 && mixed && accumulate_fp32 ? 4 * P : 0);
-        if (p->world > 1) { /* staging for bucketed reduce-scatter of the reduced buffer's dtype */
+        if (p->stage == 1 && p->world > 1) { /* staging for bucketed reduce-scatter of the reduced buffer's dtype */
             const int rs_bytes = p->stage == 1 && mixed && accumulate_fp32 ? 4 : param_bytes;
             int64_t c = reduce_bucket_size / p->world;
             if (c < 1) c = 1;

@@ -43,8 +43,10 @@ endfunction()
 # per CPU Psi*4*8*1.5 = 5,973,110,784 bytes = 5.56 GiB; with offload per GPU 2*Psi = 0.23 GiB.
 math(EXPR DSC_MON_PSI "50257*768 + 1024*768 + 12*(12*768*768 + 13*768) + 2*768")
 math(EXPR DSC_MON_Z2_GPU "2*${DSC_MON_PSI} + (18*${DSC_MON_PSI})/8")
+# ZeRO-3 without offload: LL + int(18*Psi/8) with LL = 4 * the largest layer (wte, V*C).
+math(EXPR DSC_MON_Z3_GPU "4*50257*768 + (18*${DSC_MON_PSI})/8")
 dsc_mon_cli_test(cli_estimate_d12 estimate "${DSC_MON_DSC} estimate --model d12 --world-size 8"
-  "124,439,808 parameters.*\n0 +no .*\n2 +yes .*\n3 +- +not implemented yet.*5\\.56GB \\|   0\\.23GB \\| offload_optimizer=cpu \n    5\\.56GB \\|   0\\.49GB \\| offload_optimizer=none\n.*ZeRO-2 per GPU without offload: ${DSC_MON_Z2_GPU} bytes")
+  "124,439,808 parameters.*\n0 +no .*\n2 +yes .*\n3 +no +[0-9.]+ MiB +0 B .*\n3 +yes .*5\\.56GB \\|   0\\.23GB \\| offload_optimizer=cpu \n    5\\.56GB \\|   0\\.49GB \\| offload_optimizer=none\n.*ZeRO-2 per GPU without offload: ${DSC_MON_Z2_GPU} bytes.*ZeRO-3 per GPU without offload: ${DSC_MON_Z3_GPU} bytes")
 dsc_mon_cli_test(cli_estimate_tiny_bf16 estimate
   "${DSC_MON_DSC} estimate --model tiny --world-size 2 --precision bf16 --micro-batch 4 --layers 3"
   "tiny: 3 layers, 4 heads, 64 wide, vocab 65, context 32.*bf16 with fp32 gradient accumulation.*1 +yes .*offload_param=none, offload_optimizer=none, zero_init=0")

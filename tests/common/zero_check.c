@@ -101,7 +101,13 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
         const int64_t shard = (info.numel + world - 1) / world;
         out->shards += shard;
         if (info.numel <= c->persistence) out->persistent_shards += shard;
-        if (strcmp(info.name, "wte.weight") == 0) out->wte_shard = shard;
+        const bool tied = strcmp(info.name, "wte.weight") == 0;
+        if (tied) out->wte_shard = shard;
+        const int64_t align = 2 * (int64_t)world, padded = (dsc_model_numel(gpt->model) + align - 1) / align * align,
+                      k = padded / world, lo = info.offset > rank * k ? info.offset : rank * k,
+                      hi = info.offset + info.numel < (rank + 1) * k ? info.offset + info.numel : (rank + 1) * k;
+        const int64_t own = hi > lo ? hi - lo : 0;
+        out->stage2_sent_elems += (tied ? 2 : 1) * (info.numel - own); /* the tied embedding is used twice */
     }
     if (rc == 0 && dsc_engine_release_params(init.engine, NULL, 0, -1) != DSC_OK) {
         snprintf(out->error, sizeof out->error, "release: %s", dsc_engine_errmsg(init.engine));

@@ -29,6 +29,9 @@ typedef struct zero_result {
     /* Stage 3 bookkeeping from the model's parameter sizes (spec 5.5: shard ceil(numel/N)):
      * sum of the shards, of the persistent ones, and of the tied embedding's. */
     int64_t shards, persistent_shards, wte_shard;
+    /* Stage 2: elements of each micro-step's gradients this rank sends to other owners: for
+     * every parameter use, its numel minus its overlap with this rank's flat partition. */
+    int64_t stage2_sent_elems;
     char error[512];
 } zero_result_t;
 

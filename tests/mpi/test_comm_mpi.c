@@ -95,6 +95,23 @@ static void test_values(dsc_comm_t *c) {
         EXPECT_VALUES("reduce_scatter in place", a + (size_t)rank * PER * es, dt, PER,
                       tri + n * (double)(rank * PER + i));
 
+        /* reduce_scatter_v: uneven slices, counts[q] = 5q mod 7 (0, 5, 3, 1: one empty),
+         * rank r's slice at off_r; it gets n(n+1)/2 + n (off_r + j). */
+        {
+            int64_t counts[4], off = 0, total = 0;
+            for (int q = 0; q < n; q++) {
+                counts[q] = (5 * q) % 7;
+                if (q < rank) off += counts[q];
+                total += counts[q];
+            }
+            for (size_t i = 0; i < (size_t)total; i++) put(a, dt, i, rank + 1 + (double)i);
+            CHECK_OK(dsc_comm_reduce_scatter_v(c, a, b, counts, dt));
+            EXPECT_VALUES("reduce_scatter_v", b, dt, (size_t)counts[rank], tri + n * (double)(off + (int64_t)i));
+            CHECK_OK(dsc_comm_reduce_scatter_v(c, a, a + (size_t)off * es, counts, dt));
+            EXPECT_VALUES("reduce_scatter_v in place", a + (size_t)off * es, dt, (size_t)counts[rank],
+                          tri + n * (double)(off + (int64_t)i));
+        }
+
         for (size_t i = 0; i < PER; i++) put(a, dt, i, 10.0 * rank + (double)i);
         memset(b, 0xff, 4 * COUNT * 8);
         CHECK_OK(dsc_comm_allgather(c, a, b, PER, dt));
@@ -108,7 +125,7 @@ static void test_values(dsc_comm_t *c) {
         CHECK_OK(dsc_comm_broadcast(c, a, COUNT, dt, n - 1));
         EXPECT_VALUES("broadcast", a, dt, COUNT, 7.0 * (double)i + 3);
         CHECK_OK(dsc_comm_barrier(c));
-        CHECK(dsc_comm_seq(c) == s0 + 9);
+        CHECK(dsc_comm_seq(c) == s0 + 11);
         free(a);
         free(b);
     }

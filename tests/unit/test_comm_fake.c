@@ -172,6 +172,24 @@ static void values_rank(dsc_comm_t *c, int rank, int n, void *arg) {
                       tri + n * (double)(rank * PER + i));
         seq += 2;
 
+        /* reduce_scatter_v: uneven slices, counts[q] = 5q mod 7 (0, 5, 3, 1: one empty),
+         * rank r's slice at off_r; it gets n(n+1)/2 + n (off_r + j). */
+        {
+            int64_t counts[4], off = 0, total = 0;
+            for (int q = 0; q < n; q++) {
+                counts[q] = (5 * q) % 7;
+                if (q < rank) off += counts[q];
+                total += counts[q];
+            }
+            for (size_t i = 0; i < (size_t)total; i++) put(a, dt, i, rank + 1 + (double)i);
+            TCHECK_OK(dsc_comm_reduce_scatter_v(c, a, b, counts, dt));
+            EXPECT_VALUES("reduce_scatter_v", b, dt, (size_t)counts[rank], tri + n * (double)(off + (int64_t)i));
+            TCHECK_OK(dsc_comm_reduce_scatter_v(c, a, a + (size_t)off * es, counts, dt));
+            EXPECT_VALUES("reduce_scatter_v in place", a + (size_t)off * es, dt, (size_t)counts[rank],
+                          tri + n * (double)(off + (int64_t)i));
+            seq += 2;
+        }
+
         /* allgather: rank r sends 10 r + j; recv[s PER + j] = 10 s + j. */
         for (size_t i = 0; i < PER; i++) put(a, dt, i, 10.0 * rank + (double)i);
         memset(b, 0xff, 4 * COUNT * 8);
@@ -211,6 +229,24 @@ static void stats_rank(dsc_comm_t *c, int rank, int n, void *arg) {
     (void)arg;
     float a[64] = {0}, b[64];
     uint16_t h[64] = {0}, hb[64];
+    TCHECK_OK(dsc_comm_allreduce(c, a, b, 8, DSC_F32, DSC_REDUCE_SUM));      /* S = 32 */
+    TCHECK_OK(dsc_comm_allreduce(c, h, hb, 10, DSC_BF16, DSC_REDUCE_SUM));   /* S = 20 */
+    TCHECK_OK(dsc_comm_reduce_scatter(c, a, b, 8, DSC_F32));                 /* S = n 32 */
+    TCHECK_OK(dsc_comm_allgather(c, a, b, 8, DSC_F32));                      /* S = n 32 */
+    TCHECK_OK(dsc_comm_broadcast(c, a, 8, DSC_F32, n - 1));                  /* S = 32 */
+    TCHECK_OK(dsc_comm_barrier(c));
+    const int64_t vcounts[4] = {3, 1, 4, 1}; /* reduce_scatter_v: S = 4 x (sum), sent = 4 x (sum - own) */
+    int64_t vtotal = 0;
+    for (int q = 0; q < n; q++) vtotal += vcounts[q];
+    dsc_comm_stats_t s0 = dsc_comm_stats(c);
+    TCHECK_OK(dsc_comm_reduce_scatter_v(c, a, b, vcounts, DSC_F32));
+    dsc_comm_stats_t s1 = dsc_comm_stats(c);
+    TCHECK_MSG(s1.total_sent_bytes - s0.total_sent_bytes == (n > 1 ? (uint64_t)(vtotal - vcounts[rank]) * 4 : 0),
+               "n %d rank %d reduce_scatter_v sent %llu", n, rank,
+               (unsigned long long)(s1.total_sent_bytes - s0.total_sent_bytes));
+    TCHECK(s1.payload_bytes[DSC_COMM_REDUCE_SCATTER_V] == (uint64_t)vtotal * 4);
+    dsc_comm_reset_stats(c);
+    TCHECK(dsc_comm_stats(c).lifetime_sent_bytes == s1.lifetime_sent_bytes); /* a reset keeps the lifetime count */
     TCHECK_OK(dsc_comm_allreduce(c, a, b, 8, DSC_F32, DSC_REDUCE_SUM));      /* S = 32 */
     TCHECK_OK(dsc_comm_allreduce(c, h, hb, 10, DSC_BF16, DSC_REDUCE_SUM));   /* S = 20 */
     TCHECK_OK(dsc_comm_reduce_scatter(c, a, b, 8, DSC_F32));                 /* S = n 32 */

@@ -22,13 +22,14 @@ typedef struct {
     double dropout;
     dsc_comm_fake_world_t *fw;
     /* results */
-    size_t live[DSC_MEM_CATEGORY_COUNT];
+    size_t live[DSC_MEM_CATEGORY_COUNT], peak[DSC_MEM_CATEGORY_COUNT];
     size_t act_peak;
     char error[512];
     int rc;
 } run_t;
 
-enum { LAYERS = 3, HEADS = 4, EMBD = 32, VOCAB = 67, BLOCK = 24, T = 20, B = 2, GAS = 2, BUCKET = 3000 };
+/* PERSIST: stage 3 keeps the biases and layer norms (<= 128 elements) gathered. */
+enum { LAYERS = 3, HEADS = 4, EMBD = 32, VOCAB = 67, BLOCK = 24, T = 20, B = 2, GAS = 2, BUCKET = 3000, PERSIST = 128 };
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level, (void)message, (void)user;
@@ -67,9 +68,10 @@ static void *rank_main(void *p) {
     char json[768];
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, %s%s"
-             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": %d},"
+             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": %d,"
+             " \"stage3_param_persistence_threshold\": %d},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}",
-             B, GAS, prec, ac_json, r->stage, BUCKET);
+             B, GAS, prec, ac_json, r->stage, BUCKET, PERSIST);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
@@ -88,7 +90,10 @@ static void *rank_main(void *p) {
                 goto done;
             }
         }
-    for (int c = 0; c < DSC_MEM_CATEGORY_COUNT; c++) r->live[c] = dsc_ctx_mem_stats(ctx, (dsc_mem_category_t)c).live_bytes;
+    for (int c = 0; c < DSC_MEM_CATEGORY_COUNT; c++) {
+        r->live[c] = dsc_ctx_mem_stats(ctx, (dsc_mem_category_t)c).live_bytes;
+        r->peak[c] = dsc_ctx_mem_stats(ctx, (dsc_mem_category_t)c).peak_bytes;
+    }
     r->act_peak = dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).peak_bytes;
     r->rc = 0;
 done:
@@ -107,7 +112,7 @@ static void check_case(int stage, int world, const char *precision, int every, i
     dsc_comm_fake_world_t *fw = NULL;
     if (world > 1) dsc_comm_fake_world_new(world, &fw);
     for (int r = 0; r < world; r++) {
-        runs[r] = (run_t){stage, world, r, precision, every, number, dropout, fw, {0}, 0, "", 0};
+        runs[r] = (run_t){stage, world, r, precision, every, number, dropout, fw, {0}, {0}, 0, "", 0};
         pthread_create(&th[r], NULL, rank_main, &runs[r]);
     }
     for (int r = 0; r < world; r++) pthread_join(th[r], NULL);
@@ -125,6 +130,7 @@ static void check_case(int stage, int world, const char *precision, int every, i
     o.reduce_bucket_size = BUCKET;
     o.checkpoint_every = every;
     o.number_checkpoints = number;
+    o.persistence_threshold = PERSIST;
     const bool ckpt = every > 0 || number > 0;
     for (int r = 0; r < world; r++) {
         char what[200];
@@ -146,8 +152,14 @@ static void check_case(int stage, int world, const char *precision, int every, i
                   (long long)e.state.params, (long long)e.state.grads, (long long)e.state.optim,
                   (long long)e.state.grad_accum, (long long)e.state.comm);
         CHECK_MSG(lv[DSC_MEM_ACTIVATIONS] == 0, "%s: %zu arena bytes live after the step", what, lv[DSC_MEM_ACTIVATIONS]);
+        /* What lives only while a layer runs (stages 2-3: its gradients, stage 3 also its
+         * gathered values): the peaks above what stays; the estimate is the largest layer's. */
+        const size_t *pk = runs[r].peak;
+        const int64_t transient = (int64_t)(pk[DSC_MEM_PARAMS] - lv[DSC_MEM_PARAMS] + pk[DSC_MEM_GRADS] - lv[DSC_MEM_GRADS]);
+        CHECK_MSG(transient == e.state.transient, "%s: transient bytes measured %lld, estimated %lld", what,
+                  (long long)transient, (long long)e.state.transient);
         const int64_t measured = (int64_t)(lv[DSC_MEM_PARAMS] + lv[DSC_MEM_GRADS] + lv[DSC_MEM_OPTIM] +
-                                           lv[DSC_MEM_GRAD_ACCUM] + lv[DSC_MEM_COMM] + runs[r].act_peak);
+                                           lv[DSC_MEM_GRAD_ACCUM] + lv[DSC_MEM_COMM] + runs[r].act_peak) + transient;
         const double rel = fabs((double)(e.total - measured)) / (double)measured;
         const double rel_act = fabs((double)(e.activations - (int64_t)runs[r].act_peak)) / (double)runs[r].act_peak;
         if (rel > worst_rel) worst_rel = rel;
@@ -224,11 +236,18 @@ static void test_param_count_and_options(void) {
               o.optimizer_states == 1 && o.checkpoint_every == 0 && o.number_checkpoints == 2);
     }
     dsc_config_free(c);
-    /* stage 3 is reported, not estimated; bad options are refused */
+    /* stage 3 on one rank with nothing persistent, fp32 Adam: the ZeRO paper's 16 bytes per
+     * parameter (4 working copy = master, 4 fp32 gradient, 8 moments); bad options are refused */
     dsc_memory_estimate_t e;
     dsc_estimate_options_default(&tiny, &o);
+    o.persistence_threshold = 0;
     CHECK_OK(dsc_estimate_memory(&o, 3, false, &e, err, sizeof err));
-    CHECK(!e.implemented && e.total == 0 && e.numel == dsc_gpt_param_count(&tiny));
+    const int64_t psi = dsc_gpt_param_count(&tiny);
+    CHECK(e.implemented && e.numel == psi && e.state.params == 4 * psi && e.state.grads == 0 &&
+          e.state.optim == 8 * psi && e.state.grad_accum == 4 * psi);
+    /* the largest layer is mlp.c_fc (4C^2 + 4C = 16640 > wte's 65 x 64): gathered + gradient */
+    CHECK_MSG(e.state.transient == 2 * 4 * (4 * 64 * 64 + 4 * 64), "largest layer gathered + its gradient, %lld",
+              (long long)e.state.transient);
     o.context = 33;
     CHECK(dsc_estimate_memory(&o, 0, false, &e, err, sizeof err) == DSC_ERR_INVALID);
     CHECK(dsc_estimate_gpt_activations(&tiny, 1, 33, DSC_F32, true, 0, 0) == -1);
@@ -244,7 +263,7 @@ int main(void) {
     static const char *const precisions[] = {"fp32", "bf16", "fp16"};
     const int worlds[] = {1, 2, 4};
     for (int w = 0; w < 3; w++)
-        for (int stage = 0; stage <= 2; stage++)
+        for (int stage = 0; stage <= 3; stage++)
             for (int p = 0; p < 3; p++) check_case(stage, worlds[w], precisions[p], 0, 0, 0.0);
     /* activation checkpointing (every block, every other block, the config's count) and dropout */
     check_case(2, 2, "fp32", 1, 0, 0.0);
@@ -252,6 +271,8 @@ int main(void) {
     check_case(0, 1, "fp16", 0, 2, 0.1);
     check_case(2, 4, "bf16", 1, 0, 0.1);
     check_case(0, 2, "fp32", 0, 0, 0.1);
+    check_case(3, 2, "bf16", 1, 0, 0.1);
+    check_case(3, 4, "fp32", 0, 2, 0.0);
     printf("worst relative difference between estimate and allocator: %.4f%%\n", 100 * worst_rel);
     return check_finish("test_estimate");
 }

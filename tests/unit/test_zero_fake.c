@@ -112,8 +112,10 @@ static void check_case(const zero_case_t *c, int n) {
             zero_result_free(z);
             continue;
         }
-        CHECK_MSG(z->mem_params == (size_t)padded * pb && z->mem_grads == (size_t)padded * pb, "%s: params %zu grads %zu",
-                  what, z->mem_params, z->mem_grads);
+        /* Stage 2 keeps no full gradient buffer between layers' backward passes. */
+        const size_t want_grads = c->stage == 2 ? 0 : (size_t)padded * pb;
+        CHECK_MSG(z->mem_params == (size_t)padded * pb && z->mem_grads == want_grads, "%s: params %zu grads %zu", what,
+                  z->mem_params, z->mem_grads);
         size_t want_optim = c->stage == 0 ? (size_t)padded * (bf16 ? 12 : 8) : (size_t)k * 12;
         CHECK_MSG(z->mem_optim == want_optim, "%s: optimizer state %zu bytes, want %zu", what, z->mem_optim, want_optim);
         /* Bytes sent in the last step: stage 0 all-reduce of the accumulated gradient (fp32
@@ -124,12 +126,12 @@ static void check_case(const zero_case_t *c, int n) {
             size_t gb = bf16 ? 4 : 4; /* stage 0/1 reduce fp32 buffers (bf16 accumulates in fp32) */
             if (c->stage == 0)
                 want = (uint64_t)(2.0 * (n - 1) * (double)padded * gb / n);
-            else {
-                size_t rs_b = c->stage == 2 ? pb : gb;
-                int reductions = c->stage == 2 ? c->gas : 1;
-                want = (uint64_t)reductions * (uint64_t)(n - 1) * (uint64_t)k * rs_b + (uint64_t)(n - 1) * (uint64_t)k * pb +
+            else if (c->stage == 1)
+                want = (uint64_t)(n - 1) * (uint64_t)k * gb + (uint64_t)(n - 1) * (uint64_t)k * pb +
                        (uint64_t)(2.0 * (n - 1) * 16 / n);
-            }
+            else /* stage 2: every micro-step, each parameter's gradient to its owners */
+                want = (uint64_t)c->gas * (uint64_t)z->stage2_sent_elems * pb + (uint64_t)(n - 1) * (uint64_t)k * pb +
+                       (uint64_t)(2.0 * (n - 1) * 16 / n);
             CHECK_MSG(z->last_step_sent_bytes == want, "%s: sent %llu bytes in the last step, want %llu", what,
                       (unsigned long long)z->last_step_sent_bytes, (unsigned long long)want);
             CHECK_MSG(z->engine_reported_sent_bytes == want, "%s: the engine reports %llu bytes for the last step", what,
