@@ -416,6 +416,49 @@ typedef struct dsc_ckpt_consolidate_options {
 dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc_ckpt_consolidate_options_t *opts,
                                   dsc_st_file_info_t *info, char *err, size_t errsz);
 
+/* ---- Export layouts (dsc zero-to-fp32 --layout) ---------------------------------------------- */
+
+typedef enum dsc_ckpt_layout {
+    DSC_CKPT_LAYOUT_STORED = 0,  /* every tensor as stored (dsc's Linear weights are [out, in]) */
+    DSC_CKPT_LAYOUT_HF_GPT2 = 1, /* Hugging Face GPT-2: see dsc_ckpt_consolidate_layout */
+} dsc_ckpt_layout_t;
+
+/* The shape of the built-in GPT (dsc/gpt.h) as far as its parameters tell it (n_head is not
+ * visible in the weights). */
+typedef struct dsc_ckpt_gpt2_shape {
+    int n_layer;
+    int64_t n_embd, vocab_size, n_positions;
+} dsc_ckpt_gpt2_shape_t;
+
+/* True for the 2-D weights that Hugging Face's GPT-2 keeps in Conv1D modules, stored as
+ * [in, out] (the transpose of dsc's [out, in]): "h.<l>.attn.c_attn.weight",
+ * "h.<l>.attn.c_proj.weight", "h.<l>.mlp.c_fc.weight" and "h.<l>.mlp.c_proj.weight". */
+bool dsc_ckpt_hf_gpt2_is_conv1d(const char *name);
+
+/* Checks that the tensors of kind `kind` (NULL: every tensor) are exactly the built-in
+ * GPT's parameters: wte.weight [V, C], wpe.weight [P, C], ln_f.{weight,bias} [C] and, for
+ * l in 0..L-1, h.<l>.ln_1/ln_2 {weight,bias} [C], attn.c_attn {weight [3C, C], bias [3C]},
+ * attn.c_proj {[C, C], [C]}, mlp.c_fc {[4C, C], [4C]}, mlp.c_proj {[C, 4C], [C]}; the only
+ * alias allowed is lm_head.weight on wte.weight (the tied LM head). Fills *shape (may be
+ * NULL). DSC_ERR_INVALID naming the checkpoint and the first tensor that is missing,
+ * unexpected or misshapen. */
+dsc_status_t dsc_ckpt_gpt2_shape(dsc_ckpt_t *c, const char *kind, dsc_ckpt_gpt2_shape_t *shape, char *err,
+                                 size_t errsz);
+
+/* dsc_ckpt_consolidate with a choice of layout. DSC_CKPT_LAYOUT_STORED is
+ * dsc_ckpt_consolidate. DSC_CKPT_LAYOUT_HF_GPT2 first checks the selected tensors with
+ * dsc_ckpt_gpt2_shape (opts->include_frozen must be true: the layout needs every
+ * parameter), then writes them under the same names, which are those of Hugging Face's
+ * GPT2Model state dict and of its published model.safetensors files, with every weight for
+ * which dsc_ckpt_hf_gpt2_is_conv1d holds transposed to [in, out]: element [j][i] of the
+ * output is element [i][j] of the checkpoint. No alias is written (transformers ties
+ * lm_head.weight to wte.weight itself), so opts->write_aliases is ignored. The transpose
+ * streams too, a band of output rows at a time through the same buffer, so memory stays
+ * within opts->chunk_bytes (plus two output rows when one row is more than half of it). */
+dsc_status_t dsc_ckpt_consolidate_layout(dsc_ckpt_t *c, const char *out_path,
+                                         const dsc_ckpt_consolidate_options_t *opts, dsc_ckpt_layout_t layout,
+                                         dsc_st_file_info_t *info, char *err, size_t errsz);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 /* Streaming consolidation of a checkpoint's range pieces into one full safetensors file
  * (the engine of `dsc zero-to-fp32`): tensors are declared up front, then copied one at a
  * time through a single chunk buffer, so memory is bounded by opts->chunk_bytes however
- * large the model. */
+ * large the model. The Hugging Face GPT-2 layout (consolidate_hf.c says which tensors)
+ * transposes some 2-D weights on the way, a band of output rows at a time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,90 @@ static bool selected(const dsc_manifest_tensor_t *t, const dsc_ckpt_consolidate_
     return true;
 }
 
-dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc_ckpt_consolidate_options_t *opts,
-                                  dsc_st_file_info_t *info, char *err, size_t errsz) {
+/* dst[j][i] = src[i][j] for src [rows, cols] of elements of es bytes, in 32 x 32 tiles. */
+#define TRANSPOSE_TILED(T)                                                                                             \
+    do {                                                                                                               \
+        const T *s_ = src;                                                                                             \
+        T *d_ = dst;                                                                                                   \
+        for (int64_t i0 = 0; i0 < rows; i0 += 32)                                                                      \
+            for (int64_t j0 = 0; j0 < cols; j0 += 32)                                                                  \
+                for (int64_t i = i0; i < rows && i < i0 + 32; i++)                                                     \
+                    for (int64_t j = j0; j < cols && j < j0 + 32; j++) d_[j * rows + i] = s_[i * cols + j];            \
+    } while (0)
+
+static void transpose(void *dst, const void *src, int64_t rows, int64_t cols, size_t es) {
+    if (es == 4)
+        TRANSPOSE_TILED(uint32_t);
+    else if (es == 2)
+        TRANSPOSE_TILED(uint16_t);
+    else if (es == 8)
+        TRANSPOSE_TILED(uint64_t);
+    else
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++)
+                memcpy((unsigned char *)dst + (size_t)(j * rows + i) * es,
+                       (const unsigned char *)src + (size_t)(i * cols + j) * es, es);
+}
+
+/* Writes the [rows, cols] tensor t transposed ([cols, rows]) as dtype dt. Output rows
+ * [j0, j1) are column band [j0, j1) of the input: `rows` reads of j1 - j0 elements into
+ * `band` (rows x w), regrouped into `out` (w x rows) and written. One read when the band
+ * is the whole tensor. The two halves of `buf` (chunk_bytes) hold them, or two mallocs of
+ * one output row each when a row is larger than half the chunk. */
+static dsc_status_t write_transposed(dsc_ckpt_t *c, dsc_st_writer_t *w, const dsc_manifest_tensor_t *t, dsc_dtype_t dt,
+                                     unsigned char *buf, size_t chunk_bytes, char *err, size_t errsz) {
+    const int64_t rows = t->shape[0], cols = t->shape[1];
+    if (rows == 0 || cols == 0) return DSC_OK;
+    const size_t es = dsc_dtype_size(dt), row_bytes = (size_t)rows * es;
+    int64_t width = (int64_t)(chunk_bytes / 2 / row_bytes);
+    if (width < 1) width = 1;
+    if (width > cols) width = cols;
+    /* The two halves of the chunk buffer, unless one output row does not fit in half of it. */
+    const bool own = 2 * row_bytes > chunk_bytes;
+    unsigned char *band = own ? malloc(row_bytes) : buf,
+                  *out = own ? malloc(row_bytes) : buf + (size_t)width * row_bytes;
+    dsc_status_t st = DSC_OK;
+    if (!band || !out)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "consolidate: out of memory transposing '%s' (%lld x %lld)",
+                          t->name, (long long)rows, (long long)cols);
+    for (int64_t j0 = 0; j0 < cols && !st; j0 += width) {
+        const int64_t wd = cols - j0 < width ? cols - j0 : width;
+        if (wd == cols) {
+            st = dsc_ckpt_read(c, t->name, 0, rows * cols, band, dt, err, errsz);
+        } else {
+            for (int64_t i = 0; i < rows && !st; i++)
+                st = dsc_ckpt_read(c, t->name, i * cols + j0, i * cols + j0 + wd, band + (size_t)(i * wd) * es, dt, err,
+                                   errsz);
+        }
+        if (!st) transpose(out, band, rows, wd, es);
+        if (!st) st = dsc_st_write(w, out, dt, (size_t)(wd * rows), err, errsz);
+    }
+    if (own) {
+        free(band);
+        free(out);
+    }
+    return st;
+}
+
+dsc_status_t dsc_ckpt_consolidate_layout(dsc_ckpt_t *c, const char *out_path,
+                                         const dsc_ckpt_consolidate_options_t *opts, dsc_ckpt_layout_t layout,
+                                         dsc_st_file_info_t *info, char *err, size_t errsz) {
     if (!c || !out_path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_consolidate: NULL argument");
     dsc_ckpt_consolidate_options_t o = DSC_CKPT_CONSOLIDATE_OPTIONS_INIT;
     if (opts) o = *opts;
     if (o.dtype != DSC_DTYPE_COUNT && !dsc_st_dtype_name(o.dtype))
         return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: invalid output dtype %d", (int)o.dtype);
+    const bool hf = layout == DSC_CKPT_LAYOUT_HF_GPT2;
+    if (!hf && layout != DSC_CKPT_LAYOUT_STORED)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "consolidate: invalid layout %d", (int)layout);
+    if (hf && !o.include_frozen)
+        return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                            "consolidate: the Hugging Face GPT-2 layout needs every parameter, frozen ones included");
+    if (hf) {
+        dsc_status_t st = dsc_ckpt_gpt2_shape(c, o.kind, NULL, err, errsz);
+        if (st) return st;
+        o.write_aliases = false; /* transformers ties lm_head.weight to wte.weight itself */
+    }
     size_t chunk_bytes = o.chunk_bytes ? o.chunk_bytes : ((size_t)8 << 20);
     if (chunk_bytes < 8) chunk_bytes = 8;
     const dsc_manifest_t *m = dsc_ckpt_manifest(c);
@@ -36,6 +114,11 @@ dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc
         if (!selected(&t, &o)) continue;
         n_selected++;
         dsc_dtype_t dt = o.dtype == DSC_DTYPE_COUNT ? t.dtype : o.dtype;
+        if (hf && dsc_ckpt_hf_gpt2_is_conv1d(t.name)) {
+            const int64_t shape[2] = {t.shape[1], t.shape[0]};
+            st = dsc_st_writer_declare(w, t.name, dt, 2, shape, err, errsz);
+            continue;
+        }
         st = dsc_st_writer_declare(w, t.name, dt, t.ndim, t.shape, err, errsz);
         for (int k = 0; !st && o.write_aliases && k < t.n_aliases; k++)
             st = dsc_st_writer_declare(w, t.aliases[k], dt, t.ndim, t.shape, err, errsz);
@@ -51,6 +134,10 @@ dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc
         dsc_manifest_tensor_at(m, i, &t);
         if (!selected(&t, &o)) continue;
         dsc_dtype_t dt = o.dtype == DSC_DTYPE_COUNT ? t.dtype : o.dtype;
+        if (hf && dsc_ckpt_hf_gpt2_is_conv1d(t.name)) {
+            st = write_transposed(c, w, &t, dt, buf, chunk_bytes, err, errsz);
+            continue;
+        }
         int64_t per = (int64_t)(chunk_bytes / dsc_dtype_size(dt));
         int copies = 1 + (o.write_aliases ? t.n_aliases : 0);
         for (int copy = 0; copy < copies && !st; copy++)
@@ -66,4 +153,9 @@ dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc
         return st;
     }
     return dsc_st_writer_close(w, info, err, errsz);
+}
+
+dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc_ckpt_consolidate_options_t *opts,
+                                  dsc_st_file_info_t *info, char *err, size_t errsz) {
+    return dsc_ckpt_consolidate_layout(c, out_path, opts, DSC_CKPT_LAYOUT_STORED, info, err, errsz);
 }
