@@ -43,10 +43,8 @@ dsc_status_t dsc_engine_gather_params(dsc_engine_t *e, dsc_tensor_t *const *para
     if (e->plan.stage != 3) return DSC_OK; /* below stage 3 the values are always there */
     int *idx = NULL, count = 0;
     dsc_status_t rc = resolve(e, "dsc_engine_gather_params", params, n, &idx, &count);
-    const dsc_param_hooks_t *h = e->ctx->param_hooks;
     for (int k = 0; k < count && rc == DSC_OK; k++) {
-        dsc_tensor_t *t = tensor_of(e, idx[k]);
-        rc = h->acquire(h->user, &t, 1, false);
+        rc = dsc__engine_zero3_hold(e, idx[k]);
         if (rc != DSC_OK) rc = dsc__engine_fail(e, rc, "dsc_engine_gather_params: %s", dsc_ctx_errmsg(e->ctx));
     }
     free(idx);
@@ -97,11 +95,7 @@ dsc_status_t dsc_engine_release_params(dsc_engine_t *e, dsc_tensor_t *const *par
         else
             rc = write_back(e, idx[k], modifier_rank);
     }
-    const dsc_param_hooks_t *h = e->plan.stage == 3 ? e->ctx->param_hooks : NULL;
-    for (int k = 0; k < count && h; k++) {
-        dsc_tensor_t *t = tensor_of(e, idx[k]);
-        h->release(h->user, &t, 1, false);
-    }
+    for (int k = 0; k < count && e->plan.stage == 3; k++) dsc__engine_zero3_unhold(e, idx[k]);
     free(idx);
     return rc;
 }

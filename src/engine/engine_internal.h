@@ -119,7 +119,9 @@ dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e);
 /* Elements [a, b) of parameter i that rank q stores, and (for this rank) the offset of its
  * shard in the local buffers; false when rank q holds only padding of it. */
 bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, int64_t *b, int64_t *local);
-int64_t dsc__engine_zero3_largest_param(const dsc_engine_t *e);
+/* dsc_engine_gather_params: parameter i held gathered (outside the recorded schedule). */
+dsc_status_t dsc__engine_zero3_hold(dsc_engine_t *e, int i);
+void dsc__engine_zero3_unhold(dsc_engine_t *e, int i);
 
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);

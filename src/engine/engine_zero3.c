@@ -22,7 +22,16 @@
  * whose partitions its flat range overlaps (a reduce-scatter with uneven slices, in
  * place: the slices are contiguous and in rank order), this rank's slice is added into
  * acc32, and the buffer is freed. So a rank holds its gradient partition plus the
- * gradients of the layer in backward. */
+ * gradients of the layer in backward.
+ *
+ * Schedule (spec 5.5): the first micro-step records the order in which parameters are
+ * acquired (forward, backward, recomputes); from the next one on, after each acquire the
+ * parameters next in that order are all-gathered ahead without waiting, while fewer than
+ * stage3_prefetch_bucket_size elements are in flight and stage3_max_live_parameters are
+ * gathered; and a parameter whose next use is fewer than stage3_max_reuse_distance elements
+ * of acquisitions away is kept gathered instead of released. A use out of the recorded order
+ * drops the trace (prefetch stops) and the next micro-step records it again. Every rank runs
+ * the same model code, so every rank issues the same collectives in the same order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +48,11 @@ typedef struct z3_param {
     bool unscoped;               /* used outside any scope this micro-step */
     void *full;                  /* shard*N elements of model_dtype, or NULL */
     void *grad;                  /* shard*N elements of model_dtype during backward, or NULL */
+    dsc_comm_request_t *inflight; /* a prefetch: full is being gathered */
+    int last_pos;                /* trace position of its latest acquire */
 } z3_param_t;
+
+typedef enum { TRACE_RECORDING, TRACE_READY, TRACE_INVALID } z3_trace_state_t;
 
 typedef struct z3_lookup {
     const dsc_tensor_t *tensor;
@@ -55,6 +68,15 @@ struct dsc_zero3 {
     z3_lookup_t *by_tensor; /* sorted by tensor address */
     dsc_param_hooks_t hooks;
     int64_t persistent_numel;
+    /* The schedule: one micro-step's acquisitions (parameter indices) and, once ready, the
+     * elements acquired before each position and each position's next use of the same
+     * parameter (-1: none). */
+    int *trace, *trace_next;
+    int64_t *trace_prefix;
+    int trace_len, trace_cap, cursor, prefetch_from;
+    z3_trace_state_t trace_state;
+    int64_t gathered_elems, inflight_elems; /* non-persistent parameters gathered / in flight */
+    int64_t prefetch_bucket, max_live, max_reuse;
 };
 
 static size_t msize(const dsc_engine_t *e) { return dsc_dtype_size(e->model_dtype); }
@@ -95,19 +117,134 @@ static dsc_status_t gather_into(dsc_engine_t *e, z3_param_t *p) {
     return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter all-gather", p);
 }
 
-static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) {
+static int64_t full_elems(const dsc_engine_t *e, const z3_param_t *p) { return p->shard * e->world_size; }
+
+/* A prefetch completes: the values are there. */
+static dsc_status_t finish_prefetch(dsc_engine_t *e, z3_param_t *p) {
+    dsc_status_t rc = dsc_comm_wait(p->inflight);
+    p->inflight = NULL;
+    e->z3->inflight_elems -= full_elems(e, p);
+    p->tensor->data = p->full;
+    return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter prefetch", p);
+}
+
+/* Gathers p (blocking), or starts its all-gather (async: a prefetch). */
+static dsc_status_t gather_start(dsc_engine_t *e, z3_param_t *p, bool async) {
+    if (p->inflight) return async ? DSC_OK : finish_prefetch(e, p);
     if (p->full || e->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
     p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, full_bytes(e, p));
     if (!p->full) return dsc_ctx_status(e->ctx);
-    dsc_status_t rc = gather_into(e, p);
-    p->tensor->data = p->full;
-    return rc;
+    if (!p->persistent) e->z3->gathered_elems += full_elems(e, p);
+    if (!async || e->world_size == 1) {
+        dsc_status_t rc = gather_into(e, p);
+        p->tensor->data = p->full;
+        return rc;
+    }
+    const size_t ms = msize(e), k = (size_t)p->shard;
+    char *mine = (char *)p->full + (size_t)e->rank * k * ms;
+    memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
+    dsc_status_t rc = dsc_comm_iallgather(e->comm, mine, p->full, k, e->model_dtype, &p->inflight);
+    if (rc != DSC_OK) return comm_fail(e, rc, "parameter prefetch", p);
+    e->z3->inflight_elems += full_elems(e, p);
+    return DSC_OK;
 }
 
+static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) { return gather_start(e, p, false); }
+
 static void free_gathered(dsc_engine_t *e, z3_param_t *p) {
+    if (p->inflight) finish_prefetch(e, p); /* MPI may still write it otherwise */
     dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, p->full, full_bytes(e, p));
+    if (!p->persistent) e->z3->gathered_elems -= full_elems(e, p);
     p->full = NULL;
     p->tensor->data = NULL;
+}
+
+/* ---- the schedule ---------------------------------------------------------------- */
+
+/* An acquisition of parameter `idx` at the cursor: recorded, checked against the recorded
+ * order, or ignored once the trace is dropped. */
+static void trace_note(dsc_zero3_t *z, int idx) {
+    z3_param_t *p = &z->p[idx];
+    if (z->trace_state == TRACE_RECORDING) {
+        if (z->trace_len == z->trace_cap) {
+            int cap = z->trace_cap ? 2 * z->trace_cap : 256;
+            int *t = realloc(z->trace, sizeof *t * (size_t)cap);
+            if (!t) { /* no schedule then: correct, only without prefetch and reuse */
+                z->trace_state = TRACE_INVALID;
+                return;
+            }
+            z->trace = t;
+            z->trace_cap = cap;
+        }
+        z->trace[z->trace_len++] = idx;
+    } else if (z->trace_state == TRACE_READY) {
+        if (z->cursor >= z->trace_len || z->trace[z->cursor] != idx) {
+            z->trace_state = TRACE_INVALID;
+            dsc_ctx_log(z->engine->ctx, DSC_LOG_DEBUG, "ZeRO-3: %s used out of the recorded order at position %d: "
+                        "prefetching stops until the next micro-step records the order again",
+                        dsc_tensor_name(p->tensor), z->cursor);
+            return;
+        }
+    } else {
+        return;
+    }
+    p->last_pos = z->cursor++;
+}
+
+/* After an acquisition: all-gathers, without waiting, the parameters next in the recorded
+ * order, within stage3_prefetch_bucket_size elements in flight and stage3_max_live_parameters
+ * gathered. */
+static dsc_status_t prefetch(dsc_zero3_t *z) {
+    dsc_engine_t *e = z->engine;
+    if (z->trace_state != TRACE_READY || z->prefetch_bucket <= 0 || e->plan.stage != 3) return DSC_OK;
+    int j = z->prefetch_from > z->cursor ? z->prefetch_from : z->cursor;
+    for (; j < z->trace_len; j++) {
+        z3_param_t *q = &z->p[z->trace[j]];
+        if (q->full || q->persistent) continue;
+        const int64_t n = full_elems(e, q);
+        if (z->inflight_elems + n > z->prefetch_bucket || z->gathered_elems + n > z->max_live) break;
+        if (gather_start(e, q, true) != DSC_OK) return dsc_ctx_status(e->ctx);
+    }
+    z->prefetch_from = j;
+    return DSC_OK;
+}
+
+/* Whether a parameter released now is used again within stage3_max_reuse_distance
+ * elements of acquisitions (then it stays gathered). */
+static bool reused_soon(const dsc_zero3_t *z, const z3_param_t *p) {
+    if (z->trace_state != TRACE_READY || p->last_pos < 0 || p->last_pos >= z->trace_len) return false;
+    const int k = z->trace_next[p->last_pos];
+    return k >= 0 && z->trace_prefix[k] - z->trace_prefix[z->cursor] < z->max_reuse;
+}
+
+/* The end of a micro-step: a recorded trace becomes the schedule; a dropped one is
+ * recorded again. */
+static void trace_end_microstep(dsc_zero3_t *z) {
+    if (z->trace_state == TRACE_RECORDING && z->trace_len > 0) {
+        z->trace_next = malloc(sizeof *z->trace_next * (size_t)z->trace_len);
+        z->trace_prefix = malloc(sizeof *z->trace_prefix * (size_t)(z->trace_len + 1));
+        if (z->trace_next && z->trace_prefix) {
+            z->trace_prefix[0] = 0;
+            for (int j = 0; j < z->trace_len; j++) {
+                const z3_param_t *p = &z->p[z->trace[j]];
+                z->trace_prefix[j + 1] = z->trace_prefix[j] + p->numel;
+                z->trace_next[j] = -1;
+                for (int k = j + 1; k < z->trace_len && z->trace_next[j] < 0; k++)
+                    if (z->trace[k] == z->trace[j]) z->trace_next[j] = k;
+            }
+            z->trace_state = TRACE_READY;
+        } else {
+            z->trace_state = TRACE_INVALID;
+        }
+    } else if (z->trace_state == TRACE_INVALID) {
+        free(z->trace_next);
+        free(z->trace_prefix);
+        z->trace_next = NULL;
+        z->trace_prefix = NULL;
+        z->trace_len = 0;
+        z->trace_state = TRACE_RECORDING;
+    }
+    z->cursor = z->prefetch_from = 0;
 }
 
 static dsc_status_t give_grad(dsc_engine_t *e, z3_param_t *p) {
@@ -165,8 +302,16 @@ static dsc_status_t send_grad(dsc_engine_t *e, z3_param_t *p) {
 static dsc_status_t release_one(dsc_engine_t *e, z3_param_t *p, bool after_backward) {
     dsc_status_t rc = DSC_OK;
     if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = send_grad(e, p);
-    if (p->live > 0 && --p->live == 0 && !p->persistent) free_gathered(e, p);
+    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped && !reused_soon(e->z3, p)) free_gathered(e, p);
     return rc;
+}
+
+static dsc_status_t acquire_one(dsc_engine_t *e, z3_param_t *p, bool for_backward, bool traced) {
+    if (traced) trace_note(e->z3, (int)(p - e->z3->p));
+    if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    p->live++;
+    if (for_backward && give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    return DSC_OK;
 }
 
 static dsc_status_t hook_acquire(void *user, dsc_tensor_t *const *params, int n, bool for_backward) {
@@ -174,11 +319,15 @@ static dsc_status_t hook_acquire(void *user, dsc_tensor_t *const *params, int n,
     dsc_engine_t *e = z->engine;
     for (int k = 0; k < n; k++) {
         z3_param_t *p = find(z, params[k]);
-        if (!p || gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
-        p->live++;
-        if (for_backward && give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+        if (!p || acquire_one(e, p, for_backward, true) != DSC_OK) return dsc_ctx_status(e->ctx);
     }
-    return DSC_OK;
+    return prefetch(z);
+}
+
+dsc_status_t dsc__engine_zero3_hold(dsc_engine_t *e, int i) { return acquire_one(e, &e->z3->p[i], false, false); }
+void dsc__engine_zero3_unhold(dsc_engine_t *e, int i) {
+    z3_param_t *p = &e->z3->p[i];
+    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped) free_gathered(e, p);
 }
 
 static dsc_status_t hook_release(void *user, dsc_tensor_t *const *params, int n, bool after_backward) {
@@ -198,6 +347,7 @@ static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
     z3_param_t *p = find(z, param);
     if (!p) return dsc_ctx_status(e->ctx);
     if (p->live > 0 || p->unscoped) return DSC_OK; /* inside a scope, or already held */
+    trace_note(z, (int)(p - z->p));
     if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
     p->live++;
     p->unscoped = true;
@@ -223,8 +373,10 @@ dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
             p->grad_users = 0;
         }
         if (p->grad && p->grad_users == 0) free_grad(e, p);
-        if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p);
+        if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p); /* kept for reuse, or prefetched */
     }
+    if (!ok && z->trace_state == TRACE_RECORDING) z->trace_state = TRACE_INVALID; /* a partial record */
+    trace_end_microstep(z);
     return first;
 }
 
@@ -242,13 +394,6 @@ bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, in
     if (b) *b = hi;
     if (local) *local = p->local;
     return hi > lo;
-}
-
-int64_t dsc__engine_zero3_largest_param(const dsc_engine_t *e) {
-    int64_t m = 0;
-    for (int i = 0; i < e->z3->n; i++)
-        if (e->z3->p[i].numel > m) m = e->z3->p[i].numel;
-    return m;
 }
 
 /* The parameter table and the context's hooks (stages 2 and 3). */
@@ -269,6 +414,10 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
     z->engine = e;
     z->stage = e->plan.stage;
     z->n = np;
+    z->prefetch_bucket = cz->stage3_prefetch_bucket_size;
+    z->max_live = cz->stage3_max_live_parameters;
+    z->max_reuse = cz->stage3_max_reuse_distance;
+    z->trace_state = TRACE_RECORDING;
     int64_t local = 0;
     for (int i = 0; i < np; i++) {
         dsc_param_info_t info;
@@ -279,6 +428,7 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
         p->offset = info.offset;
         p->shard = dsc_zero3_shard(info.numel, N);
         p->local = local;
+        p->last_pos = -1;
         local += p->shard;
         if (z->stage == 2) {
             p->persistent = true; /* replicated: never released */
@@ -365,6 +515,9 @@ void dsc__engine_free_scopes(dsc_engine_t *e) {
     free(z->p);
     free(z->by_tensor);
     free(z->counts);
+    free(z->trace);
+    free(z->trace_next);
+    free(z->trace_prefix);
     free(z);
     e->z3 = NULL;
 }

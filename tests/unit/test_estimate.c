@@ -69,7 +69,8 @@ static void *rank_main(void *p) {
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, %s%s"
              " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": %d,"
-             " \"stage3_param_persistence_threshold\": %d},"
+             " \"stage3_param_persistence_threshold\": %d, \"stage3_prefetch_bucket_size\": 0,"
+             " \"stage3_max_reuse_distance\": 0},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}",
              B, GAS, prec, ac_json, r->stage, BUCKET, PERSIST);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;

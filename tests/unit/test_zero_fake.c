@@ -51,7 +51,11 @@ static void check_stage3(const zero_case_t *c, int n, const char *what, const ze
     CHECK_MSG(z->mem_optim == want_optim, "%s: optimizer state %zu bytes, want %zu", what, z->mem_optim, want_optim);
     if (n == 1) return;
     const int64_t gathered_uses = uses - Sp; /* the persistent ones are all small: never the embedding */
-    uint64_t want = (uint64_t)c->gas * (uint64_t)(n - 1) * pb * (uint64_t)(2 * gathered_uses + uses) +
+    /* With a reuse window covering the whole micro-step (and nothing persistent), after the
+     * first micro-step has recorded the order each parameter is gathered once, in forward,
+     * and kept for its later uses; gradients are still reduced per use. */
+    const int64_t gathers = c->reuse > 0 ? S : 2 * gathered_uses;
+    uint64_t want = (uint64_t)c->gas * (uint64_t)(n - 1) * pb * (uint64_t)(gathers + uses) +
                     (uint64_t)(n - 1) * pb * (uint64_t)Sp + (uint64_t)(2.0 * (n - 1) * 16 / n);
     CHECK_MSG(z->last_step_sent_bytes == want, "%s: sent %llu bytes in the last step, want %llu", what,
               (unsigned long long)z->last_step_sent_bytes, (unsigned long long)want);
@@ -151,12 +155,18 @@ int main(void) {
             if (only_stage < 0 || stage == only_stage)
             for (int gas = 1; gas <= 2; gas++)
                 for (int n = 1; n <= 4; n++) {
-                    zero_case_t c = {stage, gas, precisions[p], 20, 2, 0};
+                    zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, 0};
                     check_case(&c, n);
                 }
     /* Stage 3 with the small parameters (biases, layer norms) persistent. */
     for (int n = 2; n <= 3; n++) {
-        zero_case_t c = {3, 2, "fp32", 20, 2, 1000};
+        zero_case_t c = {3, 2, "fp32", 20, 2, 1000, 0};
+        check_case(&c, n);
+    }
+    /* Stage 3 with DeepSpeed's default reuse window (1e9 elements): the schedule keeps
+     * parameters gathered between their uses. */
+    for (int n = 2; n <= 4; n += 2) {
+        zero_case_t c = {3, 2, "bf16", 20, 2, 0, 1000000000};
         check_case(&c, n);
     }
     return check_finish("test_zero_fake");
