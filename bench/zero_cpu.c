@@ -4,7 +4,9 @@
  *     mpirun -np 2 --oversubscribe ./build/bench/zero_cpu
  * Rank 0 prints one line per stage. Stage 3 runs with stage3_param_persistence_threshold 0
  * (every parameter partitioned: the model's largest tensor has 11k elements, under the
- * default 1e5 all would stay gathered). "layer peak" is what lives only while a layer runs
+ * default 1e5 all would stay gathered), once with DeepSpeed's default schedule (prefetch 5e7,
+ * reuse window 1e9: the whole model stays gathered from forward to backward) and once, row
+ * "3f", frugal (stage3_prefetch_bucket_size 0, stage3_max_reuse_distance 0). "layer peak" is what lives only while a layer runs
  * (stage 2: its gradients; stage 3: also its gathered values): peak minus live bytes of the
  * params and grads categories. */
 #include <stdio.h>
@@ -41,7 +43,9 @@ int main(int argc, char **argv) {
         printf("zero_cpu: GPT 4 layers x 128 wide (0.8M params), bf16, AdamW, micro batch %d x %d tokens per rank, "
                "%d ranks, %d steps\n  stage | tokens/s (all ranks) | per-rank MiB: params  grads  optim  grad_acc  comm  "
                "layer peak | sent MiB/step\n", mb, t, world, steps);
-    for (int stage = 0; stage <= 3; stage++) {
+    for (int row = 0; row <= 4; row++) {
+        const int stage = row < 4 ? row : 3;
+        const bool frugal = row == 4;
         dsc_ctx_t *mctx = NULL; /* a context per stage: its peaks are this stage's */
         dsc_ctx_new(&co, &mctx);
         dsc_gpt_config_t gc = {4, 4, 128, 88, t, 0.0, 1e-5};
@@ -50,8 +54,8 @@ int main(int argc, char **argv) {
         char json[512];
         snprintf(json, sizeof json,
                  "{\"train_micro_batch_size_per_gpu\": %d, \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": %d,"
-                 " \"stage3_param_persistence_threshold\": 0}, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}",
-                 mb, stage);
+                 " \"stage3_param_persistence_threshold\": 0%s}, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}",
+                 mb, stage, frugal ? ", \"stage3_prefetch_bucket_size\": 0, \"stage3_max_reuse_distance\": 0" : "");
         dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
         o.config_json = json;
         o.comm = comm;
@@ -81,7 +85,7 @@ int main(int argc, char **argv) {
         const dsc_mem_stats_t pm = dsc_ctx_mem_stats(mctx, DSC_MEM_PARAMS), gm = dsc_ctx_mem_stats(mctx, DSC_MEM_GRADS);
         const double layer = (double)(pm.peak_bytes - pm.live_bytes + gm.peak_bytes - gm.live_bytes);
         if (rank == 0)
-            printf("  %d     | %20.0f | %13.2f %6.2f %6.2f %9.2f %5.2f %11.2f | %.2f\n", stage,
+            printf("  %d%s    | %20.0f | %13.2f %6.2f %6.2f %9.2f %5.2f %11.2f | %.2f\n", stage, frugal ? "f" : " ",
                    (double)steps * mb * t * world / dt, pm.live_bytes / mib, gm.live_bytes / mib,
                    dsc_ctx_mem_stats(mctx, DSC_MEM_OPTIM).live_bytes / mib,
                    dsc_ctx_mem_stats(mctx, DSC_MEM_GRAD_ACCUM).live_bytes / mib,
