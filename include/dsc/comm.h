@@ -248,6 +248,9 @@ dsc_status_t dsc_comm_iallreduce(dsc_comm_t *comm, const void *send, void *recv,
                                  dsc_reduce_op_t op, dsc_comm_request_t **req);
 dsc_status_t dsc_comm_ireduce_scatter(dsc_comm_t *comm, const void *send, void *recv, size_t count,
                                       dsc_dtype_t dtype, dsc_comm_request_t **req);
+/* counts must stay valid until the request completes. */
+dsc_status_t dsc_comm_ireduce_scatter_v(dsc_comm_t *comm, const void *send, void *recv, const int64_t *counts,
+                                        dsc_dtype_t dtype, dsc_comm_request_t **req);
 dsc_status_t dsc_comm_iallgather(dsc_comm_t *comm, const void *send, void *recv, size_t count, dsc_dtype_t dtype,
                                  dsc_comm_request_t **req);
 dsc_status_t dsc_comm_ibroadcast(dsc_comm_t *comm, void *buf, size_t count, dsc_dtype_t dtype, int root,

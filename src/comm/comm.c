@@ -634,8 +634,18 @@ static dsc_status_t run_blocking(dsc_comm_t *c, dsc_comm_op_t op, const void *se
     return progress(&r, true);
 }
 
+static dsc_status_t run_nonblocking_v(dsc_comm_t *c, dsc_comm_op_t op, const void *send, void *recv, size_t count,
+                                      dsc_dtype_t dtype, int redop, int root, const int64_t *counts,
+                                      dsc_comm_request_t **out);
+
 static dsc_status_t run_nonblocking(dsc_comm_t *c, dsc_comm_op_t op, const void *send, void *recv, size_t count,
                                     dsc_dtype_t dtype, int redop, int root, dsc_comm_request_t **out) {
+    return run_nonblocking_v(c, op, send, recv, count, dtype, redop, root, NULL, out);
+}
+
+static dsc_status_t run_nonblocking_v(dsc_comm_t *c, dsc_comm_op_t op, const void *send, void *recv, size_t count,
+                                      dsc_dtype_t dtype, int redop, int root, const int64_t *counts,
+                                      dsc_comm_request_t **out) {
     if (!out) {
         if (c) return dsc__comm_fail(c, DSC_ERR_INVALID, "%s: request pointer is NULL", dsc_comm_op_name(op));
         return DSC_ERR_INVALID;
@@ -644,7 +654,7 @@ static dsc_status_t run_nonblocking(dsc_comm_t *c, dsc_comm_op_t op, const void 
     if (!c) return DSC_ERR_INVALID;
     dsc_comm_request_t *r = malloc(sizeof *r);
     if (!r) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory for a %s request", dsc_comm_op_name(op));
-    dsc_status_t st = issue(c, r, op, send, recv, count, dtype, redop, root, NULL);
+    dsc_status_t st = issue(c, r, op, send, recv, count, dtype, redop, root, counts);
     if (st != DSC_OK) {
         free(r);
         return st;
@@ -697,6 +707,14 @@ dsc_status_t dsc_comm_iallreduce(dsc_comm_t *c, const void *send, void *recv, si
 dsc_status_t dsc_comm_ireduce_scatter(dsc_comm_t *c, const void *send, void *recv, size_t count, dsc_dtype_t dtype,
                                       dsc_comm_request_t **req) {
     return run_nonblocking(c, DSC_COMM_REDUCE_SCATTER, send, recv, count, dtype, DSC_REDUCE_SUM, -1, req);
+}
+
+dsc_status_t dsc_comm_ireduce_scatter_v(dsc_comm_t *c, const void *send, void *recv, const int64_t *counts,
+                                        dsc_dtype_t dtype, dsc_comm_request_t **req) {
+    int64_t total = 0;
+    for (int q = 0; c && counts && q < c->world; q++) total += counts[q] > 0 ? counts[q] : 0;
+    return run_nonblocking_v(c, DSC_COMM_REDUCE_SCATTER_V, send, recv, (size_t)total, dtype, DSC_REDUCE_SUM, -1, counts,
+                             req);
 }
 
 dsc_status_t dsc_comm_iallgather(dsc_comm_t *c, const void *send, void *recv, size_t count, dsc_dtype_t dtype,

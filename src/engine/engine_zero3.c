@@ -36,54 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_internal.h"
+#include "engine/engine_zero3.h"
 
-typedef struct z3_param {
-    dsc_tensor_t *tensor;
-    int64_t numel, offset;       /* elements; flat offset */
-    int64_t shard, local;        /* stage 3: shard size; offset in the local buffers */
-    int live;                    /* scopes (and unscoped uses) holding the gathered values */
-    int grad_users;              /* holders of the gradient buffer (backward scopes, unscoped uses) */
-    bool persistent;             /* gathered for good */
-    bool unscoped;               /* used outside any scope this micro-step */
-    void *full;                  /* shard*N elements of model_dtype, or NULL */
-    void *grad;                  /* shard*N elements of model_dtype during backward, or NULL */
-    dsc_comm_request_t *inflight; /* a prefetch: full is being gathered */
-    int last_pos;                /* trace position of its latest acquire */
-} z3_param_t;
-
-typedef enum { TRACE_RECORDING, TRACE_READY, TRACE_INVALID } z3_trace_state_t;
-
-typedef struct z3_lookup {
-    const dsc_tensor_t *tensor;
-    int index;
-} z3_lookup_t;
-
-struct dsc_zero3 {
-    dsc_engine_t *engine;
-    int stage;              /* 2 or 3 */
-    int64_t *counts;        /* stage 2: per-rank slice of one gradient (world entries) */
-    z3_param_t *p;
-    int n;
-    z3_lookup_t *by_tensor; /* sorted by tensor address */
-    dsc_param_hooks_t hooks;
-    int64_t persistent_numel;
-    /* The schedule: one micro-step's acquisitions (parameter indices) and, once ready, the
-     * elements acquired before each position and each position's next use of the same
-     * parameter (-1: none). */
-    int *trace, *trace_next;
-    int64_t *trace_prefix;
-    int trace_len, trace_cap, cursor, prefetch_from;
-    z3_trace_state_t trace_state;
-    int64_t gathered_elems, inflight_elems; /* non-persistent parameters gathered / in flight */
-    int64_t prefetch_bucket, max_live, max_reuse;
-};
-
-static size_t msize(const dsc_engine_t *e) { return dsc_dtype_size(e->model_dtype); }
-static size_t full_bytes(const dsc_engine_t *e, const z3_param_t *p) {
-    if (e->plan.stage == 2) return (size_t)p->numel * msize(e);
-    return (size_t)p->shard * (size_t)e->world_size * msize(e);
-}
 
 int64_t dsc_zero3_shard(int64_t numel, int world) { return world < 1 || numel < 1 ? 0 : (numel + world - 1) / world; }
 
@@ -101,20 +55,16 @@ static z3_param_t *find(dsc_zero3_t *z, const dsc_tensor_t *t) {
     return NULL;
 }
 
-static dsc_status_t comm_fail(dsc_engine_t *e, dsc_status_t rc, const char *what, const z3_param_t *p) {
-    return dsc__engine_fail(e, rc, "rank %d: ZeRO-3 %s of %s failed: %s", e->rank, what, dsc_tensor_name(p->tensor),
-                            dsc_comm_errmsg(e->comm));
-}
 
 /* This rank's shard into p->full, then the all-gather (in place: the shard already sits in
  * its slot). */
 static dsc_status_t gather_into(dsc_engine_t *e, z3_param_t *p) {
-    const size_t ms = msize(e), k = (size_t)p->shard;
+    const size_t ms = dsc__z3_msize(e), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)e->rank * k * ms;
     memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
     if (e->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(e->comm, mine, p->full, k, e->model_dtype);
-    return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter all-gather", p);
+    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(e, rc, "parameter all-gather", p);
 }
 
 static int64_t full_elems(const dsc_engine_t *e, const z3_param_t *p) { return p->shard * e->world_size; }
@@ -125,14 +75,14 @@ static dsc_status_t finish_prefetch(dsc_engine_t *e, z3_param_t *p) {
     p->inflight = NULL;
     e->z3->inflight_elems -= full_elems(e, p);
     p->tensor->data = p->full;
-    return rc == DSC_OK ? DSC_OK : comm_fail(e, rc, "parameter prefetch", p);
+    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(e, rc, "parameter prefetch", p);
 }
 
 /* Gathers p (blocking), or starts its all-gather (async: a prefetch). */
 static dsc_status_t gather_start(dsc_engine_t *e, z3_param_t *p, bool async) {
     if (p->inflight) return async ? DSC_OK : finish_prefetch(e, p);
     if (p->full || e->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
-    p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, full_bytes(e, p));
+    p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, dsc__z3_full_bytes(e, p));
     if (!p->full) return dsc_ctx_status(e->ctx);
     if (!p->persistent) e->z3->gathered_elems += full_elems(e, p);
     if (!async || e->world_size == 1) {
@@ -140,11 +90,11 @@ static dsc_status_t gather_start(dsc_engine_t *e, z3_param_t *p, bool async) {
         p->tensor->data = p->full;
         return rc;
     }
-    const size_t ms = msize(e), k = (size_t)p->shard;
+    const size_t ms = dsc__z3_msize(e), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)e->rank * k * ms;
     memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
     dsc_status_t rc = dsc_comm_iallgather(e->comm, mine, p->full, k, e->model_dtype, &p->inflight);
-    if (rc != DSC_OK) return comm_fail(e, rc, "parameter prefetch", p);
+    if (rc != DSC_OK) return dsc__z3_comm_fail(e, rc, "parameter prefetch", p);
     e->z3->inflight_elems += full_elems(e, p);
     return DSC_OK;
 }
@@ -153,7 +103,7 @@ static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) { return gather_start
 
 static void free_gathered(dsc_engine_t *e, z3_param_t *p) {
     if (p->inflight) finish_prefetch(e, p); /* MPI may still write it otherwise */
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, p->full, full_bytes(e, p));
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(e, p));
     if (!p->persistent) e->z3->gathered_elems -= full_elems(e, p);
     p->full = NULL;
     p->tensor->data = NULL;
@@ -247,61 +197,9 @@ static void trace_end_microstep(dsc_zero3_t *z) {
     z->cursor = z->prefetch_from = 0;
 }
 
-static dsc_status_t give_grad(dsc_engine_t *e, z3_param_t *p) {
-    if (!p->grad) {
-        p->grad = dsc_ctx_alloc(e->ctx, DSC_MEM_GRADS, full_bytes(e, p)); /* zeroed */
-        if (!p->grad) return dsc_ctx_status(e->ctx);
-        p->tensor->grad->data = p->grad;
-    }
-    p->grad_users++;
-    return DSC_OK;
-}
-
-static void free_grad(dsc_engine_t *e, z3_param_t *p) {
-    dsc_ctx_release(e->ctx, DSC_MEM_GRADS, p->grad, full_bytes(e, p));
-    p->grad = NULL;
-    p->tensor->grad->data = NULL;
-}
-
-/* The parameter's gradient to its owners: a reduce-scatter in place (this rank's chunk
- * lands in its own slot), added into acc32 in fp32; the buffer is freed. */
-/* Stage 2: the parameter's flat range to the owners of its pieces (uneven slices). */
-static dsc_status_t send_grad_flat(dsc_engine_t *e, z3_param_t *p) {
-    int64_t *counts = e->z3->counts, before = 0;
-    for (int q = 0; q < e->world_size; q++) {
-        counts[q] = dsc_zero_plan_overlap(&e->plan, q, p->offset, p->numel, NULL);
-        if (q < e->rank) before += counts[q];
-    }
-    char *mine = (char *)p->grad + (size_t)before * msize(e);
-    dsc_status_t rc = DSC_OK;
-    if (e->world_size > 1) {
-        rc = dsc_comm_reduce_scatter_v(e->comm, p->grad, mine, counts, e->model_dtype);
-        if (rc != DSC_OK) rc = comm_fail(e, rc, "gradient reduce to owners", p);
-    }
-    const int64_t own = counts[e->rank];
-    if (rc == DSC_OK && own > 0)
-        rc = dsc_amp_accumulate(e->acc32 + (p->offset + before - e->plan.begin), mine, e->model_dtype, (size_t)own);
-    free_grad(e, p);
-    return rc;
-}
-
-static dsc_status_t send_grad(dsc_engine_t *e, z3_param_t *p) {
-    if (e->plan.stage == 2) return send_grad_flat(e, p);
-    const size_t ms = msize(e), k = (size_t)p->shard;
-    char *mine = (char *)p->grad + (size_t)e->rank * k * ms;
-    dsc_status_t rc = DSC_OK;
-    if (e->world_size > 1) {
-        rc = dsc_comm_reduce_scatter(e->comm, p->grad, mine, k, e->model_dtype);
-        if (rc != DSC_OK) rc = comm_fail(e, rc, "gradient reduce-scatter", p);
-    }
-    if (rc == DSC_OK) rc = dsc_amp_accumulate(e->acc32 + p->local, mine, e->model_dtype, k);
-    free_grad(e, p);
-    return rc;
-}
-
 static dsc_status_t release_one(dsc_engine_t *e, z3_param_t *p, bool after_backward) {
     dsc_status_t rc = DSC_OK;
-    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = send_grad(e, p);
+    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = dsc__z3_send_grad(e, p);
     if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped && !reused_soon(e->z3, p)) free_gathered(e, p);
     return rc;
 }
@@ -310,7 +208,7 @@ static dsc_status_t acquire_one(dsc_engine_t *e, z3_param_t *p, bool for_backwar
     if (traced) trace_note(e->z3, (int)(p - e->z3->p));
     if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
     p->live++;
-    if (for_backward && give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    if (for_backward && dsc__z3_give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
     return DSC_OK;
 }
 
@@ -351,20 +249,20 @@ static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
     if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
     p->live++;
     p->unscoped = true;
-    return dsc_ctx_grad_enabled(e->ctx) ? give_grad(e, p) : DSC_OK;
+    return dsc_ctx_grad_enabled(e->ctx) ? dsc__z3_give_grad(e, p) : DSC_OK;
 }
 
 /* ---- engine interface ------------------------------------------------------------ */
 
 dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
     dsc_zero3_t *z = e->z3;
-    dsc_status_t first = DSC_OK;
+    dsc_status_t first = dsc__z3_drain_sends(e, ok);
     for (int i = 0; i < z->n; i++) {
         z3_param_t *p = &z->p[i];
         if (p->unscoped) {
             p->unscoped = false;
             dsc_status_t rc = DSC_OK;
-            if (p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = ok ? send_grad(e, p) : DSC_OK;
+            if (p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = ok ? dsc__z3_send_grad(e, p) : DSC_OK;
             if (p->live > 0) p->live--;
             if (first == DSC_OK) first = rc;
         }
@@ -372,7 +270,7 @@ dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
             p->live = 0;
             p->grad_users = 0;
         }
-        if (p->grad && p->grad_users == 0) free_grad(e, p);
+        if (p->grad && p->grad_users == 0) dsc__z3_free_grad(e, p);
         if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p); /* kept for reuse, or prefetched */
     }
     if (!ok && z->trace_state == TRACE_RECORDING) z->trace_state = TRACE_INVALID; /* a partial record */
@@ -405,9 +303,8 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
     if (z) {
         z->p = calloc((size_t)np + 1, sizeof *z->p);
         z->by_tensor = calloc((size_t)np + 1, sizeof *z->by_tensor);
-        z->counts = calloc((size_t)N, sizeof *z->counts);
     }
-    if (!z || !z->p || !z->by_tensor || !z->counts) {
+    if (!z || !z->p || !z->by_tensor) {
         snprintf(err, errsz, "out of memory for the ZeRO-%d parameter table (%d parameters)", e->plan.stage, np);
         return DSC_ERR_NOMEM;
     }
@@ -417,6 +314,8 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
     z->prefetch_bucket = cz->stage3_prefetch_bucket_size;
     z->max_live = cz->stage3_max_live_parameters;
     z->max_reuse = cz->stage3_max_reuse_distance;
+    z->overlap = cz->overlap_comm;
+    z->send_limit = cz->reduce_bucket_size;
     z->trace_state = TRACE_RECORDING;
     int64_t local = 0;
     for (int i = 0; i < np; i++) {
@@ -459,7 +358,7 @@ dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) 
     dsc_model_t *m = e->model;
     const int N = e->world_size, np = dsc_model_param_count(m);
     const bool mixed = e->model_dtype != DSC_F32;
-    const size_t ms = msize(e);
+    const size_t ms = dsc__z3_msize(e);
     dsc_status_t rc = scopes_new(e, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc_zero3_t *z = e->z3;
@@ -507,14 +406,15 @@ void dsc__engine_free_scopes(dsc_engine_t *e) {
     dsc_zero3_t *z = e->z3;
     if (!z) return;
     if (e->ctx->param_hooks == &z->hooks) e->ctx->param_hooks = NULL;
+    dsc__z3_drain_sends(e, false); /* before the table they point into */
     for (int i = 0; z->p && i < z->n; i++) {
         z3_param_t *p = &z->p[i];
-        if (p->grad) free_grad(e, p);
+        if (p->grad) dsc__z3_free_grad(e, p);
         if (p->full) free_gathered(e, p);
     }
     free(z->p);
     free(z->by_tensor);
-    free(z->counts);
+    free(z->sends);
     free(z->trace);
     free(z->trace_next);
     free(z->trace_prefix);
@@ -532,7 +432,7 @@ void dsc__engine_free_state3(dsc_engine_t *e) {
     const size_t nl = (size_t)e->n_local;
     if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
     dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, nl * msize(e));
+    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, nl * dsc__z3_msize(e));
     free(e->segments);
     free(e->segment_param);
 }

@@ -41,11 +41,15 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
     /* Adam's eps is 1e-4, not 1e-8: the attention key bias has an analytically zero
      * gradient, and Adam turns its rounding noise (which differs with the reduction order)
      * into +-lr steps of random sign, so no two reduction orders could agree on it. */
-    char json[768], persist[160] = "";
+    char json[768], persist[200] = "";
     if (stage == 3)
         snprintf(persist, sizeof persist,
                  ", \"stage3_param_persistence_threshold\": %lld, \"stage3_max_reuse_distance\": %lld",
                  (long long)c->persistence, (long long)c->reuse);
+    if (c->overlap && !reference) {
+        size_t len = strlen(persist);
+        snprintf(persist + len, sizeof persist - len, ", \"overlap_comm\": %s", c->overlap == 1 ? "true" : "false");
+    }
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, \"gradient_clipping\": 1.0,"
              " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000%s},"

@@ -14,6 +14,7 @@ typedef struct zero_case {
     int micro_batch;       /* rows per rank per micro-step */
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
     int64_t reuse;         /* stage 3: stage3_max_reuse_distance (0: release every layer after use) */
+    int overlap;           /* zero_optimization.overlap_comm: 0 the stage's default, 1 true, 2 false */
 } zero_case_t;
 
 /* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch

@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 2; p++)
         for (int variant = 0; variant <= 4; variant++) { /* stages 0-3 with accumulation, stage 3 without */
             const int stage = variant < 4 ? variant : 3, gas = variant < 4 ? 2 : 1;
-            zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, variant == 4 ? 1000000000 : 0};
+            zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, variant == 4 ? 1000000000 : 0, stage == 2 ? 1 : 0};
             zero_result_t ref, got;
             if (zero_run(&c, NULL, n, 0, &ref) != 0 || zero_run(&c, comm, n, rank, &got) != 0) {
                 CHECK_MSG(false, "stage %d %s: %s %s", stage, precisions[p], ref.error, got.error);

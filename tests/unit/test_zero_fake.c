@@ -147,6 +147,41 @@ static void check_case(const zero_case_t *c, int n) {
     dsc_comm_fake_world_free(world);
 }
 
+/* overlap_comm changes when the gradient collectives complete, not what is added in which
+ * order: parameters are bitwise those of the blocking run (stages 2 and 3, 3 ranks). */
+static void test_overlap_bitwise(void) {
+    for (int stage = 2; stage <= 3; stage++) {
+        float *params[2] = {NULL, NULL};
+        int64_t numel = 0;
+        for (int mode = 1; mode <= 2; mode++) {
+            zero_case_t c = {stage, 2, "bf16", 6, 2, 0, 0, mode};
+            dsc_comm_fake_world_t *world = NULL;
+            dsc_comm_fake_world_new(3, &world);
+            rank_arg_t args[3];
+            pthread_t th[3];
+            for (int r = 0; r < 3; r++) {
+                args[r] = (rank_arg_t){&c, world, 3, r, {0}, 0};
+                pthread_create(&th[r], NULL, rank_main, &args[r]);
+            }
+            for (int r = 0; r < 3; r++) pthread_join(th[r], NULL);
+            for (int r = 0; r < 3; r++) {
+                CHECK_MSG(args[r].rc == 0, "overlap %d, stage %d, rank %d: %s", mode, stage, r, args[r].result.error);
+                if (r == 1 && args[r].rc == 0) {
+                    params[mode - 1] = args[r].result.params;
+                    numel = args[r].result.numel;
+                    args[r].result.params = NULL;
+                }
+                zero_result_free(&args[r].result);
+            }
+            dsc_comm_fake_world_free(world);
+        }
+        CHECK_MSG(params[0] && params[1] && !memcmp(params[0], params[1], sizeof(float) * (size_t)numel),
+                  "stage %d: parameters with overlap_comm differ from the blocking run", stage);
+        free(params[0]);
+        free(params[1]);
+    }
+}
+
 int main(void) {
     const char *precisions[] = {"fp32", "bf16"};
     const int only_stage = getenv("ZERO_STAGE") ? atoi(getenv("ZERO_STAGE")) : -1; /* for debugging one stage */
@@ -155,19 +190,23 @@ int main(void) {
             if (only_stage < 0 || stage == only_stage)
             for (int gas = 1; gas <= 2; gas++)
                 for (int n = 1; n <= 4; n++) {
-                    zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, 0};
+                    /* overlap_comm: on for stage 2 with accumulation, off for stage 3 without
+                     * (the other halves run the stages' defaults: off at 2, on at 3) */
+                    const int overlap = stage == 2 && gas == 2 ? 1 : stage == 3 && gas == 1 ? 2 : 0;
+                    zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, 0, overlap};
                     check_case(&c, n);
                 }
     /* Stage 3 with the small parameters (biases, layer norms) persistent. */
     for (int n = 2; n <= 3; n++) {
-        zero_case_t c = {3, 2, "fp32", 20, 2, 1000, 0};
+        zero_case_t c = {3, 2, "fp32", 20, 2, 1000, 0, 0};
         check_case(&c, n);
     }
     /* Stage 3 with DeepSpeed's default reuse window (1e9 elements): the schedule keeps
      * parameters gathered between their uses. */
     for (int n = 2; n <= 4; n += 2) {
-        zero_case_t c = {3, 2, "bf16", 20, 2, 0, 1000000000};
+        zero_case_t c = {3, 2, "bf16", 20, 2, 0, 1000000000, 0};
         check_case(&c, n);
     }
+    test_overlap_bitwise();
     return check_finish("test_zero_fake");
 }
