@@ -44,9 +44,10 @@ const char *const *dsc_engine_supported_keys(void) { return supported_keys; }
 void dsc__engine_note_knobs(dsc_engine_t *e) {
     const dsc_config_zero_t *z = &e->config->zero_optimization;
     if (e->rank != 0 || e->world_size == 1) return;
-    if (z->overlap_comm)
-        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.overlap_comm: dsc runs the gradient collectives after "
-                    "backward (same result; overlapping them with backward is not implemented yet)");
+    if (z->overlap_comm && e->plan.stage < 2)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.overlap_comm: at stage %d dsc reduces the gradients once, "
+                    "after the boundary micro-step's backward (same result; it overlaps them with backward at stages "
+                    "2-3)", e->plan.stage);
     if (!z->reduce_scatter)
         dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.reduce_scatter false: dsc reduce-scatters anyway "
                     "(same result, 2/3 of DeepSpeed's all-reduce volume)");
