@@ -70,7 +70,8 @@ static void usage(FILE *out) {
             "  --dropout P         dropout probability (default 0)\n"
             "  --eval-every N      validation loss every N steps (default 50; 0 disables)\n"
             "  --allow-unknown-keys  unknown top-level config keys warn instead of failing\n"
-            "  --comm-timeout S    seconds a collective may wait for the other ranks (default 600)\n"
+            "  --comm-timeout S    seconds a collective may wait for the other ranks (default: the config's\n"
+            "                      dsc.comm_timeout, else 600)\n"
             "  --save DIR          save checkpoints under DIR (DIR/<tag>/, DIR/latest) at the end\n"
             "  --save-every N      ... and every N steps\n"
             "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
@@ -370,7 +371,6 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
             goto out;
         }
-        if (a.comm_timeout > 0) dsc_comm_set_timeout(comm, a.comm_timeout);
         /* Different batches per rank from the text corpus (shards split by the sampler). */
         src.text_state += (uint64_t)dsc_comm_rank(comm) * 0x9E3779B97F4A7C15ull;
     }
@@ -389,6 +389,7 @@ int dsc_cmd_train(int argc, char **argv) {
         goto out;
     }
     dsc_engine_t *engine = init.engine;
+    if (comm && a.comm_timeout > 0) dsc_comm_set_timeout(comm, a.comm_timeout); /* wins over the config's dsc.comm_timeout */
     const int b = dsc_engine_micro_batch_size(engine), t = a.context, gas = dsc_engine_gradient_accumulation_steps(engine);
     int steps = a.steps ? a.steps : 200;
     if (shards) {

@@ -451,6 +451,16 @@ typedef struct dsc_config_flops_profiler {
     const char *output_file;     /* NULL */
 } dsc_config_flops_profiler_t;
 
+/* "dsc": dsc's own keys, ignored by DeepSpeed (it skips top-level keys it does not know).
+ *   comm_timeout      seconds a collective may wait for the other ranks before the job is
+ *                     aborted naming them (0: the communicator's own, 600 s by default);
+ *   comm_debug_check  before each collective, check that every rank issues the same
+ *                     operation and size, and report the first rank that diverged. */
+typedef struct dsc_config_dsc {
+    double comm_timeout;   /* 0 */
+    bool comm_debug_check; /* false */
+} dsc_config_dsc_t;
+
 typedef struct dsc_config_comms_logger {
     bool present;                  /* DeepSpeed builds the logger config only when the key exists */
     bool enabled;                  /* false */
@@ -515,6 +525,7 @@ typedef struct dsc_config {
     dsc_config_zero_t zero_optimization;
     dsc_config_activation_checkpointing_t activation_checkpointing;
     dsc_config_checkpoint_t checkpoint;
+    dsc_config_dsc_t dsc;
     dsc_config_aio_t aio;
     dsc_config_file_monitor_t tensorboard;
     dsc_config_file_monitor_t csv_monitor;

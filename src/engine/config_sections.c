@@ -300,6 +300,12 @@ static const cfg_key_t comms_keys[] = {
 };
 static TABLE(comms_table, "comms_logger", comms_keys, false);
 
+static const cfg_key_t dsc_keys[] = {
+    K_FLOAT("comm_timeout", dsc.comm_timeout, 0.0, GE, 0, 0),
+    K_BOOL("comm_debug_check", dsc.comm_debug_check, false),
+};
+static TABLE(dsc_ext_table, "dsc", dsc_keys, false);
+
 static const cfg_key_t autocast_keys[] = {
     K_BOOL("enabled", torch_autocast.enabled, false),
     K_ENUM("dtype", torch_autocast.dtype, 0, CF_NULLABLE, dtype_names, NULL),
@@ -355,6 +361,7 @@ static const cfg_key_t top_keys[] = {
     K_OBJ("flops_profiler", flops_table, 0, 0),
     K_OBJ("timers", timers_table, 0, 0),
     K_OBJ("comms_logger", comms_table, 0, OFF(comms_logger.present)),
+    K_OBJ("dsc", dsc_ext_table, 0, 0),
     K_OBJ("torch_autocast", autocast_table, 0, 0),
     K_SECTION("amp", amp),
     K_SECTION("pipeline", pipeline),

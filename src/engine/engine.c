@@ -125,6 +125,10 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
             if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
         }
     }
+    if (rc == DSC_OK) { /* the config's "dsc" section (a caller may still change them afterwards) */
+        if (e->config->dsc.comm_timeout > 0) dsc_comm_set_timeout(e->comm, e->config->dsc.comm_timeout);
+        if (e->config->dsc.comm_debug_check) dsc_comm_set_debug_check(e->comm, true);
+    }
     if (rc == DSC_OK) {
         rc = dsc_zero_plan_make(e->config->zero_optimization.stage, e->world_size, e->rank, e->numel, &e->plan);
         if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "ZeRO partition plan: invalid stage, world or size");

@@ -35,6 +35,8 @@ static const char *const supported_keys[] = {
     "checkpoint.tag_validation",
     /* monitors and logging (issue 9): */
     "wall_clock_breakdown", "csv_monitor.*", "tensorboard.*",
+    /* dsc's own section (issue 6: collective timeout and debug check) */
+    "dsc.*",
     NULL,
 };
 

@@ -211,7 +211,36 @@ static void test_client_overrides_and_two_engines(void) {
     toy_free(&b);
 }
 
+/* The config's "dsc" section reaches the communicator: a 0.5 s timeout makes the
+ * initial broadcast fail fast, naming the rank that never came (rank 1 of a fake world of 2
+ * never joins); the debug check is switched on. */
+static void test_comm_config(void) {
+    toy_t m;
+    toy_new(&m, 3, 2, true, 5);
+    dsc_comm_fake_world_t *w = NULL;
+    dsc_comm_t *comm = NULL;
+    CHECK_OK(dsc_comm_fake_world_new(2, &w));
+    CHECK_OK(dsc_comm_new_fake(m.ctx, w, 0, &comm));
+    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
+    o.comm = comm;
+    o.config_json = "{\"train_micro_batch_size_per_gpu\": 1, \"dsc\": {\"comm_timeout\": 0.5, \"comm_debug_check\": true},"
+                    " \"optimizer\": {\"type\": \"Adam\"}}";
+    dsc_initialize_result_t r;
+    char err[2048];
+    dsc_status_t rc = dsc_initialize(m.model, &o, &r, err, sizeof err);
+    CHECK_MSG(rc != DSC_OK && strstr(err, "rank 1") && strstr(err, "0.5"), "%s", err);
+    CHECK(dsc_comm_timeout(comm) == 0.5 && dsc_comm_debug_check(comm));
+    dsc_comm_free(comm);
+    dsc_comm_fake_world_free(w);
+    o.comm = NULL;
+    o.config_json = "{\"train_micro_batch_size_per_gpu\": 1, \"dsc\": {\"comm_timeout\": -1}}";
+    CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) != DSC_OK);
+    CHECK_MSG(strstr(err, "dsc.comm_timeout"), "%s", err);
+    toy_free(&m);
+}
+
 int main(void) {
+    test_comm_config();
     test_accumulation_equivalence();
     test_clipping();
     test_config_errors();
