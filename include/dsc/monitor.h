@@ -165,6 +165,9 @@ typedef struct dsc_estimate_options {
     /* ZeRO-3: zero_optimization.stage3_param_persistence_threshold and
      * stage3_model_persistence_threshold (parameters kept gathered; defaults 1e5, INT64_MAX). */
     int64_t persistence_threshold, model_persistence_threshold;
+    /* zero_optimization.overlap_comm (effective; DeepSpeed's default: on at stage 3 only):
+     * at stages 2-3, up to reduce_bucket_size elements of gradients stay in flight. */
+    bool overlap_comm;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);

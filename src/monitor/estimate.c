@@ -225,6 +225,7 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
                          (acc == DSC_CONFIG_DTYPE_FP32 || (acc == DSC_CONFIG_DTYPE_NONE && o->param_dtype == DSC_BF16));
     o->reduce_bucket_size = cfg->zero_optimization.reduce_bucket_size;
     o->persistence_threshold = cfg->zero_optimization.stage3_param_persistence_threshold;
+    o->overlap_comm = cfg->zero_optimization.overlap_comm;
     o->model_persistence_threshold = cfg->zero_optimization.stage3_model_persistence_threshold;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
@@ -323,6 +324,11 @@ static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_m
         }
         if (live > worst) worst = live;
     }
+    /* overlap_comm: earlier layers' gradient sends still in flight, at most reduce_bucket_size
+     * elements (an upper bound: the queue is usually shorter). */
+    const int64_t total_grad_elems = stage == 2 ? dsc_gpt_param_count(&o->model) : shards * N;
+    if (o->overlap_comm && N > 1)
+        worst += (o->reduce_bucket_size < total_grad_elems ? o->reduce_bucket_size : total_grad_elems) * pb;
     st->transient = worst;
     if (stage == 2) return;
     const bool mixed = o->param_dtype != DSC_F32;

@@ -132,6 +132,7 @@ static void check_case(int stage, int world, const char *precision, int every, i
     o.checkpoint_every = every;
     o.number_checkpoints = number;
     o.persistence_threshold = PERSIST;
+    o.overlap_comm = stage == 3; /* DeepSpeed's default, which the test's config keeps */
     const bool ckpt = every > 0 || number > 0;
     for (int r = 0; r < world; r++) {
         char what[200];
@@ -157,8 +158,10 @@ static void check_case(int stage, int world, const char *precision, int every, i
          * gathered values): the peaks above what stays; the estimate is the largest layer's. */
         const size_t *pk = runs[r].peak;
         const int64_t transient = (int64_t)(pk[DSC_MEM_PARAMS] - lv[DSC_MEM_PARAMS] + pk[DSC_MEM_GRADS] - lv[DSC_MEM_GRADS]);
-        CHECK_MSG(transient == e.state.transient, "%s: transient bytes measured %lld, estimated %lld", what,
-                  (long long)transient, (long long)e.state.transient);
+        /* exact when nothing is in flight; with overlap_comm the estimate is an upper bound */
+        CHECK_MSG(o.overlap_comm && world > 1 ? transient <= e.state.transient : transient == e.state.transient,
+                  "%s: transient bytes measured %lld, estimated %lld", what, (long long)transient,
+                  (long long)e.state.transient);
         const int64_t measured = (int64_t)(lv[DSC_MEM_PARAMS] + lv[DSC_MEM_GRADS] + lv[DSC_MEM_OPTIM] +
                                            lv[DSC_MEM_GRAD_ACCUM] + lv[DSC_MEM_COMM] + runs[r].act_peak) + transient;
         const double rel = fabs((double)(e.total - measured)) / (double)measured;
