@@ -456,6 +456,7 @@ typedef struct {
     float *grads;     /* this rank's fp32 gradient partition before the last update */
     int64_t n_grads;
     double loss[3];
+    uint64_t sent_last_step; /* dsc_engine_comm_bytes_last_step */
     int64_t recomputes;
     int rc;
     char error[512];
@@ -487,7 +488,7 @@ static void *engine_rank(void *p) {
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0, %s %s"
              " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000,"
-             " \"stage3_param_persistence_threshold\": 0},"
+             " \"stage3_param_persistence_threshold\": 0, \"stage3_max_reuse_distance\": 0},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01}}}",
              mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? a->stage : 0);
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
@@ -524,6 +525,7 @@ static void *engine_rank(void *p) {
         }
     }
     a->recomputes = dsc_actckpt_stats(ctx).recomputes;
+    if (init.engine) a->sent_last_step = dsc_engine_comm_bytes_last_step(init.engine);
     a->numel = dsc_model_numel(gpt->model);
     a->params = malloc(sizeof(float) * (size_t)a->numel);
     if (!a->rc) dsc_engine_gather_params(init.engine, NULL, 0); /* ZeRO-3: materialise them */
@@ -587,6 +589,21 @@ static void test_engine(void) {
                       "%s: gradients differ with checkpointing", what);
             CHECK_MSG(!memcmp(ck[r].params, ref[r].params, sizeof(float) * (size_t)ref[r].numel),
                       "%s: parameters after 3 steps differ with checkpointing", what);
+            /* Under ZeRO-3 (frugal schedule) every recompute gathers its block's parameters
+             * again: per micro-step one more all-gather of each block parameter's shard,
+             * (N-1) x shard elements sent (bf16: 2 bytes, fp32: 4). Block parameters of the
+             * 64-wide GPT: ln 64+64, c_attn 12288+192, c_proj 4096+64, ln 64+64, c_fc
+             * 16384+256, mlp.c_proj 16384+64; shards ceil(n/2). */
+            if (stage == 3) {
+                const int64_t sizes[] = {64, 64, 12288, 192, 4096, 64, 64, 64, 16384, 256, 16384, 64};
+                int64_t shards = 0;
+                for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) shards += (sizes[i] + 1) / 2;
+                const uint64_t extra = 2 /* micro-steps */ * 3 /* blocks */ * (uint64_t)shards * (bf16 ? 2 : 4);
+                CHECK_MSG(ck[r].sent_last_step == ref[r].sent_last_step + extra,
+                          "%s: %llu bytes sent with checkpointing, %llu without: want %llu more (the recompute's gathers)",
+                          what, (unsigned long long)ck[r].sent_last_step, (unsigned long long)ref[r].sent_last_step,
+                          (unsigned long long)extra);
+            }
         }
         for (int r = 0; r < world_size; r++) {
             free(ref[r].params), free(ck[r].params);
