@@ -27,7 +27,11 @@ static void usage(FILE *out) {
             "or break a run, each with its fix. Run it the way you run training (under mpirun for several\n"
             "ranks: the checks then know how many ranks share the node).\n"
             "\n"
-            "exit status: 0 no problem found, 1 problems found (listed with fixes), 2 usage error\n");
+            "exit status: 0 no problem found, 1 problems found (listed with fixes), 2 usage error\n"
+            "\n"
+            "examples:\n"
+            "  dsc doctor\n"
+            "  mpirun -np 4 --hostfile hosts dsc doctor     # as the training job will run\n");
 }
 
 typedef struct {

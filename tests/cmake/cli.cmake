@@ -49,3 +49,13 @@ set_tests_properties(cli_sample PROPERTIES PASS_REGULAR_EXPRESSION "weights in .
 add_test(NAME cli_sample_no_checkpoint COMMAND sh -c "$<TARGET_FILE:dsc_cli> sample /nonexistent/ckpt 2>&1; echo exit=$?"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_sample_no_checkpoint PROPERTIES PASS_REGULAR_EXPRESSION "dsc sample: .*/nonexistent/ckpt.*exit=1")
+
+# Every subcommand's --help: exit 0, a usage line naming it, and examples.
+add_test(NAME cli_every_help
+         COMMAND sh -c "for c in train config estimate plot sample zero-to-fp32 doctor; do \
+                          out=$($<TARGET_FILE:dsc_cli> $c --help) || { echo \"$c --help failed\"; exit 1; }; \
+                          echo \"$out\" | grep -q \"usage: dsc $c\" || { echo \"$c: no usage line\"; exit 1; }; \
+                          echo \"$out\" | grep -qi example || { echo \"$c: no examples\"; exit 1; }; \
+                        done; echo all-help-ok"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_every_help PROPERTIES PASS_REGULAR_EXPRESSION "all-help-ok" FAIL_REGULAR_EXPRESSION "failed|no usage|no examples")

@@ -54,3 +54,22 @@ foreach(mode sleep skip)
   set_tests_properties(${name} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
                        ENVIRONMENT "${DSC_MPI_TEST_ENV}")
 endforeach()
+
+# dsc train as a user runs it: llm.c shards made by tools/make_shard.py, a DeepSpeed config
+# (ZeRO-3, bf16, overlap_comm, gradient accumulation, dsc.comm_timeout), 2 ranks under
+# mpirun; the validation loss must fall from ln(256) = 5.5 to below 4 in 60 steps (3.37
+# measured). Skips without python3 (the shard writer).
+if(DSC_PYTHON3)
+  set(DSC_SHARD_DIR ${CMAKE_BINARY_DIR}/cli_mpi_shards)
+  add_test(NAME cli_train_mpi_zero3_shards
+           COMMAND sh -c "mkdir -p ${DSC_SHARD_DIR} && ${DSC_PYTHON3} tools/make_shard.py README.md docs/zero.md docs/config.md --val-tokens 4000 -o ${DSC_SHARD_DIR}/tiny >/dev/null && \
+                          ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe $<TARGET_FILE:dsc_cli> train --config tests/mpi/zero3_bf16.json \
+                          --data '${DSC_SHARD_DIR}/tiny_train_*.bin' --val-data '${DSC_SHARD_DIR}/tiny_val_*.bin' --vocab 256 \
+                          --steps 60 --layers 2 --embd 64 --heads 4 --context 32 --eval-every 30"
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli_train_mpi_zero3_shards PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                       ENVIRONMENT "${DSC_MPI_TEST_ENV}"
+                       PASS_REGULAR_EXPRESSION "ZeRO stage 3, 2 rank.*step +60/60 \\| val loss [0-3]\\.")
+else()
+  message(STATUS "cli_train_mpi_zero3_shards: no python3 to write the shards; the test is not registered")
+endif()
