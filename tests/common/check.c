@@ -1,7 +1,10 @@
 #include "check.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <string.h>
 
 int check_failures = 0;
 int check_count = 0;
@@ -79,4 +82,30 @@ dsc_ctx_t *check_ctx_new(uint64_t seed) {
         exit(2);
     }
     return ctx;
+}
+
+void check_rm_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+        check_rm_tree(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+int check_count_prefix(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d) closedir(d);
+    return n;
 }

@@ -59,4 +59,9 @@ int check_finish(const char *test_name);
 /* A context whose errors are quiet (tests that expect errors check the message instead). */
 dsc_ctx_t *check_ctx_new(uint64_t seed);
 
+/* Files: removes a directory tree (or a file); counts the entries of dir whose names start
+ * with prefix (0 when dir cannot be read). */
+void check_rm_tree(const char *path);
+int check_count_prefix(const char *dir, const char *prefix);
+
 #endif

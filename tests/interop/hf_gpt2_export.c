@@ -513,23 +513,6 @@ static void test_trained(const char *root) {
     free(v);
 }
 
-static void rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        rm_tree(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "save")) {
         char expected[1200];
@@ -554,6 +537,6 @@ int main(int argc, char **argv) {
     test_hand_values(root);
     test_refusals(root);
     test_trained(root);
-    rm_tree(root);
+    check_rm_tree(root);
     return check_finish("ckpt_hf_gpt2_export");
 }

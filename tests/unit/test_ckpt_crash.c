@@ -150,15 +150,6 @@ static int64_t load_and_check(const char *sd) {
     return step;
 }
 
-static int count_prefix(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    if (d) closedir(d);
-    return n;
-}
-
 int main(void) {
     char root[256], sd[300];
     snprintf(root, sizeof root, "%s/dsc_crash_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -197,8 +188,8 @@ int main(void) {
         int status;
         waitpid(pid, &status, 0);
         CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child ended by itself (status %d)", status);
-        mid_save += count_prefix(sd, ".tmp-") > 0;
-        CHECK(count_prefix(sd, ".tmp-") <= 1);
+        mid_save += check_count_prefix(sd, ".tmp-") > 0;
+        CHECK(check_count_prefix(sd, ".tmp-") <= 1);
         int64_t step = load_and_check(sd);
         CHECK_MSG(step >= last, "latest went back from step %lld to %lld", (long long)last, (long long)step);
         progressed += step > last;

@@ -206,15 +206,6 @@ static pid_t spawn_child(const char *sd, int fd_write, pid_t parent) {
     _exit(7);
 }
 
-static int count_prefix(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    if (d) closedir(d);
-    return n;
-}
-
 /* The parameters of two runs bitwise equal (both fp32). */
 static bool same_params(const run_t *a, const run_t *b, const char **which) {
     for (int i = 0; i < dsc_model_param_count(a->gpt->model); i++) {
@@ -308,7 +299,7 @@ int main(int argc, char **argv) {
         if (!WIFSIGNALED(status)) break; /* its message is above */
         const bool in_save = m.begun > m.done;
         mid_save += in_save;
-        CHECK_MSG(count_prefix(sd, ".tmp-") <= 1, "kill %d: %d temporary directories", k, count_prefix(sd, ".tmp-"));
+        CHECK_MSG(check_count_prefix(sd, ".tmp-") <= 1, "kill %d: %d temporary directories", k, check_count_prefix(sd, ".tmp-"));
         /* Which checkpoint `latest` names: the last save that returned, or the one in flight. */
         char tag[256];
         bool found = false;

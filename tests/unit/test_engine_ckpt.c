@@ -357,23 +357,6 @@ int dsc_cmd_zero_to_fp32(int argc, char **argv);
 
 static char root[512];
 
-static void ck_rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        ck_rm_tree(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static ck_spec_t ck_base_spec(int world, int stage, const char *precision, int gas) {
     ck_spec_t s;
     memset(&s, 0, sizeof s);
@@ -835,7 +818,7 @@ int main(void) {
     test_zero_to_fp32();
     test_misuse();
     test_flags();
-    ck_rm_tree(root);
+    check_rm_tree(root);
     return check_finish("test_engine_ckpt");
 }
 
