@@ -168,6 +168,9 @@ typedef struct dsc_estimate_options {
     /* zero_optimization.overlap_comm (effective; DeepSpeed's default: on at stage 3 only):
      * at stages 2-3, up to reduce_bucket_size elements of gradients stay in flight. */
     bool overlap_comm;
+    /* stage3_prefetch_bucket_size and stage3_max_reuse_distance (defaults 5e7, 1e9): the
+     * schedule's extra gathered parameters, as upper bounds (docs/monitor.md). */
+    int64_t prefetch_bucket_size, max_reuse_distance;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);

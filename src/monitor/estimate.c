@@ -212,6 +212,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->number_checkpoints = 0;
     o->persistence_threshold = 100000;
     o->model_persistence_threshold = INT64_MAX;
+    o->prefetch_bucket_size = 50000000;
+    o->max_reuse_distance = 1000000000;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -226,6 +228,8 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->reduce_bucket_size = cfg->zero_optimization.reduce_bucket_size;
     o->persistence_threshold = cfg->zero_optimization.stage3_param_persistence_threshold;
     o->overlap_comm = cfg->zero_optimization.overlap_comm;
+    o->prefetch_bucket_size = cfg->zero_optimization.stage3_prefetch_bucket_size;
+    o->max_reuse_distance = cfg->zero_optimization.stage3_max_reuse_distance;
     o->model_persistence_threshold = cfg->zero_optimization.stage3_model_persistence_threshold;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
@@ -300,14 +304,17 @@ static int gpt_scopes(const dsc_gpt_config_t *m, scope_t *out, int cap) {
 /* Stage 2: no full gradient buffer; the largest layer's gradients live during its
  * backward. Stage 3: every parameter's shard ceil(numel / N) (params, master, states, fp32
  * gradient), persistent parameters gathered for good, and the largest layer gathered with
- * its gradients during its backward (src/engine/engine_zero3.c). */
+ * its gradients during its backward (src/engine/engine_zero3.c). The schedule's knobs raise
+ * the layer term (upper bounds): a reuse window keeps parameters gathered from forward to
+ * backward (taken as all of them), prefetching adds up to stage3_prefetch_bucket_size
+ * elements in flight. */
 static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_memory_t *st) {
     scope_t scopes[4 + 6 * 1024];
     const int ns = gpt_scopes(&o->model, scopes, (int)(sizeof scopes / sizeof scopes[0]));
     const int64_t pb = (int64_t)dsc_dtype_size(o->param_dtype), N = o->world_size;
-    int64_t shards = 0, persistent = 0, persist_total = 0, worst = 0;
+    int64_t shards = 0, persistent = 0, persist_total = 0, worst = 0, worst_grads = 0, gathered_total = 0;
     for (int i = 0; i < ns && i < (int)(sizeof scopes / sizeof scopes[0]); i++) {
-        int64_t live = 0;
+        int64_t live = 0, grads = 0;
         for (int j = 0; j < scopes[i].n; j++) {
             const int64_t numel = scopes[i].numel[j], k = dsc_zero3_shard(numel, (int)N);
             if (stage == 2) {
@@ -319,10 +326,20 @@ static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_m
             if (keep) {
                 persist_total += numel;
                 persistent += k * N * pb;
+            } else {
+                gathered_total += k * N * pb;
             }
+            grads += k * N * pb;
             live += k * N * pb * (keep ? 1 : 2); /* gradient buffer, and the gathered copy */
         }
         if (live > worst) worst = live;
+        if (grads > worst_grads) worst_grads = grads;
+    }
+    if (stage == 3 && o->max_reuse_distance > 0) {
+        if (gathered_total + worst_grads > worst) worst = gathered_total + worst_grads;
+    } else if (stage == 3 && o->prefetch_bucket_size > 0) {
+        const int64_t ahead = o->prefetch_bucket_size * pb;
+        worst += ahead < gathered_total ? ahead : gathered_total;
     }
     /* overlap_comm: earlier layers' gradient sends still in flight, at most reduce_bucket_size
      * elements (an upper bound: the queue is usually shorter). */

@@ -133,6 +133,7 @@ static void check_case(int stage, int world, const char *precision, int every, i
     o.number_checkpoints = number;
     o.persistence_threshold = PERSIST;
     o.overlap_comm = stage == 3; /* DeepSpeed's default, which the test's config keeps */
+    o.prefetch_bucket_size = 0, o.max_reuse_distance = 0; /* as the test's config sets them */
     const bool ckpt = every > 0 || number > 0;
     for (int r = 0; r < world; r++) {
         char what[200];
@@ -245,6 +246,7 @@ static void test_param_count_and_options(void) {
     dsc_memory_estimate_t e;
     dsc_estimate_options_default(&tiny, &o);
     o.persistence_threshold = 0;
+    o.prefetch_bucket_size = 0, o.max_reuse_distance = 0;
     CHECK_OK(dsc_estimate_memory(&o, 3, false, &e, err, sizeof err));
     const int64_t psi = dsc_gpt_param_count(&tiny);
     CHECK(e.implemented && e.numel == psi && e.state.params == 4 * psi && e.state.grads == 0 &&
