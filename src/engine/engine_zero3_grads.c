@@ -5,8 +5,9 @@
  *            scatter with uneven slices, in place (the slices are contiguous, in rank order);
  *   stage 3: the shard*N padded gradient: a reduce-scatter of equal slices into the shard.
  * With zero_optimization.overlap_comm the collective is non-blocking and the backward goes
- * on; the sends in flight hold at most reduce_bucket_size elements (older ones are finished
- * first), and the rest are finished at the end of the backward. Sends finish in the order
+ * on; each new send first finishes the older ones that have completed, the sends in flight
+ * hold at most reduce_bucket_size elements (older ones are waited for), and the rest are
+ * finished at the end of the backward. Sends finish in the order
  * they started, so the additions into acc32 happen in the same order as without overlap:
  * the result is bitwise the same. */
 #include <stdio.h>
@@ -120,7 +121,18 @@ dsc_status_t dsc__z3_send_grad(dsc_engine_t *e, z3_param_t *p) {
         dsc_status_t fr = finish(e, &s, rc == DSC_OK);
         return rc != DSC_OK ? dsc__z3_comm_fail(e, rc, "gradient send", p) : fr;
     }
-    /* In flight: keep at most reduce_bucket_size elements of sends (DeepSpeed's bucket). */
+    /* Sends that have completed meanwhile are finished now, oldest first (their buffers go
+     * back early); then at most reduce_bucket_size elements stay in flight (DeepSpeed's
+     * bucket): older ones are waited for. */
+    while (z->n_sends > 0) {
+        bool done = false;
+        if (dsc_comm_test(z->sends[0].req, &done) != DSC_OK || !done) break;
+        dsc_status_t fr = finish_oldest(e, true);
+        if (fr != DSC_OK) {
+            finish(e, &s, false);
+            return fr;
+        }
+    }
     while (z->n_sends > 0 && z->send_elems + s.elems > z->send_limit) {
         dsc_status_t fr = finish_oldest(e, true);
         if (fr != DSC_OK) {
