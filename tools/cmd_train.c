@@ -19,9 +19,31 @@ static const char *const default_corpus[] = {
     "/usr/share/games/fortunes/literature",
     "/usr/share/games/fortunes/riddles",
 };
+static int64_t state_bytes(const dsc_zero_memory_t *m) {
+    return m->params + m->grads + m->optim + m->grad_accum + m->comm;
+}
+
+/* dsc estimate's plan for this engine's config, model, context and checkpointing. */
+static dsc_status_t memory_plan(const dsc_engine_t *engine, const dsc_gpt_config_t *model, int context,
+                                int checkpoint_every, dsc_memory_estimate_t *plan) {
+    dsc_estimate_options_t o;
+    char err[256];
+    dsc_estimate_options_default(model, &o);
+    dsc_status_t rc = dsc_estimate_options_from_config(dsc_engine_config(engine), &o, err, sizeof err);
+    if (rc != DSC_OK) return rc;
+    o.micro_batch = dsc_engine_micro_batch_size(engine);
+    o.context = context;
+    o.world_size = dsc_engine_world_size(engine);
+    o.rank = dsc_engine_rank(engine);
+    o.checkpoint_every = checkpoint_every > 0 ? checkpoint_every : 0;
+    const bool ckpt = o.checkpoint_every > 0 || o.number_checkpoints > 0;
+    return dsc_estimate_memory(&o, (int)dsc_engine_config(engine)->zero_optimization.stage, ckpt, plan, err, sizeof err);
+}
+
+/* The embedded default: only the micro batch, so the global batch is 16 per rank and
+ * `mpirun -np N dsc train` works as it is. */
 static const char default_config[] =
     "{\n"
-    "  \"train_batch_size\": 16,\n"
     "  \"train_micro_batch_size_per_gpu\": 16,\n"
     "  \"steps_per_print\": 50,\n"
     "  \"gradient_clipping\": 1.0,\n"
@@ -364,6 +386,8 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_initialize_result_t init = {0};
     int32_t *x = NULL, *y = NULL;
     int status = 1;
+    dsc_memory_estimate_t plan;
+    bool plan_ok = false;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
     /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
@@ -410,16 +434,22 @@ int dsc_cmd_train(int argc, char **argv) {
     if (!x || !y) goto out;
     const bool rank0 = dsc_engine_rank(engine) == 0;
     {
-        /* The memory plan: what this rank holds, by category (the allocator's counters). */
+        /* The memory plan: what this rank holds, by category (the allocator's counters), and
+         * what the training step will add (dsc estimate's plan for this config). */
         const char *names[] = {"parameters", "gradients", "optimizer state", "fp32 grad accumulation", "comm buffers"};
         dsc_mem_category_t cats[] = {DSC_MEM_PARAMS, DSC_MEM_GRADS, DSC_MEM_OPTIM, DSC_MEM_GRAD_ACCUM, DSC_MEM_COMM};
         if (rank0) {
-            fprintf(stderr, "dsc train: memory per rank (ZeRO stage %lld, %d rank(s)):", 
+            fprintf(stderr, "dsc train: memory per rank (ZeRO stage %lld, %d rank(s)):",
                     (long long)dsc_engine_config(engine)->zero_optimization.stage, dsc_engine_world_size(engine));
             for (int i = 0; i < 5; i++)
                 fprintf(stderr, "%s %s %.2f MiB", i ? "," : "", names[i], dsc_ctx_mem_stats(ctx, cats[i]).live_bytes / 1048576.0);
             fprintf(stderr, "\n");
         }
+        plan_ok = memory_plan(engine, &a.model, t, a.checkpoint_every, &plan) == DSC_OK;
+        if (rank0 && plan_ok)
+            fprintf(stderr, "dsc train: memory plan per rank: model state %.2f MiB + per-layer %.2f MiB + activations "
+                    "%.2f MiB = %.2f MiB at the peak (dsc estimate)\n", state_bytes(&plan.state) / 1048576.0,
+                    plan.state.transient / 1048576.0, plan.activations / 1048576.0, plan.total / 1048576.0);
     }
     if (rank0) fprintf(stderr, "dsc train: GPT %d layers, %d heads, width %d, vocab %d, context %d: %lld parameters; "
                     "%lld train / %lld val tokens; micro batch %d x %d tokens, %d accumulation step(s), %d steps\n",
@@ -500,6 +530,18 @@ int dsc_cmd_train(int argc, char **argv) {
         }
     }
     status = 0;
+    if (rank0 && plan_ok) { /* the plan beside what the allocator saw */
+        double peak = 0;
+        dsc_mem_category_t cats[] = {DSC_MEM_PARAMS, DSC_MEM_GRADS, DSC_MEM_OPTIM, DSC_MEM_GRAD_ACCUM, DSC_MEM_COMM,
+                                     DSC_MEM_ACTIVATIONS};
+        for (int i = 0; i < 6; i++) peak += (double)dsc_ctx_mem_stats(ctx, cats[i]).peak_bytes;
+        const double comm_peak = (double)dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).peak_bytes;
+        fprintf(stderr, "dsc train: measured peak per rank %.2f MiB (sum of each category's peak; planned %.2f MiB)",
+                peak / 1048576.0, plan.total / 1048576.0);
+        if (comm_peak > (double)plan.state.comm) /* MPI sums 16-bit data in fp32 staging buffers */
+            fprintf(stderr, "; %.2f MiB of it communication staging the plan does not count", (comm_peak - (double)plan.state.comm) / 1048576.0);
+        fprintf(stderr, "\n");
+    }
 out:
     free(x);
     free(y);
