@@ -7,8 +7,21 @@ blocks, GELU (tanh), tied LM head, no dropout, fp32. Tokens are random (both sid
 speed is compared. dsc is timed through `dsc train` on a generated text file whose vocabulary
 has the same size.
 
+Threads: both sides run as a user would run them with OMP_NUM_THREADS=N and nothing else set.
+For torch that means torch.set_num_threads(N) and OpenBLAS (its BLAS here) with N threads:
+OpenBLAS reads OMP_NUM_THREADS at load time, so the variable is set before torch is imported
+(without it, torch "at 1 thread" ran its matmuls on every core of the machine). For dsc it
+means N OpenMP threads and the dsc tool's default of one OpenBLAS thread: dsc splits each
+large gemm over its own OpenMP team (src/ops/cpu/cpu_basic.c). An OPENBLAS_NUM_THREADS in
+the caller's environment is removed for both.
+
+--only torch|dsc runs one side, for timing the two as separate processes side by side.
+--torch-blas-threads / --dsc-blas-threads override the OpenBLAS thread counts (e.g. 1 for
+torch at 2 threads: one pool instead of two; or the earlier dsc setting, equal to --threads).
+
 usage: compare_torch_gpt.py --dsc build/dsc [--layers 4 --heads 4 --embd 128 --context 64
-                            --batch 16 --vocab 88 --steps 30 --threads 1]
+                            --batch 16 --vocab 88 --steps 30 --threads 1 --only torch|dsc
+                            --torch-blas-threads N --dsc-blas-threads N]
 """
 import argparse
 import os
@@ -20,7 +33,7 @@ import time
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dsc", required=True)
+    ap.add_argument("--dsc", help="the dsc binary (build/dsc); needed unless --only torch")
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--embd", type=int, default=128)
@@ -29,15 +42,42 @@ def main():
     ap.add_argument("--vocab", type=int, default=88)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", choices=["torch", "dsc"])
+    ap.add_argument("--torch-blas-threads", type=int, help="OpenBLAS threads for torch (default: --threads)")
+    ap.add_argument("--dsc-blas-threads", type=int, help="OPENBLAS_NUM_THREADS for dsc (default: unset, i.e. 1)")
     a = ap.parse_args()
+    if a.only != "torch" and not a.dsc:
+        ap.error("--dsc is required unless --only torch")
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    os.environ.pop("OPENBLAS_NUM_THREADS", None)
+    if a.torch_blas_threads and a.only != "dsc":  # read by OpenBLAS when torch loads it
+        os.environ["OPENBLAS_NUM_THREADS"] = str(a.torch_blas_threads)
+    print(f"GPT {a.layers} layers, {a.heads} heads, width {a.embd}, context {a.context}, vocab {a.vocab}, "
+          f"batch {a.batch}, {a.threads} thread(s)")
+    tokens = a.batch * a.context
+    torch_ms = dsc_ms = None
+    if a.only != "dsc":
+        torch_ms = run_torch(a)
+        if torch_ms is None:
+            return 0
+        print(f"  torch  {torch_ms:8.1f} ms/step  {tokens / torch_ms * 1e3:8.0f} tokens/s  (median of {a.steps})")
+    if a.only != "torch":
+        dsc_ms, n = run_dsc(a)
+        print(f"  dsc    {dsc_ms:8.1f} ms/step  {tokens / dsc_ms * 1e3:8.0f} tokens/s  (median of {n})")
+    if torch_ms and dsc_ms:
+        print(f"  dsc / torch time: {dsc_ms / torch_ms:.2f}")
+    return 0
+
+def run_torch(a):
     try:
         import torch
         import torch.nn as nn
         import torch.nn.functional as F
     except ImportError as e:
         print(f"SKIP: PyTorch is not importable ({e}); install Debian's python3-torch")
-        return 0
+        return None
     torch.set_num_threads(a.threads)
+    print(f"  torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     torch.manual_seed(0)
 
     class Block(nn.Module):
@@ -86,8 +126,9 @@ def main():
         if step >= 3:
             times.append(time.perf_counter() - t0)
     times.sort()
-    torch_ms = times[len(times) // 2] * 1e3
+    return times[len(times) // 2] * 1e3
 
+def run_dsc(a):
     # dsc: a text of `vocab` distinct characters, the same sizes, the same optimizer.
     with tempfile.TemporaryDirectory() as d:
         chars = [chr(33 + i) for i in range(a.vocab)]
@@ -99,24 +140,26 @@ def main():
             f.write(text)
         cfg = os.path.join(d, "ds.json")
         with open(cfg, "w") as f:
-            f.write('{"train_batch_size": %d, "gradient_clipping": 1.0, '
+            f.write('{"train_batch_size": %d, "gradient_clipping": 1.0, "wall_clock_breakdown": true, '
                     '"optimizer": {"type": "AdamW", "params": {"lr": 0.001, "weight_decay": 0.01}}}' % a.batch)
-        env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+        env = dict(os.environ)  # OMP_NUM_THREADS = threads, no OPENBLAS_NUM_THREADS (see the top)
+        env.pop("OPENBLAS_NUM_THREADS", None)
+        if a.dsc_blas_threads:
+            env["OPENBLAS_NUM_THREADS"] = str(a.dsc_blas_threads)
         out = subprocess.run([a.dsc, "train", "--config", cfg, "--data", path, "--steps", str(a.steps + 10),
                               "--layers", str(a.layers), "--heads", str(a.heads), "--embd", str(a.embd),
                               "--context", str(a.context), "--eval-every", "0"],
-                             capture_output=True, text=True, env=env, check=True).stdout
-    # Time per step from the steps after the first 10 (warm-up): "| <t> s" at each 10th step.
-    stamps = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"step +(\d+)/\d+ .*\| ([0-9.]+) s", out)}
-    last = max(stamps)
-    dsc_ms = (stamps[last] - stamps[10]) / (last - 10) * 1e3
-    tokens = a.batch * a.context
-    print(f"GPT {a.layers} layers, {a.heads} heads, width {a.embd}, context {a.context}, vocab {a.vocab}, "
-          f"batch {a.batch}, {a.threads} thread(s), torch {torch.__version__}")
-    print(f"  torch  {torch_ms:8.1f} ms/step  {tokens / torch_ms * 1e3:8.0f} tokens/s  (median of {a.steps})")
-    print(f"  dsc    {dsc_ms:8.1f} ms/step  {tokens / dsc_ms * 1e3:8.0f} tokens/s  (mean of steps 11-{last})")
-    print(f"  dsc / torch time: {dsc_ms / torch_ms:.2f}")
-    return 0
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             check=True).stdout
+    # Per step: the engine's wall-clock breakdown (DeepSpeed's "time (ms) | fwd: .. | bwd: .. |
+    # step: .." line, printed every step), fwd + bwd + step, as the torch loop times model
+    # forward + backward + clip + step; the median over the steps after the first 10.
+    per_step = [float(m.group(1)) + float(m.group(2)) + float(m.group(3)) for m in
+                re.finditer(r"time \(ms\) \| fwd: ([0-9.]+) \| bwd: ([0-9.]+) \|.*\| step: ([0-9.]+)", out)]
+    per_step = sorted(per_step[10:])
+    if not per_step:
+        sys.exit("compare_torch_gpt.py: no wall-clock breakdown lines in the dsc output")
+    return per_step[len(per_step) // 2], len(per_step)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,10 +7,12 @@
  * sums are combined in index order, so results never depend on the thread count. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/cpu_simd.h"
 
 #define PAR_MIN 32768    /* elements below which loops stay serial */
 #define BLOCK 4096       /* elements per block of the blocked loops and of the sum */
@@ -20,6 +22,38 @@
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- gemm ------------------------------------------------------------------------ */
+
+static void gemm_panel(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                       const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (dt == DSC_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
+                    (blasint)ldb, (float)beta, c, (blasint)ldc);
+    else if (dt == DSC_F64)
+        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
+                    (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+/* How many OpenMP threads share one gemm. OpenBLAS keeps its own pthread pool; with it at
+ * one thread (the dsc tool's default) and dsc's OpenMP team idle, the team splits C into
+ * panels of rows or columns and each thread runs a single-threaded OpenBLAS call: one pool
+ * instead of two pools spinning against each other. The split is over M or N, never K: the
+ * partition OpenBLAS's own threads use, under which every element of C is the same sum in
+ * the same order (K blocking depends on K alone), so the bits do not depend on the thread
+ * count (checked bit for bit on Debian's OpenBLAS 0.3.21 for 2 to 9 panels of each shape of
+ * the GPTs). Every panel stays above GEMM_PANEL_MIN_MNK multiply-adds, clear of the
+ * small-matrix kernels OpenBLAS picks below about 100^3, which sum differently. With the
+ * OpenMP build of OpenBLAS (or OPENBLAS_NUM_THREADS > 1) OpenBLAS threads the call itself. */
+#define GEMM_PANEL_MIN_MNK (1 << 21)
+static int gemm_panels(int64_t m, int64_t n, int64_t k) {
+    if (omp_in_parallel() || openblas_get_num_threads() != 1) return 1;
+    const int64_t d = m >= n ? m : n;
+    const double mnk = (double)m * (double)n * (double)k;
+    int p = omp_get_max_threads();
+    while (p > 1 && (mnk / p < GEMM_PANEL_MIN_MNK || d / p < 32)) p--;
+    return p;
+}
 
 void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                   const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
@@ -38,14 +72,26 @@ void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t
         }
         return;
     }
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (dt == DSC_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
-                    (blasint)ldb, (float)beta, c, (blasint)ldc);
-    else if (dt == DSC_F64)
-        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
-                    (blasint)ldb, beta, c, (blasint)ldc);
+    const int p = gemm_panels(m, n, k);
+    if (p <= 1) {
+        gemm_panel(dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Panels of C's longer dimension, one per thread, boundaries on 16-element multiples. */
+    const bool by_rows = m >= n;
+    const int64_t d = by_rows ? m : n;
+    const size_t es = dt == DSC_F64 ? sizeof(double) : sizeof(float);
+#pragma omp parallel for num_threads(p) schedule(static)
+    for (int i = 0; i < p; i++) {
+        const int64_t d0 = i == 0 ? 0 : d * i / p / 16 * 16, d1 = i == p - 1 ? d : d * (i + 1) / p / 16 * 16;
+        if (d1 <= d0) continue;
+        if (by_rows) /* rows d0..d1 of C and of op(A) */
+            gemm_panel(dt, trans_a, trans_b, d1 - d0, n, k, alpha, (const char *)a + (trans_a ? d0 : d0 * lda) * es,
+                       lda, b, ldb, beta, (char *)c + d0 * ldc * es, ldc);
+        else /* columns d0..d1 of C and of op(B) */
+            gemm_panel(dt, trans_a, trans_b, m, d1 - d0, k, alpha, a, lda,
+                       (const char *)b + (trans_b ? d0 * ldb : d0) * es, ldb, beta, (char *)c + d0 * es, ldc);
+    }
 }
 
 /* ---- per-type kernels ------------------------------------------------------------ */
@@ -56,11 +102,12 @@ void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t
  * for negative x). Its exact derivative: dy/dx = s + x s (1 - s) 2c (1 + 3 * 0.044715 x^2). */
 #define GELU_C 0.79788456080286535587989211986876 /* sqrt(2/pi) */
 
-/* exp for floats that the compiler can vectorise (libm's expf cannot be inlined into a
- * SIMD loop): e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by a degree-6
- * polynomial (Taylor, error < 2 ulp on that interval); inputs are clamped to the finite
+/* exp for floats without a libm call: e^x = 2^n * e^r with n = round(x / ln 2),
+ * |r| <= ln2 / 2, e^r by a degree-6 polynomial (Taylor, error < 2 ulp on that interval); inputs are clamped to the finite
  * range, so large |x| saturates to 0 or FLT_MAX-ish instead of inf, which the GELU
- * formula handles the same way. */
+ * formula handles the same way. The f32 GELU runs through cpu_simd.inc.h's vexp, this
+ * function lane by lane (the baseline compiler does not vectorise the loop below: the
+ * clamp's comparisons may trap); this scalar form is the reference it matches bit for bit. */
 static inline float expf_vec(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     /* round to nearest by adding and removing 1.5 * 2^23 (vectorises with plain SSE2) */
@@ -97,7 +144,8 @@ static inline float expf_vec(float x) {
 #define GELU_A 0.044715
 
 /* Loops i over [0, n) in BLOCK-sized blocks, in parallel above PAR_MIN; `j` follows
- * i % n_w (for broadcast operands) without a division per element. */
+ * i % n_w (for broadcast operands). Each block runs as segments that end where j wraps,
+ * so the innermost loop has no branch and the compiler vectorises it. */
 #define BLOCKED_LOOP_BEGIN(n, n_w)                                                                   \
     {                                                                                                \
         const int64_t n_blk_ = ((n) + BLOCK - 1) / BLOCK;                                            \
@@ -105,9 +153,13 @@ static inline float expf_vec(float x) {
         _Pragma("omp parallel for if(par_) schedule(static)")                                        \
         for (int64_t blk_ = 0; blk_ < n_blk_; blk_++) {                                              \
             const int64_t i0_ = blk_ * BLOCK, i1_ = min64((n), i0_ + BLOCK);                         \
-            int64_t j = i0_ % (n_w);                                                                 \
-            for (int64_t i = i0_; i < i1_; i++, j = (j + 1 == (n_w)) ? 0 : j + 1) {
+            for (int64_t s_ = i0_, js_ = i0_ % (n_w); s_ < i1_; js_ = 0) {                           \
+                const int64_t len_ = min64(i1_ - s_, (n_w) - js_);                                   \
+                for (int64_t k_ = 0; k_ < len_; k_++) {                                              \
+                    const int64_t i = s_ + k_, j = js_ + k_;
 #define BLOCKED_LOOP_END \
+    }                    \
+    s_ += len_;          \
     }                    \
     }                    \
     }
@@ -142,6 +194,7 @@ static inline float expf_vec(float x) {
                                                                                                        \
     /* y[j] += alpha * sum_r x[r, j] (* w[r, j] when w is set), columns in parallel chunks, rows    \
      * summed in order in double. */                                                               \
+    __attribute__((unused)) /* f32: sum_rows_simd_f32 */                                                \
     static void sum_rows_##SUF(int64_t n_rows, int64_t n_cols, double alpha, const T *x, const T *w, \
                                T *y) {                                                                 \
         const int64_t n_chunks = (n_cols + COL_CHUNK - 1) / COL_CHUNK;                                 \
@@ -282,16 +335,32 @@ void dsc_cpu_mul_acc(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int
     else if (dt == DSC_F64) mul_acc_f64(n, alpha, x, n_w, w, y);
 }
 
+/* f32 sum_rows through the SIMD column sums: the same per-column sums (rows in order, in
+ * double) in the same COL_CHUNK column tasks as sum_rows_f32. */
+static void sum_rows_simd_f32(int64_t n_rows, int64_t n_cols, double alpha, const float *x, const float *w,
+                              float *y) {
+    const dsc_cpu_simd_t *k = dsc__cpu_simd();
+    const int64_t n_chunks = (n_cols + COL_CHUNK - 1) / COL_CHUNK;
+    const int par = n_rows * n_cols >= PAR_MIN && n_chunks > 1;
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        const int64_t j0 = ch * COL_CHUNK, j1 = min64(n_cols, j0 + COL_CHUNK);
+        double acc[COL_CHUNK] = {0};
+        k->col_sums(n_rows, j1 - j0, n_cols, x + j0, w ? w + j0 : NULL, acc);
+        for (int64_t jj = j0; jj < j1; jj++) y[jj] = (float)((double)y[jj] + alpha * acc[jj - j0]);
+    }
+}
+
 void dsc_cpu_sum_rows_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y) {
     if (n_rows <= 0 || n_cols <= 0) return;
-    if (dt == DSC_F32) sum_rows_f32(n_rows, n_cols, alpha, x, NULL, y);
+    if (dt == DSC_F32) sum_rows_simd_f32(n_rows, n_cols, alpha, x, NULL, y);
     else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, NULL, y);
 }
 
 void dsc_cpu_sum_rows_mul_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
                               const void *w, void *y) {
     if (n_rows <= 0 || n_cols <= 0) return;
-    if (dt == DSC_F32) sum_rows_f32(n_rows, n_cols, alpha, x, w, y);
+    if (dt == DSC_F32) sum_rows_simd_f32(n_rows, n_cols, alpha, x, w, y);
     else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, w, y);
 }
 
@@ -314,16 +383,31 @@ void dsc_cpu_fill(dsc_dtype_t dt, int64_t n, double value, void *y) {
     else if (dt == DSC_F64) fill_f64(n, value, y);
 }
 
+/* f32 GELU through the SIMD kernels (cpu_simd.h): the same bits as unary_f32's GELU, whose
+ * scalar loop the baseline compiler does not vectorise. Blocks of BLOCK elements in parallel. */
+static void gelu_simd_f32(int64_t n, const float *x, const float *dy, float *y) {
+    const dsc_cpu_simd_t *k = dsc__cpu_simd();
+    const int64_t n_blk = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+    for (int64_t b = 0; b < n_blk; b++) {
+        const int64_t i0 = b * BLOCK, m = min64(n, i0 + BLOCK) - i0;
+        if (dy) k->gelu_backward(m, x + i0, dy + i0, y + i0);
+        else k->gelu(m, x + i0, y + i0);
+    }
+}
+
 void dsc_cpu_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
     if (n <= 0) return;
-    if (dt == DSC_F32) unary_f32(op, n, x, y);
+    if (dt == DSC_F32 && op == DSC_UNARY_GELU) gelu_simd_f32(n, x, NULL, y);
+    else if (dt == DSC_F32) unary_f32(op, n, x, y);
     else if (dt == DSC_F64) unary_f64(op, n, x, y);
 }
 
 void dsc_cpu_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
                             const void *dy, void *dx) {
     if (n <= 0) return;
-    if (dt == DSC_F32) unary_backward_f32(op, n, x, y, dy, dx);
+    if (dt == DSC_F32 && op == DSC_UNARY_GELU) gelu_simd_f32(n, x, dy, dx);
+    else if (dt == DSC_F32) unary_backward_f32(op, n, x, y, dy, dx);
     else if (dt == DSC_F64) unary_backward_f64(op, n, x, y, dy, dx);
 }
 

@@ -1,6 +1,8 @@
 /* CPU kernel declarations, one per backend-table entry (see src/ops/backend.h for the
  * contract of each). cpu_basic.c holds the elementwise, reduction, gemm and transpose
- * kernels; cpu_nn.c the softmax, layernorm, embedding, attention and cross-entropy ones. */
+ * kernels; cpu_nn.c the softmax, layernorm, embedding, attention and cross-entropy ones.
+ * Both call the run-time-dispatched f32 SIMD kernels of cpu_simd.h (cpu_simd_*.c) for GELU,
+ * column sums and attention. */
 #ifndef DSC_OPS_CPU_KERNELS_H
 #define DSC_OPS_CPU_KERNELS_H
 
