@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "dsc/ckpt.h"
 
 /* Formats a message into err (when err && errsz) and returns `status`. */
@@ -15,6 +17,8 @@ dsc_status_t dsc__ck_fail(char *err, size_t errsz, dsc_status_t status, const ch
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* "an object", "a string", ..., "missing" (NULL), for messages about JSON fields. */
+const char *dsc__ck_json_type(const json_t *j);
 /* Copies a message (err may be NULL). */
 void dsc__ck_set(char *err, size_t errsz, const char *msg);
 
