@@ -200,8 +200,12 @@ dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e) {
         /* The summed buffer: fp32 accumulation, or the gradients themselves. */
         void *buf = e->accumulate_fp32 ? (void *)e->acc32 : e->grads;
         dsc_dtype_t dt = e->accumulate_fp32 ? DSC_F32 : e->model_dtype;
-        if (e->world_size > 1) {
-            rc = dsc_comm_allreduce(e->comm, buf, buf, P, dt, DSC_REDUCE_SUM);
+        /* In buckets of reduce_bucket_size elements (DeepSpeed's): the communicator's
+         * staging (MPI sums 16-bit data in fp32) stays bounded by the bucket. */
+        const size_t bucket = (size_t)e->config->zero_optimization.reduce_bucket_size, es = dsc_dtype_size(dt);
+        for (size_t off = 0; e->world_size > 1 && off < P; off += bucket) {
+            const size_t n = P - off < bucket ? P - off : bucket;
+            rc = dsc_comm_allreduce(e->comm, (char *)buf + off * es, (char *)buf + off * es, n, dt, DSC_REDUCE_SUM);
             if (rc != DSC_OK) return comm_fail(e, rc, "gradient all-reduce");
         }
         if (mixed && !e->accumulate_fp32) { /* 16-bit accumulation: widen once */

@@ -128,8 +128,13 @@ static void check_case(const zero_case_t *c, int n) {
         if (n > 1) {
             uint64_t want;
             size_t gb = bf16 ? 4 : 4; /* stage 0/1 reduce fp32 buffers (bf16 accumulates in fp32) */
-            if (c->stage == 0)
-                want = (uint64_t)(2.0 * (n - 1) * (double)padded * gb / n);
+            if (c->stage == 0) { /* buckets of reduce_bucket_size (5000) elements, each floor(2(n-1)S/n) */
+                want = 0;
+                for (int64_t off = 0; off < padded; off += 5000) {
+                    const int64_t cnt = padded - off < 5000 ? padded - off : 5000;
+                    want += (uint64_t)(2 * (uint64_t)(n - 1) * (uint64_t)cnt * gb / (uint64_t)n);
+                }
+            }
             else if (c->stage == 1)
                 want = (uint64_t)(n - 1) * (uint64_t)k * gb + (uint64_t)(n - 1) * (uint64_t)k * pb +
                        (uint64_t)(2.0 * (n - 1) * 16 / n);
