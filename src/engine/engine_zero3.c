@@ -244,26 +244,35 @@ static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
     dsc_engine_t *e = z->engine;
     z3_param_t *p = find(z, param);
     if (!p) return dsc_ctx_status(e->ctx);
-    if (p->live > 0 || p->unscoped) return DSC_OK; /* inside a scope, or already held */
-    trace_note(z, (int)(p - z->p));
-    if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
-    p->live++;
-    p->unscoped = true;
-    return dsc_ctx_grad_enabled(e->ctx) ? dsc__z3_give_grad(e, p) : DSC_OK;
+    if (p->live > 0 && !p->unscoped) return DSC_OK; /* inside a scope */
+    if (!p->unscoped) { /* held until the end of the micro-step */
+        trace_note(z, (int)(p - z->p));
+        if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+        p->live++;
+        p->unscoped = true;
+    }
+    /* A gradient buffer once gradients are recorded (an earlier no-grad use, say an
+     * evaluation, held the values only). */
+    if (!p->unscoped_grad && dsc_ctx_grad_enabled(e->ctx)) {
+        if (dsc__z3_give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+        p->unscoped_grad = true;
+    }
+    return DSC_OK;
 }
 
 /* ---- engine interface ------------------------------------------------------------ */
 
 dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
     dsc_zero3_t *z = e->z3;
-    dsc_status_t first = dsc__z3_drain_sends(e, ok);
+    dsc_status_t first = DSC_OK;
     for (int i = 0; i < z->n; i++) {
         z3_param_t *p = &z->p[i];
         if (p->unscoped) {
-            p->unscoped = false;
             dsc_status_t rc = DSC_OK;
-            if (p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = ok ? dsc__z3_send_grad(e, p) : DSC_OK;
+            if (p->unscoped_grad && p->grad_users > 0 && --p->grad_users == 0 && p->grad)
+                rc = ok ? dsc__z3_send_grad(e, p) : DSC_OK;
             if (p->live > 0) p->live--;
+            p->unscoped = p->unscoped_grad = false;
             if (first == DSC_OK) first = rc;
         }
         if (!ok) { /* a failed backward may leave holds behind: drop them locally */
@@ -273,6 +282,10 @@ dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
         if (p->grad && p->grad_users == 0) dsc__z3_free_grad(e, p);
         if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p); /* kept for reuse, or prefetched */
     }
+    /* Every gradient send in flight (overlap_comm), the unscoped ones just issued included,
+     * lands in acc32 before the step can read it. */
+    dsc_status_t rc = dsc__z3_drain_sends(e, ok);
+    if (first == DSC_OK) first = rc;
     if (!ok && z->trace_state == TRACE_RECORDING) z->trace_state = TRACE_INVALID; /* a partial record */
     trace_end_microstep(z);
     return first;

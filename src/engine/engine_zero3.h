@@ -14,6 +14,7 @@ typedef struct z3_param {
     int grad_users;              /* holders of the gradient buffer (backward scopes, unscoped uses) */
     bool persistent;             /* gathered for good */
     bool unscoped;               /* used outside any scope this micro-step */
+    bool unscoped_grad;          /* ... with gradients recorded (it holds a gradient buffer) */
     void *full;                  /* shard*N elements of model_dtype, or NULL */
     void *grad;                  /* shard*N elements of model_dtype during backward, or NULL */
     dsc_comm_request_t *inflight; /* a prefetch: full is being gathered */
