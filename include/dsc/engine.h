@@ -166,9 +166,11 @@ void dsc_engine_memory_line(const dsc_engine_t *engine, char *buf, size_t n);
  * their full values until dsc_engine_release_params. At stages 0-2 the values are always
  * there and gather does nothing. Both calls are collective: every rank calls them with the
  * same parameters in the same order.
- * release: modifier_rank -1 discards changes (read-only access); modifier_rank r makes rank
- * r's values, changed or not, the parameters' new values on every rank, fp32 master
- * weights included (so an edit survives the next step and the next checkpoint).
+ * release: modifier_rank -1 is read-only access: do not change the values (under ZeRO-3 a
+ * change is dropped with the gathered copy; at stages 0-2 it would reach the working copy
+ * but not the fp32 master). modifier_rank r makes rank r's values, changed or not, the
+ * parameters' new values on every rank, fp32 master weights included (so an edit survives
+ * the next step and the next checkpoint).
  * Returns DSC_ERR_INVALID (a tensor that is not one of the model's parameters, a bad
  * modifier rank), DSC_ERR_COMM (naming the rank), DSC_ERR_NOMEM. */
 dsc_status_t dsc_engine_gather_params(dsc_engine_t *engine, dsc_tensor_t *const *params, int n);

@@ -1,10 +1,11 @@
 /* A model of the user's own that uses its parameters without parameter scopes (plain
- * dsc_param_compute): under ZeRO-2 and ZeRO-3 on 2 and 3 fake ranks it must train exactly
+ * dsc_param_compute): under ZeRO 0-3 on 2 and 3 fake ranks it must train exactly
  * like one rank at stage 0 on the whole batch (docs/zero.md: an unscoped parameter is held,
  * with a gradient buffer, until the end of the micro-step). Each rank first runs an
  * evaluation forward without gradients, which holds parameters without gradient buffers;
  * the training step after it must still give them one. With overlap_comm (on at stage 3)
- * their gradient sends start at the end of the backward and must land before the step. */
+ * their gradient sends start at the end of the backward and must land before the step.
+ * Then dsc_engine_release_params with a modifier rank makes that rank's edit everyone's. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ typedef struct {
     dsc_comm_fake_world_t *fw;
     float params[IN * HID + HID + HID * OUT];
     double first_eval;
+    bool edit_seen; /* after an edit by the last rank through release_params(modifier) */
     int rc;
     char error[512];
 } run_t;
@@ -93,6 +95,27 @@ static void *rank_main(void *arg) {
                     (size_t)info.numel);
     }
     dsc_engine_release_params(init.engine, NULL, 0, -1);
+    /* An edit on the last rank, made everyone's: gathered again it reads 0.5 everywhere,
+     * and after one more step it is still near 0.5 (the fp32 master took it). */
+    if (a->fw) {
+        dsc_engine_gather_params(init.engine, &w[2], 1);
+        if (a->rank == a->world - 1)
+            for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++) ((float *)dsc_tensor_data(w[2]))[k] = 0.5f;
+        if (dsc_engine_release_params(init.engine, &w[2], 1, a->world - 1) != DSC_OK) goto done;
+        dsc_engine_gather_params(init.engine, &w[2], 1);
+        a->edit_seen = true;
+        for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++) a->edit_seen &= ((float *)dsc_tensor_data(w[2]))[k] == 0.5f;
+        dsc_engine_release_params(init.engine, &w[2], 1, -1);
+        /* The fp32 master has it too: one more step (AdamW, lr 0.01) moves it by ~0.01. */
+        for (int micro = 0; micro < 2; micro++)
+            if (dsc_backward(init.engine, loss_of(ctx, w, 50 + micro, r0, rows)) != DSC_OK ||
+                dsc_step(init.engine) != DSC_OK)
+                goto done;
+        dsc_engine_gather_params(init.engine, &w[2], 1);
+        for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++)
+            a->edit_seen &= fabsf(((float *)dsc_tensor_data(w[2]))[k] - 0.5f) < 0.05f;
+        dsc_engine_release_params(init.engine, &w[2], 1, -1);
+    }
     a->rc = 0;
 done:
     dsc_engine_free(init.engine);
@@ -104,16 +127,16 @@ done:
 
 int main(void) {
     for (int world = 2; world <= 3; world++) {
-        run_t ref = {0, world, 0, NULL, {0}, 0, 0, ""};
+        run_t ref = {0, world, 0, NULL, {0}, 0, false, 0, ""};
         rank_main(&ref);
         CHECK_MSG(ref.rc == 0, "reference: %s", ref.error);
-        for (int stage = 2; stage <= 3; stage++) {
+        for (int stage = 0; stage <= 3; stage++) {
             dsc_comm_fake_world_t *fw = NULL;
             dsc_comm_fake_world_new(world, &fw);
             run_t runs[3];
             pthread_t th[3];
             for (int r = 0; r < world; r++) {
-                runs[r] = (run_t){stage, world, r, fw, {0}, 0, 0, ""};
+                runs[r] = (run_t){stage, world, r, fw, {0}, 0, false, 0, ""};
                 pthread_create(&th[r], NULL, rank_main, &runs[r]);
             }
             for (int r = 0; r < world; r++) pthread_join(th[r], NULL);
@@ -126,6 +149,7 @@ int main(void) {
                     check_arrays_close_f32(what, runs[r].params, ref.params, sizeof ref.params / sizeof ref.params[0],
                                            1e-5, 1e-2);
                 CHECK_MSG(runs[r].first_eval > 0, "%s: the evaluation forward gave %g", what, runs[r].first_eval);
+                CHECK_MSG(runs[r].rc || runs[r].edit_seen, "%s: rank %d's edit (modifier rank) not seen", what, world - 1);
             }
         }
     }
