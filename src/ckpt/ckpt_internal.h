@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
+#include "core/json_kind.h"
 #include "dsc/ckpt.h"
 
 /* Formats a message into err (when err && errsz) and returns `status`. */
@@ -17,8 +16,6 @@ dsc_status_t dsc__ck_fail(char *err, size_t errsz, dsc_status_t status, const ch
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-/* "an object", "a string", ..., "missing" (NULL), for messages about JSON fields. */
-const char *dsc__ck_json_type(const json_t *j);
 /* Copies a message (err may be NULL). */
 void dsc__ck_set(char *err, size_t errsz, const char *msg);
 

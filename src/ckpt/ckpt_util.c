@@ -318,17 +318,3 @@ dsc_status_t dsc_ckpt_range_key(const char *name, int64_t begin, int64_t end, ch
     return DSC_OK;
 }
 
-const char *dsc__ck_json_type(const json_t *j) {
-    if (!j) return "missing";
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-

@@ -44,7 +44,7 @@ static const char *fpath(char *buf, size_t n, const char *prefix, const char *ke
 /* Checks that `obj` (at `path`) has exactly the keys in `keys` (NULL-terminated). */
 static dsc_status_t check_keys(pctx_t *p, json_t *obj, const char *path, const char *const *keys) {
     char fb[300];
-    if (!json_is_object(obj)) return perr(p, path && *path ? path : "(root)", "is %s, not an object", dsc__ck_json_type(obj));
+    if (!json_is_object(obj)) return perr(p, path && *path ? path : "(root)", "is %s, not an object", dsc__json_kind(obj));
     const char *k;
     json_t *v;
     json_object_foreach(obj, k, v) {
@@ -61,7 +61,7 @@ static dsc_status_t get_int(pctx_t *p, json_t *obj, const char *path, const char
                             int64_t *out) {
     char fb[300];
     json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected an integer, got %s", dsc__ck_json_type(v));
+    if (!json_is_integer(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected an integer, got %s", dsc__json_kind(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return perr(p, fpath(fb, sizeof fb, path, key), "%lld is outside [%lld, %lld]", (long long)x, (long long)lo,
@@ -74,7 +74,7 @@ static dsc_status_t get_str(pctx_t *p, json_t *obj, const char *path, const char
                             const char **out) {
     char fb[300];
     json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected a string, got %s", dsc__ck_json_type(v));
+    if (!json_is_string(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected a string, got %s", dsc__json_kind(v));
     if (nonempty && json_string_length(v) == 0) return perr(p, fpath(fb, sizeof fb, path, key), "is empty");
     *out = json_string_value(v);
     return DSC_OK;
@@ -83,7 +83,7 @@ static dsc_status_t get_str(pctx_t *p, json_t *obj, const char *path, const char
 static dsc_status_t get_bool(pctx_t *p, json_t *obj, const char *path, const char *key, bool *out) {
     char fb[300];
     json_t *v = json_object_get(obj, key);
-    if (!json_is_boolean(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected a boolean, got %s", dsc__ck_json_type(v));
+    if (!json_is_boolean(v)) return perr(p, fpath(fb, sizeof fb, path, key), "expected a boolean, got %s", dsc__json_kind(v));
     *out = json_is_true(v);
     return DSC_OK;
 }
@@ -123,7 +123,7 @@ static dsc_status_t parse_counters(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     json_t *ls = json_object_get(root, "loss_scaler");
     if ((st = check_keys(p, ls, "loss_scaler", ls_keys))) return st;
     json_t *scale = json_object_get(ls, "scale");
-    if (!json_is_number(scale)) return perr(p, "loss_scaler.scale", "expected a number, got %s", dsc__ck_json_type(scale));
+    if (!json_is_number(scale)) return perr(p, "loss_scaler.scale", "expected a number, got %s", dsc__json_kind(scale));
     c.loss_scaler.scale = json_number_value(scale);
     if (!isfinite(c.loss_scaler.scale) || c.loss_scaler.scale <= 0)
         return perr(p, "loss_scaler.scale", "%g is not finite > 0", c.loss_scaler.scale);
@@ -142,7 +142,7 @@ static dsc_status_t parse_counters(pctx_t *p, json_t *root, dsc_manifest_t *m) {
 static dsc_status_t parse_rng(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     static const char *const keys[] = {"rank", "name", "state", NULL};
     json_t *arr = json_object_get(root, "rng");
-    if (!json_is_array(arr)) return perr(p, "rng", "expected an array, got %s", dsc__ck_json_type(arr));
+    if (!json_is_array(arr)) return perr(p, "rng", "expected an array, got %s", dsc__json_kind(arr));
     for (size_t i = 0; i < json_array_size(arr); i++) {
         char path[64], msg[300];
         snprintf(path, sizeof path, "rng[%zu]", i);
@@ -163,7 +163,7 @@ static dsc_status_t parse_rng(pctx_t *p, json_t *root, dsc_manifest_t *m) {
 static dsc_status_t parse_files(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     static const char *const keys[] = {"name", "size", "xxh3_64", NULL};
     json_t *arr = json_object_get(root, "files");
-    if (!json_is_array(arr)) return perr(p, "files", "expected an array, got %s", dsc__ck_json_type(arr));
+    if (!json_is_array(arr)) return perr(p, "files", "expected an array, got %s", dsc__json_kind(arr));
     for (size_t i = 0; i < json_array_size(arr); i++) {
         char path[64], msg[400];
         snprintf(path, sizeof path, "files[%zu]", i);
@@ -187,7 +187,7 @@ static dsc_status_t parse_pieces(pctx_t *p, json_t *arr, const char *tpath, cons
     static const char *const keys[] = {"file", "key", "begin", "end", NULL};
     char path[96], msg[400];
     snprintf(path, sizeof path, "%s.pieces", tpath);
-    if (!json_is_array(arr)) return perr(p, path, "expected an array, got %s", dsc__ck_json_type(arr));
+    if (!json_is_array(arr)) return perr(p, path, "expected an array, got %s", dsc__json_kind(arr));
     for (size_t k = 0; k < json_array_size(arr); k++) {
         snprintf(path, sizeof path, "%s.pieces[%zu]", tpath, k);
         json_t *e = json_array_get(arr, k);
@@ -207,7 +207,7 @@ static dsc_status_t parse_pieces(pctx_t *p, json_t *arr, const char *tpath, cons
 static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
     static const char *const keys[] = {"name", "kind", "dtype", "shape", "frozen", "aliases", "pieces", NULL};
     json_t *arr = json_object_get(root, "tensors");
-    if (!json_is_array(arr)) return perr(p, "tensors", "expected an array, got %s", dsc__ck_json_type(arr));
+    if (!json_is_array(arr)) return perr(p, "tensors", "expected an array, got %s", dsc__json_kind(arr));
     for (size_t i = 0; i < json_array_size(arr); i++) {
         char path[64], fb[128], msg[400];
         snprintf(path, sizeof path, "tensors[%zu]", i);
@@ -236,7 +236,7 @@ static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
         }
         json_t *al = json_object_get(e, "aliases");
         if (!json_is_array(al))
-            return perr(p, fpath(fb, sizeof fb, path, "aliases"), "expected an array, got %s", dsc__ck_json_type(al));
+            return perr(p, fpath(fb, sizeof fb, path, "aliases"), "expected an array, got %s", dsc__json_kind(al));
         size_t na = json_array_size(al);
         const char **aliases = na ? calloc(na, sizeof *aliases) : NULL;
         if (na && !aliases) return nomem(p);
@@ -244,7 +244,7 @@ static dsc_status_t parse_tensors(pctx_t *p, json_t *root, dsc_manifest_t *m) {
             json_t *a = json_array_get(al, k);
             if (!json_is_string(a)) {
                 free(aliases);
-                return perr(p, fpath(fb, sizeof fb, path, "aliases"), "entry %zu is %s, not a string", k, dsc__ck_json_type(a));
+                return perr(p, fpath(fb, sizeof fb, path, "aliases"), "entry %zu is %s, not a string", k, dsc__json_kind(a));
             }
             aliases[k] = json_string_value(a);
         }
@@ -279,7 +279,7 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
                                        "files",
                                        "tensors",
                                        NULL};
-    if (!json_is_object(root)) return perr(p, "(root)", "is %s, not an object", dsc__ck_json_type(root));
+    if (!json_is_object(root)) return perr(p, "(root)", "is %s, not an object", dsc__json_kind(root));
     /* format and version first, so a newer or foreign file is named as such. */
     const char *format;
     int64_t version;
@@ -301,13 +301,13 @@ static dsc_status_t parse_root(pctx_t *p, json_t *root, dsc_manifest_t *m) {
         json_t *v = json_object_get(root, blobs[b]);
         if (json_is_null(v)) continue;
         if (b != DSC_MANIFEST_CLIENT_STATE && !json_is_object(v))
-            return perr(p, blobs[b], "expected an object or null, got %s", dsc__ck_json_type(v));
+            return perr(p, blobs[b], "expected an object or null, got %s", dsc__json_kind(v));
         json_incref(v);
         if (dsc__mf_set_blob_json(m, (dsc_manifest_blob_t)b, v) != DSC_OK) return nomem(p);
     }
     json_t *cfg = json_object_get(root, "config");
     if (!json_is_null(cfg)) {
-        if (!json_is_string(cfg)) return perr(p, "config", "expected a string or null, got %s", dsc__ck_json_type(cfg));
+        if (!json_is_string(cfg)) return perr(p, "config", "expected a string or null, got %s", dsc__json_kind(cfg));
         if (dsc_manifest_set_config(m, json_string_value(cfg), NULL, 0) != DSC_OK) return nomem(p);
     }
     if ((st = parse_rng(p, root, m)) || (st = parse_files(p, root, m)) || (st = parse_tensors(p, root, m))) return st;

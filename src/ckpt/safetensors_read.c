@@ -64,7 +64,7 @@ static dsc_status_t parse_entry(dsc_st_reader_t *r, const char *key, json_t *v, 
     const char *p = r->path;
     if (!json_is_object(v))
         return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                            "safetensors file '%s': tensor '%s': entry is %s, not an object", p, key, dsc__ck_json_type(v));
+                            "safetensors file '%s': tensor '%s': entry is %s, not an object", p, key, dsc__json_kind(v));
     const char *field;
     json_t *fv;
     json_object_foreach(v, field, fv) {
@@ -82,14 +82,14 @@ static dsc_status_t parse_entry(dsc_st_reader_t *r, const char *key, json_t *v, 
                                      : "data_offsets");
     if (!json_is_string(dt))
         return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                            "safetensors file '%s': tensor '%s': dtype is %s, not a string", p, key, dsc__ck_json_type(dt));
+                            "safetensors file '%s': tensor '%s': dtype is %s, not a string", p, key, dsc__json_kind(dt));
     e->dt = dsc__ck_st_dtype_lookup(json_string_value(dt));
     if (!e->dt)
         return dsc__ck_fail(err, errsz, DSC_ERR_UNSUPPORTED,
                             "safetensors file '%s': tensor '%s': unknown dtype '%.40s'", p, key, json_string_value(dt));
     if (!json_is_array(shape))
         return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
-                            "safetensors file '%s': tensor '%s': shape is %s, not an array", p, key, dsc__ck_json_type(shape));
+                            "safetensors file '%s': tensor '%s': shape is %s, not an array", p, key, dsc__json_kind(shape));
     size_t nd = json_array_size(shape);
     if (nd > DSC_ST_MAX_DIMS)
         return dsc__ck_fail(err, errsz, DSC_ERR_UNSUPPORTED,
@@ -211,7 +211,7 @@ static dsc_status_t parse_metadata(dsc_st_reader_t *r, json_t *v, char *err, siz
     if (json_is_null(v)) return DSC_OK;
     if (!json_is_object(v))
         return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "safetensors file '%s': __metadata__ is %s, not an object",
-                            r->path, dsc__ck_json_type(v));
+                            r->path, dsc__json_kind(v));
     size_t n = json_object_size(v);
     r->meta = calloc(2 * n + 1, sizeof *r->meta);
     if (!r->meta) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory reading '%s'", r->path);
@@ -221,7 +221,7 @@ static dsc_status_t parse_metadata(dsc_st_reader_t *r, json_t *v, char *err, siz
         if (!json_is_string(val))
             return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT,
                                 "safetensors file '%s': __metadata__ value of '%s' is %s, not a string", r->path, k,
-                                dsc__ck_json_type(val));
+                                dsc__json_kind(val));
         char *kk = dsc__ck_strdup(k), *vv = dsc__ck_strdup(json_string_value(val));
         r->meta[2 * r->n_meta] = kk;
         r->meta[2 * r->n_meta + 1] = vv;
@@ -284,7 +284,7 @@ static dsc_status_t parse(dsc_st_reader_t *r, char *err, size_t errsz) {
     dsc_status_t s = DSC_OK;
     if (!json_is_object(root)) {
         s = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "safetensors file '%s': header is %s, not an object", p,
-                         dsc__ck_json_type(root));
+                         dsc__json_kind(root));
         json_decref(root);
         return s;
     }

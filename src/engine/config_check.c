@@ -59,7 +59,7 @@ int cfg_parse_zero_legacy_bool(cfg_parser_t *p, const cfg_key_t *key, json_t *v,
     (void)key;
     if (!json_is_boolean(v))
         return cfg_fail(p, pos, false, shown, "expected an object (or the deprecated true/false), got %s",
-                        cfg_json_kind(v));
+                        dsc__json_kind(v));
     dsc_config_t *cfg = p->cfg;
     cfg->zero_optimization.from_legacy_bool = true;
     cfg->zero_optimization.stage = json_is_true(v) ? 1 : 0;

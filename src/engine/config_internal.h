@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 
+#include "core/json_kind.h"
+
 #include "dsc/config.h"
 
 #define CFG_PATH_MAX 512
@@ -218,7 +220,6 @@ void cfg_warn(cfg_parser_t *p, const cfg_pos_t *at, bool use_key, const char *pa
 void cfg_format_where(const dsc_config_t *cfg, int line, int col, char *buf, size_t bufsz);
 
 /* "an integer", "a string", ... for messages. */
-const char *cfg_json_kind(const json_t *v);
 /* The value is the string "auto" (any case). */
 bool cfg_is_auto(const json_t *v);
 /* Error for "auto" at `path`; `default_text` (may be NULL) is the value DeepSpeed would use. */

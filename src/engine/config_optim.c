@@ -159,7 +159,7 @@ const cfg_prm_t *cfg_optimizer_table(const char *type) {
  * come later in the file. */
 int cfg_parse_optimizer(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown) {
     (void)key;
-    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object, got %s", cfg_json_kind(v));
+    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object, got %s", dsc__json_kind(v));
     p->opt_json = v;
     p->opt_pos = pos;
     return 0;
@@ -318,12 +318,12 @@ int cfg_finish_optimizer_section(cfg_parser_t *p) {
         if (cfg_is_auto(v)) return cfg_fail_auto(p, pos, path, NULL);
         if (strcmp(name, "type") == 0) {
             if (!json_is_string(v) && !json_is_null(v))
-                return cfg_fail(p, pos, false, path, "expected a string (the optimizer name), got %s", cfg_json_kind(v));
+                return cfg_fail(p, pos, false, path, "expected a string (the optimizer name), got %s", dsc__json_kind(v));
             type = v;
             tpos = pos;
         } else if (strcmp(name, "params") == 0) {
             if (!json_is_object(v) && !json_is_null(v))
-                return cfg_fail(p, pos, false, path, "expected an object of keyword arguments, got %s", cfg_json_kind(v));
+                return cfg_fail(p, pos, false, path, "expected an object of keyword arguments, got %s", dsc__json_kind(v));
             params = json_is_object(v) ? v : NULL;
             ppos = pos;
         } else if (strcmp(name, "legacy_fusion") == 0) {

@@ -98,7 +98,7 @@ static int read_param(cfg_parser_t *p, const cfg_prm_t *d, json_t *v, const cfg_
         out->kind = DSC_CONFIG_PARAM_BOOL;
         return cfg_read_bool(p, v, at, path, &out->boolean);
     case PK_STR:
-        if (!json_is_string(v)) return cfg_fail(p, at, false, path, "expected a string, got %s", cfg_json_kind(v));
+        if (!json_is_string(v)) return cfg_fail(p, at, false, path, "expected a string, got %s", dsc__json_kind(v));
         if (d->choices && !choice_ok(d->choices, json_string_value(v))) {
             char list[256];
             size_t o = 0;
@@ -143,7 +143,7 @@ static int read_param(cfg_parser_t *p, const cfg_prm_t *d, json_t *v, const cfg_
     const char *want = d->kind == PK_PAIR ? "a list of 2 numbers"
                        : d->kind == PK_INTLIST ? "a list of integers"
                                                : "a number or a list of numbers (one per parameter group)";
-    if (!json_is_array(v)) return cfg_fail(p, at, false, path, "expected %s, got %s", want, cfg_json_kind(v));
+    if (!json_is_array(v)) return cfg_fail(p, at, false, path, "expected %s, got %s", want, dsc__json_kind(v));
     size_t n = json_array_size(v);
     if ((d->kind == PK_PAIR && n != 2) || (d->kind == PK_NUMLIST && n == 0))
         return cfg_fail(p, at, false, path, "expected %s, got a list of %zu", want, n);

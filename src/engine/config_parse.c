@@ -80,19 +80,6 @@ void cfg_warn(cfg_parser_t *p, const cfg_pos_t *at, bool use_key, const char *pa
     (p->opts.log_fn ? p->opts.log_fn : default_log)(DSC_LOG_WARN, msg, p->opts.log_user);
 }
 
-const char *cfg_json_kind(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 bool cfg_is_auto(const json_t *v) { return json_is_string(v) && strcasecmp(json_string_value(v), "auto") == 0; }
 
 int cfg_fail_auto(cfg_parser_t *p, const cfg_pos_t *at, const char *path, const char *default_text) {
@@ -139,7 +126,7 @@ void cfg_path_join(char *out, size_t outsz, const char *base, const char *name) 
 
 int cfg_read_bool(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const char *path, bool *out) {
     if (!json_is_boolean(v))
-        return cfg_fail(p, at, false, path, "expected true or false, got %s", cfg_json_kind(v));
+        return cfg_fail(p, at, false, path, "expected true or false, got %s", dsc__json_kind(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -168,7 +155,7 @@ int cfg_read_int(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const ch
         *out = (int64_t)d;
         return 0;
     }
-    return cfg_fail(p, at, false, path, "expected an integer, got %s", cfg_json_kind(v));
+    return cfg_fail(p, at, false, path, "expected an integer, got %s", dsc__json_kind(v));
 }
 
 int cfg_read_number(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const char *path, double *out) {
@@ -180,7 +167,7 @@ int cfg_read_number(cfg_parser_t *p, const json_t *v, const cfg_pos_t *at, const
         *out = json_real_value(v);
         return 0;
     }
-    return cfg_fail(p, at, false, path, "expected a number, got %s", cfg_json_kind(v));
+    return cfg_fail(p, at, false, path, "expected a number, got %s", dsc__json_kind(v));
 }
 
 static void range_text(const cfg_key_t *k, bool is_float, char *buf, size_t n) {
@@ -373,7 +360,7 @@ static int parse_enum(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const cfg_
                                  e->name);
     if (!json_is_string(v))
         return cfg_fail(p, pos, false, shown, "expected one of %s%s, got %s", accepted,
-                        (k->flags & CF_NULLABLE) ? " or null" : "", cfg_json_kind(v));
+                        (k->flags & CF_NULLABLE) ? " or null" : "", dsc__json_kind(v));
     const char *s = json_string_value(v);
     for (const cfg_enum_name_t *e = k->enums; e->name; e++) {
         if ((k->flags & CF_ICASE) ? strcasecmp(s, e->name) == 0 : strcmp(s, e->name) == 0) {
@@ -392,7 +379,7 @@ static int parse_strlist(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const c
         *out = (dsc_config_strlist_t){false, 0, NULL};
         return 0;
     }
-    if (!json_is_array(v)) return cfg_fail(p, pos, false, shown, "expected a list of strings, got %s", cfg_json_kind(v));
+    if (!json_is_array(v)) return cfg_fail(p, pos, false, shown, "expected a list of strings, got %s", dsc__json_kind(v));
     size_t n = json_array_size(v);
     const char **items = cfg_alloc(&p->impl->arena, (n ? n : 1) * sizeof *items);
     if (!items) return cfg_fail(p, pos, false, shown, "out of memory");
@@ -401,7 +388,7 @@ static int parse_strlist(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const c
         char ep[CFG_PATH_MAX + 32];
         snprintf(ep, sizeof ep, "%s[%zu]", shown, i);
         if (!json_is_string(e))
-            return cfg_fail(p, cfg_pos_element(pos, i), false, ep, "expected a string, got %s", cfg_json_kind(e));
+            return cfg_fail(p, cfg_pos_element(pos, i), false, ep, "expected a string, got %s", dsc__json_kind(e));
         items[i] = copy_str(p, e);
     }
     *out = (dsc_config_strlist_t){true, n, items};
@@ -414,7 +401,7 @@ static int parse_section(cfg_parser_t *p, json_t *v, const cfg_pos_t *pos, const
         *out = (dsc_config_section_t){false, false, NULL};
         return 0;
     }
-    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object or null, got %s", cfg_json_kind(v));
+    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object or null, got %s", dsc__json_kind(v));
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) return cfg_fail(p, pos, false, shown, "out of memory");
     const char *copy = cfg_strdup(&p->impl->arena, text);
@@ -470,13 +457,13 @@ static int walk_value(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const cfg_
         break;
     }
     case CT_STR:
-        if (!json_is_string(v)) return cfg_fail(p, pos, false, shown, "expected a string, got %s", cfg_json_kind(v));
+        if (!json_is_string(v)) return cfg_fail(p, pos, false, shown, "expected a string, got %s", dsc__json_kind(v));
         *(const char **)f = copy_str(p, v);
         break;
     case CT_OPT_STR:
         if (json_is_null(v)) *(const char **)f = NULL;
         else if (!json_is_string(v))
-            return cfg_fail(p, pos, false, shown, "expected a string or null, got %s", cfg_json_kind(v));
+            return cfg_fail(p, pos, false, shown, "expected a string or null, got %s", dsc__json_kind(v));
         else *(const char **)f = copy_str(p, v);
         break;
     case CT_ENUM: {
@@ -499,7 +486,7 @@ static int walk_value(cfg_parser_t *p, const cfg_key_t *k, json_t *v, const cfg_
                 break;
             }
             return cfg_fail(p, pos, false, shown, "expected an object%s, got %s",
-                            (k->flags & CF_NULLABLE) ? " or null" : "", cfg_json_kind(v));
+                            (k->flags & CF_NULLABLE) ? " or null" : "", dsc__json_kind(v));
         }
         if (k->present_off) *(bool *)((char *)cfg + k->present_off) = true;
         if (walk_table(p, k->child, v, pos, shown, canon, note) < 0) return -1;
@@ -658,7 +645,7 @@ dsc_status_t dsc_config_parse_buffer(const char *data, size_t len, const char *n
     cfg_pos_scan_t scan = cfg_pos_scan(&p.tmp, data, len, false);
     p.root = scan.root;
     if (!json_is_object(root)) {
-        cfg_fail(&p, p.root, false, "", "the config must be a JSON object ({...}), got %s", cfg_json_kind(root));
+        cfg_fail(&p, p.root, false, "", "the config must be a JSON object ({...}), got %s", dsc__json_kind(root));
         st = DSC_ERR_CONFIG;
         goto done;
     }

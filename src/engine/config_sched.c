@@ -141,7 +141,7 @@ const cfg_prm_t *cfg_scheduler_table(const char *type) {
 
 int cfg_parse_scheduler(cfg_parser_t *p, const cfg_key_t *key, json_t *v, const cfg_pos_t *pos, const char *shown) {
     (void)key;
-    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object, got %s", cfg_json_kind(v));
+    if (!json_is_object(v)) return cfg_fail(p, pos, false, shown, "expected an object, got %s", dsc__json_kind(v));
     p->sched_json = v;
     p->sched_pos = pos;
     return 0;
@@ -163,12 +163,12 @@ int cfg_finish_scheduler_section(cfg_parser_t *p) {
         if (cfg_is_auto(v)) return cfg_fail_auto(p, pos, path, NULL);
         if (strcmp(name, "type") == 0) {
             if (!json_is_string(v) && !json_is_null(v))
-                return cfg_fail(p, pos, false, path, "expected a string (the scheduler name), got %s", cfg_json_kind(v));
+                return cfg_fail(p, pos, false, path, "expected a string (the scheduler name), got %s", dsc__json_kind(v));
             type = v;
             tpos = pos;
         } else if (strcmp(name, "params") == 0) {
             if (!json_is_object(v))
-                return cfg_fail(p, pos, false, path, "expected an object of keyword arguments, got %s", cfg_json_kind(v));
+                return cfg_fail(p, pos, false, path, "expected an object of keyword arguments, got %s", dsc__json_kind(v));
             params = v;
             ppos = pos;
             params_given = true;
