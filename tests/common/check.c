@@ -109,3 +109,16 @@ int check_count_prefix(const char *dir, const char *prefix) {
     if (d) closedir(d);
     return n;
 }
+
+void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int t) {
+    uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(step * 1000 + micro * 100 + row + 1);
+    int32_t prev = (int32_t)((step + row) % 65);
+    for (int i = 0; i < t + 1; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t rnd = (uint32_t)(st >> 33);
+        int32_t v = (rnd % 4 != 0) ? (7 * prev + 3) % 65 : (int32_t)((rnd >> 8) % 65);
+        if (i < t) x[i] = v;
+        if (i > 0) y[i - 1] = v;
+        prev = v;
+    }
+}

@@ -59,6 +59,11 @@ int check_finish(const char *test_name);
 /* A context whose errors are quiet (tests that expect errors check the message instead). */
 dsc_ctx_t *check_ctx_new(uint64_t seed);
 
+/* Row `row` of the global batch at micro-step `micro` of step `step` of the ZeRO and
+ * checkpoint harnesses: a noisy Markov chain over 65 tokens (next = 7 * prev + 3 mod 65 with
+ * probability 3/4); x gets t inputs, y the t next tokens. */
+void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int t);
+
 /* Files: removes a directory tree (or a file); counts the entries of dir whose names start
  * with prefix (0 when dir cannot be read). */
 void check_rm_tree(const char *path);

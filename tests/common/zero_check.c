@@ -3,21 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Row `row` of the global batch at micro-step `micro` of step `step`: a noisy Markov chain
- * (next = 7 * prev + 3 mod 65 with probability 3/4). */
-static void make_row(int step, int micro, int row, int32_t *x, int32_t *y, int t) {
-    uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(step * 1000 + micro * 100 + row + 1);
-    int32_t prev = (int32_t)((step + row) % 65);
-    for (int i = 0; i < t + 1; i++) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        uint32_t rnd = (uint32_t)(st >> 33);
-        int32_t v = (rnd % 4 != 0) ? (7 * prev + 3) % 65 : (int32_t)((rnd >> 8) % 65);
-        if (i < t) x[i] = v;
-        if (i > 0) y[i - 1] = v;
-        prev = v;
-    }
-}
-
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level, (void)message, (void)user;
 }
@@ -71,7 +56,7 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
         double loss_sum = 0;
         if (comm) dsc_comm_reset_stats(comm);
         for (int micro = 0; micro < c->gas && rc == 0; micro++) {
-            for (int r = 0; r < mb; r++) make_row(step, micro, row0 + r, x + (size_t)r * t, y + (size_t)r * t, t);
+            for (int r = 0; r < mb; r++) check_markov_row(step, micro, row0 + r, x + (size_t)r * t, y + (size_t)r * t, t);
             dsc_tensor_t *loss = NULL;
             dsc_gpt_forward(ctx, gpt, x, y, mb, t, NULL, &loss);
             loss_sum += dsc_tensor_item(loss);

@@ -75,21 +75,6 @@ typedef struct ck_result {
     char *client_state;
 } ck_result_t;
 
-/* Row `row` of the global batch at micro-step `micro` of step `step`: a noisy Markov
- * chain over 65 tokens. */
-static void ck_make_row(int step, int micro, int row, int32_t *x, int32_t *y, int t) {
-    uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(step * 1000 + micro * 100 + row + 1);
-    int32_t prev = (int32_t)((step + row) % 65);
-    for (int i = 0; i < t + 1; i++) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        uint32_t rnd = (uint32_t)(st >> 33);
-        int32_t v = (rnd % 4 != 0) ? (7 * prev + 3) % 65 : (int32_t)((rnd >> 8) % 65);
-        if (i < t) x[i] = v;
-        if (i > 0) y[i - 1] = v;
-        prev = v;
-    }
-}
-
 static void ck_quiet(dsc_log_level_t level, const char *message, void *user) { (void)level, (void)message, (void)user; }
 
 static void ck_snap_free(ck_snap_t *s) {
@@ -205,7 +190,7 @@ static double ck_train_step(const ck_spec_t *s, ck_rank_t *r, int rank, int step
     int32_t x[64 * 16], y[64 * 16];
     double sum = 0;
     for (int micro = 0; micro < s->gas; micro++) {
-        for (int i = 0; i < mb; i++) ck_make_row(step, micro, rank * mb + i, x + i * t, y + i * t, t);
+        for (int i = 0; i < mb; i++) check_markov_row(step, micro, rank * mb + i, x + i * t, y + i * t, t);
         dsc_tensor_t *loss = NULL;
         dsc_gpt_forward(r->ctx, r->gpt, x, y, mb, t, NULL, &loss);
         sum += dsc_tensor_item(loss);
@@ -706,7 +691,7 @@ static void test_misuse(void) {
     s = ck_base_spec(1, 0, "fp32", 2);
     if (ck_rank_new(&s, NULL, 0, &k, err, sizeof err) == DSC_OK) {
         int32_t x[12 * 16], y[12 * 16];
-        for (int i = 0; i < 12; i++) ck_make_row(0, 0, i, x + i * 16, y + i * 16, 16);
+        for (int i = 0; i < 12; i++) check_markov_row(0, 0, i, x + i * 16, y + i * 16, 16);
         dsc_tensor_t *loss = NULL;
         dsc_gpt_forward(k.ctx, k.gpt, x, y, 12, 16, NULL, &loss);
         dsc_backward(k.engine, loss);
