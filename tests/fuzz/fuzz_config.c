@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "dsc/config.h"
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level;

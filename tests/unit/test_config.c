@@ -11,7 +11,7 @@
 
 #include "check.h"
 #include "dsc/config.h"
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 #define TORCH_FLAGS CP_NBOOL("foreach"), CP_BOOL("maximize", 0), CP_BOOL("differentiable", 0)
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 static void describe(const cfg_impl_t *impl, const char *name, dsc_config_opt_int_t v, const char *derived_note,
                      char *buf, size_t n) {

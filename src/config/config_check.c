@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 /* A position node for a recorded source (errors about keys checked after the walk). */
 static cfg_pos_t at_source(const cfg_impl_t *impl, const char *path) {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 _Static_assert(sizeof(dsc_config_dtype_t) == sizeof(int), "enums are written as int");
 _Static_assert(sizeof(dsc_config_offload_device_t) == sizeof(int), "enums are written as int");

@@ -1,4 +1,4 @@
-/* Internal definitions of the config parser (src/engine/config_*.c). Never installed.
+/* Internal definitions of the config parser (src/config/config_*.c). Never installed.
  *
  * The parser is table driven: each JSON object dsc models is a cfg_table_t listing its keys
  * (name, alias, type, offset of the field in dsc_config_t, default, range). The same tables

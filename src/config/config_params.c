@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/config_internal.h"
+#include "config/config_internal.h"
 
 /* ---- parameters --------------------------------------------------------------------------------- */
 
