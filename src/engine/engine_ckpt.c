@@ -26,6 +26,7 @@
 
 #include "dsc/ckpt.h"
 #include "engine/engine_internal.h"
+#include "zero/zero.h"
 
 #define CK_MSG 480
 #define CK_TEXT 4092
@@ -52,13 +53,8 @@ _Static_assert(sizeof(ck_rec_t) % 4 == 0 && sizeof(ck_bcast_t) % 4 == 0, "exchan
  * the flat range [q*k, (q+1)*k), k = P / world (at stage 0 too, so the ranks write 1/N
  * each); stage 3: rank q's shard of the parameter. */
 static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, int i, int64_t *a, int64_t *b) {
-    if (e->plan.stage == 3) return dsc__engine_zero3_piece(e, q, i, a, b, NULL);
-    const int64_t k = e->plan.padded / e->world_size, lo = (int64_t)q * k, hi = lo + k;
-    int64_t s = p->offset > lo ? p->offset : lo, t = p->offset + p->numel < hi ? p->offset + p->numel : hi;
-    if (t <= s) return false;
-    *a = s - p->offset;
-    *b = t - p->offset;
-    return true;
+    (void)i;
+    return dsc__zero_slice(&e->plan, q, p->offset, p->numel, a, b);
 }
 
 /* Index in master (and each optimizer state) of element a of parameter i on this rank. */

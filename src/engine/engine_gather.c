@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "zero/zero.h"
 
 /* Parameter indices of `params` (all of the model's when params is NULL) into *out. */
 static dsc_status_t resolve(dsc_engine_t *e, const char *fn, dsc_tensor_t *const *params, int n, int **out, int *count) {
@@ -69,12 +70,8 @@ static dsc_status_t write_back(dsc_engine_t *e, int i, int root) {
         if (!dsc__engine_zero3_piece(e, e->rank, i, &a, &b, &local)) return DSC_OK;
         memcpy((char *)e->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms, (size_t)(b - a) * ms);
     } else if (e->plan.stage >= 1) {
-        int64_t first;
-        int64_t cnt = dsc_zero_plan_overlap(&e->plan, e->rank, info.offset, info.numel, &first);
-        if (cnt == 0) return DSC_OK;
-        a = first - info.offset;
-        b = a + cnt;
-        local = first - e->plan.begin;
+        if (!dsc__zero_slice(&e->plan, e->rank, info.offset, info.numel, &a, &b)) return DSC_OK;
+        local = info.offset + a - e->plan.begin;
     }
     if (e->master == (float *)e->params && e->plan.stage != 1 && e->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
     return dsc_convert(e->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, e->model_dtype, (size_t)(b - a));

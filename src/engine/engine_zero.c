@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "zero/zero.h"
 
 static size_t msize(const dsc_engine_t *e) { return dsc_dtype_size(e->model_dtype); }
 
@@ -23,11 +24,10 @@ static dsc_status_t build_segments(dsc_engine_t *e) {
     for (int i = 0; i < n_params; i++) {
         dsc_param_info_t info;
         dsc_model_param_info(e->model, i, &info);
-        int64_t lo = info.offset > begin ? info.offset : begin;
-        int64_t hi = info.offset + info.numel < begin + e->n_local ? info.offset + info.numel : begin + e->n_local;
-        if (hi <= lo) continue;
-        e->segments[e->n_segments].offset = (size_t)(lo - begin);
-        e->segments[e->n_segments].numel = (size_t)(hi - lo);
+        int64_t a = 0, b = info.numel; /* stage 0: every rank holds all of it */
+        if (e->plan.stage > 0 && !dsc__zero_slice(&e->plan, e->rank, info.offset, info.numel, &a, &b)) continue;
+        e->segments[e->n_segments].offset = (size_t)(info.offset + a - begin);
+        e->segments[e->n_segments].numel = (size_t)(b - a);
         e->segment_param[e->n_segments++] = i;
     }
     return DSC_OK;

@@ -39,8 +39,6 @@
 #include "engine/engine_zero3.h"
 
 
-int64_t dsc_zero3_shard(int64_t numel, int world) { return world < 1 || numel < 1 ? 0 : (numel + world - 1) / world; }
-
 static int cmp_lookup(const void *a, const void *b) {
     const z3_lookup_t *x = a, *y = b;
     return x->tensor < y->tensor ? -1 : x->tensor > y->tensor;
@@ -300,11 +298,12 @@ dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e) {
 
 bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, int64_t *b, int64_t *local) {
     const z3_param_t *p = &e->z3->p[i];
-    int64_t lo = (int64_t)q * p->shard, hi = lo + p->shard < p->numel ? lo + p->shard : p->numel;
+    int64_t lo, hi;
+    const bool any = dsc__zero_slice(&e->plan, q, p->offset, p->numel, &lo, &hi);
     if (a) *a = lo;
     if (b) *b = hi;
     if (local) *local = p->local;
-    return hi > lo;
+    return any;
 }
 
 /* The parameter table and the context's hooks (stages 2 and 3). */
@@ -344,10 +343,9 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
         local += p->shard;
         if (z->stage == 2) {
             p->persistent = true; /* replicated: never released */
-        } else if (info.numel <= cz->stage3_param_persistence_threshold &&
-                   z->persistent_numel + info.numel <= cz->stage3_model_persistence_threshold) {
-            p->persistent = true;
-            z->persistent_numel += info.numel;
+        } else {
+            p->persistent = dsc__zero3_persists(info.numel, cz->stage3_param_persistence_threshold,
+                                                cz->stage3_model_persistence_threshold, &z->persistent_numel);
         }
         z->by_tensor[i] = (z3_lookup_t){info.tensor, i};
     }

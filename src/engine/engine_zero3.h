@@ -5,6 +5,7 @@
 #define DSC_ENGINE_ZERO3_H
 
 #include "engine/engine_internal.h"
+#include "zero/zero.h"
 
 typedef struct z3_param {
     dsc_tensor_t *tensor;

@@ -10,6 +10,7 @@
 #include "dsc/monitor.h"
 #include "dsc/optim.h"
 #include "monitor/monitor_internal.h"
+#include "zero/zero.h"
 
 /* ---- model size ------------------------------------------------------------------------ */
 
@@ -322,9 +323,9 @@ static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_m
                 continue;
             }
             shards += k;
-            const bool keep = numel <= o->persistence_threshold && persist_total + numel <= o->model_persistence_threshold;
+            const bool keep = dsc__zero3_persists(numel, o->persistence_threshold, o->model_persistence_threshold,
+                                                  &persist_total);
             if (keep) {
-                persist_total += numel;
                 persistent += k * N * pb;
             } else {
                 gathered_total += k * N * pb;
