@@ -68,6 +68,18 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
     return DSC_OK;
 }
 
+dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz) {
+    const dsc_zero_setup_t s = {e->ctx, e->model, e->comm, &e->config->zero_optimization, e->plan, e->model_dtype,
+                                e->accumulate_fp32, e->errmsg, sizeof e->errmsg};
+    dsc_status_t rc = dsc__zero_create(&s, &e->zero, err, errsz);
+    if (rc != DSC_OK) return rc;
+    dsc__zero_buffers(e->zero, &e->params, &e->grads);
+    e->master = dsc__zero_master(e->zero);
+    e->acc32 = dsc__zero_grad32(e->zero);
+    e->n_local = dsc__zero_n_local(e->zero);
+    return DSC_OK;
+}
+
 dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *options, dsc_initialize_result_t *result,
                             char *errbuf, size_t errbuf_size) {
     char scratch[8];
@@ -133,7 +145,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         rc = dsc_zero_plan_make(e->config->zero_optimization.stage, e->world_size, e->rank, e->numel, &e->plan);
         if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "ZeRO partition plan: invalid stage, world or size");
     }
-    if (rc == DSC_OK) rc = dsc__engine_alloc_state(e, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_create_zero(e, errbuf, errbuf_size);
     if (rc == DSC_OK) {
         dsc_loss_scaler_params_t sp;
         rc = dsc_loss_scaler_params_from_config(e->config, &sp);
@@ -168,17 +180,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
 
 void dsc_engine_free(dsc_engine_t *e) {
     if (!e) return;
-    /* Unbind the model: its tensors must not point into freed buffers. */
-    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(e->model, i, &info);
-        char *lo = e->params, *hi = lo + (size_t)e->plan.padded * dsc_dtype_size(e->model_dtype);
-        if (info.tensor && (char *)dsc_tensor_data(info.tensor) >= lo && (char *)dsc_tensor_data(info.tensor) < hi) {
-            info.tensor->data = NULL;
-            if (info.tensor->grad) info.tensor->grad->data = NULL;
-        }
-    }
-    if (e->params) dsc__engine_free_state(e);
+    dsc__zero_free(e->zero); /* unbinds the model */
     if (e->owns_comm) dsc_comm_free(e->comm);
     dsc__engine_teardown_actckpt(e);
     dsc__engine_monitor_free(e->monitor);

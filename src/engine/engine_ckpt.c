@@ -59,12 +59,8 @@ static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, in
 
 /* Index in master (and each optimizer state) of element a of parameter i on this rank. */
 static int64_t ck_local(const dsc_engine_t *e, const dsc_param_info_t *p, int i, int64_t a) {
-    if (e->plan.stage == 3) {
-        int64_t lo, hi, local;
-        dsc__engine_zero3_piece(e, e->rank, i, &lo, &hi, &local);
-        return local + (a - lo);
-    }
-    return p->offset + a - (e->plan.stage == 0 ? 0 : e->plan.begin);
+    (void)p;
+    return dsc__zero_local_index(e->zero, i, a);
 }
 
 /* True when rank q writes anything. */
@@ -789,11 +785,11 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        st = dsc_amp_f32_to_half(dsc__engine_local_params(e), e->model_dtype, e->master, (size_t)e->n_local);
+        st = dsc_amp_f32_to_half(dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
-    if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e))) return st; /* its message names the rank */
-    dsc__engine_zero_grads(e);
+    if (e->plan.stage >= 1 && (st = dsc__zero_allgather_updates(e->zero))) return st; /* its message names the rank */
+    dsc__zero_zero_grads(e->zero);
     e->backwards_since_step = 0;
     e->last_loss = e->grad_norm = e->grad_norm_clipped = NAN;
     e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);

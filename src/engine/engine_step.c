@@ -22,7 +22,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     if (dsc_ctx_status(e->ctx) != DSC_OK) { /* the forward pass failed: keep its message */
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
         dsc_ctx_end_step(e->ctx);
-        if (e->z3) dsc__engine_zero3_end_backward(e, false); /* nothing stays gathered */
+        dsc__zero_after_backward(e->zero, false); /* nothing stays gathered */
         return dsc_ctx_status(e->ctx);
     }
     if (!loss || dsc_tensor_numel(loss) != 1) {
@@ -40,9 +40,9 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
-    if (rc != DSC_OK && e->z3) dsc__engine_zero3_end_backward(e, false);
+    if (rc != DSC_OK) dsc__zero_after_backward(e->zero, false);
     dsc__engine_monitor_backward_inner_end(e->monitor);
-    if (rc == DSC_OK) rc = dsc__engine_after_backward(e); /* fp32 accumulation; stage 2 reduce-scatter */
+    if (rc == DSC_OK) rc = dsc__zero_after_backward(e->zero, true); /* fp32 accumulation; stages 2-3: the unscoped sends */
     dsc__engine_monitor_backward_end(e->monitor);
     if (rc == DSC_OK) e->backwards_since_step++;
     return rc;
@@ -55,24 +55,27 @@ bool dsc_is_gradient_accumulation_boundary(const dsc_engine_t *e) {
 }
 
 void dsc_zero_grad(dsc_engine_t *e) {
-    if (e && (e->grads || e->z3)) dsc__engine_zero_grads(e);
+    if (e && e->zero) dsc__zero_zero_grads(e->zero);
 }
 
 /* Logs which parameter tensors hold inf or NaN (at most 8 names, then a count). */
 static void log_bad_tensors(dsc_engine_t *e) {
-    bool *bad = calloc(e->n_segments + 1, sizeof *bad);
+    const int *segment_param = NULL;
+    size_t n_segments = 0;
+    const dsc_amp_segment_t *segments = dsc__zero_segments(e->zero, &segment_param, &n_segments);
+    bool *bad = calloc(n_segments + 1, sizeof *bad);
     if (!bad) return;
     bool any;
     double sumsq;
     size_t n_bad = 0;
-    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->n_local, e->segments, e->n_segments, bad, NULL, &any, &sumsq,
+    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->n_local, segments, n_segments, bad, NULL, &any, &sumsq,
                           &n_bad);
     char names[1024] = "";
     size_t off = 0, listed = 0;
-    for (size_t i = 0; i < e->n_segments && off < sizeof names; i++) {
+    for (size_t i = 0; i < n_segments && off < sizeof names; i++) {
         if (!bad[i]) continue;
         dsc_param_info_t info;
-        dsc_model_param_info(e->model, e->segment_param[i], &info);
+        dsc_model_param_info(e->model, segment_param[i], &info);
         if (listed++ < 8) off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", listed > 1 ? ", " : "", info.name);
     }
     if (listed > 8 && off < sizeof names) snprintf(names + off, sizeof names - off, " and %zu more", listed - 8);
@@ -104,22 +107,14 @@ dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e) {
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
     dsc__engine_monitor_reduce_begin(e->monitor);
-    dsc_status_t rc = dsc__engine_reduce_gradients(e);
+    dsc_status_t rc = dsc__zero_reduce_gradients(e->zero);
     dsc__engine_monitor_reduce_end(e->monitor);
     if (rc != DSC_OK) return rc;
-    /* Overflow flag and sum of squares of this rank's extent; partitions are combined
-     * across ranks (stage 0 ranks already hold the same reduced sum). */
+    /* Overflow flag and sum of squares of the summed gradient, over all ranks. */
     bool overflow = false;
     double sumsq = 0;
-    dsc_amp_scan(e->acc32, DSC_F32, (size_t)e->n_local, &overflow, &sumsq);
-    if (e->plan.stage >= 1 && e->world_size > 1) {
-        double v[2] = {overflow ? 1.0 : 0.0, sumsq};
-        rc = dsc_comm_allreduce(e->comm, v, v, 2, DSC_F64, DSC_REDUCE_SUM);
-        if (rc != DSC_OK) return dsc__engine_fail(e, rc, "rank %d: gradient norm all-reduce failed: %s", e->rank,
-                                                  dsc_ctx_errmsg(e->ctx));
-        overflow = v[0] > 0 || !isfinite(v[1]);
-        sumsq = v[1];
-    }
+    rc = dsc__zero_grad_stats(e->zero, &overflow, &sumsq);
+    if (rc != DSC_OK) return rc;
     overflow = overflow && e->check_overflow;
     /* acc32 holds sums over ranks: the mean is 1/N of it (folded into the scale below). */
     const double inv_world = 1.0 / e->world_size;
@@ -145,10 +140,10 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     if (rc == DSC_OK)
         rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
                             dsc__engine_current_lr(e),
-                            e->model_dtype != DSC_F32 ? dsc__engine_local_params(e) : NULL,
+                            e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
                             e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
-    rc = dsc__engine_gather_params(e);
+    rc = dsc__zero_allgather_updates(e->zero);
     if (rc != DSC_OK) return rc;
     dsc_zero_grad(e);
     if (e->scheduler) {
