@@ -26,6 +26,7 @@
 
 #include "dsc/ckpt.h"
 #include "engine/engine_internal.h"
+#include "core/device.h"
 #include "zero/zero.h"
 
 #define CK_MSG 480
@@ -169,6 +170,37 @@ static dsc_status_t ck_save_checks(dsc_engine_t *e, const char *save_dir, const 
 }
 
 /* Writes this rank's range file into `dir`: master weights, then each optimizer state. */
+/* Files are written and read on the host: a piece of the master weights or of an optimizer
+ * state goes through a host buffer, by the device's copy calls. */
+static dsc_status_t ck_write_piece(dsc_engine_t *e, dsc_st_writer_t *w, const float *src, size_t count, char *msg,
+                                   size_t n) {
+    float *host = malloc(count * sizeof *host + 1);
+    if (!host) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc__dev_to_host(e->ctx, host, src, count * sizeof *host);
+    if (!st) st = dsc_st_write(w, host, DSC_F32, count, msg, n);
+    else snprintf(msg, n, "reading the engine's state from the device: %s", dsc_ctx_errmsg(e->ctx));
+    free(host);
+    return st;
+}
+
+static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *name, int64_t a, int64_t b, float *dst,
+                                  char *msg, size_t n) {
+    const size_t count = (size_t)(b - a);
+    float *host = malloc(count * sizeof *host + 1);
+    if (!host) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc_ckpt_read(c, name, a, b, host, DSC_F32, msg, n);
+    if (!st && (st = dsc__dev_from_host(e->ctx, dst, host, count * sizeof *host)))
+        snprintf(msg, n, "writing the engine's state to the device: %s", dsc_ctx_errmsg(e->ctx));
+    free(host);
+    return st;
+}
+
 static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote, dsc_st_file_info_t *info, char *msg,
                                   size_t n) {
     *wrote = false;
@@ -199,7 +231,7 @@ static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote,
                 dsc_model_param_info(e->model, i, &p);
                 if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
                 if (pass == 1) {
-                    st = dsc_st_write(w, src + ck_local(e, &p, i, a), DSC_F32, (size_t)(b - a), msg, n);
+                    st = ck_write_piece(e, w, src + ck_local(e, &p, i, a), (size_t)(b - a), msg, n);
                     continue;
                 }
                 char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
@@ -742,7 +774,7 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
             dsc_model_param_info(e->model, i, &p);
             if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
             char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
-            st = name ? dsc_ckpt_read(L->c, name, a, b, dst + ck_local(e, &p, i, a), DSC_F32, msg, n)
+            st = name ? ck_read_piece(e, L->c, name, a, b, dst + ck_local(e, &p, i, a), msg, n)
                       : ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
             free(name);
         }

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "zero/zero_internal.h"
 
 
@@ -59,7 +60,7 @@ static z3_param_t *find(dsc_zero_t *z, const dsc_tensor_t *t) {
 static dsc_status_t gather_into(dsc_zero_t *z, z3_param_t *p) {
     const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)z->rank * k * ms;
-    memcpy(mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
     if (z->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(z->comm, mine, p->full, k, z->model_dtype);
     return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(z, rc, "parameter all-gather", p);
@@ -80,7 +81,7 @@ static dsc_status_t finish_prefetch(dsc_zero_t *z, z3_param_t *p) {
 static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
     if (p->inflight) return async ? DSC_OK : finish_prefetch(z, p);
     if (p->full || z->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
-    p->full = dsc_ctx_alloc(z->ctx, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p));
+    p->full = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p));
     if (!p->full) return dsc_ctx_status(z->ctx);
     if (!p->persistent) z->gathered_elems += full_elems(z, p);
     if (!async || z->world_size == 1) {
@@ -90,7 +91,7 @@ static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
     }
     const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)z->rank * k * ms;
-    memcpy(mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
     dsc_status_t rc = dsc_comm_iallgather(z->comm, mine, p->full, k, z->model_dtype, &p->inflight);
     if (rc != DSC_OK) return dsc__z3_comm_fail(z, rc, "parameter prefetch", p);
     z->inflight_elems += full_elems(z, p);
@@ -101,7 +102,7 @@ static dsc_status_t gather(dsc_zero_t *z, z3_param_t *p) { return gather_start(z
 
 static void free_gathered(dsc_zero_t *z, z3_param_t *p) {
     if (p->inflight) finish_prefetch(z, p); /* MPI may still write it otherwise */
-    dsc_ctx_release(z->ctx, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(z, p));
+    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(z, p));
     if (!p->persistent) z->gathered_elems -= full_elems(z, p);
     p->full = NULL;
     p->tensor->data = NULL;
@@ -366,10 +367,10 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
     }
     const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
     z->n_local = local;
-    z->params = dsc_ctx_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
-    z->master = !z->params ? NULL : mixed ? dsc_ctx_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : z->params;
-    z->acc32 = z->master ? dsc_ctx_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
-    float *init32 = z->acc32 ? dsc_ctx_alloc(z->ctx, DSC_MEM_OTHER, (size_t)z->numel * 4) : NULL;
+    z->params = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
+    z->master = !z->params ? NULL : mixed ? dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : z->params;
+    z->acc32 = z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
+    float *init32 = z->acc32 ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)z->numel * 4) : NULL;
     if (!init32) {
         snprintf(err, errsz, "out of memory allocating the ZeRO-3 model state (%lld parameters, %d ranks)",
                  (long long)z->numel, N);
@@ -382,9 +383,9 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
         const z3_param_t *p = &z->p[i];
         int64_t a, b;
         if (dsc__zero_slice(&z->plan, z->rank, p->offset, p->numel, &a, &b))
-            memcpy(z->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
+            dsc__dev_copy(z->ctx, z->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
-    dsc_ctx_release(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
     if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->params, z->model_dtype, z->master, (size_t)local);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);
     if (rc == DSC_OK) z->ctx->param_hooks = &z->hooks;
@@ -425,9 +426,9 @@ void dsc__zero_free_state3(dsc_zero_t *z) {
     }
     dsc__zero_free_scopes(z);
     const size_t nl = (size_t)z->n_local;
-    if (z->master != z->params) dsc_ctx_release(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
-    dsc_ctx_release(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
-    dsc_ctx_release(z->ctx, DSC_MEM_PARAMS, z->params, nl * dsc__z3_msize(z));
+    if (z->master != z->params) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, nl * dsc__z3_msize(z));
     free(z->segments);
     free(z->segment_param);
 }

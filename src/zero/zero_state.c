@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "zero/zero_internal.h"
 
 static size_t msize(const dsc_zero_t *z) { return dsc_dtype_size(z->model_dtype); }
@@ -63,7 +64,7 @@ dsc_status_t dsc__zero_initial_values(dsc_zero_t *z, float *init32) {
     for (int i = 0; had_values && i < dsc_model_param_count(m) && rc == DSC_OK; i++) {
         dsc_param_info_t info;
         dsc_model_param_info(m, i, &info);
-        rc = dsc_convert(init32 + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
+        rc = dsc__dev_convert(z->ctx, init32 + info.offset, DSC_F32, dsc_tensor_data(info.tensor),
                               dsc_tensor_dtype(info.tensor), (size_t)info.numel);
     }
     if (rc == DSC_OK) rc = dsc_model_bind(m, DSC_F32, init32, NULL);
@@ -79,23 +80,23 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     const size_t ms = msize(z);
     const bool mixed = z->model_dtype != DSC_F32, partitioned = z->plan.stage >= 1;
     z->n_local = partitioned ? z->plan.part : P;
-    z->params = dsc_ctx_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)P * ms);
+    z->params = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)P * ms);
     /* Stage 2 has no full gradient buffer: each layer's gradients live during its backward. */
     const bool full_grads = z->plan.stage < 2;
-    z->grads = z->params && full_grads ? dsc_ctx_alloc(z->ctx, DSC_MEM_GRADS, (size_t)P * ms) : NULL;
+    z->grads = z->params && full_grads ? dsc__dev_alloc(z->ctx, DSC_MEM_GRADS, (size_t)P * ms) : NULL;
     bool ok = z->params && (z->grads || !full_grads);
-    if (ok) z->master = (!mixed && !partitioned) ? z->params : dsc_ctx_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)z->n_local * 4);
+    if (ok) z->master = (!mixed && !partitioned) ? z->params : dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)z->n_local * 4);
     ok = ok && z->master;
-    if (ok) z->acc32 = (!mixed && !partitioned) ? z->grads : dsc_ctx_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)z->n_local * 4);
+    if (ok) z->acc32 = (!mixed && !partitioned) ? z->grads : dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)z->n_local * 4);
     ok = ok && z->acc32;
     if (ok && z->plan.stage == 1 && mixed && z->accumulate_fp32)
-        ok = (z->full_acc32 = dsc_ctx_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)P * 4)) != NULL;
+        ok = (z->full_acc32 = dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)P * 4)) != NULL;
     int64_t bucket = z->cfg->reduce_bucket_size / z->world_size;
     z->bucket = bucket < 1 ? 1 : bucket;
     if (ok && z->plan.stage == 1 && z->world_size > 1 && z->bucket < z->plan.part) {
         size_t es = z->full_acc32 ? 4 : ms;
         z->staging_bytes = (size_t)z->bucket * (size_t)z->world_size * es;
-        ok = (z->staging = dsc_ctx_alloc(z->ctx, DSC_MEM_COMM, z->staging_bytes)) != NULL;
+        ok = (z->staging = dsc__dev_alloc(z->ctx, DSC_MEM_COMM, z->staging_bytes)) != NULL;
     }
     if (ok) ok = build_segments(z) == DSC_OK;
     if (!ok) {
@@ -110,7 +111,7 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     float *init32 = (!mixed && !partitioned) ? z->params : (mixed && !partitioned) ? z->master : NULL;
     float *temp = NULL;
     if (!init32) {
-        temp = dsc_ctx_alloc(z->ctx, DSC_MEM_OTHER, (size_t)P * 4);
+        temp = dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)P * 4);
         if (!temp) {
             snprintf(err, errsz, "out of memory for the initial parameter broadcast (%lld parameters)", (long long)P);
             return DSC_ERR_NOMEM;
@@ -119,9 +120,9 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     }
     dsc_status_t rc = dsc__zero_initial_values(z, init32);
     if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->params, z->model_dtype, init32, (size_t)P);
-    if (rc == DSC_OK && !mixed && init32 != z->params) memcpy(z->params, init32, (size_t)P * 4);
-    if (rc == DSC_OK && partitioned) memcpy(z->master, init32 + z->plan.begin, (size_t)z->n_local * 4);
-    if (temp) dsc_ctx_release(z->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
+    if (rc == DSC_OK && !mixed && init32 != z->params) dsc__dev_copy(z->ctx, z->params, init32, (size_t)P * 4);
+    if (rc == DSC_OK && partitioned) dsc__dev_copy(z->ctx, z->master, init32 + z->plan.begin, (size_t)z->n_local * 4);
+    if (temp) dsc__dev_free(z->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
     if (rc == DSC_OK && z->plan.stage == 2) return dsc__zero_scopes_stage2(z, err, errsz);
     if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, z->model_dtype, z->params, z->model_dtype, z->grads);
     if (rc != DSC_OK) snprintf(err, errsz, "binding the model to the engine's buffers: %s", dsc_ctx_errmsg(z->ctx));
@@ -135,25 +136,24 @@ static void free_state(dsc_zero_t *z) {
     }
     dsc__zero_free_scopes(z); /* stage 2 */
     const size_t P = (size_t)z->plan.padded, ms = msize(z), nl = (size_t)z->n_local;
-    if (z->master != z->params) dsc_ctx_release(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
-    if (z->acc32 != z->grads) dsc_ctx_release(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
-    dsc_ctx_release(z->ctx, DSC_MEM_GRAD_ACCUM, z->full_acc32, P * 4);
-    dsc_ctx_release(z->ctx, DSC_MEM_COMM, z->staging, z->staging_bytes);
-    dsc_ctx_release(z->ctx, DSC_MEM_PARAMS, z->params, P * ms);
-    dsc_ctx_release(z->ctx, DSC_MEM_GRADS, z->grads, P * ms);
+    if (z->master != z->params) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
+    if (z->acc32 != z->grads) dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->full_acc32, P * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_COMM, z->staging, z->staging_bytes);
+    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, P * ms);
+    dsc__dev_free(z->ctx, DSC_MEM_GRADS, z->grads, P * ms);
     free(z->segments);
     free(z->segment_param);
 }
 
 dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z) {
     if (z->scoped) { /* full gradients exist only inside backward */
-        memset(z->acc32, 0, (size_t)z->n_local * 4);
-        return DSC_OK;
+        return dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     }
-    memset(z->grads, 0, (size_t)z->plan.padded * msize(z));
-    if (z->acc32 != z->grads) memset(z->acc32, 0, (size_t)z->n_local * 4);
-    if (z->full_acc32) memset(z->full_acc32, 0, (size_t)z->plan.padded * 4);
-    return DSC_OK;
+    dsc__dev_zero(z->ctx, z->grads, (size_t)z->plan.padded * msize(z));
+    if (z->acc32 != z->grads) dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
+    if (z->full_acc32) dsc__dev_zero(z->ctx, z->full_acc32, (size_t)z->plan.padded * 4);
+    return dsc_ctx_status(z->ctx);
 }
 
 /* Reduce-scatter of the full buffer `src` (P elements of dtype, clobbered) into this rank's
@@ -175,7 +175,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
     for (int64_t j = 0; j < k; j += z->bucket) {
         const int64_t c = k - j < z->bucket ? k - j : z->bucket;
         for (int q = 0; q < N; q++)
-            memcpy(stage + (size_t)q * c * es, s + (size_t)((int64_t)q * k + j) * es, (size_t)c * es);
+            dsc__dev_copy(z->ctx, stage + (size_t)q * c * es, s + (size_t)((int64_t)q * k + j) * es, (size_t)c * es);
         char *mine = stage + (size_t)r * c * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, stage, mine, (size_t)c, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
@@ -193,13 +193,13 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
     case 0:
         if (z->accumulate_fp32) {
             rc = dsc_amp_accumulate(z->acc32, z->grads, z->model_dtype, P);
-            memset(z->grads, 0, P * msize(z));
+            dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         break;
     case 1:
         if (z->full_acc32) {
             rc = dsc_amp_accumulate(z->full_acc32, z->grads, z->model_dtype, P);
-            memset(z->grads, 0, P * msize(z));
+            dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         break;
     default: /* stages 2-3: sent during backward, layer by layer; what remains is unscoped uses */
@@ -227,17 +227,17 @@ dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z) {
         }
         if (mixed && !z->accumulate_fp32) { /* 16-bit accumulation: widen once */
             rc = dsc_amp_half_to_f32(z->acc32, z->grads, z->model_dtype, P);
-            memset(z->grads, 0, P * msize(z));
+            dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         return rc;
     }
     if (z->plan.stage == 1) {
         if (z->full_acc32) {
             rc = reduce_scatter_into_acc(z, z->full_acc32, DSC_F32);
-            memset(z->full_acc32, 0, P * 4);
+            dsc__dev_zero(z->ctx, z->full_acc32, P * 4);
         } else {
             rc = reduce_scatter_into_acc(z, z->grads, z->model_dtype);
-            memset(z->grads, 0, P * msize(z));
+            dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
     }
     return rc; /* stages 2 and 3 reduced during each backward */
@@ -248,7 +248,7 @@ dsc_status_t dsc__zero_allgather_updates(dsc_zero_t *z) {
     if (z->plan.stage == 3) return dsc__zero3_refresh(z); /* persistent and currently gathered ones */
     const size_t ms = msize(z), k = (size_t)z->plan.part;
     char *mine = (char *)z->params + (size_t)z->plan.begin * ms;
-    if (z->model_dtype == DSC_F32) memcpy(mine, z->master, k * 4); /* mixed: the optimizer wrote it */
+    if (z->model_dtype == DSC_F32) dsc__dev_copy(z->ctx, mine, z->master, k * 4); /* mixed: the optimizer wrote it */
     if (z->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(z->comm, mine, z->params, k, z->model_dtype);
     return rc == DSC_OK ? DSC_OK : comm_fail(z, rc, "parameter all-gather");
@@ -356,9 +356,9 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root) {
     if (z->plan.stage >= 1 && !dsc__zero_slice(&z->plan, z->rank, info.offset, info.numel, &a, &b)) return DSC_OK;
     const int64_t local = dsc__zero_local_index(z, i, a);
     if (z->plan.stage == 3)
-        memcpy((char *)z->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms,
+        dsc__dev_copy(z->ctx, (char *)z->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms,
                       (size_t)(b - a) * ms);
     if (z->master == (float *)z->params && z->plan.stage != 1 && z->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
-    return dsc_convert(z->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, z->model_dtype,
+    return dsc__dev_convert(z->ctx, z->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, z->model_dtype,
                             (size_t)(b - a));
 }
