@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "engine/engine_actckpt.h"
 #include "engine/engine_internal.h"
 
@@ -121,6 +122,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     e->training = true;
     e->grad_norm = e->grad_norm_clipped = NAN;
     e->last_loss = NAN;
+    e->last_loss_slot = -1;
 
     dsc_status_t rc = parse_config(e, options, errbuf, errbuf_size);
     if (rc == DSC_OK && e->numel < 1) {
@@ -181,6 +183,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
 void dsc_engine_free(dsc_engine_t *e) {
     if (!e) return;
     dsc__zero_free(e->zero); /* unbinds the model */
+    dsc__dev_free(e->ctx, DSC_MEM_OTHER, e->loss_dev, sizeof *e->loss_dev * (size_t)e->loss_cap);
     if (e->owns_comm) dsc_comm_free(e->comm);
     dsc__engine_teardown_actckpt(e);
     dsc__engine_monitor_free(e->monitor);
@@ -228,7 +231,8 @@ void dsc_engine_memory_line(const dsc_engine_t *e, char *buf, size_t n) {
              dsc_ctx_mem_stats(e->ctx, DSC_MEM_ACTIVATIONS).peak_bytes / mib);
 }
 
-double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? e->last_loss : NAN; }
+/* A cached read (the loss stays on the device until asked for): the engine is logically const. */
+double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? dsc__engine_last_loss((dsc_engine_t *)e) : NAN; }
 dsc_ctx_t *dsc_engine_ctx(const dsc_engine_t *e) { return e ? e->ctx : NULL; }
 const char *dsc_engine_errmsg(const dsc_engine_t *e) { return e ? e->errmsg : "engine is NULL"; }
 

@@ -824,6 +824,8 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
     dsc__zero_zero_grads(e->zero);
     e->backwards_since_step = 0;
     e->last_loss = e->grad_norm = e->grad_norm_clipped = NAN;
+    e->last_loss_slot = -1;
+    e->n_losses = 0;
     e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);
     if (L->module_only) return DSC_OK;
     e->global_steps = L->counters.global_steps;

@@ -51,7 +51,19 @@ struct dsc_engine {
     /* Counters (DeepSpeed's names, spec 6.3). */
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
     int64_t backwards_since_step;
+    /* Host syncs (issue 15 item 8): each micro-batch's loss stays on the device, in slot
+     * n_losses of loss_dev (loss_cap doubles), until something needs it on the host: the
+     * monitor at the boundary (all of them in one read) or dsc_engine_last_loss (a cached
+     * read of slot last_loss_slot, -1: none since the last reset; the caller's sync, not
+     * counted). host_reads counts the engine's own device-to-host reads of step values
+     * (losses, overflow + norm): one per optimizer step without a monitor, two with one
+     * that writes the loss, one more on a skipped step (naming the bad tensors); tests
+     * check it. */
     double last_loss;
+    double *loss_dev;
+    int loss_cap, n_losses, last_loss_slot;
+    bool last_loss_read;
+    int64_t host_reads;
     uint64_t comm_sent_mark, comm_sent_last_step; /* total_sent_bytes at the end of the previous step; the delta */
     double grad_norm, grad_norm_clipped;
     bool training;
@@ -82,5 +94,7 @@ dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_sc
 dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);
 /* The learning rate the next update uses and the beta1 / momentum it uses. */
 double dsc__engine_current_lr(const dsc_engine_t *e);
+/* dsc_engine_last_loss: the newest micro-batch loss, read from the device on first demand. */
+double dsc__engine_last_loss(dsc_engine_t *e);
 
 #endif
