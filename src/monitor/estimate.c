@@ -305,7 +305,7 @@ static int gpt_scopes(const dsc_gpt_config_t *m, scope_t *out, int cap) {
 /* Stage 2: no full gradient buffer; the largest layer's gradients live during its
  * backward. Stage 3: every parameter's shard ceil(numel / N) (params, master, states, fp32
  * gradient), persistent parameters gathered for good, and the largest layer gathered with
- * its gradients during its backward (src/engine/engine_zero3.c). The schedule's knobs raise
+ * its gradients during its backward (src/zero/zero_scopes.c). The schedule's knobs raise
  * the layer term (upper bounds): a reuse window keeps parameters gathered from forward to
  * backward (taken as all of them), prefetching adds up to stage3_prefetch_bucket_size
  * elements in flight. */
