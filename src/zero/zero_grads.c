@@ -36,7 +36,7 @@ dsc_status_t dsc__z3_comm_fail(dsc_zero_t *z, dsc_status_t rc, const char *what,
 
 dsc_status_t dsc__z3_give_grad(dsc_zero_t *z, z3_param_t *p) {
     if (!p->grad) {
-        p->grad = dsc__dev_alloc(z->ctx, DSC_MEM_GRADS, dsc__z3_full_bytes(z, p)); /* zeroed */
+        p->grad = dsc__zero_pool_take(z, DSC_MEM_GRADS, dsc__z3_full_bytes(z, p), true);
         if (!p->grad) return dsc_ctx_status(z->ctx);
         p->tensor->grad->data = p->grad;
     }
@@ -45,7 +45,7 @@ dsc_status_t dsc__z3_give_grad(dsc_zero_t *z, z3_param_t *p) {
 }
 
 void dsc__z3_free_grad(dsc_zero_t *z, z3_param_t *p) {
-    dsc__dev_free(z->ctx, DSC_MEM_GRADS, p->grad, dsc__z3_full_bytes(z, p));
+    dsc__zero_pool_give(z, DSC_MEM_GRADS, p->grad, dsc__z3_full_bytes(z, p));
     p->grad = NULL;
     p->tensor->grad->data = NULL;
 }
@@ -57,7 +57,7 @@ static dsc_status_t finish(dsc_zero_t *z, z3_send_t *s, bool ok) {
         rc = dsc__z3_comm_fail(z, rc, z->plan.stage == 2 ? "gradient reduce to owners" : "gradient reduce-scatter", s->p);
     if (rc == DSC_OK && ok && s->count > 0)
         rc = dsc_amp_accumulate(z->acc32 + s->acc_offset, s->mine, z->model_dtype, (size_t)s->count);
-    dsc__dev_free(z->ctx, DSC_MEM_GRADS, s->buf, s->bytes);
+    dsc__zero_pool_give(z, DSC_MEM_GRADS, s->buf, s->bytes);
     s->p->sends--;
     free(s->counts);
     return rc;

@@ -92,6 +92,13 @@ struct dsc_zero {
     int n_sends, cap_sends;
     int64_t send_elems, send_limit;
     bool overlap;
+    /* The pool of per-use buffers (zero_pool.c): idle ones, bytes taken now, the most ever
+     * taken at once (the cap on idle bytes), and how many were allocated (tests: none after
+     * the first micro-step of a GPT). */
+    struct zero_pool_buf *pool;
+    int pool_n, pool_len;
+    size_t pool_idle, pool_taken, pool_cap;
+    int64_t pool_allocs;
 };
 
 /* Records a message on the context (and the engine's message); returns status. */
@@ -123,6 +130,13 @@ dsc_status_t dsc__zero_scopes_stage2(dsc_zero_t *z, char *err, size_t errsz);
 void dsc__zero_free_scopes(dsc_zero_t *z);
 dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok);
 dsc_status_t dsc__zero3_refresh(dsc_zero_t *z);
+
+/* zero_pool.c: a per-use device buffer of `bytes` under `category` (zero-filled when
+ * `zeroed`, else with unspecified contents), given back with dsc__zero_pool_give; the
+ * pool's idle buffers are freed by dsc__zero_pool_free. NULL (recorded) when out of memory. */
+void *dsc__zero_pool_take(dsc_zero_t *z, dsc_mem_category_t category, size_t bytes, bool zeroed);
+void dsc__zero_pool_give(dsc_zero_t *z, dsc_mem_category_t category, void *ptr, size_t bytes);
+void dsc__zero_pool_free(dsc_zero_t *z);
 
 /* zero_grads.c */
 dsc_status_t dsc__z3_comm_fail(dsc_zero_t *z, dsc_status_t rc, const char *what, const z3_param_t *p);

@@ -81,7 +81,7 @@ static dsc_status_t finish_prefetch(dsc_zero_t *z, z3_param_t *p) {
 static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
     if (p->inflight) return async ? DSC_OK : finish_prefetch(z, p);
     if (p->full || z->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
-    p->full = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p));
+    p->full = dsc__zero_pool_take(z, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p), false); /* the gather writes all of it */
     if (!p->full) return dsc_ctx_status(z->ctx);
     if (!p->persistent) z->gathered_elems += full_elems(z, p);
     if (!async || z->world_size == 1) {
@@ -102,7 +102,7 @@ static dsc_status_t gather(dsc_zero_t *z, z3_param_t *p) { return gather_start(z
 
 static void free_gathered(dsc_zero_t *z, z3_param_t *p) {
     if (p->inflight) finish_prefetch(z, p); /* MPI may still write it otherwise */
-    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(z, p));
+    dsc__zero_pool_give(z, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(z, p));
     if (!p->persistent) z->gathered_elems -= full_elems(z, p);
     p->full = NULL;
     p->tensor->data = NULL;
@@ -410,6 +410,7 @@ void dsc__zero_free_scopes(dsc_zero_t *z) {
     free(z->trace);
     free(z->trace_next);
     free(z->trace_prefix);
+    dsc__zero_pool_free(z);
     z->p = NULL;
     z->by_tensor = NULL;
     z->sends = NULL;

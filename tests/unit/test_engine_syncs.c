@@ -1,13 +1,15 @@
 /* Host syncs of one training step (issue 15 item 8): the engine reads step values (losses,
  * overflow and gradient norm) from the device at most once per optimizer step, twice with
  * a monitor that writes the training loss; dsc_backward reads nothing; the loss the caller
- * asks for afterwards (dsc_engine_last_loss) is still the micro-batch's loss. */
+ * asks for afterwards (dsc_engine_last_loss) is still the micro-batch's loss. And ZeRO-3's
+ * per-use buffers come from its pool: nothing is allocated after the first step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "check.h"
 #include "engine/engine_internal.h"
+#include "zero/zero_internal.h"
 
 enum { IN = 4, OUT = 2, B = 3 };
 
@@ -29,7 +31,7 @@ static dsc_tensor_t *toy_loss(toy_t *m, int k) {
     return dsc_mse(m->ctx, dsc_linear_forward(m->ctx, &m->lin, x), t);
 }
 
-static void run(const char *extra_json, int gas, int64_t reads_per_step) {
+static void run(const char *extra_json, int gas, int64_t reads_per_step, bool pooled) {
     toy_t m;
     m.ctx = check_ctx_new(5);
     dsc_model_new(m.ctx, &m.model);
@@ -46,6 +48,7 @@ static void run(const char *extra_json, int gas, int64_t reads_per_step) {
     dsc_status_t rc = dsc_initialize(m.model, &o, &r, err, sizeof err);
     CHECK_MSG(rc == DSC_OK, "initialize: %s", err);
     dsc_engine_t *e = rc == DSC_OK ? r.engine : NULL;
+    int64_t allocs_after_first = -1;
     for (int s = 0; e && s < 3; s++) {
         const int64_t before = e->host_reads;
         double want = NAN;
@@ -60,6 +63,13 @@ static void run(const char *extra_json, int gas, int64_t reads_per_step) {
         }
         CHECK_MSG(e->host_reads - before == reads_per_step, "step %d (gas %d, %s): %lld host reads, want %lld", s, gas,
                   extra_json, (long long)(e->host_reads - before), (long long)reads_per_step);
+        if (pooled && s == 0) {
+            allocs_after_first = e->zero->pool_allocs;
+            CHECK_MSG(allocs_after_first > 0, "ZeRO-3 pool: %lld buffers allocated in the first step", (long long)allocs_after_first);
+        } else if (pooled) {
+            CHECK_MSG(e->zero->pool_allocs == allocs_after_first, "ZeRO-3 pool: step %d allocated %lld more buffers", s,
+                      (long long)(e->zero->pool_allocs - allocs_after_first));
+        }
         CHECK(dsc_engine_global_steps(e) == s + 1);
         /* The caller's read of the newest loss (its own sync, not counted as the step's): the
          * micro-batch's value, bit for bit. */
@@ -72,15 +82,16 @@ static void run(const char *extra_json, int gas, int64_t reads_per_step) {
 }
 
 int main(void) {
-    run("", 1, 1);
-    run("", 4, 1);
+    run("", 1, 1, false);
+    run("", 4, 1, false);
+    run(" \"zero_optimization\": {\"stage\": 3, \"stage3_param_persistence_threshold\": 0},", 2, 1, true);
     char tmpl[] = "/tmp/dsc_syncs_XXXXXX", json[512];
     const char *dir = mkdtemp(tmpl);
     CHECK(dir != NULL);
     if (dir) {
         snprintf(json, sizeof json, " \"csv_monitor\": {\"enabled\": true, \"output_path\": \"%s\", \"job_name\": \"s\"},",
                  dir);
-        run(json, 3, 2); /* the losses for the monitor, then overflow + norm */
+        run(json, 3, 2, false); /* the losses for the monitor, then overflow + norm */
         check_rm_tree(dir);
     }
     return check_finish("test_engine_syncs");
