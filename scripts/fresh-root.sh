@@ -62,6 +62,10 @@ cleanup() {
     m=${mounted[i]}
     umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null || true
   done
+  # Anything else still mounted below the root (debootstrap interrupted while it had /proc).
+  awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
   if [ "$keep" = 0 ]; then
     if grep -q " $root/" /proc/mounts; then
       echo "fresh-root.sh: something is still mounted under $root; not deleting it" >&2
