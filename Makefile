@@ -31,8 +31,10 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Trains the built-in GPT on the embedded corpus and prints a falling loss.
-train: build
+# Trains the built-in GPT on the embedded corpus and prints a falling loss (builds only the
+# tool: the suite's programs wait for `make test`).
+train: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target dsc_cli
 	./$(BUILD)/dsc train
 
 # Installs libdsc.so/.a, include/dsc/, bin/dsc, the CMake package and dsc.pc under PREFIX.
