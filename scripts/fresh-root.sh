@@ -71,6 +71,7 @@ cleanup() {
       echo "fresh-root.sh: something is still mounted under $root; not deleting it" >&2
     else
       rm -rf --one-file-system "$root"
+      rm -f "$root.debootstrap.log"
     fi
   fi
   exit "$rc"
