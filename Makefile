@@ -42,7 +42,8 @@ train: deps $(BUILD)/CMakeCache.txt
 	./$(BUILD)/dsc train
 
 # Installs libdsc.so/.a, include/dsc/, bin/dsc, the CMake package and dsc.pc under PREFIX.
-install: build
+install: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target dsc dsc_shared dsc_cli
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 venv: $(VENV)/.installed
