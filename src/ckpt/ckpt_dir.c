@@ -2,7 +2,7 @@
  * commit makes it visible in one rename after every byte is durable:
  *   fsync every file -> write + fsync manifest.json -> fsync the temp dir ->
  *   rename temp -> <tag> (RENAME_EXCHANGE when <tag> exists) -> fsync save_dir ->
- *   latest.tmp + fsync -> rename -> latest -> fsync save_dir.
+ *   latest through dsc_write_file_atomic (temp file, fsync, rename, fsync save_dir).
  * A crash at any point leaves either the old or the new checkpoint complete, and `latest`
  * naming a complete one; leftovers are hidden dot-directories, removed by the next save. */
 #define _GNU_SOURCE
@@ -76,7 +76,17 @@ static void clean_stale(const char *save_dir) {
     long self = (long)getpid();
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (strncmp(nm, ".tmp-", 5) && strncmp(nm, ".old-", 5) && strncmp(nm, ".del-", 5)) continue;
+        /* dsc's own leftovers: temp, old and deleted checkpoint directories, atomic files'
+         * temporaries (".<name>.tmp-<random>-<pid>"), and older versions' latest.tmp. */
+        if (strcmp(nm, "latest.tmp") == 0) {
+            char *path = dsc__ck_join(save_dir, nm);
+            if (path) unlink(path);
+            free(path);
+            continue;
+        }
+        if (strncmp(nm, ".tmp-", 5) && strncmp(nm, ".old-", 5) && strncmp(nm, ".del-", 5) &&
+            !(nm[0] == '.' && strstr(nm, ".tmp-")))
+            continue;
         long pid = trailing_pid(nm);
         if (pid == self) continue; /* maybe an overlapping save of ours */
         if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue; /* alive */
@@ -194,18 +204,9 @@ static dsc_status_t move_into_place(dsc_ckpt_save_t *s, const char *final, char 
 }
 
 static dsc_status_t write_latest(const char *save_dir, const char *tag, char *err, size_t errsz) {
-    char *tmp = dsc__ck_join(save_dir, "latest.tmp"), *latest = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
-    dsc_status_t st = DSC_OK;
-    if (!tmp || !latest) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-    int rc;
-    if (!st && (rc = dsc__ck_write_file(tmp, tag, strlen(tag), true)) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", tmp, strerror(rc));
-    if (!st && rename(tmp, latest) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, latest, strerror(errno));
-    if (!st && (rc = dsc__ck_fsync_path(save_dir, true)) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", save_dir, strerror(rc));
-    if (st && tmp) unlink(tmp);
-    free(tmp);
+    char *latest = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
+    if (!latest) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    dsc_status_t st = dsc_write_file_atomic(latest, tag, strlen(tag), err, errsz);
     free(latest);
     return st;
 }

@@ -38,8 +38,6 @@ int dsc__ck_fsync_path(const char *path, bool directory);
 /* Reads a whole (small) file into a malloc'ed buffer with a trailing NUL. 0 or errno
  * (EFBIG when over max_bytes). */
 int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
-/* Writes a whole file (O_TRUNC) and fsyncs it. 0 or errno. */
-int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync);
 /* mkdir -p. 0 or errno. */
 int dsc__ck_mkdirs(const char *path);
 /* rm -rf without following symlinks. 0 or errno. */

@@ -140,21 +140,6 @@ int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *le
     return 0;
 }
 
-int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno;
-    int rc = dsc__ck_write_all(fd, data, n);
-    if (rc == 0 && do_fsync) {
-        while (fsync(fd) != 0) {
-            if (errno == EINTR) continue;
-            rc = errno;
-            break;
-        }
-    }
-    if (close(fd) != 0 && rc == 0) rc = errno;
-    return rc;
-}
-
 int dsc__ck_mkdirs(const char *path) {
     char *p = dsc__ck_strdup(path);
     if (!p) return ENOMEM;

@@ -354,13 +354,13 @@ static dsc_status_t ck_write_sidecar(dsc_manifest_t *m, const char *dir, char *m
     free(text);
     char line[96], *path = ck_join(dir, "/", CK_SIDECAR);
     int w = snprintf(line, sizeof line, "%016llx  %s\n", (unsigned long long)h, DSC_CKPT_MANIFEST_NAME);
-    FILE *f = path ? fopen(path, "wb") : NULL;
-    bool ok = f && fwrite(line, 1, (size_t)w, f) == (size_t)w;
-    ok = f && fflush(f) == 0 && ok;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(msg, n, "cannot write '%s'", path ? path : CK_SIDECAR);
+    if (!path) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc_write_file_atomic(path, line, (size_t)w, msg, n); /* the message says why */
     free(path);
-    return ok ? DSC_OK : DSC_ERR_IO;
+    return st;
 }
 
 /* Rank 0: abort on any rank's failure, else manifest + sidecar + commit. */

@@ -1,0 +1,13 @@
+# Issue 14 (a hostile user's defects): each script under tests/cli/ runs the dsc command line
+# as a user would and prints PASS, or FAIL with what went wrong. The multi-rank ones run
+# under mpirun (label "mpi").
+set(DSC_CLI_SAFETY_ENV "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1"
+    "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1"
+    "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
+function(dsc_cli_safety_test name)
+  add_test(NAME cli_${name} COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/${name}.sh $<TARGET_FILE:dsc_cli> ${ARGN}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli_${name} PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL"
+                       ENVIRONMENT "${DSC_CLI_SAFETY_ENV}")
+endfunction()
+dsc_cli_safety_test(zero_to_fp32_safety)
