@@ -781,6 +781,17 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
     return st;
 }
 
+/* A checkpoint is saved at an accumulation boundary of the run that saved it; the resumed
+ * run may accumulate over another number of micro-batches (another micro batch size or
+ * world size for the same train_batch_size). Its first update must come after a whole
+ * window of its own, so micro_steps (whose multiples of GAS are the boundaries) is rounded
+ * up to the next multiple of this run's GAS. */
+static int64_t ck_resume_micro_steps(int64_t saved, int gas) {
+    if (gas < 1 || saved < 0) return saved;
+    const int64_t r = saved % gas;
+    return r ? saved + (gas - r) : saved;
+}
+
 /* Phase 3, collective: stage 0 assembles the replicated buffers from every rank's range,
  * then the working copy is rebuilt from the fp32 master. */
 static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const char *fn) {
@@ -805,8 +816,14 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
     e->global_steps = L->counters.global_steps;
     e->global_samples = L->counters.global_samples;
     e->skipped_steps = L->counters.skipped_steps;
-    e->micro_steps = L->counters.micro_steps;
+    e->micro_steps = ck_resume_micro_steps(L->counters.micro_steps, e->gas);
     dsc_ctx_set_rng_state(e->ctx, L->rng);
+    if (e->micro_steps != L->counters.micro_steps && e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s: the checkpoint's %lld micro-step(s) are not a whole number of this "
+                    "run's accumulation windows (%d micro-batch(es) per update, saved with %d rank(s), now %d): "
+                    "micro_steps restarts at %lld, so the next update comes after %d new micro-batch(es)", fn,
+                    (long long)L->counters.micro_steps, e->gas, L->counters.world_size, e->world_size,
+                    (long long)e->micro_steps, e->gas);
     return DSC_OK;
 }
 

@@ -11,3 +11,10 @@ function(dsc_cli_safety_test name)
                        ENVIRONMENT "${DSC_CLI_SAFETY_ENV}")
 endfunction()
 dsc_cli_safety_test(zero_to_fp32_safety)
+dsc_cli_safety_test(resume_new_accumulation gas)
+set_tests_properties(cli_resume_new_accumulation PROPERTIES TIMEOUT 300)
+add_test(NAME cli_resume_new_accumulation_world
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/resume_new_accumulation.sh $<TARGET_FILE:dsc_cli> world ${MPIEXEC_EXECUTABLE}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_resume_new_accumulation_world PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                     PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL" ENVIRONMENT "${DSC_CLI_SAFETY_ENV}")
