@@ -1,6 +1,7 @@
 /* `dsc train`: trains the built-in GPT on character-level text with a DeepSpeed config. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 
 #include "commands.h"
+#include "stop_signal.h"
 #include "dsc/dsc.h"
 
 /* The default run: a small GPT on the English text Debian's fortunes-min package ships,
@@ -95,7 +97,11 @@ static void usage(FILE *out) {
             "  --comm-timeout S    seconds a collective may wait for the other ranks (default: the config's\n"
             "                      dsc.comm_timeout, else 600)\n"
             "  --save DIR          save checkpoints under DIR (DIR/<tag>/, DIR/latest) at the end\n"
-            "  --save-every N      ... and every N steps\n"
+            "  --save-every N      ... and every N steps. With --save, Ctrl-C (SIGINT) or SIGTERM finishes the\n"
+            "                      current optimizer step, saves, and exits 130 / 143; a second signal exits at\n"
+            "                      once. Under mpirun a signal to any one rank stops every rank after the same\n"
+            "                      step (mpirun itself forwards SIGTERM but kills the ranks soon after: for a\n"
+            "                      large model, signal a rank)\n"
             "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
             "                      weights, optimizer, scheduler, loss scale, RNG and data position\n"
             "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
@@ -316,6 +322,19 @@ static bool source_state_restore(batch_source_t *src, const char *text) {
     return ok;
 }
 
+/* The stop signal any rank received (0: none), agreed by every rank at the same step
+ * boundary: one all-reduce (max) of one integer per optimizer step. A signal sent to one
+ * rank, or by mpirun to all, stops them all after the same step. */
+static dsc_status_t agree_stop(dsc_comm_t *comm, int *signo) {
+    int32_t v = (int32_t)dsc_tool_stop_requested();
+    if (comm && dsc_comm_world_size(comm) > 1) {
+        dsc_status_t rc = dsc_comm_allreduce(comm, &v, &v, 1, DSC_I32, DSC_REDUCE_MAX);
+        if (rc != DSC_OK) return rc;
+    }
+    *signo = (int)v;
+    return DSC_OK;
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -482,6 +501,8 @@ int dsc_cmd_train(int argc, char **argv) {
         first_step = (int)dsc_engine_global_steps(engine) + 1;
         if (rank0) fprintf(stderr, "dsc train: resumed from %s at step %d\n", a.save_dir, first_step - 1);
     }
+    /* With --save, Ctrl-C or SIGTERM ends the run after the current optimizer step, saved. */
+    if (a.save_dir) dsc_tool_stop_signals_install();
     for (int step = first_step; step <= steps; step++) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
@@ -514,7 +535,12 @@ int dsc_cmd_train(int argc, char **argv) {
             t_last = now;
             tokens_since = 0;
         }
-        if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps)) {
+        int stop = 0;
+        if (a.save_dir && agree_stop(comm, &stop) != DSC_OK) {
+            fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
+            goto out;
+        }
+        if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps || stop)) {
             char *client = client_state_new(&src, &a.model);
             dsc_status_t saved = client ? dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) : DSC_ERR_NOMEM;
             free(client);
@@ -522,6 +548,16 @@ int dsc_cmd_train(int argc, char **argv) {
                 fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
                 goto out;
             }
+        }
+        if (stop) {
+            char tag[64];
+            dsc_ckpt_default_tag(dsc_engine_global_steps(engine), tag, sizeof tag);
+            if (rank0)
+                fprintf(stderr, "%sdsc train: stopped by %s after step %d of %d: saved checkpoint %s/%s (continue with "
+                        "the same command and --resume)\n", tty ? "\n" : "", stop == SIGINT ? "SIGINT" : stop == SIGTERM ?
+                        "SIGTERM" : "a signal", step, steps, a.save_dir, tag);
+            status = 128 + stop;
+            goto out;
         }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);
@@ -543,6 +579,7 @@ int dsc_cmd_train(int argc, char **argv) {
         fprintf(stderr, "\n");
     }
 out:
+    if (a.save_dir) dsc_tool_stop_signals_restore();
     free(x);
     free(y);
     dsc_engine_free(init.engine);

@@ -18,3 +18,9 @@ add_test(NAME cli_resume_new_accumulation_world
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_resume_new_accumulation_world PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
                      PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL" ENVIRONMENT "${DSC_CLI_SAFETY_ENV}")
+dsc_cli_safety_test(train_signal one)
+add_test(NAME cli_train_signal_mpi
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/train_signal.sh $<TARGET_FILE:dsc_cli> mpi ${MPIEXEC_EXECUTABLE}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_train_signal_mpi PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                     PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL" ENVIRONMENT "${DSC_CLI_SAFETY_ENV}")
