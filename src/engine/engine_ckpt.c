@@ -378,13 +378,13 @@ static dsc_status_t ck_write_sidecar(dsc_manifest_t *m, const char *dir, char *m
     free(text);
     char line[96], *path = ck_join(dir, "/", CK_SIDECAR);
     int w = snprintf(line, sizeof line, "%016llx  %s\n", (unsigned long long)h, DSC_CKPT_MANIFEST_NAME);
-    FILE *f = path ? fopen(path, "wb") : NULL;
-    bool ok = f && fwrite(line, 1, (size_t)w, f) == (size_t)w;
-    ok = f && fflush(f) == 0 && ok;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(msg, n, "cannot write '%s'", path ? path : CK_SIDECAR);
+    if (!path) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc_write_file_atomic(path, line, (size_t)w, msg, n); /* the message says why */
     free(path);
-    return ok ? DSC_OK : DSC_ERR_IO;
+    return st;
 }
 
 /* Rank 0: abort on any rank's failure, else manifest + sidecar + commit. */
@@ -805,6 +805,17 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
     return st;
 }
 
+/* A checkpoint is saved at an accumulation boundary of the run that saved it; the resumed
+ * run may accumulate over another number of micro-batches (another micro batch size or
+ * world size for the same train_batch_size). Its first update must come after a whole
+ * window of its own, so micro_steps (whose multiples of GAS are the boundaries) is rounded
+ * up to the next multiple of this run's GAS. */
+static int64_t ck_resume_micro_steps(int64_t saved, int gas) {
+    if (gas < 1 || saved < 0) return saved;
+    const int64_t r = saved % gas;
+    return r ? saved + (gas - r) : saved;
+}
+
 /* Phase 3, collective: stage 0 assembles the replicated buffers from every rank's range,
  * then the working copy is rebuilt from the fp32 master. */
 static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const char *fn) {
@@ -831,8 +842,14 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
     e->global_steps = L->counters.global_steps;
     e->global_samples = L->counters.global_samples;
     e->skipped_steps = L->counters.skipped_steps;
-    e->micro_steps = L->counters.micro_steps;
+    e->micro_steps = ck_resume_micro_steps(L->counters.micro_steps, e->gas);
     dsc_ctx_set_rng_state(e->ctx, L->rng);
+    if (e->micro_steps != L->counters.micro_steps && e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s: the checkpoint's %lld micro-step(s) are not a whole number of this "
+                    "run's accumulation windows (%d micro-batch(es) per update, saved with %d rank(s), now %d): "
+                    "micro_steps restarts at %lld, so the next update comes after %d new micro-batch(es)", fn,
+                    (long long)L->counters.micro_steps, e->gas, L->counters.world_size, e->world_size,
+                    (long long)e->micro_steps, e->gas);
     return DSC_OK;
 }
 
