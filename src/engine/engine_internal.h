@@ -123,6 +123,13 @@ bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, in
 dsc_status_t dsc__engine_zero3_hold(dsc_engine_t *e, int i);
 void dsc__engine_zero3_unhold(dsc_engine_t *e, int i);
 
+/* engine_fingerprint.c: the start-up agreement of dsc_initialize (dsc_comm_agree): this
+ * rank's status `local` (message in err) and, when `fingerprint`, the fields every rank
+ * must share. Tagged `tag` in timeout messages. Returns `local` when it is an error, else
+ * the agreement's status with its message in err. */
+dsc_status_t dsc__engine_agree(dsc_engine_t *e, const dsc_engine_options_t *o, dsc_status_t local, bool fingerprint,
+                               const char *tag, char *err, size_t errsz);
+
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);
 /* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
