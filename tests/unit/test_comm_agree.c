@@ -196,7 +196,7 @@ static void test_agree(void) {
 /* ---- bounds: reduce_scatter_v with counts that differ across ranks ------------------ */
 
 static void rsv_rank(dsc_comm_t *c, int rank, void *arg, rank_out_t *out) {
-    (void)arg;
+    dsc_comm_set_debug_check(c, arg != NULL);
     /* Rank 1 believes it owns 2 elements; rank 0 believes rank 1 owns 6. */
     const int64_t counts0[2] = {2, 6}, counts1[2] = {6, 2};
     const int64_t *counts = rank == 0 ? counts0 : counts1;
@@ -217,6 +217,13 @@ static void test_bounds(void) {
     for (int r = 0; r < 2; r++) {
         CHECK_MSG(out[r].status == DSC_ERR_COMM, "rank %d: %s", r, dsc_status_string(out[r].status));
         CHECK_MSG(strstr(out[r].msg, "ranks disagree on collective #1") != NULL, "rank %d: %s", r, out[r].msg);
+    }
+    /* The debug check (what DSC_COMM_DEBUG=1 runs under MPI) sees the counts differ too. */
+    run_world(2, rsv_rank, "debug", out);
+    for (int r = 0; r < 2; r++) {
+        CHECK_MSG(out[r].status == DSC_ERR_COMM, "rank %d: %s", r, dsc_status_string(out[r].status));
+        CHECK_MSG(strstr(out[r].msg, "debug check on rank") && strstr(out[r].msg, "rank 1 called reduce_scatter_v(8 f32, counts "),
+                  "rank %d: %s", r, out[r].msg);
     }
 }
 
