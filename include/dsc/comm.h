@@ -178,7 +178,10 @@ dsc_status_t dsc_comm_set_timeout(dsc_comm_t *comm, double seconds);
 double dsc_comm_timeout(const dsc_comm_t *comm);
 
 /* Turns the cross-rank (operation, count, dtype) check before each collective on or off.
- * It costs one small allgather per collective. Default: DSC_COMM_DEBUG=1 in the
+ * It costs one small allgather per collective. Without it, ranks that pass different
+ * counts get MPI_ERR_TRUNCATE as DSC_ERR_COMM for small messages, but MPI may write past
+ * a receive buffer for large ones (OpenMPI's single-copy shared-memory path): code that
+ * cannot guarantee equal sizes (as dsc_initialize's agreement does) should turn it on. Default: DSC_COMM_DEBUG=1 in the
  * environment at creation, else off. Enable on every rank or none. */
 void dsc_comm_set_debug_check(dsc_comm_t *comm, bool on);
 bool dsc_comm_debug_check(const dsc_comm_t *comm);

@@ -400,6 +400,10 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
         if (rc != MPI_SUCCESS) return mpi_fail(c, rc, "MPI_Init_thread", NULL);
         m->we_initialized = true;
+        /* OpenMPI reports a failed non-blocking collective (MPI_ERR_TRUNCATE when a peer
+         * sends more than this rank's count) through MPI_COMM_WORLD's handler: return it to
+         * dsc, which names the collective, instead of MPI's fatal abort. */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     } else {
         MPI_Query_thread(&provided);
     }

@@ -70,3 +70,22 @@ add_test(NAME mpi_comm_timeout_create
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(mpi_comm_timeout_create PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
                      ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+
+# A collective whose sizes differ (rank 2 broadcasts 250 f32, the others 500): MPI's
+# MPI_ERR_TRUNCATE becomes a dsc error naming the collective and rank 2 (before, MPI's
+# fatal handler aborted the job); with the debug check every rank refuses it.
+add_executable(test_comm_mpi_bounds ${PROJECT_SOURCE_DIR}/tests/mpi/test_comm_mpi_bounds.c)
+target_link_libraries(test_comm_mpi_bounds PRIVATE dsc_testutil MPI::MPI_C)
+set(DSC_BOUNDS_plain_EXPECT
+    "rank 2: broadcast: communication error: collective #1 broadcast\\(250 f32 root 0\\) on rank 2 of 3: another rank sent more data than this rank's count")
+set(DSC_BOUNDS_debug_EXPECT
+    "rank 0: broadcast: communication error: debug check on rank 0 of 3: collective #1: rank 2 called broadcast\\(250 f32 root 0\\) but rank 0 called broadcast\\(500 f32 root 0\\)"
+    "rank 2: broadcast: communication error: debug check on rank 2 of 3: collective #1: rank 2 called broadcast")
+foreach(mode plain debug)
+  add_test(NAME mpi_comm_bounds_${mode}
+           COMMAND ${CMAKE_COMMAND} "-DCMD=${MPIEXEC_EXECUTABLE};-np;3;--oversubscribe;$<TARGET_FILE:test_comm_mpi_bounds>;${mode}"
+                   -DMAX_SECONDS=60 "-DEXPECT=${DSC_BOUNDS_${mode}_EXPECT}" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_ranks.cmake
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(mpi_comm_bounds_${mode} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
+                       ENVIRONMENT "${DSC_MPI_TEST_ENV}" FAIL_REGULAR_EXPRESSION "UNEXPECTED")
+endforeach()

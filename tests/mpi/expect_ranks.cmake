@@ -3,7 +3,8 @@
 #   -DCMD=<program;arg;...> -DMAX_SECONDS=<s> -DEXPECT=<regex;...>
 # Fails when the job exits 0, runs past MAX_SECONDS (a hang), misses an expected message
 # (run mpirun with --tag-output to match each rank's lines), or shows a crash or an abort
-# instead of the clean error (a signal, AddressSanitizer, MPI_ERR_TRUNCATE, MPI_Abort).
+# instead of the clean error (a signal, AddressSanitizer, MPI's fatal handler, MPI_Abort,
+# or a line the program marks UNEXPECTED).
 foreach(v CMD MAX_SECONDS EXPECT)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "expect_ranks.cmake: ${v} is not set")
@@ -20,7 +21,7 @@ endif()
 if("${rc}" MATCHES "timeout" OR dt GREATER MAX_SECONDS)
   message(FATAL_ERROR "the job did not finish within ${MAX_SECONDS} s (${rc}): a hang")
 endif()
-foreach(bad "AddressSanitizer" "Segmentation fault" "exited on signal" "MPI_ERR_TRUNCATE" "MPI_ABORT was invoked")
+foreach(bad "AddressSanitizer" "Segmentation fault" "exited on signal" "MPI_ERRORS_ARE_FATAL" "MPI_ABORT was invoked" "UNEXPECTED")
   if("${out}" MATCHES "${bad}")
     message(FATAL_ERROR "the job crashed or aborted (${bad}) instead of failing cleanly")
   endif()
