@@ -497,15 +497,16 @@ int dsc_cmd_train(int argc, char **argv) {
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
     /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
-        if (dsc_comm_new_mpi(ctx, &comm) != DSC_OK) {
+        if (dsc_comm_new_mpi_ex(ctx, a.comm_timeout, &comm) != DSC_OK) { /* the timeout covers its creation */
             fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
             goto out;
         }
         /* Different batches per rank from the text corpus (shards split by the sampler). */
         src.text_state += (uint64_t)dsc_comm_rank(comm) * 0x9E3779B97F4A7C15ull;
     }
-    if (dsc_gpt_new(ctx, &a.model, &gpt) != DSC_OK) {
+    if ((rc = dsc_gpt_new(ctx, &a.model, &gpt)) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
+        if (comm) dsc_comm_agree(comm, rc, dsc_ctx_errmsg(ctx), NULL, 0); /* the others stop with this error */
         goto out;
     }
     dsc_gpt_set_checkpointing(gpt, a.checkpoint_every);
@@ -514,12 +515,28 @@ int dsc_cmd_train(int argc, char **argv) {
     eo.config_json = a.config_path ? NULL : default_config;
     eo.allow_unknown_top_level_keys = a.allow_unknown;
     eo.comm = comm;
+    eo.comm_timeout = a.comm_timeout; /* wins over the config's dsc.comm_timeout */
+    /* What every rank must share besides the engine's own fingerprint (dsc_initialize). */
+    static const char *const fp_keys[] = {"--layers", "--heads", "--embd", "vocabulary size (--vocab or the text)",
+                                          "--context", "--dropout", "--steps", "--save", "--save-every", "--resume",
+                                          "--eval-every"};
+    enum { N_FP = sizeof fp_keys / sizeof fp_keys[0] };
+    char fp_values[N_FP][160];
+    dsc_comm_field_t fp[N_FP];
+    snprintf(fp_values[0], 160, "%d", a.model.n_layer), snprintf(fp_values[1], 160, "%d", a.model.n_head);
+    snprintf(fp_values[2], 160, "%d", a.model.n_embd), snprintf(fp_values[3], 160, "%d", a.model.vocab_size);
+    snprintf(fp_values[4], 160, "%d", a.context), snprintf(fp_values[5], 160, "%g", a.model.dropout);
+    snprintf(fp_values[6], 160, "%d", a.steps), snprintf(fp_values[7], 160, "%s", a.save_dir ? a.save_dir : "(none)");
+    snprintf(fp_values[8], 160, "%d", a.save_every), snprintf(fp_values[10], 160, "%d", a.eval_every);
+    snprintf(fp_values[9], 160, "%s", a.resume ? (a.resume_tag ? a.resume_tag : "latest") : "no");
+    for (int i = 0; i < N_FP; i++) fp[i] = (dsc_comm_field_t){fp_keys[i], fp_values[i]};
+    eo.fingerprint = fp;
+    eo.n_fingerprint = N_FP;
     if (dsc_initialize(gpt->model, &eo, &init, err, sizeof err) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", err);
         goto out;
     }
     dsc_engine_t *engine = init.engine;
-    if (comm && a.comm_timeout > 0) dsc_comm_set_timeout(comm, a.comm_timeout); /* wins over the config's dsc.comm_timeout */
     const int b = dsc_engine_micro_batch_size(engine), t = a.context, gas = dsc_engine_gradient_accumulation_steps(engine);
     int steps = a.steps ? a.steps : 200;
     if (shards) {

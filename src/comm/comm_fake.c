@@ -232,7 +232,7 @@ static void compute(fake_op_t *op, int n) {
     for (int r = 1; r < n; r++) {
         const dsc__comm_desc_t *d = &op->contrib[r].d;
         if (d->op != d0->op || d->count != d0->count || d->dtype != d0->dtype || d->redop != d0->redop ||
-            d->root != d0->root) {
+            d->root != d0->root || d->counts_hash != d0->counts_hash) {
             op->status = DSC_ERR_COMM;
             snprintf(op->msg, sizeof op->msg,
                      "fake backend: ranks disagree on collective #%lld: rank 0 called %s but rank %d called %s "

@@ -130,24 +130,40 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         rc = DSC_ERR_INVALID;
     }
     if (rc == DSC_OK) rc = choose_dtypes(e, errbuf, errbuf_size);
-    if (rc == DSC_OK) {
-        if (options->comm) {
-            e->comm = options->comm;
-        } else {
-            rc = dsc_comm_new_self(e->ctx, &e->comm);
-            e->owns_comm = rc == DSC_OK;
-            if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
-        }
+    if (options->comm) {
+        e->comm = options->comm;
+    } else if (rc == DSC_OK) {
+        rc = dsc_comm_new_self(e->ctx, &e->comm);
+        e->owns_comm = rc == DSC_OK;
+        if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
     }
-    if (rc == DSC_OK) { /* the config's "dsc" section (a caller may still change them afterwards) */
+    /* The timeout governs the first collective already: the caller's, else the config's
+     * "dsc" section (a caller may still change them afterwards). */
+    if (e->comm && rc == DSC_OK) {
         if (e->config->dsc.comm_timeout > 0) dsc_comm_set_timeout(e->comm, e->config->dsc.comm_timeout);
         if (e->config->dsc.comm_debug_check) dsc_comm_set_debug_check(e->comm, true);
     }
+    if (e->comm && options->comm_timeout > 0 && dsc_comm_set_timeout(e->comm, options->comm_timeout) != DSC_OK &&
+        rc == DSC_OK) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: options.comm_timeout %g s is not a valid timeout",
+                 options->comm_timeout);
+        rc = DSC_ERR_INVALID;
+    }
+    /* Before any data moves, every rank learns whether the others are fine and shares the
+     * same model and settings (a rank that failed above still joins, with its error). */
+    if (options->comm) rc = dsc__engine_agree(e, options, rc, true, "dsc_initialize", errbuf, errbuf_size);
     if (rc == DSC_OK) {
         rc = dsc_zero_plan_make(e->config->zero_optimization.stage, e->world_size, e->rank, e->numel, &e->plan);
         if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "ZeRO partition plan: invalid stage, world or size");
     }
-    if (rc == DSC_OK) rc = dsc__engine_create_zero(e, errbuf, errbuf_size);
+    /* Once the state (and its initial broadcast) is built, every rank has run the same
+     * collectives: a later local failure is agreed on at the end. A failure inside it
+     * leaves the others in its broadcast, which the timeout ends. */
+    bool agree_at_end = false;
+    if (rc == DSC_OK) {
+        rc = dsc__engine_create_zero(e, errbuf, errbuf_size);
+        agree_at_end = rc == DSC_OK && options->comm;
+    }
     if (rc == DSC_OK) {
         dsc_loss_scaler_params_t sp;
         rc = dsc_loss_scaler_params_from_config(e->config, &sp);
@@ -161,6 +177,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_setup_actckpt(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_monitor_new(e->ctx, e->config, e->rank, &e->monitor, errbuf, errbuf_size);
+    if (agree_at_end) rc = dsc__engine_agree(e, options, rc, false, "dsc_initialize (end)", errbuf, errbuf_size);
     if (rc != DSC_OK) {
         dsc_ctx_set_error(e->ctx, rc, "%s", errbuf);
         dsc_engine_free(e);

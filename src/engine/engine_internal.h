@@ -87,6 +87,13 @@ void dsc__engine_note_knobs(dsc_engine_t *e);
 /* engine.c: creates e->zero over the engine's plan, communicator and model. */
 dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz);
 
+/* engine_fingerprint.c: the start-up agreement of dsc_initialize (dsc_comm_agree): this
+ * rank's status `local` (message in err) and, when `fingerprint`, the fields every rank
+ * must share. Tagged `tag` in timeout messages. Returns `local` when it is an error, else
+ * the agreement's status with its message in err. */
+dsc_status_t dsc__engine_agree(dsc_engine_t *e, const dsc_engine_options_t *o, dsc_status_t local, bool fingerprint,
+                               const char *tag, char *err, size_t errsz);
+
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);
 /* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
