@@ -26,6 +26,15 @@ static bool tape_uses_only(const dsc_ctx_t *ctx, const dsc_tensor_t *t, const ds
     return true;
 }
 
+/* True when t's data belongs to t alone among the tape's tensors it came from: not a view
+ * (reshape) sharing its producer's input memory. */
+static bool owns_data(const dsc_tensor_t *t) {
+    const dsc_node_t *p = t->producer;
+    for (int i = 0; p && i < p->n_in; i++)
+        if (p->in[i] && p->in[i]->data == t->data) return false;
+    return p != NULL;
+}
+
 /* in: logits, targets; saved: lse [rows]; i[0] = ignore_index, i[1] = counted rows,
  * i[2] = 1 when the caller gave the logits up (dsc_cross_entropy_consume). */
 static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
@@ -38,7 +47,7 @@ static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     }
     /* The memory-lean path: the logits' gradient takes their own memory when the caller gave
      * them up, nothing has accumulated into them yet, and no other recorded op reads them. */
-    bool in_place = node->i[2] && !logits->grad && !logits->persistent && logits->producer &&
+    bool in_place = node->i[2] && !logits->grad && !logits->persistent && owns_data(logits) &&
                     tape_uses_only(ctx, logits, node);
     dsc_tensor_t *dlogits;
     if (in_place) {

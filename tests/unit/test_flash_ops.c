@@ -8,7 +8,8 @@
  *     backward (dlogits aliasing logits) equals the accumulating one into zeros bit for
  *     bit; 16-bit logits give the f32 results of the rounded logits;
  *   - dsc_cross_entropy_consume: the in-place path is taken (the gradient shares the
- *     logits' memory) only when nothing else uses the logits, and the upstream gradients
+ *     logits' memory) only when nothing else uses the logits and they are not a view of
+ *     another tensor, and the upstream gradients
  *     equal those of dsc_cross_entropy. */
 #include <math.h>
 #include <omp.h>
@@ -192,7 +193,7 @@ static void test_cross_entropy_kernels(void) {
 /* logits = 2 * x (an op output); the loss of dsc_cross_entropy_consume and its gradient
  * wrt x equal those of dsc_cross_entropy; `extra` also feeds the logits to a sum, which must
  * turn the in-place path off. */
-static void consume_case(bool consume, bool extra, double *dx_out, double *loss_out, bool *in_place) {
+static void consume_case(bool consume, bool extra, bool view, double *dx_out, double *loss_out, bool *in_place) {
     dsc_ctx_t *ctx = check_ctx_new(3);
     const int64_t R = 5, V = 11;
     dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F64, R, V), *tg = dsc_tensor_new_1d(ctx, DSC_I32, R);
@@ -200,6 +201,7 @@ static void consume_case(bool consume, bool extra, double *dx_out, double *loss_
     for (int64_t r = 0; r < R; r++) dsc_tensor_i32(tg)[r] = r == 2 ? -100 : (int32_t)((r * 7) % V);
     dsc_tensor_set_requires_grad(x, true);
     dsc_tensor_t *logits = dsc_scale(ctx, x, 2.0);
+    if (view) logits = dsc_view(ctx, logits, 2, (int64_t[]){R, V}); /* shares the scale's output */
     dsc_tensor_t *loss = consume ? dsc_cross_entropy_consume(ctx, logits, tg, -100) : dsc_cross_entropy(ctx, logits, tg, -100);
     if (extra) loss = dsc_add(ctx, loss, dsc_scale(ctx, dsc_sum(ctx, logits), 0.01));
     *loss_out = loss ? dsc_tensor_item(loss) : NAN;
@@ -212,12 +214,17 @@ static void consume_case(bool consume, bool extra, double *dx_out, double *loss_
 static void test_consume(void) {
     double d_plain[55], d_cons[55], d_plain_x[55], d_cons_x[55], l1, l2, l3, l4;
     bool ip1, ip2, ip3, ip4;
-    consume_case(false, false, d_plain, &l1, &ip1);
-    consume_case(true, false, d_cons, &l2, &ip2);
-    consume_case(false, true, d_plain_x, &l3, &ip3);
-    consume_case(true, true, d_cons_x, &l4, &ip4);
-    CHECK_MSG(!ip1 && ip2 && !ip3 && !ip4, "in-place taken: plain %d, consume %d, plain+sum %d, consume+sum %d", ip1,
-              ip2, ip3, ip4);
+    double d_view[55], l5;
+    bool ip5;
+    consume_case(false, false, false, d_plain, &l1, &ip1);
+    consume_case(true, false, false, d_cons, &l2, &ip2);
+    consume_case(false, true, false, d_plain_x, &l3, &ip3);
+    consume_case(true, true, false, d_cons_x, &l4, &ip4);
+    consume_case(true, false, true, d_view, &l5, &ip5);
+    CHECK_MSG(!ip1 && ip2 && !ip3 && !ip4 && !ip5,
+              "in-place taken: plain %d, consume %d, plain+sum %d, consume+sum %d, consume of a view %d", ip1, ip2, ip3,
+              ip4, ip5);
+    CHECK(l5 == l1 && memcmp(d_view, d_plain, sizeof d_plain) == 0);
     CHECK(l1 == l2 && l3 == l4);
     CHECK(memcmp(d_plain, d_cons, sizeof d_plain) == 0 && memcmp(d_plain_x, d_cons_x, sizeof d_plain_x) == 0);
     CHECK(memcmp(d_plain, d_plain_x, sizeof d_plain) != 0); /* the sum does contribute */
