@@ -322,14 +322,26 @@ static void simd_flash_forward(const dsc_flash_head_t *a, int64_t i0, int64_t nq
             float *sr = sc + r * FB;
             const int64_t ncol = diag ? r + 1 : nk;
             float mx = -INFINITY;
-            for (int64_t c = 0; c < ncol; c++) {
-                sr[c] = sr[c] * a->scale;
-                if (sr[c] > mx) mx = sr[c];
+            int64_t c0 = 0;
+            if (ncol >= VW) {
+                vf vm = vsplat(-INFINITY);
+                for (; c0 + VW <= ncol; c0 += VW) {
+                    const vf v = vld(sr + c0) * a->scale;
+                    vst(sr + c0, v);
+                    const vi gt = v > vm;
+                    vm = (vf)(((vi)v & gt) | ((vi)vm & ~gt));
+                }
+                for (int lane = 0; lane < VW; lane++)
+                    if (vm[lane] > mx) mx = vm[lane];
+            }
+            for (; c0 < ncol; c0++) {
+                sr[c0] = sr[c0] * a->scale;
+                if (sr[c0] > mx) mx = sr[c0];
             }
             const float m_new = mx > m[r] ? mx : m[r];
             const float alpha = m[r] == -INFINITY ? 0.0f : exp1(m[r] - m_new);
+            /* (entries right of the diagonal stay unset: PROD_LOWER below never reads them) */
             const double sum = exp_sum_row(ncol, sr, m_new, sr);
-            for (int64_t c = ncol; c < nk; c++) sr[c] = 0;
             l[r] = l[r] * alpha + sum;
             if (a->drop_thr) {
                 dsc__philox_keep_span(a->seed, a->pos0 + (uint64_t)((i0 + r) * a->t + j0), ncol, a->drop_thr,
@@ -397,8 +409,8 @@ static void simd_flash_backward(const dsc_flash_head_t *a, float *scratch) {
                         vst(dr + c, p * (vld(dr + c) - dr0) * a->scale);
                     }
                 }
-                for (int64_t c = ncol; c < nk; c++) pr[c] = dr[c] = 0;
             }
+            /* on the diagonal tile the triangular products read only j <= i */
             prod(diag ? PROD_LOWER : PROD_FULL, nq, nk, ds, FB, 1, a->k + j0 * ld, ld, a->dq + i0 * ld, ld, hs, 0, 1);
             prod(diag ? PROD_UPPER : PROD_FULL, nk, nq, ds, 1, FB, a->q + i0 * ld, ld, a->dk + j0 * ld, ld, hs, 0, 1);
             prod(diag ? PROD_UPPER : PROD_FULL, nk, nq, ps, 1, FB, a->dout + i0 * ldo, ldo, a->dv + j0 * ld, ld, hs,
