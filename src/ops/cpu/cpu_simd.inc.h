@@ -312,7 +312,7 @@ static void simd_flash_forward(const dsc_flash_head_t *a, int64_t i0, int64_t nq
         m[r] = -INFINITY;
         l[r] = 0;
     }
-    memset(acc, 0, (size_t)(nq * hs) * sizeof *acc);
+    /* the first tile writes acc (init 0), later ones rescale and add to it */
     for (int64_t j0 = 0; j0 <= i0; j0 += FB) {
         const int diag = j0 == i0;
         const int64_t nk = diag ? nq : FB;
@@ -339,7 +339,7 @@ static void simd_flash_forward(const dsc_flash_head_t *a, int64_t i0, int64_t nq
                 if (sr[c0] > mx) mx = sr[c0];
             }
             const float m_new = mx > m[r] ? mx : m[r];
-            const float alpha = m[r] == -INFINITY ? 0.0f : exp1(m[r] - m_new);
+            const float alpha = j0 == 0 ? 1.0f : exp1(m[r] - m_new);
             /* (entries right of the diagonal stay unset: PROD_LOWER below never reads them) */
             const double sum = exp_sum_row(ncol, sr, m_new, sr);
             l[r] = l[r] * alpha + sum;
@@ -348,13 +348,13 @@ static void simd_flash_forward(const dsc_flash_head_t *a, int64_t i0, int64_t nq
                                       a->drop_scale, w);
                 for (int64_t c = 0; c < ncol; c++) sr[c] = sr[c] * w[c];
             }
-            if (alpha != 1.0f) {
+            if (j0 > 0 && alpha != 1.0f) {
                 float *ar = acc + r * hs;
                 for (int64_t d = 0; d < hs; d++) ar[d] = ar[d] * alpha;
             }
             m[r] = m_new;
         }
-        prod(diag ? PROD_LOWER : PROD_FULL, nq, nk, sc, FB, 1, a->v + j0 * ld, ld, acc, hs, hs, 0, 1);
+        prod(diag ? PROD_LOWER : PROD_FULL, nq, nk, sc, FB, 1, a->v + j0 * ld, ld, acc, hs, hs, 0, j0 > 0);
     }
     for (int64_t r = 0; r < nq; r++) {
         const float inv = (float)(1.0 / l[r]);
