@@ -177,14 +177,19 @@ static void FN(embedding_backward)(int64_t n_ids, int64_t n_cols, const int32_t 
     }
 }
 
-/* log sum_j exp(x[j]) of one logits row, in double (the sum in order). */
+/* log sum_j exp(x[j]) of one logits row, in double (f32: the SIMD exp and 16-lane sum;
+ * f64: exp, the sum in order). */
 static double FN(ce_lse_row)(int64_t n, const T *x) {
     T mx = x[0];
     for (int64_t j = 1; j < n; j++)
         if (x[j] > mx) mx = x[j];
+#if DSC_NN_F32
+    return (double)mx + log(dsc__cpu_simd()->exp_sum(n, x, mx));
+#else
     double sum = 0;
     for (int64_t j = 0; j < n; j++) sum += EXP(x[j] - mx);
     return (double)mx + log(sum);
+#endif
 }
 
 /* Fused cross-entropy forward: per-row lse and loss, no probabilities kept. */
@@ -206,6 +211,17 @@ static void FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, c
 /* One row of the backward: d[j] (+)= g (exp(x[j] - lse) - [j == target]); d may alias x
  * (each element is read before it is written). */
 static void FN(ce_backward_row)(int64_t n, const T *x, T lse, int32_t target, T g, T *d, bool accumulate) {
+#if DSC_NN_F32
+    /* g p everywhere (the SIMD exp), then the target's g (p - 1), from values read before
+     * the pass (d may alias x) */
+    const dsc_cpu_simd_t *k = dsc__cpu_simd();
+    const float xt = x[target], d0 = accumulate ? d[target] : 0.0f;
+    float pt;
+    k->exp_scale(1, &xt, lse, 1.0f, &pt, 0);
+    k->exp_scale(n, x, lse, g, d, accumulate);
+    d[target] = d0 + g * (pt - 1.0f);
+    return;
+#endif
     if (accumulate) {
         for (int64_t j = 0; j < n; j++) d[j] += g * (EXP(x[j] - lse) - (j == target ? (T)1 : (T)0));
     } else {
@@ -269,18 +285,22 @@ static void FN(dropout)(int64_t n, uint32_t thr, T ks, uint64_t seed, uint64_t o
 #define T float
 #define FN(name) name##_f32
 #define EXP expf
+#define DSC_NN_F32 1
 #include "ops/cpu/cpu_nn.c"
 #undef T
 #undef FN
 #undef EXP
+#undef DSC_NN_F32
 
 #define T double
 #define FN(name) name##_f64
 #define EXP exp
+#define DSC_NN_F32 0
 #include "ops/cpu/cpu_nn.c"
 #undef T
 #undef FN
 #undef EXP
+#undef DSC_NN_F32
 #undef DSC_CPU_NN_TEMPLATE
 
 void dsc_cpu_softmax(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {

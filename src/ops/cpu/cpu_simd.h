@@ -80,6 +80,10 @@ typedef struct dsc_cpu_simd {
     /* acc[j] += sum over rows r (in order) of x[r * ld + j], times w[r * ld + j] when w is not
      * NULL, in double, for j < n_cols. */
     void (*col_sums)(int64_t n_rows, int64_t n_cols, int64_t ld, const float *x, const float *w, double *acc);
+    /* Cross-entropy rows: sum_j exp(x[j] - sub) in double over the 16 fixed lanes; and
+     * d[j] = g exp(x[j] - sub) (accumulate: d[j] += ...), d may alias x. */
+    double (*exp_sum)(int64_t n, const float *x, float sub);
+    void (*exp_scale)(int64_t n, const float *x, float sub, float g, float *d, int accumulate);
     /* Flash attention forward of query rows [i0, i0 + nq) of one head (nq <= DSC_FLASH_BLOCK,
      * i0 a multiple of it): writes their out rows and lse. */
     void (*flash_forward)(const dsc_flash_head_t *a, int64_t i0, int64_t nq, float *scratch);

@@ -158,6 +158,42 @@ static double exp_sum_row(int64_t n, const float *x, float sub, float *e) {
     return lanes_total(acc, tail, n_tail);
 }
 
+/* The same sum without storing the exponentials (the cross-entropy's log-sum-exp). */
+static double simd_exp_sum(int64_t n, const float *x, float sub) {
+    vdw acc[NACC];
+    memset(acc, 0, sizeof acc);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int u = 0; u < NACC; u++) acc[u] += __builtin_convertvector(vexp(vld(x + i + u * VW) - sub), vdw);
+    double tail[16];
+    const int64_t n_tail = n - i;
+    if (n_tail > 0) {
+        float tx[16] = {0}, te[16];
+        memcpy(tx, x + i, (size_t)n_tail * sizeof *tx);
+        for (int u = 0; u < NACC; u++) vst(te + u * VW, vexp(vld(tx + u * VW) - sub));
+        for (int64_t l = 0; l < n_tail; l++) tail[l] = te[l];
+    }
+    return lanes_total(acc, tail, n_tail);
+}
+
+/* d[j] = g * exp(x[j] - sub) (accumulate: d[j] += ...) for j < n; d may alias x. */
+static void simd_exp_scale(int64_t n, const float *x, float sub, float g, float *d, int accumulate) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        const vf v = g * vexp(vld(x + i) - sub);
+        vst(d + i, accumulate ? vld(d + i) + v : v);
+    }
+    if (i < n) {
+        float tx[VW] = {0}, td[VW] = {0};
+        const size_t nb = (size_t)(n - i) * sizeof(float);
+        memcpy(tx, x + i, nb);
+        if (accumulate) memcpy(td, d + i, nb);
+        const vf v = g * vexp(vld(tx) - sub);
+        vst(td, accumulate ? vld(td) + v : v);
+        memcpy(d + i, td, nb);
+    }
+}
+
 ALWAYS_INLINE float exp1(float x) {
     const vf v = vexp(vsplat(x));
     return v[0];
@@ -426,6 +462,8 @@ const dsc_cpu_simd_t SIMD_TABLE = {
     .gelu = simd_gelu,
     .gelu_backward = simd_gelu_backward,
     .col_sums = simd_col_sums,
+    .exp_sum = simd_exp_sum,
+    .exp_scale = simd_exp_scale,
     .flash_forward = simd_flash_forward,
     .flash_backward = simd_flash_backward,
 };
