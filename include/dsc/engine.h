@@ -261,13 +261,16 @@ dsc_status_t dsc_save_checkpoint(dsc_engine_t *engine, const char *save_dir, con
  *   client_state_out          NULL, or receives the saved client_state as malloc'ed JSON
  *                             text (NULL when none was saved) that the caller frees.
  * Always restored: the fp32 master weights and the working copy rebuilt from them; unless
- * load_module_only, the counters and each rank's context RNG state. The engine always
- * resumes at an accumulation boundary of its own configuration: when its GAS differs from
- * the saving run's (another micro batch or world size), micro_steps is rounded up to a
- * multiple of its GAS (logged), so the next update comes after GAS new micro-batches and
- * dsc_save_checkpoint works at every boundary. A rank that did not
- * exist in the saving run (the world grew) gets an RNG state derived from that of rank
- * (rank mod saved world), so its dropout masks differ from every other rank's; a resumed
+ * load_module_only, the counters, each rank's context RNG state and dropout stream
+ * (Philox seed and offset, dsc_ctx_dropout_stream). A checkpoint written before the Philox
+ * dropout has no stream: it loads with a warning, the stream restarting at (the saved RNG
+ * state, 0). The engine always resumes at an accumulation boundary of its own
+ * configuration: when its GAS differs from the saving run's (another micro batch or world
+ * size), micro_steps is rounded up to a multiple of its GAS (logged), so the next update
+ * comes after GAS new micro-batches and dsc_save_checkpoint works at every boundary. A rank
+ * that did not exist in the saving run (the world grew) gets an RNG state and dropout seed
+ * derived from those of rank (rank mod saved world), so its dropout masks differ from
+ * every other rank's; a resumed
  * run at a different world size splits its batches differently anyway, so only a resume at
  * the same world size and stage reproduces the uninterrupted run bit for bit.
  * Everything this rank needs is checked before anything changes: manifest.json against

@@ -32,12 +32,17 @@
 #define CK_MSG 480
 #define CK_TEXT 4092
 #define CK_SIDECAR "manifest.xxh3"
+/* The dropout stream's manifest RNG entries (beside "ctx"); checkpoints written before
+ * the Philox dropout have neither. */
+#define CK_RNG_DROP_SEED "dropout_seed"
+#define CK_RNG_DROP_OFFSET "dropout_offset"
 
 /* One rank's contribution to an exchange (sent as int32 words). */
 typedef struct ck_rec {
     int32_t status;
     int32_t flag;    /* hello: mid-accumulation; report: wrote a file */
     uint64_t a, b, c; /* hello: tag hash, -, -; report: file size, file xxh3, ctx RNG state */
+    uint64_t drop_seed, drop_offset; /* report: the dropout stream (Philox seed, offset) */
     char msg[CK_MSG];
 } ck_rec_t;
 /* A status and a text from rank 0 (the temporary directory, or the commit's result). */
@@ -322,7 +327,11 @@ static dsc_status_t ck_build_manifest(dsc_engine_t *e, const ck_rec_t *all, cons
         free(text);
     }
     if (!st && client_state) st = dsc_manifest_set_blob(m, DSC_MANIFEST_CLIENT_STATE, client_state, msg, n);
-    for (int q = 0; q < e->world_size && !st; q++) st = dsc_manifest_add_rng(m, q, "ctx", all[q].c, msg, n);
+    for (int q = 0; q < e->world_size && !st; q++) {
+        st = dsc_manifest_add_rng(m, q, "ctx", all[q].c, msg, n);
+        if (!st) st = dsc_manifest_add_rng(m, q, CK_RNG_DROP_SEED, all[q].drop_seed, msg, n);
+        if (!st) st = dsc_manifest_add_rng(m, q, CK_RNG_DROP_OFFSET, all[q].drop_offset, msg, n);
+    }
     const int np = dsc_model_param_count(e->model), ns = ck_n_states(e);
     for (int s = -1; s < ns && !st; s++)
         for (int i = 0; i < np && !st; i++) {
@@ -490,6 +499,7 @@ dsc_status_t dsc_save_checkpoint(dsc_engine_t *e, const char *save_dir, const ch
     mine.a = info.size;
     mine.b = info.xxh3;
     mine.c = dsc_ctx_rng_state(e->ctx);
+    dsc_ctx_dropout_stream(e->ctx, &mine.drop_seed, &mine.drop_offset);
     snprintf(mine.msg, sizeof mine.msg, "%s", msg);
     if ((st = ck_gather(e, &mine, all))) {
         st = ck_comm_fail(e, st, fn, "reporting the written files");
@@ -538,6 +548,7 @@ typedef struct ck_load {
     bool load_opt, load_sched, module_only, has_sched;
     int64_t sched_it;
     uint64_t rng;
+    uint64_t drop_seed, drop_offset; /* the dropout stream this rank resumes */
     int rng_from; /* the saved rank whose RNG state this rank takes */
     char *client_state;
 } ck_load_t;
@@ -755,6 +766,28 @@ static dsc_status_t ck_load_prepare(dsc_engine_t *e, const char *load_dir, const
                              dsc_ckpt_dir(L->c), DSC_CKPT_MANIFEST_NAME, L->rng_from);
         else if (L->rng_from != e->rank)
             L->rng = ck_mix(L->rng ^ ck_mix((uint64_t)e->rank));
+        /* The dropout stream. A checkpoint from before the Philox dropout has none: its
+         * masks came from the sequential generator, whose position has no counterpart in
+         * the Philox stream, so the stream restarts at (that saved state, 0): a resume is
+         * still reproducible, but draws other masks than the old code would have. */
+        bool has_seed = dsc_manifest_rng(m, L->rng_from, CK_RNG_DROP_SEED, &L->drop_seed) == DSC_OK;
+        bool has_offset = dsc_manifest_rng(m, L->rng_from, CK_RNG_DROP_OFFSET, &L->drop_offset) == DSC_OK;
+        if (!st && has_seed != has_offset)
+            st = ck_fail_msg(msg, n, DSC_ERR_CORRUPT,
+                             "checkpoint '%s': %s has the dropout stream's %s but not its %s for rank %d",
+                             dsc_ckpt_dir(L->c), DSC_CKPT_MANIFEST_NAME, has_seed ? "seed" : "offset",
+                             has_seed ? "offset" : "seed", L->rng_from);
+        else if (!st && !has_seed) {
+            dsc_ctx_log(e->ctx, DSC_LOG_WARN,
+                        "checkpoint '%s' predates the Philox dropout stream (no %s / %s for rank %d): dropout "
+                        "restarts from (seed = its saved RNG state, offset 0), so the masks differ from an "
+                        "uninterrupted run",
+                        dsc_ckpt_dir(L->c), CK_RNG_DROP_SEED, CK_RNG_DROP_OFFSET, L->rng_from);
+            L->drop_seed = L->rng;
+            L->drop_offset = 0;
+        } else if (!st && L->rng_from != e->rank) {
+            L->drop_seed = ck_mix(L->drop_seed ^ ck_mix((uint64_t)e->rank));
+        }
     }
     const char *cs = dsc_manifest_blob(m, DSC_MANIFEST_CLIENT_STATE);
     if (!st && cs && !(L->client_state = strdup(cs))) st = ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
@@ -844,6 +877,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
     e->skipped_steps = L->counters.skipped_steps;
     e->micro_steps = ck_resume_micro_steps(L->counters.micro_steps, e->gas);
     dsc_ctx_set_rng_state(e->ctx, L->rng);
+    dsc_ctx_set_dropout_stream(e->ctx, L->drop_seed, L->drop_offset);
     if (e->micro_steps != L->counters.micro_steps && e->rank == 0)
         dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s: the checkpoint's %lld micro-step(s) are not a whole number of this "
                     "run's accumulation windows (%d micro-batch(es) per update, saved with %d rank(s), now %d): "

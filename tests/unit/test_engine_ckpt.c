@@ -63,7 +63,7 @@ typedef struct ck_snap {
     int64_t *map; /* flat parameter index of each local element (-1: padding) */
     int64_t steps, samples, micro, skipped, opt_step;
     double lr, scale;
-    uint64_t rng;
+    uint64_t rng, drop_seed, drop_offset;
 } ck_snap_t;
 
 typedef struct ck_result {
@@ -134,6 +134,7 @@ static void ck_snap(dsc_engine_t *e, dsc_model_t *model, ck_snap_t *s) {
     s->lr = dsc_engine_lr(e);
     s->scale = dsc_engine_loss_scale(e);
     s->rng = dsc_ctx_rng_state(dsc_engine_ctx(e));
+    dsc_ctx_dropout_stream(dsc_engine_ctx(e), &s->drop_seed, &s->drop_offset);
 }
 
 /* A rank's engine for `s`: context, GPT and engine (NULL engine on failure, message in err). */
@@ -397,7 +398,8 @@ static void test_exact(int world, int stage, const char *prec, int gas) {
             ck_same(w, l->master, s->master, (size_t)s->n_local);
             for (int j = 0; j < s->n_states; j++) ck_same(w, l->states[j], s->states[j], (size_t)s->n_local);
             CHECK_MSG(l->steps == 10 && l->samples == s->samples && l->micro == s->micro && l->skipped == s->skipped &&
-                          l->opt_step == s->opt_step && l->lr == s->lr && l->scale == s->scale && l->rng == s->rng,
+                          l->opt_step == s->opt_step && l->lr == s->lr && l->scale == s->scale && l->rng == s->rng &&
+                          l->drop_seed == s->drop_seed && l->drop_offset == s->drop_offset,
                       "%s: counters after load: steps %lld/%lld samples %lld/%lld micro %lld/%lld skipped %lld/%lld "
                       "opt %lld/%lld lr %g/%g scale %g/%g", w, (long long)l->steps, (long long)s->steps,
                       (long long)l->samples, (long long)s->samples, (long long)l->micro, (long long)s->micro,
