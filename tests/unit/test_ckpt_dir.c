@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -762,6 +764,24 @@ static void test_atomic_file(void) {
     char missing[800];
     snprintf(missing, sizeof missing, "%s/no/such/file", dir);
     CHECK(dsc_write_file_atomic(missing, "x", 1, errbuf, sizeof errbuf) == DSC_ERR_IO && strstr(errbuf, missing));
+    /* A write that fails half way (a file-size limit standing in for a full disk): the
+     * message gives the reason, the old content stays. In a child: the limit is per process. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {8, 8};
+        signal(SIGXFSZ, SIG_IGN);
+        char big[4096], msg[512] = "";
+        memset(big, 'x', sizeof big);
+        int ok = setrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+                 dsc_write_file_atomic(path, big, sizeof big, msg, sizeof msg) == DSC_ERR_IO &&
+                 strstr(msg, "File too large") && strstr(msg, path) && strcmp(read_text(path), "second") == 0;
+        if (!ok) fprintf(stderr, "atomic write under a file-size limit: %s\n", msg);
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(read_text(path), "second") == 0);
     DIR *d = opendir(dir);
     int entries = 0;
     for (struct dirent *e; d && (e = readdir(d));) entries += e->d_name[0] != '.' || strlen(e->d_name) > 2;
