@@ -1,7 +1,8 @@
 /* The MPI backend (OpenMPI): every collective is a non-blocking MPI call polled with
  * MPI_Test until it completes or the generic layer's deadline passes.
  *
- * Four duplicates of MPI_COMM_WORLD: `comm` for the user's collectives, `check` for the
+ * Four duplicates of MPI_COMM_WORLD (made with MPI_Comm_idup, polled under the timeout so
+ * a rank that never arrives cannot block the others' creation): `comm` for the user's collectives, `check` for the
  * debug check's descriptor exchanges (so a rank with the check off is never matched
  * against another's user collective), `fin` for the barrier of dsc_comm_free before
  * MPI_Finalize (a rank that leaves early waits there, answering queries, instead of
