@@ -40,13 +40,18 @@ int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *m) {
  *   tensor(n)   an op output or saved tensor: header + data of n bytes (f);
  *   recorded(n) an output the tape records: tensor(n) and its node (f), and its gradient
  *               tensor(n) (b; every recorded output of the GPT reaches the loss);
- *   param(n)    a parameter of n elements as ops see it (dsc_param_compute): nothing for
- *               fp32; for fp16/bf16 the fp32 cast, recorded(4n), plus the cast's backward
- *               scratch: the fp32 upstream gradient and the fp32 accumulator, 4n each (b). */
+ * Parameters cost nothing here: ops take them in their own dtype (dsc_param_compute).
+ * Activations have the parameters' dtype, es bytes per element: 4 for fp32, 2 for fp16/bf16
+ * (src/nn/gpt.c); under 16-bit, layer-norm statistics and the loss stay f32, and
+ * attention, dropout and cross-entropy (no 16-bit kernels yet) run on f32 casts:
+ *   widen(n)    a 16-bit -> f32 cast of n elements: recorded(4n), and its backward's f32
+ *               upstream gradient and accumulator, 4n each (b);
+ *   narrow(n)   an f32 -> 16-bit cast: recorded(2n) and its backward's f32 gradient (b). */
 
 typedef struct {
     int64_t f, b;
     bool mixed;
+    int64_t es; /* bytes per activation element */
 } arena_t;
 
 static int64_t al(int64_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
@@ -58,32 +63,34 @@ static void recorded(arena_t *a, int64_t n) {
     a->f += node();           /* tape node */
     a->b += header() + al(n); /* its gradient */
 }
-static void param(arena_t *a, int64_t numel) {
-    if (!a->mixed) return;
-    recorded(a, 4 * numel);
-    a->b += 2 * al(4 * numel);
+static void widen(arena_t *a, int64_t n) {
+    recorded(a, 4 * n);
+    a->b += 2 * al(4 * n);
+}
+static void narrow(arena_t *a, int64_t n) {
+    recorded(a, 2 * n);
+    a->b += al(4 * n);
 }
 
-/* f32 activations: 4 bytes per element; rows = B*T. */
+/* rows = B*T; statistics are f32 in every mode. */
 static void layernorm(arena_t *a, int64_t rows, int64_t c) {
-    param(a, c);
-    param(a, c);
-    recorded(a, 4 * rows * c);
+    recorded(a, a->es * rows * c);
     tensor(a, 4 * rows); /* mean */
     tensor(a, 4 * rows); /* rstd */
 }
 
 static void linear(arena_t *a, int64_t rows, int64_t in, int64_t out) {
-    param(a, in * out);
-    recorded(a, 4 * rows * out); /* matmul */
-    param(a, out);
-    recorded(a, 4 * rows * out); /* bias_add */
+    (void)in;
+    recorded(a, a->es * rows * out); /* matmul */
+    recorded(a, a->es * rows * out); /* bias_add */
 }
 
 static void dropout(arena_t *a, int64_t n, bool active) {
     if (!active) return; /* p == 0 or eval: the op returns its input */
+    if (a->mixed) widen(a, n);
     tensor(a, 4 * n);    /* mask */
     recorded(a, 4 * n);
+    if (a->mixed) narrow(a, n);
 }
 
 /* One transformer block (gpt.c block_forward). */
@@ -91,21 +98,23 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     const int64_t c = m->n_embd, rows = b * t, att = b * m->n_head * t * t;
     layernorm(a, rows, c);
     linear(a, rows, c, 3 * c);
+    if (a->mixed) widen(a, rows * 3 * c);
     tensor(a, 4 * att); /* attention probabilities, saved */
     if (drop) {
         tensor(a, 4 * att); /* after dropout */
         tensor(a, 4 * att); /* dropout mask */
     }
     recorded(a, 4 * rows * c); /* attention output */
+    if (a->mixed) narrow(a, rows * c);
     linear(a, rows, c, c);
     dropout(a, rows * c, drop);
-    recorded(a, 4 * rows * c); /* residual add */
+    recorded(a, a->es * rows * c); /* residual add */
     layernorm(a, rows, c);
     linear(a, rows, c, 4 * c);
-    recorded(a, 4 * rows * 4 * c); /* gelu */
+    recorded(a, a->es * rows * 4 * c); /* gelu */
     linear(a, rows, 4 * c, c);
     dropout(a, rows * c, drop);
-    recorded(a, 4 * rows * c); /* residual add */
+    recorded(a, a->es * rows * c); /* residual add */
 }
 
 /* dsc_actckpt_layer_selected for a model setting `every` or the config's number_checkpoints. */
@@ -135,24 +144,23 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
     const int64_t b = micro_batch, t = context, c = m->n_embd, v = m->vocab_size, rows = b * t;
     const bool drop = training && m->dropout > 0, mixed = param_dtype != DSC_F32;
     /* embeddings: token ids, positions, two lookups, their sum (and dropout) */
-    arena_t emb = {0, 0, mixed};
+    const int64_t es = mixed ? 2 : 4;
+    arena_t emb = {0, 0, mixed, es};
     tensor(&emb, 4 * rows);
     tensor(&emb, 4 * t);
-    param(&emb, v * c);
-    recorded(&emb, 4 * rows * c);
-    param(&emb, (int64_t)m->block_size * c);
-    recorded(&emb, 4 * t * c);
-    recorded(&emb, 4 * rows * c);
+    recorded(&emb, es * rows * c);
+    recorded(&emb, es * t * c);
+    recorded(&emb, es * rows * c);
     dropout(&emb, rows * c, drop);
     /* one block (all blocks allocate alike) */
-    arena_t blk = {0, 0, mixed};
+    arena_t blk = {0, 0, mixed, es};
     block(&blk, m, b, t, drop);
     /* final norm, tied LM head, targets, cross-entropy (saved probabilities; the loss and
      * its seed gradient) */
-    arena_t head = {0, 0, mixed};
+    arena_t head = {0, 0, mixed, es};
     layernorm(&head, rows, c);
-    param(&head, v * c);
-    recorded(&head, 4 * rows * v);
+    recorded(&head, es * rows * v);
+    if (mixed) widen(&head, rows * v); /* the logits widen to f32 */
     tensor(&head, 4 * rows);
     tensor(&head, 4 * rows * v);
     recorded(&head, 4);
@@ -166,7 +174,7 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
      * gradient is counted where backward allocates it (by the consumer of its tensor): the
      * head then also makes the last block's output gradient, and a block's backward the
      * gradient of its input (the same size as that of its output). */
-    const int64_t act = header() + al(4 * rows * c); /* one [B, T, C] tensor */
+    const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
     const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
     int64_t cur = emb.f, peak = cur;
     for (int l = 0; l < L; l++) {

@@ -83,16 +83,36 @@ void dsc_gpt_free(dsc_gpt_t *g) {
     free(g);
 }
 
+/* The model's activations have the dtype of its parameters (the embedding's output is in
+ * the table's dtype): bf16/f16 under 16-bit mixed precision, f32 otherwise. Attention,
+ * dropout and cross-entropy have no 16-bit kernels yet (issue 15 items 6-7 add them): a
+ * 16-bit activation passes through them as f32 (dsc_cast there and back; the loss stays
+ * f32). For f32 models these helpers are the plain ops. */
+static bool is_half(const dsc_tensor_t *t) {
+    return t && (dsc_tensor_dtype(t) == DSC_BF16 || dsc_tensor_dtype(t) == DSC_F16);
+}
+
+static dsc_tensor_t *attention_any(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, double p) {
+    if (!is_half(qkv)) return dsc_attention(ctx, qkv, n_head, p);
+    return dsc_cast(ctx, dsc_attention(ctx, dsc_cast(ctx, qkv, DSC_F32), n_head, p), dsc_tensor_dtype(qkv));
+}
+
+static dsc_tensor_t *dropout_any(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
+    if (!is_half(x)) return dsc_dropout(ctx, x, p);
+    if (!ctx->training || p == 0) return x; /* dsc_dropout's identity cases */
+    return dsc_cast(ctx, dsc_dropout(ctx, dsc_cast(ctx, x, DSC_F32), p), dsc_tensor_dtype(x));
+}
+
 /* One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)). */
 static dsc_tensor_t *block_forward(dsc_ctx_t *ctx, const dsc_gpt_t *g, const dsc_gpt_block_t *b, dsc_tensor_t *x) {
     const double p = g->config.dropout;
     dsc_tensor_t *h = dsc_layernorm_forward(ctx, &b->ln_1, x);
     h = dsc_linear_forward(ctx, &b->c_attn, h);
-    h = dsc_attention(ctx, h, g->config.n_head, p);
-    h = dsc_dropout(ctx, dsc_linear_forward(ctx, &b->c_proj, h), p);
+    h = attention_any(ctx, h, g->config.n_head, p);
+    h = dropout_any(ctx, dsc_linear_forward(ctx, &b->c_proj, h), p);
     x = dsc_add(ctx, x, h);
     h = dsc_mlp_forward(ctx, &b->mlp, dsc_layernorm_forward(ctx, &b->ln_2, x));
-    return dsc_add(ctx, x, dsc_dropout(ctx, h, p));
+    return dsc_add(ctx, x, dropout_any(ctx, h, p));
 }
 
 dsc_status_t dsc_gpt_set_checkpointing(dsc_gpt_t *g, int every) {
@@ -148,7 +168,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     for (int i = 0; i < t; i++) ((int32_t *)pos->data)[i] = i;
 
     dsc_tensor_t *x = dsc_add(ctx, dsc_embedding_forward(ctx, &g->wte, ids), dsc_embedding_forward(ctx, &g->wpe, pos));
-    x = dsc_dropout(ctx, x, g->config.dropout);
+    x = dropout_any(ctx, x, g->config.dropout);
     for (int l = 0; l < g->config.n_layer; l++)
         x = dsc_actckpt_layer_selected(ctx, g->checkpoint_every, l, g->config.n_layer)
                 ? block_checkpointed(ctx, g, l, x)
@@ -156,8 +176,11 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
     dsc_param_scope_t head; /* the tied LM head gathers wte again under ZeRO-3 */
     dsc_param_scope_enter(ctx, &head, 1, &g->wte.weight);
-    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true);
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute_as(ctx, g->wte.weight, x), false, true);
     dsc_param_scope_exit(ctx, &head);
+    /* 16-bit logits widen to f32 once: the logits a caller reads are f32 in every mode,
+     * and cross-entropy (no 16-bit kernel yet) takes them */
+    if (is_half(logits)) logits = dsc_cast(ctx, logits, DSC_F32);
     if (logits_out) *logits_out = logits;
     if (targets && loss_out) {
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
