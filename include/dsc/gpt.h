@@ -62,8 +62,10 @@ void dsc_gpt_free(dsc_gpt_t *gpt);
 dsc_status_t dsc_gpt_set_checkpointing(dsc_gpt_t *gpt, int every);
 
 /* Forward over B sequences of T tokens (T <= block_size; tokens in [0, vocab)).
- * *logits_out (may be NULL) receives [B, T, vocab]; when targets is non-NULL, *loss_out
- * receives the mean cross-entropy (targets < 0 are ignored). Returns DSC_OK or the
+ * *logits_out (may be NULL) receives [B, T, vocab] in f32; when targets is non-NULL, *loss_out
+ * receives the mean cross-entropy, f32 (targets < 0 are ignored). The activations between
+ * have the parameters' dtype: with 16-bit (bf16/f16) parameters, as under a bf16/fp16
+ * engine, the blocks run on 16-bit tensors with f32 arithmetic in the kernels. Returns DSC_OK or the
  * context's error (bad token id names its position). */
 dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *gpt, const int32_t *tokens, const int32_t *targets, int b,
                              int t, dsc_tensor_t **logits_out, dsc_tensor_t **loss_out);

@@ -91,10 +91,16 @@ void *dsc_model_grads_data(dsc_model_t *model);
 /* Zeroes the bound gradient buffer. */
 void dsc_model_zero_grad(dsc_model_t *model);
 
-/* A parameter as ops consume it: the tensor itself when it is f32/f64, else (f16/bf16
- * storage under mixed precision) an f32 copy made by dsc_cast, whose backward adds into
- * the parameter's gradient. Layers call this on every parameter they use. */
+/* A parameter as ops consume it: the tensor itself, in its stored dtype (under bf16/fp16
+ * mixed precision a 16-bit tensor, which the ops take directly and compute on in f32;
+ * nothing is copied). Under ZeRO-2/3 a use outside any parameter scope is registered with
+ * the engine. Returns NULL if param is NULL or the engine's hook fails (error on ctx). */
 dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param);
+/* dsc_param_compute, converted to like's dtype when the two differ (dsc_cast, whose
+ * backward rounds the gradient into the parameter's once): ops refuse mixed dtypes, so a
+ * layer that meets an input of another dtype than its parameters (f32 data into a bf16
+ * model) converts its parameters explicitly. like may be NULL (no conversion). */
+dsc_tensor_t *dsc_param_compute_as(dsc_ctx_t *ctx, dsc_tensor_t *param, const dsc_tensor_t *like);
 
 /* ---- Parameter scopes (ZeRO stage 3) ----
  * Under ZeRO-3 each rank stores only a slice of every parameter (docs/zero.md). A layer

@@ -41,13 +41,15 @@ int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *m) {
  *   tensor(n)   an op output or saved tensor: header + data of n bytes (f);
  *   recorded(n) an output the tape records: tensor(n) and its node (f), and its gradient
  *               tensor(n) (b; every recorded output of the GPT reaches the loss);
- *   param(n)    a parameter of n elements as ops see it (dsc_param_compute): nothing for
- *               fp32; for fp16/bf16 the fp32 cast, recorded(4n), plus the cast's backward
- *               scratch: the fp32 upstream gradient and the fp32 accumulator, 4n each (b). */
+ * Parameters cost nothing here: ops take them in their own dtype (dsc_param_compute).
+ * Activations have the parameters' dtype, es bytes per element: 4 for fp32, 2 for fp16/bf16
+ * (src/nn/gpt.c); under 16-bit, layer-norm statistics, attention's log-sum-exp and the
+ * cross-entropy's per-row values and loss stay f32. */
 
 typedef struct {
     int64_t f, b;
     bool mixed;
+    int64_t es; /* bytes per activation element */
 } arena_t;
 
 static int64_t al(int64_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
@@ -59,31 +61,22 @@ static void recorded(arena_t *a, int64_t n) {
     a->f += node();           /* tape node */
     a->b += header() + al(n); /* its gradient */
 }
-static void param(arena_t *a, int64_t numel) {
-    if (!a->mixed) return;
-    recorded(a, 4 * numel);
-    a->b += 2 * al(4 * numel);
-}
-
-/* f32 activations: 4 bytes per element; rows = B*T. */
+/* rows = B*T; statistics are f32 in every mode. */
 static void layernorm(arena_t *a, int64_t rows, int64_t c) {
-    param(a, c);
-    param(a, c);
-    recorded(a, 4 * rows * c);
+    recorded(a, a->es * rows * c);
     tensor(a, 4 * rows); /* mean */
     tensor(a, 4 * rows); /* rstd */
 }
 
 static void linear(arena_t *a, int64_t rows, int64_t in, int64_t out) {
-    param(a, in * out);
-    recorded(a, 4 * rows * out); /* matmul */
-    param(a, out);
-    recorded(a, 4 * rows * out); /* bias_add */
+    (void)in;
+    recorded(a, a->es * rows * out); /* matmul */
+    recorded(a, a->es * rows * out); /* bias_add */
 }
 
 static void dropout(arena_t *a, int64_t n, bool active) {
     if (!active) return; /* p == 0 or eval: the op returns its input */
-    recorded(a, 4 * n);  /* no mask: backward redraws it from the Philox stream */
+    recorded(a, a->es * n); /* no mask: backward redraws it from the Philox stream */
 }
 
 /* One transformer block (gpt.c block_forward). */
@@ -91,17 +84,17 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     const int64_t c = m->n_embd, rows = b * t;
     layernorm(a, rows, c);
     linear(a, rows, c, 3 * c);
-    tensor(a, 4 * b * m->n_head * t); /* attention's per-row log-sum-exp (flash style: no [B,H,T,T]) */
-    recorded(a, 4 * rows * c);        /* attention output */
+    tensor(a, 4 * b * m->n_head * t); /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
+    recorded(a, a->es * rows * c);    /* attention output */
     linear(a, rows, c, c);
     dropout(a, rows * c, drop);
-    recorded(a, 4 * rows * c); /* residual add */
+    recorded(a, a->es * rows * c); /* residual add */
     layernorm(a, rows, c);
     linear(a, rows, c, 4 * c);
-    recorded(a, 4 * rows * 4 * c); /* gelu */
+    recorded(a, a->es * rows * 4 * c); /* gelu */
     linear(a, rows, 4 * c, c);
     dropout(a, rows * c, drop);
-    recorded(a, 4 * rows * c); /* residual add */
+    recorded(a, a->es * rows * c); /* residual add */
 }
 
 /* dsc_actckpt_layer_selected for a model setting `every` or the config's number_checkpoints. */
@@ -131,30 +124,28 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
     const int64_t b = micro_batch, t = context, c = m->n_embd, v = m->vocab_size, rows = b * t;
     const bool drop = training && m->dropout > 0, mixed = param_dtype != DSC_F32;
     /* embeddings: token ids, positions, two lookups, their sum (and dropout) */
-    arena_t emb = {0, 0, mixed};
+    const int64_t es = mixed ? 2 : 4;
+    arena_t emb = {0, 0, mixed, es};
     tensor(&emb, 4 * rows);
     tensor(&emb, 4 * t);
-    param(&emb, v * c);
-    recorded(&emb, 4 * rows * c);
-    param(&emb, (int64_t)m->block_size * c);
-    recorded(&emb, 4 * t * c);
-    recorded(&emb, 4 * rows * c);
+    recorded(&emb, es * rows * c);
+    recorded(&emb, es * t * c);
+    recorded(&emb, es * rows * c);
     dropout(&emb, rows * c, drop);
     /* one block (all blocks allocate alike) */
-    arena_t blk = {0, 0, mixed};
+    arena_t blk = {0, 0, mixed, es};
     block(&blk, m, b, t, drop);
-    /* final norm, tied LM head, targets, fused cross-entropy: per-row losses and lse, the
-     * loss and its seed gradient; backward writes the logits' gradient over the logits (a
-     * header only, dsc_cross_entropy_consume) and makes the one-element gradient scale */
-    arena_t head = {0, 0, mixed};
+    /* final norm, tied LM head, targets, fused cross-entropy: per-row losses and lse (f32),
+     * the loss and its seed gradient; backward writes the logits' gradient over the logits
+     * (a header only, dsc_cross_entropy_consume) and makes the one-element gradient scale */
+    arena_t head = {0, 0, mixed, es};
     layernorm(&head, rows, c);
-    param(&head, v * c);
-    tensor(&head, 4 * rows * v); /* logits */
+    tensor(&head, es * rows * v); /* logits, in the activations' dtype */
     head.f += node();
     head.b += header(); /* their gradient, in place */
-    tensor(&head, 4 * rows);     /* targets */
-    tensor(&head, 4 * rows);     /* per-row losses */
-    tensor(&head, 4 * rows);     /* per-row lse */
+    tensor(&head, 4 * rows);      /* targets */
+    tensor(&head, 4 * rows);      /* per-row losses */
+    tensor(&head, 4 * rows);      /* per-row lse */
     recorded(&head, 4);
     head.b += header() + al(4); /* gradient scale */
 
@@ -167,7 +158,7 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
      * gradient is counted where backward allocates it (by the consumer of its tensor): the
      * head then also makes the last block's output gradient, and a block's backward the
      * gradient of its input (the same size as that of its output). */
-    const int64_t act = header() + al(4 * rows * c); /* one [B, T, C] tensor */
+    const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
     const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
     int64_t cur = emb.f, peak = cur;
     for (int l = 0; l < L; l++) {

@@ -83,6 +83,13 @@ void dsc_gpt_free(dsc_gpt_t *g) {
     free(g);
 }
 
+/* The model's activations have the dtype of its parameters (the embedding's output is in
+ * the table's dtype): bf16/f16 under 16-bit mixed precision, f32 otherwise. Every op the
+ * GPT uses takes 16-bit data (f32 accumulation inside the kernels); the loss is f32. */
+static bool is_half(const dsc_tensor_t *t) {
+    return t && (dsc_tensor_dtype(t) == DSC_BF16 || dsc_tensor_dtype(t) == DSC_F16);
+}
+
 /* One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)). */
 static dsc_tensor_t *block_forward(dsc_ctx_t *ctx, const dsc_gpt_t *g, const dsc_gpt_block_t *b, dsc_tensor_t *x) {
     const double p = g->config.dropout;
@@ -156,9 +163,13 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
     dsc_param_scope_t head; /* the tied LM head gathers wte again under ZeRO-3 */
     dsc_param_scope_enter(ctx, &head, 1, &g->wte.weight);
-    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute(ctx, g->wte.weight), false, true);
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute_as(ctx, g->wte.weight, x), false, true);
     dsc_param_scope_exit(ctx, &head);
-    if (logits_out) *logits_out = logits;
+    /* the logits a caller reads are f32 in every mode (16-bit ones widen once, for it) */
+    if (logits_out) {
+        if (is_half(logits)) logits = dsc_cast(ctx, logits, DSC_F32);
+        *logits_out = logits;
+    }
     if (targets && loss_out) {
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
         if (!tg) return dsc_ctx_status(ctx);

@@ -39,8 +39,13 @@ dsc_tensor_t *dsc_param_compute(dsc_ctx_t *ctx, dsc_tensor_t *param) {
     /* ZeRO-2/3: a use outside any scope is held (gathered, with a gradient buffer) until
      * the micro-step ends. */
     if (ctx && ctx->param_hooks && ctx->param_hooks->use(ctx->param_hooks->user, param) != DSC_OK) return NULL;
-    dsc_dtype_t dt = dsc_tensor_dtype(param);
-    return dt == DSC_F32 || dt == DSC_F64 ? param : dsc_cast(ctx, param, DSC_F32);
+    return param; /* in its own dtype: 16-bit parameters feed the 16-bit kernels directly */
+}
+
+dsc_tensor_t *dsc_param_compute_as(dsc_ctx_t *ctx, dsc_tensor_t *param, const dsc_tensor_t *like) {
+    dsc_tensor_t *p = dsc_param_compute(ctx, param);
+    if (!p || !like || dsc_tensor_dtype(like) == dsc_tensor_dtype(p)) return p;
+    return dsc_cast(ctx, p, dsc_tensor_dtype(like)); /* the explicit conversion of the dtype rules */
 }
 
 dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x) {
@@ -48,8 +53,8 @@ dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_
     dsc_param_scope_t scope;
     dsc_tensor_t *params[2] = {layer->weight, layer->bias};
     dsc_param_scope_enter(ctx, &scope, 2, params);
-    dsc_tensor_t *y = dsc_matmul(ctx, x, dsc_param_compute(ctx, layer->weight), false, true);
-    if (layer->bias) y = dsc_bias_add(ctx, y, dsc_param_compute(ctx, layer->bias));
+    dsc_tensor_t *y = dsc_matmul(ctx, x, dsc_param_compute_as(ctx, layer->weight, x), false, true);
+    if (layer->bias) y = dsc_bias_add(ctx, y, dsc_param_compute_as(ctx, layer->bias, x));
     dsc_param_scope_exit(ctx, &scope);
     return y;
 }
@@ -70,7 +75,7 @@ dsc_tensor_t *dsc_layernorm_forward(dsc_ctx_t *ctx, const dsc_layernorm_t *layer
     dsc_tensor_t *params[2] = {layer->weight, layer->bias};
     dsc_param_scope_enter(ctx, &scope, 2, params);
     dsc_tensor_t *y =
-        dsc_layernorm(ctx, x, dsc_param_compute(ctx, layer->weight), dsc_param_compute(ctx, layer->bias), layer->eps);
+        dsc_layernorm(ctx, x, dsc_param_compute_as(ctx, layer->weight, x), dsc_param_compute_as(ctx, layer->bias, x), layer->eps);
     dsc_param_scope_exit(ctx, &scope);
     return y;
 }

@@ -2,9 +2,32 @@
  * outputs and records the tape; every loop over tensor data runs through one of these
  * kernels, so a device backend (cuda/, later) implements this table and nothing else.
  *
- * Conventions: `dt` is DSC_F32 or DSC_F64 and every pointer holds that dtype (ids and
- * targets are int32); dropout, attention and cross-entropy also take DSC_BF16/DSC_F16. Backward kernels ACCUMULATE into gradient outputs (d_x += ...), since
- * a tensor may feed several ops. Sizes are element counts (n_*), never bytes. */
+ * Conventions: `dt` is DSC_F32, DSC_F64, DSC_BF16 or DSC_F16, and every tensor pointer
+ * of an entry holds that dtype unless its comment says otherwise (ids and targets are
+ * int32). Backward kernels ACCUMULATE into gradient outputs (d_x += ...), since a tensor
+ * may feed several ops. Sizes are element counts (n_*), never bytes.
+ *
+ * 16-bit dtypes (bf16, f16; bf16/fp16 mixed precision, as in llm.c and DeepSpeed's bf16
+ * engine): storage is 16 bits, arithmetic is f32. A kernel widens its 16-bit inputs to f32
+ * (exact), computes exactly as its f32 version does (same operations, same order: sums
+ * that the f32 kernel does in double stay double), and rounds each output element to
+ * 16 bits once, to nearest even. An accumulating output (d_x += v) is read, added in f32
+ * and rounded once per call. So for 16-bit inputs the result is round16(the f32 kernel on
+ * the widened inputs), bit for bit on the CPU (tests/unit/test_ops_half.c); another
+ * device may differ by summation order like its f32 kernels do, but must keep the f32
+ * accumulation and the single rounding. Buffers that stay f32 for 16-bit dt:
+ *   - layernorm's mean and rstd (float, n_rows each);
+ *   - the outputs of sum (a double return value) and the internal column sums of
+ *     sum_rows_acc / sum_rows_mul_acc and layernorm_backward's dweight/dbias (bias and norm
+ *     gradients are summed over all rows in f32 or wider and added to the 16-bit gradient
+ *     with one rounding);
+ *   - attention's lse and cross-entropy's losses and lse (see their entries), so losses
+ *     are f32.
+ * Everything else is 16-bit: activations, their gradients, and the parameter gradients
+ * the ops add into (the engine's 16-bit gradient buffers, which src/amp accumulates into
+ * f32 across micro-steps). embedding_backward sums the rows of each repeated id in f32
+ * (position order) and adds them with one rounding per id, instead of rounding after each
+ * row. alpha/beta/scale arguments are double on every dtype and applied in f32. */
 #ifndef DSC_OPS_BACKEND_H
 #define DSC_OPS_BACKEND_H
 
@@ -72,7 +95,8 @@ typedef struct dsc_backend {
     void (*softmax_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy,
                              void *dx);
 
-    /* Layer norm over rows; saves mean and rstd (n_rows each, dtype dt). bias may be NULL.
+    /* Layer norm over rows; saves mean and rstd (n_rows each, dtype dt; float for 16-bit dt).
+     * bias may be NULL.
      * Backward accumulates dx, dweight, dbias (each may be NULL). */
     void (*layernorm)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
                       const void *b, void *y, void *mean, void *rstd);

@@ -21,7 +21,7 @@ static void attention_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, double attn_dropout) {
     static const char op[] = "dsc_attention";
     if (!ctx || !qkv) return NULL;
-    if (!dsc__op_check_float(ctx, op, "qkv", qkv)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, op, "qkv", qkv)) return NULL;
     if (!dsc__op_check_ndim(ctx, op, "qkv", qkv, 3, 3)) return NULL;
     char s[DSC_OP_SHAPE_BUF];
     int64_t b = qkv->shape[0], t = qkv->shape[1], c3 = qkv->shape[2], c = c3 / 3;

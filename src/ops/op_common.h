@@ -5,7 +5,7 @@
  * Usage pattern in an op:
  *
  *     if (!ctx || !a || !b) return NULL;                       // NULL propagates quietly
- *     if (!dsc__op_check_float(ctx, "dsc_add", "a", a)) return NULL;
+ *     if (!dsc__op_check_kernel_float(ctx, "dsc_add", "a", a)) return NULL;
  *     if (!dsc__op_check_same_dtype(ctx, "dsc_add", "a", a, "b", b)) return NULL;
  *     int bc = dsc__op_broadcast(ctx, "dsc_add", "a", a, "b", b);
  *     if (bc < 0) return NULL;
@@ -27,23 +27,50 @@
 #define DSC_BCAST_B 1      /* b is the smaller operand (a trailing part of a's shape) */
 #define DSC_BCAST_A 2      /* a is the smaller operand (a trailing part of b's shape) */
 
-/* True for the dtypes ops compute in (f32, f64). */
-static inline bool dsc__op_is_compute_dtype(dsc_dtype_t dt) { return dt == DSC_F32 || dt == DSC_F64; }
+/* Dtype rules of the ops.
+ *
+ * Ops take f32, f64, or (under bf16/fp16 mixed precision) the 16-bit dtypes bf16 and f16,
+ * whose kernels compute in f32 and round each output once (src/ops/backend.h). An op's
+ * float inputs must share ONE dtype and its float outputs have that dtype; a mix (an f32
+ * activation with a bf16 weight) is refused with DSC_ERR_INVALID naming the op, both
+ * tensors and their dtypes, never converted silently: converting is explicit, with
+ * dsc_cast (whose backward rounds the gradient back once). The layers of src/nn do that
+ * cast for a parameter whose dtype differs from its input's (dsc_param_compute_as).
+ * Exceptions, each stated by its op: layer norm's saved mean/rstd are f32 for 16-bit x;
+ * losses (cross-entropy) are f32 for 16-bit logits. Ops whose kernels have no 16-bit
+ * body yet check with dsc__op_check_float (f32/f64 only, "cast to f32 first"). */
 
-/* Checks that `t` (argument `arg` of `op`) is f32 or f64. f16/bf16 get an error telling to
- * cast to f32 first; other dtypes an error naming the dtype. Returns false after
- * recording DSC_ERR_INVALID. */
+/* True for f32 and f64 (the wide float dtypes). */
+static inline bool dsc__op_is_compute_dtype(dsc_dtype_t dt) { return dt == DSC_F32 || dt == DSC_F64; }
+/* True for the 16-bit float dtypes (bf16, f16). */
+static inline bool dsc__op_is_half(dsc_dtype_t dt) { return dt == DSC_BF16 || dt == DSC_F16; }
+/* True for every dtype the kernels take (f32, f64, bf16, f16). */
+static inline bool dsc__op_is_kernel_dtype(dsc_dtype_t dt) { return dsc__op_is_compute_dtype(dt) || dsc__op_is_half(dt); }
+
+/* Checks that `t` (argument `arg` of `op`) is f32 or f64: for ops without 16-bit kernels.
+ * f16/bf16 get an error telling to cast to f32 first; other dtypes an error naming the
+ * dtype. Returns false after recording DSC_ERR_INVALID. */
 static inline bool dsc__op_check_float(dsc_ctx_t *ctx, const char *op, const char *arg, const dsc_tensor_t *t) {
     if (dsc__op_is_compute_dtype(t->dtype)) return true;
     char s[DSC_OP_SHAPE_BUF];
     if (t->dtype == DSC_F16 || t->dtype == DSC_BF16)
         dsc__fail(ctx, DSC_ERR_INVALID,
-                  "%s: %s (tensor %s, shape %s) has storage dtype %s; ops compute in f32 or f64, cast to f32 "
+                  "%s: %s (tensor %s, shape %s) has dtype %s; this op computes in f32 or f64 only, cast to f32 "
                   "first (dsc_cast)",
                   op, arg, dsc_tensor_name(t), dsc__shape_str(t, s, sizeof s), dsc_dtype_name(t->dtype));
     else
         dsc__fail(ctx, DSC_ERR_INVALID, "%s: %s (tensor %s, shape %s) has dtype %s, expected f32 or f64", op, arg,
                   dsc_tensor_name(t), dsc__shape_str(t, s, sizeof s), dsc_dtype_name(t->dtype));
+    return false;
+}
+
+/* Checks that `t` is a float dtype the kernels take (f32, f64, bf16, f16). */
+static inline bool dsc__op_check_kernel_float(dsc_ctx_t *ctx, const char *op, const char *arg,
+                                              const dsc_tensor_t *t) {
+    if (dsc__op_is_kernel_dtype(t->dtype)) return true;
+    char s[DSC_OP_SHAPE_BUF];
+    dsc__fail(ctx, DSC_ERR_INVALID, "%s: %s (tensor %s, shape %s) has dtype %s, expected f32, f64, bf16 or f16", op,
+              arg, dsc_tensor_name(t), dsc__shape_str(t, s, sizeof s), dsc_dtype_name(t->dtype));
     return false;
 }
 
@@ -57,15 +84,19 @@ static inline bool dsc__op_check_dtype(dsc_ctx_t *ctx, const char *op, const cha
     return false;
 }
 
-/* Checks that a and b are both f32/f64 (see dsc__op_check_float) and of the same dtype. */
+/* Checks that a and b are both kernel floats (f32, f64, bf16, f16) of the same dtype; a
+ * mix is refused (see the dtype rules above). */
 static inline bool dsc__op_check_same_dtype(dsc_ctx_t *ctx, const char *op, const char *name_a,
                                             const dsc_tensor_t *a, const char *name_b, const dsc_tensor_t *b) {
-    if (!dsc__op_check_float(ctx, op, name_a, a) || !dsc__op_check_float(ctx, op, name_b, b)) return false;
+    if (!dsc__op_check_kernel_float(ctx, op, name_a, a) || !dsc__op_check_kernel_float(ctx, op, name_b, b))
+        return false;
     if (a->dtype == b->dtype) return true;
     char sa[DSC_OP_SHAPE_BUF], sb[DSC_OP_SHAPE_BUF];
-    dsc__fail(ctx, DSC_ERR_INVALID, "%s: %s %s has dtype %s but %s %s has dtype %s (inputs must share one dtype)",
-              op, name_a, dsc__shape_str(a, sa, sizeof sa), dsc_dtype_name(a->dtype), name_b,
-              dsc__shape_str(b, sb, sizeof sb), dsc_dtype_name(b->dtype));
+    dsc__fail(ctx, DSC_ERR_INVALID,
+              "%s: %s (tensor %s, shape %s) has dtype %s but %s (tensor %s, shape %s) has dtype %s (inputs must "
+              "share one dtype; convert one with dsc_cast)",
+              op, name_a, dsc_tensor_name(a), dsc__shape_str(a, sa, sizeof sa), dsc_dtype_name(a->dtype), name_b,
+              dsc_tensor_name(b), dsc__shape_str(b, sb, sizeof sb), dsc_dtype_name(b->dtype));
     return false;
 }
 

@@ -101,7 +101,7 @@ static void scale_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 
 dsc_tensor_t *dsc_scale(dsc_ctx_t *ctx, dsc_tensor_t *x, double s) {
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, "dsc_scale", "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, "dsc_scale", "x", x)) return NULL;
     dsc_tensor_t *out = dsc__tensor_empty_like(ctx, x);
     if (!out) return NULL;
     ctx->backend->scale(x->dtype, x->numel, s, x->data, out->data);
@@ -126,7 +126,7 @@ static void unary_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 
 static dsc_tensor_t *unary_impl(dsc_ctx_t *ctx, const char *name, dsc_unary_op_t op, dsc_tensor_t *x) {
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, name, "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, name, "x", x)) return NULL;
     dsc_tensor_t *out = dsc__tensor_empty_like(ctx, x);
     if (!out) return NULL;
     ctx->backend->unary(x->dtype, op, x->numel, x->data, out->data);

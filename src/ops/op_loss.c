@@ -74,7 +74,7 @@ static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *logits, dsc_tensor_t *targets,
                                         int32_t ignore_index, bool consume) {
     if (!ctx || !logits || !targets) return NULL;
-    if (!dsc__op_check_float(ctx, op, "logits", logits)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, op, "logits", logits)) return NULL;
     if (!dsc__op_check_dtype(ctx, op, "targets", targets, DSC_I32)) return NULL;
     char sl[DSC_OP_SHAPE_BUF], st[DSC_OP_SHAPE_BUF];
     int64_t v = dsc__op_last_dim(logits), rows = dsc__op_rows(logits);

@@ -15,7 +15,7 @@ static void softmax_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 
 dsc_tensor_t *dsc_softmax(dsc_ctx_t *ctx, dsc_tensor_t *x) {
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, "dsc_softmax", "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, "dsc_softmax", "x", x)) return NULL;
     dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
     if (!y) return NULL;
     ctx->backend->softmax(x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, y->data);
@@ -25,7 +25,7 @@ dsc_tensor_t *dsc_softmax(dsc_ctx_t *ctx, dsc_tensor_t *x) {
 
 /* ---- layer norm ------------------------------------------------------------------- */
 
-/* in: x, weight, bias (may be NULL); saved: mean, rstd. */
+/* in: x, weight, bias (may be NULL); saved: mean, rstd (f32 for 16-bit x). */
 static void layernorm_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     dsc_tensor_t *dx = dsc__grad(ctx, x), *dw = dsc__grad(ctx, w), *db = b ? dsc__grad(ctx, b) : NULL;
@@ -46,8 +46,10 @@ dsc_tensor_t *dsc_layernorm(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *weigh
     if (!(eps >= 0) || isinf(eps)) return dsc__fail(ctx, DSC_ERR_INVALID, "%s: eps = %g must be finite and >= 0", op, eps);
 
     dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
-    dsc_tensor_t *mean = dsc__tensor_empty(ctx, x->dtype, 1, &rows);
-    dsc_tensor_t *rstd = dsc__tensor_empty(ctx, x->dtype, 1, &rows);
+    /* the statistics stay f32 for 16-bit x (backend.h) */
+    const dsc_dtype_t stat_dt = dsc__op_is_half(x->dtype) ? DSC_F32 : x->dtype;
+    dsc_tensor_t *mean = dsc__tensor_empty(ctx, stat_dt, 1, &rows);
+    dsc_tensor_t *rstd = dsc__tensor_empty(ctx, stat_dt, 1, &rows);
     if (!y || !mean || !rstd) return NULL;
     ctx->backend->layernorm(x->dtype, rows, n, eps, x->data, weight->data, bias ? bias->data : NULL, y->data,
                             mean->data, rstd->data);
@@ -77,7 +79,7 @@ dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *tab
     static const char op[] = "dsc_embedding";
     if (!ctx || !ids || !table) return NULL;
     if (!dsc__op_check_dtype(ctx, op, "ids", ids, DSC_I32)) return NULL;
-    if (!dsc__op_check_float(ctx, op, "table", table)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, op, "table", table)) return NULL;
     if (!dsc__op_check_ndim(ctx, op, "table", table, 2, 2)) return NULL;
     if (!dsc__op_check_ndim(ctx, op, "ids", ids, 1, DSC_MAX_DIMS - 1)) return NULL;
     int64_t v = table->shape[0], c = table->shape[1];
@@ -118,7 +120,7 @@ static void dropout_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
     static const char op[] = "dsc_dropout";
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, op, "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, op, "x", x)) return NULL;
     if (!(p >= 0 && p < 1)) {
         char s[DSC_OP_SHAPE_BUF];
         return dsc__fail(ctx, DSC_ERR_INVALID, "%s: p = %g for x (tensor %s, shape %s) must be in [0, 1)", op, p,

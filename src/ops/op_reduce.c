@@ -22,7 +22,7 @@ static void sum_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 
 static dsc_tensor_t *reduce_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t *x, bool mean) {
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, name, "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, name, "x", x)) return NULL;
     const int64_t one = 1;
     dsc_tensor_t *out = dsc__tensor_empty(ctx, x->dtype, 1, &one);
     if (!out) return NULL;

@@ -24,7 +24,7 @@ static const char *req_shape_str(int ndim, const int64_t *shape, char *buf, size
 static dsc_tensor_t *reshape_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t *x, int ndim, const int64_t *shape) {
     if (!ctx || !x) return NULL;
     char sx[DSC_OP_SHAPE_BUF], sr[DSC_OP_SHAPE_BUF];
-    if (x->dtype != DSC_I32 && !dsc__op_check_float(ctx, name, "x", x)) return NULL;
+    if (x->dtype != DSC_I32 && !dsc__op_check_kernel_float(ctx, name, "x", x)) return NULL;
     if (ndim < 1 || ndim > DSC_MAX_DIMS || !shape)
         return dsc__fail(ctx, DSC_ERR_INVALID, "%s: x %s: new shape must have 1 to %d dims, got %d", name,
                          dsc__shape_str(x, sx, sizeof sx), DSC_MAX_DIMS, shape ? ndim : 0);
@@ -66,7 +66,7 @@ static dsc_tensor_t *reshape_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t
     out->numel = x->numel;
     out->dtype = x->dtype;
     out->data = x->data;
-    if (dsc__op_is_compute_dtype(x->dtype) && dsc__needs_grad(ctx, 1, &x))
+    if (dsc__op_is_kernel_dtype(x->dtype) && dsc__needs_grad(ctx, 1, &x))
         if (!dsc__record(ctx, name, reshape_backward, out, 1, &x)) return NULL;
     return out;
 }
@@ -109,7 +109,7 @@ static void transpose_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 
 dsc_tensor_t *dsc_transpose(dsc_ctx_t *ctx, dsc_tensor_t *x, int d0, int d1) {
     if (!ctx || !x) return NULL;
-    if (!dsc__op_check_float(ctx, "dsc_transpose", "x", x)) return NULL;
+    if (!dsc__op_check_kernel_float(ctx, "dsc_transpose", "x", x)) return NULL;
     int a0 = d0 < 0 ? d0 + x->ndim : d0, a1 = d1 < 0 ? d1 + x->ndim : d1;
     if (a0 < 0 || a0 >= x->ndim || a1 < 0 || a1 >= x->ndim) {
         char sx[DSC_OP_SHAPE_BUF];

@@ -866,8 +866,9 @@ static void test_errors(void) {
     EXPECT_ERROR(ctx, dsc_dropout(ctx, x, 1.5), "dsc_dropout"); /* checked in eval mode too */
     dsc_ctx_set_training(ctx, true);
 
-    /* f16 storage must be cast first. */
-    EXPECT_ERROR(ctx, dsc_softmax(ctx, dsc_tensor_new_1d(ctx, DSC_F16, 4)), "dsc_softmax", "f16", "dsc_cast");
+    /* A 16-bit input with f32 parameters must be cast explicitly. */
+    dsc_tensor_t *x16 = dsc_tensor_new_2d(ctx, DSC_BF16, 4, 6);
+    EXPECT_ERROR(ctx, dsc_layernorm(ctx, x16, w6, NULL, 1e-5), "dsc_layernorm", "bf16", "f32", "dsc_cast");
     EXPECT_ERROR(ctx, dsc_softmax(ctx, dsc_tensor_new_1d(ctx, DSC_I32, 4)), "dsc_softmax", "i32");
 
     /* NULL inputs propagate quietly. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "ops/cpu/cpu_half.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/cpu_simd.h"
 
@@ -57,6 +58,10 @@ static int gemm_panels(int64_t m, int64_t n, int64_t k) {
 
 void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                   const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     if (m <= 0 || n <= 0) return;
     if (k <= 0) { /* empty inner dimension: C = beta * C */
         for (int64_t i = 0; i < m; i++) {
@@ -318,18 +323,30 @@ DEFINE_KERNELS(double, f64, tanh, exp)
 
 void dsc_cpu_binary(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
                     void *out) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_binary(dt, op, n_a, a, n_b, b, out);
+        return;
+    }
     if (n_a <= 0 || n_b <= 0) return;
     if (dt == DSC_F32) binary_f32(op, n_a, a, n_b, b, out);
     else if (dt == DSC_F64) binary_f64(op, n_a, a, n_b, b, out);
 }
 
 void dsc_cpu_axpy(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_axpy(dt, n, alpha, x, y);
+        return;
+    }
     if (n <= 0) return;
     if (dt == DSC_F32) axpy_f32(n, (float)alpha, x, y);
     else if (dt == DSC_F64) axpy_f64(n, alpha, x, y);
 }
 
 void dsc_cpu_mul_acc(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_mul_acc(dt, n, alpha, x, n_w, w, y);
+        return;
+    }
     if (n <= 0 || n_w <= 0) return;
     if (dt == DSC_F32) mul_acc_f32(n, (float)alpha, x, n_w, w, y);
     else if (dt == DSC_F64) mul_acc_f64(n, alpha, x, n_w, w, y);
@@ -352,6 +369,10 @@ static void sum_rows_simd_f32(int64_t n_rows, int64_t n_cols, double alpha, cons
 }
 
 void dsc_cpu_sum_rows_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_sum_rows(dt, n_rows, n_cols, alpha, x, NULL, y);
+        return;
+    }
     if (n_rows <= 0 || n_cols <= 0) return;
     if (dt == DSC_F32) sum_rows_simd_f32(n_rows, n_cols, alpha, x, NULL, y);
     else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, NULL, y);
@@ -359,12 +380,17 @@ void dsc_cpu_sum_rows_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double
 
 void dsc_cpu_sum_rows_mul_acc(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
                               const void *w, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_sum_rows(dt, n_rows, n_cols, alpha, x, w, y);
+        return;
+    }
     if (n_rows <= 0 || n_cols <= 0) return;
     if (dt == DSC_F32) sum_rows_simd_f32(n_rows, n_cols, alpha, x, w, y);
     else if (dt == DSC_F64) sum_rows_f64(n_rows, n_cols, alpha, x, w, y);
 }
 
 double dsc_cpu_sum(dsc_dtype_t dt, int64_t n, const void *x) {
+    if (dsc__cpu_is_half(dt)) return dsc__cpu_half_sum(dt, n, x);
     if (n <= 0) return 0;
     if (dt == DSC_F32) return sum_f32(n, x);
     if (dt == DSC_F64) return sum_f64(n, x);
@@ -372,12 +398,20 @@ double dsc_cpu_sum(dsc_dtype_t dt, int64_t n, const void *x) {
 }
 
 void dsc_cpu_scale(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_scale(dt, n, s, x, y);
+        return;
+    }
     if (n <= 0) return;
     if (dt == DSC_F32) scale_f32(n, (float)s, x, y);
     else if (dt == DSC_F64) scale_f64(n, s, x, y);
 }
 
 void dsc_cpu_fill(dsc_dtype_t dt, int64_t n, double value, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_fill(dt, n, value, y);
+        return;
+    }
     if (n <= 0) return;
     if (dt == DSC_F32) fill_f32(n, (float)value, y);
     else if (dt == DSC_F64) fill_f64(n, value, y);
@@ -397,6 +431,10 @@ static void gelu_simd_f32(int64_t n, const float *x, const float *dy, float *y) 
 }
 
 void dsc_cpu_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_unary(dt, op, n, x, y);
+        return;
+    }
     if (n <= 0) return;
     if (dt == DSC_F32 && op == DSC_UNARY_GELU) gelu_simd_f32(n, x, NULL, y);
     else if (dt == DSC_F32) unary_f32(op, n, x, y);
@@ -405,6 +443,10 @@ void dsc_cpu_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, 
 
 void dsc_cpu_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
                             const void *dy, void *dx) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_unary_backward(dt, op, n, x, y, dy, dx);
+        return;
+    }
     if (n <= 0) return;
     if (dt == DSC_F32 && op == DSC_UNARY_GELU) gelu_simd_f32(n, x, dy, dx);
     else if (dt == DSC_F32) unary_backward_f32(op, n, x, y, dy, dx);
@@ -413,6 +455,10 @@ void dsc_cpu_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const 
 
 void dsc_cpu_transpose(dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,
                        const void *x, void *out, bool accumulate) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_transpose(dt, outer, d0, mid, d1, inner, x, out, accumulate);
+        return;
+    }
     if (outer <= 0 || d0 <= 0 || mid <= 0 || d1 <= 0 || inner <= 0) return;
     if (dt == DSC_F32) transpose_f32(outer, d0, mid, d1, inner, x, out, accumulate);
     else if (dt == DSC_F64) transpose_f64(outer, d0, mid, d1, inner, x, out, accumulate);

@@ -269,6 +269,7 @@ static void FN(dropout)(int64_t n, uint32_t thr, T ks, uint64_t seed, uint64_t o
 #include <math.h>
 #include <stdlib.h>
 
+#include "ops/cpu/cpu_half.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/cpu_simd.h"
 
@@ -304,34 +305,58 @@ static void FN(dropout)(int64_t n, uint32_t thr, T ks, uint64_t seed, uint64_t o
 #undef DSC_CPU_NN_TEMPLATE
 
 void dsc_cpu_softmax(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_softmax(dt, n_rows, n_cols, x, y);
+        return;
+    }
     if (dt == DSC_F64) softmax_f64(n_rows, n_cols, x, y);
     else softmax_f32(n_rows, n_cols, x, y);
 }
 
 void dsc_cpu_softmax_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy, void *dx) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_softmax_backward(dt, n_rows, n_cols, y, dy, dx);
+        return;
+    }
     if (dt == DSC_F64) softmax_backward_f64(n_rows, n_cols, y, dy, dx);
     else softmax_backward_f32(n_rows, n_cols, y, dy, dx);
 }
 
 void dsc_cpu_layernorm(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
                        const void *b, void *y, void *mean, void *rstd) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_layernorm(dt, n_rows, n_cols, eps, x, w, b, y, mean, rstd);
+        return;
+    }
     if (dt == DSC_F64) layernorm_f64(n_rows, n_cols, eps, x, w, b, y, mean, rstd);
     else layernorm_f32(n_rows, n_cols, eps, x, w, b, y, mean, rstd);
 }
 
 void dsc_cpu_layernorm_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
                                 const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_layernorm_backward(dt, n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
+        return;
+    }
     if (dt == DSC_F64) layernorm_backward_f64(n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
     else layernorm_backward_f32(n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
 }
 
 void dsc_cpu_embedding(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table, void *out) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_embedding(n_ids, n_cols, ids, table, out);
+        return;
+    }
     if (dt == DSC_F64) embedding_f64(n_ids, n_cols, ids, table, out);
     else embedding_f32(n_ids, n_cols, ids, table, out);
 }
 
 void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
                                 void *dtable) {
+    if (dsc__cpu_is_half(dt)) {
+        dsc__cpu_half_embedding_backward(dt, n_ids, n_cols, ids, dout, dtable);
+        return;
+    }
     if (dt == DSC_F64) embedding_backward_f64(n_ids, n_cols, ids, dout, dtable);
     else embedding_backward_f32(n_ids, n_cols, ids, dout, dtable);
 }
