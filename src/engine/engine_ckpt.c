@@ -864,8 +864,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
         st = dsc_amp_f32_to_half(dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
-    if (e->plan.stage >= 1 && (st = dsc__zero_allgather_updates(e->zero))) return st; /* its message names the rank */
-    dsc__zero_zero_grads(e->zero);
+    if ((st = dsc__zero_finish_step(e->zero))) return st; /* its message names the rank; gradients zeroed */
     e->backwards_since_step = 0;
     e->last_loss = e->grad_norm = e->grad_norm_clipped = NAN;
     e->last_loss_slot = -1;

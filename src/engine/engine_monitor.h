@@ -11,7 +11,7 @@
  *                    ... stage 2 reduce-scatter (dsc__zero_after_backward) ...
  *                    dsc__engine_monitor_backward_end(m)
  *   dsc_step:        dsc__engine_monitor_step_begin(m)
- *                    ... at the boundary, around dsc__zero_reduce_gradients:
+ *                    ... at the boundary, around dsc__zero_reduce_gradients (with the overflow / norm scan):
  *                    dsc__engine_monitor_reduce_begin(m) / dsc__engine_monitor_reduce_end(m)
  *                    ... counters updated (global_steps, global_samples) ...
  *                    dsc__engine_monitor_step_end(m, boundary, global_samples, lr, fp16, loss_scale)

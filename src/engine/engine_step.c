@@ -162,14 +162,12 @@ dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e) {
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
     dsc__engine_monitor_reduce_begin(e->monitor);
-    dsc_status_t rc = dsc__zero_reduce_gradients(e->zero);
-    dsc__engine_monitor_reduce_end(e->monitor);
-    if (rc != DSC_OK) return rc;
-    /* Overflow flag and sum of squares of the summed gradient, over all ranks. */
+    /* The summed gradient, its overflow flag and sum of squares over all ranks. */
     bool overflow = false;
     double sumsq = 0;
-    rc = dsc__zero_grad_stats(e->zero, &overflow, &sumsq);
+    dsc_status_t rc = dsc__zero_reduce_gradients(e->zero, &overflow, &sumsq);
     e->host_reads++; /* the step's one read of device values: overflow and norm */
+    dsc__engine_monitor_reduce_end(e->monitor);
     if (rc != DSC_OK) return rc;
     overflow = overflow && e->check_overflow;
     /* acc32 holds sums over ranks: the mean is 1/N of it (folded into the scale below). */
@@ -200,9 +198,8 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
                             e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
                             e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
-    rc = dsc__zero_allgather_updates(e->zero);
+    rc = dsc__zero_finish_step(e->zero); /* the update on every rank; gradients zeroed */
     if (rc != DSC_OK) return rc;
-    dsc_zero_grad(e);
     if (e->scheduler) {
         rc = dsc_sched_step(e->scheduler);
         if (rc != DSC_OK) return dsc__engine_fail(e, rc, "LR scheduler step failed: %s", dsc_sched_errmsg(e->scheduler));

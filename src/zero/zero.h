@@ -7,11 +7,12 @@
  * One optimizer step, as the engine calls it (src/engine/engine_step.c):
  *   dsc_backward:  (autograd; at stages 2-3 the parameter hooks send each layer's gradients)
  *                  dsc__zero_after_backward        fp32 accumulation / the unscoped sends
- *   dsc_step:      dsc__zero_reduce_gradients      this rank's summed fp32 gradient in grad32
- *                  dsc__zero_grad_stats            overflow and sum of squares, over all ranks
+ *   dsc_step:      dsc__zero_reduce_gradients      this rank's summed fp32 gradient in grad32,
+ *                                                  overflow and sum of squares over all ranks
  *                  (the optimizer updates master, and the 16-bit local params)
- *                  dsc__zero_allgather_updates     every rank's working copy up to date
- *                  dsc__zero_zero_grads */
+ *                  dsc__zero_finish_step           every rank's working copy up to date,
+ *                                                  gradients zeroed
+ *                  (a skipped step calls dsc__zero_zero_grads instead) */
 #ifndef DSC_ZERO_ZERO_H
 #define DSC_ZERO_ZERO_H
 
@@ -67,14 +68,13 @@ void dsc__zero_free(dsc_zero_t *z);
  * communicating). */
 dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok);
 /* At the boundary: leaves the gradient summed over ranks of this rank's extent in grad32
- * (not yet divided by the world size). */
-dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z);
-/* Overflow (inf/NaN anywhere) and the sum of squares of the summed gradient, over every
- * rank's extent. */
-dsc_status_t dsc__zero_grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq);
+ * (not yet divided by the world size), and returns whether any rank's holds inf/NaN and the
+ * sum of squares over every rank's extent (read on the host: the step's one read). */
+dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z, bool *overflow, double *sumsq);
 /* After the optimizer updated master (and the 16-bit local params): every rank's working
- * copy gets the update (stages 1-2 all-gather; stage 3 re-gathers what is held gathered). */
-dsc_status_t dsc__zero_allgather_updates(dsc_zero_t *z);
+ * copy gets the update (stages 1-2 all-gather; stage 3 re-gathers what is held gathered),
+ * then every gradient buffer is zeroed. */
+dsc_status_t dsc__zero_finish_step(dsc_zero_t *z);
 /* Zeroes every gradient buffer. */
 dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z);
 

@@ -209,7 +209,9 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
     return rc;
 }
 
-dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z) {
+static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq);
+
+static dsc_status_t reduce(dsc_zero_t *z) {
     const size_t P = (size_t)z->plan.padded;
     const bool mixed = z->model_dtype != DSC_F32;
     dsc_status_t rc = DSC_OK;
@@ -243,7 +245,14 @@ dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z) {
     return rc; /* stages 2 and 3 reduced during each backward */
 }
 
-dsc_status_t dsc__zero_allgather_updates(dsc_zero_t *z) {
+dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z, bool *overflow, double *sumsq) {
+    *overflow = false;
+    *sumsq = 0;
+    dsc_status_t rc = reduce(z);
+    return rc == DSC_OK ? grad_stats(z, overflow, sumsq) : rc;
+}
+
+static dsc_status_t allgather_updates(dsc_zero_t *z) {
     if (z->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
     if (z->plan.stage == 3) return dsc__zero3_refresh(z); /* persistent and currently gathered ones */
     const size_t ms = msize(z), k = (size_t)z->plan.part;
@@ -259,7 +268,12 @@ void *dsc__zero_local_params(const dsc_zero_t *z) {
     return z->params; /* stage 0: everything; stage 3: the local shards */
 }
 
-dsc_status_t dsc__zero_grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq) {
+dsc_status_t dsc__zero_finish_step(dsc_zero_t *z) {
+    dsc_status_t rc = allgather_updates(z);
+    return rc == DSC_OK ? dsc__zero_zero_grads(z) : rc;
+}
+
+static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq) {
     /* This rank's extent; partitions are combined across ranks (stage 0 ranks already hold
      * the same reduced sum). */
     *overflow = false;
