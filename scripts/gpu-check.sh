@@ -7,7 +7,8 @@
 #   GPU_BUNDLE=DIR scripts/gpu-check.sh LOGDIR
 #                                          from carried binaries: DIR holds test_cuda_*,
 #                                          bench_cuda_kernels and lib/ (the shared libraries the
-#                                          GPU machine lacks: OpenBLAS, gfortran, ...); the
+#                                          GPU machine lacks: OpenBLAS, gfortran, ...; or
+#                                          lib.tgz holding lib/); the
 #                                          tests run through a generated ctest file.
 # Environment: SANITIZE_SECONDS (default 0 = off) runs compute-sanitizer memcheck over the
 # tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
@@ -25,11 +26,16 @@ status=0
   nvcc --version 2>/dev/null | tail -2 || true
 } | tee "$LOGDIR/device.txt"
 
-# cuBLASLt comes from the machine (it is 500 MB): the toolkit's, or PyTorch's wheel.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia.cublas, os; print(os.path.join(nvidia.cublas.__path__[0], "lib"))' 2>/dev/null); do
-  if [ -e "$d/libcublasLt.so.13" ]; then export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; echo "cuBLASLt from $d" | tee -a "$LOGDIR/device.txt"; break; fi
+# cuBLASLt comes from the machine (it is 500 MB): the toolkit's, or a wheel's (PyTorch's).
+cublas_dir=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -e "$d/libcublasLt.so.13" ] && { cublas_dir=$d; break; }
 done
+[ -n "$cublas_dir" ] || cublas_dir=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)" 2>/dev/null)
+if [ -n "$cublas_dir" ]; then
+  export LD_LIBRARY_PATH="$cublas_dir:${LD_LIBRARY_PATH:-}"
+  echo "cuBLASLt from $cublas_dir" | tee -a "$LOGDIR/device.txt"
+fi
 
 run_one() { # name command...: runs, logs, records the exit status
   local name=$1; shift
@@ -44,7 +50,12 @@ run_one() { # name command...: runs, logs, records the exit status
 
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(cd "$GPU_BUNDLE" && pwd)
-  export LD_LIBRARY_PATH="$B/lib:${LD_LIBRARY_PATH:-}"
+  libdir="$B/lib"
+  if [ ! -d "$libdir" ] && [ -f "$B/lib.tgz" ]; then # the libraries travel compressed
+    libdir=$(mktemp -d)/lib
+    tar xzf "$B/lib.tgz" -C "$(dirname "$libdir")"
+  fi
+  export LD_LIBRARY_PATH="$libdir:${LD_LIBRARY_PATH:-}"
   for t in "$B"/test_cuda_*; do ldd "$t"; done >"$LOGDIR/ldd.txt" 2>&1
   grep -q "not found" "$LOGDIR/ldd.txt" && { echo "missing libraries:"; grep "not found" "$LOGDIR/ldd.txt"; } | tee -a "$LOGDIR/summary.txt"
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} OPENBLAS_NUM_THREADS=1
