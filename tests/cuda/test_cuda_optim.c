@@ -4,7 +4,8 @@
  *    dsc_amp_unscale_clip;
  *  - optim: every element-wise optimizer kernel (Adam/AdamW, Lion, Adagrad, SGD, RMSprop,
  *    Adamax, Lamb pass 2) in its configurations vs dsc__optim_kernels_scalar, with f32 and
- *    16-bit gradients and the bf16/f16 parameter copies; Lamb pass 1's block norms.
+ *    16-bit gradients and the bf16/f16 parameter copies; Lamb pass 1's block norms, the trust
+ *    ratios computed on the device and pass 2 with the per-segment coefficients.
  * Each kernel also runs twice with identical bits. Exits 77 (skipped) without a GPU. */
 #include <math.h>
 #include <stdio.h>
@@ -304,6 +305,61 @@ static void t_lamb1(void) {
     float *gm = cc_get(&m), *gv = cc_get(&v);
     cc_bits("lamb1 m vs CPU", DSC_F32, gm, cm, (size_t)n * 4);
     cc_bits("lamb1 v vs CPU", DSC_F32, gv, cv, (size_t)n * 4);
+    /* trust ratios on the device (optim.c's run_lamb formula, written out here) and pass 2 */
+    int64_t first[4], bseg[16], b_at = 0;
+    for (int sg = 0; sg < 3; sg++) {
+        first[sg] = b_at;
+        b_at += (seg_len[sg] + DSC_LAMB_BLOCK - 1) / DSC_LAMB_BLOCK;
+        for (int64_t b = first[sg]; b < b_at; b++) bseg[b] = sg;
+    }
+    first[3] = b_at;
+    const double lr_eff = 1e-3, min_c = 0.01, max_c = 10.0;
+    float ccoef[3], cseg[3];
+    for (int sg = 0; sg < 3; sg++) {
+        double wsq = 0.0, usq = 0.0;
+        for (int64_t b = first[sg]; b < first[sg + 1]; b++) wsq += cpart[2 * b], usq += cpart[2 * b + 1];
+        const double wn = sqrt(wsq), un = sqrt(usq);
+        double r = 1.0;
+        if (wn != 0.0 && un != 0.0) {
+            r = wn / un;
+            if (r > max_c) r = max_c;
+            if (r < min_c) r = min_c;
+        }
+        ccoef[sg] = (float)r, cseg[sg] = (float)(-(lr_eff * r));
+    }
+    int64_t *dfirst = cc_upload(first, sizeof first), *dbseg = cc_upload(bseg, (size_t)nb * 8);
+    float *dcoef = NULL, *dseg = NULL;
+    uint16_t *dhalf = NULL;
+    CK(dsc_cuda_malloc((void **)&dcoef, 16));
+    CK(dsc_cuda_malloc((void **)&dseg, 16));
+    CK(dsc_cuda_malloc((void **)&dhalf, (size_t)n * 2));
+    CK(dsc_cuda_lamb_coef(NULL, dpart, dfirst, 3, lr_eff, min_c, max_c, dcoef, dseg));
+    float *gc = cc_raw(dcoef, 12), *gs = cc_raw(dseg, 12);
+    cc_bits("lamb trust ratios vs CPU formula", DSC_F32, gc, ccoef, 12);
+    cc_bits("lamb segment coefficients vs CPU formula", DSC_F32, gs, cseg, 12);
+    s.half = DSC_OPTIM_HALF_BF16;
+    float *cp2 = malloc((size_t)n * 4);
+    memcpy(cp2, p.init, (size_t)n * 4);
+    uint16_t *chalf = malloc((size_t)n * 2);
+    for (int64_t b = 0; b < nb; b++) {
+        dsc_optim_scalars_t sl = s;
+        sl.coef = cseg[bseg[b]];
+        const size_t a = blk[2 * b], len = blk[2 * b + 1];
+        dsc__optim_kernels_scalar.lamb2(&sl, cp2 + a, NULL, cm + a, cv + a, NULL, chalf + a, len);
+    }
+    void *r2[2];
+    for (int r = 0; r < 2; r++) {
+        cc_reset(&p);
+        CK(dsc_cuda_lamb2_blocks(NULL, &s, (float *)p.d, (const float *)m.d, (const float *)v.d, dhalf, dblk, dbseg, nb,
+                                 dseg));
+        r2[r] = cc_raw(p.d, (size_t)n * 4);
+    }
+    cc_repeat("lamb2 blocks", DSC_F32, r2[0], r2[1], (size_t)n * 4);
+    cc_bits("lamb2 blocks param vs CPU", DSC_F32, r2[0], cp2, (size_t)n * 4);
+    uint16_t *gh = cc_raw(dhalf, (size_t)n * 2);
+    cc_bits("lamb2 blocks bf16 copy vs CPU", DSC_BF16, gh, chalf, (size_t)n * 2);
+    free(gh), free(r2[0]), free(r2[1]), free(cp2), free(chalf), free(gc), free(gs);
+    dsc_cuda_free(dfirst), dsc_cuda_free(dbseg), dsc_cuda_free(dcoef), dsc_cuda_free(dseg), dsc_cuda_free(dhalf);
     free(gm), free(gv), free(gp[0]), free(gp[1]), free(cm), free(cv);
     dsc_cuda_free(dblk), dsc_cuda_free(dpart);
     cc_free(&p), cc_free(&g), cc_free(&m), cc_free(&v);

@@ -197,6 +197,17 @@ int dsc_cuda_optim_step(void *stream, dsc_cuda_optim_kind_t kind, const struct d
  * {start, len} pairs (uint64). */
 int dsc_cuda_lamb1(void *stream, const struct dsc_optim_scalars *s, const float *p, const float *g, float *m, float *v,
                    const uint64_t *blocks, int64_t n_blocks, double *partials);
+/* Lamb trust ratios on the device (optim.c's run_lamb, no host read): segment sg owns blocks
+ * seg_first_block[sg] .. seg_first_block[sg + 1] - 1 (device array of n_seg + 1); its norms
+ * sum those blocks' partials in order; r = ||p|| / ||u|| clamped to [min_coeff, max_coeff]
+ * (1 when either norm is 0); coeffs[sg] = r, seg_coef[sg] = -(lr_eff * r) (floats). */
+int dsc_cuda_lamb_coef(void *stream, const double *partials, const int64_t *seg_first_block, int64_t n_seg,
+                       double lr_eff, double min_coeff, double max_coeff, float *coeffs, float *seg_coef);
+/* Lamb pass 2 over the blocks with each block's segment coefficient from the device:
+ * block_seg[b] (device, n_blocks) names block b's segment; s->coef is ignored. */
+int dsc_cuda_lamb2_blocks(void *stream, const struct dsc_optim_scalars *s, float *p, const float *m, const float *v,
+                          uint16_t *half, const uint64_t *blocks, const int64_t *block_seg, int64_t n_blocks,
+                          const float *seg_coef);
 
 #ifdef __cplusplus
 }

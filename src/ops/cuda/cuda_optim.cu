@@ -177,3 +177,58 @@ extern "C" int dsc_cuda_lamb1(void *stream, const struct dsc_optim_scalars *s, c
                                                                                 partials);
     DSC_CUDA_LAUNCHED();
 }
+
+__global__ void k_lamb_coef(const double *partials, const int64_t *first, int64_t n_seg, double lr_eff,
+                            double min_coeff, double max_coeff, float *coeffs, float *seg_coef) {
+    for (int64_t sg = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; sg < n_seg; sg += (int64_t)gridDim.x * blockDim.x) {
+        double wsq = 0.0, usq = 0.0;
+        for (int64_t b = first[sg]; b < first[sg + 1]; b++) {
+            wsq += partials[2 * b];
+            usq += partials[2 * b + 1];
+        }
+        const double wn = sqrt(wsq), un = sqrt(usq);
+        double r = 1.0;
+        if (wn != 0.0 && un != 0.0) {
+            r = wn / un;
+            if (r > max_coeff) r = max_coeff;
+            if (r < min_coeff) r = min_coeff;
+        }
+        if (coeffs) coeffs[sg] = (float)r;
+        seg_coef[sg] = (float)(-(lr_eff * r));
+    }
+}
+
+extern "C" int dsc_cuda_lamb_coef(void *stream, const double *partials, const int64_t *seg_first_block, int64_t n_seg,
+                                  double lr_eff, double min_coeff, double max_coeff, float *coeffs, float *seg_coef) {
+    if (n_seg <= 0) return 0;
+    k_lamb_coef<<<dsc_grid(n_seg, 128), 128, 0, DSC_STREAM(stream)>>>(partials, seg_first_block, n_seg, lr_eff,
+                                                                      min_coeff, max_coeff, coeffs, seg_coef);
+    DSC_CUDA_LAUNCHED();
+}
+
+/* One CUDA block per Lamb block; the LAMB_U expression of optim_kernels.inc.h. */
+__global__ void k_lamb2_blocks(dsc_optim_scalars_t s, float *p, const float *m, const float *v, uint16_t *half,
+                               const uint64_t *blocks, const int64_t *block_seg, const float *seg_coef) {
+    const int64_t b = blockIdx.x;
+    const uint64_t a = blocks[2 * b], len = blocks[2 * b + 1];
+    const float coef = seg_coef[block_seg[b]];
+    for (uint64_t j = threadIdx.x; j < len; j += blockDim.x) {
+        const uint64_t i = a + j;
+        float pv = p[i];
+        const float mv = m[i], vv = v[i];
+        const float d = s.flag ? sqrtf(vv + s.eps) : sqrtf(vv) + s.eps;
+        float u = mv / d;
+        if (s.l2) u = u + s.wd * pv;
+        pv = pv + coef * u;
+        p[i] = pv;
+        store_half(half, (int64_t)i, pv, s.half);
+    }
+}
+
+extern "C" int dsc_cuda_lamb2_blocks(void *stream, const struct dsc_optim_scalars *s, float *p, const float *m,
+                                     const float *v, uint16_t *half, const uint64_t *blocks, const int64_t *block_seg,
+                                     int64_t n_blocks, const float *seg_coef) {
+    if (n_blocks <= 0) return 0;
+    k_lamb2_blocks<<<(unsigned)n_blocks, 256, 0, DSC_STREAM(stream)>>>(*s, p, m, v, half, blocks, block_seg, seg_coef);
+    DSC_CUDA_LAUNCHED();
+}
