@@ -60,3 +60,40 @@ if(DSC_CUDA)
   target_link_libraries(bench_cuda_kernels PRIVATE dsc_cuda dsc)
 endif()
 message(STATUS "dsc: CUDA kernels ${DSC_CUDA} (nvcc ${CMAKE_CUDA_COMPILER_VERSION})")
+
+# The same kernels on the CPU emulator (src/ops/cuda/cuda_emu.h): the .cu sources compiled by
+# the host C++ compiler, so the kernels' logic (indexing, barriers, shuffles, summation
+# orders, the bit-for-bit claims) is tested on every machine, CI included. gemm (cuBLASLt) is
+# not emulated. Tests test_cuda_*_emu, label cuda-emu.
+set(DSC_CUDA_EMU_DEFAULT OFF)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND DSC_BUILD_TESTS)
+  set(DSC_CUDA_EMU_DEFAULT ON)
+endif()
+option(DSC_CUDA_EMU "Test the CUDA kernels on the CPU emulator (x86-64)" ${DSC_CUDA_EMU_DEFAULT})
+if(DSC_CUDA_EMU)
+  enable_language(CXX)
+  set(DSC_CUDA_EMU_SOURCES ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_emu_runtime.cpp)
+  file(GLOB DSC_CUDA_KERNEL_FILES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/ops/cuda/*.cu)
+  list(FILTER DSC_CUDA_KERNEL_FILES EXCLUDE REGEX "/cuda_runtime\\.cu$") # cuBLASLt and the CUDA runtime
+  foreach(cu ${DSC_CUDA_KERNEL_FILES})
+    get_filename_component(name ${cu} NAME_WE)
+    file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp CONTENT "#include \"ops/cuda/${name}.cu\"\n")
+    list(APPEND DSC_CUDA_EMU_SOURCES ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp)
+  endforeach()
+  add_library(dsc_cuda_emu STATIC ${DSC_CUDA_EMU_SOURCES})
+  set_property(TARGET dsc_cuda_emu PROPERTY COMPILE_OPTIONS -Wall -Wno-unused-parameter -Wno-unused-function
+               -ffp-contract=off)
+  set_target_properties(dsc_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_compile_definitions(dsc_cuda_emu PUBLIC DSC_CUDA_EMU)
+  target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  file(GLOB DSC_CUDA_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
+  foreach(src ${DSC_CUDA_EMU_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name}_emu ${src})
+    target_include_directories(${name}_emu PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${name}_emu PRIVATE dsc_cuda_emu dsc stdc++)
+    add_test(NAME ${name}_emu COMMAND ${name}_emu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name}_emu PROPERTIES LABELS cuda-emu TIMEOUT 600
+                         ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")
+  endforeach()
+endif()

@@ -96,9 +96,9 @@ static int scan_t(cudaStream_t s, const void *data, const dsc_amp_segment_t *seg
     int64_t *first_block = (int64_t *)ws;
     double *seg_acc = (double *)(ws + round8((n_segs + 1) * 8));
     double *part = (double *)(ws + round8((n_segs + 1) * 8) + round8(n_segs * 8));
-    k_scan_prefix<<<1, 1, 0, s>>>(segs, n_segs, first_block);
-    k_scan_blocks<T><<<132 * 16, 16 * SCAN_GROUPS_PER_BLOCK, 0, s>>>((const T *)data, segs, n_segs, first_block, part);
-    k_scan_fold<<<1, 256, 0, s>>>(n_segs, first_block, part, seg_acc, seg_overflow, seg_sumsq, overflow, sumsq, n_bad);
+    DSC_LAUNCH_FLAT(1, 1, s, k_scan_prefix)(segs, n_segs, first_block);
+    DSC_LAUNCH(132 * 16, 16 * SCAN_GROUPS_PER_BLOCK, s, k_scan_blocks<T>)((const T *)data, segs, n_segs, first_block, part);
+    DSC_LAUNCH(1, 256, s, k_scan_fold)(n_segs, first_block, part, seg_acc, seg_overflow, seg_sumsq, overflow, sumsq, n_bad);
     DSC_CUDA_LAUNCHED();
 }
 
@@ -134,9 +134,9 @@ extern "C" int dsc_cuda_amp_accumulate(void *stream, float *acc, const void *g, 
     cudaStream_t s = DSC_STREAM(stream);
     const unsigned grid = dsc_grid(n, 256);
     switch (dt) {
-    case DSC_F32: k_amp_acc<float><<<grid, 256, 0, s>>>(acc, (const float *)g, n); break;
-    case DSC_BF16: k_amp_acc<dsc_bf16><<<grid, 256, 0, s>>>(acc, (const dsc_bf16 *)g, n); break;
-    case DSC_F16: k_amp_acc<dsc_f16><<<grid, 256, 0, s>>>(acc, (const dsc_f16 *)g, n); break;
+    case DSC_F32: DSC_LAUNCH_FLAT(grid, 256, s, k_amp_acc<float>)(acc, (const float *)g, n); break;
+    case DSC_BF16: DSC_LAUNCH_FLAT(grid, 256, s, k_amp_acc<dsc_bf16>)(acc, (const dsc_bf16 *)g, n); break;
+    case DSC_F16: DSC_LAUNCH_FLAT(grid, 256, s, k_amp_acc<dsc_f16>)(acc, (const dsc_f16 *)g, n); break;
     default: return (int)cudaErrorInvalidValue;
     }
     DSC_CUDA_LAUNCHED();
@@ -170,6 +170,6 @@ __global__ void k_unscale_clip(const double *sumsq, double scale, const double *
 }
 extern "C" int dsc_cuda_amp_unscale_clip(void *stream, const double *sumsq, double scale, const double *scale_dev,
                                          double clip, float *out, double *out_norm) {
-    k_unscale_clip<<<1, 1, 0, DSC_STREAM(stream)>>>(sumsq, scale, scale_dev, clip, out, out_norm);
+    DSC_LAUNCH_FLAT(1, 1, DSC_STREAM(stream), k_unscale_clip)(sumsq, scale, scale_dev, clip, out, out_norm);
     DSC_CUDA_LAUNCHED();
 }

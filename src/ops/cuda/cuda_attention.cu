@@ -233,12 +233,12 @@ static int attention_r(cudaStream_t s, int64_t B, int64_t T_, int64_t C, int64_t
     typedef typename dsc_acc<T>::type A;
     dim3 grid((unsigned)((T_ + ATT_W - 1) / ATT_W), (unsigned)(B * H));
     if (!backward) {
-        k_attention_fwd<T, R><<<grid, ATT_W * 32, 0, s>>>(T_, C, H, (const T *)qkv, drop_p, seed, offset, (T *)res,
+        DSC_LAUNCH(grid, ATT_W * 32, s, k_attention_fwd<T, R>)(T_, C, H, (const T *)qkv, drop_p, seed, offset, (T *)res,
                                                           (A *)res2);
     } else {
-        k_attention_bwd_kv<T, R><<<grid, ATT_W * 32, 0, s>>>(T_, C, H, (const T *)qkv, (const T *)out, (const A *)lse,
+        DSC_LAUNCH(grid, ATT_W * 32, s, k_attention_bwd_kv<T, R>)(T_, C, H, (const T *)qkv, (const T *)out, (const A *)lse,
                                                              (const T *)dout, drop_p, seed, offset, (T *)res);
-        k_attention_bwd_q<T, R><<<grid, ATT_W * 32, 0, s>>>(T_, C, H, (const T *)qkv, (const T *)out, (const A *)lse,
+        DSC_LAUNCH(grid, ATT_W * 32, s, k_attention_bwd_q<T, R>)(T_, C, H, (const T *)qkv, (const T *)out, (const A *)lse,
                                                             (const T *)dout, drop_p, seed, offset, (T *)res);
     }
     DSC_CUDA_LAUNCHED();

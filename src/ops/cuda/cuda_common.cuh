@@ -4,8 +4,18 @@
 #ifndef DSC_OPS_CUDA_COMMON_CUH
 #define DSC_OPS_CUDA_COMMON_CUH
 
-#include <cuda_runtime.h>
 #include <stdint.h>
+
+#ifdef DSC_CUDA_EMU /* the CPU emulator (cuda_emu.h) for machines without a GPU */
+#include "ops/cuda/cuda_emu.h"
+#else
+#include <cuda_runtime.h>
+/* kernel<<<grid, block, 0, stream>>>, written so the emulator can stand in */
+#define DSC_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<(grid), (block), 0, (stream)>>>
+/* the same for a kernel without __syncthreads or warp shuffles (the emulator runs its threads
+ * as a plain loop) */
+#define DSC_LAUNCH_FLAT(grid, block, stream, ...) __VA_ARGS__<<<(grid), (block), 0, (stream)>>>
+#endif
 
 #include "ops/cuda/cuda_kernels.h"
 

@@ -38,7 +38,7 @@ __global__ void k_binary(int op, int64_t n_a, const T *a, int64_t n_b, const T *
     }
 }
 template <typename T> static int binary_t(cudaStream_t s, int op, int64_t n_a, const void *a, int64_t n_b, const void *b, void *out) {
-    k_binary<T><<<dsc_grid(n_a, 256), 256, 0, s>>>(op, n_a, (const T *)a, n_b, (const T *)b, (T *)out);
+    DSC_LAUNCH_FLAT(dsc_grid(n_a, 256), 256, s, k_binary<T>)(op, n_a, (const T *)a, n_b, (const T *)b, (T *)out);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_binary(void *stream, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
@@ -57,7 +57,7 @@ __global__ void k_axpy(int64_t n, typename dsc_acc<T>::type alpha, const T *x, i
     }
 }
 template <typename T> static int axpy_t(cudaStream_t s, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
-    k_axpy<T><<<dsc_grid(n, 256), 256, 0, s>>>(n, (typename dsc_acc<T>::type)alpha, (const T *)x, n_w, (const T *)w, (T *)y);
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_axpy<T>)(n, (typename dsc_acc<T>::type)alpha, (const T *)x, n_w, (const T *)w, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_axpy(void *stream, dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
@@ -75,7 +75,7 @@ __global__ void k_scale_fill(int64_t n, typename dsc_acc<T>::type s, const T *x,
     DSC_GRID_STRIDE(i, n) st(y, i, x ? s * ld(x, i) : s);
 }
 template <typename T> static int scale_fill_t(cudaStream_t s, int64_t n, double v, const void *x, void *y) {
-    k_scale_fill<T><<<dsc_grid(n, 256), 256, 0, s>>>(n, (typename dsc_acc<T>::type)v, (const T *)x, (T *)y);
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_scale_fill<T>)(n, (typename dsc_acc<T>::type)v, (const T *)x, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_scale(void *stream, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
@@ -123,9 +123,9 @@ __global__ void k_unary_backward(int op, int64_t n, const T *x, const T *y, cons
 }
 template <typename T> static int unary_t(cudaStream_t s, int op, int64_t n, const void *x, const void *y, const void *dy, void *out) {
     if (dy)
-        k_unary_backward<T><<<dsc_grid(n, 256), 256, 0, s>>>(op, n, (const T *)x, (const T *)y, (const T *)dy, (T *)out);
+        DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_unary_backward<T>)(op, n, (const T *)x, (const T *)y, (const T *)dy, (T *)out);
     else
-        k_unary<T><<<dsc_grid(n, 256), 256, 0, s>>>(op, n, (const T *)x, (T *)out);
+        DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_unary<T>)(op, n, (const T *)x, (T *)out);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_unary(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
@@ -157,7 +157,7 @@ __global__ void k_transpose(int64_t outer, int64_t d0, int64_t mid, int64_t d1, 
 }
 template <typename T> static int transpose_t(cudaStream_t s, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner, const void *x, void *out, bool acc) {
     const int64_t n = outer * d0 * mid * d1 * inner;
-    k_transpose<T><<<dsc_grid(n, 256), 256, 0, s>>>(outer, d0, mid, d1, inner, (const T *)x, (T *)out, acc);
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_transpose<T>)(outer, d0, mid, d1, inner, (const T *)x, (T *)out, acc);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_transpose(void *stream, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,
@@ -177,10 +177,10 @@ __global__ void k_convert(int64_t n, const S *src, D *dst) {
 template <typename S> static int convert_from(cudaStream_t s, void *dst, dsc_dtype_t ddt, const void *src, int64_t n) {
     const unsigned g = dsc_grid(n, 256);
     switch (ddt) {
-    case DSC_F32: k_convert<float, S><<<g, 256, 0, s>>>(n, (const S *)src, (float *)dst); break;
-    case DSC_F64: k_convert<double, S><<<g, 256, 0, s>>>(n, (const S *)src, (double *)dst); break;
-    case DSC_BF16: k_convert<dsc_bf16, S><<<g, 256, 0, s>>>(n, (const S *)src, (dsc_bf16 *)dst); break;
-    case DSC_F16: k_convert<dsc_f16, S><<<g, 256, 0, s>>>(n, (const S *)src, (dsc_f16 *)dst); break;
+    case DSC_F32: DSC_LAUNCH_FLAT(g, 256, s, k_convert<float, S>)(n, (const S *)src, (float *)dst); break;
+    case DSC_F64: DSC_LAUNCH_FLAT(g, 256, s, k_convert<double, S>)(n, (const S *)src, (double *)dst); break;
+    case DSC_BF16: DSC_LAUNCH_FLAT(g, 256, s, k_convert<dsc_bf16, S>)(n, (const S *)src, (dsc_bf16 *)dst); break;
+    case DSC_F16: DSC_LAUNCH_FLAT(g, 256, s, k_convert<dsc_f16, S>)(n, (const S *)src, (dsc_f16 *)dst); break;
     default: return (int)cudaErrorInvalidValue;
     }
     DSC_CUDA_LAUNCHED();
@@ -213,7 +213,7 @@ __global__ void k_dropout(int64_t n, double p, uint64_t seed, uint64_t offset, c
     }
 }
 template <typename T> static int dropout_t(cudaStream_t s, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y, bool bw) {
-    k_dropout<T><<<dsc_grid(n, 256), 256, 0, s>>>(n, p, seed, offset, (const T *)x, (T *)y, bw);
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_dropout<T>)(n, p, seed, offset, (const T *)x, (T *)y, bw);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_dropout(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,

@@ -60,9 +60,9 @@ static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, const void *logits, c
                 bool backward) {
     typedef typename dsc_acc<T>::type A;
     if (!backward)
-        k_ce_fwd<T><<<(unsigned)n_rows, 512, 0, s>>>(V, (const T *)logits, targets, ignore_index, (A *)losses, (A *)lse);
+        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, (const T *)logits, targets, ignore_index, (A *)losses, (A *)lse);
     else
-        k_ce_bwd<T><<<dsc_grid(n_rows * V, 256), 256, 0, s>>>(n_rows, V, (const T *)logits, (const A *)lse, targets,
+        DSC_LAUNCH_FLAT(dsc_grid(n_rows * V, 256), 256, s, k_ce_bwd<T>)(n_rows, V, (const T *)logits, (const A *)lse, targets,
                                                              ignore_index, (const A *)grad_scale, (T *)dlogits,
                                                              accumulate);
     DSC_CUDA_LAUNCHED();

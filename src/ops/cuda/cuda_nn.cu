@@ -32,7 +32,7 @@ __global__ void k_sum_rows(int64_t n_rows, int64_t n_cols, double alpha, const T
 }
 template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w, void *y) {
     dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
-    k_sum_rows<T><<<grid, block, 0, s>>>(n_rows, n_cols, alpha, (const T *)x, (const T *)w, (T *)y);
+    DSC_LAUNCH(grid, block, s, k_sum_rows<T>)(n_rows, n_cols, alpha, (const T *)x, (const T *)w, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_sum_rows_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
@@ -56,7 +56,7 @@ __global__ void k_sum(int64_t n, const T *x, double *out) {
     if (threadIdx.x == 0) *out = acc;
 }
 template <typename T> static int sum_t(cudaStream_t s, int64_t n, const void *x, double *out) {
-    k_sum<T><<<1, 1024, 0, s>>>(n, (const T *)x, out);
+    DSC_LAUNCH(1, 1024, s, k_sum<T>)(n, (const T *)x, out);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_sum(void *stream, dsc_dtype_t dt, int64_t n, const void *x, double *out) {
@@ -100,8 +100,8 @@ __global__ void k_softmax_backward(int64_t n_cols, const T *y, const T *dy, T *d
         st(dx, o + j, ld(dx, o + j) + ld(y, o + j) * (ld(dy, o + j) - s));
 }
 template <typename T> static int softmax_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *a, const void *b, void *out) {
-    if (b) k_softmax_backward<T><<<(unsigned)n_rows, 256, 0, s>>>(n_cols, (const T *)a, (const T *)b, (T *)out);
-    else k_softmax<T><<<(unsigned)n_rows, 256, 0, s>>>(n_cols, (const T *)a, (T *)out);
+    if (b) DSC_LAUNCH((unsigned)n_rows, 256, s, k_softmax_backward<T>)(n_cols, (const T *)a, (const T *)b, (T *)out);
+    else DSC_LAUNCH((unsigned)n_rows, 256, s, k_softmax<T>)(n_cols, (const T *)a, (T *)out);
     DSC_CUDA_LAUNCHED();
 }
 extern "C" int dsc_cuda_softmax(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
@@ -199,7 +199,7 @@ template <typename T>
 static int layernorm_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
                        const void *b, void *y, void *mean, void *rstd) {
     typedef typename stat_t<T>::type S;
-    k_layernorm<T><<<(unsigned)n_rows, 256, 0, s>>>(n_cols, eps, (const T *)x, (const T *)w, (const T *)b, (T *)y,
+    DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm<T>)(n_cols, eps, (const T *)x, (const T *)w, (const T *)b, (T *)y,
                                                     (S *)mean, (S *)rstd);
     DSC_CUDA_LAUNCHED();
 }
@@ -208,11 +208,11 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
                           const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
     typedef typename stat_t<T>::type S;
     if (dx)
-        k_layernorm_dx<T><<<(unsigned)n_rows, 256, 0, s>>>(n_cols, (const T *)x, (const T *)w, (const S *)mean,
+        DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm_dx<T>)(n_cols, (const T *)x, (const T *)w, (const S *)mean,
                                                            (const S *)rstd, (const T *)dy, (T *)dx);
     if (dw || db) {
         dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
-        k_layernorm_dwdb<T><<<grid, block, 0, s>>>(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
+        DSC_LAUNCH(grid, block, s, k_layernorm_dwdb<T>)(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
                                                    (const T *)dy, (T *)dw, (T *)db);
     }
     DSC_CUDA_LAUNCHED();
@@ -256,12 +256,12 @@ __global__ void k_embedding_backward(int64_t n_ids, int64_t n_cols, int64_t v_pe
 }
 template <typename T> static int embedding_t(cudaStream_t s, int64_t n_ids, int64_t n_cols, int64_t n_vocab, const int32_t *ids, const void *src, void *dst) {
     if (n_vocab < 0) {
-        k_embedding<T><<<dsc_grid(n_ids * n_cols, 256), 256, 0, s>>>(n_ids, n_cols, ids, (const T *)src, (T *)dst);
+        DSC_LAUNCH_FLAT(dsc_grid(n_ids * n_cols, 256), 256, s, k_embedding<T>)(n_ids, n_cols, ids, (const T *)src, (T *)dst);
     } else {
         const int64_t ranges = n_vocab < EMB_RANGES ? (n_vocab > 0 ? n_vocab : 1) : EMB_RANGES;
         const int64_t v_per = (n_vocab + ranges - 1) / ranges;
         dim3 grid((unsigned)((n_cols + 127) / 128), (unsigned)ranges);
-        k_embedding_backward<T><<<grid, 128, 0, s>>>(n_ids, n_cols, v_per, ids, (const T *)src, (T *)dst);
+        DSC_LAUNCH_FLAT(grid, 128, s, k_embedding_backward<T>)(n_ids, n_cols, v_per, ids, (const T *)src, (T *)dst);
     }
     DSC_CUDA_LAUNCHED();
 }

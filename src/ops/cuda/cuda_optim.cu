@@ -6,7 +6,9 @@
 #include <math.h>
 
 #include "ops/cuda/cuda_common.cuh"
+#ifdef __CUDACC__
 #pragma nv_diag_suppress 1675 /* optim_internal.h's GCC pragma: -fmad=false does its job here */
+#endif
 #include "optim/optim_internal.h"
 
 __device__ static inline void store_half(uint16_t *half, int64_t i, float v, int kind) {
@@ -116,7 +118,7 @@ __global__ void k_optim(int kind, dsc_optim_scalars_t s, float *p, const G *g, f
 template <typename G>
 static int optim_t(cudaStream_t st_, int kind, const dsc_optim_scalars_t *s, float *p, const void *g, float *s0,
                    float *s1, float *s2, uint16_t *half, int64_t n, const float *gs_dev) {
-    k_optim<G><<<dsc_grid(n, 256, 132 * 64), 256, 0, st_>>>(kind, *s, p, (const G *)g, s0, s1, s2, half, n, gs_dev);
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256, 132 * 64), 256, st_, k_optim<G>)(kind, *s, p, (const G *)g, s0, s1, s2, half, n, gs_dev);
     DSC_CUDA_LAUNCHED();
 }
 
@@ -173,7 +175,7 @@ extern "C" int dsc_cuda_lamb1(void *stream, const struct dsc_optim_scalars *s, c
                               float *v, const uint64_t *blocks, int64_t n_blocks, double *partials) {
     if (n_blocks <= 0) return 0;
     const int64_t threads = n_blocks * 16;
-    k_lamb1<<<(unsigned)((threads + 127) / 128), 128, 0, DSC_STREAM(stream)>>>(*s, p, g, m, v, blocks, n_blocks,
+    DSC_LAUNCH((unsigned)((threads + 127) / 128), 128, DSC_STREAM(stream), k_lamb1)(*s, p, g, m, v, blocks, n_blocks,
                                                                                 partials);
     DSC_CUDA_LAUNCHED();
 }
@@ -201,7 +203,7 @@ __global__ void k_lamb_coef(const double *partials, const int64_t *first, int64_
 extern "C" int dsc_cuda_lamb_coef(void *stream, const double *partials, const int64_t *seg_first_block, int64_t n_seg,
                                   double lr_eff, double min_coeff, double max_coeff, float *coeffs, float *seg_coef) {
     if (n_seg <= 0) return 0;
-    k_lamb_coef<<<dsc_grid(n_seg, 128), 128, 0, DSC_STREAM(stream)>>>(partials, seg_first_block, n_seg, lr_eff,
+    DSC_LAUNCH_FLAT(dsc_grid(n_seg, 128), 128, DSC_STREAM(stream), k_lamb_coef)(partials, seg_first_block, n_seg, lr_eff,
                                                                       min_coeff, max_coeff, coeffs, seg_coef);
     DSC_CUDA_LAUNCHED();
 }
@@ -229,6 +231,6 @@ extern "C" int dsc_cuda_lamb2_blocks(void *stream, const struct dsc_optim_scalar
                                      const float *v, uint16_t *half, const uint64_t *blocks, const int64_t *block_seg,
                                      int64_t n_blocks, const float *seg_coef) {
     if (n_blocks <= 0) return 0;
-    k_lamb2_blocks<<<(unsigned)n_blocks, 256, 0, DSC_STREAM(stream)>>>(*s, p, m, v, half, blocks, block_seg, seg_coef);
+    DSC_LAUNCH_FLAT((unsigned)n_blocks, 256, DSC_STREAM(stream), k_lamb2_blocks)(*s, p, m, v, half, blocks, block_seg, seg_coef);
     DSC_CUDA_LAUNCHED();
 }
