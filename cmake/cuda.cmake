@@ -66,7 +66,8 @@ message(STATUS "dsc: CUDA kernels ${DSC_CUDA} (nvcc ${CMAKE_CUDA_COMPILER_VERSIO
 # orders, the bit-for-bit claims) is tested on every machine, CI included. gemm (cuBLASLt) is
 # not emulated. Tests test_cuda_*_emu, label cuda-emu.
 set(DSC_CUDA_EMU_DEFAULT OFF)
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND DSC_BUILD_TESTS)
+check_language(CXX)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND DSC_BUILD_TESTS AND CMAKE_CXX_COMPILER)
   set(DSC_CUDA_EMU_DEFAULT ON)
 endif()
 option(DSC_CUDA_EMU "Test the CUDA kernels on the CPU emulator (x86-64)" ${DSC_CUDA_EMU_DEFAULT})
@@ -83,6 +84,9 @@ if(DSC_CUDA_EMU)
   add_library(dsc_cuda_emu STATIC ${DSC_CUDA_EMU_SOURCES})
   set_property(TARGET dsc_cuda_emu PROPERTY COMPILE_OPTIONS -Wall -Wno-unused-parameter -Wno-unused-function
                -ffp-contract=off)
+  if(DSC_SANITIZE) # the emulated kernels under ASan: out-of-bounds device accesses are caught
+    target_compile_options(dsc_cuda_emu PRIVATE -fsanitize=address -fno-omit-frame-pointer)
+  endif()
   set_target_properties(dsc_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_compile_definitions(dsc_cuda_emu PUBLIC DSC_CUDA_EMU)
   target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)

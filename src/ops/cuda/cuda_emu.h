@@ -20,6 +20,10 @@
 
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define __global__
 #define __device__
 #define __host__
@@ -77,6 +81,9 @@ struct block_state {
     std::vector<uint64_t> slot;
     std::vector<int> warp_arrived, warp_gen;
     bool flat; /* a DSC_LAUNCH_FLAT launch: no barrier may be reached */
+    ~block_state() {
+        for (char *p : stacks) free(p);
+    }
 };
 
 inline block_state &B() {
@@ -175,6 +182,10 @@ template <typename F> struct runner {
 /* A fresh stack whose first switch enters fn: six zero registers, then fn as the return
  * address, placed so that fn starts with the ABI's alignment (rsp + 8 a multiple of 16). */
 inline void *prepare_stack(char *stack, size_t bytes, void (*fn)(void)) {
+#if defined(__SANITIZE_ADDRESS__)
+    /* a thread that ended by switching away left its frames' redzones poisoned */
+    __asan_unpoison_memory_region(stack, bytes);
+#endif
     uintptr_t top = ((uintptr_t)(stack + bytes)) & ~(uintptr_t)15;
     void **sp = (void **)(top - 16);
     sp[0] = (void *)fn;
