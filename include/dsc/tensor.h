@@ -124,10 +124,17 @@ void dsc_ctx_mem_reset_peaks(dsc_ctx_t *ctx);
 void *dsc_ctx_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes);
 void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 
-/* The context's RNG: seeds, and reads/writes its whole state (for exact resume). */
+/* The context's RNG: seeds, and reads/writes its whole state (for exact resume).
+ * dsc_ctx_seed also restarts the dropout stream at (seed, 0) (see below). */
 void dsc_ctx_seed(dsc_ctx_t *ctx, uint64_t seed);
 uint64_t dsc_ctx_rng_state(const dsc_ctx_t *ctx);
 void dsc_ctx_set_rng_state(dsc_ctx_t *ctx, uint64_t state);
+/* The dropout stream (Philox-4x32-10, counter-based: a mask is a pure function of
+ * (seed, offset), the same on every device): every dropout draw starts at `offset` and
+ * advances it. Read and set both for exact resume (checkpoints store them); the RNG state
+ * above is separate (initialisation). */
+void dsc_ctx_dropout_stream(const dsc_ctx_t *ctx, uint64_t *seed, uint64_t *offset);
+void dsc_ctx_set_dropout_stream(dsc_ctx_t *ctx, uint64_t seed, uint64_t offset);
 /* Next uniform in [0,1) and next standard normal from the context's RNG. */
 double dsc_ctx_rand_uniform(dsc_ctx_t *ctx);
 double dsc_ctx_rand_normal(dsc_ctx_t *ctx);

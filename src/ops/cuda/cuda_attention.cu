@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_fwd(int64_t T_, int64_
     const int64_t i0 = (int64_t)blockIdx.x * ATT_W, i = i0 + w;
     const T *base = qkv + b * T_ * C3 + h * hd;
     const A scale = (A)(1.0 / sqrt((double)hd));
-    const A keep_scale = (A)(1.0 - drop_p);
+    const A ks = (A)(1.0 / (1.0 - drop_p)); /* kept values scale by ks, as the CPU */
     load_rows<T, A>(base, C3, i0, ATT_W, T_, hd, Qs, HDP);
     A m = -INFINITY, l = 0, o[R];
     for (int r = 0; r < R; r++) o[r] = 0;
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_fwd(int64_t T_, int64_
         A pd = pj;
         if (drop_p > 0 && valid) {
             const uint64_t g = offset + (uint64_t)(((bh * T_ + i) * T_) + j);
-            pd = (double)dsc_philox_uniform(seed, g) >= drop_p ? pj / keep_scale : (A)0;
+            pd = (double)dsc_philox_uniform(seed, g) >= drop_p ? pj * ks : (A)0;
         }
         for (int r = 0; r < R; r++) o[r] *= corr;
         const int n_k = (int)(i - kt + 1 < ATT_KT ? i - kt + 1 : ATT_KT);
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_bwd_kv(int64_t T_, int
     const T *base = qkv + b * T_ * C3 + h * hd;
     const T *obase = out + b * T_ * C + h * hd, *dobase = dout + b * T_ * C + h * hd;
     const A scale = (A)(1.0 / sqrt((double)hd));
-    const A keep_scale = (A)(1.0 - drop_p);
+    const A ks = (A)(1.0 / (1.0 - drop_p)); /* kept values scale by ks, as the CPU */
     load_rows<T, A>(base + C, C3, j0, ATT_W, T_, hd, Ks, HDP);
     load_rows<T, A>(base + 2 * C, C3, j0, ATT_W, T_, hd, Vs, HDP);
     A dk[R], dv[R];
@@ -143,8 +143,8 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_bwd_kv(int64_t T_, int
             if (drop_p > 0) {
                 const uint64_t g = offset + (uint64_t)(((bh * T_ + i) * T_) + j);
                 const bool keep = (double)dsc_philox_uniform(seed, g) >= drop_p;
-                pd = keep ? p / keep_scale : (A)0;
-                dpp = keep ? dpp / keep_scale : (A)0;
+                pd = keep ? p * ks : (A)0;
+                dpp = keep ? dpp * ks : (A)0;
             }
             ds = p * (dpp - D_t[lane]);
         }
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_bwd_q(int64_t T_, int6
     const T *base = qkv + b * T_ * C3 + h * hd;
     const T *obase = out + b * T_ * C + h * hd, *dobase = dout + b * T_ * C + h * hd;
     const A scale = (A)(1.0 / sqrt((double)hd));
-    const A keep_scale = (A)(1.0 - drop_p);
+    const A ks = (A)(1.0 / (1.0 - drop_p)); /* kept values scale by ks, as the CPU */
     load_rows<T, A>(base, C3, i0, ATT_W, T_, hd, Qs, HDP);
     load_rows<T, A>(dobase, C, i0, ATT_W, T_, hd, dOs, HDP);
     A Di = 0, lse_i = 0;
@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(ATT_W * 32) k_attention_bwd_q(int64_t T_, int6
             A dpp = dot_sh<A, R>(dOs + w * HDP, Vs + lane * HDP, hd);
             if (drop_p > 0) {
                 const uint64_t g = offset + (uint64_t)(((bh * T_ + i) * T_) + j);
-                dpp = (double)dsc_philox_uniform(seed, g) >= drop_p ? dpp / keep_scale : (A)0;
+                dpp = (double)dsc_philox_uniform(seed, g) >= drop_p ? dpp * ks : (A)0;
             }
             ds = p * (dpp - Di);
         }

@@ -198,16 +198,17 @@ extern "C" int dsc_cuda_convert(void *stream, void *dst, dsc_dtype_t dst_dt, con
     }
 }
 
-/* Dropout (agreed contract): keep(i) = uniform(seed, offset + i) >= p; y = keep ? x / (1 - p) : 0;
- * backward dx += keep ? dy / (1 - p) : 0 (the division in the compute type, as the CPU).
+/* Dropout (agreed contract): keep(i) = uniform(seed, offset + i) >= p; y = keep ? x * ks : 0,
+ * backward dx += keep ? dy * ks : 0, ks = 1 / (1 - p) rounded to the compute type once (the CPU
+ * kernel's arithmetic, so the results are its bits).
  * One Philox evaluation per element: simple; sharing one call across 4 lanes is for later. */
 template <typename T>
 __global__ void k_dropout(int64_t n, double p, uint64_t seed, uint64_t offset, const T *x, T *y, bool backward) {
     typedef typename dsc_acc<T>::type A;
-    const A keep_scale = (A)(1.0 - p);
+    const A ks = (A)(1.0 / (1.0 - p));
     DSC_GRID_STRIDE(i, n) {
         const bool keep = (double)dsc_philox_uniform(seed, offset + (uint64_t)i) >= p;
-        const A v = keep ? ld(x, i) / keep_scale : (A)0;
+        const A v = keep ? ld(x, i) * ks : (A)0;
         if (backward) st(y, i, ld(y, i) + v);
         else st(y, i, v);
     }
