@@ -1,0 +1,103 @@
+# The CUDA kernels (src/ops/cuda/): option DSC_CUDA, on by default when nvcc and cuBLASLt are
+# found. Builds the static library dsc_cuda (sm_90 machine code plus compute_90 PTX), its tests
+# tests/cuda/test_*.c (label `cuda`; exits 77 = skipped without a GPU) and the
+# kernel microbenchmark bench/cuda/bench_cuda_kernels.c. Machines without a GPU (CI) compile
+# and link all of it.
+include(CheckLanguage)
+check_language(CUDA)
+set(DSC_CUDA_FOUND OFF)
+if(CMAKE_CUDA_COMPILER)
+  find_package(CUDAToolkit QUIET)
+  if(CUDAToolkit_FOUND AND TARGET CUDA::cublasLt)
+    set(DSC_CUDA_FOUND ON)
+  endif()
+endif()
+option(DSC_CUDA "Build the CUDA kernels (needs nvcc and cuBLASLt)" ${DSC_CUDA_FOUND})
+
+if(DSC_CUDA)
+  if(NOT CMAKE_CUDA_COMPILER)
+    message(FATAL_ERROR "DSC_CUDA=ON but no CUDA compiler (nvcc) was found")
+  endif()
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES "90-real;90-virtual")
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+
+  file(GLOB DSC_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/ops/cuda/*.cu)
+  add_library(dsc_cuda STATIC ${DSC_CUDA_SOURCES})
+  # The directory's C warning flags are not nvcc options: replace them for this target.
+  set_property(TARGET dsc_cuda PROPERTY COMPILE_OPTIONS
+               $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unused-parameter>)
+  # Element-wise, mixed-precision and optimizer kernels round after every operation (no
+  # fused multiply-add), as the CPU kernels do: their f32 results are the CPU's bits.
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_elementwise.cu
+                              ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_amp.cu
+                              ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_optim.cu
+                              PROPERTIES COMPILE_OPTIONS "-fmad=false")
+  set_target_properties(dsc_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF POSITION_INDEPENDENT_CODE ON)
+  target_include_directories(dsc_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(dsc_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
+  target_compile_options(dsc_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo>)
+
+  if(DSC_BUILD_TESTS)
+    file(GLOB DSC_CUDA_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
+    foreach(src ${DSC_CUDA_TESTS})
+      get_filename_component(name ${src} NAME_WE)
+      add_executable(${name} ${src})
+      target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+      target_link_libraries(${name} PRIVATE dsc_cuda dsc)
+      add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+      set_tests_properties(${name} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 600
+                           ENVIRONMENT "OMP_NUM_THREADS=4;OPENBLAS_NUM_THREADS=1")
+    endforeach()
+  endif()
+  add_executable(bench_cuda_kernels ${PROJECT_SOURCE_DIR}/bench/cuda/bench_cuda_kernels.c)
+  set_target_properties(bench_cuda_kernels PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+  target_include_directories(bench_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(bench_cuda_kernels PRIVATE dsc_cuda dsc)
+endif()
+message(STATUS "dsc: CUDA kernels ${DSC_CUDA} (nvcc ${CMAKE_CUDA_COMPILER_VERSION})")
+
+# The same kernels on the CPU emulator (src/ops/cuda/cuda_emu.h): the .cu sources compiled by
+# the host C++ compiler, so the kernels' logic (indexing, barriers, shuffles, summation
+# orders, the bit-for-bit claims) is tested on every machine, CI included. gemm (cuBLASLt) is
+# not emulated. Tests test_cuda_*_emu, label cuda-emu.
+set(DSC_CUDA_EMU_DEFAULT OFF)
+check_language(CXX)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND DSC_BUILD_TESTS AND CMAKE_CXX_COMPILER)
+  set(DSC_CUDA_EMU_DEFAULT ON)
+endif()
+option(DSC_CUDA_EMU "Test the CUDA kernels on the CPU emulator (x86-64)" ${DSC_CUDA_EMU_DEFAULT})
+if(DSC_CUDA_EMU)
+  enable_language(CXX)
+  set(DSC_CUDA_EMU_SOURCES ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_emu_runtime.cpp)
+  file(GLOB DSC_CUDA_KERNEL_FILES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/ops/cuda/*.cu)
+  list(FILTER DSC_CUDA_KERNEL_FILES EXCLUDE REGEX "/cuda_runtime\\.cu$") # cuBLASLt and the CUDA runtime
+  foreach(cu ${DSC_CUDA_KERNEL_FILES})
+    get_filename_component(name ${cu} NAME_WE)
+    file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp CONTENT "#include \"ops/cuda/${name}.cu\"\n")
+    list(APPEND DSC_CUDA_EMU_SOURCES ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp)
+  endforeach()
+  add_library(dsc_cuda_emu STATIC ${DSC_CUDA_EMU_SOURCES})
+  set_property(TARGET dsc_cuda_emu PROPERTY COMPILE_OPTIONS -Wall -Wno-unused-parameter -Wno-unused-function
+               -ffp-contract=off)
+  if(DSC_SANITIZE) # the emulated kernels under ASan: out-of-bounds device accesses are caught
+    target_compile_options(dsc_cuda_emu PRIVATE -fsanitize=address -fno-omit-frame-pointer)
+  endif()
+  set_target_properties(dsc_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_compile_definitions(dsc_cuda_emu PUBLIC DSC_CUDA_EMU)
+  target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  file(GLOB DSC_CUDA_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
+  foreach(src ${DSC_CUDA_EMU_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name}_emu ${src})
+    target_include_directories(${name}_emu PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${name}_emu PRIVATE dsc_cuda_emu dsc stdc++)
+    add_test(NAME ${name}_emu COMMAND ${name}_emu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name}_emu PROPERTIES LABELS cuda-emu TIMEOUT 600
+                         ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")
+  endforeach()
+endif()

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The one script the GPU machine runs: the CUDA kernel tests (label `cuda`) and the kernel
+# microbenchmark, logs into LOGDIR.
+#
+#   scripts/gpu-check.sh LOGDIR            from a build tree (build/, or $DSC_BUILD): runs
+#                                          `ctest -L cuda` there, then bench/bench_cuda_kernels
+#   GPU_BUNDLE=DIR scripts/gpu-check.sh LOGDIR
+#                                          from carried binaries: DIR holds test_cuda_*,
+#                                          bench_cuda_kernels and lib/ (the shared libraries the
+#                                          GPU machine lacks: OpenBLAS, gfortran, ...; or
+#                                          lib.tgz holding lib/); the
+#                                          tests run through a generated ctest file.
+# Environment: SANITIZE_SECONDS (default 0 = off) runs compute-sanitizer memcheck over the
+# tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
+# Exit status: nonzero when a test failed (a skipped test, exit 77, counts as failed here:
+# this script is for machines with a GPU).
+set -u
+LOGDIR=${1:?usage: gpu-check.sh LOGDIR}
+mkdir -p "$LOGDIR"
+here=$(cd "$(dirname "$0")" && pwd)
+status=0
+
+{
+  echo "== $(date -u +%FT%TZ) gpu-check on $(hostname)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 || true
+  nvcc --version 2>/dev/null | tail -2 || true
+} | tee "$LOGDIR/device.txt"
+
+# cuBLASLt comes from the machine (it is 500 MB): the toolkit's, or a wheel's (PyTorch's).
+cublas_dir=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -e "$d/libcublasLt.so.13" ] && { cublas_dir=$d; break; }
+done
+[ -n "$cublas_dir" ] || cublas_dir=$(dirname "$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)" 2>/dev/null)
+if [ -n "$cublas_dir" ]; then
+  export LD_LIBRARY_PATH="$cublas_dir:${LD_LIBRARY_PATH:-}"
+  echo "cuBLASLt from $cublas_dir" | tee -a "$LOGDIR/device.txt"
+fi
+
+run_one() { # name command...: runs, logs, records the exit status
+  local name=$1; shift
+  local t0=$(date +%s%N)
+  "$@" >"$LOGDIR/$name.log" 2>&1
+  local rc=$?
+  local t1=$(date +%s%N)
+  printf '%-28s rc=%d  %d ms\n' "$name" "$rc" $(( (t1 - t0) / 1000000 )) | tee -a "$LOGDIR/summary.txt"
+  [ $rc -eq 0 ] || status=1
+  return $rc
+}
+
+if [ -n "${GPU_BUNDLE:-}" ]; then
+  B=$(cd "$GPU_BUNDLE" && pwd)
+  libdir="$B/lib"
+  if [ ! -d "$libdir" ] && [ -f "$B/lib.tgz" ]; then # the libraries travel compressed
+    libdir=$(mktemp -d)/lib
+    tar xzf "$B/lib.tgz" -C "$(dirname "$libdir")"
+  fi
+  export LD_LIBRARY_PATH="$libdir:${LD_LIBRARY_PATH:-}"
+  for t in "$B"/test_cuda_*; do ldd "$t"; done >"$LOGDIR/ldd.txt" 2>&1
+  grep -q "not found" "$LOGDIR/ldd.txt" && { echo "missing libraries:"; grep "not found" "$LOGDIR/ldd.txt"; } | tee -a "$LOGDIR/summary.txt"
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} OPENBLAS_NUM_THREADS=1
+  # a ctest file for the carried tests (the same properties cmake/cuda.cmake declares)
+  CT=$(mktemp -d)
+  for t in "$B"/test_cuda_*; do
+    n=$(basename "$t")
+    echo "add_test($n \"$t\")"
+    echo "set_tests_properties($n PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 600 WORKING_DIRECTORY \"$B\")"
+  done >"$CT/CTestTestfile.cmake"
+  TESTS=("$B"/test_cuda_*)
+  BENCH="$B/bench_cuda_kernels"
+else
+  BUILD=${DSC_BUILD:-$here/../build}
+  CT="$BUILD"
+  TESTS=("$BUILD"/test_cuda_*)
+  BENCH="$BUILD/bench/bench_cuda_kernels"
+fi
+run_one ctest ctest --test-dir "$CT" -L cuda -V
+grep -E "tests passed|tests failed|Passed|Failed|Not Run|Skipped" "$LOGDIR/ctest.log" | tail -8 | tee -a "$LOGDIR/summary.txt"
+
+# Summaries of the per-kernel lines (the tolerance table) and failures.
+grep -E ": FAIL |FAIL " "$LOGDIR/ctest.log" | head -60 | tee -a "$LOGDIR/summary.txt"
+grep -E "checks, " "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
+
+run_one bench_cuda_kernels "$BENCH" ${BENCH_ARGS:-}
+cat "$LOGDIR/bench_cuda_kernels.log"
+
+if [ "${SANITIZE_SECONDS:-0}" -gt 0 ] && command -v compute-sanitizer >/dev/null; then
+  for t in "${TESTS[@]}"; do
+    timeout "$SANITIZE_SECONDS" compute-sanitizer --tool memcheck --error-exitcode 9 "$t" \
+      >"$LOGDIR/memcheck_$(basename "$t").log" 2>&1
+    echo "memcheck $(basename "$t"): rc=$? (124 = time limit), $(grep -c 'Invalid\|ERROR SUMMARY: [1-9]' "$LOGDIR/memcheck_$(basename "$t").log") error lines" | tee -a "$LOGDIR/summary.txt"
+  done
+fi
+echo "== summary"; cat "$LOGDIR/summary.txt"
+exit $status

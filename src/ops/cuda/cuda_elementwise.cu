@@ -1,0 +1,229 @@
+/* Element-wise CUDA kernels: binary, axpy, mul_acc, scale, fill, unary (+ backward),
+ * transpose, conversions and Philox dropout. Built with -fmad=false (cmake/cuda.cmake), so
+ * each expression rounds after every operation as the CPU's does: f32 results match the CPU
+ * kernels bit for bit where the CPU uses the same operations (GELU through the same
+ * polynomial exp; tanh differs by at most an ulp of the libraries' tanhf). */
+#include "core/philox.h"
+#include "ops/cuda/cuda_common.cuh"
+
+#define GELU_C 0.79788456080286535587989211986876
+#define GELU_A 0.044715
+
+/* cpu_basic.c's expf_vec: the clamp, the 2^n split and the degree-6 polynomial. */
+__device__ static inline float expf_vec(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    return p * __int_as_float(bits);
+}
+__device__ static inline float gelu_exp(float x) { return expf_vec(x); }
+__device__ static inline double gelu_exp(double x) { return exp(x); }
+__device__ static inline float dtanh(float x) { return tanhf(x); }
+__device__ static inline double dtanh(double x) { return tanh(x); }
+
+template <typename T>
+__global__ void k_binary(int op, int64_t n_a, const T *a, int64_t n_b, const T *b, T *out) {
+    typedef typename dsc_acc<T>::type A;
+    DSC_GRID_STRIDE(i, n_a) {
+        const A x = ld(a, i), y = ld(b, n_b == n_a ? i : i % n_b);
+        st(out, i, op == DSC_BINARY_ADD ? x + y : op == DSC_BINARY_SUB ? x - y : x * y);
+    }
+}
+template <typename T> static int binary_t(cudaStream_t s, int op, int64_t n_a, const void *a, int64_t n_b, const void *b, void *out) {
+    DSC_LAUNCH_FLAT(dsc_grid(n_a, 256), 256, s, k_binary<T>)(op, n_a, (const T *)a, n_b, (const T *)b, (T *)out);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_binary(void *stream, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
+                               int64_t n_b, const void *b, void *out) {
+    if (n_a <= 0 || n_b <= 0) return 0;
+    return DSC_DISPATCH(dt, binary_t, DSC_STREAM(stream), (int)op, n_a, a, n_b, b, out);
+}
+
+/* y += alpha * x * w[i % n_w] (w NULL: y += alpha * x). */
+template <typename T>
+__global__ void k_axpy(int64_t n, typename dsc_acc<T>::type alpha, const T *x, int64_t n_w, const T *w, T *y) {
+    DSC_GRID_STRIDE(i, n) {
+        typename dsc_acc<T>::type v = alpha * ld(x, i);
+        if (w) v = v * ld(w, n_w == n ? i : i % n_w);
+        st(y, i, ld(y, i) + v);
+    }
+}
+template <typename T> static int axpy_t(cudaStream_t s, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_axpy<T>)(n, (typename dsc_acc<T>::type)alpha, (const T *)x, n_w, (const T *)w, (T *)y);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_axpy(void *stream, dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, axpy_t, DSC_STREAM(stream), n, alpha, x, n, NULL, y);
+}
+extern "C" int dsc_cuda_mul_acc(void *stream, dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w,
+                                const void *w, void *y) {
+    if (n <= 0 || n_w <= 0) return 0;
+    return DSC_DISPATCH(dt, axpy_t, DSC_STREAM(stream), n, alpha, x, n_w, w, y);
+}
+
+template <typename T>
+__global__ void k_scale_fill(int64_t n, typename dsc_acc<T>::type s, const T *x, T *y) {
+    DSC_GRID_STRIDE(i, n) st(y, i, x ? s * ld(x, i) : s);
+}
+template <typename T> static int scale_fill_t(cudaStream_t s, int64_t n, double v, const void *x, void *y) {
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_scale_fill<T>)(n, (typename dsc_acc<T>::type)v, (const T *)x, (T *)y);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_scale(void *stream, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, scale_fill_t, DSC_STREAM(stream), n, s, x, y);
+}
+extern "C" int dsc_cuda_fill(void *stream, dsc_dtype_t dt, int64_t n, double value, void *y) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, scale_fill_t, DSC_STREAM(stream), n, value, NULL, y);
+}
+
+template <typename T>
+__global__ void k_unary(int op, int64_t n, const T *x, T *y) {
+    typedef typename dsc_acc<T>::type A;
+    DSC_GRID_STRIDE(i, n) {
+        const A v = ld(x, i);
+        A r;
+        if (op == DSC_UNARY_RELU) r = v > 0 ? v : (A)0;
+        else if (op == DSC_UNARY_GELU) r = v / ((A)1 + gelu_exp((A)(-2 * GELU_C) * (v + (A)GELU_A * v * v * v)));
+        else r = dtanh(v);
+        st(y, i, r);
+    }
+}
+template <typename T>
+__global__ void k_unary_backward(int op, int64_t n, const T *x, const T *y, const T *dy, T *dx) {
+    typedef typename dsc_acc<T>::type A;
+    DSC_GRID_STRIDE(i, n) {
+        const A g = ld(dy, i);
+        A d;
+        if (op == DSC_UNARY_RELU) {
+            const A v = x ? ld(x, i) : ld(y, i);
+            if (!(v > 0)) continue;
+            d = g;
+        } else if (op == DSC_UNARY_GELU) {
+            const A v = ld(x, i);
+            const A s = (A)1 / ((A)1 + gelu_exp((A)(-2 * GELU_C) * (v + (A)GELU_A * v * v * v)));
+            const A dd = s + v * s * ((A)1 - s) * (A)(2 * GELU_C) * ((A)1 + (A)(3 * GELU_A) * v * v);
+            d = dd * g;
+        } else {
+            const A t = y ? ld(y, i) : dtanh(ld(x, i));
+            d = ((A)1 - t * t) * g;
+        }
+        st(dx, i, ld(dx, i) + d);
+    }
+}
+template <typename T> static int unary_t(cudaStream_t s, int op, int64_t n, const void *x, const void *y, const void *dy, void *out) {
+    if (dy)
+        DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_unary_backward<T>)(op, n, (const T *)x, (const T *)y, (const T *)dy, (T *)out);
+    else
+        DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_unary<T>)(op, n, (const T *)x, (T *)out);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_unary(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, unary_t, DSC_STREAM(stream), (int)op, n, x, NULL, NULL, y);
+}
+extern "C" int dsc_cuda_unary_backward(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x,
+                                       const void *y, const void *dy, void *dx) {
+    if (n <= 0) return 0;
+    if (op == DSC_UNARY_GELU && !x) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, unary_t, DSC_STREAM(stream), (int)op, n, x, y, dy, dx);
+}
+
+/* x [outer, d0, mid, d1, inner] -> out [outer, d1, mid, d0, inner]; one thread per output. */
+template <typename T>
+__global__ void k_transpose(int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner, const T *x, T *out,
+                            bool acc) {
+    const int64_t n = outer * d0 * mid * d1 * inner;
+    DSC_GRID_STRIDE(i, n) {
+        int64_t r = i;
+        const int64_t k = r % inner; r /= inner;
+        const int64_t j0 = r % d0; r /= d0;
+        const int64_t m = r % mid; r /= mid;
+        const int64_t j1 = r % d1; r /= d1;
+        const int64_t o = r;
+        const int64_t src = (((o * d0 + j0) * mid + m) * d1 + j1) * inner + k;
+        st(out, i, acc ? ld(out, i) + ld(x, src) : ld(x, src));
+    }
+}
+template <typename T> static int transpose_t(cudaStream_t s, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner, const void *x, void *out, bool acc) {
+    const int64_t n = outer * d0 * mid * d1 * inner;
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_transpose<T>)(outer, d0, mid, d1, inner, (const T *)x, (T *)out, acc);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_transpose(void *stream, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,
+                                  int64_t inner, const void *x, void *out, bool accumulate) {
+    if (outer <= 0 || d0 <= 0 || mid <= 0 || d1 <= 0 || inner <= 0) return 0;
+    return DSC_DISPATCH(dt, transpose_t, DSC_STREAM(stream), outer, d0, mid, d1, inner, x, out, accumulate);
+}
+
+/* Conversions: through f32 for 16-bit targets, as dtype.c's store(). */
+template <typename D, typename S>
+__global__ void k_convert(int64_t n, const S *src, D *dst) {
+    DSC_GRID_STRIDE(i, n) {
+        if (sizeof(D) == 2 && sizeof(S) == 8) st(dst, i, (float)((const double *)src)[i]);
+        else st(dst, i, ld(src, i));
+    }
+}
+template <typename S> static int convert_from(cudaStream_t s, void *dst, dsc_dtype_t ddt, const void *src, int64_t n) {
+    const unsigned g = dsc_grid(n, 256);
+    switch (ddt) {
+    case DSC_F32: DSC_LAUNCH_FLAT(g, 256, s, k_convert<float, S>)(n, (const S *)src, (float *)dst); break;
+    case DSC_F64: DSC_LAUNCH_FLAT(g, 256, s, k_convert<double, S>)(n, (const S *)src, (double *)dst); break;
+    case DSC_BF16: DSC_LAUNCH_FLAT(g, 256, s, k_convert<dsc_bf16, S>)(n, (const S *)src, (dsc_bf16 *)dst); break;
+    case DSC_F16: DSC_LAUNCH_FLAT(g, 256, s, k_convert<dsc_f16, S>)(n, (const S *)src, (dsc_f16 *)dst); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_convert(void *stream, void *dst, dsc_dtype_t dst_dt, const void *src, dsc_dtype_t src_dt,
+                                int64_t n) {
+    if (n <= 0) return 0;
+    cudaStream_t s = DSC_STREAM(stream);
+    switch (src_dt) {
+    case DSC_F32: return convert_from<float>(s, dst, dst_dt, src, n);
+    case DSC_F64: return convert_from<double>(s, dst, dst_dt, src, n);
+    case DSC_BF16: return convert_from<dsc_bf16>(s, dst, dst_dt, src, n);
+    case DSC_F16: return convert_from<dsc_f16>(s, dst, dst_dt, src, n);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+/* Dropout (agreed contract): keep(i) = uniform(seed, offset + i) >= p; y = keep ? x * ks : 0,
+ * backward dx += keep ? dy * ks : 0, ks = 1 / (1 - p) rounded to the compute type once (the CPU
+ * kernel's arithmetic, so the results are its bits).
+ * One Philox evaluation per element: simple; sharing one call across 4 lanes is for later. */
+template <typename T>
+__global__ void k_dropout(int64_t n, double p, uint64_t seed, uint64_t offset, const T *x, T *y, bool backward) {
+    typedef typename dsc_acc<T>::type A;
+    const A ks = (A)(1.0 / (1.0 - p));
+    DSC_GRID_STRIDE(i, n) {
+        const bool keep = (double)dsc_philox_uniform(seed, offset + (uint64_t)i) >= p;
+        const A v = keep ? ld(x, i) * ks : (A)0;
+        if (backward) st(y, i, ld(y, i) + v);
+        else st(y, i, v);
+    }
+}
+template <typename T> static int dropout_t(cudaStream_t s, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y, bool bw) {
+    DSC_LAUNCH_FLAT(dsc_grid(n, 256), 256, s, k_dropout<T>)(n, p, seed, offset, (const T *)x, (T *)y, bw);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_dropout(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,
+                                const void *x, void *y) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, dropout_t, DSC_STREAM(stream), n, p, seed, offset, x, y, false);
+}
+extern "C" int dsc_cuda_dropout_backward(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t seed,
+                                         uint64_t offset, const void *dy, void *dx) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, dropout_t, DSC_STREAM(stream), n, p, seed, offset, dy, dx, true);
+}

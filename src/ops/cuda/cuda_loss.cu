@@ -1,0 +1,85 @@
+/* Fused cross-entropy on CUDA (the agreed contract): no [rows, V] probabilities are stored.
+ * Forward: one block per row, the row max, then sum exp(x - max) in double (each thread its
+ * share in index order, then a fixed tree): lse = max + log(sum), loss = lse - x[target].
+ * Backward: value = g * (exp(x - lse) - onehot), g read from device memory; in place allowed
+ * (each element is read and written by the same thread). */
+#include <math.h>
+
+#include "ops/cuda/cuda_common.cuh"
+
+__device__ static inline float cexp(float x) { return expf(x); }
+__device__ static inline double cexp(double x) { return exp(x); }
+
+template <typename T>
+__global__ void k_ce_fwd(int64_t V, const T *logits, const int32_t *targets, int32_t ignore_index,
+                         typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ A shm[32];
+    __shared__ double shd[32];
+    const int64_t r = blockIdx.x;
+    const int32_t t = targets[r];
+    if (t == ignore_index) {
+        if (threadIdx.x == 0) losses[r] = lse[r] = 0;
+        return;
+    }
+    const T *x = logits + r * V;
+    A mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+        const A v = ld(x, j);
+        mx = v > mx ? v : mx;
+    }
+    mx = dsc_block_max(mx, shm);
+    double sum = 0;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) sum += (double)cexp(ld(x, j) - mx);
+    sum = dsc_block_sum(sum, shd);
+    if (threadIdx.x == 0) {
+        const double l = (double)mx + log(sum);
+        lse[r] = (A)l;
+        losses[r] = (A)(l - (double)ld(x, t));
+    }
+}
+
+template <typename T>
+__global__ void k_ce_bwd(int64_t n_rows, int64_t V, const T *logits, const typename dsc_acc<T>::type *lse,
+                         const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
+                         T *dlogits, bool accumulate) {
+    typedef typename dsc_acc<T>::type A;
+    const A g = *grad_scale;
+    DSC_GRID_STRIDE(e, n_rows * V) {
+        const int64_t r = e / V, j = e % V;
+        const int32_t t = targets[r];
+        A v = 0;
+        if (t != ignore_index) v = g * (cexp(ld(logits, e) - lse[r]) - (j == t ? (A)1 : (A)0));
+        st(dlogits, e, accumulate ? ld(dlogits, e) + v : v);
+    }
+}
+
+template <typename T>
+static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, const void *logits, const int32_t *targets,
+                int32_t ignore_index, void *losses, void *lse, const void *grad_scale, void *dlogits, bool accumulate,
+                bool backward) {
+    typedef typename dsc_acc<T>::type A;
+    if (!backward)
+        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, (const T *)logits, targets, ignore_index, (A *)losses, (A *)lse);
+    else
+        DSC_LAUNCH_FLAT(dsc_grid(n_rows * V, 256), 256, s, k_ce_bwd<T>)(n_rows, V, (const T *)logits, (const A *)lse, targets,
+                                                             ignore_index, (const A *)grad_scale, (T *)dlogits,
+                                                             accumulate);
+    DSC_CUDA_LAUNCHED();
+}
+
+extern "C" int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,
+                                      const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
+    if (n_rows <= 0 || V <= 0) return 0;
+    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, logits, targets, ignore_index, losses, lse, NULL,
+                        NULL, false, false);
+}
+
+extern "C" int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V,
+                                               const void *logits, const void *lse, const int32_t *targets,
+                                               int32_t ignore_index, const void *grad_scale, void *dlogits,
+                                               bool accumulate) {
+    if (n_rows <= 0 || V <= 0) return 0;
+    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, logits, targets, ignore_index, NULL, (void *)lse,
+                        grad_scale, dlogits, accumulate, true);
+}

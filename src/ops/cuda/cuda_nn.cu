@@ -1,0 +1,277 @@
+/* Row and column reductions and the row-wise network kernels on CUDA: sum_rows(_mul)_acc,
+ * sum, softmax (+ backward), layer norm (+ backward), embedding (+ backward).
+ *
+ * Determinism: every sum has one fixed order (a thread's share in index order, then a fixed
+ * tree), independent of scheduling, so repeated runs give the same bits; no atomics. Sums are
+ * in double where the CPU kernels sum in double. */
+#include "ops/cuda/cuda_common.cuh"
+
+#define COLS_X 32 /* columns per block of the column reductions */
+#define ROWS_Y 16 /* row groups per block of the column reductions */
+
+/* y[j] += alpha * sum_r x[r, j] (* w[r, j]): thread (tx, ty) sums rows ty, ty + ROWS_Y, ... of
+ * column j in double; the ROWS_Y partials are added in ty order. */
+template <typename T>
+__global__ void k_sum_rows(int64_t n_rows, int64_t n_cols, double alpha, const T *x, const T *w, T *y) {
+    __shared__ double part[ROWS_Y][COLS_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t j = (int64_t)blockIdx.x * COLS_X + tx;
+    double acc = 0;
+    if (j < n_cols)
+        for (int64_t r = ty; r < n_rows; r += ROWS_Y) {
+            const double v = (double)ld(x, r * n_cols + j);
+            acc += w ? v * (double)ld(w, r * n_cols + j) : v;
+        }
+    part[ty][tx] = acc;
+    __syncthreads();
+    if (ty == 0 && j < n_cols) {
+        double s = 0;
+        for (int k = 0; k < ROWS_Y; k++) s += part[k][tx];
+        st(y, j, (typename dsc_acc<T>::type)((double)ld(y, j) + alpha * s));
+    }
+}
+template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w, void *y) {
+    dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
+    DSC_LAUNCH(grid, block, s, k_sum_rows<T>)(n_rows, n_cols, alpha, (const T *)x, (const T *)w, (T *)y);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_sum_rows_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                     const void *x, void *y) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, NULL, y);
+}
+extern "C" int dsc_cuda_sum_rows_mul_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                         const void *x, const void *w, void *y) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, w, y);
+}
+
+/* One block of 1024 threads: thread t sums t, t + 1024, ... in double; a fixed tree. */
+template <typename T>
+__global__ void k_sum(int64_t n, const T *x, double *out) {
+    __shared__ double sh[32];
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += (double)ld(x, i);
+    acc = dsc_block_sum(acc, sh);
+    if (threadIdx.x == 0) *out = acc;
+}
+template <typename T> static int sum_t(cudaStream_t s, int64_t n, const void *x, double *out) {
+    DSC_LAUNCH(1, 1024, s, k_sum<T>)(n, (const T *)x, out);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_sum(void *stream, dsc_dtype_t dt, int64_t n, const void *x, double *out) {
+    if (n < 0) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, sum_t, DSC_STREAM(stream), n, x, out);
+}
+
+/* ---- softmax: one block per row ---------------------------------------------------------- */
+
+__device__ static inline float dexp(float x) { return expf(x); }
+__device__ static inline double dexp(double x) { return exp(x); }
+
+template <typename T>
+__global__ void k_softmax(int64_t n_cols, const T *x, T *y) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ A shm[32];
+    __shared__ double shd[32];
+    const T *xr = x + blockIdx.x * n_cols;
+    T *yr = y + blockIdx.x * n_cols;
+    A mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        const A v = ld(xr, j);
+        mx = v > mx ? v : mx;
+    }
+    mx = dsc_block_max(mx, shm);
+    double sum = 0;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) sum += (double)dexp(ld(xr, j) - mx);
+    sum = dsc_block_sum(sum, shd);
+    const A inv = (A)(1.0 / sum);
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) st(yr, j, dexp(ld(xr, j) - mx) * inv);
+}
+template <typename T>
+__global__ void k_softmax_backward(int64_t n_cols, const T *y, const T *dy, T *dx) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ double shd[32];
+    const int64_t o = blockIdx.x * n_cols;
+    double dot = 0;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) dot += (double)ld(dy, o + j) * (double)ld(y, o + j);
+    const A s = (A)dsc_block_sum(dot, shd);
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x)
+        st(dx, o + j, ld(dx, o + j) + ld(y, o + j) * (ld(dy, o + j) - s));
+}
+template <typename T> static int softmax_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *a, const void *b, void *out) {
+    if (b) DSC_LAUNCH((unsigned)n_rows, 256, s, k_softmax_backward<T>)(n_cols, (const T *)a, (const T *)b, (T *)out);
+    else DSC_LAUNCH((unsigned)n_rows, 256, s, k_softmax<T>)(n_cols, (const T *)a, (T *)out);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_softmax(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, softmax_t, DSC_STREAM(stream), n_rows, n_cols, x, NULL, y);
+}
+extern "C" int dsc_cuda_softmax_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y,
+                                         const void *dy, void *dx) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, softmax_t, DSC_STREAM(stream), n_rows, n_cols, y, dy, dx);
+}
+
+/* ---- layer norm: one block per row; statistics in double as on the CPU -------------------- */
+
+template <typename T> struct stat_t { typedef T type; };
+template <> struct stat_t<dsc_bf16> { typedef float type; };
+template <> struct stat_t<dsc_f16> { typedef float type; };
+
+template <typename T>
+__global__ void k_layernorm(int64_t n_cols, double eps, const T *x, const T *w, const T *b, T *y,
+                            typename stat_t<T>::type *mean, typename stat_t<T>::type *rstd) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ double shd[32];
+    const int64_t r = blockIdx.x, o = r * n_cols;
+    double m = 0;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) m += (double)ld(x, o + j);
+    m = dsc_block_sum(m, shd) / (double)n_cols;
+    double v = 0;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        const double d = (double)ld(x, o + j) - m;
+        v += d * d;
+    }
+    v = dsc_block_sum(v, shd) / (double)n_cols;
+    const A tm = (A)m, trs = (A)(1.0 / sqrt(v + eps));
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        A out = (ld(x, o + j) - tm) * trs * ld(w, j);
+        if (b) out = out + ld(b, j);
+        st(y, o + j, out);
+    }
+    if (threadIdx.x == 0) {
+        mean[r] = tm;
+        rstd[r] = trs;
+    }
+}
+template <typename T>
+__global__ void k_layernorm_dx(int64_t n_cols, const T *x, const T *w, const typename stat_t<T>::type *mean,
+                               const typename stat_t<T>::type *rstd, const T *dy, T *dx) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ double shd[32];
+    const int64_t r = blockIdx.x, o = r * n_cols;
+    const A m = (A)mean[r], rs = (A)rstd[r];
+    double sg = 0, sgx = 0;
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        const A g = ld(dy, o + j) * ld(w, j);
+        sg += (double)g;
+        sgx += (double)g * (double)((ld(x, o + j) - m) * rs);
+    }
+    sg = dsc_block_sum(sg, shd);
+    sgx = dsc_block_sum(sgx, shd);
+    const A mg = (A)(sg / (double)n_cols), mgx = (A)(sgx / (double)n_cols);
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        const A xh = (ld(x, o + j) - m) * rs;
+        st(dx, o + j, ld(dx, o + j) + rs * (ld(dy, o + j) * ld(w, j) - mg - xh * mgx));
+    }
+}
+/* dw[j] += sum_r dy * xhat, db[j] += sum_r dy: the column reduction of k_sum_rows. */
+template <typename T>
+__global__ void k_layernorm_dwdb(int64_t n_rows, int64_t n_cols, const T *x, const typename stat_t<T>::type *mean,
+                                 const typename stat_t<T>::type *rstd, const T *dy, T *dw, T *db) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ double pw[ROWS_Y][COLS_X + 1], pb[ROWS_Y][COLS_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t j = (int64_t)blockIdx.x * COLS_X + tx;
+    double aw = 0, ab = 0;
+    if (j < n_cols)
+        for (int64_t r = ty; r < n_rows; r += ROWS_Y) {
+            const A g = ld(dy, r * n_cols + j);
+            aw += (double)g * (double)((ld(x, r * n_cols + j) - (A)mean[r]) * (A)rstd[r]);
+            ab += (double)g;
+        }
+    pw[ty][tx] = aw;
+    pb[ty][tx] = ab;
+    __syncthreads();
+    if (ty == 0 && j < n_cols) {
+        double sw = 0, sb = 0;
+        for (int k = 0; k < ROWS_Y; k++) {
+            sw += pw[k][tx];
+            sb += pb[k][tx];
+        }
+        if (dw) st(dw, j, ld(dw, j) + (A)sw);
+        if (db) st(db, j, ld(db, j) + (A)sb);
+    }
+}
+template <typename T>
+static int layernorm_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
+                       const void *b, void *y, void *mean, void *rstd) {
+    typedef typename stat_t<T>::type S;
+    DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm<T>)(n_cols, eps, (const T *)x, (const T *)w, (const T *)b, (T *)y,
+                                                    (S *)mean, (S *)rstd);
+    DSC_CUDA_LAUNCHED();
+}
+template <typename T>
+static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                          const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
+    typedef typename stat_t<T>::type S;
+    if (dx)
+        DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm_dx<T>)(n_cols, (const T *)x, (const T *)w, (const S *)mean,
+                                                           (const S *)rstd, (const T *)dy, (T *)dx);
+    if (dw || db) {
+        dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
+        DSC_LAUNCH(grid, block, s, k_layernorm_dwdb<T>)(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
+                                                   (const T *)dy, (T *)dw, (T *)db);
+    }
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_layernorm(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps,
+                                  const void *x, const void *w, const void *b, void *y, void *mean, void *rstd) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, layernorm_t, DSC_STREAM(stream), n_rows, n_cols, eps, x, w, b, y, mean, rstd);
+}
+extern "C" int dsc_cuda_layernorm_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+                                           const void *x, const void *w, const void *mean, const void *rstd,
+                                           const void *dy, void *dx, void *dw, void *db) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, layernorm_bw_t, DSC_STREAM(stream), n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
+}
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+template <typename T>
+__global__ void k_embedding(int64_t n_ids, int64_t n_cols, const int32_t *ids, const T *table, T *out) {
+    DSC_GRID_STRIDE(i, n_ids * n_cols) {
+        const int64_t r = i / n_cols, j = i % n_cols;
+        out[i] = table[(int64_t)ids[r] * n_cols + j];
+    }
+}
+/* blockIdx.y picks a vocabulary range, blockIdx.x a column block; each thread walks every id
+ * in order and adds the rows whose id falls in its range: the CPU's order, no atomics. */
+#define EMB_RANGES 64
+template <typename T>
+__global__ void k_embedding_backward(int64_t n_ids, int64_t n_cols, int64_t v_per, const int32_t *ids, const T *dout,
+                                     T *dtable) {
+    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t v0 = (int64_t)blockIdx.y * v_per, v1 = v0 + v_per;
+    if (j >= n_cols) return;
+    for (int64_t i = 0; i < n_ids; i++) {
+        const int64_t id = ids[i];
+        if (id < v0 || id >= v1) continue;
+        const int64_t d = id * n_cols + j;
+        st(dtable, d, ld(dtable, d) + ld(dout, i * n_cols + j));
+    }
+}
+template <typename T> static int embedding_t(cudaStream_t s, int64_t n_ids, int64_t n_cols, int64_t n_vocab, const int32_t *ids, const void *src, void *dst) {
+    if (n_vocab < 0) {
+        DSC_LAUNCH_FLAT(dsc_grid(n_ids * n_cols, 256), 256, s, k_embedding<T>)(n_ids, n_cols, ids, (const T *)src, (T *)dst);
+    } else {
+        const int64_t ranges = n_vocab < EMB_RANGES ? (n_vocab > 0 ? n_vocab : 1) : EMB_RANGES;
+        const int64_t v_per = (n_vocab + ranges - 1) / ranges;
+        dim3 grid((unsigned)((n_cols + 127) / 128), (unsigned)ranges);
+        DSC_LAUNCH_FLAT(grid, 128, s, k_embedding_backward<T>)(n_ids, n_cols, v_per, ids, (const T *)src, (T *)dst);
+    }
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_embedding(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
+                                  const void *table, void *out) {
+    if (n_ids <= 0 || n_cols <= 0) return 0;
+    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, -1, ids, table, out);
+}
+extern "C" int dsc_cuda_embedding_backward(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols,
+                                           int64_t n_vocab, const int32_t *ids, const void *dout, void *dtable) {
+    if (n_ids <= 0 || n_cols <= 0 || n_vocab <= 0) return 0;
+    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, n_vocab, ids, dout, dtable);
+}

@@ -1,0 +1,451 @@
+/* Every CUDA op kernel, forward and backward, against the CPU oracle (the CPU backend's
+ * kernels called directly, including the flash attention, fused cross-entropy and Philox
+ * dropout of the agreed contracts). f32 within 1e-5 (norm-wise relative error), 16-bit within a
+ * stated tolerance against the f32 CPU kernel on the same (rounded) inputs; dropout and the
+ * conversions bit for bit; each kernel run twice must give the same bits.
+ * Exits 77 (skipped) without a GPU. Built against the CPU emulator (DSC_CUDA_EMU, cuda_emu.h) it
+ * checks the kernels' logic without a GPU, gemm excepted. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/philox.h"
+#include "ops/cpu/cpu_kernels.h"
+#include "cuda_check.h"
+
+#define TOL_F32 1e-5
+#define TOL_BF16 1e-2 /* one bf16 rounding of each output (2^-8) plus f32-vs-rounded-input drift */
+#define TOL_F16 2e-3
+
+static double tol_for(dsc_dtype_t dt) { return dt == DSC_F32 ? TOL_F32 : dt == DSC_BF16 ? TOL_BF16 : TOL_F16; }
+
+/* Runs `call` twice from the same state of `out`, checks both runs' bytes are equal and
+ * leaves the result in `out`. */
+#define RUN2(name, out, call)                                                                    \
+    do {                                                                                         \
+        const size_t bytes_ = (size_t)(out).n * cc_size((out).dt);                               \
+        cc_reset(&(out));                                                                        \
+        CK(call);                                                                                \
+        void *r1_ = cc_raw((out).d, bytes_);                                                     \
+        cc_reset(&(out));                                                                        \
+        CK(call);                                                                                \
+        void *r2_ = cc_raw((out).d, bytes_);                                                     \
+        cc_repeat(name, (out).dt, r1_, r2_, bytes_);                                             \
+        free(r1_);                                                                               \
+        free(r2_);                                                                               \
+    } while (0)
+
+static float *copyf(const float *x, int64_t n) {
+    float *y = malloc((size_t)n * sizeof *y + 4);
+    memcpy(y, x, (size_t)n * sizeof *y);
+    return y;
+}
+
+static void compare(const char *what, const cc_buf_t *out, const float *ref, double tol) {
+    float *got = cc_get(out);
+    cc_close(what, out->dt, got, ref, out->n, tol);
+    free(got);
+}
+
+/* ---- gemm ----------------------------------------------------------------------------- */
+
+__attribute__((unused)) /* not built on the emulator */ static void t_gemm(dsc_cuda_blas_t *blas, dsc_dtype_t dt) {
+    const int64_t M = 67, N = 45, K = 33;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int64_t lda = (ta ? M : K) + 8, ldb = (tb ? K : N) + 8, ldc = N + 8;
+            cc_buf_t a = cc_new(dt, (ta ? K : M) * lda, -1, 1), b = cc_new(dt, (tb ? N : K) * ldb, -1, 1);
+            cc_buf_t c = cc_new(dt, M * ldc, -1, 1);
+            char name[64];
+            snprintf(name, sizeof name, "gemm ta=%d tb=%d", ta, tb);
+            RUN2(name, c, dsc_cuda_gemm(blas, NULL, dt, ta, tb, M, N, K, 0.7, a.d, lda, b.d, ldb, 0.3, c.d, ldc));
+            float *ref = copyf(c.init, c.n);
+            dsc_cpu_gemm(DSC_F32, ta, tb, M, N, K, 0.7, a.init, lda, b.init, ldb, 0.3, ref, ldc);
+            compare(name, &c, ref, tol_for(dt));
+            free(ref);
+            cc_free(&a), cc_free(&b), cc_free(&c);
+        }
+    /* fused epilogues: y = x W^T + bias (and GELU), W [N, K] as a linear layer stores it */
+    const int64_t m = 64, n = 48, k = 40;
+    cc_buf_t x = cc_new(dt, m * k, -1, 1), w = cc_new(dt, n * k, -1, 1), bias = cc_new(dt, n, -1, 1);
+    cc_buf_t y = cc_new(dt, m * n, 0, 0), pre = cc_new(dt, m * n, 0, 0);
+    float *ref = calloc((size_t)(m * n), sizeof *ref), *ref_g = calloc((size_t)(m * n), sizeof *ref_g);
+    dsc_cpu_gemm(DSC_F32, false, true, m, n, k, 1.0, x.init, k, w.init, k, 0.0, ref, n);
+    for (int64_t i = 0; i < m * n; i++) ref[i] += bias.init[i % n];
+    dsc_cpu_unary(DSC_F32, DSC_UNARY_GELU, m * n, ref, ref_g);
+    RUN2("gemm+bias", y, dsc_cuda_gemm_epilogue(blas, NULL, dt, false, true, m, n, k, 1.0, x.d, k, w.d, k, y.d, n,
+                                               DSC_CUDA_EPI_BIAS, bias.d, NULL, 0));
+    compare("gemm+bias", &y, ref, tol_for(dt));
+    RUN2("gemm+bias+gelu", y, dsc_cuda_gemm_epilogue(blas, NULL, dt, false, true, m, n, k, 1.0, x.d, k, w.d, k, y.d, n,
+                                                    DSC_CUDA_EPI_BIAS_GELU, bias.d, pre.d, n));
+    /* cuBLASLt's GELU is its own tanh-approximation code, not the CPU's exp form: 1e-4 */
+    compare("gemm+bias+gelu (cuBLASLt gelu)", &y, ref_g, dt == DSC_F32 ? 1e-4 : tol_for(dt));
+    compare("gemm+bias+gelu pre-activation", &pre, ref, tol_for(dt));
+    free(ref), free(ref_g);
+    cc_free(&x), cc_free(&w), cc_free(&bias), cc_free(&y), cc_free(&pre);
+}
+
+/* ---- element-wise ------------------------------------------------------------------------ */
+
+static void t_elementwise(dsc_dtype_t dt) {
+    const int64_t n = 12345, nb = 2469; /* n = 5 nb */
+    const double tol = tol_for(dt);
+    cc_buf_t a = cc_new(dt, n, -2, 2), b = cc_new(dt, nb, -2, 2), b_full = cc_new(dt, n, -2, 2);
+    cc_buf_t out = cc_new(dt, n, -1, 1);
+    float *ref = malloc((size_t)n * sizeof *ref);
+    static const char *bn[] = {"binary add", "binary sub", "binary mul"};
+    for (int op = 0; op < DSC_BINARY_COUNT; op++) {
+        RUN2(bn[op], out, dsc_cuda_binary(NULL, dt, (dsc_binary_op_t)op, n, a.d, nb, b.d, out.d));
+        dsc_cpu_binary(DSC_F32, (dsc_binary_op_t)op, n, a.init, nb, b.init, ref);
+        compare(bn[op], &out, ref, tol);
+    }
+    RUN2("binary add (same size)", out, dsc_cuda_binary(NULL, dt, DSC_BINARY_ADD, n, a.d, n, b_full.d, out.d));
+    dsc_cpu_binary(DSC_F32, DSC_BINARY_ADD, n, a.init, n, b_full.init, ref);
+    compare("binary add (same size)", &out, ref, tol);
+
+    memcpy(ref, out.init, (size_t)n * sizeof *ref);
+    RUN2("axpy", out, dsc_cuda_axpy(NULL, dt, n, -0.37, a.d, out.d));
+    dsc_cpu_axpy(DSC_F32, n, -0.37, a.init, ref);
+    compare("axpy", &out, ref, tol);
+
+    memcpy(ref, out.init, (size_t)n * sizeof *ref);
+    RUN2("mul_acc (broadcast w)", out, dsc_cuda_mul_acc(NULL, dt, n, 0.61, a.d, nb, b.d, out.d));
+    dsc_cpu_mul_acc(DSC_F32, n, 0.61, a.init, nb, b.init, ref);
+    compare("mul_acc (broadcast w)", &out, ref, tol);
+
+    RUN2("scale", out, dsc_cuda_scale(NULL, dt, n, 1.7, a.d, out.d));
+    dsc_cpu_scale(DSC_F32, n, 1.7, a.init, ref);
+    compare("scale", &out, ref, tol);
+
+    RUN2("fill", out, dsc_cuda_fill(NULL, dt, n, -0.3, out.d));
+    dsc_cpu_fill(DSC_F32, n, -0.3, ref);
+    compare("fill", &out, ref, tol);
+
+    static const char *un[] = {"unary relu", "unary gelu", "unary tanh"};
+    static const char *ubn[] = {"unary relu backward", "unary gelu backward", "unary tanh backward"};
+    cc_buf_t y = cc_new(dt, n, 0, 0), dy = cc_new(dt, n, -1, 1);
+    for (int op = 0; op < DSC_UNARY_COUNT; op++) {
+        RUN2(un[op], out, dsc_cuda_unary(NULL, dt, (dsc_unary_op_t)op, n, a.d, out.d));
+        dsc_cpu_unary(DSC_F32, (dsc_unary_op_t)op, n, a.init, ref);
+        compare(un[op], &out, ref, tol);
+        /* backward from x (and for tanh from the saved y, as the op layer calls it) */
+        float *yv = cc_get(&out);
+        memcpy(y.init, yv, (size_t)n * sizeof(float));
+        cc_reset(&y);
+        memcpy(ref, out.init, (size_t)n * sizeof *ref);
+        const bool use_y = op == DSC_UNARY_TANH;
+        RUN2(ubn[op], out, dsc_cuda_unary_backward(NULL, dt, (dsc_unary_op_t)op, n, use_y ? NULL : a.d,
+                                                   use_y ? y.d : NULL, dy.d, out.d));
+        dsc_cpu_unary_backward(DSC_F32, (dsc_unary_op_t)op, n, use_y ? NULL : a.init, use_y ? y.init : NULL, dy.init,
+                               ref);
+        compare(ubn[op], &out, ref, tol);
+        free(yv);
+    }
+    /* f32 GELU: the same exp polynomial and operation order as the CPU: bit for bit */
+    if (dt == DSC_F32) {
+        CK(dsc_cuda_unary(NULL, dt, DSC_UNARY_GELU, n, a.d, out.d));
+        float *got = cc_get(&out);
+        dsc_cpu_unary(DSC_F32, DSC_UNARY_GELU, n, a.init, ref);
+        cc_bits("unary gelu vs CPU", dt, got, ref, (size_t)n * 4);
+        free(got);
+    }
+
+    /* transpose [2, 5, 3, 7, 4] -> [2, 7, 3, 5, 4], plain and accumulating */
+    const int64_t o = 2, d0 = 5, mid = 3, d1 = 7, inner = 4, nt = o * d0 * mid * d1 * inner;
+    cc_buf_t tx = cc_new(dt, nt, -1, 1), tout = cc_new(dt, nt, -1, 1);
+    float *tref = copyf(tout.init, nt);
+    RUN2("transpose", tout, dsc_cuda_transpose(NULL, dt, o, d0, mid, d1, inner, tx.d, tout.d, false));
+    dsc_cpu_transpose(DSC_F32, o, d0, mid, d1, inner, tx.init, tref, false);
+    compare("transpose", &tout, tref, tol);
+    memcpy(tref, tout.init, (size_t)nt * sizeof *tref);
+    RUN2("transpose accumulate", tout, dsc_cuda_transpose(NULL, dt, o, d0, mid, d1, inner, tx.d, tout.d, true));
+    dsc_cpu_transpose(DSC_F32, o, d0, mid, d1, inner, tx.init, tref, true);
+    compare("transpose accumulate", &tout, tref, tol);
+    free(tref);
+    cc_free(&tx), cc_free(&tout), cc_free(&y), cc_free(&dy);
+    free(ref);
+    cc_free(&a), cc_free(&b), cc_free(&b_full), cc_free(&out);
+}
+
+/* ---- reductions ------------------------------------------------------------------------- */
+
+static void t_reductions(dsc_dtype_t dt) {
+    const int64_t rows = 333, cols = 77;
+    const double tol = tol_for(dt);
+    cc_buf_t x = cc_new(dt, rows * cols, -1, 1), w = cc_new(dt, rows * cols, -1, 1), y = cc_new(dt, cols, -1, 1);
+    float *ref = copyf(y.init, cols);
+    RUN2("sum_rows_acc", y, dsc_cuda_sum_rows_acc(NULL, dt, rows, cols, 0.5, x.d, y.d));
+    dsc_cpu_sum_rows_acc(DSC_F32, rows, cols, 0.5, x.init, ref);
+    compare("sum_rows_acc", &y, ref, tol);
+    memcpy(ref, y.init, (size_t)cols * sizeof *ref);
+    RUN2("sum_rows_mul_acc", y, dsc_cuda_sum_rows_mul_acc(NULL, dt, rows, cols, -1.5, x.d, w.d, y.d));
+    dsc_cpu_sum_rows_mul_acc(DSC_F32, rows, cols, -1.5, x.init, w.init, ref);
+    compare("sum_rows_mul_acc", &y, ref, tol);
+    free(ref);
+    /* sum into a device double */
+    double *dsum = NULL, s1 = 0, s2 = 0;
+    CK(dsc_cuda_malloc((void **)&dsum, sizeof(double)));
+    CK(dsc_cuda_sum(NULL, dt, rows * cols, x.d, dsum));
+    CK(dsc_cuda_copy_d2h_async(&s1, dsum, 8, NULL));
+    CK(dsc_cuda_sum(NULL, dt, rows * cols, x.d, dsum));
+    CK(dsc_cuda_copy_d2h_async(&s2, dsum, 8, NULL));
+    cc_repeat("sum", dt, &s1, &s2, 8);
+    const double want = dsc_cpu_sum(DSC_F32, rows * cols, x.init);
+    /* the element sum is ~0 by symmetry: compare against the sum of |x| (double sums in another order) */
+    double mag = 0;
+    for (int64_t i = 0; i < rows * cols; i++) mag += fabs(x.init[i]);
+    const float e = (float)(fabs(s1 - want) / mag), z = 0;
+    cc_close("sum (device double; err / sum|x|)", dt, &e, &z, 1, 1e-12);
+    dsc_cuda_free(dsum);
+    cc_free(&x), cc_free(&w), cc_free(&y);
+}
+
+/* ---- softmax, layer norm, embedding ------------------------------------------------------ */
+
+static void t_nn(dsc_dtype_t dt) {
+    const double tol = tol_for(dt);
+    const int64_t rows = 37, cols = 301;
+    cc_buf_t x = cc_new(dt, rows * cols, -4, 4), y = cc_new(dt, rows * cols, 0, 0);
+    cc_buf_t dy = cc_new(dt, rows * cols, -1, 1), dx = cc_new(dt, rows * cols, -1, 1);
+    float *ref = malloc((size_t)(rows * cols) * sizeof *ref), *refy = malloc((size_t)(rows * cols) * sizeof *refy);
+    RUN2("softmax", y, dsc_cuda_softmax(NULL, dt, rows, cols, x.d, y.d));
+    dsc_cpu_softmax(DSC_F32, rows, cols, x.init, refy);
+    compare("softmax", &y, refy, tol);
+    /* backward from the device's y, so both sides differentiate the same probabilities */
+    float *yv = cc_get(&y);
+    memcpy(y.init, yv, (size_t)(rows * cols) * sizeof(float));
+    memcpy(ref, dx.init, (size_t)(rows * cols) * sizeof *ref);
+    RUN2("softmax backward", dx, dsc_cuda_softmax_backward(NULL, dt, rows, cols, y.d, dy.d, dx.d));
+    dsc_cpu_softmax_backward(DSC_F32, rows, cols, yv, dy.init, ref);
+    compare("softmax backward", &dx, ref, tol);
+    free(yv);
+
+    /* layer norm with weight and bias; mean/rstd are f32 for 16-bit dt */
+    const dsc_dtype_t sdt = dt == DSC_F64 ? DSC_F64 : DSC_F32;
+    cc_buf_t w = cc_new(dt, cols, 0.5, 1.5), b = cc_new(dt, cols, -0.5, 0.5);
+    cc_buf_t mean = cc_new(sdt, rows, 0, 0), rstd = cc_new(sdt, rows, 0, 0);
+    cc_buf_t dw = cc_new(dt, cols, -1, 1), db = cc_new(dt, cols, -1, 1);
+    float *rmean = malloc((size_t)rows * 4), *rrstd = malloc((size_t)rows * 4);
+    RUN2("layernorm", y, dsc_cuda_layernorm(NULL, dt, rows, cols, 1e-5, x.d, w.d, b.d, y.d, mean.d, rstd.d));
+    dsc_cpu_layernorm(DSC_F32, rows, cols, 1e-5, x.init, w.init, b.init, refy, rmean, rrstd);
+    compare("layernorm y", &y, refy, tol);
+    compare("layernorm mean", &mean, rmean, TOL_F32);
+    compare("layernorm rstd", &rstd, rrstd, TOL_F32);
+    /* backward with the device's statistics on both sides */
+    float *gm = cc_get(&mean), *gr = cc_get(&rstd);
+    memcpy(mean.init, gm, (size_t)rows * 4);
+    memcpy(rstd.init, gr, (size_t)rows * 4);
+    float *rdw = copyf(dw.init, cols), *rdb = copyf(db.init, cols);
+    memcpy(ref, dx.init, (size_t)(rows * cols) * sizeof *ref);
+    RUN2("layernorm backward dx", dx, dsc_cuda_layernorm_backward(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d,
+                                                                  dy.d, dx.d, NULL, NULL));
+    RUN2("layernorm backward dw", dw, dsc_cuda_layernorm_backward(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d,
+                                                                  dy.d, NULL, dw.d, NULL));
+    RUN2("layernorm backward db", db, dsc_cuda_layernorm_backward(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d,
+                                                                  dy.d, NULL, NULL, db.d));
+    dsc_cpu_layernorm_backward(DSC_F32, rows, cols, x.init, w.init, gm, gr, dy.init, ref, rdw, rdb);
+    compare("layernorm backward dx", &dx, ref, tol);
+    compare("layernorm backward dw", &dw, rdw, tol);
+    compare("layernorm backward db", &db, rdb, tol);
+    free(gm), free(gr), free(rdw), free(rdb), free(rmean), free(rrstd);
+    cc_free(&w), cc_free(&b), cc_free(&mean), cc_free(&rstd), cc_free(&dw), cc_free(&db);
+
+    /* embedding with repeated ids (the backward must add them in id order) */
+    const int64_t vocab = 97, n_ids = 300, dim = 70;
+    int32_t *ids = malloc((size_t)n_ids * sizeof *ids);
+    for (int64_t i = 0; i < n_ids; i++) ids[i] = (int32_t)(cc_uniform() * (i % 3 ? vocab : 5));
+    int32_t *dids = cc_upload(ids, (size_t)n_ids * sizeof *ids);
+    cc_buf_t table = cc_new(dt, vocab * dim, -1, 1), eout = cc_new(dt, n_ids * dim, 0, 0);
+    cc_buf_t dout = cc_new(dt, n_ids * dim, -1, 1), dtable = cc_new(dt, vocab * dim, -1, 1);
+    float *eref = malloc((size_t)(n_ids * dim) * sizeof *eref), *tref = copyf(dtable.init, vocab * dim);
+    RUN2("embedding", eout, dsc_cuda_embedding(NULL, dt, n_ids, dim, dids, table.d, eout.d));
+    dsc_cpu_embedding(DSC_F32, n_ids, dim, ids, table.init, eref);
+    compare("embedding", &eout, eref, 0);
+    RUN2("embedding backward", dtable, dsc_cuda_embedding_backward(NULL, dt, n_ids, dim, vocab, dids, dout.d, dtable.d));
+    dsc_cpu_embedding_backward(DSC_F32, n_ids, dim, ids, dout.init, tref);
+    if (dt == DSC_F32) { /* the CPU's order of adds: bit for bit */
+        float *got = cc_get(&dtable);
+        cc_bits("embedding backward vs CPU", dt, got, tref, (size_t)(vocab * dim) * 4);
+        free(got);
+    } else {
+        compare("embedding backward", &dtable, tref, tol * 4); /* one rounding per repeated add */
+    }
+    free(eref), free(tref), free(ids);
+    dsc_cuda_free(dids);
+    cc_free(&table), cc_free(&eout), cc_free(&dout), cc_free(&dtable);
+    free(ref), free(refy);
+    cc_free(&x), cc_free(&y), cc_free(&dy), cc_free(&dx);
+}
+
+/* ---- conversions and dropout: bit for bit ------------------------------------------------- */
+
+static void t_convert(void) {
+    const int64_t n = 1 << 16;
+    float *src = malloc((size_t)n * 4);
+    const uint32_t specials[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffc12345u, 0x00000001u,
+                                 0x80000001u, 0x007fffffu, 0x33800000u, 0x33000000u, 0x387fc000u, 0x477fe000u,
+                                 0x477ff000u, 0x477fefffu, 0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0x00000000u,
+                                 0x80000000u, 0x38800000u};
+    const int ns = (int)(sizeof specials / sizeof specials[0]);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        if (i < ns) u = specials[i];
+        else if (i % 3 == 0) u = (uint32_t)(cc_uniform() * 4294967296.0); /* any bit pattern */
+        else {
+            float f = (float)((cc_uniform() - 0.5) * pow(2.0, (int)(cc_uniform() * 60) - 30));
+            memcpy(&u, &f, 4);
+        }
+        memcpy(&src[i], &u, 4);
+    }
+    void *dsrc = cc_upload(src, (size_t)n * 4), *dh = NULL, *df = NULL;
+    CK(dsc_cuda_malloc(&dh, (size_t)n * 2));
+    CK(dsc_cuda_malloc(&df, (size_t)n * 4));
+    uint16_t *hh = malloc((size_t)n * 2), *want_h = malloc((size_t)n * 2);
+    float *want_f = malloc((size_t)n * 4);
+    const dsc_dtype_t halves[] = {DSC_BF16, DSC_F16};
+    for (int k = 0; k < 2; k++) {
+        const dsc_dtype_t h = halves[k];
+        CK(dsc_cuda_convert(NULL, dh, h, dsrc, DSC_F32, n));
+        uint16_t *got = cc_raw(dh, (size_t)n * 2);
+        dsc_convert(want_h, h, src, DSC_F32, (size_t)n);
+        cc_bits(k ? "convert f32 -> f16" : "convert f32 -> bf16", h, got, want_h, (size_t)n * 2);
+        /* back to f32 from every 16-bit pattern */
+        for (int64_t i = 0; i < n; i++) hh[i] = (uint16_t)i;
+        CK(dsc_cuda_copy_h2d_async(dh, hh, (size_t)n * 2, NULL));
+        CK(dsc_cuda_convert(NULL, df, DSC_F32, dh, h, n));
+        float *gf = cc_raw(df, (size_t)n * 4);
+        dsc_convert(want_f, DSC_F32, hh, h, (size_t)n);
+        cc_bits(k ? "convert f16 -> f32 (all 65536)" : "convert bf16 -> f32 (all 65536)", h, gf, want_f, (size_t)n * 4);
+        free(got), free(gf);
+    }
+    free(src), free(hh), free(want_h), free(want_f);
+    dsc_cuda_free(dsrc), dsc_cuda_free(dh), dsc_cuda_free(df);
+}
+
+static void t_dropout(dsc_dtype_t dt) {
+    const int64_t n = 100003;
+    const double p = 0.1;
+    const uint64_t seed = 0x1234abcd5678ull, offset = 4 * 1000003ull;
+    cc_buf_t x = cc_new(dt, n, -2, 2), y = cc_new(dt, n, 0, 0), dx = cc_new(dt, n, -1, 1);
+    float *ref = malloc((size_t)n * 4), *refb = copyf(dx.init, n);
+    const float ks = (float)(1.0 / (1.0 - p));
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const bool keep = dsc_philox_uniform(seed, offset + (uint64_t)i) >= p;
+        kept += keep;
+        ref[i] = cc_round(dt, keep ? x.init[i] * ks : 0.0f);
+        refb[i] = cc_round(dt, refb[i] + (keep ? x.init[i] * ks : 0.0f));
+    }
+    RUN2("dropout", y, dsc_cuda_dropout(NULL, dt, n, p, seed, offset, x.d, y.d));
+    float *got = cc_get(&y);
+    cc_bits("dropout vs Philox host loop", dt, got, ref, (size_t)n * 4);
+    free(got);
+    RUN2("dropout backward", dx, dsc_cuda_dropout_backward(NULL, dt, n, p, seed, offset, x.d, dx.d));
+    got = cc_get(&dx);
+    cc_bits("dropout backward vs Philox host loop", dt, got, refb, (size_t)n * 4);
+    free(got);
+    if (dt == DSC_F32) { /* the CPU kernel of the same contract */
+        float *cy = malloc((size_t)n * 4), *cdx = copyf(dx.init, n);
+        dsc_cpu_dropout(DSC_F32, n, p, seed, offset, x.init, cy);
+        dsc_cpu_dropout_backward(DSC_F32, n, p, seed, offset, x.init, cdx);
+        float *gy = cc_get(&y), *gdx = cc_get(&dx);
+        cc_bits("dropout vs CPU kernel", dt, gy, cy, (size_t)n * 4);
+        cc_bits("dropout backward vs CPU kernel", dt, gdx, cdx, (size_t)n * 4);
+        free(cy), free(cdx), free(gy), free(gdx);
+    }
+    const float frac = (float)kept / (float)n, want = 0.9f;
+    cc_close("dropout kept fraction ~ 1-p", dt, &frac, &want, 1, 0.01);
+    free(ref), free(refb);
+    cc_free(&x), cc_free(&y), cc_free(&dx);
+}
+
+/* ---- flash attention vs the CPU backend's flash attention (same contract, same Philox) --- */
+
+static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, double p) {
+    const double tol = dt == DSC_F32 ? TOL_F32 : 2e-2;
+    const uint64_t seed = 77, offset = 4 * 12345;
+    const int64_t hd = C / H, nqkv = B * T * 3 * C, nout = B * T * C, nl = B * H * T;
+    cc_buf_t qkv = cc_new(dt, nqkv, -1.5, 1.5), out = cc_new(dt, nout, 0, 0), lse = cc_new(DSC_F32, nl, 0, 0);
+    cc_buf_t dout = cc_new(dt, nout, -1, 1), dqkv = cc_new(dt, nqkv, -0.5, 0.5);
+    float *rout = malloc((size_t)nout * 4), *rlse = malloc((size_t)nl * 4), *rdqkv = copyf(dqkv.init, nqkv);
+    dsc_cpu_attention(DSC_F32, B, T, C, H, qkv.init, p, seed, offset, rout, rlse);
+    char name[96];
+    snprintf(name, sizeof name, "attention out B%lld T%lld hd%lld p%.1f", (long long)B, (long long)T, (long long)hd, p);
+    RUN2(name, out, dsc_cuda_attention(NULL, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d));
+    compare(name, &out, rout, tol);
+    snprintf(name, sizeof name, "attention lse hd%lld p%.1f (%s run)", (long long)hd, p, dsc_dtype_name(dt));
+    compare(name, &lse, rlse, dt == DSC_F32 ? TOL_F32 : 1e-2);
+    /* backward: both sides from the device's out and lse */
+    float *gout = cc_get(&out), *glse = cc_get(&lse);
+    dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdqkv);
+    snprintf(name, sizeof name, "attention backward dqkv hd%lld p%.1f", (long long)hd, p);
+    RUN2(name, dqkv, dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
+                                                 dqkv.d));
+    compare(name, &dqkv, rdqkv, dt == DSC_F32 ? TOL_F32 : 3e-2);
+    free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
+    cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
+}
+
+/* ---- fused cross-entropy ------------------------------------------------------------------- */
+
+static void t_cross_entropy(dsc_dtype_t dt) {
+    const int64_t rows = 41, V = 5003;
+    const int32_t ignore = -100;
+    const double tol = tol_for(dt);
+    cc_buf_t x = cc_new(dt, rows * V, -6, 6), losses = cc_new(DSC_F32, rows, 0, 0), lse = cc_new(DSC_F32, rows, 0, 0);
+    cc_buf_t dl = cc_new(dt, rows * V, -1, 1);
+    int32_t *tg = malloc((size_t)rows * 4);
+    for (int64_t r = 0; r < rows; r++) tg[r] = r % 7 == 3 ? ignore : (int32_t)(cc_uniform() * V);
+    int32_t *dtg = cc_upload(tg, (size_t)rows * 4);
+    float *rl = malloc((size_t)rows * 4), *rlse = malloc((size_t)rows * 4);
+    dsc_cpu_cross_entropy(DSC_F32, rows, V, x.init, tg, ignore, rl, rlse);
+    char name[96];
+    RUN2("cross_entropy losses", losses, dsc_cuda_cross_entropy(NULL, dt, rows, V, x.d, dtg, ignore, losses.d, lse.d));
+    snprintf(name, sizeof name, "cross_entropy losses (%s run)", dsc_dtype_name(dt));
+    compare(name, &losses, rl, dt == DSC_F32 ? TOL_F32 : 1e-2);
+    snprintf(name, sizeof name, "cross_entropy lse (%s run)", dsc_dtype_name(dt));
+    compare(name, &lse, rlse, dt == DSC_F32 ? TOL_F32 : 1e-2);
+    /* backward, accumulate: dl += g (p - onehot), g from device memory; both sides use the device's lse */
+    float *glse = cc_get(&lse), *ref = copyf(dl.init, rows * V);
+    const float g = 1.0f / 35.0f;
+    float *dg = cc_upload(&g, 4);
+    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, x.init, glse, tg, ignore, &g, ref, true);
+    RUN2("cross_entropy backward (accumulate)", dl, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, x.d, lse.d, dtg,
+                                                                                   ignore, dg, dl.d, true));
+    compare("cross_entropy backward (accumulate)", &dl, ref, tol);
+    /* in place over the logits (accumulate = false): dlogits aliases logits */
+    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, x.init, glse, tg, ignore, &g, ref, false);
+    RUN2("cross_entropy backward (in place)", x, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, x.d, lse.d, dtg,
+                                                                                ignore, dg, x.d, false));
+    compare("cross_entropy backward (in place)", &x, ref, tol);
+    free(glse), free(ref), free(tg), free(rl), free(rlse);
+    dsc_cuda_free(dtg), dsc_cuda_free(dg);
+    cc_free(&x), cc_free(&losses), cc_free(&lse), cc_free(&dl);
+}
+
+int main(void) {
+    cc_require_gpu("test_cuda_kernels");
+    dsc_cuda_blas_t *blas = NULL;
+    CK(dsc_cuda_blas_create(&blas, 32u << 20));
+    const dsc_dtype_t dts[] = {DSC_F32, DSC_BF16, DSC_F16};
+    for (int k = 0; k < 3; k++) {
+        const dsc_dtype_t dt = dts[k];
+#ifndef DSC_CUDA_EMU /* cuBLASLt is not emulated */
+        t_gemm(blas, dt);
+#endif
+        t_elementwise(dt);
+        t_reductions(dt);
+        t_nn(dt);
+        t_dropout(dt);
+        t_cross_entropy(dt);
+        if (dt == DSC_F16) continue; /* attention: f32 and bf16 */
+        t_attention(dt, 2, 70, 128, 2, 0.0);  /* hd 64 */
+        t_attention(dt, 2, 70, 128, 2, 0.1);  /* with dropout */
+        t_attention(dt, 1, 45, 96, 3, 0.0);   /* hd 32 */
+        t_attention(dt, 1, 100, 256, 2, 0.2); /* hd 128 */
+    }
+    t_convert();
+    dsc_cuda_blas_destroy(blas);
+    return cc_finish("test_cuda_kernels");
+}
