@@ -21,3 +21,31 @@ file(GLOB DSC_TEST_CMAKE CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cmake/*.c
 foreach(f ${DSC_TEST_CMAKE})
   include(${f})
 endforeach()
+
+# Every TIMEOUT above is a hang guard, not a speed check: under the sanitizers, or on a machine
+# shared with other jobs, a test runs several times slower (test_zero_fake took over 300 s under
+# ASan with the 2-core machine at load 20). So each is multiplied by DSC_TEST_TIMEOUT_SCALE
+# (default 4 with DSC_SANITIZE, 2 otherwise), after every tests/cmake file (some declare
+# their tests deferred) has run.
+if(NOT DEFINED DSC_TEST_TIMEOUT_SCALE)
+  if(DSC_SANITIZE)
+    set(DSC_TEST_TIMEOUT_SCALE 4)
+  else()
+    set(DSC_TEST_TIMEOUT_SCALE 2)
+  endif()
+endif()
+function(dsc_scale_test_timeouts)
+  get_property(tests DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY TESTS)
+  foreach(t ${tests})
+    get_test_property(${t} TIMEOUT to)
+    if(to)
+      math(EXPR to "${to} * ${DSC_TEST_TIMEOUT_SCALE}")
+      set_tests_properties(${t} PROPERTIES TIMEOUT ${to})
+    endif()
+  endforeach()
+endfunction()
+if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
+  cmake_language(DEFER CALL dsc_scale_test_timeouts)
+else()
+  dsc_scale_test_timeouts()
+endif()
