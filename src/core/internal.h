@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "dsc/tensor.h"
 
 struct dsc_backend; /* src/ops/backend.h */
@@ -21,7 +22,8 @@ struct dsc_tensor {
     int64_t shape[DSC_MAX_DIMS];
     int64_t numel;
     dsc_dtype_t dtype;
-    void *data;                /* numel elements of dtype, contiguous row-major */
+    void *data;                /* numel elements of dtype, contiguous row-major, on `device` */
+    dsc_device_t *device;      /* where data lives (the creating context's device) */
     dsc_tensor_t *grad;        /* same shape and dtype; NULL until backward reaches it */
     bool requires_grad;
     bool persistent;           /* header malloc'ed (parameters), not in the arena */
@@ -120,7 +122,8 @@ struct dsc_ctx {
     bool training;
     int no_grad_depth;
 
-    const struct dsc_backend *backend;
+    dsc_device_t device;       /* where tensors and model state live (src/core/device.c) */
+    const struct dsc_backend *backend; /* device.table->ops: the op kernels */
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
     const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
