@@ -167,25 +167,25 @@ void dsc__dev_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_
 dsc_status_t dsc__dev_zero(dsc_ctx_t *ctx, void *dst, size_t n_bytes) {
     if (n_bytes && ctx->device.table->memset(&ctx->device, dst, 0, n_bytes) != 0)
         return dev_fail(ctx, "zero fill", n_bytes);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_bytes) {
     if (n_bytes && dst != src && ctx->device.table->copy(&ctx->device, dst, src, n_bytes) != 0)
         return dev_fail(ctx, "device-to-device copy", n_bytes);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
     if (n_bytes && ctx->device.table->to_host(&ctx->device, host_dst, src, n_bytes) != 0)
         return dev_fail(ctx, "device-to-host copy", n_bytes);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes) {
     if (n_bytes && ctx->device.table->from_host(&ctx->device, dst, host_src, n_bytes) != 0)
         return dev_fail(ctx, "host-to-device copy", n_bytes);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, const void *src,
@@ -193,13 +193,13 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
     if (n_elems && ctx->device.table->convert(&ctx->device, dst, dst_dtype, src, src_dtype, n_elems) != 0)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: convert %s -> %s: unsupported dtype pair",
                                  ctx->device.name, dsc_dtype_name(src_dtype), dsc_dtype_name(dst_dtype));
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx) {
     if (ctx->device.table->sync(&ctx->device) != 0)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: synchronise failed", ctx->device.name);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 
 dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx) {
@@ -213,7 +213,7 @@ void dsc__dev_event_record(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
 dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
     if (ev && ctx->device.table->event_wait(&ctx->device, ev) != 0)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting for an event failed", ctx->device.name);
-    return dsc_ctx_status(ctx);
+    return DSC_OK;
 }
 void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
     if (ev) ctx->device.table->event_free(&ctx->device, ev);

@@ -12,7 +12,8 @@
  *
  * Ordering: calls are issued in order on the device's stream. Copies and fills between
  * device buffers may run asynchronously; dsc__dev_to_host returns when the bytes are on the
- * host. Errors are recorded on the context (dsc_ctx_status) and returned. Never installed. */
+ * host. Errors are recorded on the context (dsc_ctx_status) and returned; a call that did
+ * its work returns DSC_OK even when an earlier error is recorded. Never installed. */
 #ifndef DSC_CORE_DEVICE_H
 #define DSC_CORE_DEVICE_H
 
