@@ -44,7 +44,7 @@ dsc_tensor_t *dsc__tensor_empty(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, con
     dsc_tensor_t *t = dsc__arena_alloc(ctx, sizeof *t);
     if (!t) return NULL;
     fill_header(ctx, t, dtype, ndim, shape, numel);
-    t->data = dsc__arena_alloc(ctx, (size_t)numel * dsc_dtype_size(dtype));
+    t->data = dsc__arena_alloc_data(ctx, (size_t)numel * dsc_dtype_size(dtype));
     return t->data ? t : NULL;
 }
 

@@ -156,13 +156,13 @@ static void cast_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
      * f32 gradient buffer under mixed precision), else in f32. */
     const dsc_dtype_t acc_dt = dsc__op_is_compute_dtype(gx->dtype) ? gx->dtype : DSC_F32;
     const size_t es = dsc_dtype_size(acc_dt);
-    void *g = dsc__arena_alloc(ctx, n * es);
+    void *g = dsc__arena_alloc_data(ctx, n * es);
     if (!g) return;
     dsc_convert(g, acc_dt, out->grad->data, out->grad->dtype, n);
     if (acc_dt == gx->dtype) {
         be->axpy(acc_dt, (int64_t)n, 1.0, g, gx->data);
     } else {
-        void *acc = dsc__arena_alloc(ctx, n * es);
+        void *acc = dsc__arena_alloc_data(ctx, n * es);
         if (!acc) return;
         dsc_convert(acc, acc_dt, gx->data, gx->dtype, n);
         be->axpy(acc_dt, (int64_t)n, 1.0, g, acc);

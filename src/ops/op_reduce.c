@@ -11,7 +11,7 @@ static void sum_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     const dsc_backend_t *be = ctx->backend;
     const void *g = node->out->grad->data;
     if (node->f[0] != 1.0) { /* scale the upstream scalar first */
-        void *gs = dsc__arena_alloc(ctx, dsc_dtype_size(x->dtype));
+        void *gs = dsc__arena_alloc_data(ctx, dsc_dtype_size(x->dtype));
         if (!gs) return;
         be->scale(x->dtype, 1, node->f[0], g, gs);
         g = gs;
