@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-.PHONY: all deps build train test test-fast test-sanitize fuzz fuzz-smoke bench clean golden
+.PHONY: all deps build train test test-fast test-guarded test-sanitize fuzz fuzz-smoke bench clean golden
 
 all: build
 
@@ -32,6 +32,12 @@ test: fuzz-smoke test-sanitize test-fast
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The suite again on the guarded test device (CPU memory the host cannot touch: a host
+# read of tensor data outside the device's kernels faults). Not yet part of `make test`:
+# the engine/ZeRO/comm/ckpt layers still touch bytes on the host (DEVELOPERS.md).
+test-guarded: build
+	cd $(BUILD) && DSC_DEVICE=guarded ctest --output-on-failure -j $(JOBS)
 
 test-sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDSC_SANITIZE=ON $(CMAKE_ARGS) >/dev/null

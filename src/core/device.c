@@ -65,7 +65,7 @@ static bool cpu_host_accessible(const dsc_device_t *dev, const void *ptr) {
     return true;
 }
 
-static const dsc_device_table_t *cpu_table(void) {
+const dsc_device_table_t *dsc__device_cpu_table(void) {
     static dsc_device_table_t t;
     static int ready; /* filled once; every field is a constant, so a racing fill writes the same values */
     if (!ready) {
@@ -106,7 +106,7 @@ dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_
     if (!spec || !*spec) spec = "cpu";
     if (strcmp(spec, "cpu") == 0) {
         dev->kind = DSC_DEVICE_CPU;
-        dev->table = cpu_table();
+        dev->table = dsc__device_cpu_table();
         snprintf(dev->name, sizeof dev->name, "cpu");
         return DSC_OK;
     }

@@ -90,6 +90,8 @@ dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_
 void dsc__device_destroy(dsc_ctx_t *ctx);
 /* The context's device. */
 dsc_device_t *dsc__ctx_device(dsc_ctx_t *ctx);
+/* The CPU device's table (the guarded device reuses its events and kernels). */
+const dsc_device_table_t *dsc__device_cpu_table(void);
 /* The guarded test device (src/core/device_guarded.c). */
 dsc_status_t dsc__device_guarded_init(dsc_device_t *dev, char *err, size_t err_len);
 /* The guarded device's translation of a device address to the host alias its kernels use

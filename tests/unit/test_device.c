@@ -74,5 +74,6 @@ static void test_copies(const char *device) {
 int main(void) {
     test_choice();
     test_copies("cpu");
+    test_copies("guarded");
     return check_finish("test_device");
 }
