@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "amp/amp_internal.h"
 #include "ops/backend.h"
 
 /* ---- the CPU device: host memory, work done when a call returns ---- */
@@ -86,6 +87,7 @@ const dsc_device_table_t *dsc__device_cpu_table(void) {
             .host_accessible = cpu_host_accessible,
             .destroy = NULL,
             .ops = dsc__backend_cpu(),
+            .amp = &dsc__amp_ops_cpu,
         };
         ready = 1;
     }

@@ -24,8 +24,8 @@
 #include "dsc/tensor.h"
 
 struct dsc_backend;      /* src/ops/backend.h: the op kernels */
-struct dsc_optim_kernels; /* src/optim/optim_internal.h */
-struct dsc_amp_kernels;  /* src/amp/amp_internal.h */
+struct dsc_optim_ops;    /* src/optim/optim_internal.h: the optimizer kernels */
+struct dsc_amp_ops;      /* src/amp/amp_internal.h: the mixed-precision kernels */
 
 typedef enum dsc_device_kind {
     DSC_DEVICE_CPU = 0,
@@ -69,8 +69,8 @@ typedef struct dsc_device_table {
 
     /* Kernel tables of this device. */
     const struct dsc_backend *ops;
-    const struct dsc_optim_kernels *optim;
-    const struct dsc_amp_kernels *amp;
+    const struct dsc_optim_ops *optim;
+    const struct dsc_amp_ops *amp;
 } dsc_device_table_t;
 
 struct dsc_device {

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "amp/amp_internal.h"
 #include "core/internal.h"
 
 /* Address space of one guarded device (sparse: pages exist only once written). */
@@ -178,6 +179,7 @@ static const dsc_device_table_t *guarded_table(void) {
         t.host_accessible = g_host_accessible;
         t.destroy = g_destroy;
         t.ops = dsc__backend_guarded();
+        t.amp = &dsc__amp_ops_guarded;
         ready = 1;
     }
     return &t;

@@ -793,7 +793,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        st = dsc_amp_f32_to_half(dsc__engine_local_params(e), e->model_dtype, e->master, (size_t)e->n_local);
+        st = dsc_amp_f32_to_half(e->ctx, dsc__engine_local_params(e), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
     if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e))) return st; /* its message names the rank */

@@ -65,7 +65,7 @@ static void log_bad_tensors(dsc_engine_t *e) {
     bool any;
     double sumsq;
     size_t n_bad = 0;
-    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->n_local, e->segments, e->n_segments, bad, NULL, &any, &sumsq,
+    dsc_amp_scan_segments(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, e->segments, e->n_segments, bad, NULL, &any, &sumsq,
                           &n_bad);
     char names[1024] = "";
     size_t off = 0, listed = 0;
@@ -111,7 +111,7 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
      * across ranks (stage 0 ranks already hold the same reduced sum). */
     bool overflow = false;
     double sumsq = 0;
-    dsc_amp_scan(e->acc32, DSC_F32, (size_t)e->n_local, &overflow, &sumsq);
+    dsc_amp_scan(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, &overflow, &sumsq);
     if (e->plan.stage >= 1 && e->world_size > 1) {
         double v[2] = {overflow ? 1.0 : 0.0, sumsq};
         rc = dsc_comm_allreduce(e->comm, v, v, 2, DSC_F64, DSC_REDUCE_SUM);

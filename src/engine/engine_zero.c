@@ -104,7 +104,7 @@ dsc_status_t dsc__engine_alloc_state(dsc_engine_t *e, char *err, size_t errsz) {
         init32 = temp;
     }
     dsc_status_t rc = dsc__engine_initial_values(e, init32);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, init32, (size_t)P);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->ctx, e->params, e->model_dtype, init32, (size_t)P);
     if (rc == DSC_OK && !mixed && init32 != e->params) memcpy(e->params, init32, (size_t)P * 4);
     if (rc == DSC_OK && partitioned) memcpy(e->master, init32 + e->plan.begin, (size_t)e->n_local * 4);
     if (temp) dsc_ctx_release(e->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
@@ -149,12 +149,12 @@ static dsc_status_t reduce_scatter_into_acc(dsc_engine_t *e, void *src, dsc_dtyp
     const int64_t k = e->plan.part;
     const size_t es = dsc_dtype_size(dtype);
     char *s = src;
-    if (N == 1) return dsc_amp_accumulate(e->acc32, src, dtype, (size_t)k);
+    if (N == 1) return dsc_amp_accumulate(e->ctx, e->acc32, src, dtype, (size_t)k);
     if (e->bucket >= k) { /* one collective, in place: the result lands in src's own slice */
         char *mine = s + (size_t)e->plan.begin * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(e->comm, s, mine, (size_t)k, dtype);
         if (rc != DSC_OK) return comm_fail(e, rc, "gradient reduce-scatter");
-        return dsc_amp_accumulate(e->acc32, mine, dtype, (size_t)k);
+        return dsc_amp_accumulate(e->ctx, e->acc32, mine, dtype, (size_t)k);
     }
     char *stage = e->staging;
     for (int64_t j = 0; j < k; j += e->bucket) {
@@ -163,7 +163,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_engine_t *e, void *src, dsc_dtyp
         char *mine = stage + (size_t)r * c * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(e->comm, stage, mine, (size_t)c, dtype);
         if (rc != DSC_OK) return comm_fail(e, rc, "gradient reduce-scatter");
-        rc = dsc_amp_accumulate(e->acc32 + j, mine, dtype, (size_t)c);
+        rc = dsc_amp_accumulate(e->ctx, e->acc32 + j, mine, dtype, (size_t)c);
         if (rc != DSC_OK) return rc;
     }
     return DSC_OK;
@@ -175,13 +175,13 @@ dsc_status_t dsc__engine_after_backward(dsc_engine_t *e) {
     switch (e->plan.stage) {
     case 0:
         if (e->accumulate_fp32) {
-            rc = dsc_amp_accumulate(e->acc32, e->grads, e->model_dtype, P);
+            rc = dsc_amp_accumulate(e->ctx, e->acc32, e->grads, e->model_dtype, P);
             memset(e->grads, 0, P * msize(e));
         }
         break;
     case 1:
         if (e->full_acc32) {
-            rc = dsc_amp_accumulate(e->full_acc32, e->grads, e->model_dtype, P);
+            rc = dsc_amp_accumulate(e->ctx, e->full_acc32, e->grads, e->model_dtype, P);
             memset(e->grads, 0, P * msize(e));
         }
         break;
@@ -209,7 +209,7 @@ dsc_status_t dsc__engine_reduce_gradients(dsc_engine_t *e) {
             if (rc != DSC_OK) return comm_fail(e, rc, "gradient all-reduce");
         }
         if (mixed && !e->accumulate_fp32) { /* 16-bit accumulation: widen once */
-            rc = dsc_amp_half_to_f32(e->acc32, e->grads, e->model_dtype, P);
+            rc = dsc_amp_half_to_f32(e->ctx, e->acc32, e->grads, e->model_dtype, P);
             memset(e->grads, 0, P * msize(e));
         }
         return rc;

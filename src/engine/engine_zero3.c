@@ -406,7 +406,7 @@ dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) 
             memcpy(e->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc_ctx_release(e->ctx, DSC_MEM_OTHER, init32, (size_t)e->numel * 4);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->params, e->model_dtype, e->master, (size_t)local);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->ctx, e->params, e->model_dtype, e->master, (size_t)local);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, e->model_dtype, NULL);
     if (rc == DSC_OK) e->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)

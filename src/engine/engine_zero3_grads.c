@@ -55,7 +55,7 @@ static dsc_status_t finish(dsc_engine_t *e, z3_send_t *s, bool ok) {
     if (rc != DSC_OK)
         rc = dsc__z3_comm_fail(e, rc, e->plan.stage == 2 ? "gradient reduce to owners" : "gradient reduce-scatter", s->p);
     if (rc == DSC_OK && ok && s->count > 0)
-        rc = dsc_amp_accumulate(e->acc32 + s->acc_offset, s->mine, e->model_dtype, (size_t)s->count);
+        rc = dsc_amp_accumulate(e->ctx, e->acc32 + s->acc_offset, s->mine, e->model_dtype, (size_t)s->count);
     dsc_ctx_release(e->ctx, DSC_MEM_GRADS, s->buf, s->bytes);
     s->p->sends--;
     free(s->counts);
