@@ -93,6 +93,19 @@ void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, siz
     if ((unsigned)category < DSC_MEM_CATEGORY_COUNT) dsc__mem_sub(ctx, category, n_bytes);
 }
 
+void *dsc__host_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes) {
+    void *p = calloc(1, n_bytes ? n_bytes : 1);
+    if (!p) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory allocating %zu host bytes", n_bytes);
+    dsc__mem_add(ctx, category, n_bytes);
+    return p;
+}
+
+void dsc__host_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes) {
+    if (!ptr) return;
+    free(ptr);
+    dsc__mem_sub(ctx, category, n_bytes);
+}
+
 dsc_status_t dsc_ctx_to_host(dsc_ctx_t *ctx, void *host_dst, const void *device_src, size_t n_bytes) {
     if (!ctx) return DSC_ERR_INVALID;
     if (n_bytes && (!host_dst || !device_src))

@@ -10,6 +10,7 @@
 
 #include "core/internal.h"
 #include "amp/amp_internal.h"
+#include "optim/optim_internal.h"
 #include "ops/backend.h"
 
 /* ---- the CPU device: host memory, work done when a call returns ---- */
@@ -88,6 +89,7 @@ const dsc_device_table_t *dsc__device_cpu_table(void) {
             .destroy = NULL,
             .ops = dsc__backend_cpu(),
             .amp = &dsc__amp_ops_cpu,
+            .optim = &dsc__optim_ops_cpu,
         };
         ready = 1;
     }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "amp/amp_internal.h"
+#include "optim/optim_internal.h"
 #include "core/internal.h"
 
 /* Address space of one guarded device (sparse: pages exist only once written). */
@@ -180,6 +181,7 @@ static const dsc_device_table_t *guarded_table(void) {
         t.destroy = g_destroy;
         t.ops = dsc__backend_guarded();
         t.amp = &dsc__amp_ops_guarded;
+        t.optim = &dsc__optim_ops_guarded;
         ready = 1;
     }
     return &t;

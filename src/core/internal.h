@@ -140,6 +140,11 @@ struct dsc_ctx {
 };
 
 /* ---- memory ---- */
+/* Zeroed host memory counted under `category`: bookkeeping that the host reads and writes
+ * (optimizer objects, segment tables), apart from device buffers (dsc_ctx_alloc). NULL +
+ * DSC_ERR_NOMEM (recorded) on failure. */
+void *dsc__host_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes);
+void dsc__host_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 void dsc__mem_add(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
 void dsc__mem_sub(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
 /* Step-arena allocation, DSC_ALIGN aligned, not zeroed. NULL + DSC_ERR_NOMEM on failure.
