@@ -11,9 +11,7 @@
 #include "amp/amp_internal.h"
 #include "core/internal.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__clang__)
-#include <cpuid.h>
-#endif
+#include "ops/cpu/cpu_features.h"
 
 #define ROUND_BLOCKS 1024
 #define PAR_MIN_ELEMS ((size_t)1 << 16) /* below this, one thread */
@@ -21,28 +19,13 @@
 
 /* ---- path selection -------------------------------------------------------------------- */
 
-#if defined(__x86_64__) || defined(__i386__)
-static int has_f16c(void) {
-#if defined(__clang__) /* clang's __builtin_cpu_supports does not know "f16c" */
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1);
-#else
-    return __builtin_cpu_supports("f16c") != 0;
-#endif
-}
-#endif
-
 int dsc__amp_isa_supported(dsc_amp_isa_t isa) {
+    const dsc_cpu_features_t *f = dsc__cpu_features(); /* one detection for every kernel family */
     switch (isa) {
     case DSC_AMP_ISA_SCALAR: return 1;
-#if defined(__x86_64__) || defined(__i386__)
-    /* libgcc / compiler-rt check the OS saves the YMM / ZMM state before reporting AVX. */
-    case DSC_AMP_ISA_AVX2: return __builtin_cpu_supports("avx2") && has_f16c();
-    case DSC_AMP_ISA_AVX512: return __builtin_cpu_supports("avx512f") != 0;
-    case DSC_AMP_ISA_AVX512BF16:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512bf16");
-#endif
+    case DSC_AMP_ISA_AVX2: return f->avx2 && f->f16c;
+    case DSC_AMP_ISA_AVX512: return f->avx512f;
+    case DSC_AMP_ISA_AVX512BF16: return f->avx512f && f->avx512bw && f->avx512bf16;
     default: return 0;
     }
 }

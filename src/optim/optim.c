@@ -8,12 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #include "core/internal.h"
 #include "ops/backend.h"
+#include "ops/cpu/cpu_features.h"
 
 /* Partitions smaller than this run on the calling thread (OpenMP start-up costs more). */
 #define DSC_OPTIM_PAR_MIN 32768
@@ -48,30 +46,13 @@ struct dsc_optim {
 
 /* ---- ISA selection ------------------------------------------------------------------- */
 
-#if defined(__x86_64__) || defined(__i386__)
-static uint64_t read_xcr0(void) {
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((uint64_t)hi << 32) | lo;
-}
-
+/* From the one CPU feature detection (src/ops/cpu/cpu_features.c). The AVX2 path also
+ * needs FMA and F16C (FMA is not used for arithmetic). */
 static void cpu_features(int *avx2, int *avx512) {
-    unsigned a, b, c, d;
-    *avx2 = *avx512 = 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
-    if (!osxsave || !avx) return;
-    const uint64_t xcr0 = read_xcr0();
-    if ((xcr0 & 0x6) != 0x6) return; /* the OS saves XMM and YMM state */
-    if (__get_cpuid_max(0, NULL) < 7) return;
-    __cpuid_count(7, 0, a, b, c, d);
-    *avx2 = ((b >> 5) & 1) && fma && f16c;
-    /* AVX-512F and the OS saving opmask, ZMM_Hi256 and Hi16_ZMM state. */
-    *avx512 = ((b >> 16) & 1) && (xcr0 & 0xe6) == 0xe6;
+    const dsc_cpu_features_t *f = dsc__cpu_features();
+    *avx2 = f->avx2 && f->fma && f->f16c;
+    *avx512 = f->avx512f;
 }
-#else
-static void cpu_features(int *avx2, int *avx512) { *avx2 = *avx512 = 0; }
-#endif
 
 int dsc__optim_isa_supported(dsc_optim_isa_t isa) {
     int avx2, avx512;

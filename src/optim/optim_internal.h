@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/bf16.h"
 #include "core/device.h"
 #include "dsc/optim.h"
 
@@ -130,13 +131,7 @@ dsc_status_t dsc__optim_force_isa(dsc_optim_t *opt, dsc_optim_isa_t isa);
 dsc_optim_isa_t dsc__optim_get_isa(const dsc_optim_t *opt);
 
 /* Scalar helpers shared by every path (identical to dsc_f32_to_bf16 / the tree sum). */
-static inline uint16_t dsc__optim_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+static inline uint16_t dsc__optim_bf16(float x) { return dsc__bf16_round(x); }
 
 /* Fixed pairwise tree over 16 lanes. */
 static inline double dsc__optim_tree16(const double *a) {
