@@ -4,6 +4,7 @@
 #include "core/device.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,11 @@ static bool cpu_host_accessible(const dsc_device_t *dev, const void *ptr) {
     return true;
 }
 
-const dsc_device_table_t *dsc__device_cpu_table(void) {
-    static dsc_device_table_t t;
-    static int ready; /* filled once; every field is a constant, so a racing fill writes the same values */
-    if (!ready) {
-        t = (dsc_device_table_t){
+static dsc_device_table_t g_cpu_table;
+static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
+
+static void cpu_table_fill(void) {
+    g_cpu_table = (dsc_device_table_t){
             .name = "cpu",
             .alloc = cpu_alloc,
             .free = cpu_free,
@@ -91,9 +92,12 @@ const dsc_device_table_t *dsc__device_cpu_table(void) {
             .amp = &dsc__amp_ops_cpu,
             .optim = &dsc__optim_ops_cpu,
         };
-        ready = 1;
-    }
-    return &t;
+}
+
+/* Filled once (the op table comes from a function). */
+const dsc_device_table_t *dsc__device_cpu_table(void) {
+    pthread_once(&g_cpu_once, cpu_table_fill);
+    return &g_cpu_table;
 }
 
 /* ---- choosing the device ---- */

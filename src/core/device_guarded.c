@@ -10,6 +10,7 @@
  * contexts (and threads) coexist. This registry is the test device's only shared state. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -163,10 +164,12 @@ static void g_destroy(dsc_device_t *d) {
 
 const struct dsc_backend *dsc__backend_guarded(void);
 
-static const dsc_device_table_t *guarded_table(void) {
-    static dsc_device_table_t t;
-    static int ready; /* constant fields: a racing fill writes the same values */
-    if (!ready) {
+static dsc_device_table_t g_table;
+static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;
+
+static void guarded_table_fill(void) {
+    dsc_device_table_t t;
+    {
         const dsc_device_table_t *cpu = dsc__device_cpu_table();
         t = *cpu;
         t.name = "guarded";
@@ -182,9 +185,13 @@ static const dsc_device_table_t *guarded_table(void) {
         t.ops = dsc__backend_guarded();
         t.amp = &dsc__amp_ops_guarded;
         t.optim = &dsc__optim_ops_guarded;
-        ready = 1;
     }
-    return &t;
+    g_table = t;
+}
+
+static const dsc_device_table_t *guarded_table(void) {
+    pthread_once(&g_table_once, guarded_table_fill);
+    return &g_table;
 }
 
 dsc_status_t dsc__device_guarded_init(dsc_device_t *dev, char *err, size_t err_len) {
