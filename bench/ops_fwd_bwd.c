@@ -128,11 +128,14 @@ static double time_simd(const dsc_cpu_simd_t *k, int64_t n, const float *x, floa
     for (int bi = 0; bi < b; bi++)
         for (int hi = 0; hi < h; hi++) {
             const float *base = qkv + (size_t)bi * t * c3 + hi * hs;
-            float *dbase = dqkv + (size_t)bi * t * c3 + hi * hs, *pr = pre + ((size_t)bi * h + hi) * t * t;
-            k->attention_head(t, hs, c3, c, scale, base, base + c, base + 2 * c, NULL, pr, pr,
-                              out + (size_t)bi * t * c + hi * hs, scr);
-            k->attention_head_backward(t, hs, c3, c, scale, base, base + c, base + 2 * c, NULL, pr, pr,
-                                       ady + (size_t)bi * t * c + hi * hs, dbase, dbase + c, dbase + 2 * c, scr);
+            float *dbase = dqkv + (size_t)bi * t * c3 + hi * hs, *lse = pre + ((size_t)bi * h + hi) * t;
+            dsc_flash_head_t a = {.t = t, .hs = hs, .ld = c3, .ldo = c, .scale = scale, .q = base, .k = base + c,
+                                  .v = base + 2 * c, .out = out + (size_t)bi * t * c + hi * hs,
+                                  .dout = ady + (size_t)bi * t * c + hi * hs, .lse = lse, .dq = dbase,
+                                  .dk = dbase + c, .dv = dbase + 2 * c};
+            for (int64_t i0 = 0; i0 < t; i0 += DSC_FLASH_BLOCK)
+                k->flash_forward(&a, i0, t - i0 < DSC_FLASH_BLOCK ? t - i0 : DSC_FLASH_BLOCK, scr);
+            k->flash_backward(&a, scr);
         }
     return now() - t0;
 }
@@ -219,9 +222,9 @@ int main(int argc, char **argv) {
     {
         const dsc_cpu_simd_t *paths[3] = {&dsc__cpu_simd_sse2, &dsc__cpu_simd_avx2, &dsc__cpu_simd_avx512};
         const int ab = 16, at = 64, ac = 384, ah = 6;
-        const size_t nq = (size_t)ab * at * 3 * ac, no = (size_t)ab * at * ac, np = (size_t)ab * ah * at * at;
+        const size_t nq = (size_t)ab * at * 3 * ac, no = (size_t)ab * at * ac, np = (size_t)ab * ah * at; /* lse */
         float *qkv = malloc(nq * 4), *ady = malloc(no * 4), *res[3][5] = {{NULL}};
-        float *scr = malloc((size_t)dsc__simd_attn_bwd_scratch(at, ac / ah) * 4);
+        float *scr = malloc((size_t)dsc__flash_bwd_scratch(at, ac / ah) * 4);
         if (!qkv || !ady || !scr) return 1;
         for (size_t i = 0; i < nq; i++) qkv[i] = (float)((i * 2654435761u) % 2000) / 1000.0f - 1.0f;
         for (size_t i = 0; i < no; i++) ady[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;

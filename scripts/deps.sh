@@ -1,19 +1,39 @@
 #!/usr/bin/env bash
-# Installs the Debian packages dsc needs to build, test and train.
-# Idempotent: prints nothing and does nothing when everything is present.
+# Installs the Debian packages dsc needs. Idempotent: prints nothing and does nothing when
+# everything is present.
+#
+#   bash scripts/deps.sh [build|test|ci]
+#
+# build (the default): what `make build`, `make train` and `make install` need
+# test:  + what `make test` needs (the fuzz/sanitizer toolchain, python3 for the interop
+#        tests and the shard writer, python3-venv for their virtual environment, and
+#        python3-torch, which interop_transformers_gpt2 and the golden-file generators use)
+# ci:    + debootstrap, for scripts/fresh-root.sh (.ci/run's fresh-machine check)
+# The CMake configure step checks the build packages again and names the missing one
+# (cmake/deps.cmake), so a machine set up by hand fails with a message, not a compiler error.
 set -euo pipefail
 
-packages=(
+profile=${1:-build}
+build=(
   build-essential cmake pkg-config
   libjansson-dev          # JSON config parsing (line/column errors)
   libopenblas-dev         # cblas sgemm/dgemm for CPU matmul
   libopenmpi-dev openmpi-bin   # rank launch and CPU collectives
-  libomp-dev              # OpenMP for clang builds (gcc ships its own)
-  clang libclang-rt-dev   # libFuzzer and sanitizer runtimes for `make fuzz`
+  libxxhash-dev           # XXH3-64 checkpoint checksums (header-only use)
   fortunes-min            # the embedded English corpus for `make train`
 )
-# Only the golden-data generators in tools/ use PyTorch; tests never need it.
-if [ "${DSC_WITH_TORCH:-0}" = 1 ]; then packages+=(python3-torch python3-numpy); fi
+test=(
+  clang libclang-rt-dev libomp-dev   # libFuzzer, sanitizer runtimes, OpenMP for clang builds
+  python3 python3-venv    # interop tests run in a venv made by `make test` (Makefile)
+  python3-numpy python3-torch        # Debian's torch, visible in that venv (--system-site-packages)
+)
+ci=(debootstrap)
+case "$profile" in
+  build) packages=("${build[@]}") ;;
+  test) packages=("${build[@]}" "${test[@]}") ;;
+  ci) packages=("${build[@]}" "${test[@]}" "${ci[@]}") ;;
+  *) echo "deps.sh: unknown profile '$profile' (build, test or ci)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

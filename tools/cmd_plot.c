@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "tool_text.h"
 #include "dsc/monitor.h"
 
 int dsc_cmd_plot(int argc, char **argv);
@@ -91,7 +92,11 @@ int dsc_cmd_plot(int argc, char **argv) {
     char err[1024];
     dsc_status_t rc = dsc_plot_run_dir(dir, out, width, height, err, sizeof err);
     if (rc == DSC_OK) printf("wrote %s (%dx%d)\n", out, width, height);
-    else fprintf(stderr, "dsc plot: %s\n", err);
+    else { /* the message may quote a line of a bad csv file: never its raw bytes */
+        fputs("dsc plot: ", stderr);
+        dsc_tool_fputs_escaped(err, stderr);
+        fputc('\n', stderr);
+    }
     free(def);
     return rc == DSC_OK ? 0 : 1;
 }

@@ -1,15 +1,18 @@
 /* `dsc train`: trains the built-in GPT on character-level text with a DeepSpeed config. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "commands.h"
+#include "stop_signal.h"
 #include "dsc/dsc.h"
 
 /* The default run: a small GPT on the English text Debian's fortunes-min package ships,
@@ -61,6 +64,7 @@ typedef struct {
     int steps; /* 0: the default, 200 */
     uint64_t seed;
     dsc_gpt_config_t model;
+    int layers, heads, embd; /* --layers/--heads/--embd (0: the preset's or the default) */
     int context;
     int eval_every, eval_batches;
     bool allow_unknown;
@@ -95,7 +99,12 @@ static void usage(FILE *out) {
             "  --comm-timeout S    seconds a collective may wait for the other ranks (default: the config's\n"
             "                      dsc.comm_timeout, else 600)\n"
             "  --save DIR          save checkpoints under DIR (DIR/<tag>/, DIR/latest) at the end\n"
-            "  --save-every N      ... and every N steps\n"
+            "  --save-every N      ... and every N steps. With --save, Ctrl-C (SIGINT) or SIGTERM finishes the\n"
+            "                      current optimizer step, saves, and exits 130 / 143; a second signal exits at\n"
+            "                      once. Under mpirun a signal to any one rank stops every rank after the same\n"
+            "                      step; mpirun forwards SIGTERM to the ranks and kills them\n"
+            "                      odls_base_sigkill_timeout s later (1 by default: for a large model, signal a\n"
+            "                      rank or run mpirun --mca odls_base_sigkill_timeout 60)\n"
             "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
             "                      weights, optimizer, scheduler, loss scale, RNG and data position\n"
             "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
@@ -144,6 +153,19 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             a->checkpoint_every = (int)n;
             continue;
         }
+        static const char *const value_options[] = {
+            "--config", "--val-data", "--save", "--save-every", "--model", "--comm-timeout", "--vocab", "--data",
+            "--steps", "--seed", "--layers", "--heads", "--embd", "--context", "--eval-every", "--dropout"};
+        bool known = false;
+        for (size_t o = 0; o < sizeof value_options / sizeof value_options[0]; o++) known = known || !strcmp(k, value_options[o]);
+        if (!known && k[0] == '-') {
+            fprintf(stderr, "dsc train: unknown option %s (dsc train --help)\n", k);
+            return 2;
+        }
+        if (!known) {
+            fprintf(stderr, "dsc train: unexpected argument '%s': options start with -- (dsc train --help)\n", k);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "dsc train: %s needs a value (dsc train --help)\n", k);
             return 2;
@@ -186,9 +208,9 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             a->data[a->n_data++] = v;
         } else if (!strcmp(k, "--steps")) ok = parse_int(v, 1, 100000000, &n), a->steps = (int)n;
         else if (!strcmp(k, "--seed")) ok = parse_int(v, 0, 2147483647, &n), a->seed = (uint64_t)n;
-        else if (!strcmp(k, "--layers")) ok = parse_int(v, 1, 1000, &n), a->model.n_layer = (int)n;
-        else if (!strcmp(k, "--heads")) ok = parse_int(v, 1, 1000, &n), a->model.n_head = (int)n;
-        else if (!strcmp(k, "--embd")) ok = parse_int(v, 1, 100000, &n), a->model.n_embd = (int)n;
+        else if (!strcmp(k, "--layers")) ok = parse_int(v, 1, 1000, &n), a->layers = (int)n;
+        else if (!strcmp(k, "--heads")) ok = parse_int(v, 1, 1000, &n), a->heads = (int)n;
+        else if (!strcmp(k, "--embd")) ok = parse_int(v, 1, 100000, &n), a->embd = (int)n;
         else if (!strcmp(k, "--context")) ok = parse_int(v, 2, 100000, &n), a->context = (int)n;
         else if (!strcmp(k, "--eval-every")) ok = parse_int(v, 0, 100000000, &n), a->eval_every = (int)n;
         else if (!strcmp(k, "--dropout")) {
@@ -204,6 +226,10 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             return 2;
         }
     }
+    /* --layers / --heads / --embd override the --model preset whatever their order. */
+    if (a->layers) a->model.n_layer = a->layers;
+    if (a->heads) a->model.n_head = a->heads;
+    if (a->embd) a->model.n_embd = a->embd;
     return -1; /* continue */
 }
 
@@ -216,7 +242,22 @@ typedef struct {
 
 static bool is_shard_path(const char *p) {
     size_t n = strlen(p);
-    return n >= 4 && !strcmp(p + n - 4, ".bin");
+    return n >= 4 && !strcasecmp(p + n - 4, ".bin");
+}
+
+/* The validation shards in order (no shuffle), every token checked against the model's
+ * vocabulary up front, as the training shards are: a bad file is named before training. */
+static dsc_status_t val_loader_new(const char *pattern, int b, int t, const dsc_engine_t *engine, int vocab,
+                                   dsc_shard_loader_t **out, char *err, size_t errsz) {
+    dsc_shard_loader_options_t o = DSC_SHARD_LOADER_OPTIONS_INIT;
+    o.shuffle = false;
+    o.vocab_size = vocab;
+    o.check_vocab = true;
+    char msg[1800];
+    dsc_status_t rc = dsc_shard_loader_new_ex(pattern, b, t, dsc_engine_rank(engine), dsc_engine_world_size(engine), 0,
+                                              &o, out, msg, sizeof msg);
+    if (rc != DSC_OK) snprintf(err, errsz, "--val-data: %s", msg);
+    return rc;
 }
 
 static void source_free(batch_source_t *src) {
@@ -297,12 +338,39 @@ static long long json_int(json_t *root, const char *key, bool *ok) {
     return 0;
 }
 
-static bool source_state_restore(batch_source_t *src, const char *text) {
+/* Restores the data position from the checkpoint's client state; false with a message
+ * naming the checkpoint and what differs. A text checkpoint also records its character
+ * vocabulary, which must be the one --data gives (else the ids would mean other characters). */
+static bool source_state_restore(batch_source_t *src, const char *text, const char *where, char *err, size_t errsz) {
     json_t *root = text ? json_loads(text, 0, NULL) : NULL;
-    if (!root) return false;
+    if (!json_is_object(root)) {
+        snprintf(err, errsz, "the checkpoint in %s holds no data position (its client state is not dsc train's)", where);
+        json_decref(root);
+        return false;
+    }
     bool ok = true;
     if (src->text) {
         src->text_state = (uint64_t)json_int(root, "text_state", &ok);
+        if (!ok)
+            snprintf(err, errsz, "the checkpoint in %s holds no position in text data (was it trained on token "
+                     "shards?)", where);
+        json_t *vocab = json_object_get(root, "vocab");
+        const int n = dsc_text_dataset_vocab_size(src->text);
+        for (int i = 0; ok && json_is_array(vocab) && i < (int)json_array_size(vocab) && i < n; i++) {
+            const long long want = json_integer_value(json_array_get(vocab, (size_t)i));
+            const int have = dsc_text_dataset_decode(src->text, i);
+            if (want != have) {
+                snprintf(err, errsz, "the checkpoint in %s was trained on text whose character %d is byte %lld, but "
+                         "the --data text's is byte %d: the vocabularies differ (%zu vs %d characters); resume with "
+                         "the same --data files", where, i, want, have, json_array_size(vocab), n);
+                ok = false;
+            }
+        }
+        if (ok && json_is_array(vocab) && (int)json_array_size(vocab) != n) {
+            snprintf(err, errsz, "the checkpoint in %s was trained on text of %zu distinct characters, but the --data "
+                     "text has %d: resume with the same --data files", where, json_array_size(vocab), n);
+            ok = false;
+        }
     } else {
         dsc_sampler_state_t st;
         st.epoch = json_int(root, "epoch", &ok);
@@ -310,10 +378,30 @@ static bool source_state_restore(batch_source_t *src, const char *text) {
         st.n_samples = json_int(root, "n_samples", &ok);
         st.world_size = json_int(root, "world_size", &ok);
         st.seed = (uint64_t)json_int(root, "seed", &ok);
-        ok = ok && dsc_shard_loader_state_set(src->train, &st) == DSC_OK;
+        if (!ok) {
+            snprintf(err, errsz, "the checkpoint in %s holds no position in token shards (was it trained on text?)",
+                     where);
+        } else if (dsc_shard_loader_state_set(src->train, &st) != DSC_OK) {
+            snprintf(err, errsz, "the data position in the checkpoint in %s does not fit these shards and ranks: %s",
+                     where, dsc_shard_loader_errmsg(src->train));
+            ok = false;
+        }
     }
     json_decref(root);
     return ok;
+}
+
+/* The stop signal any rank received (0: none), agreed by every rank at the same step
+ * boundary: one all-reduce (max) of one integer per optimizer step. A signal sent to one
+ * rank, or by mpirun to all, stops them all after the same step. */
+static dsc_status_t agree_stop(dsc_comm_t *comm, int *signo) {
+    int32_t v = (int32_t)dsc_tool_stop_requested();
+    if (comm && dsc_comm_world_size(comm) > 1) {
+        dsc_status_t rc = dsc_comm_allreduce(comm, &v, &v, 1, DSC_I32, DSC_REDUCE_MAX);
+        if (rc != DSC_OK) return rc;
+    }
+    *signo = (int)v;
+    return DSC_OK;
 }
 
 static double now_seconds(void) {
@@ -322,9 +410,10 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Mean loss over a few validation batches, without recording the tape. */
+/* Mean loss over a few validation batches, without recording the tape; NAN with a message
+ * in err when a batch cannot be read or evaluated. */
 static double eval_loss(dsc_ctx_t *ctx, dsc_gpt_t *gpt, batch_source_t *src, int b, int t, int n_batches, int32_t *x,
-                        int32_t *y) {
+                        int32_t *y, char *err, size_t errsz) {
     uint64_t st = 999; /* the same batches every time, so the curve is comparable */
     double sum = 0;
     bool was_training = dsc_ctx_training(ctx);
@@ -332,11 +421,15 @@ static double eval_loss(dsc_ctx_t *ctx, dsc_gpt_t *gpt, batch_source_t *src, int
     dsc_ctx_no_grad_begin(ctx);
     for (int k = 0; k < n_batches; k++) {
         if (source_val(src, k, &st, x, y, b, t) != DSC_OK) {
+            snprintf(err, errsz, "validation batch %d: %s", k,
+                     src->val ? dsc_shard_loader_errmsg(src->val)
+                              : "the validation text is shorter than one window (context + 1 tokens)");
             sum = NAN;
             break;
         }
         dsc_tensor_t *loss = NULL;
         if (dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss) != DSC_OK) {
+            snprintf(err, errsz, "validation batch %d: %s", k, dsc_ctx_errmsg(ctx));
             sum = NAN;
             break;
         }
@@ -362,7 +455,21 @@ int dsc_cmd_train(int argc, char **argv) {
     char err[2048];
     batch_source_t src = {0};
     src.text_state = a.seed * 2654435761u + 1;
-    bool shards = a.n_data == 1 && is_shard_path(a.data[0]);
+    bool shards = a.n_data >= 1 && is_shard_path(a.data[0]);
+    for (int k = 0; k < a.n_data; k++)
+        if (a.n_data > 1 && is_shard_path(a.data[k])) {
+            fprintf(stderr, "dsc train: --data %s is an llm.c token shard (.bin) among %d --data arguments: give the "
+                    "shards as one quoted pattern (--data 'dir/train_*.bin'); text files and shards do not mix\n",
+                    a.data[k], a.n_data);
+            return 2;
+        }
+    /* Options that only shards use are refused for text rather than ignored. */
+    if (!shards && (a.vocab || a.val_data)) {
+        fprintf(stderr, "dsc train: %s applies to llm.c token shards (.bin --data) only; with text data the "
+                "vocabulary is the text's characters and the last 10%% of the text is the validation split\n",
+                a.vocab ? "--vocab" : "--val-data");
+        return 2;
+    }
     if (!shards) {
         const char *const *paths = a.n_data ? a.data : default_corpus;
         int n_paths = a.n_data ? a.n_data : (int)(sizeof default_corpus / sizeof default_corpus[0]);
@@ -391,15 +498,16 @@ int dsc_cmd_train(int argc, char **argv) {
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
     /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
-        if (dsc_comm_new_mpi(ctx, &comm) != DSC_OK) {
+        if (dsc_comm_new_mpi_ex(ctx, a.comm_timeout, &comm) != DSC_OK) { /* the timeout covers its creation */
             fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
             goto out;
         }
         /* Different batches per rank from the text corpus (shards split by the sampler). */
         src.text_state += (uint64_t)dsc_comm_rank(comm) * 0x9E3779B97F4A7C15ull;
     }
-    if (dsc_gpt_new(ctx, &a.model, &gpt) != DSC_OK) {
+    if ((rc = dsc_gpt_new(ctx, &a.model, &gpt)) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
+        if (comm) dsc_comm_agree(comm, rc, dsc_ctx_errmsg(ctx), NULL, 0); /* the others stop with this error */
         goto out;
     }
     dsc_gpt_set_checkpointing(gpt, a.checkpoint_every);
@@ -408,12 +516,28 @@ int dsc_cmd_train(int argc, char **argv) {
     eo.config_json = a.config_path ? NULL : default_config;
     eo.allow_unknown_top_level_keys = a.allow_unknown;
     eo.comm = comm;
+    eo.comm_timeout = a.comm_timeout; /* wins over the config's dsc.comm_timeout */
+    /* What every rank must share besides the engine's own fingerprint (dsc_initialize). */
+    static const char *const fp_keys[] = {"--layers", "--heads", "--embd", "vocabulary size (--vocab or the text)",
+                                          "--context", "--dropout", "--steps", "--save", "--save-every", "--resume",
+                                          "--eval-every"};
+    enum { N_FP = sizeof fp_keys / sizeof fp_keys[0] };
+    char fp_values[N_FP][160];
+    dsc_comm_field_t fp[N_FP];
+    snprintf(fp_values[0], 160, "%d", a.model.n_layer), snprintf(fp_values[1], 160, "%d", a.model.n_head);
+    snprintf(fp_values[2], 160, "%d", a.model.n_embd), snprintf(fp_values[3], 160, "%d", a.model.vocab_size);
+    snprintf(fp_values[4], 160, "%d", a.context), snprintf(fp_values[5], 160, "%g", a.model.dropout);
+    snprintf(fp_values[6], 160, "%d", a.steps), snprintf(fp_values[7], 160, "%s", a.save_dir ? a.save_dir : "(none)");
+    snprintf(fp_values[8], 160, "%d", a.save_every), snprintf(fp_values[10], 160, "%d", a.eval_every);
+    snprintf(fp_values[9], 160, "%s", a.resume ? (a.resume_tag ? a.resume_tag : "latest") : "no");
+    for (int i = 0; i < N_FP; i++) fp[i] = (dsc_comm_field_t){fp_keys[i], fp_values[i]};
+    eo.fingerprint = fp;
+    eo.n_fingerprint = N_FP;
     if (dsc_initialize(gpt->model, &eo, &init, err, sizeof err) != DSC_OK) {
         fprintf(stderr, "dsc train: %s\n", err);
         goto out;
     }
     dsc_engine_t *engine = init.engine;
-    if (comm && a.comm_timeout > 0) dsc_comm_set_timeout(comm, a.comm_timeout); /* wins over the config's dsc.comm_timeout */
     const int b = dsc_engine_micro_batch_size(engine), t = a.context, gas = dsc_engine_gradient_accumulation_steps(engine);
     int steps = a.steps ? a.steps : 200;
     if (shards) {
@@ -422,8 +546,8 @@ int dsc_cmd_train(int argc, char **argv) {
         lo.check_vocab = true;
         if (dsc_shard_loader_new_ex(a.data[0], b, t, dsc_engine_rank(engine), dsc_engine_world_size(engine), a.seed, &lo,
                                     &src.train, err, sizeof err) != DSC_OK ||
-            (a.val_data && dsc_shard_loader_new_val(a.val_data, b, t, dsc_engine_rank(engine),
-                                                    dsc_engine_world_size(engine), &src.val, err, sizeof err) != DSC_OK)) {
+            (a.val_data && val_loader_new(a.val_data, b, t, engine, a.model.vocab_size, &src.val, err, sizeof err) !=
+                               DSC_OK)) {
             fprintf(stderr, "dsc train: %s\n", err);
             goto out;
         }
@@ -431,7 +555,12 @@ int dsc_cmd_train(int argc, char **argv) {
     }
     x = malloc(sizeof(int32_t) * b * t);
     y = malloc(sizeof(int32_t) * b * t);
-    if (!x || !y) goto out;
+    if (!x || !y) {
+        fprintf(stderr, "dsc train: out of memory for one micro batch of %d x %d tokens (%.1f MiB of token ids): "
+                "lower train_micro_batch_size_per_gpu (or train_batch_size) or --context\n", b, t,
+                2.0 * sizeof(int32_t) * b * t / 1048576.0);
+        goto out;
+    }
     const bool rank0 = dsc_engine_rank(engine) == 0;
     {
         /* The memory plan: what this rank holds, by category (the allocator's counters), and
@@ -473,15 +602,23 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: resuming from %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
             goto out;
         }
-        bool restored = source_state_restore(&src, client);
+        bool restored = source_state_restore(&src, client, a.save_dir, err, sizeof err);
         free(client);
         if (!restored) {
-            fprintf(stderr, "dsc train: the checkpoint in %s holds no data position for this data source\n", a.save_dir);
+            fprintf(stderr, "dsc train: %s\n", err);
             goto out;
         }
         first_step = (int)dsc_engine_global_steps(engine) + 1;
-        if (rank0) fprintf(stderr, "dsc train: resumed from %s at step %d\n", a.save_dir, first_step - 1);
+        if (first_step - 1 > steps) {
+            fprintf(stderr, "dsc train: --steps %d, but the checkpoint in %s is already at step %d: nothing to train "
+                    "(pass --steps above %d to continue)\n", steps, a.save_dir, first_step - 1, first_step - 1);
+            goto out;
+        }
+        if (rank0) fprintf(stderr, "dsc train: resumed from %s at step %d%s\n", a.save_dir, first_step - 1,
+                           first_step > steps ? ", which is --steps: nothing left to train" : "");
     }
+    /* With --save, Ctrl-C or SIGTERM ends the run after the current optimizer step, saved. */
+    if (a.save_dir) dsc_tool_stop_signals_install();
     for (int step = first_step; step <= steps; step++) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
@@ -490,7 +627,11 @@ int dsc_cmd_train(int argc, char **argv) {
                 goto out;
             }
             dsc_tensor_t *loss = NULL;
-            dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss);
+            if (dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss) != DSC_OK) {
+                fprintf(stderr, "dsc train: step %d: forward pass of a micro batch of %d x %d tokens: %s\n", step, b, t,
+                        dsc_ctx_errmsg(ctx));
+                goto out;
+            }
             if (dsc_backward(engine, loss) != DSC_OK || dsc_step(engine) != DSC_OK) {
                 fprintf(stderr, "dsc train: step %d: %s\n", step, dsc_engine_errmsg(engine));
                 goto out;
@@ -514,7 +655,12 @@ int dsc_cmd_train(int argc, char **argv) {
             t_last = now;
             tokens_since = 0;
         }
-        if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps)) {
+        int stop = 0;
+        if (a.save_dir && agree_stop(comm, &stop) != DSC_OK) {
+            fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
+            goto out;
+        }
+        if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps || stop)) {
             char *client = client_state_new(&src, &a.model);
             dsc_status_t saved = client ? dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) : DSC_ERR_NOMEM;
             free(client);
@@ -523,8 +669,23 @@ int dsc_cmd_train(int argc, char **argv) {
                 goto out;
             }
         }
+        if (stop) {
+            char tag[64];
+            dsc_ckpt_default_tag(dsc_engine_global_steps(engine), tag, sizeof tag);
+            if (rank0)
+                fprintf(stderr, "%sdsc train: stopped by %s after step %d of %d: saved checkpoint %s/%s (continue with "
+                        "the same command and --resume)\n", tty ? "\n" : "", stop == SIGINT ? "SIGINT" : stop == SIGTERM ?
+                        "SIGTERM" : "a signal", step, steps, a.save_dir, tag);
+            status = 128 + stop;
+            goto out;
+        }
         if (a.eval_every && (step % a.eval_every == 0 || step == steps)) {
-            double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y);
+            err[0] = '\0';
+            double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y, err, sizeof err);
+            if (err[0]) {
+                fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                goto out;
+            }
             if (rank0) printf("%sstep %5d/%d | val loss %.4f\n", tty && step != steps ? "\n" : "", step, steps, vl);
             fflush(stdout);
         }
@@ -543,6 +704,7 @@ int dsc_cmd_train(int argc, char **argv) {
         fprintf(stderr, "\n");
     }
 out:
+    if (a.save_dir) dsc_tool_stop_signals_restore();
     free(x);
     free(y);
     dsc_engine_free(init.engine);

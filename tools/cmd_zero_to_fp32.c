@@ -135,15 +135,22 @@ static int write_hf_config(const char *path, const dsc_ckpt_gpt2_shape_t *g, lon
                   "torch_dtype", torch_dtype);
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(cfg);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    bool ok = f && fprintf(f, "%s\n", text) > 0;
-    ok = f && fclose(f) == 0 && ok;
-    free(text);
-    if (!ok) {
-        snprintf(err, errsz, "cannot write '%.1900s'", path);
+    if (!text) {
+        snprintf(err, errsz, "out of memory writing '%.1900s'", path);
         return 1;
     }
-    return 0;
+    size_t n = strlen(text);
+    text[n] = '\n'; /* the file ends with a newline (json_dumps' NUL is not written) */
+    dsc_status_t st = dsc_write_file_atomic(path, text, n + 1, err, errsz);
+    free(text);
+    return st != DSC_OK;
+}
+
+/* True when a and b name the same file (or the same not-yet-existing path). */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
 }
 
 int dsc_cmd_zero_to_fp32(int argc, char **argv) {
@@ -237,6 +244,14 @@ int dsc_cmd_zero_to_fp32(int argc, char **argv) {
         st = DSC_ERR_INVALID;
     }
     json_decref(root);
+    /* Nothing may be written into the checkpoint being read (the output is checked by the
+     * consolidation itself), nor the two outputs onto each other. */
+    if (st == DSC_OK) st = dsc_ckpt_check_output_path(c, out, err, sizeof err);
+    if (st == DSC_OK && hf_config) st = dsc_ckpt_check_output_path(c, hf_config, err, sizeof err);
+    if (st == DSC_OK && hf_config && same_file(out, hf_config)) {
+        snprintf(err, sizeof err, "--hf-config '%.900s' and the output '%.900s' are the same file", hf_config, out);
+        st = DSC_ERR_INVALID;
+    }
     dsc_ckpt_consolidate_options_t o = DSC_CKPT_CONSOLIDATE_OPTIONS_INIT;
     o.kind = "param";
     o.dtype = dtype;

@@ -64,6 +64,30 @@ typedef struct dsc_st_file_info {
 /* Reads `path` once and fills *info. DSC_ERR_IO if it cannot be opened or read. */
 dsc_status_t dsc_ckpt_checksum_file(const char *path, dsc_st_file_info_t *info, char *err, size_t errsz);
 
+/* ---- Atomic files ------------------------------------------------------------------------ */
+/* Every file dsc writes for a user (safetensors files, manifests, `latest`, exported
+ * configs) is written to a temporary file beside `path` and renamed over it only once every
+ * byte is written (and, when durable, fsynced, with the directory fsynced after the
+ * rename). Any failure -- a full disk, a bad tensor, a killed process -- leaves the file
+ * previously at `path` untouched (a killed process leaves a hidden ".<name>.tmp-*-<pid>").
+ * A replaced file keeps its permissions; a symbolic link at `path` is replaced, not
+ * followed. */
+typedef struct dsc_atomic_file dsc_atomic_file_t;
+/* Creates the temporary file. *out is owned by the caller, who ends it with commit or
+ * abort. DSC_ERR_IO: `path` is a directory, or its directory is missing or not writable. */
+dsc_status_t dsc_atomic_file_open(const char *path, dsc_atomic_file_t **out, char *err, size_t errsz);
+/* The temporary file's descriptor (write to it; do not close it), and the destination. */
+int dsc_atomic_file_fd(const dsc_atomic_file_t *f);
+const char *dsc_atomic_file_path(const dsc_atomic_file_t *f);
+/* fsync (when durable), close, rename over the destination, fsync its directory (when
+ * durable). Always frees f; on failure the temporary file is removed and the message says
+ * what failed (DSC_ERR_IO). */
+dsc_status_t dsc_atomic_file_commit(dsc_atomic_file_t *f, bool durable, char *err, size_t errsz);
+/* Removes the temporary file and frees f; the destination is untouched. NULL: no-op. */
+void dsc_atomic_file_abort(dsc_atomic_file_t *f);
+/* The whole of `data` as the new content of `path`, durably. */
+dsc_status_t dsc_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errsz);
+
 /* ---- safetensors: names of dtypes ------------------------------------------------------- */
 
 /* The safetensors name of a dsc dtype ("F32", "F16", "BF16", "I32", "F64"); NULL if invalid. */
@@ -83,8 +107,10 @@ typedef struct dsc_st_writer dsc_st_writer_t;
 /* Flags for dsc_st_writer_open. */
 #define DSC_ST_NO_FSYNC 1u /* skip the fsync at close (scratch files, tests) */
 
-/* Creates (or truncates) `path` for writing. Nothing is written until the first
- * dsc_st_write (or close). On success *out is owned by the caller, who must end it with
+/* Starts writing `path` as an atomic file (see "Atomic files"): the bytes go to a
+ * temporary file beside it, which replaces `path` only at a successful close; until then,
+ * and after any failure, a previous file at `path` is untouched. Nothing is written until
+ * the first dsc_st_write (or close). On success *out is owned by the caller, who must end it with
  * dsc_st_writer_close or dsc_st_writer_abort. DSC_ERR_IO if the file cannot be created. */
 dsc_status_t dsc_st_writer_open(const char *path, unsigned flags, dsc_st_writer_t **out, char *err, size_t errsz);
 
@@ -124,10 +150,11 @@ const char *dsc_st_writer_current(const dsc_st_writer_t *w, int64_t *elems_done)
 
 /* Finishes the file: checks every tensor is complete, flushes, fsyncs (unless
  * DSC_ST_NO_FSYNC) and closes it, and fills *info (may be NULL) with its size and XXH3-64.
- * Always frees the writer; on any failure the file is removed.
+ * Always frees the writer; on any failure the temporary file is removed and a previous
+ * file at `path` is left as it was.
  * DSC_ERR_MISUSE: a tensor is incomplete (named); DSC_ERR_IO: flush, fsync or close failed. */
 dsc_status_t dsc_st_writer_close(dsc_st_writer_t *w, dsc_st_file_info_t *info, char *err, size_t errsz);
-/* Closes and removes the file, frees the writer. NULL is a no-op. */
+/* Removes the temporary file (`path` is untouched), frees the writer. NULL is a no-op. */
 void dsc_st_writer_abort(dsc_st_writer_t *w);
 
 /* ---- safetensors reader ------------------------------------------------------------------ */
@@ -409,10 +436,19 @@ typedef struct dsc_ckpt_consolidate_options {
 #define DSC_CKPT_CONSOLIDATE_OPTIONS_INIT {NULL, DSC_DTYPE_COUNT, true, false, 0, 0}
 /* clang-format on */
 
+/* DSC_ERR_INVALID (the message names both) when writing a file at `path` would overwrite
+ * part of the checkpoint `c` reads: `path`, with symbolic links resolved in its directory
+ * and, when it exists, in itself, lies inside c's directory (its manifest, range files,
+ * anything) or is the `latest` file of the save directory holding it. DSC_OK otherwise
+ * (also when `path`'s directory does not exist: writing it fails with its own message). */
+dsc_status_t dsc_ckpt_check_output_path(const dsc_ckpt_t *c, const char *path, char *err, size_t errsz);
+
 /* Writes the selected tensors, full-shaped under their names in manifest order, into one
  * safetensors file at `out_path` (metadata {"format": "pt"}), tensor by tensor in chunks of
  * opts->chunk_bytes, converting to opts->dtype. `opts` NULL: defaults. *info (may be NULL)
- * receives the output's size and checksum. On failure the output is removed. */
+ * receives the output's size and checksum. `out_path` is refused inside the checkpoint
+ * (dsc_ckpt_check_output_path) and written atomically: on any failure, a full disk
+ * included, a previous file at `out_path` is untouched. */
 dsc_status_t dsc_ckpt_consolidate(dsc_ckpt_t *c, const char *out_path, const dsc_ckpt_consolidate_options_t *opts,
                                   dsc_st_file_info_t *info, char *err, size_t errsz);
 

@@ -121,6 +121,13 @@ dsc_status_t dsc_comm_new_self(dsc_ctx_t *ctx, dsc_comm_t **out);
  * finalised), DSC_ERR_UNSUPPORTED (built without MPI), DSC_ERR_NOMEM, DSC_ERR_INVALID. */
 dsc_status_t dsc_comm_new_mpi(dsc_ctx_t *ctx, dsc_comm_t **out);
 
+/* dsc_comm_new_mpi whose timeout (seconds, > 0; 0 or less: the default) already governs
+ * the creation itself: the duplicates of MPI_COMM_WORLD are made with MPI_Comm_idup and
+ * polled, so a rank that never reaches its constructor makes the others abort the job
+ * (MPI_Abort) after `timeout_s` with a message naming the step, instead of hanging.
+ * (MPI_Init itself cannot time out: mpirun ends the job when a rank exits before it.) */
+dsc_status_t dsc_comm_new_mpi_ex(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out);
+
 /* Frees the communicator. Every request must have been waited on first. The MPI backend
  * calls MPI_Finalize only if this communicator initialised MPI (free that one last).
  * NULL is a no-op. */
@@ -171,7 +178,10 @@ dsc_status_t dsc_comm_set_timeout(dsc_comm_t *comm, double seconds);
 double dsc_comm_timeout(const dsc_comm_t *comm);
 
 /* Turns the cross-rank (operation, count, dtype) check before each collective on or off.
- * It costs one small allgather per collective. Default: DSC_COMM_DEBUG=1 in the
+ * It costs one small allgather per collective. Without it, ranks that pass different
+ * counts get MPI_ERR_TRUNCATE as DSC_ERR_COMM for small messages, but MPI may write past
+ * a receive buffer for large ones (OpenMPI's single-copy shared-memory path): code that
+ * cannot guarantee equal sizes (as dsc_initialize's agreement does) should turn it on. Default: DSC_COMM_DEBUG=1 in the
  * environment at creation, else off. Enable on every rank or none. */
 void dsc_comm_set_debug_check(dsc_comm_t *comm, bool on);
 bool dsc_comm_debug_check(const dsc_comm_t *comm);
@@ -194,6 +204,37 @@ bool dsc_comm_aborted(const dsc_comm_t *comm);
  * and does not return; fake and self: the communicator becomes unusable (the fake world
  * sees the rank stop participating). */
 void dsc_comm_abort(dsc_comm_t *comm, int errorcode);
+
+/* ---- Start-up agreement ------------------------------------------------------------ */
+
+/* A setting every rank must have the same value of (both strings are copied as needed;
+ * a NULL value reads as "(null)"). */
+typedef struct dsc_comm_field {
+    const char *key;   /* "zero_optimization.stage" */
+    const char *value; /* "2" */
+} dsc_comm_field_t;
+
+/* The start-up handshake: a collective (every rank calls it, in the same place of its
+ * sequence) in which each rank contributes its local status (`mine`: DSC_OK, or the error
+ * that stopped it before its first collective, with `my_error`) and `n_fields` settings
+ * that must agree across ranks. Returns DSC_OK on every rank when every rank is OK and
+ * every field agrees. Otherwise every rank returns an error and records the message
+ * (dsc_comm_errmsg, and the context's error unless it already holds one):
+ *   - a rank failed: a failing rank returns its own `mine` unchanged; the others return the
+ *     status of the lowest failing rank R with "rank R of N failed: <its my_error>";
+ *   - the fields differ: DSC_ERR_CONFIG naming the first field that differs and which
+ *     ranks hold which value, e.g. "ranks disagree on model.n_layer: ranks 0 and 1 have 2,
+ *     rank 2 has 3" (or a different number of fields, or different keys at a position).
+ * Cost: one allgather of a fixed record (status, field count, a 64-bit XXH3 hash of all
+ * fields, the message); only when the hashes differ, an allgather of one hash per field
+ * and one of the first differing field's text. It obeys the communicator's timeout, never
+ * runs the debug check (so a rank with the check on and another with it off still meet
+ * here: put the check's setting among the fields), and counts as one or three allgathers
+ * in dsc_comm_seq and the statistics. World 1: returns `mine` at once. Returns also
+ * DSC_ERR_INVALID (fields NULL with n_fields > 0), DSC_ERR_NOMEM, and the errors and
+ * timeouts of any collective. */
+dsc_status_t dsc_comm_agree(dsc_comm_t *comm, dsc_status_t mine, const char *my_error, const dsc_comm_field_t *fields,
+                            size_t n_fields);
 
 /* ---- Byte counters ----------------------------------------------------------------- */
 

@@ -82,8 +82,16 @@ typedef struct dsc_engine_options {
      * inf/NaN gradients at the minimum loss scale (or at any scale for bf16/fp32, which
      * cannot lower it); 0 never stops (DeepSpeed raises at the first one for fp16). */
     int max_consecutive_skips_at_min_scale;
+    /* Timeout of the communicator's collectives in seconds, set before the first one
+     * (dsc_comm_set_timeout); wins over the config's dsc.comm_timeout. 0: the config's,
+     * else the communicator's current timeout. */
+    double comm_timeout;
+    /* Caller settings that every rank must share, added first to the start-up fingerprint
+     * (see dsc_initialize), e.g. {"model.n_layer", "2"}; copied. NULL / 0: none. */
+    const dsc_comm_field_t *fingerprint;
+    size_t n_fingerprint;
 } dsc_engine_options_t;
-#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, NULL, 1, 0, false, NULL, NULL, 10}
+#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, NULL, 1, 0, false, NULL, NULL, 10, 0.0, NULL, 0}
 
 /* The four results of deepspeed.initialize. `optimizer` and `lr_scheduler` are owned by
  * the engine (valid until dsc_engine_free); training_dataloader is always NULL (dsc's
@@ -96,6 +104,17 @@ typedef struct dsc_initialize_result {
     dsc_sched_t *lr_scheduler;
 } dsc_initialize_result_t;
 
+/* With a communicator, every rank must call dsc_initialize together: after parsing its
+ * config (no collective yet) each rank joins a start-up agreement (dsc_comm_agree, under
+ * the timeout above) with its local status and a fingerprint of everything ranks must
+ * share: the caller's fields, the model's parameter count, size, and every parameter's
+ * name and shape, and the config values that shape communication and training (ZeRO stage
+ * and buckets, dtypes, batch sizes and accumulation, clipping, loss scaling, optimizer and
+ * scheduler, activation checkpointing, the comm debug check and timeout). A rank whose
+ * config fails makes every rank fail with its message ("rank 1 of 2 failed: ..."); a
+ * difference makes every rank fail with DSC_ERR_CONFIG naming the first field that differs
+ * and the ranks holding each value, before any data moves. Errors after the agreement
+ * (optimizer, scheduler, monitors) are agreed on once more at the end. */
 /* Parses and validates the config, resolves the batch sizes for the world size, binds the
  * model's parameters to engine-owned flat buffers (parameters keep their current values if
  * the model was already bound, else are initialised from the context RNG), and builds the
@@ -242,9 +261,16 @@ dsc_status_t dsc_save_checkpoint(dsc_engine_t *engine, const char *save_dir, con
  *   client_state_out          NULL, or receives the saved client_state as malloc'ed JSON
  *                             text (NULL when none was saved) that the caller frees.
  * Always restored: the fp32 master weights and the working copy rebuilt from them; unless
- * load_module_only, the counters and each rank's context RNG state. A rank that did not
- * exist in the saving run (the world grew) gets an RNG state derived from that of rank
- * (rank mod saved world), so its dropout masks differ from every other rank's; a resumed
+ * load_module_only, the counters, each rank's context RNG state and dropout stream
+ * (Philox seed and offset, dsc_ctx_dropout_stream). A checkpoint written before the Philox
+ * dropout has no stream: it loads with a warning, the stream restarting at (the saved RNG
+ * state, 0). The engine always resumes at an accumulation boundary of its own
+ * configuration: when its GAS differs from the saving run's (another micro batch or world
+ * size), micro_steps is rounded up to a multiple of its GAS (logged), so the next update
+ * comes after GAS new micro-batches and dsc_save_checkpoint works at every boundary. A rank
+ * that did not exist in the saving run (the world grew) gets an RNG state and dropout seed
+ * derived from those of rank (rank mod saved world), so its dropout masks differ from
+ * every other rank's; a resumed
  * run at a different world size splits its batches differently anyway, so only a resume at
  * the same world size and stage reproduces the uninterrupted run bit for bit.
  * Everything this rank needs is checked before anything changes: manifest.json against

@@ -57,18 +57,27 @@ dsc_tensor_t *dsc_layernorm(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *weigh
  * [0, V) is an error naming the position and value. */
 dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *table);
 /* Inverted dropout with probability p (0 <= p < 1): in training mode zeroes each element
- * with probability p and scales the rest by 1/(1-p); the mask comes from the context RNG
- * (reproducible from its state). Identity in eval mode or when p == 0. */
+ * with probability p and scales the rest by 1/(1-p); the mask comes from the context's
+ * dropout stream (Philox, a function of (seed, offset), dsc_ctx_dropout_stream) and is not
+ * stored: backward redraws it. Identity in eval mode or when p == 0. */
 dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p);
 /* Causal multi-head self-attention core. qkv: [B, T, 3C], laid out as GPT-2's c_attn output
  * (q, k, v each [B, T, C], heads split C into n_head slices of C/n_head).
  * out: [B, T, C], softmax(q k^T / sqrt(C/n_head) + causal mask) v, heads concatenated.
- * attn_dropout applies dropout to the attention probabilities (0 disables). */
+ * attn_dropout applies dropout to the attention probabilities (0 disables; the mask comes
+ * from the dropout stream). Keeps only out and a per-row log-sum-exp for backward. */
 dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, double attn_dropout);
 /* Cross-entropy from logits [*, V] and targets (i32, [*]): mean over the positions whose
  * target is not ignore_index (PyTorch's default reduction). Result [1]. A target outside
  * [0, V) that is not ignore_index is an error. If every target is ignored the loss is 0. */
 dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets, int32_t ignore_index);
+/* The same loss, but the caller gives the logits up: when no other recorded op uses them
+ * and nothing else has accumulated into their gradient, backward writes the gradient over
+ * the logits' own memory (no second [*, V] buffer), so their values are gone after
+ * backward. Otherwise it behaves exactly as dsc_cross_entropy. The GPT's forward uses it
+ * when the caller does not ask for the logits. */
+dsc_tensor_t *dsc_cross_entropy_consume(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets,
+                                        int32_t ignore_index);
 /* Mean squared error mean((pred - target)^2), same shapes. Result [1]. */
 dsc_tensor_t *dsc_mse(dsc_ctx_t *ctx, dsc_tensor_t *pred, dsc_tensor_t *target);
 /* Converts to another float dtype; the gradient is converted back. */

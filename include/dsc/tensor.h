@@ -140,10 +140,17 @@ const char *dsc_ctx_device_name(const dsc_ctx_t *ctx);
 dsc_status_t dsc_ctx_to_host(dsc_ctx_t *ctx, void *host_dst, const void *device_src, size_t n_bytes);
 dsc_status_t dsc_ctx_from_host(dsc_ctx_t *ctx, void *device_dst, const void *host_src, size_t n_bytes);
 
-/* The context's RNG: seeds, and reads/writes its whole state (for exact resume). */
+/* The context's RNG: seeds, and reads/writes its whole state (for exact resume).
+ * dsc_ctx_seed also restarts the dropout stream at (seed, 0) (see below). */
 void dsc_ctx_seed(dsc_ctx_t *ctx, uint64_t seed);
 uint64_t dsc_ctx_rng_state(const dsc_ctx_t *ctx);
 void dsc_ctx_set_rng_state(dsc_ctx_t *ctx, uint64_t state);
+/* The dropout stream (Philox-4x32-10, counter-based: a mask is a pure function of
+ * (seed, offset), the same on every device): every dropout draw starts at `offset` and
+ * advances it. Read and set both for exact resume (checkpoints store them); the RNG state
+ * above is separate (initialisation). */
+void dsc_ctx_dropout_stream(const dsc_ctx_t *ctx, uint64_t *seed, uint64_t *offset);
+void dsc_ctx_set_dropout_stream(dsc_ctx_t *ctx, uint64_t seed, uint64_t offset);
 /* Next uniform in [0,1) and next standard normal from the context's RNG. */
 double dsc_ctx_rand_uniform(dsc_ctx_t *ctx);
 double dsc_ctx_rand_normal(dsc_ctx_t *ctx);

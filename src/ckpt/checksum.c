@@ -70,8 +70,8 @@ bool dsc__ck_parse_hex64(const char *s, uint64_t *v) {
 
 dsc_status_t dsc_ckpt_checksum_file(const char *path, dsc_st_file_info_t *info, char *err, size_t errsz) {
     if (!path || !info) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_checksum_file: NULL argument");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    int fd, orc = dsc__ck_open_regular(path, &fd);
+    if (orc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot open '%s': %s", path, dsc__ck_read_strerror(orc));
     size_t cap = (size_t)4 << 20;
     unsigned char *buf = malloc(cap);
     dsc__ck_hash_t *h = dsc__ck_hash_new();

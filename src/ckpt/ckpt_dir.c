@@ -2,7 +2,7 @@
  * commit makes it visible in one rename after every byte is durable:
  *   fsync every file -> write + fsync manifest.json -> fsync the temp dir ->
  *   rename temp -> <tag> (RENAME_EXCHANGE when <tag> exists) -> fsync save_dir ->
- *   latest.tmp + fsync -> rename -> latest -> fsync save_dir.
+ *   latest through dsc_write_file_atomic (temp file, fsync, rename, fsync save_dir).
  * A crash at any point leaves either the old or the new checkpoint complete, and `latest`
  * naming a complete one; leftovers are hidden dot-directories, removed by the next save. */
 #define _GNU_SOURCE
@@ -76,7 +76,17 @@ static void clean_stale(const char *save_dir) {
     long self = (long)getpid();
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (strncmp(nm, ".tmp-", 5) && strncmp(nm, ".old-", 5) && strncmp(nm, ".del-", 5)) continue;
+        /* dsc's own leftovers: temp, old and deleted checkpoint directories, atomic files'
+         * temporaries (".<name>.tmp-<random>-<pid>"), and older versions' latest.tmp. */
+        if (strcmp(nm, "latest.tmp") == 0) {
+            char *path = dsc__ck_join(save_dir, nm);
+            if (path) unlink(path);
+            free(path);
+            continue;
+        }
+        if (strncmp(nm, ".tmp-", 5) && strncmp(nm, ".old-", 5) && strncmp(nm, ".del-", 5) &&
+            !(nm[0] == '.' && strstr(nm, ".tmp-")))
+            continue;
         long pid = trailing_pid(nm);
         if (pid == self) continue; /* maybe an overlapping save of ours */
         if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue; /* alive */
@@ -95,6 +105,40 @@ static void save_free(dsc_ckpt_save_t *s) {
     free(s);
 }
 
+/* A save may replace <save_dir>/<tag> only when it is a checkpoint (it holds manifest.json)
+ * or absent: a user's directory that happens to carry a tag's name is never deleted. */
+static dsc_status_t check_replaceable(const char *save_dir, const char *tag, const char *what, char *err,
+                                      size_t errsz) {
+    char *final = dsc__ck_join(save_dir, tag);
+    char *manifest = final ? dsc__ck_join(final, DSC_CKPT_MANIFEST_NAME) : NULL;
+    dsc_status_t st = DSC_OK;
+    struct stat sb, mb;
+    if (!final || !manifest)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    else if (lstat(final, &sb) != 0)
+        st = DSC_OK; /* absent */
+    else if (!S_ISDIR(sb.st_mode))
+        st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                          "refusing to %s '%s': it exists and is not a checkpoint directory (move it away, or use "
+                          "another tag)", what, final);
+    else if (lstat(manifest, &mb) != 0 || !S_ISREG(mb.st_mode)) {
+        /* An empty directory holds nothing to lose. */
+        DIR *d = opendir(final);
+        bool empty = d != NULL;
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+        if (d) closedir(d);
+        if (!empty)
+            st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                              "refusing to %s '%s': the directory exists and is not a dsc checkpoint (it has no %s), "
+                              "so it may hold your files; move it away, or use another tag",
+                              what, final, DSC_CKPT_MANIFEST_NAME);
+    }
+    free(manifest);
+    free(final);
+    return st;
+}
+
 dsc_status_t dsc_ckpt_save_begin(const char *save_dir, const char *tag, dsc_ckpt_save_t **out, char *err,
                                  size_t errsz) {
     if (!out) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_save_begin: out is NULL");
@@ -106,6 +150,7 @@ dsc_status_t dsc_ckpt_save_begin(const char *save_dir, const char *tag, dsc_ckpt
     if (rc)
         return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot create checkpoint directory '%s': %s", save_dir,
                             strerror(rc));
+    if ((st = check_replaceable(save_dir, tag, "save a checkpoint over", err, errsz))) return st;
     clean_stale(save_dir);
     dsc_ckpt_save_t *s = calloc(1, sizeof *s);
     if (!s) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
@@ -194,18 +239,9 @@ static dsc_status_t move_into_place(dsc_ckpt_save_t *s, const char *final, char 
 }
 
 static dsc_status_t write_latest(const char *save_dir, const char *tag, char *err, size_t errsz) {
-    char *tmp = dsc__ck_join(save_dir, "latest.tmp"), *latest = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
-    dsc_status_t st = DSC_OK;
-    if (!tmp || !latest) st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
-    int rc;
-    if (!st && (rc = dsc__ck_write_file(tmp, tag, strlen(tag), true)) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", tmp, strerror(rc));
-    if (!st && rename(tmp, latest) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, latest, strerror(errno));
-    if (!st && (rc = dsc__ck_fsync_path(save_dir, true)) != 0)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", save_dir, strerror(rc));
-    if (st && tmp) unlink(tmp);
-    free(tmp);
+    char *latest = dsc__ck_join(save_dir, DSC_CKPT_LATEST_NAME);
+    if (!latest) return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
+    dsc_status_t st = dsc_write_file_atomic(latest, tag, strlen(tag), err, errsz);
     free(latest);
     return st;
 }
@@ -246,6 +282,7 @@ dsc_status_t dsc_ckpt_save_commit(dsc_ckpt_save_t *s, dsc_manifest_t *m, bool sa
     int rc;
     if (!st && (rc = dsc__ck_fsync_path(s->tmp, true)) != 0)
         st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->tmp, strerror(rc));
+    if (!st) st = check_replaceable(s->save_dir, s->tag, "save a checkpoint over", err, errsz);
     if (!st) st = move_into_place(s, final, err, errsz);
     if (!st && (rc = dsc__ck_fsync_path(s->save_dir, true)) != 0)
         st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot fsync '%s': %s", s->save_dir, strerror(rc));
@@ -277,7 +314,7 @@ dsc_status_t dsc_ckpt_latest_tag(const char *save_dir, char *tag, size_t n, bool
     if (rc == EFBIG)
         st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "'%s' is too large to hold a tag", path);
     else if (rc)
-        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, strerror(rc));
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read '%s': %s", path, dsc__ck_read_strerror(rc));
     if (!st) {
         size_t b = 0, e = len;
         while (b < e && isspace((unsigned char)text[b])) b++;
@@ -309,6 +346,7 @@ dsc_status_t dsc_ckpt_remove_tag(const char *save_dir, const char *tag, char *er
     if (found && strcmp(latest, tag) == 0)
         return dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
                             "refusing to remove checkpoint '%s' of '%s': 'latest' names it", tag, save_dir);
+    if ((st = check_replaceable(save_dir, tag, "remove", err, errsz))) return st;
     char *path = dsc__ck_join(save_dir, tag);
     char *base = dsc__ck_asprintf(".del-%s-%ld", tag, (long)getpid());
     char *del = base ? dsc__ck_join(save_dir, base) : NULL;

@@ -36,10 +36,14 @@ int dsc__ck_pread_all(int fd, void *buf, size_t n, uint64_t offset);
 /* fsync of a path (a file or a directory). 0 or errno. */
 int dsc__ck_fsync_path(const char *path, bool directory);
 /* Reads a whole (small) file into a malloc'ed buffer with a trailing NUL. 0 or errno
- * (EFBIG when over max_bytes). */
+ * (EFBIG when over max_bytes, EISDIR for a directory, DSC__CK_NOT_REGULAR for a FIFO, socket
+ * or device, which is never opened for blocking reads). dsc__ck_read_strerror says which. */
+#define DSC__CK_NOT_REGULAR (-2)
+const char *dsc__ck_read_strerror(int rc);
+/* Opens a regular file for reading (never blocking on a FIFO): 0 and *fd, or an errno /
+ * DSC__CK_NOT_REGULAR (dsc__ck_read_strerror). */
+int dsc__ck_open_regular(const char *path, int *fd);
 int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
-/* Writes a whole file (O_TRUNC) and fsyncs it. 0 or errno. */
-int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync);
 /* mkdir -p. 0 or errno. */
 int dsc__ck_mkdirs(const char *path);
 /* rm -rf without following symlinks. 0 or errno. */

@@ -98,7 +98,10 @@ static dsc_status_t open_impl(char *dir, char *tag, dsc_ckpt_verify_t verify, ds
             st = dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory");
         else if (stat(path, &sb) != 0)
             st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "checkpoint file '%s' is missing: %s", path, strerror(errno));
-        else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f.size)
+        else if (!S_ISREG(sb.st_mode))
+            st = dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "checkpoint file '%s' is %s, not a file (replaced?)", path,
+                              S_ISDIR(sb.st_mode) ? "a directory" : "a FIFO, socket or device");
+        else if ((uint64_t)sb.st_size != f.size)
             st = dsc__ck_fail(
                 err, errsz, DSC_ERR_CORRUPT,
                 "checkpoint file '%s' is %lld bytes but the manifest records %llu (truncated or replaced?)", path,

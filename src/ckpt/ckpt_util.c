@@ -88,6 +88,32 @@ int dsc__ck_pread_all(int fd, void *buf, size_t n, uint64_t offset) {
     return 0;
 }
 
+int dsc__ck_open_regular(const char *path, int *fd_out) {
+    *fd_out = -1;
+    /* O_NONBLOCK: a FIFO in place of the file is refused instead of blocking the open. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? EISDIR : DSC__CK_NOT_REGULAR;
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    *fd_out = fd;
+    return 0;
+}
+
+const char *dsc__ck_read_strerror(int rc) {
+    if (rc == EISDIR) return "it is a directory, not a file";
+    if (rc == DSC__CK_NOT_REGULAR) return "it is a FIFO, socket or device, not a regular file";
+    return rc > 0 ? strerror(rc) : "unexpected end of file";
+}
+
 int dsc__ck_fsync_path(const char *path, bool directory) {
     int fd = open(path, (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return errno;
@@ -106,17 +132,13 @@ int dsc__ck_fsync_path(const char *path, bool directory) {
 int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
+    int fd, orc = dsc__ck_open_regular(path, &fd);
+    if (orc) return orc;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
         return e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return EISDIR;
     }
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
@@ -138,21 +160,6 @@ int dsc__ck_read_file(const char *path, size_t max_bytes, char **out, size_t *le
     *out = buf;
     *len = n;
     return 0;
-}
-
-int dsc__ck_write_file(const char *path, const void *data, size_t n, bool do_fsync) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno;
-    int rc = dsc__ck_write_all(fd, data, n);
-    if (rc == 0 && do_fsync) {
-        while (fsync(fd) != 0) {
-            if (errno == EINTR) continue;
-            rc = errno;
-            break;
-        }
-    }
-    if (close(fd) != 0 && rc == 0) rc = errno;
-    return rc;
 }
 
 int dsc__ck_mkdirs(const char *path) {

@@ -3,6 +3,8 @@
  * time through a single chunk buffer, so memory is bounded by opts->chunk_bytes however
  * large the model. The Hugging Face GPT-2 layout (consolidate_hf.c says which tensors)
  * transposes some 2-D weights on the way, a band of output rows at a time. */
+#define _GNU_SOURCE /* realpath */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,10 +82,66 @@ static dsc_status_t write_transposed(dsc_ckpt_t *c, dsc_st_writer_t *w, const ds
     return st;
 }
 
+/* `path` with symbolic links resolved in its directory (the file itself may not exist),
+ * malloc'ed; NULL when the directory does not resolve. */
+static char *resolved_destination(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) return realpath(path, NULL);
+    char *dir = slash ? dsc__ck_asprintf("%.*s", (int)(slash == path ? 1 : slash - path), path) : dsc__ck_strdup(".");
+    char *rdir = dir ? realpath(dir, NULL) : NULL;
+    free(dir);
+    char *out = rdir ? dsc__ck_asprintf("%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", base) : NULL;
+    free(rdir);
+    return out;
+}
+
+/* True when `p` is `root` or lies below it (both resolved). */
+static bool path_within(const char *p, const char *root) {
+    size_t n = strlen(root);
+    return strncmp(p, root, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n == 1 && root[0] == '/'));
+}
+
+dsc_status_t dsc_ckpt_check_output_path(const dsc_ckpt_t *c, const char *path, char *err, size_t errsz) {
+    if (!c || !path || !*path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_check_output_path: bad argument");
+    char *root = realpath(dsc_ckpt_dir(c), NULL);
+    char *parent_in = root ? dsc__ck_asprintf("%s/..", root) : NULL;
+    char *parent = parent_in ? realpath(parent_in, NULL) : NULL;
+    char *latest = parent ? dsc__ck_asprintf("%s%s%s", parent, strcmp(parent, "/") ? "/" : "", DSC_CKPT_LATEST_NAME)
+                          : NULL;
+    /* The destination as named (its directory resolved), and the file it leads to if any. */
+    char *cand[2] = {resolved_destination(path), realpath(path, NULL)};
+    dsc_status_t st = DSC_OK;
+    if (!root || !latest)
+        st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot resolve the path of checkpoint '%s'", dsc_ckpt_dir(c));
+    for (int i = 0; i < 2 && !st; i++) {
+        if (!cand[i]) continue;
+        if (path_within(cand[i], root))
+            st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                              "refusing to write '%s': it is inside checkpoint '%s' (%s), which is being read; "
+                              "write the output outside the checkpoint",
+                              path, dsc_ckpt_dir(c), cand[i]);
+        else if (strcmp(cand[i], latest) == 0)
+            st = dsc__ck_fail(err, errsz, DSC_ERR_INVALID,
+                              "refusing to write '%s': it is the '%s' file of the save directory of checkpoint '%s' "
+                              "(%s); write the output elsewhere",
+                              path, DSC_CKPT_LATEST_NAME, dsc_ckpt_dir(c), cand[i]);
+    }
+    free(cand[0]);
+    free(cand[1]);
+    free(root);
+    free(parent_in);
+    free(parent);
+    free(latest);
+    return st;
+}
+
 dsc_status_t dsc_ckpt_consolidate_layout(dsc_ckpt_t *c, const char *out_path,
                                          const dsc_ckpt_consolidate_options_t *opts, dsc_ckpt_layout_t layout,
                                          dsc_st_file_info_t *info, char *err, size_t errsz) {
     if (!c || !out_path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_ckpt_consolidate: NULL argument");
+    dsc_status_t refused = dsc_ckpt_check_output_path(c, out_path, err, errsz);
+    if (refused) return refused;
     dsc_ckpt_consolidate_options_t o = DSC_CKPT_CONSOLIDATE_OPTIONS_INIT;
     if (opts) o = *opts;
     if (o.dtype != DSC_DTYPE_COUNT && !dsc_st_dtype_name(o.dtype))

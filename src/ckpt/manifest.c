@@ -575,8 +575,7 @@ dsc_status_t dsc_manifest_write(dsc_manifest_t *m, const char *path, char *err, 
     if (!text) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "cannot write manifest '%s': %s", path, msg);
     size_t n = strlen(text);
     text[n] = '\n'; /* replace the NUL: the file ends with a newline */
-    int rc = dsc__ck_write_file(path, text, n + 1, true);
+    dsc_status_t st = dsc_write_file_atomic(path, text, n + 1, err, errsz);
     free(text);
-    if (rc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write manifest '%s': %s", path, strerror(rc));
-    return DSC_OK;
+    return st;
 }

@@ -351,7 +351,7 @@ dsc_status_t dsc_manifest_read(const char *path, dsc_manifest_t **out, char *err
     int rc = dsc__ck_read_file(path, MANIFEST_MAX_BYTES, &text, &len);
     if (rc == ENOENT) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "manifest '%s' is missing", path);
     if (rc == EFBIG) return dsc__ck_fail(err, errsz, DSC_ERR_CORRUPT, "manifest '%s' is larger than 1 GiB", path);
-    if (rc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read manifest '%s': %s", path, strerror(rc));
+    if (rc) return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot read manifest '%s': %s", path, dsc__ck_read_strerror(rc));
     dsc_status_t st = dsc_manifest_parse(text, len, path, out, err, errsz);
     free(text);
     return st;

@@ -339,9 +339,10 @@ static dsc_status_t open_common(int fd, const char *name, dsc_st_reader_t **out,
 dsc_status_t dsc_st_reader_open(const char *path, dsc_st_reader_t **out, char *err, size_t errsz) {
     if (!out || !path) return dsc__ck_fail(err, errsz, DSC_ERR_INVALID, "dsc_st_reader_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot open safetensors file '%s': %s", path, strerror(errno));
+    int fd, orc = dsc__ck_open_regular(path, &fd);
+    if (orc)
+        return dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot open safetensors file '%s': %s", path,
+                            dsc__ck_read_strerror(orc));
     return open_common(fd, path, out, err, errsz);
 }
 

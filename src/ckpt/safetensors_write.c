@@ -28,6 +28,7 @@ typedef struct st_decl {
 
 struct dsc_st_writer {
     char *path;
+    dsc_atomic_file_t *file; /* the temporary file renamed over `path` at close */
     int fd;
     unsigned flags;
     st_decl_t *t;
@@ -82,16 +83,15 @@ dsc_status_t dsc_st_writer_open(const char *path, unsigned flags, dsc_st_writer_
         return dsc__ck_fail(err, errsz, DSC_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     w->flags = flags;
-    w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        dsc_status_t st =
-            dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot create safetensors file '%s': %s", path, strerror(errno));
+    dsc_status_t st = dsc_atomic_file_open(path, &w->file, err, errsz);
+    if (st) {
         free(w->path);
         free(w->buf);
         dsc__ck_hash_free(w->hash);
         free(w);
         return st;
     }
+    w->fd = dsc_atomic_file_fd(w->file);
     *out = w;
     return DSC_OK;
 }
@@ -110,8 +110,7 @@ static void writer_free(dsc_st_writer_t *w) {
 
 void dsc_st_writer_abort(dsc_st_writer_t *w) {
     if (!w) return;
-    if (w->fd >= 0) close(w->fd);
-    unlink(w->path);
+    dsc_atomic_file_abort(w->file);
     writer_free(w);
 }
 
@@ -380,21 +379,16 @@ dsc_status_t dsc_st_writer_close(dsc_st_writer_t *w, dsc_st_file_info_t *info, c
     }
     if (!st) {
         int rc = flush_buf(w);
-        if (!rc && !(w->flags & DSC_ST_NO_FSYNC)) {
-            while (fsync(w->fd) != 0) {
-                if (errno == EINTR) continue;
-                rc = errno;
-                break;
-            }
-        }
         if (rc) st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot write '%s': %s", w->path, strerror(rc));
     }
-    int crc = close(w->fd);
+    /* The file replaces `path` only now, complete: a failure leaves an older file there. */
+    if (st)
+        dsc_atomic_file_abort(w->file);
+    else
+        st = dsc_atomic_file_commit(w->file, !(w->flags & DSC_ST_NO_FSYNC), err, errsz);
+    w->file = NULL;
     w->fd = -1;
-    if (!st && crc != 0) st = dsc__ck_fail(err, errsz, DSC_ERR_IO, "cannot close '%s': %s", w->path, strerror(errno));
-    if (st) {
-        unlink(w->path);
-    } else if (info) {
+    if (!st && info) {
         info->size = w->file_size;
         info->xxh3 = dsc__ck_hash_digest(w->hash);
     }

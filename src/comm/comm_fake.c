@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "comm/comm_internal.h"
+#include "core/device.h"
 
 #define FAKE_MAX_RANKS 1024
 #define FAKE_MAX_FAULTS 16
@@ -26,6 +27,7 @@ typedef struct fake_contrib {
     const void *send;
     void *recv;
     const int64_t *counts; /* reduce_scatter_v */
+    dsc_ctx_t *ctx;        /* whose device holds send and recv */
 } fake_contrib_t;
 
 typedef struct fake_op {
@@ -213,6 +215,8 @@ static dsc_status_t compute_reduce(fake_op_t *op, int n, size_t total, size_t pe
     return DSC_OK;
 }
 
+static dsc_status_t compute_via_host(fake_op_t *op, int n);
+
 static void compute(fake_op_t *op, int n) {
     const dsc__comm_desc_t *d0 = &op->contrib[0].d;
     char a[160], b[160];
@@ -228,7 +232,7 @@ static void compute(fake_op_t *op, int n) {
     for (int r = 1; r < n; r++) {
         const dsc__comm_desc_t *d = &op->contrib[r].d;
         if (d->op != d0->op || d->count != d0->count || d->dtype != d0->dtype || d->redop != d0->redop ||
-            d->root != d0->root) {
+            d->root != d0->root || d->counts_hash != d0->counts_hash) {
             op->status = DSC_ERR_COMM;
             snprintf(op->msg, sizeof op->msg,
                      "fake backend: ranks disagree on collective #%lld: rank 0 called %s but rank %d called %s "
@@ -237,6 +241,17 @@ static void compute(fake_op_t *op, int n) {
             return;
         }
     }
+    dsc_status_t st = compute_via_host(op, n);
+    if (st != DSC_OK) {
+        op->status = st;
+        snprintf(op->msg, sizeof op->msg, "fake backend: out of memory computing collective #%lld %s",
+                 (long long)d0->seq, dsc__comm_desc_str(d0, a, sizeof a));
+    }
+}
+
+/* The collective over the buffers the contributions point at (host memory here). */
+static dsc_status_t compute_data(fake_op_t *op, int n) {
+    const dsc__comm_desc_t *d0 = &op->contrib[0].d;
     size_t count = (size_t)d0->count, es = dsc_dtype_size((dsc_dtype_t)d0->dtype);
     dsc_status_t st = DSC_OK;
     switch ((dsc_comm_op_t)d0->op) {
@@ -255,11 +270,69 @@ static void compute(fake_op_t *op, int n) {
         break;
     default: break;
     }
-    if (st != DSC_OK) {
-        op->status = st;
-        snprintf(op->msg, sizeof op->msg, "fake backend: out of memory computing collective #%lld %s",
-                 (long long)d0->seq, dsc__comm_desc_str(d0, a, sizeof a));
+    return st;
+}
+
+/* Bytes of rank r's send and recv buffers that the collective reads and writes. */
+static void extents(const fake_op_t *op, int n, int r, size_t *send, size_t *recv) {
+    const dsc__comm_desc_t *d0 = &op->contrib[0].d;
+    const size_t count = (size_t)d0->count, es = dsc_dtype_size((dsc_dtype_t)d0->dtype);
+    *send = *recv = count * es;
+    switch ((dsc_comm_op_t)d0->op) {
+    case DSC_COMM_REDUCE_SCATTER: *send = count * (size_t)n * es; break;
+    case DSC_COMM_REDUCE_SCATTER_V: *recv = (size_t)op->contrib[0].counts[r] * es; break;
+    case DSC_COMM_ALLGATHER: *recv = count * (size_t)n * es; break;
+    case DSC_COMM_BROADCAST:
+        if (r != d0->root) *send = 0;
+        else *recv = 0;
+        break;
+    case DSC_COMM_ALLREDUCE: break;
+    default: *send = *recv = 0; break;
     }
+}
+
+/* Each rank's buffers live on its context's device: every send is copied to the host first
+ * (so the in-place forms still work), the collective runs on host copies, and each result
+ * goes back through the device calls. Their status is not checked here: it is the rank's
+ * sticky context status (an earlier failure would fail every later collective), and a
+ * device error is recorded on that context. */
+static dsc_status_t compute_via_host(fake_op_t *op, int n) {
+    const void *send[FAKE_MAX_RANKS];
+    void *recv[FAKE_MAX_RANKS];
+    dsc_status_t st = DSC_OK;
+    for (int r = 0; r < n; r++) {
+        fake_contrib_t *c = &op->contrib[r];
+        size_t sb, rb;
+        extents(op, n, r, &sb, &rb);
+        send[r] = c->send;
+        recv[r] = c->recv;
+        void *hs = malloc(sb + 1), *hr = malloc(rb + 1);
+        if (!hs || !hr) st = DSC_ERR_NOMEM;
+        if (st == DSC_OK && sb) dsc__dev_to_host(c->ctx, hs, c->send, sb);
+        c->send = hs;
+        c->recv = hr;
+        if (st != DSC_OK) { /* undo what is swapped so far */
+            for (int q = 0; q <= r; q++) {
+                free((void *)op->contrib[q].send);
+                free(op->contrib[q].recv);
+                op->contrib[q].send = send[q];
+                op->contrib[q].recv = recv[q];
+            }
+            return st;
+        }
+    }
+    st = compute_data(op, n);
+    for (int r = 0; r < n; r++) {
+        fake_contrib_t *c = &op->contrib[r];
+        size_t sb, rb;
+        extents(op, n, r, &sb, &rb);
+        if (st == DSC_OK && rb) dsc__dev_from_host(c->ctx, recv[r], c->recv, rb);
+        free((void *)c->send);
+        free(c->recv);
+        c->send = send[r];
+        c->recv = recv[r];
+    }
+    return st;
 }
 
 /* ---- backend ------------------------------------------------------------------------ */
@@ -318,6 +391,7 @@ static dsc_status_t fake_start(dsc_comm_t *c, dsc__coll_t *coll) {
         mine->send = coll->send;
         mine->recv = coll->recv;
         mine->counts = coll->counts;
+        mine->ctx = c->ctx;
     }
     if (op->arrived == w->n && !op->done) {
         compute(op, w->n);

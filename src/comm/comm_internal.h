@@ -26,7 +26,8 @@ typedef struct dsc__comm_desc {
     int32_t redop;    /* dsc_reduce_op_t for allreduce, -1 otherwise */
     int32_t root;     /* broadcast root, -1 otherwise */
     int32_t flags;    /* DSC__DESC_* */
-    int32_t reserved;
+    int32_t counts_hash; /* reduce_scatter_v: a hash of the counts array (0 otherwise), so
+                          * the debug check and the fake backend see differing counts */
     char tag[DSC_COMM_TAG_MAX];
 } dsc__comm_desc_t;
 
@@ -109,6 +110,7 @@ struct dsc_comm {
 
     double timeout_s;
     bool debug_check;
+    bool skip_check; /* the next collectives skip the debug check (dsc_comm_agree) */
     bool aborted;
     char tag[DSC_COMM_TAG_MAX];
 
@@ -139,6 +141,11 @@ void dsc__comm_sleep(double seconds);
 /* The polite back-off of the polling backends: yields for the first polls, then sleeps
  * 1 us doubling up to 200 us, never beyond max_s. */
 void dsc__comm_backoff(unsigned attempt, double max_s);
+
+/* A user-stream allgather (numbered, timed out, counted) that never runs the debug check,
+ * tagged `tag` while it runs: the start-up agreement's exchanges. */
+dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void *recv, size_t count,
+                                           dsc_dtype_t dtype, const char *tag);
 
 /* Backend constructors: fill c->vt, c->impl, rank/world/local_* . */
 dsc_status_t dsc__comm_self_init(dsc_comm_t *c);

@@ -1,7 +1,8 @@
 /* The MPI backend (OpenMPI): every collective is a non-blocking MPI call polled with
  * MPI_Test until it completes or the generic layer's deadline passes.
  *
- * Four duplicates of MPI_COMM_WORLD: `comm` for the user's collectives, `check` for the
+ * Four duplicates of MPI_COMM_WORLD (made with MPI_Comm_idup, polled under the timeout so
+ * a rank that never arrives cannot block the others' creation): `comm` for the user's collectives, `check` for the
  * debug check's descriptor exchanges (so a rank with the check off is never matched
  * against another's user collective), `fin` for the barrier of dsc_comm_free before
  * MPI_Finalize (a rank that leaves early waits there, answering queries, instead of
@@ -59,8 +60,17 @@ typedef struct mpi_coll {
 
 static dsc_status_t mpi_fail(dsc_comm_t *c, int rc, const char *what, const dsc__coll_t *coll) {
     char err[MPI_MAX_ERROR_STRING], d[160];
-    int len = 0;
+    int len = 0, cls = 0;
     if (MPI_Error_string(rc, err, &len) != MPI_SUCCESS) snprintf(err, sizeof err, "MPI error code %d", rc);
+    if (coll && MPI_Error_class(rc, &cls) == MPI_SUCCESS && cls == MPI_ERR_TRUNCATE)
+        /* MPI stopped a peer's data at this rank's buffer: say what it means. */
+        return dsc__comm_fail(c, DSC_ERR_COMM,
+                              "collective #%lld %s on rank %d of %d: another rank sent more data than this rank's "
+                              "count (%s): the ranks disagree on this collective's size, so their models or "
+                              "settings differ; nothing was written past the buffer (rerun with DSC_COMM_DEBUG=1 to "
+                              "name the rank)",
+                              (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, d, sizeof d), c->rank, c->world,
+                              err);
     if (!coll)
         return dsc__comm_fail(c, DSC_ERR_COMM, "MPI error in %s on rank %d of %d: %s", what, c->rank, c->world, err);
     return dsc__comm_fail(c, DSC_ERR_COMM, "MPI error in %s (collective #%lld %s) on rank %d of %d: %s", what,
@@ -340,11 +350,35 @@ static int env_int(const char *name) {
     return (int)v;
 }
 
-static dsc_status_t dup_comm(dsc_comm_t *c, MPI_Comm *out) {
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, out);
+/* A duplicate of MPI_COMM_WORLD, made with MPI_Comm_idup and polled until `deadline`: a
+ * rank that never gets here must not leave the others blocked in MPI_Comm_dup. On a
+ * timeout the job aborts (as for any collective) with a message. */
+static dsc_status_t dup_comm(dsc_comm_t *c, MPI_Comm *out, double start, double deadline) {
+    MPI_Request req = MPI_REQUEST_NULL;
+    int rc = MPI_Comm_idup(MPI_COMM_WORLD, out, &req);
+    for (unsigned attempt = 0; rc == MPI_SUCCESS; attempt++) {
+        int flag = 0;
+        rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || flag) break;
+        double now = dsc__comm_now();
+        if (now >= deadline) {
+            dsc_status_t st = dsc__comm_fail(
+                c, DSC_ERR_TIMEOUT,
+                "dsc_comm_new_mpi on rank %d of %d timed out after %.3g s waiting for every rank to create its "
+                "communicator (MPI_Comm_idup of MPI_COMM_WORLD): some rank never reached it (it failed or is still "
+                "busy before it)",
+                c->rank, c->world, now - start);
+            c->aborted = true;
+            fflush(stdout);
+            fflush(stderr);
+            MPI_Abort(MPI_COMM_WORLD, DSC_COMM_ABORT_CODE);
+            return st;
+        }
+        dsc__comm_backoff(attempt, deadline - now);
+    }
     if (rc != MPI_SUCCESS) {
         *out = MPI_COMM_NULL;
-        return mpi_fail(c, rc, "MPI_Comm_dup", NULL);
+        return mpi_fail(c, rc, "MPI_Comm_idup", NULL);
     }
     MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN);
     return DSC_OK;
@@ -367,6 +401,10 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
         if (rc != MPI_SUCCESS) return mpi_fail(c, rc, "MPI_Init_thread", NULL);
         m->we_initialized = true;
+        /* OpenMPI reports a failed non-blocking collective (MPI_ERR_TRUNCATE when a peer
+         * sends more than this rank's count) through MPI_COMM_WORLD's handler: return it to
+         * dsc, which names the collective, instead of MPI's fatal abort. */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     } else {
         MPI_Query_thread(&provided);
     }
@@ -378,8 +416,11 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->world);
     dsc_status_t st;
-    if ((st = dup_comm(c, &m->comm)) != DSC_OK || (st = dup_comm(c, &m->check)) != DSC_OK ||
-        (st = dup_comm(c, &m->fin)) != DSC_OK || (st = dup_comm(c, &m->side)) != DSC_OK)
+    const double start = dsc__comm_now(), deadline = start + c->timeout_s;
+    if ((st = dup_comm(c, &m->comm, start, deadline)) != DSC_OK ||
+        (st = dup_comm(c, &m->check, start, deadline)) != DSC_OK ||
+        (st = dup_comm(c, &m->fin, start, deadline)) != DSC_OK ||
+        (st = dup_comm(c, &m->side, start, deadline)) != DSC_OK)
         return st;
     int lr = env_int("OMPI_COMM_WORLD_LOCAL_RANK"), ls = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (lr < 0 || ls <= lr) {

@@ -1,18 +1,18 @@
 /* The self backend: a world of one rank. Every collective is a copy (or nothing) and
  * completes when started. */
-#include <string.h>
-
 #include "comm/comm_internal.h"
+#include "core/device.h"
 
 static dsc_status_t self_start(dsc_comm_t *c, dsc__coll_t *coll) {
-    (void)c;
     size_t bytes = (size_t)coll->d.count * dsc_dtype_size((dsc_dtype_t)coll->d.dtype);
     switch ((dsc_comm_op_t)coll->d.op) {
     case DSC_COMM_ALLREDUCE:
     case DSC_COMM_REDUCE_SCATTER: /* world 1: the slice is the whole input */
     case DSC_COMM_ALLGATHER:
     case DSC_COMM_REDUCE_SCATTER_V:
-        if (bytes && coll->send != coll->recv) memmove(coll->recv, coll->send, bytes);
+        /* The data lives on the context's device: copied by it (errors are recorded on the
+         * context). In-place calls pass the same pointer; distinct buffers do not overlap. */
+        if (bytes && coll->send != coll->recv) dsc__dev_copy(c->ctx, coll->recv, coll->send, bytes);
         break;
     default: break; /* broadcast from rank 0 to itself, barrier */
     }

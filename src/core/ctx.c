@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/philox.h"
 #include "ops/backend.h"
 
 dsc_status_t dsc_ctx_new(const dsc_ctx_options_t *opts, dsc_ctx_t **out) {
@@ -130,7 +131,25 @@ static uint64_t next_u64(uint64_t *state) {
 }
 
 void dsc_ctx_seed(dsc_ctx_t *ctx, uint64_t seed) {
-    if (ctx) ctx->rng_state = seed;
+    if (!ctx) return;
+    ctx->rng_state = seed;
+    ctx->drop_seed = seed;
+    ctx->drop_offset = 0;
+}
+
+void dsc_ctx_dropout_stream(const dsc_ctx_t *ctx, uint64_t *seed, uint64_t *offset) {
+    if (seed) *seed = ctx ? ctx->drop_seed : 0;
+    if (offset) *offset = ctx ? ctx->drop_offset : 0;
+}
+void dsc_ctx_set_dropout_stream(dsc_ctx_t *ctx, uint64_t seed, uint64_t offset) {
+    if (!ctx) return;
+    ctx->drop_seed = seed;
+    ctx->drop_offset = offset;
+}
+uint64_t dsc__ctx_dropout_draw(dsc_ctx_t *ctx, uint64_t n) {
+    uint64_t at = ctx->drop_offset;
+    ctx->drop_offset += dsc_philox_advance(n);
+    return at;
 }
 uint64_t dsc_ctx_rng_state(const dsc_ctx_t *ctx) { return ctx ? ctx->rng_state : 0; }
 void dsc_ctx_set_rng_state(dsc_ctx_t *ctx, uint64_t state) {

@@ -129,6 +129,7 @@ struct dsc_ctx {
     bool backward_done;        /* backward ran since the last end of step */
 
     uint64_t rng_state;
+    uint64_t drop_seed, drop_offset; /* the Philox dropout stream (src/core/philox.h) */
     bool training;
     int no_grad_depth;
 
@@ -196,6 +197,11 @@ bool dsc__node_has_grad(const dsc_node_t *node);
  * skipped). Nodes may append to the tape while it runs (a recompute), provided they
  * truncate it back before returning. Returns the context's status. */
 dsc_status_t dsc__run_tape_range(dsc_ctx_t *ctx, size_t from);
+
+/* ---- dropout stream ---- */
+/* The offset of the next draw of n values from the context's dropout stream, advancing
+ * the stream by dsc_philox_advance(n) (whole Philox counters). */
+uint64_t dsc__ctx_dropout_draw(dsc_ctx_t *ctx, uint64_t n);
 
 /* ---- errors ---- */
 /* Like dsc_ctx_set_error but returns NULL, for ops. */

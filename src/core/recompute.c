@@ -29,6 +29,7 @@ typedef struct ckpt_record {
     dsc_tensor_t **in;   /* the inputs as given (n_in) */
     dsc_tensor_t **out;  /* the checkpoint's outputs (n_out) */
     uint64_t rng_state;  /* at the forward call */
+    uint64_t drop_seed, drop_offset; /* the dropout stream at the forward call: the recompute redraws its masks */
     bool training;
 } ckpt_record_t;
 
@@ -114,6 +115,8 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
     for (int k = 0; k < n_in; k++) rec->in[k] = in[k];
     for (int k = 0; k < n_out; k++) rec->out[k] = tmp[k] = NULL;
     rec->rng_state = ctx->rng_state;
+    rec->drop_seed = ctx->drop_seed;
+    rec->drop_offset = ctx->drop_offset;
     rec->training = ctx->training;
 
     boundary_sync(ctx);
@@ -255,16 +258,20 @@ static void checkpoint_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     for (int k = 0; k < rec->n_out; k++) rout[k] = NULL;
 
     /* Recompute under the forward's RNG state and mode, with recording on. */
-    const uint64_t rng_now = ctx->rng_state;
+    const uint64_t rng_now = ctx->rng_state, drop_seed_now = ctx->drop_seed, drop_offset_now = ctx->drop_offset;
     const bool training_now = ctx->training;
     const int no_grad_now = ctx->no_grad_depth;
     ctx->rng_state = rec->rng_state;
+    ctx->drop_seed = rec->drop_seed;
+    ctx->drop_offset = rec->drop_offset;
     ctx->training = rec->training;
     ctx->no_grad_depth = 0;
     boundary_sync(ctx);
     double t0 = now_seconds();
     dsc_status_t rc = run_plain(ctx, rec->name, rec->fn, rec->user, rec->in, rec->n_out, rout);
     ctx->rng_state = rng_now;
+    ctx->drop_seed = drop_seed_now;
+    ctx->drop_offset = drop_offset_now;
     ctx->training = training_now;
     ctx->no_grad_depth = no_grad_now;
     double t1 = now_seconds();

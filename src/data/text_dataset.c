@@ -1,9 +1,12 @@
 /* Character-level text dataset (see dsc/data.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dsc/data.h"
 
@@ -55,11 +58,31 @@ dsc_status_t dsc_text_dataset_load(const char *const *paths, int n_paths, double
     char *text = NULL;
     size_t len = 0;
     for (int k = 0; k < n_paths; k++) {
-        FILE *f = fopen(paths[k], "rb");
-        if (!f) {
+        /* O_NONBLOCK: a FIFO (or a device) is refused below instead of blocking the open. */
+        int fd = open(paths[k], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) != 0) {
+            int e = errno;
+            if (fd >= 0) close(fd);
             free(text);
-            ERR(DSC_ERR_IO, "dataset: cannot open %s: %s", paths[k], strerror(errno));
+            ERR(DSC_ERR_IO, "dataset: cannot open %s: %s", paths[k], strerror(e));
         }
+        if (!S_ISREG(sb.st_mode)) {
+            close(fd);
+            free(text);
+            ERR(DSC_ERR_INVALID, "dataset: %s is %s, not a text file", paths[k],
+                S_ISDIR(sb.st_mode)    ? "a directory"
+                : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
+                                       : "not a regular file (a socket or device)");
+        }
+        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        FILE *f = fdopen(fd, "rb");
+        if (!f) {
+            close(fd);
+            free(text);
+            ERR(DSC_ERR_NOMEM, "dataset: out of memory opening %s", paths[k]);
+        }
+        const size_t file_start = len;
         char buf[65536];
         size_t got;
         while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
@@ -73,11 +96,22 @@ dsc_status_t dsc_text_dataset_load(const char *const *paths, int n_paths, double
             memcpy(text + len, buf, got);
             len += got;
         }
+        int read_errno = ferror(f) ? errno : 0;
         bool failed = ferror(f);
         fclose(f);
         if (failed) {
             free(text);
-            ERR(DSC_ERR_IO, "dataset: read error in %s", paths[k]);
+            ERR(DSC_ERR_IO, "dataset: cannot read %s: %s", paths[k], strerror(read_errno ? read_errno : EIO));
+        }
+        /* An llm.c token shard (int32 magic 20240520 first) is binary tokens, not text. */
+        if (len - file_start >= 4) {
+            const unsigned char *h = (const unsigned char *)text + file_start;
+            const uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+            if (magic == 20240520u) {
+                free(text);
+                ERR(DSC_ERR_INVALID, "dataset: %s is an llm.c token shard (header magic 20240520), not text: give "
+                    "shards as one --data pattern ending in .bin", paths[k]);
+            }
         }
     }
     dsc_status_t rc = dsc_text_dataset_from_text(text, len, val_fraction, out, err, errsz);

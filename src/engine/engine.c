@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "engine/engine_actckpt.h"
 #include "engine/engine_internal.h"
 
@@ -68,6 +69,18 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
     return DSC_OK;
 }
 
+dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz) {
+    const dsc_zero_setup_t s = {e->ctx, e->model, e->comm, &e->config->zero_optimization, e->plan, e->model_dtype,
+                                e->accumulate_fp32, e->errmsg, sizeof e->errmsg};
+    dsc_status_t rc = dsc__zero_create(&s, &e->zero, err, errsz);
+    if (rc != DSC_OK) return rc;
+    dsc__zero_buffers(e->zero, &e->params, &e->grads);
+    e->master = dsc__zero_master(e->zero);
+    e->acc32 = dsc__zero_grad32(e->zero);
+    e->n_local = dsc__zero_n_local(e->zero);
+    return DSC_OK;
+}
+
 dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *options, dsc_initialize_result_t *result,
                             char *errbuf, size_t errbuf_size) {
     char scratch[8];
@@ -109,6 +122,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     e->training = true;
     e->grad_norm = e->grad_norm_clipped = NAN;
     e->last_loss = NAN;
+    e->last_loss_slot = -1;
 
     dsc_status_t rc = parse_config(e, options, errbuf, errbuf_size);
     if (rc == DSC_OK && e->numel < 1) {
@@ -116,24 +130,40 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         rc = DSC_ERR_INVALID;
     }
     if (rc == DSC_OK) rc = choose_dtypes(e, errbuf, errbuf_size);
-    if (rc == DSC_OK) {
-        if (options->comm) {
-            e->comm = options->comm;
-        } else {
-            rc = dsc_comm_new_self(e->ctx, &e->comm);
-            e->owns_comm = rc == DSC_OK;
-            if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
-        }
+    if (options->comm) {
+        e->comm = options->comm;
+    } else if (rc == DSC_OK) {
+        rc = dsc_comm_new_self(e->ctx, &e->comm);
+        e->owns_comm = rc == DSC_OK;
+        if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "creating the single-rank communicator: %s", dsc_ctx_errmsg(e->ctx));
     }
-    if (rc == DSC_OK) { /* the config's "dsc" section (a caller may still change them afterwards) */
+    /* The timeout governs the first collective already: the caller's, else the config's
+     * "dsc" section (a caller may still change them afterwards). */
+    if (e->comm && rc == DSC_OK) {
         if (e->config->dsc.comm_timeout > 0) dsc_comm_set_timeout(e->comm, e->config->dsc.comm_timeout);
         if (e->config->dsc.comm_debug_check) dsc_comm_set_debug_check(e->comm, true);
     }
+    if (e->comm && options->comm_timeout > 0 && dsc_comm_set_timeout(e->comm, options->comm_timeout) != DSC_OK &&
+        rc == DSC_OK) {
+        snprintf(errbuf, errbuf_size, "dsc_initialize: options.comm_timeout %g s is not a valid timeout",
+                 options->comm_timeout);
+        rc = DSC_ERR_INVALID;
+    }
+    /* Before any data moves, every rank learns whether the others are fine and shares the
+     * same model and settings (a rank that failed above still joins, with its error). */
+    if (options->comm) rc = dsc__engine_agree(e, options, rc, true, "dsc_initialize", errbuf, errbuf_size);
     if (rc == DSC_OK) {
         rc = dsc_zero_plan_make(e->config->zero_optimization.stage, e->world_size, e->rank, e->numel, &e->plan);
         if (rc != DSC_OK) snprintf(errbuf, errbuf_size, "ZeRO partition plan: invalid stage, world or size");
     }
-    if (rc == DSC_OK) rc = dsc__engine_alloc_state(e, errbuf, errbuf_size);
+    /* Once the state (and its initial broadcast) is built, every rank has run the same
+     * collectives: a later local failure is agreed on at the end. A failure inside it
+     * leaves the others in its broadcast, which the timeout ends. */
+    bool agree_at_end = false;
+    if (rc == DSC_OK) {
+        rc = dsc__engine_create_zero(e, errbuf, errbuf_size);
+        agree_at_end = rc == DSC_OK && options->comm;
+    }
     if (rc == DSC_OK) {
         dsc_loss_scaler_params_t sp;
         rc = dsc_loss_scaler_params_from_config(e->config, &sp);
@@ -147,6 +177,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_setup_actckpt(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_monitor_new(e->ctx, e->config, e->rank, &e->monitor, errbuf, errbuf_size);
+    if (agree_at_end) rc = dsc__engine_agree(e, options, rc, false, "dsc_initialize (end)", errbuf, errbuf_size);
     if (rc != DSC_OK) {
         dsc_ctx_set_error(e->ctx, rc, "%s", errbuf);
         dsc_engine_free(e);
@@ -168,17 +199,8 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
 
 void dsc_engine_free(dsc_engine_t *e) {
     if (!e) return;
-    /* Unbind the model: its tensors must not point into freed buffers. */
-    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(e->model, i, &info);
-        char *lo = e->params, *hi = lo + (size_t)e->plan.padded * dsc_dtype_size(e->model_dtype);
-        if (info.tensor && (char *)dsc_tensor_data(info.tensor) >= lo && (char *)dsc_tensor_data(info.tensor) < hi) {
-            info.tensor->data = NULL;
-            if (info.tensor->grad) info.tensor->grad->data = NULL;
-        }
-    }
-    if (e->params) dsc__engine_free_state(e);
+    dsc__zero_free(e->zero); /* unbinds the model */
+    dsc__dev_free(e->ctx, DSC_MEM_OTHER, e->loss_dev, sizeof *e->loss_dev * (size_t)e->loss_cap);
     if (e->owns_comm) dsc_comm_free(e->comm);
     dsc__engine_teardown_actckpt(e);
     dsc__engine_monitor_free(e->monitor);
@@ -226,7 +248,8 @@ void dsc_engine_memory_line(const dsc_engine_t *e, char *buf, size_t n) {
              dsc_ctx_mem_stats(e->ctx, DSC_MEM_ACTIVATIONS).peak_bytes / mib);
 }
 
-double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? e->last_loss : NAN; }
+/* A cached read (the loss stays on the device until asked for): the engine is logically const. */
+double dsc_engine_last_loss(const dsc_engine_t *e) { return e ? dsc__engine_last_loss((dsc_engine_t *)e) : NAN; }
 dsc_ctx_t *dsc_engine_ctx(const dsc_engine_t *e) { return e ? e->ctx : NULL; }
 const char *dsc_engine_errmsg(const dsc_engine_t *e) { return e ? e->errmsg : "engine is NULL"; }
 

@@ -83,16 +83,18 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
 
     /* One segment per parameter tensor (or its piece in this rank's partition): Lamb's
      * trust ratio is per tensor. Padding at the end is its own segment. */
-    dsc_optim_segment_t *segs = calloc(e->n_segments + 2, sizeof *segs);
+    size_t n_zsegs = 0;
+    const dsc_amp_segment_t *zsegs = dsc__zero_segments(e->zero, NULL, &n_zsegs);
+    dsc_optim_segment_t *segs = calloc(n_zsegs + 2, sizeof *segs);
     if (!segs) {
         snprintf(err, errsz, "out of memory building the optimizer");
         return DSC_ERR_NOMEM;
     }
     size_t n_segs = 0, covered = 0;
-    for (size_t i = 0; i < e->n_segments; i++) {
-        segs[n_segs].offset = e->segments[i].offset;
-        segs[n_segs++].numel = e->segments[i].numel;
-        covered = e->segments[i].offset + e->segments[i].numel;
+    for (size_t i = 0; i < n_zsegs; i++) {
+        segs[n_segs].offset = zsegs[i].offset;
+        segs[n_segs++].numel = zsegs[i].numel;
+        covered = zsegs[i].offset + zsegs[i].numel;
     }
     if (covered < (size_t)e->n_local) {
         segs[n_segs].offset = covered;

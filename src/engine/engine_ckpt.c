@@ -26,16 +26,23 @@
 
 #include "dsc/ckpt.h"
 #include "engine/engine_internal.h"
+#include "core/device.h"
+#include "zero/zero.h"
 
 #define CK_MSG 480
 #define CK_TEXT 4092
 #define CK_SIDECAR "manifest.xxh3"
+/* The dropout stream's manifest RNG entries (beside "ctx"); checkpoints written before
+ * the Philox dropout have neither. */
+#define CK_RNG_DROP_SEED "dropout_seed"
+#define CK_RNG_DROP_OFFSET "dropout_offset"
 
 /* One rank's contribution to an exchange (sent as int32 words). */
 typedef struct ck_rec {
     int32_t status;
     int32_t flag;    /* hello: mid-accumulation; report: wrote a file */
     uint64_t a, b, c; /* hello: tag hash, -, -; report: file size, file xxh3, ctx RNG state */
+    uint64_t drop_seed, drop_offset; /* report: the dropout stream (Philox seed, offset) */
     char msg[CK_MSG];
 } ck_rec_t;
 /* A status and a text from rank 0 (the temporary directory, or the commit's result). */
@@ -52,23 +59,14 @@ _Static_assert(sizeof(ck_rec_t) % 4 == 0 && sizeof(ck_bcast_t) % 4 == 0, "exchan
  * the flat range [q*k, (q+1)*k), k = P / world (at stage 0 too, so the ranks write 1/N
  * each); stage 3: rank q's shard of the parameter. */
 static bool ck_piece(const dsc_engine_t *e, int q, const dsc_param_info_t *p, int i, int64_t *a, int64_t *b) {
-    if (e->plan.stage == 3) return dsc__engine_zero3_piece(e, q, i, a, b, NULL);
-    const int64_t k = e->plan.padded / e->world_size, lo = (int64_t)q * k, hi = lo + k;
-    int64_t s = p->offset > lo ? p->offset : lo, t = p->offset + p->numel < hi ? p->offset + p->numel : hi;
-    if (t <= s) return false;
-    *a = s - p->offset;
-    *b = t - p->offset;
-    return true;
+    (void)i;
+    return dsc__zero_slice(&e->plan, q, p->offset, p->numel, a, b);
 }
 
 /* Index in master (and each optimizer state) of element a of parameter i on this rank. */
 static int64_t ck_local(const dsc_engine_t *e, const dsc_param_info_t *p, int i, int64_t a) {
-    if (e->plan.stage == 3) {
-        int64_t lo, hi, local;
-        dsc__engine_zero3_piece(e, e->rank, i, &lo, &hi, &local);
-        return local + (a - lo);
-    }
-    return p->offset + a - (e->plan.stage == 0 ? 0 : e->plan.begin);
+    (void)p;
+    return dsc__zero_local_index(e->zero, i, a);
 }
 
 /* True when rank q writes anything. */
@@ -177,6 +175,37 @@ static dsc_status_t ck_save_checks(dsc_engine_t *e, const char *save_dir, const 
 }
 
 /* Writes this rank's range file into `dir`: master weights, then each optimizer state. */
+/* Files are written and read on the host: a piece of the master weights or of an optimizer
+ * state goes through a host buffer, by the device's copy calls. */
+static dsc_status_t ck_write_piece(dsc_engine_t *e, dsc_st_writer_t *w, const float *src, size_t count, char *msg,
+                                   size_t n) {
+    float *host = malloc(count * sizeof *host + 1);
+    if (!host) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc__dev_to_host(e->ctx, host, src, count * sizeof *host);
+    if (!st) st = dsc_st_write(w, host, DSC_F32, count, msg, n);
+    else snprintf(msg, n, "reading the engine's state from the device: %s", dsc_ctx_errmsg(e->ctx));
+    free(host);
+    return st;
+}
+
+static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *name, int64_t a, int64_t b, float *dst,
+                                  char *msg, size_t n) {
+    const size_t count = (size_t)(b - a);
+    float *host = malloc(count * sizeof *host + 1);
+    if (!host) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc_ckpt_read(c, name, a, b, host, DSC_F32, msg, n);
+    if (!st && (st = dsc__dev_from_host(e->ctx, dst, host, count * sizeof *host)))
+        snprintf(msg, n, "writing the engine's state to the device: %s", dsc_ctx_errmsg(e->ctx));
+    free(host);
+    return st;
+}
+
 static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote, dsc_st_file_info_t *info, char *msg,
                                   size_t n) {
     *wrote = false;
@@ -207,7 +236,7 @@ static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote,
                 dsc_model_param_info(e->model, i, &p);
                 if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
                 if (pass == 1) {
-                    st = dsc_st_write(w, src + ck_local(e, &p, i, a), DSC_F32, (size_t)(b - a), msg, n);
+                    st = ck_write_piece(e, w, src + ck_local(e, &p, i, a), (size_t)(b - a), msg, n);
                     continue;
                 }
                 char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
@@ -298,7 +327,11 @@ static dsc_status_t ck_build_manifest(dsc_engine_t *e, const ck_rec_t *all, cons
         free(text);
     }
     if (!st && client_state) st = dsc_manifest_set_blob(m, DSC_MANIFEST_CLIENT_STATE, client_state, msg, n);
-    for (int q = 0; q < e->world_size && !st; q++) st = dsc_manifest_add_rng(m, q, "ctx", all[q].c, msg, n);
+    for (int q = 0; q < e->world_size && !st; q++) {
+        st = dsc_manifest_add_rng(m, q, "ctx", all[q].c, msg, n);
+        if (!st) st = dsc_manifest_add_rng(m, q, CK_RNG_DROP_SEED, all[q].drop_seed, msg, n);
+        if (!st) st = dsc_manifest_add_rng(m, q, CK_RNG_DROP_OFFSET, all[q].drop_offset, msg, n);
+    }
     const int np = dsc_model_param_count(e->model), ns = ck_n_states(e);
     for (int s = -1; s < ns && !st; s++)
         for (int i = 0; i < np && !st; i++) {
@@ -354,13 +387,13 @@ static dsc_status_t ck_write_sidecar(dsc_manifest_t *m, const char *dir, char *m
     free(text);
     char line[96], *path = ck_join(dir, "/", CK_SIDECAR);
     int w = snprintf(line, sizeof line, "%016llx  %s\n", (unsigned long long)h, DSC_CKPT_MANIFEST_NAME);
-    FILE *f = path ? fopen(path, "wb") : NULL;
-    bool ok = f && fwrite(line, 1, (size_t)w, f) == (size_t)w;
-    ok = f && fflush(f) == 0 && ok;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(msg, n, "cannot write '%s'", path ? path : CK_SIDECAR);
+    if (!path) {
+        snprintf(msg, n, "out of memory");
+        return DSC_ERR_NOMEM;
+    }
+    dsc_status_t st = dsc_write_file_atomic(path, line, (size_t)w, msg, n); /* the message says why */
     free(path);
-    return ok ? DSC_OK : DSC_ERR_IO;
+    return st;
 }
 
 /* Rank 0: abort on any rank's failure, else manifest + sidecar + commit. */
@@ -466,6 +499,7 @@ dsc_status_t dsc_save_checkpoint(dsc_engine_t *e, const char *save_dir, const ch
     mine.a = info.size;
     mine.b = info.xxh3;
     mine.c = dsc_ctx_rng_state(e->ctx);
+    dsc_ctx_dropout_stream(e->ctx, &mine.drop_seed, &mine.drop_offset);
     snprintf(mine.msg, sizeof mine.msg, "%s", msg);
     if ((st = ck_gather(e, &mine, all))) {
         st = ck_comm_fail(e, st, fn, "reporting the written files");
@@ -514,6 +548,7 @@ typedef struct ck_load {
     bool load_opt, load_sched, module_only, has_sched;
     int64_t sched_it;
     uint64_t rng;
+    uint64_t drop_seed, drop_offset; /* the dropout stream this rank resumes */
     int rng_from; /* the saved rank whose RNG state this rank takes */
     char *client_state;
 } ck_load_t;
@@ -731,6 +766,28 @@ static dsc_status_t ck_load_prepare(dsc_engine_t *e, const char *load_dir, const
                              dsc_ckpt_dir(L->c), DSC_CKPT_MANIFEST_NAME, L->rng_from);
         else if (L->rng_from != e->rank)
             L->rng = ck_mix(L->rng ^ ck_mix((uint64_t)e->rank));
+        /* The dropout stream. A checkpoint from before the Philox dropout has none: its
+         * masks came from the sequential generator, whose position has no counterpart in
+         * the Philox stream, so the stream restarts at (that saved state, 0): a resume is
+         * still reproducible, but draws other masks than the old code would have. */
+        bool has_seed = dsc_manifest_rng(m, L->rng_from, CK_RNG_DROP_SEED, &L->drop_seed) == DSC_OK;
+        bool has_offset = dsc_manifest_rng(m, L->rng_from, CK_RNG_DROP_OFFSET, &L->drop_offset) == DSC_OK;
+        if (!st && has_seed != has_offset)
+            st = ck_fail_msg(msg, n, DSC_ERR_CORRUPT,
+                             "checkpoint '%s': %s has the dropout stream's %s but not its %s for rank %d",
+                             dsc_ckpt_dir(L->c), DSC_CKPT_MANIFEST_NAME, has_seed ? "seed" : "offset",
+                             has_seed ? "offset" : "seed", L->rng_from);
+        else if (!st && !has_seed) {
+            dsc_ctx_log(e->ctx, DSC_LOG_WARN,
+                        "checkpoint '%s' predates the Philox dropout stream (no %s / %s for rank %d): dropout "
+                        "restarts from (seed = its saved RNG state, offset 0), so the masks differ from an "
+                        "uninterrupted run",
+                        dsc_ckpt_dir(L->c), CK_RNG_DROP_SEED, CK_RNG_DROP_OFFSET, L->rng_from);
+            L->drop_seed = L->rng;
+            L->drop_offset = 0;
+        } else if (!st && L->rng_from != e->rank) {
+            L->drop_seed = ck_mix(L->drop_seed ^ ck_mix((uint64_t)e->rank));
+        }
     }
     const char *cs = dsc_manifest_blob(m, DSC_MANIFEST_CLIENT_STATE);
     if (!st && cs && !(L->client_state = strdup(cs))) st = ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
@@ -750,7 +807,7 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
             dsc_model_param_info(e->model, i, &p);
             if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
             char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
-            st = name ? dsc_ckpt_read(L->c, name, a, b, dst + ck_local(e, &p, i, a), DSC_F32, msg, n)
+            st = name ? ck_read_piece(e, L->c, name, a, b, dst + ck_local(e, &p, i, a), msg, n)
                       : ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
             free(name);
         }
@@ -781,6 +838,17 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
     return st;
 }
 
+/* A checkpoint is saved at an accumulation boundary of the run that saved it; the resumed
+ * run may accumulate over another number of micro-batches (another micro batch size or
+ * world size for the same train_batch_size). Its first update must come after a whole
+ * window of its own, so micro_steps (whose multiples of GAS are the boundaries) is rounded
+ * up to the next multiple of this run's GAS. */
+static int64_t ck_resume_micro_steps(int64_t saved, int gas) {
+    if (gas < 1 || saved < 0) return saved;
+    const int64_t r = saved % gas;
+    return r ? saved + (gas - r) : saved;
+}
+
 /* Phase 3, collective: stage 0 assembles the replicated buffers from every rank's range,
  * then the working copy is rebuilt from the fp32 master. */
 static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const char *fn) {
@@ -793,20 +861,29 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        st = dsc_amp_f32_to_half(e->ctx, dsc__engine_local_params(e), e->model_dtype, e->master, (size_t)e->n_local);
+        st = dsc_amp_f32_to_half(e->ctx, dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
-    if (e->plan.stage >= 1 && (st = dsc__engine_gather_params(e))) return st; /* its message names the rank */
-    dsc__engine_zero_grads(e);
+    if (e->plan.stage >= 1 && (st = dsc__zero_allgather_updates(e->zero))) return st; /* its message names the rank */
+    dsc__zero_zero_grads(e->zero);
     e->backwards_since_step = 0;
     e->last_loss = e->grad_norm = e->grad_norm_clipped = NAN;
+    e->last_loss_slot = -1;
+    e->n_losses = 0;
     e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);
     if (L->module_only) return DSC_OK;
     e->global_steps = L->counters.global_steps;
     e->global_samples = L->counters.global_samples;
     e->skipped_steps = L->counters.skipped_steps;
-    e->micro_steps = L->counters.micro_steps;
+    e->micro_steps = ck_resume_micro_steps(L->counters.micro_steps, e->gas);
     dsc_ctx_set_rng_state(e->ctx, L->rng);
+    dsc_ctx_set_dropout_stream(e->ctx, L->drop_seed, L->drop_offset);
+    if (e->micro_steps != L->counters.micro_steps && e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s: the checkpoint's %lld micro-step(s) are not a whole number of this "
+                    "run's accumulation windows (%d micro-batch(es) per update, saved with %d rank(s), now %d): "
+                    "micro_steps restarts at %lld, so the next update comes after %d new micro-batch(es)", fn,
+                    (long long)L->counters.micro_steps, e->gas, L->counters.world_size, e->world_size,
+                    (long long)e->micro_steps, e->gas);
     return DSC_OK;
 }
 

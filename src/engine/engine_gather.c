@@ -44,7 +44,7 @@ dsc_status_t dsc_engine_gather_params(dsc_engine_t *e, dsc_tensor_t *const *para
     int *idx = NULL, count = 0;
     dsc_status_t rc = resolve(e, "dsc_engine_gather_params", params, n, &idx, &count);
     for (int k = 0; k < count && rc == DSC_OK; k++) {
-        rc = dsc__engine_zero3_hold(e, idx[k]);
+        rc = dsc__zero_hold(e->zero, idx[k]);
         if (rc != DSC_OK) rc = dsc__engine_fail(e, rc, "dsc_engine_gather_params: %s", dsc_ctx_errmsg(e->ctx));
     }
     free(idx);
@@ -54,31 +54,7 @@ dsc_status_t dsc_engine_gather_params(dsc_engine_t *e, dsc_tensor_t *const *para
 /* Rank `root`'s full values of parameter i everywhere, then into this rank's master
  * (and, below stage 3, the replicated working copy already holds them; at stage 3 the
  * local shard is refreshed). */
-static dsc_status_t write_back(dsc_engine_t *e, int i, int root) {
-    dsc_param_info_t info;
-    dsc_model_param_info(e->model, i, &info);
-    dsc_tensor_t *t = info.tensor;
-    const size_t ms = dsc_dtype_size(e->model_dtype);
-    dsc_status_t rc = e->world_size > 1 ? dsc_comm_broadcast(e->comm, t->data, (size_t)info.numel, e->model_dtype, root)
-                                        : DSC_OK;
-    if (rc != DSC_OK)
-        return dsc__engine_fail(e, rc, "rank %d: dsc_engine_release_params: broadcast of %s from rank %d failed: %s",
-                                e->rank, info.name, root, dsc_comm_errmsg(e->comm));
-    int64_t a = 0, b = info.numel, local = info.offset; /* stage 0: all of it */
-    if (e->plan.stage == 3) {
-        if (!dsc__engine_zero3_piece(e, e->rank, i, &a, &b, &local)) return DSC_OK;
-        memcpy((char *)e->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms, (size_t)(b - a) * ms);
-    } else if (e->plan.stage >= 1) {
-        int64_t first;
-        int64_t cnt = dsc_zero_plan_overlap(&e->plan, e->rank, info.offset, info.numel, &first);
-        if (cnt == 0) return DSC_OK;
-        a = first - info.offset;
-        b = a + cnt;
-        local = first - e->plan.begin;
-    }
-    if (e->master == (float *)e->params && e->plan.stage != 1 && e->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
-    return dsc_convert(e->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, e->model_dtype, (size_t)(b - a));
-}
+static dsc_status_t write_back(dsc_engine_t *e, int i, int root) { return dsc__zero_write_back(e->zero, i, root); }
 
 dsc_status_t dsc_engine_release_params(dsc_engine_t *e, dsc_tensor_t *const *params, int n, int modifier_rank) {
     static const char fn[] = "dsc_engine_release_params";
@@ -95,7 +71,7 @@ dsc_status_t dsc_engine_release_params(dsc_engine_t *e, dsc_tensor_t *const *par
         else
             rc = write_back(e, idx[k], modifier_rank);
     }
-    for (int k = 0; k < count && e->plan.stage == 3; k++) dsc__engine_zero3_unhold(e, idx[k]);
+    for (int k = 0; k < count && e->plan.stage == 3; k++) dsc__zero_unhold(e->zero, idx[k]);
     free(idx);
     return rc;
 }

@@ -106,8 +106,7 @@ void dsc__engine_monitor_forward_end(dsc_engine_monitor_t *m) {
     m->fwd_done = true;
 }
 
-void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m, double loss, int gas, bool boundary,
-                                        int64_t global_samples) {
+void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m) {
     if (!m) return;
     if (m->breakdown) {
         if (m->fwd_running) dsc__engine_monitor_forward_end(m);
@@ -116,9 +115,15 @@ void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m, double loss, in
         m->fwd_done = false;
         m->t_bwd = m->t_inner_end = t;
     }
+}
+
+bool dsc__engine_monitor_wants_loss(const dsc_engine_monitor_t *m) { return m && m->mon; }
+
+void dsc__engine_monitor_losses(dsc_engine_monitor_t *m, const double *losses, int n, int gas, int64_t global_samples) {
+    if (!m) return;
     /* DeepSpeed's engine.backward: losses += loss / GAS (GAS > 1), written at the boundary. */
-    m->loss_sum += gas > 1 ? loss / gas : loss;
-    if (boundary && m->mon) {
+    for (int i = 0; i < n; i++) m->loss_sum += gas > 1 ? losses[i] / gas : losses[i];
+    if (m->mon) {
         dsc_monitor_event_t ev = {"Train/Samples/train_loss", m->loss_sum, global_samples};
         write_events(m, &ev, 1);
     }

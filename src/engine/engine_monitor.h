@@ -4,13 +4,14 @@
  * no-op) and calls, in this order:
  *
  *   dsc_initialize:  dsc__engine_monitor_new(ctx, config, rank, &m, err, errsz)
- *   dsc_backward:    dsc__engine_monitor_backward_begin(m, loss, gas, boundary, global_samples)
+ *   dsc_backward:    dsc__engine_monitor_backward_begin(m)
  *                    ... autograd ...
+ *                    dsc__engine_monitor_losses(m, losses, n, gas, global_samples) at the boundary
  *                    dsc__engine_monitor_backward_inner_end(m)
- *                    ... stage 2 reduce-scatter (dsc__engine_after_backward) ...
+ *                    ... stage 2 reduce-scatter (dsc__zero_after_backward) ...
  *                    dsc__engine_monitor_backward_end(m)
  *   dsc_step:        dsc__engine_monitor_step_begin(m)
- *                    ... at the boundary, around dsc__engine_reduce_gradients:
+ *                    ... at the boundary, around dsc__zero_reduce_gradients:
  *                    dsc__engine_monitor_reduce_begin(m) / dsc__engine_monitor_reduce_end(m)
  *                    ... counters updated (global_steps, global_samples) ...
  *                    dsc__engine_monitor_step_end(m, boundary, global_samples, lr, fp16, loss_scale)
@@ -57,11 +58,14 @@ void dsc__engine_monitor_free(dsc_engine_monitor_t *m);
 
 void dsc__engine_monitor_forward_begin(dsc_engine_monitor_t *m);
 void dsc__engine_monitor_forward_end(dsc_engine_monitor_t *m);
-/* `loss` is the micro-batch loss (unscaled); `boundary` whether this micro-step is the last of
- * the accumulation (dsc_is_gradient_accumulation_boundary); global_samples before the update.
- * A failed monitor write is logged (WARN) once and the monitor switched off; training goes on. */
-void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m, double loss, int gas, bool boundary,
-                                        int64_t global_samples);
+void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m);
+/* Whether the monitor writes the training loss (then the engine reads the losses at the
+ * boundary). */
+bool dsc__engine_monitor_wants_loss(const dsc_engine_monitor_t *m);
+/* At the boundary micro-step's backward: the micro-batch losses (unscaled) of the
+ * accumulation, in order; global_samples before the update. A failed monitor write is
+ * logged (WARN) once and the monitor switched off; training goes on. */
+void dsc__engine_monitor_losses(dsc_engine_monitor_t *m, const double *losses, int n, int gas, int64_t global_samples);
 void dsc__engine_monitor_backward_inner_end(dsc_engine_monitor_t *m);
 void dsc__engine_monitor_backward_end(dsc_engine_monitor_t *m);
 void dsc__engine_monitor_step_begin(dsc_engine_monitor_t *m);

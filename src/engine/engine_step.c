@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "engine/engine_internal.h"
 
 static void format_progress(const dsc_engine_t *e, int64_t step, char *buf, size_t n);
@@ -15,6 +16,55 @@ static dsc_status_t need_optimizer(dsc_engine_t *e, const char *what) {
                             "(add an \"optimizer\" section to the config or pass a client optimizer)", what);
 }
 
+/* The loss into slot n_losses of loss_dev, as a double, by the device (a copy of one
+ * element: nothing is read on the host). */
+static dsc_status_t keep_loss(dsc_engine_t *e, dsc_tensor_t *loss) {
+    if (e->n_losses == e->loss_cap) { /* more backwards than the accumulation holds: grow */
+        const int cap = e->loss_cap ? 2 * e->loss_cap : (e->gas > 0 ? e->gas : 1);
+        double *grown = dsc__dev_alloc(e->ctx, DSC_MEM_OTHER, sizeof *grown * (size_t)cap);
+        if (!grown) return dsc__engine_fail(e, DSC_ERR_NOMEM, "dsc_backward: out of memory keeping the loss");
+        if (e->n_losses) dsc__dev_copy(e->ctx, grown, e->loss_dev, sizeof *grown * (size_t)e->n_losses);
+        dsc__dev_free(e->ctx, DSC_MEM_OTHER, e->loss_dev, sizeof *grown * (size_t)e->loss_cap);
+        e->loss_dev = grown;
+        e->loss_cap = cap;
+    }
+    dsc_status_t rc = dsc__dev_convert(e->ctx, e->loss_dev + e->n_losses, DSC_F64, dsc_tensor_data(loss),
+                                       dsc_tensor_dtype(loss), 1);
+    if (rc != DSC_OK) return dsc__engine_fail(e, rc, "dsc_backward: keeping the loss: %s", dsc_ctx_errmsg(e->ctx));
+    e->last_loss_slot = e->n_losses++;
+    e->last_loss_read = false;
+    return DSC_OK;
+}
+
+/* At the boundary micro-step: the monitor's training loss, every micro-batch's loss of the
+ * accumulation in one device-to-host read; nothing is read without a monitor. */
+static dsc_status_t monitor_losses(dsc_engine_t *e) {
+    const int n = e->n_losses;
+    e->n_losses = 0; /* the next accumulation starts at slot 0 */
+    if (!dsc__engine_monitor_wants_loss(e->monitor) || n == 0) return DSC_OK;
+    double *host = malloc(sizeof *host * (size_t)n);
+    if (!host) return dsc__engine_fail(e, DSC_ERR_NOMEM, "dsc_backward: out of memory reading the losses");
+    dsc_status_t rc = dsc__dev_to_host(e->ctx, host, e->loss_dev, sizeof *host * (size_t)n);
+    e->host_reads++;
+    if (rc == DSC_OK) {
+        dsc__engine_monitor_losses(e->monitor, host, n, e->config->managed_gradient_accumulation ? e->gas : 1,
+                                   e->global_samples);
+        e->last_loss = host[n - 1];
+        e->last_loss_read = true;
+    }
+    free(host);
+    return rc == DSC_OK ? DSC_OK : dsc__engine_fail(e, rc, "dsc_backward: reading the losses: %s", dsc_ctx_errmsg(e->ctx));
+}
+
+double dsc__engine_last_loss(dsc_engine_t *e) {
+    if (e->last_loss_slot >= 0 && !e->last_loss_read) { /* read on demand: the caller's sync */
+        double v = NAN;
+        if (dsc__dev_to_host(e->ctx, &v, e->loss_dev + e->last_loss_slot, sizeof v) == DSC_OK) e->last_loss = v;
+        e->last_loss_read = true;
+    }
+    return e->last_loss;
+}
+
 dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     if (!e) return DSC_ERR_INVALID;
     dsc_status_t rc = need_optimizer(e, "dsc_backward");
@@ -22,16 +72,20 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     if (dsc_ctx_status(e->ctx) != DSC_OK) { /* the forward pass failed: keep its message */
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
         dsc_ctx_end_step(e->ctx);
-        if (e->z3) dsc__engine_zero3_end_backward(e, false); /* nothing stays gathered */
+        dsc__zero_after_backward(e->zero, false); /* nothing stays gathered */
         return dsc_ctx_status(e->ctx);
     }
     if (!loss || dsc_tensor_numel(loss) != 1) {
         dsc_ctx_end_step(e->ctx);
         return dsc__engine_fail(e, DSC_ERR_INVALID, "dsc_backward: loss must be a 1-element tensor");
     }
-    e->last_loss = dsc_tensor_item(loss);
-    dsc__engine_monitor_backward_begin(e->monitor, e->last_loss, e->config->managed_gradient_accumulation ? e->gas : 1,
-                                       dsc_is_gradient_accumulation_boundary(e), e->global_samples);
+    rc = keep_loss(e, loss); /* on the device: no host sync */
+    if (rc != DSC_OK) {
+        dsc_ctx_end_step(e->ctx);
+        dsc__zero_after_backward(e->zero, false);
+        return rc;
+    }
+    dsc__engine_monitor_backward_begin(e->monitor);
     /* DeepSpeed divides the incoming gradient by GAS so the update uses the mean over the
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
     /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
@@ -40,9 +94,10 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
-    if (rc != DSC_OK && e->z3) dsc__engine_zero3_end_backward(e, false);
+    if (rc != DSC_OK) dsc__zero_after_backward(e->zero, false);
+    if (rc == DSC_OK && dsc_is_gradient_accumulation_boundary(e)) rc = monitor_losses(e);
     dsc__engine_monitor_backward_inner_end(e->monitor);
-    if (rc == DSC_OK) rc = dsc__engine_after_backward(e); /* fp32 accumulation; stage 2 reduce-scatter */
+    if (rc == DSC_OK) rc = dsc__zero_after_backward(e->zero, true); /* fp32 accumulation; stages 2-3: the unscoped sends */
     dsc__engine_monitor_backward_end(e->monitor);
     if (rc == DSC_OK) e->backwards_since_step++;
     return rc;
@@ -55,24 +110,27 @@ bool dsc_is_gradient_accumulation_boundary(const dsc_engine_t *e) {
 }
 
 void dsc_zero_grad(dsc_engine_t *e) {
-    if (e && (e->grads || e->z3)) dsc__engine_zero_grads(e);
+    if (e && e->zero) dsc__zero_zero_grads(e->zero);
 }
 
 /* Logs which parameter tensors hold inf or NaN (at most 8 names, then a count). */
 static void log_bad_tensors(dsc_engine_t *e) {
-    bool *bad = calloc(e->n_segments + 1, sizeof *bad);
+    const int *segment_param = NULL;
+    size_t n_segments = 0;
+    const dsc_amp_segment_t *segments = dsc__zero_segments(e->zero, &segment_param, &n_segments);
+    bool *bad = calloc(n_segments + 1, sizeof *bad);
     if (!bad) return;
     bool any;
     double sumsq;
     size_t n_bad = 0;
-    dsc_amp_scan_segments(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, e->segments, e->n_segments, bad, NULL, &any, &sumsq,
+    dsc_amp_scan_segments(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, segments, n_segments, bad, NULL, &any, &sumsq,
                           &n_bad);
     char names[1024] = "";
     size_t off = 0, listed = 0;
-    for (size_t i = 0; i < e->n_segments && off < sizeof names; i++) {
+    for (size_t i = 0; i < n_segments && off < sizeof names; i++) {
         if (!bad[i]) continue;
         dsc_param_info_t info;
-        dsc_model_param_info(e->model, e->segment_param[i], &info);
+        dsc_model_param_info(e->model, segment_param[i], &info);
         if (listed++ < 8) off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", listed > 1 ? ", " : "", info.name);
     }
     if (listed > 8 && off < sizeof names) snprintf(names + off, sizeof names - off, " and %zu more", listed - 8);
@@ -104,22 +162,15 @@ dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e) {
 
 static dsc_status_t take_model_step(dsc_engine_t *e) {
     dsc__engine_monitor_reduce_begin(e->monitor);
-    dsc_status_t rc = dsc__engine_reduce_gradients(e);
+    dsc_status_t rc = dsc__zero_reduce_gradients(e->zero);
     dsc__engine_monitor_reduce_end(e->monitor);
     if (rc != DSC_OK) return rc;
-    /* Overflow flag and sum of squares of this rank's extent; partitions are combined
-     * across ranks (stage 0 ranks already hold the same reduced sum). */
+    /* Overflow flag and sum of squares of the summed gradient, over all ranks. */
     bool overflow = false;
     double sumsq = 0;
-    dsc_amp_scan(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, &overflow, &sumsq);
-    if (e->plan.stage >= 1 && e->world_size > 1) {
-        double v[2] = {overflow ? 1.0 : 0.0, sumsq};
-        rc = dsc_comm_allreduce(e->comm, v, v, 2, DSC_F64, DSC_REDUCE_SUM);
-        if (rc != DSC_OK) return dsc__engine_fail(e, rc, "rank %d: gradient norm all-reduce failed: %s", e->rank,
-                                                  dsc_ctx_errmsg(e->ctx));
-        overflow = v[0] > 0 || !isfinite(v[1]);
-        sumsq = v[1];
-    }
+    rc = dsc__zero_grad_stats(e->zero, &overflow, &sumsq);
+    e->host_reads++; /* the step's one read of device values: overflow and norm */
+    if (rc != DSC_OK) return rc;
     overflow = overflow && e->check_overflow;
     /* acc32 holds sums over ranks: the mean is 1/N of it (folded into the scale below). */
     const double inv_world = 1.0 / e->world_size;
@@ -128,7 +179,8 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     e->loss_scale_used = ev.scale_before;
     if (ev.message[0] && e->rank == 0) dsc_ctx_log(e->ctx, DSC_LOG_INFO, "%s", ev.message);
     if (overflow) {
-        log_bad_tensors(e);
+        log_bad_tensors(e); /* a second scan, on skipped steps only */
+        e->host_reads++;
         e->grad_norm = e->grad_norm_clipped = NAN;
         e->skipped_steps++;
         dsc_zero_grad(e);
@@ -145,10 +197,10 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     if (rc == DSC_OK)
         rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
                             dsc__engine_current_lr(e),
-                            e->model_dtype != DSC_F32 ? dsc__engine_local_params(e) : NULL,
+                            e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
                             e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
-    rc = dsc__engine_gather_params(e);
+    rc = dsc__zero_allgather_updates(e->zero);
     if (rc != DSC_OK) return rc;
     dsc_zero_grad(e);
     if (e->scheduler) {

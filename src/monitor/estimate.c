@@ -10,6 +10,7 @@
 #include "dsc/monitor.h"
 #include "dsc/optim.h"
 #include "monitor/monitor_internal.h"
+#include "zero/zero.h"
 
 /* ---- model size ------------------------------------------------------------------------ */
 
@@ -82,21 +83,16 @@ static void linear(arena_t *a, int64_t rows, int64_t in, int64_t out) {
 
 static void dropout(arena_t *a, int64_t n, bool active) {
     if (!active) return; /* p == 0 or eval: the op returns its input */
-    tensor(a, 4 * n);    /* mask */
-    recorded(a, 4 * n);
+    recorded(a, 4 * n);  /* no mask: backward redraws it from the Philox stream */
 }
 
 /* One transformer block (gpt.c block_forward). */
 static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, bool drop) {
-    const int64_t c = m->n_embd, rows = b * t, att = b * m->n_head * t * t;
+    const int64_t c = m->n_embd, rows = b * t;
     layernorm(a, rows, c);
     linear(a, rows, c, 3 * c);
-    tensor(a, 4 * att); /* attention probabilities, saved */
-    if (drop) {
-        tensor(a, 4 * att); /* after dropout */
-        tensor(a, 4 * att); /* dropout mask */
-    }
-    recorded(a, 4 * rows * c); /* attention output */
+    tensor(a, 4 * b * m->n_head * t); /* attention's per-row log-sum-exp (flash style: no [B,H,T,T]) */
+    recorded(a, 4 * rows * c);        /* attention output */
     linear(a, rows, c, c);
     dropout(a, rows * c, drop);
     recorded(a, 4 * rows * c); /* residual add */
@@ -119,10 +115,10 @@ static bool selected(int every, int number, int layer, int n_layers) {
 
 /* What a checkpointed block keeps through the step (src/nn/gpt.c block_checkpointed and
  * src/core/recompute.c dsc_checkpoint): the block's call record (block_call_t, 40 bytes),
- * the checkpoint record (ckpt_record_t, 64 bytes, plus 3 tensor pointers), its output
+ * the checkpoint record (ckpt_record_t, 80 bytes, plus 3 tensor pointers), its output
  * tensor, the array of differentiable outputs and the checkpoint's tape node. */
 #define CKPT_BLOCK_CALL_BYTES 40
-#define CKPT_RECORD_BYTES (64 + 3 * 8)
+#define CKPT_RECORD_BYTES (80 + 3 * 8)
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -147,15 +143,20 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
     /* one block (all blocks allocate alike) */
     arena_t blk = {0, 0, mixed};
     block(&blk, m, b, t, drop);
-    /* final norm, tied LM head, targets, cross-entropy (saved probabilities; the loss and
-     * its seed gradient) */
+    /* final norm, tied LM head, targets, fused cross-entropy: per-row losses and lse, the
+     * loss and its seed gradient; backward writes the logits' gradient over the logits (a
+     * header only, dsc_cross_entropy_consume) and makes the one-element gradient scale */
     arena_t head = {0, 0, mixed};
     layernorm(&head, rows, c);
     param(&head, v * c);
-    recorded(&head, 4 * rows * v);
-    tensor(&head, 4 * rows);
-    tensor(&head, 4 * rows * v);
+    tensor(&head, 4 * rows * v); /* logits */
+    head.f += node();
+    head.b += header(); /* their gradient, in place */
+    tensor(&head, 4 * rows);     /* targets */
+    tensor(&head, 4 * rows);     /* per-row losses */
+    tensor(&head, 4 * rows);     /* per-row lse */
     recorded(&head, 4);
+    head.b += header() + al(4); /* gradient scale */
 
     const int L = m->n_layer;
     int n_ckpt = 0;
@@ -304,7 +305,7 @@ static int gpt_scopes(const dsc_gpt_config_t *m, scope_t *out, int cap) {
 /* Stage 2: no full gradient buffer; the largest layer's gradients live during its
  * backward. Stage 3: every parameter's shard ceil(numel / N) (params, master, states, fp32
  * gradient), persistent parameters gathered for good, and the largest layer gathered with
- * its gradients during its backward (src/engine/engine_zero3.c). The schedule's knobs raise
+ * its gradients during its backward (src/zero/zero_scopes.c). The schedule's knobs raise
  * the layer term (upper bounds): a reuse window keeps parameters gathered from forward to
  * backward (taken as all of them), prefetching adds up to stage3_prefetch_bucket_size
  * elements in flight. */
@@ -322,9 +323,9 @@ static void layered_state(const dsc_estimate_options_t *o, int stage, dsc_zero_m
                 continue;
             }
             shards += k;
-            const bool keep = numel <= o->persistence_threshold && persist_total + numel <= o->model_persistence_threshold;
+            const bool keep = dsc__zero3_persists(numel, o->persistence_threshold, o->model_persistence_threshold,
+                                                  &persist_total);
             if (keep) {
-                persist_total += numel;
                 persistent += k * N * pb;
             } else {
                 gathered_total += k * N * pb;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsc/ckpt.h"
 #include "dsc/monitor.h"
 #include "monitor/monitor_internal.h"
 
@@ -157,15 +158,20 @@ dsc_status_t dsc_png_write_rgb(const char *path, const uint8_t *rgb, int width, 
                         (uint8_t)(height >> 24), (uint8_t)(height >> 16), (uint8_t)(height >> 8), (uint8_t)height,
                         8, 2, 0, 0, 0}; /* 8-bit, RGB, deflate, filter method 0, no interlace */
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    FILE *f = fopen(path, "wb");
+    /* Encoded in memory, then written atomically (dsc/ckpt.h): a failure keeps an older plot. */
+    char *png = NULL;
+    size_t png_len = 0;
+    FILE *f = open_memstream(&png, &png_len);
     dsc_status_t rc = DSC_OK;
     if (!f) {
-        rc = dsc__mon_fail(err, errsz, DSC_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        rc = dsc__mon_fail(err, errsz, DSC_ERR_NOMEM, "out of memory encoding %s", path);
     } else {
         bool ok = fwrite(sig, 1, 8, f) == 8 && write_chunk(f, "IHDR", ihdr, 13) && write_chunk(f, "IDAT", z.p, z.n) &&
                   write_chunk(f, "IEND", NULL, 0);
-        if (!ok | (fclose(f) != 0)) rc = dsc__mon_fail(err, errsz, DSC_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        if (!ok | (fclose(f) != 0)) rc = dsc__mon_fail(err, errsz, DSC_ERR_NOMEM, "out of memory encoding %s", path);
+        else rc = dsc_write_file_atomic(path, png, png_len, err, errsz);
     }
+    free(png);
     free(z.p);
     return rc;
 }

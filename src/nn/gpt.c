@@ -172,7 +172,8 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
         for (int64_t i = 0; i < (int64_t)b * t; i++) tgt[i] = targets[i] < 0 ? -1 : targets[i]; /* any negative: ignored */
         dsc__dev_from_host(ctx, tg->data, tgt, (size_t)b * t * sizeof *tgt);
         free(tgt);
-        *loss_out = dsc_cross_entropy(ctx, logits, tg, -1);
+        /* logits the caller does not see may take their own gradient (in place) */
+        *loss_out = logits_out ? dsc_cross_entropy(ctx, logits, tg, -1) : dsc_cross_entropy_consume(ctx, logits, tg, -1);
     }
     return dsc_ctx_status(ctx);
 }

@@ -3,7 +3,7 @@
  * kernels, so a device backend (cuda/, later) implements this table and nothing else.
  *
  * Conventions: `dt` is DSC_F32 or DSC_F64 and every pointer holds that dtype (ids and
- * targets are int32). Backward kernels ACCUMULATE into gradient outputs (d_x += ...), since
+ * targets are int32); dropout, attention and cross-entropy also take DSC_BF16/DSC_F16. Backward kernels ACCUMULATE into gradient outputs (d_x += ...), since
  * a tensor may feed several ops. Sizes are element counts (n_*), never bytes. */
 #ifndef DSC_OPS_BACKEND_H
 #define DSC_OPS_BACKEND_H
@@ -13,7 +13,7 @@
 
 #include "dsc/tensor.h"
 
-#define DSC_BACKEND_API_VERSION 1
+#define DSC_BACKEND_API_VERSION 2
 
 typedef enum dsc_unary_op {
     DSC_UNARY_RELU = 0,
@@ -91,23 +91,39 @@ typedef struct dsc_backend {
     void (*embedding_backward)(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
                                void *dtable);
 
-    /* Causal attention. qkv [B,T,3C]; out [B,T,C]; att [B,H,T,T] saves the (post-dropout)
-     * probabilities; pre_att [B,H,T,T] the pre-dropout ones (may alias att when no dropout);
-     * drop_mask [B,H,T,T] holds 0 or 1/(1-p) (NULL when no dropout).
-     * Backward accumulates into dqkv. */
-    void (*attention)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                      const void *drop_mask, void *pre_att, void *att, void *out);
-    void (*attention_backward)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                               const void *drop_mask, const void *pre_att, const void *att, const void *dout,
-                               void *dqkv);
+    /* Dropout with no stored mask (src/core/philox.h stream): keep(i) iff
+     * dsc_philox_uniform(seed, offset + i) >= p; y[i] = keep(i) ? x[i] * (1/(1-p)) : 0;
+     * backward: dx[i] += keep(i) ? dy[i] * (1/(1-p)) : 0. dt may be f32, f64, bf16, f16
+     * (16-bit in and out, f32 math). */
+    void (*dropout)(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y);
+    void (*dropout_backward)(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
+                             void *dx);
 
-    /* Cross-entropy: per row r with targets[r] != ignore: loss_r = logsumexp(x_r) - x_r[target].
-     * Writes probs (softmax of logits, n_rows x n_cols) and returns sum of loss_r in double.
-     * Backward: dlogits[r, :] += scale * (probs[r, :] - onehot(target)) for non-ignored rows. */
-    double (*cross_entropy)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                            const int32_t *targets, int32_t ignore_index, void *probs);
-    void (*cross_entropy_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *probs,
-                                   const int32_t *targets, int32_t ignore_index, double scale, void *dlogits);
+    /* Causal attention, flash style (nothing of size T x T stored). qkv [B,T,3C] (q, k, v
+     * in columns [0,C), [C,2C), [2C,3C); head h uses columns h*hd..(h+1)*hd, hd = C/H);
+     * s_ij = q_i.k_j / sqrt(hd) for j <= i; lse [B,H,T] = log sum_{j<=i} exp(s_ij) (float
+     * for f32/bf16/f16, double for f64); p_ij = exp(s_ij - lse). Dropout on p: element
+     * (b,h,i,j) uses stream position offset + ((b*H + h)*T + i)*T + j, kept iff uniform >=
+     * drop_p, scaled 1/(1-drop_p). out [B,T,C]: out[b,i,h*hd+d] = sum_j p'_ij v_j[d].
+     * Backward ACCUMULATES dqkv, recomputing p from qkv and lse. */
+    void (*attention)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv, double drop_p,
+                      uint64_t seed, uint64_t offset, void *out, void *lse);
+    void (*attention_backward)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
+                               const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
+                               uint64_t offset, void *dqkv);
+
+    /* Fused cross-entropy (no [rows, V] probabilities stored). Valid row r (targets[r] !=
+     * ignore_index): lse[r] = log sum_j exp(x[r,j]), losses[r] = lse[r] - x[r, targets[r]];
+     * ignored rows get 0 in both. losses and lse: float (double for f64), n_rows each.
+     * Backward: g = grad_scale[0] (one float, double for f64, in device memory);
+     * value[r,j] = g * (exp(x[r,j] - lse[r]) - (j == targets[r])) for valid rows, 0 for
+     * ignored ones; accumulate = false: dlogits = value, and dlogits MAY alias logits (the
+     * in-place path); accumulate = true: dlogits += value (no aliasing). */
+    void (*cross_entropy)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits, const int32_t *targets,
+                          int32_t ignore_index, void *losses, void *lse);
+    void (*cross_entropy_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                                   const void *lse, const int32_t *targets, int32_t ignore_index,
+                                   const void *grad_scale, void *dlogits, bool accumulate);
 } dsc_backend_t;
 
 /* The CPU backend (OpenBLAS gemm, OpenMP loops). */

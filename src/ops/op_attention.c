@@ -1,33 +1,21 @@
 /* Causal multi-head self-attention core (GPT-2): qkv [B, T, 3C] -> out [B, T, C].
- * Checks, the dropout mask (drawn from the context RNG), tape recording; the kernels do
- * the scores, softmax and weighted sums. */
+ * Checks, the dropout stream range, tape recording; the kernels (flash style: only the
+ * output and a per-row log-sum-exp are kept, backward recomputes the probabilities) do the
+ * scores, softmax, dropout and weighted sums. */
 #include <math.h>
 
 #include "ops/op_common.h"
 
-/* in: qkv; saved: pre_att (probabilities), att (after dropout; == pre_att without dropout),
- * mask (NULL without dropout); i[0] = n_head. */
+/* in: qkv; saved: lse [B, H, T] (f32, f64 for f64 qkv); i[0] = n_head, i[1], i[2] = the
+ * dropout stream (seed, offset) of the forward; f[0] = the dropout p used (0: none). The
+ * kernel recomputes the probabilities from qkv and lse, and the dropout mask from the stream. */
 static void attention_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
-    dsc_tensor_t *qkv = node->in[0], *out = node->out, *mask = node->saved[2];
+    dsc_tensor_t *qkv = node->in[0], *out = node->out, *lse = node->saved[0];
     dsc_tensor_t *dqkv = dsc__grad(ctx, qkv);
     if (!dqkv) return;
     ctx->backend->attention_backward(qkv->dtype, qkv->shape[0], qkv->shape[1], out->shape[2], node->i[0], qkv->data,
-                                     mask ? mask->data : NULL, node->saved[0]->data, node->saved[1]->data,
-                                     out->grad->data, dqkv->data);
-}
-
-/* A [B, H, T, T] dropout mask: entry (t, t2 <= t) is 0 with probability p, else 1/(1-p);
- * entries above the diagonal (masked by causality) are 0 and draw nothing. */
-static void fill_causal_mask(dsc_ctx_t *ctx, dsc_tensor_t *mask, int64_t n_mats, int64_t t, double p) {
-    double keep = 1.0 / (1.0 - p);
-    for (int64_t m = 0; m < n_mats; m++)
-        for (int64_t r = 0; r < t; r++)
-            for (int64_t c = 0; c < t; c++) {
-                double v = c <= r && dsc_ctx_rand_uniform(ctx) >= p ? keep : 0.0;
-                int64_t i = (m * t + r) * t + c;
-                if (mask->dtype == DSC_F64) ((double *)mask->data)[i] = v;
-                else ((float *)mask->data)[i] = (float)v;
-            }
+                                     out->data, lse->data, out->grad->data, node->f[0], (uint64_t)node->i[1],
+                                     (uint64_t)node->i[2], dqkv->data);
 }
 
 dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, double attn_dropout) {
@@ -47,25 +35,24 @@ dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, doubl
         return dsc__fail(ctx, DSC_ERR_INVALID, "%s: attn_dropout = %g must be in [0, 1) (qkv shape %s)", op,
                          attn_dropout, dsc__shape_str(qkv, s, sizeof s));
 
-    bool drop = ctx->training && attn_dropout > 0;
-    int64_t att_shape[4] = {b, n_head, t, t}, out_shape[3] = {b, t, c};
-    dsc_tensor_t *pre_att = dsc__tensor_empty(ctx, qkv->dtype, 4, att_shape);
-    dsc_tensor_t *att = drop ? dsc__tensor_empty(ctx, qkv->dtype, 4, att_shape) : pre_att;
-    dsc_tensor_t *mask = drop ? dsc__tensor_empty(ctx, qkv->dtype, 4, att_shape) : NULL;
+    const double p = ctx->training ? attn_dropout : 0.0;
+    int64_t lse_shape[3] = {b, n_head, t}, out_shape[3] = {b, t, c};
+    dsc_tensor_t *lse = dsc__tensor_empty(ctx, qkv->dtype == DSC_F64 ? DSC_F64 : DSC_F32, 3, lse_shape);
     dsc_tensor_t *out = dsc__tensor_empty(ctx, qkv->dtype, 3, out_shape);
-    if (!pre_att || !att || (drop && !mask) || !out) return NULL;
-    if (drop) fill_causal_mask(ctx, mask, b * n_head, t, attn_dropout);
-
-    ctx->backend->attention(qkv->dtype, b, t, c, n_head, qkv->data, mask ? mask->data : NULL, pre_att->data,
-                            att->data, out->data);
+    if (!lse || !out) return NULL;
+    /* The mask of element (b, h, i, j) is stream position offset + ((b*H + h)*T + i)*T + j;
+     * the whole [B, H, T, T] range is reserved (positions above the diagonal go unused). */
+    const uint64_t seed = ctx->drop_seed;
+    const uint64_t offset = p > 0 ? dsc__ctx_dropout_draw(ctx, (uint64_t)(b * n_head * t * t)) : 0;
+    ctx->backend->attention(qkv->dtype, b, t, c, n_head, qkv->data, p, seed, offset, out->data, lse->data);
     if (dsc__needs_grad(ctx, 1, &qkv)) {
         dsc_node_t *node = dsc__record(ctx, op, attention_backward, out, 1, &qkv);
         if (!node) return NULL;
-        node->saved[0] = pre_att;
-        node->saved[1] = att;
-        node->saved[2] = mask;
+        node->saved[0] = lse;
         node->i[0] = n_head;
-        node->f[0] = attn_dropout;
+        node->i[1] = (int64_t)seed;
+        node->i[2] = (int64_t)offset;
+        node->f[0] = p;
     }
     return out;
 }

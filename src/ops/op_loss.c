@@ -1,20 +1,78 @@
 /* Cross-entropy loss from logits and integer targets (PyTorch reduction='mean' with
- * ignore_index). */
+ * ignore_index), fused: the kernel writes per-row losses and log-sum-exps (never the
+ * [rows, V] probabilities); the mean is reduced on the device into the [1] output; backward
+ * recomputes the softmax from the logits and the saved log-sum-exps.
+ *
+ * Host reads: the targets are checked on the host (range errors name the position), which
+ * also counts the rows that are not ignored; nothing else of the op reads device data. */
+#include <string.h>
+
 #include "ops/op_common.h"
 
-/* in: logits, targets; saved: probs [rows, V]; i[0] = ignore_index, i[1] = counted rows. */
-static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
-    dsc_tensor_t *logits = node->in[0], *targets = node->in[1], *probs = node->saved[0];
-    int64_t count = node->i[1];
-    dsc_tensor_t *dlogits = dsc__grad(ctx, logits);
-    if (!dlogits || count == 0) return;
-    double scale = dsc_tensor_item(node->out->grad) / (double)count;
-    ctx->backend->cross_entropy_backward(logits->dtype, probs->shape[0], probs->shape[1], probs->data, targets->data,
-                                         (int32_t)node->i[0], scale, dlogits->data);
+/* Loss and lse dtype: f64 for f64 logits, f32 otherwise (16-bit logits give f32 losses). */
+static dsc_dtype_t loss_dtype(dsc_dtype_t logits) { return logits == DSC_F64 ? DSC_F64 : DSC_F32; }
+
+/* True when no node of the tape other than `self` uses `t` (as an input or a saved
+ * tensor): then the gradient may be written over t's data. */
+static bool tape_uses_only(const dsc_ctx_t *ctx, const dsc_tensor_t *t, const dsc_node_t *self) {
+    for (size_t k = 0; k < ctx->tape_len; k++) {
+        const dsc_node_t *n = ctx->tape[k];
+        if (n == self) continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] == t) return false;
+        for (int i = 0; i < DSC_NODE_MAX_SAVED; i++)
+            if (n->saved[i] == t) return false;
+    }
+    return true;
 }
 
-dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets, int32_t ignore_index) {
-    static const char op[] = "dsc_cross_entropy";
+/* True when t's data belongs to t alone among the tape's tensors it came from: not a view
+ * (reshape) sharing its producer's input memory. */
+static bool owns_data(const dsc_tensor_t *t) {
+    const dsc_node_t *p = t->producer;
+    for (int i = 0; p && i < p->n_in; i++)
+        if (p->in[i] && p->in[i]->data == t->data) return false;
+    return p != NULL;
+}
+
+/* in: logits, targets; saved: lse [rows]; i[0] = ignore_index, i[1] = counted rows,
+ * i[2] = 1 when the caller gave the logits up (dsc_cross_entropy_consume). */
+static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *logits = node->in[0], *targets = node->in[1], *lse = node->saved[0], *out = node->out;
+    const int64_t count = node->i[1], rows = lse->numel, v = logits->numel / (rows ? rows : 1);
+    if (!logits->requires_grad) return;
+    if (count == 0) { /* every target ignored: a zero gradient */
+        dsc__grad(ctx, logits);
+        return;
+    }
+    /* The memory-lean path: the logits' gradient takes their own memory when the caller gave
+     * them up, nothing has accumulated into them yet, and no other recorded op reads them. */
+    bool in_place = node->i[2] && !logits->grad && !logits->persistent && owns_data(logits) &&
+                    tape_uses_only(ctx, logits, node);
+    dsc_tensor_t *dlogits;
+    if (in_place) {
+        dlogits = dsc__arena_alloc(ctx, sizeof *dlogits);
+        if (!dlogits) return;
+        *dlogits = *logits; /* same shape, dtype and data */
+        dlogits->grad = NULL;
+        dlogits->producer = NULL;
+        dlogits->requires_grad = false;
+        logits->grad = dlogits;
+    } else {
+        dlogits = dsc__grad(ctx, logits);
+        if (!dlogits) return;
+    }
+    /* g = d(loss) / count, on the device: no host read of the upstream gradient. */
+    int64_t one = 1;
+    dsc_tensor_t *g = dsc__tensor_empty(ctx, out->dtype, 1, &one);
+    if (!g) return;
+    ctx->backend->scale(out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
+    ctx->backend->cross_entropy_backward(logits->dtype, rows, v, logits->data, lse->data, targets->data,
+                                         (int32_t)node->i[0], g->data, dlogits->data, !in_place);
+}
+
+static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *logits, dsc_tensor_t *targets,
+                                        int32_t ignore_index, bool consume) {
     if (!ctx || !logits || !targets) return NULL;
     if (!dsc__op_check_float(ctx, op, "logits", logits)) return NULL;
     if (!dsc__op_check_dtype(ctx, op, "targets", targets, DSC_I32)) return NULL;
@@ -29,6 +87,7 @@ dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor
                          "logits [*, V])",
                          op, dsc__shape_str(targets, st, sizeof st), (long long)targets->numel,
                          dsc__shape_str(logits, sl, sizeof sl), (long long)rows);
+    /* The op's one host read: the targets' range check, which also counts the rows. */
     const int32_t *tg = targets->data;
     int64_t count = 0;
     for (int64_t r = 0; r < rows; r++) {
@@ -42,20 +101,32 @@ dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor
         count++;
     }
 
-    int64_t probs_shape[2] = {rows, v}, one = 1;
-    dsc_tensor_t *probs = dsc__tensor_empty(ctx, logits->dtype, 2, probs_shape);
-    dsc_tensor_t *out = dsc__tensor_empty(ctx, logits->dtype, 1, &one);
-    if (!probs || !out) return NULL;
-    double total = ctx->backend->cross_entropy(logits->dtype, rows, v, logits->data, tg, ignore_index, probs->data);
-    double loss = count ? total / (double)count : 0.0;
-    dsc_convert(out->data, out->dtype, &loss, DSC_F64, 1);
+    const dsc_dtype_t ldt = loss_dtype(logits->dtype);
+    int64_t one = 1;
+    dsc_tensor_t *losses = dsc__tensor_empty(ctx, ldt, 1, &rows), *lse = dsc__tensor_empty(ctx, ldt, 1, &rows);
+    dsc_tensor_t *out = dsc__tensor_empty(ctx, ldt, 1, &one);
+    if (!losses || !lse || !out) return NULL;
+    ctx->backend->cross_entropy(logits->dtype, rows, v, logits->data, tg, ignore_index, losses->data, lse->data);
+    /* mean over the counted rows, reduced on the device (ignored rows hold 0) */
+    ctx->backend->fill(ldt, 1, 0.0, out->data);
+    if (count) ctx->backend->sum_rows_acc(ldt, rows, 1, 1.0 / (double)count, losses->data, out->data);
     dsc_tensor_t *in[2] = {logits, targets};
     if (dsc__needs_grad(ctx, 2, in)) {
         dsc_node_t *node = dsc__record(ctx, op, cross_entropy_backward, out, 2, in);
         if (!node) return NULL;
-        node->saved[0] = probs;
+        node->saved[0] = lse;
         node->i[0] = ignore_index;
         node->i[1] = count;
+        node->i[2] = consume;
     }
     return out;
+}
+
+dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets, int32_t ignore_index) {
+    return cross_entropy_impl(ctx, "dsc_cross_entropy", logits, targets, ignore_index, false);
+}
+
+dsc_tensor_t *dsc_cross_entropy_consume(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets,
+                                        int32_t ignore_index) {
+    return cross_entropy_impl(ctx, "dsc_cross_entropy_consume", logits, targets, ignore_index, true);
 }

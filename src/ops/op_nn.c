@@ -121,12 +121,14 @@ dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *tab
 
 /* ---- dropout ---------------------------------------------------------------------- */
 
-/* in: x; saved: mask (0 or 1/(1-p), dtype of x). */
+/* in: x; no mask is saved: i[0], i[1] = the stream (seed, offset) of the forward's draw,
+ * from which the kernel redraws the mask; f[0] = p. */
 static void dropout_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
-    dsc_tensor_t *y = node->out, *mask = node->saved[0];
+    dsc_tensor_t *y = node->out;
     dsc_tensor_t *dx = dsc__grad(ctx, node->in[0]);
     if (!dx) return;
-    ctx->backend->mul_acc(y->dtype, y->numel, 1.0, y->grad->data, mask->numel, mask->data, dx->data);
+    ctx->backend->dropout_backward(y->dtype, y->numel, node->f[0], (uint64_t)node->i[0], (uint64_t)node->i[1],
+                                   y->grad->data, dx->data);
 }
 
 dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
@@ -140,23 +142,18 @@ dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
     }
     if (!ctx->training || p == 0) return x;
 
-    dsc_tensor_t *mask = dsc__tensor_empty_like(ctx, x), *y = dsc__tensor_empty_like(ctx, x);
-    if (!mask || !y) return NULL;
-    /* The mask comes from the context's sequential RNG, so it is drawn here, in order. */
-    double keep = 1.0 / (1.0 - p);
-    if (x->dtype == DSC_F64) {
-        double *m = mask->data;
-        for (int64_t i = 0; i < x->numel; i++) m[i] = dsc_ctx_rand_uniform(ctx) < p ? 0.0 : keep;
-    } else {
-        float *m = mask->data;
-        for (int64_t i = 0; i < x->numel; i++) m[i] = dsc_ctx_rand_uniform(ctx) < p ? 0.0f : (float)keep;
-    }
-    ctx->backend->binary(x->dtype, DSC_BINARY_MUL, x->numel, x->data, mask->numel, mask->data, y->data);
+    dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
+    if (!y) return NULL;
+    /* The mask is a function of the stream position: draw the range here, the kernel (and
+     * backward, and a recompute) derive the same mask from it. */
+    const uint64_t seed = ctx->drop_seed, offset = dsc__ctx_dropout_draw(ctx, (uint64_t)x->numel);
+    ctx->backend->dropout(x->dtype, x->numel, p, seed, offset, x->data, y->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, op, dropout_backward, y, 1, &x);
         if (!node) return NULL;
-        node->saved[0] = mask;
         node->f[0] = p;
+        node->i[0] = (int64_t)seed;
+        node->i[1] = (int64_t)offset;
     }
     return y;
 }

@@ -1,5 +1,5 @@
 /* ZeRO partition arithmetic and the per-rank memory plan (see dsc/zero.h, docs/zero.md). */
-#include "dsc/zero.h"
+#include "zero/zero.h"
 
 dsc_status_t dsc_zero_plan_make(int stage, int world, int rank, int64_t numel, dsc_zero_plan_t *out) {
     if (!out || stage < 0 || stage > 3 || world < 1 || rank < 0 || rank >= world || numel < 1) return DSC_ERR_INVALID;
@@ -28,6 +28,28 @@ int64_t dsc_zero_plan_overlap(const dsc_zero_plan_t *p, int q, int64_t offset, i
     if (b <= a) return 0;
     if (first) *first = a;
     return b - a;
+}
+
+int64_t dsc_zero3_shard(int64_t numel, int world) { return world < 1 || numel < 1 ? 0 : (numel + world - 1) / world; }
+
+bool dsc__zero_slice(const dsc_zero_plan_t *p, int q, int64_t offset, int64_t numel, int64_t *a, int64_t *b) {
+    if (p->stage == 3) {
+        const int64_t s = dsc_zero3_shard(numel, p->world), lo = (int64_t)q * s;
+        *a = lo < numel ? lo : numel;
+        *b = lo + s < numel ? lo + s : numel;
+        return *b > *a;
+    }
+    int64_t first = offset;
+    const int64_t n = dsc_zero_plan_overlap(p, q, offset, numel, &first);
+    *a = first - offset;
+    *b = *a + n;
+    return n > 0;
+}
+
+bool dsc__zero3_persists(int64_t numel, int64_t param_threshold, int64_t model_threshold, int64_t *total) {
+    if (numel > param_threshold || *total + numel > model_threshold) return false;
+    *total += numel;
+    return true;
 }
 
 dsc_zero_memory_t dsc_zero_plan_memory(const dsc_zero_plan_t *p, int param_bytes, int optimizer_states,

@@ -12,7 +12,7 @@ if(DSC_PYTHON3)
                    $<TARGET_FILE:st_interop_helper> ${CMAKE_BINARY_DIR}/interop_safetensors
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 else()
-  add_test(NAME interop_safetensors COMMAND sh -c "echo 'SKIP: python3 not found'; exit 77")
+  add_test(NAME interop_safetensors COMMAND sh -c "echo 'SKIP: python3 not found'; test \"\$CI\" != true || exit 1; exit 77")
 endif()
 set_tests_properties(interop_safetensors PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 
@@ -23,7 +23,8 @@ set_tests_properties(interop_safetensors PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 
 # with torch + transformers (interop_transformers_gpt2: GPT2LMHeadModel loads the export and
 # its logits equal dsc's). The latter runs under ${DSC_HF_PYTHON}, the first python that
 # imports both (found at configure time; -DDSC_HF_PYTHON=<python> chooses one), and
-# reports "SKIP: <reason>" (exit 77) without them.
+# reports "SKIP: <reason>" (exit 77) without them; under CI=true that is a failure
+# (tests/interop/interop_skip.py). `make test` passes its venv as both pythons.
 add_executable(hf_gpt2_export ${PROJECT_SOURCE_DIR}/tests/interop/hf_gpt2_export.c
                               ${PROJECT_SOURCE_DIR}/tools/cmd_zero_to_fp32.c)
 target_link_libraries(hf_gpt2_export PRIVATE dsc_testutil)
@@ -52,7 +53,7 @@ if(DSC_PYTHON3)
                    ${CMAKE_BINARY_DIR}/interop_hf_gpt2_numpy
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 else()
-  add_test(NAME interop_hf_gpt2 COMMAND sh -c "echo 'SKIP: python3 not found'; exit 77")
+  add_test(NAME interop_hf_gpt2 COMMAND sh -c "echo 'SKIP: python3 not found'; test \"\$CI\" != true || exit 1; exit 77")
 endif()
 if(DSC_HF_PYTHON)
   add_test(NAME interop_transformers_gpt2
@@ -61,7 +62,7 @@ if(DSC_HF_PYTHON)
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 else()
   add_test(NAME interop_transformers_gpt2
-           COMMAND sh -c "echo 'SKIP: no python with torch and transformers was found at configure time (tried: ${DSC_PYTHON3} /usr/bin/python3); pip install torch transformers, then reconfigure with -DDSC_HF_PYTHON=<that python>'; exit 77")
+           COMMAND sh -c "echo 'SKIP: no python with torch and transformers was found at configure time (tried: ${DSC_PYTHON3} /usr/bin/python3); pip install torch transformers, then reconfigure with -DDSC_HF_PYTHON=<that python>'; test \"\$CI\" != true || exit 1; exit 77")
 endif()
 set_tests_properties(interop_hf_gpt2 interop_transformers_gpt2 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 180
                      ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")

@@ -27,19 +27,21 @@ foreach(np 1 2 3 4)
                        ENVIRONMENT "${DSC_MPI_TEST_ENV}")
 endforeach()
 
-# A rank that never arrives: the job must exit non-zero within 30 s, naming rank 2 and
-# the collective (user_asks A1/A2: never hang silently). "sleep": rank 2 computes for
+# A rank that never arrives: the job must exit non-zero, naming rank 2 and the collective
+# (user_asks A1/A2: never hang silently). No figure of the clock is matched (the message
+# says "timed out after 2.01 s" on a busy machine): rank 2 sleeping 60 s must not wake up
+# inside the job (it would print UNEXPECTED), and MAX_SECONDS only guards against a hang. "sleep": rank 2 computes for
 # 60 s; "skip": rank 2 skips collective #3 and frees its communicator (it waits in
 # dsc_comm_free's barrier, answering queries, instead of hanging in MPI_Finalize). Either
 # rank's report may be the one printed before MPI_Abort ends the job. (A regex here must
 # not contain ';', the CMake list separator: '.' stands for it.)
 set(DSC_MPI_TIMEOUT_EXPECT_sleep
-    "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after 2 s on rank [01] of 3"
+    "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [0-9.]+ s on rank [01] of 3"
     "ranks that never arrived: rank 2 \\(no answer within [0-9.]+ s: not inside any dsc collective call\\)"
     "arrived: ranks 0,1"
     "#3 allreduce\\(1024 f32 sum\\) at \"train step 3\": in flight for")
 set(DSC_MPI_TIMEOUT_EXPECT_skip
-    "(collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after 2 s on rank [01] of 3. ranks that never arrived: rank 2 \\(last issued #2 barrier\\(\\). it is in dsc_comm_free|dsc_comm_free on rank 2 of 3 timed out after 2 s .*ranks that never arrived: rank 0 \\(last issued #3 allreduce\\(1024 f32 sum\\) at \"train step 3\"\\))")
+    "(collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [0-9.]+ s on rank [01] of 3. ranks that never arrived: rank 2 \\(last issued #2 barrier\\(\\). it is in dsc_comm_free|dsc_comm_free on rank 2 of 3 timed out after [0-9.]+ s .*ranks that never arrived: rank 0 \\(last issued #3 allreduce\\(1024 f32 sum\\) at \"train step 3\"\\))")
 foreach(mode sleep skip)
   if(mode STREQUAL "sleep")
     set(name mpi_comm_timeout)
@@ -48,10 +50,10 @@ foreach(mode sleep skip)
   endif()
   add_test(NAME ${name}
            COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=$<TARGET_FILE:test_comm_mpi_timeout>
-                   -DARGS=${mode} -DMAX_SECONDS=30 "-DEXPECT=${DSC_MPI_TIMEOUT_EXPECT_${mode}}"
+                   -DARGS=${mode} -DMAX_SECONDS=100 "-DEXPECT=${DSC_MPI_TIMEOUT_EXPECT_${mode}}"
                    -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
+  set_tests_properties(${name} PROPERTIES TIMEOUT 180 LABELS mpi RESOURCE_LOCK mpi
                        ENVIRONMENT "${DSC_MPI_TEST_ENV}")
 endforeach()
 

@@ -12,9 +12,9 @@ foreach(np 1 2 3 4)
 endforeach()
 add_test(NAME mpi_zero_killed_rank
          COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=$<TARGET_FILE:test_zero_mpi>
-                 -DARGS=kill -DMAX_SECONDS=40
+                 -DARGS=kill -DMAX_SECONDS=100
                  "-DEXPECT=Process name: \\[\\[[0-9]+,1\\],1\\]|rank 1 with PID [0-9]+ on node .* exited on signal 9"
                  -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(mpi_zero_killed_rank PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
+set_tests_properties(mpi_zero_killed_rank PROPERTIES TIMEOUT 180 LABELS mpi RESOURCE_LOCK mpi
                      ENVIRONMENT "${DSC_MPI_TEST_ENV}")

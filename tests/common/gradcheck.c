@@ -32,6 +32,7 @@ static int64_t numel_of(const gradcheck_input_t *in) {
 static dsc_tensor_t *eval(gc_state_t *s, bool with_grad, dsc_tensor_t **wrapped) {
     dsc_ctx_end_step(s->ctx);
     dsc_ctx_set_rng_state(s->ctx, s->rng_state);
+    dsc_ctx_set_dropout_stream(s->ctx, s->rng_state, 0); /* every evaluation draws the same dropout masks */
     for (int k = 0; k < s->n; k++) {
         const gradcheck_input_t *in = &s->spec[k];
         bool grad = with_grad && in->differentiable;

@@ -17,7 +17,8 @@ transformers: GPT2LMHeadModel.from_pretrained loads the export with no missing, 
   strict=True) succeed with every shape equal; lm_head is tied to wte; and the logits of
   the loaded model equal dsc's within 1e-4 (fp32; both compute the same GPT-2).
 
-Prints "SKIP: <reason>" and exits 77 (ctest's skip code) when a package is missing.
+Prints "SKIP: <reason>" and exits 77 (ctest's skip code) when a package is missing; under CI
+(CI=true) that is a failure instead (interop_skip.py).
 """
 import json
 import os
@@ -25,7 +26,7 @@ import shutil
 import subprocess
 import sys
 
-SKIP = 77
+from interop_skip import skip
 mode = sys.argv[1] if len(sys.argv) == 5 else None
 if mode not in ("numpy", "transformers"):
     print(__doc__)
@@ -37,16 +38,15 @@ try:
     from safetensors import safe_open
     from safetensors.numpy import load_file
 except ImportError as e:
-    print(f"SKIP: numpy or safetensors is not importable by {sys.executable} ({e}); pip install numpy safetensors")
-    sys.exit(SKIP)
+    skip(f"numpy or safetensors is not importable by {sys.executable} ({e}); pip install numpy safetensors")
 if mode == "transformers":
     try:
         import torch
         import transformers
     except ImportError as e:
-        print(f"SKIP: torch or transformers is not importable by {sys.executable} ({e}); pip install torch "
-              "transformers, then configure with -DDSC_HF_PYTHON=<that python>")
-        sys.exit(SKIP)
+        skip(f"torch or transformers is not importable by {sys.executable} ({e}); `make test` makes a venv "
+             "with them (Debian's python3-torch + tests/interop/requirements.txt), or configure with "
+             "-DDSC_HF_PYTHON=<a python that has them>")
 
 failures = []
 

@@ -9,25 +9,23 @@
 2. safetensors.numpy.save_file writes; dsc reads (st_interop_helper read): same checks.
 
 Prints "SKIP: <reason>" and exits 77 (ctest's skip code) when numpy or safetensors is
-missing.
+missing; under CI (CI=true) that is a failure instead (interop_skip.py).
 """
 import os
 import subprocess
 import sys
 
-SKIP = 77
+from interop_skip import skip
 
 try:
     import numpy as np
 except ImportError as e:  # pragma: no cover
-    print(f"SKIP: numpy is not importable ({e})")
-    sys.exit(SKIP)
+    skip(f"numpy is not importable by {sys.executable} ({e})")
 try:
     import safetensors
     from safetensors.numpy import load_file, save_file
 except ImportError as e:
-    print(f"SKIP: the safetensors package is not importable ({e}); pip install safetensors")
-    sys.exit(SKIP)
+    skip(f"the safetensors package is not importable by {sys.executable} ({e}); pip install safetensors")
 
 failures = []
 

@@ -7,7 +7,8 @@ Runs the C helper (tests/interop/tb_interop_helper.c), which writes an event fil
 dsc_monitor and prints every scalar it wrote as "tag step value", then loads the directory
 with tensorboard.backend.event_processing.event_accumulator.EventAccumulator and compares
 tags, steps and values (float32, as SummaryWriter.add_scalar stores them). Without the
-tensorboard package it prints "SKIP: <reason>" and exits 77 (ctest counts it as skipped).
+tensorboard package it prints "SKIP: <reason>" and exits 77 (ctest counts it as skipped);
+under CI (CI=true) that is a failure instead (interop_skip.py).
 """
 import os
 import re
@@ -17,6 +18,8 @@ import struct
 import subprocess
 import sys
 
+from interop_skip import skip
+
 
 def main():
     if len(sys.argv) != 3:
@@ -25,8 +28,8 @@ def main():
     try:
         from tensorboard.backend.event_processing import event_accumulator
     except Exception as e:  # ImportError, or a broken install
-        print("SKIP: the tensorboard Python package is not importable (%s); pip install tensorboard to run this check" % e)
-        return 77
+        skip("the tensorboard Python package is not importable by %s (%s); pip install tensorboard to run this check"
+             % (sys.executable, e))
     helper, out = sys.argv[1], sys.argv[2]
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)

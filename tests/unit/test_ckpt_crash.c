@@ -199,7 +199,8 @@ int main(void) {
     printf("test_ckpt_crash: one save %.1f ms; %d kills in %.1f s; %d left a partial save behind, %d came after new "
            "complete saves; last step %lld\n",
            save_s * 1e3, KILLS, elapsed, mid_save, progressed, (long long)last);
-    CHECK(elapsed < 20.0);
+    /* (No bound on `elapsed`: the run time depends on the machine's load; ctest's TIMEOUT
+     * catches a hang.) */
     CHECK(mid_save > 0); /* the kills did land inside saves */
     CHECK(progressed > 0); /* and saves did complete between kills */
     char cmd[400];

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -324,7 +326,20 @@ static void test_save_load(const char *sd) {
     CHECK(again.size == info.size && again.xxh3 == info.xxh3);
     o.kind = "no-such-kind";
     CHECK(dsc_ckpt_consolidate(c, full, &o, NULL, errbuf, sizeof errbuf) == DSC_ERR_INVALID);
-    CHECK(access(full, F_OK) != 0);
+    /* A failed consolidation leaves the previous output as it was (issue 14). */
+    CHECK_OK(dsc_ckpt_checksum_file(full, &again, errbuf, sizeof errbuf));
+    CHECK(again.size == info.size && again.xxh3 == info.xxh3);
+    /* ... and never writes into the checkpoint it reads. */
+    char inside[1200];
+    snprintf(inside, sizeof inside, "%s/rank00000.safetensors", dsc_ckpt_dir(c));
+    dsc_st_file_info_t before;
+    CHECK_OK(dsc_ckpt_checksum_file(inside, &before, errbuf, sizeof errbuf));
+    o.kind = "param";
+    CHECK(dsc_ckpt_consolidate(c, inside, &o, NULL, errbuf, sizeof errbuf) == DSC_ERR_INVALID);
+    CHECK(strstr(errbuf, "refusing to write") != NULL);
+    CHECK_OK(dsc_ckpt_checksum_file(inside, &again, errbuf, sizeof errbuf));
+    CHECK(again.size == before.size && again.xxh3 == before.xxh3);
+    unlink(full);
     dsc_ckpt_close(c);
 
     /* Loading under another world size is just other ranges: the same reads work. The tag can
@@ -723,6 +738,57 @@ static void test_manifest_strict(void) {
     dsc_manifest_free(m);
 }
 
+/* dsc_atomic_file: an aborted or failed write leaves the previous file; a commit replaces
+ * it and keeps its permissions; nothing is left beside it (issue 14). */
+static void test_atomic_file(void) {
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/atomic", root);
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    CHECK_OK(dsc_write_file_atomic(path, "first", 5, errbuf, sizeof errbuf));
+    CHECK(strcmp(read_text(path), "first") == 0);
+    CHECK(chmod(path, 0600) == 0);
+    dsc_atomic_file_t *f = NULL;
+    CHECK_OK(dsc_atomic_file_open(path, &f, errbuf, sizeof errbuf));
+    CHECK(f && strcmp(dsc_atomic_file_path(f), path) == 0);
+    CHECK(f && write(dsc_atomic_file_fd(f), "half", 4) == 4);
+    CHECK(strcmp(read_text(path), "first") == 0); /* not visible before the commit */
+    dsc_atomic_file_abort(f);
+    CHECK(strcmp(read_text(path), "first") == 0);
+    CHECK_OK(dsc_write_file_atomic(path, "second", 6, errbuf, sizeof errbuf));
+    CHECK(strcmp(read_text(path), "second") == 0);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    /* A directory in the way, a missing directory: refused with the path named. */
+    CHECK(dsc_write_file_atomic(dir, "x", 1, errbuf, sizeof errbuf) == DSC_ERR_IO && strstr(errbuf, "is a directory"));
+    char missing[800];
+    snprintf(missing, sizeof missing, "%s/no/such/file", dir);
+    CHECK(dsc_write_file_atomic(missing, "x", 1, errbuf, sizeof errbuf) == DSC_ERR_IO && strstr(errbuf, missing));
+    /* A write that fails half way (a file-size limit standing in for a full disk): the
+     * message gives the reason, the old content stays. In a child: the limit is per process. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {8, 8};
+        signal(SIGXFSZ, SIG_IGN);
+        char big[4096], msg[512] = "";
+        memset(big, 'x', sizeof big);
+        int ok = setrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+                 dsc_write_file_atomic(path, big, sizeof big, msg, sizeof msg) == DSC_ERR_IO &&
+                 strstr(msg, "File too large") && strstr(msg, path) && strcmp(read_text(path), "second") == 0;
+        if (!ok) fprintf(stderr, "atomic write under a file-size limit: %s\n", msg);
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(read_text(path), "second") == 0);
+    DIR *d = opendir(dir);
+    int entries = 0;
+    for (struct dirent *e; d && (e = readdir(d));) entries += e->d_name[0] != '.' || strlen(e->d_name) > 2;
+    if (d) closedir(d);
+    CHECK(entries == 1); /* out.txt only: no temporary file left */
+}
+
 int main(void) {
     srand(7);
     snprintf(root, sizeof root, "%s/dsc_ckptdir_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -739,6 +805,7 @@ int main(void) {
     test_latest(sd);
     test_commit_errors(sd);
     test_manifest_strict();
+    test_atomic_file();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);

@@ -311,7 +311,7 @@ static void nonblocking_rank(dsc_comm_t *c, int rank, int n, void *arg) {
     /* Poll the last one until done, then wait in an order that differs across ranks. */
     bool done = false;
     double t0 = now_s();
-    while (!done && now_s() - t0 < 10) {
+    while (!done && now_s() - t0 < 60) {
         TCHECK_OK(dsc_comm_test(req[3], &done));
         if (!done) usleep(100);
     }
@@ -383,7 +383,7 @@ static void test_debug_divergence(void) {
 
 static void delay_rank(dsc_comm_t *c, int rank, int n, void *arg) {
     (void)arg;
-    TCHECK_OK(dsc_comm_set_timeout(c, 2.0));
+    TCHECK_OK(dsc_comm_set_timeout(c, 30.0)); /* far above the 0.3 s delay, even on a busy machine */
     double x[4], y[4];
     double t0 = now_s();
     for (int k = 1; k <= 3; k++) {
@@ -392,7 +392,7 @@ static void delay_rank(dsc_comm_t *c, int rank, int n, void *arg) {
         EXPECT_VALUES("delayed allreduce", y, DSC_F64, (size_t)4, k * n * (n + 1) / 2.0);
     }
     double dt = now_s() - t0;
-    TCHECK_MSG(dt >= 0.3 && dt < 2.0, "rank %d: three collectives with a 0.3 s delay took %.3f s", rank, dt);
+    TCHECK_MSG(dt >= 0.3 && dt < 30.0, "rank %d: three collectives with a 0.3 s delay took %.3f s", rank, dt);
 }
 
 static void test_delay_within_timeout(void) {
@@ -448,7 +448,8 @@ static void stop_rank(dsc_comm_t *c, int rank, int n, void *arg) {
         return;
     }
     TCHECK_MSG(st == DSC_ERR_TIMEOUT, "rank %d got %s: %s", rank, dsc_status_string(st), m);
-    TCHECK_MSG(dt >= 0.95 && dt < 2.5, "rank %d timed out after %.3f s (timeout 1 s)", rank, dt);
+    /* Not before the 1 s timeout; the upper bound only guards against a hang (a busy machine is slow). */
+    TCHECK_MSG(dt >= 0.95 && dt < 30.0, "rank %d timed out after %.3f s (timeout 1 s)", rank, dt);
     TCHECK_MSG(strstr(m, "collective #2 allgather(16 f32) timed out after") != NULL, "rank %d: %s", rank, m);
     TCHECK_MSG(strstr(m, "ranks that never arrived: rank 2 (last issued #1 allreduce(64 f32 sum)") != NULL,
                "rank %d: %s", rank, m);
@@ -467,7 +468,7 @@ static void test_stopped_rank(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double t0 = now_s();
         run_world(3, cases[i].skip_in_code ? NULL : &f, cases[i].skip_in_code ? 0 : 1, stop_rank, &cases[i]);
-        CHECK_MSG(now_s() - t0 < 5.0, "stopped-rank case %zu took %.3f s", i, now_s() - t0);
+        CHECK_MSG(now_s() - t0 < 60.0, "stopped-rank case %zu took %.3f s", i, now_s() - t0);
     }
 }
 

@@ -13,6 +13,7 @@
  *   - collective misuse: a save called on one rank only, ranks that disagree on the tag,
  *     a save in the middle of gradient accumulation;
  *   - load flags (weights only, no optimizer), another optimizer type, client state;
+ *   - a resume under another GAS or world size starts at a boundary of its own (issue 14);
  *   - `dsc zero-to-fp32` (tools/cmd_zero_to_fp32.c, linked in): the output's tensors equal
  *     the fp32 master weights (read back with the storage layer's reader).
  * The first part (up to CKPT_HARNESS_ONLY) is the harness tests/mpi/test_ckpt_mpi.c reuses. */
@@ -62,7 +63,7 @@ typedef struct ck_snap {
     int64_t *map; /* flat parameter index of each local element (-1: padding) */
     int64_t steps, samples, micro, skipped, opt_step;
     double lr, scale;
-    uint64_t rng;
+    uint64_t rng, drop_seed, drop_offset;
 } ck_snap_t;
 
 typedef struct ck_result {
@@ -133,6 +134,7 @@ static void ck_snap(dsc_engine_t *e, dsc_model_t *model, ck_snap_t *s) {
     s->lr = dsc_engine_lr(e);
     s->scale = dsc_engine_loss_scale(e);
     s->rng = dsc_ctx_rng_state(dsc_engine_ctx(e));
+    dsc_ctx_dropout_stream(dsc_engine_ctx(e), &s->drop_seed, &s->drop_offset);
 }
 
 /* A rank's engine for `s`: context, GPT and engine (NULL engine on failure, message in err). */
@@ -396,7 +398,8 @@ static void test_exact(int world, int stage, const char *prec, int gas) {
             ck_same(w, l->master, s->master, (size_t)s->n_local);
             for (int j = 0; j < s->n_states; j++) ck_same(w, l->states[j], s->states[j], (size_t)s->n_local);
             CHECK_MSG(l->steps == 10 && l->samples == s->samples && l->micro == s->micro && l->skipped == s->skipped &&
-                          l->opt_step == s->opt_step && l->lr == s->lr && l->scale == s->scale && l->rng == s->rng,
+                          l->opt_step == s->opt_step && l->lr == s->lr && l->scale == s->scale && l->rng == s->rng &&
+                          l->drop_seed == s->drop_seed && l->drop_offset == s->drop_offset,
                       "%s: counters after load: steps %lld/%lld samples %lld/%lld micro %lld/%lld skipped %lld/%lld "
                       "opt %lld/%lld lr %g/%g scale %g/%g", w, (long long)l->steps, (long long)s->steps,
                       (long long)l->samples, (long long)s->samples, (long long)l->micro, (long long)s->micro,
@@ -780,6 +783,54 @@ static void test_flags(void) {
     ck_result_free(&F);
 }
 
+/* Issue 14 item 2: a resume whose GAS differs from the saving run's (same train_batch_size
+ * 12: another micro batch, or another world size) starts at an accumulation boundary of the
+ * new run: micro_steps is rounded up to a multiple of its GAS, every update comes after a
+ * whole window of GAS micro-batches, and saving works at every boundary. */
+static void test_new_accumulation(int saved_world) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/new_gas_w%d", root, saved_world);
+    ck_result_t A[2], B[1];
+    ck_spec_t a = ck_base_spec(saved_world, 0, "fp32", 1);
+    a.total_steps = 3, a.save_dir = dir, a.save_at = 3; /* 3 micro-steps of 12 rows */
+    ck_world(&a, A);
+    if (!ck_all_ok("saved with GAS 1", A, saved_world)) return;
+    ck_spec_t b = ck_base_spec(1, 0, "fp32", 2);
+    b.rows = 6; /* 12 = 6 rows x GAS 2 on one rank */
+    b.load_dir = dir, b.total_steps = 6, b.save_dir = dir, b.save_at = 6;
+    ck_world(&b, B);
+    ck_all_ok("resumed with GAS 2", B, 1);
+    CHECK_MSG(B[0].at_load.steps == 3 && B[0].at_load.micro == 4, "at load: %lld steps, %lld micro-steps (want 3, 4)",
+              (long long)B[0].at_load.steps, (long long)B[0].at_load.micro);
+    CHECK_MSG(B[0].at_end.steps == 6 && B[0].at_end.micro == 10, "at the end: %lld steps, %lld micro-steps (want 6, 10)",
+              (long long)B[0].at_end.steps, (long long)B[0].at_end.micro);
+    for (int r = 0; r < saved_world; r++) ck_result_free(&A[r]);
+    ck_result_free(&B[0]);
+    /* Micro-batch by micro-batch: the first dsc_step after the load is not a boundary, the
+     * second is, and each updates global_steps only then. */
+    ck_rank_t k;
+    char err[1024];
+    if (ck_rank_new(&b, NULL, 0, &k, err, sizeof err) != DSC_OK ||
+        dsc_load_checkpoint(k.engine, dir, "global_step3", true, true, false, NULL) != DSC_OK) {
+        CHECK_MSG(false, "engine or load: %s %s", err, k.engine ? dsc_engine_errmsg(k.engine) : "");
+        ck_rank_free(&k);
+        return;
+    }
+    for (int micro = 0; micro < 4; micro++) {
+        int32_t x[6 * 16], y[6 * 16];
+        for (int i = 0; i < 6; i++) check_markov_row(3 + micro / 2, micro % 2, i, x + i * 16, y + i * 16, 16);
+        dsc_tensor_t *loss = NULL;
+        dsc_gpt_forward(k.ctx, k.gpt, x, y, 6, 16, NULL, &loss);
+        CHECK(dsc_backward(k.engine, loss) == DSC_OK);
+        CHECK_MSG(dsc_is_gradient_accumulation_boundary(k.engine) == (micro % 2 == 1),
+                  "micro-batch %d after the load: boundary %d", micro, dsc_is_gradient_accumulation_boundary(k.engine));
+        CHECK(dsc_step(k.engine) == DSC_OK);
+        CHECK_MSG(dsc_engine_global_steps(k.engine) == 3 + (micro + 1) / 2, "after micro-batch %d: global_steps %lld",
+                  micro, (long long)dsc_engine_global_steps(k.engine));
+    }
+    ck_rank_free(&k);
+}
+
 int main(void) {
     snprintf(root, sizeof root, "%s/dsc_engine_ckpt_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(root)) {
@@ -803,6 +854,8 @@ int main(void) {
     test_zero_to_fp32();
     test_misuse();
     test_flags();
+    test_new_accumulation(1);
+    test_new_accumulation(2);
     check_rm_tree(root);
     return check_finish("test_engine_ckpt");
 }

@@ -400,9 +400,16 @@ static void capture(dsc_log_level_t level, const char *msg, void *user) {
 
 /* One micro-step as the engine drives it; `boundary` steps reduce inside dsc_step. */
 static void micro_step(dsc_engine_monitor_t *m, double loss, bool boundary, int64_t *samples, double lr) {
+    static double losses[8]; /* the engine keeps them on the device and hands them over at the boundary */
+    static int n_losses;
     sleep_ms(2); /* the forward */
-    dsc__engine_monitor_backward_begin(m, loss, 2, boundary, *samples);
+    dsc__engine_monitor_backward_begin(m);
+    losses[n_losses++ % 8] = loss;
     sleep_ms(1);
+    if (boundary) {
+        dsc__engine_monitor_losses(m, losses, n_losses, 2, *samples);
+        n_losses = 0;
+    }
     dsc__engine_monitor_backward_inner_end(m);
     dsc__engine_monitor_backward_end(m);
     dsc__engine_monitor_step_begin(m);

@@ -646,36 +646,35 @@ static void test_attention_values(void) {
                           (long long)b);
             }
     }
-    /* Saved probabilities [B, H, T, T]: causal rows summing to 1; with dropout, att is
-     * pre_att times a mask of 0 or 1/(1-p). */
+    /* Saved for backward: only the per-row log-sum-exp [B, H, T] (no [B, H, T, T] tensor),
+     * equal to log sum_{j<=i} exp(q_i . k_j / sqrt(hd)) computed here; with dropout too. */
     {
-        int64_t B = 2, T = 5, H = 3, s[3] = {B, T, 18};
+        int64_t B = 2, T = 5, H = 3, C = 6, s[3] = {B, T, 3 * C};
         double p = 0.4;
         dsc_tensor_t *qkv = dsc_tensor_new(ctx, DSC_F64, 3, s);
         dsc_tensor_fill_uniform(ctx, qkv, -1, 1);
         dsc_tensor_set_requires_grad(qkv, true);
         dsc_tensor_t *out = dsc_attention(ctx, qkv, (int)H, p);
         dsc_node_t *node = out ? out->producer : NULL;
-        CHECK(node && node->saved[0] && node->saved[1] && node->saved[2] && node->saved[0] != node->saved[1]);
-        if (node && node->saved[0] && node->saved[1] && node->saved[2]) {
-            const double *pre = dsc_tensor_f64(node->saved[0]), *att = dsc_tensor_f64(node->saved[1]);
-            const double *mask = dsc_tensor_f64(node->saved[2]);
-            CHECK(dsc_tensor_ndim(node->saved[0]) == 4 && dsc_tensor_dim(node->saved[0], 1) == H &&
-                  dsc_tensor_dim(node->saved[0], 3) == T && dsc_tensor_numel(node->saved[1]) == B * H * T * T);
+        CHECK(node && node->saved[0] && !node->saved[1] && !node->saved[2] && !node->saved[3]);
+        if (node && node->saved[0]) {
+            CHECK(dsc_tensor_ndim(node->saved[0]) == 3 && dsc_tensor_numel(node->saved[0]) == B * H * T &&
+                  dsc_tensor_dtype(node->saved[0]) == DSC_F64);
+            const double *lse = dsc_tensor_f64(node->saved[0]), *x = dsc_tensor_f64(qkv);
             int bad = 0;
-            for (int64_t r = 0; r < B * H * T; r++) {
-                int64_t t = r % T;
-                double z = 0;
-                for (int64_t u = 0; u < T; u++) {
-                    int64_t i = r * T + u;
-                    z += pre[i];
-                    if (u > t && (pre[i] != 0 || att[i] != 0)) bad++;
-                    if (mask[i] != 0 && !check_close(mask[i], 1 / (1 - p), 1e-15, 0)) bad++;
-                    if (att[i] != pre[i] * mask[i]) bad++;
-                }
-                if (!check_close(z, 1.0, 1e-14, 0)) bad++;
-            }
-            CHECK_MSG(bad == 0, "saved attention probabilities: %d bad entries", bad);
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t i = 0; i < T; i++) {
+                        double z = 0;
+                        for (int64_t j = 0; j <= i; j++) {
+                            double dot = 0;
+                            for (int64_t d = 0; d < C / H; d++)
+                                dot += x[(b * T + i) * 3 * C + h * (C / H) + d] * x[(b * T + j) * 3 * C + C + h * (C / H) + d];
+                            z += exp(dot / sqrt((double)(C / H)));
+                        }
+                        if (!check_close(lse[(b * H + h) * T + i], log(z), 1e-14, 1e-14)) bad++;
+                    }
+            CHECK_MSG(bad == 0, "saved attention log-sum-exp: %d bad entries", bad);
         }
     }
     /* Eval mode ignores attention dropout: equal bitwise to attn_dropout = 0. */
@@ -725,8 +724,13 @@ static void test_dropout_behaviour(void) {
     const double p = 0.3;
     dsc_tensor_t *x = dsc_tensor_new_1d(ctx, DSC_F32, n);
     for (int64_t i = 0; i < n; i++) dsc_tensor_f32(x)[i] = 1.0f;
-    uint64_t state = dsc_ctx_rng_state(ctx);
+    uint64_t seed0, off0;
+    dsc_ctx_dropout_stream(ctx, &seed0, &off0);
+    CHECK(seed0 == 99 && off0 == 0); /* dsc_ctx_seed starts the stream at (seed, 0) */
     dsc_tensor_t *y1 = dsc_dropout(ctx, x, p);
+    uint64_t seed1, off1;
+    dsc_ctx_dropout_stream(ctx, &seed1, &off1);
+    CHECK(seed1 == seed0 && off1 == off0 + (uint64_t)n); /* n = 100000 values, a multiple of 4 */
     CHECK(y1 != NULL && y1 != x && dsc_tensor_numel(y1) == n);
     if (y1) {
         int64_t zeros = 0, bad = 0;
@@ -739,8 +743,8 @@ static void test_dropout_behaviour(void) {
         CHECK_MSG(fabs(frac - p) < 3 * sigma, "dropout zero fraction %.5f vs p %.2f (3 sigma %.5f)", frac, p, 3 * sigma);
         CHECK_MSG(bad == 0, "%lld kept elements not equal to 1/(1-p)", (long long)bad);
     }
-    /* Same RNG state -> identical mask; advanced state -> a different one. */
-    dsc_ctx_set_rng_state(ctx, state);
+    /* Same stream position -> identical mask; advanced position -> a different one. */
+    dsc_ctx_set_dropout_stream(ctx, seed0, off0);
     dsc_tensor_t *y2 = dsc_dropout(ctx, x, p);
     CHECK(y1 && y2 && memcmp(dsc_tensor_f32(y1), dsc_tensor_f32(y2), (size_t)n * sizeof(float)) == 0);
     dsc_tensor_t *y3 = dsc_dropout(ctx, x, p);
@@ -752,20 +756,26 @@ static void test_dropout_behaviour(void) {
     dsc_tensor_t *y4 = dsc_dropout(ctx2, x2, p);
     CHECK(y1 && y4 && memcmp(dsc_tensor_f32(y1), dsc_tensor_f32(y4), (size_t)n * sizeof(float)) == 0);
     dsc_ctx_free(ctx2);
-    /* Identity in eval mode and for p == 0 (no RNG draws either). */
+    /* Identity in eval mode and for p == 0 (no draws from either generator). */
     dsc_ctx_set_training(ctx, false);
-    state = dsc_ctx_rng_state(ctx);
+    uint64_t state = dsc_ctx_rng_state(ctx), off_before;
+    dsc_ctx_dropout_stream(ctx, NULL, &off_before);
     CHECK(dsc_dropout(ctx, x, p) == x);
     dsc_ctx_set_training(ctx, true);
     CHECK(dsc_dropout(ctx, x, 0.0) == x);
     CHECK(dsc_ctx_rng_state(ctx) == state);
-    /* The mask is saved for backward in x's dtype. */
+    dsc_ctx_dropout_stream(ctx, NULL, &off1);
+    CHECK(off1 == off_before);
+    /* No mask is saved for backward: only the stream position, and one output's bytes. */
     {
         dsc_tensor_set_requires_grad(x, true);
+        const int64_t before = (int64_t)dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).live_bytes;
         dsc_tensor_t *y = dsc_dropout(ctx, x, p);
-        dsc_tensor_t *mask = y && y->producer ? y->producer->saved[0] : NULL;
-        CHECK(mask && dsc_tensor_dtype(mask) == DSC_F32 && dsc_tensor_numel(mask) == n);
-        if (mask) CHECK(memcmp(dsc_tensor_f32(mask), dsc_tensor_f32(y), (size_t)n * sizeof(float)) == 0); /* x = 1 */
+        const int64_t grew = (int64_t)dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).live_bytes - before;
+        dsc_node_t *node = y ? y->producer : NULL;
+        CHECK(node && !node->saved[0] && node->i[0] == (int64_t)seed0 && node->f[0] == p);
+        CHECK_MSG(grew < n * (int64_t)sizeof(float) + 4096, "dropout kept %lld bytes for %lld floats", (long long)grew,
+                  (long long)n);
         dsc_tensor_set_requires_grad(x, false);
     }
     /* Backward: dx = dy * mask, in f64. */

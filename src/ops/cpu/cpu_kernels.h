@@ -1,6 +1,7 @@
 /* CPU kernel declarations, one per backend-table entry (see src/ops/backend.h for the
  * contract of each). cpu_basic.c holds the elementwise, reduction, gemm and transpose
- * kernels; cpu_nn.c the softmax, layernorm, embedding, attention and cross-entropy ones.
+ * kernels; cpu_nn.c the softmax, layernorm, embedding, cross-entropy and dropout ones;
+ * cpu_attention.c flash attention.
  * Both call the run-time-dispatched f32 SIMD kernels of cpu_simd.h (cpu_simd_*.c) for GELU,
  * column sums and attention. */
 #ifndef DSC_OPS_CPU_KERNELS_H
@@ -35,14 +36,35 @@ void dsc_cpu_layernorm_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, 
 void dsc_cpu_embedding(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table, void *out);
 void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
                                 void *dtable);
+void dsc_cpu_dropout(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y);
+void dsc_cpu_dropout_backward(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
+                              void *dx);
 void dsc_cpu_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                       const void *drop_mask, void *pre_att, void *att, void *out);
+                       double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse);
 void dsc_cpu_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                                const void *drop_mask, const void *pre_att, const void *att, const void *dout,
-                                void *dqkv);
-double dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                             const int32_t *targets, int32_t ignore_index, void *probs);
-void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *probs,
-                                    const int32_t *targets, int32_t ignore_index, double scale, void *dlogits);
+                                const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
+                                uint64_t offset, void *dqkv);
+void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                           const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                                    const void *lse, const int32_t *targets, int32_t ignore_index,
+                                    const void *grad_scale, void *dlogits, bool accumulate);
+
+/* bf16 / f16 spans to and from f32 (dt is DSC_BF16 or DSC_F16), for the kernels that take
+ * 16-bit tensors and compute in f32. */
+static inline void dsc__cpu_to_f32(dsc_dtype_t dt, int64_t n, const void *src, float *dst) {
+    const uint16_t *s = src;
+    if (dt == DSC_BF16)
+        for (int64_t i = 0; i < n; i++) dst[i] = dsc_bf16_to_f32(s[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dst[i] = dsc_f16_to_f32(s[i]);
+}
+static inline void dsc__cpu_from_f32(dsc_dtype_t dt, int64_t n, const float *src, void *dst) {
+    uint16_t *d = dst;
+    if (dt == DSC_BF16)
+        for (int64_t i = 0; i < n; i++) d[i] = dsc_f32_to_bf16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++) d[i] = dsc_f32_to_f16(src[i]);
+}
 
 #endif

@@ -1,21 +1,18 @@
-/* CPU kernels of the neural-network ops: softmax, layer norm, embedding, causal attention
- * and cross-entropy (contracts in src/ops/backend.h).
+/* CPU kernels of the neural-network ops: softmax, layer norm, embedding, fused
+ * cross-entropy and Philox dropout (contracts in src/ops/backend.h; attention is in
+ * cpu_attention.c).
  *
  * Every loop body is written once, in the template section below, and instantiated for
- * float and double by including this file into itself with T / FN / EXP / LOG / SQRT
- * defined; the exported dsc_cpu_* functions at the end dispatch on the dtype.
+ * float and double by including this file into itself with T / FN / EXP defined; the
+ * exported dsc_cpu_* functions at the end dispatch on the dtype. Cross-entropy and dropout
+ * also take bf16/f16 (rows or spans through f32 copies, f32 math).
  *
- * Determinism: parallel loops split independent rows (or (batch, head) pairs, or column
- * blocks); every sum is computed by one thread in a fixed order, so results are bitwise
- * identical for any thread count. Reductions across rows (layer-norm dweight/dbias,
- * embedding dtable) run over column blocks, each walking the rows in order; the
- * cross-entropy total sums per-block partials whose block size does not depend on the
- * thread count. Row reductions (means, softmax sums) accumulate in double.
- *
- * f32 attention runs through the SIMD kernels of cpu_simd.h, one (batch, head) per task
- * (the products as register-blocked loops in the scalar loops' order, the row softmax with
- * its own exp and 16-lane sum); this file's f32 attention is its fallback and gives the same
- * bits. Layer norm interleaves the sums of 8 rows (DSC_NN_LN_GROUP), each in its own order. */
+ * Determinism: parallel loops split independent rows (or column blocks, or dropout spans);
+ * every sum is computed by one thread in a fixed order, so results are bitwise identical
+ * for any thread count. Reductions across rows (layer-norm dweight/dbias, embedding
+ * dtable) run over column blocks, each walking the rows in order. Row reductions (means,
+ * softmax sums, log-sum-exps) accumulate in double. Layer norm interleaves the sums of 8
+ * rows (DSC_NN_LN_GROUP), each in its own order. */
 
 #ifdef DSC_CPU_NN_TEMPLATE /* ---- template: T is float or double ---- */
 
@@ -180,173 +177,90 @@ static void FN(embedding_backward)(int64_t n_ids, int64_t n_cols, const int32_t 
     }
 }
 
-static T FN(dot)(int64_t n, const T *a, const T *b) {
-    T s = 0;
-    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* dp = p * (dp - sum(dp * p)) * scale over one attention row, the sum in double in order
- * (the f64 ATT_DSOFTMAX; f32 uses the SIMD kernels' 16-lane form). */
-__attribute__((unused)) static void FN(softmax_row_backward)(int64_t n, T *dp, const T *p, T scale) {
-    double s = 0;
-    for (int64_t j = 0; j < n; j++) s += (double)dp[j] * p[j];
-    T ts = (T)s;
-    for (int64_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - ts) * scale;
-}
-
-/* One query row t of one (batch, head): scores, softmax, dropout, weighted sum of v. */
-static void FN(attention_row)(int64_t b, int64_t h, int64_t t, int64_t nt, int64_t c, int64_t n_head, T scale,
-                              const T *qkv, const T *mask, T *pre_att, T *att, T *out) {
-    int64_t hs = c / n_head, c3 = 3 * c;
-    const T *base = qkv + b * nt * c3 + h * hs;
-    const T *q = base + t * c3;
-    int64_t row = ((b * n_head + h) * nt + t) * nt;
-    T *pre = pre_att + row, *a = att + row;
-    for (int64_t t2 = 0; t2 <= t; t2++) pre[t2] = FN(dot)(hs, q, base + t2 * c3 + c) * scale;
-    ATT_SOFTMAX(t + 1, pre, pre);
-    for (int64_t t2 = t + 1; t2 < nt; t2++) pre[t2] = 0;
-    if (mask) {
-        const T *mr = mask + row;
-        for (int64_t t2 = 0; t2 < nt; t2++) a[t2] = pre[t2] * mr[t2];
-    } else if (a != pre) {
-        for (int64_t t2 = 0; t2 < nt; t2++) a[t2] = pre[t2];
-    }
-    T *o = out + (b * nt + t) * c + h * hs;
-    for (int64_t i = 0; i < hs; i++) o[i] = 0;
-    for (int64_t t2 = 0; t2 <= t; t2++) {
-        const T *v = base + t2 * c3 + 2 * c;
-        T p = a[t2];
-        for (int64_t i = 0; i < hs; i++) o[i] += p * v[i];
-    }
-}
-
-/* unused for f32: attention_simd_f32 / attention_backward_simd_f32 below */
-__attribute__((unused)) static void FN(attention)(int64_t nb, int64_t nt, int64_t c, int64_t n_head,
-                                                  const T *qkv, const T *mask, T *pre_att, T *att, T *out) {
-    int64_t hs = c / n_head;
-    T scale = (T)(1.0 / sqrt((double)hs));
-#pragma omp parallel for collapse(3) schedule(static, 1) if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t h = 0; h < n_head; h++)
-            for (int64_t t = 0; t < nt; t++)
-                FN(attention_row)(b, h, t, nt, c, n_head, scale, qkv, mask, pre_att, att, out);
-}
-
-/* One (batch, head), rows in order: dv += att^T dout; datt = dout v^T, through the dropout
- * mask and the softmax to the scores; dq += scale dscore k, dk += scale dscore^T q.
- * dp_row (nt elements, may be NULL) keeps d(pre-dropout probabilities) of one row. */
-static void FN(attention_head_backward)(int64_t b, int64_t h, int64_t nt, int64_t c, int64_t n_head, T scale,
-                                        const T *qkv, const T *mask, const T *pre_att, const T *att, const T *dout,
-                                        T *dqkv, T *dp_row) {
-    int64_t hs = c / n_head, c3 = 3 * c;
-    const T *base = qkv + b * nt * c3 + h * hs;
-    T *dbase = dqkv + b * nt * c3 + h * hs;
-    for (int64_t t = 0; t < nt; t++) {
-        int64_t row = ((b * n_head + h) * nt + t) * nt;
-        const T *pre = pre_att + row, *a = att + row, *mr = mask ? mask + row : NULL;
-        const T *q = base + t * c3, *dout_t = dout + (b * nt + t) * c + h * hs;
-        T *dq = dbase + t * c3;
-        double s = 0;
-        for (int64_t t2 = 0; t2 <= t; t2++) {
-            const T *v = base + t2 * c3 + 2 * c;
-            T *dv = dbase + t2 * c3 + 2 * c;
-            T p = a[t2];
-            for (int64_t i = 0; i < hs; i++) dv[i] += p * dout_t[i];
-            T dp = FN(dot)(hs, dout_t, v);
-            if (mr) dp *= mr[t2];
-            if (dp_row) dp_row[t2] = dp;
-            else s += (double)dp * pre[t2];
-        }
-        /* through the softmax: dp_row becomes d(scores) (ATT_DSOFTMAX), else recomputed */
-        if (dp_row) ATT_DSOFTMAX(t + 1, dp_row, pre, scale);
-        T ts = (T)s;
-        for (int64_t t2 = 0; t2 <= t; t2++) {
-            T ds;
-            if (dp_row) {
-                ds = dp_row[t2];
-            } else {
-                T dp = FN(dot)(hs, dout_t, base + t2 * c3 + 2 * c);
-                if (mr) dp *= mr[t2];
-                ds = pre[t2] * (dp - ts) * scale;
-            }
-            const T *k = base + t2 * c3 + c;
-            T *dk = dbase + t2 * c3 + c;
-            for (int64_t i = 0; i < hs; i++) {
-                dq[i] += ds * k[i];
-                dk[i] += ds * q[i];
-            }
-        }
-    }
-}
-
-/* Each (b, h) touches only its own columns of dqkv, so the pairs run in parallel. */
-/* unused for f32: attention_simd_f32 / attention_backward_simd_f32 below */
-__attribute__((unused)) static void FN(attention_backward)(int64_t nb, int64_t nt, int64_t c, int64_t n_head,
-                                                           const T *qkv, const T *mask, const T *pre_att,
-                                                           const T *att, const T *dout, T *dqkv) {
-    int64_t hs = c / n_head;
-    T scale = (T)(1.0 / sqrt((double)hs));
-#pragma omp parallel if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
-    {
-        /* Row scratch for d(pre-dropout probabilities); without it they are recomputed. */
-        T *dp_row = malloc((size_t)nt * sizeof *dp_row);
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < nb; b++)
-            for (int64_t h = 0; h < n_head; h++)
-                FN(attention_head_backward)(b, h, nt, c, n_head, scale, qkv, mask, pre_att, att, dout, dqkv, dp_row);
-        free(dp_row);
-    }
-}
-
-/* Softmax of one logits row into probs; returns logsumexp - x[target] (0 if ignored). */
-static double FN(ce_row)(int64_t n, const T *x, int32_t target, int32_t ignore_index, T *p) {
-    if (n <= 0) return 0;
+/* log sum_j exp(x[j]) of one logits row, in double (f32: the SIMD exp and 16-lane sum;
+ * f64: exp, the sum in order). */
+static double FN(ce_lse_row)(int64_t n, const T *x) {
     T mx = x[0];
     for (int64_t j = 1; j < n; j++)
         if (x[j] > mx) mx = x[j];
+#if DSC_NN_F32
+    return (double)mx + log(dsc__cpu_simd()->exp_sum(n, x, mx));
+#else
     double sum = 0;
-    for (int64_t j = 0; j < n; j++) {
-        T e = EXP(x[j] - mx);
-        p[j] = e;
-        sum += e;
-    }
-    T inv = (T)(1.0 / sum);
-    for (int64_t j = 0; j < n; j++) p[j] *= inv;
-    if (target == ignore_index) return 0;
-    return (double)mx + log(sum) - (double)x[target];
+    for (int64_t j = 0; j < n; j++) sum += EXP(x[j] - mx);
+    return (double)mx + log(sum);
+#endif
 }
 
-static double FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, const int32_t *targets,
-                                int32_t ignore_index, T *probs) {
-    /* Fixed-size row blocks (at most DSC_NN_CE_BLOCKS of them), summed in order. */
-    int64_t blk_rows = (n_rows + DSC_NN_CE_BLOCKS - 1) / DSC_NN_CE_BLOCKS;
-    if (blk_rows < 16) blk_rows = 16;
-    int64_t n_blocks = (n_rows + blk_rows - 1) / blk_rows;
-    double partial[DSC_NN_CE_BLOCKS];
-#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
-    for (int64_t blk = 0; blk < n_blocks; blk++) {
-        int64_t r1 = (blk + 1) * blk_rows < n_rows ? (blk + 1) * blk_rows : n_rows;
-        double s = 0;
-        for (int64_t r = blk * blk_rows; r < r1; r++)
-            s += FN(ce_row)(n_cols, logits + r * n_cols, targets[r], ignore_index, probs + r * n_cols);
-        partial[blk] = s;
-    }
-    double total = 0;
-    for (int64_t blk = 0; blk < n_blocks; blk++) total += partial[blk];
-    return total;
-}
-
-static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, const T *probs, const int32_t *targets,
-                                       int32_t ignore_index, double scale, T *dlogits) {
-    T ts = (T)scale;
+/* Fused cross-entropy forward: per-row lse and loss, no probabilities kept. */
+static void FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, const int32_t *targets,
+                              int32_t ignore_index, T *losses, T *lse) {
 #pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     for (int64_t r = 0; r < n_rows; r++) {
-        if (targets[r] == ignore_index) continue;
-        const T *p = probs + r * n_cols;
+        if (targets[r] == ignore_index || n_cols <= 0) {
+            losses[r] = lse[r] = 0;
+            continue;
+        }
+        const T *x = logits + r * n_cols;
+        const double l = FN(ce_lse_row)(n_cols, x);
+        lse[r] = (T)l;
+        losses[r] = (T)(l - (double)x[targets[r]]);
+    }
+}
+
+/* One row of the backward: d[j] (+)= g (exp(x[j] - lse) - [j == target]); d may alias x
+ * (each element is read before it is written). */
+static void FN(ce_backward_row)(int64_t n, const T *x, T lse, int32_t target, T g, T *d, bool accumulate) {
+#if DSC_NN_F32
+    /* g p everywhere (the SIMD exp), then the target's g (p - 1), from values read before
+     * the pass (d may alias x) */
+    const dsc_cpu_simd_t *k = dsc__cpu_simd();
+    const float xt = x[target], d0 = accumulate ? d[target] : 0.0f;
+    float pt;
+    k->exp_scale(1, &xt, lse, 1.0f, &pt, 0);
+    k->exp_scale(n, x, lse, g, d, accumulate);
+    d[target] = d0 + g * (pt - 1.0f);
+    return;
+#endif
+    if (accumulate) {
+        for (int64_t j = 0; j < n; j++) d[j] += g * (EXP(x[j] - lse) - (j == target ? (T)1 : (T)0));
+    } else {
+        for (int64_t j = 0; j < n; j++) d[j] = g * (EXP(x[j] - lse) - (j == target ? (T)1 : (T)0));
+    }
+}
+
+static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, const T *logits, const T *lse,
+                                       const int32_t *targets, int32_t ignore_index, const T *grad_scale, T *dlogits,
+                                       bool accumulate) {
+    const T g = grad_scale[0];
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
+    for (int64_t r = 0; r < n_rows; r++) {
         T *d = dlogits + r * n_cols;
-        for (int64_t j = 0; j < n_cols; j++) d[j] += ts * p[j];
-        d[targets[r]] -= ts;
+        if (targets[r] == ignore_index) {
+            if (!accumulate)
+                for (int64_t j = 0; j < n_cols; j++) d[j] = 0;
+            continue;
+        }
+        FN(ce_backward_row)(n_cols, logits + r * n_cols, lse[r], targets[r], g, d, accumulate);
+    }
+}
+
+/* Dropout from the Philox stream: y = keep ? x * ks : 0 (forward), dx += keep ? dy * ks : 0
+ * (backward); chunks of whole spans, each element independent of the split. */
+static void FN(dropout)(int64_t n, uint32_t thr, T ks, uint64_t seed, uint64_t offset, const T *x, T *y,
+                        bool backward) {
+    const int64_t n_chunks = (n + DSC_NN_DROP_SPAN - 1) / DSC_NN_DROP_SPAN;
+#pragma omp parallel for schedule(static) if (n >= DSC_NN_PAR_MIN)
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        const int64_t i0 = ch * DSC_NN_DROP_SPAN, m = n - i0 < DSC_NN_DROP_SPAN ? n - i0 : DSC_NN_DROP_SPAN;
+        float keep[DSC_NN_DROP_SPAN];
+        dsc__philox_keep_span(seed, offset + (uint64_t)i0, m, thr, 1.0f, keep);
+        if (backward) {
+            for (int64_t i = 0; i < m; i++)
+                if (keep[i] != 0) y[i0 + i] += x[i0 + i] * ks;
+        } else {
+            for (int64_t i = 0; i < m; i++) y[i0 + i] = keep[i] != 0 ? x[i0 + i] * ks : (T)0;
+        }
     }
 }
 
@@ -364,36 +278,29 @@ static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, const T *
 #define DSC_NN_LN_GROUP 8
 /* Column block width of the across-row reductions. */
 #define DSC_NN_COL_BLOCK 64
-/* Most row blocks of the cross-entropy sum. */
-#define DSC_NN_CE_BLOCKS 1024
+/* Elements per dropout span (one mask buffer on the stack). */
+#define DSC_NN_DROP_SPAN 256
 
-/* The attention's row softmax and its backward: the SIMD kernels' for f32 (so this file's
- * scalar attention, the fallback of attention_simd_f32, gives the same bits), in-order
- * scalar loops for f64. */
 #define DSC_CPU_NN_TEMPLATE
 #define T float
 #define FN(name) name##_f32
 #define EXP expf
-#define ATT_SOFTMAX(n, x, y) dsc__cpu_simd()->softmax_row((n), (x), (y))
-#define ATT_DSOFTMAX(n, dp, p, scale) dsc__cpu_simd()->softmax_row_backward((n), (dp), (p), NULL, (scale))
+#define DSC_NN_F32 1
 #include "ops/cpu/cpu_nn.c"
 #undef T
 #undef FN
 #undef EXP
-#undef ATT_SOFTMAX
-#undef ATT_DSOFTMAX
+#undef DSC_NN_F32
 
 #define T double
 #define FN(name) name##_f64
 #define EXP exp
-#define ATT_SOFTMAX(n, x, y) softmax_row_f64((n), (x), (y))
-#define ATT_DSOFTMAX(n, dp, p, scale) softmax_row_backward_f64((n), (dp), (p), (scale))
+#define DSC_NN_F32 0
 #include "ops/cpu/cpu_nn.c"
 #undef T
 #undef FN
 #undef EXP
-#undef ATT_SOFTMAX
-#undef ATT_DSOFTMAX
+#undef DSC_NN_F32
 #undef DSC_CPU_NN_TEMPLATE
 
 void dsc_cpu_softmax(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
@@ -429,85 +336,111 @@ void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, c
     else embedding_backward_f32(n_ids, n_cols, ids, dout, dtable);
 }
 
-/* f32 attention through the SIMD kernels (cpu_simd.h), one (batch, head) per task with
- * per-thread scratch; the same bits as attention_f32 / attention_backward_f32, which stand
- * in for a task whose scratch cannot be allocated. */
-static void attention_simd_f32(int64_t nb, int64_t nt, int64_t c, int64_t n_head, const float *qkv,
-                               const float *mask, float *pre_att, float *att, float *out) {
-    const dsc_cpu_simd_t *k = dsc__cpu_simd();
-    const int64_t hs = c / n_head, c3 = 3 * c;
-    const float scale = (float)(1.0 / sqrt((double)hs));
-#pragma omp parallel if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
+/* 16-bit cross-entropy: each row through an f32 copy (per-thread buffer), f32 math. */
+static void cross_entropy_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                             const int32_t *targets, int32_t ignore_index, float *losses, float *lse) {
+#pragma omp parallel if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     {
-        float *scr = malloc((size_t)dsc__simd_attn_scratch(nt, hs) * sizeof *scr);
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < nb; b++)
-            for (int64_t h = 0; h < n_head; h++) {
-                if (!scr) {
-                    for (int64_t t = 0; t < nt; t++)
-                        attention_row_f32(b, h, t, nt, c, n_head, scale, qkv, mask, pre_att, att, out);
-                    continue;
-                }
-                const float *base = qkv + b * nt * c3 + h * hs;
-                const int64_t m = (b * n_head + h) * nt * nt;
-                k->attention_head(nt, hs, c3, c, scale, base, base + c, base + 2 * c, mask ? mask + m : NULL,
-                                  pre_att + m, att + m, out + b * nt * c + h * hs, scr);
+        float *row = malloc((size_t)(n_cols > 0 ? n_cols : 1) * sizeof *row);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n_rows; r++) {
+            if (targets[r] == ignore_index || n_cols <= 0 || !row) {
+                losses[r] = lse[r] = targets[r] == ignore_index || n_cols <= 0 ? 0.0f : NAN;
+                continue;
             }
-        free(scr);
+            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * n_cols, row);
+            const double l = ce_lse_row_f32(n_cols, row);
+            lse[r] = (float)l;
+            losses[r] = (float)(l - (double)row[targets[r]]);
+        }
+        free(row);
     }
 }
 
-static void attention_backward_simd_f32(int64_t nb, int64_t nt, int64_t c, int64_t n_head, const float *qkv,
-                                        const float *mask, const float *pre_att, const float *att,
-                                        const float *dout, float *dqkv) {
-    const dsc_cpu_simd_t *k = dsc__cpu_simd();
-    const int64_t hs = c / n_head, c3 = 3 * c;
-    const float scale = (float)(1.0 / sqrt((double)hs));
-#pragma omp parallel if (nb * n_head * nt * nt * hs >= DSC_NN_PAR_MIN)
+static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                                      const float *lse, const int32_t *targets, int32_t ignore_index,
+                                      const float *grad_scale, void *dlogits, bool accumulate) {
+    const float g = grad_scale[0];
+#pragma omp parallel if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     {
-        float *scr = malloc((size_t)dsc__simd_attn_bwd_scratch(nt, hs) * sizeof *scr);
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < nb; b++)
-            for (int64_t h = 0; h < n_head; h++) {
-                if (!scr) {
-                    attention_head_backward_f32(b, h, nt, c, n_head, scale, qkv, mask, pre_att, att, dout, dqkv,
-                                                NULL);
-                    continue;
+        float *row = malloc((size_t)(2 * (n_cols > 0 ? n_cols : 1)) * sizeof *row), *d = row ? row + n_cols : NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n_rows; r++) {
+            char *dst = (char *)dlogits + 2 * r * n_cols;
+            if (!row) continue;
+            if (targets[r] == ignore_index) {
+                if (!accumulate) {
+                    for (int64_t j = 0; j < n_cols; j++) d[j] = 0;
+                    dsc__cpu_from_f32(dt, n_cols, d, dst);
                 }
-                const float *base = qkv + b * nt * c3 + h * hs;
-                float *dbase = dqkv + b * nt * c3 + h * hs;
-                const int64_t m = (b * n_head + h) * nt * nt;
-                k->attention_head_backward(nt, hs, c3, c, scale, base, base + c, base + 2 * c,
-                                           mask ? mask + m : NULL, pre_att + m, att + m, dout + b * nt * c + h * hs,
-                                           dbase, dbase + c, dbase + 2 * c, scr);
+                continue;
             }
-        free(scr);
+            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * n_cols, row);
+            if (accumulate) dsc__cpu_to_f32(dt, n_cols, dst, d);
+            ce_backward_row_f32(n_cols, row, lse[r], targets[r], g, d, accumulate);
+            dsc__cpu_from_f32(dt, n_cols, d, dst);
+        }
+        free(row);
     }
 }
 
-void dsc_cpu_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                       const void *drop_mask, void *pre_att, void *att, void *out) {
-    if (dt == DSC_F64) attention_f64(b, t, c, n_head, qkv, drop_mask, pre_att, att, out);
-    else attention_simd_f32(b, t, c, n_head, qkv, drop_mask, pre_att, att, out);
+void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                           const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
+    if (dt == DSC_F64) cross_entropy_f64(n_rows, n_cols, logits, targets, ignore_index, losses, lse);
+    else if (dt == DSC_F32) cross_entropy_f32(n_rows, n_cols, logits, targets, ignore_index, losses, lse);
+    else cross_entropy_16(dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse);
 }
 
-void dsc_cpu_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                                const void *drop_mask, const void *pre_att, const void *att, const void *dout,
-                                void *dqkv) {
-    if (dt == DSC_F64) attention_backward_f64(b, t, c, n_head, qkv, drop_mask, pre_att, att, dout, dqkv);
-    else attention_backward_simd_f32(b, t, c, n_head, qkv, drop_mask, pre_att, att, dout, dqkv);
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                                    const void *lse, const int32_t *targets, int32_t ignore_index,
+                                    const void *grad_scale, void *dlogits, bool accumulate) {
+    if (dt == DSC_F64)
+        cross_entropy_backward_f64(n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+                                   accumulate);
+    else if (dt == DSC_F32)
+        cross_entropy_backward_f32(n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+                                   accumulate);
+    else
+        cross_entropy_backward_16(dt, n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+                                  accumulate);
 }
 
-double dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                             const int32_t *targets, int32_t ignore_index, void *probs) {
-    if (dt == DSC_F64) return cross_entropy_f64(n_rows, n_cols, logits, targets, ignore_index, probs);
-    return cross_entropy_f32(n_rows, n_cols, logits, targets, ignore_index, probs);
+/* 16-bit dropout: element by element through f32. */
+static void dropout_16(dsc_dtype_t dt, int64_t n, uint32_t thr, float ks, uint64_t seed, uint64_t offset,
+                       const void *x, void *y, bool backward) {
+    const int64_t n_chunks = (n + DSC_NN_DROP_SPAN - 1) / DSC_NN_DROP_SPAN;
+#pragma omp parallel for schedule(static) if (n >= DSC_NN_PAR_MIN)
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        const int64_t i0 = ch * DSC_NN_DROP_SPAN, m = n - i0 < DSC_NN_DROP_SPAN ? n - i0 : DSC_NN_DROP_SPAN;
+        float keep[DSC_NN_DROP_SPAN], xv[DSC_NN_DROP_SPAN], yv[DSC_NN_DROP_SPAN];
+        dsc__philox_keep_span(seed, offset + (uint64_t)i0, m, thr, 1.0f, keep);
+        dsc__cpu_to_f32(dt, m, (const char *)x + 2 * i0, xv);
+        if (backward) dsc__cpu_to_f32(dt, m, (const char *)y + 2 * i0, yv);
+        for (int64_t i = 0; i < m; i++) {
+            const float v = keep[i] != 0 ? xv[i] * ks : 0.0f;
+            yv[i] = backward ? yv[i] + v : v;
+        }
+        dsc__cpu_from_f32(dt, m, yv, (char *)y + 2 * i0);
+    }
 }
 
-void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *probs,
-                                    const int32_t *targets, int32_t ignore_index, double scale, void *dlogits) {
-    if (dt == DSC_F64) cross_entropy_backward_f64(n_rows, n_cols, probs, targets, ignore_index, scale, dlogits);
-    else cross_entropy_backward_f32(n_rows, n_cols, probs, targets, ignore_index, scale, dlogits);
+static void dropout_any(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y,
+                        bool backward) {
+    if (n <= 0) return;
+    const uint32_t thr = dsc__philox_threshold(p);
+    const double ks = 1.0 / (1.0 - p);
+    if (dt == DSC_F64) dropout_f64(n, thr, ks, seed, offset, x, y, backward);
+    else if (dt == DSC_F32) dropout_f32(n, thr, (float)ks, seed, offset, x, y, backward);
+    else dropout_16(dt, n, thr, (float)ks, seed, offset, x, y, backward);
+}
+
+void dsc_cpu_dropout(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y) {
+    dropout_any(dt, n, p, seed, offset, x, y, false);
+}
+
+void dsc_cpu_dropout_backward(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
+                              void *dx) {
+    dropout_any(dt, n, p, seed, offset, dy, dx, true);
 }
 
 #endif

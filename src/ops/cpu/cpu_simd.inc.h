@@ -134,62 +134,69 @@ ALWAYS_INLINE double lanes_total(const vdw *acc, const double *tail_terms, int64
     return total;
 }
 
-/* y = softmax(x) over n elements (x and y may alias): max, e = exp(x - max) (vexp), the
- * 16-lane double sum, y = e * (float)(1 / sum). */
-static void simd_softmax_row(int64_t n, const float *x, float *y) {
-    if (n <= 0) return;
-    float mx = x[0];
-    for (int64_t j = 1; j < n; j++)
-        if (x[j] > mx) mx = x[j];
+/* e[c] = exp(x[c] - sub) (vexp) for c < n (x and e may alias); returns the sum of the e[c]
+ * in double over the 16 lanes. */
+static double exp_sum_row(int64_t n, const float *x, float sub, float *e) {
     vdw acc[NACC];
     memset(acc, 0, sizeof acc);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         for (int u = 0; u < NACC; u++) {
-            const vf e = vexp(vld(x + i + u * VW) - mx);
-            vst(y + i + u * VW, e);
-            acc[u] += __builtin_convertvector(e, vdw);
+            const vf v = vexp(vld(x + i + u * VW) - sub);
+            vst(e + i + u * VW, v);
+            acc[u] += __builtin_convertvector(v, vdw);
         }
     double tail[16];
     const int64_t n_tail = n - i;
     if (n_tail > 0) {
         float tx[16] = {0}, te[16];
         memcpy(tx, x + i, (size_t)n_tail * sizeof *tx);
-        for (int u = 0; u < NACC; u++) vst(te + u * VW, vexp(vld(tx + u * VW) - mx));
-        memcpy(y + i, te, (size_t)n_tail * sizeof *te);
+        for (int u = 0; u < NACC; u++) vst(te + u * VW, vexp(vld(tx + u * VW) - sub));
+        memcpy(e + i, te, (size_t)n_tail * sizeof *te);
         for (int64_t l = 0; l < n_tail; l++) tail[l] = te[l];
     }
-    const float inv = (float)(1.0 / lanes_total(acc, tail, n_tail));
-    i = 0;
-    for (; i + VW <= n; i += VW) vst(y + i, vld(y + i) * inv);
-    for (; i < n; i++) y[i] = y[i] * inv;
+    return lanes_total(acc, tail, n_tail);
 }
 
-/* The softmax backward of one attention row in place: dp = dp * mask (when mask is set),
- * s = sum dp * p (16 lanes, double), dp = p * (dp - (float)s) * scale. */
-static void simd_softmax_row_backward(int64_t n, float *dp, const float *p, const float *mask, float scale) {
+/* The same sum without storing the exponentials (the cross-entropy's log-sum-exp). */
+static double simd_exp_sum(int64_t n, const float *x, float sub) {
     vdw acc[NACC];
     memset(acc, 0, sizeof acc);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        for (int u = 0; u < NACC; u++) {
-            vf d = vld(dp + i + u * VW);
-            if (mask) d = d * vld(mask + i + u * VW);
-            vst(dp + i + u * VW, d);
-            acc[u] += __builtin_convertvector(d, vdw) * __builtin_convertvector(vld(p + i + u * VW), vdw);
-        }
+        for (int u = 0; u < NACC; u++) acc[u] += __builtin_convertvector(vexp(vld(x + i + u * VW) - sub), vdw);
     double tail[16];
     const int64_t n_tail = n - i;
-    for (int64_t l = 0; l < n_tail; l++) {
-        float d = dp[i + l];
-        if (mask) d = d * mask[i + l];
-        dp[i + l] = d;
-        tail[l] = (double)d * (double)p[i + l];
+    if (n_tail > 0) {
+        float tx[16] = {0}, te[16];
+        memcpy(tx, x + i, (size_t)n_tail * sizeof *tx);
+        for (int u = 0; u < NACC; u++) vst(te + u * VW, vexp(vld(tx + u * VW) - sub));
+        for (int64_t l = 0; l < n_tail; l++) tail[l] = te[l];
     }
-    const float ts = (float)lanes_total(acc, tail, n_tail);
-    i = 0;
-    for (; i + VW <= n; i += VW) vst(dp + i, vld(p + i) * (vld(dp + i) - ts) * scale);
-    for (; i < n; i++) dp[i] = p[i] * (dp[i] - ts) * scale;
+    return lanes_total(acc, tail, n_tail);
+}
+
+/* d[j] = g * exp(x[j] - sub) (accumulate: d[j] += ...) for j < n; d may alias x. */
+static void simd_exp_scale(int64_t n, const float *x, float sub, float g, float *d, int accumulate) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        const vf v = g * vexp(vld(x + i) - sub);
+        vst(d + i, accumulate ? vld(d + i) + v : v);
+    }
+    if (i < n) {
+        float tx[VW] = {0}, td[VW] = {0};
+        const size_t nb = (size_t)(n - i) * sizeof(float);
+        memcpy(tx, x + i, nb);
+        if (accumulate) memcpy(td, d + i, nb);
+        const vf v = g * vexp(vld(tx) - sub);
+        vst(td, accumulate ? vld(td) + v : v);
+        memcpy(d + i, td, nb);
+    }
+}
+
+ALWAYS_INLINE float exp1(float x) {
+    const vf v = vexp(vsplat(x));
+    return v[0];
 }
 
 /* ---- blocked products for attention -------------------------------------------------- */
@@ -324,63 +331,139 @@ static void transpose_head(int64_t t, int64_t hs, int64_t ld, const float *src, 
     }
 }
 
-/* ---- attention forward, one (batch, head) -------------------------------------------- */
+/* ---- flash attention ------------------------------------------------------------------ */
 
-static void simd_attention_head(int64_t t, int64_t hs, int64_t ld, int64_t ldo, float scale, const float *q,
-                                const float *k, const float *v, const float *mask, float *pre, float *att,
-                                float *out, float *scratch) {
+#define FB DSC_FLASH_BLOCK
+
+/* Forward of query rows [i0, i0 + nq) of one head: key tiles of FB in order, an online
+ * softmax per row (running max m, running sum l in double, the output accumulator rescaled
+ * when the max grows), then out = acc / l and lse = m + log(l). The tile on the diagonal
+ * (j0 == i0) computes only its lower triangle. */
+static void simd_flash_forward(const dsc_flash_head_t *a, int64_t i0, int64_t nq, float *scratch) {
+    const int64_t hs = a->hs, ld = a->ld;
+    if (nq <= 0 || hs <= 0) return;
+    float *kt = scratch, *sc = kt + hs * FB, *acc = sc + FB * FB, *m = acc + FB * hs, *w = m + FB;
+    double l[FB];
+    for (int64_t r = 0; r < nq; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+    }
+    /* the first tile writes acc (init 0), later ones rescale and add to it */
+    for (int64_t j0 = 0; j0 <= i0; j0 += FB) {
+        const int diag = j0 == i0;
+        const int64_t nk = diag ? nq : FB;
+        transpose_head(nk, hs, ld, a->k + j0 * ld, FB, kt);
+        prod(PROD_FULL, nq, hs, a->q + i0 * ld, ld, 1, kt, FB, sc, FB, nk, diag, 0);
+        for (int64_t r = 0; r < nq; r++) {
+            float *sr = sc + r * FB;
+            const int64_t ncol = diag ? r + 1 : nk;
+            float mx = -INFINITY;
+            int64_t c0 = 0;
+            if (ncol >= VW) {
+                vf vm = vsplat(-INFINITY);
+                for (; c0 + VW <= ncol; c0 += VW) {
+                    const vf v = vld(sr + c0) * a->scale;
+                    vst(sr + c0, v);
+                    const vi gt = v > vm;
+                    vm = (vf)(((vi)v & gt) | ((vi)vm & ~gt));
+                }
+                for (int lane = 0; lane < VW; lane++)
+                    if (vm[lane] > mx) mx = vm[lane];
+            }
+            for (; c0 < ncol; c0++) {
+                sr[c0] = sr[c0] * a->scale;
+                if (sr[c0] > mx) mx = sr[c0];
+            }
+            const float m_new = mx > m[r] ? mx : m[r];
+            const float alpha = j0 == 0 ? 1.0f : exp1(m[r] - m_new);
+            /* (entries right of the diagonal stay unset: PROD_LOWER below never reads them) */
+            const double sum = exp_sum_row(ncol, sr, m_new, sr);
+            l[r] = l[r] * alpha + sum;
+            if (a->drop_thr) {
+                dsc__philox_keep_span(a->seed, a->pos0 + (uint64_t)((i0 + r) * a->t + j0), ncol, a->drop_thr,
+                                      a->drop_scale, w);
+                for (int64_t c = 0; c < ncol; c++) sr[c] = sr[c] * w[c];
+            }
+            if (j0 > 0 && alpha != 1.0f) {
+                float *ar = acc + r * hs;
+                for (int64_t d = 0; d < hs; d++) ar[d] = ar[d] * alpha;
+            }
+            m[r] = m_new;
+        }
+        prod(diag ? PROD_LOWER : PROD_FULL, nq, nk, sc, FB, 1, a->v + j0 * ld, ld, acc, hs, hs, 0, j0 > 0);
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        const float inv = (float)(1.0 / l[r]);
+        const float *ar = acc + r * hs;
+        float *o = a->out + (i0 + r) * a->ldo;
+        for (int64_t d = 0; d < hs; d++) o[d] = ar[d] * inv;
+        a->lse[i0 + r] = (float)((double)m[r] + log(l[r]));
+    }
+}
+
+/* Backward of one head, query blocks in order, key tiles in order within each: recompute
+ * s and p = exp(s - lse) per tile, dp = dout v^T (through the dropout mask),
+ * ds = p (dp - D) scale with D = dout . out per row; dq += ds k, dk += ds^T q,
+ * dv += p'^T dout. One task per head, so every sum has one order for any thread count. */
+static void simd_flash_backward(const dsc_flash_head_t *a, float *scratch) {
+    const int64_t t = a->t, hs = a->hs, ld = a->ld, ldo = a->ldo;
     if (t <= 0 || hs <= 0) return;
-    const int64_t tp = (t + DSC_SIMD_PAD - 1) / DSC_SIMD_PAD * DSC_SIMD_PAD;
-    float *kt = scratch;
-    transpose_head(t, hs, ld, k, tp, kt);
-    /* scores q k^T into pre (each row up to its diagonal at least), then row by row: scale,
-     * softmax, zeros above the diagonal, dropout */
-    prod(PROD_FULL, t, hs, q, ld, 1, kt, tp, pre, t, t, 1, 0);
-    for (int64_t row = 0; row < t; row++) {
-        float *pr = pre + row * t, *ar = att + row * t;
-        for (int64_t t2 = 0; t2 <= row; t2++) pr[t2] = pr[t2] * scale;
-        simd_softmax_row(row + 1, pr, pr);
-        for (int64_t t2 = row + 1; t2 < t; t2++) pr[t2] = 0;
-        if (mask) {
-            const float *mr = mask + row * t;
-            for (int64_t t2 = 0; t2 < t; t2++) ar[t2] = pr[t2] * mr[t2];
-        } else if (ar != pr) {
-            for (int64_t t2 = 0; t2 < t; t2++) ar[t2] = pr[t2];
+    const int64_t tp = dsc__simd_tpad(t);
+    float *kt = scratch, *vt = kt + hs * tp, *ps = vt + hs * tp, *ds = ps + FB * FB, *dd = ds + FB * FB,
+          *w = dd + FB;
+    transpose_head(t, hs, ld, a->k, tp, kt);
+    transpose_head(t, hs, ld, a->v, tp, vt);
+    for (int64_t i0 = 0; i0 < t; i0 += FB) {
+        const int64_t nq = t - i0 < FB ? t - i0 : FB;
+        for (int64_t r = 0; r < nq; r++) {
+            const float *g = a->dout + (i0 + r) * ldo, *o = a->out + (i0 + r) * ldo;
+            double s = 0;
+            for (int64_t d = 0; d < hs; d++) s += (double)g[d] * (double)o[d];
+            dd[r] = (float)s;
+        }
+        for (int64_t j0 = 0; j0 <= i0; j0 += FB) {
+            const int diag = j0 == i0;
+            const int64_t nk = diag ? nq : FB;
+            prod(PROD_FULL, nq, hs, a->q + i0 * ld, ld, 1, kt + j0, tp, ps, FB, nk, diag, 0);
+            prod(PROD_FULL, nq, hs, a->dout + i0 * ldo, ldo, 1, vt + j0, tp, ds, FB, nk, diag, 0);
+            for (int64_t r = 0; r < nq; r++) {
+                float *pr = ps + r * FB, *dr = ds + r * FB;
+                const int64_t ncol = diag ? r + 1 : nk, nv = (ncol + VW - 1) / VW * VW;
+                const float lse = a->lse[i0 + r], dr0 = dd[r];
+                for (int64_t c = 0; c < nv; c += VW) vst(pr + c, vexp(vld(pr + c) * a->scale - lse));
+                if (a->drop_thr) {
+                    dsc__philox_keep_span(a->seed, a->pos0 + (uint64_t)((i0 + r) * t + j0), ncol, a->drop_thr,
+                                          a->drop_scale, w);
+                    for (int64_t c = 0; c < ncol; c++) {
+                        const float p = pr[c];
+                        dr[c] = p * (dr[c] * w[c] - dr0) * a->scale;
+                        pr[c] = p * w[c];
+                    }
+                } else {
+                    for (int64_t c = 0; c < nv; c += VW) {
+                        const vf p = vld(pr + c);
+                        vst(dr + c, p * (vld(dr + c) - dr0) * a->scale);
+                    }
+                }
+            }
+            /* on the diagonal tile the triangular products read only j <= i */
+            prod(diag ? PROD_LOWER : PROD_FULL, nq, nk, ds, FB, 1, a->k + j0 * ld, ld, a->dq + i0 * ld, ld, hs, 0, 1);
+            prod(diag ? PROD_UPPER : PROD_FULL, nk, nq, ds, 1, FB, a->q + i0 * ld, ld, a->dk + j0 * ld, ld, hs, 0, 1);
+            prod(diag ? PROD_UPPER : PROD_FULL, nk, nq, ps, 1, FB, a->dout + i0 * ldo, ldo, a->dv + j0 * ld, ld, hs,
+                 0, 1);
         }
     }
-    /* out[row] = sum_{t2 <= row} att[row][t2] v[t2] */
-    prod(PROD_LOWER, t, t, att, t, 1, v, ld, out, ldo, hs, 0, 0);
 }
 
-/* ---- attention backward, one (batch, head) ------------------------------------------- */
-
-static void simd_attention_head_backward(int64_t t, int64_t hs, int64_t ld, int64_t ldo, float scale,
-                                         const float *q, const float *k, const float *v, const float *mask,
-                                         const float *pre, const float *att, const float *dout, float *dq,
-                                         float *dk, float *dv, float *scratch) {
-    if (t <= 0 || hs <= 0) return;
-    const int64_t tp = (t + DSC_SIMD_PAD - 1) / DSC_SIMD_PAD * DSC_SIMD_PAD;
-    float *vt = scratch, *ds = scratch + hs * tp;
-    transpose_head(t, hs, ld, v, tp, vt);
-    /* d(probabilities) = dout v^T into ds [t, tp]; then row by row through the dropout mask
-     * and the softmax: ds = pre * (dp - sum(dp * pre)) * scale (the lower triangle) */
-    prod(PROD_FULL, t, hs, dout, ldo, 1, vt, tp, ds, tp, tp, 1, 0);
-    for (int64_t row = 0; row < t; row++)
-        simd_softmax_row_backward(row + 1, ds + row * tp, pre + row * t, mask ? mask + row * t : NULL, scale);
-    /* dq[row] += sum_{t2 <= row} ds[row][t2] k[t2];  dk[t2] += sum_{row >= t2} ds[row][t2] q[row];
-     * dv[t2] += sum_{row >= t2} att[row][t2] dout[row] */
-    prod(PROD_LOWER, t, t, ds, tp, 1, k, ld, dq, ld, hs, 0, 1);
-    prod(PROD_UPPER, t, t, ds, 1, tp, q, ld, dk, ld, hs, 0, 1);
-    prod(PROD_UPPER, t, t, att, 1, t, dout, ldo, dv, ld, hs, 0, 1);
-}
+#undef FB
 
 const dsc_cpu_simd_t SIMD_TABLE = {
     .name = SIMD_NAME,
     .gelu = simd_gelu,
     .gelu_backward = simd_gelu_backward,
     .col_sums = simd_col_sums,
-    .softmax_row = simd_softmax_row,
-    .softmax_row_backward = simd_softmax_row_backward,
-    .attention_head = simd_attention_head,
-    .attention_head_backward = simd_attention_head_backward,
+    .exp_sum = simd_exp_sum,
+    .exp_scale = simd_exp_scale,
+    .flash_forward = simd_flash_forward,
+    .flash_backward = simd_flash_backward,
 };

@@ -69,23 +69,31 @@ static void g_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t c, const
                                  void *dtable) {
     cpu()->embedding_backward(dt, n_ids, c, G(ids), G(dout), G(dtable));
 }
-/* Attention and cross-entropy: signatures owned by the attention/loss work (h15ops). */
-static void g_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h, const void *qkv,
-                        const void *drop_mask, void *pre_att, void *att, void *out) {
-    cpu()->attention(dt, b, t, c, h, G(qkv), G(drop_mask), G(pre_att), G(att), G(out));
+static void g_dropout(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y) {
+    cpu()->dropout(dt, n, p, seed, offset, G(x), G(y));
+}
+static void g_dropout_backward(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
+                               void *dx) {
+    cpu()->dropout_backward(dt, n, p, seed, offset, G(dy), G(dx));
+}
+static void g_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h, const void *qkv, double drop_p,
+                        uint64_t seed, uint64_t offset, void *out, void *lse) {
+    cpu()->attention(dt, b, t, c, h, G(qkv), drop_p, seed, offset, G(out), G(lse));
 }
 static void g_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h, const void *qkv,
-                                 const void *drop_mask, const void *pre_att, const void *att, const void *dout,
-                                 void *dqkv) {
-    cpu()->attention_backward(dt, b, t, c, h, G(qkv), G(drop_mask), G(pre_att), G(att), G(dout), G(dqkv));
+                                 const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
+                                 uint64_t offset, void *dqkv) {
+    cpu()->attention_backward(dt, b, t, c, h, G(qkv), G(out), G(lse), G(dout), drop_p, seed, offset, G(dqkv));
 }
-static double g_cross_entropy(dsc_dtype_t dt, int64_t r, int64_t c, const void *logits, const int32_t *targets,
-                              int32_t ignore, void *probs) {
-    return cpu()->cross_entropy(dt, r, c, G(logits), G(targets), ignore, G(probs));
+static void g_cross_entropy(dsc_dtype_t dt, int64_t r, int64_t c, const void *logits, const int32_t *targets,
+                            int32_t ignore, void *losses, void *lse) {
+    cpu()->cross_entropy(dt, r, c, G(logits), G(targets), ignore, G(losses), G(lse));
 }
-static void g_cross_entropy_backward(dsc_dtype_t dt, int64_t r, int64_t c, const void *probs, const int32_t *targets,
-                                     int32_t ignore, double scale, void *dlogits) {
-    cpu()->cross_entropy_backward(dt, r, c, G(probs), G(targets), ignore, scale, G(dlogits));
+static void g_cross_entropy_backward(dsc_dtype_t dt, int64_t r, int64_t c, const void *logits, const void *lse,
+                                     const int32_t *targets, int32_t ignore, const void *grad_scale, void *dlogits,
+                                     bool accumulate) {
+    cpu()->cross_entropy_backward(dt, r, c, G(logits), G(lse), G(targets), ignore, G(grad_scale), G(dlogits),
+                                  accumulate);
 }
 
 static const dsc_backend_t guarded_backend = {
@@ -111,6 +119,8 @@ static const dsc_backend_t guarded_backend = {
     .layernorm_backward = g_layernorm_backward,
     .embedding = g_embedding,
     .embedding_backward = g_embedding_backward,
+    .dropout = g_dropout,
+    .dropout_backward = g_dropout_backward,
     .attention = g_attention,
     .attention_backward = g_attention_backward,
     .cross_entropy = g_cross_entropy,

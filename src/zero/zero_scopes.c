@@ -1,5 +1,5 @@
-/* Parameter scopes' engine side: ZeRO stage 3 (docs/zero.md, spec 5.5-5.6), where every
- * parameter is partitioned on its own, and the gradient half of it for stage 2.
+/* Parameter scopes' ZeRO side: stage 3 (docs/zero.md, spec 5.5-5.6), where every parameter
+ * is partitioned on its own, and the gradient half of it for stage 2 (this file runs both).
  *
  * Parameter i of n_i elements has shard k_i = ceil(n_i / N); rank r stores elements
  * [r*k_i, min((r+1)*k_i, n_i)) of it, zero-padded to k_i, at offset local_i of its local
@@ -36,21 +36,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_zero3.h"
+#include "core/device.h"
+#include "zero/zero_internal.h"
 
-
-int64_t dsc_zero3_shard(int64_t numel, int world) { return world < 1 || numel < 1 ? 0 : (numel + world - 1) / world; }
 
 static int cmp_lookup(const void *a, const void *b) {
     const z3_lookup_t *x = a, *y = b;
     return x->tensor < y->tensor ? -1 : x->tensor > y->tensor;
 }
 
-static z3_param_t *find(dsc_zero3_t *z, const dsc_tensor_t *t) {
+static z3_param_t *find(dsc_zero_t *z, const dsc_tensor_t *t) {
     z3_lookup_t key = {t, 0};
     const z3_lookup_t *hit = bsearch(&key, z->by_tensor, (size_t)z->n, sizeof key, cmp_lookup);
     if (hit) return &z->p[hit->index];
-    dsc_ctx_set_error(z->engine->ctx, DSC_ERR_INVALID, "ZeRO-3: tensor %s is not a parameter of the engine's model",
+    dsc_ctx_set_error(z->ctx, DSC_ERR_INVALID, "ZeRO-3: tensor %s is not a parameter of the engine's model",
                       dsc_tensor_name(t));
     return NULL;
 }
@@ -58,53 +57,53 @@ static z3_param_t *find(dsc_zero3_t *z, const dsc_tensor_t *t) {
 
 /* This rank's shard into p->full, then the all-gather (in place: the shard already sits in
  * its slot). */
-static dsc_status_t gather_into(dsc_engine_t *e, z3_param_t *p) {
-    const size_t ms = dsc__z3_msize(e), k = (size_t)p->shard;
-    char *mine = (char *)p->full + (size_t)e->rank * k * ms;
-    memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
-    if (e->world_size == 1) return DSC_OK;
-    dsc_status_t rc = dsc_comm_allgather(e->comm, mine, p->full, k, e->model_dtype);
-    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(e, rc, "parameter all-gather", p);
+static dsc_status_t gather_into(dsc_zero_t *z, z3_param_t *p) {
+    const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
+    char *mine = (char *)p->full + (size_t)z->rank * k * ms;
+    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    if (z->world_size == 1) return DSC_OK;
+    dsc_status_t rc = dsc_comm_allgather(z->comm, mine, p->full, k, z->model_dtype);
+    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(z, rc, "parameter all-gather", p);
 }
 
-static int64_t full_elems(const dsc_engine_t *e, const z3_param_t *p) { return p->shard * e->world_size; }
+static int64_t full_elems(const dsc_zero_t *z, const z3_param_t *p) { return p->shard * z->world_size; }
 
 /* A prefetch completes: the values are there. */
-static dsc_status_t finish_prefetch(dsc_engine_t *e, z3_param_t *p) {
+static dsc_status_t finish_prefetch(dsc_zero_t *z, z3_param_t *p) {
     dsc_status_t rc = dsc_comm_wait(p->inflight);
     p->inflight = NULL;
-    e->z3->inflight_elems -= full_elems(e, p);
+    z->inflight_elems -= full_elems(z, p);
     p->tensor->data = p->full;
-    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(e, rc, "parameter prefetch", p);
+    return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(z, rc, "parameter prefetch", p);
 }
 
 /* Gathers p (blocking), or starts its all-gather (async: a prefetch). */
-static dsc_status_t gather_start(dsc_engine_t *e, z3_param_t *p, bool async) {
-    if (p->inflight) return async ? DSC_OK : finish_prefetch(e, p);
-    if (p->full || e->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
-    p->full = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, dsc__z3_full_bytes(e, p));
-    if (!p->full) return dsc_ctx_status(e->ctx);
-    if (!p->persistent) e->z3->gathered_elems += full_elems(e, p);
-    if (!async || e->world_size == 1) {
-        dsc_status_t rc = gather_into(e, p);
+static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
+    if (p->inflight) return async ? DSC_OK : finish_prefetch(z, p);
+    if (p->full || z->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
+    p->full = dsc__zero_pool_take(z, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p), false); /* the gather writes all of it */
+    if (!p->full) return dsc_ctx_status(z->ctx);
+    if (!p->persistent) z->gathered_elems += full_elems(z, p);
+    if (!async || z->world_size == 1) {
+        dsc_status_t rc = gather_into(z, p);
         p->tensor->data = p->full;
         return rc;
     }
-    const size_t ms = dsc__z3_msize(e), k = (size_t)p->shard;
-    char *mine = (char *)p->full + (size_t)e->rank * k * ms;
-    memcpy(mine, (char *)e->params + (size_t)p->local * ms, k * ms);
-    dsc_status_t rc = dsc_comm_iallgather(e->comm, mine, p->full, k, e->model_dtype, &p->inflight);
-    if (rc != DSC_OK) return dsc__z3_comm_fail(e, rc, "parameter prefetch", p);
-    e->z3->inflight_elems += full_elems(e, p);
+    const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
+    char *mine = (char *)p->full + (size_t)z->rank * k * ms;
+    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    dsc_status_t rc = dsc_comm_iallgather(z->comm, mine, p->full, k, z->model_dtype, &p->inflight);
+    if (rc != DSC_OK) return dsc__z3_comm_fail(z, rc, "parameter prefetch", p);
+    z->inflight_elems += full_elems(z, p);
     return DSC_OK;
 }
 
-static dsc_status_t gather(dsc_engine_t *e, z3_param_t *p) { return gather_start(e, p, false); }
+static dsc_status_t gather(dsc_zero_t *z, z3_param_t *p) { return gather_start(z, p, false); }
 
-static void free_gathered(dsc_engine_t *e, z3_param_t *p) {
-    if (p->inflight) finish_prefetch(e, p); /* MPI may still write it otherwise */
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(e, p));
-    if (!p->persistent) e->z3->gathered_elems -= full_elems(e, p);
+static void free_gathered(dsc_zero_t *z, z3_param_t *p) {
+    if (p->inflight) finish_prefetch(z, p); /* MPI may still write it otherwise */
+    dsc__zero_pool_give(z, DSC_MEM_PARAMS, p->full, dsc__z3_full_bytes(z, p));
+    if (!p->persistent) z->gathered_elems -= full_elems(z, p);
     p->full = NULL;
     p->tensor->data = NULL;
 }
@@ -113,7 +112,7 @@ static void free_gathered(dsc_engine_t *e, z3_param_t *p) {
 
 /* An acquisition of parameter `idx` at the cursor: recorded, checked against the recorded
  * order, or ignored once the trace is dropped. */
-static void trace_note(dsc_zero3_t *z, int idx) {
+static void trace_note(dsc_zero_t *z, int idx) {
     z3_param_t *p = &z->p[idx];
     if (z->trace_state == TRACE_RECORDING) {
         if (z->trace_len == z->trace_cap) {
@@ -130,7 +129,7 @@ static void trace_note(dsc_zero3_t *z, int idx) {
     } else if (z->trace_state == TRACE_READY) {
         if (z->cursor >= z->trace_len || z->trace[z->cursor] != idx) {
             z->trace_state = TRACE_INVALID;
-            dsc_ctx_log(z->engine->ctx, DSC_LOG_DEBUG, "ZeRO-3: %s used out of the recorded order at position %d: "
+            dsc_ctx_log(z->ctx, DSC_LOG_DEBUG, "ZeRO-3: %s used out of the recorded order at position %d: "
                         "prefetching stops until the next micro-step records the order again",
                         dsc_tensor_name(p->tensor), z->cursor);
             return;
@@ -144,16 +143,15 @@ static void trace_note(dsc_zero3_t *z, int idx) {
 /* After an acquisition: all-gathers, without waiting, the parameters next in the recorded
  * order, within stage3_prefetch_bucket_size elements in flight and stage3_max_live_parameters
  * gathered. */
-static dsc_status_t prefetch(dsc_zero3_t *z) {
-    dsc_engine_t *e = z->engine;
-    if (z->trace_state != TRACE_READY || z->prefetch_bucket <= 0 || e->plan.stage != 3) return DSC_OK;
+static dsc_status_t prefetch(dsc_zero_t *z) {
+    if (z->trace_state != TRACE_READY || z->prefetch_bucket <= 0 || z->plan.stage != 3) return DSC_OK;
     int j = z->prefetch_from > z->cursor ? z->prefetch_from : z->cursor;
     for (; j < z->trace_len; j++) {
         z3_param_t *q = &z->p[z->trace[j]];
         if (q->full || q->persistent) continue;
-        const int64_t n = full_elems(e, q);
+        const int64_t n = full_elems(z, q);
         if (z->inflight_elems + n > z->prefetch_bucket || z->gathered_elems + n > z->max_live) break;
-        if (gather_start(e, q, true) != DSC_OK) return dsc_ctx_status(e->ctx);
+        if (gather_start(z, q, true) != DSC_OK) return dsc_ctx_status(z->ctx);
     }
     z->prefetch_from = j;
     return DSC_OK;
@@ -161,7 +159,7 @@ static dsc_status_t prefetch(dsc_zero3_t *z) {
 
 /* Whether a parameter released now is used again within stage3_max_reuse_distance
  * elements of acquisitions (then it stays gathered). */
-static bool reused_soon(const dsc_zero3_t *z, const z3_param_t *p) {
+static bool reused_soon(const dsc_zero_t *z, const z3_param_t *p) {
     if (z->trace_state != TRACE_READY || p->last_pos < 0 || p->last_pos >= z->trace_len) return false;
     const int k = z->trace_next[p->last_pos];
     return k >= 0 && z->trace_prefix[k] - z->trace_prefix[z->cursor] < z->max_reuse;
@@ -169,7 +167,7 @@ static bool reused_soon(const dsc_zero3_t *z, const z3_param_t *p) {
 
 /* The end of a micro-step: a recorded trace becomes the schedule; a dropped one is
  * recorded again. */
-static void trace_end_microstep(dsc_zero3_t *z) {
+static void trace_end_microstep(dsc_zero_t *z) {
     if (z->trace_state == TRACE_RECORDING && z->trace_len > 0) {
         z->trace_next = malloc(sizeof *z->trace_next * (size_t)z->trace_len);
         z->trace_prefix = malloc(sizeof *z->trace_prefix * (size_t)(z->trace_len + 1));
@@ -197,80 +195,77 @@ static void trace_end_microstep(dsc_zero3_t *z) {
     z->cursor = z->prefetch_from = 0;
 }
 
-static dsc_status_t release_one(dsc_engine_t *e, z3_param_t *p, bool after_backward) {
+static dsc_status_t release_one(dsc_zero_t *z, z3_param_t *p, bool after_backward) {
     dsc_status_t rc = DSC_OK;
-    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = dsc__z3_send_grad(e, p);
-    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped && !reused_soon(e->z3, p)) free_gathered(e, p);
+    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = dsc__z3_send_grad(z, p);
+    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped && !reused_soon(z, p)) free_gathered(z, p);
     return rc;
 }
 
-static dsc_status_t acquire_one(dsc_engine_t *e, z3_param_t *p, bool for_backward, bool traced) {
-    if (traced) trace_note(e->z3, (int)(p - e->z3->p));
-    if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+static dsc_status_t acquire_one(dsc_zero_t *z, z3_param_t *p, bool for_backward, bool traced) {
+    if (traced) trace_note(z, (int)(p - z->p));
+    if (gather(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
     p->live++;
-    if (for_backward && dsc__z3_give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    if (for_backward && dsc__z3_give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
     return DSC_OK;
 }
 
 static dsc_status_t hook_acquire(void *user, dsc_tensor_t *const *params, int n, bool for_backward) {
-    dsc_zero3_t *z = user;
-    dsc_engine_t *e = z->engine;
+    dsc_zero_t *z = user;
     for (int k = 0; k < n; k++) {
         z3_param_t *p = find(z, params[k]);
-        if (!p || acquire_one(e, p, for_backward, true) != DSC_OK) return dsc_ctx_status(e->ctx);
+        if (!p || acquire_one(z, p, for_backward, true) != DSC_OK) return dsc_ctx_status(z->ctx);
     }
     return prefetch(z);
 }
 
-dsc_status_t dsc__engine_zero3_hold(dsc_engine_t *e, int i) { return acquire_one(e, &e->z3->p[i], false, false); }
-void dsc__engine_zero3_unhold(dsc_engine_t *e, int i) {
-    z3_param_t *p = &e->z3->p[i];
-    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped) free_gathered(e, p);
+dsc_status_t dsc__zero_hold(dsc_zero_t *z, int i) { return acquire_one(z, &z->p[i], false, false); }
+void dsc__zero_unhold(dsc_zero_t *z, int i) {
+    z3_param_t *p = &z->p[i];
+    if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped) free_gathered(z, p);
 }
 
 static dsc_status_t hook_release(void *user, dsc_tensor_t *const *params, int n, bool after_backward) {
-    dsc_zero3_t *z = user;
+    dsc_zero_t *z = user;
     dsc_status_t first = DSC_OK;
     for (int k = 0; k < n; k++) {
         z3_param_t *p = find(z, params[k]);
-        dsc_status_t rc = p ? release_one(z->engine, p, after_backward) : DSC_ERR_INVALID;
+        dsc_status_t rc = p ? release_one(z, p, after_backward) : DSC_ERR_INVALID;
         if (first == DSC_OK) first = rc;
     }
     return first;
 }
 
 static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
-    dsc_zero3_t *z = user;
-    dsc_engine_t *e = z->engine;
+    dsc_zero_t *z = user;
     z3_param_t *p = find(z, param);
-    if (!p) return dsc_ctx_status(e->ctx);
+    if (!p) return dsc_ctx_status(z->ctx);
     if (p->live > 0 && !p->unscoped) return DSC_OK; /* inside a scope */
     if (!p->unscoped) { /* held until the end of the micro-step */
         trace_note(z, (int)(p - z->p));
-        if (gather(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+        if (gather(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
         p->live++;
         p->unscoped = true;
     }
     /* A gradient buffer once gradients are recorded (an earlier no-grad use, say an
      * evaluation, held the values only). */
-    if (!p->unscoped_grad && dsc_ctx_grad_enabled(e->ctx)) {
-        if (dsc__z3_give_grad(e, p) != DSC_OK) return dsc_ctx_status(e->ctx);
+    if (!p->unscoped_grad && dsc_ctx_grad_enabled(z->ctx)) {
+        if (dsc__z3_give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
         p->unscoped_grad = true;
     }
     return DSC_OK;
 }
 
-/* ---- engine interface ------------------------------------------------------------ */
+/* ---- called by zero_state.c ------------------------------------------------------ */
 
-dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
-    dsc_zero3_t *z = e->z3;
+dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok) {
     dsc_status_t first = DSC_OK;
     for (int i = 0; i < z->n; i++) {
         z3_param_t *p = &z->p[i];
         if (p->unscoped) {
             dsc_status_t rc = DSC_OK;
             if (p->unscoped_grad && p->grad_users > 0 && --p->grad_users == 0 && p->grad)
-                rc = ok ? dsc__z3_send_grad(e, p) : DSC_OK;
+                rc = ok ? dsc__z3_send_grad(z, p) : DSC_OK;
             if (p->live > 0) p->live--;
             p->unscoped = p->unscoped_grad = false;
             if (first == DSC_OK) first = rc;
@@ -279,50 +274,37 @@ dsc_status_t dsc__engine_zero3_end_backward(dsc_engine_t *e, bool ok) {
             p->live = 0;
             p->grad_users = 0;
         }
-        if (p->grad && p->grad_users == 0) dsc__z3_free_grad(e, p);
-        if (p->full && p->live == 0 && !p->persistent) free_gathered(e, p); /* kept for reuse, or prefetched */
+        if (p->grad && p->grad_users == 0) dsc__z3_free_grad(z, p);
+        if (p->full && p->live == 0 && !p->persistent) free_gathered(z, p); /* kept for reuse, or prefetched */
     }
     /* Every gradient send in flight (overlap_comm), the unscoped ones just issued included,
      * lands in acc32 before the step can read it. */
-    dsc_status_t rc = dsc__z3_drain_sends(e, ok);
+    dsc_status_t rc = dsc__z3_drain_sends(z, ok);
     if (first == DSC_OK) first = rc;
     if (!ok && z->trace_state == TRACE_RECORDING) z->trace_state = TRACE_INVALID; /* a partial record */
     trace_end_microstep(z);
     return first;
 }
 
-dsc_status_t dsc__engine_zero3_refresh(dsc_engine_t *e) {
-    dsc_zero3_t *z = e->z3;
+dsc_status_t dsc__zero3_refresh(dsc_zero_t *z) {
     for (int i = 0; i < z->n; i++)
-        if (z->p[i].full && gather_into(e, &z->p[i]) != DSC_OK) return dsc_ctx_status(e->ctx);
+        if (z->p[i].full && gather_into(z, &z->p[i]) != DSC_OK) return dsc_ctx_status(z->ctx);
     return DSC_OK;
 }
 
-bool dsc__engine_zero3_piece(const dsc_engine_t *e, int q, int i, int64_t *a, int64_t *b, int64_t *local) {
-    const z3_param_t *p = &e->z3->p[i];
-    int64_t lo = (int64_t)q * p->shard, hi = lo + p->shard < p->numel ? lo + p->shard : p->numel;
-    if (a) *a = lo;
-    if (b) *b = hi;
-    if (local) *local = p->local;
-    return hi > lo;
-}
 
 /* The parameter table and the context's hooks (stages 2 and 3). */
-static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
-    dsc_model_t *m = e->model;
-    const int N = e->world_size, np = dsc_model_param_count(m);
-    const dsc_config_zero_t *cz = &e->config->zero_optimization;
-    dsc_zero3_t *z = e->z3 = calloc(1, sizeof *z);
-    if (z) {
-        z->p = calloc((size_t)np + 1, sizeof *z->p);
-        z->by_tensor = calloc((size_t)np + 1, sizeof *z->by_tensor);
-    }
-    if (!z || !z->p || !z->by_tensor) {
-        snprintf(err, errsz, "out of memory for the ZeRO-%d parameter table (%d parameters)", e->plan.stage, np);
+static dsc_status_t scopes_new(dsc_zero_t *z, char *err, size_t errsz) {
+    dsc_model_t *m = z->model;
+    const int N = z->world_size, np = dsc_model_param_count(m);
+    const dsc_config_zero_t *cz = z->cfg;
+    z->p = calloc((size_t)np + 1, sizeof *z->p);
+    z->by_tensor = calloc((size_t)np + 1, sizeof *z->by_tensor);
+    if (!z->p || !z->by_tensor) {
+        snprintf(err, errsz, "out of memory for the ZeRO-%d parameter table (%d parameters)", z->plan.stage, np);
         return DSC_ERR_NOMEM;
     }
-    z->engine = e;
-    z->stage = e->plan.stage;
+    z->scoped = true;
     z->n = np;
     z->prefetch_bucket = cz->stage3_prefetch_bucket_size;
     z->max_live = cz->stage3_max_live_parameters;
@@ -342,12 +324,11 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
         p->local = local;
         p->last_pos = -1;
         local += p->shard;
-        if (z->stage == 2) {
+        if (z->plan.stage == 2) {
             p->persistent = true; /* replicated: never released */
-        } else if (info.numel <= cz->stage3_param_persistence_threshold &&
-                   z->persistent_numel + info.numel <= cz->stage3_model_persistence_threshold) {
-            p->persistent = true;
-            z->persistent_numel += info.numel;
+        } else {
+            p->persistent = dsc__zero3_persists(info.numel, cz->stage3_param_persistence_threshold,
+                                                cz->stage3_model_persistence_threshold, &z->persistent_numel);
         }
         z->by_tensor[i] = (z3_lookup_t){info.tensor, i};
     }
@@ -356,74 +337,72 @@ static dsc_status_t scopes_new(dsc_engine_t *e, char *err, size_t errsz) {
     return DSC_OK;
 }
 
-dsc_status_t dsc__engine_scopes_stage2(dsc_engine_t *e, char *err, size_t errsz) {
-    dsc_status_t rc = scopes_new(e, err, errsz);
-    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(e->model, e->model_dtype, e->params);
+dsc_status_t dsc__zero_scopes_stage2(dsc_zero_t *z, char *err, size_t errsz) {
+    dsc_status_t rc = scopes_new(z, err, errsz);
+    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(z->model, z->model_dtype, z->params);
     if (rc != DSC_OK) {
-        if (!err[0]) snprintf(err, errsz, "binding the model for ZeRO-2: %s", dsc_ctx_errmsg(e->ctx));
+        if (!err[0]) snprintf(err, errsz, "binding the model for ZeRO-2: %s", dsc_ctx_errmsg(z->ctx));
         return rc;
     }
-    e->ctx->param_hooks = &e->z3->hooks;
+    z->ctx->param_hooks = &z->hooks;
     return DSC_OK;
 }
 
-dsc_status_t dsc__engine_alloc_state3(dsc_engine_t *e, char *err, size_t errsz) {
-    dsc_model_t *m = e->model;
-    const int N = e->world_size, np = dsc_model_param_count(m);
-    const bool mixed = e->model_dtype != DSC_F32;
-    const size_t ms = dsc__z3_msize(e);
-    dsc_status_t rc = scopes_new(e, err, errsz);
+dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
+    dsc_model_t *m = z->model;
+    const int N = z->world_size, np = dsc_model_param_count(m);
+    const bool mixed = z->model_dtype != DSC_F32;
+    const size_t ms = dsc__z3_msize(z);
+    dsc_status_t rc = scopes_new(z, err, errsz);
     if (rc != DSC_OK) return rc;
-    dsc_zero3_t *z = e->z3;
-    e->segments = calloc((size_t)np + 1, sizeof *e->segments);
-    e->segment_param = calloc((size_t)np + 1, sizeof *e->segment_param);
-    if (!e->segments || !e->segment_param) {
+    z->segments = calloc((size_t)np + 1, sizeof *z->segments);
+    z->segment_param = calloc((size_t)np + 1, sizeof *z->segment_param);
+    if (!z->segments || !z->segment_param) {
         snprintf(err, errsz, "out of memory for the ZeRO-3 segment table (%d parameters)", np);
         return DSC_ERR_NOMEM;
     }
     for (int i = 0; i < np; i++) { /* whole shards, padding included: the optimizer wants a tiling */
-        e->segments[e->n_segments] = (dsc_amp_segment_t){(size_t)z->p[i].local, (size_t)z->p[i].shard};
-        e->segment_param[e->n_segments++] = i;
+        z->segments[z->n_segments] = (dsc_amp_segment_t){(size_t)z->p[i].local, (size_t)z->p[i].shard};
+        z->segment_param[z->n_segments++] = i;
     }
     const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
-    e->n_local = local;
-    e->params = dsc_ctx_alloc(e->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
-    e->master = !e->params ? NULL : mixed ? dsc_ctx_alloc(e->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : e->params;
-    e->acc32 = e->master ? dsc_ctx_alloc(e->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
-    float *init32 = e->acc32 ? dsc_ctx_alloc(e->ctx, DSC_MEM_OTHER, (size_t)e->numel * 4) : NULL;
+    z->n_local = local;
+    z->params = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
+    z->master = !z->params ? NULL : mixed ? dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : z->params;
+    z->acc32 = z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
+    float *init32 = z->acc32 ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)z->numel * 4) : NULL;
     if (!init32) {
         snprintf(err, errsz, "out of memory allocating the ZeRO-3 model state (%lld parameters, %d ranks)",
-                 (long long)e->numel, N);
+                 (long long)z->numel, N);
         return DSC_ERR_NOMEM;
     }
     /* The same initial values as every other stage (the whole model once, in fp32, then
      * rank 0's broadcast), cut into this rank's shards. */
-    rc = dsc__engine_initial_values(e, init32);
+    rc = dsc__zero_initial_values(z, init32);
     for (int i = 0; i < np && rc == DSC_OK; i++) {
         const z3_param_t *p = &z->p[i];
         int64_t a, b;
-        if (dsc__engine_zero3_piece(e, e->rank, i, &a, &b, NULL))
-            memcpy(e->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
+        if (dsc__zero_slice(&z->plan, z->rank, p->offset, p->numel, &a, &b))
+            dsc__dev_copy(z->ctx, z->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
-    dsc_ctx_release(e->ctx, DSC_MEM_OTHER, init32, (size_t)e->numel * 4);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(e->ctx, e->params, e->model_dtype, e->master, (size_t)local);
-    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, e->model_dtype, NULL);
-    if (rc == DSC_OK) e->ctx->param_hooks = &z->hooks;
+    dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, z->master, (size_t)local);
+    if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);
+    if (rc == DSC_OK) z->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)
-        if (z->p[i].persistent) rc = gather(e, &z->p[i]);
-    if (rc != DSC_OK) snprintf(err, errsz, "ZeRO-3 initial partition: %s", dsc_ctx_errmsg(e->ctx));
+        if (z->p[i].persistent) rc = gather(z, &z->p[i]);
+    if (rc != DSC_OK) snprintf(err, errsz, "ZeRO-3 initial partition: %s", dsc_ctx_errmsg(z->ctx));
     return rc;
 }
 
-void dsc__engine_free_scopes(dsc_engine_t *e) {
-    dsc_zero3_t *z = e->z3;
-    if (!z) return;
-    if (e->ctx->param_hooks == &z->hooks) e->ctx->param_hooks = NULL;
-    dsc__z3_drain_sends(e, false); /* before the table they point into */
+void dsc__zero_free_scopes(dsc_zero_t *z) {
+    if (!z->scoped) return;
+    if (z->ctx->param_hooks == &z->hooks) z->ctx->param_hooks = NULL;
+    dsc__z3_drain_sends(z, false); /* before the table they point into */
     for (int i = 0; z->p && i < z->n; i++) {
         z3_param_t *p = &z->p[i];
-        if (p->grad) dsc__z3_free_grad(e, p);
-        if (p->full) free_gathered(e, p);
+        if (p->grad) dsc__z3_free_grad(z, p);
+        if (p->full) free_gathered(z, p);
     }
     free(z->p);
     free(z->by_tensor);
@@ -431,21 +410,26 @@ void dsc__engine_free_scopes(dsc_engine_t *e) {
     free(z->trace);
     free(z->trace_next);
     free(z->trace_prefix);
-    free(z);
-    e->z3 = NULL;
+    dsc__zero_pool_free(z);
+    z->p = NULL;
+    z->by_tensor = NULL;
+    z->sends = NULL;
+    z->trace = z->trace_next = NULL;
+    z->trace_prefix = NULL;
+    z->scoped = false;
 }
 
-void dsc__engine_free_state3(dsc_engine_t *e) {
-    for (int i = 0; i < dsc_model_param_count(e->model); i++) {
+void dsc__zero_free_state3(dsc_zero_t *z) {
+    for (int i = 0; i < dsc_model_param_count(z->model); i++) {
         dsc_param_info_t info;
-        dsc_model_param_info(e->model, i, &info);
+        dsc_model_param_info(z->model, i, &info);
         info.tensor->data = NULL;
     }
-    dsc__engine_free_scopes(e);
-    const size_t nl = (size_t)e->n_local;
-    if (e->master != e->params) dsc_ctx_release(e->ctx, DSC_MEM_OPTIM, e->master, nl * 4);
-    dsc_ctx_release(e->ctx, DSC_MEM_GRAD_ACCUM, e->acc32, nl * 4);
-    dsc_ctx_release(e->ctx, DSC_MEM_PARAMS, e->params, nl * dsc__z3_msize(e));
-    free(e->segments);
-    free(e->segment_param);
+    dsc__zero_free_scopes(z);
+    const size_t nl = (size_t)z->n_local;
+    if (z->master != z->params) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, nl * dsc__z3_msize(z));
+    free(z->segments);
+    free(z->segment_param);
 }

@@ -1,0 +1,104 @@
+/* ZeRO inside the library (not installed): the ZeRO state object the engine drives, the
+ * one definition of "rank q's slice of a parameter", and stage 3's persistence rule. The
+ * slice and the rule are shared by ZeRO (src/zero), checkpoints (src/engine/engine_ckpt.c)
+ * and the memory estimator (src/monitor/estimate.c). The public partition arithmetic is
+ * dsc/zero.h; docs/zero.md describes the stages.
+ *
+ * One optimizer step, as the engine calls it (src/engine/engine_step.c):
+ *   dsc_backward:  (autograd; at stages 2-3 the parameter hooks send each layer's gradients)
+ *                  dsc__zero_after_backward        fp32 accumulation / the unscoped sends
+ *   dsc_step:      dsc__zero_reduce_gradients      this rank's summed fp32 gradient in grad32
+ *                  dsc__zero_grad_stats            overflow and sum of squares, over all ranks
+ *                  (the optimizer updates master, and the 16-bit local params)
+ *                  dsc__zero_allgather_updates     every rank's working copy up to date
+ *                  dsc__zero_zero_grads */
+#ifndef DSC_ZERO_ZERO_H
+#define DSC_ZERO_ZERO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsc/amp.h"
+#include "dsc/comm.h"
+#include "dsc/config.h"
+#include "dsc/nn.h"
+#include "dsc/zero.h"
+
+/* Elements [*a, *b) (the parameter's own indices) of a parameter occupying the flat range
+ * [offset, offset + numel) that rank q holds under `plan`; false when it holds none of it.
+ *   stages 0-2: the overlap with rank q's partition [q*k, (q+1)*k) of the padded flat
+ *               buffer (stage 0 is replicated, but its checkpoints are written 1/N per rank
+ *               by the same rule);
+ *   stage 3:    rank q's shard [q*s, min((q+1)*s, numel)), s = dsc_zero3_shard(numel, N).
+ * *a and *b are set even when false. */
+bool dsc__zero_slice(const dsc_zero_plan_t *plan, int q, int64_t offset, int64_t numel, int64_t *a, int64_t *b);
+
+/* Stage 3's persistence rule (DeepSpeed's): a parameter of numel elements stays gathered
+ * when numel <= param_threshold and the running total of persistent elements stays within
+ * model_threshold; *total (the running total, in parameter order) grows when it does. */
+bool dsc__zero3_persists(int64_t numel, int64_t param_threshold, int64_t model_threshold, int64_t *total);
+
+/* ---- the ZeRO state object ----------------------------------------------------------- */
+
+typedef struct dsc_zero dsc_zero_t;
+
+typedef struct dsc_zero_setup {
+    dsc_ctx_t *ctx;
+    dsc_model_t *model;          /* bound to the ZeRO buffers by dsc__zero_create */
+    dsc_comm_t *comm;            /* borrowed */
+    const dsc_config_zero_t *cfg; /* borrowed: zero_optimization */
+    dsc_zero_plan_t plan;
+    dsc_dtype_t model_dtype;     /* of the working copy and the gradients */
+    bool accumulate_fp32;        /* add 16-bit gradients into fp32 after every backward */
+    char *errmsg;                /* failures are written here too (the engine's message) */
+    size_t errmsg_size;
+} dsc_zero_setup_t;
+
+/* Allocates the flat model state of the plan's stage, gives every rank rank 0's initial
+ * values (the model's own if it was bound, else its initialisation), binds the model to it
+ * and, at stages 2-3, installs the context's parameter hooks. On failure *out is NULL and
+ * err names what failed. */
+dsc_status_t dsc__zero_create(const dsc_zero_setup_t *s, dsc_zero_t **out, char *err, size_t errsz);
+/* Unbinds the model (its tensors point at nothing of ZeRO's), removes the hooks, frees. */
+void dsc__zero_free(dsc_zero_t *z);
+
+/* After a micro-batch's backward (ok = false: it failed; every hold is dropped without
+ * communicating). */
+dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok);
+/* At the boundary: leaves the gradient summed over ranks of this rank's extent in grad32
+ * (not yet divided by the world size). */
+dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z);
+/* Overflow (inf/NaN anywhere) and the sum of squares of the summed gradient, over every
+ * rank's extent. */
+dsc_status_t dsc__zero_grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq);
+/* After the optimizer updated master (and the 16-bit local params): every rank's working
+ * copy gets the update (stages 1-2 all-gather; stage 3 re-gathers what is held gathered). */
+dsc_status_t dsc__zero_allgather_updates(dsc_zero_t *z);
+/* Zeroes every gradient buffer. */
+dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z);
+
+/* The optimizer's view: fp32 master and gradient of this rank's extent (n_local elements),
+ * the working copy of that extent (where a 16-bit update is written), and the segments of
+ * the extent that belong to parameter tensors (with the parameter index of each). */
+float *dsc__zero_master(const dsc_zero_t *z);
+/* The working copy (stage 3: the local shards) and the full gradient buffer (NULL at
+ * stages 2-3, where a layer's gradients live during its backward). */
+void dsc__zero_buffers(const dsc_zero_t *z, void **params, void **grads);
+float *dsc__zero_grad32(const dsc_zero_t *z);
+void *dsc__zero_local_params(const dsc_zero_t *z);
+int64_t dsc__zero_n_local(const dsc_zero_t *z);
+const dsc_amp_segment_t *dsc__zero_segments(const dsc_zero_t *z, const int **param_of, size_t *n);
+/* Index in master (and the optimizer's states) of element a of parameter i, a inside this
+ * rank's slice of it. */
+int64_t dsc__zero_local_index(const dsc_zero_t *z, int i, int64_t a);
+
+/* dsc_engine_gather_params / dsc_engine_release_params at stage 3: parameter i held
+ * gathered outside the recorded schedule, and let go. */
+dsc_status_t dsc__zero_hold(dsc_zero_t *z, int i);
+void dsc__zero_unhold(dsc_zero_t *z, int i);
+/* Rank root's edit of parameter i (its gathered values) into every rank's state: the
+ * working copy and the fp32 master. */
+dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
+
+#endif
