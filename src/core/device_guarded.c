@@ -120,11 +120,12 @@ static bool in_device(const guarded_t *g, const void *p, size_t n) {
     return (const char *)p >= g->dev && (const char *)p + n <= g->dev + g->size;
 }
 
-/* The alias of a device range; NULL when the range is not device memory. Host pointers
- * (wrapped caller memory) pass through unchanged, as on the CPU device. */
+/* The alias of a device range. Host pointers (wrapped caller memory) pass through
+ * unchanged, as on the CPU device; another guarded context's memory (ranks of the fake
+ * communicator in one process, like peer access between GPUs) goes through the registry. */
 static void *alias_of(const guarded_t *g, const void *p, size_t n) {
     if (in_device(g, p, n)) return g->alias + ((const char *)p - g->dev);
-    return (void *)p;
+    return dsc__guarded_host_alias(p);
 }
 
 static int g_memset(dsc_device_t *d, void *dst, int value, size_t n) {
