@@ -19,7 +19,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # load 30: 10 steps of `dsc train` in 17 s passive, 86 s spinning). Set it to override.
 export OMP_WAIT_POLICY ?= passive
 
-.PHONY: all deps deps-test build train install test test-fast test-sanitize venv fuzz fuzz-smoke bench clean golden
+.PHONY: all deps deps-test build train install test test-fast test-guarded test-sanitize venv fuzz fuzz-smoke bench clean golden
 
 all: build
 
@@ -61,6 +61,12 @@ test-fast: deps-test venv $(BUILD)/CMakeCache.txt
 	cmake -S . -B $(BUILD) $(TEST_CMAKE_ARGS) $(CMAKE_ARGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The suite again on the guarded test device (CPU memory the host cannot touch: a host
+# read of tensor data outside the device's kernels faults). Not yet part of `make test`:
+# the engine/ZeRO/comm/ckpt layers still touch bytes on the host (DEVELOPERS.md).
+test-guarded: build
+	cd $(BUILD) && DSC_DEVICE=guarded ctest --output-on-failure -j $(JOBS)
 
 test-sanitize: deps-test venv
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDSC_SANITIZE=ON $(TEST_CMAKE_ARGS) $(CMAKE_ARGS) >/dev/null

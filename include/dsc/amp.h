@@ -223,6 +223,10 @@ dsc_status_t dsc_amp_unscale_clip(double scaled_norm, double scale, double clip,
  * exactly when no element is inf or NaN. */
 #define DSC_AMP_BLOCK 8192
 
+/* The kernels below run on the context's device (dsc_ctx_options_t.device): data, dst,
+ * src, acc and g are buffers of that device (dsc_ctx_alloc, tensor data); segment lists
+ * and the scan's outputs are host memory. ctx NULL: DSC_ERR_INVALID. */
+
 /* A range of a flat buffer (one tensor, or a tensor's slice in a partition). */
 typedef struct dsc_amp_segment {
     size_t offset;
@@ -233,7 +237,7 @@ typedef struct dsc_amp_segment {
  * *overflow = any element is +-inf or NaN; *sumsq = sum of squares in double (meaningful
  * only without overflow; inf/NaN otherwise). Either output may be NULL.
  * Returns DSC_ERR_INVALID for another dtype or data NULL with n > 0. */
-dsc_status_t dsc_amp_scan(const void *data, dsc_dtype_t dtype, size_t n, bool *overflow, double *sumsq);
+dsc_status_t dsc_amp_scan(dsc_ctx_t *ctx, const void *data, dsc_dtype_t dtype, size_t n, bool *overflow, double *sumsq);
 
 /* The same per segment: seg_overflow[i] / seg_sumsq[i] for segment i (each may be NULL);
  * *overflow / *sumsq over all segments (sum in segment order); *n_bad = segments holding
@@ -241,7 +245,7 @@ dsc_status_t dsc_amp_scan(const void *data, dsc_dtype_t dtype, size_t n, bool *o
  * Use it on the first overflow to name the tensors that held inf/NaN.
  * Returns DSC_ERR_INVALID for a bad dtype, NULL data/segments with work to do, or a segment
  * outside [0, n). */
-dsc_status_t dsc_amp_scan_segments(const void *data, dsc_dtype_t dtype, size_t n, const dsc_amp_segment_t *segs,
+dsc_status_t dsc_amp_scan_segments(dsc_ctx_t *ctx, const void *data, dsc_dtype_t dtype, size_t n, const dsc_amp_segment_t *segs,
                                    size_t n_segs, bool *seg_overflow, double *seg_sumsq, bool *overflow,
                                    double *sumsq, size_t *n_bad);
 
@@ -249,13 +253,13 @@ dsc_status_t dsc_amp_scan_segments(const void *data, dsc_dtype_t dtype, size_t n
  * NaN included) and bf16/f16 -> f32 (exact, bit-identical to dsc_bf16_to_f32 /
  * dsc_f16_to_f32). `half_dtype` is DSC_BF16 or DSC_F16. Buffers may not overlap.
  * Returns DSC_ERR_INVALID for another dtype or NULL pointers with n > 0. */
-dsc_status_t dsc_amp_f32_to_half(void *dst, dsc_dtype_t half_dtype, const float *src, size_t n);
-dsc_status_t dsc_amp_half_to_f32(float *dst, const void *src, dsc_dtype_t half_dtype, size_t n);
+dsc_status_t dsc_amp_f32_to_half(dsc_ctx_t *ctx, void *dst, dsc_dtype_t half_dtype, const float *src, size_t n);
+dsc_status_t dsc_amp_half_to_f32(dsc_ctx_t *ctx, float *dst, const void *src, dsc_dtype_t half_dtype, size_t n);
 
 /* acc[i] += (float)g[i] for g of DSC_BF16, DSC_F16 or DSC_F32 (one fp32 add per element:
  * 16-bit gradients accumulated over micro-batches in fp32). acc and g may not overlap.
  * Returns DSC_ERR_INVALID for another dtype or NULL pointers with n > 0. */
-dsc_status_t dsc_amp_accumulate(float *acc, const void *g, dsc_dtype_t dtype, size_t n);
+dsc_status_t dsc_amp_accumulate(dsc_ctx_t *ctx, float *acc, const void *g, dsc_dtype_t dtype, size_t n);
 
 /* The instruction-set path the kernels use on this CPU: "avx512bf16", "avx512", "avx2" or
  * "scalar" (for logs and benchmarks). */

@@ -237,7 +237,9 @@ void dsc_optim_free(dsc_optim_t *opt);
 /* Pass as lr to dsc_optim_step to use params.lr. */
 #define DSC_OPTIM_LR_DEFAULT (-1.0)
 
-/* One optimizer step over the whole partition: t += 1, then the update above.
+/* One optimizer step over the whole partition, on the device of the optimizer's context
+ * (master, grad, half_out and the state are buffers of that device): t += 1, then the
+ * update above.
  *   master     n_elems fp32 master weights, updated in place.
  *   grad       n_elems fp32 gradients, read only (may not alias master or half_out).
  *   grad_scale multiplies every gradient element in fp32 before anything else: pass
@@ -282,10 +284,12 @@ int dsc_optim_num_states(const dsc_optim_t *opt);
 const char *dsc_optim_state_name(const dsc_optim_t *opt, int index);
 /* Index of the state named `name`, or -1. */
 int dsc_optim_state_index(const dsc_optim_t *opt, const char *name);
-/* Direct pointer to state `index` (n_elems floats, owned by the optimizer), NULL if out of
- * range. For zero-copy checkpoint writes/reads; do not use concurrently with a step. */
+/* Direct pointer to state `index` (n_elems floats on the context's device, owned by the
+ * optimizer), NULL if out of range. For zero-copy checkpoint writes/reads on a "cpu"
+ * context; elsewhere use dsc_optim_get_state / set_state. Not concurrently with a step. */
 float *dsc_optim_state_data(dsc_optim_t *opt, int index);
-/* Copies elements [offset, offset + n) of state `index` out of / into the optimizer.
+/* Copies elements [offset, offset + n) of state `index` out of / into the optimizer (host
+ * buffers; a device-to-host or host-to-device copy).
  * DSC_ERR_INVALID for a bad index, a range outside [0, n_elems) or a NULL buffer (n > 0). */
 dsc_status_t dsc_optim_get_state(const dsc_optim_t *opt, int index, size_t offset, size_t n, float *dst);
 dsc_status_t dsc_optim_set_state(dsc_optim_t *opt, int index, size_t offset, size_t n, const float *src);

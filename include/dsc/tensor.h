@@ -83,12 +83,19 @@ typedef struct dsc_ctx_options {
     dsc_log_fn log_fn;      /* NULL: the default stderr sink */
     void *log_user;         /* passed to log_fn */
     dsc_log_level_t log_level; /* messages less severe than this are dropped; default INFO */
+    /* Where tensors and model state live: "cpu"; "guarded" (a test device: CPU memory the
+     * host cannot touch, so any host access outside the device's kernels faults); "cuda:N"
+     * (refused while no CUDA device is compiled in). NULL: the environment variable
+     * DSC_DEVICE if set (the test suite's second pass sets DSC_DEVICE=guarded), else "cpu". */
+    const char *device;
 } dsc_ctx_options_t;
-#define DSC_CTX_OPTIONS_INIT {1234u, NULL, NULL, DSC_LOG_INFO}
+#define DSC_CTX_OPTIONS_INIT {1234u, NULL, NULL, DSC_LOG_INFO, NULL}
 
-/* Creates a context with the CPU backend. `opts` may be NULL (defaults). On success
- * *out owns a new context the caller frees with dsc_ctx_free.
- * Returns DSC_OK, DSC_ERR_NOMEM, DSC_ERR_INVALID (out NULL). */
+/* Creates a context on the device named by opts->device. `opts` may be NULL (defaults).
+ * On success *out owns a new context the caller frees with dsc_ctx_free.
+ * Returns DSC_OK, DSC_ERR_NOMEM, DSC_ERR_INVALID (out NULL, or an unknown device name),
+ * DSC_ERR_UNSUPPORTED (cuda:N in a build without CUDA); the reason is logged through
+ * opts->log_fn (or stderr) since no context exists to hold it. */
 dsc_status_t dsc_ctx_new(const dsc_ctx_options_t *opts, dsc_ctx_t **out);
 /* Frees the context, its arena and tape. NULL is a no-op. Memory handed out for
  * parameters (dsc_ctx_alloc) must be freed before; leaks are reported as a WARN line. */
@@ -119,10 +126,19 @@ void dsc_ctx_set_log(dsc_ctx_t *ctx, dsc_log_fn fn, void *user, dsc_log_level_t 
 dsc_mem_stats_t dsc_ctx_mem_stats(const dsc_ctx_t *ctx, dsc_mem_category_t category);
 /* Resets every category's peak to its current live value. */
 void dsc_ctx_mem_reset_peaks(dsc_ctx_t *ctx);
-/* Allocates `n_bytes` (64-byte aligned, zero-filled) counted under `category`. Returns
- * NULL and records DSC_ERR_NOMEM on failure. Free with dsc_ctx_release (same category). */
+/* Allocates `n_bytes` of the context's device memory (64-byte aligned, zero-filled)
+ * counted under `category`. On a device other than "cpu" the host must not dereference it:
+ * read and write it with dsc_ctx_to_host / dsc_ctx_from_host. Returns NULL and records
+ * DSC_ERR_NOMEM on failure. Free with dsc_ctx_release (same category and size). */
 void *dsc_ctx_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes);
 void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
+/* The context's device name: "cpu", "guarded", "cuda:0". */
+const char *dsc_ctx_device_name(const dsc_ctx_t *ctx);
+/* Byte copies between the host and memory of the context's device (dsc_ctx_alloc, tensor
+ * data): to_host returns once host_dst holds the bytes. Both pointers belong to the
+ * caller. DSC_ERR_INVALID (recorded) for NULL pointers or a failed device copy. */
+dsc_status_t dsc_ctx_to_host(dsc_ctx_t *ctx, void *host_dst, const void *device_src, size_t n_bytes);
+dsc_status_t dsc_ctx_from_host(dsc_ctx_t *ctx, void *device_dst, const void *host_src, size_t n_bytes);
 
 /* The context's RNG: seeds, and reads/writes its whole state (for exact resume).
  * dsc_ctx_seed also restarts the dropout stream at (seed, 0) (see below). */
@@ -175,7 +191,23 @@ int dsc_tensor_ndim(const dsc_tensor_t *t);
 int64_t dsc_tensor_dim(const dsc_tensor_t *t, int axis); /* axis may be negative */
 int64_t dsc_tensor_numel(const dsc_tensor_t *t);
 dsc_dtype_t dsc_tensor_dtype(const dsc_tensor_t *t);
-/* Data pointers; typed forms return NULL when the dtype differs. */
+/* Bytes of the tensor's data (numel * dtype size). */
+size_t dsc_tensor_nbytes(const dsc_tensor_t *t);
+/* True when the host may dereference the tensor's data (a "cpu" context, or a tensor
+ * wrapped over host memory). */
+bool dsc_tensor_is_host(const dsc_tensor_t *t);
+/* Host copies of tensor data, the portable way to read and write values on any device.
+ * to_host copies the first n_bytes of t's data into host_dst; from_host copies n_bytes from
+ * host_src into the start of t's data. n_bytes <= dsc_tensor_nbytes(t). The caller owns
+ * both host buffers. Returns DSC_OK; DSC_ERR_INVALID (recorded on ctx, naming the tensor)
+ * for a NULL argument or n_bytes beyond the tensor. to_host returns once the bytes are on
+ * the host (it waits for the device). */
+dsc_status_t dsc_tensor_to_host(dsc_ctx_t *ctx, const dsc_tensor_t *t, void *host_dst, size_t n_bytes);
+dsc_status_t dsc_tensor_from_host(dsc_ctx_t *ctx, dsc_tensor_t *t, const void *host_src, size_t n_bytes);
+/* The data pointer: a device address unless dsc_tensor_is_host (pass it to dsc calls, do
+ * not dereference it). Typed forms are host pointers: they return NULL when the dtype
+ * differs, and NULL after recording DSC_ERR_MISUSE (naming the tensor) on the tensor's
+ * context when the data is not host-accessible (use dsc_tensor_to_host). */
 void *dsc_tensor_data(dsc_tensor_t *t);
 float *dsc_tensor_f32(dsc_tensor_t *t);
 double *dsc_tensor_f64(dsc_tensor_t *t);
@@ -187,13 +219,17 @@ bool dsc_tensor_requires_grad(const dsc_tensor_t *t);
 /* Optional name shown in error messages (the pointer is kept, not copied). */
 void dsc_tensor_set_name(dsc_tensor_t *t, const char *name);
 const char *dsc_tensor_name(const dsc_tensor_t *t);
-/* Value of a 1-element f32/f64 tensor as a double (NaN if not 1 element). */
+/* Value of a 1-element f32/f64 tensor as a double, copied from the device (NaN if not
+ * 1 element). */
 double dsc_tensor_item(const dsc_tensor_t *t);
 /* Fills with N(0, std^2) or U[lo, hi) from the context RNG (float dtypes). */
 dsc_status_t dsc_tensor_fill_normal(dsc_ctx_t *ctx, dsc_tensor_t *t, double std);
 dsc_status_t dsc_tensor_fill_uniform(dsc_ctx_t *ctx, dsc_tensor_t *t, double lo, double hi);
-/* Copies `n_elems` values from a float array into a float tensor of any float dtype. */
+/* Copies `n_elems` values from a host float array into a float tensor of any float dtype
+ * (on any device). */
 dsc_status_t dsc_tensor_copy_from_f32(dsc_tensor_t *t, const float *src, size_t n_elems);
+/* The fill functions and copy_from_f32 write through the device; on a device other than
+ * "cpu" the values are made on the host and copied over. */
 
 /* ---- Autograd ---------------------------------------------------------------------- */
 

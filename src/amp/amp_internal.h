@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "dsc/amp.h"
 
 #define DSC_AMP_LANES 16
@@ -62,6 +63,22 @@ const char *dsc__amp_isa_name(dsc_amp_isa_t isa);
 
 /* The fixed 16-lane combination order: pairwise tree. */
 double dsc__amp_tree16(const double *acc);
+
+/* The mixed-precision entries of a device's table (src/core/device.h): the public kernels of
+ * dsc/amp.h with the device first. Scan results are host values (read once per step). A
+ * device implements them from its own kernels; the CPU device picks the best ISA path. */
+typedef struct dsc_amp_ops {
+    dsc_status_t (*scan_segments)(dsc_device_t *dev, const void *data, dsc_dtype_t dtype, size_t n,
+                                  const dsc_amp_segment_t *segs, size_t n_segs, bool *seg_overflow, double *seg_sumsq,
+                                  bool *overflow, double *sumsq, size_t *n_bad);
+    dsc_status_t (*f32_to_half)(dsc_device_t *dev, void *dst, dsc_dtype_t half_dtype, const float *src, size_t n);
+    dsc_status_t (*half_to_f32)(dsc_device_t *dev, float *dst, const void *src, dsc_dtype_t half_dtype, size_t n);
+    dsc_status_t (*accumulate)(dsc_device_t *dev, float *acc, const void *g, dsc_dtype_t dtype, size_t n);
+} dsc_amp_ops_t;
+
+/* The CPU device's entries (best ISA path) and the guarded device's (translated pointers). */
+extern const dsc_amp_ops_t dsc__amp_ops_cpu;
+extern const dsc_amp_ops_t dsc__amp_ops_guarded;
 
 /* The public kernels with an explicit path (tests run each path through the same drivers,
  * OpenMP blocking included). Arguments and returns as in dsc/amp.h. */

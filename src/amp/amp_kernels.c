@@ -9,10 +9,9 @@
 #include <math.h>
 
 #include "amp/amp_internal.h"
+#include "core/internal.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__clang__)
-#include <cpuid.h>
-#endif
+#include "ops/cpu/cpu_features.h"
 
 #define ROUND_BLOCKS 1024
 #define PAR_MIN_ELEMS ((size_t)1 << 16) /* below this, one thread */
@@ -20,28 +19,13 @@
 
 /* ---- path selection -------------------------------------------------------------------- */
 
-#if defined(__x86_64__) || defined(__i386__)
-static int has_f16c(void) {
-#if defined(__clang__) /* clang's __builtin_cpu_supports does not know "f16c" */
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1);
-#else
-    return __builtin_cpu_supports("f16c") != 0;
-#endif
-}
-#endif
-
 int dsc__amp_isa_supported(dsc_amp_isa_t isa) {
+    const dsc_cpu_features_t *f = dsc__cpu_features(); /* one detection for every kernel family */
     switch (isa) {
     case DSC_AMP_ISA_SCALAR: return 1;
-#if defined(__x86_64__) || defined(__i386__)
-    /* libgcc / compiler-rt check the OS saves the YMM / ZMM state before reporting AVX. */
-    case DSC_AMP_ISA_AVX2: return __builtin_cpu_supports("avx2") && has_f16c();
-    case DSC_AMP_ISA_AVX512: return __builtin_cpu_supports("avx512f") != 0;
-    case DSC_AMP_ISA_AVX512BF16:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512bf16");
-#endif
+    case DSC_AMP_ISA_AVX2: return f->avx2 && f->f16c;
+    case DSC_AMP_ISA_AVX512: return f->avx512f;
+    case DSC_AMP_ISA_AVX512BF16: return f->avx512f && f->avx512bw && f->avx512bf16;
     default: return 0;
     }
 }
@@ -154,17 +138,29 @@ dsc_status_t dsc__amp_scan_segments_isa(dsc_amp_isa_t isa, const void *data, dsc
     return DSC_OK;
 }
 
-dsc_status_t dsc_amp_scan_segments(const void *data, dsc_dtype_t dtype, size_t n, const dsc_amp_segment_t *segs,
-                                   size_t n_segs, bool *seg_overflow, double *seg_sumsq, bool *overflow,
-                                   double *sumsq, size_t *n_bad) {
+static dsc_status_t cpu_scan_segments(dsc_device_t *dev, const void *data, dsc_dtype_t dtype, size_t n,
+                                      const dsc_amp_segment_t *segs, size_t n_segs, bool *seg_overflow,
+                                      double *seg_sumsq, bool *overflow, double *sumsq, size_t *n_bad) {
+    (void)dev;
     return dsc__amp_scan_segments_isa(dsc__amp_isa_best(), data, dtype, n, segs, n_segs, seg_overflow, seg_sumsq,
                                       overflow, sumsq, n_bad);
 }
 
-dsc_status_t dsc_amp_scan(const void *data, dsc_dtype_t dtype, size_t n, bool *overflow, double *sumsq) {
+static const dsc_amp_ops_t *amp_ops(dsc_ctx_t *ctx) { return ctx->device.table->amp; }
+
+dsc_status_t dsc_amp_scan_segments(dsc_ctx_t *ctx, const void *data, dsc_dtype_t dtype, size_t n,
+                                   const dsc_amp_segment_t *segs, size_t n_segs, bool *seg_overflow, double *seg_sumsq,
+                                   bool *overflow, double *sumsq, size_t *n_bad) {
+    if (!ctx) return DSC_ERR_INVALID;
+    return amp_ops(ctx)->scan_segments(&ctx->device, data, dtype, n, segs, n_segs, seg_overflow, seg_sumsq, overflow,
+                                       sumsq, n_bad);
+}
+
+dsc_status_t dsc_amp_scan(dsc_ctx_t *ctx, const void *data, dsc_dtype_t dtype, size_t n, bool *overflow,
+                          double *sumsq) {
     if (n && !data) return DSC_ERR_INVALID;
     const dsc_amp_segment_t all = {0, n};
-    return dsc_amp_scan_segments(data, dtype, n, &all, 1, NULL, NULL, overflow, sumsq, NULL);
+    return dsc_amp_scan_segments(ctx, data, dtype, n, &all, 1, NULL, NULL, overflow, sumsq, NULL);
 }
 
 /* ---- element-wise kernels ----------------------------------------------------------------- */
@@ -216,14 +212,29 @@ dsc_status_t dsc__amp_accumulate_isa(dsc_amp_isa_t isa, float *acc, const void *
     return ew_run(isa, dtype == DSC_F32 ? EW_ACC_F32 : dtype == DSC_BF16 ? EW_ACC_BF16 : EW_ACC_F16, acc, g, n);
 }
 
-dsc_status_t dsc_amp_f32_to_half(void *dst, dsc_dtype_t half_dtype, const float *src, size_t n) {
+static dsc_status_t cpu_f32_to_half(dsc_device_t *dev, void *dst, dsc_dtype_t half_dtype, const float *src, size_t n) {
+    (void)dev;
     return dsc__amp_f32_to_half_isa(dsc__amp_isa_best(), dst, half_dtype, src, n);
 }
-
-dsc_status_t dsc_amp_half_to_f32(float *dst, const void *src, dsc_dtype_t half_dtype, size_t n) {
+static dsc_status_t cpu_half_to_f32(dsc_device_t *dev, float *dst, const void *src, dsc_dtype_t half_dtype, size_t n) {
+    (void)dev;
     return dsc__amp_half_to_f32_isa(dsc__amp_isa_best(), dst, src, half_dtype, n);
 }
-
-dsc_status_t dsc_amp_accumulate(float *acc, const void *g, dsc_dtype_t dtype, size_t n) {
+static dsc_status_t cpu_accumulate(dsc_device_t *dev, float *acc, const void *g, dsc_dtype_t dtype, size_t n) {
+    (void)dev;
     return dsc__amp_accumulate_isa(dsc__amp_isa_best(), acc, g, dtype, n);
+}
+
+const dsc_amp_ops_t dsc__amp_ops_cpu = {cpu_scan_segments, cpu_f32_to_half, cpu_half_to_f32, cpu_accumulate};
+
+dsc_status_t dsc_amp_f32_to_half(dsc_ctx_t *ctx, void *dst, dsc_dtype_t half_dtype, const float *src, size_t n) {
+    return ctx ? amp_ops(ctx)->f32_to_half(&ctx->device, dst, half_dtype, src, n) : DSC_ERR_INVALID;
+}
+
+dsc_status_t dsc_amp_half_to_f32(dsc_ctx_t *ctx, float *dst, const void *src, dsc_dtype_t half_dtype, size_t n) {
+    return ctx ? amp_ops(ctx)->half_to_f32(&ctx->device, dst, src, half_dtype, n) : DSC_ERR_INVALID;
+}
+
+dsc_status_t dsc_amp_accumulate(dsc_ctx_t *ctx, float *acc, const void *g, dsc_dtype_t dtype, size_t n) {
+    return ctx ? amp_ops(ctx)->accumulate(&ctx->device, acc, g, dtype, n) : DSC_ERR_INVALID;
 }

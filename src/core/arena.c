@@ -1,6 +1,8 @@
-/* The per-step arena: activations, their gradients, tape nodes and tensor headers are
- * bump-allocated here and released together at the end of a step. The bytes handed out
- * are counted as DSC_MEM_ACTIVATIONS, so the peak shows what a step really needs. */
+/* The per-step arenas: activations, their gradients, tape nodes and tensor headers are
+ * bump-allocated and released together at the end of a step. Two arenas: host metadata
+ * (ctx->arena) and tensor data on the device (ctx->data_arena); chunk headers are host
+ * memory apart from the chunk's bytes. The bytes handed out by both are counted as
+ * DSC_MEM_ACTIVATIONS, so the peak shows what a step really needs. */
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -8,21 +10,32 @@
 #define ARENA_MIN_CHUNK ((size_t)4 << 20)
 
 static size_t align_up(size_t n) { return (n + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
-static size_t header_size(void) { return align_up(sizeof(dsc_arena_chunk_t)); }
-static char *chunk_data(dsc_arena_chunk_t *c) { return (char *)c + header_size(); }
 
-static dsc_arena_chunk_t *chunk_new(size_t capacity) {
+static dsc_arena_chunk_t *chunk_new(dsc_ctx_t *ctx, const dsc_arena_t *a, size_t capacity) {
     capacity = align_up(capacity); /* aligned_alloc needs a size that is a multiple of the alignment */
-    dsc_arena_chunk_t *c = aligned_alloc(DSC_ALIGN, header_size() + capacity);
+    dsc_arena_chunk_t *c = malloc(sizeof *c);
     if (!c) return NULL;
+    c->base = a->on_device ? dsc__dev_alloc_raw(ctx, capacity) : aligned_alloc(DSC_ALIGN, capacity);
+    if (!c->base) {
+        free(c);
+        return NULL;
+    }
     c->next = NULL;
     c->capacity = capacity;
     c->used = 0;
     return c;
 }
 
-void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes) {
-    dsc_arena_t *a = &ctx->arena;
+void dsc__arena_chunk_free(dsc_ctx_t *ctx, const dsc_arena_t *a, dsc_arena_chunk_t *c) {
+    if (!c) return;
+    if (a->on_device)
+        dsc__dev_free_raw(ctx, c->base, c->capacity);
+    else
+        free(c->base);
+    free(c);
+}
+
+static void *arena_alloc(dsc_ctx_t *ctx, dsc_arena_t *a, size_t n_bytes) {
     size_t need = align_up(n_bytes ? n_bytes : 1);
     dsc_arena_chunk_t *c = a->head;
     if (!c || c->capacity - c->used < need) {
@@ -34,21 +47,29 @@ void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes) {
             size_t cap = need > ARENA_MIN_CHUNK ? need : ARENA_MIN_CHUNK;
             /* Grow geometrically so a step needs few chunks. */
             if (a->head && a->head->capacity * 2 > cap) cap = a->head->capacity * 2;
-            c = chunk_new(cap);
-            if (!c) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory: the step arena needs %zu more bytes", need);
+            c = chunk_new(ctx, a, cap);
+            if (!c)
+                return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory: the step arena (%s) needs %zu more bytes",
+                                 a->on_device ? ctx->device.name : "host metadata", need);
         }
         c->next = a->head;
         a->head = c;
     }
-    void *p = chunk_data(c) + c->used;
+    void *p = c->base + c->used;
     c->used += need;
     a->used_bytes += need;
     dsc__mem_add(ctx, DSC_MEM_ACTIVATIONS, need);
     return p;
 }
 
-void dsc__arena_reset(dsc_ctx_t *ctx) {
-    dsc_arena_t *a = &ctx->arena;
+void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes) { return arena_alloc(ctx, &ctx->arena, n_bytes); }
+
+void *dsc__arena_alloc_data(dsc_ctx_t *ctx, size_t n_bytes) {
+    ctx->data_arena.on_device = true;
+    return arena_alloc(ctx, &ctx->data_arena, n_bytes);
+}
+
+static void arena_reset(dsc_ctx_t *ctx, dsc_arena_t *a) {
     /* Keep one chunk big enough for everything this step used, so the next step (which
      * usually needs the same) runs from one chunk whose pages are already mapped. */
     size_t used_capacity = 0;
@@ -57,19 +78,19 @@ void dsc__arena_reset(dsc_ctx_t *ctx) {
         dsc_arena_chunk_t *next = c->next;
         used_capacity += c->used;
         if (!keep || c->capacity > keep->capacity) {
-            free(keep);
+            dsc__arena_chunk_free(ctx, a, keep);
             keep = c;
         } else {
-            free(c);
+            dsc__arena_chunk_free(ctx, a, c);
         }
         c = next;
     }
     if (keep && keep->capacity < used_capacity) {
         /* Several chunks were needed: replace them by one of the total size (a failure
          * here only costs speed; the next step allocates as needed). */
-        dsc_arena_chunk_t *bigger = chunk_new(used_capacity + used_capacity / 8);
+        dsc_arena_chunk_t *bigger = chunk_new(ctx, a, used_capacity + used_capacity / 8);
         if (bigger) {
-            free(keep);
+            dsc__arena_chunk_free(ctx, a, keep);
             keep = bigger;
         }
     }
@@ -83,8 +104,15 @@ void dsc__arena_reset(dsc_ctx_t *ctx) {
     a->used_bytes = 0;
 }
 
+void dsc__arena_reset(dsc_ctx_t *ctx) {
+    arena_reset(ctx, &ctx->arena);
+    arena_reset(ctx, &ctx->data_arena);
+}
+
 void dsc__arena_free(dsc_ctx_t *ctx) {
     dsc__arena_reset(ctx);
-    free(ctx->arena.spare);
+    dsc__arena_chunk_free(ctx, &ctx->arena, ctx->arena.spare);
     ctx->arena.spare = NULL;
+    dsc__arena_chunk_free(ctx, &ctx->data_arena, ctx->data_arena.spare);
+    ctx->data_arena.spare = NULL;
 }

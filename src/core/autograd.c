@@ -106,7 +106,7 @@ dsc_status_t dsc_autograd_backward_scaled(dsc_ctx_t *ctx, dsc_tensor_t *loss, do
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: loss must have 1 element, got %lld", (long long)loss->numel);
     dsc_tensor_t *g = dsc__grad(ctx, loss);
     if (!g) return ctx->status;
-    dsc_convert(g->data, g->dtype, &seed, DSC_F64, 1);
+    if (dsc__dev_write_scalar(ctx, g->data, g->dtype, seed) != DSC_OK) return ctx->status;
     return run_tape(ctx);
 }
 
@@ -118,7 +118,8 @@ dsc_status_t dsc__autograd_backward_from(dsc_ctx_t *ctx, dsc_tensor_t *out, cons
     if (!out->grad) out->grad = dsc__tensor_empty_like(ctx, out); /* fully overwritten below */
     dsc_tensor_t *g = out->grad;
     if (!g) return ctx->status;
-    dsc_convert(g->data, g->dtype, out_grad->data, out_grad->dtype, (size_t)out->numel);
+    if (dsc__dev_convert(ctx, g->data, g->dtype, out_grad->data, out_grad->dtype, (size_t)out->numel) != DSC_OK)
+        return ctx->status;
     return run_tape(ctx);
 }
 

@@ -1,5 +1,6 @@
 /* The runtime context: memory counters, RNG, modes. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,18 @@ dsc_status_t dsc_ctx_new(const dsc_ctx_options_t *opts, dsc_ctx_t **out) {
     ctx->log_user = opts->log_user;
     ctx->log_level = opts->log_level;
     ctx->training = true;
-    ctx->backend = dsc__backend_cpu();
+    char err[256] = "";
+    dsc_status_t st = dsc__device_init(ctx, opts->device, err, sizeof err);
+    if (st != DSC_OK) {
+        /* No context to hold the message: log it where the context would have. */
+        if (opts->log_fn)
+            opts->log_fn(DSC_LOG_ERROR, err, opts->log_user);
+        else
+            fprintf(stderr, "dsc: error: %s\n", err);
+        free(ctx);
+        return st;
+    }
+    ctx->backend = ctx->device.table->ops;
     dsc_ctx_seed(ctx, opts->seed);
     *out = ctx;
     return DSC_OK;
@@ -33,6 +45,7 @@ void dsc_ctx_free(dsc_ctx_t *ctx) {
             dsc_ctx_log(ctx, DSC_LOG_WARN, "context freed with %zu bytes still live in memory category %d",
                         ctx->mem[c].live_bytes, c);
     }
+    dsc__device_destroy(ctx);
     free(ctx);
 }
 
@@ -62,19 +75,50 @@ void *dsc_ctx_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes)
     if (!ctx) return NULL;
     if ((unsigned)category >= DSC_MEM_CATEGORY_COUNT)
         return dsc__fail(ctx, DSC_ERR_INVALID, "dsc_ctx_alloc: unknown memory category %d", (int)category);
-    size_t rounded = (n_bytes + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN;
-    if (rounded == 0) rounded = DSC_ALIGN;
-    void *p = aligned_alloc(DSC_ALIGN, rounded);
-    if (!p) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory allocating %zu bytes", n_bytes);
-    memset(p, 0, rounded);
+    void *p = dsc__dev_alloc_raw(ctx, n_bytes);
+    if (!p)
+        return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory allocating %zu bytes on device %s", n_bytes,
+                         ctx->device.name);
+    /* The table directly: a sticky error from earlier must not fail this allocation. */
+    if (n_bytes && ctx->device.table->memset(&ctx->device, p, 0, n_bytes) != 0) {
+        dsc__dev_free_raw(ctx, p, n_bytes);
+        return dsc__fail(ctx, DSC_ERR_INVALID, "device %s: zero fill of %zu bytes failed", ctx->device.name, n_bytes);
+    }
     dsc__mem_add(ctx, category, n_bytes);
     return p;
 }
 
 void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes) {
+    if (!ptr || !ctx) return;
+    dsc__dev_free_raw(ctx, ptr, n_bytes);
+    if ((unsigned)category < DSC_MEM_CATEGORY_COUNT) dsc__mem_sub(ctx, category, n_bytes);
+}
+
+void *dsc__host_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes) {
+    void *p = calloc(1, n_bytes ? n_bytes : 1);
+    if (!p) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory allocating %zu host bytes", n_bytes);
+    dsc__mem_add(ctx, category, n_bytes);
+    return p;
+}
+
+void dsc__host_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes) {
     if (!ptr) return;
     free(ptr);
-    if (ctx && (unsigned)category < DSC_MEM_CATEGORY_COUNT) dsc__mem_sub(ctx, category, n_bytes);
+    dsc__mem_sub(ctx, category, n_bytes);
+}
+
+dsc_status_t dsc_ctx_to_host(dsc_ctx_t *ctx, void *host_dst, const void *device_src, size_t n_bytes) {
+    if (!ctx) return DSC_ERR_INVALID;
+    if (n_bytes && (!host_dst || !device_src))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_ctx_to_host: NULL pointer");
+    return dsc__dev_to_host(ctx, host_dst, device_src, n_bytes);
+}
+
+dsc_status_t dsc_ctx_from_host(dsc_ctx_t *ctx, void *device_dst, const void *host_src, size_t n_bytes) {
+    if (!ctx) return DSC_ERR_INVALID;
+    if (n_bytes && (!device_dst || !host_src))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_ctx_from_host: NULL pointer");
+    return dsc__dev_from_host(ctx, device_dst, host_src, n_bytes);
 }
 
 /* splitmix64: a 64-bit state whose every value is valid, so the whole RNG state can be

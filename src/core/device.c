@@ -1,11 +1,168 @@
-/* The buffer-byte entry points of src/core/device.h, for the host CPU device. The device
- * object (a kernel table per device, the guarded test device, CUDA) replaces these bodies
- * behind the same calls. */
+/* The context's device: choosing it from the context option, the CPU device's table, and
+ * the dsc__dev_* entry points that dispatch every buffer-byte operation through the
+ * device's table (src/core/device.h). */
 #include "core/device.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "amp/amp_internal.h"
+#include "optim/optim_internal.h"
+#include "ops/backend.h"
+
+/* ---- the CPU device: host memory, work done when a call returns ---- */
+
+static void *cpu_alloc(dsc_device_t *dev, size_t n_bytes) {
+    (void)dev;
+    size_t rounded = (n_bytes + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN;
+    return aligned_alloc(DSC_ALIGN, rounded ? rounded : DSC_ALIGN);
+}
+static void cpu_free(dsc_device_t *dev, void *ptr, size_t n_bytes) {
+    (void)dev, (void)n_bytes;
+    free(ptr);
+}
+static int cpu_memset(dsc_device_t *dev, void *dst, int value, size_t n) {
+    (void)dev;
+    if (n) memset(dst, value, n);
+    return 0;
+}
+static int cpu_copy(dsc_device_t *dev, void *dst, const void *src, size_t n) {
+    (void)dev;
+    if (n && dst != src) memcpy(dst, src, n);
+    return 0;
+}
+static int cpu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
+    (void)dev;
+    return dsc_convert(dst, dd, src, sd, n) == DSC_OK ? 0 : -1;
+}
+static int cpu_sync(dsc_device_t *dev) {
+    (void)dev;
+    return 0;
+}
+/* CPU work is complete when its call returns: an event is a marker with nothing to wait for. */
+struct dsc_device_event {
+    int recorded;
+};
+static dsc_device_event_t *cpu_event_new(dsc_device_t *dev) {
+    (void)dev;
+    return calloc(1, sizeof(dsc_device_event_t));
+}
+static void cpu_event_record(dsc_device_t *dev, dsc_device_event_t *ev) {
+    (void)dev;
+    if (ev) ev->recorded = 1;
+}
+static int cpu_event_wait(dsc_device_t *dev, dsc_device_event_t *ev) {
+    (void)dev, (void)ev;
+    return 0;
+}
+static void cpu_event_free(dsc_device_t *dev, dsc_device_event_t *ev) {
+    (void)dev;
+    free(ev);
+}
+static bool cpu_host_accessible(const dsc_device_t *dev, const void *ptr) {
+    (void)dev, (void)ptr;
+    return true;
+}
+
+static dsc_device_table_t g_cpu_table;
+static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
+
+static void cpu_table_fill(void) {
+    g_cpu_table = (dsc_device_table_t){
+            .name = "cpu",
+            .alloc = cpu_alloc,
+            .free = cpu_free,
+            .memset = cpu_memset,
+            .copy = cpu_copy,
+            .from_host = cpu_copy,
+            .to_host = cpu_copy,
+            .convert = cpu_convert,
+            .sync = cpu_sync,
+            .event_new = cpu_event_new,
+            .event_record = cpu_event_record,
+            .event_wait = cpu_event_wait,
+            .event_free = cpu_event_free,
+            .host_accessible = cpu_host_accessible,
+            .destroy = NULL,
+            .ops = dsc__backend_cpu(),
+            .amp = &dsc__amp_ops_cpu,
+            .optim = &dsc__optim_ops_cpu,
+        };
+}
+
+/* Filled once (the op table comes from a function). */
+const dsc_device_table_t *dsc__device_cpu_table(void) {
+    pthread_once(&g_cpu_once, cpu_table_fill);
+    return &g_cpu_table;
+}
+
+/* ---- choosing the device ---- */
+
+dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_t err_len) {
+    dsc_device_t *dev = &ctx->device;
+    memset(dev, 0, sizeof *dev);
+    dev->ctx = ctx;
+    const char *from = "the context option";
+    if (!spec || !*spec) {
+        spec = getenv("DSC_DEVICE");
+        from = "DSC_DEVICE";
+    }
+    if (!spec || !*spec) spec = "cpu";
+    if (strcmp(spec, "cpu") == 0) {
+        dev->kind = DSC_DEVICE_CPU;
+        dev->table = dsc__device_cpu_table();
+        snprintf(dev->name, sizeof dev->name, "cpu");
+        return DSC_OK;
+    }
+    if (strcmp(spec, "guarded") == 0) {
+        dev->kind = DSC_DEVICE_GUARDED;
+        snprintf(dev->name, sizeof dev->name, "guarded");
+        return dsc__device_guarded_init(dev, err, err_len);
+    }
+    if (strncmp(spec, "cuda", 4) == 0) {
+        char *end = NULL;
+        long n = spec[4] == ':' ? strtol(spec + 5, &end, 10) : (spec[4] ? -1 : 0);
+        if (spec[4] && (n < 0 || !end || *end)) {
+            snprintf(err, err_len, "device \"%s\" (from %s): expected cuda or cuda:N with N >= 0", spec, from);
+            return DSC_ERR_INVALID;
+        }
+        snprintf(err, err_len,
+                 "device \"%s\" (from %s): this build of dsc has no CUDA device compiled in (devices: cpu, guarded)",
+                 spec, from);
+        return DSC_ERR_UNSUPPORTED;
+    }
+    snprintf(err, err_len, "device \"%s\" (from %s) is unknown; devices: cpu, guarded, cuda:N", spec, from);
+    return DSC_ERR_INVALID;
+}
+
+void dsc__device_destroy(dsc_ctx_t *ctx) {
+    dsc_device_t *dev = &ctx->device;
+    if (dev->table && dev->table->destroy) dev->table->destroy(dev);
+    dev->table = NULL;
+}
+
+dsc_device_t *dsc__ctx_device(dsc_ctx_t *ctx) { return &ctx->device; }
+
+const char *dsc_ctx_device_name(const dsc_ctx_t *ctx) { return ctx && ctx->device.table ? ctx->device.name : "?"; }
+
+/* ---- the entry points ---- */
+
+static dsc_status_t dev_fail(dsc_ctx_t *ctx, const char *what, size_t n_bytes) {
+    return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: %s of %zu bytes failed", ctx->device.name, what,
+                             n_bytes);
+}
+
+void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes) {
+    return ctx->device.table->alloc(&ctx->device, n_bytes);
+}
+
+void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
+    if (ptr) ctx->device.table->free(&ctx->device, ptr, n_bytes);
+}
 
 void *dsc__dev_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes) {
     return dsc_ctx_alloc(ctx, category, n_bytes);
@@ -16,28 +173,78 @@ void dsc__dev_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_
 }
 
 dsc_status_t dsc__dev_zero(dsc_ctx_t *ctx, void *dst, size_t n_bytes) {
-    if (n_bytes) memset(dst, 0, n_bytes);
-    return dsc_ctx_status(ctx);
+    if (n_bytes && ctx->device.table->memset(&ctx->device, dst, 0, n_bytes) != 0)
+        return dev_fail(ctx, "zero fill", n_bytes);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_bytes) {
-    if (n_bytes && dst != src) memcpy(dst, src, n_bytes);
-    return dsc_ctx_status(ctx);
+    if (n_bytes && dst != src && ctx->device.table->copy(&ctx->device, dst, src, n_bytes) != 0)
+        return dev_fail(ctx, "device-to-device copy", n_bytes);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
-    return dsc__dev_copy(ctx, host_dst, src, n_bytes);
+    if (n_bytes && ctx->device.table->to_host(&ctx->device, host_dst, src, n_bytes) != 0)
+        return dev_fail(ctx, "device-to-host copy", n_bytes);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes) {
-    return dsc__dev_copy(ctx, dst, host_src, n_bytes);
+    if (n_bytes && ctx->device.table->from_host(&ctx->device, dst, host_src, n_bytes) != 0)
+        return dev_fail(ctx, "host-to-device copy", n_bytes);
+    return DSC_OK;
 }
 
 dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, const void *src,
                               dsc_dtype_t src_dtype, size_t n_elems) {
-    dsc_status_t st = dsc_convert(dst, dst_dtype, src, src_dtype, n_elems);
-    if (st != DSC_OK) return dsc_ctx_set_error(ctx, st, "device convert: unsupported dtype pair");
-    return dsc_ctx_status(ctx);
+    if (n_elems && ctx->device.table->convert(&ctx->device, dst, dst_dtype, src, src_dtype, n_elems) != 0)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: convert %s -> %s: unsupported dtype pair",
+                                 ctx->device.name, dsc_dtype_name(src_dtype), dsc_dtype_name(dst_dtype));
+    return DSC_OK;
 }
 
-dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx) { return dsc_ctx_status(ctx); }
+dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx) {
+    if (ctx->device.table->sync(&ctx->device) != 0)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: synchronise failed", ctx->device.name);
+    return DSC_OK;
+}
+
+dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx) {
+    dsc_device_event_t *ev = ctx->device.table->event_new(&ctx->device);
+    if (!ev) dsc__fail(ctx, DSC_ERR_NOMEM, "device %s: out of memory creating an event", ctx->device.name);
+    return ev;
+}
+void dsc__dev_event_record(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
+    if (ev) ctx->device.table->event_record(&ctx->device, ev);
+}
+dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
+    if (ev && ctx->device.table->event_wait(&ctx->device, ev) != 0)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting for an event failed", ctx->device.name);
+    return DSC_OK;
+}
+void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
+    if (ev) ctx->device.table->event_free(&ctx->device, ev);
+}
+
+bool dsc__dev_host_accessible(const dsc_ctx_t *ctx, const void *ptr) {
+    return ctx->device.table->host_accessible(&ctx->device, ptr);
+}
+
+double dsc__dev_read_scalar(dsc_ctx_t *ctx, const void *src, dsc_dtype_t dtype) {
+    unsigned char buf[8];
+    size_t es = dsc_dtype_size(dtype);
+    if (es == 0 || es > sizeof buf || dsc__dev_to_host(ctx, buf, src, es) != DSC_OK) return NAN;
+    double v = NAN;
+    dsc_convert(&v, DSC_F64, buf, dtype, 1);
+    return v;
+}
+
+dsc_status_t dsc__dev_write_scalar(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dtype, double value) {
+    unsigned char buf[8];
+    size_t es = dsc_dtype_size(dtype);
+    if (es == 0 || es > sizeof buf)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device write: unknown dtype %d", (int)dtype);
+    dsc_convert(buf, dtype, &value, DSC_F64, 1);
+    return dsc__dev_from_host(ctx, dst, buf, es);
+}

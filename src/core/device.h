@@ -1,24 +1,110 @@
-/* Buffer bytes through the context's device: the only way code outside a device's kernel
- * folder (src/ops/<device>/) reads, writes, fills or copies tensor data and model state.
- * The engine, ZeRO, comm, checkpoints and the optimizer call these instead of memcpy /
- * memset / element loops, so the same code runs when the buffers live on a GPU or on the
- * guarded test device (whose memory faults on host access).
+/* Devices: where tensor data and model state live, and the one kernel table that touches
+ * them. Learnt from ggml's backend split: a device owns its memory (alloc/free), host
+ * access is only set/get/fill through the device (to_host / from_host / zero), and every
+ * loop over data is a kernel of the device's table.
  *
- * Ordering: calls are issued in order on the context's device stream. Copies and fills
- * between device buffers may run asynchronously; dsc__dev_to_host returns when the bytes
- * are on the host. Errors are recorded on the context (dsc_ctx_status) and returned.
- * Never installed. */
+ * A context holds one device (dsc_ctx_options_t.device: "cpu", "cuda:N", "guarded"). Every
+ * tensor records the device its data lives on. Code outside a device's kernel folder
+ * (src/ops/<device>/, src/core/device_*.c) reads, writes, fills or copies tensor data and
+ * model state only through the dsc__dev_* calls below, so the same engine, ZeRO, comm,
+ * checkpoint and optimizer code runs when the buffers live on a GPU or on the guarded test
+ * device (whose memory faults on host access).
+ *
+ * Ordering: calls are issued in order on the device's stream. Copies and fills between
+ * device buffers may run asynchronously; dsc__dev_to_host returns when the bytes are on the
+ * host. Errors are recorded on the context (dsc_ctx_status) and returned; a call that did
+ * its work returns DSC_OK even when an earlier error is recorded. Never installed. */
 #ifndef DSC_CORE_DEVICE_H
 #define DSC_CORE_DEVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dsc/tensor.h"
+
+struct dsc_backend;      /* src/ops/backend.h: the op kernels */
+struct dsc_optim_ops;    /* src/optim/optim_internal.h: the optimizer kernels */
+struct dsc_amp_ops;      /* src/amp/amp_internal.h: the mixed-precision kernels */
+
+typedef enum dsc_device_kind {
+    DSC_DEVICE_CPU = 0,
+    DSC_DEVICE_GUARDED, /* CPU memory the host cannot touch (tests): see device_guarded.c */
+    DSC_DEVICE_CUDA,
+    DSC_DEVICE_KIND_COUNT
+} dsc_device_kind_t;
+
+typedef struct dsc_device dsc_device_t;
+typedef struct dsc_device_event dsc_device_event_t;
+
+/* One device's table. Memory entries take the device first (its stream, its allocator);
+ * they return 0 on success and a negative value on failure (the dsc__dev_* wrappers record
+ * the error with a message). Kernel tables are reached through ops/optim/amp. */
+typedef struct dsc_device_table {
+    const char *name;
+    /* Raw device memory, 64-byte aligned, NOT zeroed; NULL when out of memory. */
+    void *(*alloc)(dsc_device_t *dev, size_t n_bytes);
+    void (*free)(dsc_device_t *dev, void *ptr, size_t n_bytes);
+    /* dst[0..n) = byte value, on the stream. */
+    int (*memset)(dsc_device_t *dev, void *dst, int value, size_t n_bytes);
+    /* Device to device (async on the stream), host to device, device to host (waits). */
+    int (*copy)(dsc_device_t *dev, void *dst, const void *src, size_t n_bytes);
+    int (*from_host)(dsc_device_t *dev, void *dst, const void *host_src, size_t n_bytes);
+    int (*to_host)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);
+    /* Element conversion between two device buffers (rounding as dsc_convert). */
+    int (*convert)(dsc_device_t *dev, void *dst, dsc_dtype_t dst_dtype, const void *src, dsc_dtype_t src_dtype,
+                   size_t n_elems);
+    /* Waits for everything issued on the stream. */
+    int (*sync)(dsc_device_t *dev);
+    /* Events: record a point of the stream; wait makes later work on the stream wait for
+     * it (host-side for the CPU devices, where work is done when the call returns). */
+    dsc_device_event_t *(*event_new)(dsc_device_t *dev);
+    void (*event_record)(dsc_device_t *dev, dsc_device_event_t *ev);
+    int (*event_wait)(dsc_device_t *dev, dsc_device_event_t *ev);
+    void (*event_free)(dsc_device_t *dev, dsc_device_event_t *ev);
+    /* True when the host may dereference ptr (host memory, or wrapped caller memory). */
+    bool (*host_accessible)(const dsc_device_t *dev, const void *ptr);
+    /* Frees the device's own state (the guarded device's mapping). */
+    void (*destroy)(dsc_device_t *dev);
+
+    /* Kernel tables of this device. */
+    const struct dsc_backend *ops;
+    const struct dsc_optim_ops *optim;
+    const struct dsc_amp_ops *amp;
+} dsc_device_table_t;
+
+struct dsc_device {
+    dsc_device_kind_t kind;
+    int ordinal;            /* cuda:N; 0 otherwise */
+    char name[32];          /* "cpu", "guarded", "cuda:0" */
+    const dsc_device_table_t *table;
+    void *stream;           /* the device's stream (NULL on the CPU devices) */
+    void *impl;             /* device-private state */
+    dsc_ctx_t *ctx;         /* the owning context (errors of tensor accessors land here) */
+};
+
+/* Sets up ctx->device from a device string ("cpu", "guarded", "cuda:N"; NULL: the
+ * environment variable DSC_DEVICE, else "cpu"). DSC_ERR_INVALID with a message naming the
+ * string when it is unknown, DSC_ERR_UNSUPPORTED for cuda:N in a build without CUDA. */
+dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_t err_len);
+void dsc__device_destroy(dsc_ctx_t *ctx);
+/* The context's device. */
+dsc_device_t *dsc__ctx_device(dsc_ctx_t *ctx);
+/* The CPU device's table (the guarded device reuses its events and kernels). */
+const dsc_device_table_t *dsc__device_cpu_table(void);
+/* The guarded test device (src/core/device_guarded.c). */
+dsc_status_t dsc__device_guarded_init(dsc_device_t *dev, char *err, size_t err_len);
+/* The guarded device's translation of a device address to the host alias its kernels use
+ * (identity for any other address). */
+void *dsc__guarded_host_alias(const void *ptr);
 
 /* Zero-filled device memory of n_bytes, counted under `category`; NULL + DSC_ERR_NOMEM
  * (recorded) on failure. Free with dsc__dev_free with the same category and size. */
 void *dsc__dev_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes);
 void dsc__dev_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
+/* Raw device memory (not zeroed, not counted): the step arena's data chunks. */
+void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes);
+void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes);
 
 /* dst[0..n_bytes) = 0, on the device. */
 dsc_status_t dsc__dev_zero(dsc_ctx_t *ctx, void *dst, size_t n_bytes);
@@ -32,5 +118,17 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
                               dsc_dtype_t src_dtype, size_t n_elems);
 /* Waits for everything issued on the context's device. */
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx);
+/* Events on the context's device stream (NULL + DSC_ERR_NOMEM recorded on failure). */
+dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx);
+void dsc__dev_event_record(dsc_ctx_t *ctx, dsc_device_event_t *ev);
+dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev);
+void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev);
+/* True when the host may read ptr directly (CPU device, or memory outside the device). */
+bool dsc__dev_host_accessible(const dsc_ctx_t *ctx, const void *ptr);
+
+/* One value of a 1-element tensor as a double, copied to the host (NaN on error). */
+double dsc__dev_read_scalar(dsc_ctx_t *ctx, const void *src, dsc_dtype_t dtype);
+/* dst (one element of dtype, on the device) = value. */
+dsc_status_t dsc__dev_write_scalar(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dtype, double value);
 
 #endif

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/bf16.h"
 #include "core/internal.h"
 
 size_t dsc_dtype_size(dsc_dtype_t dtype) {
@@ -71,12 +72,7 @@ float dsc_f16_to_f32(uint16_t h) {
     return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
-uint16_t dsc_f32_to_bf16(float value) {
-    uint32_t x = f32_bits(value);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even; overflow carries into Inf */
-    return (uint16_t)(x >> 16);
-}
+uint16_t dsc_f32_to_bf16(float value) { return dsc__bf16_round(value); }
 
 float dsc_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "dsc/tensor.h"
 
 struct dsc_backend; /* src/ops/backend.h */
@@ -21,7 +22,8 @@ struct dsc_tensor {
     int64_t shape[DSC_MAX_DIMS];
     int64_t numel;
     dsc_dtype_t dtype;
-    void *data;                /* numel elements of dtype, contiguous row-major */
+    void *data;                /* numel elements of dtype, contiguous row-major, on `device` */
+    dsc_device_t *device;      /* where data lives (the creating context's device) */
     dsc_tensor_t *grad;        /* same shape and dtype; NULL until backward reaches it */
     bool requires_grad;
     bool persistent;           /* header malloc'ed (parameters), not in the arena */
@@ -56,26 +58,35 @@ typedef struct dsc_node {
     bool always_run;
 } dsc_node_t;
 
-/* Bump allocator for everything that lives for one step. */
+/* Bump allocators for everything that lives for one step. Two of them: host metadata
+ * (tensor headers, tape nodes, scope and checkpoint records) and tensor data (device
+ * memory from the device's allocator). A chunk's header is host memory apart from its
+ * bytes, so the data arena never touches device memory from the host. */
 typedef struct dsc_arena_chunk {
     struct dsc_arena_chunk *next;
     size_t capacity;
     size_t used;
-    /* data follows, DSC_ALIGN aligned */
+    char *base;                /* capacity bytes, DSC_ALIGN aligned (host or device) */
 } dsc_arena_chunk_t;
 
 typedef struct dsc_arena {
     dsc_arena_chunk_t *head;   /* chunk being filled; older chunks follow */
     dsc_arena_chunk_t *spare;  /* one chunk kept across steps to avoid malloc churn */
     size_t used_bytes;         /* bytes handed out this step (counted as activations) */
+    bool on_device;            /* chunks come from the context's device */
 } dsc_arena_t;
 
-/* A position in the arena (dsc__arena_mark); rewinding to it releases everything
- * allocated since, as the end of a step releases everything. */
-typedef struct dsc_arena_mark {
+/* A position in one arena. */
+typedef struct dsc_arena_pos {
     dsc_arena_chunk_t *chunk;  /* head chunk at the mark (NULL: the arena was empty) */
     size_t chunk_used;         /* its fill level then */
     size_t used_bytes;         /* arena->used_bytes then */
+} dsc_arena_pos_t;
+
+/* A position in the step arenas (dsc__arena_mark): metadata and data together; rewinding
+ * to it releases everything allocated since in both, as the end of a step does. */
+typedef struct dsc_arena_mark {
+    dsc_arena_pos_t meta, data;
 } dsc_arena_mark_t;
 
 /* Activation checkpointing settings and counters (dsc/checkpoint.h). */
@@ -111,7 +122,8 @@ struct dsc_ctx {
 
     dsc_mem_stats_t mem[DSC_MEM_CATEGORY_COUNT];
 
-    dsc_arena_t arena;
+    dsc_arena_t arena;         /* host metadata of the step: headers, tape nodes, records */
+    dsc_arena_t data_arena;    /* tensor data of the step, on the device */
     dsc_node_t **tape;
     size_t tape_len, tape_cap;
     bool backward_done;        /* backward ran since the last end of step */
@@ -121,18 +133,29 @@ struct dsc_ctx {
     bool training;
     int no_grad_depth;
 
-    const struct dsc_backend *backend;
+    dsc_device_t device;       /* where tensors and model state live (src/core/device.c) */
+    const struct dsc_backend *backend; /* device.table->ops: the op kernels */
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
     const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
 };
 
 /* ---- memory ---- */
+/* Zeroed host memory counted under `category`: bookkeeping that the host reads and writes
+ * (optimizer objects, segment tables), apart from device buffers (dsc_ctx_alloc). NULL +
+ * DSC_ERR_NOMEM (recorded) on failure. */
+void *dsc__host_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes);
+void dsc__host_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 void dsc__mem_add(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
 void dsc__mem_sub(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
-/* Arena allocation, DSC_ALIGN aligned, not zeroed. NULL + DSC_ERR_NOMEM on failure. */
+/* Step-arena allocation, DSC_ALIGN aligned, not zeroed. NULL + DSC_ERR_NOMEM on failure.
+ * dsc__arena_alloc: host metadata (headers, nodes, records); dsc__arena_alloc_data:
+ * tensor data on the context's device (never dereference it on the host). */
 void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes);
+void *dsc__arena_alloc_data(dsc_ctx_t *ctx, size_t n_bytes);
 void dsc__arena_reset(dsc_ctx_t *ctx);
+/* Frees one chunk of arena a (its bytes through the device when a is on the device). */
+void dsc__arena_chunk_free(dsc_ctx_t *ctx, const dsc_arena_t *a, dsc_arena_chunk_t *c);
 void dsc__arena_free(dsc_ctx_t *ctx);
 /* The current arena position, and rewinding to it (src/core/arena_mark.c): everything
  * allocated since the mark is released (its bytes leave the activation counter); marks

@@ -134,10 +134,10 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
     size_t total = 0;
     for (int k = 0; k < n_out; k++) total += tensor_bytes(tmp[k]);
     out_info_t *info = malloc(sizeof *info * (size_t)n_out);
-    char *aside = malloc(total ? total : 1);
+    char *aside = dsc__dev_alloc_raw(ctx, total ? total : 1); /* device scratch, outside the arena */
     if (!aside || !info) {
         free(info);
-        free(aside);
+        dsc__dev_free_raw(ctx, aside, total ? total : 1);
         truncate_tape(ctx, tape_mark);
         dsc__arena_rewind(ctx, before);
         return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_checkpoint %s: out of memory keeping %zu output bytes", nm, total);
@@ -150,7 +150,7 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
         memcpy(info[k].shape, t->shape, sizeof t->shape);
         info[k].requires_grad = t->requires_grad && dsc__is_float(t->dtype);
         info[k].name = t->name;
-        memcpy(aside + off, t->data, tensor_bytes(t));
+        dsc__dev_copy(ctx, aside + off, t->data, tensor_bytes(t));
         off += tensor_bytes(t);
     }
     truncate_tape(ctx, tape_mark);
@@ -163,13 +163,13 @@ dsc_status_t dsc_checkpoint(dsc_ctx_t *ctx, const char *name, dsc_checkpoint_fn 
             rc = ctx->status;
             break;
         }
-        memcpy(t->data, aside + off, tensor_bytes(t));
+        dsc__dev_copy(ctx, t->data, aside + off, tensor_bytes(t));
         off += tensor_bytes(t);
         t->name = info[k].name;
         rec->out[k] = t;
         if (info[k].requires_grad) n_diff++;
     }
-    free(aside);
+    dsc__dev_free_raw(ctx, aside, total ? total : 1);
     if (rc == DSC_OK && n_diff > 0) {
         dsc_tensor_t **diff = dsc__arena_alloc(ctx, sizeof *diff * (size_t)n_diff);
         dsc_node_t *node = NULL;
@@ -233,9 +233,9 @@ static bool rescue_add(dsc_ctx_t *ctx, rescue_list_t *l, dsc_arena_mark_t mark, 
         l->v = v;
         l->cap = cap;
     }
-    void *copy = malloc(tensor_bytes(t->grad) ? tensor_bytes(t->grad) : 1);
+    void *copy = dsc__dev_alloc_raw(ctx, tensor_bytes(t->grad) ? tensor_bytes(t->grad) : 1);
     if (!copy) return false;
-    memcpy(copy, t->grad->data, tensor_bytes(t->grad));
+    dsc__dev_copy(ctx, copy, t->grad->data, tensor_bytes(t->grad));
     l->v[l->n++] = (rescue_t){t, copy};
     t->grad = NULL;
     return true;
@@ -319,9 +319,9 @@ static void checkpoint_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
         dsc_tensor_t *t = keep.v[k].t;
         if (ok && rw == DSC_OK) {
             t->grad = dsc__tensor_empty_like(ctx, t);
-            if (t->grad) memcpy(t->grad->data, keep.v[k].copy, tensor_bytes(t));
+            if (t->grad) dsc__dev_copy(ctx, t->grad->data, keep.v[k].copy, tensor_bytes(t));
         }
-        free(keep.v[k].copy);
+        dsc__dev_free_raw(ctx, keep.v[k].copy, tensor_bytes(t) ? tensor_bytes(t) : 1);
     }
     free(keep.v);
     if (!ok) dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_checkpoint %s: out of memory keeping input gradients", nm);

@@ -28,8 +28,10 @@ static bool check_shape(dsc_ctx_t *ctx, const char *what, dsc_dtype_t dtype, int
     return true;
 }
 
-static void fill_header(dsc_tensor_t *t, dsc_dtype_t dtype, int ndim, const int64_t *shape, int64_t numel) {
+static void fill_header(dsc_ctx_t *ctx, dsc_tensor_t *t, dsc_dtype_t dtype, int ndim, const int64_t *shape,
+                        int64_t numel) {
     memset(t, 0, sizeof *t);
+    t->device = &ctx->device;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->numel = numel;
@@ -41,8 +43,8 @@ dsc_tensor_t *dsc__tensor_empty(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, con
     if (!check_shape(ctx, "tensor", dtype, ndim, shape, &numel)) return NULL;
     dsc_tensor_t *t = dsc__arena_alloc(ctx, sizeof *t);
     if (!t) return NULL;
-    fill_header(t, dtype, ndim, shape, numel);
-    t->data = dsc__arena_alloc(ctx, (size_t)numel * dsc_dtype_size(dtype));
+    fill_header(ctx, t, dtype, ndim, shape, numel);
+    t->data = dsc__arena_alloc_data(ctx, (size_t)numel * dsc_dtype_size(dtype));
     return t->data ? t : NULL;
 }
 
@@ -52,14 +54,14 @@ dsc_tensor_t *dsc__tensor_empty_like(dsc_ctx_t *ctx, const dsc_tensor_t *like) {
 
 dsc_tensor_t *dsc__tensor_zeros_like(dsc_ctx_t *ctx, const dsc_tensor_t *like) {
     dsc_tensor_t *t = dsc__tensor_empty_like(ctx, like);
-    if (t) memset(t->data, 0, (size_t)t->numel * dsc_dtype_size(t->dtype));
+    if (t) dsc__dev_zero(ctx, t->data, dsc_tensor_nbytes(t));
     return t;
 }
 
 dsc_tensor_t *dsc_tensor_new(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const int64_t *shape) {
     if (!ctx) return NULL;
     dsc_tensor_t *t = dsc__tensor_empty(ctx, dtype, ndim, shape);
-    if (t) memset(t->data, 0, (size_t)t->numel * dsc_dtype_size(dtype));
+    if (t) dsc__dev_zero(ctx, t->data, dsc_tensor_nbytes(t));
     return t;
 }
 
@@ -85,12 +87,12 @@ dsc_tensor_t *dsc_tensor_wrap(dsc_ctx_t *ctx, dsc_dtype_t dtype, int ndim, const
     int n_headers = grad ? 2 : 1;
     dsc_tensor_t *t = persistent ? calloc((size_t)n_headers, sizeof *t) : dsc__arena_alloc(ctx, n_headers * sizeof *t);
     if (!t) return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory wrapping a tensor");
-    fill_header(t, dtype, ndim, shape, numel);
+    fill_header(ctx, t, dtype, ndim, shape, numel);
     t->data = data;
     t->persistent = persistent;
     if (grad) {
         dsc_tensor_t *g = t + 1; /* the gradient header shares the allocation */
-        fill_header(g, dtype, ndim, shape, numel);
+        fill_header(ctx, g, dtype, ndim, shape, numel);
         g->data = grad;
         g->persistent = persistent;
         t->grad = g;
@@ -113,10 +115,47 @@ int64_t dsc_tensor_dim(const dsc_tensor_t *t, int axis) {
 }
 int64_t dsc_tensor_numel(const dsc_tensor_t *t) { return t ? t->numel : 0; }
 dsc_dtype_t dsc_tensor_dtype(const dsc_tensor_t *t) { return t ? t->dtype : DSC_DTYPE_COUNT; }
+size_t dsc_tensor_nbytes(const dsc_tensor_t *t) { return t ? (size_t)t->numel * dsc_dtype_size(t->dtype) : 0; }
+bool dsc_tensor_is_host(const dsc_tensor_t *t) {
+    return t && (!t->data || dsc__dev_host_accessible(t->device->ctx, t->data));
+}
 void *dsc_tensor_data(dsc_tensor_t *t) { return t ? t->data : NULL; }
-float *dsc_tensor_f32(dsc_tensor_t *t) { return t && t->dtype == DSC_F32 ? t->data : NULL; }
-double *dsc_tensor_f64(dsc_tensor_t *t) { return t && t->dtype == DSC_F64 ? t->data : NULL; }
-int32_t *dsc_tensor_i32(dsc_tensor_t *t) { return t && t->dtype == DSC_I32 ? t->data : NULL; }
+
+/* A typed host pointer, or NULL with an error naming the tensor when its data is on a
+ * device the host cannot read. */
+static void *host_data(dsc_tensor_t *t, dsc_dtype_t dtype, const char *fn) {
+    if (!t || t->dtype != dtype) return NULL;
+    if (dsc_tensor_is_host(t)) return t->data;
+    dsc_ctx_set_error(t->device->ctx, DSC_ERR_MISUSE,
+                      "%s: tensor %s lives on device %s, which the host cannot read; copy it with dsc_tensor_to_host",
+                      fn, dsc_tensor_name(t), t->device->name);
+    return NULL;
+}
+float *dsc_tensor_f32(dsc_tensor_t *t) { return host_data(t, DSC_F32, "dsc_tensor_f32"); }
+double *dsc_tensor_f64(dsc_tensor_t *t) { return host_data(t, DSC_F64, "dsc_tensor_f64"); }
+int32_t *dsc_tensor_i32(dsc_tensor_t *t) { return host_data(t, DSC_I32, "dsc_tensor_i32"); }
+
+static dsc_status_t check_copy(dsc_ctx_t *ctx, const dsc_tensor_t *t, const void *host, size_t n_bytes,
+                               const char *fn) {
+    if (!ctx) return DSC_ERR_INVALID;
+    if (!t || (!host && n_bytes))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "%s: %s is NULL", fn, t ? "the host buffer" : "the tensor");
+    if (n_bytes > dsc_tensor_nbytes(t))
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "%s: %zu bytes asked of tensor %s, which holds %zu", fn, n_bytes,
+                                 dsc_tensor_name(t), dsc_tensor_nbytes(t));
+    return DSC_OK;
+}
+
+dsc_status_t dsc_tensor_to_host(dsc_ctx_t *ctx, const dsc_tensor_t *t, void *host_dst, size_t n_bytes) {
+    dsc_status_t st = check_copy(ctx, t, host_dst, n_bytes, "dsc_tensor_to_host");
+    return st != DSC_OK ? st : dsc__dev_to_host(ctx, host_dst, t->data, n_bytes);
+}
+
+dsc_status_t dsc_tensor_from_host(dsc_ctx_t *ctx, dsc_tensor_t *t, const void *host_src, size_t n_bytes) {
+    dsc_status_t st = check_copy(ctx, t, host_src, n_bytes, "dsc_tensor_from_host");
+    return st != DSC_OK ? st : dsc__dev_from_host(ctx, t->data, host_src, n_bytes);
+}
+
 dsc_tensor_t *dsc_tensor_grad(dsc_tensor_t *t) { return t ? t->grad : NULL; }
 void dsc_tensor_set_requires_grad(dsc_tensor_t *t, bool requires_grad) {
     if (t) t->requires_grad = requires_grad;
@@ -129,9 +168,7 @@ const char *dsc_tensor_name(const dsc_tensor_t *t) { return t && t->name ? t->na
 
 double dsc_tensor_item(const dsc_tensor_t *t) {
     if (!t || t->numel != 1) return NAN;
-    double v = NAN;
-    dsc_convert(&v, DSC_F64, t->data, t->dtype, 1);
-    return v;
+    return dsc__dev_read_scalar(t->device->ctx, t->data, t->dtype);
 }
 
 static dsc_status_t fill(dsc_ctx_t *ctx, dsc_tensor_t *t, bool normal, double a, double b) {
@@ -139,11 +176,19 @@ static dsc_status_t fill(dsc_ctx_t *ctx, dsc_tensor_t *t, bool normal, double a,
     if (!dsc__is_float(t->dtype))
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "fill of tensor %s: dtype %s is not a float type",
                                  dsc_tensor_name(t), dsc_dtype_name(t->dtype));
+    /* The values come from the host RNG: made in a host buffer, then copied to the device. */
+    size_t es = dsc_dtype_size(t->dtype);
+    char *host = malloc(dsc_tensor_nbytes(t) ? dsc_tensor_nbytes(t) : 1);
+    if (!host)
+        return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "fill of tensor %s: out of memory for the host staging buffer",
+                                 dsc_tensor_name(t));
     for (int64_t i = 0; i < t->numel; i++) {
         double v = normal ? a * dsc_ctx_rand_normal(ctx) : a + (b - a) * dsc_ctx_rand_uniform(ctx);
-        dsc_convert((char *)t->data + (size_t)i * dsc_dtype_size(t->dtype), t->dtype, &v, DSC_F64, 1);
+        dsc_convert(host + (size_t)i * es, t->dtype, &v, DSC_F64, 1);
     }
-    return DSC_OK;
+    dsc_status_t st = dsc__dev_from_host(ctx, t->data, host, dsc_tensor_nbytes(t));
+    free(host);
+    return st;
 }
 
 dsc_status_t dsc_tensor_fill_normal(dsc_ctx_t *ctx, dsc_tensor_t *t, double std) { return fill(ctx, t, true, std, 0); }
@@ -153,7 +198,15 @@ dsc_status_t dsc_tensor_fill_uniform(dsc_ctx_t *ctx, dsc_tensor_t *t, double lo,
 
 dsc_status_t dsc_tensor_copy_from_f32(dsc_tensor_t *t, const float *src, size_t n_elems) {
     if (!t || !src || (int64_t)n_elems > t->numel || !dsc__is_float(t->dtype)) return DSC_ERR_INVALID;
-    return dsc_convert(t->data, t->dtype, src, DSC_F32, n_elems);
+    dsc_ctx_t *ctx = t->device->ctx;
+    if (t->dtype == DSC_F32) return dsc__dev_from_host(ctx, t->data, src, n_elems * sizeof(float));
+    size_t n_bytes = n_elems * dsc_dtype_size(t->dtype);
+    void *host = malloc(n_bytes ? n_bytes : 1);
+    if (!host) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_tensor_copy_from_f32: out of memory");
+    dsc_convert(host, t->dtype, src, DSC_F32, n_elems);
+    dsc_status_t st = dsc__dev_from_host(ctx, t->data, host, n_bytes);
+    free(host);
+    return st;
 }
 
 const char *dsc__shape_str(const dsc_tensor_t *t, char *buf, size_t n) {

@@ -861,7 +861,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        st = dsc_amp_f32_to_half(dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
+        st = dsc_amp_f32_to_half(e->ctx, dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
     if ((st = dsc__zero_finish_step(e->zero))) return st; /* its message names the rank; gradients zeroed */

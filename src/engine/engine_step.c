@@ -123,7 +123,7 @@ static void log_bad_tensors(dsc_engine_t *e) {
     bool any;
     double sumsq;
     size_t n_bad = 0;
-    dsc_amp_scan_segments(e->acc32, DSC_F32, (size_t)e->n_local, segments, n_segments, bad, NULL, &any, &sumsq,
+    dsc_amp_scan_segments(e->ctx, e->acc32, DSC_F32, (size_t)e->n_local, segments, n_segments, bad, NULL, &any, &sumsq,
                           &n_bad);
     char names[1024] = "";
     size_t off = 0, listed = 0;

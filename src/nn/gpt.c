@@ -151,8 +151,13 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     dsc_tensor_t *ids = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
     dsc_tensor_t *pos = dsc__tensor_empty(ctx, DSC_I32, 1, (int64_t[]){t});
     if (!ids || !pos) return dsc_ctx_status(ctx);
-    memcpy(ids->data, tokens, (size_t)b * t * sizeof(int32_t));
-    for (int i = 0; i < t; i++) ((int32_t *)pos->data)[i] = i;
+    /* Inputs are made on the host and copied to the device once. */
+    int32_t *host_pos = malloc((size_t)t * sizeof *host_pos);
+    if (!host_pos) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_gpt_forward: out of memory");
+    for (int i = 0; i < t; i++) host_pos[i] = i;
+    dsc__dev_from_host(ctx, ids->data, tokens, (size_t)b * t * sizeof(int32_t));
+    dsc__dev_from_host(ctx, pos->data, host_pos, (size_t)t * sizeof(int32_t));
+    free(host_pos);
 
     dsc_tensor_t *x = dsc_add(ctx, dsc_embedding_forward(ctx, &g->wte, ids), dsc_embedding_forward(ctx, &g->wpe, pos));
     x = dsc_dropout(ctx, x, g->config.dropout);
@@ -173,8 +178,11 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
     if (targets && loss_out) {
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
         if (!tg) return dsc_ctx_status(ctx);
-        int32_t *tgt = tg->data;
+        int32_t *tgt = malloc((size_t)b * t * sizeof *tgt);
+        if (!tgt) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_gpt_forward: out of memory");
         for (int64_t i = 0; i < (int64_t)b * t; i++) tgt[i] = targets[i] < 0 ? -1 : targets[i]; /* any negative: ignored */
+        dsc__dev_from_host(ctx, tg->data, tgt, (size_t)b * t * sizeof *tgt);
+        free(tgt);
         /* logits the caller does not see may take their own gradient (in place) */
         *loss_out = logits_out ? dsc_cross_entropy(ctx, logits, tg, -1) : dsc_cross_entropy_consume(ctx, logits, tg, -1);
     }

@@ -220,5 +220,5 @@ void *dsc_model_params_data(dsc_model_t *m) { return m ? m->own_params : NULL; }
 void *dsc_model_grads_data(dsc_model_t *m) { return m ? m->own_grads : NULL; }
 
 void dsc_model_zero_grad(dsc_model_t *m) {
-    if (m && m->grads) memset(m->grads, 0, (size_t)m->numel * dsc_dtype_size(m->bound_dtype));
+    if (m && m->grads) dsc__dev_zero(m->ctx, m->grads, (size_t)m->numel * dsc_dtype_size(m->bound_dtype));
 }

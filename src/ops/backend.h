@@ -75,10 +75,16 @@ typedef struct dsc_backend {
                              const void *w, void *y);
     /* Sum of all n elements, accumulated in double. */
     double (*sum)(dsc_dtype_t dt, int64_t n, const void *x);
+    /* out[0] = (sum of all n elements, accumulated in double) * mul / div, computed in double
+     * and rounded once: the sum stays on the device (no host read in the middle of a step). */
+    void (*sum_to)(dsc_dtype_t dt, int64_t n, double mul, double div, const void *x, void *out);
     /* y[i] = s * x[i]. */
     void (*scale)(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
     /* Fill n elements with value. */
     void (*fill)(dsc_dtype_t dt, int64_t n, double value, void *y);
+    /* y[i] = x[i] converted from src_dt to dst_dt (any float dtype or i32; rounding as
+     * dsc_convert). */
+    void (*convert)(dsc_dtype_t dst_dt, dsc_dtype_t src_dt, int64_t n, const void *x, void *y);
 
     /* y = f(x); backward: dx += f'(x) * dy. */
     void (*unary)(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);

@@ -156,17 +156,17 @@ static void cast_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
      * f32 gradient buffer under mixed precision), else in f32. */
     const dsc_dtype_t acc_dt = dsc__op_is_compute_dtype(gx->dtype) ? gx->dtype : DSC_F32;
     const size_t es = dsc_dtype_size(acc_dt);
-    void *g = dsc__arena_alloc(ctx, n * es);
+    void *g = dsc__arena_alloc_data(ctx, n * es);
     if (!g) return;
-    dsc_convert(g, acc_dt, out->grad->data, out->grad->dtype, n);
+    be->convert(acc_dt, out->grad->dtype, (int64_t)n, out->grad->data, g);
     if (acc_dt == gx->dtype) {
         be->axpy(acc_dt, (int64_t)n, 1.0, g, gx->data);
     } else {
-        void *acc = dsc__arena_alloc(ctx, n * es);
+        void *acc = dsc__arena_alloc_data(ctx, n * es);
         if (!acc) return;
-        dsc_convert(acc, acc_dt, gx->data, gx->dtype, n);
+        be->convert(acc_dt, gx->dtype, (int64_t)n, gx->data, acc);
         be->axpy(acc_dt, (int64_t)n, 1.0, g, acc);
-        dsc_convert(gx->data, gx->dtype, acc, acc_dt, n);
+        be->convert(gx->dtype, acc_dt, (int64_t)n, acc, gx->data);
     }
 }
 
@@ -185,7 +185,7 @@ dsc_tensor_t *dsc_cast(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_dtype_t dtype) {
     }
     dsc_tensor_t *out = dsc__tensor_empty(ctx, dtype, x->ndim, x->shape);
     if (!out) return NULL;
-    dsc_convert(out->data, dtype, x->data, x->dtype, (size_t)x->numel);
+    ctx->backend->convert(dtype, x->dtype, x->numel, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         if (!dsc__record(ctx, "dsc_cast", cast_backward, out, 1, &x)) return NULL;
     }

@@ -5,6 +5,7 @@
  *
  * Host reads: the targets are checked on the host (range errors name the position), which
  * also counts the rows that are not ignored; nothing else of the op reads device data. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/op_common.h"
@@ -87,26 +88,42 @@ static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tens
                          "logits [*, V])",
                          op, dsc__shape_str(targets, st, sizeof st), (long long)targets->numel,
                          dsc__shape_str(logits, sl, sizeof sl), (long long)rows);
-    /* The op's one host read: the targets' range check, which also counts the rows. */
+    /* The op's one host read: the targets' range check, which also counts the rows (a host
+     * copy when the targets live on a device). */
     const int32_t *tg = targets->data;
+    int32_t *host_tg = NULL;
+    if (!dsc__dev_host_accessible(ctx, targets->data)) {
+        host_tg = malloc((size_t)rows * sizeof *host_tg + 1);
+        if (!host_tg) return dsc__fail(ctx, DSC_ERR_NOMEM, "%s: out of memory checking targets", op);
+        if (dsc__dev_to_host(ctx, host_tg, targets->data, (size_t)rows * sizeof *host_tg) != DSC_OK) {
+            free(host_tg);
+            return NULL;
+        }
+        tg = host_tg;
+    }
     int64_t count = 0;
     for (int64_t r = 0; r < rows; r++) {
         if (tg[r] == ignore_index) continue;
-        if (tg[r] < 0 || tg[r] >= v)
+        if (tg[r] < 0 || tg[r] >= v) {
+            int bad = (int)tg[r];
+            free(host_tg);
             return dsc__fail(ctx, DSC_ERR_INVALID,
                              "%s: targets (tensor %s, shape %s) holds %d at flat position %lld, outside [0, %lld) "
                              "and not ignore_index %d (logits shape %s)",
-                             op, dsc_tensor_name(targets), dsc__shape_str(targets, st, sizeof st), (int)tg[r],
+                             op, dsc_tensor_name(targets), dsc__shape_str(targets, st, sizeof st), bad,
                              (long long)r, (long long)v, (int)ignore_index, dsc__shape_str(logits, sl, sizeof sl));
+        }
         count++;
     }
+    free(host_tg);
 
     const dsc_dtype_t ldt = loss_dtype(logits->dtype);
     int64_t one = 1;
     dsc_tensor_t *losses = dsc__tensor_empty(ctx, ldt, 1, &rows), *lse = dsc__tensor_empty(ctx, ldt, 1, &rows);
     dsc_tensor_t *out = dsc__tensor_empty(ctx, ldt, 1, &one);
     if (!losses || !lse || !out) return NULL;
-    ctx->backend->cross_entropy(logits->dtype, rows, v, logits->data, tg, ignore_index, losses->data, lse->data);
+    ctx->backend->cross_entropy(logits->dtype, rows, v, logits->data, targets->data, ignore_index, losses->data,
+                                lse->data);
     /* mean over the counted rows, reduced on the device (ignored rows hold 0) */
     ctx->backend->fill(ldt, 1, 0.0, out->data);
     if (count) ctx->backend->sum_rows_acc(ldt, rows, 1, 1.0 / (double)count, losses->data, out->data);

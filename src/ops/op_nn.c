@@ -1,6 +1,7 @@
 /* Neural-network ops over the last dim: softmax, layer norm, embedding lookup, dropout.
  * Shape/dtype checks and tape recording here; the loops are backend kernels. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops/op_common.h"
 
@@ -83,23 +84,38 @@ dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *tab
     if (!dsc__op_check_ndim(ctx, op, "table", table, 2, 2)) return NULL;
     if (!dsc__op_check_ndim(ctx, op, "ids", ids, 1, DSC_MAX_DIMS - 1)) return NULL;
     int64_t v = table->shape[0], c = table->shape[1];
+    /* The range check reads the ids on the host: a host copy when they live on a device
+     * (one small device-to-host copy per lookup; a device-side check would avoid it). */
     const int32_t *id = ids->data;
+    int32_t *host_ids = NULL;
+    if (!dsc__dev_host_accessible(ctx, ids->data)) {
+        host_ids = malloc(dsc_tensor_nbytes(ids) ? dsc_tensor_nbytes(ids) : 1);
+        if (!host_ids) return dsc__fail(ctx, DSC_ERR_NOMEM, "%s: out of memory checking ids", op);
+        if (dsc__dev_to_host(ctx, host_ids, ids->data, dsc_tensor_nbytes(ids)) != DSC_OK) {
+            free(host_ids);
+            return NULL;
+        }
+        id = host_ids;
+    }
     for (int64_t i = 0; i < ids->numel; i++) {
         if (id[i] < 0 || id[i] >= v) {
             char si[DSC_OP_SHAPE_BUF], st[DSC_OP_SHAPE_BUF];
+            int bad = (int)id[i];
+            free(host_ids);
             return dsc__fail(ctx, DSC_ERR_INVALID,
                              "%s: ids (tensor %s, shape %s) holds %d at flat position %lld, outside [0, %lld) "
                              "for table %s of shape %s",
-                             op, dsc_tensor_name(ids), dsc__shape_str(ids, si, sizeof si), (int)id[i], (long long)i,
+                             op, dsc_tensor_name(ids), dsc__shape_str(ids, si, sizeof si), bad, (long long)i,
                              (long long)v, dsc_tensor_name(table), dsc__shape_str(table, st, sizeof st));
         }
     }
+    free(host_ids);
     int64_t shape[DSC_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) shape[d] = ids->shape[d];
     shape[ids->ndim] = c;
     dsc_tensor_t *out = dsc__tensor_empty(ctx, table->dtype, ids->ndim + 1, shape);
     if (!out) return NULL;
-    ctx->backend->embedding(table->dtype, ids->numel, c, id, table->data, out->data);
+    ctx->backend->embedding(table->dtype, ids->numel, c, ids->data, table->data, out->data);
     dsc_tensor_t *in[2] = {ids, table};
     if (dsc__needs_grad(ctx, 2, in) && !dsc__record(ctx, op, embedding_backward, out, 2, in)) return NULL;
     return out;

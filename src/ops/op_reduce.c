@@ -11,7 +11,7 @@ static void sum_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     const dsc_backend_t *be = ctx->backend;
     const void *g = node->out->grad->data;
     if (node->f[0] != 1.0) { /* scale the upstream scalar first */
-        void *gs = dsc__arena_alloc(ctx, dsc_dtype_size(x->dtype));
+        void *gs = dsc__arena_alloc_data(ctx, dsc_dtype_size(x->dtype));
         if (!gs) return;
         be->scale(x->dtype, 1, node->f[0], g, gs);
         g = gs;
@@ -26,11 +26,9 @@ static dsc_tensor_t *reduce_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t 
     const int64_t one = 1;
     dsc_tensor_t *out = dsc__tensor_empty(ctx, x->dtype, 1, &one);
     if (!out) return NULL;
-    const dsc_backend_t *be = ctx->backend;
-    double s = be->sum(x->dtype, x->numel, x->data);
     /* mean of no elements is NaN, as in PyTorch */
     const double factor = mean ? 1.0 / (double)x->numel : 1.0;
-    be->fill(x->dtype, 1, mean ? s * factor : s, out->data);
+    ctx->backend->sum_to(x->dtype, x->numel, factor, 1.0, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, name, sum_backward, out, 1, &x);
         if (!node) return NULL;
@@ -72,7 +70,7 @@ dsc_tensor_t *dsc_mse(dsc_ctx_t *ctx, dsc_tensor_t *pred, dsc_tensor_t *target) 
     if (!diff || !sq || !out) return NULL;
     be->binary(dt, DSC_BINARY_SUB, n, pred->data, n, target->data, diff->data);
     be->binary(dt, DSC_BINARY_MUL, n, diff->data, n, diff->data, sq->data);
-    be->fill(dt, 1, be->sum(dt, n, sq->data) / (double)n, out->data);
+    be->sum_to(dt, n, 1.0, (double)n, sq->data, out->data);
     dsc_tensor_t *in[2] = {pred, target};
     if (dsc__needs_grad(ctx, 2, in)) {
         dsc_node_t *node = dsc__record(ctx, "dsc_mse", mse_backward, out, 2, in);

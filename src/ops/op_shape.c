@@ -66,6 +66,7 @@ static dsc_tensor_t *reshape_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t
     out->numel = x->numel;
     out->dtype = x->dtype;
     out->data = x->data;
+    out->device = x->device;
     if (dsc__op_is_kernel_dtype(x->dtype) && dsc__needs_grad(ctx, 1, &x))
         if (!dsc__record(ctx, name, reshape_backward, out, 1, &x)) return NULL;
     return out;

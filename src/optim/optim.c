@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 #include "core/internal.h"
+#include "ops/backend.h"
+#include "ops/cpu/cpu_features.h"
 
 /* Partitions smaller than this run on the calling thread (OpenMP start-up costs more). */
 #define DSC_OPTIM_PAR_MIN 32768
@@ -20,10 +19,6 @@
 #define DSC_OPTIM_CHUNK_ALIGN 64
 
 enum { ROLE_0 = 0, ROLE_1, ROLE_2, ROLE_COUNT };
-
-typedef struct lamb_block {
-    size_t start, len, seg;
-} lamb_block_t;
 
 struct dsc_optim {
     dsc_ctx_t *ctx;
@@ -42,7 +37,7 @@ struct dsc_optim {
     const char *state_name[ROLE_COUNT];
     /* Lamb */
     size_t n_blocks;
-    lamb_block_t *blocks;
+    dsc_optim_block_t *blocks;
     double *partials; /* 2 per block: sum p^2, sum u^2 */
     float *coeffs;    /* per segment, last step's trust ratio */
     float *seg_coef;  /* per segment, -(eta * r) for pass 2 */
@@ -51,30 +46,13 @@ struct dsc_optim {
 
 /* ---- ISA selection ------------------------------------------------------------------- */
 
-#if defined(__x86_64__) || defined(__i386__)
-static uint64_t read_xcr0(void) {
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((uint64_t)hi << 32) | lo;
-}
-
+/* From the one CPU feature detection (src/ops/cpu/cpu_features.c). The AVX2 path also
+ * needs FMA and F16C (FMA is not used for arithmetic). */
 static void cpu_features(int *avx2, int *avx512) {
-    unsigned a, b, c, d;
-    *avx2 = *avx512 = 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
-    if (!osxsave || !avx) return;
-    const uint64_t xcr0 = read_xcr0();
-    if ((xcr0 & 0x6) != 0x6) return; /* the OS saves XMM and YMM state */
-    if (__get_cpuid_max(0, NULL) < 7) return;
-    __cpuid_count(7, 0, a, b, c, d);
-    *avx2 = ((b >> 5) & 1) && fma && f16c;
-    /* AVX-512F and the OS saving opmask, ZMM_Hi256 and Hi16_ZMM state. */
-    *avx512 = ((b >> 16) & 1) && (xcr0 & 0xe6) == 0xe6;
+    const dsc_cpu_features_t *f = dsc__cpu_features();
+    *avx2 = f->avx2 && f->fma && f->f16c;
+    *avx512 = f->avx512f;
 }
-#else
-static void cpu_features(int *avx2, int *avx512) { *avx2 = *avx512 = 0; }
-#endif
 
 int dsc__optim_isa_supported(dsc_optim_isa_t isa) {
     int avx2, avx512;
@@ -168,12 +146,12 @@ static void set_state_layout(dsc_optim_t *o) {
 static void optim_release(dsc_optim_t *o) {
     dsc_ctx_t *ctx = o->ctx;
     for (int r = 0; r < ROLE_COUNT; r++) dsc_ctx_release(ctx, DSC_MEM_OPTIM, o->role[r], o->n * sizeof(float));
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o->seg, o->n_seg * sizeof *o->seg);
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o->blocks, o->n_blocks * sizeof *o->blocks);
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o->partials, o->n_blocks * 2 * sizeof(double));
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o->coeffs, o->n_seg * sizeof(float));
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o->seg_coef, o->n_seg * sizeof(float));
-    dsc_ctx_release(ctx, DSC_MEM_OTHER, o, sizeof *o);
+    dsc__host_free(ctx, DSC_MEM_OTHER, o->seg, o->n_seg * sizeof *o->seg);
+    dsc__host_free(ctx, DSC_MEM_OTHER, o->blocks, o->n_blocks * sizeof *o->blocks);
+    dsc__host_free(ctx, DSC_MEM_OTHER, o->partials, o->n_blocks * 2 * sizeof(double));
+    dsc__host_free(ctx, DSC_MEM_OTHER, o->coeffs, o->n_seg * sizeof(float));
+    dsc__host_free(ctx, DSC_MEM_OTHER, o->seg_coef, o->n_seg * sizeof(float));
+    dsc__host_free(ctx, DSC_MEM_OTHER, o, sizeof *o);
 }
 
 dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
@@ -205,14 +183,14 @@ dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, siz
                                      "dsc_optim_new: segments cover [0, %zu) but the partition has %zu elements",
                                      expect, n_elems);
     }
-    dsc_optim_t *o = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, sizeof *o);
+    dsc_optim_t *o = dsc__host_alloc(ctx, DSC_MEM_OTHER, sizeof *o);
     if (!o) return dsc_ctx_status(ctx);
     o->ctx = ctx;
     o->params = *params;
     if (o->params.type == DSC_OPTIM_ADAMW) o->params.adam_w_mode = true;
     o->n = n_elems;
     o->n_seg = segments && n_segments ? n_segments : 1;
-    o->seg = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof *o->seg);
+    o->seg = dsc__host_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof *o->seg);
     if (!o->seg) goto nomem;
     if (segments && n_segments)
         memcpy(o->seg, segments, n_segments * sizeof *segments);
@@ -227,23 +205,22 @@ dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, siz
     if (o->params.type == DSC_OPTIM_ADAGRAD && o->params.impl == DSC_OPTIM_IMPL_TORCH &&
         o->params.initial_accumulator_value != 0.0) {
         const float init = (float)o->params.initial_accumulator_value;
-        float *sum = o->role[ROLE_0];
-        for (size_t i = 0; i < n_elems; i++) sum[i] = init;
+        ctx->backend->fill(DSC_F32, (int64_t)n_elems, init, o->role[ROLE_0]); /* on the device */
     }
     if (o->params.type == DSC_OPTIM_LAMB) {
         size_t nb = 0;
         for (size_t s = 0; s < o->n_seg; s++) nb += (o->seg[s].numel + DSC_LAMB_BLOCK - 1) / DSC_LAMB_BLOCK;
         o->n_blocks = nb;
-        o->blocks = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, (nb ? nb : 1) * sizeof *o->blocks);
-        o->partials = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, (nb ? nb : 1) * 2 * sizeof(double));
-        o->coeffs = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof(float));
-        o->seg_coef = dsc_ctx_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof(float));
+        o->blocks = dsc__host_alloc(ctx, DSC_MEM_OTHER, (nb ? nb : 1) * sizeof *o->blocks);
+        o->partials = dsc__host_alloc(ctx, DSC_MEM_OTHER, (nb ? nb : 1) * 2 * sizeof(double));
+        o->coeffs = dsc__host_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof(float));
+        o->seg_coef = dsc__host_alloc(ctx, DSC_MEM_OTHER, o->n_seg * sizeof(float));
         if (!o->blocks || !o->partials || !o->coeffs || !o->seg_coef) goto nomem;
         size_t b = 0;
         for (size_t s = 0; s < o->n_seg; s++)
             for (size_t off = 0; off < o->seg[s].numel; off += DSC_LAMB_BLOCK) {
                 size_t len = o->seg[s].numel - off;
-                o->blocks[b++] = (lamb_block_t){o->seg[s].offset + off, len < DSC_LAMB_BLOCK ? len : DSC_LAMB_BLOCK, s};
+                o->blocks[b++] = (dsc_optim_block_t){o->seg[s].offset + off, len < DSC_LAMB_BLOCK ? len : DSC_LAMB_BLOCK, s};
             }
     }
     o->isa = dsc__optim_isa_best();
@@ -261,35 +238,6 @@ void dsc_optim_free(dsc_optim_t *opt) {
 
 /* ---- step ---------------------------------------------------------------------------- */
 
-#define OFF(ptr, a) ((ptr) ? (ptr) + (a) : NULL)
-
-typedef enum { K_ADAM, K_LION, K_ADAGRAD, K_SGD, K_RMSPROP, K_ADAMAX, K_LAMB2 } kernel_id_t;
-
-static dsc_optim_kernel_fn pick(const dsc_optim_kernels_t *k, kernel_id_t id) {
-    switch (id) {
-    case K_ADAM: return k->adam;
-    case K_LION: return k->lion;
-    case K_ADAGRAD: return k->adagrad;
-    case K_SGD: return k->sgd;
-    case K_RMSPROP: return k->rmsprop;
-    case K_ADAMAX: return k->adamax;
-    default: return k->lamb2;
-    }
-}
-
-/* Runs kernel `id` on [a, b): the vector kernel on its whole vectors, the scalar one on the
- * tail. */
-static void run_range(const dsc_optim_kernels_t *k, kernel_id_t id, const dsc_optim_scalars_t *s, float *p,
-                      const float *g, float *const *st, uint16_t *half, size_t a, size_t b) {
-    const size_t n = b - a;
-    size_t done = pick(k, id)(s, p + a, OFF(g, a), OFF(st[0], a), OFF(st[1], a), OFF(st[2], a), OFF(half, a), n);
-    if (done < n) {
-        const size_t c = a + done;
-        pick(&dsc__optim_kernels_scalar, id)(s, p + c, OFF(g, c), OFF(st[0], c), OFF(st[1], c), OFF(st[2], c),
-                                             OFF(half, c), n - done);
-    }
-}
-
 static int thread_count(const dsc_optim_t *o) {
     int nt = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
     if (nt < 1) nt = 1;
@@ -297,48 +245,17 @@ static int thread_count(const dsc_optim_t *o) {
     return nt;
 }
 
-/* Element-wise kernels: each thread takes one contiguous chunk. The bits do not depend on
- * the split since every element is independent. */
-static void run_elementwise(const dsc_optim_t *o, kernel_id_t id, const dsc_optim_scalars_t *s, float *p,
-                            const float *g, uint16_t *half) {
-    const size_t n = o->n;
-    float *const *st = o->role;
-    const dsc_optim_kernels_t *k = o->k;
-    const int nt = thread_count(o);
-    if (nt == 1) {
-        run_range(k, id, s, p, g, st, half, 0, n);
-        return;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-        const size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
-        size_t chunk = (n + T - 1) / T;
-        chunk = (chunk + DSC_OPTIM_CHUNK_ALIGN - 1) / DSC_OPTIM_CHUNK_ALIGN * DSC_OPTIM_CHUNK_ALIGN;
-        const size_t a = t * chunk < n ? t * chunk : n;
-        const size_t b = a + chunk < n ? a + chunk : n;
-        if (a < b) run_range(k, id, s, p, g, st, half, a, b);
-    }
-}
+static const dsc_optim_ops_t *optim_ops(const dsc_optim_t *o) { return o->ctx->device.table->optim; }
 
-/* Lamb: pass 1 over fixed blocks (partial norms), per-segment ratios, pass 2. */
+/* Lamb: pass 1 on the device (partial norms per block), the per-segment trust ratios on the
+ * host (shared by every device), pass 2 on the device. */
 static void run_lamb(dsc_optim_t *o, const dsc_optim_scalars_t *s, float *p, const float *g, uint16_t *half,
                      double lr_eff) {
-    const dsc_optim_kernels_t *k = o->k;
-    const lamb_block_t *blocks = o->blocks;
+    const dsc_optim_block_t *blocks = o->blocks;
     double *partials = o->partials;
-    float *m = o->role[ROLE_0], *v = o->role[ROLE_1];
-    const long nb = (long)o->n_blocks;
     const int nt = thread_count(o);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (long b = 0; b < nb; b++) {
-        double acc[2 * DSC_LAMB_LANES] = {0};
-        const size_t a = blocks[b].start, len = blocks[b].len;
-        size_t done = k->lamb1(s, p + a, g + a, m + a, v + a, len, acc);
-        if (done < len)
-            dsc__optim_kernels_scalar.lamb1(s, p + a + done, g + a + done, m + a + done, v + a + done, len - done, acc);
-        partials[2 * b] = dsc__optim_tree16(acc);
-        partials[2 * b + 1] = dsc__optim_tree16(acc + DSC_LAMB_LANES);
-    }
+    optim_ops(o)->lamb_norms(&o->ctx->device, o->k, s, blocks, o->n_blocks, nt, p, g, o->role[ROLE_0],
+                             o->role[ROLE_1], partials);
     /* Per segment, blocks in order: deterministic. */
     const dsc_optim_params_t *pr = &o->params;
     size_t b = 0;
@@ -359,14 +276,8 @@ static void run_lamb(dsc_optim_t *o, const dsc_optim_scalars_t *s, float *p, con
         o->seg_coef[sg] = (float)(-(lr_eff * r));
     }
     o->coeffs_valid = true;
-    const float *seg_coef = o->seg_coef;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (long bb = 0; bb < nb; bb++) {
-        dsc_optim_scalars_t sl = *s;
-        sl.coef = seg_coef[blocks[bb].seg];
-        float *st[3] = {m, v, NULL};
-        run_range(k, K_LAMB2, &sl, p, NULL, st, half, blocks[bb].start, blocks[bb].start + blocks[bb].len);
-    }
+    optim_ops(o)->lamb_apply(&o->ctx->device, o->k, s, blocks, o->n_blocks, nt, o->seg_coef, p, o->role[ROLE_0],
+                             o->role[ROLE_1], half);
 }
 
 dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, float grad_scale, double lr,
@@ -411,7 +322,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
     s.decay = 1.0f;
     s.half = hk;
     uint16_t *half = half_out;
-    kernel_id_t id = K_ADAM;
+    dsc_optim_kernel_id_t id = DSC_OPTIM_K_ADAM;
     double lamb_eta = 0.0;
 
     switch (pr->type) {
@@ -426,7 +337,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         if (use_wd && w) s.decay = (float)(1.0 - lr * wd);
         s.nstep = (float)(-(lr / bc1));
         s.bc2s = (float)sqrt(bc2);
-        id = K_ADAM;
+        id = DSC_OPTIM_K_ADAM;
         break;
     }
     case DSC_OPTIM_LAMB: {
@@ -434,7 +345,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         lamb_eta = pr->bias_correction ? lr * sqrt(bc2) / bc1 : lr;
         s.l2 = wd != 0.0;
         s.flag = pr->eps_inside_sqrt;
-        id = K_LAMB2;
+        id = DSC_OPTIM_K_LAMB2;
         break;
     }
     case DSC_OPTIM_LION:
@@ -442,7 +353,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         s.lr = (float)lr;
         s.nlr = -s.lr;
         s.flag = ds_cpu;
-        id = K_LION;
+        id = DSC_OPTIM_K_LION;
         break;
     case DSC_OPTIM_ADAGRAD:
         if (ds_cpu) {
@@ -453,7 +364,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
             s.l2 = wd != 0.0;
             s.nstep = (float)(-(lr / (1.0 + (td - 1.0) * pr->lr_decay)));
         }
-        id = K_ADAGRAD;
+        id = DSC_OPTIM_K_ADAGRAD;
         break;
     case DSC_OPTIM_SGD:
         s.l2 = wd != 0.0;
@@ -463,7 +374,7 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         s.flag = t == 1;
         s.flag2 = pr->nesterov;
         s.nstep = (float)(-lr);
-        id = K_SGD;
+        id = DSC_OPTIM_K_SGD;
         break;
     case DSC_OPTIM_RMSPROP:
         s.l2 = wd != 0.0;
@@ -473,12 +384,12 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         s.flag = pr->centered;
         s.flag2 = pr->momentum > 0.0;
         s.nstep = (float)(-lr);
-        id = K_RMSPROP;
+        id = DSC_OPTIM_K_RMSPROP;
         break;
     case DSC_OPTIM_ADAMAX:
         s.l2 = wd != 0.0;
         s.nstep = (float)(-(lr / (1.0 - pow(pr->beta1, td))));
-        id = K_ADAMAX;
+        id = DSC_OPTIM_K_ADAMAX;
         break;
     default: return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_step: invalid optimizer type");
     }
@@ -486,7 +397,8 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
     if (pr->type == DSC_OPTIM_LAMB)
         run_lamb(opt, &s, master, grad, half, lamb_eta);
     else
-        run_elementwise(opt, id, &s, master, grad, half);
+        optim_ops(opt)->elementwise(&ctx->device, opt->k, id, &s, opt->n, thread_count(opt), master, grad,
+                                    opt->role[ROLE_0], opt->role[ROLE_1], opt->role[ROLE_2], half);
     opt->step = t;
     return DSC_OK;
 }
@@ -574,16 +486,14 @@ dsc_status_t dsc_optim_get_state(const dsc_optim_t *opt, int index, size_t offse
     if (!opt) return DSC_ERR_INVALID;
     dsc_status_t st = check_range(opt, "dsc_optim_get_state", index, offset, n, dst);
     if (st != DSC_OK) return st;
-    if (n) memcpy(dst, opt->role[opt->state_role[index]] + offset, n * sizeof(float));
-    return DSC_OK;
+    return dsc__dev_to_host(opt->ctx, dst, opt->role[opt->state_role[index]] + offset, n * sizeof(float));
 }
 
 dsc_status_t dsc_optim_set_state(dsc_optim_t *opt, int index, size_t offset, size_t n, const float *src) {
     if (!opt) return DSC_ERR_INVALID;
     dsc_status_t st = check_range(opt, "dsc_optim_set_state", index, offset, n, src);
     if (st != DSC_OK) return st;
-    if (n) memcpy(opt->role[opt->state_role[index]] + offset, src, n * sizeof(float));
-    return DSC_OK;
+    return dsc__dev_from_host(opt->ctx, opt->role[opt->state_role[index]] + offset, src, n * sizeof(float));
 }
 
 dsc_status_t dsc_optim_lamb_coeffs(const dsc_optim_t *opt, float *out, size_t n_out) {

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/bf16.h"
+#include "core/device.h"
 #include "dsc/optim.h"
 
 /* Kernel ISA paths. */
@@ -80,6 +82,44 @@ extern const dsc_optim_kernels_t dsc__optim_kernels_scalar;
 extern const dsc_optim_kernels_t dsc__optim_kernels_avx2;
 extern const dsc_optim_kernels_t dsc__optim_kernels_avx512;
 
+/* Kernel ids of the element-wise update. */
+typedef enum dsc_optim_kernel_id {
+    DSC_OPTIM_K_ADAM = 0,
+    DSC_OPTIM_K_LION,
+    DSC_OPTIM_K_ADAGRAD,
+    DSC_OPTIM_K_SGD,
+    DSC_OPTIM_K_RMSPROP,
+    DSC_OPTIM_K_ADAMAX,
+    DSC_OPTIM_K_LAMB2
+} dsc_optim_kernel_id_t;
+
+/* One Lamb norm block: elements [start, start + len) of segment seg. */
+typedef struct dsc_optim_block {
+    size_t start, len, seg;
+} dsc_optim_block_t;
+
+/* The optimizer entries of a device's table (src/core/device.h). The host derives the
+ * per-step scalars (dsc_optim_scalars_t) once and hands them to these; p, g, s0..s2 and
+ * half are device buffers of n elements (state pointers the optimizer does not use and
+ * half may be NULL). `isa` is the CPU path the optimizer asked for (other devices ignore
+ * it); n_threads the CPU thread count (0: OpenMP's). Lamb: norms writes the two squared
+ * norms of each block into host partials[2b], [2b+1] (the host turns them into per-segment
+ * trust ratios); apply runs pass 2 with coef = seg_coef[block's segment] (host array). */
+typedef struct dsc_optim_ops {
+    void (*elementwise)(dsc_device_t *dev, const dsc_optim_kernels_t *isa, dsc_optim_kernel_id_t id,
+                        const dsc_optim_scalars_t *s, size_t n, int n_threads, float *p, const float *g, float *s0,
+                        float *s1, float *s2, uint16_t *half);
+    void (*lamb_norms)(dsc_device_t *dev, const dsc_optim_kernels_t *isa, const dsc_optim_scalars_t *s,
+                       const dsc_optim_block_t *blocks, size_t n_blocks, int n_threads, const float *p, const float *g,
+                       float *m, float *v, double *partials);
+    void (*lamb_apply)(dsc_device_t *dev, const dsc_optim_kernels_t *isa, const dsc_optim_scalars_t *s,
+                       const dsc_optim_block_t *blocks, size_t n_blocks, int n_threads, const float *seg_coef, float *p,
+                       float *m, float *v, uint16_t *half);
+} dsc_optim_ops_t;
+
+extern const dsc_optim_ops_t dsc__optim_ops_cpu;
+extern const dsc_optim_ops_t dsc__optim_ops_guarded;
+
 /* True when this CPU (and OS) supports the path. SCALAR and AUTO are always supported. */
 int dsc__optim_isa_supported(dsc_optim_isa_t isa);
 /* The path AUTO resolves to on this CPU. */
@@ -91,13 +131,7 @@ dsc_status_t dsc__optim_force_isa(dsc_optim_t *opt, dsc_optim_isa_t isa);
 dsc_optim_isa_t dsc__optim_get_isa(const dsc_optim_t *opt);
 
 /* Scalar helpers shared by every path (identical to dsc_f32_to_bf16 / the tree sum). */
-static inline uint16_t dsc__optim_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+static inline uint16_t dsc__optim_bf16(float x) { return dsc__bf16_round(x); }
 
 /* Fixed pairwise tree over 16 lanes. */
 static inline double dsc__optim_tree16(const double *a) {

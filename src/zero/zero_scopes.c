@@ -386,7 +386,7 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
             dsc__dev_copy(z->ctx, z->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->params, z->model_dtype, z->master, (size_t)local);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, z->master, (size_t)local);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);
     if (rc == DSC_OK) z->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)

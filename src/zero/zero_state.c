@@ -119,7 +119,7 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
         init32 = temp;
     }
     dsc_status_t rc = dsc__zero_initial_values(z, init32);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->params, z->model_dtype, init32, (size_t)P);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, init32, (size_t)P);
     if (rc == DSC_OK && !mixed && init32 != z->params) dsc__dev_copy(z->ctx, z->params, init32, (size_t)P * 4);
     if (rc == DSC_OK && partitioned) dsc__dev_copy(z->ctx, z->master, init32 + z->plan.begin, (size_t)z->n_local * 4);
     if (temp) dsc__dev_free(z->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
@@ -164,12 +164,12 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
     const int64_t k = z->plan.part;
     const size_t es = dsc_dtype_size(dtype);
     char *s = src;
-    if (N == 1) return dsc_amp_accumulate(z->acc32, src, dtype, (size_t)k);
+    if (N == 1) return dsc_amp_accumulate(z->ctx, z->acc32, src, dtype, (size_t)k);
     if (z->bucket >= k) { /* one collective, in place: the result lands in src's own slice */
         char *mine = s + (size_t)z->plan.begin * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, s, mine, (size_t)k, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
-        return dsc_amp_accumulate(z->acc32, mine, dtype, (size_t)k);
+        return dsc_amp_accumulate(z->ctx, z->acc32, mine, dtype, (size_t)k);
     }
     char *stage = z->staging;
     for (int64_t j = 0; j < k; j += z->bucket) {
@@ -179,7 +179,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
         char *mine = stage + (size_t)r * c * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, stage, mine, (size_t)c, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
-        rc = dsc_amp_accumulate(z->acc32 + j, mine, dtype, (size_t)c);
+        rc = dsc_amp_accumulate(z->ctx, z->acc32 + j, mine, dtype, (size_t)c);
         if (rc != DSC_OK) return rc;
     }
     return DSC_OK;
@@ -192,13 +192,13 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
     switch (z->plan.stage) {
     case 0:
         if (z->accumulate_fp32) {
-            rc = dsc_amp_accumulate(z->acc32, z->grads, z->model_dtype, P);
+            rc = dsc_amp_accumulate(z->ctx, z->acc32, z->grads, z->model_dtype, P);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         break;
     case 1:
         if (z->full_acc32) {
-            rc = dsc_amp_accumulate(z->full_acc32, z->grads, z->model_dtype, P);
+            rc = dsc_amp_accumulate(z->ctx, z->full_acc32, z->grads, z->model_dtype, P);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         break;
@@ -228,7 +228,7 @@ static dsc_status_t reduce(dsc_zero_t *z) {
             if (rc != DSC_OK) return comm_fail(z, rc, "gradient all-reduce");
         }
         if (mixed && !z->accumulate_fp32) { /* 16-bit accumulation: widen once */
-            rc = dsc_amp_half_to_f32(z->acc32, z->grads, z->model_dtype, P);
+            rc = dsc_amp_half_to_f32(z->ctx, z->acc32, z->grads, z->model_dtype, P);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
         }
         return rc;
@@ -278,7 +278,7 @@ static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq) {
      * the same reduced sum). */
     *overflow = false;
     *sumsq = 0;
-    dsc_status_t rc = dsc_amp_scan(z->acc32, DSC_F32, (size_t)z->n_local, overflow, sumsq);
+    dsc_status_t rc = dsc_amp_scan(z->ctx, z->acc32, DSC_F32, (size_t)z->n_local, overflow, sumsq);
     if (rc != DSC_OK || z->plan.stage == 0 || z->world_size == 1) return rc;
     double v[2] = {*overflow ? 1.0 : 0.0, *sumsq};
     rc = dsc_comm_allreduce(z->comm, v, v, 2, DSC_F64, DSC_REDUCE_SUM);

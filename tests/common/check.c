@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "core/internal.h"
+
 int check_failures = 0;
 int check_count = 0;
 
@@ -121,4 +123,36 @@ void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int 
         if (i > 0) y[i - 1] = v;
         prev = v;
     }
+}
+
+dsc_status_t check_tensor_get(const dsc_tensor_t *t, void *dst, dsc_dtype_t dst_dtype, size_t n) {
+    if (!t) return DSC_ERR_INVALID;
+    size_t bytes = n * dsc_dtype_size(t->dtype);
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host) return DSC_ERR_NOMEM;
+    dsc_status_t st = dsc_tensor_to_host(t->device->ctx, t, host, bytes);
+    if (st == DSC_OK) st = dsc_convert(dst, dst_dtype, host, t->dtype, n);
+    free(host);
+    return st;
+}
+
+dsc_status_t check_tensor_set(dsc_tensor_t *t, const void *src, dsc_dtype_t src_dtype, size_t n) {
+    if (!t) return DSC_ERR_INVALID;
+    size_t bytes = n * dsc_dtype_size(t->dtype);
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host) return DSC_ERR_NOMEM;
+    dsc_status_t st = dsc_convert(host, t->dtype, src, src_dtype, n);
+    if (st == DSC_OK) st = dsc_tensor_from_host(t->device->ctx, t, host, bytes);
+    free(host);
+    return st;
+}
+
+double check_tensor_at(const dsc_tensor_t *t, int64_t i) {
+    if (!t || i < 0 || i >= t->numel) return NAN;
+    double v = NAN;
+    size_t es = dsc_dtype_size(t->dtype);
+    unsigned char buf[8];
+    if (dsc__dev_to_host(t->device->ctx, buf, (const char *)t->data + (size_t)i * es, es) == DSC_OK)
+        dsc_convert(&v, DSC_F64, buf, t->dtype, 1);
+    return v;
 }

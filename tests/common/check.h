@@ -56,6 +56,15 @@ double check_arrays_close_f32(const char *what, const float *got, const float *w
 /* Prints "test: N checks, M failed" and returns the exit status. */
 int check_finish(const char *test_name);
 
+/* Host access to tensor data on any device (the suite also runs on the guarded device,
+ * where a direct read faults): get copies n values of t into dst converted to dst_dtype;
+ * set copies n values of src_dtype into t converted to t's dtype. Return DSC_OK or the
+ * copy's status. */
+dsc_status_t check_tensor_get(const dsc_tensor_t *t, void *dst, dsc_dtype_t dst_dtype, size_t n);
+dsc_status_t check_tensor_set(dsc_tensor_t *t, const void *src, dsc_dtype_t src_dtype, size_t n);
+/* One element of t as a double (NaN on error). */
+double check_tensor_at(const dsc_tensor_t *t, int64_t i);
+
 /* A context whose errors are quiet (tests that expect errors check the message instead). */
 dsc_ctx_t *check_ctx_new(uint64_t seed);
 

@@ -14,8 +14,11 @@ typedef struct {
     void *user;
     int n;
     const gradcheck_input_t *spec;
-    void *values[GC_MAX_INPUTS];
-    double *grads[GC_MAX_INPUTS];
+    void *values[GC_MAX_INPUTS];      /* host copies the finite differences perturb */
+    double *grads[GC_MAX_INPUTS];     /* host copies of the analytic gradients */
+    void *dev_values[GC_MAX_INPUTS];  /* the same on the context's device */
+    void *dev_grads[GC_MAX_INPUTS];
+    size_t bytes[GC_MAX_INPUTS];
     uint64_t rng_state;
 } gc_state_t;
 
@@ -33,16 +36,22 @@ static dsc_tensor_t *eval(gc_state_t *s, bool with_grad, dsc_tensor_t **wrapped)
     for (int k = 0; k < s->n; k++) {
         const gradcheck_input_t *in = &s->spec[k];
         bool grad = with_grad && in->differentiable;
-        wrapped[k] = dsc_tensor_wrap(s->ctx, in->dtype, in->ndim, in->shape, s->values[k], grad ? s->grads[k] : NULL,
-                                     false);
+        dsc_ctx_from_host(s->ctx, s->dev_values[k], s->values[k], s->bytes[k]);
+        wrapped[k] = dsc_tensor_wrap(s->ctx, in->dtype, in->ndim, in->shape, s->dev_values[k],
+                                     grad ? s->dev_grads[k] : NULL, false);
     }
     return s->fn(s->ctx, wrapped, s->user);
 }
 
-static double objective(dsc_tensor_t *out, const double *r) {
+static double objective(dsc_ctx_t *ctx, dsc_tensor_t *out, const double *r) {
     double f = 0;
-    const double *y = dsc_tensor_f64(out);
+    double *y = malloc(dsc_tensor_nbytes(out) + 8);
+    if (!y || dsc_tensor_to_host(ctx, out, y, dsc_tensor_nbytes(out)) != DSC_OK) {
+        free(y);
+        return NAN;
+    }
     for (int64_t i = 0; i < dsc_tensor_numel(out); i++) f += y[i] * r[i];
+    free(y);
     return f;
 }
 
@@ -62,8 +71,11 @@ double gradcheck(const char *name, gradcheck_fn fn, void *user, int n_inputs, co
     uint64_t vstate = seed ^ 0xA5A5A5A5u;
     for (int k = 0; k < n_inputs; k++) {
         int64_t n = numel_of(&inputs[k]);
+        s.bytes[k] = ((size_t)n + 1) * 8;
         s.values[k] = calloc((size_t)n + 1, 8);
         s.grads[k] = calloc((size_t)n + 1, 8);
+        s.dev_values[k] = dsc_ctx_alloc(s.ctx, DSC_MEM_OTHER, s.bytes[k]);
+        s.dev_grads[k] = dsc_ctx_alloc(s.ctx, DSC_MEM_OTHER, s.bytes[k]);
         dsc_ctx_set_rng_state(s.ctx, vstate + (uint64_t)k * 1000003u);
         for (int64_t i = 0; i < n; i++) {
             double u = dsc_ctx_rand_uniform(s.ctx);
@@ -81,9 +93,12 @@ double gradcheck(const char *name, gradcheck_fn fn, void *user, int n_inputs, co
     int64_t n_out = dsc_tensor_numel(out);
     double *r = malloc((size_t)n_out * sizeof *r);
     for (int64_t i = 0; i < n_out; i++) r[i] = 2.0 * dsc_ctx_rand_uniform(s.ctx) - 1.0;
-    dsc_tensor_t *rt = dsc_tensor_wrap(s.ctx, DSC_F64, out->ndim, out->shape, r, NULL, false);
+    dsc_tensor_t *rt = dsc_tensor_new(s.ctx, DSC_F64, out->ndim, out->shape);
+    dsc_tensor_from_host(s.ctx, rt, r, (size_t)n_out * sizeof *r);
     dsc_status_t rc = dsc__autograd_backward_from(s.ctx, out, rt);
     CHECK_MSG(rc == DSC_OK, "%s: backward failed: %s", name, dsc_ctx_errmsg(s.ctx));
+    for (int k = 0; k < n_inputs && rc == DSC_OK; k++)
+        if (inputs[k].differentiable) dsc_ctx_to_host(s.ctx, s.grads[k], s.dev_grads[k], s.bytes[k]);
 
     for (int k = 0; k < n_inputs && rc == DSC_OK; k++) {
         if (!inputs[k].differentiable) continue;
@@ -95,9 +110,9 @@ double gradcheck(const char *name, gradcheck_fn fn, void *user, int n_inputs, co
             double x0 = x[i];
             double h = 1e-5 * fmax(1.0, fabs(x0));
             x[i] = x0 + h;
-            double fp = objective(eval(&s, false, wrapped), r);
+            double fp = objective(s.ctx, eval(&s, false, wrapped), r);
             x[i] = x0 - h;
-            double fm = objective(eval(&s, false, wrapped), r);
+            double fm = objective(s.ctx, eval(&s, false, wrapped), r);
             x[i] = x0;
             fd[i] = (fp - fm) / (2 * h);
         }
@@ -114,6 +129,8 @@ done:
     for (int k = 0; k < n_inputs; k++) {
         free(s.values[k]);
         free(s.grads[k]);
+        dsc_ctx_release(s.ctx, DSC_MEM_OTHER, s.dev_values[k], s.bytes[k]);
+        dsc_ctx_release(s.ctx, DSC_MEM_OTHER, s.dev_grads[k], s.bytes[k]);
     }
     dsc_ctx_free(s.ctx);
     return worst;

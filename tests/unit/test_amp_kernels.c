@@ -15,6 +15,10 @@
 #include "check.h"
 #include "dsc/amp.h"
 
+/* The public kernels run on this context's device; the buffers here are host arrays, which
+ * every CPU-side device accepts (wrapped caller memory). */
+static dsc_ctx_t *g_ctx;
+
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 static uint64_t rnd64(void) {
     rng_state ^= rng_state << 13;
@@ -145,7 +149,7 @@ static void test_scan_positions(void) {
                               dsc__amp_isa_name((dsc_amp_isa_t)isa), kind, pos[pi]);
                     /* the public entry point (best path) agrees */
                     bool ovf2 = false;
-                    CHECK_OK(dsc_amp_scan(cp, dt, n, &ovf2, NULL));
+                    CHECK_OK(dsc_amp_scan(g_ctx, cp, dt, n, &ovf2, NULL));
                     CHECK(ovf2);
                     free(cp);
                 }
@@ -176,7 +180,7 @@ static void test_scan_positions(void) {
         }
         bool ovf = true;
         double ss = 0;
-        CHECK_OK(dsc_amp_scan(big, dt, 64, &ovf, &ss));
+        CHECK_OK(dsc_amp_scan(g_ctx, big, dt, 64, &ovf, &ss));
         CHECK(!ovf && isfinite(ss) && ss == ref_sumsq_ordered(big, dt, 0, 64));
         free(big);
         free(buf);
@@ -184,12 +188,12 @@ static void test_scan_positions(void) {
     /* Empty and invalid. */
     bool ovf = true;
     double ss = -1;
-    CHECK_OK(dsc_amp_scan(NULL, DSC_F32, 0, &ovf, &ss));
+    CHECK_OK(dsc_amp_scan(g_ctx, NULL, DSC_F32, 0, &ovf, &ss));
     CHECK(!ovf && ss == 0);
-    CHECK(dsc_amp_scan(NULL, DSC_F32, 5, &ovf, &ss) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_scan(g_ctx, NULL, DSC_F32, 5, &ovf, &ss) == DSC_ERR_INVALID);
     float one = 1;
-    CHECK(dsc_amp_scan(&one, DSC_F64, 1, &ovf, &ss) == DSC_ERR_INVALID);
-    CHECK(dsc_amp_scan(&one, DSC_I32, 1, &ovf, &ss) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_scan(g_ctx, &one, DSC_F64, 1, &ovf, &ss) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_scan(g_ctx, &one, DSC_I32, 1, &ovf, &ss) == DSC_ERR_INVALID);
 }
 
 static void test_scan_threads(void) {
@@ -203,7 +207,7 @@ static void test_scan_threads(void) {
         for (int t = 1; t <= 3; t++) {
             omp_set_num_threads(t);
             bool ovf = true;
-            CHECK_OK(dsc_amp_scan(buf, dt, n, &ovf, &ss[t - 1]));
+            CHECK_OK(dsc_amp_scan(g_ctx, buf, dt, n, &ovf, &ss[t - 1]));
             CHECK(!ovf);
         }
         CHECK_MSG(ss[0] == ss[1] && ss[0] == ss[2], "%s: threads 1/2/3 give %.17g %.17g %.17g", dsc_dtype_name(dt),
@@ -214,7 +218,7 @@ static void test_scan_threads(void) {
         set_special(buf, dt, n - 5, 2);
         omp_set_num_threads(2);
         bool ovf = false;
-        CHECK_OK(dsc_amp_scan(buf, dt, n, &ovf, NULL));
+        CHECK_OK(dsc_amp_scan(g_ctx, buf, dt, n, &ovf, NULL));
         CHECK(ovf);
         free(buf);
     }
@@ -270,22 +274,22 @@ static void test_scan_segments(void) {
         double sq[10], total = 0;
         bool ovf = true;
         size_t nbad = 9;
-        CHECK_OK(dsc_amp_scan_segments(clean, dt, n, segs, ns, NULL, sq, &ovf, &total, &nbad));
+        CHECK_OK(dsc_amp_scan_segments(g_ctx, clean, dt, n, segs, ns, NULL, sq, &ovf, &total, &nbad));
         double want = 0;
         for (size_t i = 0; i < ns; i++) want += ref_sumsq_ordered(clean, dt, segs[i].offset, segs[i].numel);
         CHECK(!ovf && nbad == 0 && total == want);
         /* Overlapping, out-of-order segments are allowed; one past the end is not. */
         dsc_amp_segment_t odd[3] = {{100, 50}, {0, 120}, {n - 10, 10}};
         bool so3[3];
-        CHECK_OK(dsc_amp_scan_segments(buf, dt, n, odd, 3, so3, NULL, &ovf, NULL, &nbad));
+        CHECK_OK(dsc_amp_scan_segments(g_ctx, buf, dt, n, odd, 3, so3, NULL, &ovf, NULL, &nbad));
         CHECK(!so3[0] && !so3[1] && so3[2] && nbad == 1 && ovf);
         dsc_amp_segment_t past = {n - 10, 11};
-        CHECK(dsc_amp_scan_segments(buf, dt, n, &past, 1, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
+        CHECK(dsc_amp_scan_segments(g_ctx, buf, dt, n, &past, 1, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
         dsc_amp_segment_t wrap = {SIZE_MAX, 2};
-        CHECK(dsc_amp_scan_segments(buf, dt, n, &wrap, 1, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
-        CHECK(dsc_amp_scan_segments(buf, dt, n, NULL, 2, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
+        CHECK(dsc_amp_scan_segments(g_ctx, buf, dt, n, &wrap, 1, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
+        CHECK(dsc_amp_scan_segments(g_ctx, buf, dt, n, NULL, 2, NULL, NULL, &ovf, NULL, NULL) == DSC_ERR_INVALID);
         /* No segments: nothing to do. */
-        CHECK_OK(dsc_amp_scan_segments(buf, dt, n, NULL, 0, NULL, NULL, &ovf, &total, &nbad));
+        CHECK_OK(dsc_amp_scan_segments(g_ctx, buf, dt, n, NULL, 0, NULL, NULL, &ovf, &total, &nbad));
         CHECK(!ovf && total == 0 && nbad == 0);
         free(clean);
         free(buf);
@@ -384,9 +388,9 @@ static void test_conversions(void) {
         }
     }
     /* The public entry points. */
-    CHECK_OK(dsc_amp_f32_to_half(got, DSC_BF16, src, n));
+    CHECK_OK(dsc_amp_f32_to_half(g_ctx, got, DSC_BF16, src, n));
     CHECK(!memcmp(got, want_b, n * 2));
-    CHECK_OK(dsc_amp_f32_to_half(got, DSC_F16, src, n));
+    CHECK_OK(dsc_amp_f32_to_half(g_ctx, got, DSC_F16, src, n));
     CHECK(!memcmp(got, want_h, n * 2));
     printf("  best path: %s\n", dsc_amp_isa_name());
     omp_set_num_threads(saved);
@@ -437,7 +441,7 @@ static void test_widening_and_accumulate(void) {
                 CHECK_MSG(first < 0, "%s acc %s differs at %d", nm, dsc_dtype_name(dt), first);
             }
         }
-        CHECK_OK(dsc_amp_half_to_f32(got, h, dt, n));
+        CHECK_OK(dsc_amp_half_to_f32(g_ctx, got, h, dt, n));
         CHECK(!memcmp(got, want, n * 4));
     }
     /* f32 accumulation, and two micro-batches in a row. */
@@ -454,12 +458,12 @@ static void test_widening_and_accumulate(void) {
     }
     omp_set_num_threads(saved);
     /* Invalid arguments. */
-    CHECK(dsc_amp_accumulate(acc, h, DSC_F64, 4) == DSC_ERR_INVALID);
-    CHECK(dsc_amp_accumulate(NULL, h, DSC_BF16, 4) == DSC_ERR_INVALID);
-    CHECK_OK(dsc_amp_accumulate(NULL, NULL, DSC_BF16, 0));
-    CHECK(dsc_amp_half_to_f32(got, h, DSC_F32, 4) == DSC_ERR_INVALID);
-    CHECK(dsc_amp_f32_to_half(h, DSC_I32, got, 4) == DSC_ERR_INVALID);
-    CHECK(dsc_amp_f32_to_half(NULL, DSC_BF16, got, 4) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_accumulate(g_ctx, acc, h, DSC_F64, 4) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_accumulate(g_ctx, NULL, h, DSC_BF16, 4) == DSC_ERR_INVALID);
+    CHECK_OK(dsc_amp_accumulate(g_ctx, NULL, NULL, DSC_BF16, 0));
+    CHECK(dsc_amp_half_to_f32(g_ctx, got, h, DSC_F32, 4) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_f32_to_half(g_ctx, h, DSC_I32, got, 4) == DSC_ERR_INVALID);
+    CHECK(dsc_amp_f32_to_half(g_ctx, NULL, DSC_BF16, got, 4) == DSC_ERR_INVALID);
     free(g32);
     free(h);
     free(got);
@@ -526,6 +530,7 @@ static void test_unscale_clip(void) {
 }
 
 int main(void) {
+    g_ctx = check_ctx_new(1);
     printf("amp kernels: best path %s\n", dsc_amp_isa_name());
     test_scan_positions();
     test_scan_threads();
@@ -533,5 +538,6 @@ int main(void) {
     test_conversions();
     test_widening_and_accumulate();
     test_unscale_clip();
+    dsc_ctx_free(g_ctx);
     return check_finish("test_amp_kernels");
 }

@@ -359,7 +359,10 @@ static void test_allocator(void) {
     CHECK(p && q && r);
     CHECK(((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0 && ((uintptr_t)r % 64) == 0);
     bool zero = true;
-    for (int i = 0; p && i < 1000; i++) zero = zero && p[i] == 0;
+    unsigned char host[1000];
+    memset(host, 0xff, sizeof host);
+    CHECK_OK(dsc_ctx_to_host(ctx, host, p, sizeof host));
+    for (int i = 0; p && i < 1000; i++) zero = zero && host[i] == 0;
     CHECK(zero);
     dsc_mem_stats_t m = dsc_ctx_mem_stats(ctx, DSC_MEM_PARAMS);
     CHECK(m.live_bytes == 1500 && m.peak_bytes == 1500);

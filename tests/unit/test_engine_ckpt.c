@@ -103,7 +103,7 @@ static void ck_snap(dsc_engine_t *e, dsc_model_t *model, ck_snap_t *s) {
     for (int i = 0; i < dsc_model_param_count(model); i++) {
         dsc_param_info_t p;
         dsc_model_param_info(model, i, &p);
-        dsc_convert(s->params + p.offset, DSC_F32, dsc_tensor_data(p.tensor), dsc_tensor_dtype(p.tensor), (size_t)p.numel);
+        check_tensor_get(p.tensor, s->params + p.offset, DSC_F32, (size_t)p.numel);
     }
     dsc_engine_release_params(e, NULL, 0, -1);
     s->begin = e->plan.stage == 0 ? 0 : e->plan.begin;

@@ -252,7 +252,7 @@ static void test_grad_reduce(void) {
 
 static dsc_tensor_t *from_f64(dsc_ctx_t *ctx, dsc_dtype_t dt, int ndim, const int64_t *shape, const double *v) {
     dsc_tensor_t *t = dsc_tensor_new(ctx, dt, ndim, shape);
-    if (t) dsc_convert(dsc_tensor_data(t), dt, v, DSC_F64, (size_t)dsc_tensor_numel(t));
+    if (t) check_tensor_set(t, v, DSC_F64, (size_t)dsc_tensor_numel(t));
     return t;
 }
 
@@ -265,7 +265,7 @@ static void expect_values_floor(const char *what, dsc_tensor_t *t, const double 
     CHECK_MSG((size_t)dsc_tensor_numel(t) == n, "%s: %lld elements, want %zu", what, (long long)dsc_tensor_numel(t), n);
     if ((size_t)dsc_tensor_numel(t) != n) return;
     double *got = malloc(n * sizeof *got);
-    dsc_convert(got, DSC_F64, dsc_tensor_data(t), dsc_tensor_dtype(t), n);
+    check_tensor_get(t, got, DSC_F64, n);
     check_arrays_close(what, got, want, n, tol, floor_);
     free(got);
 }
@@ -349,12 +349,14 @@ static void test_forward_values(void) {
 
     /* cast: f32 1/3 -> f16 0.333251953125 (0x3555) -> f32; bf16 0.333984375 (0x3eab) */
     dsc_tensor_t *third = dsc_tensor_new_1d(ctx, DSC_F32, 1);
-    dsc_tensor_f32(third)[0] = 1.0f / 3.0f;
+    const float one_third = 1.0f / 3.0f;
+    uint16_t bits = 0;
+    check_tensor_set(third, &one_third, DSC_F32, 1);
     dsc_tensor_t *h = dsc_cast(ctx, third, DSC_F16);
-    CHECK(h && dsc_tensor_dtype(h) == DSC_F16 && ((uint16_t *)dsc_tensor_data(h))[0] == 0x3555);
+    CHECK(h && dsc_tensor_dtype(h) == DSC_F16 && dsc_tensor_to_host(ctx, h, &bits, 2) == DSC_OK && bits == 0x3555);
     expect_values("cast f16 -> f32", dsc_cast(ctx, h, DSC_F32), (const double[]){0.333251953125}, 1, 0);
     dsc_tensor_t *bh = dsc_cast(ctx, third, DSC_BF16);
-    CHECK(bh && ((uint16_t *)dsc_tensor_data(bh))[0] == 0x3eab);
+    CHECK(bh && dsc_tensor_to_host(ctx, bh, &bits, 2) == DSC_OK && bits == 0x3eab);
     expect_values("cast bf16 -> f64", dsc_cast(ctx, bh, DSC_F64), (const double[]){0.333984375}, 1, 0);
     CHECK(dsc_ctx_status(ctx) == DSC_OK);
     dsc_ctx_free(ctx);
@@ -372,7 +374,7 @@ static void test_cast_backward(void) {
     CHECK_OK(dsc_autograd_backward(ctx, loss));
     dsc_tensor_t *g = dsc_tensor_grad(x);
     CHECK(g && dsc_tensor_dtype(g) == DSC_F32);
-    for (int i = 0; g && i < 5; i++) CHECK(dsc_tensor_f32(g)[i] == 3.0f);
+    for (int i = 0; g && i < 5; i++) CHECK(check_tensor_at(g, i) == 3.0);
     dsc_ctx_end_step(ctx);
 
     /* a bf16 leaf: cast to f32, mul by w, sum; d leaf = bf16(w), accumulated from two uses. */
@@ -390,8 +392,7 @@ static void test_cast_backward(void) {
     g = dsc_tensor_grad(leaf);
     CHECK(g && dsc_tensor_dtype(g) == DSC_BF16);
     for (int i = 0; g && i < 4; i++) /* w + 1, exact in bf16 */
-        CHECK_MSG(dsc_bf16_to_f32(((uint16_t *)dsc_tensor_data(g))[i]) == wv[i] + 1.0f, "i=%d got %g", i,
-                  dsc_bf16_to_f32(((uint16_t *)dsc_tensor_data(g))[i]));
+        CHECK_MSG(check_tensor_at(g, i) == wv[i] + 1.0f, "i=%d got %g", i, check_tensor_at(g, i));
     CHECK(dsc_ctx_status(ctx) == DSC_OK);
     dsc_ctx_free(ctx);
 }
@@ -431,7 +432,7 @@ static void test_f32_matches_f64(void) {
             grads[di][k] = malloc((size_t)counts[k] * sizeof(double));
             dsc_tensor_t *g = dsc_tensor_grad(t[k]);
             CHECK(g != NULL);
-            if (g) dsc_convert(grads[di][k], DSC_F64, dsc_tensor_data(g), dt, (size_t)counts[k]);
+            if (g) check_tensor_get(g, grads[di][k], DSC_F64, (size_t)counts[k]);
         }
         dsc_ctx_end_step(ctx);
     }
@@ -463,8 +464,8 @@ static void test_large(void) {
         dsc_tensor_set_requires_grad(a, true);
         dsc_tensor_set_requires_grad(b, true);
         double *av = malloc((size_t)n * sizeof *av), *bv = malloc((size_t)cols * sizeof *bv);
-        dsc_convert(av, DSC_F64, dsc_tensor_data(a), dt, (size_t)n);
-        dsc_convert(bv, DSC_F64, dsc_tensor_data(b), dt, (size_t)cols);
+        check_tensor_get(a, av, DSC_F64, (size_t)n);
+        check_tensor_get(b, bv, DSC_F64, (size_t)cols);
 
         /* y = gelu(a * b) - b; loss = sum(y) */
         dsc_tensor_t *m = dsc_mul(ctx, a, b);
@@ -498,7 +499,7 @@ static void test_large(void) {
         dsc_tensor_t *tr = dsc_transpose(ctx, x3, 0, 2);
         bool ok = tr != NULL;
         double *tv = malloc((size_t)n * sizeof *tv);
-        if (tr) dsc_convert(tv, DSC_F64, dsc_tensor_data(tr), dt, (size_t)n);
+        if (tr) check_tensor_get(tr, tv, DSC_F64, (size_t)n);
         for (int64_t r = 0; ok && r < rows; r++)
             for (int64_t j = 0; j < cols; j++) ok = ok && tv[j * rows + r] == av[r * cols + j];
         CHECK_MSG(ok, "large transpose values (%s)", dsc_dtype_name(dt));
@@ -618,8 +619,10 @@ static void test_no_grad_and_tape(void) {
     CHECK_OK(dsc_autograd_backward(ctx, loss));
     CHECK(dsc_tensor_grad(w) != NULL && dsc_tensor_grad(x) == NULL);
     /* d sum(x @ w) / d w[k][j] = sum_i x[i][k] */
-    float *xv = dsc_tensor_f32(x), *gw = dsc_tensor_f32(dsc_tensor_grad(w));
-    for (int k = 0; gw && k < 4; k++) {
+    float xv[12], gw[8];
+    CHECK_OK(check_tensor_get(x, xv, DSC_F32, 12));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(w), gw, DSC_F32, 8));
+    for (int k = 0; k < 4; k++) {
         double s = 0;
         for (int i = 0; i < 3; i++) s += xv[i * 4 + k];
         CHECK(check_close(gw[k * 2], s, 1e-6, 1e-6) && check_close(gw[k * 2 + 1], s, 1e-6, 1e-6));
@@ -633,9 +636,10 @@ static void test_sum_determinism(void) {
     dsc_ctx_t *ctx = check_ctx_new(7);
     const int64_t n = 1000003;
     dsc_tensor_t *x = dsc_tensor_new_1d(ctx, DSC_F32, n);
-    float *xv = dsc_tensor_f32(x);
+    float *xv = malloc((size_t)n * sizeof *xv);
     /* wide dynamic range so that summation order shows in the last bits */
     for (int64_t i = 0; i < n; i++) xv[i] = (float)((dsc_ctx_rand_uniform(ctx) - 0.3) * pow(10.0, (double)(i % 7)));
+    dsc_tensor_from_host(ctx, x, xv, (size_t)n * sizeof *xv);
     dsc_tensor_t *xd = dsc_cast(ctx, x, DSC_F64);
     int saved = omp_get_max_threads();
     double r[2][2];
@@ -653,6 +657,7 @@ static void test_sum_determinism(void) {
     for (int64_t i = 0; i < n; i++) ref += xv[i];
     CHECK(check_close(r[0][1], (double)ref, 1e-12, 1e-9));
     CHECK(check_close(r[0][0], (double)ref, 1e-6, 1e-9));
+    free(xv);
     dsc_ctx_free(ctx);
 }
 

@@ -225,7 +225,7 @@ static bool run_case(gradcheck_fn fn, void *user, int n, const gradcheck_input_t
         dsc_convert(rd, dt, r, DSC_F64, (size_t)res->n_out);
         dsc_tensor_t *rt = dsc_tensor_wrap(ctx, dt, dsc_tensor_ndim(out), shape, rd, NULL, false);
         res->out = malloc((size_t)res->n_out * sizeof(double) + 8);
-        dsc_convert(res->out, DSC_F64, dsc_tensor_data(out), dt, (size_t)res->n_out);
+        check_tensor_get(out, res->out, DSC_F64, (size_t)res->n_out);
         dsc_status_t rc = dsc__autograd_backward_from(ctx, out, rt);
         CHECK_MSG(rc == DSC_OK, "run_case backward: %s", dsc_ctx_errmsg(ctx));
         ok = rc == DSC_OK;
@@ -378,12 +378,12 @@ static void test_thread_count_independence(void) {
 
 static dsc_tensor_t *tensor_from(dsc_ctx_t *ctx, dsc_dtype_t dt, int ndim, const int64_t *shape, const double *v) {
     dsc_tensor_t *t = dsc_tensor_new(ctx, dt, ndim, shape);
-    dsc_convert(dsc_tensor_data(t), dt, v, DSC_F64, (size_t)dsc_tensor_numel(t));
+    check_tensor_set(t, v, DSC_F64, (size_t)dsc_tensor_numel(t));
     return t;
 }
 
 static void to_double(dsc_tensor_t *t, double *dst) {
-    dsc_convert(dst, DSC_F64, dsc_tensor_data(t), dsc_tensor_dtype(t), (size_t)dsc_tensor_numel(t));
+    check_tensor_get(t, dst, DSC_F64, (size_t)dsc_tensor_numel(t));
 }
 
 static void test_softmax_values(void) {

@@ -489,7 +489,8 @@ static void test_memory(void) {
     dsc_optim_t *opt = NULL;
     CHECK_OK(dsc_optim_new(ctx, &pr, 5, NULL, 0, &opt));
     if (opt) {
-        const float *sum = dsc_optim_state_data(opt, 0);
+        float sum[5] = {0};
+        CHECK_OK(dsc_optim_get_state(opt, 0, 0, 5, sum));
         for (int i = 0; i < 5; i++) CHECK(sum[i] == 0.25f);
         CHECK(strcmp(dsc_optim_state_name(opt, 0), "sum") == 0);
         dsc_optim_free(opt);
