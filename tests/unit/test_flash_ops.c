@@ -197,8 +197,12 @@ static void consume_case(bool consume, bool extra, bool view, double *dx_out, do
     dsc_ctx_t *ctx = check_ctx_new(3);
     const int64_t R = 5, V = 11;
     dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F64, R, V), *tg = dsc_tensor_new_1d(ctx, DSC_I32, R);
-    for (int64_t i = 0; i < R * V; i++) dsc_tensor_f64(x)[i] = 3 * hash_unit((uint64_t)i, 9) - 1.5;
-    for (int64_t r = 0; r < R; r++) dsc_tensor_i32(tg)[r] = r == 2 ? -100 : (int32_t)((r * 7) % V);
+    double xv[5 * 11];
+    int32_t tv[5];
+    for (int64_t i = 0; i < R * V; i++) xv[i] = 3 * hash_unit((uint64_t)i, 9) - 1.5;
+    for (int64_t r = 0; r < R; r++) tv[r] = r == 2 ? -100 : (int32_t)((r * 7) % V);
+    CHECK_OK(check_tensor_set(x, xv, DSC_F64, (size_t)(R * V)));
+    CHECK_OK(check_tensor_set(tg, tv, DSC_I32, (size_t)R));
     dsc_tensor_set_requires_grad(x, true);
     dsc_tensor_t *logits = dsc_scale(ctx, x, 2.0);
     if (view) logits = dsc_view(ctx, logits, 2, (int64_t[]){R, V}); /* shares the scale's output */
@@ -207,7 +211,7 @@ static void consume_case(bool consume, bool extra, bool view, double *dx_out, do
     *loss_out = loss ? dsc_tensor_item(loss) : NAN;
     CHECK_OK(dsc_autograd_backward(ctx, loss));
     *in_place = logits && logits->grad && logits->grad->data == logits->data;
-    if (dsc_tensor_grad(x)) memcpy(dx_out, dsc_tensor_f64(dsc_tensor_grad(x)), sizeof(double) * R * V);
+    if (dsc_tensor_grad(x)) CHECK_OK(check_tensor_get(dsc_tensor_grad(x), dx_out, DSC_F64, (size_t)(R * V)));
     dsc_ctx_free(ctx);
 }
 
