@@ -103,7 +103,7 @@ static int run(const dsc_optim_params_t *pr, dsc_optim_isa_t isa, int threads, i
     out->n_states = dsc_optim_num_states(opt);
     for (int s = 0; s < out->n_states; s++) {
         out->states[s] = malloc(N * sizeof(float));
-        memcpy(out->states[s], dsc_optim_state_data(opt, s), N * sizeof(float));
+        CHECK_OK(dsc_ctx_to_host(ctx, out->states[s], dsc_optim_state_data(opt, s), N * sizeof(float)));
     }
     if (pr->type == DSC_OPTIM_LAMB) CHECK_OK(dsc_optim_lamb_coeffs(opt, out->coeffs, 5));
     dsc_optim_free(opt);
