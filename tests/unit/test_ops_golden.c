@@ -216,7 +216,7 @@ static double run_case(const golden_file_t *gf, const char *cname, op_entry_t *o
     size_t n_out = (size_t)want->numel;
     float *got = malloc(n_out * sizeof *got + 1);
     if (!got) goto done;
-    memcpy(got, dsc_tensor_f32(out), n_out * sizeof *got);
+    CHECK_OK(check_tensor_get(out, got, DSC_F32, n_out));
     char what[300];
     snprintf(what, sizeof what, "%s/out", cname);
     worst = compare(what, got, want, op->exact);
