@@ -392,6 +392,7 @@ static void run_case(dsc_ctx_t *ctx, const gcase_t *c, dsc_optim_isa_t isa, doub
     }
     for (int r = 0; r < c->n_refs; r++) worst[r] = 0.0;
     float *p = malloc(c->n * sizeof(float)), *g = malloc(c->n * sizeof(float));
+    float *st = malloc(c->n * sizeof(float)); /* one state copied to the host */
     memcpy(p, c->p0, c->n * sizeof(float));
     int snap = 0;
     const size_t per = (size_t)(1 + c->n_states) * c->n;
@@ -402,9 +403,10 @@ static void run_case(dsc_ctx_t *ctx, const gcase_t *c, dsc_optim_isa_t isa, doub
             for (int r = 0; r < c->n_refs; r++) {
                 const float *w = c->want + ((size_t)r * (size_t)c->n_snap + (size_t)snap) * per;
                 worst[r] = fmax(worst[r], compare(c, &c->ref[r], "p", t, p, w));
-                for (int s = 0; s < c->n_states; s++)
-                    worst[r] = fmax(worst[r], compare(c, &c->ref[r], c->states[s], t,
-                                                      dsc_optim_state_data(opt, idx[s]), w + (size_t)(s + 1) * c->n));
+                for (int s = 0; s < c->n_states; s++) {
+                    CHECK_OK(dsc_ctx_to_host(ctx, st, dsc_optim_state_data(opt, idx[s]), c->n * sizeof(float)));
+                    worst[r] = fmax(worst[r], compare(c, &c->ref[r], c->states[s], t, st, w + (size_t)(s + 1) * c->n));
+                }
             }
             snap++;
         }
@@ -412,8 +414,10 @@ static void run_case(dsc_ctx_t *ctx, const gcase_t *c, dsc_optim_isa_t isa, doub
     CHECK_MSG(snap == c->n_snap, "%s: snapshot steps beyond %d", c->name, c->steps);
     memcpy(final_out, p, c->n * sizeof(float));
     for (int s = 0; s < c->n_states; s++)
-        memcpy(final_out + (size_t)(s + 1) * c->n, dsc_optim_state_data(opt, idx[s]), c->n * sizeof(float));
+        CHECK_OK(dsc_ctx_to_host(ctx, final_out + (size_t)(s + 1) * c->n, dsc_optim_state_data(opt, idx[s]),
+                                 c->n * sizeof(float)));
     free(p);
+    free(st);
     free(g);
     dsc_optim_free(opt);
 }
