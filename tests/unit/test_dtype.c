@@ -420,7 +420,7 @@ static void test_arena(void) {
     dsc_tensor_t *big = dsc_tensor_new_1d(ctx, DSC_F32, 3 << 20);
     size_t l4 = dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).live_bytes;
     CHECK(big && l4 >= l3 + ((size_t)12 << 20));
-    CHECK(big && dsc_tensor_f32(big)[(3 << 20) - 1] == 0.0f); /* zero-filled */
+    CHECK(big && check_tensor_at(big, (3 << 20) - 1) == 0.0); /* zero-filled */
     CHECK(dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).peak_bytes == l4);
     /* arena memory is not counted under the other categories */
     CHECK(dsc_ctx_mem_stats(ctx, DSC_MEM_PARAMS).live_bytes == 0);
@@ -432,7 +432,7 @@ static void test_arena(void) {
     dsc_tensor_t *d = dsc_tensor_new_1d(ctx, DSC_F32, 10);
     m = dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS);
     CHECK(d && m.live_bytes >= 40 && m.live_bytes < l1 && m.peak_bytes == l4);
-    for (int i = 0; d && i < 10; i++) CHECK(dsc_tensor_f32(d)[i] == 0.0f); /* reused memory is zeroed */
+    for (int i = 0; d && i < 10; i++) CHECK(check_tensor_at(d, i) == 0.0); /* reused memory is zeroed */
     dsc_ctx_end_step(ctx);
     CHECK(dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).live_bytes == 0);
     dsc_ctx_mem_reset_peaks(ctx);
