@@ -16,6 +16,12 @@
 
 /* ---- op cases, shared by the gradient checks and the f32 / thread / accumulation runs ---- */
 
+
+/* Host access to device tensors (the suite also runs on the guarded device). */
+static void set_i32(dsc_tensor_t *t, int64_t i, int32_t v) {
+    CHECK_OK(dsc__dev_from_host(t->device->ctx, (int32_t *)t->data + i, &v, sizeof v));
+}
+
 static dsc_tensor_t *case_softmax(dsc_ctx_t *ctx, dsc_tensor_t **in, void *user) {
     (void)user;
     return dsc_softmax(ctx, in[0]);
@@ -471,7 +477,7 @@ static void test_embedding_values(void) {
     int64_t st[2] = {4, 2};
     dsc_tensor_t *ids = dsc_tensor_new_2d(ctx, DSC_I32, 2, 3);
     int32_t idv[6] = {3, 0, 3, 1, 2, 2};
-    memcpy(dsc_tensor_i32(ids), idv, sizeof idv);
+    CHECK_OK(check_tensor_set(ids, idv, DSC_I32, sizeof idv / sizeof idv[0]));
     for (int d = 0; d < 2; d++) {
         dsc_dtype_t dt = d ? DSC_F64 : DSC_F32;
         dsc_tensor_t *out = dsc_embedding(ctx, ids, tensor_from(ctx, dt, 2, st, table));
@@ -518,8 +524,8 @@ static void test_cross_entropy_values(void) {
         }
         int64_t sx[2] = {2, 7};
         dsc_tensor_t *tg = dsc_tensor_new_1d(ctx, DSC_I32, 2);
-        dsc_tensor_i32(tg)[0] = 4;
-        dsc_tensor_i32(tg)[1] = 0;
+        set_i32(tg, 0, 4);
+        set_i32(tg, 1, 0);
         dsc_tensor_t *loss = dsc_cross_entropy(ctx, tensor_from(ctx, dt, 2, sx, x), tg, -100);
         CHECK(loss != NULL && dsc_tensor_numel(loss) == 1 && dsc_tensor_dtype(loss) == dt);
         CHECK_MSG(check_close(dsc_tensor_item(loss), log(7.0), tol, 0), "uniform CE %.17g vs log 7", dsc_tensor_item(loss));
@@ -529,7 +535,7 @@ static void test_cross_entropy_values(void) {
         int64_t sy[2] = {3, 2};
         dsc_tensor_t *tg2 = dsc_tensor_new_1d(ctx, DSC_I32, 3);
         int32_t tv[3] = {0, 1, -1};
-        memcpy(dsc_tensor_i32(tg2), tv, sizeof tv);
+        CHECK_OK(check_tensor_set(tg2, tv, DSC_I32, sizeof tv / sizeof tv[0]));
         loss = dsc_cross_entropy(ctx, tensor_from(ctx, dt, 2, sy, y), tg2, -1);
         double want = (log(4.0) + log(4.0 / 3.0)) / 2;
         CHECK_MSG(loss && check_close(dsc_tensor_item(loss), want, tol, 0), "CE [0, log 3]: %.17g vs %.17g",
@@ -541,15 +547,15 @@ static void test_cross_entropy_values(void) {
     dsc_tensor_t *lg = tensor_from(ctx, DSC_F64, 2, sx, x);
     dsc_tensor_set_requires_grad(lg, true);
     dsc_tensor_t *tg = dsc_tensor_new_1d(ctx, DSC_I32, 2);
-    dsc_tensor_i32(tg)[0] = -100;
-    dsc_tensor_i32(tg)[1] = -100;
+    set_i32(tg, 0, -100);
+    set_i32(tg, 1, -100);
     dsc_tensor_t *loss = dsc_cross_entropy(ctx, lg, tg, -100);
     CHECK(loss != NULL && dsc_tensor_item(loss) == 0.0);
     CHECK_OK(dsc_autograd_backward(ctx, loss));
     dsc_tensor_t *g = dsc_tensor_grad(lg);
     CHECK(g != NULL);
     if (g)
-        for (int i = 0; i < 6; i++) CHECK(dsc_tensor_f64(g)[i] == 0.0);
+        for (int i = 0; i < 6; i++) CHECK(check_tensor_at(g, i) == 0.0);
     /* Gradient values: (p - onehot) / count for the counted rows, 0 for ignored rows. */
     dsc_ctx_end_step(ctx);
     double y[6] = {0, log(3.0), 0, log(3.0), 5, -5};
@@ -558,7 +564,7 @@ static void test_cross_entropy_values(void) {
     dsc_tensor_set_requires_grad(lg, true);
     tg = dsc_tensor_new_1d(ctx, DSC_I32, 3);
     int32_t tv[3] = {0, 1, -1};
-    memcpy(dsc_tensor_i32(tg), tv, sizeof tv);
+    CHECK_OK(check_tensor_set(tg, tv, DSC_I32, sizeof tv / sizeof tv[0]));
     CHECK_OK(dsc_autograd_backward(ctx, dsc_cross_entropy(ctx, lg, tg, -1)));
     g = dsc_tensor_grad(lg);
     double want_g[6] = {(0.25 - 1) / 2, 0.75 / 2, 0.25 / 2, (0.75 - 1) / 2, 0, 0}, got_g[6];
@@ -819,22 +825,22 @@ static void test_errors(void) {
     dsc_tensor_t *table = dsc_tensor_new_2d(ctx, DSC_F32, 5, 4);
     dsc_tensor_t *ids = dsc_tensor_new_2d(ctx, DSC_I32, 2, 3);
     dsc_tensor_set_name(ids, "tokens");
-    dsc_tensor_i32(ids)[4] = 9;
+    set_i32(ids, 4, 9);
     EXPECT_ERROR(ctx, dsc_embedding(ctx, ids, table), "dsc_embedding", "tokens", "position 4", "9", "[0, 5)");
-    dsc_tensor_i32(ids)[4] = 0;
-    dsc_tensor_i32(ids)[1] = -1;
+    set_i32(ids, 4, 0);
+    set_i32(ids, 1, -1);
     EXPECT_ERROR(ctx, dsc_embedding(ctx, ids, table), "dsc_embedding", "position 1", "-1");
-    dsc_tensor_i32(ids)[1] = 0;
+    set_i32(ids, 1, 0);
     EXPECT_ERROR(ctx, dsc_embedding(ctx, table, table), "dsc_embedding", "ids", "i32");
     EXPECT_ERROR(ctx, dsc_embedding(ctx, ids, dsc_tensor_new_1d(ctx, DSC_F32, 5)), "dsc_embedding", "table", "(5)");
 
     /* Cross-entropy: a target out of range (and not ignored) names position and value. */
     dsc_tensor_t *logits = dsc_tensor_new_3d(ctx, DSC_F32, 2, 3, 7);
     dsc_tensor_t *tg = dsc_tensor_new_2d(ctx, DSC_I32, 2, 3);
-    dsc_tensor_i32(tg)[0] = -100;
-    dsc_tensor_i32(tg)[5] = 7;
+    set_i32(tg, 0, -100);
+    set_i32(tg, 5, 7);
     EXPECT_ERROR(ctx, dsc_cross_entropy(ctx, logits, tg, -100), "dsc_cross_entropy", "position 5", "7", "[0, 7)");
-    dsc_tensor_i32(tg)[5] = 0;
+    set_i32(tg, 5, 0);
     CHECK(dsc_cross_entropy(ctx, logits, tg, -100) != NULL); /* -100 at position 0 is ignored */
     EXPECT_ERROR(ctx, dsc_cross_entropy(ctx, logits, tg, -1), "dsc_cross_entropy", "position 0", "-100");
     EXPECT_ERROR(ctx, dsc_cross_entropy(ctx, logits, dsc_tensor_new_1d(ctx, DSC_I32, 5), -100), "dsc_cross_entropy",
