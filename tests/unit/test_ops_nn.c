@@ -451,9 +451,11 @@ static void test_layernorm_values(void) {
         dsc_tensor_t *y = dsc_layernorm(ctx, xt, wt, NULL, 0.0);
         CHECK(y && y->producer && y->producer->saved[0] && y->producer->saved[1]);
         if (y && y->producer && y->producer->saved[0] && y->producer->saved[1]) {
-            const double *m = dsc_tensor_f64(y->producer->saved[0]), *rs = dsc_tensor_f64(y->producer->saved[1]);
-            CHECK(m && rs && dsc_tensor_numel(y->producer->saved[0]) == 2);
-            if (m && rs) CHECK(m[0] == 2.5 && m[1] == 4.0 && check_close(rs[0], 1 / sqrt(1.25), 1e-15, 0) && rs[1] == 0.5);
+            double m[2] = {NAN, NAN}, rs[2] = {NAN, NAN};
+            CHECK(dsc_tensor_numel(y->producer->saved[0]) == 2 && dsc_tensor_numel(y->producer->saved[1]) == 2);
+            CHECK_OK(check_tensor_get(y->producer->saved[0], m, DSC_F64, 2));
+            CHECK_OK(check_tensor_get(y->producer->saved[1], rs, DSC_F64, 2));
+            CHECK(m[0] == 2.5 && m[1] == 4.0 && check_close(rs[0], 1 / sqrt(1.25), 1e-15, 0) && rs[1] == 0.5);
         }
     }
     /* eps enters under the square root: a constant row scaled by 1/sqrt(eps) stays 0; a
