@@ -21,6 +21,12 @@
 static void set_i32(dsc_tensor_t *t, int64_t i, int32_t v) {
     CHECK_OK(dsc__dev_from_host(t->device->ctx, (int32_t *)t->data + i, &v, sizeof v));
 }
+/* A host copy of t's bytes (zeroed, with a failed check, when the copy fails); free it. */
+static void *host_copy(const dsc_tensor_t *t) {
+    void *h = calloc(1, dsc_tensor_nbytes(t) + 1);
+    if (h) CHECK_OK(dsc_tensor_to_host(t->device->ctx, t, h, dsc_tensor_nbytes(t)));
+    return h;
+}
 
 static dsc_tensor_t *case_softmax(dsc_ctx_t *ctx, dsc_tensor_t **in, void *user) {
     (void)user;
@@ -614,11 +620,16 @@ static void test_attention_values(void) {
         dsc_tensor_t *qkv = dsc_tensor_new(ctx, DSC_F64, 3, s);
         dsc_tensor_fill_uniform(ctx, qkv, -2, 2);
         double *want = malloc((size_t)(B * T * C) * sizeof *want);
-        attention_reference(B, T, C, H, dsc_tensor_f64(qkv), want);
+        double *qh = host_copy(qkv);
+        attention_reference(B, T, C, H, qh, want);
         dsc_tensor_t *out = dsc_attention(ctx, qkv, (int)H, 0.0);
         CHECK(out != NULL && dsc_tensor_ndim(out) == 3 && dsc_tensor_dim(out, 2) == C);
-        if (out) check_arrays_close("attention vs reference", dsc_tensor_f64(out), want, (size_t)(B * T * C), 1e-13, 1e-12);
-        free(want);
+        if (out) {
+            double *oh = host_copy(out);
+            check_arrays_close("attention vs reference", oh, want, (size_t)(B * T * C), 1e-13, 1e-12);
+            free(oh);
+        }
+        free(want), free(qh);
     }
     /* T = 1: the only probability is exactly 1, so out == v bit for bit. */
     for (int d = 0; d < 2; d++) {
@@ -631,9 +642,10 @@ static void test_attention_values(void) {
         if (!out) continue;
         size_t es = dsc_dtype_size(dt);
         bool same = true;
+        char *oh = host_copy(out), *qh = host_copy(qkv);
         for (int b = 0; b < 3; b++)
-            same &= memcmp((char *)dsc_tensor_data(out) + (size_t)b * 4 * es,
-                           (char *)dsc_tensor_data(qkv) + ((size_t)b * 12 + 8) * es, 4 * es) == 0;
+            same &= memcmp(oh + (size_t)b * 4 * es, qh + ((size_t)b * 12 + 8) * es, 4 * es) == 0;
+        free(oh), free(qh);
         CHECK_MSG(same, "attention with T=1 must return v exactly (%s)", dsc_dtype_name(dt));
     }
     /* Causality: changing token 4's q, k, v leaves outputs at t < 4 bitwise unchanged. */
@@ -642,17 +654,22 @@ static void test_attention_values(void) {
         dsc_tensor_t *qkv = dsc_tensor_new(ctx, DSC_F32, 3, s);
         dsc_tensor_fill_uniform(ctx, qkv, -1, 1);
         dsc_tensor_t *out1 = dsc_attention(ctx, qkv, 3, 0.0);
+        float *qh = host_copy(qkv);
         for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < 3 * C; j++) dsc_tensor_f32(qkv)[(b * T + 4) * 3 * C + j] += 0.5f + (float)j;
+            for (int64_t j = 0; j < 3 * C; j++) qh[(b * T + 4) * 3 * C + j] += 0.5f + (float)j;
+        CHECK_OK(dsc_tensor_from_host(ctx, qkv, qh, dsc_tensor_nbytes(qkv)));
+        free(qh);
         dsc_tensor_t *out2 = dsc_attention(ctx, qkv, 3, 0.0);
         CHECK(out1 && out2);
+        float *h1 = out1 ? host_copy(out1) : NULL, *h2 = out2 ? host_copy(out2) : NULL;
         if (out1 && out2)
             for (int64_t b = 0; b < B; b++) {
-                const float *o1 = dsc_tensor_f32(out1) + b * T * C, *o2 = dsc_tensor_f32(out2) + b * T * C;
+                const float *o1 = h1 + b * T * C, *o2 = h2 + b * T * C;
                 CHECK_MSG(memcmp(o1, o2, 4 * C * sizeof(float)) == 0, "batch %lld: earlier outputs changed", (long long)b);
                 CHECK_MSG(memcmp(o1 + 4 * C, o2 + 4 * C, C * sizeof(float)) != 0, "batch %lld: output 4 unchanged",
                           (long long)b);
             }
+        free(h1), free(h2);
     }
     /* Saved for backward: only the per-row log-sum-exp [B, H, T] (no [B, H, T, T] tensor),
      * equal to log sum_{j<=i} exp(q_i . k_j / sqrt(hd)) computed here; with dropout too. */
