@@ -27,6 +27,21 @@ static void *host_copy(const dsc_tensor_t *t) {
     if (h) CHECK_OK(dsc_tensor_to_host(t->device->ctx, t, h, dsc_tensor_nbytes(t)));
     return h;
 }
+/* memcmp of the first n_bytes of two tensors' data, through host copies. */
+static int cmp_data(const dsc_tensor_t *a, const dsc_tensor_t *b, size_t n_bytes) {
+    void *ha = host_copy(a), *hb = host_copy(b);
+    int r = ha && hb ? memcmp(ha, hb, n_bytes) : -1;
+    free(ha), free(hb);
+    return r;
+}
+/* Sets every element of an f32 tensor to v. */
+static void fill_f32(dsc_tensor_t *t, float v) {
+    int64_t n = dsc_tensor_numel(t);
+    float *h = malloc((size_t)n * sizeof *h + 1);
+    for (int64_t i = 0; i < n; i++) h[i] = v;
+    CHECK_OK(check_tensor_set(t, h, DSC_F32, (size_t)n));
+    free(h);
+}
 
 static dsc_tensor_t *case_softmax(dsc_ctx_t *ctx, dsc_tensor_t **in, void *user) {
     (void)user;
@@ -685,7 +700,7 @@ static void test_attention_values(void) {
         if (node && node->saved[0]) {
             CHECK(dsc_tensor_ndim(node->saved[0]) == 3 && dsc_tensor_numel(node->saved[0]) == B * H * T &&
                   dsc_tensor_dtype(node->saved[0]) == DSC_F64);
-            const double *lse = dsc_tensor_f64(node->saved[0]), *x = dsc_tensor_f64(qkv);
+            double *lse = host_copy(node->saved[0]), *x = host_copy(qkv);
             int bad = 0;
             for (int64_t b = 0; b < B; b++)
                 for (int64_t h = 0; h < H; h++)
@@ -700,6 +715,7 @@ static void test_attention_values(void) {
                         if (!check_close(lse[(b * H + h) * T + i], log(z), 1e-14, 1e-14)) bad++;
                     }
             CHECK_MSG(bad == 0, "saved attention log-sum-exp: %d bad entries", bad);
+            free(lse), free(x);
         }
     }
     /* Eval mode ignores attention dropout: equal bitwise to attn_dropout = 0. */
@@ -714,8 +730,10 @@ static void test_attention_values(void) {
         dsc_tensor_t *tr = dsc_attention(ctx, qkv, 2, 0.5);
         CHECK(ref && ev && tr);
         if (ref && ev && tr) {
-            CHECK(memcmp(dsc_tensor_f64(ref), dsc_tensor_f64(ev), 40 * sizeof(double)) == 0);
-            CHECK(memcmp(dsc_tensor_f64(ref), dsc_tensor_f64(tr), 40 * sizeof(double)) != 0);
+            double *hr = host_copy(ref), *he = host_copy(ev), *ht = host_copy(tr);
+            CHECK(memcmp(hr, he, 40 * sizeof(double)) == 0);
+            CHECK(memcmp(hr, ht, 40 * sizeof(double)) != 0);
+            free(hr), free(he), free(ht);
         }
     }
     /* Dropout on the probabilities with T = 1: each head's output is 0 or v / (1-p), and the
@@ -728,8 +746,9 @@ static void test_attention_values(void) {
         dsc_tensor_t *out = dsc_attention(ctx, qkv, 2, p);
         CHECK(out != NULL);
         int64_t dropped = 0, bad = 0;
+        double *oh = out ? host_copy(out) : NULL, *qh = host_copy(qkv);
         for (int64_t i = 0; out && i < B * 2; i++) {
-            double o = dsc_tensor_f64(out)[i], v = dsc_tensor_f64(qkv)[(i / 2) * 6 + 4 + i % 2];
+            double o = oh[i], v = qh[(i / 2) * 6 + 4 + i % 2];
             if (o == 0) dropped++;
             else if (!check_close(o, v / (1 - p), 1e-15, 0)) bad++;
         }
@@ -748,7 +767,7 @@ static void test_dropout_behaviour(void) {
     const int64_t n = 100000;
     const double p = 0.3;
     dsc_tensor_t *x = dsc_tensor_new_1d(ctx, DSC_F32, n);
-    for (int64_t i = 0; i < n; i++) dsc_tensor_f32(x)[i] = 1.0f;
+    fill_f32(x, 1.0f);
     uint64_t seed0, off0;
     dsc_ctx_dropout_stream(ctx, &seed0, &off0);
     CHECK(seed0 == 99 && off0 == 0); /* dsc_ctx_seed starts the stream at (seed, 0) */
@@ -759,27 +778,29 @@ static void test_dropout_behaviour(void) {
     CHECK(y1 != NULL && y1 != x && dsc_tensor_numel(y1) == n);
     if (y1) {
         int64_t zeros = 0, bad = 0;
+        float *h1 = host_copy(y1);
         for (int64_t i = 0; i < n; i++) {
-            float v = dsc_tensor_f32(y1)[i];
+            float v = h1[i];
             if (v == 0) zeros++;
             else if (v != (float)(1.0 / (1.0 - p))) bad++;
         }
         double frac = (double)zeros / (double)n, sigma = sqrt(p * (1 - p) / (double)n);
         CHECK_MSG(fabs(frac - p) < 3 * sigma, "dropout zero fraction %.5f vs p %.2f (3 sigma %.5f)", frac, p, 3 * sigma);
         CHECK_MSG(bad == 0, "%lld kept elements not equal to 1/(1-p)", (long long)bad);
+        free(h1);
     }
     /* Same stream position -> identical mask; advanced position -> a different one. */
     dsc_ctx_set_dropout_stream(ctx, seed0, off0);
     dsc_tensor_t *y2 = dsc_dropout(ctx, x, p);
-    CHECK(y1 && y2 && memcmp(dsc_tensor_f32(y1), dsc_tensor_f32(y2), (size_t)n * sizeof(float)) == 0);
+    CHECK(y1 && y2 && cmp_data(y1, y2, (size_t)n * sizeof(float)) == 0);
     dsc_tensor_t *y3 = dsc_dropout(ctx, x, p);
-    CHECK(y1 && y3 && memcmp(dsc_tensor_f32(y1), dsc_tensor_f32(y3), (size_t)n * sizeof(float)) != 0);
+    CHECK(y1 && y3 && cmp_data(y1, y3, (size_t)n * sizeof(float)) != 0);
     /* Same seed in a fresh context -> the same mask. */
     dsc_ctx_t *ctx2 = check_ctx_new(99);
     dsc_tensor_t *x2 = dsc_tensor_new_1d(ctx2, DSC_F32, n);
-    for (int64_t i = 0; i < n; i++) dsc_tensor_f32(x2)[i] = 1.0f;
+    fill_f32(x2, 1.0f);
     dsc_tensor_t *y4 = dsc_dropout(ctx2, x2, p);
-    CHECK(y1 && y4 && memcmp(dsc_tensor_f32(y1), dsc_tensor_f32(y4), (size_t)n * sizeof(float)) == 0);
+    CHECK(y1 && y4 && cmp_data(y1, y4, (size_t)n * sizeof(float)) == 0);
     dsc_ctx_free(ctx2);
     /* Identity in eval mode and for p == 0 (no draws from either generator). */
     dsc_ctx_set_training(ctx, false);
