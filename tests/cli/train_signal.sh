@@ -67,7 +67,8 @@ else
     # default), sends SIGTERM, waits as long again, then SIGKILL: 20 s give the ranks time to
     # finish the step and save on a loaded machine. mpirun drains no output while it waits, so rank 0
     # draws ~20 s of progress frames into a full pty (~190 frames fit): the frames must not block it.
-    $MPIEXEC --mca odls_base_sigkill_timeout 20 -np 2 --oversubscribe $DSC train $a --save "$d/$target" \
+    kill_timeout=20; [ $target = rank ] && kill_timeout=8 # only the signal to mpirun waits on it
+    $MPIEXEC --mca odls_base_sigkill_timeout $kill_timeout -np 2 --oversubscribe $DSC train $a --save "$d/$target" \
       > "$d/$target.log" 2>&1 &
     pid=$!
     wait_for_latest "$d/$target"
