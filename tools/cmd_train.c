@@ -1,6 +1,8 @@
 /* `dsc train`: trains the built-in GPT on character-level text with a DeepSpeed config. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,16 +288,38 @@ static dsc_status_t source_val(batch_source_t *src, int k, uint64_t *st, int32_t
 }
 
 /* A one-line progress bar on a terminal, rewritten in place. */
-static void progress_bar(int step, int steps, double loss, double lr, double scale, double tok_s, double elapsed) {
+/* The progress bar's own descriptor: the terminal reopened non-blocking, so a frame that the
+ * terminal cannot take now is dropped instead of stopping training. Under mpirun stdout is a
+ * pty that mpirun drains; once mpirun is signalled it sleeps between its SIGCONT, SIGTERM and
+ * SIGKILL (odls_base_sigkill_timeout each) and drains nothing, the pty fills (about 19 KiB,
+ * ~190 frames) and a blocking write would hold rank 0 past the SIGTERM, so it never saves.
+ * A fresh open gives a private file description: stdout's, shared with the shell, stays
+ * blocking. -1 when the terminal cannot be reopened (frames then go out only when poll says
+ * the terminal takes them). */
+static int progress_fd_open(void) {
+    const char *name = ttyname(STDOUT_FILENO);
+    return name ? open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
+}
+
+static void progress_bar(int fd, int step, int steps, double loss, double lr, double scale, double tok_s,
+                         double elapsed) {
     const int width = 24;
     int filled = (int)((double)step / steps * width);
-    char bar[32];
+    char bar[32], frame[256];
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
     bar[width] = '\0';
     double eta = step ? elapsed / step * (steps - step) : 0;
-    printf("\r[%s] %d/%d | loss %.4f | lr %.2e | scale %g | %.0f tok/s | ETA %d:%02d  ", bar, step, steps, loss, lr, scale,
-           tok_s, (int)(eta / 60), (int)eta % 60);
-    fflush(stdout);
+    int n = snprintf(frame, sizeof frame, "\r[%s] %d/%d | loss %.4f | lr %.2e | scale %g | %.0f tok/s | ETA %d:%02d  ",
+                     bar, step, steps, loss, lr, scale, tok_s, (int)(eta / 60), (int)eta % 60);
+    if (n <= 0) return;
+    if ((size_t)n >= sizeof frame) n = (int)sizeof frame - 1;
+    fflush(stdout); /* lines printed before stay before the frame */
+    if (fd < 0) {
+        struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) return; /* dropped: the next frame redraws it all */
+        fd = STDOUT_FILENO;
+    }
+    (void)!write(fd, frame, (size_t)n); /* EAGAIN or a short write: dropped, the next frame starts with \r */
 }
 
 /* The data position as JSON (the checkpoint's client state), and back. */
@@ -493,6 +517,7 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_initialize_result_t init = {0};
     int32_t *x = NULL, *y = NULL;
     int status = 1;
+    int progress_fd = -1;
     dsc_memory_estimate_t plan;
     bool plan_ok = false;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
@@ -590,6 +615,7 @@ int dsc_cmd_train(int argc, char **argv) {
 
     double t0 = now_seconds(), t_last = t0;
     const bool tty = isatty(STDOUT_FILENO); /* a progress bar on a terminal, plain lines otherwise */
+    if (rank0 && tty) progress_fd = progress_fd_open();
     long tokens_since = 0;
     int first_step = 1;
     if (a.resume) {
@@ -641,7 +667,8 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         if (rank0 && tty) {
             double now = now_seconds();
-            progress_bar(step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_loss_scale(engine),
+            if (!dsc_tool_stop_requested()) /* stopping: nothing between the step and the save */
+                progress_bar(progress_fd, step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_loss_scale(engine),
                          (double)step * b * t * gas * dsc_engine_world_size(engine) / (now - t0), now - t0);
             if (step == steps) printf("\n");
         } else if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
@@ -705,6 +732,7 @@ int dsc_cmd_train(int argc, char **argv) {
     }
 out:
     if (a.save_dir) dsc_tool_stop_signals_restore();
+    if (progress_fd >= 0) close(progress_fd);
     free(x);
     free(y);
     dsc_engine_free(init.engine);

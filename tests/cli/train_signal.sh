@@ -64,9 +64,11 @@ else
   MPIEXEC=$3
   for target in rank mpirun; do
     # OpenMPI's mpirun, signalled, sends SIGCONT, waits odls_base_sigkill_timeout seconds (1 by
-    # default), sends SIGTERM, waits as long again, then SIGKILL: 8 s give the ranks time to
-    # finish the step and save on a loaded machine.
-    $MPIEXEC --mca odls_base_sigkill_timeout 8 -np 2 --oversubscribe $DSC train $a --save "$d/$target" \
+    # default), sends SIGTERM, waits as long again, then SIGKILL: 20 s give the ranks time to
+    # finish the step and save on a loaded machine. mpirun drains no output while it waits, so rank 0
+    # draws ~20 s of progress frames into a full pty (~190 frames fit): the frames must not block it.
+    kill_timeout=20; [ $target = rank ] && kill_timeout=8 # only the signal to mpirun waits on it
+    $MPIEXEC --mca odls_base_sigkill_timeout $kill_timeout -np 2 --oversubscribe $DSC train $a --save "$d/$target" \
       > "$d/$target.log" 2>&1 &
     pid=$!
     wait_for_latest "$d/$target"
