@@ -63,7 +63,31 @@ double check_arrays_close_f32(const char *what, const float *got, const float *w
     return worst;
 }
 
+/* Snapshots handed out by check_f32, freed at check_finish. */
+static float **check_snapshots;
+static size_t check_snapshot_count;
+
+const float *check_f32(const dsc_tensor_t *t) {
+    size_t n = t && t->numel > 0 ? (size_t)t->numel : 1;
+    float *host = malloc(n * sizeof *host);
+    float **grown = realloc(check_snapshots, (check_snapshot_count + 1) * sizeof *grown);
+    if (!host || !grown || !t || check_tensor_get(t, host, DSC_F32, (size_t)t->numel) != DSC_OK) {
+        free(host);
+        if (grown) check_snapshots = grown;
+        check_failures++;
+        fprintf(stderr, "FAIL check_f32: could not copy the tensor to the host\n");
+        return NULL;
+    }
+    check_snapshots = grown;
+    check_snapshots[check_snapshot_count++] = host;
+    return host;
+}
+
 int check_finish(const char *test_name) {
+    for (size_t i = 0; i < check_snapshot_count; i++) free(check_snapshots[i]);
+    free(check_snapshots);
+    check_snapshots = NULL;
+    check_snapshot_count = 0;
     printf("%s: %d checks, %d failed\n", test_name, check_count, check_failures);
     return check_failures ? 1 : 0;
 }

@@ -64,6 +64,10 @@ dsc_status_t check_tensor_get(const dsc_tensor_t *t, void *dst, dsc_dtype_t dst_
 dsc_status_t check_tensor_set(dsc_tensor_t *t, const void *src, dsc_dtype_t src_dtype, size_t n);
 /* One element of t as a double (NaN on error). */
 double check_tensor_at(const dsc_tensor_t *t, int64_t i);
+/* A host snapshot of all of t's values as f32 (the read-only stand-in for dsc_tensor_f32 in
+ * comparisons); owned by the check module and freed by check_finish. NULL (and a failure
+ * counted) when the copy fails. */
+const float *check_f32(const dsc_tensor_t *t);
 
 /* A context whose errors are quiet (tests that expect errors check the message instead). */
 dsc_ctx_t *check_ctx_new(uint64_t seed);

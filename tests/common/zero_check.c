@@ -87,8 +87,11 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
     for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
         dsc_param_info_t info;
         dsc_model_param_info(gpt->model, i, &info);
-        dsc_convert(out->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
-                    (size_t)info.numel);
+        if (check_tensor_get(info.tensor, out->params + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) {
+            snprintf(out->error, sizeof out->error, "copy of %s to the host failed", info.name);
+            rc = 1;
+            break;
+        }
         const int64_t shard = (info.numel + world - 1) / world;
         out->shards += shard;
         if (info.numel <= c->persistence) out->persistent_shards += shard;

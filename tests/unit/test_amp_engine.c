@@ -131,19 +131,25 @@ static void snap(run_t *r, snapshot_t *s) {
     s->params16 = malloc(n * 2);
     s->m = malloc(n * 4);
     s->v = malloc(n * 4);
-    memcpy(s->master, e->master, n * 4);
-    memcpy(s->params16, e->params, n * 2);
-    memcpy(s->m, dsc_optim_state_data(e->optimizer, 0), n * 4);
-    memcpy(s->v, dsc_optim_state_data(e->optimizer, 1), n * 4);
+    CHECK(dsc_ctx_to_host(e->ctx, s->master, e->master, n * 4) == DSC_OK);
+    CHECK(dsc_ctx_to_host(e->ctx, s->params16, e->params, n * 2) == DSC_OK);
+    CHECK(dsc_ctx_to_host(e->ctx, s->m, dsc_optim_state_data(e->optimizer, 0), n * 4) == DSC_OK);
+    CHECK(dsc_ctx_to_host(e->ctx, s->v, dsc_optim_state_data(e->optimizer, 1), n * 4) == DSC_OK);
     s->opt_step = dsc_optim_step_count(e->optimizer);
 }
 
+static void snap_free(snapshot_t *s);
+
+/* Bitwise equal to the snapshot (the run's state is copied to the host first). */
 static bool same(run_t *r, const snapshot_t *s) {
     dsc_engine_t *e = r->engine;
     size_t n = (size_t)e->numel;
-    return !memcmp(s->master, e->master, n * 4) && !memcmp(s->params16, e->params, n * 2) &&
-           !memcmp(s->m, dsc_optim_state_data(e->optimizer, 0), n * 4) &&
-           !memcmp(s->v, dsc_optim_state_data(e->optimizer, 1), n * 4) && s->opt_step == dsc_optim_step_count(e->optimizer);
+    snapshot_t now;
+    snap(r, &now);
+    const bool eq = !memcmp(s->master, now.master, n * 4) && !memcmp(s->params16, now.params16, n * 2) &&
+                    !memcmp(s->m, now.m, n * 4) && !memcmp(s->v, now.v, n * 4) && s->opt_step == now.opt_step;
+    snap_free(&now);
+    return eq;
 }
 
 static void snap_free(snapshot_t *s) {
@@ -159,11 +165,12 @@ static void inject(run_t *r, const char *name, bool nan_value) {
         if (!strcmp(info.name, name)) break;
     }
     float bad = nan_value ? NAN : INFINITY;
-    if (e->accumulate_fp32)
-        e->acc32[info.offset + 3] = bad;
-    else
-        ((uint16_t *)e->grads)[info.offset + 3] =
-            e->model_dtype == DSC_F16 ? dsc_f32_to_f16(bad) : dsc_f32_to_bf16(bad);
+    if (e->accumulate_fp32) {
+        CHECK(dsc_ctx_from_host(e->ctx, e->acc32 + info.offset + 3, &bad, sizeof bad) == DSC_OK);
+    } else {
+        uint16_t bad16 = e->model_dtype == DSC_F16 ? dsc_f32_to_f16(bad) : dsc_f32_to_bf16(bad);
+        CHECK(dsc_ctx_from_host(e->ctx, (uint16_t *)e->grads + info.offset + 3, &bad16, sizeof bad16) == DSC_OK);
+    }
 }
 
 /* fp16, window 4, hysteresis 2: the spec's trace with overflows at updates 6, 8, 9. */

@@ -121,8 +121,8 @@ static void small_run(int mode, double p, bool freeze_bias, small_result_t *r) {
     CHECK_MSG(dsc_ctx_status(ctx) == DSC_OK, "%s", dsc_ctx_errmsg(ctx));
     memcpy(r->gw, gwbuf, sizeof r->gw);
     memcpy(r->gb, gbbuf, sizeof r->gb);
-    memcpy(r->gx, dsc_tensor_f32(dsc_tensor_grad(x)), sizeof r->gx);
-    memcpy(r->gy, dsc_tensor_f32(dsc_tensor_grad(y)), sizeof r->gy);
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(x), r->gx, DSC_F32, sizeof r->gx / sizeof r->gx[0]));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(y), r->gy, DSC_F32, sizeof r->gy / sizeof r->gy[0]));
     dsc_ctx_end_step(ctx);
     dsc_tensor_free_persistent(ctx, s.w);
     dsc_tensor_free_persistent(ctx, s.b);
@@ -212,23 +212,25 @@ static void test_odd_outputs(void) {
     for (int ck = 0; ck < 2; ck++) {
         dsc_ctx_t *ctx = check_ctx_new(3);
         dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F64, 2, 3);
-        for (int i = 0; i < 6; i++) dsc_tensor_f64(x)[i] = 0.5 + i;
+        double x0[6];
+        for (int i = 0; i < 6; i++) x0[i] = 0.5 + i;
+        CHECK_OK(check_tensor_set(x, x0, DSC_F64, 6));
         dsc_tensor_set_requires_grad(x, true);
         odd_t o = {dsc_tensor_new_1d(ctx, DSC_I32, 4)};
-        dsc_tensor_i32(o.ids)[2] = 7;
+        CHECK_OK(check_tensor_set(o.ids, (int32_t[]){0, 0, 7, 0}, DSC_I32, 4));
         dsc_tensor_t *out[4];
         if (ck) CHECK_OK(dsc_checkpoint(ctx, "odd", odd_fn, &o, 1, &x, 4, out));
         else CHECK_OK(odd_fn(ctx, &o, &x, out));
         if (ck) {
             CHECK(out[0] != x && out[3] != o.ids && out[1] != out[2]);
             CHECK(dsc_tensor_requires_grad(out[0]) && dsc_tensor_requires_grad(out[2]) && !dsc_tensor_requires_grad(out[3]));
-            CHECK(dsc_tensor_i32(out[3])[2] == 7 && dsc_tensor_f64(out[0])[5] == 5.5);
+            CHECK(check_tensor_at(out[3], 2) == 7 && check_tensor_at(out[0], 5) == 5.5);
         }
         /* loss = sum(2 x) + sum(3 x^2) + sum(5 x^2): dx = 2 + 16 x */
         dsc_tensor_t *loss = dsc_add(ctx, dsc_add(ctx, dsc_sum(ctx, dsc_scale(ctx, out[0], 2)), dsc_sum(ctx, dsc_scale(ctx, out[1], 3))),
                                      dsc_sum(ctx, dsc_scale(ctx, out[2], 5)));
         CHECK_OK(dsc_autograd_backward(ctx, loss));
-        memcpy(gx[ck], dsc_tensor_f64(dsc_tensor_grad(x)), sizeof gx[ck]);
+        CHECK_OK(check_tensor_get(dsc_tensor_grad(x), gx[ck], DSC_F64, 6));
         for (int i = 0; i < 6; i++) CHECK(check_close(gx[ck][i], 2 + 16 * (0.5 + i), 1e-14, 1e-12));
         dsc_ctx_free(ctx);
     }
@@ -395,7 +397,7 @@ static void gpt_grads(int n_layer, double dropout, int every, int number, int mi
     }
     r->numel = dsc_model_numel(gpt->model);
     r->grads = malloc(sizeof(float) * (size_t)r->numel);
-    memcpy(r->grads, dsc_model_grads_data(gpt->model), sizeof(float) * (size_t)r->numel);
+    CHECK_OK(dsc_ctx_to_host(ctx, r->grads, dsc_model_grads_data(gpt->model), sizeof(float) * (size_t)r->numel));
     free(x);
     free(y);
     dsc_gpt_free(gpt);
@@ -518,8 +520,9 @@ static void *engine_rank(void *p) {
                 dsc_engine_t *e = init.engine;
                 a->n_grads = e->n_local;
                 a->grads = malloc(sizeof(float) * (size_t)a->n_grads);
-                memcpy(a->grads, e->plan.stage == 0 && !a->bf16 ? (float *)e->grads : e->acc32,
-                       sizeof(float) * (size_t)a->n_grads);
+                CHECK_MSG(dsc_ctx_to_host(e->ctx, a->grads, e->plan.stage == 0 && !a->bf16 ? (float *)e->grads : e->acc32,
+                                          sizeof(float) * (size_t)a->n_grads) == DSC_OK,
+                          "gradients to the host");
             }
             if (dsc_step(init.engine) != DSC_OK) {
                 snprintf(a->error, sizeof a->error, "step %d: %s", step, dsc_engine_errmsg(init.engine));
@@ -536,8 +539,8 @@ static void *engine_rank(void *p) {
         dsc_param_info_t info;
         dsc_model_param_info(gpt->model, i, &info);
         if (dsc_tensor_data(info.tensor))
-            dsc_convert(a->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
-                        (size_t)info.numel);
+            CHECK_MSG(check_tensor_get(info.tensor, a->params + info.offset, DSC_F32, (size_t)info.numel) == DSC_OK,
+                      "copy of %s to the host", info.name);
     }
     if (!a->rc) dsc_engine_release_params(init.engine, NULL, 0, -1);
     if (init.engine) dsc__engine_teardown_actckpt(init.engine);

@@ -212,7 +212,13 @@ static bool same_params(const run_t *a, const run_t *b, const char **which) {
         dsc_param_info_t pa, pb;
         dsc_model_param_info(a->gpt->model, i, &pa);
         dsc_model_param_info(b->gpt->model, i, &pb);
-        if (memcmp(dsc_tensor_data(pa.tensor), dsc_tensor_data(pb.tensor), sizeof(float) * (size_t)pa.numel) != 0) {
+        const size_t bytes = sizeof(float) * (size_t)pa.numel;
+        float *ha = malloc(bytes), *hb = malloc(bytes);
+        const bool same = ha && hb && dsc_tensor_to_host(a->ctx, pa.tensor, ha, bytes) == DSC_OK &&
+                          dsc_tensor_to_host(b->ctx, pb.tensor, hb, bytes) == DSC_OK && memcmp(ha, hb, bytes) == 0;
+        free(ha);
+        free(hb);
+        if (!same) {
             *which = pa.name;
             return false;
         }

@@ -72,10 +72,12 @@ static void test_accumulation_equivalence(void) {
     }
     CHECK(dsc_engine_global_steps(ea) == STEPS && dsc_engine_micro_steps(ea) == STEPS * K);
     CHECK(dsc_engine_global_samples(ea) == STEPS * 12 && dsc_engine_global_samples(eb) == STEPS * 12);
-    check_arrays_close_f32("accumulated vs big-batch weights", dsc_tensor_f32(acc.lin.weight),
-                           dsc_tensor_f32(big.lin.weight), IN * OUT, 1e-6, 1e-6);
-    check_arrays_close_f32("accumulated vs big-batch bias", dsc_tensor_f32(acc.lin.bias), dsc_tensor_f32(big.lin.bias),
-                           OUT, 1e-6, 1e-6);
+    const float *acc_w = check_f32(acc.lin.weight), *big_w = check_f32(big.lin.weight);
+    const float *acc_b = check_f32(acc.lin.bias), *big_b = check_f32(big.lin.bias);
+    if (acc_w && big_w && acc_b && big_b) {
+        check_arrays_close_f32("accumulated vs big-batch weights", acc_w, big_w, IN * OUT, 1e-6, 1e-6);
+        check_arrays_close_f32("accumulated vs big-batch bias", acc_b, big_b, OUT, 1e-6, 1e-6);
+    }
     /* The run must actually have moved the weights (a test that cannot fail is a defect). */
     dsc_engine_free(ea);
     dsc_engine_free(eb);
@@ -94,13 +96,13 @@ static void run_clip_case(double clip, double expect_coef) {
              clip);
     dsc_engine_t *e = init_engine(&m, json);
     if (!e) return;
-    float *w = dsc_tensor_f32(m.lin.weight);
-    w[0] = 1;
-    w[1] = 2;
+    float w[2] = {1, 2};
+    CHECK_OK(check_tensor_set(m.lin.weight, w, DSC_F32, 2));
     float x[2] = {1, 1}, t[1] = {0};
     CHECK_OK(dsc_backward(e, toy_loss(&m, x, t, 0, 1, 2, 1)));
     CHECK(dsc_engine_last_loss(e) == 9.0);
     CHECK_OK(dsc_step(e));
+    CHECK_OK(check_tensor_get(m.lin.weight, w, DSC_F32, 2));
     double norm = sqrt(72.0);
     CHECK_MSG(check_close(dsc_engine_grad_norm(e), norm, 1e-12, 0), "norm %.17g", dsc_engine_grad_norm(e));
     CHECK_MSG(check_close(dsc_engine_grad_norm_clipped(e), norm * expect_coef, 1e-6, 0), "clipped %.17g",
@@ -183,7 +185,7 @@ static void test_client_overrides_and_two_engines(void) {
     CHECK(dsc_optim_get_params(rb.optimizer)->type == DSC_OPTIM_ADAM);
     CHECK(check_close(dsc_engine_lr(ra.engine), 0.5, 1e-15, 0));
     float w0[6];
-    memcpy(w0, dsc_tensor_f32(a.lin.weight), sizeof w0);
+    CHECK_OK(check_tensor_get(a.lin.weight, w0, DSC_F32, 6));
     float xs[2 * 3], ts[2 * 2];
     fill_data(xs, ts, 2, 3, 2);
     /* Interleave the two engines' steps: their state must not mix. */
@@ -197,8 +199,11 @@ static void test_client_overrides_and_two_engines(void) {
     }
     CHECK(check_close(dsc_engine_lr(ra.engine), 0.5 / 4, 1e-15, 0));
     CHECK(dsc_engine_global_steps(ra.engine) == 3 && dsc_engine_global_steps(rb.engine) == 3);
-    CHECK(memcmp(w0, dsc_tensor_f32(a.lin.weight), sizeof w0) != 0);
-    CHECK(memcmp(dsc_tensor_f32(a.lin.weight), dsc_tensor_f32(b.lin.weight), sizeof w0) != 0);
+    float wa[6], wb[6];
+    CHECK_OK(check_tensor_get(a.lin.weight, wa, DSC_F32, 6));
+    CHECK_OK(check_tensor_get(b.lin.weight, wb, DSC_F32, 6));
+    CHECK(memcmp(w0, wa, sizeof w0) != 0);
+    CHECK(memcmp(wa, wb, sizeof w0) != 0);
     char line[256];
     dsc_engine_progress_line(rb.engine, line, sizeof line);
     CHECK_MSG(strcmp(line, "[Rank 0] step=3, skipped=0, lr=[0.1], mom=[(0.9, 0.999)]") == 0, "%s", line);

@@ -120,11 +120,12 @@ static void ck_snap(dsc_engine_t *e, dsc_model_t *model, ck_snap_t *s) {
         for (int64_t j = 0; j < k; j++, at++) s->map[at] = rank * k + j < p.numel ? p.offset + rank * k + j : -1;
     }
     s->master = malloc(sizeof(float) * (size_t)s->n_local);
-    memcpy(s->master, e->master, sizeof(float) * (size_t)s->n_local);
+    CHECK(dsc_ctx_to_host(e->ctx, s->master, e->master, sizeof(float) * (size_t)s->n_local) == DSC_OK);
     s->n_states = e->optimizer ? dsc_optim_num_states(e->optimizer) : 0;
     for (int j = 0; j < s->n_states && j < CK_MAX_STATES; j++) {
         s->states[j] = malloc(sizeof(float) * (size_t)s->n_local);
-        memcpy(s->states[j], dsc_optim_state_data(e->optimizer, j), sizeof(float) * (size_t)s->n_local);
+        CHECK(dsc_ctx_to_host(e->ctx, s->states[j], dsc_optim_state_data(e->optimizer, j),
+                              sizeof(float) * (size_t)s->n_local) == DSC_OK);
     }
     s->steps = dsc_engine_global_steps(e);
     s->samples = dsc_engine_global_samples(e);

@@ -106,11 +106,13 @@ static void run_case(dsc_ctx_t *ctx, dsc_gpt_t *g, const golden_file_t *gf, cons
     CHECK_MSG(st == DSC_OK && logits && loss, "%s: forward failed: %s", cname, dsc_ctx_errmsg(ctx));
     if (st != DSC_OK || !logits || !loss) return;
     CHECK(dsc_tensor_ndim(logits) == 3 && dsc_tensor_dim(logits, 0) == b && dsc_tensor_dim(logits, 1) == t &&
-          dsc_tensor_dim(logits, 2) == TINY.vocab_size && dsc_tensor_f32(logits));
-    CHECK(dsc_tensor_numel(loss) == 1 && dsc_tensor_f32(loss));
-    if (!dsc_tensor_f32(logits) || dsc_tensor_numel(logits) != want_logits->numel || !dsc_tensor_f32(loss)) return;
-    double worst = compare("logits", dsc_tensor_f32(logits), want_logits);
-    float loss_value = dsc_tensor_f32(loss)[0];
+          dsc_tensor_dim(logits, 2) == TINY.vocab_size && dsc_tensor_dtype(logits) == DSC_F32);
+    CHECK(dsc_tensor_numel(loss) == 1 && dsc_tensor_dtype(loss) == DSC_F32);
+    const float *got_logits = dsc_tensor_dtype(logits) == DSC_F32 ? check_f32(logits) : NULL;
+    const float *got_loss = dsc_tensor_dtype(loss) == DSC_F32 ? check_f32(loss) : NULL;
+    if (!got_logits || dsc_tensor_numel(logits) != want_logits->numel || !got_loss) return;
+    double worst = compare("logits", got_logits, want_logits);
+    float loss_value = got_loss[0];
     double e = compare("loss", &loss_value, want_loss);
     if (e > worst) worst = e;
 
@@ -122,7 +124,8 @@ static void run_case(dsc_ctx_t *ctx, dsc_gpt_t *g, const golden_file_t *gf, cons
             dsc_model_param_info(g->model, i, &info);
             const golden_array_t *want = golden_findf(gf, "%s/grad/%s", cname, info.name);
             CHECK_MSG(want && want->numel == info.numel && golden_f32(want), "%s: no golden gradient for %s", cname, info.name);
-            const float *got = dsc_tensor_f32(dsc_tensor_grad(info.tensor));
+            dsc_tensor_t *grad = dsc_tensor_grad(info.tensor);
+            const float *got = grad && dsc_tensor_dtype(grad) == DSC_F32 ? check_f32(grad) : NULL;
             CHECK_MSG(got != NULL, "%s: parameter %s has no f32 gradient", cname, info.name);
             if (!want || want->numel != info.numel || !golden_f32(want) || !got) continue;
             char what[GOLDEN_MAX_NAME + 8];
@@ -138,8 +141,9 @@ static void run_case(dsc_ctx_t *ctx, dsc_gpt_t *g, const golden_file_t *gf, cons
     dsc_tensor_t *logits2 = NULL, *loss2 = (dsc_tensor_t *)1;
     st = dsc_gpt_forward(ctx, g, golden_i32(tok), NULL, b, t, &logits2, &loss2);
     CHECK_MSG(st == DSC_OK && logits2 && loss2 == NULL, "%s: forward without targets: %s", cname, dsc_ctx_errmsg(ctx));
-    if (st == DSC_OK && logits2 && dsc_tensor_f32(logits2))
-        CHECK_MSG(golden_worst_rel_err(dsc_tensor_f32(logits2), golden_f32(want_logits), (size_t)want_logits->numel,
+    const float *got_logits2 = st == DSC_OK && logits2 && dsc_tensor_dtype(logits2) == DSC_F32 ? check_f32(logits2) : NULL;
+    if (got_logits2)
+        CHECK_MSG(golden_worst_rel_err(got_logits2, golden_f32(want_logits), (size_t)want_logits->numel,
                                        GOLDEN_FLOOR_FRAC, NULL) <= GOLDEN_REL_TOL,
                   "%s: logits without targets differ", cname);
     dsc_ctx_end_step(ctx);
