@@ -754,6 +754,8 @@ static void test_attention_values(void) {
         double frac = (double)dropped / (double)(B * 2), sigma = sqrt(p * (1 - p) / (double)(B * 2));
         CHECK_MSG(bad == 0, "%lld kept heads not scaled by 1/(1-p)", (long long)bad);
         CHECK_MSG(fabs(frac - p) < 3 * sigma, "attention dropout fraction %.4f vs p %.2f", frac, p);
+        free(oh);
+        free(qh);
     }
     CHECK(dsc_ctx_status(ctx) == DSC_OK);
     dsc_ctx_free(ctx);
