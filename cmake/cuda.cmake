@@ -61,7 +61,7 @@ if(DSC_CUDA)
 endif()
 message(STATUS "dsc: CUDA kernels ${DSC_CUDA} (nvcc ${CMAKE_CUDA_COMPILER_VERSION})")
 
-# The same kernels on the CPU emulator (src/ops/cuda/cuda_emu.h): the .cu sources compiled by
+# The same kernels on the CPU emulator (tests/cuda/emu/cuda_emu.h): the .cu sources compiled by
 # the host C++ compiler, so the kernels' logic (indexing, barriers, shuffles, summation
 # orders, the bit-for-bit claims) is tested on every machine, CI included. gemm (cuBLASLt) is
 # not emulated. Tests test_cuda_*_emu, label cuda-emu.
@@ -73,7 +73,7 @@ endif()
 option(DSC_CUDA_EMU "Test the CUDA kernels on the CPU emulator (x86-64)" ${DSC_CUDA_EMU_DEFAULT})
 if(DSC_CUDA_EMU)
   enable_language(CXX)
-  set(DSC_CUDA_EMU_SOURCES ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_emu_runtime.cpp)
+  set(DSC_CUDA_EMU_SOURCES ${PROJECT_SOURCE_DIR}/tests/cuda/emu/cuda_emu_runtime.cpp)
   file(GLOB DSC_CUDA_KERNEL_FILES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/ops/cuda/*.cu)
   list(FILTER DSC_CUDA_KERNEL_FILES EXCLUDE REGEX "/cuda_runtime\\.cu$") # cuBLASLt and the CUDA runtime
   foreach(cu ${DSC_CUDA_KERNEL_FILES})
@@ -89,7 +89,7 @@ if(DSC_CUDA_EMU)
   endif()
   set_target_properties(dsc_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_compile_definitions(dsc_cuda_emu PUBLIC DSC_CUDA_EMU)
-  target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/cuda/emu)
   file(GLOB DSC_CUDA_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
   foreach(src ${DSC_CUDA_EMU_TESTS})
     get_filename_component(name ${src} NAME_WE)

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #ifdef DSC_CUDA_EMU /* the CPU emulator (cuda_emu.h) for machines without a GPU */
-#include "ops/cuda/cuda_emu.h"
+#include "cuda_emu.h" /* tests/cuda/emu: test tooling, never in the library */
 #else
 #include <cuda_runtime.h>
 /* kernel<<<grid, block, 0, stream>>>, written so the emulator can stand in */

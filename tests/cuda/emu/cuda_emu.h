@@ -175,7 +175,7 @@ template <typename F> struct runner {
             b.warp_gen[warp]++;
         }
         dsc_emu_switch(&b.th[b.cur].sp, b.sched_sp); /* never resumed */
-        abort();
+        __builtin_unreachable();
     }
 };
 
