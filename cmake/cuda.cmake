@@ -1,33 +1,21 @@
-# The CUDA kernels (src/ops/cuda/): option DSC_CUDA, on by default when nvcc and cuBLASLt are
-# found. Builds the static library dsc_cuda (sm_90 machine code plus compute_90 PTX), its tests
-# tests/cuda/test_*.c (label `cuda`; exits 77 = skipped without a GPU) and the
-# kernel microbenchmark bench/cuda/bench_cuda_kernels.c. Machines without a GPU (CI) compile
-# and link all of it.
-include(CheckLanguage)
-check_language(CUDA)
-set(DSC_CUDA_FOUND OFF)
-if(CMAKE_CUDA_COMPILER)
-  find_package(CUDAToolkit QUIET)
-  if(CUDAToolkit_FOUND AND TARGET CUDA::cublasLt)
-    set(DSC_CUDA_FOUND ON)
-  endif()
-endif()
-option(DSC_CUDA "Build the CUDA kernels (needs nvcc and cuBLASLt)" ${DSC_CUDA_FOUND})
+# The CUDA device (src/ops/cuda/): with DSC_CUDA (cmake/cuda_toolchain.cmake) its kernels
+# (sm_90 machine code plus compute_90 PTX) and host side go into libdsc, with the tests
+# tests/cuda/test_*.c (label `cuda`; exit 77 = skipped without a GPU) and the kernel
+# microbenchmark bench/cuda/bench_cuda_kernels.c; without it, cuda:N is refused. Machines
+# without a GPU (CI) compile and link all of it.
+
+# The CUDA device's host side (its table: memory, copies, events, and the op, optimizer and
+# mixed-precision entries), plain C over cuda_kernels.h. The same objects go into libdsc with
+# the real kernels (DSC_CUDA) and into the test library dsc_emu with the emulated ones.
+set(DSC_CUDA_HOST_SOURCES ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_device.c
+    ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_backend.c ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_optim_amp.c)
+add_library(dsc_cuda_host OBJECT ${DSC_CUDA_HOST_SOURCES})
+target_include_directories(dsc_cuda_host PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(dsc_cuda_host PRIVATE dsc_objects)
 
 if(DSC_CUDA)
-  if(NOT CMAKE_CUDA_COMPILER)
-    message(FATAL_ERROR "DSC_CUDA=ON but no CUDA compiler (nvcc) was found")
-  endif()
-  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES "90-real;90-virtual")
-  endif()
-  enable_language(CUDA)
-  find_package(CUDAToolkit REQUIRED)
-  set(CMAKE_CUDA_STANDARD 17)
-  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-
   file(GLOB DSC_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/ops/cuda/*.cu)
-  add_library(dsc_cuda STATIC ${DSC_CUDA_SOURCES})
+  add_library(dsc_cuda OBJECT ${DSC_CUDA_SOURCES})
   # The directory's C warning flags are not nvcc options: replace them for this target.
   set_property(TARGET dsc_cuda PROPERTY COMPILE_OPTIONS
                $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unused-parameter>)
@@ -38,17 +26,34 @@ if(DSC_CUDA)
                               ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_optim.cu
                               PROPERTIES COMPILE_OPTIONS "-fmad=false")
   set_target_properties(dsc_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF POSITION_INDEPENDENT_CODE ON)
-  target_include_directories(dsc_cuda PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(dsc_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
+  target_include_directories(dsc_cuda PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(dsc_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo>)
+  # libdsc carries the CUDA device: the kernels, the runtime (static) and cuBLASLt (shared).
+  # (libdsc.so keeps them private; libdsc.a hands them on: find_package(dsc) finds the
+  # toolkit, pkg-config --static lists them.)
+  foreach(lib dsc dsc_shared)
+    target_sources(${lib} PRIVATE $<TARGET_OBJECTS:dsc_cuda> $<TARGET_OBJECTS:dsc_cuda_host>)
+    set_target_properties(${lib} PROPERTIES LINKER_LANGUAGE CXX)
+  endforeach()
+  target_link_libraries(dsc_shared PRIVATE CUDA::cudart_static CUDA::cublasLt)
+  target_link_libraries(dsc PUBLIC CUDA::cudart_static CUDA::cublasLt stdc++) # nvcc objects need the C++ runtime
+else()
+  add_library(dsc_cuda_absent OBJECT ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_absent.c)
+  target_include_directories(dsc_cuda_absent PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(dsc_cuda_absent PRIVATE dsc_objects)
+  foreach(lib dsc dsc_shared)
+    target_sources(${lib} PRIVATE $<TARGET_OBJECTS:dsc_cuda_absent>)
+  endforeach()
+endif()
 
+if(DSC_CUDA)
   if(DSC_BUILD_TESTS)
     file(GLOB DSC_CUDA_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
     foreach(src ${DSC_CUDA_TESTS})
       get_filename_component(name ${src} NAME_WE)
       add_executable(${name} ${src})
       target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
-      target_link_libraries(${name} PRIVATE dsc_cuda dsc)
+      target_link_libraries(${name} PRIVATE dsc)
       add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
       set_tests_properties(${name} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 TIMEOUT 600
                            ENVIRONMENT "OMP_NUM_THREADS=4;OPENBLAS_NUM_THREADS=1")
@@ -57,7 +62,7 @@ if(DSC_CUDA)
   add_executable(bench_cuda_kernels ${PROJECT_SOURCE_DIR}/bench/cuda/bench_cuda_kernels.c)
   set_target_properties(bench_cuda_kernels PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
   target_include_directories(bench_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(bench_cuda_kernels PRIVATE dsc_cuda dsc)
+  target_link_libraries(bench_cuda_kernels PRIVATE dsc)
 endif()
 message(STATUS "dsc: CUDA kernels ${DSC_CUDA} (nvcc ${CMAKE_CUDA_COMPILER_VERSION})")
 
@@ -81,21 +86,27 @@ if(DSC_CUDA_EMU)
     file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp CONTENT "#include \"ops/cuda/${name}.cu\"\n")
     list(APPEND DSC_CUDA_EMU_SOURCES ${CMAKE_BINARY_DIR}/cuda_emu/emu_${name}.cpp)
   endforeach()
-  add_library(dsc_cuda_emu STATIC ${DSC_CUDA_EMU_SOURCES})
-  set_property(TARGET dsc_cuda_emu PROPERTY COMPILE_OPTIONS -Wall -Wno-unused-parameter -Wno-unused-function
-               -ffp-contract=off)
+  # dsc_emu: the whole library with the CUDA device on the emulated kernels (tests only), so
+  # the engine runs on `cuda:0` on any x86-64 machine.
+  add_library(dsc_emu STATIC $<TARGET_OBJECTS:dsc_objects> $<TARGET_OBJECTS:dsc_cuda_host> ${DSC_CUDA_EMU_SOURCES})
+  set_property(TARGET dsc_emu PROPERTY COMPILE_OPTIONS $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wno-unused-parameter
+               -Wno-unused-function -ffp-contract=off>)
   if(DSC_SANITIZE) # the emulated kernels under ASan: out-of-bounds device accesses are caught
-    target_compile_options(dsc_cuda_emu PRIVATE -fsanitize=address -fno-omit-frame-pointer)
+    target_compile_options(dsc_emu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address -fno-omit-frame-pointer>)
   endif()
-  set_target_properties(dsc_cuda_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
-  target_compile_definitions(dsc_cuda_emu PUBLIC DSC_CUDA_EMU)
-  target_include_directories(dsc_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/cuda/emu)
+  set_target_properties(dsc_emu PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_compile_definitions(dsc_emu PRIVATE DSC_CUDA_EMU)
+  target_include_directories(dsc_emu PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${PROJECT_SOURCE_DIR}/src
+                             ${PROJECT_SOURCE_DIR}/tests/cuda/emu)
+  target_link_libraries(dsc_emu PUBLIC PkgConfig::JANSSON PkgConfig::OPENBLAS OpenMP::OpenMP_C Threads::Threads
+                        MPI::MPI_C m stdc++)
   file(GLOB DSC_CUDA_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
   foreach(src ${DSC_CUDA_EMU_TESTS})
     get_filename_component(name ${src} NAME_WE)
     add_executable(${name}_emu ${src})
     target_include_directories(${name}_emu PRIVATE ${PROJECT_SOURCE_DIR}/src)
-    target_link_libraries(${name}_emu PRIVATE dsc_cuda_emu dsc stdc++)
+    target_compile_definitions(${name}_emu PRIVATE DSC_CUDA_EMU)
+    target_link_libraries(${name}_emu PRIVATE dsc_emu)
     add_test(NAME ${name}_emu COMMAND ${name}_emu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(${name}_emu PROPERTIES LABELS cuda-emu TIMEOUT 600
                          ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")

@@ -35,6 +35,9 @@ foreach(lib ${MPI_C_LIBRARIES})
   string(APPEND DSC_PC_LIBS_PRIVATE " ${lib}")
 endforeach()
 string(APPEND DSC_PC_LIBS_PRIVATE " ${OpenMP_C_FLAGS} -lpthread -lm")
+if(DSC_CUDA) # the CUDA device: the static runtime and cuBLASLt (libdsc.a only)
+  string(APPEND DSC_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcudart_static -ldl -lrt -lstdc++")
+endif()
 # The prefix is only known at install time (cmake --install --prefix P), so the file is
 # written then, from the template configured here.
 configure_file(${PROJECT_SOURCE_DIR}/cmake/dsc.pc.in ${CMAKE_BINARY_DIR}/dsc.pc.in @ONLY)

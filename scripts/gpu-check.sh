@@ -84,6 +84,25 @@ grep -E "checks, " "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
 run_one bench_cuda_kernels "$BENCH" ${BENCH_ARGS:-}
 cat "$LOGDIR/bench_cuda_kernels.log"
 
+# The tool on the GPU: what doctor sees, then `dsc train --device cuda` on a small corpus
+# with nvidia-smi sampling the device memory (the plan dsc prints is compared with it).
+if [ -n "${GPU_BUNDLE:-}" ]; then DSC="$B/dsc"; TEXT="$B/train.txt"; else DSC="$BUILD/dsc"; TEXT=/usr/share/games/fortunes/fortunes; fi
+if [ -x "$DSC" ]; then
+  "$DSC" doctor >"$LOGDIR/doctor.log" 2>&1
+  echo "doctor rc=$? (1 = problems listed)" | tee -a "$LOGDIR/summary.txt"
+  smi_pid=""
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 >"$LOGDIR/train_cuda_mem_mib.txt" 2>&1 &
+    smi_pid=$!
+  fi
+  run_one train_cuda "$DSC" train --device cuda --data "$TEXT" --steps ${TRAIN_STEPS:-300} --eval-every 100
+  [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null
+  tail -6 "$LOGDIR/train_cuda.log" | tee -a "$LOGDIR/summary.txt"
+  [ -s "$LOGDIR/train_cuda_mem_mib.txt" ] &&
+    echo "nvidia-smi device memory used during train: max $(sort -n "$LOGDIR/train_cuda_mem_mib.txt" | tail -1) MiB (CUDA context included)" |
+    tee -a "$LOGDIR/summary.txt"
+fi
+
 if [ "${SANITIZE_SECONDS:-0}" -gt 0 ] && command -v compute-sanitizer >/dev/null; then
   for t in "${TESTS[@]}"; do
     timeout "$SANITIZE_SECONDS" compute-sanitizer --tool memcheck --error-exitcode 9 "$t" \

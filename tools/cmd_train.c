@@ -73,6 +73,7 @@ typedef struct {
     double comm_timeout; /* seconds; 0: the default (600) */
     int checkpoint_every; /* --checkpoint-activations [k]: 0 = the config decides */
     const char *save_dir; /* --save DIR */
+    const char *device;   /* --device D (NULL: DSC_DEVICE, else cpu) */
     int save_every;       /* --save-every N (0: only at the end) */
     bool resume;          /* --resume [TAG] */
     const char *resume_tag;
@@ -92,6 +93,8 @@ static void usage(FILE *out) {
             "  --vocab N           vocabulary of .bin shards (default 50257, GPT-2's)\n"
             "  --steps N           optimizer steps (default 200)\n"
             "  --seed N            RNG seed for init, dropout and batches (default 1234)\n"
+            "  --device D          where the model trains: cpu (default), cuda or cuda:N (a GPU of a build\n"
+            "                      with CUDA); the environment variable DSC_DEVICE says the same\n"
             "  --model NAME        gpt2-tiny | d6 | d12 | d24 | d36 | d48 (d12 is GPT-2 124M's shape)\n"
             "  --layers N --heads N --embd N   model size (default 4, 4, 128)\n"
             "  --context N         sequence length T (default 64)\n"
@@ -157,7 +160,7 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         }
         static const char *const value_options[] = {
             "--config", "--val-data", "--save", "--save-every", "--model", "--comm-timeout", "--vocab", "--data",
-            "--steps", "--seed", "--layers", "--heads", "--embd", "--context", "--eval-every", "--dropout"};
+            "--steps", "--seed", "--layers", "--heads", "--embd", "--context", "--eval-every", "--dropout", "--device"};
         bool known = false;
         for (size_t o = 0; o < sizeof value_options / sizeof value_options[0]; o++) known = known || !strcmp(k, value_options[o]);
         if (!known && k[0] == '-') {
@@ -178,6 +181,7 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         if (!strcmp(k, "--config")) a->config_path = v;
         else if (!strcmp(k, "--val-data")) a->val_data = v;
         else if (!strcmp(k, "--save")) a->save_dir = v;
+        else if (!strcmp(k, "--device")) a->device = v;
         else if (!strcmp(k, "--save-every")) ok = parse_int(v, 1, 100000000, &n), a->save_every = (int)n;
         else if (!strcmp(k, "--model")) {
             /* llm.c's depth presets (dN: N layers, width 64 N, N heads, capped as GPT-2's). */
@@ -511,6 +515,7 @@ int dsc_cmd_train(int argc, char **argv) {
 
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a.seed;
+    co.device = a.device; /* a refused device is reported by dsc_ctx_new (stderr) */
     dsc_ctx_t *ctx = NULL;
     dsc_comm_t *comm = NULL;
     dsc_gpt_t *gpt = NULL;

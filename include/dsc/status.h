@@ -26,6 +26,7 @@ typedef enum dsc_status {
     DSC_ERR_COMM,        /* a collective failed */
     DSC_ERR_TIMEOUT,     /* a collective or wait ran past its timeout */
     DSC_ERR_NUMERIC,     /* training cannot continue numerically (loss scale stuck) */
+    DSC_ERR_DEVICE,      /* a device (GPU) call failed: driver, launch, device memory */
     DSC_STATUS_COUNT
 } dsc_status_t;
 

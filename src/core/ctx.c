@@ -19,7 +19,7 @@ dsc_status_t dsc_ctx_new(const dsc_ctx_options_t *opts, dsc_ctx_t **out) {
     ctx->log_user = opts->log_user;
     ctx->log_level = opts->log_level;
     ctx->training = true;
-    char err[256] = "";
+    char err[640] = "";
     dsc_status_t st = dsc__device_init(ctx, opts->device, err, sizeof err);
     if (st != DSC_OK) {
         /* No context to hold the message: log it where the context would have. */

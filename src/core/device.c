@@ -126,14 +126,17 @@ dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_
     if (strncmp(spec, "cuda", 4) == 0) {
         char *end = NULL;
         long n = spec[4] == ':' ? strtol(spec + 5, &end, 10) : (spec[4] ? -1 : 0);
-        if (spec[4] && (n < 0 || !end || *end)) {
+        if (spec[4] && (n < 0 || n > 4095 || !end || end == spec + 5 || *end)) {
             snprintf(err, err_len, "device \"%s\" (from %s): expected cuda or cuda:N with N >= 0", spec, from);
             return DSC_ERR_INVALID;
         }
-        snprintf(err, err_len,
-                 "device \"%s\" (from %s): this build of dsc has no CUDA device compiled in (devices: cpu, guarded)",
-                 spec, from);
-        return DSC_ERR_UNSUPPORTED;
+        dev->kind = DSC_DEVICE_CUDA;
+        dev->ordinal = (int)n;
+        snprintf(dev->name, sizeof dev->name, "cuda:%d", (int)n);
+        char why[384] = "";
+        dsc_status_t st = dsc__device_cuda_init(dev, (int)n, why, sizeof why);
+        if (st != DSC_OK) snprintf(err, err_len, "%s [device \"%s\" from %s]", why, spec, from);
+        return st;
     }
     snprintf(err, err_len, "device \"%s\" (from %s) is unknown; devices: cpu, guarded, cuda:N", spec, from);
     return DSC_ERR_INVALID;

@@ -94,6 +94,9 @@ dsc_device_t *dsc__ctx_device(dsc_ctx_t *ctx);
 const dsc_device_table_t *dsc__device_cpu_table(void);
 /* The guarded test device (src/core/device_guarded.c). */
 dsc_status_t dsc__device_guarded_init(dsc_device_t *dev, char *err, size_t err_len);
+/* The CUDA device cuda:N (src/ops/cuda/cuda_device.c; in a build without CUDA,
+ * src/ops/cuda/cuda_absent.c refuses with DSC_ERR_UNSUPPORTED). dev->name is set. */
+dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, size_t err_len);
 /* The guarded device's translation of a device address to the host alias its kernels use
  * (identity for any other address). */
 void *dsc__guarded_host_alias(const void *ptr);

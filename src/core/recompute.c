@@ -297,7 +297,7 @@ static void checkpoint_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
                 rc = ctx->status;
                 break;
             }
-            ctx->backend->axpy(g->dtype, g->numel, 1.0, o->grad->data, g->data);
+            ctx->backend->axpy(&ctx->device, g->dtype, g->numel, 1.0, o->grad->data, g->data);
         }
     }
     if (rc == DSC_OK) rc = dsc__run_tape_range(ctx, tape_mark);

@@ -18,6 +18,7 @@ const char *dsc_status_string(dsc_status_t status) {
         [DSC_ERR_COMM] = "communication error",
         [DSC_ERR_TIMEOUT] = "timeout",
         [DSC_ERR_NUMERIC] = "numerical failure",
+        [DSC_ERR_DEVICE] = "device failure",
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == DSC_STATUS_COUNT, "update names[] for new status codes");
     if ((unsigned)status >= DSC_STATUS_COUNT) return "unknown status";

@@ -188,8 +188,8 @@ dsc_status_t dsc_model_init_params(dsc_model_t *m) {
         dsc_tensor_t *t = p->tensor;
         dsc_status_t rc = DSC_OK;
         switch (p->init) {
-        case DSC_INIT_ZEROS: m->ctx->backend->fill(t->dtype, t->numel, 0.0, t->data); break;
-        case DSC_INIT_ONES: m->ctx->backend->fill(t->dtype, t->numel, 1.0, t->data); break;
+        case DSC_INIT_ZEROS: m->ctx->backend->fill(&m->ctx->device, t->dtype, t->numel, 0.0, t->data); break;
+        case DSC_INIT_ONES: m->ctx->backend->fill(&m->ctx->device, t->dtype, t->numel, 1.0, t->data); break;
         case DSC_INIT_NORMAL: rc = dsc_tensor_fill_normal(m->ctx, t, p->init_std); break;
         case DSC_INIT_UNIFORM: rc = dsc_tensor_fill_uniform(m->ctx, t, -p->init_std, p->init_std); break;
         }

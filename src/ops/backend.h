@@ -27,7 +27,12 @@
  * the ops add into (the engine's 16-bit gradient buffers, which src/amp accumulates into
  * f32 across micro-steps). embedding_backward sums the rows of each repeated id in f32
  * (position order) and adds them with one rounding per id, instead of rounding after each
- * row. alpha/beta/scale arguments are double on every dtype and applied in f32. */
+ * row. alpha/beta/scale arguments are double on every dtype and applied in f32.
+ *
+ * Every entry takes the device first (API version 3): its stream and handles (cuBLASLt),
+ * and its context, where a kernel that fails (a CUDA launch error) records the error; the
+ * CPU entries ignore it. Entries are issued in order on the device's stream; only `sum`,
+ * which returns its value, waits for it. */
 #ifndef DSC_OPS_BACKEND_H
 #define DSC_OPS_BACKEND_H
 
@@ -36,7 +41,9 @@
 
 #include "dsc/tensor.h"
 
-#define DSC_BACKEND_API_VERSION 2
+struct dsc_device; /* src/core/device.h: the device whose stream and handles the entry uses */
+
+#define DSC_BACKEND_API_VERSION 3
 
 typedef enum dsc_unary_op {
     DSC_UNARY_RELU = 0,
@@ -58,70 +65,76 @@ typedef struct dsc_backend {
 
     /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op(X) = X^T when the flag is set;
      * lda/ldb/ldc are row strides as in cblas row-major. */
-    void (*gemm)(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                 const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+    void (*gemm)(struct dsc_device *dev, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                 int64_t ldc);
 
     /* out[i] = a[i] op b[i % n_b] for i < n_a (b broadcast over a's leading dims, n_a % n_b == 0). */
-    void (*binary)(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
-                   void *out);
+    void (*binary)(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b,
+                   const void *b, void *out);
     /* y[i] += alpha * x[i] for i < n. */
-    void (*axpy)(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y);
+    void (*axpy)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y);
     /* y[i] += alpha * x[i] * w[i % n_w]: the mul backward (w broadcast). */
-    void (*mul_acc)(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y);
+    void (*mul_acc)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w,
+                    const void *w, void *y);
     /* y[j] += alpha * sum_r x[r * n_cols + j] for j < n_cols, r < n_rows (reduce leading dims). */
-    void (*sum_rows_acc)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y);
+    void (*sum_rows_acc)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                         const void *x, void *y);
     /* y[j] += alpha * sum_r x[r * n_cols + j] * w[r * n_cols + j] (reduce products over rows). */
-    void (*sum_rows_mul_acc)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
-                             const void *w, void *y);
+    void (*sum_rows_mul_acc)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                             const void *x, const void *w, void *y);
     /* Sum of all n elements, accumulated in double. */
-    double (*sum)(dsc_dtype_t dt, int64_t n, const void *x);
+    double (*sum)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, const void *x);
     /* out[0] = (sum of all n elements, accumulated in double) * mul / div, computed in double
      * and rounded once: the sum stays on the device (no host read in the middle of a step). */
-    void (*sum_to)(dsc_dtype_t dt, int64_t n, double mul, double div, const void *x, void *out);
+    void (*sum_to)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double mul, double div, const void *x, void *out);
     /* y[i] = s * x[i]. */
-    void (*scale)(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
+    void (*scale)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
     /* Fill n elements with value. */
-    void (*fill)(dsc_dtype_t dt, int64_t n, double value, void *y);
+    void (*fill)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double value, void *y);
     /* y[i] = x[i] converted from src_dt to dst_dt (any float dtype or i32; rounding as
      * dsc_convert). */
-    void (*convert)(dsc_dtype_t dst_dt, dsc_dtype_t src_dt, int64_t n, const void *x, void *y);
+    void (*convert)(struct dsc_device *dev, dsc_dtype_t dst_dt, dsc_dtype_t src_dt, int64_t n, const void *x, void *y);
 
     /* y = f(x); backward: dx += f'(x) * dy. */
-    void (*unary)(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);
-    void (*unary_backward)(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
-                           const void *dy, void *dx);
+    void (*unary)(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);
+    void (*unary_backward)(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x,
+                           const void *y, const void *dy, void *dx);
 
     /* out[r, ...] = x permuted: x viewed as [outer, d0, mid, d1, inner] -> [outer, d1, mid, d0, inner].
      * Adds into out when accumulate is set (used by backward). */
-    void (*transpose)(dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,
-                      const void *x, void *out, bool accumulate);
+    void (*transpose)(struct dsc_device *dev, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,
+                      int64_t inner, const void *x, void *out, bool accumulate);
 
     /* Softmax over rows of n_cols; backward: dx += y * (dy - sum(dy * y)). */
-    void (*softmax)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y);
-    void (*softmax_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy,
-                             void *dx);
+    void (*softmax)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y);
+    void (*softmax_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y,
+                             const void *dy, void *dx);
 
     /* Layer norm over rows; saves mean and rstd (n_rows each, dtype dt; float for 16-bit dt).
      * bias may be NULL.
      * Backward accumulates dx, dweight, dbias (each may be NULL). */
-    void (*layernorm)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w,
-                      const void *b, void *y, void *mean, void *rstd);
-    void (*layernorm_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
-                               const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db);
+    void (*layernorm)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x,
+                      const void *w, const void *b, void *y, void *mean, void *rstd);
+    void (*layernorm_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x,
+                               const void *w, const void *mean, const void *rstd, const void *dy, void *dx, void *dw,
+                               void *db);
 
-    /* out[i, :] = table[ids[i], :]; backward: dtable[ids[i], :] += dout[i, :]. ids checked by the op. */
-    void (*embedding)(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table,
-                      void *out);
-    void (*embedding_backward)(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *dout,
-                               void *dtable);
+    /* out[i, :] = table[ids[i], :]; backward: dtable[ids[i], :] += dout[i, :] (dtable has n_vocab
+     * rows). ids checked by the op. */
+    void (*embedding)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
+                      const void *table, void *out);
+    void (*embedding_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, int64_t n_vocab,
+                               const int32_t *ids, const void *dout, void *dtable);
 
     /* Dropout with no stored mask (src/core/philox.h stream): keep(i) iff
      * dsc_philox_uniform(seed, offset + i) >= p; y[i] = keep(i) ? x[i] * (1/(1-p)) : 0;
      * backward: dx[i] += keep(i) ? dy[i] * (1/(1-p)) : 0. dt may be f32, f64, bf16, f16
      * (16-bit in and out, f32 math). */
-    void (*dropout)(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y);
-    void (*dropout_backward)(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
-                             void *dx);
+    void (*dropout)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,
+                    const void *x, void *y);
+    void (*dropout_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed,
+                             uint64_t offset, const void *dy, void *dx);
 
     /* Causal attention, flash style (nothing of size T x T stored). qkv [B,T,3C] (q, k, v
      * in columns [0,C), [C,2C), [2C,3C); head h uses columns h*hd..(h+1)*hd, hd = C/H);
@@ -130,11 +143,11 @@ typedef struct dsc_backend {
      * (b,h,i,j) uses stream position offset + ((b*H + h)*T + i)*T + j, kept iff uniform >=
      * drop_p, scaled 1/(1-drop_p). out [B,T,C]: out[b,i,h*hd+d] = sum_j p'_ij v_j[d].
      * Backward ACCUMULATES dqkv, recomputing p from qkv and lse. */
-    void (*attention)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv, double drop_p,
-                      uint64_t seed, uint64_t offset, void *out, void *lse);
-    void (*attention_backward)(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
-                               const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
-                               uint64_t offset, void *dqkv);
+    void (*attention)(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
+                      const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse);
+    void (*attention_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
+                               const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
+                               uint64_t seed, uint64_t offset, void *dqkv);
 
     /* Fused cross-entropy (no [rows, V] probabilities stored). Valid row r (targets[r] !=
      * ignore_index): lse[r] = log sum_j exp(x[r,j]), losses[r] = lse[r] - x[r, targets[r]];
@@ -143,10 +156,10 @@ typedef struct dsc_backend {
      * value[r,j] = g * (exp(x[r,j] - lse[r]) - (j == targets[r])) for valid rows, 0 for
      * ignored ones; accumulate = false: dlogits = value, and dlogits MAY alias logits (the
      * in-place path); accumulate = true: dlogits += value (no aliasing). */
-    void (*cross_entropy)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits, const int32_t *targets,
-                          int32_t ignore_index, void *losses, void *lse);
-    void (*cross_entropy_backward)(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                                   const void *lse, const int32_t *targets, int32_t ignore_index,
+    void (*cross_entropy)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                          const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
+    void (*cross_entropy_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+                                   const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index,
                                    const void *grad_scale, void *dlogits, bool accumulate);
 } dsc_backend_t;
 

@@ -13,7 +13,7 @@ static void attention_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *qkv = node->in[0], *out = node->out, *lse = node->saved[0];
     dsc_tensor_t *dqkv = dsc__grad(ctx, qkv);
     if (!dqkv) return;
-    ctx->backend->attention_backward(qkv->dtype, qkv->shape[0], qkv->shape[1], out->shape[2], node->i[0], qkv->data,
+    ctx->backend->attention_backward(&ctx->device, qkv->dtype, qkv->shape[0], qkv->shape[1], out->shape[2], node->i[0], qkv->data,
                                      out->data, lse->data, out->grad->data, node->f[0], (uint64_t)node->i[1],
                                      (uint64_t)node->i[2], dqkv->data);
 }
@@ -44,7 +44,7 @@ dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, doubl
      * the whole [B, H, T, T] range is reserved (positions above the diagonal go unused). */
     const uint64_t seed = ctx->drop_seed;
     const uint64_t offset = p > 0 ? dsc__ctx_dropout_draw(ctx, (uint64_t)(b * n_head * t * t)) : 0;
-    ctx->backend->attention(qkv->dtype, b, t, c, n_head, qkv->data, p, seed, offset, out->data, lse->data);
+    ctx->backend->attention(&ctx->device, qkv->dtype, b, t, c, n_head, qkv->data, p, seed, offset, out->data, lse->data);
     if (dsc__needs_grad(ctx, 1, &qkv)) {
         dsc_node_t *node = dsc__record(ctx, op, attention_backward, out, 1, &qkv);
         if (!node) return NULL;

@@ -27,14 +27,14 @@ static void binary_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
         const double sign = (op == DSC_BINARY_SUB && k == 1) ? -1.0 : 1.0;
         if (op == DSC_BINARY_MUL) {
             if (small) /* d x[j] += sum_r g[r, j] * other[r, j] (other has the full shape) */
-                be->sum_rows_mul_acc(dt, n / x->numel, x->numel, 1.0, g->data, other->data, gx->data);
+                be->sum_rows_mul_acc(&ctx->device, dt, n / x->numel, x->numel, 1.0, g->data, other->data, gx->data);
             else /* d x[i] += g[i] * other[i % n_other] */
-                be->mul_acc(dt, n, 1.0, g->data, other->numel, other->data, gx->data);
+                be->mul_acc(&ctx->device, dt, n, 1.0, g->data, other->numel, other->data, gx->data);
         } else {
             if (small)
-                be->sum_rows_acc(dt, n / x->numel, x->numel, sign, g->data, gx->data);
+                be->sum_rows_acc(&ctx->device, dt, n / x->numel, x->numel, sign, g->data, gx->data);
             else
-                be->axpy(dt, n, sign, g->data, gx->data);
+                be->axpy(&ctx->device, dt, n, sign, g->data, gx->data);
         }
     }
 }
@@ -49,12 +49,12 @@ static dsc_tensor_t *binary_impl(dsc_ctx_t *ctx, const char *name, dsc_binary_op
     if (!out) return NULL;
     const dsc_backend_t *be = ctx->backend;
     if (bc != DSC_BCAST_A) {
-        be->binary(a->dtype, op, a->numel, a->data, b->numel, b->data, out->data);
+        be->binary(&ctx->device, a->dtype, op, a->numel, a->data, b->numel, b->data, out->data);
     } else {
         /* a is the broadcast operand: the kernel broadcasts its second argument, so swap.
          * add and mul commute; a - b = -(b - a) exactly in IEEE arithmetic. */
-        be->binary(a->dtype, op, b->numel, b->data, a->numel, a->data, out->data);
-        if (op == DSC_BINARY_SUB) be->scale(a->dtype, out->numel, -1.0, out->data, out->data);
+        be->binary(&ctx->device, a->dtype, op, b->numel, b->data, a->numel, a->data, out->data);
+        if (op == DSC_BINARY_SUB) be->scale(&ctx->device, a->dtype, out->numel, -1.0, out->data, out->data);
     }
     dsc_tensor_t *in[2] = {a, b};
     if (dsc__needs_grad(ctx, 2, in)) {
@@ -96,7 +96,7 @@ dsc_tensor_t *dsc_bias_add(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *bias) 
 
 static void scale_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *gx = dsc__grad(ctx, node->in[0]);
-    if (gx) ctx->backend->axpy(gx->dtype, gx->numel, node->f[0], node->out->grad->data, gx->data);
+    if (gx) ctx->backend->axpy(&ctx->device, gx->dtype, gx->numel, node->f[0], node->out->grad->data, gx->data);
 }
 
 dsc_tensor_t *dsc_scale(dsc_ctx_t *ctx, dsc_tensor_t *x, double s) {
@@ -104,7 +104,7 @@ dsc_tensor_t *dsc_scale(dsc_ctx_t *ctx, dsc_tensor_t *x, double s) {
     if (!dsc__op_check_kernel_float(ctx, "dsc_scale", "x", x)) return NULL;
     dsc_tensor_t *out = dsc__tensor_empty_like(ctx, x);
     if (!out) return NULL;
-    ctx->backend->scale(x->dtype, x->numel, s, x->data, out->data);
+    ctx->backend->scale(&ctx->device, x->dtype, x->numel, s, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, "dsc_scale", scale_backward, out, 1, &x);
         if (!node) return NULL;
@@ -120,7 +120,7 @@ static void unary_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *x = node->in[0], *out = node->out;
     dsc_tensor_t *gx = dsc__grad(ctx, x);
     if (gx)
-        ctx->backend->unary_backward(x->dtype, (dsc_unary_op_t)node->i[0], x->numel, x->data, out->data,
+        ctx->backend->unary_backward(&ctx->device, x->dtype, (dsc_unary_op_t)node->i[0], x->numel, x->data, out->data,
                                      out->grad->data, gx->data);
 }
 
@@ -129,7 +129,7 @@ static dsc_tensor_t *unary_impl(dsc_ctx_t *ctx, const char *name, dsc_unary_op_t
     if (!dsc__op_check_kernel_float(ctx, name, "x", x)) return NULL;
     dsc_tensor_t *out = dsc__tensor_empty_like(ctx, x);
     if (!out) return NULL;
-    ctx->backend->unary(x->dtype, op, x->numel, x->data, out->data);
+    ctx->backend->unary(&ctx->device, x->dtype, op, x->numel, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, name, unary_backward, out, 1, &x);
         if (!node) return NULL;
@@ -158,15 +158,15 @@ static void cast_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     const size_t es = dsc_dtype_size(acc_dt);
     void *g = dsc__arena_alloc_data(ctx, n * es);
     if (!g) return;
-    be->convert(acc_dt, out->grad->dtype, (int64_t)n, out->grad->data, g);
+    be->convert(&ctx->device, acc_dt, out->grad->dtype, (int64_t)n, out->grad->data, g);
     if (acc_dt == gx->dtype) {
-        be->axpy(acc_dt, (int64_t)n, 1.0, g, gx->data);
+        be->axpy(&ctx->device, acc_dt, (int64_t)n, 1.0, g, gx->data);
     } else {
         void *acc = dsc__arena_alloc_data(ctx, n * es);
         if (!acc) return;
-        be->convert(acc_dt, gx->dtype, (int64_t)n, gx->data, acc);
-        be->axpy(acc_dt, (int64_t)n, 1.0, g, acc);
-        be->convert(gx->dtype, acc_dt, (int64_t)n, acc, gx->data);
+        be->convert(&ctx->device, acc_dt, gx->dtype, (int64_t)n, gx->data, acc);
+        be->axpy(&ctx->device, acc_dt, (int64_t)n, 1.0, g, acc);
+        be->convert(&ctx->device, gx->dtype, acc_dt, (int64_t)n, acc, gx->data);
     }
 }
 
@@ -185,7 +185,7 @@ dsc_tensor_t *dsc_cast(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_dtype_t dtype) {
     }
     dsc_tensor_t *out = dsc__tensor_empty(ctx, dtype, x->ndim, x->shape);
     if (!out) return NULL;
-    ctx->backend->convert(dtype, x->dtype, x->numel, x->data, out->data);
+    ctx->backend->convert(&ctx->device, dtype, x->dtype, x->numel, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         if (!dsc__record(ctx, "dsc_cast", cast_backward, out, 1, &x)) return NULL;
     }

@@ -36,16 +36,16 @@ static void matmul_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *ga = dsc__grad(ctx, a);
     if (ga) {
         if (!ta) /* [M, K] += G [M, N] @ op(B)^T [N, K] */
-            be->gemm(dt, false, !tb, d.m, d.k, d.n, 1.0, g, d.n, b->data, d.ldb, 1.0, ga->data, d.k);
+            be->gemm(&ctx->device, dt, false, !tb, d.m, d.k, d.n, 1.0, g, d.n, b->data, d.ldb, 1.0, ga->data, d.k);
         else /* [K, M] += op(B) [K, N] @ G^T [N, M] */
-            be->gemm(dt, tb, true, d.k, d.m, d.n, 1.0, b->data, d.ldb, g, d.n, 1.0, ga->data, d.m);
+            be->gemm(&ctx->device, dt, tb, true, d.k, d.m, d.n, 1.0, b->data, d.ldb, g, d.n, 1.0, ga->data, d.m);
     }
     dsc_tensor_t *gb = dsc__grad(ctx, b);
     if (gb) {
         if (!tb) /* [K, N] += op(A)^T [K, M] @ G [M, N] */
-            be->gemm(dt, !ta, false, d.k, d.n, d.m, 1.0, a->data, d.lda, g, d.n, 1.0, gb->data, d.n);
+            be->gemm(&ctx->device, dt, !ta, false, d.k, d.n, d.m, 1.0, a->data, d.lda, g, d.n, 1.0, gb->data, d.n);
         else /* [N, K] += G^T [N, M] @ op(A) [M, K] */
-            be->gemm(dt, true, ta, d.n, d.k, d.m, 1.0, g, d.n, a->data, d.lda, 1.0, gb->data, d.k);
+            be->gemm(&ctx->device, dt, true, ta, d.n, d.k, d.m, 1.0, g, d.n, a->data, d.lda, 1.0, gb->data, d.k);
     }
 }
 
@@ -85,7 +85,7 @@ dsc_tensor_t *dsc_matmul(dsc_ctx_t *ctx, dsc_tensor_t *a, dsc_tensor_t *b, bool 
     }
     dsc_tensor_t *out = dsc__tensor_empty(ctx, a->dtype, ndim, shape);
     if (!out) return NULL;
-    ctx->backend->gemm(a->dtype, trans_a, trans_b, d.m, d.n, d.k, 1.0, a->data, d.lda, b->data, d.ldb, 0.0,
+    ctx->backend->gemm(&ctx->device, a->dtype, trans_a, trans_b, d.m, d.n, d.k, 1.0, a->data, d.lda, b->data, d.ldb, 0.0,
                        out->data, d.n);
     dsc_tensor_t *in[2] = {a, b};
     if (dsc__needs_grad(ctx, 2, in)) {

@@ -67,8 +67,8 @@ static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     int64_t one = 1;
     dsc_tensor_t *g = dsc__tensor_empty(ctx, out->dtype, 1, &one);
     if (!g) return;
-    ctx->backend->scale(out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
-    ctx->backend->cross_entropy_backward(logits->dtype, rows, v, logits->data, lse->data, targets->data,
+    ctx->backend->scale(&ctx->device, out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
+    ctx->backend->cross_entropy_backward(&ctx->device, logits->dtype, rows, v, logits->data, lse->data, targets->data,
                                          (int32_t)node->i[0], g->data, dlogits->data, !in_place);
 }
 
@@ -122,11 +122,11 @@ static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tens
     dsc_tensor_t *losses = dsc__tensor_empty(ctx, ldt, 1, &rows), *lse = dsc__tensor_empty(ctx, ldt, 1, &rows);
     dsc_tensor_t *out = dsc__tensor_empty(ctx, ldt, 1, &one);
     if (!losses || !lse || !out) return NULL;
-    ctx->backend->cross_entropy(logits->dtype, rows, v, logits->data, targets->data, ignore_index, losses->data,
+    ctx->backend->cross_entropy(&ctx->device, logits->dtype, rows, v, logits->data, targets->data, ignore_index, losses->data,
                                 lse->data);
     /* mean over the counted rows, reduced on the device (ignored rows hold 0) */
-    ctx->backend->fill(ldt, 1, 0.0, out->data);
-    if (count) ctx->backend->sum_rows_acc(ldt, rows, 1, 1.0 / (double)count, losses->data, out->data);
+    ctx->backend->fill(&ctx->device, ldt, 1, 0.0, out->data);
+    if (count) ctx->backend->sum_rows_acc(&ctx->device, ldt, rows, 1, 1.0 / (double)count, losses->data, out->data);
     dsc_tensor_t *in[2] = {logits, targets};
     if (dsc__needs_grad(ctx, 2, in)) {
         dsc_node_t *node = dsc__record(ctx, op, cross_entropy_backward, out, 2, in);

@@ -11,7 +11,7 @@ static void softmax_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *y = node->out;
     dsc_tensor_t *dx = dsc__grad(ctx, node->in[0]);
     if (!dx) return;
-    ctx->backend->softmax_backward(y->dtype, dsc__op_rows(y), dsc__op_last_dim(y), y->data, y->grad->data, dx->data);
+    ctx->backend->softmax_backward(&ctx->device, y->dtype, dsc__op_rows(y), dsc__op_last_dim(y), y->data, y->grad->data, dx->data);
 }
 
 dsc_tensor_t *dsc_softmax(dsc_ctx_t *ctx, dsc_tensor_t *x) {
@@ -19,7 +19,7 @@ dsc_tensor_t *dsc_softmax(dsc_ctx_t *ctx, dsc_tensor_t *x) {
     if (!dsc__op_check_kernel_float(ctx, "dsc_softmax", "x", x)) return NULL;
     dsc_tensor_t *y = dsc__tensor_empty_like(ctx, x);
     if (!y) return NULL;
-    ctx->backend->softmax(x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, y->data);
+    ctx->backend->softmax(&ctx->device, x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, y->data);
     if (dsc__needs_grad(ctx, 1, &x) && !dsc__record(ctx, "dsc_softmax", softmax_backward, y, 1, &x)) return NULL;
     return y;
 }
@@ -31,7 +31,7 @@ static void layernorm_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     dsc_tensor_t *dx = dsc__grad(ctx, x), *dw = dsc__grad(ctx, w), *db = b ? dsc__grad(ctx, b) : NULL;
     if (!dx && !dw && !db) return;
-    ctx->backend->layernorm_backward(x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, w->data,
+    ctx->backend->layernorm_backward(&ctx->device, x->dtype, dsc__op_rows(x), dsc__op_last_dim(x), x->data, w->data,
                                      node->saved[0]->data, node->saved[1]->data, y->grad->data,
                                      dx ? dx->data : NULL, dw ? dw->data : NULL, db ? db->data : NULL);
 }
@@ -52,7 +52,7 @@ dsc_tensor_t *dsc_layernorm(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *weigh
     dsc_tensor_t *mean = dsc__tensor_empty(ctx, stat_dt, 1, &rows);
     dsc_tensor_t *rstd = dsc__tensor_empty(ctx, stat_dt, 1, &rows);
     if (!y || !mean || !rstd) return NULL;
-    ctx->backend->layernorm(x->dtype, rows, n, eps, x->data, weight->data, bias ? bias->data : NULL, y->data,
+    ctx->backend->layernorm(&ctx->device, x->dtype, rows, n, eps, x->data, weight->data, bias ? bias->data : NULL, y->data,
                             mean->data, rstd->data);
     dsc_tensor_t *in[3] = {x, weight, bias};
     if (dsc__needs_grad(ctx, 3, in)) {
@@ -72,7 +72,7 @@ static void embedding_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *ids = node->in[0], *table = node->in[1], *out = node->out;
     dsc_tensor_t *dtable = dsc__grad(ctx, table);
     if (!dtable) return;
-    ctx->backend->embedding_backward(table->dtype, ids->numel, table->shape[1], ids->data, out->grad->data,
+    ctx->backend->embedding_backward(&ctx->device, table->dtype, ids->numel, table->shape[1], table->shape[0], ids->data, out->grad->data,
                                      dtable->data);
 }
 
@@ -115,7 +115,7 @@ dsc_tensor_t *dsc_embedding(dsc_ctx_t *ctx, dsc_tensor_t *ids, dsc_tensor_t *tab
     shape[ids->ndim] = c;
     dsc_tensor_t *out = dsc__tensor_empty(ctx, table->dtype, ids->ndim + 1, shape);
     if (!out) return NULL;
-    ctx->backend->embedding(table->dtype, ids->numel, c, ids->data, table->data, out->data);
+    ctx->backend->embedding(&ctx->device, table->dtype, ids->numel, c, ids->data, table->data, out->data);
     dsc_tensor_t *in[2] = {ids, table};
     if (dsc__needs_grad(ctx, 2, in) && !dsc__record(ctx, op, embedding_backward, out, 2, in)) return NULL;
     return out;
@@ -129,7 +129,7 @@ static void dropout_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *y = node->out;
     dsc_tensor_t *dx = dsc__grad(ctx, node->in[0]);
     if (!dx) return;
-    ctx->backend->dropout_backward(y->dtype, y->numel, node->f[0], (uint64_t)node->i[0], (uint64_t)node->i[1],
+    ctx->backend->dropout_backward(&ctx->device, y->dtype, y->numel, node->f[0], (uint64_t)node->i[0], (uint64_t)node->i[1],
                                    y->grad->data, dx->data);
 }
 
@@ -149,7 +149,7 @@ dsc_tensor_t *dsc_dropout(dsc_ctx_t *ctx, dsc_tensor_t *x, double p) {
     /* The mask is a function of the stream position: draw the range here, the kernel (and
      * backward, and a recompute) derive the same mask from it. */
     const uint64_t seed = ctx->drop_seed, offset = dsc__ctx_dropout_draw(ctx, (uint64_t)x->numel);
-    ctx->backend->dropout(x->dtype, x->numel, p, seed, offset, x->data, y->data);
+    ctx->backend->dropout(&ctx->device, x->dtype, x->numel, p, seed, offset, x->data, y->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, op, dropout_backward, y, 1, &x);
         if (!node) return NULL;

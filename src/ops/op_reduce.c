@@ -13,11 +13,11 @@ static void sum_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     if (node->f[0] != 1.0) { /* scale the upstream scalar first */
         void *gs = dsc__arena_alloc_data(ctx, dsc_dtype_size(x->dtype));
         if (!gs) return;
-        be->scale(x->dtype, 1, node->f[0], g, gs);
+        be->scale(&ctx->device, x->dtype, 1, node->f[0], g, gs);
         g = gs;
     }
     /* gx = gx + g broadcast over every element (in place). */
-    be->binary(x->dtype, DSC_BINARY_ADD, gx->numel, gx->data, 1, g, gx->data);
+    be->binary(&ctx->device, x->dtype, DSC_BINARY_ADD, gx->numel, gx->data, 1, g, gx->data);
 }
 
 static dsc_tensor_t *reduce_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t *x, bool mean) {
@@ -28,7 +28,7 @@ static dsc_tensor_t *reduce_impl(dsc_ctx_t *ctx, const char *name, dsc_tensor_t 
     if (!out) return NULL;
     /* mean of no elements is NaN, as in PyTorch */
     const double factor = mean ? 1.0 / (double)x->numel : 1.0;
-    ctx->backend->sum_to(x->dtype, x->numel, factor, 1.0, x->data, out->data);
+    ctx->backend->sum_to(&ctx->device, x->dtype, x->numel, factor, 1.0, x->data, out->data);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, name, sum_backward, out, 1, &x);
         if (!node) return NULL;
@@ -52,7 +52,7 @@ static void mse_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
         dsc_tensor_t *gx = dsc__grad(ctx, node->in[k]);
         if (!gx) continue;
         const double alpha = (k == 0 ? 2.0 : -2.0) / (double)n;
-        ctx->backend->mul_acc(diff->dtype, n, alpha, diff->data, 1, g, gx->data);
+        ctx->backend->mul_acc(&ctx->device, diff->dtype, n, alpha, diff->data, 1, g, gx->data);
     }
 }
 
@@ -68,9 +68,9 @@ dsc_tensor_t *dsc_mse(dsc_ctx_t *ctx, dsc_tensor_t *pred, dsc_tensor_t *target) 
     const int64_t one = 1;
     dsc_tensor_t *out = dsc__tensor_empty(ctx, dt, 1, &one);
     if (!diff || !sq || !out) return NULL;
-    be->binary(dt, DSC_BINARY_SUB, n, pred->data, n, target->data, diff->data);
-    be->binary(dt, DSC_BINARY_MUL, n, diff->data, n, diff->data, sq->data);
-    be->sum_to(dt, n, 1.0, (double)n, sq->data, out->data);
+    be->binary(&ctx->device, dt, DSC_BINARY_SUB, n, pred->data, n, target->data, diff->data);
+    be->binary(&ctx->device, dt, DSC_BINARY_MUL, n, diff->data, n, diff->data, sq->data);
+    be->sum_to(&ctx->device, dt, n, 1.0, (double)n, sq->data, out->data);
     dsc_tensor_t *in[2] = {pred, target};
     if (dsc__needs_grad(ctx, 2, in)) {
         dsc_node_t *node = dsc__record(ctx, "dsc_mse", mse_backward, out, 2, in);

@@ -9,7 +9,7 @@
 /* The output shares x's data but has its own gradient: add it back, element for element. */
 static void reshape_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *gx = dsc__grad(ctx, node->in[0]);
-    if (gx) ctx->backend->axpy(gx->dtype, gx->numel, 1.0, node->out->grad->data, gx->data);
+    if (gx) ctx->backend->axpy(&ctx->device, gx->dtype, gx->numel, 1.0, node->out->grad->data, gx->data);
 }
 
 /* "(2, -1, 4)" for a requested shape, into buf. */
@@ -105,7 +105,7 @@ static void transpose_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     int64_t v[5];
     transpose_dims(x, (int)node->i[0], (int)node->i[1], v);
     /* dout has shape [outer, D1, mid, D0, inner]: transposing it back gives x's layout. */
-    ctx->backend->transpose(x->dtype, v[0], v[3], v[2], v[1], v[4], node->out->grad->data, gx->data, true);
+    ctx->backend->transpose(&ctx->device, x->dtype, v[0], v[3], v[2], v[1], v[4], node->out->grad->data, gx->data, true);
 }
 
 dsc_tensor_t *dsc_transpose(dsc_ctx_t *ctx, dsc_tensor_t *x, int d0, int d1) {
@@ -130,7 +130,7 @@ dsc_tensor_t *dsc_transpose(dsc_ctx_t *ctx, dsc_tensor_t *x, int d0, int d1) {
     if (!out) return NULL;
     int64_t v[5];
     transpose_dims(x, a0, a1, v);
-    ctx->backend->transpose(x->dtype, v[0], v[1], v[2], v[3], v[4], x->data, out->data, false);
+    ctx->backend->transpose(&ctx->device, x->dtype, v[0], v[1], v[2], v[3], v[4], x->data, out->data, false);
     if (dsc__needs_grad(ctx, 1, &x)) {
         dsc_node_t *node = dsc__record(ctx, "dsc_transpose", transpose_backward, out, 1, &x);
         if (!node) return NULL;

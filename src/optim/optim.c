@@ -205,7 +205,7 @@ dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, siz
     if (o->params.type == DSC_OPTIM_ADAGRAD && o->params.impl == DSC_OPTIM_IMPL_TORCH &&
         o->params.initial_accumulator_value != 0.0) {
         const float init = (float)o->params.initial_accumulator_value;
-        ctx->backend->fill(DSC_F32, (int64_t)n_elems, init, o->role[ROLE_0]); /* on the device */
+        ctx->backend->fill(&ctx->device, DSC_F32, (int64_t)n_elems, init, o->role[ROLE_0]); /* on the device */
     }
     if (o->params.type == DSC_OPTIM_LAMB) {
         size_t nb = 0;

@@ -160,6 +160,10 @@ static void run_optim_case(const optim_case_t *c, dsc_dtype_t g_dt, int half_kin
     cc_buf_t st[3] = {cc_new(DSC_F32, n, -0.1, 0.1), cc_new(DSC_F32, n, 0.0, 0.01), cc_new(DSC_F32, n, -0.01, 0.01)};
     if (c->kind == DSC_CUDA_OPTIM_RMSPROP) /* square_avg >= grad_avg^2 (centered) */
         for (int64_t i = 0; i < n; i++) st[0].init[i] = 0.01f + fabsf(st[0].init[i]);
+    /* Adagrad's sum of squares is never negative: a negative one made sqrt NaN, and the two
+     * devices write different NaN bit patterns (the first GPU run, H100, failed on exactly that). */
+    if (c->kind == DSC_CUDA_OPTIM_ADAGRAD)
+        for (int64_t i = 0; i < n; i++) st[0].init[i] = fabsf(st[0].init[i]);
     for (int k = 0; k < 3; k++) cc_reset(&st[k]);
     uint16_t *dhalf = NULL;
     if (half_kind) CK(dsc_cuda_malloc((void **)&dhalf, (size_t)n * 2));

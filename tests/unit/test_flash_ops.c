@@ -55,14 +55,14 @@ static void test_attention_f32_vs_f64(void) {
         for (size_t i = 0; i < nq; i++) qd[i] = (double)(qf[i] = (float)(4 * hash_unit(i, 1) - 2));
         for (size_t i = 0; i < no; i++) gd[i] = (double)(gf[i] = (float)(2 * hash_unit(i, 2) - 1));
         const uint64_t seed = 42, off = 1000;
-        be->attention(DSC_F64, s.b, s.t, s.c, s.h, qd, s.p, seed, off, od, ld);
-        be->attention_backward(DSC_F64, s.b, s.t, s.c, s.h, qd, od, ld, gd, s.p, seed, off, dqd);
+        be->attention(NULL, DSC_F64, s.b, s.t, s.c, s.h, qd, s.p, seed, off, od, ld);
+        be->attention_backward(NULL, DSC_F64, s.b, s.t, s.c, s.h, qd, od, ld, gd, s.p, seed, off, dqd);
         omp_set_num_threads(1);
-        be->attention(DSC_F32, s.b, s.t, s.c, s.h, qf, s.p, seed, off, of, lf);
-        be->attention_backward(DSC_F32, s.b, s.t, s.c, s.h, qf, of, lf, gf, s.p, seed, off, dqf);
+        be->attention(NULL, DSC_F32, s.b, s.t, s.c, s.h, qf, s.p, seed, off, of, lf);
+        be->attention_backward(NULL, DSC_F32, s.b, s.t, s.c, s.h, qf, of, lf, gf, s.p, seed, off, dqf);
         omp_set_num_threads(2);
-        be->attention(DSC_F32, s.b, s.t, s.c, s.h, qf, s.p, seed, off, of2, lf2);
-        be->attention_backward(DSC_F32, s.b, s.t, s.c, s.h, qf, of2, lf2, gf, s.p, seed, off, dqf2);
+        be->attention(NULL, DSC_F32, s.b, s.t, s.c, s.h, qf, s.p, seed, off, of2, lf2);
+        be->attention_backward(NULL, DSC_F32, s.b, s.t, s.c, s.h, qf, of2, lf2, gf, s.p, seed, off, dqf2);
         omp_set_num_threads(1);
         double eo = worst_rel(of, od, no, 1e-2), el = worst_rel(lf, ld, nl, 1e-2), eg = worst_rel(dqf, dqd, nq, 1e-2);
         CHECK_MSG(eo < 1e-4 && el < 2e-6 && eg < 2e-4,
@@ -101,8 +101,8 @@ static void test_attention_16(void) {
                 gf[i] = round16(dt, (float)(2 * hash_unit(i, 4) - 1));
                 g16[i] = to16(dt, gf[i]);
             }
-            be->attention(DSC_F32, B, T, C, H, qf, p, 5, 64, of, lf);
-            be->attention(dt, B, T, C, H, q16, p, 5, 64, o16, l16);
+            be->attention(NULL, DSC_F32, B, T, C, H, qf, p, 5, 64, of, lf);
+            be->attention(NULL, dt, B, T, C, H, q16, p, 5, 64, o16, l16);
             int64_t bad = 0;
             for (size_t i = 0; i < no; i++) {
                 if (o16[i] != to16(dt, of[i])) bad++;
@@ -111,8 +111,8 @@ static void test_attention_16(void) {
             CHECK_MSG(bad == 0 && memcmp(lf, l16, nl * 4) == 0, "%s attention p=%g: %lld outputs differ from the "
                       "rounded f32 ones (lse equal: %d)", dsc_dtype_name(dt), p, (long long)bad,
                       memcmp(lf, l16, nl * 4) == 0);
-            be->attention_backward(DSC_F32, B, T, C, H, qf, of_r, lf, gf, p, 5, 64, dqf);
-            be->attention_backward(dt, B, T, C, H, q16, o16, l16, g16, p, 5, 64, dq16);
+            be->attention_backward(NULL, DSC_F32, B, T, C, H, qf, of_r, lf, gf, p, 5, 64, dqf);
+            be->attention_backward(NULL, dt, B, T, C, H, q16, o16, l16, g16, p, 5, 64, dq16);
             bad = 0;
             for (size_t i = 0; i < nq; i++)
                 if (dq16[i] != to16(dt, dqf[i])) bad++;
@@ -133,7 +133,7 @@ static void test_cross_entropy_kernels(void) {
     for (int64_t r = 0; r < R; r++) tg[r] = r == 4 ? ign : (int32_t)((r * 37) % V);
     for (int64_t i = 0; i < R * V; i++) x[i] = (float)(8 * hash_unit((uint64_t)i, 5) - 4);
     float loss[9], lse[9], g = 0.37f;
-    be->cross_entropy(DSC_F32, R, V, x, tg, ign, loss, lse);
+    be->cross_entropy(NULL, DSC_F32, R, V, x, tg, ign, loss, lse);
     int bad = 0;
     for (int64_t r = 0; r < R; r++) {
         if (tg[r] == ign) {
@@ -147,8 +147,8 @@ static void test_cross_entropy_kernels(void) {
     CHECK_MSG(bad == 0, "cross-entropy losses / lse vs log sum exp: %d rows wrong", bad);
     /* accumulate into zeros vs in place over a copy of the logits: the same bits */
     memcpy(x2, x, sizeof(float) * R * V);
-    be->cross_entropy_backward(DSC_F32, R, V, x, lse, tg, ign, &g, d, true);
-    be->cross_entropy_backward(DSC_F32, R, V, x2, lse, tg, ign, &g, x2, false);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, x, lse, tg, ign, &g, d, true);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, x2, lse, tg, ign, &g, x2, false);
     CHECK(memcmp(d, x2, sizeof(float) * R * V) == 0);
     double worst = 0;
     for (int64_t r = 0; r < R; r++)
@@ -161,7 +161,7 @@ static void test_cross_entropy_kernels(void) {
     /* accumulate adds onto what is there */
     float *acc = malloc(sizeof(float) * R * V);
     for (int64_t i = 0; i < R * V; i++) acc[i] = 1.0f;
-    be->cross_entropy_backward(DSC_F32, R, V, x, lse, tg, ign, &g, acc, true);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, x, lse, tg, ign, &g, acc, true);
     bad = 0;
     for (int64_t i = 0; i < R * V; i++)
         if (acc[i] != 1.0f + d[i]) bad++;
@@ -175,12 +175,12 @@ static void test_cross_entropy_kernels(void) {
             x16[i] = to16(dt, x[i]);
         }
         float l32[9], s32[9], l16[9], s16[9];
-        be->cross_entropy(DSC_F32, R, V, x2, tg, ign, l32, s32);
-        be->cross_entropy(dt, R, V, x16, tg, ign, l16, s16);
+        be->cross_entropy(NULL, DSC_F32, R, V, x2, tg, ign, l32, s32);
+        be->cross_entropy(NULL, dt, R, V, x16, tg, ign, l16, s16);
         CHECK_MSG(memcmp(l32, l16, sizeof l32) == 0 && memcmp(s32, s16, sizeof s32) == 0, "%s cross-entropy losses",
                   dsc_dtype_name(dt));
-        be->cross_entropy_backward(DSC_F32, R, V, x2, s32, tg, ign, &g, x2, false);
-        be->cross_entropy_backward(dt, R, V, x16, s16, tg, ign, &g, x16, false); /* in place, 16-bit */
+        be->cross_entropy_backward(NULL, DSC_F32, R, V, x2, s32, tg, ign, &g, x2, false);
+        be->cross_entropy_backward(NULL, dt, R, V, x16, s16, tg, ign, &g, x16, false); /* in place, 16-bit */
         bad = 0;
         for (int64_t i = 0; i < R * V; i++)
             if (x16[i] != to16(dt, x2[i])) bad++;

@@ -94,8 +94,8 @@ static void test_gemm(dsc_dtype_t dt) {
         const int64_t lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad; /* strided */
         pair_t a = pair_new(dt, a_rows * lda, -2, 2), b = pair_new(dt, b_rows * ldb, -2, 2),
                c = pair_new(dt, m * ldc, -4, 4);
-        be->gemm(DSC_F32, ta, tb, m, n, k, 0.5, a.f, lda, b.f, ldb, beta, c.f, ldc);
-        be->gemm(dt, ta, tb, m, n, k, 0.5, a.h, lda, b.h, ldb, beta, c.h, ldc);
+        be->gemm(NULL, DSC_F32, ta, tb, m, n, k, 0.5, a.f, lda, b.f, ldb, beta, c.f, ldc);
+        be->gemm(NULL, dt, ta, tb, m, n, k, 0.5, a.h, lda, b.h, ldb, beta, c.h, ldc);
         char what[64];
         snprintf(what, sizeof what, "gemm ta=%d tb=%d beta=%g", ta, tb, beta);
         expect_rounded(dt, what, &c);
@@ -110,45 +110,45 @@ static void test_elementwise(dsc_dtype_t dt) {
     pair_t a = pair_new(dt, n, -3, 3), b = pair_new(dt, nb, -3, 3), w = pair_new(dt, n, -2, 2);
     for (int op = 0; op < DSC_BINARY_COUNT; op++) {
         pair_t o = pair_new(dt, n, 0, 1);
-        be->binary(DSC_F32, (dsc_binary_op_t)op, n, a.f, nb, b.f, o.f);
-        be->binary(dt, (dsc_binary_op_t)op, n, a.h, nb, b.h, o.h);
+        be->binary(NULL, DSC_F32, (dsc_binary_op_t)op, n, a.f, nb, b.f, o.f);
+        be->binary(NULL, dt, (dsc_binary_op_t)op, n, a.h, nb, b.h, o.h);
         expect_rounded(dt, op == 0 ? "add" : op == 1 ? "sub" : "mul", &o);
         pair_free(&o);
     }
     pair_t y = pair_new(dt, n, -1, 1);
-    be->axpy(DSC_F32, n, -0.75, a.f, y.f);
-    be->axpy(dt, n, -0.75, a.h, y.h);
+    be->axpy(NULL, DSC_F32, n, -0.75, a.f, y.f);
+    be->axpy(NULL, dt, n, -0.75, a.h, y.h);
     expect_rounded(dt, "axpy", &y);
-    be->mul_acc(DSC_F32, n, 1.5, a.f, nb, b.f, y.f);
-    be->mul_acc(dt, n, 1.5, a.h, nb, b.h, y.h);
+    be->mul_acc(NULL, DSC_F32, n, 1.5, a.f, nb, b.f, y.f);
+    be->mul_acc(NULL, dt, n, 1.5, a.h, nb, b.h, y.h);
     expect_rounded(dt, "mul_acc", &y);
-    be->scale(DSC_F32, n, 0.3, a.f, y.f);
-    be->scale(dt, n, 0.3, a.h, y.h);
+    be->scale(NULL, DSC_F32, n, 0.3, a.f, y.f);
+    be->scale(NULL, dt, n, 0.3, a.h, y.h);
     expect_rounded(dt, "scale", &y);
-    be->fill(DSC_F32, n, 1.0 / 3.0, y.f);
-    be->fill(dt, n, 1.0 / 3.0, y.h);
+    be->fill(NULL, DSC_F32, n, 1.0 / 3.0, y.f);
+    be->fill(NULL, dt, n, 1.0 / 3.0, y.h);
     expect_rounded(dt, "fill", &y);
-    const double s32 = be->sum(DSC_F32, n, a.f), s16 = be->sum(dt, n, a.h);
+    const double s32 = be->sum(NULL, DSC_F32, n, a.f), s16 = be->sum(NULL, dt, n, a.h);
     CHECK_MSG(s32 == s16, "%s sum: %.17g vs f32 %.17g", dsc_dtype_name(dt), s16, s32);
 
     /* row reductions: the bias-gradient sums (n / nb rows of nb columns) */
     pair_t g = pair_new(dt, nb, -1, 1);
-    be->sum_rows_acc(DSC_F32, n / nb, nb, 1.0, a.f, g.f);
-    be->sum_rows_acc(dt, n / nb, nb, 1.0, a.h, g.h);
+    be->sum_rows_acc(NULL, DSC_F32, n / nb, nb, 1.0, a.f, g.f);
+    be->sum_rows_acc(NULL, dt, n / nb, nb, 1.0, a.h, g.h);
     expect_rounded(dt, "sum_rows_acc", &g);
-    be->sum_rows_mul_acc(DSC_F32, n / nb, nb, -1.0, a.f, w.f, g.f);
-    be->sum_rows_mul_acc(dt, n / nb, nb, -1.0, a.h, w.h, g.h);
+    be->sum_rows_mul_acc(NULL, DSC_F32, n / nb, nb, -1.0, a.f, w.f, g.f);
+    be->sum_rows_mul_acc(NULL, dt, n / nb, nb, -1.0, a.h, w.h, g.h);
     expect_rounded(dt, "sum_rows_mul_acc", &g);
 
     /* activations and their backward (dx accumulates) */
     const char *names[DSC_UNARY_COUNT] = {"relu", "gelu", "tanh"};
     for (int op = 0; op < DSC_UNARY_COUNT; op++) {
         pair_t o = pair_new(dt, n, 0, 1), dx = pair_new(dt, n, -1, 1);
-        be->unary(DSC_F32, (dsc_unary_op_t)op, n, a.f, o.f);
-        be->unary(dt, (dsc_unary_op_t)op, n, a.h, o.h);
+        be->unary(NULL, DSC_F32, (dsc_unary_op_t)op, n, a.f, o.f);
+        be->unary(NULL, dt, (dsc_unary_op_t)op, n, a.h, o.h);
         expect_rounded(dt, names[op], &o);
-        be->unary_backward(DSC_F32, (dsc_unary_op_t)op, n, a.f, NULL, w.f, dx.f);
-        be->unary_backward(dt, (dsc_unary_op_t)op, n, a.h, NULL, w.h, dx.h);
+        be->unary_backward(NULL, DSC_F32, (dsc_unary_op_t)op, n, a.f, NULL, w.f, dx.f);
+        be->unary_backward(NULL, dt, (dsc_unary_op_t)op, n, a.h, NULL, w.h, dx.h);
         char what[32];
         snprintf(what, sizeof what, "%s backward", names[op]);
         expect_rounded(dt, what, &dx);
@@ -159,11 +159,11 @@ static void test_elementwise(dsc_dtype_t dt) {
     /* transpose [2, 5, 3, 7, 4] -> [2, 7, 3, 5, 4], then accumulated back */
     const int64_t nt = 2 * 5 * 3 * 7 * 4;
     pair_t x = pair_new(dt, nt, -2, 2), t1 = pair_new(dt, nt, 0, 1), t2 = pair_new(dt, nt, -1, 1);
-    be->transpose(DSC_F32, 2, 5, 3, 7, 4, x.f, t1.f, false);
-    be->transpose(dt, 2, 5, 3, 7, 4, x.h, t1.h, false);
+    be->transpose(NULL, DSC_F32, 2, 5, 3, 7, 4, x.f, t1.f, false);
+    be->transpose(NULL, dt, 2, 5, 3, 7, 4, x.h, t1.h, false);
     expect_rounded(dt, "transpose", &t1);
-    be->transpose(DSC_F32, 2, 7, 3, 5, 4, t1.f, t2.f, true);
-    be->transpose(dt, 2, 7, 3, 5, 4, t1.h, t2.h, true);
+    be->transpose(NULL, DSC_F32, 2, 7, 3, 5, 4, t1.f, t2.f, true);
+    be->transpose(NULL, dt, 2, 7, 3, 5, 4, t1.h, t2.h, true);
     expect_rounded(dt, "transpose accumulate", &t2);
     pair_free(&x);
     pair_free(&t1);
@@ -180,11 +180,11 @@ static void test_nn(dsc_dtype_t dt) {
     pair_t x = pair_new(dt, n, -4, 4), dy = pair_new(dt, n, -1, 1);
     /* softmax and backward */
     pair_t y = pair_new(dt, n, 0, 1), dx = pair_new(dt, n, -1, 1);
-    be->softmax(DSC_F32, rows, cols, x.f, y.f);
-    be->softmax(dt, rows, cols, x.h, y.h);
+    be->softmax(NULL, DSC_F32, rows, cols, x.f, y.f);
+    be->softmax(NULL, dt, rows, cols, x.h, y.h);
     expect_rounded(dt, "softmax", &y);
-    be->softmax_backward(DSC_F32, rows, cols, y.f, dy.f, dx.f);
-    be->softmax_backward(dt, rows, cols, y.h, dy.h, dx.h);
+    be->softmax_backward(NULL, DSC_F32, rows, cols, y.f, dy.f, dx.f);
+    be->softmax_backward(NULL, dt, rows, cols, y.h, dy.h, dx.h);
     expect_rounded(dt, "softmax backward", &dx);
 
     /* layer norm: f32 statistics, the same on both sides */
@@ -192,15 +192,15 @@ static void test_nn(dsc_dtype_t dt) {
     float *mean32 = malloc((size_t)rows * 4), *rstd32 = malloc((size_t)rows * 4);
     float *mean16 = malloc((size_t)rows * 4), *rstd16 = malloc((size_t)rows * 4);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
-        be->layernorm(DSC_F32, rows, cols, 1e-5, x.f, w.f, with_bias ? b.f : NULL, y.f, mean32, rstd32);
-        be->layernorm(dt, rows, cols, 1e-5, x.h, w.h, with_bias ? b.h : NULL, y.h, mean16, rstd16);
+        be->layernorm(NULL, DSC_F32, rows, cols, 1e-5, x.f, w.f, with_bias ? b.f : NULL, y.f, mean32, rstd32);
+        be->layernorm(NULL, dt, rows, cols, 1e-5, x.h, w.h, with_bias ? b.h : NULL, y.h, mean16, rstd16);
         expect_rounded(dt, with_bias ? "layernorm" : "layernorm (no bias)", &y);
         CHECK_MSG(memcmp(mean32, mean16, (size_t)rows * 4) == 0 && memcmp(rstd32, rstd16, (size_t)rows * 4) == 0,
                   "%s layernorm: mean/rstd differ from f32", dsc_dtype_name(dt));
     }
     pair_t dw = pair_new(dt, cols, -1, 1), db = pair_new(dt, cols, -1, 1);
-    be->layernorm_backward(DSC_F32, rows, cols, x.f, w.f, mean32, rstd32, dy.f, dx.f, dw.f, db.f);
-    be->layernorm_backward(dt, rows, cols, x.h, w.h, mean16, rstd16, dy.h, dx.h, dw.h, db.h);
+    be->layernorm_backward(NULL, DSC_F32, rows, cols, x.f, w.f, mean32, rstd32, dy.f, dx.f, dw.f, db.f);
+    be->layernorm_backward(NULL, dt, rows, cols, x.h, w.h, mean16, rstd16, dy.h, dx.h, dw.h, db.h);
     expect_rounded(dt, "layernorm backward dx", &dx);
     expect_rounded(dt, "layernorm backward dweight", &dw);
     expect_rounded(dt, "layernorm backward dbias", &db);
@@ -211,11 +211,11 @@ static void test_nn(dsc_dtype_t dt) {
     for (int64_t i = 0; i < n_ids; i++) ids[i] = (int32_t)(rnd32() % vocab);
     pair_t table = pair_new(dt, vocab * cols, -1, 1), out = pair_new(dt, n_ids * cols, 0, 1);
     pair_t dout = pair_new(dt, n_ids * cols, -1, 1), dtable = pair_new(dt, vocab * cols, -0.1f, 0.1f);
-    be->embedding(DSC_F32, n_ids, cols, ids, table.f, out.f);
-    be->embedding(dt, n_ids, cols, ids, table.h, out.h);
+    be->embedding(NULL, DSC_F32, n_ids, cols, ids, table.f, out.f);
+    be->embedding(NULL, dt, n_ids, cols, ids, table.h, out.h);
     expect_rounded(dt, "embedding", &out);
-    be->embedding_backward(DSC_F32, n_ids, cols, ids, dout.f, dtable.f);
-    be->embedding_backward(dt, n_ids, cols, ids, dout.h, dtable.h);
+    be->embedding_backward(NULL, DSC_F32, n_ids, cols, vocab, ids, dout.f, dtable.f);
+    be->embedding_backward(NULL, dt, n_ids, cols, vocab, ids, dout.h, dtable.h);
     expect_rounded(dt, "embedding backward", &dtable);
 
     free(mean32);

@@ -67,17 +67,17 @@ static void test_dropout_kernel(void) {
         xb[i] = bf16_of(xf[i]);
         dyb[i] = bf16_of(dyf[i]);
     }
-    be->dropout(DSC_F64, n, p, seed, offset, x, y);
-    be->dropout(DSC_F32, n, p, seed, offset, xf, yf);
-    be->dropout(DSC_BF16, n, p, seed, offset, xb, yb);
+    be->dropout(NULL, DSC_F64, n, p, seed, offset, x, y);
+    be->dropout(NULL, DSC_F32, n, p, seed, offset, xf, yf);
+    be->dropout(NULL, DSC_BF16, n, p, seed, offset, xb, yb);
     for (int64_t i = 0; i < n; i++) {
         dx[i] = 0.5;
         dxf[i] = 0.5f;
         dxb[i] = bf16_of(0.5f);
     }
-    be->dropout_backward(DSC_F64, n, p, seed, offset, dy, dx);
-    be->dropout_backward(DSC_F32, n, p, seed, offset, dyf, dxf);
-    be->dropout_backward(DSC_BF16, n, p, seed, offset, dyb, dxb);
+    be->dropout_backward(NULL, DSC_F64, n, p, seed, offset, dy, dx);
+    be->dropout_backward(NULL, DSC_F32, n, p, seed, offset, dyf, dxf);
+    be->dropout_backward(NULL, DSC_BF16, n, p, seed, offset, dyb, dxb);
     const double ks = 1.0 / (1.0 - p);
     const float ksf = (float)ks;
     int64_t bad = 0, dropped = 0;
@@ -99,9 +99,9 @@ static void test_dropout_kernel(void) {
      * half-step of the 24-bit grid above drops it. */
     const float u = dsc_philox_uniform(seed, offset);
     double one = 1.0, out = 0;
-    be->dropout(DSC_F64, 1, (double)u, seed, offset, &one, &out);
+    be->dropout(NULL, DSC_F64, 1, (double)u, seed, offset, &one, &out);
     CHECK_MSG(out != 0, "uniform == p must keep (u = %.9g)", (double)u);
-    be->dropout(DSC_F64, 1, (double)u + ldexp(1.0, -25), seed, offset, &one, &out);
+    be->dropout(NULL, DSC_F64, 1, (double)u + ldexp(1.0, -25), seed, offset, &one, &out);
     CHECK_MSG(out == 0, "uniform < p must drop (u = %.9g)", (double)u);
     free(x), free(dy), free(y), free(dx), free(xf), free(yf), free(dyf), free(dxf);
     free(xb), free(yb), free(dxb), free(dyb);

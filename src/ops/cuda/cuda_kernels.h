@@ -50,6 +50,8 @@ int dsc_cuda_device_info(int ordinal, dsc_cuda_device_info_t *out);
 int dsc_cuda_set_device(int ordinal);
 
 int dsc_cuda_malloc(void **ptr, size_t bytes);
+/* True when ptr is device (or managed) memory of any GPU: memory the host must not touch. */
+bool dsc_cuda_is_device_pointer(const void *ptr);
 int dsc_cuda_free(void *ptr);
 int dsc_cuda_malloc_host(void **ptr, size_t bytes); /* pinned host memory */
 int dsc_cuda_free_host(void *ptr);
@@ -106,6 +108,9 @@ int dsc_cuda_sum_rows_mul_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int6
                               const void *x, const void *w, void *y);
 /* *out (one double, device memory) = sum of the n elements in double: no host read. */
 int dsc_cuda_sum(void *stream, dsc_dtype_t dt, int64_t n, const void *x, double *out);
+/* backend.h's sum_to: out[0] (one element of dt, device memory) = sum * mul / div, computed in
+ * double and rounded once, on the device. */
+int dsc_cuda_sum_to(void *stream, dsc_dtype_t dt, int64_t n, double mul, double div, const void *x, void *out);
 int dsc_cuda_scale(void *stream, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
 int dsc_cuda_fill(void *stream, dsc_dtype_t dt, int64_t n, double value, void *y);
 int dsc_cuda_unary(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);

@@ -64,6 +64,26 @@ extern "C" int dsc_cuda_sum(void *stream, dsc_dtype_t dt, int64_t n, const void 
     return DSC_DISPATCH(dt, sum_t, DSC_STREAM(stream), n, x, out);
 }
 
+/* The same sum, finished on the device: out[0] (dtype T) = sum * mul / div in double, rounded once. */
+template <typename T>
+__global__ void k_sum_to(int64_t n, double mul, double div, const T *x, T *out) {
+    __shared__ double sh[32];
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += (double)ld(x, i);
+    acc = dsc_block_sum(acc, sh);
+    if (threadIdx.x == 0) st(out, 0, (typename dsc_acc<T>::type)(acc * mul / div));
+}
+template <typename T>
+static int sum_to_t(cudaStream_t s, int64_t n, double mul, double div, const void *x, void *out) {
+    DSC_LAUNCH(1, 1024, s, k_sum_to<T>)(n, mul, div, (const T *)x, (T *)out);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_sum_to(void *stream, dsc_dtype_t dt, int64_t n, double mul, double div, const void *x,
+                               void *out) {
+    if (n < 0) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, sum_to_t, DSC_STREAM(stream), n, mul, div, x, out);
+}
+
 /* ---- softmax: one block per row ---------------------------------------------------------- */
 
 __device__ static inline float dexp(float x) { return expf(x); }

@@ -61,6 +61,14 @@ extern "C" int dsc_cuda_device_info(int ordinal, dsc_cuda_device_info_t *out) {
 
 extern "C" int dsc_cuda_malloc(void **ptr, size_t bytes) { return (int)cudaMalloc(ptr, bytes ? bytes : 1); }
 extern "C" int dsc_cuda_free(void *ptr) { return (int)cudaFree(ptr); }
+extern "C" bool dsc_cuda_is_device_pointer(const void *ptr) {
+    cudaPointerAttributes a;
+    if (!ptr || cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+        (void)cudaGetLastError(); /* an unregistered host pointer is not an error to keep */
+        return false;
+    }
+    return a.type == cudaMemoryTypeDevice;
+}
 extern "C" int dsc_cuda_malloc_host(void **ptr, size_t bytes) { return (int)cudaMallocHost(ptr, bytes ? bytes : 1); }
 extern "C" int dsc_cuda_free_host(void *ptr) { return (int)cudaFreeHost(ptr); }
 extern "C" int dsc_cuda_memset_async(void *dst, int value, size_t bytes, void *stream) {

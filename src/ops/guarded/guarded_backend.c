@@ -7,92 +7,111 @@
 
 #define G(p) dsc__guarded_host_alias(p)
 
-static const dsc_backend_t *cpu(void) { return dsc__backend_cpu(); }
+static const dsc_backend_t *cpu(void) {
+    return dsc__backend_cpu();
+}
 
-static void g_gemm(dsc_dtype_t dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
-                   int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
-    cpu()->gemm(dt, ta, tb, m, n, k, alpha, G(a), lda, G(b), ldb, beta, G(c), ldc);
+static void g_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                   double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                   int64_t ldc) {
+    cpu()->gemm(dev, dt, ta, tb, m, n, k, alpha, G(a), lda, G(b), ldb, beta, G(c), ldc);
 }
-static void g_binary(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
+static void g_binary(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
+                     int64_t n_b, const void *b, void *out) {
+    cpu()->binary(dev, dt, op, n_a, G(a), n_b, G(b), G(out));
+}
+static void g_axpy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
+    cpu()->axpy(dev, dt, n, alpha, G(x), G(y));
+}
+static void g_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w,
+                      const void *w, void *y) {
+    cpu()->mul_acc(dev, dt, n, alpha, G(x), n_w, G(w), G(y));
+}
+static void g_sum_rows_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, double alpha, const void *x,
+                           void *y) {
+    cpu()->sum_rows_acc(dev, dt, r, c, alpha, G(x), G(y));
+}
+static void g_sum_rows_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, double alpha,
+                               const void *x, const void *w, void *y) {
+    cpu()->sum_rows_mul_acc(dev, dt, r, c, alpha, G(x), G(w), G(y));
+}
+static double g_sum(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, const void *x) {
+    return cpu()->sum(dev, dt, n, G(x));
+}
+static void g_sum_to(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double mul, double div, const void *x,
                      void *out) {
-    cpu()->binary(dt, op, n_a, G(a), n_b, G(b), G(out));
+    cpu()->sum_to(dev, dt, n, mul, div, G(x), G(out));
 }
-static void g_axpy(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
-    cpu()->axpy(dt, n, alpha, G(x), G(y));
+static void g_scale(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
+    cpu()->scale(dev, dt, n, s, G(x), G(y));
 }
-static void g_mul_acc(dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
-    cpu()->mul_acc(dt, n, alpha, G(x), n_w, G(w), G(y));
+static void g_fill(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double v, void *y) {
+    cpu()->fill(dev, dt, n, v, G(y));
 }
-static void g_sum_rows_acc(dsc_dtype_t dt, int64_t r, int64_t c, double alpha, const void *x, void *y) {
-    cpu()->sum_rows_acc(dt, r, c, alpha, G(x), G(y));
+static void g_convert(struct dsc_device *dev, dsc_dtype_t dd, dsc_dtype_t sd, int64_t n, const void *x, void *y) {
+    cpu()->convert(dev, dd, sd, n, G(x), G(y));
 }
-static void g_sum_rows_mul_acc(dsc_dtype_t dt, int64_t r, int64_t c, double alpha, const void *x, const void *w,
-                               void *y) {
-    cpu()->sum_rows_mul_acc(dt, r, c, alpha, G(x), G(w), G(y));
+static void g_unary(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
+    cpu()->unary(dev, dt, op, n, G(x), G(y));
 }
-static double g_sum(dsc_dtype_t dt, int64_t n, const void *x) { return cpu()->sum(dt, n, G(x)); }
-static void g_sum_to(dsc_dtype_t dt, int64_t n, double mul, double div, const void *x, void *out) {
-    cpu()->sum_to(dt, n, mul, div, G(x), G(out));
+static void g_unary_backward(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x,
+                             const void *y, const void *dy, void *dx) {
+    cpu()->unary_backward(dev, dt, op, n, G(x), G(y), G(dy), G(dx));
 }
-static void g_scale(dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) { cpu()->scale(dt, n, s, G(x), G(y)); }
-static void g_fill(dsc_dtype_t dt, int64_t n, double v, void *y) { cpu()->fill(dt, n, v, G(y)); }
-static void g_convert(dsc_dtype_t dd, dsc_dtype_t sd, int64_t n, const void *x, void *y) {
-    cpu()->convert(dd, sd, n, G(x), G(y));
+static void g_transpose(struct dsc_device *dev, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,
+                        int64_t inner, const void *x, void *out, bool acc) {
+    cpu()->transpose(dev, dt, outer, d0, mid, d1, inner, G(x), G(out), acc);
 }
-static void g_unary(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
-    cpu()->unary(dt, op, n, G(x), G(y));
+static void g_softmax(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *x, void *y) {
+    cpu()->softmax(dev, dt, r, c, G(x), G(y));
 }
-static void g_unary_backward(dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
-                             const void *dy, void *dx) {
-    cpu()->unary_backward(dt, op, n, G(x), G(y), G(dy), G(dx));
+static void g_softmax_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *y,
+                               const void *dy, void *dx) {
+    cpu()->softmax_backward(dev, dt, r, c, G(y), G(dy), G(dx));
 }
-static void g_transpose(dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner,
-                        const void *x, void *out, bool acc) {
-    cpu()->transpose(dt, outer, d0, mid, d1, inner, G(x), G(out), acc);
+static void g_layernorm(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, double eps, const void *x,
+                        const void *w, const void *b, void *y, void *mean, void *rstd) {
+    cpu()->layernorm(dev, dt, r, c, eps, G(x), G(w), G(b), G(y), G(mean), G(rstd));
 }
-static void g_softmax(dsc_dtype_t dt, int64_t r, int64_t c, const void *x, void *y) { cpu()->softmax(dt, r, c, G(x), G(y)); }
-static void g_softmax_backward(dsc_dtype_t dt, int64_t r, int64_t c, const void *y, const void *dy, void *dx) {
-    cpu()->softmax_backward(dt, r, c, G(y), G(dy), G(dx));
+static void g_layernorm_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *x,
+                                 const void *w, const void *mean, const void *rstd, const void *dy, void *dx, void *dw,
+                                 void *db) {
+    cpu()->layernorm_backward(dev, dt, r, c, G(x), G(w), G(mean), G(rstd), G(dy), G(dx), G(dw), G(db));
 }
-static void g_layernorm(dsc_dtype_t dt, int64_t r, int64_t c, double eps, const void *x, const void *w, const void *b,
-                        void *y, void *mean, void *rstd) {
-    cpu()->layernorm(dt, r, c, eps, G(x), G(w), G(b), G(y), G(mean), G(rstd));
+static void g_embedding(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t c, const int32_t *ids,
+                        const void *table, void *out) {
+    cpu()->embedding(dev, dt, n_ids, c, G(ids), G(table), G(out));
 }
-static void g_layernorm_backward(dsc_dtype_t dt, int64_t r, int64_t c, const void *x, const void *w, const void *mean,
-                                 const void *rstd, const void *dy, void *dx, void *dw, void *db) {
-    cpu()->layernorm_backward(dt, r, c, G(x), G(w), G(mean), G(rstd), G(dy), G(dx), G(dw), G(db));
+static void g_embedding_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t c, int64_t n_vocab,
+                                 const int32_t *ids,
+                                 const void *dout, void *dtable) {
+    cpu()->embedding_backward(dev, dt, n_ids, c, n_vocab, G(ids), G(dout), G(dtable));
 }
-static void g_embedding(dsc_dtype_t dt, int64_t n_ids, int64_t c, const int32_t *ids, const void *table, void *out) {
-    cpu()->embedding(dt, n_ids, c, G(ids), G(table), G(out));
+static void g_dropout(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,
+                      const void *x, void *y) {
+    cpu()->dropout(dev, dt, n, p, seed, offset, G(x), G(y));
 }
-static void g_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t c, const int32_t *ids, const void *dout,
-                                 void *dtable) {
-    cpu()->embedding_backward(dt, n_ids, c, G(ids), G(dout), G(dtable));
+static void g_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed,
+                               uint64_t offset, const void *dy, void *dx) {
+    cpu()->dropout_backward(dev, dt, n, p, seed, offset, G(dy), G(dx));
 }
-static void g_dropout(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y) {
-    cpu()->dropout(dt, n, p, seed, offset, G(x), G(y));
+static void g_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h,
+                        const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
+    cpu()->attention(dev, dt, b, t, c, h, G(qkv), drop_p, seed, offset, G(out), G(lse));
 }
-static void g_dropout_backward(dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy,
-                               void *dx) {
-    cpu()->dropout_backward(dt, n, p, seed, offset, G(dy), G(dx));
+static void g_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h,
+                                 const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
+                                 uint64_t seed, uint64_t offset, void *dqkv) {
+    cpu()->attention_backward(dev, dt, b, t, c, h, G(qkv), G(out), G(lse), G(dout), drop_p, seed, offset, G(dqkv));
 }
-static void g_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h, const void *qkv, double drop_p,
-                        uint64_t seed, uint64_t offset, void *out, void *lse) {
-    cpu()->attention(dt, b, t, c, h, G(qkv), drop_p, seed, offset, G(out), G(lse));
+static void g_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *logits,
+                            const int32_t *targets, int32_t ignore, void *losses, void *lse) {
+    cpu()->cross_entropy(dev, dt, r, c, G(logits), G(targets), ignore, G(losses), G(lse));
 }
-static void g_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t h, const void *qkv,
-                                 const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
-                                 uint64_t offset, void *dqkv) {
-    cpu()->attention_backward(dt, b, t, c, h, G(qkv), G(out), G(lse), G(dout), drop_p, seed, offset, G(dqkv));
-}
-static void g_cross_entropy(dsc_dtype_t dt, int64_t r, int64_t c, const void *logits, const int32_t *targets,
-                            int32_t ignore, void *losses, void *lse) {
-    cpu()->cross_entropy(dt, r, c, G(logits), G(targets), ignore, G(losses), G(lse));
-}
-static void g_cross_entropy_backward(dsc_dtype_t dt, int64_t r, int64_t c, const void *logits, const void *lse,
-                                     const int32_t *targets, int32_t ignore, const void *grad_scale, void *dlogits,
-                                     bool accumulate) {
-    cpu()->cross_entropy_backward(dt, r, c, G(logits), G(lse), G(targets), ignore, G(grad_scale), G(dlogits),
+static void g_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *logits,
+                                     const void *lse, const int32_t *targets, int32_t ignore, const void *grad_scale,
+                                     void *dlogits, bool accumulate) {
+    cpu()->cross_entropy_backward(dev, dt, r, c, G(logits), G(lse), G(targets), ignore, G(grad_scale), G(dlogits),
                                   accumulate);
 }
 
@@ -127,4 +146,6 @@ static const dsc_backend_t guarded_backend = {
     .cross_entropy_backward = g_cross_entropy_backward,
 };
 
-const dsc_backend_t *dsc__backend_guarded(void) { return &guarded_backend; }
+const dsc_backend_t *dsc__backend_guarded(void) {
+    return &guarded_backend;
+}

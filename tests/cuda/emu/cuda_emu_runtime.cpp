@@ -1,9 +1,14 @@
 /* The runtime entries of cuda_kernels.h for the CPU emulator build (DSC_CUDA_EMU): device
- * memory is host memory, streams and events are tokens, every call completes at once. gemm
- * is not emulated (it is cuBLASLt's): it refuses with cudaErrorInvalidValue. */
+ * memory is host memory (allocations are remembered, so dsc_cuda_is_device_pointer answers
+ * as on a GPU), streams and events are tokens, every call completes at once. cuBLASLt cannot
+ * be emulated: dsc_cuda_gemm is the CPU backend's gemm (so on the emulator the engine's
+ * matrix products are the CPU's bits), and the epilogue variant refuses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <map>
+#include <mutex>
 
 #include "ops/cuda/cuda_common.cuh"
 
@@ -20,16 +25,46 @@ extern "C" int dsc_cuda_device_info(int ordinal, dsc_cuda_device_info_t *out) {
     out->sm_count = 1;
     return 0;
 }
+/* The live "device" allocations: start -> size (test tooling: one table per process). */
+static std::map<const char *, size_t> &dsc_emu_allocations() {
+    static std::map<const char *, size_t> live;
+    return live;
+}
+static std::mutex dsc_emu_alloc_lock;
+
 extern "C" int dsc_cuda_malloc(void **ptr, size_t bytes) {
     *ptr = malloc(bytes ? bytes : 1);
-    return *ptr ? 0 : 2;
+    if (!*ptr) return 2;
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    dsc_emu_allocations()[(const char *)*ptr] = bytes ? bytes : 1;
+    return 0;
 }
 extern "C" int dsc_cuda_free(void *ptr) {
+    if (!ptr) return 0;
+    {
+        std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+        if (!dsc_emu_allocations().erase((const char *)ptr)) return 1; /* not a device allocation */
+    }
     free(ptr);
     return 0;
 }
-extern "C" int dsc_cuda_malloc_host(void **ptr, size_t bytes) { return dsc_cuda_malloc(ptr, bytes); }
-extern "C" int dsc_cuda_free_host(void *ptr) { return dsc_cuda_free(ptr); }
+extern "C" bool dsc_cuda_is_device_pointer(const void *ptr) {
+    const char *p = (const char *)ptr;
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    auto &live = dsc_emu_allocations();
+    auto it = live.upper_bound(p);
+    if (it == live.begin()) return false;
+    --it;
+    return p >= it->first && p < it->first + it->second;
+}
+extern "C" int dsc_cuda_malloc_host(void **ptr, size_t bytes) {
+    *ptr = malloc(bytes ? bytes : 1);
+    return *ptr ? 0 : 2;
+}
+extern "C" int dsc_cuda_free_host(void *ptr) {
+    free(ptr);
+    return 0;
+}
 extern "C" int dsc_cuda_memset_async(void *dst, int value, size_t bytes, void *) {
     memset(dst, value, bytes);
     return 0;
@@ -74,9 +109,15 @@ extern "C" int dsc_cuda_blas_create(dsc_cuda_blas_t **out, size_t) {
     return *out ? 0 : 2;
 }
 extern "C" void dsc_cuda_blas_destroy(dsc_cuda_blas_t *blas) { free(blas); }
-extern "C" int dsc_cuda_gemm(dsc_cuda_blas_t *, void *, dsc_dtype_t, bool, bool, int64_t, int64_t, int64_t, double,
-                             const void *, int64_t, const void *, int64_t, double, void *, int64_t) {
-    return 1;
+/* src/ops/cpu/cpu_kernels.h (a C header): the CPU backend's gemm. */
+extern "C" void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                             double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta,
+                             void *c, int64_t ldc);
+extern "C" int dsc_cuda_gemm(dsc_cuda_blas_t *, void *, dsc_dtype_t dt, bool ta, bool tb, int64_t m, int64_t n,
+                             int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                             double beta, void *c, int64_t ldc) {
+    dsc_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return 0;
 }
 extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *, void *, dsc_dtype_t, bool, bool, int64_t, int64_t, int64_t,
                                       double, const void *, int64_t, const void *, int64_t, void *, int64_t,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Packs what one GPU round needs into DIR, for a GPU machine that lacks this machine's
+# Debian packages (docs/cuda.md "Running on a GPU"):
+#   scripts/gpu-bundle.sh [BUILD] DIR      BUILD defaults to build/
+# DIR receives the stripped CUDA test programs (test_cuda_*), the kernel benchmark, the dsc
+# tool, scripts/gpu-check.sh, a small training text (the fortunes corpus) and lib.tgz: every
+# shared library those programs load that is not glibc's or the CUDA toolkit's (the GPU
+# machine brings its own driver and cuBLASLt). Then, on the GPU machine:
+#   GPU_BUNDLE=DIR bash DIR/gpu-check.sh LOGDIR
+set -euo pipefail
+if [ $# -eq 1 ]; then BUILD=build; OUTDIR=$1; else BUILD=${1:?usage: gpu-bundle.sh [BUILD] DIR}; OUTDIR=${2:?usage: gpu-bundle.sh [BUILD] DIR}; fi
+here=$(cd "$(dirname "$0")" && pwd)
+progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/bench/bench_cuda_kernels "$BUILD"/dsc)
+for p in "${progs[@]}"; do
+  [ -x "$p" ] || { echo "gpu-bundle: $p is missing (build with DSC_CUDA=ON first: cmake --build $BUILD)" >&2; exit 1; }
+done
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR/lib"
+for p in "${progs[@]}"; do
+  cp "$p" "$OUTDIR/"
+  strip "$OUTDIR/$(basename "$p")"
+done
+cp "$here/gpu-check.sh" "$OUTDIR/"
+if [ -r /usr/share/games/fortunes/fortunes ]; then cp /usr/share/games/fortunes/fortunes "$OUTDIR/train.txt"; fi
+# Every library the programs load, less glibc (the GPU machine's own must be used) and CUDA's.
+for p in "${progs[@]}"; do ldd "$p"; done | awk '$3 ~ /^\// {print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so|/libcu(blas|blasLt|da|dart)[^/]*\.so' |
+  while read -r lib; do cp -L "$lib" "$OUTDIR/lib/"; done
+tar czf "$OUTDIR/lib.tgz" -C "$OUTDIR" lib
+rm -rf "$OUTDIR/lib"
+du -sh "$OUTDIR"
+ls -la "$OUTDIR"

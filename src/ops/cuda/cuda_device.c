@@ -1,0 +1,188 @@
+/* The CUDA device (cuda:N): memory, copies and events of its table, all issued on one stream
+ * per context, and its set-up from the context option. The op, optimizer and
+ * mixed-precision entries live in cuda_backend.c and cuda_optim_amp.c.
+ *
+ * Copies to the host wait for the stream (the bytes are on the host when the call returns);
+ * copies from the host also wait, so the caller may reuse or free its buffer at once (pinned
+ * or not). Everything else is asynchronous on the stream. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "amp/amp_internal.h"
+#include "ops/backend.h"
+#include "ops/cuda/cuda_device.h"
+#include "optim/optim_internal.h"
+
+int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what) {
+    if (rc == 0) return 0;
+    dsc_ctx_set_error(dev->ctx, DSC_ERR_DEVICE, "device %s: %s failed: %s (CUDA error %d)", dev->name, what,
+                      dsc_cuda_error_string(rc), rc);
+    return -1;
+}
+
+void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes) {
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (n_bytes <= c->scratch_bytes) return c->scratch;
+    size_t want = c->scratch_bytes ? c->scratch_bytes : 4096;
+    while (want < n_bytes) want *= 2;
+    /* the old scratch may still be read by queued kernels */
+    if (c->scratch && dsc__cuda_check(dev, dsc_cuda_stream_sync(c->stream), "synchronise before growing scratch"))
+        return NULL;
+    if (c->scratch) dsc_cuda_free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_bytes = 0;
+    void *p = NULL;
+    if (dsc__cuda_check(dev, dsc_cuda_malloc(&p, want), "allocating device scratch")) return NULL;
+    c->scratch = p;
+    c->scratch_bytes = want;
+    return p;
+}
+
+static void *cu_alloc(dsc_device_t *dev, size_t n_bytes) {
+    void *p = NULL;
+    /* cudaMalloc returns 256-byte aligned memory; the caller records out-of-memory */
+    if (dsc_cuda_malloc(&p, n_bytes ? n_bytes : 1) != 0) return NULL;
+    return p;
+}
+static void cu_free(dsc_device_t *dev, void *ptr, size_t n_bytes) {
+    (void)n_bytes;
+    if (ptr) dsc__cuda_check(dev, dsc_cuda_free(ptr), "freeing device memory");
+}
+static int cu_memset(dsc_device_t *dev, void *dst, int value, size_t n) {
+    return dsc__cuda_check(dev, dsc_cuda_memset_async(dst, value, n, dsc__cuda_stream(dev)), "memset");
+}
+static int cu_copy(dsc_device_t *dev, void *dst, const void *src, size_t n) {
+    return dsc__cuda_check(dev, dsc_cuda_copy_d2d_async(dst, src, n, dsc__cuda_stream(dev)), "device-to-device copy");
+}
+static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size_t n) {
+    void *s = dsc__cuda_stream(dev);
+    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), "host-to-device copy")) return -1;
+    return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
+}
+static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
+    void *s = dsc__cuda_stream(dev);
+    if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, s), "device-to-host copy")) return -1;
+    return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "device-to-host copy (synchronise)");
+}
+static int cu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
+    return dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n) == 0 ? 0 : -1;
+}
+static int cu_sync(dsc_device_t *dev) {
+    return dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "stream synchronise");
+}
+/* A CUDA event handle stands for the opaque event type. */
+static dsc_device_event_t *cu_event_new(dsc_device_t *dev) {
+    void *ev = NULL;
+    if (dsc__cuda_check(dev, dsc_cuda_event_create(&ev), "creating an event")) return NULL;
+    return (dsc_device_event_t *)ev;
+}
+static void cu_event_record(dsc_device_t *dev, dsc_device_event_t *ev) {
+    dsc__cuda_check(dev, dsc_cuda_event_record(ev, dsc__cuda_stream(dev)), "recording an event");
+}
+static int cu_event_wait(dsc_device_t *dev, dsc_device_event_t *ev) {
+    return dsc__cuda_check(dev, dsc_cuda_stream_wait_event(dsc__cuda_stream(dev), ev), "waiting for an event");
+}
+static void cu_event_free(dsc_device_t *dev, dsc_device_event_t *ev) {
+    if (ev) dsc__cuda_check(dev, dsc_cuda_event_destroy(ev), "destroying an event");
+}
+static bool cu_host_accessible(const dsc_device_t *dev, const void *ptr) {
+    (void)dev;
+    return !dsc_cuda_is_device_pointer(ptr);
+}
+static void cu_destroy(dsc_device_t *dev) {
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (!c) return;
+    if (c->stream) dsc_cuda_stream_sync(c->stream);
+    if (c->scratch) dsc_cuda_free(c->scratch);
+    if (c->blas) dsc_cuda_blas_destroy(c->blas);
+    if (c->stream) dsc_cuda_stream_destroy(c->stream);
+    free(c);
+    dev->impl = NULL;
+}
+
+static dsc_device_table_t g_cuda_table;
+static pthread_once_t g_cuda_table_once = PTHREAD_ONCE_INIT;
+
+static void cuda_table_fill(void) {
+    g_cuda_table = (dsc_device_table_t){
+            .name = "cuda",
+            .alloc = cu_alloc,
+            .free = cu_free,
+            .memset = cu_memset,
+            .copy = cu_copy,
+            .from_host = cu_from_host,
+            .to_host = cu_to_host,
+            .convert = cu_convert,
+            .sync = cu_sync,
+            .event_new = cu_event_new,
+            .event_record = cu_event_record,
+            .event_wait = cu_event_wait,
+            .event_free = cu_event_free,
+            .host_accessible = cu_host_accessible,
+            .destroy = cu_destroy,
+            .ops = dsc__backend_cuda(),
+            .optim = &dsc__optim_ops_cuda,
+            .amp = &dsc__amp_ops_cuda,
+    };
+}
+
+/* Filled once (the op table comes from a function). */
+static const dsc_device_table_t *cuda_table(void) {
+    pthread_once(&g_cuda_table_once, cuda_table_fill);
+    return &g_cuda_table;
+}
+
+/* cuBLASLt workspace: 32 MiB, what cuBLASLt's Hopper heuristics ask for at most. */
+#define DSC_CUDA_BLAS_WORKSPACE (32u << 20)
+
+dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, size_t err_len) {
+    int count = dsc_cuda_device_count();
+    if (count <= 0) {
+        snprintf(err, err_len,
+                 "device %s: no CUDA device is visible (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides them); "
+                 "`dsc doctor` shows what is missing",
+                 dev->name);
+        return DSC_ERR_UNSUPPORTED;
+    }
+    if (ordinal >= count) {
+        if (count == 1)
+            snprintf(err, err_len, "device %s: only 1 CUDA device is visible (cuda:0)", dev->name);
+        else
+            snprintf(err, err_len, "device %s: only %d CUDA devices are visible (cuda:0 .. cuda:%d)", dev->name,
+                     count, count - 1);
+        return DSC_ERR_INVALID;
+    }
+    dsc_cuda_dev_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_len, "device %s: out of memory", dev->name);
+        return DSC_ERR_NOMEM;
+    }
+    c->ordinal = ordinal;
+    dev->impl = c;
+    dev->table = cuda_table();
+    int rc = dsc_cuda_set_device(ordinal);
+    const char *what = "selecting the GPU";
+    if (rc == 0) {
+        what = "querying the GPU";
+        rc = dsc_cuda_device_info(ordinal, &c->info);
+    }
+    if (rc == 0) {
+        what = "creating a stream";
+        rc = dsc_cuda_stream_create(&c->stream);
+    }
+    if (rc == 0) {
+        what = "creating the cuBLASLt handle";
+        rc = dsc_cuda_blas_create(&c->blas, DSC_CUDA_BLAS_WORKSPACE);
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, "device %s: %s failed: %s (CUDA error %d)", dev->name, what, dsc_cuda_error_string(rc),
+                 rc);
+        cu_destroy(dev);
+        dev->table = NULL;
+        return DSC_ERR_DEVICE;
+    }
+    return DSC_OK;
+}

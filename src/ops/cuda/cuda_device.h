@@ -1,0 +1,41 @@
+/* The CUDA device's private state, shared by its table files (cuda_device.c: memory, copies,
+ * events; cuda_backend.c: the op entries; cuda_optim_amp.c: the optimizer and mixed-precision
+ * entries). Plain C: the kernels are reached through cuda_kernels.h, so these files compile
+ * without CUDA headers, against the real kernels (libdsc with DSC_CUDA) or the CPU emulator
+ * (the test library dsc_emu). Never installed. */
+#ifndef DSC_OPS_CUDA_DEVICE_H
+#define DSC_OPS_CUDA_DEVICE_H
+
+#include <stddef.h>
+
+#include "core/device.h"
+#include "ops/cuda/cuda_kernels.h"
+
+typedef struct dsc_cuda_dev {
+    int ordinal;
+    void *stream;          /* every call of this device is issued on this one stream */
+    dsc_cuda_blas_t *blas; /* the cuBLASLt handle and its workspace */
+    /* Device scratch for small per-call data (a sum, Lamb block lists, the amp scan's
+     * segments, results and workspace). Reused call after call: stream order makes a later
+     * upload wait for the kernels that read the previous contents. Grown (after a sync) when
+     * a call needs more. */
+    void *scratch;
+    size_t scratch_bytes;
+    dsc_cuda_device_info_t info;
+} dsc_cuda_dev_t;
+
+static inline dsc_cuda_dev_t *dsc__cuda_dev(const dsc_device_t *dev) { return (dsc_cuda_dev_t *)dev->impl; }
+static inline void *dsc__cuda_stream(const dsc_device_t *dev) { return dsc__cuda_dev(dev)->stream; }
+
+/* rc == 0: returns 0. Otherwise records DSC_ERR_DEVICE on the device's context with the CUDA
+ * error's name and `what` (the kernel or call), and returns -1. */
+int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what);
+/* At least n_bytes of device scratch (256-byte aligned); NULL with the error recorded. */
+void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes);
+
+/* The kernel tables (cuda_backend.c, cuda_optim_amp.c). */
+const struct dsc_backend *dsc__backend_cuda(void);
+extern const struct dsc_optim_ops dsc__optim_ops_cuda;
+extern const struct dsc_amp_ops dsc__amp_ops_cuda;
+
+#endif
