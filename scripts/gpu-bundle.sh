@@ -3,7 +3,8 @@
 # Debian packages (docs/cuda.md "Running on a GPU"):
 #   scripts/gpu-bundle.sh [BUILD] DIR      BUILD defaults to build/
 # DIR receives the stripped CUDA test programs (test_cuda_*), the kernel benchmark, the dsc
-# tool, scripts/gpu-check.sh, a small training text (the fortunes corpus) and lib.tgz: every
+# tool, scripts/gpu-check.sh, a small training text (the fortunes corpus), a synthetic token
+# shard of GPT-2's vocabulary (2M tokens) and lib.tgz: every
 # shared library those programs load that is not glibc's or the CUDA toolkit's (the GPU
 # machine brings its own driver and cuBLASLt). Then, on the GPU machine:
 #   GPU_BUNDLE=DIR bash DIR/gpu-check.sh LOGDIR
@@ -22,6 +23,18 @@ for p in "${progs[@]}"; do
 done
 cp "$here/gpu-check.sh" "$OUTDIR/"
 if [ -r /usr/share/games/fortunes/fortunes ]; then cp /usr/share/games/fortunes/fortunes "$OUTDIR/train.txt"; fi
+# 2M tokens of GPT-2's vocabulary (a noisy chain, llm.c shard format) for the d12 run
+python3 - "$here/../tools" "$OUTDIR/tok_train_000.bin" <<'PY'
+import random, sys
+sys.path.insert(0, sys.argv[1])
+import make_shard
+random.seed(1)
+toks, prev = [], 1
+for _ in range(2_000_000):
+    prev = (7 * prev + 3) % 50257 if random.random() < 0.75 else random.randrange(50257)
+    toks.append(prev)
+make_shard.write_shard(sys.argv[2], toks)
+PY
 # Every library the programs load, less glibc (the GPU machine's own must be used) and CUDA's.
 for p in "${progs[@]}"; do ldd "$p"; done | awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so|/libcu(blas|blasLt|da|dart)[^/]*\.so' |

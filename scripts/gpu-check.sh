@@ -98,6 +98,18 @@ if [ -x "$DSC" ]; then
   run_one train_cuda "$DSC" train --device cuda --data "$TEXT" --steps ${TRAIN_STEPS:-300} --eval-every 100
   [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null
   tail -6 "$LOGDIR/train_cuda.log" | tee -a "$LOGDIR/summary.txt"
+  # GPT-2 124M's shape (d12, vocab 50257, context 1024) in bf16, micro batch 4: the memory plan
+  # at scale and tokens/s, on GPT-2-vocabulary token shards (gpu-bundle.sh makes a synthetic one)
+  SHARD=""
+  if [ -n "${GPU_BUNDLE:-}" ] && [ -e "$B/tok_train_000.bin" ]; then SHARD="$B/tok_train_000.bin"; fi
+  if [ -n "$SHARD" ]; then
+    printf '%s\n' '{"train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 1, "bf16": {"enabled": true},' \
+      '"gradient_clipping": 1.0, "optimizer": {"type": "AdamW", "params": {"lr": 0.0006, "weight_decay": 0.1}}}' \
+      >"$LOGDIR/d12_bf16.json"
+    run_one train_cuda_d12 "$DSC" train --device cuda --data "$SHARD" --model d12 --context 1024 \
+      --config "$LOGDIR/d12_bf16.json" --steps ${D12_STEPS:-30} --eval-every 0
+    grep -E "memory|peak|step +(10|20|30)/" "$LOGDIR/train_cuda_d12.log" | tee -a "$LOGDIR/summary.txt"
+  fi
   [ -s "$LOGDIR/train_cuda_mem_mib.txt" ] &&
     echo "nvidia-smi device memory used during train: max $(sort -n "$LOGDIR/train_cuda_mem_mib.txt" | tail -1) MiB (CUDA context included)" |
     tee -a "$LOGDIR/summary.txt"

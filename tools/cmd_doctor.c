@@ -2,6 +2,7 @@
  * every setting that would slow training down or break it, each with its fix. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <mpi.h>
 #include <omp.h>
 #include <sched.h>
@@ -23,7 +24,8 @@ static void usage(FILE *out) {
             "usage: dsc doctor\n"
             "\n"
             "Reports the CPU's SIMD features (and which kernels dsc picked), the OpenBLAS build and its\n"
-            "threads, the MPI library, the OpenMP thread count, and every setting that would slow dsc down\n"
+            "threads, the MPI library, the OpenMP thread count, the GPUs (driver, CUDA runtime, cuBLASLt,\n"
+            "cuDNN and NCCL versions), and every setting that would slow dsc down\n"
             "or break a run, each with its fix. Run it the way you run training (under mpirun for several\n"
             "ranks: the checks then know how many ranks share the node).\n"
             "\n"
@@ -41,6 +43,84 @@ typedef struct {
 static void problem(problems_t *p, const char *what, const char *fix) {
     p->n++;
     printf("  problem: %s\n      fix: %s\n", what, fix);
+}
+
+/* The version a shared library reports, when it is installed (dlopen: dsc does not link
+ * cuDNN or NCCL yet, so their absence is not an error). */
+static void library_version(const char *label, const char *const *sonames, const char *symbol, bool int_out,
+                            const char *use) {
+    void *h = NULL;
+    for (int i = 0; sonames[i] && !h; i++) h = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        printf("  %s: not found (%s)\n", label, use);
+        return;
+    }
+    long v = -1;
+    void *fn = dlsym(h, symbol);
+    if (fn && int_out) {
+        int iv = 0;
+        if (((int (*)(int *))fn)(&iv) == 0) v = iv;
+    } else if (fn) {
+        v = (long)((size_t (*)(void))fn)();
+    }
+    if (v >= 0) printf("  %s: %ld (%s)\n", label, v, use);
+    else printf("  %s: installed, version unknown (%s)\n", label, use);
+    dlclose(h);
+}
+
+static void gpu_section(problems_t *p) {
+    printf("\nGPUs (--device cuda:N)\n");
+    const bool nvidia_node = access("/dev/nvidia0", F_OK) == 0 || access("/proc/driver/nvidia/version", F_OK) == 0;
+    if (!dsc_gpu_compiled()) {
+        printf("  this build of dsc has no CUDA device (configure found no nvcc and cuBLASLt, or DSC_CUDA=OFF)\n");
+        if (nvidia_node)
+            problem(p, "this machine has an NVIDIA driver but dsc was built without CUDA",
+                    "install the CUDA toolkit (nvcc, cuBLASLt) and rebuild: cmake -S . -B build -DDSC_CUDA=ON");
+        return;
+    }
+    const int n = dsc_gpu_count();
+    if (n == 0) {
+        const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+        printf("  no CUDA device visible%s%s%s\n", vis ? " (CUDA_VISIBLE_DEVICES=\"" : "", vis ? vis : "",
+               vis ? "\")" : "");
+        if (nvidia_node)
+            problem(p, "the NVIDIA driver is loaded but no GPU is visible to this process",
+                    vis ? "check CUDA_VISIBLE_DEVICES, or run nvidia-smi to see the driver's state"
+                        : "run nvidia-smi: the driver may not match the GPU, or the device files lack permission");
+    }
+    for (int i = 0; i < n; i++) {
+        dsc_gpu_info_t g;
+        char err[256];
+        if (dsc_gpu_info(i, &g, err, sizeof err) != DSC_OK) {
+            problem(p, err, "run nvidia-smi; a GPU the driver cannot query cannot train");
+            continue;
+        }
+        printf("  cuda:%d %s: compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free)\n", i, g.name, g.cc_major,
+               g.cc_minor, g.sm_count, g.total_bytes / 1073741824.0, g.free_bytes / 1073741824.0);
+        if (i == 0)
+            printf("  driver supports CUDA %d.%d, dsc's runtime is CUDA %d.%d, cuBLASLt %zu\n",
+                   g.driver_version / 1000, g.driver_version % 1000 / 10, g.runtime_version / 1000,
+                   g.runtime_version % 1000 / 10, g.cublaslt_version);
+        if (g.cc_major < 9) {
+            char what[384];
+            snprintf(what, sizeof what,
+                     "cuda:%d (%s) has compute capability %d.%d; dsc's CUDA kernels are built for 9.0 "
+                     "(H100/H200) and newer",
+                     i, g.name, g.cc_major, g.cc_minor);
+            problem(p, what, "train on a Hopper-class GPU, or rebuild with -DCMAKE_CUDA_ARCHITECTURES=<yours>");
+        }
+        if (i == 0 && g.driver_version < g.runtime_version) {
+            char what[256];
+            snprintf(what, sizeof what, "the driver supports CUDA %d.%d, older than dsc's runtime %d.%d",
+                     g.driver_version / 1000, g.driver_version % 1000 / 10, g.runtime_version / 1000,
+                     g.runtime_version % 1000 / 10);
+            problem(p, what, "update the NVIDIA driver");
+        }
+    }
+    static const char *const cudnn[] = {"libcudnn.so.9", "libcudnn.so", NULL};
+    static const char *const nccl[] = {"libnccl.so.2", "libnccl.so", NULL};
+    library_version("cuDNN", cudnn, "cudnnGetVersion", false, "not used yet: attention is dsc's own flash kernel");
+    library_version("NCCL", nccl, "ncclGetVersion", true, "not used yet: multi-GPU collectives are the next step");
 }
 
 /* CPU features: __builtin_cpu_supports where the compiler knows the name (it also checks
@@ -198,6 +278,9 @@ int dsc_cmd_doctor(int argc, char **argv) {
     int major = 0, minor = 0;
     MPI_Get_version(&major, &minor);
     printf("\nMPI (data-parallel collectives)\n  %s (MPI %d.%d)\n", lib[0] ? lib : "unknown library", major, minor);
+
+    /* ---- GPUs ---- */
+    gpu_section(&p);
 
     /* ---- data ---- */
     if (access("/usr/share/games/fortunes/fortunes", R_OK) != 0)

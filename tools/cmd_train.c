@@ -526,6 +526,9 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_memory_estimate_t plan;
     bool plan_ok = false;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
+    const bool on_device = strcmp(dsc_ctx_device_name(ctx), "cpu") != 0;
+    size_t device_workspace = 0; /* what the device holds before any tensor: cuBLASLt's workspace */
+    dsc_ctx_device_memory(ctx, &device_workspace, NULL);
     /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
         if (dsc_comm_new_mpi_ex(ctx, a.comm_timeout, &comm) != DSC_OK) { /* the timeout covers its creation */
@@ -609,6 +612,14 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: memory plan per rank: model state %.2f MiB + per-layer %.2f MiB + activations "
                     "%.2f MiB = %.2f MiB at the peak (dsc estimate)\n", state_bytes(&plan.state) / 1048576.0,
                     plan.state.transient / 1048576.0, plan.activations / 1048576.0, plan.total / 1048576.0);
+        /* Hold the plan's activations in one piece from the start: the first step then needs
+         * no more device memory than the plan says (otherwise its arena grows by doubling). */
+        if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.activations) != DSC_OK)
+            fprintf(stderr, "dsc train: warning: %s (the step allocates as it goes)\n", dsc_ctx_errmsg(ctx));
+        if (rank0 && plan_ok && on_device)
+            fprintf(stderr, "dsc train: device %s memory plan: %.2f MiB + %.2f MiB device workspace = %.2f MiB\n",
+                    dsc_ctx_device_name(ctx), plan.total / 1048576.0, device_workspace / 1048576.0,
+                    (plan.total + device_workspace) / 1048576.0);
     }
     if (rank0) fprintf(stderr, "dsc train: GPT %d layers, %d heads, width %d, vocab %d, context %d: %lld parameters; "
                     "%lld train / %lld val tokens; micro batch %d x %d tokens, %d accumulation step(s), %d steps\n",
@@ -734,6 +745,14 @@ int dsc_cmd_train(int argc, char **argv) {
         if (comm_peak > (double)plan.state.comm) /* MPI sums 16-bit data in fp32 staging buffers */
             fprintf(stderr, "; %.2f MiB of it communication staging the plan does not count", (comm_peak - (double)plan.state.comm) / 1048576.0);
         fprintf(stderr, "\n");
+        size_t device_peak = 0;
+        dsc_ctx_device_memory(ctx, NULL, &device_peak);
+        const double planned = (double)plan.total + (double)device_workspace;
+        if (on_device)
+            fprintf(stderr, "dsc train: device %s: peak of dsc's device memory %.2f MiB, planned %.2f MiB (%+.1f%%); "
+                    "the driver's CUDA context comes on top\n",
+                    dsc_ctx_device_name(ctx), device_peak / 1048576.0, planned / 1048576.0,
+                    planned > 0 ? 100.0 * ((double)device_peak - planned) / planned : 0.0);
     }
 out:
     if (a.save_dir) dsc_tool_stop_signals_restore();

@@ -4,6 +4,7 @@
 
 #include "dsc/status.h"
 #include "dsc/tensor.h"
+#include "dsc/gpu.h"
 #include "dsc/ops.h"
 #include "dsc/nn.h"
 #include "dsc/gpt.h"

@@ -134,6 +134,11 @@ void *dsc_ctx_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes)
 void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 /* The context's device name: "cpu", "guarded", "cuda:0". */
 const char *dsc_ctx_device_name(const dsc_ctx_t *ctx);
+/* Every byte dsc holds on the context's device, now and at the most: the allocator's memory
+ * (model state, activation arena chunks, buffers) and the device's own workspaces (on CUDA
+ * the cuBLASLt workspace and a small scratch). The CUDA context the driver keeps is not
+ * included. Either pointer may be NULL. DSC_ERR_INVALID when ctx is NULL. */
+dsc_status_t dsc_ctx_device_memory(const dsc_ctx_t *ctx, size_t *live_bytes, size_t *peak_bytes);
 /* Byte copies between the host and memory of the context's device (dsc_ctx_alloc, tensor
  * data): to_host returns once host_dst holds the bytes. Both pointers belong to the
  * caller. DSC_ERR_INVALID (recorded) for NULL pointers or a failed device copy. */
@@ -169,6 +174,13 @@ bool dsc_ctx_grad_enabled(const dsc_ctx_t *ctx);
  * does NOT call this, so activation gradients can be inspected after backward; the
  * engine and training loops call it once per micro-batch. */
 void dsc_ctx_end_step(dsc_ctx_t *ctx);
+/* Sizes the step arena's device memory to n_bytes before the first step (for example the
+ * activations of dsc_estimate_memory), so that step does not grow it chunk by chunk, each
+ * twice the last, which can hold up to twice what the step needs at once: with the plan
+ * reserved, the device's peak is the plan. Later steps keep one chunk of what a step used
+ * either way. Does nothing when the arena already holds n_bytes. DSC_ERR_INVALID (ctx NULL),
+ * DSC_ERR_MISUSE (inside a step: tensors are live in the arena), DSC_ERR_NOMEM (recorded). */
+dsc_status_t dsc_ctx_reserve_step_memory(dsc_ctx_t *ctx, size_t n_bytes);
 
 /* ---- Tensors ---------------------------------------------------------------------- */
 

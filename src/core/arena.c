@@ -104,6 +104,23 @@ static void arena_reset(dsc_ctx_t *ctx, dsc_arena_t *a) {
     a->used_bytes = 0;
 }
 
+dsc_status_t dsc_ctx_reserve_step_memory(dsc_ctx_t *ctx, size_t n_bytes) {
+    if (!ctx) return DSC_ERR_INVALID;
+    dsc_arena_t *a = &ctx->data_arena;
+    if (a->head)
+        return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE,
+                                 "dsc_ctx_reserve_step_memory: called inside a step (end it with dsc_ctx_end_step)");
+    if (a->spare && a->spare->capacity >= n_bytes) return DSC_OK;
+    a->on_device = true;
+    dsc_arena_chunk_t *c = chunk_new(ctx, a, n_bytes ? n_bytes : 1);
+    if (!c)
+        return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory reserving %zu bytes of step memory on %s",
+                                 n_bytes, ctx->device.name);
+    dsc__arena_chunk_free(ctx, a, a->spare);
+    a->spare = c;
+    return DSC_OK;
+}
+
 void dsc__arena_reset(dsc_ctx_t *ctx) {
     arena_reset(ctx, &ctx->arena);
     arena_reset(ctx, &ctx->data_arena);

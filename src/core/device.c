@@ -160,11 +160,22 @@ static dsc_status_t dev_fail(dsc_ctx_t *ctx, const char *what, size_t n_bytes) {
 }
 
 void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes) {
-    return ctx->device.table->alloc(&ctx->device, n_bytes);
+    void *p = ctx->device.table->alloc(&ctx->device, n_bytes);
+    if (p) dsc__dev_count(&ctx->device, (long long)n_bytes);
+    return p;
 }
 
 void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
-    if (ptr) ctx->device.table->free(&ctx->device, ptr, n_bytes);
+    if (!ptr) return;
+    ctx->device.table->free(&ctx->device, ptr, n_bytes);
+    dsc__dev_count(&ctx->device, -(long long)n_bytes);
+}
+
+dsc_status_t dsc_ctx_device_memory(const dsc_ctx_t *ctx, size_t *live_bytes, size_t *peak_bytes) {
+    if (!ctx) return DSC_ERR_INVALID;
+    if (live_bytes) *live_bytes = ctx->device.bytes_live;
+    if (peak_bytes) *peak_bytes = ctx->device.bytes_peak;
+    return DSC_OK;
 }
 
 void *dsc__dev_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes) {

@@ -81,7 +81,16 @@ struct dsc_device {
     void *stream;           /* the device's stream (NULL on the CPU devices) */
     void *impl;             /* device-private state */
     dsc_ctx_t *ctx;         /* the owning context (errors of tensor accessors land here) */
+    /* Bytes held on the device (dsc__dev_alloc_raw, and the device's own workspaces, which
+     * its table adds with dsc__dev_count), now and at the most. */
+    size_t bytes_live, bytes_peak;
 };
+
+/* Counts n_bytes more (n_bytes > 0) or fewer (< 0) held on the device. */
+static inline void dsc__dev_count(dsc_device_t *dev, long long n_bytes) {
+    dev->bytes_live = (size_t)((long long)dev->bytes_live + n_bytes);
+    if (dev->bytes_live > dev->bytes_peak) dev->bytes_peak = dev->bytes_live;
+}
 
 /* Sets up ctx->device from a device string ("cpu", "guarded", "cuda:N"; NULL: the
  * environment variable DSC_DEVICE, else "cpu"). DSC_ERR_INVALID with a message naming the

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "dsc/gpu.h"
 #include "amp/amp_internal.h"
 #include "ops/backend.h"
 #include "ops/cuda/cuda_device.h"
@@ -32,12 +33,14 @@ void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes) {
     if (c->scratch && dsc__cuda_check(dev, dsc_cuda_stream_sync(c->stream), "synchronise before growing scratch"))
         return NULL;
     if (c->scratch) dsc_cuda_free(c->scratch);
+    dsc__dev_count(dev, -(long long)c->scratch_bytes);
     c->scratch = NULL;
     c->scratch_bytes = 0;
     void *p = NULL;
     if (dsc__cuda_check(dev, dsc_cuda_malloc(&p, want), "allocating device scratch")) return NULL;
     c->scratch = p;
     c->scratch_bytes = want;
+    dsc__dev_count(dev, (long long)want);
     return p;
 }
 
@@ -176,6 +179,7 @@ dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, si
     if (rc == 0) {
         what = "creating the cuBLASLt handle";
         rc = dsc_cuda_blas_create(&c->blas, DSC_CUDA_BLAS_WORKSPACE);
+        if (rc == 0) dsc__dev_count(dev, DSC_CUDA_BLAS_WORKSPACE);
     }
     if (rc != 0) {
         snprintf(err, err_len, "device %s: %s failed: %s (CUDA error %d)", dev->name, what, dsc_cuda_error_string(rc),
@@ -184,5 +188,36 @@ dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, si
         dev->table = NULL;
         return DSC_ERR_DEVICE;
     }
+    return DSC_OK;
+}
+
+/* ---- dsc/gpu.h ---- */
+
+bool dsc_gpu_compiled(void) { return true; }
+
+int dsc_gpu_count(void) { return dsc_cuda_device_count(); }
+
+dsc_status_t dsc_gpu_info(int ordinal, dsc_gpu_info_t *out, char *err, size_t err_len) {
+    if (!out || ordinal < 0 || ordinal >= dsc_cuda_device_count()) {
+        if (err) snprintf(err, err_len, "GPU %d: not one of the %d visible", ordinal, dsc_cuda_device_count());
+        return DSC_ERR_INVALID;
+    }
+    dsc_cuda_device_info_t d;
+    int rc = dsc_cuda_device_info(ordinal, &d);
+    if (rc != 0) {
+        if (err) snprintf(err, err_len, "GPU %d: %s (CUDA error %d)", ordinal, dsc_cuda_error_string(rc), rc);
+        return DSC_ERR_DEVICE;
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", d.name);
+    out->ordinal = ordinal;
+    out->cc_major = d.cc_major;
+    out->cc_minor = d.cc_minor;
+    out->sm_count = d.sm_count;
+    out->total_bytes = d.total_mem;
+    out->free_bytes = d.free_mem;
+    out->driver_version = d.driver_version;
+    out->runtime_version = d.runtime_version;
+    out->cublaslt_version = d.cublaslt_version;
     return DSC_OK;
 }
