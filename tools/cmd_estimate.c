@@ -266,7 +266,9 @@ int dsc_cmd_estimate(int argc, char **argv) {
     }
     printf("\n\"layer\": what exists only while one layer runs, at its largest (stage 2: its gradients during its\n"
            "backward; stage 3: also its gathered parameters); stage 3 keeps parameters of at most\n"
-           "stage3_param_persistence_threshold elements gathered (in \"params\"). docs/zero.md derives each column.\n");
+           "stage3_param_persistence_threshold elements gathered (in \"params\"). docs/zero.md derives each column.\n"
+           "On a GPU (--device cuda) every column is device memory; add 32 MiB for cuBLASLt's workspace (dsc train\n"
+           "prints the sum and the measured device peak) and the driver's CUDA context (about 0.5 GiB).\n");
 
     const int g = (int)(world / nodes), n = (int)nodes;
     printf("\nDeepSpeed's estimators (model states only: 16-bit parameters and gradients, fp32 Adam; "
