@@ -97,7 +97,7 @@ if [ -x "$DSC" ]; then
   fi
   run_one train_cuda "$DSC" train --device cuda --data "$TEXT" --steps ${TRAIN_STEPS:-300} --eval-every 100
   [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null
-  tail -6 "$LOGDIR/train_cuda.log" | tee -a "$LOGDIR/summary.txt"
+  grep -E "memory|peak|step +(10|100|200|300)/|val loss" "$LOGDIR/train_cuda.log" | tee -a "$LOGDIR/summary.txt"
   # GPT-2 124M's shape (d12, vocab 50257, context 1024) in bf16, micro batch 4: the memory plan
   # at scale and tokens/s, on GPT-2-vocabulary token shards (gpu-bundle.sh makes a synthetic one)
   SHARD=""
