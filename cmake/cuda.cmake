@@ -108,7 +108,10 @@ if(DSC_CUDA_EMU)
     target_compile_definitions(${name}_emu PRIVATE DSC_CUDA_EMU)
     target_link_libraries(${name}_emu PRIVATE dsc_emu)
     add_test(NAME ${name}_emu COMMAND ${name}_emu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-    set_tests_properties(${name}_emu PROPERTIES LABELS cuda-emu TIMEOUT 600
-                         ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")
+    set(emu_env "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OPENBLAS_NUM_THREADS=1")
+    if(DSC_SANITIZE)
+      list(APPEND emu_env "DSC_EMU_ENGINE_SMALL=1") # test_cuda_engine: the smaller set
+    endif()
+    set_tests_properties(${name}_emu PROPERTIES LABELS cuda-emu TIMEOUT 900 ENVIRONMENT "${emu_env}")
   endforeach()
 endif()
