@@ -3,7 +3,9 @@
  *   - device-to-device copy bandwidth (bytes read + written), the memory ceiling;
  *   - cuBLASLt gemm TFLOP/s (bf16 with f32 accumulation; f32 without TF32) vs the datasheet
  *     dense peak of the device;
- *   - flash attention forward and backward at GPT-2 124M shape (B 8, T 1024, C 768, H 12);
+ *   - flash attention forward and backward at GPT-2 124M shape (B 8, T 1024, C 768, H 12), the
+ *     tensor-core kernels against the simple ones side by side (and their agreement), bf16;
+ *     without --quick also f16 and head size 128;
  *   - the AdamW step over 124.5M parameters (bf16 gradients and parameter copy, f32 master and
  *     moments: 28 bytes per parameter) vs the copy bandwidth; issue 17's target is 1.22 ms;
  *   - the amp overflow scan over the same bf16 gradients.
@@ -75,6 +77,85 @@ static void *rand_dev(dsc_dtype_t dt, size_t n, float scale) {
     return d;
 }
 
+/* Device buffer of n values of dt -> host floats. */
+static float *to_host_f32(const void *d, dsc_dtype_t dt, size_t n) {
+    void *tmp = NULL;
+    float *h = malloc(n * sizeof(float));
+    CK(dsc_cuda_malloc(&tmp, n * sizeof(float)));
+    CK(dsc_cuda_convert(NULL, tmp, DSC_F32, d, dt, (int64_t)n));
+    CK(dsc_cuda_copy_d2h_async(h, tmp, n * sizeof(float), NULL));
+    CK(dsc_cuda_stream_sync(NULL));
+    dsc_cuda_free(tmp);
+    return h;
+}
+
+/* max |a - b| / max |b| */
+static double relerr(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+/* Flash attention forward and backward: the tensor-core kernels (dsc_cuda_attention, what the
+ * engine calls) against the simple kernels (dsc_cuda_attention_simple), timed side by side,
+ * and their results compared at this shape (the backward of both from the simple forward's
+ * out and lse). FLOPs: causal, half of 4 B H T^2 hd forward, 2.5 times that backward. */
+static void bench_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, int with_dropout) {
+    const int64_t hd = C / H;
+    const size_t nqkv = (size_t)(B * T * 3 * C), nout = (size_t)(B * T * C), nl = (size_t)(B * H * T);
+    const size_t es = dsc_dtype_size(dt);
+    void *qkv = rand_dev(dt, nqkv, 1), *dout = rand_dev(dt, nout, 1), *out = NULL, *lse = NULL, *dqkv = NULL;
+    void *out2 = NULL, *lse2 = NULL;
+    CK(dsc_cuda_malloc(&out, nout * es));
+    CK(dsc_cuda_malloc(&out2, nout * es));
+    CK(dsc_cuda_malloc(&lse, nl * 4));
+    CK(dsc_cuda_malloc(&lse2, nl * 4));
+    CK(dsc_cuda_malloc(&dqkv, nqkv * es));
+    CK(dsc_cuda_memset_async(dqkv, 0, nqkv * es, NULL));
+    const double fl = 4.0 * B * H * (double)T * T * hd / 2;
+    const char *name = dsc_dtype_name(dt);
+    float fs = 0, bs = 0, ff = 0, bf = 0;
+    TIME_MS(fs, 1, 5, CK(dsc_cuda_attention_simple(NULL, dt, B, T, C, H, qkv, 0.0, 1, 0, out, lse)));
+    TIME_MS(bs, 1, 5, CK(dsc_cuda_attention_backward_simple(NULL, dt, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0,
+                                                           dqkv)));
+    TIME_MS(ff, 2, 10, CK(dsc_cuda_attention(NULL, dt, B, T, C, H, qkv, 0.0, 1, 0, out2, lse2)));
+    TIME_MS(bf, 2, 10, CK(dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0, dqkv)));
+    printf("attention %s B%lld T%lld C%lld H%lld (hd %lld) simple kernels: fwd %.3f ms (%.1f TFLOP/s), bwd %.3f ms "
+           "(%.1f TFLOP/s)\n", name, (long long)B, (long long)T, (long long)C, (long long)H, (long long)hd, fs,
+           fl / (fs * 1e-3) / 1e12, bs, 2.5 * fl / (bs * 1e-3) / 1e12);
+    printf("attention %s B%lld T%lld C%lld H%lld (hd %lld) tensor cores:   fwd %.3f ms (%.1f TFLOP/s), bwd %.3f ms "
+           "(%.1f TFLOP/s), fwd+bwd %.3f ms, speedup fwd %.1fx bwd %.1fx\n", name, (long long)B, (long long)T,
+           (long long)C, (long long)H, (long long)hd, ff, fl / (ff * 1e-3) / 1e12, bf, 2.5 * fl / (bf * 1e-3) / 1e12,
+           ff + bf, fs / ff, bs / bf);
+    /* agreement at this shape */
+    CK(dsc_cuda_attention_simple(NULL, dt, B, T, C, H, qkv, 0.0, 1, 0, out, lse));
+    CK(dsc_cuda_attention(NULL, dt, B, T, C, H, qkv, 0.0, 1, 0, out2, lse2));
+    float *o1 = to_host_f32(out, dt, nout), *o2 = to_host_f32(out2, dt, nout);
+    float *l1 = to_host_f32(lse, DSC_F32, nl), *l2 = to_host_f32(lse2, DSC_F32, nl);
+    CK(dsc_cuda_memset_async(dqkv, 0, nqkv * es, NULL));
+    CK(dsc_cuda_attention_backward_simple(NULL, dt, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0, dqkv));
+    float *d1 = to_host_f32(dqkv, dt, nqkv);
+    CK(dsc_cuda_memset_async(dqkv, 0, nqkv * es, NULL));
+    CK(dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0, dqkv));
+    float *d2 = to_host_f32(dqkv, dt, nqkv);
+    printf("attention %s hd %lld tensor cores vs simple (norm-wise relative): out %.2e, lse %.2e, dqkv %.2e\n", name,
+           (long long)hd, relerr(o2, o1, nout), relerr(l2, l1, nl), relerr(d2, d1, nqkv));
+    free(o1), free(o2), free(l1), free(l2), free(d1), free(d2);
+    if (with_dropout) {
+        float fd = 0, bd = 0;
+        TIME_MS(fd, 1, 5, CK(dsc_cuda_attention(NULL, dt, B, T, C, H, qkv, 0.1, 1, 0, out2, lse2)));
+        TIME_MS(bd, 1, 5, CK(dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv, out2, lse2, dout, 0.1, 1, 0,
+                                                         dqkv)));
+        printf("attention %s tensor cores with dropout 0.1: fwd %.3f ms, bwd %.3f ms\n", name, fd, bd);
+    }
+    dsc_cuda_free(qkv), dsc_cuda_free(dout), dsc_cuda_free(out), dsc_cuda_free(out2), dsc_cuda_free(lse);
+    dsc_cuda_free(lse2), dsc_cuda_free(dqkv);
+}
+
 /* Dense datasheet peaks (TFLOP/s) by device name: SXM H100 / H200 bf16 989.4, f32 66.9. */
 static double peak_bf16(const char *name) {
     if (strstr(name, "H100") && strstr(name, "PCIe")) return 756.0;
@@ -139,25 +220,11 @@ int main(int argc, char **argv) {
     }
     dsc_cuda_blas_destroy(blas);
 
-    /* attention, GPT-2 124M shape */
-    {
-        const int64_t B = 8, T = 1024, C = 768, H = 12, hd = C / H;
-        void *qkv = rand_dev(DSC_BF16, (size_t)(B * T * 3 * C), 1), *out = NULL, *lse = NULL;
-        void *dout = rand_dev(DSC_BF16, (size_t)(B * T * C), 1), *dqkv = rand_dev(DSC_BF16, (size_t)(B * T * 3 * C), 0);
-        CK(dsc_cuda_malloc(&out, (size_t)(B * T * C) * 2));
-        CK(dsc_cuda_malloc(&lse, (size_t)(B * H * T) * 4));
-        const double fl = 4.0 * B * H * (double)T * T * hd / 2; /* causal: half the scores */
-        float fwd = 0, bwd = 0;
-        TIME_MS(fwd, 2, 10, CK(dsc_cuda_attention(NULL, DSC_BF16, B, T, C, H, qkv, 0.0, 1, 0, out, lse)));
-        TIME_MS(bwd, 2, 10, CK(dsc_cuda_attention_backward(NULL, DSC_BF16, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0,
-                                                          dqkv)));
-        printf("attention bf16 B%lld T%lld C%lld H%lld: fwd %.3f ms (%.1f TFLOP/s), bwd %.3f ms (%.1f TFLOP/s), "
-               "fwd+bwd %.3f ms\n", (long long)B, (long long)T, (long long)C, (long long)H, fwd, fl / (fwd * 1e-3) / 1e12,
-               bwd, 2.5 * fl / (bwd * 1e-3) / 1e12, fwd + bwd);
-        float fwd_d = 0;
-        TIME_MS(fwd_d, 1, 5, CK(dsc_cuda_attention(NULL, DSC_BF16, B, T, C, H, qkv, 0.1, 1, 0, out, lse)));
-        printf("attention bf16 fwd with dropout 0.1: %.3f ms\n", fwd_d);
-        dsc_cuda_free(qkv), dsc_cuda_free(out), dsc_cuda_free(lse), dsc_cuda_free(dout), dsc_cuda_free(dqkv);
+    /* attention, GPT-2 124M shape (hd 64) and hd 128, tensor cores vs the simple kernels */
+    bench_attention(DSC_BF16, 8, 1024, 768, 12, 1);
+    if (!quick) {
+        bench_attention(DSC_F16, 8, 1024, 768, 12, 0);
+        bench_attention(DSC_BF16, 8, 1024, 768, 6, 0); /* hd 128 */
     }
 
     /* AdamW over 124.5M parameters */

@@ -362,27 +362,41 @@ static void t_dropout(dsc_dtype_t dt) {
 
 /* ---- flash attention vs the CPU backend's flash attention (same contract, same Philox) --- */
 
-static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, double p) {
-    const double tol = dt == DSC_F32 ? TOL_F32 : 2e-2;
+/* Tolerances (out / lse / dqkv): f32 1e-5; bf16 2e-2 / 1e-2 / 3e-2; f16 5e-3 / 2e-3 / 1e-2.
+ * bf16 and f16 with hd 64 or 128 take the tensor-core kernels (P and dS rounded to 16 bits
+ * before their products); `simple` forces the simple kernels (dsc_cuda_attention_simple). */
+static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, double p, bool simple) {
+    const double tol_out = dt == DSC_F32 ? TOL_F32 : dt == DSC_BF16 ? 2e-2 : 5e-3;
+    const double tol_lse = dt == DSC_F32 ? TOL_F32 : dt == DSC_BF16 ? 1e-2 : 2e-3;
+    const double tol_dqkv = dt == DSC_F32 ? TOL_F32 : dt == DSC_BF16 ? 3e-2 : 1e-2;
     const uint64_t seed = 77, offset = 4 * 12345;
     const int64_t hd = C / H, nqkv = B * T * 3 * C, nout = B * T * C, nl = B * H * T;
+    const bool tc = !simple && dt != DSC_F32 && (hd == 64 || hd == 128);
+    const char *path = tc ? "tc" : "simple";
     cc_buf_t qkv = cc_new(dt, nqkv, -1.5, 1.5), out = cc_new(dt, nout, 0, 0), lse = cc_new(DSC_F32, nl, 0, 0);
     cc_buf_t dout = cc_new(dt, nout, -1, 1), dqkv = cc_new(dt, nqkv, -0.5, 0.5);
     float *rout = malloc((size_t)nout * 4), *rlse = malloc((size_t)nl * 4), *rdqkv = copyf(dqkv.init, nqkv);
     dsc_cpu_attention(DSC_F32, B, T, C, H, qkv.init, p, seed, offset, rout, rlse);
-    char name[96];
-    snprintf(name, sizeof name, "attention out B%lld T%lld hd%lld p%.1f", (long long)B, (long long)T, (long long)hd, p);
-    RUN2(name, out, dsc_cuda_attention(NULL, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d));
-    compare(name, &out, rout, tol);
-    snprintf(name, sizeof name, "attention lse hd%lld p%.1f (%s run)", (long long)hd, p, dsc_dtype_name(dt));
-    compare(name, &lse, rlse, dt == DSC_F32 ? TOL_F32 : 1e-2);
+    char name[128];
+    snprintf(name, sizeof name, "attention %s out B%lld T%lld H%lld hd%lld p%.1f", path, (long long)B, (long long)T,
+             (long long)H, (long long)hd, p);
+    if (simple) RUN2(name, out, dsc_cuda_attention_simple(NULL, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d));
+    else RUN2(name, out, dsc_cuda_attention(NULL, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d));
+    compare(name, &out, rout, tol_out);
+    snprintf(name, sizeof name, "attention %s lse T%lld hd%lld p%.1f (%s run)", path, (long long)T, (long long)hd, p,
+             dsc_dtype_name(dt));
+    compare(name, &lse, rlse, tol_lse);
     /* backward: both sides from the device's out and lse */
     float *gout = cc_get(&out), *glse = cc_get(&lse);
     dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdqkv);
-    snprintf(name, sizeof name, "attention backward dqkv hd%lld p%.1f", (long long)hd, p);
-    RUN2(name, dqkv, dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
-                                                 dqkv.d));
-    compare(name, &dqkv, rdqkv, dt == DSC_F32 ? TOL_F32 : 3e-2);
+    snprintf(name, sizeof name, "attention %s backward dqkv T%lld hd%lld p%.1f", path, (long long)T, (long long)hd, p);
+    if (simple)
+        RUN2(name, dqkv, dsc_cuda_attention_backward_simple(NULL, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed,
+                                                            offset, dqkv.d));
+    else
+        RUN2(name, dqkv, dsc_cuda_attention_backward(NULL, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
+                                                     dqkv.d));
+    compare(name, &dqkv, rdqkv, tol_dqkv);
     free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
     cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
 }
@@ -439,11 +453,17 @@ int main(void) {
         t_nn(dt);
         t_dropout(dt);
         t_cross_entropy(dt);
-        if (dt == DSC_F16) continue; /* attention: f32 and bf16 */
-        t_attention(dt, 2, 70, 128, 2, 0.0);  /* hd 64 */
-        t_attention(dt, 2, 70, 128, 2, 0.1);  /* with dropout */
-        t_attention(dt, 1, 45, 96, 3, 0.0);   /* hd 32 */
-        t_attention(dt, 1, 100, 256, 2, 0.2); /* hd 128 */
+        t_attention(dt, 2, 70, 128, 2, 0.0, false);  /* hd 64 (bf16, f16: tensor cores) */
+        t_attention(dt, 2, 70, 128, 2, 0.1, false);  /* with dropout */
+        t_attention(dt, 1, 45, 96, 3, 0.0, false);   /* hd 32 (simple kernels) */
+        t_attention(dt, 1, 100, 256, 2, 0.2, false); /* hd 128 */
+        if (dt == DSC_F32) continue;
+        /* tensor cores: T over several 64-row tiles and not a multiple of them, B*H several */
+        t_attention(dt, 2, 150, 192, 3, 0.0, false);  /* hd 64 */
+        t_attention(dt, 1, 129, 256, 2, 0.0, false);  /* hd 128 */
+        t_attention(dt, 1, 130, 128, 2, 0.15, false); /* hd 64, dropout */
+        t_attention(dt, 2, 70, 128, 2, 0.1, true);   /* the simple kernels on 16 bits */
+        t_attention(dt, 1, 100, 256, 2, 0.2, true);
     }
     t_convert();
     dsc_cuda_blas_destroy(blas);

@@ -1,5 +1,8 @@
 /* Causal flash attention on CUDA (the agreed contract): nothing of size T x T is stored; the
  * forward keeps lse per row, the backward recomputes the probabilities from qkv and lse.
+ * bf16 / f16 with head size 64 or 128 (16-byte aligned pointers) take the tensor-core kernels
+ * of cuda_attention_tc.cu; everything else (f32, f64, other head sizes) the simple kernels
+ * below, which dsc_cuda_attention_simple / _backward_simple also reach directly.
  *
  * Layout of the work (correctness first, simple and deterministic):
  *  - forward: a block of 8 warps serves 8 query rows of one (b, h); key/value tiles of 32 rows
@@ -12,6 +15,7 @@
 #include <math.h>
 
 #include "core/philox.h"
+#include "ops/cuda/cuda_attention_tc.cuh"
 #include "ops/cuda/cuda_common.cuh"
 
 #define ATT_W 8  /* warps (rows) per block */
@@ -257,18 +261,47 @@ static int attention_t(cudaStream_t s, int64_t B, int64_t T_, int64_t C, int64_t
     return (int)cudaErrorInvalidValue; /* hd > 128 (f64: hd > 64) is not supported yet */
 }
 
+static int attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                            const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
+                            uint64_t seed, uint64_t offset, void *res, void *res2, bool backward) {
+    return DSC_DISPATCH(dt, attention_t, DSC_STREAM(stream), B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset,
+                        res, res2, backward);
+}
+
 extern "C" int dsc_cuda_attention(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                   const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out,
                                   void *lse) {
     if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    return DSC_DISPATCH(dt, attention_t, DSC_STREAM(stream), B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset,
-                        out, lse, false);
+    const void *ptrs[] = {qkv, out, lse};
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 3))
+        return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out,
+                                 lse, false);
+    return attention_simple(stream, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out, lse, false);
 }
 
 extern "C" int dsc_cuda_attention_backward(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                            const void *qkv, const void *out, const void *lse, const void *dout,
                                            double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
     if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    return DSC_DISPATCH(dt, attention_t, DSC_STREAM(stream), B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset,
-                        dqkv, NULL, true);
+    const void *ptrs[] = {qkv, out, lse, dout, dqkv};
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 5))
+        return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv,
+                                 NULL, true);
+    return attention_simple(stream, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv, NULL, true);
+}
+
+/* The simple kernels above for every dtype and head size (comparison in tests and the bench). */
+extern "C" int dsc_cuda_attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                                         const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out,
+                                         void *lse) {
+    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
+    return attention_simple(stream, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out, lse, false);
+}
+
+extern "C" int dsc_cuda_attention_backward_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C,
+                                                  int64_t H, const void *qkv, const void *out, const void *lse,
+                                                  const void *dout, double drop_p, uint64_t seed, uint64_t offset,
+                                                  void *dqkv) {
+    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
+    return attention_simple(stream, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv, NULL, true);
 }

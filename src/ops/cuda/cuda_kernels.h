@@ -145,12 +145,19 @@ int dsc_cuda_dropout(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t
                      const void *x, void *y);
 int dsc_cuda_dropout_backward(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,
                               const void *dy, void *dx);
-/* Flash attention: head size hd = C/H at most 128; lse float (double for f64). */
+/* Flash attention: head size hd = C/H at most 128; lse float (double for f64). bf16 / f16 with
+ * hd 64 or 128 run on tensor cores (mma.sync, FlashAttention-2 tiling), the rest on the
+ * simple kernels; the _simple variants always take the simple kernels (for comparison). */
 int dsc_cuda_attention(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, const void *qkv,
                        double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse);
 int dsc_cuda_attention_backward(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                 const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
                                 uint64_t seed, uint64_t offset, void *dqkv);
+int dsc_cuda_attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                              const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse);
+int dsc_cuda_attention_backward_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                                       const void *qkv, const void *out, const void *lse, const void *dout,
+                                       double drop_p, uint64_t seed, uint64_t offset, void *dqkv);
 int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,
                            const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
 int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,

@@ -1,0 +1,504 @@
+/* Causal flash attention on tensor cores (FlashAttention-2 algorithm) for bf16 and f16 with
+ * head size 64 or 128: the fast path behind dsc_cuda_attention / _backward (cuda_attention.cu
+ * dispatches; other dtypes and head sizes take the simple kernels there). Same contract:
+ * qkv [B,T,3C], lse float [B,H,T], causal, Philox dropout at offset + ((b*H+h)*T + i)*T + j,
+ * kept iff uniform >= p, kept values scaled by (float)(1/(1-p)); the backward accumulates.
+ *
+ * Work layout (4 warps, 128 threads; a warp owns 16 rows of a 64-row tile; mma.sync m16n8k16
+ * with f32 accumulation; tiles staged in shared memory by cp.async, double buffered, rows
+ * padded by 16 bytes so ldmatrix is free of bank conflicts; rows >= T are zero-filled):
+ *  - forward: a CTA per (64-query tile, b*h), heaviest tiles first; Q fragments in registers,
+ *    loop over 64-key tiles up to the diagonal: S = Q K^T, online softmax in the log2 domain
+ *    (running max and sum per row, f32), P rounded to T for O += P V; out = O / l,
+ *    lse = (m + log2 l) ln 2;
+ *  - backward, two kernels so that every output element has one owner (no atomics, bitwise
+ *    reproducible): dk/dv per 64-key tile (a warp owns 16 keys) looping over query tiles of
+ *    BQ (64 for hd 64, 32 for hd 128): S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
+ *    dS^T = P^T (dP^T - Dq), dV += P'^T dO, dK += dS^T Q; dq per 64-query tile looping over key
+ *    tiles: dQ += dS K. Dq_i = dO_i . O_i is recomputed by each kernel from O and dO (f32, fixed
+ *    order), so no workspace is needed. P and dS are rounded to T before their mma. */
+#include <math.h>
+
+#include "core/philox.h"
+#include "ops/cuda/cuda_attention_tc.cuh"
+#include "ops/cuda/cuda_mma.cuh"
+
+#define TC_THREADS 128
+#define TC_BR 64 /* query rows per forward / dq CTA; keys per dk/dv CTA */
+#define TC_BC 64 /* keys per tile in the forward / dq loops */
+
+#ifdef DSC_CUDA_EMU
+#define TC_UNROLL
+#define TC_SMEM(name, bytes) alignas(16) static unsigned char name[bytes]
+#define TC_LAUNCH(grid, smem, stream, ...) DSC_LAUNCH(grid, TC_THREADS, stream, __VA_ARGS__)
+#else
+#define TC_UNROLL _Pragma("unroll") /* register arrays: every index must be a constant */
+#define TC_SMEM(name, bytes) extern __shared__ __align__(16) unsigned char name[]
+#define TC_LAUNCH(grid, smem, stream, ...) __VA_ARGS__<<<(grid), TC_THREADS, (smem), (stream)>>>
+#endif
+
+/* Scalars every kernel takes. */
+struct tc_args {
+    int64_t T, C, H;
+    float scale;      /* 1/sqrt(hd) */
+    float scale_log2; /* scale * log2(e): scores in the log2 domain */
+    uint32_t keep_thr; /* dropout: keep iff (philox_u32 >> 8) >= keep_thr, i.e. uniform >= p */
+    int drop;          /* p > 0 */
+    float ks;          /* (float)(1/(1-p)) */
+    uint64_t seed, offset;
+};
+
+template <int D> struct tc_dims {
+    static constexpr int LDS = D + 8;       /* shared row stride (elements): 16-byte pad */
+    static constexpr int TILE = TC_BR * LDS; /* elements of one 64-row tile */
+    static constexpr int BQ = D == 64 ? 64 : 32; /* query tile of the dk/dv kernel */
+    static constexpr int FWD_SMEM = 5 * TILE * 2;                            /* Q, 2 K, 2 V */
+    static constexpr int KV_SMEM = (2 * TILE + 4 * BQ * LDS) * 2 + 4 * BQ * 4; /* K, V, 2 Q, 2 dO, 2 lse, 2 Dq */
+    static constexpr int Q_SMEM = 6 * TILE * 2 + 2 * TC_BR * 4;               /* Q, dO, 2 K, 2 V, lse, Dq */
+};
+
+/* Rows [r0, r0 + ROWS) of a [T, D] slice with row stride ld (elements) -> sh[ROWS][LDS], by
+ * all 128 threads in 16-byte pieces; rows >= T become zeros. */
+template <typename T, int D, int ROWS>
+__device__ static inline void tc_load_tile(T *sh, const T *base, int64_t ld, int64_t r0, int64_t T_) {
+    constexpr int CPR = D / 8, N = ROWS * CPR;
+    static_assert(N % TC_THREADS == 0, "tile pieces per thread");
+    for (int c = threadIdx.x; c < N; c += TC_THREADS) {
+        const int r = c / CPR, col = (c % CPR) * 8;
+        const bool valid = r0 + r < T_;
+        const T *src = base + (valid ? (r0 + r) * ld : 0) + col;
+        cp_async16(sh + r * tc_dims<D>::LDS + col, src, valid);
+    }
+}
+
+/* Dq[r] = dO_r . O_r (f32) for rows [r0, r0 + ROWS) into dq_sh[ROWS] (0 past T); all 128
+ * threads, D/8 lanes per row, each lane 8 values in index order, lanes combined by xor
+ * shuffles 1, 2, 4 (, 8): one fixed order. Also lse2_sh[r] = lse * log2(e). */
+template <typename T, int D, int ROWS>
+__device__ static inline void tc_row_terms(const T *o, const T *dout, int64_t ld, int64_t r0, int64_t T_,
+                                           const float *lse_bh, float *dq_sh, float *lse2_sh) {
+    constexpr int CPR = D / 8, RPP = TC_THREADS / CPR;
+    static_assert(ROWS % RPP == 0, "rows per pass");
+    TC_UNROLL
+    for (int pass = 0; pass < ROWS / RPP; pass++) {
+        const int r = pass * RPP + (int)threadIdx.x / CPR, ch = (int)threadIdx.x % CPR;
+        float acc = 0;
+        const bool valid = r0 + r < T_;
+        if (valid) {
+            uint16_t x[8], y[8];
+            ld16(x, o + (r0 + r) * ld + ch * 8);
+            ld16(y, dout + (r0 + r) * ld + ch * 8);
+            TC_UNROLL
+            for (int e = 0; e < 8; e++) acc += dsc_h2f(T(), x[e]) * dsc_h2f(T(), y[e]);
+        }
+        TC_UNROLL
+        for (int m = 1; m < CPR; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+        if (ch == 0) {
+            dq_sh[r] = acc;
+            lse2_sh[r] = valid ? lse_bh[r0 + r] * 1.4426950408889634f : 0.0f;
+        }
+    }
+}
+
+/* Dropout keep test of element (bh, i, j). */
+__device__ static inline bool tc_keep(const tc_args &a, int64_t bh, int64_t i, int64_t j) {
+    const uint64_t g = a.offset + (uint64_t)((bh * a.T + i) * a.T + j);
+    return (dsc_philox_u32(a.seed, g) >> 8) >= a.keep_thr;
+}
+
+/* acc[NT][4] += A(16 x D, rows of sh_a at row0) B where B[k][n] = sh_b[n][k] (rows n of sh_b
+ * from nrow0): a 16 x (8 NT) product over k = 0..D-1 (S = Q K^T and the like). */
+template <typename T, int D, int NT>
+__device__ static inline void tc_mm_abt(float acc[][4], const T *sh_a, int row0, const T *sh_b, int nrow0) {
+    constexpr int LDS = tc_dims<D>::LDS;
+    const int lane = threadIdx.x & 31;
+    TC_UNROLL
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t a[4];
+        ldsm_x4(a, sh_a + (row0 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+        TC_UNROLL
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, sh_b + (nrow0 + np * 16 + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+            mma_16816<T>(acc[2 * np], a, b[0], b[1]);
+            mma_16816<T>(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* acc[D/8][4] += P (16 x 16 KS, accumulator layout p[2 KS][4], rounded to T) V where
+ * V[k][n] = sh_v[k][n] (rows from krow0): O += P V and the like. */
+template <typename T, int D, int KS>
+__device__ static inline void tc_mm_pv(float acc[][4], const float p[][4], const T *sh_v, int krow0) {
+    constexpr int LDS = tc_dims<D>::LDS;
+    const int lane = threadIdx.x & 31;
+    TC_UNROLL
+    for (int ks = 0; ks < KS; ks++) {
+        const uint32_t a[4] = {pack2<T>(p[2 * ks][0], p[2 * ks][1]), pack2<T>(p[2 * ks][2], p[2 * ks][3]),
+                               pack2<T>(p[2 * ks + 1][0], p[2 * ks + 1][1]),
+                               pack2<T>(p[2 * ks + 1][2], p[2 * ks + 1][3])};
+        TC_UNROLL
+        for (int dp = 0; dp < D / 16; dp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, sh_v + (krow0 + ks * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LDS + dp * 16 + (lane >> 4) * 8);
+            mma_16816<T>(acc[2 * dp], a, b[0], b[1]);
+            mma_16816<T>(acc[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* row += scale * acc for the warp's 16 rows (row g and g + 8 of each 8-column tile), rows
+ * < T only: base points at row 0, column 0 of the output slice (row stride `stride`). */
+template <typename T, int D>
+__device__ static inline void tc_accumulate_rows(T *base, int64_t stride, int64_t row0, int64_t T_,
+                                                 const float acc[][4], float scale) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    TC_UNROLL
+    for (int h = 0; h < 2; h++) {
+        const int64_t r = row0 + g + 8 * h;
+        if (r >= T_) continue;
+        T *row = base + r * stride;
+        TC_UNROLL
+        for (int nt = 0; nt < D / 8; nt++) {
+            const int c = nt * 8 + 2 * t;
+            st(row, c, ld(row, c) + acc[nt][2 * h] * scale);
+            st(row, c + 1, ld(row, c + 1) + acc[nt][2 * h + 1] * scale);
+        }
+    }
+}
+
+/* ---- forward -------------------------------------------------------------------------- */
+
+template <typename T, int D>
+__global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *qkv, T *out, float *lse) {
+    typedef tc_dims<D> Dm;
+    TC_SMEM(smem, Dm::FWD_SMEM);
+    T *Qs = (T *)smem, *Ks = Qs + Dm::TILE, *Vs = Ks + 2 * Dm::TILE;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t T_ = a.T, C = a.C, C3 = 3 * C, bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int qt = (int)(gridDim.y - 1 - blockIdx.y); /* the longest rows first */
+    const int64_t q0 = (int64_t)qt * TC_BR;
+    const T *qb = qkv + b * T_ * C3 + h * D, *kb = qb + C, *vb = qb + 2 * C;
+    tc_load_tile<T, D, TC_BR>(Qs, qb, C3, q0, T_);
+    tc_load_tile<T, D, TC_BC>(Ks, kb, C3, 0, T_);
+    tc_load_tile<T, D, TC_BC>(Vs, vb, C3, 0, T_);
+    cp_async_commit();
+
+    const int64_t i0 = q0 + w * 16 + g, i1 = i0 + 8; /* this thread's two rows */
+    float o[D / 8][4];
+    TC_UNROLL
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0, l1 = 0;
+    uint32_t qf[D / 16][4];
+    const int n_kv = qt + 1; /* key tiles 0..qt (TC_BC == TC_BR): the diagonal tile is the last */
+    for (int kt = 0; kt < n_kv; kt++) {
+        const int buf = kt & 1;
+        if (kt + 1 < n_kv) {
+            tc_load_tile<T, D, TC_BC>(Ks + (buf ^ 1) * Dm::TILE, kb, C3, (int64_t)(kt + 1) * TC_BC, T_);
+            tc_load_tile<T, D, TC_BC>(Vs + (buf ^ 1) * Dm::TILE, vb, C3, (int64_t)(kt + 1) * TC_BC, T_);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        if (kt == 0) {
+            TC_UNROLL
+            for (int kk = 0; kk < D / 16; kk++)
+                ldsm_x4(qf[kk], Qs + (w * 16 + (lane & 15)) * Dm::LDS + kk * 16 + (lane >> 4) * 8);
+        }
+        const T *Kc = Ks + buf * Dm::TILE, *Vc = Vs + buf * Dm::TILE;
+        float s[TC_BC / 8][4];
+        TC_UNROLL
+        for (int n = 0; n < TC_BC / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+        TC_UNROLL
+        for (int kk = 0; kk < D / 16; kk++)
+            TC_UNROLL
+            for (int np = 0; np < TC_BC / 16; np++) {
+                uint32_t bk[4];
+                ldsm_x4(bk, Kc + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * Dm::LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma_16816<T>(s[2 * np], qf[kk], bk[0], bk[1]);
+                mma_16816<T>(s[2 * np + 1], qf[kk], bk[2], bk[3]);
+            }
+        /* scale to the log2 domain, mask the diagonal tile (j > i), row maxima */
+        const int64_t j0 = (int64_t)kt * TC_BC;
+        const bool diag = kt == qt;
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+        TC_UNROLL
+        for (int n = 0; n < TC_BC / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) {
+                const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
+                float v = s[n][e] * a.scale_log2;
+                if (diag && j > i) v = -INFINITY;
+                s[n][e] = v;
+                if (e < 2) mx0 = fmaxf(mx0, v);
+                else mx1 = fmaxf(mx1, v);
+            }
+        TC_UNROLL
+        for (int msk = 1; msk < 4; msk <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, msk));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, msk));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* a row with every score masked so far keeps m = -inf: subtract 0 instead (p = 0) */
+        const float ms0 = mn0 == -INFINITY ? 0.0f : mn0, ms1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float c0 = exp2f(m0 - ms0), c1 = exp2f(m1 - ms1);
+        m0 = mn0, m1 = mn1;
+        float rs0 = 0, rs1 = 0;
+        TC_UNROLL
+        for (int n = 0; n < TC_BC / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) {
+                const float p = exp2f(s[n][e] - (e < 2 ? ms0 : ms1));
+                if (e < 2) rs0 += p;
+                else rs1 += p;
+                float pd = p;
+                if (a.drop) {
+                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
+                    pd = tc_keep(a, bh, i, j) ? p * a.ks : 0.0f;
+                }
+                s[n][e] = pd;
+            }
+        l0 = l0 * c0 + rs0, l1 = l1 * c1 + rs1;
+        TC_UNROLL
+        for (int n = 0; n < D / 8; n++) o[n][0] *= c0, o[n][1] *= c0, o[n][2] *= c1, o[n][3] *= c1;
+        tc_mm_pv<T, D, TC_BC / 16>(o, s, Vc, 0);
+        __syncthreads(); /* the next iteration's loads overwrite this buffer */
+    }
+    TC_UNROLL
+    for (int msk = 1; msk < 4; msk <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, msk);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, msk);
+    }
+    const float inv[2] = {1.0f / l0, 1.0f / l1}, mm[2] = {m0, m1}, ll[2] = {l0, l1};
+    TC_UNROLL
+    for (int hh = 0; hh < 2; hh++) {
+        const int64_t i = hh ? i1 : i0;
+        if (i >= T_) continue;
+        T *orow = out + (b * T_ + i) * C + h * D;
+        TC_UNROLL
+        for (int n = 0; n < D / 8; n++) {
+            st(orow, n * 8 + 2 * t, o[n][2 * hh] * inv[hh]);
+            st(orow, n * 8 + 2 * t + 1, o[n][2 * hh + 1] * inv[hh]);
+        }
+        if (t == 0) lse[bh * T_ + i] = (mm[hh] + log2f(ll[hh])) * 0.6931471805599453f;
+    }
+}
+
+/* ---- backward: dk, dv ------------------------------------------------------------------ */
+
+template <typename T, int D>
+__global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T *qkv, const T *out,
+                                                               const float *lse, const T *dout, T *dqkv) {
+    typedef tc_dims<D> Dm;
+    constexpr int BQ = Dm::BQ, QT = BQ * Dm::LDS;
+    TC_SMEM(smem, Dm::KV_SMEM);
+    T *Ks = (T *)smem, *Vs = Ks + Dm::TILE, *Qs = Vs + Dm::TILE, *dOs = Qs + 2 * QT;
+    float *lse2_s = (float *)(dOs + 2 * QT), *dq_s = lse2_s + 2 * BQ;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t T_ = a.T, C = a.C, C3 = 3 * C, bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int64_t k0 = (int64_t)blockIdx.y * TC_BR; /* key tile 0 has the most query tiles: first */
+    const T *qb = qkv + b * T_ * C3 + h * D, *kb = qb + C, *vb = qb + 2 * C;
+    const T *ob = out + b * T_ * C + h * D, *dob = dout + b * T_ * C + h * D;
+    const float *lse_bh = lse + bh * T_;
+    tc_load_tile<T, D, TC_BR>(Ks, kb, C3, k0, T_);
+    tc_load_tile<T, D, TC_BR>(Vs, vb, C3, k0, T_);
+    tc_load_tile<T, D, BQ>(Qs, qb, C3, k0, T_);
+    tc_load_tile<T, D, BQ>(dOs, dob, C, k0, T_);
+    cp_async_commit();
+    tc_row_terms<T, D, BQ>(ob, dob, C, k0, T_, lse_bh, dq_s, lse2_s);
+
+    const int64_t j0 = k0 + w * 16 + g, j1 = j0 + 8; /* this thread's two keys */
+    float dk[D / 8][4], dv[D / 8][4];
+    TC_UNROLL
+    for (int n = 0; n < D / 8; n++)
+        TC_UNROLL
+        for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0;
+    const int n_q = (int)((T_ - k0 + BQ - 1) / BQ); /* query tiles from k0 to T */
+    for (int it = 0; it < n_q; it++) {
+        const int buf = it & 1;
+        const int64_t qs = k0 + (int64_t)it * BQ;
+        if (it + 1 < n_q) {
+            tc_load_tile<T, D, BQ>(Qs + (buf ^ 1) * QT, qb, C3, qs + BQ, T_);
+            tc_load_tile<T, D, BQ>(dOs + (buf ^ 1) * QT, dob, C, qs + BQ, T_);
+        }
+        cp_async_commit();
+        if (it + 1 < n_q)
+            tc_row_terms<T, D, BQ>(ob, dob, C, qs + BQ, T_, lse_bh, dq_s + (buf ^ 1) * BQ, lse2_s + (buf ^ 1) * BQ);
+        cp_async_wait<1>();
+        __syncthreads();
+        const T *Qc = Qs + buf * QT, *dOc = dOs + buf * QT;
+        const float *lse2c = lse2_s + buf * BQ, *dqc = dq_s + buf * BQ;
+        float s[BQ / 8][4], dp[BQ / 8][4];
+        TC_UNROLL
+        for (int n = 0; n < BQ / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
+        tc_mm_abt<T, D, BQ / 8>(s, Ks, w * 16, Qc, 0);   /* S^T = K Q^T */
+        tc_mm_abt<T, D, BQ / 8>(dp, Vs, w * 16, dOc, 0); /* dP'^T = V dO^T */
+        TC_UNROLL
+        for (int n = 0; n < BQ / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) {
+                const int qi = n * 8 + 2 * t + (e & 1);
+                const int64_t i = qs + qi, j = e < 2 ? j0 : j1;
+                float p = 0, ds = 0;
+                if (i < T_ && i >= j) {
+                    p = exp2f(s[n][e] * a.scale_log2 - lse2c[qi]);
+                    float dpv = dp[n][e];
+                    float pd = p;
+                    if (a.drop) {
+                        const bool keep = tc_keep(a, bh, i, j);
+                        pd = keep ? p * a.ks : 0.0f;
+                        dpv = keep ? dpv * a.ks : 0.0f;
+                    }
+                    ds = p * (dpv - dqc[qi]);
+                    p = pd;
+                }
+                s[n][e] = p;   /* P'^T */
+                dp[n][e] = ds; /* dS^T */
+            }
+        tc_mm_pv<T, D, BQ / 16>(dv, s, dOc, 0); /* dV += P'^T dO */
+        tc_mm_pv<T, D, BQ / 16>(dk, dp, Qc, 0); /* dK += dS^T Q */
+        __syncthreads();
+    }
+    T *dkb = dqkv + b * T_ * C3 + C + h * D;
+    tc_accumulate_rows<T, D>(dkb, C3, k0 + w * 16, T_, dk, a.scale);
+    tc_accumulate_rows<T, D>(dkb + C, C3, k0 + w * 16, T_, dv, 1.0f);
+}
+
+/* ---- backward: dq ---------------------------------------------------------------------- */
+
+template <typename T, int D>
+__global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_q(tc_args a, const T *qkv, const T *out,
+                                                              const float *lse, const T *dout, T *dqkv) {
+    typedef tc_dims<D> Dm;
+    TC_SMEM(smem, Dm::Q_SMEM);
+    T *Qs = (T *)smem, *dOs = Qs + Dm::TILE, *Ks = dOs + Dm::TILE, *Vs = Ks + 2 * Dm::TILE;
+    float *lse2_s = (float *)(Vs + 2 * Dm::TILE), *dq_s = lse2_s + TC_BR;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t T_ = a.T, C = a.C, C3 = 3 * C, bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int qt = (int)(gridDim.y - 1 - blockIdx.y);
+    const int64_t q0 = (int64_t)qt * TC_BR;
+    const T *qb = qkv + b * T_ * C3 + h * D, *kb = qb + C, *vb = qb + 2 * C;
+    const T *ob = out + b * T_ * C + h * D, *dob = dout + b * T_ * C + h * D;
+    tc_load_tile<T, D, TC_BR>(Qs, qb, C3, q0, T_);
+    tc_load_tile<T, D, TC_BR>(dOs, dob, C, q0, T_);
+    tc_load_tile<T, D, TC_BC>(Ks, kb, C3, 0, T_);
+    tc_load_tile<T, D, TC_BC>(Vs, vb, C3, 0, T_);
+    cp_async_commit();
+    tc_row_terms<T, D, TC_BR>(ob, dob, C, q0, T_, lse + bh * T_, dq_s, lse2_s);
+
+    const int64_t i0 = q0 + w * 16 + g, i1 = i0 + 8;
+    float lse2_0 = 0, lse2_1 = 0, dd0 = 0, dd1 = 0;
+    float dq[D / 8][4];
+    TC_UNROLL
+    for (int n = 0; n < D / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0;
+    const int n_kv = qt + 1;
+    for (int kt = 0; kt < n_kv; kt++) {
+        const int buf = kt & 1;
+        if (kt + 1 < n_kv) {
+            tc_load_tile<T, D, TC_BC>(Ks + (buf ^ 1) * Dm::TILE, kb, C3, (int64_t)(kt + 1) * TC_BC, T_);
+            tc_load_tile<T, D, TC_BC>(Vs + (buf ^ 1) * Dm::TILE, vb, C3, (int64_t)(kt + 1) * TC_BC, T_);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        if (kt == 0) {
+            lse2_0 = lse2_s[w * 16 + g], lse2_1 = lse2_s[w * 16 + g + 8];
+            dd0 = dq_s[w * 16 + g], dd1 = dq_s[w * 16 + g + 8];
+        }
+        const T *Kc = Ks + buf * Dm::TILE, *Vc = Vs + buf * Dm::TILE;
+        float s[TC_BC / 8][4], dp[TC_BC / 8][4];
+        TC_UNROLL
+        for (int n = 0; n < TC_BC / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
+        tc_mm_abt<T, D, TC_BC / 8>(s, Qs, w * 16, Kc, 0);   /* S = Q K^T */
+        tc_mm_abt<T, D, TC_BC / 8>(dp, dOs, w * 16, Vc, 0); /* dP' = dO V^T */
+        const int64_t j0 = (int64_t)kt * TC_BC;
+        TC_UNROLL
+        for (int n = 0; n < TC_BC / 8; n++)
+            TC_UNROLL
+            for (int e = 0; e < 4; e++) {
+                const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
+                float ds = 0;
+                if (i < T_ && j <= i) {
+                    const float p = exp2f(s[n][e] * a.scale_log2 - (e < 2 ? lse2_0 : lse2_1));
+                    float dpv = dp[n][e];
+                    if (a.drop) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
+                    ds = p * (dpv - (e < 2 ? dd0 : dd1));
+                }
+                s[n][e] = ds;
+            }
+        tc_mm_pv<T, D, TC_BC / 16>(dq, s, Kc, 0); /* dQ += dS K */
+        __syncthreads();
+    }
+    tc_accumulate_rows<T, D>(dqkv + b * T_ * C3 + h * D, C3, q0 + w * 16, T_, dq, a.scale);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+bool dsc__attention_tc_applies(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, const void *const *ptrs,
+                               int n_ptrs) {
+    if (dt != DSC_BF16 && dt != DSC_F16) return false;
+    if (B <= 0 || T <= 0 || H <= 0 || C % H) return false;
+    const int64_t hd = C / H;
+    if (hd != 64 && hd != 128) return false;
+    if (B * H > 0x7fffffff || (T + TC_BR - 1) / TC_BR > 65535) return false;
+    for (int k = 0; k < n_ptrs; k++)
+        if ((uintptr_t)ptrs[k] % 16) return false; /* 16-byte cp.async / vector loads */
+    return true;
+}
+
+template <typename K> static int tc_prepare(K kernel, int smem) {
+#ifndef DSC_CUDA_EMU
+    if (smem > 48 * 1024)
+        DSC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+#else
+    (void)kernel, (void)smem;
+#endif
+    return 0;
+}
+
+template <typename T, int D>
+static int tc_run(cudaStream_t s, int64_t B, const tc_args &a, const void *qkv, const void *out, const void *lse,
+                  const void *dout, void *res, void *res2, bool backward) {
+    typedef tc_dims<D> Dm;
+    const dim3 grid((unsigned)(B * a.H), (unsigned)((a.T + TC_BR - 1) / TC_BR));
+    if (!backward) {
+        if (int rc = tc_prepare(k_att_tc_fwd<T, D>, Dm::FWD_SMEM)) return rc;
+        TC_LAUNCH(grid, Dm::FWD_SMEM, s, k_att_tc_fwd<T, D>)(a, (const T *)qkv, (T *)res, (float *)res2);
+        DSC_CUDA_CHECK(cudaGetLastError());
+        return 0;
+    }
+    if (int rc = tc_prepare(k_att_tc_bwd_kv<T, D>, Dm::KV_SMEM)) return rc;
+    if (int rc = tc_prepare(k_att_tc_bwd_q<T, D>, Dm::Q_SMEM)) return rc;
+    TC_LAUNCH(grid, Dm::KV_SMEM, s, k_att_tc_bwd_kv<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+                                                         (const T *)dout, (T *)res);
+    DSC_CUDA_CHECK(cudaGetLastError());
+    TC_LAUNCH(grid, Dm::Q_SMEM, s, k_att_tc_bwd_q<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+                                                       (const T *)dout, (T *)res);
+    DSC_CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+int dsc__attention_tc(cudaStream_t s, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, const void *qkv,
+                      const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
+                      uint64_t offset, void *res, void *res2, bool backward) {
+    tc_args a;
+    a.T = T, a.C = C, a.H = H;
+    const int64_t hd = C / H;
+    a.scale = (float)(1.0 / sqrt((double)hd));
+    a.scale_log2 = (float)(1.4426950408889634 / sqrt((double)hd));
+    a.drop = drop_p > 0;
+    /* uniform = r 2^-24 (r = philox_u32 >> 8) >= p  <=>  r >= ceil(p 2^24) */
+    const double thr = ceil(drop_p * 16777216.0);
+    a.keep_thr = drop_p <= 0 ? 0u : thr > 16777216.0 ? 16777217u : (uint32_t)thr;
+    a.ks = (float)(1.0 / (1.0 - drop_p));
+    a.seed = seed, a.offset = offset;
+    if (dt == DSC_BF16)
+        return hd == 64 ? tc_run<dsc_bf16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                        : tc_run<dsc_bf16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+    return hd == 64 ? tc_run<dsc_f16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                    : tc_run<dsc_f16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+}
