@@ -155,9 +155,11 @@ static double llmc_params(int layers, int embd, int vocab, int context) {
     return vp * c + (double)context * c + layers * (12.0 * c * c + 13.0 * c) + 2.0 * c;
 }
 
-/* Out of memory anywhere: the status, or a device error that says so (cuBLASLt, kernels). */
+/* Out of memory anywhere: the status, or a device error that says so: CUDA's "out of memory"
+ * (cudaErrorMemoryAllocation) or cuBLAS's CUBLAS_STATUS_ALLOC_FAILED, which dsc reports as
+ * "(CUDA error 1003)". */
 static bool is_oom(dsc_status_t rc, const char *msg) {
-    return rc == DSC_ERR_NOMEM || (msg && (strstr(msg, "out of memory") || strstr(msg, "OUT_OF_MEMORY")));
+    return rc == DSC_ERR_NOMEM || (msg && (strstr(msg, "out of memory") || strstr(msg, "(CUDA error 1003)")));
 }
 
 /* The anchor of anchor_runs.md section 1 for this model, or NULL. */
