@@ -2,16 +2,18 @@
 # Packs what one GPU round needs into DIR, for a GPU machine that lacks this machine's
 # Debian packages (docs/cuda.md "Running on a GPU"):
 #   scripts/gpu-bundle.sh [BUILD] DIR      BUILD defaults to build/
-# DIR receives the stripped CUDA test programs (test_cuda_*), the kernel benchmark, the dsc
+# DIR receives the stripped CUDA test programs (test_cuda_*), the kernel benchmark, the GPT-2
+# training benchmark (bench/gpt2_gpu) with its PyTorch twin (tools/torch_gpt2_ref.py), the dsc
 # tool, scripts/gpu-check.sh, a small training text (the fortunes corpus), a synthetic token
 # shard of GPT-2's vocabulary (2M tokens) and lib.tgz: every
 # shared library those programs load that is not glibc's or the CUDA toolkit's (the GPU
 # machine brings its own driver and cuBLASLt). Then, on the GPU machine:
 #   GPU_BUNDLE=DIR bash DIR/gpu-check.sh LOGDIR
+# (GPU_BENCH=1 adds the dsc / PyTorch GPT-2 comparison; GPU_BENCH_ONLY=1 runs only that.)
 set -euo pipefail
 if [ $# -eq 1 ]; then BUILD=build; OUTDIR=$1; else BUILD=${1:?usage: gpu-bundle.sh [BUILD] DIR}; OUTDIR=${2:?usage: gpu-bundle.sh [BUILD] DIR}; fi
 here=$(cd "$(dirname "$0")" && pwd)
-progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/bench/bench_cuda_kernels "$BUILD"/dsc)
+progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/bench/bench_cuda_kernels "$BUILD"/bench/gpt2_gpu "$BUILD"/dsc)
 for p in "${progs[@]}"; do
   [ -x "$p" ] || { echo "gpu-bundle: $p is missing (build with DSC_CUDA=ON first: cmake --build $BUILD)" >&2; exit 1; }
 done
@@ -21,7 +23,7 @@ for p in "${progs[@]}"; do
   cp "$p" "$OUTDIR/"
   strip "$OUTDIR/$(basename "$p")"
 done
-cp "$here/gpu-check.sh" "$OUTDIR/"
+cp "$here/gpu-check.sh" "$here/../tools/torch_gpt2_ref.py" "$OUTDIR/"
 if [ -r /usr/share/games/fortunes/fortunes ]; then cp /usr/share/games/fortunes/fortunes "$OUTDIR/train.txt"; fi
 # 2M tokens of GPT-2's vocabulary (a noisy chain, llm.c shard format) for the d12 run
 python3 - "$here/../tools" "$OUTDIR/tok_train_000.bin" <<'PY'

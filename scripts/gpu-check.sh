@@ -12,9 +12,16 @@
 #                                          tests run through a generated ctest file.
 # Environment: SANITIZE_SECONDS (default 0 = off) runs compute-sanitizer memcheck over the
 # tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
+# GPU_BENCH=1 adds issue 17's side-by-side GPT-2 run (gpu_bench below: bench/gpt2_gpu at d12
+# with the largest B of 64/32/16/8 that fits, tools/torch_gpt2_ref.py at B 64, the tok/s
+# ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_TIMEOUT (seconds per
+# program, default 600), PYTHON (default python3: the one with torch 2.x) tune it.
 # Exit status: nonzero when a test failed (a skipped test, exit 77, counts as failed here:
 # this script is for machines with a GPU).
 set -u
+# PyTorch (gpu_bench) runs with the caller's library path: the bundle's lib/ (Debian's
+# libstdc++, libz, libgomp, ...) is for dsc's programs only.
+CALLER_LD_LIBRARY_PATH=${LD_LIBRARY_PATH-}
 LOGDIR=${1:?usage: gpu-check.sh LOGDIR}
 mkdir -p "$LOGDIR"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,6 +55,43 @@ run_one() { # name command...: runs, logs, records the exit status
   return $rc
 }
 
+# Issue 17's measuring pair: dsc's GPT-2 d12 step (bench/gpt2_gpu, B 64, or the largest of
+# 32/16/8 that fits: it exits 3 when out of memory) beside compiled PyTorch at B 64
+# (tools/torch_gpt2_ref.py), both at T 1024 and 524,288 tokens per optimizer step, one after
+# the other on the same GPU; the rows go to gpt2_bench.md and the summary, with the ratio.
+gpu_bench() {
+  local gb tref py=${PYTHON:-python3} steps=${BENCH_STEPS:-8} tmo=${BENCH_TIMEOUT:-600} dsc_log="" bs rc t0 t1
+  if [ -n "${GPU_BUNDLE:-}" ]; then gb="$B/gpt2_gpu"; tref="$B/torch_gpt2_ref.py"
+  else gb="$BUILD/bench/gpt2_gpu"; tref="$here/../tools/torch_gpt2_ref.py"; fi
+  for bs in 64 32 16 8; do
+    t0=$(date +%s%N)
+    timeout "$tmo" "$gb" --model d12 --batch "$bs" --steps "$steps" --device cuda:0 >"$LOGDIR/gpt2_gpu_d12_b$bs.log" 2>&1
+    rc=$?
+    t1=$(date +%s%N)
+    printf '%-28s rc=%d  %d ms\n' "gpt2_gpu_d12_b$bs" "$rc" $(( (t1 - t0) / 1000000 )) | tee -a "$LOGDIR/summary.txt"
+    if [ $rc -eq 0 ]; then dsc_log="$LOGDIR/gpt2_gpu_d12_b$bs.log"; break; fi
+    if [ $rc -ne 3 ]; then status=1; tail -5 "$LOGDIR/gpt2_gpu_d12_b$bs.log" | tee -a "$LOGDIR/summary.txt"; break; fi
+    echo "gpt2_gpu: out of memory at B $bs$([ "$bs" -gt 8 ] && echo ', trying a smaller batch')" | tee -a "$LOGDIR/summary.txt"
+  done
+  run_one torch_gpt2_ref_d12_b64 env LD_LIBRARY_PATH="$CALLER_LD_LIBRARY_PATH" \
+    timeout "$tmo" "$py" "$tref" --model d12 --batch 64 --steps "$steps"
+  [ $? -eq 0 ] || tail -5 "$LOGDIR/torch_gpt2_ref_d12_b64.log" | tee -a "$LOGDIR/summary.txt"
+  local d t
+  d=$([ -n "$dsc_log" ] && sed -n 's/^RESULT system=dsc .* tok_s=\([0-9.]*\).*/\1/p' "$dsc_log")
+  t=$(sed -n 's/^RESULT system=torch .* tok_s=\([0-9.]*\).*/\1/p' "$LOGDIR/torch_gpt2_ref_d12_b64.log")
+  {
+    echo "GPT-2 d12, T 1024, 524,288 tokens/step, $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1), $(date -u +%F)"
+    grep -h -m1 '^| system' ${dsc_log:+"$dsc_log"} "$LOGDIR/torch_gpt2_ref_d12_b64.log" | head -1
+    grep -h -m1 '^| ---' ${dsc_log:+"$dsc_log"} "$LOGDIR/torch_gpt2_ref_d12_b64.log" | head -1
+    grep -h '^| dsc \|^| torch ' ${dsc_log:+"$dsc_log"} "$LOGDIR/torch_gpt2_ref_d12_b64.log"
+    if [ -n "$d" ] && [ -n "$t" ]; then
+      awk -v d="$d" -v t="$t" 'BEGIN { printf "tok/s dsc / PyTorch = %.0f / %.0f = %.3f\n", d, t, d / t }'
+    else
+      echo "tok/s dsc / PyTorch: not available (dsc: ${d:-no result}, PyTorch: ${t:-no result})"
+    fi
+  } | tee "$LOGDIR/gpt2_bench.md" | tee -a "$LOGDIR/summary.txt"
+}
+
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(cd "$GPU_BUNDLE" && pwd)
   libdir="$B/lib"
@@ -73,6 +117,11 @@ else
   CT="$BUILD"
   TESTS=("$BUILD"/test_cuda_*)
   BENCH="$BUILD/bench/bench_cuda_kernels"
+fi
+if [ "${GPU_BENCH_ONLY:-0}" = 1 ]; then
+  gpu_bench
+  echo "== summary"; cat "$LOGDIR/summary.txt"
+  exit $status
 fi
 run_one ctest ctest --test-dir "$CT" -L cuda -V
 grep -E "tests passed|tests failed|Passed|Failed|Not Run|Skipped" "$LOGDIR/ctest.log" | tail -8 | tee -a "$LOGDIR/summary.txt"
@@ -114,6 +163,8 @@ if [ -x "$DSC" ]; then
     echo "nvidia-smi device memory used during train: max $(sort -n "$LOGDIR/train_cuda_mem_mib.txt" | tail -1) MiB (CUDA context included)" |
     tee -a "$LOGDIR/summary.txt"
 fi
+
+[ "${GPU_BENCH:-0}" = 1 ] && gpu_bench
 
 if [ "${SANITIZE_SECONDS:-0}" -gt 0 ] && command -v compute-sanitizer >/dev/null; then
   for t in "${TESTS[@]}"; do

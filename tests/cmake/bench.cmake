@@ -1,0 +1,20 @@
+# bench/gpt2_gpu (issue 17's GPU benchmark) at a tiny shape on the CPU: the row and the RESULT
+# line come out, with the loss of random tokens near ln(vocab) = ln 512 = 6.24, on the CPU and
+# on the guarded device (the bench touches device memory only through the public API); and
+# an impossible batch ends with the out-of-memory message (exit 3) instead of a crash.
+if(TARGET dsc_bench_gpt2_gpu)
+  foreach(dev cpu guarded)
+    add_test(NAME bench_gpt2_gpu_smoke_${dev}
+             COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device ${dev} --model gpt2-tiny --context 32 --batch 2
+                     --tokens-per-step 128 --vocab 512 --steps 3)
+    set_tests_properties(bench_gpt2_gpu_smoke_${dev} PROPERTIES LABELS "bench-smoke" TIMEOUT 60
+      ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+      PASS_REGULAR_EXPRESSION "\\| dsc [^|]+ bf16 ZeRO-0 \\| ${dev} \\| gpt2-tiny \\| 2 \\| 2 \\| 32 \\| 2 of 3 \\|.*RESULT system=dsc model=gpt2-tiny batch=2 ga=2 ms_median=[0-9.]+ tok_s=[0-9.]+ peak_mib=[0-9]+ loss=6\\.[12]")
+  endforeach()
+  add_test(NAME bench_gpt2_gpu_oom
+           COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device cpu --model gpt2-tiny --context 8192 --batch 1048576
+                   --tokens-per-step 8589934592 --steps 1)
+  set_tests_properties(bench_gpt2_gpu_oom PROPERTIES LABELS "bench-smoke" TIMEOUT 60
+    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+    PASS_REGULAR_EXPRESSION "gpt2_gpu: out of memory on cpu \\(gpt2-tiny\\) at B 1048576")
+endif()
