@@ -43,5 +43,10 @@ for p in "${progs[@]}"; do ldd "$p"; done | awk '$3 ~ /^\// {print $3}' | sort -
   while read -r lib; do cp -L "$lib" "$OUTDIR/lib/"; done
 tar czf "$OUTDIR/lib.tgz" -C "$OUTDIR" lib
 rm -rf "$OUTDIR/lib"
+# the programs compressed too: each carries the kernels' fatbins (about 13 MB stripped, 3 MB gzipped)
+names=()
+for p in "${progs[@]}"; do names+=("$(basename "$p")"); done
+tar czf "$OUTDIR/bin.tgz" -C "$OUTDIR" "${names[@]}"
+(cd "$OUTDIR" && rm -f "${names[@]}")
 du -sh "$OUTDIR"
 ls -la "$OUTDIR"

@@ -94,6 +94,12 @@ gpu_bench() {
 
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(cd "$GPU_BUNDLE" && pwd)
+  if [ -f "$B/bin.tgz" ]; then # the programs travel compressed (each holds the kernels' fatbins)
+    unpacked=$(mktemp -d)
+    tar xzf "$B/bin.tgz" -C "$unpacked"
+    for f in "$B"/*; do [ -e "$unpacked/$(basename "$f")" ] || ln -s "$f" "$unpacked/"; done
+    B=$unpacked
+  fi
   libdir="$B/lib"
   if [ ! -d "$libdir" ] && [ -f "$B/lib.tgz" ]; then # the libraries travel compressed
     libdir=$(mktemp -d)/lib
