@@ -66,6 +66,9 @@ typedef struct dsc_device_table {
     bool (*host_accessible)(const dsc_device_t *dev, const void *ptr);
     /* Frees the device's own state (the guarded device's mapping). */
     void (*destroy)(dsc_device_t *dev);
+    /* A named point of the host program (may be NULL): a profiling device attributes the
+     * host time before it to that name (DSC_CUDA_PROFILE). */
+    void (*mark)(dsc_device_t *dev, const char *what);
 
     /* Kernel tables of this device. */
     const struct dsc_backend *ops;
@@ -130,6 +133,8 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
                               dsc_dtype_t src_dtype, size_t n_elems);
 /* Waits for everything issued on the context's device. */
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx);
+/* A named point of the step (a string literal), for a profiling device; nothing otherwise. */
+static inline void dsc__dev_mark(dsc_ctx_t *ctx, const char *what);
 /* Events on the context's device stream (NULL + DSC_ERR_NOMEM recorded on failure). */
 dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx);
 void dsc__dev_event_record(dsc_ctx_t *ctx, dsc_device_event_t *ev);
@@ -142,5 +147,10 @@ bool dsc__dev_host_accessible(const dsc_ctx_t *ctx, const void *ptr);
 double dsc__dev_read_scalar(dsc_ctx_t *ctx, const void *src, dsc_dtype_t dtype);
 /* dst (one element of dtype, on the device) = value. */
 dsc_status_t dsc__dev_write_scalar(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dtype, double value);
+
+static inline void dsc__dev_mark(dsc_ctx_t *ctx, const char *what) {
+    dsc_device_t *dev = dsc__ctx_device(ctx);
+    if (dev->table && dev->table->mark) dev->table->mark(dev, what);
+}
 
 #endif

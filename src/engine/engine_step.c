@@ -69,6 +69,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     if (!e) return DSC_ERR_INVALID;
     dsc_status_t rc = need_optimizer(e, "dsc_backward");
     if (rc != DSC_OK) return rc;
+    dsc__dev_mark(e->ctx, "mark: dsc_backward begins");
     if (dsc_ctx_status(e->ctx) != DSC_OK) { /* the forward pass failed: keep its message */
         snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
         dsc_ctx_end_step(e->ctx);
@@ -91,9 +92,12 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
     /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
      * forgets it at stage 0: docs/deepspeed-compat.md). */
     double seed = (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
+    dsc__dev_mark(e->ctx, "mark: autograd begins");
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
+    dsc__dev_mark(e->ctx, "mark: autograd done");
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);
+    dsc__dev_mark(e->ctx, "mark: step arena released");
     if (rc != DSC_OK) dsc__zero_after_backward(e->zero, false);
     if (rc == DSC_OK && dsc_is_gradient_accumulation_boundary(e)) rc = monitor_losses(e);
     dsc__engine_monitor_backward_inner_end(e->monitor);
@@ -165,7 +169,9 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     /* The summed gradient, its overflow flag and sum of squares over all ranks. */
     bool overflow = false;
     double sumsq = 0;
+    dsc__dev_mark(e->ctx, "mark: boundary begins");
     dsc_status_t rc = dsc__zero_reduce_gradients(e->zero, &overflow, &sumsq);
+    dsc__dev_mark(e->ctx, "mark: gradients reduced and scanned");
     e->host_reads++; /* the step's one read of device values: overflow and norm */
     dsc__engine_monitor_reduce_end(e->monitor);
     if (rc != DSC_OK) return rc;
@@ -198,7 +204,9 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
                             e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
                             e->model_dtype);
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
+    dsc__dev_mark(e->ctx, "mark: optimizer step done");
     rc = dsc__zero_finish_step(e->zero); /* the update on every rank; gradients zeroed */
+    dsc__dev_mark(e->ctx, "mark: zero finish done");
     if (rc != DSC_OK) return rc;
     if (e->scheduler) {
         rc = dsc_sched_step(e->scheduler);
@@ -218,6 +226,7 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
     if (!e) return DSC_ERR_INVALID;
     dsc_status_t rc = need_optimizer(e, "dsc_step");
     if (rc != DSC_OK) return rc;
+    dsc__dev_mark(e->ctx, "mark: dsc_step begins");
     if (e->backwards_since_step == 0)
         return dsc__engine_fail(e, DSC_ERR_MISUSE, "dsc_step: no dsc_backward since the last step");
     dsc__engine_monitor_step_begin(e->monitor);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/internal.h"
 #include "dsc/checkpoint.h"
 #include "dsc/gpt.h"
@@ -148,6 +149,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
                                  g->config.block_size, b, t);
     if (!g->wte.weight->data && !ctx->param_hooks) /* under ZeRO-3 the engine gathers on use */
         return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE, "dsc_gpt_forward: parameters are not bound (dsc_model_alloc or an engine)");
+    dsc__dev_mark(ctx, "mark: dsc_gpt_forward begins");
     dsc_tensor_t *ids = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
     dsc_tensor_t *pos = dsc__tensor_empty(ctx, DSC_I32, 1, (int64_t[]){t});
     if (!ids || !pos) return dsc_ctx_status(ctx);
@@ -166,6 +168,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
                 ? block_checkpointed(ctx, g, l, x)
                 : block_forward(ctx, g, &g->blocks[l], x);
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
+    dsc__dev_mark(ctx, "mark: dsc_gpt_forward blocks done");
     dsc_param_scope_t head; /* the tied LM head gathers wte again under ZeRO-3 */
     dsc_param_scope_enter(ctx, &head, 1, &g->wte.weight);
     dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute_as(ctx, g->wte.weight, x), false, true);
@@ -176,6 +179,7 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
         *logits_out = logits;
     }
     if (targets && loss_out) {
+        dsc__dev_mark(ctx, "mark: dsc_gpt_forward head done");
         dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
         if (!tg) return dsc_ctx_status(ctx);
         int32_t *tgt = malloc((size_t)b * t * sizeof *tgt);

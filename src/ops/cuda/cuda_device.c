@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 #include "dsc/gpu.h"
@@ -17,7 +18,61 @@
 #include "ops/cuda/cuda_device.h"
 #include "optim/optim_internal.h"
 
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void profile_add(dsc_cuda_dev_t *c, const char *what, double seconds) {
+    int i = 0;
+    while (i < c->n_prof && c->prof[i].what != what && strcmp(c->prof[i].what, what) != 0) i++;
+    if (i == c->n_prof && c->n_prof < (int)(sizeof c->prof / sizeof c->prof[0])) c->prof[c->n_prof++].what = what;
+    if (i < c->n_prof) {
+        c->prof[i].calls++;
+        c->prof[i].seconds += seconds;
+    }
+}
+
+/* Profiling mode, at the check after each call: the previous call was synchronised, so the
+ * device was idle from then until this call was issued (host time: its own row, "host:
+ * before <what>"); the wait that follows is this call's device time. */
+static void profile_call(dsc_cuda_dev_t *c, const char *what) {
+    const double issued = now_seconds();
+    dsc_cuda_stream_sync(c->stream);
+    const double done = now_seconds();
+    profile_add(c, what, done - issued);
+    char host_row[64];
+    snprintf(host_row, sizeof host_row, "host: before %.48s", what);
+    int i = 0; /* the host row's name must outlive this call: keep one copy per row */
+    while (i < c->n_host && strcmp(c->host_names[i], host_row) != 0) i++;
+    if (i == c->n_host && c->n_host < (int)(sizeof c->host_names / sizeof c->host_names[0]))
+        snprintf(c->host_names[c->n_host++], sizeof c->host_names[0], "%s", host_row);
+    if (i < c->n_host) profile_add(c, c->host_names[i], issued - c->prof_mark);
+    c->prof_mark = done;
+}
+
+static int by_seconds(const void *a, const void *b) {
+    const struct dsc_cuda_prof_row *x = a, *y = b;
+    return x->seconds < y->seconds ? 1 : x->seconds > y->seconds ? -1 : 0;
+}
+
+static void profile_print(const dsc_device_t *dev, dsc_cuda_dev_t *c) {
+    double total = 0;
+    for (int i = 0; i < c->n_prof; i++) total += c->prof[i].seconds;
+    qsort(c->prof, (size_t)c->n_prof, sizeof c->prof[0], by_seconds);
+    fprintf(stderr, "dsc cuda profile, device %s (%s), every call synchronised: %.3f s in %d kinds of call\n",
+            dev->name, c->info.name, total, c->n_prof);
+    fprintf(stderr, "  %-48s %10s %12s %9s %7s\n", "call", "calls", "total ms", "us/call", "share");
+    for (int i = 0; i < c->n_prof; i++)
+        fprintf(stderr, "  %-48s %10ld %12.3f %9.1f %6.1f%%\n", c->prof[i].what, c->prof[i].calls,
+                1e3 * c->prof[i].seconds, c->prof[i].calls ? 1e6 * c->prof[i].seconds / (double)c->prof[i].calls : 0.0,
+                total > 0 ? 100.0 * c->prof[i].seconds / total : 0.0);
+}
+
 int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what) {
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (c && c->profile) profile_call(c, what);
     if (rc == 0) return 0;
     dsc_ctx_set_error(dev->ctx, DSC_ERR_DEVICE, "device %s: %s failed: %s (CUDA error %d)", dev->name, what,
                       dsc_cuda_error_string(rc), rc);
@@ -48,6 +103,7 @@ static void *cu_alloc(dsc_device_t *dev, size_t n_bytes) {
     void *p = NULL;
     /* cudaMalloc returns 256-byte aligned memory; the caller records out-of-memory */
     if (dsc_cuda_malloc(&p, n_bytes ? n_bytes : 1) != 0) return NULL;
+    if (dsc__cuda_dev(dev)->profile) dsc__cuda_check(dev, 0, "allocating device memory");
     return p;
 }
 static void cu_free(dsc_device_t *dev, void *ptr, size_t n_bytes) {
@@ -62,7 +118,10 @@ static int cu_copy(dsc_device_t *dev, void *dst, const void *src, size_t n) {
 }
 static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size_t n) {
     void *s = dsc__cuda_stream(dev);
-    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), "host-to-device copy")) return -1;
+    /* (named by size: a profile tells the batch uploads from the scalars) */
+    const char *what = n < 1024 ? "host-to-device copy, < 1 KiB"
+                       : n < (1u << 20) ? "host-to-device copy, < 1 MiB" : "host-to-device copy, >= 1 MiB";
+    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), what)) return -1;
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
 }
 static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
@@ -71,7 +130,7 @@ static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "device-to-host copy (synchronise)");
 }
 static int cu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
-    return dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n) == 0 ? 0 : -1;
+    return dsc__cuda_check(dev, dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n), "convert");
 }
 static int cu_sync(dsc_device_t *dev) {
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "stream synchronise");
@@ -95,10 +154,14 @@ static bool cu_host_accessible(const dsc_device_t *dev, const void *ptr) {
     (void)dev;
     return !dsc_cuda_is_device_pointer(ptr);
 }
+static void cu_mark(dsc_device_t *dev, const char *what) {
+    if (dsc__cuda_dev(dev)->profile) dsc__cuda_check(dev, 0, what);
+}
 static void cu_destroy(dsc_device_t *dev) {
     dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
     if (!c) return;
     if (c->stream) dsc_cuda_stream_sync(c->stream);
+    if (c->profile && c->n_prof) profile_print(dev, c);
     if (c->scratch) dsc_cuda_free(c->scratch);
     if (c->blas) dsc_cuda_blas_destroy(c->blas);
     if (c->stream) dsc_cuda_stream_destroy(c->stream);
@@ -126,6 +189,7 @@ static void cuda_table_fill(void) {
             .event_free = cu_event_free,
             .host_accessible = cu_host_accessible,
             .destroy = cu_destroy,
+            .mark = cu_mark,
             .ops = dsc__backend_cuda(),
             .optim = &dsc__optim_ops_cuda,
             .amp = &dsc__amp_ops_cuda,
@@ -164,6 +228,8 @@ dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, si
         return DSC_ERR_NOMEM;
     }
     c->ordinal = ordinal;
+    c->profile = getenv("DSC_CUDA_PROFILE") != NULL;
+    c->prof_mark = now_seconds();
     dev->impl = c;
     dev->table = cuda_table();
     int rc = dsc_cuda_set_device(ordinal);

@@ -22,6 +22,20 @@ typedef struct dsc_cuda_dev {
     void *scratch;
     size_t scratch_bytes;
     dsc_cuda_device_info_t info;
+    /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
+     * stream and adds the time since the previous one to its name's row (a profiling mode:
+     * slower, but each row is that call's GPU time plus the host work before it); the table
+     * goes to stderr when the device is destroyed. */
+    bool profile;
+    double prof_mark;
+    int n_prof;
+    struct dsc_cuda_prof_row {
+        const char *what;
+        long calls;
+        double seconds;
+    } prof[96];
+    int n_host;
+    char host_names[40][64];
 } dsc_cuda_dev_t;
 
 static inline dsc_cuda_dev_t *dsc__cuda_dev(const dsc_device_t *dev) { return (dsc_cuda_dev_t *)dev->impl; }

@@ -159,6 +159,7 @@ static dsc_status_t cu_scan_segments(dsc_device_t *dev, const void *data, dsc_dt
     if (seg_overflow)
         for (size_t i = 0; i < n_segs; i++) seg_overflow[i] = seg_ovf_host[i] != 0;
     free(seg_ovf_host);
+    dsc__cuda_check(dev, 0, "overflow scan"); /* (a profiling point: the scan and its read back) */
     if (overflow) *overflow = tot[0] != 0;
     if (sumsq) memcpy(sumsq, tot + 8, sizeof(double));
     if (n_bad) {
@@ -172,17 +173,17 @@ static dsc_status_t cu_scan_segments(dsc_device_t *dev, const void *data, dsc_dt
 static dsc_status_t cu_f32_to_half(dsc_device_t *dev, void *dst, dsc_dtype_t half_dtype, const float *src, size_t n) {
     if (half_dtype != DSC_BF16 && half_dtype != DSC_F16) return DSC_ERR_INVALID;
     int rc = dsc_cuda_convert(dsc__cuda_stream(dev), dst, half_dtype, src, DSC_F32, (int64_t)n);
-    return rc ? amp_fail(dev, rc, "f32 to 16-bit conversion") : DSC_OK;
+    return dsc__cuda_check(dev, rc, "f32 to 16-bit conversion") ? DSC_ERR_DEVICE : DSC_OK;
 }
 static dsc_status_t cu_half_to_f32(dsc_device_t *dev, float *dst, const void *src, dsc_dtype_t half_dtype, size_t n) {
     if (half_dtype != DSC_BF16 && half_dtype != DSC_F16) return DSC_ERR_INVALID;
     int rc = dsc_cuda_convert(dsc__cuda_stream(dev), dst, DSC_F32, src, half_dtype, (int64_t)n);
-    return rc ? amp_fail(dev, rc, "16-bit to f32 conversion") : DSC_OK;
+    return dsc__cuda_check(dev, rc, "16-bit to f32 conversion") ? DSC_ERR_DEVICE : DSC_OK;
 }
 static dsc_status_t cu_accumulate(dsc_device_t *dev, float *acc, const void *g, dsc_dtype_t dtype, size_t n) {
     if (dtype != DSC_F32 && dtype != DSC_BF16 && dtype != DSC_F16) return DSC_ERR_INVALID;
     int rc = dsc_cuda_amp_accumulate(dsc__cuda_stream(dev), acc, g, dtype, (int64_t)n);
-    return rc ? amp_fail(dev, rc, "gradient accumulation") : DSC_OK;
+    return dsc__cuda_check(dev, rc, "gradient accumulation") ? DSC_ERR_DEVICE : DSC_OK;
 }
 
 const dsc_amp_ops_t dsc__amp_ops_cuda = {cu_scan_segments, cu_f32_to_half, cu_half_to_f32, cu_accumulate};
