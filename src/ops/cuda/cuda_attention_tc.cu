@@ -43,7 +43,7 @@ struct tc_args {
     float scale;      /* 1/sqrt(hd) */
     float scale_log2; /* scale * log2(e): scores in the log2 domain */
     uint32_t keep_thr; /* dropout: keep iff (philox_u32 >> 8) >= keep_thr, i.e. uniform >= p */
-    int drop;          /* p > 0 */
+    int drop;          /* p > 0 (the kernels' DROP template parameter) */
     float ks;          /* (float)(1/(1-p)) */
     uint64_t seed, offset;
 };
@@ -169,7 +169,7 @@ __device__ static inline void tc_accumulate_rows(T *base, int64_t stride, int64_
 
 /* ---- forward -------------------------------------------------------------------------- */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *qkv, T *out, float *lse) {
     typedef tc_dims<D> Dm;
     TC_SMEM(smem, Dm::FWD_SMEM);
@@ -252,7 +252,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *q
                 if (e < 2) rs0 += p;
                 else rs1 += p;
                 float pd = p;
-                if (a.drop) {
+                if (DROP) {
                     const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
                     pd = tc_keep(a, bh, i, j) ? p * a.ks : 0.0f;
                 }
@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *q
 
 /* ---- backward: dk, dv ------------------------------------------------------------------ */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T *qkv, const T *out,
                                                                const float *lse, const T *dout, T *dqkv) {
     typedef tc_dims<D> Dm;
@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
                     p = exp2f(s[n][e] * a.scale_log2 - lse2c[qi]);
                     float dpv = dp[n][e];
                     float pd = p;
-                    if (a.drop) {
+                    if (DROP) {
                         const bool keep = tc_keep(a, bh, i, j);
                         pd = keep ? p * a.ks : 0.0f;
                         dpv = keep ? dpv * a.ks : 0.0f;
@@ -368,7 +368,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
 
 /* ---- backward: dq ---------------------------------------------------------------------- */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_q(tc_args a, const T *qkv, const T *out,
                                                               const float *lse, const T *dout, T *dqkv) {
     typedef tc_dims<D> Dm;
@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_q(tc_args a, const T 
                 if (i < T_ && j <= i) {
                     const float p = exp2f(s[n][e] * a.scale_log2 - (e < 2 ? lse2_0 : lse2_1));
                     float dpv = dp[n][e];
-                    if (a.drop) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
+                    if (DROP) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
                     ds = p * (dpv - (e < 2 ? dd0 : dd1));
                 }
                 s[n][e] = ds;
@@ -460,26 +460,38 @@ template <typename K> static int tc_prepare(K kernel, int smem) {
     return 0;
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 static int tc_run(cudaStream_t s, int64_t B, const tc_args &a, const void *qkv, const void *out, const void *lse,
                   const void *dout, void *res, void *res2, bool backward) {
     typedef tc_dims<D> Dm;
     const dim3 grid((unsigned)(B * a.H), (unsigned)((a.T + TC_BR - 1) / TC_BR));
     if (!backward) {
-        if (int rc = tc_prepare(k_att_tc_fwd<T, D>, Dm::FWD_SMEM)) return rc;
-        TC_LAUNCH(grid, Dm::FWD_SMEM, s, k_att_tc_fwd<T, D>)(a, (const T *)qkv, (T *)res, (float *)res2);
+        if (int rc = tc_prepare(k_att_tc_fwd<T, D, DROP>, Dm::FWD_SMEM)) return rc;
+        TC_LAUNCH(grid, Dm::FWD_SMEM, s, k_att_tc_fwd<T, D, DROP>)(a, (const T *)qkv, (T *)res, (float *)res2);
         DSC_CUDA_CHECK(cudaGetLastError());
         return 0;
     }
-    if (int rc = tc_prepare(k_att_tc_bwd_kv<T, D>, Dm::KV_SMEM)) return rc;
-    if (int rc = tc_prepare(k_att_tc_bwd_q<T, D>, Dm::Q_SMEM)) return rc;
-    TC_LAUNCH(grid, Dm::KV_SMEM, s, k_att_tc_bwd_kv<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+    if (int rc = tc_prepare(k_att_tc_bwd_kv<T, D, DROP>, Dm::KV_SMEM)) return rc;
+    if (int rc = tc_prepare(k_att_tc_bwd_q<T, D, DROP>, Dm::Q_SMEM)) return rc;
+    TC_LAUNCH(grid, Dm::KV_SMEM, s, k_att_tc_bwd_kv<T, D, DROP>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
                                                          (const T *)dout, (T *)res);
     DSC_CUDA_CHECK(cudaGetLastError());
-    TC_LAUNCH(grid, Dm::Q_SMEM, s, k_att_tc_bwd_q<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+    TC_LAUNCH(grid, Dm::Q_SMEM, s, k_att_tc_bwd_q<T, D, DROP>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
                                                        (const T *)dout, (T *)res);
     DSC_CUDA_CHECK(cudaGetLastError());
     return 0;
+}
+
+/* Dropout is a template parameter: without it the kernels carry no Philox code (fewer
+ * registers, more CTAs per SM). */
+template <bool DROP>
+static int tc_dispatch(cudaStream_t s, dsc_dtype_t dt, int64_t hd, int64_t B, const tc_args &a, const void *qkv,
+                       const void *out, const void *lse, const void *dout, void *res, void *res2, bool backward) {
+    if (dt == DSC_BF16)
+        return hd == 64 ? tc_run<dsc_bf16, 64, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                        : tc_run<dsc_bf16, 128, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+    return hd == 64 ? tc_run<dsc_f16, 64, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                    : tc_run<dsc_f16, 128, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward);
 }
 
 int dsc__attention_tc(cudaStream_t s, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, const void *qkv,
@@ -496,9 +508,6 @@ int dsc__attention_tc(cudaStream_t s, dsc_dtype_t dt, int64_t B, int64_t T, int6
     a.keep_thr = drop_p <= 0 ? 0u : thr > 16777216.0 ? 16777217u : (uint32_t)thr;
     a.ks = (float)(1.0 / (1.0 - drop_p));
     a.seed = seed, a.offset = offset;
-    if (dt == DSC_BF16)
-        return hd == 64 ? tc_run<dsc_bf16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
-                        : tc_run<dsc_bf16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
-    return hd == 64 ? tc_run<dsc_f16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
-                    : tc_run<dsc_f16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+    if (a.drop) return tc_dispatch<true>(s, dt, hd, B, a, qkv, out, lse, dout, res, res2, backward);
+    return tc_dispatch<false>(s, dt, hd, B, a, qkv, out, lse, dout, res, res2, backward);
 }
