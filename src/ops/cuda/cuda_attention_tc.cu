@@ -53,7 +53,7 @@ template <int D> struct tc_dims {
     static constexpr int TILE = TC_BR * LDS; /* elements of one 64-row tile */
     static constexpr int BQ = D == 64 ? 64 : 32; /* query tile of the dk/dv kernel */
     static constexpr int FWD_SMEM = 5 * TILE * 2;                            /* Q, 2 K, 2 V */
-    static constexpr int KV_SMEM = (2 * TILE + 4 * BQ * LDS) * 2 + 4 * BQ * 4; /* K, V, 2 Q, 2 dO, 2 lse, 2 Dq */
+    static constexpr int KV_SMEM = (2 * TILE + 6 * BQ * LDS) * 2 + 3 * BQ * 4; /* K, V, 2 Q, 2 dO, 2 O, 2 lse, Dq */
     static constexpr int Q_SMEM = 6 * TILE * 2 + 2 * TC_BR * 4;               /* Q, dO, 2 K, 2 V, lse, Dq */
 };
 
@@ -97,6 +97,37 @@ __device__ static inline void tc_row_terms(const T *o, const T *dout, int64_t ld
             dq_sh[r] = acc;
             lse2_sh[r] = valid ? lse_bh[r0 + r] * 1.4426950408889634f : 0.0f;
         }
+    }
+}
+
+/* Dq[r] = dO_r . O_r for the ROWS rows of tiles already in shared memory (rows past T are
+ * zeros there), into dq_sh; the same lanes and order as tc_row_terms. */
+template <typename T, int D, int ROWS>
+__device__ static inline void tc_row_dots_shared(const T *o_sh, const T *do_sh, float *dq_sh) {
+    constexpr int CPR = D / 8, RPP = TC_THREADS / CPR;
+    static_assert(ROWS % RPP == 0, "rows per pass");
+    TC_UNROLL
+    for (int pass = 0; pass < ROWS / RPP; pass++) {
+        const int r = pass * RPP + (int)threadIdx.x / CPR, ch = (int)threadIdx.x % CPR;
+        uint16_t x[8], y[8];
+        ld16(x, o_sh + r * tc_dims<D>::LDS + ch * 8);
+        ld16(y, do_sh + r * tc_dims<D>::LDS + ch * 8);
+        float acc = 0;
+        TC_UNROLL
+        for (int e = 0; e < 8; e++) acc += dsc_h2f(T(), x[e]) * dsc_h2f(T(), y[e]);
+        TC_UNROLL
+        for (int m = 1; m < CPR; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+        if (ch == 0) dq_sh[r] = acc;
+    }
+}
+
+/* lse of rows [r0, r0 + ROWS) -> sh (0 past T), 4-byte cp.async by the first ROWS threads. */
+template <int ROWS>
+__device__ static inline void tc_load_lse(float *sh, const float *lse_bh, int64_t r0, int64_t T_) {
+    const int r = (int)threadIdx.x;
+    if (r < ROWS) {
+        const bool valid = r0 + r < T_;
+        cp_async4(sh + r, lse_bh + (valid ? r0 + r : 0), valid);
     }
 }
 
@@ -292,8 +323,8 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
     typedef tc_dims<D> Dm;
     constexpr int BQ = Dm::BQ, QT = BQ * Dm::LDS;
     TC_SMEM(smem, Dm::KV_SMEM);
-    T *Ks = (T *)smem, *Vs = Ks + Dm::TILE, *Qs = Vs + Dm::TILE, *dOs = Qs + 2 * QT;
-    float *lse2_s = (float *)(dOs + 2 * QT), *dq_s = lse2_s + 2 * BQ;
+    T *Ks = (T *)smem, *Vs = Ks + Dm::TILE, *Qs = Vs + Dm::TILE, *dOs = Qs + 2 * QT, *Os = dOs + 2 * QT;
+    float *lse_s = (float *)(Os + 2 * QT), *dq_s = lse_s + 2 * BQ;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int64_t T_ = a.T, C = a.C, C3 = 3 * C, bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int64_t k0 = (int64_t)blockIdx.y * TC_BR; /* key tile 0 has the most query tiles: first */
@@ -304,8 +335,9 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
     tc_load_tile<T, D, TC_BR>(Vs, vb, C3, k0, T_);
     tc_load_tile<T, D, BQ>(Qs, qb, C3, k0, T_);
     tc_load_tile<T, D, BQ>(dOs, dob, C, k0, T_);
+    tc_load_tile<T, D, BQ>(Os, ob, C, k0, T_);
+    tc_load_lse<BQ>(lse_s, lse_bh, k0, T_);
     cp_async_commit();
-    tc_row_terms<T, D, BQ>(ob, dob, C, k0, T_, lse_bh, dq_s, lse2_s);
 
     const int64_t j0 = k0 + w * 16 + g, j1 = j0 + 8; /* this thread's two keys */
     float dk[D / 8][4], dv[D / 8][4];
@@ -320,14 +352,16 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
         if (it + 1 < n_q) {
             tc_load_tile<T, D, BQ>(Qs + (buf ^ 1) * QT, qb, C3, qs + BQ, T_);
             tc_load_tile<T, D, BQ>(dOs + (buf ^ 1) * QT, dob, C, qs + BQ, T_);
+            tc_load_tile<T, D, BQ>(Os + (buf ^ 1) * QT, ob, C, qs + BQ, T_);
+            tc_load_lse<BQ>(lse_s + (buf ^ 1) * BQ, lse_bh, qs + BQ, T_);
         }
         cp_async_commit();
-        if (it + 1 < n_q)
-            tc_row_terms<T, D, BQ>(ob, dob, C, qs + BQ, T_, lse_bh, dq_s + (buf ^ 1) * BQ, lse2_s + (buf ^ 1) * BQ);
         cp_async_wait<1>();
         __syncthreads();
         const T *Qc = Qs + buf * QT, *dOc = dOs + buf * QT;
-        const float *lse2c = lse2_s + buf * BQ, *dqc = dq_s + buf * BQ;
+        const float *lsec = lse_s + buf * BQ, *dqc = dq_s;
+        tc_row_dots_shared<T, D, BQ>(Os + buf * QT, dOc, dq_s); /* Dq of this tile's rows */
+        __syncthreads();
         float s[BQ / 8][4], dp[BQ / 8][4];
         TC_UNROLL
         for (int n = 0; n < BQ / 8; n++)
@@ -343,7 +377,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
                 const int64_t i = qs + qi, j = e < 2 ? j0 : j1;
                 float p = 0, ds = 0;
                 if (i < T_ && i >= j) {
-                    p = exp2f(s[n][e] * a.scale_log2 - lse2c[qi]);
+                    p = exp2f(s[n][e] * a.scale_log2 - lsec[qi] * 1.4426950408889634f);
                     float dpv = dp[n][e];
                     float pd = p;
                     if (DROP) {
