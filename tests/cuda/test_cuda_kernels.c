@@ -464,6 +464,10 @@ int main(void) {
         t_attention(dt, 1, 130, 128, 2, 0.15, false); /* hd 64, dropout */
         t_attention(dt, 2, 70, 128, 2, 0.1, true);   /* the simple kernels on 16 bits */
         t_attention(dt, 1, 100, 256, 2, 0.2, true);
+#ifndef DSC_CUDA_EMU /* long rows: many tiles through the double-buffered loops (slow on the emulator) */
+        t_attention(dt, 2, 1000, 256, 4, 0.0, false); /* hd 64 */
+        t_attention(dt, 1, 777, 256, 2, 0.1, false);  /* hd 128, dropout */
+#endif
     }
     t_convert();
     dsc_cuda_blas_destroy(blas);

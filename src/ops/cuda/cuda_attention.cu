@@ -272,8 +272,8 @@ extern "C" int dsc_cuda_attention(void *stream, dsc_dtype_t dt, int64_t B, int64
                                   const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out,
                                   void *lse) {
     if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    const void *ptrs[] = {qkv, out, lse};
-    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 3))
+    const void *ptrs[] = {qkv, out}; /* lse needs no more than float alignment */
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 2))
         return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out,
                                  lse, false);
     return attention_simple(stream, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out, lse, false);
@@ -283,8 +283,8 @@ extern "C" int dsc_cuda_attention_backward(void *stream, dsc_dtype_t dt, int64_t
                                            const void *qkv, const void *out, const void *lse, const void *dout,
                                            double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
     if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    const void *ptrs[] = {qkv, out, lse, dout, dqkv};
-    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 5))
+    const void *ptrs[] = {qkv, out, dout, dqkv};
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 4))
         return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv,
                                  NULL, true);
     return attention_simple(stream, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv, NULL, true);

@@ -43,7 +43,7 @@ struct tc_args {
     float scale;      /* 1/sqrt(hd) */
     float scale_log2; /* scale * log2(e): scores in the log2 domain */
     uint32_t keep_thr; /* dropout: keep iff (philox_u32 >> 8) >= keep_thr, i.e. uniform >= p */
-    int drop;          /* p > 0 */
+    int drop;          /* p > 0 (the kernels' DROP template parameter) */
     float ks;          /* (float)(1/(1-p)) */
     uint64_t seed, offset;
 };
@@ -53,7 +53,7 @@ template <int D> struct tc_dims {
     static constexpr int TILE = TC_BR * LDS; /* elements of one 64-row tile */
     static constexpr int BQ = D == 64 ? 64 : 32; /* query tile of the dk/dv kernel */
     static constexpr int FWD_SMEM = 5 * TILE * 2;                            /* Q, 2 K, 2 V */
-    static constexpr int KV_SMEM = (2 * TILE + 4 * BQ * LDS) * 2 + 4 * BQ * 4; /* K, V, 2 Q, 2 dO, 2 lse, 2 Dq */
+    static constexpr int KV_SMEM = (2 * TILE + 6 * BQ * LDS) * 2 + 3 * BQ * 4; /* K, V, 2 Q, 2 dO, 2 O, 2 lse, Dq */
     static constexpr int Q_SMEM = 6 * TILE * 2 + 2 * TC_BR * 4;               /* Q, dO, 2 K, 2 V, lse, Dq */
 };
 
@@ -97,6 +97,37 @@ __device__ static inline void tc_row_terms(const T *o, const T *dout, int64_t ld
             dq_sh[r] = acc;
             lse2_sh[r] = valid ? lse_bh[r0 + r] * 1.4426950408889634f : 0.0f;
         }
+    }
+}
+
+/* Dq[r] = dO_r . O_r for the ROWS rows of tiles already in shared memory (rows past T are
+ * zeros there), into dq_sh; the same lanes and order as tc_row_terms. */
+template <typename T, int D, int ROWS>
+__device__ static inline void tc_row_dots_shared(const T *o_sh, const T *do_sh, float *dq_sh) {
+    constexpr int CPR = D / 8, RPP = TC_THREADS / CPR;
+    static_assert(ROWS % RPP == 0, "rows per pass");
+    TC_UNROLL
+    for (int pass = 0; pass < ROWS / RPP; pass++) {
+        const int r = pass * RPP + (int)threadIdx.x / CPR, ch = (int)threadIdx.x % CPR;
+        uint16_t x[8], y[8];
+        ld16(x, o_sh + r * tc_dims<D>::LDS + ch * 8);
+        ld16(y, do_sh + r * tc_dims<D>::LDS + ch * 8);
+        float acc = 0;
+        TC_UNROLL
+        for (int e = 0; e < 8; e++) acc += dsc_h2f(T(), x[e]) * dsc_h2f(T(), y[e]);
+        TC_UNROLL
+        for (int m = 1; m < CPR; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+        if (ch == 0) dq_sh[r] = acc;
+    }
+}
+
+/* lse of rows [r0, r0 + ROWS) -> sh (0 past T), 4-byte cp.async by the first ROWS threads. */
+template <int ROWS>
+__device__ static inline void tc_load_lse(float *sh, const float *lse_bh, int64_t r0, int64_t T_) {
+    const int r = (int)threadIdx.x;
+    if (r < ROWS) {
+        const bool valid = r0 + r < T_;
+        cp_async4(sh + r, lse_bh + (valid ? r0 + r : 0), valid);
     }
 }
 
@@ -169,7 +200,7 @@ __device__ static inline void tc_accumulate_rows(T *base, int64_t stride, int64_
 
 /* ---- forward -------------------------------------------------------------------------- */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *qkv, T *out, float *lse) {
     typedef tc_dims<D> Dm;
     TC_SMEM(smem, Dm::FWD_SMEM);
@@ -252,7 +283,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *q
                 if (e < 2) rs0 += p;
                 else rs1 += p;
                 float pd = p;
-                if (a.drop) {
+                if (DROP) {
                     const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
                     pd = tc_keep(a, bh, i, j) ? p * a.ks : 0.0f;
                 }
@@ -286,14 +317,14 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_fwd(tc_args a, const T *q
 
 /* ---- backward: dk, dv ------------------------------------------------------------------ */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T *qkv, const T *out,
                                                                const float *lse, const T *dout, T *dqkv) {
     typedef tc_dims<D> Dm;
     constexpr int BQ = Dm::BQ, QT = BQ * Dm::LDS;
     TC_SMEM(smem, Dm::KV_SMEM);
-    T *Ks = (T *)smem, *Vs = Ks + Dm::TILE, *Qs = Vs + Dm::TILE, *dOs = Qs + 2 * QT;
-    float *lse2_s = (float *)(dOs + 2 * QT), *dq_s = lse2_s + 2 * BQ;
+    T *Ks = (T *)smem, *Vs = Ks + Dm::TILE, *Qs = Vs + Dm::TILE, *dOs = Qs + 2 * QT, *Os = dOs + 2 * QT;
+    float *lse_s = (float *)(Os + 2 * QT), *dq_s = lse_s + 2 * BQ;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int64_t T_ = a.T, C = a.C, C3 = 3 * C, bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
     const int64_t k0 = (int64_t)blockIdx.y * TC_BR; /* key tile 0 has the most query tiles: first */
@@ -304,8 +335,9 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
     tc_load_tile<T, D, TC_BR>(Vs, vb, C3, k0, T_);
     tc_load_tile<T, D, BQ>(Qs, qb, C3, k0, T_);
     tc_load_tile<T, D, BQ>(dOs, dob, C, k0, T_);
+    tc_load_tile<T, D, BQ>(Os, ob, C, k0, T_);
+    tc_load_lse<BQ>(lse_s, lse_bh, k0, T_);
     cp_async_commit();
-    tc_row_terms<T, D, BQ>(ob, dob, C, k0, T_, lse_bh, dq_s, lse2_s);
 
     const int64_t j0 = k0 + w * 16 + g, j1 = j0 + 8; /* this thread's two keys */
     float dk[D / 8][4], dv[D / 8][4];
@@ -320,14 +352,16 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
         if (it + 1 < n_q) {
             tc_load_tile<T, D, BQ>(Qs + (buf ^ 1) * QT, qb, C3, qs + BQ, T_);
             tc_load_tile<T, D, BQ>(dOs + (buf ^ 1) * QT, dob, C, qs + BQ, T_);
+            tc_load_tile<T, D, BQ>(Os + (buf ^ 1) * QT, ob, C, qs + BQ, T_);
+            tc_load_lse<BQ>(lse_s + (buf ^ 1) * BQ, lse_bh, qs + BQ, T_);
         }
         cp_async_commit();
-        if (it + 1 < n_q)
-            tc_row_terms<T, D, BQ>(ob, dob, C, qs + BQ, T_, lse_bh, dq_s + (buf ^ 1) * BQ, lse2_s + (buf ^ 1) * BQ);
         cp_async_wait<1>();
         __syncthreads();
         const T *Qc = Qs + buf * QT, *dOc = dOs + buf * QT;
-        const float *lse2c = lse2_s + buf * BQ, *dqc = dq_s + buf * BQ;
+        const float *lsec = lse_s + buf * BQ, *dqc = dq_s;
+        tc_row_dots_shared<T, D, BQ>(Os + buf * QT, dOc, dq_s); /* Dq of this tile's rows */
+        __syncthreads();
         float s[BQ / 8][4], dp[BQ / 8][4];
         TC_UNROLL
         for (int n = 0; n < BQ / 8; n++)
@@ -343,10 +377,10 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
                 const int64_t i = qs + qi, j = e < 2 ? j0 : j1;
                 float p = 0, ds = 0;
                 if (i < T_ && i >= j) {
-                    p = exp2f(s[n][e] * a.scale_log2 - lse2c[qi]);
+                    p = exp2f(s[n][e] * a.scale_log2 - lsec[qi] * 1.4426950408889634f);
                     float dpv = dp[n][e];
                     float pd = p;
-                    if (a.drop) {
+                    if (DROP) {
                         const bool keep = tc_keep(a, bh, i, j);
                         pd = keep ? p * a.ks : 0.0f;
                         dpv = keep ? dpv * a.ks : 0.0f;
@@ -368,7 +402,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_kv(tc_args a, const T
 
 /* ---- backward: dq ---------------------------------------------------------------------- */
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_q(tc_args a, const T *qkv, const T *out,
                                                               const float *lse, const T *dout, T *dqkv) {
     typedef tc_dims<D> Dm;
@@ -425,7 +459,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_att_tc_bwd_q(tc_args a, const T 
                 if (i < T_ && j <= i) {
                     const float p = exp2f(s[n][e] * a.scale_log2 - (e < 2 ? lse2_0 : lse2_1));
                     float dpv = dp[n][e];
-                    if (a.drop) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
+                    if (DROP) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
                     ds = p * (dpv - (e < 2 ? dd0 : dd1));
                 }
                 s[n][e] = ds;
@@ -460,26 +494,38 @@ template <typename K> static int tc_prepare(K kernel, int smem) {
     return 0;
 }
 
-template <typename T, int D>
+template <typename T, int D, bool DROP>
 static int tc_run(cudaStream_t s, int64_t B, const tc_args &a, const void *qkv, const void *out, const void *lse,
                   const void *dout, void *res, void *res2, bool backward) {
     typedef tc_dims<D> Dm;
     const dim3 grid((unsigned)(B * a.H), (unsigned)((a.T + TC_BR - 1) / TC_BR));
     if (!backward) {
-        if (int rc = tc_prepare(k_att_tc_fwd<T, D>, Dm::FWD_SMEM)) return rc;
-        TC_LAUNCH(grid, Dm::FWD_SMEM, s, k_att_tc_fwd<T, D>)(a, (const T *)qkv, (T *)res, (float *)res2);
+        if (int rc = tc_prepare(k_att_tc_fwd<T, D, DROP>, Dm::FWD_SMEM)) return rc;
+        TC_LAUNCH(grid, Dm::FWD_SMEM, s, k_att_tc_fwd<T, D, DROP>)(a, (const T *)qkv, (T *)res, (float *)res2);
         DSC_CUDA_CHECK(cudaGetLastError());
         return 0;
     }
-    if (int rc = tc_prepare(k_att_tc_bwd_kv<T, D>, Dm::KV_SMEM)) return rc;
-    if (int rc = tc_prepare(k_att_tc_bwd_q<T, D>, Dm::Q_SMEM)) return rc;
-    TC_LAUNCH(grid, Dm::KV_SMEM, s, k_att_tc_bwd_kv<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+    if (int rc = tc_prepare(k_att_tc_bwd_kv<T, D, DROP>, Dm::KV_SMEM)) return rc;
+    if (int rc = tc_prepare(k_att_tc_bwd_q<T, D, DROP>, Dm::Q_SMEM)) return rc;
+    TC_LAUNCH(grid, Dm::KV_SMEM, s, k_att_tc_bwd_kv<T, D, DROP>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
                                                          (const T *)dout, (T *)res);
     DSC_CUDA_CHECK(cudaGetLastError());
-    TC_LAUNCH(grid, Dm::Q_SMEM, s, k_att_tc_bwd_q<T, D>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
+    TC_LAUNCH(grid, Dm::Q_SMEM, s, k_att_tc_bwd_q<T, D, DROP>)(a, (const T *)qkv, (const T *)out, (const float *)lse,
                                                        (const T *)dout, (T *)res);
     DSC_CUDA_CHECK(cudaGetLastError());
     return 0;
+}
+
+/* Dropout is a template parameter: without it the kernels carry no Philox code (fewer
+ * registers, more CTAs per SM). */
+template <bool DROP>
+static int tc_dispatch(cudaStream_t s, dsc_dtype_t dt, int64_t hd, int64_t B, const tc_args &a, const void *qkv,
+                       const void *out, const void *lse, const void *dout, void *res, void *res2, bool backward) {
+    if (dt == DSC_BF16)
+        return hd == 64 ? tc_run<dsc_bf16, 64, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                        : tc_run<dsc_bf16, 128, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+    return hd == 64 ? tc_run<dsc_f16, 64, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward)
+                    : tc_run<dsc_f16, 128, DROP>(s, B, a, qkv, out, lse, dout, res, res2, backward);
 }
 
 int dsc__attention_tc(cudaStream_t s, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H, const void *qkv,
@@ -496,9 +542,6 @@ int dsc__attention_tc(cudaStream_t s, dsc_dtype_t dt, int64_t B, int64_t T, int6
     a.keep_thr = drop_p <= 0 ? 0u : thr > 16777216.0 ? 16777217u : (uint32_t)thr;
     a.ks = (float)(1.0 / (1.0 - drop_p));
     a.seed = seed, a.offset = offset;
-    if (dt == DSC_BF16)
-        return hd == 64 ? tc_run<dsc_bf16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
-                        : tc_run<dsc_bf16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
-    return hd == 64 ? tc_run<dsc_f16, 64>(s, B, a, qkv, out, lse, dout, res, res2, backward)
-                    : tc_run<dsc_f16, 128>(s, B, a, qkv, out, lse, dout, res, res2, backward);
+    if (a.drop) return tc_dispatch<true>(s, dt, hd, B, a, qkv, out, lse, dout, res, res2, backward);
+    return tc_dispatch<false>(s, dt, hd, B, a, qkv, out, lse, dout, res, res2, backward);
 }

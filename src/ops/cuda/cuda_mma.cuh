@@ -3,7 +3,7 @@
  *   mma_16816<T>(d, a, b0, b1)   d[4] += A(16x16) B(16x8), mma.sync.m16n8k16.row.col;
  *   ldsm_x4 / ldsm_x4_t          ldmatrix .x4 (and .trans) from shared memory, each lane
  *                                giving the address of one 8-element row;
- *   cp_async16 / commit / wait   16-byte cp.async global -> shared, zero-filled when !valid;
+ *   cp_async16 / 4, commit, wait  16- (4-) byte cp.async global -> shared, zero-filled when !valid;
  *   pack2<T>(lo, hi)             two f32 -> one 32-bit register of two T (round to nearest even).
  * Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"): lane = 4 g + t;
  *   A: a[0] = (row g, cols 2t, 2t+1), a[1] = (row g+8, cols 2t..), a[2] = (row g, cols 2t+8..),
@@ -62,6 +62,12 @@ __device__ static inline void cp_async16(void *smem, const void *gmem, bool vali
     const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
     const int n = valid ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
+}
+/* 4 bytes global -> shared (through L1), zero-filled when !valid. */
+__device__ static inline void cp_async4(void *smem, const void *gmem, bool valid) {
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+    const int n = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(n) : "memory");
 }
 __device__ static inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 /* Waits until at most N of this thread's committed groups are still in flight. */
@@ -154,6 +160,10 @@ __device__ static inline void ldsm_x4_t(uint32_t r[4], const void *row) { ldsm_x
 __device__ static inline void cp_async16(void *smem, const void *gmem, bool valid) {
     if (valid) memcpy(smem, gmem, 16);
     else memset(smem, 0, 16);
+}
+__device__ static inline void cp_async4(void *smem, const void *gmem, bool valid) {
+    if (valid) memcpy(smem, gmem, 4);
+    else memset(smem, 0, 4);
 }
 __device__ static inline void cp_async_commit() {}
 template <int N> __device__ static inline void cp_async_wait() {}
