@@ -21,7 +21,8 @@ if(TARGET dsc_bench_gpt2_gpu)
   add_test(NAME bench_gpt2_gpu_oom
            COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device cpu --model gpt2-tiny --context 8192 --batch 1048576
                    --tokens-per-step 8589934592 --steps 1)
+  # (under -DDSC_SANITIZE=ON, ASan would abort at the impossible allocation instead of failing it)
   set_tests_properties(bench_gpt2_gpu_oom PROPERTIES LABELS "bench-smoke" TIMEOUT 60
-    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1"
     PASS_REGULAR_EXPRESSION "gpt2_gpu: out of memory on cpu \\(gpt2-tiny\\) at B 1048576")
 endif()
