@@ -17,6 +17,7 @@
  *
  * Usage: gpt2_gpu [--model d12] [--batch 64] [--steps 10] [--zero 0] [--ckpt] [--device cuda:0]
  *                 [--tokens-per-step 524288] [--context 1024] [--vocab 50257] [--seed 1]
+ *                 [--max-seconds S]   (stop after the step that passes S seconds, once 2 ran)
  * A smoke test on the CPU: gpt2_gpu --device cpu --model gpt2-tiny --context 32 --batch 2
  *                                   --tokens-per-step 128 --steps 3 */
 #include <errno.h>
@@ -46,6 +47,7 @@ typedef struct {
     const preset_t *model;
     int batch, steps, zero, context, vocab;
     long tokens_per_step;
+    double max_seconds; /* 0: run every step */
     bool ckpt;
     const char *device;
     uint64_t seed;
@@ -54,6 +56,7 @@ typedef struct {
 static void usage(FILE *out) {
     fprintf(out, "usage: gpt2_gpu [--model d12|d24|d48|d6|d36|gpt2-tiny] [--batch B] [--steps N] [--zero 0-3] [--ckpt]\n"
                  "                [--device cuda:0|cpu] [--tokens-per-step N] [--context T] [--vocab V] [--seed S]\n"
+                 "                [--max-seconds S]  (stop after the step that passes S s, once 2 steps ran)\n"
                  "defaults: d12, B 64, 10 steps, ZeRO 0, cuda:0, 524288 tokens per step, T 1024, vocab 50257\n");
 }
 
@@ -78,7 +81,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
             continue;
         }
         static const char *const with_value[] = {"--model", "--device", "--batch", "--steps", "--zero",
-                                                 "--context", "--vocab", "--seed", "--tokens-per-step"};
+                                                 "--context", "--vocab", "--seed", "--tokens-per-step",
+                                                 "--max-seconds"};
         bool known = false;
         for (size_t o = 0; o < sizeof with_value / sizeof with_value[0]; o++) known = known || !strcmp(k, with_value[o]);
         if (!known) {
@@ -106,7 +110,12 @@ static int parse_args(int argc, char **argv, args_t *a) {
         else if (!strcmp(k, "--context")) ok = parse_long(v, 2, 1 << 20, &n), a->context = (int)n;
         else if (!strcmp(k, "--vocab")) ok = parse_long(v, 2, 1 << 24, &n), a->vocab = (int)n;
         else if (!strcmp(k, "--seed")) ok = parse_long(v, 0, 2147483647, &n), a->seed = (uint64_t)n;
-        else ok = parse_long(v, 1, 1L << 40, &n), a->tokens_per_step = n; /* --tokens-per-step */
+        else if (!strcmp(k, "--tokens-per-step")) ok = parse_long(v, 1, 1L << 40, &n), a->tokens_per_step = n;
+        else {
+            char *end;
+            a->max_seconds = strtod(v, &end); /* --max-seconds */
+            ok = *end == '\0' && end != v && a->max_seconds >= 0;
+        }
         if (!ok) {
             fprintf(stderr, "gpt2_gpu: invalid value '%s' for %s\n", v, k);
             usage(stderr);
@@ -189,6 +198,7 @@ typedef struct {
     bool plan_ok;
     int32_t *x, *y;
     double *times; /* seconds per optimizer step */
+    int steps_run;  /* fewer than --steps when --max-seconds stopped the run */
     void *sync_dev;   /* 64 bytes of device memory: reading it back waits for the stream */
     double loss;
     /* the failure: status, what was being done, the message */
@@ -266,6 +276,7 @@ static dsc_status_t bench_setup(bench_t *b) {
 static dsc_status_t bench_run(bench_t *b) {
     const args_t *a = &b->a;
     uint64_t rng = a->seed * 0x9E3779B97F4A7C15ull + 7;
+    const double start = now_s();
     dsc_status_t rc;
     for (int s = 0; s < a->steps; s++) {
         const double t0 = now_s();
@@ -284,6 +295,12 @@ static dsc_status_t bench_run(bench_t *b) {
         b->loss = dsc_engine_last_loss(b->engine); /* outside the timer */
         fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms, loss %.4f, grad norm %.3f\n", s + 1, a->steps,
                 b->times[s] * 1e3, b->loss, dsc_engine_grad_norm(b->engine));
+        b->steps_run = s + 1;
+        if (a->max_seconds > 0 && s >= 1 && now_s() - start > a->max_seconds && s + 1 < a->steps) {
+            fprintf(stderr, "gpt2_gpu: stopping after step %d of %d: --max-seconds %g passed\n", s + 1, a->steps,
+                    a->max_seconds);
+            break;
+        }
     }
     return DSC_OK;
 }
@@ -292,7 +309,7 @@ static dsc_status_t bench_run(bench_t *b) {
 static void bench_report(bench_t *b) {
     const args_t *a = &b->a;
     /* The first step holds the allocations: leave it out when there is more than one. */
-    const int skip = a->steps > 1 ? 1 : 0, n = a->steps - skip;
+    const int skip = b->steps_run > 1 ? 1 : 0, n = b->steps_run - skip;
     double *t = b->times + skip;
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     const double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
@@ -310,7 +327,7 @@ static void bench_report(bench_t *b) {
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     printf("| dsc %s bf16 ZeRO-%d%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
            DSC_VERSION_STRING, a->zero, a->ckpt ? " ckpt" : "", b->device_label, a->model->name, a->batch, b->ga,
-           a->context, n, a->steps, med * 1e3, t[0] * 1e3, tok_s, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK,
+           a->context, n, b->steps_run, med * 1e3, t[0] * 1e3, tok_s, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK,
            peak / 1048576.0, b->loss, anchor_cell);
     printf("note: dsc decays every parameter (weight_decay 0.1 on biases and LayerNorm weights too: dsc has no "
            "per-tensor groups); the anchors decay 2-D tensors only. This changes the update, not its cost.\n");

@@ -14,8 +14,9 @@
 # tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
 # GPU_BENCH=1 adds issue 17's side-by-side GPT-2 run (gpu_bench below: bench/gpt2_gpu at d12
 # with the largest B of 64/32/16/8 that fits, tools/torch_gpt2_ref.py at B 64, the tok/s
-# ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_TIMEOUT (seconds per
-# program, default 600), PYTHON (default python3: the one with torch 2.x) tune it.
+# ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_SECONDS (each program
+# stops after the step that passes it, once 2 steps ran; default 240), BENCH_TIMEOUT (hang
+# guard per program, default 600), PYTHON (default python3: the one with torch 2.x) tune it.
 # Exit status: nonzero when a test failed (a skipped test, exit 77, counts as failed here:
 # this script is for machines with a GPU).
 set -u
@@ -61,11 +62,12 @@ run_one() { # name command...: runs, logs, records the exit status
 # the other on the same GPU; the rows go to gpt2_bench.md and the summary, with the ratio.
 gpu_bench() {
   local gb tref py=${PYTHON:-python3} steps=${BENCH_STEPS:-8} tmo=${BENCH_TIMEOUT:-600} dsc_log="" bs rc t0 t1
+  local limit="--max-seconds ${BENCH_SECONDS:-240}"
   if [ -n "${GPU_BUNDLE:-}" ]; then gb="$B/gpt2_gpu"; tref="$B/torch_gpt2_ref.py"
   else gb="$BUILD/bench/gpt2_gpu"; tref="$here/../tools/torch_gpt2_ref.py"; fi
   for bs in 64 32 16 8; do
     t0=$(date +%s%N)
-    timeout "$tmo" "$gb" --model d12 --batch "$bs" --steps "$steps" --device cuda:0 >"$LOGDIR/gpt2_gpu_d12_b$bs.log" 2>&1
+    timeout "$tmo" "$gb" --model d12 --batch "$bs" --steps "$steps" $limit --device cuda:0 >"$LOGDIR/gpt2_gpu_d12_b$bs.log" 2>&1
     rc=$?
     t1=$(date +%s%N)
     printf '%-28s rc=%d  %d ms\n' "gpt2_gpu_d12_b$bs" "$rc" $(( (t1 - t0) / 1000000 )) | tee -a "$LOGDIR/summary.txt"
@@ -74,7 +76,7 @@ gpu_bench() {
     echo "gpt2_gpu: out of memory at B $bs$([ "$bs" -gt 8 ] && echo ', trying a smaller batch')" | tee -a "$LOGDIR/summary.txt"
   done
   run_one torch_gpt2_ref_d12_b64 env LD_LIBRARY_PATH="$CALLER_LD_LIBRARY_PATH" \
-    timeout "$tmo" "$py" "$tref" --model d12 --batch 64 --steps "$steps"
+    timeout "$tmo" "$py" "$tref" --model d12 --batch 64 --steps "$steps" $limit
   [ $? -eq 0 ] || tail -5 "$LOGDIR/torch_gpt2_ref_d12_b64.log" | tee -a "$LOGDIR/summary.txt"
   local d t
   d=$([ -n "$dsc_log" ] && sed -n 's/^RESULT system=dsc .* tok_s=\([0-9.]*\).*/\1/p' "$dsc_log")

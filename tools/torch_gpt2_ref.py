@@ -19,7 +19,7 @@ Exit status: 0, 1 (an error), 2 (usage), 3 (out of memory).
 
 Usage (on a machine with a GPU and torch 2.x):
     python3 tools/torch_gpt2_ref.py [--model d12] [--batch 64] [--steps 10]
-        [--tokens-per-step 524288] [--context 1024] [--no-compile]
+        [--tokens-per-step 524288] [--context 1024] [--no-compile] [--max-seconds S]
 Only torch is needed (no numpy).
 """
 import argparse
@@ -103,6 +103,8 @@ def main():
     ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-compile", action="store_true", help="eager mode (the anchor's eager run OOMs at B 64)")
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="stop after the step that passes S seconds (compilation included), once 2 steps ran")
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (a smoke test of the script at a tiny shape)")
     a = ap.parse_args()
     if a.tokens_per_step % (a.batch * a.context) or a.steps < 1:
@@ -133,6 +135,7 @@ def main():
           file=sys.stderr, flush=True)
 
     times, loss = [], float("nan")
+    start = time.perf_counter()
     try:
         for s in range(a.steps):
             sync()
@@ -152,6 +155,10 @@ def main():
             loss = l.item()  # the last micro-batch's, as dsc prints; outside the timer
             print(f"torch_gpt2_ref: step {s + 1}/{a.steps}: {times[-1] * 1e3:.1f} ms, loss {loss:.4f}, "
                   f"grad norm {norm.item():.3f}", file=sys.stderr, flush=True)
+            if a.max_seconds > 0 and s >= 1 and time.perf_counter() - start > a.max_seconds and s + 1 < a.steps:
+                print(f"torch_gpt2_ref: stopping after step {s + 1} of {a.steps}: --max-seconds {a.max_seconds:g} "
+                      "passed", file=sys.stderr)
+                break
     except torch.cuda.OutOfMemoryError as e:  # torch.OutOfMemoryError in torch >= 2.5 is the same class
         print(f"torch_gpt2_ref: out of memory on {device_name} ({a.model}) at B {a.batch}: {e}", file=sys.stderr)
         return 3
@@ -168,7 +175,7 @@ def main():
           "| peak device MiB | loss (last micro-batch) | anchor (H100) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| torch {torch.__version__} bf16 autocast {mode} | {device_name} | {a.model} | {a.batch} | {ga} | "
-          f"{a.context} | {len(timed)} of {a.steps} | {med * 1e3:.1f} | {min(timed) * 1e3:.1f} | {tok_s:.0f} | "
+          f"{a.context} | {len(timed)} of {len(times)} | {med * 1e3:.1f} | {min(timed) * 1e3:.1f} | {tok_s:.0f} | "
           f"{100 * mfu:.1f} % | {peak_mib:.0f} | {loss:.4f} | {anchor_cell} |")
     print(f"RESULT system=torch model={a.model} batch={a.batch} ga={ga} ms_median={med * 1e3:.3f} tok_s={tok_s:.1f} "
           f"peak_mib={peak_mib:.0f} loss={loss:.4f}")

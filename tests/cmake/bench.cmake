@@ -11,10 +11,18 @@ if(TARGET dsc_bench_gpt2_gpu)
       ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
       PASS_REGULAR_EXPRESSION "\\| dsc [^|]+ bf16 ZeRO-0 \\| ${dev} \\| gpt2-tiny \\| 2 \\| 2 \\| 32 \\| 2 of 3 \\|.*RESULT system=dsc model=gpt2-tiny batch=2 ga=2 ms_median=[0-9.]+ tok_s=[0-9.]+ peak_mib=[0-9]+ loss=6\\.[12]")
   endforeach()
+  # --max-seconds: the run stops after step 2 (the first that can end it) and times 1 of 2
+  add_test(NAME bench_gpt2_gpu_time_limit
+           COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device cpu --model gpt2-tiny --context 32 --batch 2
+                   --tokens-per-step 64 --vocab 512 --steps 5 --max-seconds 0.000001)
+  set_tests_properties(bench_gpt2_gpu_time_limit PROPERTIES LABELS "bench-smoke" TIMEOUT 60
+    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+    PASS_REGULAR_EXPRESSION "\\| 2 \\| 1 \\| 32 \\| 1 of 2 \\|")
   add_test(NAME bench_gpt2_gpu_oom
            COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device cpu --model gpt2-tiny --context 8192 --batch 1048576
                    --tokens-per-step 8589934592 --steps 1)
+  # (under -DDSC_SANITIZE=ON, ASan would abort at the impossible allocation instead of failing it)
   set_tests_properties(bench_gpt2_gpu_oom PROPERTIES LABELS "bench-smoke" TIMEOUT 60
-    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1"
     PASS_REGULAR_EXPRESSION "gpt2_gpu: out of memory on cpu \\(gpt2-tiny\\) at B 1048576")
 endif()
