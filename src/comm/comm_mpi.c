@@ -259,7 +259,8 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
         free_tmp(c, mc);
         free(mc);
         if (sst == DSC_ERR_NOMEM) goto nomem_stage;
-        return dsc__comm_fail(c, sst, "collective #%lld %s on rank %d: copying the send buffer from device %s failed: %s",
+        return dsc__comm_fail(c, sst,
+                              "collective #%lld %s on rank %d: copying the send buffer from device %s failed: %s",
                               (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank,
                               dsc_ctx_device_name(c->ctx), dsc_ctx_errmsg(c->ctx));
     }
@@ -273,8 +274,7 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
             dsc_convert(mc->tmp_in, DSC_F32, send, dt, (size_t)n);
             rc = MPI_Iallreduce(MPI_IN_PLACE, mc->tmp_in, n, MPI_FLOAT, op, comm, &mc->req);
         } else {
-            rc = MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, n, t, op, comm,
-                                &mc->req);
+            rc = MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, n, t, op, comm, &mc->req);
         }
         break;
     case DSC_COMM_REDUCE_SCATTER:
@@ -368,7 +368,8 @@ static dsc_status_t mpi_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     if (mc->move_bytes && mc->move_dst != mc->move_src) memmove(mc->move_dst, mc->move_src, mc->move_bytes);
     if (mc->out_bytes && dsc__dev_from_host(c->ctx, mc->out_dev, mc->out_host, mc->out_bytes) != DSC_OK) {
         char ds[160];
-        return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d: copying the result to device %s failed: %s",
+        return dsc__comm_fail(c, DSC_ERR_COMM,
+                              "collective #%lld %s on rank %d: copying the result to device %s failed: %s",
                               (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank,
                               dsc_ctx_device_name(c->ctx), dsc_ctx_errmsg(c->ctx));
     }

@@ -149,7 +149,8 @@ int main(void) {
     for (int i = 0; i < COUNT; i++) host[i] = (float)(rank + i);
     CHECK_OK(dsc_comm_allreduce(c, host, host, COUNT, DSC_F32, DSC_REDUCE_SUM));
     CHECK_MSG(host[5] == (float)(n * (n - 1) / 2 + 5 * n), "host allreduce: [5] = %g", (double)host[5]);
-    CHECK_MSG(dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).peak_bytes == 0, "an f32 collective on host memory used %zu bytes of staging",
+    CHECK_MSG(dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).peak_bytes == 0,
+              "an f32 collective on host memory used %zu bytes of staging",
               (size_t)dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).peak_bytes);
 
     dsc_ctx_t *owners[2] = {ctx, other};
