@@ -42,7 +42,9 @@ int main(void) {
            dsc_engine_world_size(engine), dsc_engine_train_batch_size(engine), dsc_engine_micro_batch_size(engine),
            dsc_engine_gradient_accumulation_steps(engine));
 
-    float w_before = dsc_tensor_f32(linear.weight)[0];
+    /* Tensor data lives on the context's device: read it through a host copy. */
+    float w_before = 0, w_after = 0;
+    dsc_tensor_to_host(ctx, linear.weight, &w_before, sizeof w_before);
     for (int pass = 1; pass <= 2; pass++) {
         dsc_tensor_t *inputs = dsc_tensor_new_2d(ctx, DSC_F32, 8, 10);
         dsc_tensor_fill_normal(ctx, inputs, 1.0); /* randn(8, 10) */
@@ -61,7 +63,7 @@ int main(void) {
                pass, boundary ? "yes" : "no", (long long)dsc_engine_global_steps(engine),
                (long long)dsc_engine_micro_steps(engine));
     }
-    float w_after = dsc_tensor_f32(linear.weight)[0];
+    dsc_tensor_to_host(ctx, linear.weight, &w_after, sizeof w_after);
     printf("weights updated: %s (linear.weight[0] %.6f -> %.6f)\n", w_after != w_before ? "yes" : "no", w_before, w_after);
     dsc_engine_free(engine);
     dsc_model_free(model);

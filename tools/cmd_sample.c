@@ -87,7 +87,7 @@ int dsc_cmd_sample(int argc, char **argv) {
     dsc_gpt_t *gpt = NULL;
     dsc_initialize_result_t init = {0};
     int32_t *ids = NULL;
-    float *probs = NULL;
+    float *probs = NULL, *logits_host = NULL;
     int status = 1;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK || dsc_gpt_new(ctx, &cfg, &gpt) != DSC_OK) goto out;
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
@@ -104,7 +104,8 @@ int dsc_cmd_sample(int argc, char **argv) {
     const int T = cfg.block_size;
     ids = malloc(sizeof(int32_t) * (size_t)(strlen(prompt) + (size_t)n_tokens + 1));
     probs = malloc(sizeof(float) * (size_t)cfg.vocab_size);
-    if (!ids || !probs) goto out;
+    logits_host = malloc(sizeof(float) * (size_t)T * (size_t)cfg.vocab_size); /* the logits live on the device */
+    if (!ids || !probs || !logits_host) goto out;
     long len = 0;
     for (const char *p = prompt; *p; p++) {
         int32_t id = byte_to_id[(unsigned char)*p];
@@ -126,7 +127,12 @@ int dsc_cmd_sample(int argc, char **argv) {
             fail("%s", dsc_ctx_errmsg(ctx));
             goto out;
         }
-        const float *last = dsc_tensor_f32(logits) + (size_t)(t - 1) * cfg.vocab_size;
+        if (dsc_tensor_dtype(logits) != DSC_F32 ||
+            dsc_tensor_to_host(ctx, logits, logits_host, sizeof(float) * (size_t)t * (size_t)cfg.vocab_size) != DSC_OK) {
+            fail("reading the logits: %s", dsc_ctx_errmsg(ctx));
+            goto out;
+        }
+        const float *last = logits_host + (size_t)(t - 1) * cfg.vocab_size;
         double mx = -INFINITY, sum = 0;
         for (int v = 0; v < cfg.vocab_size; v++) mx = fmax(mx, last[v]);
         for (int v = 0; v < cfg.vocab_size; v++) sum += probs[v] = (float)exp((last[v] - mx) / temperature);
@@ -146,6 +152,7 @@ int dsc_cmd_sample(int argc, char **argv) {
 out:
     free(ids);
     free(probs);
+    free(logits_host);
     dsc_engine_free(init.engine);
     dsc_gpt_free(gpt);
     dsc_ctx_free(ctx);

@@ -73,6 +73,18 @@ void dsc__comm_backoff(unsigned attempt, double max_s) {
     dsc__comm_sleep(s);
 }
 
+dsc_status_t dsc__comm_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_bytes) {
+    if (!n_bytes || dst == src) return DSC_OK;
+    const bool dst_host = dsc__dev_host_accessible(ctx, dst), src_host = dsc__dev_host_accessible(ctx, src);
+    if (dst_host && src_host) {
+        memmove(dst, src, n_bytes);
+        return DSC_OK;
+    }
+    if (dst_host) return dsc__dev_to_host(ctx, dst, src, n_bytes);
+    if (src_host) return dsc__dev_from_host(ctx, dst, src, n_bytes);
+    return dsc__dev_copy(ctx, dst, src, n_bytes);
+}
+
 /* Appends to a fixed buffer, truncating quietly. */
 static void appendf(char *buf, size_t n, const char *fmt, ...)
 #if defined(__GNUC__)

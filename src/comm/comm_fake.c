@@ -291,11 +291,11 @@ static void extents(const fake_op_t *op, int n, int r, size_t *send, size_t *rec
     }
 }
 
-/* Each rank's buffers live on its context's device: every send is copied to the host first
- * (so the in-place forms still work), the collective runs on host copies, and each result
- * goes back through the device calls. Their status is not checked here: it is the rank's
- * sticky context status (an earlier failure would fail every later collective), and a
- * device error is recorded on that context. */
+/* Each rank's buffers live on its context's device or in host memory: every send is copied
+ * to the host first (so the in-place forms still work), the collective runs on host copies,
+ * and each result goes back (dsc__comm_copy picks the call for each side). Their status is
+ * not checked here: it is the rank's sticky context status (an earlier failure would fail
+ * every later collective), and a device error is recorded on that context. */
 static dsc_status_t compute_via_host(fake_op_t *op, int n) {
     const void *send[FAKE_MAX_RANKS];
     void *recv[FAKE_MAX_RANKS];
@@ -308,7 +308,7 @@ static dsc_status_t compute_via_host(fake_op_t *op, int n) {
         recv[r] = c->recv;
         void *hs = malloc(sb + 1), *hr = malloc(rb + 1);
         if (!hs || !hr) st = DSC_ERR_NOMEM;
-        if (st == DSC_OK && sb) dsc__dev_to_host(c->ctx, hs, c->send, sb);
+        if (st == DSC_OK && sb) dsc__comm_copy(c->ctx, hs, c->send, sb);
         c->send = hs;
         c->recv = hr;
         if (st != DSC_OK) { /* undo what is swapped so far */
@@ -326,7 +326,7 @@ static dsc_status_t compute_via_host(fake_op_t *op, int n) {
         fake_contrib_t *c = &op->contrib[r];
         size_t sb, rb;
         extents(op, n, r, &sb, &rb);
-        if (st == DSC_OK && rb) dsc__dev_from_host(c->ctx, recv[r], c->recv, rb);
+        if (st == DSC_OK && rb) dsc__comm_copy(c->ctx, recv[r], c->recv, rb);
         free((void *)c->send);
         free(c->recv);
         c->send = send[r];

@@ -142,6 +142,13 @@ void dsc__comm_sleep(double seconds);
  * 1 us doubling up to 200 us, never beyond max_s. */
 void dsc__comm_backoff(unsigned attempt, double max_s);
 
+/* Copies n_bytes from src to dst, each in host memory or on ctx's device, with the call
+ * that fits each side (memmove between host buffers, the device's copies otherwise): a
+ * collective may get host variables (the ZeRO norm pair, checkpoint records) as well as
+ * device buffers, and a device copy must never be handed a host pointer (CUDA's explicit
+ * copy directions). Device errors are recorded on ctx and returned. */
+dsc_status_t dsc__comm_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_bytes);
+
 /* A user-stream allgather (numbered, timed out, counted) that never runs the debug check,
  * tagged `tag` while it runs: the start-up agreement's exchanges. */
 dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void *recv, size_t count,

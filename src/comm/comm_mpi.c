@@ -13,9 +13,18 @@
  * elsewhere, or gone). Only point-to-point messages of a few dozen bytes: no one-sided
  * windows, whose passive-target progress OpenMPI does not guarantee off shared memory.
  *
- * MPI has no bf16 or f16 type: 16-bit reductions are widened to f32 temporaries (counted
- * as DSC_MEM_COMM on the context), reduced in f32 and rounded once; 16-bit data movement
- * travels as MPI_UINT16_T. */
+ * MPI has no bf16 or f16 type: 16-bit reductions are widened to f32 host temporaries
+ * (counted as DSC_MEM_COMM on the context), reduced in f32 and rounded once; 16-bit data
+ * movement travels as MPI_UINT16_T.
+ *
+ * MPI reads and writes host memory. Buffers the host may touch (the CPU device, wrapped
+ * host memory) go to MPI as they are, with no copy. Buffers in device memory
+ * (dsc__dev_host_accessible false: the guarded test device, a GPU) are staged: the send
+ * bytes are copied to a host bounce buffer with dsc__dev_to_host before the call, and the
+ * result is copied back with dsc__dev_from_host when it completes. Bounce buffers come
+ * from a pool owned by the communicator (grown on demand, reused by later collectives,
+ * freed with it, counted as DSC_MEM_COMM); each collective in flight holds its own. A
+ * GPU build with NCCL will hand device pointers to NCCL directly instead. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +51,19 @@ dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c) {
 
 enum { TAG_QUERY = 7101, TAG_REPLY = 7102 };
 
+/* One host bounce buffer of the pool. */
+typedef struct stage_buf {
+    void *p;
+    size_t cap;
+    bool busy; /* held by a collective in flight (or by an abandoned one, for good) */
+} stage_buf_t;
+
 typedef struct mpi_impl {
     MPI_Comm comm, check, fin, side;
     bool we_initialized;
     int64_t query_seq; /* payload of outstanding timeout queries (must outlive them) */
+    stage_buf_t *stage; /* the bounce-buffer pool */
+    size_t n_stage;
 } mpi_impl_t;
 
 typedef struct mpi_coll {
@@ -56,6 +74,11 @@ typedef struct mpi_coll {
     void *move_dst; /* in-place reduce_scatter: copy the result from the start of send */
     const void *move_src;
     size_t move_bytes;
+    void *host_recv;      /* what MPI writes: recv itself, or its bounce buffer */
+    int stage_a, stage_b; /* pool slots held (-1: none) */
+    void *out_dev;        /* device receive buffer: gets out_host's bytes on completion */
+    const void *out_host;
+    size_t out_bytes;
 } mpi_coll_t;
 
 static dsc_status_t mpi_fail(dsc_comm_t *c, int rc, const char *what, const dsc__coll_t *coll) {
@@ -102,17 +125,97 @@ static void serve_queries(dsc_comm_t *c) {
     }
 }
 
+/* A free pool slot of at least n_bytes, marked busy: the smallest that fits, else a free
+ * one grown, else a new one. -1 when out of memory (recorded on the context). */
+static int stage_take(dsc_comm_t *c, size_t n_bytes) {
+    mpi_impl_t *m = c->impl;
+    int fit = -1, grow = -1;
+    for (size_t i = 0; i < m->n_stage; i++) {
+        const stage_buf_t *b = &m->stage[i];
+        if (b->busy) continue;
+        if (b->cap >= n_bytes && (fit < 0 || b->cap < m->stage[fit].cap)) fit = (int)i;
+        if (grow < 0 || b->cap > m->stage[grow].cap) grow = (int)i;
+    }
+    if (fit >= 0) {
+        m->stage[fit].busy = true;
+        return fit;
+    }
+    if (grow < 0) {
+        stage_buf_t *s = realloc(m->stage, (m->n_stage + 1) * sizeof *s);
+        if (!s) return -1;
+        m->stage = s;
+        grow = (int)m->n_stage++;
+        m->stage[grow] = (stage_buf_t){NULL, 0, false};
+    }
+    stage_buf_t *b = &m->stage[grow];
+    const size_t cap = (n_bytes + 4095) / 4096 * 4096;
+    void *p = dsc__host_alloc(c->ctx, DSC_MEM_COMM, cap);
+    if (!p) return -1;
+    dsc__host_free(c->ctx, DSC_MEM_COMM, b->p, b->cap);
+    b->p = p;
+    b->cap = cap;
+    b->busy = true;
+    return grow;
+}
+
 static void free_tmp(dsc_comm_t *c, mpi_coll_t *mc) {
     /* alloc_f32 counts at least one element */
-    if (mc->tmp_in) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_in, (mc->tmp_in_n ? mc->tmp_in_n : 1) * sizeof(float));
-    if (mc->tmp_out) dsc_ctx_release(c->ctx, DSC_MEM_COMM, mc->tmp_out, (mc->tmp_out_n ? mc->tmp_out_n : 1) * sizeof(float));
+    if (mc->tmp_in) dsc__host_free(c->ctx, DSC_MEM_COMM, mc->tmp_in, (mc->tmp_in_n ? mc->tmp_in_n : 1) * sizeof(float));
+    if (mc->tmp_out) dsc__host_free(c->ctx, DSC_MEM_COMM, mc->tmp_out, (mc->tmp_out_n ? mc->tmp_out_n : 1) * sizeof(float));
     mc->tmp_in = mc->tmp_out = NULL;
     free(mc->counts);
     mc->counts = NULL;
+    mpi_impl_t *m = c->impl;
+    if (mc->stage_a >= 0) m->stage[mc->stage_a].busy = false;
+    if (mc->stage_b >= 0) m->stage[mc->stage_b].busy = false;
+    mc->stage_a = mc->stage_b = -1;
 }
 
+/* Host f32 temporaries of the 16-bit reductions (MPI reads them). */
 static float *alloc_f32(dsc_comm_t *c, size_t n) {
-    return dsc_ctx_alloc(c->ctx, DSC_MEM_COMM, (n ? n : 1) * sizeof(float));
+    return dsc__host_alloc(c->ctx, DSC_MEM_COMM, (n ? n : 1) * sizeof(float));
+}
+
+static bool overlaps(const char *a, size_t na, const char *b, size_t nb) { return a < b + nb && b < a + na; }
+
+/* The host buffers MPI gets for send (s_bytes) and recv (r_bytes): the caller's own when
+ * the host may touch them (zero copy), else pool bounce buffers, with send's bytes copied
+ * in when copy_in (one buffer over both ranges when they overlap: the in-place forms keep
+ * their layout). A device recv is copied back on completion when copy_out. */
+static dsc_status_t stage_in(dsc_comm_t *c, mpi_coll_t *mc, const dsc__coll_t *coll, size_t s_bytes, size_t r_bytes,
+                             bool copy_in, bool copy_out, const void **host_send, void **host_recv) {
+    mpi_impl_t *m = c->impl;
+    const char *s = coll->send;
+    char *r = coll->recv;
+    *host_send = s;
+    *host_recv = r;
+    const bool s_dev = s_bytes && !dsc__dev_host_accessible(c->ctx, s);
+    const bool r_dev = r_bytes && !dsc__dev_host_accessible(c->ctx, r);
+    if (!s_dev && !r_dev) return DSC_OK;
+    dsc_status_t st = DSC_OK;
+    if (s_dev && r_dev && overlaps(s, s_bytes, r, r_bytes)) {
+        const char *lo = s < r ? s : r, *hi = s + s_bytes > r + r_bytes ? s + s_bytes : r + r_bytes;
+        if ((mc->stage_a = stage_take(c, (size_t)(hi - lo))) < 0) return DSC_ERR_NOMEM;
+        char *h = m->stage[mc->stage_a].p;
+        *host_send = h + (s - lo);
+        *host_recv = h + (r - lo);
+    } else {
+        if (s_dev) {
+            if ((mc->stage_a = stage_take(c, s_bytes)) < 0) return DSC_ERR_NOMEM;
+            *host_send = m->stage[mc->stage_a].p;
+        }
+        if (r_dev) {
+            if ((mc->stage_b = stage_take(c, r_bytes)) < 0) return DSC_ERR_NOMEM;
+            *host_recv = m->stage[mc->stage_b].p;
+        }
+    }
+    if (s_dev && copy_in) st = dsc__dev_to_host(c->ctx, (void *)*host_send, s, s_bytes);
+    if (r_dev && copy_out) {
+        mc->out_dev = r;
+        mc->out_host = *host_recv;
+        mc->out_bytes = r_bytes;
+    }
+    return st;
 }
 
 static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
@@ -126,6 +229,7 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
     mpi_coll_t *mc = calloc(1, sizeof *mc);
     if (!mc) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory starting collective #%lld", (long long)d->seq);
     mc->req = MPI_REQUEST_NULL;
+    mc->stage_a = mc->stage_b = -1;
     MPI_Comm comm = coll->stream == DSC__STREAM_CHECK ? m->check : coll->stream == DSC__STREAM_FREE ? m->fin : m->comm;
     dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
     int n = (int)d->count;
@@ -134,17 +238,43 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
     MPI_Datatype t = mpi_type(dt);
     int rc = MPI_SUCCESS;
     const char *what = "?";
+    /* Bytes MPI reads from send and writes to recv. */
+    size_t s_bytes = bytes, r_bytes = bytes;
+    bool copy_in = true, copy_out = true;
+    switch ((dsc_comm_op_t)d->op) {
+    case DSC_COMM_REDUCE_SCATTER: s_bytes = bytes * w; break;
+    case DSC_COMM_REDUCE_SCATTER_V: r_bytes = (size_t)coll->counts[c->rank] * es; break;
+    case DSC_COMM_ALLGATHER: r_bytes = bytes * w; break;
+    case DSC_COMM_BROADCAST: /* one buffer: the root's goes out, the others' come in */
+        copy_in = (int)d->root == c->rank;
+        copy_out = !copy_in;
+        break;
+    case DSC_COMM_ALLREDUCE: break;
+    default: s_bytes = r_bytes = 0; break;
+    }
+    const void *send = NULL;
+    void *recv = NULL;
+    dsc_status_t sst = stage_in(c, mc, coll, s_bytes, r_bytes, copy_in, copy_out, &send, &recv);
+    if (sst != DSC_OK) {
+        free_tmp(c, mc);
+        free(mc);
+        if (sst == DSC_ERR_NOMEM) goto nomem_stage;
+        return dsc__comm_fail(c, sst,
+                              "collective #%lld %s on rank %d: copying the send buffer from device %s failed: %s",
+                              (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank,
+                              dsc_ctx_device_name(c->ctx), dsc_ctx_errmsg(c->ctx));
+    }
+    mc->host_recv = recv;
     switch ((dsc_comm_op_t)d->op) {
     case DSC_COMM_ALLREDUCE:
         what = "MPI_Iallreduce";
         if (is16(dt)) {
             mc->tmp_in_n = (size_t)n;
             if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n))) goto nomem;
-            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, (size_t)n);
+            dsc_convert(mc->tmp_in, DSC_F32, send, dt, (size_t)n);
             rc = MPI_Iallreduce(MPI_IN_PLACE, mc->tmp_in, n, MPI_FLOAT, op, comm, &mc->req);
         } else {
-            rc = MPI_Iallreduce(coll->send == coll->recv ? MPI_IN_PLACE : coll->send, coll->recv, n, t, op, comm,
-                                &mc->req);
+            rc = MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, n, t, op, comm, &mc->req);
         }
         break;
     case DSC_COMM_REDUCE_SCATTER:
@@ -154,16 +284,16 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
             mc->tmp_out_n = (size_t)n;
             if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n)) || !(mc->tmp_out = alloc_f32(c, mc->tmp_out_n)))
                 goto nomem;
-            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, mc->tmp_in_n);
+            dsc_convert(mc->tmp_in, DSC_F32, send, dt, mc->tmp_in_n);
             rc = MPI_Ireduce_scatter_block(mc->tmp_in, mc->tmp_out, n, MPI_FLOAT, MPI_SUM, comm, &mc->req);
-        } else if ((const char *)coll->recv == (const char *)coll->send + (size_t)c->rank * bytes && bytes) {
+        } else if ((const char *)recv == (const char *)send + (size_t)c->rank * bytes && bytes) {
             /* In place: MPI leaves the result at the start of the buffer. */
-            rc = MPI_Ireduce_scatter_block(MPI_IN_PLACE, (void *)coll->send, n, t, MPI_SUM, comm, &mc->req);
-            mc->move_dst = coll->recv;
-            mc->move_src = coll->send;
+            rc = MPI_Ireduce_scatter_block(MPI_IN_PLACE, (void *)send, n, t, MPI_SUM, comm, &mc->req);
+            mc->move_dst = recv;
+            mc->move_src = send;
             mc->move_bytes = bytes;
         } else {
-            rc = MPI_Ireduce_scatter_block(coll->send, coll->recv, n, t, MPI_SUM, comm, &mc->req);
+            rc = MPI_Ireduce_scatter_block(send, recv, n, t, MPI_SUM, comm, &mc->req);
         }
         break;
     case DSC_COMM_REDUCE_SCATTER_V: {
@@ -175,28 +305,28 @@ static dsc_status_t mpi_start(dsc_comm_t *c, dsc__coll_t *coll) {
             mc->tmp_in_n = (size_t)n;
             mc->tmp_out_n = mine;
             if (!(mc->tmp_in = alloc_f32(c, mc->tmp_in_n)) || !(mc->tmp_out = alloc_f32(c, mc->tmp_out_n))) goto nomem;
-            dsc_convert(mc->tmp_in, DSC_F32, coll->send, dt, mc->tmp_in_n);
+            dsc_convert(mc->tmp_in, DSC_F32, send, dt, mc->tmp_in_n);
             rc = MPI_Ireduce_scatter(mc->tmp_in, mc->tmp_out, mc->counts, MPI_FLOAT, MPI_SUM, comm, &mc->req);
-        } else if ((const char *)coll->recv == (const char *)coll->send + off * es && n) {
-            rc = MPI_Ireduce_scatter(MPI_IN_PLACE, (void *)coll->send, mc->counts, t, MPI_SUM, comm, &mc->req);
-            mc->move_dst = coll->recv;
-            mc->move_src = coll->send;
+        } else if ((const char *)recv == (const char *)send + off * es && n) {
+            rc = MPI_Ireduce_scatter(MPI_IN_PLACE, (void *)send, mc->counts, t, MPI_SUM, comm, &mc->req);
+            mc->move_dst = recv;
+            mc->move_src = send;
             mc->move_bytes = mine * es;
         } else {
-            rc = MPI_Ireduce_scatter(coll->send, coll->recv, mc->counts, t, MPI_SUM, comm, &mc->req);
+            rc = MPI_Ireduce_scatter(send, recv, mc->counts, t, MPI_SUM, comm, &mc->req);
         }
         break;
     }
     case DSC_COMM_ALLGATHER:
         what = "MPI_Iallgather";
-        if (bytes && (const char *)coll->send == (const char *)coll->recv + (size_t)c->rank * bytes)
-            rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, coll->recv, n, t, comm, &mc->req);
+        if (bytes && (const char *)send == (const char *)recv + (size_t)c->rank * bytes)
+            rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, recv, n, t, comm, &mc->req);
         else
-            rc = MPI_Iallgather(coll->send, n, t, coll->recv, n, t, comm, &mc->req);
+            rc = MPI_Iallgather(send, n, t, recv, n, t, comm, &mc->req);
         break;
     case DSC_COMM_BROADCAST:
         what = "MPI_Ibcast";
-        rc = MPI_Ibcast(coll->recv, n, t, (int)d->root, comm, &mc->req);
+        rc = MPI_Ibcast(recv, n, t, (int)d->root, comm, &mc->req);
         break;
     default:
         what = "MPI_Ibarrier";
@@ -215,6 +345,9 @@ nomem:
     free(mc);
     return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory for the f32 buffers of collective #%lld %s",
                           (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds));
+nomem_stage:
+    return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory for the host bounce buffers of collective #%lld %s",
+                          (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds));
 }
 
 static dsc_status_t mpi_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
@@ -229,10 +362,17 @@ static dsc_status_t mpi_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     }
     dsc_dtype_t dt = (dsc_dtype_t)coll->d.dtype;
     if (coll->d.op == DSC_COMM_ALLREDUCE && is16(dt))
-        dsc_convert(coll->recv, dt, mc->tmp_in, DSC_F32, mc->tmp_in_n);
+        dsc_convert(mc->host_recv, dt, mc->tmp_in, DSC_F32, mc->tmp_in_n);
     else if ((coll->d.op == DSC_COMM_REDUCE_SCATTER || coll->d.op == DSC_COMM_REDUCE_SCATTER_V) && is16(dt))
-        dsc_convert(coll->recv, dt, mc->tmp_out, DSC_F32, mc->tmp_out_n);
+        dsc_convert(mc->host_recv, dt, mc->tmp_out, DSC_F32, mc->tmp_out_n);
     if (mc->move_bytes && mc->move_dst != mc->move_src) memmove(mc->move_dst, mc->move_src, mc->move_bytes);
+    if (mc->out_bytes && dsc__dev_from_host(c->ctx, mc->out_dev, mc->out_host, mc->out_bytes) != DSC_OK) {
+        char ds[160];
+        return dsc__comm_fail(c, DSC_ERR_COMM,
+                              "collective #%lld %s on rank %d: copying the result to device %s failed: %s",
+                              (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank,
+                              dsc_ctx_device_name(c->ctx), dsc_ctx_errmsg(c->ctx));
+    }
     *done = true;
     return DSC_OK;
 }
@@ -327,6 +467,8 @@ static void mpi_destroy(dsc_comm_t *c) {
         if (m->side != MPI_COMM_NULL) MPI_Comm_free(&m->side);
         if (m->we_initialized) MPI_Finalize();
     }
+    for (size_t i = 0; i < m->n_stage; i++) dsc__host_free(c->ctx, DSC_MEM_COMM, m->stage[i].p, m->stage[i].cap);
+    free(m->stage);
     free(m);
     c->impl = NULL;
 }

@@ -10,9 +10,9 @@ static dsc_status_t self_start(dsc_comm_t *c, dsc__coll_t *coll) {
     case DSC_COMM_REDUCE_SCATTER: /* world 1: the slice is the whole input */
     case DSC_COMM_ALLGATHER:
     case DSC_COMM_REDUCE_SCATTER_V:
-        /* The data lives on the context's device: copied by it (errors are recorded on the
-         * context). In-place calls pass the same pointer; distinct buffers do not overlap. */
-        if (bytes && coll->send != coll->recv) dsc__dev_copy(c->ctx, coll->recv, coll->send, bytes);
+        /* Host or device buffers, each copied by the call that fits (errors are recorded on
+         * the context). In-place calls pass the same pointer; distinct buffers do not overlap. */
+        if (bytes && coll->send != coll->recv) dsc__comm_copy(c->ctx, coll->recv, coll->send, bytes);
         break;
     default: break; /* broadcast from rank 0 to itself, barrier */
     }

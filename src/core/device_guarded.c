@@ -149,7 +149,12 @@ static int g_convert(dsc_device_t *d, void *dst, dsc_dtype_t dd, const void *src
     const void *b = alias_of(d->impl, src, n * dsc_dtype_size(sd));
     return dsc_convert(a, dd, b, sd, n) == DSC_OK ? 0 : -1;
 }
-static bool g_host_accessible(const dsc_device_t *d, const void *ptr) { return !in_device(d->impl, ptr, 1); }
+/* Any guarded context's memory, not only this one's: a communicator's context may differ
+ * from the one that owns the buffers it moves (as a GPU pointer is device memory whichever
+ * context asks). */
+static bool g_host_accessible(const dsc_device_t *d, const void *ptr) {
+    return !in_device(d->impl, ptr, 1) && dsc__guarded_host_alias(ptr) == ptr;
+}
 
 static void g_destroy(dsc_device_t *d) {
     guarded_t *g = d->impl;

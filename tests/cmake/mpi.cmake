@@ -12,7 +12,7 @@ set(DSC_MPI_TEST_ENV
     "OPENBLAS_NUM_THREADS=1"
     "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 
-foreach(prog test_comm_mpi test_comm_mpi_timeout)
+foreach(prog test_comm_mpi test_comm_mpi_device test_comm_mpi_timeout)
   add_executable(${prog} ${PROJECT_SOURCE_DIR}/tests/mpi/${prog}.c)
   target_link_libraries(${prog} PRIVATE dsc_testutil MPI::MPI_C)
 endforeach()
@@ -24,6 +24,17 @@ foreach(np 1 2 3 4)
                    $<TARGET_FILE:test_comm_mpi> ${MPIEXEC_POSTFLAGS}
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(mpi_comm_np${np} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
+                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+endforeach()
+
+# The same collectives on buffers of the guarded test device (memory the host cannot
+# touch): the MPI backend must stage them through host bounce buffers.
+foreach(np 1 2 3 4)
+  add_test(NAME mpi_comm_device_np${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                   $<TARGET_FILE:test_comm_mpi_device> ${MPIEXEC_POSTFLAGS}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(mpi_comm_device_np${np} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
                        ENVIRONMENT "${DSC_MPI_TEST_ENV}")
 endforeach()
 

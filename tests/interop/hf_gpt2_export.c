@@ -341,8 +341,13 @@ static int train_and_save(const char *dir, const char *expected) {
         if (!st) st = dsc_st_writer_declare(w, "tokens", DSC_I32, 2, ts, err, sizeof err);
         if (!st) st = dsc_st_writer_declare(w, "logits", DSC_F32, 3, ls, err, sizeof err);
         if (!st) st = dsc_st_write(w, x, DSC_I32, 2 * T_LEN, err, sizeof err);
-        if (!st)
-            st = dsc_st_write(w, dsc_tensor_f32(logits), DSC_F32, (size_t)(2 * T_LEN * gc.vocab_size), err, sizeof err);
+        /* The logits live on the context's device: the writer takes a host copy. */
+        const size_t n_logits = (size_t)(2 * T_LEN * gc.vocab_size);
+        float *host_logits = st ? NULL : malloc(n_logits * sizeof *host_logits);
+        if (!st && !host_logits) st = DSC_ERR_NOMEM;
+        if (!st) st = dsc_tensor_to_host(ctx, logits, host_logits, n_logits * sizeof *host_logits);
+        if (!st) st = dsc_st_write(w, host_logits, DSC_F32, n_logits, err, sizeof err);
+        free(host_logits);
         if (w) st = st ? (dsc_st_writer_abort(w), st) : dsc_st_writer_close(w, NULL, err, sizeof err);
         dsc_ctx_end_step(ctx);
         if (st) goto out;

@@ -175,8 +175,13 @@ static void test_sgd_reduces_loss(const golden_file_t *gf) {
         dsc_ctx_free(ctx);
         return;
     }
-    float *params = dsc_model_params_data(g->model), *grads = dsc_model_grads_data(g->model);
+    /* The flat buffers live on the context's device: the update runs on host copies. */
+    void *params_dev = dsc_model_params_data(g->model), *grads_dev = dsc_model_grads_data(g->model);
     int64_t n = dsc_model_numel(g->model);
+    float *params = malloc((size_t)n * sizeof *params), *grads = malloc((size_t)n * sizeof *grads);
+    CHECK(params && grads);
+    if (!params || !grads) n = 0;
+    CHECK_OK(dsc_ctx_to_host(ctx, params, params_dev, (size_t)n * sizeof *params));
     float losses[STEPS + 1];
     for (int step = 0; step <= STEPS; step++) {
         dsc_model_zero_grad(g->model);
@@ -189,7 +194,9 @@ static void test_sgd_reduces_loss(const golden_file_t *gf) {
             st = dsc_autograd_backward(ctx, loss);
             CHECK_MSG(st == DSC_OK, "step %d: backward: %s", step, dsc_ctx_errmsg(ctx));
             if (st != DSC_OK) break;
+            CHECK_OK(dsc_ctx_to_host(ctx, grads, grads_dev, (size_t)n * sizeof *grads));
             for (int64_t i = 0; i < n; i++) params[i] -= (float)lr * grads[i];
+            CHECK_OK(dsc_ctx_from_host(ctx, params_dev, params, (size_t)n * sizeof *params));
         }
         dsc_ctx_end_step(ctx);
     }
@@ -216,6 +223,8 @@ static void test_sgd_reduces_loss(const golden_file_t *gf) {
                       golden_f32(ref)[worst_s]);
         }
     }
+    free(params);
+    free(grads);
     dsc_gpt_free(g);
     dsc_ctx_free(ctx);
 }

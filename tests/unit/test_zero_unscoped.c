@@ -88,23 +88,28 @@ static void *rank_main(void *arg) {
                 goto done;
             }
     if (dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) goto done;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++) { /* f32 parameters (no fp16 in the config) */
         dsc_param_info_t info;
         dsc_model_param_info(m, i, &info);
-        dsc_convert(a->params + info.offset, DSC_F32, dsc_tensor_data(info.tensor), dsc_tensor_dtype(info.tensor),
-                    (size_t)info.numel);
+        if (dsc_tensor_dtype(info.tensor) != DSC_F32 ||
+            dsc_tensor_to_host(ctx, info.tensor, a->params + info.offset, (size_t)info.numel * sizeof(float)) != DSC_OK)
+            goto done;
     }
     dsc_engine_release_params(init.engine, NULL, 0, -1);
     /* An edit on the last rank, made everyone's: gathered again it reads 0.5 everywhere,
      * and after one more step it is still near 0.5 (the fp32 master took it). */
     if (a->fw) {
         dsc_engine_gather_params(init.engine, &w[2], 1);
-        if (a->rank == a->world - 1)
-            for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++) ((float *)dsc_tensor_data(w[2]))[k] = 0.5f;
+        float w2[OUT * HID];
+        const size_t w2_bytes = sizeof w2;
+        if (a->rank == a->world - 1) {
+            for (int k = 0; k < OUT * HID; k++) w2[k] = 0.5f;
+            if (dsc_tensor_from_host(ctx, w[2], w2, w2_bytes) != DSC_OK) goto done;
+        }
         if (dsc_engine_release_params(init.engine, &w[2], 1, a->world - 1) != DSC_OK) goto done;
         dsc_engine_gather_params(init.engine, &w[2], 1);
-        a->edit_seen = true;
-        for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++) a->edit_seen &= ((float *)dsc_tensor_data(w[2]))[k] == 0.5f;
+        a->edit_seen = dsc_tensor_to_host(ctx, w[2], w2, w2_bytes) == DSC_OK;
+        for (int k = 0; k < OUT * HID; k++) a->edit_seen &= w2[k] == 0.5f;
         dsc_engine_release_params(init.engine, &w[2], 1, -1);
         /* The fp32 master has it too: one more step (AdamW, lr 0.01) moves it by ~0.01. */
         for (int micro = 0; micro < 2; micro++)
@@ -112,8 +117,8 @@ static void *rank_main(void *arg) {
                 dsc_step(init.engine) != DSC_OK)
                 goto done;
         dsc_engine_gather_params(init.engine, &w[2], 1);
-        for (int64_t k = 0; k < dsc_tensor_numel(w[2]); k++)
-            a->edit_seen &= fabsf(((float *)dsc_tensor_data(w[2]))[k] - 0.5f) < 0.05f;
+        a->edit_seen &= dsc_tensor_to_host(ctx, w[2], w2, w2_bytes) == DSC_OK;
+        for (int k = 0; k < OUT * HID; k++) a->edit_seen &= fabsf(w2[k] - 0.5f) < 0.05f;
         dsc_engine_release_params(init.engine, &w[2], 1, -1);
     }
     a->rc = 0;
