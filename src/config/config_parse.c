@@ -544,6 +544,88 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
     return 0;
 }
 
+/* ---- overrides (dsc_config_override_t) ------------------------------------------------------ */
+
+/* Sets each override's value in the parsed text's tree, creating the objects along its
+ * path, before the walk validates the whole. */
+static int apply_overrides(cfg_parser_t *p, json_t *root) {
+    for (size_t i = 0; i < p->opts.n_overrides; i++) {
+        const dsc_config_override_t *o = &p->opts.overrides[i];
+        const char *note = o->note ? o->note : "override";
+        if (!o->path || !*o->path || !o->json) {
+            cfg_set_err(p->err, p->errsz, "%s: %s: an override needs a key path and a JSON value", p->cfg->source_name,
+                        note);
+            return -1;
+        }
+        json_error_t je;
+        json_t *value = json_loads(o->json, JSON_DECODE_ANY, &je);
+        if (!value) {
+            cfg_set_err(p->err, p->errsz, "%s: %s: %s: the value '%s' is not JSON: %s", p->cfg->source_name, note,
+                        o->path, o->json, je.text);
+            return -1;
+        }
+        json_t *obj = root;
+        const char *seg = o->path;
+        for (const char *dot; (dot = strchr(seg, '.')) != NULL; seg = dot + 1) {
+            char name[CFG_PATH_MAX];
+            snprintf(name, sizeof name, "%.*s", (int)(dot - seg), seg);
+            json_t *child = json_object_get(obj, name);
+            if (!child || json_is_null(child)) {
+                child = json_object();
+                if (!child || json_object_set_new(obj, name, child) != 0) {
+                    json_decref(value);
+                    cfg_set_err(p->err, p->errsz, "out of memory applying %s", note);
+                    return -1;
+                }
+            } else if (!json_is_object(child)) {
+                json_decref(value);
+                cfg_set_err(p->err, p->errsz, "%s: %s: %s: cannot be set: %.*s is %s in the config, not an object",
+                            p->cfg->source_name, note, o->path, (int)(dot - o->path), o->path, dsc__json_kind(child));
+                return -1;
+            }
+            obj = child;
+        }
+        if (json_object_set_new(obj, seg, value) != 0) {
+            cfg_set_err(p->err, p->errsz, "out of memory applying %s", note);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool under(const char *path, const char *prefix) {
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '.');
+}
+
+static void params_source(dsc_config_params_t *ps, const char *section, const char *opath, const char *note) {
+    char base[64];
+    snprintf(base, sizeof base, "%s.params", section);
+    for (size_t i = 0; i < ps->count; i++) {
+        dsc_config_param_t *q = (dsc_config_param_t *)(uintptr_t)&ps->items[i];
+        char full[CFG_PATH_MAX];
+        cfg_path_join(full, sizeof full, base, q->name);
+        if (q->source.origin == DSC_CONFIG_FILE && under(full, opath)) q->source = (dsc_config_source_t){DSC_CONFIG_FILE, 0, 0, note};
+    }
+}
+
+/* After the walk: every value an override set shows the override's note as its source. */
+static bool override_sources(cfg_parser_t *p) {
+    cfg_impl_t *impl = p->impl;
+    for (size_t i = 0; i < p->opts.n_overrides; i++) {
+        const dsc_config_override_t *o = &p->opts.overrides[i];
+        const char *note = cfg_strdup(&impl->arena, o->note ? o->note : "override");
+        if (!note) return false;
+        char canon[CFG_PATH_MAX];
+        const char *path = cfg_lookup_path(o->path, canon, sizeof canon) ? canon : o->path; /* aliases */
+        for (size_t k = 0; k < impl->n_src; k++)
+            if (under(impl->src[k].path, path)) impl->src[k].src = (dsc_config_source_t){DSC_CONFIG_FILE, 0, 0, note};
+        params_source(&impl->pub.optimizer.params, "optimizer", o->path, note);
+        params_source(&impl->pub.scheduler.params, "scheduler", o->path, note);
+    }
+    return true;
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 static cfg_impl_t *impl_new(const char *name) {
@@ -649,10 +731,15 @@ dsc_status_t dsc_config_parse_buffer(const char *data, size_t len, const char *n
         st = DSC_ERR_CONFIG;
         goto done;
     }
+    if (apply_overrides(&p, root) < 0) {
+        st = DSC_ERR_CONFIG;
+        goto done;
+    }
     if (walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL) < 0 || cfg_finish(&p) < 0) {
         st = DSC_ERR_CONFIG;
         goto done;
     }
+    if (!override_sources(&p)) impl->arena.failed = true;
     impl->given_tb = impl->pub.train_batch_size;
     impl->given_mb = impl->pub.train_micro_batch_size_per_gpu;
     impl->given_gas = impl->pub.gradient_accumulation_steps;
