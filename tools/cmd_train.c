@@ -82,6 +82,7 @@ typedef struct {
     bool resume;          /* --resume [TAG] */
     const char *resume_tag;
     dsc_trainer_flags_t trainer; /* --lr, --micro-batch, --steps, ... (trainer_config.h) */
+    bool model_given, context_given; /* --model, --context on the command line */
     bool no_progress;     /* --no-progress: plain lines even on a terminal */
     int local_rank;       /* --local_rank N (-1: not given) */
 } train_args_t;
@@ -124,7 +125,8 @@ static void usage(FILE *out) {
             "                      odls_base_sigkill_timeout s later (1 by default: for a large model, signal a\n"
             "                      rank or run mpirun --mca odls_base_sigkill_timeout 60)\n"
             "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
-            "                      weights, optimizer, scheduler, loss scale, RNG and data position\n"
+            "                      weights, optimizer, scheduler, loss scale, RNG and data position; the\n"
+            "                      model's shape and context come from the checkpoint unless given\n"
             "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
             "                      backward (default K = 1: every block); without it the config's\n"
             "                      activation_checkpointing.number_checkpoints decides\n"
@@ -220,6 +222,7 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         else if (!strcmp(k, "--device")) a->device = v;
         else if (!strcmp(k, "--save-every")) ok = parse_int(v, 1, 100000000, &n), a->save_every = (int)n;
         else if (!strcmp(k, "--model")) {
+            a->model_given = true;
             /* llm.c's depth presets (dN: N layers, width 64 N, N heads, capped as GPT-2's). */
             static const struct { const char *name; int layers, heads, embd; } presets[] = {
                 {"gpt2-tiny", 2, 4, 64}, {"d6", 6, 6, 384},     {"d12", 12, 12, 768},
@@ -252,7 +255,7 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         else if (!strcmp(k, "--layers")) ok = parse_int(v, 1, 1000, &n), a->layers = (int)n;
         else if (!strcmp(k, "--heads")) ok = parse_int(v, 1, 1000, &n), a->heads = (int)n;
         else if (!strcmp(k, "--embd")) ok = parse_int(v, 1, 100000, &n), a->embd = (int)n;
-        else if (!strcmp(k, "--context")) ok = parse_int(v, 2, 100000, &n), a->context = (int)n;
+        else if (!strcmp(k, "--context")) ok = parse_int(v, 2, 100000, &n), a->context = (int)n, a->context_given = true;
         else if (!strcmp(k, "--eval-every")) ok = parse_int(v, 0, 100000000, &n), a->eval_every = (int)n;
         else if (!strcmp(k, "--dropout")) {
             char *end;
@@ -517,6 +520,40 @@ static dsc_status_t agree_stop(dsc_comm_t *comm, int *signo) {
     return DSC_OK;
 }
 
+/* --resume without the shape flags: the model's shape (and a shard vocabulary) from the
+ * checkpoint's client state, which dsc train writes with every save. Flags given on the
+ * command line win (a different shape then fails at the load, naming the tensor). False with
+ * a message when the checkpoint cannot be read. */
+static bool shape_from_checkpoint(train_args_t *a, bool shards, char *err, size_t errsz) {
+    const bool shape_flags = a->model_given || a->layers || a->heads || a->embd;
+    if (shape_flags && a->context_given && (!shards || a->vocab)) return true; /* nothing left to take */
+    dsc_ckpt_t *ck = NULL;
+    if (dsc_ckpt_open(a->save_dir, a->resume_tag, DSC_CKPT_VERIFY_LAZY, &ck, err, errsz) != DSC_OK) return false;
+    const char *client = dsc_manifest_blob(dsc_ckpt_manifest(ck), DSC_MANIFEST_CLIENT_STATE);
+    json_t *root = client ? json_loads(client, 0, NULL) : NULL;
+    dsc_ckpt_close(ck);
+    json_t *m = root ? json_object_get(root, "model") : NULL;
+    if (!json_is_object(m)) { /* not written by dsc train: the flags (or defaults) decide */
+        json_decref(root);
+        return true;
+    }
+    int layers = (int)json_integer_value(json_object_get(m, "n_layer")), heads = (int)json_integer_value(json_object_get(m, "n_head"));
+    int embd = (int)json_integer_value(json_object_get(m, "n_embd")), ctx = (int)json_integer_value(json_object_get(m, "block_size"));
+    int vocab = (int)json_integer_value(json_object_get(m, "vocab_size"));
+    json_decref(root);
+    if (!shape_flags && layers > 0 && heads > 0 && embd > 0) {
+        a->model.n_layer = layers, a->model.n_head = heads, a->model.n_embd = embd;
+    }
+    if (!a->context_given && ctx > 1) a->context = ctx;
+    if (shards && !a->vocab && vocab > 1) a->vocab = vocab;
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    if (!rank || !strcmp(rank, "0"))
+        fprintf(stderr, "dsc train: resuming %s: model shape from the checkpoint: %d layers, %d heads, width %d, context %d%s\n",
+            a->save_dir, a->model.n_layer, a->model.n_head, a->model.n_embd, a->context,
+            shape_flags ? " (layers, heads and width from the command line)" : "");
+    return true;
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -578,6 +615,10 @@ int dsc_cmd_train(int argc, char **argv) {
                     a.data[k], a.n_data);
             return 2;
         }
+    if (a.resume && a.save_dir && !shape_from_checkpoint(&a, shards, err, sizeof err)) {
+        fprintf(stderr, "dsc train: --resume: %s\n", err);
+        return 1;
+    }
     /* Options that only shards use are refused for text rather than ignored. */
     if (!shards && (a.vocab || a.val_data)) {
         fprintf(stderr, "dsc train: %s applies to llm.c token shards (.bin --data) only; with text data the "

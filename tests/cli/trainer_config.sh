@@ -101,4 +101,15 @@ expect 0 'no optimizer in the config' "$DSC" train --deepspeed_config "$d/noopt.
 expect 0 'no optimizer in the config' "$DSC" train --deepspeed "$d/noopt.json" $small --steps 1 --local_rank=0
 expect 2 '--local_rank 3, but MPI made this process local rank 0' \
   env OMPI_COMM_WORLD_LOCAL_RANK=0 "$DSC" train --config "$d/noopt.json" $small --steps 1 --local_rank 3
+
+# 7. --resume takes the model's shape from the checkpoint: the same step as with the flags repeated.
+shape="--layers 2 --embd 32 --heads 2 --context 24"
+expect 0 'saved checkpoint' "$DSC" train $shape --data README.md --eval-every 0 --steps 6 --save "$d/ck"
+cp -r "$d/ck" "$d/ck2"
+expect 0 'resumed from' "$DSC" train $shape --data README.md --eval-every 0 --steps 12 --save "$d/ck" --resume
+with=$(echo "$out" | grep -E '^step +12/12' | cut -d'|' -f2-5)
+expect 0 'resuming .*ck2: model shape from the checkpoint: 2 layers, 2 heads, width 32, context 24' \
+  "$DSC" train --data README.md --eval-every 0 --steps 12 --save "$d/ck2" --resume
+without=$(echo "$out" | grep -E '^step +12/12' | cut -d'|' -f2-5)
+[ -n "$with" ] && [ "$with" = "$without" ] || fail "resume without shape flags: '$without', with them: '$with'"
 echo PASS
