@@ -1,6 +1,7 @@
 /* `dsc config check FILE [--world-size N] [--allow-unknown]`: validates a DeepSpeed config,
  * resolves the batch sizes for the world size and prints the effective config with the
  * source of every value. Exit status: 0 valid, 1 invalid (the error on stderr), 2 usage. */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,21 @@ static void warn_to_stderr(dsc_log_level_t level, const char *message, void *use
     (void)level;
     (void)user;
     fprintf(stderr, "warning: %s\n", message);
+}
+
+/* Prints each line of `text` as "error: <line>", except lines containing `skip`; returns how
+ * many it printed. */
+static int print_errors(const char *text, const char *skip) {
+    int n = 0;
+    for (const char *s = text; *s;) {
+        size_t len = strcspn(s, "\n");
+        if (!skip || !memmem(s, len, skip, strlen(skip))) {
+            fprintf(stderr, "error: %.*s\n", (int)len, s);
+            n++;
+        }
+        s += len + (s[len] == '\n');
+    }
+    return n;
 }
 
 static bool parse_size(const char *s, long long *out) {
@@ -153,11 +169,9 @@ int dsc_cmd_config(int argc, char **argv) {
         tf.keep_optimizer_absent = false;
         resolved = dsc_trainer_resolve(file, NULL, &tf, ov, err, sizeof err);
     }
-    if (!resolved) {
-        fprintf(stderr, "error: %s\n", err);
-        free(ov);
-        return 1;
-    }
+    /* The "auto" values no rule fills in; the parse below still reports every other problem. */
+    int n_errors = 0;
+    if (!resolved) n_errors += print_errors(err, NULL);
     for (size_t i = 0; i < ov->n; i++) printf("// %s = %s (%s)\n", ov->path[i], ov->json[i], ov->note[i]);
     if (ov->summary[0]) printf("// dsc train: %s\n", ov->summary);
     if (ov->warning[0]) printf("// dsc train: warning: %s\n", ov->warning);
@@ -167,11 +181,14 @@ int dsc_cmd_config(int argc, char **argv) {
     opts.unknown_top_level_keys_warn = allow_unknown;
     opts.unknown_section_keys_warn = allow_unknown;
     opts.log_fn = warn_to_stderr;
+    opts.all_errors = true; /* every problem of the file at once */
     dsc_config_t *cfg = NULL;
     dsc_status_t st = dsc_config_parse_file(file, &opts, &cfg, err, sizeof err);
     if (st == DSC_OK) st = dsc_config_resolve_batch_from(cfg, world_size, origin, err, sizeof err);
-    if (st != DSC_OK) {
-        fprintf(stderr, "error: %s\n", err);
+    if (st != DSC_OK || n_errors) {
+        /* the unresolved "auto" values were reported above, with what would fill them */
+        if (st != DSC_OK) n_errors += print_errors(err, resolved ? NULL : "\"auto\" is a placeholder");
+        if (n_errors > 1) fprintf(stderr, "%d problems\n", n_errors);
         dsc_config_free(cfg);
         free(ov);
         return 1;

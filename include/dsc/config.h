@@ -589,9 +589,13 @@ typedef struct dsc_config_parse_options {
      * DSC_ERR_CONFIG naming the override's note. "auto" is refused here as in the file. */
     const dsc_config_override_t *overrides;
     size_t n_overrides;
+    /* false (default): stop at the first error. true: go on through the whole file and put
+     * every error in `err`, one per line, in file order (as far as errsz allows); the cross-key
+     * checks then also run, with bad keys at their defaults (`dsc config check`). */
+    bool all_errors;
 } dsc_config_parse_options_t;
 
-#define DSC_CONFIG_PARSE_OPTIONS_INIT {0, false, false, NULL, NULL, NULL, 0}
+#define DSC_CONFIG_PARSE_OPTIONS_INIT {0, false, false, NULL, NULL, NULL, 0, false}
 
 /* Parses and validates a config file. `opts` may be NULL (defaults above). On success
  * *out is a new config; on failure *out is NULL, `err` (errsz bytes, may be NULL/0) holds

@@ -41,15 +41,22 @@ static void pos_of(const cfg_pos_t *at, bool use_key, int *line, int *col) {
 
 int cfg_vfail(cfg_parser_t *p, const cfg_pos_t *at, bool use_key, const char *path, const char *fmt,
               va_list ap) {
-    if (p->failed) return -1; /* keep the first error: it is the cause */
+    /* keep the first error: it is the cause; with all_errors, each further one on its own line */
+    if (p->failed && !p->opts.all_errors) return -1;
+    bool first = !p->failed;
     p->failed = true;
     if (!p->err || !p->errsz) return -1;
+    size_t off = first ? 0 : strlen(p->err);
+    if (!first && off + 2 >= p->errsz) return -1; /* no room left: the first ones stay */
+    if (!first) p->err[off++] = '\n';
     int line, col;
     pos_of(at, use_key, &line, &col);
     char where[CFG_PATH_MAX + 64];
     cfg_format_where(p->cfg, line, col, where, sizeof where);
-    int n = snprintf(p->err, p->errsz, "%s: %s%s", where, path && *path ? path : "", path && *path ? ": " : "");
-    if (n >= 0 && (size_t)n < p->errsz) vsnprintf(p->err + n, p->errsz - (size_t)n, fmt, ap);
+    char *e = p->err + off;
+    size_t esz = p->errsz - off;
+    int n = snprintf(e, esz, "%s: %s%s", where, path && *path ? path : "", path && *path ? ": " : "");
+    if (n >= 0 && (size_t)n < esz) vsnprintf(e + n, esz - (size_t)n, fmt, ap);
     return -1;
 }
 
@@ -502,20 +509,28 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
     const char *name;
     json_t *v;
     cfg_pos_t *hint = NULL;
+    int rc = 0; /* with all_errors the walk goes on after a bad key, to report every one */
+#define WALK_FAIL() /* a block, not do-while: its continue must reach the foreach loop */              \
+    {                                                                                                          \
+        if (!p->opts.all_errors) return -1;                                                                    \
+        rc = -1;                                                                                               \
+        continue;                                                                                              \
+    }
     json_object_foreach(obj, name, v) {
         const cfg_pos_t *pos = cfg_pos_member(pobj, name, &hint);
         char shown[CFG_PATH_MAX], canon[CFG_PATH_MAX];
         cfg_path_join(shown, sizeof shown, shown_base, name);
         const cfg_key_t *k = cfg_table_find(t, name);
         if (!k) {
-            if (table_unknown(p, t, pos, shown, name) < 0) return -1;
+            if (table_unknown(p, t, pos, shown, name) < 0) WALK_FAIL();
             continue;
         }
         if (k->alias) {
             const char *other = strcmp(name, k->name) == 0 ? k->alias : k->name;
             if (strcmp(name, k->name) == 0 && json_object_get(obj, other)) {
-                return cfg_fail(p, pos, true, shown,
-                                "given together with \"%s\", which is the same setting (an alias); keep one", other);
+                cfg_fail(p, pos, true, shown, "given together with \"%s\", which is the same setting (an alias); keep one",
+                         other);
+                WALK_FAIL();
             }
         }
         cfg_path_join(canon, sizeof canon, canon_base, k->canon ? k->canon : k->name);
@@ -523,11 +538,13 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
         if (k->canon) {
             /* a legacy spelling of a section: "bfloat16" is read only when "bf16" is absent */
             json_t *modern = json_object_get(obj, k->canon);
-            if (modern && !json_is_null(modern))
-                return cfg_fail(p, pos, true, shown,
-                                "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
-                                "silently ignore it); keep only \"%s\"",
-                                k->canon, name, k->canon);
+            if (modern && !json_is_null(modern)) {
+                cfg_fail(p, pos, true, shown,
+                         "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
+                         "silently ignore it); keep only \"%s\"",
+                         k->canon, name, k->canon);
+                WALK_FAIL();
+            }
             p->pos_bfloat16 = pos;
             knote = "legacy key bfloat16";
         }
@@ -537,11 +554,13 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
             if (!strcmp(canon, "train_batch_size") || !strcmp(canon, "train_micro_batch_size_per_gpu") ||
                 !strcmp(canon, "gradient_accumulation_steps"))
                 snprintf(def, sizeof def, "none; give any two of the three batch sizes and dsc derives the third");
-            return cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
+            cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
+            WALK_FAIL();
         }
-        if (walk_value(p, k, v, pos, shown, canon, knote) < 0) return -1;
+        if (walk_value(p, k, v, pos, shown, canon, knote) < 0) WALK_FAIL();
     }
-    return 0;
+#undef WALK_FAIL
+    return rc;
 }
 
 /* ---- overrides (dsc_config_override_t) ------------------------------------------------------ */
@@ -735,7 +754,9 @@ dsc_status_t dsc_config_parse_buffer(const char *data, size_t len, const char *n
         st = DSC_ERR_CONFIG;
         goto done;
     }
-    if (walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL) < 0 || cfg_finish(&p) < 0) {
+    int walked = walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL);
+    /* all_errors: the cross-key checks run as well (bad keys hold their defaults) */
+    if ((walked < 0 && !p.opts.all_errors) || cfg_finish(&p) < 0 || walked < 0) {
         st = DSC_ERR_CONFIG;
         goto done;
     }

@@ -84,6 +84,23 @@ expect 0 'train_micro_batch_size_per_gpu=2, gradient_accumulation_steps=1' \
 printf '%s\n' '{"train_batch_size": "auto", "zero_optimization": {"stage": "auto", "overlap_comm": "auto"}, "steps_per_print": "auto"}' > "$d/bad.json"
 expect 1 'zero_optimization.stage: "auto" has no value dsc train can fill in: pass --zero-stage N' "$DSC" config check "$d/bad.json"
 [ "$(echo "$out" | grep -c 'has no value dsc train can fill in')" -eq 3 ] || fail "not every unresolved auto listed: $out"
+# ... and every other problem of the file with them, one line each.
+cat > "$d/many.json" <<'EOF'
+{
+  "train_batch_size": "auto",
+  "train_micro_batch_size_per_gpu": 4,
+  "gradient_clipping": -1,
+  "zero_optimization": {"stage": 7, "reduce_bucket_sise": 5, "overlap_comm": "auto"},
+  "fp16": {"enabled": "yes"},
+  "steps_per_prnt": 10
+}
+EOF
+expect 1 '6 problems' "$DSC" config check "$d/many.json"
+for want in 'overlap_comm: "auto" has no value' 'many.json:4:24: gradient_clipping: must be >= 0' \
+            'many.json:5:34: zero_optimization.stage: must be in 0..3' 'many.json:5:37: zero_optimization.reduce_bucket_sise: unknown key' \
+            'many.json:6:23: fp16.enabled: expected true or false' 'many.json:7:3: steps_per_prnt: unknown key'; do
+  echo "$out" | grep -q -- "^error: .*$want" || fail "config check many.json: no '$want'"
+done
 printf '%s\n' '{"train_micro_batch_size_per_gpu": 4, "optimizer": {"type": "AdamW", "params": {"lr": 0.001}}}' > "$d/plain.json"
 expect 0 '"type": "adamw", +// .*plain.json:1:' "$DSC" config check "$d/plain.json"
 

@@ -71,5 +71,26 @@ int main(void) {
           strstr(err, "is not JSON"));
     const dsc_config_override_t through[] = {ok_mb, {"gradient_clipping.x", "1", "note-x"}};
     CHECK(parse(text, through, 2, err, sizeof err) == NULL && strstr(err, "note-x") && strstr(err, "not an object"));
+    /* all_errors: every bad key of the file, one per line in file order; without it the first. */
+    const char *bad_text = "{\"gradient_clipping\": -1,\n \"zero_optimization\": {\"stage\": 7, \"reduce_bucket_sise\": 5},\n"
+                      " \"fp16\": {\"enabled\": \"auto\"}, \"steps_per_prnt\": 1}";
+    dsc_config_parse_options_t o = DSC_CONFIG_PARSE_OPTIONS_INIT;
+    dsc_config_t *cfg2 = NULL;
+    CHECK(dsc_config_parse_string(bad_text, &o, &cfg2, err, sizeof err) == DSC_ERR_CONFIG && !strchr(err, '\n') &&
+          strstr(err, "<string>:1:23: gradient_clipping"));
+    o.all_errors = true;
+    CHECK(dsc_config_parse_string(bad_text, &o, &cfg2, err, sizeof err) == DSC_ERR_CONFIG && cfg2 == NULL);
+    const char *want[] = {"<string>:1:23: gradient_clipping: must be >= 0", "\n<string>:2:33: zero_optimization.stage: must be in 0..3",
+                          "\n<string>:2:36: zero_optimization.reduce_bucket_sise: unknown key",
+                          "\n<string>:3:22: fp16.enabled: \"auto\" is a placeholder", "\n<string>:3:31: steps_per_prnt: unknown key"};
+    const char *at = err;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *hit = strstr(at, want[i]);
+        CHECK_MSG(hit != NULL, "error %zu '%s' not found (in order) in:\n%s", i, want[i], err);
+        if (hit) at = hit + 1;
+    }
+    int lines = 1;
+    for (const char *c = err; *c; c++) lines += *c == '\n';
+    CHECK_MSG(lines == 5, "%d error lines:\n%s", lines, err);
     return check_finish("test_config_override");
 }
