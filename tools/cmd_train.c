@@ -379,11 +379,12 @@ static void progress_clear(progress_t *pg) {
 
 /* One frame: "[=====>    ] 120/260 loss 2.3456 lr 1.23e-03 45678 tok/s ETA 0:42", never wider
  * than the terminal (80 columns when it does not say) less one column, so it cannot wrap. */
-static void progress_bar(progress_t *pg, int step, int steps, double loss, double lr, double tok_s, double elapsed) {
+static void progress_bar(progress_t *pg, int step, int steps, int done, double loss, double lr, double tok_s,
+                         double elapsed) {
     struct winsize ws;
     int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
     if (cols > 120) cols = 120;
-    double eta = step ? elapsed / step * (steps - step) : 0;
+    double eta = done > 0 ? elapsed / done * (steps - step) : 0; /* done: steps this run (a resume starts later) */
     char tail[160], frame[256], bar[64];
     int tn = snprintf(tail, sizeof tail, " %d/%d loss %.4f lr %.2e %.0f tok/s ETA %d:%02d", step, steps, loss, lr, tok_s,
                       (int)(eta / 60), (int)eta % 60);
@@ -844,7 +845,7 @@ int dsc_cmd_train(int argc, char **argv) {
         if (tty) {
             double now = now_seconds();
             if (!dsc_tool_stop_requested()) /* stopping: nothing between the step and the save */
-                progress_bar(&pg, step, steps, loss_sum / gas, dsc_engine_lr(engine),
+                progress_bar(&pg, step, steps, step - first_step + 1, loss_sum / gas, dsc_engine_lr(engine),
                              (double)(step - first_step + 1) * b * t * gas * dsc_engine_world_size(engine) / (now - t0),
                              now - t0);
             if (step == steps && pg.drawn) { /* the last frame stays */
