@@ -1,9 +1,6 @@
 /* `dsc train`: trains the built-in GPT on character-level text with a DeepSpeed config. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
-#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +14,7 @@
 #include "commands.h"
 #include "stop_signal.h"
 #include "trainer_config.h"
+#include "train_progress.h"
 #include "dsc/dsc.h"
 
 /* The default run: a small GPT on the English text Debian's fortunes-min package ships,
@@ -337,84 +335,6 @@ static dsc_status_t source_val(batch_source_t *src, int k, uint64_t *st, int32_t
     return dsc_shard_loader_next(src->val, x, y);
 }
 
-/* A one-line progress bar on a terminal, rewritten in place. */
-/* The progress bar's own descriptor: the terminal reopened non-blocking, so a frame that the
- * terminal cannot take now is dropped instead of stopping training. Under mpirun stdout is a
- * pty that mpirun drains; once mpirun is signalled it sleeps between its SIGCONT, SIGTERM and
- * SIGKILL (odls_base_sigkill_timeout each) and drains nothing, the pty fills (about 19 KiB,
- * ~190 frames) and a blocking write would hold rank 0 past the SIGTERM, so it never saves.
- * A fresh open gives a private file description: stdout's, shared with the shell, stays
- * blocking. -1 when the terminal cannot be reopened (frames then go out only when poll says
- * the terminal takes them). */
-static int progress_fd_open(void) {
-    const char *name = ttyname(STDOUT_FILENO);
-    return name ? open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
-}
-
-/* The bar's state: where it is drawn, and whether a frame is on the screen now (a log line
- * first clears it, so no line is ever glued onto the bar). */
-typedef struct {
-    int fd;     /* progress_fd_open's descriptor, or -1 */
-    bool on;    /* the bar is drawn on a terminal */
-    bool drawn; /* a frame is on the current line */
-} progress_t;
-
-static void progress_write(progress_t *pg, const char *text, size_t n) {
-    int fd = pg->fd;
-    if (fd < 0) {
-        struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
-        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) return; /* dropped: the next frame redraws it all */
-        fd = STDOUT_FILENO;
-    }
-    (void)!write(fd, text, n); /* EAGAIN or a short write: dropped, the next frame starts with \r */
-}
-
-/* Clears the bar's line, so that the next line printed starts at column 0 on a clean line. */
-static void progress_clear(progress_t *pg) {
-    if (!pg->on || !pg->drawn) return;
-    fflush(stdout);
-    progress_write(pg, "\r\033[K", 4);
-    pg->drawn = false;
-}
-
-/* One frame: "[=====>    ] 120/260 loss 2.3456 lr 1.23e-03 45678 tok/s ETA 0:42", never wider
- * than the terminal (80 columns when it does not say) less one column, so it cannot wrap. */
-static void progress_bar(progress_t *pg, int step, int steps, int done, double loss, double lr, double tok_s,
-                         double elapsed) {
-    struct winsize ws;
-    int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
-    if (cols > 120) cols = 120;
-    double eta = done > 0 ? elapsed / done * (steps - step) : 0; /* done: steps this run (a resume starts later) */
-    char tail[160], frame[256], bar[64];
-    int tn = snprintf(tail, sizeof tail, " %d/%d loss %.4f lr %.2e %.0f tok/s ETA %d:%02d", step, steps, loss, lr, tok_s,
-                      (int)(eta / 60), (int)eta % 60);
-    if (tn < 0) return;
-    int width = cols - 1 - tn - 2; /* the brackets */
-    if (width > 30) width = 30;
-    if (width < 5) width = 0; /* a narrow terminal: the numbers only */
-    int filled = (int)((double)step / steps * width);
-    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-    bar[width] = '\0';
-    int n = width ? snprintf(frame, sizeof frame, "\r[%s]%s", bar, tail) : snprintf(frame, sizeof frame, "\r%s", tail + 1);
-    if (n <= 0) return;
-    if (n > cols) n = cols; /* "\r" + at most cols - 1 characters */
-    frame[n] = '\0';
-    n += snprintf(frame + n, sizeof frame - (size_t)n, "\033[K"); /* what a longer frame left */
-    fflush(stdout); /* lines printed before stay before the frame */
-    progress_write(pg, frame, (size_t)n);
-    pg->drawn = true;
-}
-
-/* The library's log lines (warnings, wall_clock_breakdown) on their own line, never after the
- * bar; the format of the default sink. */
-static void train_log(dsc_log_level_t level, const char *message, void *user) {
-    progress_t *pg = user;
-    if (pg) progress_clear(pg);
-    const char *name = level == DSC_LOG_ERROR ? "ERROR" : level == DSC_LOG_WARN ? "WARN" : level == DSC_LOG_INFO ? "INFO"
-                                                                                                                  : "DEBUG";
-    fprintf(stderr, "[dsc %s] %s\n", name, message);
-}
-
 /* The data position as JSON (the checkpoint's client state), and back. */
 /* The checkpoint's client state (JSON, malloc'ed): the data position, the model's shape and,
  * for text, the character vocabulary, so `dsc sample` can rebuild the model from it. */
@@ -646,7 +566,7 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a.seed;
     co.device = a.device; /* a refused device is reported by dsc_ctx_new (stderr) */
-    co.log_fn = train_log;
+    co.log_fn = dsc_progress_log;
     co.log_user = &pg;
     dsc_ctx_t *ctx = NULL;
     dsc_comm_t *comm = NULL;
@@ -790,7 +710,7 @@ int dsc_cmd_train(int argc, char **argv) {
      * (its output is a log however it reaches the screen) and with --no-progress. */
     const bool tty = rank0 && !a.no_progress && isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
     if (tty) {
-        pg.fd = progress_fd_open();
+        pg.fd = dsc_progress_fd_open();
         pg.on = true;
     }
     long tokens_since = 0;
@@ -826,17 +746,17 @@ int dsc_cmd_train(int argc, char **argv) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
             if (source_next(&src, x, y, b, t, err, sizeof err) != DSC_OK) {
-                progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
                 goto out;
             }
             dsc_tensor_t *loss = NULL;
             if (dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss) != DSC_OK) {
-                progress_clear(&pg), fprintf(stderr, "dsc train: step %d: forward pass of a micro batch of %d x %d tokens: %s\n", step, b, t,
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: forward pass of a micro batch of %d x %d tokens: %s\n", step, b, t,
                         dsc_ctx_errmsg(ctx));
                 goto out;
             }
             if (dsc_backward(engine, loss) != DSC_OK || dsc_step(engine) != DSC_OK) {
-                progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, dsc_engine_errmsg(engine));
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, dsc_engine_errmsg(engine));
                 goto out;
             }
             loss_sum += dsc_engine_last_loss(engine);
@@ -845,11 +765,11 @@ int dsc_cmd_train(int argc, char **argv) {
         if (tty) {
             double now = now_seconds();
             if (!dsc_tool_stop_requested()) /* stopping: nothing between the step and the save */
-                progress_bar(&pg, step, steps, step - first_step + 1, loss_sum / gas, dsc_engine_lr(engine),
+                dsc_progress_bar(&pg, step, steps, step - first_step + 1, loss_sum / gas, dsc_engine_lr(engine),
                              (double)(step - first_step + 1) * b * t * gas * dsc_engine_world_size(engine) / (now - t0),
                              now - t0);
             if (step == steps && pg.drawn) { /* the last frame stays */
-                progress_write(&pg, "\n", 1);
+                dsc_progress_write(&pg, "\n", 1);
                 pg.drawn = false;
             }
         } else if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
@@ -865,7 +785,7 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         int stop = 0;
         if (a.save_dir && agree_stop(comm, &stop) != DSC_OK) {
-            progress_clear(&pg), fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
+            dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
             goto out;
         }
         if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps || stop)) {
@@ -873,14 +793,14 @@ int dsc_cmd_train(int argc, char **argv) {
             dsc_status_t saved = client ? dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) : DSC_ERR_NOMEM;
             free(client);
             if (saved != DSC_OK) {
-                progress_clear(&pg), fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
                 goto out;
             }
         }
         if (stop) {
             char tag[64];
             dsc_ckpt_default_tag(dsc_engine_global_steps(engine), tag, sizeof tag);
-            progress_clear(&pg);
+            dsc_progress_clear(&pg);
             if (rank0)
                 fprintf(stderr, "dsc train: stopped by %s after step %d of %d: saved checkpoint %s/%s (continue with "
                         "the same command and --resume)\n", stop == SIGINT ? "SIGINT" : stop == SIGTERM ?
@@ -892,10 +812,10 @@ int dsc_cmd_train(int argc, char **argv) {
             err[0] = '\0';
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y, err, sizeof err);
             if (err[0]) {
-                progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
                 goto out;
             }
-            progress_clear(&pg);
+            dsc_progress_clear(&pg);
             if (rank0) printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
             dsc_engine_monitor_write(engine, "Train/Samples/val_loss", vl);
             fflush(stdout);
@@ -924,7 +844,7 @@ int dsc_cmd_train(int argc, char **argv) {
     }
 out:
     if (a.save_dir) dsc_tool_stop_signals_restore();
-    progress_clear(&pg);
+    dsc_progress_clear(&pg);
     if (pg.fd >= 0) close(pg.fd);
     free(trainer_ov);
     free(x);
