@@ -292,9 +292,10 @@ bool dsc_trainer_resolve(const char *path, const char *json, const dsc_trainer_f
         set(o, "optimizer.params.weight_decay", "0.01", "%s", why);
         if (!has_sched) {
             set(o, "scheduler.type", "\"WarmupCosineLR\"", "dsc train: no scheduler in the config");
-            set(o, "scheduler.params.total_num_steps", num(steps, b, sizeof b), "dsc train: %s",
-                f->steps ? "--steps" : "the default steps");
-            set(o, "scheduler.params.warmup_num_steps", num(warmup, b, sizeof b), "dsc train: %s", warmup_why);
+            set(o, "scheduler.params.total_num_steps", num(steps, b, sizeof b), "%s",
+                f->steps ? "command line: --steps" : "dsc train default: 200 steps");
+            set(o, "scheduler.params.warmup_num_steps", num(warmup, b, sizeof b), "%s",
+                f->warmup ? "command line: --warmup" : warmup_why);
             set(o, "scheduler.params.warmup_type", "\"linear\"", "dsc train: no scheduler in the config");
         }
         if (has_sched)
@@ -319,7 +320,10 @@ bool dsc_trainer_resolve(const char *path, const char *json, const dsc_trainer_f
         set(o, "train_micro_batch_size_per_gpu", num(f->micro_batch, b, sizeof b), "command line: --micro-batch");
     if (f->grad_accum && !is_auto(at(root, "gradient_accumulation_steps")))
         set(o, "gradient_accumulation_steps", num(f->grad_accum, b, sizeof b), "command line: --grad-accum");
-    if ((f->micro_batch || f->grad_accum) && json_is_number(at(root, "train_batch_size")))
+    /* A train_batch_size number stays the global batch (the library derives the accumulation)
+     * unless the accumulation is fixed too, by --grad-accum or the file: then it is recomputed. */
+    if ((f->micro_batch || f->grad_accum) && json_is_number(at(root, "train_batch_size")) &&
+        (f->grad_accum || json_is_number(at(root, "gradient_accumulation_steps"))))
         set(o, "train_batch_size", num((double)f->world_size * micro * gas, b, sizeof b),
             "command line: world size %lld x micro batch %d x accumulation %d", (long long)f->world_size, micro, gas);
     if (f->bf16 || f->fp16) {

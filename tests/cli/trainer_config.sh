@@ -76,6 +76,13 @@ for want in '"warmup_max_lr": 0.0001, +// command line: --lr' '"stage": 1, +// c
   echo "$out" | grep -Eq -- "$want" || fail "config check with flags: no /$want/"
 done
 [ "$(echo "$out" | grep -Ec '"enabled": (true|false), +// command line: --bf16')" -eq 2 ] || fail "--bf16 must set bf16.enabled and clear fp16.enabled"
+# A train_batch_size number stays the global batch (the accumulation is derived) unless the
+# accumulation is fixed too, by the file or --grad-accum: then it is recomputed from the flags.
+printf '%s\n' '{"train_batch_size": 32, "train_micro_batch_size_per_gpu": 4}' > "$d/tb.json"
+expect 0 '"gradient_accumulation_steps": 4, +// derived' "$DSC" config check "$d/tb.json" --micro-batch 8
+echo "$out" | grep -Eq '"train_batch_size": 32, +// .*tb.json:1:22' || fail "--micro-batch changed a file's train_batch_size"
+expect 0 '"train_batch_size": 16, +// command line: world size 1 x micro batch 8 x accumulation 2' \
+  "$DSC" config check "$d/tb.json" --micro-batch 8 --grad-accum 2
 # ... and the same flags drive dsc train (a file's micro batch 4 becomes 2).
 expect 0 'train_micro_batch_size_per_gpu=2, gradient_accumulation_steps=1' \
   "$DSC" train --config "$d/noopt.json" $small --steps 2 --micro-batch 2 --zero-stage 1
