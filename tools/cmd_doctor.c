@@ -29,7 +29,10 @@ static void usage(FILE *out) {
             "or break a run, each with its fix. Run it the way you run training (under mpirun for several\n"
             "ranks: the checks then know how many ranks share the node).\n"
             "\n"
-            "exit status: 0 no problem found, 1 problems found (listed with fixes), 2 usage error\n"
+            "`dsc report` is the same command (DeepSpeed's ds_report).\n"
+            "\n"
+            "exit status: 0 no problem found (notes do not count), 1 problems found (listed with fixes),\n"
+            "2 usage error\n"
             "\n"
             "examples:\n"
             "  dsc doctor\n"
@@ -44,6 +47,9 @@ static void problem(problems_t *p, const char *what, const char *fix) {
     p->n++;
     printf("  problem: %s\n      fix: %s\n", what, fix);
 }
+
+/* Worth knowing, but nothing is wrong for the run as launched: not counted in the exit status. */
+static void note(const char *what, const char *fix) { printf("  note: %s\n      for several ranks: %s\n", what, fix); }
 
 /* The version a shared library reports, when it is installed (dlopen: dsc does not link
  * cuDNN or NCCL yet, so their absence is not an error). */
@@ -233,13 +239,17 @@ int dsc_cmd_doctor(int argc, char **argv) {
            omp, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "unset",
            getenv("OMP_PROC_BIND") ? getenv("OMP_PROC_BIND") : "unset",
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset");
-    if (omp_env == 0) {
-        snprintf(what, sizeof what, "OMP_NUM_THREADS is not set: every process starts one OpenMP thread per CPU (%d)%s",
-                 omp, local_ranks > 1 ? ", so the ranks of this node oversubscribe it" : "; ranks launched together "
-                 "would oversubscribe the node");
+    if (omp_env == 0 && local_ranks > 1) {
+        snprintf(what, sizeof what, "OMP_NUM_THREADS is not set: every process starts one OpenMP thread per CPU (%d), "
+                 "so the %ld ranks of this node oversubscribe it", omp, local_ranks);
         snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=%ld (the CPUs available / ranks per node: %d / %ld)", per_rank,
                  avail, local_ranks);
         problem(&p, what, fix);
+    } else if (omp_env == 0) { /* one process: one thread per CPU is what it should use */
+        snprintf(what, sizeof what, "OMP_NUM_THREADS is not set: this one process uses one OpenMP thread per CPU (%d), "
+                 "right for one rank; ranks launched together would oversubscribe the node", omp);
+        snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=<CPUs / ranks per node> (%d CPUs here)", avail);
+        note(what, fix);
     } else if (omp_env < 0) {
         snprintf(what, sizeof what, "OMP_NUM_THREADS=\"%s\" is not a positive integer", getenv("OMP_NUM_THREADS"));
         snprintf(fix, sizeof fix, "export OMP_NUM_THREADS=%ld", per_rank);

@@ -1,8 +1,6 @@
 /* `dsc train`: trains the built-in GPT on character-level text with a DeepSpeed config. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,8 @@
 
 #include "commands.h"
 #include "stop_signal.h"
+#include "trainer_config.h"
+#include "train_progress.h"
 #include "dsc/dsc.h"
 
 /* The default run: a small GPT on the English text Debian's fortunes-min package ships,
@@ -46,15 +46,17 @@ static dsc_status_t memory_plan(const dsc_engine_t *engine, const dsc_gpt_config
 }
 
 /* The embedded default: only the micro batch, so the global batch is 16 per rank and
- * `mpirun -np N dsc train` works as it is. */
+ * `mpirun -np N dsc train` works as it is. The "auto" values are dsc train's flags (their
+ * defaults: micro batch 16, lr 0.002, 200 steps with 30 of warmup), so the schedule always
+ * spans --steps. */
 static const char default_config[] =
     "{\n"
-    "  \"train_micro_batch_size_per_gpu\": 16,\n"
+    "  \"train_micro_batch_size_per_gpu\": \"auto\",\n"
     "  \"steps_per_print\": 50,\n"
-    "  \"gradient_clipping\": 1.0,\n"
-    "  \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.002, \"betas\": [0.9, 0.99], \"weight_decay\": 0.01}},\n"
+    "  \"gradient_clipping\": \"auto\",\n"
+    "  \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": \"auto\", \"betas\": [0.9, 0.99], \"weight_decay\": 0.01}},\n"
     "  \"scheduler\": {\"type\": \"WarmupCosineLR\",\n"
-    "                \"params\": {\"total_num_steps\": 200, \"warmup_num_steps\": 30, \"warmup_type\": \"linear\"}}\n"
+    "                \"params\": {\"total_num_steps\": \"auto\", \"warmup_num_steps\": \"auto\", \"warmup_type\": \"linear\"}}\n"
     "}\n";
 
 typedef struct {
@@ -77,6 +79,10 @@ typedef struct {
     int save_every;       /* --save-every N (0: only at the end) */
     bool resume;          /* --resume [TAG] */
     const char *resume_tag;
+    dsc_trainer_flags_t trainer; /* --lr, --micro-batch, --steps, ... (trainer_config.h) */
+    bool model_given, context_given; /* --model, --context on the command line */
+    bool no_progress;     /* --no-progress: plain lines even on a terminal */
+    int local_rank;       /* --local_rank N (-1: not given) */
 } train_args_t;
 
 static void usage(FILE *out) {
@@ -86,12 +92,14 @@ static void usage(FILE *out) {
             "Without options: a 4-layer, 128-wide GPT on the fortunes corpus (Debian's fortunes-min),\n"
             "AdamW with linear warmup + cosine decay, 200 steps.\n\n"
             "options:\n"
-            "  --config FILE       DeepSpeed JSON config (batch sizes, optimizer, scheduler, clipping)\n"
+            "  --config FILE       DeepSpeed JSON config (batch sizes, optimizer, scheduler, clipping); also\n"
+            "                      --deepspeed_config FILE or --deepspeed FILE. Without an optimizer in it,\n"
+            "                      dsc train uses AdamW (and, without a scheduler, warmup + cosine decay\n"
+            "                      over --steps); \"auto\" values are filled in from the flags below\n"
             "  --data FILE         a text file to train on (repeat for several; default: the fortunes corpus),\n"
             "                      or llm.c token shards: a .bin file or a quoted glob ('data/train_*.bin')\n"
             "  --val-data PATTERN  llm.c validation shards (with .bin --data)\n"
             "  --vocab N           vocabulary of .bin shards (default 50257, GPT-2's)\n"
-            "  --steps N           optimizer steps (default 200)\n"
             "  --seed N            RNG seed for init, dropout and batches (default 1234)\n"
             "  --device D          where the model trains: cpu (default), cuda or cuda:N (a GPU of a build\n"
             "                      with CUDA); the environment variable DSC_DEVICE says the same\n"
@@ -99,7 +107,11 @@ static void usage(FILE *out) {
             "  --layers N --heads N --embd N   model size (default 4, 4, 128)\n"
             "  --context N         sequence length T (default 64)\n"
             "  --dropout P         dropout probability (default 0)\n"
-            "  --eval-every N      validation loss every N steps (default 50; 0 disables)\n"
+            "  --eval-every N      validation loss every N steps (default 50; 0 disables); it goes to the\n"
+            "                      config's csv / tensorboard monitors as Train/Samples/val_loss\n"
+            "  --no-progress       no progress bar: a plain line every 10 steps (as without a terminal or\n"
+            "                      under mpirun)\n"
+            "  --local_rank N      accepted for launchers that pass it; must match the MPI local rank\n"
             "  --allow-unknown-keys  unknown top-level config keys warn instead of failing\n"
             "  --comm-timeout S    seconds a collective may wait for the other ranks (default: the config's\n"
             "                      dsc.comm_timeout, else 600)\n"
@@ -111,11 +123,15 @@ static void usage(FILE *out) {
             "                      odls_base_sigkill_timeout s later (1 by default: for a large model, signal a\n"
             "                      rank or run mpirun --mca odls_base_sigkill_timeout 60)\n"
             "  --resume [TAG]      continue from DIR/TAG (default: DIR/latest) given by --save DIR:\n"
-            "                      weights, optimizer, scheduler, loss scale, RNG and data position\n"
+            "                      weights, optimizer, scheduler, loss scale, RNG and data position; the\n"
+            "                      model's shape and context come from the checkpoint unless given\n"
             "  --checkpoint-activations [K]  activation checkpointing: recompute every K-th block in\n"
             "                      backward (default K = 1: every block); without it the config's\n"
             "                      activation_checkpointing.number_checkpoints decides\n"
             "  -h, --help          this text\n\n"
+            "trainer flags:\n");
+    dsc_trainer_flags_usage(out);
+    fprintf(out, "\n"
             "examples:\n"
             "  dsc train\n"
             "  dsc train --config ds_config.json --data input.txt --steps 2000 --layers 6 --embd 384 --heads 6\n"
@@ -144,6 +160,26 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
             a->allow_unknown = true;
             continue;
         }
+        if (!strcmp(k, "--no-progress")) {
+            a->no_progress = true;
+            continue;
+        }
+        int tf = dsc_trainer_flag(argc, argv, &i, &a->trainer, "dsc train");
+        if (tf == 2) return 2;
+        if (tf == 1) continue;
+        /* DeepSpeed's and the HF Trainer's spellings: --deepspeed_config FILE, --deepspeed FILE
+         * (a bare --deepspeed switch is accepted too), --local_rank N / --local_rank=N. */
+        if (!strcmp(k, "--deepspeed") && (i + 1 >= argc || argv[i + 1][0] == '-')) continue;
+        if (!strncmp(k, "--local_rank", 12) || !strncmp(k, "--local-rank", 12)) {
+            const char *v = k[12] == '=' ? k + 13 : k[12] == '\0' && i + 1 < argc ? argv[++i] : NULL;
+            long n = 0;
+            if (!v || !parse_int(v, 0, 100000, &n)) {
+                fprintf(stderr, "dsc train: --local_rank needs a rank number >= 0\n");
+                return 2;
+            }
+            a->local_rank = (int)n;
+            continue;
+        }
         if (!strcmp(k, "--resume")) { /* optional TAG */
             a->resume = true;
             if (i + 1 < argc && argv[i + 1][0] != '-') a->resume_tag = argv[++i];
@@ -160,7 +196,7 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         }
         static const char *const value_options[] = {
             "--config", "--val-data", "--save", "--save-every", "--model", "--comm-timeout", "--vocab", "--data",
-            "--steps", "--seed", "--layers", "--heads", "--embd", "--context", "--eval-every", "--dropout", "--device"};
+            "--deepspeed_config", "--deepspeed", "--seed", "--layers", "--heads", "--embd", "--context", "--eval-every", "--dropout", "--device"};
         bool known = false;
         for (size_t o = 0; o < sizeof value_options / sizeof value_options[0]; o++) known = known || !strcmp(k, value_options[o]);
         if (!known && k[0] == '-') {
@@ -178,12 +214,13 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
         const char *v = argv[++i];
         long n = 0;
         bool ok = true;
-        if (!strcmp(k, "--config")) a->config_path = v;
+        if (!strcmp(k, "--config") || !strcmp(k, "--deepspeed_config") || !strcmp(k, "--deepspeed")) a->config_path = v;
         else if (!strcmp(k, "--val-data")) a->val_data = v;
         else if (!strcmp(k, "--save")) a->save_dir = v;
         else if (!strcmp(k, "--device")) a->device = v;
         else if (!strcmp(k, "--save-every")) ok = parse_int(v, 1, 100000000, &n), a->save_every = (int)n;
         else if (!strcmp(k, "--model")) {
+            a->model_given = true;
             /* llm.c's depth presets (dN: N layers, width 64 N, N heads, capped as GPT-2's). */
             static const struct { const char *name; int layers, heads, embd; } presets[] = {
                 {"gpt2-tiny", 2, 4, 64}, {"d6", 6, 6, 384},     {"d12", 12, 12, 768},
@@ -212,12 +249,11 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
                 return 2;
             }
             a->data[a->n_data++] = v;
-        } else if (!strcmp(k, "--steps")) ok = parse_int(v, 1, 100000000, &n), a->steps = (int)n;
-        else if (!strcmp(k, "--seed")) ok = parse_int(v, 0, 2147483647, &n), a->seed = (uint64_t)n;
+        } else if (!strcmp(k, "--seed")) ok = parse_int(v, 0, 2147483647, &n), a->seed = (uint64_t)n;
         else if (!strcmp(k, "--layers")) ok = parse_int(v, 1, 1000, &n), a->layers = (int)n;
         else if (!strcmp(k, "--heads")) ok = parse_int(v, 1, 1000, &n), a->heads = (int)n;
         else if (!strcmp(k, "--embd")) ok = parse_int(v, 1, 100000, &n), a->embd = (int)n;
-        else if (!strcmp(k, "--context")) ok = parse_int(v, 2, 100000, &n), a->context = (int)n;
+        else if (!strcmp(k, "--context")) ok = parse_int(v, 2, 100000, &n), a->context = (int)n, a->context_given = true;
         else if (!strcmp(k, "--eval-every")) ok = parse_int(v, 0, 100000000, &n), a->eval_every = (int)n;
         else if (!strcmp(k, "--dropout")) {
             char *end;
@@ -236,6 +272,14 @@ static int parse_args(int argc, char **argv, train_args_t *a) {
     if (a->layers) a->model.n_layer = a->layers;
     if (a->heads) a->model.n_head = a->heads;
     if (a->embd) a->model.n_embd = a->embd;
+    a->steps = a->trainer.steps;
+    /* A launcher's --local_rank must be the rank MPI gave this process on its node. */
+    const char *mpi_local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (a->local_rank >= 0 && mpi_local && atoi(mpi_local) != a->local_rank) {
+        fprintf(stderr, "dsc train: --local_rank %d, but MPI made this process local rank %s (OMPI_COMM_WORLD_LOCAL_RANK): "
+                "dsc takes ranks from MPI; drop --local_rank or launch with mpirun\n", a->local_rank, mpi_local);
+        return 2;
+    }
     return -1; /* continue */
 }
 
@@ -289,41 +333,6 @@ static dsc_status_t source_val(batch_source_t *src, int k, uint64_t *st, int32_t
     if (!src->val) return DSC_ERR_INVALID;
     if (k == 0) dsc_shard_loader_reset(src->val);
     return dsc_shard_loader_next(src->val, x, y);
-}
-
-/* A one-line progress bar on a terminal, rewritten in place. */
-/* The progress bar's own descriptor: the terminal reopened non-blocking, so a frame that the
- * terminal cannot take now is dropped instead of stopping training. Under mpirun stdout is a
- * pty that mpirun drains; once mpirun is signalled it sleeps between its SIGCONT, SIGTERM and
- * SIGKILL (odls_base_sigkill_timeout each) and drains nothing, the pty fills (about 19 KiB,
- * ~190 frames) and a blocking write would hold rank 0 past the SIGTERM, so it never saves.
- * A fresh open gives a private file description: stdout's, shared with the shell, stays
- * blocking. -1 when the terminal cannot be reopened (frames then go out only when poll says
- * the terminal takes them). */
-static int progress_fd_open(void) {
-    const char *name = ttyname(STDOUT_FILENO);
-    return name ? open(name, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
-}
-
-static void progress_bar(int fd, int step, int steps, double loss, double lr, double scale, double tok_s,
-                         double elapsed) {
-    const int width = 24;
-    int filled = (int)((double)step / steps * width);
-    char bar[32], frame[256];
-    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-    bar[width] = '\0';
-    double eta = step ? elapsed / step * (steps - step) : 0;
-    int n = snprintf(frame, sizeof frame, "\r[%s] %d/%d | loss %.4f | lr %.2e | scale %g | %.0f tok/s | ETA %d:%02d  ",
-                     bar, step, steps, loss, lr, scale, tok_s, (int)(eta / 60), (int)eta % 60);
-    if (n <= 0) return;
-    if ((size_t)n >= sizeof frame) n = (int)sizeof frame - 1;
-    fflush(stdout); /* lines printed before stay before the frame */
-    if (fd < 0) {
-        struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
-        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) return; /* dropped: the next frame redraws it all */
-        fd = STDOUT_FILENO;
-    }
-    (void)!write(fd, frame, (size_t)n); /* EAGAIN or a short write: dropped, the next frame starts with \r */
 }
 
 /* The data position as JSON (the checkpoint's client state), and back. */
@@ -432,6 +441,40 @@ static dsc_status_t agree_stop(dsc_comm_t *comm, int *signo) {
     return DSC_OK;
 }
 
+/* --resume without the shape flags: the model's shape (and a shard vocabulary) from the
+ * checkpoint's client state, which dsc train writes with every save. Flags given on the
+ * command line win (a different shape then fails at the load, naming the tensor). False with
+ * a message when the checkpoint cannot be read. */
+static bool shape_from_checkpoint(train_args_t *a, bool shards, char *err, size_t errsz) {
+    const bool shape_flags = a->model_given || a->layers || a->heads || a->embd;
+    if (shape_flags && a->context_given && (!shards || a->vocab)) return true; /* nothing left to take */
+    dsc_ckpt_t *ck = NULL;
+    if (dsc_ckpt_open(a->save_dir, a->resume_tag, DSC_CKPT_VERIFY_LAZY, &ck, err, errsz) != DSC_OK) return false;
+    const char *client = dsc_manifest_blob(dsc_ckpt_manifest(ck), DSC_MANIFEST_CLIENT_STATE);
+    json_t *root = client ? json_loads(client, 0, NULL) : NULL;
+    dsc_ckpt_close(ck);
+    json_t *m = root ? json_object_get(root, "model") : NULL;
+    if (!json_is_object(m)) { /* not written by dsc train: the flags (or defaults) decide */
+        json_decref(root);
+        return true;
+    }
+    int layers = (int)json_integer_value(json_object_get(m, "n_layer")), heads = (int)json_integer_value(json_object_get(m, "n_head"));
+    int embd = (int)json_integer_value(json_object_get(m, "n_embd")), ctx = (int)json_integer_value(json_object_get(m, "block_size"));
+    int vocab = (int)json_integer_value(json_object_get(m, "vocab_size"));
+    json_decref(root);
+    if (!shape_flags && layers > 0 && heads > 0 && embd > 0) {
+        a->model.n_layer = layers, a->model.n_head = heads, a->model.n_embd = embd;
+    }
+    if (!a->context_given && ctx > 1) a->context = ctx;
+    if (shards && !a->vocab && vocab > 1) a->vocab = vocab;
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    if (!rank || !strcmp(rank, "0"))
+        fprintf(stderr, "dsc train: resuming %s: model shape from the checkpoint: %d layers, %d heads, width %d, context %d%s\n",
+            a->save_dir, a->model.n_layer, a->model.n_head, a->model.n_embd, a->context,
+            shape_flags ? " (layers, heads and width from the command line)" : "");
+    return true;
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -477,6 +520,8 @@ int dsc_cmd_train(int argc, char **argv) {
     a.context = 64;
     a.eval_every = 50;
     a.eval_batches = 8;
+    a.local_rank = -1;
+    dsc_trainer_flags_init(&a.trainer);
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
 
@@ -491,6 +536,10 @@ int dsc_cmd_train(int argc, char **argv) {
                     a.data[k], a.n_data);
             return 2;
         }
+    if (a.resume && a.save_dir && !shape_from_checkpoint(&a, shards, err, sizeof err)) {
+        fprintf(stderr, "dsc train: --resume: %s\n", err);
+        return 1;
+    }
     /* Options that only shards use are refused for text rather than ignored. */
     if (!shards && (a.vocab || a.val_data)) {
         fprintf(stderr, "dsc train: %s applies to llm.c token shards (.bin --data) only; with text data the "
@@ -513,16 +562,19 @@ int dsc_cmd_train(int argc, char **argv) {
     }
     a.model.block_size = a.context;
 
+    progress_t pg = {-1, false, false};
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a.seed;
     co.device = a.device; /* a refused device is reported by dsc_ctx_new (stderr) */
+    co.log_fn = dsc_progress_log;
+    co.log_user = &pg;
     dsc_ctx_t *ctx = NULL;
     dsc_comm_t *comm = NULL;
     dsc_gpt_t *gpt = NULL;
     dsc_initialize_result_t init = {0};
     int32_t *x = NULL, *y = NULL;
     int status = 1;
-    int progress_fd = -1;
+    dsc_trainer_overrides_t *trainer_ov = NULL;
     dsc_memory_estimate_t plan;
     bool plan_ok = false;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) goto out;
@@ -544,7 +596,31 @@ int dsc_cmd_train(int argc, char **argv) {
         goto out;
     }
     dsc_gpt_set_checkpointing(gpt, a.checkpoint_every);
+    /* The trainer's part: flags over config keys, "auto" filled in, AdamW when none. */
+    dsc_trainer_overrides_t *ov = calloc(1, sizeof *ov);
+    if (!ov) {
+        fprintf(stderr, "dsc train: out of memory\n");
+        goto out;
+    }
+    a.trainer.hidden = a.model.n_embd;
+    a.trainer.hidden_origin = "the model's width";
+    a.trainer.world_size = comm ? dsc_comm_world_size(comm) : 1;
+    if (!dsc_trainer_resolve(a.config_path, a.config_path ? NULL : default_config, &a.trainer, ov, err, sizeof err)) {
+        fprintf(stderr, "dsc train: %s\n", err);
+        free(ov);
+        goto out;
+    }
+    trainer_ov = ov;
+    if (!comm || dsc_comm_rank(comm) == 0) {
+        if (ov->summary[0]) fprintf(stderr, "dsc train: %s\n", ov->summary);
+        if (ov->warning[0]) fprintf(stderr, "dsc train: warning: %s\n", ov->warning);
+        for (size_t i = 0; a.config_path && i < ov->n; i++) /* the built-in config's values are the flags' */
+            if (!strncmp(ov->note[i], "auto:", 5))
+                fprintf(stderr, "dsc train: %s = %s (%s)\n", ov->path[i], ov->json[i], ov->note[i]);
+    }
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
+    eo.config_overrides = ov->items;
+    eo.n_config_overrides = ov->n;
     eo.config_path = a.config_path;
     eo.config_json = a.config_path ? NULL : default_config;
     eo.allow_unknown_top_level_keys = a.allow_unknown;
@@ -630,8 +706,13 @@ int dsc_cmd_train(int argc, char **argv) {
             b, t, gas, steps);
 
     double t0 = now_seconds(), t_last = t0;
-    const bool tty = isatty(STDOUT_FILENO); /* a progress bar on a terminal, plain lines otherwise */
-    if (rank0 && tty) progress_fd = progress_fd_open();
+    /* A progress bar on a terminal; plain lines (no carriage returns) otherwise, under mpirun
+     * (its output is a log however it reaches the screen) and with --no-progress. */
+    const bool tty = rank0 && !a.no_progress && isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
+    if (tty) {
+        pg.fd = dsc_progress_fd_open();
+        pg.on = true;
+    }
     long tokens_since = 0;
     int first_step = 1;
     if (a.resume) {
@@ -665,28 +746,32 @@ int dsc_cmd_train(int argc, char **argv) {
         double loss_sum = 0;
         for (int micro = 0; micro < gas; micro++) {
             if (source_next(&src, x, y, b, t, err, sizeof err) != DSC_OK) {
-                fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
                 goto out;
             }
             dsc_tensor_t *loss = NULL;
             if (dsc_gpt_forward(ctx, gpt, x, y, b, t, NULL, &loss) != DSC_OK) {
-                fprintf(stderr, "dsc train: step %d: forward pass of a micro batch of %d x %d tokens: %s\n", step, b, t,
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: forward pass of a micro batch of %d x %d tokens: %s\n", step, b, t,
                         dsc_ctx_errmsg(ctx));
                 goto out;
             }
             if (dsc_backward(engine, loss) != DSC_OK || dsc_step(engine) != DSC_OK) {
-                fprintf(stderr, "dsc train: step %d: %s\n", step, dsc_engine_errmsg(engine));
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, dsc_engine_errmsg(engine));
                 goto out;
             }
             loss_sum += dsc_engine_last_loss(engine);
             tokens_since += (long)b * t * dsc_engine_world_size(engine); /* all ranks */
         }
-        if (rank0 && tty) {
+        if (tty) {
             double now = now_seconds();
             if (!dsc_tool_stop_requested()) /* stopping: nothing between the step and the save */
-                progress_bar(progress_fd, step, steps, loss_sum / gas, dsc_engine_lr(engine), dsc_engine_loss_scale(engine),
-                         (double)step * b * t * gas * dsc_engine_world_size(engine) / (now - t0), now - t0);
-            if (step == steps) printf("\n");
+                dsc_progress_bar(&pg, step, steps, step - first_step + 1, loss_sum / gas, dsc_engine_lr(engine),
+                             (double)(step - first_step + 1) * b * t * gas * dsc_engine_world_size(engine) / (now - t0),
+                             now - t0);
+            if (step == steps && pg.drawn) { /* the last frame stays */
+                dsc_progress_write(&pg, "\n", 1);
+                pg.drawn = false;
+            }
         } else if (rank0 && (step == 1 || step % 10 == 0 || step == steps)) {
             double now = now_seconds();
             printf("step %5d/%d | loss %.4f | lr %.3e | grad norm %.3f (clipped %.3f) | loss scale %g | skipped %lld | %.0f tokens/s | %.1f s\n",
@@ -700,7 +785,7 @@ int dsc_cmd_train(int argc, char **argv) {
         }
         int stop = 0;
         if (a.save_dir && agree_stop(comm, &stop) != DSC_OK) {
-            fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
+            dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: agreeing on a stop request: %s\n", step, dsc_comm_errmsg(comm));
             goto out;
         }
         if (a.save_dir && ((a.save_every && step % a.save_every == 0) || step == steps || stop)) {
@@ -708,16 +793,17 @@ int dsc_cmd_train(int argc, char **argv) {
             dsc_status_t saved = client ? dsc_save_checkpoint(engine, a.save_dir, NULL, client, true) : DSC_ERR_NOMEM;
             free(client);
             if (saved != DSC_OK) {
-                fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: saving a checkpoint in %s: %s\n", a.save_dir, dsc_engine_errmsg(engine));
                 goto out;
             }
         }
         if (stop) {
             char tag[64];
             dsc_ckpt_default_tag(dsc_engine_global_steps(engine), tag, sizeof tag);
+            dsc_progress_clear(&pg);
             if (rank0)
-                fprintf(stderr, "%sdsc train: stopped by %s after step %d of %d: saved checkpoint %s/%s (continue with "
-                        "the same command and --resume)\n", tty ? "\n" : "", stop == SIGINT ? "SIGINT" : stop == SIGTERM ?
+                fprintf(stderr, "dsc train: stopped by %s after step %d of %d: saved checkpoint %s/%s (continue with "
+                        "the same command and --resume)\n", stop == SIGINT ? "SIGINT" : stop == SIGTERM ?
                         "SIGTERM" : "a signal", step, steps, a.save_dir, tag);
             status = 128 + stop;
             goto out;
@@ -726,10 +812,12 @@ int dsc_cmd_train(int argc, char **argv) {
             err[0] = '\0';
             double vl = eval_loss(ctx, gpt, &src, b, t, a.eval_batches, x, y, err, sizeof err);
             if (err[0]) {
-                fprintf(stderr, "dsc train: step %d: %s\n", step, err);
+                dsc_progress_clear(&pg), fprintf(stderr, "dsc train: step %d: %s\n", step, err);
                 goto out;
             }
-            if (rank0) printf("%sstep %5d/%d | val loss %.4f\n", tty && step != steps ? "\n" : "", step, steps, vl);
+            dsc_progress_clear(&pg);
+            if (rank0) printf("step %5d/%d | val loss %.4f\n", step, steps, vl);
+            dsc_engine_monitor_write(engine, "Train/Samples/val_loss", vl);
             fflush(stdout);
         }
     }
@@ -756,7 +844,9 @@ int dsc_cmd_train(int argc, char **argv) {
     }
 out:
     if (a.save_dir) dsc_tool_stop_signals_restore();
-    if (progress_fd >= 0) close(progress_fd);
+    dsc_progress_clear(&pg);
+    if (pg.fd >= 0) close(pg.fd);
+    free(trainer_ov);
     free(x);
     free(y);
     dsc_engine_free(init.engine);

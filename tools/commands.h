@@ -9,5 +9,6 @@ int dsc_cmd_plot(int argc, char **argv);
 int dsc_cmd_doctor(int argc, char **argv);
 int dsc_cmd_zero_to_fp32(int argc, char **argv);
 int dsc_cmd_sample(int argc, char **argv);
+int dsc_cmd_launch(int argc, char **argv);
 
 #endif

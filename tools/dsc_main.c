@@ -22,6 +22,8 @@ static const command_t commands[] = {
     {"sample", dsc_cmd_sample, "generate text from a checkpoint of a text-trained GPT"},
     {"zero-to-fp32", dsc_cmd_zero_to_fp32, "write a checkpoint's fp32 weights as one safetensors file"},
     {"doctor", dsc_cmd_doctor, "check CPU features, OpenBLAS, MPI and OpenMP settings, with fixes"},
+    {"report", dsc_cmd_doctor, "the same as doctor (DeepSpeed's ds_report)"},
+    {"launch", dsc_cmd_launch, "run a dsc command as N ranks under mpirun (DeepSpeed's launcher)"},
 };
 
 static void usage(FILE *out) {

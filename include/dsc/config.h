@@ -555,6 +555,19 @@ typedef struct dsc_config {
  * Parsing
  * ------------------------------------------------------------------------------------- */
 
+/* A value a front end sets on top of the config text (a command-line flag, an "auto"
+ * resolved by a trainer): `path` is a dotted key path ("optimizer.params.lr",
+ * "zero_optimization.stage", or a whole section, "optimizer"); `json` is the value as JSON
+ * text ("3e-4", "true", "{\"type\": \"AdamW\"}"); objects along the path are created when
+ * missing. The value is validated like one written in the file and counts as given
+ * (origin DSC_CONFIG_FILE, line 0) with `note` as its source ("command line: --lr"), which
+ * dsc_config_source_format prints. Strings are copied. */
+typedef struct dsc_config_override {
+    const char *path;
+    const char *json;
+    const char *note;
+} dsc_config_override_t;
+
 typedef struct dsc_config_parse_options {
     /* > 0: resolve the batch sizes during the parse (as dsc_config_resolve_batch). 0: the
      * world size is not known yet; call dsc_config_resolve_batch later. */
@@ -571,9 +584,18 @@ typedef struct dsc_config_parse_options {
     /* Receives warnings (level DSC_LOG_WARN). NULL: they go to stderr as "[dsc WARN] ...". */
     dsc_log_fn log_fn;
     void *log_user;
+    /* Values set on top of the text, applied in order before validation (a later one for
+     * the same path wins). NULL / 0: none. A bad path or JSON text fails the parse with
+     * DSC_ERR_CONFIG naming the override's note. "auto" is refused here as in the file. */
+    const dsc_config_override_t *overrides;
+    size_t n_overrides;
+    /* false (default): stop at the first error. true: go on through the whole file and put
+     * every error in `err`, one per line, in file order (as far as errsz allows); the cross-key
+     * checks then also run, with bad keys at their defaults (`dsc config check`). */
+    bool all_errors;
 } dsc_config_parse_options_t;
 
-#define DSC_CONFIG_PARSE_OPTIONS_INIT {0, false, false, NULL, NULL}
+#define DSC_CONFIG_PARSE_OPTIONS_INIT {0, false, false, NULL, NULL, NULL, 0, false}
 
 /* Parses and validates a config file. `opts` may be NULL (defaults above). On success
  * *out is a new config; on failure *out is NULL, `err` (errsz bytes, may be NULL/0) holds

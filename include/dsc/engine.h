@@ -90,8 +90,12 @@ typedef struct dsc_engine_options {
      * (see dsc_initialize), e.g. {"model.n_layer", "2"}; copied. NULL / 0: none. */
     const dsc_comm_field_t *fingerprint;
     size_t n_fingerprint;
+    /* Values set on top of the config (dsc/config.h, dsc_config_override_t): a front end's
+     * flags and resolved "auto" values; NULL / 0: none. */
+    const dsc_config_override_t *config_overrides;
+    size_t n_config_overrides;
 } dsc_engine_options_t;
-#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, NULL, 1, 0, false, NULL, NULL, 10, 0.0, NULL, 0}
+#define DSC_ENGINE_OPTIONS_INIT {NULL, NULL, NULL, 1, 0, false, NULL, NULL, 10, 0.0, NULL, 0, NULL, 0}
 
 /* The four results of deepspeed.initialize. `optimizer` and `lr_scheduler` are owned by
  * the engine (valid until dsc_engine_free); training_dataloader is always NULL (dsc's
@@ -146,6 +150,12 @@ void dsc_engine_eval(dsc_engine_t *engine);
  * No-ops when the breakdown is off. */
 void dsc_engine_forward_begin(dsc_engine_t *engine);
 void dsc_engine_forward_end(dsc_engine_t *engine);
+/* Writes one scalar of the caller's to the config's monitors (csv_monitor, tensorboard; rank
+ * 0 only) at the current global sample count, beside the engine's own events: a training
+ * loop's validation loss as "Train/Samples/val_loss" (what `dsc plot` draws). A no-op without
+ * monitors and on the other ranks; a write that fails switches monitoring off with a warning,
+ * as for the engine's events. DSC_ERR_INVALID for a NULL engine or name. */
+dsc_status_t dsc_engine_monitor_write(dsc_engine_t *engine, const char *name, double value);
 
 /* The config keys (NULL-terminated, static) that the engine implements, in the forms of
  * dsc_config_support_t: `dsc config check` uses it to report what would be rejected. */

@@ -41,15 +41,22 @@ static void pos_of(const cfg_pos_t *at, bool use_key, int *line, int *col) {
 
 int cfg_vfail(cfg_parser_t *p, const cfg_pos_t *at, bool use_key, const char *path, const char *fmt,
               va_list ap) {
-    if (p->failed) return -1; /* keep the first error: it is the cause */
+    /* keep the first error: it is the cause; with all_errors, each further one on its own line */
+    if (p->failed && !p->opts.all_errors) return -1;
+    bool first = !p->failed;
     p->failed = true;
     if (!p->err || !p->errsz) return -1;
+    size_t off = first ? 0 : strlen(p->err);
+    if (!first && off + 2 >= p->errsz) return -1; /* no room left: the first ones stay */
+    if (!first) p->err[off++] = '\n';
     int line, col;
     pos_of(at, use_key, &line, &col);
     char where[CFG_PATH_MAX + 64];
     cfg_format_where(p->cfg, line, col, where, sizeof where);
-    int n = snprintf(p->err, p->errsz, "%s: %s%s", where, path && *path ? path : "", path && *path ? ": " : "");
-    if (n >= 0 && (size_t)n < p->errsz) vsnprintf(p->err + n, p->errsz - (size_t)n, fmt, ap);
+    char *e = p->err + off;
+    size_t esz = p->errsz - off;
+    int n = snprintf(e, esz, "%s: %s%s", where, path && *path ? path : "", path && *path ? ": " : "");
+    if (n >= 0 && (size_t)n < esz) vsnprintf(e + n, esz - (size_t)n, fmt, ap);
     return -1;
 }
 
@@ -502,20 +509,28 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
     const char *name;
     json_t *v;
     cfg_pos_t *hint = NULL;
+    int rc = 0; /* with all_errors the walk goes on after a bad key, to report every one */
+#define WALK_FAIL() /* a block, not do-while: its continue must reach the foreach loop */              \
+    {                                                                                                          \
+        if (!p->opts.all_errors) return -1;                                                                    \
+        rc = -1;                                                                                               \
+        continue;                                                                                              \
+    }
     json_object_foreach(obj, name, v) {
         const cfg_pos_t *pos = cfg_pos_member(pobj, name, &hint);
         char shown[CFG_PATH_MAX], canon[CFG_PATH_MAX];
         cfg_path_join(shown, sizeof shown, shown_base, name);
         const cfg_key_t *k = cfg_table_find(t, name);
         if (!k) {
-            if (table_unknown(p, t, pos, shown, name) < 0) return -1;
+            if (table_unknown(p, t, pos, shown, name) < 0) WALK_FAIL();
             continue;
         }
         if (k->alias) {
             const char *other = strcmp(name, k->name) == 0 ? k->alias : k->name;
             if (strcmp(name, k->name) == 0 && json_object_get(obj, other)) {
-                return cfg_fail(p, pos, true, shown,
-                                "given together with \"%s\", which is the same setting (an alias); keep one", other);
+                cfg_fail(p, pos, true, shown, "given together with \"%s\", which is the same setting (an alias); keep one",
+                         other);
+                WALK_FAIL();
             }
         }
         cfg_path_join(canon, sizeof canon, canon_base, k->canon ? k->canon : k->name);
@@ -523,11 +538,13 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
         if (k->canon) {
             /* a legacy spelling of a section: "bfloat16" is read only when "bf16" is absent */
             json_t *modern = json_object_get(obj, k->canon);
-            if (modern && !json_is_null(modern))
-                return cfg_fail(p, pos, true, shown,
-                                "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
-                                "silently ignore it); keep only \"%s\"",
-                                k->canon, name, k->canon);
+            if (modern && !json_is_null(modern)) {
+                cfg_fail(p, pos, true, shown,
+                         "given together with \"%s\"; \"%s\" is its deprecated spelling (DeepSpeed would "
+                         "silently ignore it); keep only \"%s\"",
+                         k->canon, name, k->canon);
+                WALK_FAIL();
+            }
             p->pos_bfloat16 = pos;
             knote = "legacy key bfloat16";
         }
@@ -537,11 +554,95 @@ static int walk_table(cfg_parser_t *p, const cfg_table_t *t, json_t *obj, const 
             if (!strcmp(canon, "train_batch_size") || !strcmp(canon, "train_micro_batch_size_per_gpu") ||
                 !strcmp(canon, "gradient_accumulation_steps"))
                 snprintf(def, sizeof def, "none; give any two of the three batch sizes and dsc derives the third");
-            return cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
+            cfg_fail_auto(p, pos, shown, def[0] ? def : NULL);
+            WALK_FAIL();
         }
-        if (walk_value(p, k, v, pos, shown, canon, knote) < 0) return -1;
+        if (walk_value(p, k, v, pos, shown, canon, knote) < 0) WALK_FAIL();
+    }
+#undef WALK_FAIL
+    return rc;
+}
+
+/* ---- overrides (dsc_config_override_t) ------------------------------------------------------ */
+
+/* Sets each override's value in the parsed text's tree, creating the objects along its
+ * path, before the walk validates the whole. */
+static int apply_overrides(cfg_parser_t *p, json_t *root) {
+    for (size_t i = 0; i < p->opts.n_overrides; i++) {
+        const dsc_config_override_t *o = &p->opts.overrides[i];
+        const char *note = o->note ? o->note : "override";
+        if (!o->path || !*o->path || !o->json) {
+            cfg_set_err(p->err, p->errsz, "%s: %s: an override needs a key path and a JSON value", p->cfg->source_name,
+                        note);
+            return -1;
+        }
+        json_error_t je;
+        json_t *value = json_loads(o->json, JSON_DECODE_ANY, &je);
+        if (!value) {
+            cfg_set_err(p->err, p->errsz, "%s: %s: %s: the value '%s' is not JSON: %s", p->cfg->source_name, note,
+                        o->path, o->json, je.text);
+            return -1;
+        }
+        json_t *obj = root;
+        const char *seg = o->path;
+        for (const char *dot; (dot = strchr(seg, '.')) != NULL; seg = dot + 1) {
+            char name[CFG_PATH_MAX];
+            snprintf(name, sizeof name, "%.*s", (int)(dot - seg), seg);
+            json_t *child = json_object_get(obj, name);
+            if (!child || json_is_null(child)) {
+                child = json_object();
+                if (!child || json_object_set_new(obj, name, child) != 0) {
+                    json_decref(value);
+                    cfg_set_err(p->err, p->errsz, "out of memory applying %s", note);
+                    return -1;
+                }
+            } else if (!json_is_object(child)) {
+                json_decref(value);
+                cfg_set_err(p->err, p->errsz, "%s: %s: %s: cannot be set: %.*s is %s in the config, not an object",
+                            p->cfg->source_name, note, o->path, (int)(dot - o->path), o->path, dsc__json_kind(child));
+                return -1;
+            }
+            obj = child;
+        }
+        if (json_object_set_new(obj, seg, value) != 0) {
+            cfg_set_err(p->err, p->errsz, "out of memory applying %s", note);
+            return -1;
+        }
     }
     return 0;
+}
+
+static bool under(const char *path, const char *prefix) {
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '.');
+}
+
+static void params_source(dsc_config_params_t *ps, const char *section, const char *opath, const char *note) {
+    char base[64];
+    snprintf(base, sizeof base, "%s.params", section);
+    for (size_t i = 0; i < ps->count; i++) {
+        dsc_config_param_t *q = (dsc_config_param_t *)(uintptr_t)&ps->items[i];
+        char full[CFG_PATH_MAX];
+        cfg_path_join(full, sizeof full, base, q->name);
+        if (q->source.origin == DSC_CONFIG_FILE && under(full, opath)) q->source = (dsc_config_source_t){DSC_CONFIG_FILE, 0, 0, note};
+    }
+}
+
+/* After the walk: every value an override set shows the override's note as its source. */
+static bool override_sources(cfg_parser_t *p) {
+    cfg_impl_t *impl = p->impl;
+    for (size_t i = 0; i < p->opts.n_overrides; i++) {
+        const dsc_config_override_t *o = &p->opts.overrides[i];
+        const char *note = cfg_strdup(&impl->arena, o->note ? o->note : "override");
+        if (!note) return false;
+        char canon[CFG_PATH_MAX];
+        const char *path = cfg_lookup_path(o->path, canon, sizeof canon) ? canon : o->path; /* aliases */
+        for (size_t k = 0; k < impl->n_src; k++)
+            if (under(impl->src[k].path, path)) impl->src[k].src = (dsc_config_source_t){DSC_CONFIG_FILE, 0, 0, note};
+        params_source(&impl->pub.optimizer.params, "optimizer", o->path, note);
+        params_source(&impl->pub.scheduler.params, "scheduler", o->path, note);
+    }
+    return true;
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -649,10 +750,17 @@ dsc_status_t dsc_config_parse_buffer(const char *data, size_t len, const char *n
         st = DSC_ERR_CONFIG;
         goto done;
     }
-    if (walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL) < 0 || cfg_finish(&p) < 0) {
+    if (apply_overrides(&p, root) < 0) {
         st = DSC_ERR_CONFIG;
         goto done;
     }
+    int walked = walk_table(&p, &cfg_top_table, root, p.root, "", "", NULL);
+    /* all_errors: the cross-key checks run as well (bad keys hold their defaults) */
+    if ((walked < 0 && !p.opts.all_errors) || cfg_finish(&p) < 0 || walked < 0) {
+        st = DSC_ERR_CONFIG;
+        goto done;
+    }
+    if (!override_sources(&p)) impl->arena.failed = true;
     impl->given_tb = impl->pub.train_batch_size;
     impl->given_mb = impl->pub.train_micro_batch_size_per_gpu;
     impl->given_gas = impl->pub.gradient_accumulation_steps;

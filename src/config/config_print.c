@@ -15,7 +15,10 @@ void dsc_config_source_format(const dsc_config_t *cfg, const dsc_config_source_t
     }
     char where[CFG_PATH_MAX + 64];
     switch (src->origin) {
-    case DSC_CONFIG_FILE: cfg_format_where(cfg, src->line, src->col, buf, bufsz); break;
+    case DSC_CONFIG_FILE: /* line 0 with a note: set by a front end (dsc_config_override_t) */
+        if (src->line <= 0 && src->note) snprintf(buf, bufsz, "%s", src->note);
+        else cfg_format_where(cfg, src->line, src->col, buf, bufsz);
+        break;
     case DSC_CONFIG_DERIVED:
         if (src->line > 0) {
             cfg_format_where(cfg, src->line, src->col, where, sizeof where);

@@ -55,6 +55,8 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
     po.unknown_top_level_keys_warn = o->allow_unknown_top_level_keys;
     po.log_fn = config_log;
     po.log_user = e->ctx;
+    po.overrides = o->config_overrides;
+    po.n_overrides = o->n_config_overrides;
     dsc_status_t rc = o->config_path ? dsc_config_parse_file(o->config_path, &po, &e->config, err, errsz)
                                      : dsc_config_parse_string(o->config_json, &po, &e->config, err, errsz);
     if (rc != DSC_OK) return rc;
@@ -229,6 +231,11 @@ void dsc_engine_forward_begin(dsc_engine_t *e) {
 }
 void dsc_engine_forward_end(dsc_engine_t *e) {
     if (e) dsc__engine_monitor_forward_end(e->monitor);
+}
+dsc_status_t dsc_engine_monitor_write(dsc_engine_t *e, const char *name, double value) {
+    if (!e || !name) return DSC_ERR_INVALID;
+    dsc__engine_monitor_event(e->monitor, name, value, e->global_samples);
+    return DSC_OK;
 }
 
 uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *e) { return e ? e->comm_sent_last_step : 0; }

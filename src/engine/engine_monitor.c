@@ -117,6 +117,12 @@ void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m) {
     }
 }
 
+void dsc__engine_monitor_event(dsc_engine_monitor_t *m, const char *name, double value, int64_t global_samples) {
+    if (!m || !m->mon) return;
+    dsc_monitor_event_t ev = {name, value, global_samples};
+    write_events(m, &ev, 1);
+}
+
 bool dsc__engine_monitor_wants_loss(const dsc_engine_monitor_t *m) { return m && m->mon; }
 
 void dsc__engine_monitor_losses(dsc_engine_monitor_t *m, const double *losses, int n, int gas, int64_t global_samples) {

@@ -57,6 +57,8 @@ dsc_status_t dsc__engine_monitor_new(dsc_ctx_t *ctx, const dsc_config_t *cfg, in
 void dsc__engine_monitor_free(dsc_engine_monitor_t *m);
 
 void dsc__engine_monitor_forward_begin(dsc_engine_monitor_t *m);
+/* One caller event (dsc_engine_monitor_write) at step global_samples. */
+void dsc__engine_monitor_event(dsc_engine_monitor_t *m, const char *name, double value, int64_t global_samples);
 void dsc__engine_monitor_forward_end(dsc_engine_monitor_t *m);
 void dsc__engine_monitor_backward_begin(dsc_engine_monitor_t *m);
 /* Whether the monitor writes the training loss (then the engine reads the losses at the

@@ -20,7 +20,7 @@ typedef struct {
 } rgb_t;
 
 static const rgb_t WHITE = {255, 255, 255}, BLACK = {0, 0, 0}, GRID = {225, 225, 225}, TEXT = {40, 40, 40},
-                   BLUE = {31, 119, 180}, ORANGE = {230, 110, 10};
+                   BLUE = {31, 119, 180}, ORANGE = {230, 110, 10}, GREEN = {44, 160, 44};
 
 static void set_px(canvas_t *c, int x, int y, rgb_t col) {
     if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
@@ -143,19 +143,40 @@ static void format_tick(double v, double step, char *buf, size_t n) {
 
 typedef struct {
     const char *title;
-    const dsc_csv_series_t *s;
-    rgb_t color;
+    const dsc_csv_series_t *s, *s2; /* s2: a second curve on the same axes (validation loss), or NULL */
+    rgb_t color, color2;
 } panel_t;
+
+/* One curve: consecutive finite points joined; a lone point is a dot. */
+static void draw_curve(canvas_t *c, const dsc_csv_series_t *s, rgb_t color, int left, int right, int ptop, int pbot,
+                       double xmin, double xmax, double ymin, double ymax) {
+    int px = 0, py = 0;
+    bool have = false;
+    for (size_t i = 0; i < s->n; i++) {
+        double v = s->values[i];
+        if (!isfinite(v)) {
+            have = false;
+            continue;
+        }
+        int x = left + (int)lround(((double)s->steps[i] - xmin) / (xmax - xmin) * (right - left));
+        int y = pbot - (int)lround((v - ymin) / (ymax - ymin) * (pbot - ptop));
+        if (have) line(c, px, py, x, y, color, 2);
+        else fill_rect(c, x - 1, y - 1, x + 1, y + 1, color);
+        px = x, py = y, have = true;
+    }
+}
 
 static void draw_panel(canvas_t *c, const panel_t *p, int top, int bottom, double xmin, double xmax) {
     const int left = 78, right = c->w - 24, ptop = top + 30, pbot = bottom - 34;
     text(c, left, top + 8, p->title, TEXT, 2);
     double ymin = INFINITY, ymax = -INFINITY;
-    for (size_t i = 0; i < p->s->n; i++)
-        if (isfinite(p->s->values[i])) {
-            ymin = fmin(ymin, p->s->values[i]);
-            ymax = fmax(ymax, p->s->values[i]);
-        }
+    const dsc_csv_series_t *both[2] = {p->s, p->s2};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; both[k] && i < both[k]->n; i++)
+            if (isfinite(both[k]->values[i])) {
+                ymin = fmin(ymin, both[k]->values[i]);
+                ymax = fmax(ymax, both[k]->values[i]);
+            }
     if (!(ymin <= ymax)) ymin = 0, ymax = 1; /* no finite value */
     if (ymax - ymin <= fabs(ymax) * 1e-12) {
         double d = ymax != 0 ? fabs(ymax) * 0.1 : 1;
@@ -180,21 +201,8 @@ static void draw_panel(canvas_t *c, const panel_t *p, int top, int bottom, doubl
         text(c, x - text_width(lab, 1) / 2, pbot + 6, lab, TEXT, 1);
     }
     text(c, right - text_width("samples", 1), pbot + 18, "samples", TEXT, 1);
-    /* the curve: consecutive finite points joined; a lone point is a dot */
-    int px = 0, py = 0;
-    bool have = false;
-    for (size_t i = 0; i < p->s->n; i++) {
-        double v = p->s->values[i];
-        if (!isfinite(v)) {
-            have = false;
-            continue;
-        }
-        int x = left + (int)lround(((double)p->s->steps[i] - xmin) / (xmax - xmin) * (right - left));
-        int y = pbot - (int)lround((v - ymin) / (ymax - ymin) * (pbot - ptop));
-        if (have) line(c, px, py, x, y, p->color, 2);
-        else fill_rect(c, x - 1, y - 1, x + 1, y + 1, p->color);
-        px = x, py = y, have = true;
-    }
+    draw_curve(c, p->s, p->color, left, right, ptop, pbot, xmin, xmax, ymin, ymax);
+    if (p->s2) draw_curve(c, p->s2, p->color2, left, right, ptop, pbot, xmin, xmax, ymin, ymax);
     /* frame */
     line(c, left, ptop, right, ptop, BLACK, 1);
     line(c, left, pbot, right, pbot, BLACK, 1);
@@ -225,10 +233,11 @@ dsc_status_t dsc_plot_run_dir(const char *run_dir, const char *png_path, int wid
     if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return dsc__mon_fail(err, errsz, DSC_ERR_IO, "%s is not a directory (expected a csv_monitor run directory, "
                              "<output_path>/<job_name>)", run_dir);
-    dsc_csv_series_t loss = {0}, lr = {0};
-    bool have_loss = false, have_lr = false;
+    dsc_csv_series_t loss = {0}, lr = {0}, val = {0};
+    bool have_loss = false, have_lr = false, have_val = false;
     dsc_status_t rc = read_optional(run_dir, "Train_Samples_train_loss.csv", &loss, &have_loss, err, errsz);
     if (rc == DSC_OK) rc = read_optional(run_dir, "Train_Samples_lr.csv", &lr, &have_lr, err, errsz);
+    if (rc == DSC_OK) rc = read_optional(run_dir, "Train_Samples_val_loss.csv", &val, &have_val, err, errsz);
     if (rc == DSC_OK && !have_loss && !have_lr)
         rc = dsc__mon_fail(err, errsz, DSC_ERR_IO, "%s holds neither Train_Samples_train_loss.csv nor Train_Samples_lr.csv "
                            "(enable \"csv_monitor\" in the DeepSpeed config to write them)", run_dir);
@@ -241,8 +250,8 @@ dsc_status_t dsc_plot_run_dir(const char *run_dir, const char *png_path, int wid
         fill_rect(&c, 0, 0, width - 1, height - 1, WHITE);
         /* one x range for both panels */
         double xmin = INFINITY, xmax = -INFINITY;
-        const dsc_csv_series_t *all[2] = {&loss, &lr};
-        for (int k = 0; k < 2; k++)
+        const dsc_csv_series_t *all[3] = {&loss, &lr, &val};
+        for (int k = 0; k < 3; k++)
             for (size_t i = 0; i < all[k]->n; i++) {
                 xmin = fmin(xmin, (double)all[k]->steps[i]);
                 xmax = fmax(xmax, (double)all[k]->steps[i]);
@@ -250,13 +259,15 @@ dsc_status_t dsc_plot_run_dir(const char *run_dir, const char *png_path, int wid
         if (xmax <= xmin) xmax = xmin + 1;
         panel_t panels[2];
         int np = 0;
-        if (loss.n) panels[np++] = (panel_t){"train loss", &loss, BLUE};
-        if (lr.n) panels[np++] = (panel_t){"lr", &lr, ORANGE};
+        if (loss.n && val.n) panels[np++] = (panel_t){"train loss / val loss", &loss, &val, BLUE, GREEN};
+        else if (loss.n) panels[np++] = (panel_t){"train loss", &loss, NULL, BLUE, BLUE};
+        if (lr.n) panels[np++] = (panel_t){"lr", &lr, NULL, ORANGE, ORANGE};
         for (int k = 0; k < np; k++) draw_panel(&c, &panels[k], k * height / np, (k + 1) * height / np, xmin, xmax);
         rc = dsc_png_write_rgb(png_path, c.px, width, height, err, errsz);
     }
     free(c.px);
     dsc_csv_series_free(&loss);
     dsc_csv_series_free(&lr);
+    dsc_csv_series_free(&val);
     return rc;
 }

@@ -28,9 +28,11 @@ set_tests_properties(cli_train_text PROPERTIES TIMEOUT 300
   PASS_REGULAR_EXPRESSION "step +150/150 \\| loss [0-2]\\.[0-9]+"
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
 # Exact resume through the command line: 20 steps straight, or 10 + save + resume to 20, give
-# the same step-20 line (loss, lr, gradient norms).
+# the same step-20 line (loss, lr, gradient norms). The config's schedule spans 20 steps in
+# all three runs (the built-in config's would follow --steps: 10 in the second).
 add_test(NAME cli_train_resume
-         COMMAND sh -c "d=$(mktemp -d) && a='--model gpt2-tiny --context 32 --eval-every 0 --data README.md' && \
+         COMMAND sh -c "d=$(mktemp -d) && a=\"--model gpt2-tiny --context 32 --eval-every 0 --data README.md --config $d/c.json\" && \
+printf '%s' '{\"train_micro_batch_size_per_gpu\": 16, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.002}}, \"scheduler\": {\"type\": \"WarmupCosineLR\", \"params\": {\"total_num_steps\": 20, \"warmup_num_steps\": 3}}}' > $d/c.json && \
 $<TARGET_FILE:dsc_cli> train $a --steps 20 | grep 'step *20/20' | cut -d'|' -f2-5 > $d/straight && \
 $<TARGET_FILE:dsc_cli> train $a --steps 10 --save $d/ck > /dev/null && \
 $<TARGET_FILE:dsc_cli> train $a --steps 20 --save $d/ck --resume | grep 'step *20/20' | cut -d'|' -f2-5 > $d/resumed && \

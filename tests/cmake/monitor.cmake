@@ -67,8 +67,12 @@ dsc_mon_cli_test(cli_plot_missing plot "${DSC_MON_DSC} plot ${CMAKE_BINARY_DIR}/
   "no_such_run is not a directory.*exit=1")
 
 # dsc doctor: the sections, and each problem with its fix.
-dsc_mon_cli_test(cli_doctor_omp_unset doctor "env -u OMP_NUM_THREADS ${DSC_MON_DSC} doctor; echo exit=$?"
-  "AVX2 (yes|no), FMA (yes|no), F16C (yes|no), AVX-512F (yes|no), AVX-512 BF16 (yes|no).*OpenMP.*problem: OMP_NUM_THREADS is not set.*fix: export OMP_NUM_THREADS=[0-9]+.*OpenBLAS.*threads.*MPI.*(Open MPI|MPICH).*exit=1")
+# OMP_NUM_THREADS unset is a problem only when several ranks share the node (issue 21: a
+# healthy single-process machine exits 0); `dsc report` is the same command.
+dsc_mon_cli_test(cli_doctor_omp_unset doctor "env -u OMP_NUM_THREADS OMPI_COMM_WORLD_LOCAL_SIZE=2 ${DSC_MON_DSC} doctor; echo exit=$?"
+  "AVX2 (yes|no), FMA (yes|no), F16C (yes|no), AVX-512F (yes|no), AVX-512 BF16 (yes|no).*OpenMP.*problem: OMP_NUM_THREADS is not set.*the 2 ranks of this node.*fix: export OMP_NUM_THREADS=[0-9]+.*OpenBLAS.*threads.*MPI.*(Open MPI|MPICH).*exit=1")
+dsc_mon_cli_test(cli_doctor_omp_unset_one_rank doctor "env -u OMP_NUM_THREADS ${DSC_MON_DSC} report | grep -c 'problem: OMP_NUM_THREADS'; env -u OMP_NUM_THREADS ${DSC_MON_DSC} report"
+  "^0\n.*doctor.*note: OMP_NUM_THREADS is not set: this one process uses one OpenMP thread per CPU")
 dsc_mon_cli_test(cli_doctor_oversubscribed doctor "OMP_NUM_THREADS=100000 ${DSC_MON_DSC} doctor; echo exit=$?"
   "problem: OMP_NUM_THREADS=100000 x 1 rank on this node = 100000 threads > [0-9]+ available CPUs.*fix: export OMP_NUM_THREADS=[0-9]+.*exit=1")
 dsc_mon_cli_test(cli_monitor_help doctor
