@@ -8,10 +8,15 @@
 static void cu_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
                     int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta,
                     void *c, int64_t ldc) {
+    /* named by layout and accumulation, so a profile (DSC_CUDA_PROFILE) tells them apart */
+    static const char *const names[8] = {"gemm NN, C = AB",    "gemm NN, C += AB",    "gemm NT, C = AB^T",
+                                         "gemm NT, C += AB^T", "gemm TN, C = A^TB",   "gemm TN, C += A^TB",
+                                         "gemm TT, C = A^TB^T", "gemm TT, C += A^TB^T"};
+    const char *what = names[(trans_a ? 4 : 0) + (trans_b ? 2 : 0) + (beta != 0.0 ? 1 : 0)];
     dsc__cuda_check(dev,
                     dsc_cuda_gemm(dsc__cuda_dev(dev)->blas, dsc__cuda_stream(dev), dt, trans_a, trans_b, m, n, k,
                                   alpha, a, lda, b, ldb, beta, c, ldc),
-                    "gemm (cuBLASLt)");
+                    what);
 }
 
 /* The one entry that returns a value: summed into device scratch, copied back (waits). */
