@@ -52,6 +52,20 @@ static void usage(FILE *out) {
             "  dsc launch --hostfile hosts --num_nodes 2 --num_gpus 4 train --model d12 --data 'shards/train_*.bin'\n");
 }
 
+/* ARG as a shell reads it back: bare when it has only safe characters, else in single quotes
+ * (so a printed glob pattern can be pasted without the shell expanding it). */
+static void print_shell_word(FILE *out, const char *arg) {
+    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,@%+-") == strlen(arg)) {
+        fputs(arg, out);
+        return;
+    }
+    fputc('\'', out);
+    for (const char *c = arg; *c; c++)
+        if (*c == '\'') fputs("'\\''", out);
+        else fputc(*c, out);
+    fputc('\'', out);
+}
+
 static int bad(const char *msg) {
     fprintf(stderr, "dsc launch: %s (dsc launch --help)\n", msg);
     return 2;
@@ -263,7 +277,10 @@ int dsc_cmd_launch(int argc, char **argv) {
     args[a] = NULL;
     FILE *line = dry ? stdout : stderr;
     if (!dry) fprintf(line, "dsc launch: ");
-    for (int k = 0; k < a; k++) fprintf(line, "%s%s", k ? " " : "", args[k]);
+    for (int k = 0; k < a; k++) {
+        if (k) fputc(' ', line);
+        print_shell_word(line, args[k]);
+    }
     fprintf(line, "\n");
     if (dry) {
         rc = 0;

@@ -75,6 +75,12 @@ expect 2 "--include names host 'node1', which is not in this machine \(no --host
 expect 0 'note: --master_addr/--master_port ignored: mpirun starts the ranks and MPI connects them' \
   --master_addr 10.0.0.1 --master_port 29500 -np 2
 echo "$out" | grep -Eq '^mpirun -np 2 dsc train --steps 5$' || fail "--master_addr run: no mpirun line: $out"
+# The printed line reads back in a shell: words with glob or quote characters are single-quoted.
+out=$("$DSC" launch --dry-run -np 2 train --data 'shards/*.bin' --name "it's" 2>&1 | sed "s#$DSC#dsc#g")
+[ "$out" = "mpirun -np 2 dsc train --data 'shards/*.bin' --name 'it'\\''s'" ] || fail "quoting: $out"
+eval "set -- $out"
+[ "$7" = 'shards/*.bin' ] && [ "$9" = "it's" ] || fail "the printed line does not read back: $out"
+echo "ok: quoted: $out"
 # OMP_NUM_THREADS when unset: the CPUs here over the ranks per node (at least 1).
 unset OMP_NUM_THREADS
 cpus=$(nproc)
