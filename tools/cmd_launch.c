@@ -17,8 +17,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: dsc launch [-np N | --num_gpus N] [--hostfile FILE] [--num_nodes N] [--include SPEC | --exclude SPEC]\n"
-            "                  [--mpirun PATH] [--dry-run] COMMAND [ARGS...]\n"
+            "usage: dsc launch [-np N | --num_gpus N] [--hostfile FILE] [--num_nodes N]\n"
+            "                  [--include SPEC | --exclude SPEC] [--mpirun PATH] [--dry-run] COMMAND [ARGS...]\n"
             "\n"
             "Runs `dsc COMMAND ARGS...` as data-parallel ranks under mpirun (what DeepSpeed's `deepspeed`\n"
             "launcher does; dsc takes rank and world size from MPI, so no --local_rank is passed) and\n"
@@ -49,7 +49,7 @@ static void usage(FILE *out) {
             "examples:\n"
             "  dsc launch -np 2 train --config configs/ds_zero2.json --steps 100\n"
             "  dsc launch --hostfile configs/hostfile train --config configs/ds_zero3.json   # every slot\n"
-            "  dsc launch --hostfile hosts --num_nodes 2 --num_gpus 4 train --model d12 --data 'shards/train_*.bin'\n");
+            "  dsc launch --hostfile hosts --num_nodes 2 --num_gpus 4 train --model d12 --data 'shards/*.bin'\n");
 }
 
 /* ARG as a shell reads it back: bare when it has only safe characters, else in single quotes
