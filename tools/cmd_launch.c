@@ -162,7 +162,7 @@ int dsc_cmd_launch(int argc, char **argv) {
 
     /* The hosts: the hostfile's, or this machine; then DeepSpeed's filters, in its order
      * (include / exclude, then the first --num_nodes, then --num_gpus per node). */
-    const bool select = include || exclude || num_nodes || (per_node && hostfile);
+    const bool filtered = include || exclude || num_nodes || (per_node && hostfile); /* mpirun gets --host */
     const char *where = hostfile ? hostfile : "this machine (no --hostfile)";
     char err[1024];
     launch_hosts_t hosts;
@@ -198,7 +198,7 @@ int dsc_cmd_launch(int argc, char **argv) {
         if (per_node) host->slots = (int)per_node;
         slots = slots < 0 || host->slots < 0 ? -1 : slots + host->slots;
     }
-    if (select && slots < 0 && hostfile) { /* mpirun --host h would give h 1 slot */
+    if (filtered && slots < 0 && hostfile) { /* mpirun --host h would give h 1 slot */
         for (int h = 0; h < hosts.n; h++)
             if (hosts.v[h].slots < 0) {
                 snprintf(err, sizeof err, "%s:%d: host %s has no slots=N, which --include/--exclude/--num_nodes "
@@ -210,7 +210,7 @@ int dsc_cmd_launch(int argc, char **argv) {
     }
     if (per_node) {
         np = per_node * hosts.n;
-    } else if (!np && (hostfile || select)) { /* DeepSpeed's default: every slot of the hosts used */
+    } else if (!np && (hostfile || filtered)) { /* DeepSpeed's default: every slot of the hosts used */
         if (slots < 0 && hostfile) {
             for (int h = 0; h < hosts.n; h++)
                 if (hosts.v[h].slots < 0) {
@@ -225,13 +225,13 @@ int dsc_cmd_launch(int argc, char **argv) {
     } else if (!np) {
         np = 1;
     }
-    if (select && slots >= 0 && np > slots) {
+    if (filtered && slots >= 0 && np > slots) {
         snprintf(err, sizeof err, "%ld ranks asked, but the hosts selected from %s have %ld slot(s)", np, where, slots);
         bad(err);
         goto out;
     }
     /* mpirun --host h1:s1,h2:s2 for a selection, else the hostfile as it is. */
-    if (select) {
+    if (filtered) {
         size_t len = 1;
         for (int h = 0; h < hosts.n; h++) len += strlen(hosts.v[h].name) + 16;
         host_list = malloc(len);
@@ -253,7 +253,7 @@ int dsc_cmd_launch(int argc, char **argv) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cpu_set_t set;
         if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
-        int nodes = hostfile || select ? hosts.n : 1;
+        int nodes = hostfile || filtered ? hosts.n : 1;
         long ranks_here = (np + nodes - 1) / nodes;
         long per_rank = cpus / ranks_here > 0 ? cpus / ranks_here : 1;
         snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%ld", per_rank);
