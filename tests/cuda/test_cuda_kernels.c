@@ -201,6 +201,46 @@ static void t_reductions(dsc_dtype_t dt) {
     cc_free(&x), cc_free(&w), cc_free(&y);
 }
 
+/* The two-pass column sums (the device table's path for many rows): 1000 rows = 4 chunks of
+ * 256, the last one short; against the CPU, and run twice bit for bit. */
+static void t_col_sums_two_pass(dsc_dtype_t dt) {
+    const int64_t rows = 1000, cols = 77;
+    const double tol = tol_for(dt);
+    const size_t wsb = 2 * dsc_cuda_col_sums_workspace_bytes(rows, cols);
+    void *ws = NULL;
+    CK(dsc_cuda_malloc(&ws, wsb));
+    cc_buf_t x = cc_new(dt, rows * cols, -1, 1), w = cc_new(dt, rows * cols, -1, 1), y = cc_new(dt, cols, -1, 1);
+    float *ref = copyf(y.init, cols);
+    RUN2("sum_rows_acc two-pass", y, dsc_cuda_sum_rows_acc_ws(NULL, dt, rows, cols, 0.5, x.d, y.d, ws, wsb));
+    dsc_cpu_sum_rows_acc(DSC_F32, rows, cols, 0.5, x.init, ref);
+    compare("sum_rows_acc two-pass", &y, ref, tol);
+    memcpy(ref, y.init, (size_t)cols * sizeof *ref);
+    RUN2("sum_rows_mul_acc two-pass", y,
+         dsc_cuda_sum_rows_mul_acc_ws(NULL, dt, rows, cols, -1.5, x.d, w.d, y.d, ws, wsb));
+    dsc_cpu_sum_rows_mul_acc(DSC_F32, rows, cols, -1.5, x.init, w.init, ref);
+    compare("sum_rows_mul_acc two-pass", &y, ref, tol);
+    /* layer norm dweight / dbias from the device's statistics */
+    const dsc_dtype_t sdt = dt == DSC_F64 ? DSC_F64 : DSC_F32;
+    cc_buf_t g = cc_new(dt, cols, 0.5, 1.5), out = cc_new(dt, rows * cols, 0, 0), dy = cc_new(dt, rows * cols, -1, 1);
+    cc_buf_t mean = cc_new(sdt, rows, 0, 0), rstd = cc_new(sdt, rows, 0, 0);
+    cc_buf_t dw = cc_new(dt, cols, -1, 1), db = cc_new(dt, cols, -1, 1);
+    CK(dsc_cuda_layernorm(NULL, dt, rows, cols, 1e-5, x.d, g.d, NULL, out.d, mean.d, rstd.d));
+    float *gm = cc_get(&mean), *gr = cc_get(&rstd), *rdw = copyf(dw.init, cols), *rdb = copyf(db.init, cols);
+    RUN2("layernorm backward dw two-pass", dw,
+         dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, g.d, mean.d, rstd.d, dy.d, NULL, dw.d, NULL, ws,
+                                        wsb));
+    RUN2("layernorm backward db two-pass", db,
+         dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, g.d, mean.d, rstd.d, dy.d, NULL, NULL, db.d, ws,
+                                        wsb));
+    dsc_cpu_layernorm_backward(DSC_F32, rows, cols, x.init, g.init, gm, gr, dy.init, NULL, rdw, rdb);
+    compare("layernorm backward dw two-pass", &dw, rdw, tol);
+    compare("layernorm backward db two-pass", &db, rdb, tol);
+    free(gm), free(gr), free(rdw), free(rdb), free(ref);
+    cc_free(&x), cc_free(&w), cc_free(&y), cc_free(&g), cc_free(&out), cc_free(&dy);
+    cc_free(&mean), cc_free(&rstd), cc_free(&dw), cc_free(&db);
+    dsc_cuda_free(ws);
+}
+
 /* ---- softmax, layer norm, embedding ------------------------------------------------------ */
 
 static void t_nn(dsc_dtype_t dt) {
@@ -450,6 +490,7 @@ int main(void) {
 #endif
         t_elementwise(dt);
         t_reductions(dt);
+        t_col_sums_two_pass(dt);
         t_nn(dt);
         t_dropout(dt);
         t_cross_entropy(dt);

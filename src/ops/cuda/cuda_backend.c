@@ -5,24 +5,25 @@
 #include "ops/backend.h"
 #include "ops/cuda/cuda_device.h"
 
-static void cu_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                    int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta,
-                    void *c, int64_t ldc) {
+static void cu_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                    int64_t ldc) {
     /* named by layout and accumulation, so a profile (DSC_CUDA_PROFILE) tells them apart */
-    static const char *const names[8] = {"gemm NN, C = AB",    "gemm NN, C += AB",    "gemm NT, C = AB^T",
-                                         "gemm NT, C += AB^T", "gemm TN, C = A^TB",   "gemm TN, C += A^TB",
+    static const char *const names[8] = {"gemm NN, C = AB",     "gemm NN, C += AB",    "gemm NT, C = AB^T",
+                                         "gemm NT, C += AB^T",  "gemm TN, C = A^TB",   "gemm TN, C += A^TB",
                                          "gemm TT, C = A^TB^T", "gemm TT, C += A^TB^T"};
     const char *what = names[(trans_a ? 4 : 0) + (trans_b ? 2 : 0) + (beta != 0.0 ? 1 : 0)];
     dsc__cuda_check(dev,
-                    dsc_cuda_gemm(dsc__cuda_dev(dev)->blas, dsc__cuda_stream(dev), dt, trans_a, trans_b, m, n, k,
-                                  alpha, a, lda, b, ldb, beta, c, ldc),
+                    dsc_cuda_gemm(dsc__cuda_dev(dev)->blas, dsc__cuda_stream(dev), dt, trans_a, trans_b, m, n, k, alpha,
+                                  a, lda, b, ldb, beta, c, ldc),
                     what);
 }
 
 /* The one entry that returns a value: summed into device scratch, copied back (waits). */
 static double cu_sum(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, const void *x) {
     double *acc = dsc__cuda_scratch(dev, sizeof(double)), v = 0.0 / 0.0;
-    if (!acc || dsc__cuda_check(dev, dsc_cuda_sum(dsc__cuda_stream(dev), dt, n, x, acc), "sum")) return v;
+    if (!acc || dsc__cuda_check(dev, dsc_cuda_sum(dsc__cuda_stream(dev), dt, n, x, acc), "sum"))
+        return v;
     if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(&v, acc, sizeof v, dsc__cuda_stream(dev)), "sum (read back)") ||
         dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "sum (synchronise)"))
         return 0.0 / 0.0;
@@ -46,20 +47,34 @@ static void cu_embedding_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_
                     "embedding_backward");
 }
 
-static void cu_binary(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b, void *out) {
+static void cu_binary(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
+                      int64_t n_b, const void *b, void *out) {
     dsc__cuda_check(dev, dsc_cuda_binary(dsc__cuda_stream(dev), dt, op, n_a, a, n_b, b, out), "binary");
 }
 static void cu_axpy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y) {
     dsc__cuda_check(dev, dsc_cuda_axpy(dsc__cuda_stream(dev), dt, n, alpha, x, y), "axpy");
 }
-static void cu_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w, const void *w, void *y) {
+static void cu_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double alpha, const void *x, int64_t n_w,
+                       const void *w, void *y) {
     dsc__cuda_check(dev, dsc_cuda_mul_acc(dsc__cuda_stream(dev), dt, n, alpha, x, n_w, w, y), "mul_acc");
 }
-static void cu_sum_rows_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, void *y) {
-    dsc__cuda_check(dev, dsc_cuda_sum_rows_acc(dsc__cuda_stream(dev), dt, n_rows, n_cols, alpha, x, y), "sum_rows_acc");
+static void cu_sum_rows_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                            const void *x, void *y) {
+    /* many rows (bias gradients): two passes over the device's scratch */
+    const size_t ws_bytes = dsc_cuda_col_sums_workspace_bytes(n_rows, n_cols);
+    void *ws = n_rows > 256 ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+    dsc__cuda_check(
+        dev, dsc_cuda_sum_rows_acc_ws(dsc__cuda_stream(dev), dt, n_rows, n_cols, alpha, x, y, ws, ws ? ws_bytes : 0),
+        "sum_rows_acc");
 }
-static void cu_sum_rows_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w, void *y) {
-    dsc__cuda_check(dev, dsc_cuda_sum_rows_mul_acc(dsc__cuda_stream(dev), dt, n_rows, n_cols, alpha, x, w, y), "sum_rows_mul_acc");
+static void cu_sum_rows_mul_acc(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                const void *x, const void *w, void *y) {
+    const size_t ws_bytes = dsc_cuda_col_sums_workspace_bytes(n_rows, n_cols);
+    void *ws = n_rows > 256 ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+    dsc__cuda_check(
+        dev,
+        dsc_cuda_sum_rows_mul_acc_ws(dsc__cuda_stream(dev), dt, n_rows, n_cols, alpha, x, w, y, ws, ws ? ws_bytes : 0),
+        "sum_rows_mul_acc");
 }
 static void cu_scale(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y) {
     dsc__cuda_check(dev, dsc_cuda_scale(dsc__cuda_stream(dev), dt, n, s, x, y), "scale");
@@ -70,44 +85,80 @@ static void cu_fill(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double va
 static void cu_unary(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y) {
     dsc__cuda_check(dev, dsc_cuda_unary(dsc__cuda_stream(dev), dt, op, n, x, y), "unary");
 }
-static void cu_unary_backward(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y, const void *dy, void *dx) {
+static void cu_unary_backward(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x,
+                              const void *y, const void *dy, void *dx) {
     dsc__cuda_check(dev, dsc_cuda_unary_backward(dsc__cuda_stream(dev), dt, op, n, x, y, dy, dx), "unary_backward");
 }
-static void cu_transpose(struct dsc_device *dev, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner, const void *x, void *out, bool accumulate) {
-    dsc__cuda_check(dev, dsc_cuda_transpose(dsc__cuda_stream(dev), dt, outer, d0, mid, d1, inner, x, out, accumulate), "transpose");
+static void cu_transpose(struct dsc_device *dev, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,
+                         int64_t inner, const void *x, void *out, bool accumulate) {
+    dsc__cuda_check(dev, dsc_cuda_transpose(dsc__cuda_stream(dev), dt, outer, d0, mid, d1, inner, x, out, accumulate),
+                    "transpose");
 }
 static void cu_softmax(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, void *y) {
     dsc__cuda_check(dev, dsc_cuda_softmax(dsc__cuda_stream(dev), dt, n_rows, n_cols, x, y), "softmax");
 }
-static void cu_softmax_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y, const void *dy, void *dx) {
-    dsc__cuda_check(dev, dsc_cuda_softmax_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, y, dy, dx), "softmax_backward");
+static void cu_softmax_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *y,
+                                const void *dy, void *dx) {
+    dsc__cuda_check(dev, dsc_cuda_softmax_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, y, dy, dx),
+                    "softmax_backward");
 }
-static void cu_layernorm(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps, const void *x, const void *w, const void *b, void *y, void *mean, void *rstd) {
-    dsc__cuda_check(dev, dsc_cuda_layernorm(dsc__cuda_stream(dev), dt, n_rows, n_cols, eps, x, w, b, y, mean, rstd), "layernorm");
+static void cu_layernorm(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps,
+                         const void *x, const void *w, const void *b, void *y, void *mean, void *rstd) {
+    dsc__cuda_check(dev, dsc_cuda_layernorm(dsc__cuda_stream(dev), dt, n_rows, n_cols, eps, x, w, b, y, mean, rstd),
+                    "layernorm");
 }
-static void cu_layernorm_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w, const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
-    dsc__cuda_check(dev, dsc_cuda_layernorm_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db), "layernorm_backward");
+static void cu_layernorm_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x,
+                                  const void *w, const void *mean, const void *rstd, const void *dy, void *dx, void *dw,
+                                  void *db) {
+    /* dweight and dbias: two column sums in two passes over the device's scratch */
+    const size_t ws_bytes = 2 * dsc_cuda_col_sums_workspace_bytes(n_rows, n_cols);
+    void *ws = n_rows > 256 && (dw || db) ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+    dsc__cuda_check(dev,
+                    dsc_cuda_layernorm_backward_ws(dsc__cuda_stream(dev), dt, n_rows, n_cols, x, w, mean, rstd, dy, dx,
+                                                   dw, db, ws, ws ? ws_bytes : 0),
+                    "layernorm_backward");
 }
-static void cu_embedding(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids, const void *table, void *out) {
+static void cu_embedding(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
+                         const void *table, void *out) {
     dsc__cuda_check(dev, dsc_cuda_embedding(dsc__cuda_stream(dev), dt, n_ids, n_cols, ids, table, out), "embedding");
 }
-static void cu_dropout(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *x, void *y) {
+static void cu_dropout(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,
+                       const void *x, void *y) {
     dsc__cuda_check(dev, dsc_cuda_dropout(dsc__cuda_stream(dev), dt, n, p, seed, offset, x, y), "dropout");
 }
-static void cu_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset, const void *dy, void *dx) {
-    dsc__cuda_check(dev, dsc_cuda_dropout_backward(dsc__cuda_stream(dev), dt, n, p, seed, offset, dy, dx), "dropout_backward");
+static void cu_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, double p, uint64_t seed,
+                                uint64_t offset, const void *dy, void *dx) {
+    dsc__cuda_check(dev, dsc_cuda_dropout_backward(dsc__cuda_stream(dev), dt, n, p, seed, offset, dy, dx),
+                    "dropout_backward");
 }
-static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
-    dsc__cuda_check(dev, dsc_cuda_attention(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, drop_p, seed, offset, out, lse), "attention");
+static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
+                         const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
+    dsc__cuda_check(dev,
+                    dsc_cuda_attention(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, drop_p, seed, offset, out, lse),
+                    "attention");
 }
-static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
-    dsc__cuda_check(dev, dsc_cuda_attention_backward(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv), "attention_backward");
+static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                  int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
+                                  double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    dsc__cuda_check(dev,
+                    dsc_cuda_attention_backward(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, out, lse, dout, drop_p,
+                                                seed, offset, dqkv),
+                    "attention_backward");
 }
-static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits, const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
-    dsc__cuda_check(dev, dsc_cuda_cross_entropy(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse), "cross_entropy");
+static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+                             const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
+    dsc__cuda_check(
+        dev,
+        dsc_cuda_cross_entropy(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse),
+        "cross_entropy");
 }
-static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index, const void *grad_scale, void *dlogits, bool accumulate) {
-    dsc__cuda_check(dev, dsc_cuda_cross_entropy_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits, accumulate), "cross_entropy_backward");
+static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+                                      const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index,
+                                      const void *grad_scale, void *dlogits, bool accumulate) {
+    dsc__cuda_check(dev,
+                    dsc_cuda_cross_entropy_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, lse, targets,
+                                                    ignore_index, grad_scale, dlogits, accumulate),
+                    "cross_entropy_backward");
 }
 
 static const dsc_backend_t cuda_backend = {
@@ -141,4 +192,6 @@ static const dsc_backend_t cuda_backend = {
     .cross_entropy_backward = cu_cross_entropy_backward,
 };
 
-const dsc_backend_t *dsc__backend_cuda(void) { return &cuda_backend; }
+const dsc_backend_t *dsc__backend_cuda(void) {
+    return &cuda_backend;
+}

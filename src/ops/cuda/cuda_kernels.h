@@ -104,6 +104,16 @@ int dsc_cuda_mul_acc(void *stream, dsc_dtype_t dt, int64_t n, double alpha, cons
                      const void *w, void *y);
 int dsc_cuda_sum_rows_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha, const void *x,
                           void *y);
+/* The same column sums in two passes over a device workspace of ws_bytes, for many rows and
+ * few columns (bias and norm gradients: 65,536 x 768); a fixed order, another one than the
+ * one-pass kernels'. The one-pass kernel runs when ws is NULL, too small, or one chunk
+ * (256 rows) holds every row. Workspace: dsc_cuda_col_sums_workspace_bytes per sum (the layer
+ * norm backward needs two: dw and db). */
+size_t dsc_cuda_col_sums_workspace_bytes(int64_t n_rows, int64_t n_cols);
+int dsc_cuda_sum_rows_acc_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                             const void *x, void *y, void *ws, size_t ws_bytes);
+int dsc_cuda_sum_rows_mul_acc_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                 const void *x, const void *w, void *y, void *ws, size_t ws_bytes);
 int dsc_cuda_sum_rows_mul_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
                               const void *x, const void *w, void *y);
 /* *out (one double, device memory) = sum of the n elements in double: no host read. */
@@ -132,6 +142,9 @@ int dsc_cuda_layernorm(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_c
 int dsc_cuda_layernorm_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x,
                                 const void *w, const void *mean, const void *rstd, const void *dy, void *dx,
                                 void *dw, void *db);
+int dsc_cuda_layernorm_backward_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x,
+                                   const void *w, const void *mean, const void *rstd, const void *dy, void *dx,
+                                   void *dw, void *db, void *ws, size_t ws_bytes);
 int dsc_cuda_embedding(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
                        const void *table, void *out);
 /* dtable[ids[i], :] += dout[i, :], each element summed in id order (the CPU's order): every

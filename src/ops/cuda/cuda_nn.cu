@@ -6,6 +6,11 @@
  * in double where the CPU kernels sum in double. */
 #include "ops/cuda/cuda_common.cuh"
 
+/* layer norm statistics: the data type, f32 for 16-bit data */
+template <typename T> struct stat_t { typedef T type; };
+template <> struct stat_t<dsc_bf16> { typedef float type; };
+template <> struct stat_t<dsc_f16> { typedef float type; };
+
 #define COLS_X 32 /* columns per block of the column reductions */
 #define ROWS_Y 16 /* row groups per block of the column reductions */
 
@@ -35,15 +40,107 @@ template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int6
     DSC_LAUNCH(grid, block, s, k_sum_rows<T>)(n_rows, n_cols, alpha, (const T *)x, (const T *)w, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
+/* ---- two-pass column sums (the _ws entries): many rows, few columns ----------------------
+ * One block per (32 columns, COL_CHUNK rows) writes the chunk's column sums (double, the
+ * one-pass kernel's order within the chunk) to a workspace; a second kernel adds each
+ * column's chunks in chunk order. A fixed order again (no atomics), and GPT's bias and norm
+ * gradients (65,536 rows x 768 columns) get 6,144 blocks instead of 24. */
+#define COL_CHUNK 256
+
+static inline int64_t col_chunks(int64_t n_rows) { return (n_rows + COL_CHUNK - 1) / COL_CHUNK; }
+
+extern "C" size_t dsc_cuda_col_sums_workspace_bytes(int64_t n_rows, int64_t n_cols) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    return (size_t)col_chunks(n_rows) * (size_t)n_cols * sizeof(double);
+}
+
+/* MODE 0: x; 1: x * w; 2: layer norm (part0: dy * xhat, part1: dy; x = dy, w = x). */
+template <typename T, int MODE>
+__global__ void k_col_part(int64_t n_rows, int64_t n_cols, const T *x, const T *w,
+                           const typename stat_t<T>::type *mean, const typename stat_t<T>::type *rstd, double *part0,
+                           double *part1) {
+    typedef typename dsc_acc<T>::type A;
+    __shared__ double p0[ROWS_Y][COLS_X + 1], p1[ROWS_Y][COLS_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t j = (int64_t)blockIdx.x * COLS_X + tx, c = blockIdx.y;
+    const int64_t r_end = (c + 1) * COL_CHUNK < n_rows ? (c + 1) * COL_CHUNK : n_rows;
+    double a0 = 0, a1 = 0;
+    if (j < n_cols)
+        for (int64_t r = c * COL_CHUNK + ty; r < r_end; r += ROWS_Y) {
+            if (MODE == 2) {
+                const A g = ld(x, r * n_cols + j);
+                a0 += (double)g * (double)((ld(w, r * n_cols + j) - (A)mean[r]) * (A)rstd[r]);
+                a1 += (double)g;
+            } else {
+                const double v = (double)ld(x, r * n_cols + j);
+                a0 += MODE == 1 ? v * (double)ld(w, r * n_cols + j) : v;
+            }
+        }
+    p0[ty][tx] = a0;
+    if (MODE == 2) p1[ty][tx] = a1;
+    __syncthreads();
+    if (ty == 0 && j < n_cols) {
+        double s0 = 0, s1 = 0;
+        for (int k = 0; k < ROWS_Y; k++) {
+            s0 += p0[k][tx];
+            if (MODE == 2) s1 += p1[k][tx];
+        }
+        part0[c * n_cols + j] = s0;
+        if (MODE == 2) part1[c * n_cols + j] = s1;
+    }
+}
+/* y[j] += the chunks' sums of column j in chunk order: rounded as the one-pass kernels do
+ * (sum_rows: once from double with alpha; layer norm: the sum in the compute type, then added). */
+template <typename T>
+__global__ void k_col_finish(int64_t n_chunks, int64_t n_cols, double alpha, bool norm_style, const double *part, T *y) {
+    typedef typename dsc_acc<T>::type A;
+    DSC_GRID_STRIDE(j, n_cols) {
+        double s = 0;
+        for (int64_t c = 0; c < n_chunks; c++) s += part[c * n_cols + j];
+        if (norm_style) st(y, j, ld(y, j) + (A)s);
+        else st(y, j, (A)((double)ld(y, j) + alpha * s));
+    }
+}
+template <typename T>
+static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w,
+                            void *y, double *ws) {
+    typedef typename stat_t<T>::type S;
+    const int64_t nc = col_chunks(n_rows);
+    dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X), (unsigned)nc);
+    if (w)
+        DSC_LAUNCH(grid, block, s, k_col_part<T, 1>)(n_rows, n_cols, (const T *)x, (const T *)w, (const S *)NULL,
+                                                    (const S *)NULL, ws, (double *)NULL);
+    else
+        DSC_LAUNCH(grid, block, s, k_col_part<T, 0>)(n_rows, n_cols, (const T *)x, (const T *)NULL, (const S *)NULL,
+                                                    (const S *)NULL, ws, (double *)NULL);
+    DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
+    DSC_CUDA_LAUNCHED();
+}
+static bool two_pass(int64_t n_rows, int64_t n_cols, size_t ws_bytes, int n_sums) {
+    return col_chunks(n_rows) > 1 && ws_bytes >= (size_t)n_sums * dsc_cuda_col_sums_workspace_bytes(n_rows, n_cols);
+}
+
+extern "C" int dsc_cuda_sum_rows_acc_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                        const void *x, void *y, void *ws, size_t ws_bytes) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    if (ws && two_pass(n_rows, n_cols, ws_bytes, 1))
+        return DSC_DISPATCH(dt, sum_rows_2pass_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, NULL, y, (double *)ws);
+    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, NULL, y);
+}
+extern "C" int dsc_cuda_sum_rows_mul_acc_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
+                                            const void *x, const void *w, void *y, void *ws, size_t ws_bytes) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    if (ws && two_pass(n_rows, n_cols, ws_bytes, 1))
+        return DSC_DISPATCH(dt, sum_rows_2pass_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, w, y, (double *)ws);
+    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, w, y);
+}
 extern "C" int dsc_cuda_sum_rows_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
                                      const void *x, void *y) {
-    if (n_rows <= 0 || n_cols <= 0) return 0;
-    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, NULL, y);
+    return dsc_cuda_sum_rows_acc_ws(stream, dt, n_rows, n_cols, alpha, x, y, NULL, 0);
 }
 extern "C" int dsc_cuda_sum_rows_mul_acc(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double alpha,
                                          const void *x, const void *w, void *y) {
-    if (n_rows <= 0 || n_cols <= 0) return 0;
-    return DSC_DISPATCH(dt, sum_rows_t, DSC_STREAM(stream), n_rows, n_cols, alpha, x, w, y);
+    return dsc_cuda_sum_rows_mul_acc_ws(stream, dt, n_rows, n_cols, alpha, x, w, y, NULL, 0);
 }
 
 /* One block of 1024 threads: thread t sums t, t + 1024, ... in double; a fixed tree. */
@@ -136,10 +233,6 @@ extern "C" int dsc_cuda_softmax_backward(void *stream, dsc_dtype_t dt, int64_t n
 
 /* ---- layer norm: one block per row; statistics in double as on the CPU -------------------- */
 
-template <typename T> struct stat_t { typedef T type; };
-template <> struct stat_t<dsc_bf16> { typedef float type; };
-template <> struct stat_t<dsc_f16> { typedef float type; };
-
 template <typename T>
 __global__ void k_layernorm(int64_t n_cols, double eps, const T *x, const T *w, const T *b, T *y,
                             typename stat_t<T>::type *mean, typename stat_t<T>::type *rstd) {
@@ -225,12 +318,21 @@ static int layernorm_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double ep
 }
 template <typename T>
 static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
-                          const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db) {
+                          const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db,
+                          double *ws) {
     typedef typename stat_t<T>::type S;
     if (dx)
         DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm_dx<T>)(n_cols, (const T *)x, (const T *)w, (const S *)mean,
                                                            (const S *)rstd, (const T *)dy, (T *)dx);
-    if (dw || db) {
+    if ((dw || db) && ws) { /* two passes: ws holds the dw partials, then the db partials */
+        const int64_t nc = col_chunks(n_rows);
+        double *ws_b = ws + nc * n_cols;
+        dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X), (unsigned)nc);
+        DSC_LAUNCH(grid, block, s, k_col_part<T, 2>)(n_rows, n_cols, (const T *)dy, (const T *)x, (const S *)mean,
+                                                    (const S *)rstd, ws, ws_b);
+        if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+        if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+    } else if (dw || db) {
         dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
         DSC_LAUNCH(grid, block, s, k_layernorm_dwdb<T>)(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
                                                    (const T *)dy, (T *)dw, (T *)db);
@@ -242,11 +344,17 @@ extern "C" int dsc_cuda_layernorm(void *stream, dsc_dtype_t dt, int64_t n_rows, 
     if (n_rows <= 0 || n_cols <= 0) return 0;
     return DSC_DISPATCH(dt, layernorm_t, DSC_STREAM(stream), n_rows, n_cols, eps, x, w, b, y, mean, rstd);
 }
+extern "C" int dsc_cuda_layernorm_backward_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+                                              const void *x, const void *w, const void *mean, const void *rstd,
+                                              const void *dy, void *dx, void *dw, void *db, void *ws, size_t ws_bytes) {
+    if (n_rows <= 0 || n_cols <= 0) return 0;
+    double *two = ws && two_pass(n_rows, n_cols, ws_bytes, 2) ? (double *)ws : NULL;
+    return DSC_DISPATCH(dt, layernorm_bw_t, DSC_STREAM(stream), n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db, two);
+}
 extern "C" int dsc_cuda_layernorm_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
                                            const void *x, const void *w, const void *mean, const void *rstd,
                                            const void *dy, void *dx, void *dw, void *db) {
-    if (n_rows <= 0 || n_cols <= 0) return 0;
-    return DSC_DISPATCH(dt, layernorm_bw_t, DSC_STREAM(stream), n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db);
+    return dsc_cuda_layernorm_backward_ws(stream, dt, n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db, NULL, 0);
 }
 
 /* ---- embedding ------------------------------------------------------------------------- */
