@@ -441,13 +441,13 @@ static dsc_status_t agree_stop(dsc_comm_t *comm, int *signo) {
     return DSC_OK;
 }
 
-/* --resume without the shape flags: the model's shape (and a shard vocabulary) from the
- * checkpoint's client state, which dsc train writes with every save. Flags given on the
- * command line win (a different shape then fails at the load, naming the tensor). False with
- * a message when the checkpoint cannot be read. */
+/* --resume: the model's shape (and a shard vocabulary) from the checkpoint's client state,
+ * which dsc train writes with every save. A shape flag given on the command line must agree
+ * with the checkpoint: one that differs is refused, naming the flag and both values (the
+ * checkpoint's model cannot load into another shape). False with a message when the
+ * checkpoint cannot be read or a flag conflicts. */
 static bool shape_from_checkpoint(train_args_t *a, bool shards, char *err, size_t errsz) {
     const bool shape_flags = a->model_given || a->layers || a->heads || a->embd;
-    if (shape_flags && a->context_given && (!shards || a->vocab)) return true; /* nothing left to take */
     dsc_ckpt_t *ck = NULL;
     if (dsc_ckpt_open(a->save_dir, a->resume_tag, DSC_CKPT_VERIFY_LAZY, &ck, err, errsz) != DSC_OK) return false;
     const char *client = dsc_manifest_blob(dsc_ckpt_manifest(ck), DSC_MANIFEST_CLIENT_STATE);
@@ -462,10 +462,27 @@ static bool shape_from_checkpoint(train_args_t *a, bool shards, char *err, size_
     int embd = (int)json_integer_value(json_object_get(m, "n_embd")), ctx = (int)json_integer_value(json_object_get(m, "block_size"));
     int vocab = (int)json_integer_value(json_object_get(m, "vocab_size"));
     json_decref(root);
-    if (!shape_flags && layers > 0 && heads > 0 && embd > 0) {
-        a->model.n_layer = layers, a->model.n_head = heads, a->model.n_embd = embd;
+    if (layers > 0 && heads > 0 && embd > 0 && ctx > 1) {
+        const char *preset = a->model_given ? "--model" : NULL;
+        const struct {
+            const char *flag;
+            bool given;
+            int *field, saved;
+            const char *what;
+        } f[] = {{a->layers ? "--layers" : preset, a->layers || a->model_given, &a->model.n_layer, layers, "layers"},
+                 {a->heads ? "--heads" : preset, a->heads || a->model_given, &a->model.n_head, heads, "heads"},
+                 {a->embd ? "--embd" : preset, a->embd || a->model_given, &a->model.n_embd, embd, "width"},
+                 {"--context", a->context_given, &a->context, ctx, "context"}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            if (f[i].given && *f[i].field != f[i].saved) {
+                snprintf(err, errsz, "%s: %s %d, but the checkpoint in %s has %s %d; leave the flag out to take the "
+                         "checkpoint's shape",
+                         f[i].flag, f[i].what, *f[i].field, a->save_dir, f[i].what, f[i].saved);
+                return false;
+            }
+            *f[i].field = f[i].saved;
+        }
     }
-    if (!a->context_given && ctx > 1) a->context = ctx;
     if (shards && !a->vocab && vocab > 1) a->vocab = vocab;
     const char *rank = getenv("OMPI_COMM_WORLD_RANK");
     if (!rank || !strcmp(rank, "0"))

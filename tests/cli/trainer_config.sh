@@ -136,4 +136,11 @@ expect 0 'resuming .*ck2: model shape from the checkpoint: 2 layers, 2 heads, wi
   "$DSC" train --data README.md --eval-every 0 --steps 12 --save "$d/ck2" --resume
 without=$(echo "$out" | grep -E '^step +12/12' | cut -d'|' -f2-5)
 [ -n "$with" ] && [ "$with" = "$without" ] || fail "resume without shape flags: '$without', with them: '$with'"
+# A shape flag that differs from the checkpoint's is refused with both values, before any work;
+# the same flag with the checkpoint's value (and only some of them) is fine.
+expect 1 '--layers: layers 3, but the checkpoint in .*ck2 has layers 2; leave the flag out' \
+  "$DSC" train --layers 3 --data README.md --eval-every 0 --steps 14 --save "$d/ck2" --resume
+expect 1 '--context: context 32, but the checkpoint in .*ck2 has context 24' \
+  "$DSC" train --context 32 --data README.md --eval-every 0 --steps 14 --save "$d/ck2" --resume
+expect 0 'resumed from' "$DSC" train --embd 32 --data README.md --eval-every 0 --steps 14 --save "$d/ck2" --resume
 echo PASS
