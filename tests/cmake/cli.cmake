@@ -21,11 +21,12 @@ add_test(NAME cli_train_bad_option COMMAND sh -c "$<TARGET_FILE:dsc_cli> train -
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_train_bad_option PROPERTIES PASS_REGULAR_EXPRESSION "invalid value 'zero' for --steps.*exit=2")
 # A short real training run on a text file: the loss must fall (checked in the output).
+# Trains on two of the project's own texts: the loss must fall by more than 1 nat from step 10
+# to step 150 (the texts change with the docs, so no fixed loss value is asserted).
 add_test(NAME cli_train_text
-         COMMAND sh -c "$<TARGET_FILE:dsc_cli> train --data README.md --data docs/config.md --steps 150 --layers 2 --embd 64 --heads 4 --context 32 --eval-every 150"
+         COMMAND sh -c "$<TARGET_FILE:dsc_cli> train --data README.md --data docs/config.md --steps 150 --layers 2 --embd 64 --heads 4 --context 32 --eval-every 150 --no-progress 2>&1 | awk '/^step +10\\/150 \\| loss/ { a = $5 } /^step +150\\/150 \\| loss/ { b = $5 } /val loss/ { v = 1 } END { if (a != \"\" && b != \"\" && v && a - b > 1.0) print \"TRAIN-TEXT-OK\", a, b; else print \"TRAIN-TEXT-FAIL\", a, b }'"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(cli_train_text PROPERTIES TIMEOUT 300
-  PASS_REGULAR_EXPRESSION "step +150/150 \\| loss [0-2]\\.[0-9]+"
+set_tests_properties(cli_train_text PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION "TRAIN-TEXT-OK"
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
 # Exact resume through the command line: 20 steps straight, or 10 + save + resume to 20, give
 # the same step-20 line (loss, lr, gradient norms). The config's schedule spans 20 steps in
