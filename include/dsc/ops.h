@@ -78,6 +78,17 @@ dsc_tensor_t *dsc_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor
  * when the caller does not ask for the logits. */
 dsc_tensor_t *dsc_cross_entropy_consume(dsc_ctx_t *ctx, dsc_tensor_t *logits, dsc_tensor_t *targets,
                                         int32_t ignore_index);
+/* The LM head and its loss in one op: the mean cross-entropy (as dsc_cross_entropy) of the
+ * logits x @ weight^T against targets, for x [*, C], weight [V, C] (same float dtype),
+ * targets i32 [*] (one per row of x). The logits stay inside the op (they are not returned,
+ * and their gradient is written over them in backward); a device that computes faster on
+ * padded widths (a GPU) pads the vocabulary to its preferred multiple, which changes nothing
+ * in the result but the summation order of its gemms. Gradients reach x and weight. Result
+ * [1] (f32 for 16-bit x, as dsc_cross_entropy). Errors as dsc_matmul and dsc_cross_entropy:
+ * DSC_ERR_INVALID naming the tensor and shapes or the bad target's position. The GPT's
+ * forward uses it when the caller does not ask for the logits. */
+dsc_tensor_t *dsc_linear_cross_entropy(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *weight, dsc_tensor_t *targets,
+                                       int32_t ignore_index);
 /* Mean squared error mean((pred - target)^2), same shapes. Result [1]. */
 dsc_tensor_t *dsc_mse(dsc_ctx_t *ctx, dsc_tensor_t *pred, dsc_tensor_t *target);
 /* Converts to another float dtype; the gradient is converted back. */

@@ -69,6 +69,11 @@ typedef struct dsc_device_table {
     /* A named point of the host program (may be NULL): a profiling device attributes the
      * host time before it to that name (DSC_CUDA_PROFILE). */
     void (*mark)(dsc_device_t *dev, const char *what);
+    /* Speed hint for an op that owns a gemm dimension it may pad (the LM head's vocabulary,
+     * src/ops/op_lm_head.c): pad it to a multiple of this many elements (0 or 1: never).
+     * cuBLASLt runs GPT-2's 50257-wide bf16 LM-head gemms 5-9x slower than 50304-wide ones
+     * (bench/cuda/bench_gemm_gpt, H100). */
+    int gemm_pad_elems;
 
     /* Kernel tables of this device. */
     const struct dsc_backend *ops;

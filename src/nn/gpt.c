@@ -9,6 +9,7 @@
 #include "core/internal.h"
 #include "dsc/checkpoint.h"
 #include "dsc/gpt.h"
+#include "ops/ops_internal.h"
 
 dsc_status_t dsc_gpt_config_validate(const dsc_gpt_config_t *c, char *err, size_t errsz) {
 #define BAD(...)                                    \
@@ -169,26 +170,38 @@ dsc_status_t dsc_gpt_forward(dsc_ctx_t *ctx, dsc_gpt_t *g, const int32_t *tokens
                 : block_forward(ctx, g, &g->blocks[l], x);
     x = dsc_layernorm_forward(ctx, &g->ln_f, x);
     dsc__dev_mark(ctx, "mark: dsc_gpt_forward blocks done");
+    /* The targets go to the device once; their host copy serves the loss's range check. */
+    dsc_tensor_t *tg = NULL;
+    int32_t *tgt = NULL;
+    if (targets && loss_out) {
+        tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
+        tgt = tg ? malloc((size_t)b * t * sizeof *tgt) : NULL;
+        if (!tgt) return tg ? dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_gpt_forward: out of memory") : dsc_ctx_status(ctx);
+        for (int64_t i = 0; i < (int64_t)b * t; i++) tgt[i] = targets[i] < 0 ? -1 : targets[i]; /* any negative: ignored */
+        dsc__dev_from_host(ctx, tg->data, tgt, (size_t)b * t * sizeof *tgt);
+    }
     dsc_param_scope_t head; /* the tied LM head gathers wte again under ZeRO-3 */
     dsc_param_scope_enter(ctx, &head, 1, &g->wte.weight);
-    dsc_tensor_t *logits = dsc_matmul(ctx, x, dsc_param_compute_as(ctx, g->wte.weight, x), false, true);
+    dsc_tensor_t *wte = dsc_param_compute_as(ctx, g->wte.weight, x);
+    if (!logits_out && tg) {
+        /* the usual training call: the LM head and its loss as one op, logits kept inside it
+         * (padded to the device's gemm width, their gradient written over them) */
+        *loss_out = dsc__linear_cross_entropy_host(ctx, x, wte, tg, tgt, -1);
+        dsc_param_scope_exit(ctx, &head);
+        free(tgt);
+        return dsc_ctx_status(ctx);
+    }
+    dsc_tensor_t *logits = dsc_matmul(ctx, x, wte, false, true);
     dsc_param_scope_exit(ctx, &head);
     /* the logits a caller reads are f32 in every mode (16-bit ones widen once, for it) */
     if (logits_out) {
         if (is_half(logits)) logits = dsc_cast(ctx, logits, DSC_F32);
         *logits_out = logits;
     }
-    if (targets && loss_out) {
+    if (tg) {
         dsc__dev_mark(ctx, "mark: dsc_gpt_forward head done");
-        dsc_tensor_t *tg = dsc__tensor_empty(ctx, DSC_I32, 2, (int64_t[]){b, t});
-        if (!tg) return dsc_ctx_status(ctx);
-        int32_t *tgt = malloc((size_t)b * t * sizeof *tgt);
-        if (!tgt) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "dsc_gpt_forward: out of memory");
-        for (int64_t i = 0; i < (int64_t)b * t; i++) tgt[i] = targets[i] < 0 ? -1 : targets[i]; /* any negative: ignored */
-        dsc__dev_from_host(ctx, tg->data, tgt, (size_t)b * t * sizeof *tgt);
-        free(tgt);
-        /* logits the caller does not see may take their own gradient (in place) */
-        *loss_out = logits_out ? dsc_cross_entropy(ctx, logits, tg, -1) : dsc_cross_entropy_consume(ctx, logits, tg, -1);
+        *loss_out = dsc_cross_entropy(ctx, logits, tg, -1);
     }
+    free(tgt);
     return dsc_ctx_status(ctx);
 }

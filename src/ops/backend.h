@@ -149,16 +149,18 @@ typedef struct dsc_backend {
                                const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
                                uint64_t seed, uint64_t offset, void *dqkv);
 
-    /* Fused cross-entropy (no [rows, V] probabilities stored). Valid row r (targets[r] !=
-     * ignore_index): lse[r] = log sum_j exp(x[r,j]), losses[r] = lse[r] - x[r, targets[r]];
+    /* Fused cross-entropy (no [rows, V] probabilities stored). Row r of the logits (and of
+     * dlogits) starts at element r * ld (ld >= n_cols: a row stride padded for the gemm that
+     * made the logits; columns n_cols..ld-1 are neither read nor written). Valid row r
+     * (targets[r] != ignore_index): lse[r] = log sum_j exp(x[r,j]), losses[r] = lse[r] - x[r, targets[r]];
      * ignored rows get 0 in both. losses and lse: float (double for f64), n_rows each.
      * Backward: g = grad_scale[0] (one float, double for f64, in device memory);
      * value[r,j] = g * (exp(x[r,j] - lse[r]) - (j == targets[r])) for valid rows, 0 for
      * ignored ones; accumulate = false: dlogits = value, and dlogits MAY alias logits (the
      * in-place path); accumulate = true: dlogits += value (no aliasing). */
-    void (*cross_entropy)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                          const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
-    void (*cross_entropy_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+    void (*cross_entropy)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
+                          const void *logits, const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
+    void (*cross_entropy_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                                    const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index,
                                    const void *grad_scale, void *dlogits, bool accumulate);
 } dsc_backend_t;

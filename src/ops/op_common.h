@@ -177,4 +177,12 @@ static inline int64_t dsc__op_rows(const dsc_tensor_t *t) {
     return n;
 }
 
+/* Cross-entropy's target check (src/ops/op_loss.c, also used by the LM head's fused loss):
+ * every target of `targets` (i32, one per row) is ignore_index or in [0, v); returns the
+ * number of rows not ignored, or -1 after recording DSC_ERR_INVALID naming the position (or
+ * a device error). host_targets: the same values on the host when the caller has them (no
+ * device read); NULL reads them from the tensor. logits_shape: for the message. */
+int64_t dsc__ce_check_targets(dsc_ctx_t *ctx, const char *op, const dsc_tensor_t *targets, const int32_t *host_targets,
+                              int64_t v, int32_t ignore_index, const char *logits_shape);
+
 #endif

@@ -68,8 +68,47 @@ static void cross_entropy_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *g = dsc__tensor_empty(ctx, out->dtype, 1, &one);
     if (!g) return;
     ctx->backend->scale(&ctx->device, out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
-    ctx->backend->cross_entropy_backward(&ctx->device, logits->dtype, rows, v, logits->data, lse->data, targets->data,
+    ctx->backend->cross_entropy_backward(&ctx->device, logits->dtype, rows, v, v, logits->data, lse->data, targets->data,
                                          (int32_t)node->i[0], g->data, dlogits->data, !in_place);
+}
+
+/* The targets' range check, which also counts the rows that are not ignored (the op's one
+ * host read: a host copy when the targets live on a device and host_targets is NULL). */
+int64_t dsc__ce_check_targets(dsc_ctx_t *ctx, const char *op, const dsc_tensor_t *targets, const int32_t *host_targets,
+                              int64_t v, int32_t ignore_index, const char *logits_shape) {
+    const int64_t rows = targets->numel;
+    char st[DSC_OP_SHAPE_BUF];
+    const int32_t *tg = host_targets ? host_targets : targets->data;
+    int32_t *host_tg = NULL;
+    if (!host_targets && !dsc__dev_host_accessible(ctx, targets->data)) {
+        host_tg = malloc((size_t)rows * sizeof *host_tg + 1);
+        if (!host_tg) {
+            dsc__fail(ctx, DSC_ERR_NOMEM, "%s: out of memory checking targets", op);
+            return -1;
+        }
+        if (dsc__dev_to_host(ctx, host_tg, targets->data, (size_t)rows * sizeof *host_tg) != DSC_OK) {
+            free(host_tg);
+            return -1;
+        }
+        tg = host_tg;
+    }
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (tg[r] == ignore_index) continue;
+        if (tg[r] < 0 || tg[r] >= v) {
+            int bad = (int)tg[r];
+            free(host_tg);
+            dsc__fail(ctx, DSC_ERR_INVALID,
+                      "%s: targets (tensor %s, shape %s) holds %d at flat position %lld, outside [0, %lld) "
+                      "and not ignore_index %d (logits shape %s)",
+                      op, dsc_tensor_name(targets), dsc__shape_str(targets, st, sizeof st), bad, (long long)r,
+                      (long long)v, (int)ignore_index, logits_shape);
+            return -1;
+        }
+        count++;
+    }
+    free(host_tg);
+    return count;
 }
 
 static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *logits, dsc_tensor_t *targets,
@@ -88,41 +127,15 @@ static dsc_tensor_t *cross_entropy_impl(dsc_ctx_t *ctx, const char *op, dsc_tens
                          "logits [*, V])",
                          op, dsc__shape_str(targets, st, sizeof st), (long long)targets->numel,
                          dsc__shape_str(logits, sl, sizeof sl), (long long)rows);
-    /* The op's one host read: the targets' range check, which also counts the rows (a host
-     * copy when the targets live on a device). */
-    const int32_t *tg = targets->data;
-    int32_t *host_tg = NULL;
-    if (!dsc__dev_host_accessible(ctx, targets->data)) {
-        host_tg = malloc((size_t)rows * sizeof *host_tg + 1);
-        if (!host_tg) return dsc__fail(ctx, DSC_ERR_NOMEM, "%s: out of memory checking targets", op);
-        if (dsc__dev_to_host(ctx, host_tg, targets->data, (size_t)rows * sizeof *host_tg) != DSC_OK) {
-            free(host_tg);
-            return NULL;
-        }
-        tg = host_tg;
-    }
-    int64_t count = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        if (tg[r] == ignore_index) continue;
-        if (tg[r] < 0 || tg[r] >= v) {
-            int bad = (int)tg[r];
-            free(host_tg);
-            return dsc__fail(ctx, DSC_ERR_INVALID,
-                             "%s: targets (tensor %s, shape %s) holds %d at flat position %lld, outside [0, %lld) "
-                             "and not ignore_index %d (logits shape %s)",
-                             op, dsc_tensor_name(targets), dsc__shape_str(targets, st, sizeof st), bad,
-                             (long long)r, (long long)v, (int)ignore_index, dsc__shape_str(logits, sl, sizeof sl));
-        }
-        count++;
-    }
-    free(host_tg);
+    const int64_t count = dsc__ce_check_targets(ctx, op, targets, NULL, v, ignore_index, dsc__shape_str(logits, sl, sizeof sl));
+    if (count < 0) return NULL;
 
     const dsc_dtype_t ldt = loss_dtype(logits->dtype);
     int64_t one = 1;
     dsc_tensor_t *losses = dsc__tensor_empty(ctx, ldt, 1, &rows), *lse = dsc__tensor_empty(ctx, ldt, 1, &rows);
     dsc_tensor_t *out = dsc__tensor_empty(ctx, ldt, 1, &one);
     if (!losses || !lse || !out) return NULL;
-    ctx->backend->cross_entropy(&ctx->device, logits->dtype, rows, v, logits->data, targets->data, ignore_index, losses->data,
+    ctx->backend->cross_entropy(&ctx->device, logits->dtype, rows, v, v, logits->data, targets->data, ignore_index, losses->data,
                                 lse->data);
     /* mean over the counted rows, reduced on the device (ignored rows hold 0) */
     ctx->backend->fill(&ctx->device, ldt, 1, 0.0, out->data);

@@ -443,36 +443,43 @@ static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t
 
 /* ---- fused cross-entropy ------------------------------------------------------------------- */
 
-static void t_cross_entropy(dsc_dtype_t dt) {
-    const int64_t rows = 41, V = 5003;
+/* pad > 0: rows of ld = V + pad elements (the LM head's padded logits); the pad columns hold
+ * random values that neither side may read or change (the whole buffers are compared). */
+static void t_cross_entropy(dsc_dtype_t dt, int64_t pad) {
+    const int64_t rows = 41, V = 5003, ld = V + pad;
     const int32_t ignore = -100;
     const double tol = tol_for(dt);
-    cc_buf_t x = cc_new(dt, rows * V, -6, 6), losses = cc_new(DSC_F32, rows, 0, 0), lse = cc_new(DSC_F32, rows, 0, 0);
-    cc_buf_t dl = cc_new(dt, rows * V, -1, 1);
+    cc_buf_t x = cc_new(dt, rows * ld, -6, 6), losses = cc_new(DSC_F32, rows, 0, 0), lse = cc_new(DSC_F32, rows, 0, 0);
+    cc_buf_t dl = cc_new(dt, rows * ld, -1, 1);
     int32_t *tg = malloc((size_t)rows * 4);
     for (int64_t r = 0; r < rows; r++) tg[r] = r % 7 == 3 ? ignore : (int32_t)(cc_uniform() * V);
     int32_t *dtg = cc_upload(tg, (size_t)rows * 4);
     float *rl = malloc((size_t)rows * 4), *rlse = malloc((size_t)rows * 4);
-    dsc_cpu_cross_entropy(DSC_F32, rows, V, x.init, tg, ignore, rl, rlse);
+    dsc_cpu_cross_entropy(DSC_F32, rows, V, ld, x.init, tg, ignore, rl, rlse);
     char name[96];
-    RUN2("cross_entropy losses", losses, dsc_cuda_cross_entropy(NULL, dt, rows, V, x.d, dtg, ignore, losses.d, lse.d));
-    snprintf(name, sizeof name, "cross_entropy losses (%s run)", dsc_dtype_name(dt));
+    RUN2("cross_entropy losses", losses, dsc_cuda_cross_entropy(NULL, dt, rows, V, ld, x.d, dtg, ignore, losses.d, lse.d));
+    snprintf(name, sizeof name, "cross_entropy losses (%s run, ld V+%lld)", dsc_dtype_name(dt), (long long)pad);
     compare(name, &losses, rl, dt == DSC_F32 ? TOL_F32 : 1e-2);
-    snprintf(name, sizeof name, "cross_entropy lse (%s run)", dsc_dtype_name(dt));
+    snprintf(name, sizeof name, "cross_entropy lse (%s run, ld V+%lld)", dsc_dtype_name(dt), (long long)pad);
     compare(name, &lse, rlse, dt == DSC_F32 ? TOL_F32 : 1e-2);
     /* backward, accumulate: dl += g (p - onehot), g from device memory; both sides use the device's lse */
-    float *glse = cc_get(&lse), *ref = copyf(dl.init, rows * V);
+    float *glse = cc_get(&lse), *ref = copyf(dl.init, rows * ld);
     const float g = 1.0f / 35.0f;
     float *dg = cc_upload(&g, 4);
-    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, x.init, glse, tg, ignore, &g, ref, true);
-    RUN2("cross_entropy backward (accumulate)", dl, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, x.d, lse.d, dtg,
+    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, ld, x.init, glse, tg, ignore, &g, ref, true);
+    RUN2("cross_entropy backward (accumulate)", dl, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, ld, x.d, lse.d, dtg,
                                                                                    ignore, dg, dl.d, true));
-    compare("cross_entropy backward (accumulate)", &dl, ref, tol);
-    /* in place over the logits (accumulate = false): dlogits aliases logits */
-    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, x.init, glse, tg, ignore, &g, ref, false);
-    RUN2("cross_entropy backward (in place)", x, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, x.d, lse.d, dtg,
+    snprintf(name, sizeof name, "cross_entropy backward (accumulate, ld V+%lld)", (long long)pad);
+    compare(name, &dl, ref, tol);
+    /* in place over the logits (accumulate = false): dlogits aliases logits (the reference
+     * starts from the logits, so its pad columns are the logits' too) */
+    free(ref);
+    ref = copyf(x.init, rows * ld);
+    dsc_cpu_cross_entropy_backward(DSC_F32, rows, V, ld, x.init, glse, tg, ignore, &g, ref, false);
+    RUN2("cross_entropy backward (in place)", x, dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, ld, x.d, lse.d, dtg,
                                                                                 ignore, dg, x.d, false));
-    compare("cross_entropy backward (in place)", &x, ref, tol);
+    snprintf(name, sizeof name, "cross_entropy backward (in place, ld V+%lld)", (long long)pad);
+    compare(name, &x, ref, tol);
     free(glse), free(ref), free(tg), free(rl), free(rlse);
     dsc_cuda_free(dtg), dsc_cuda_free(dg);
     cc_free(&x), cc_free(&losses), cc_free(&lse), cc_free(&dl);
@@ -493,7 +500,8 @@ int main(void) {
         t_col_sums_two_pass(dt);
         t_nn(dt);
         t_dropout(dt);
-        t_cross_entropy(dt);
+        t_cross_entropy(dt, 0);
+        t_cross_entropy(dt, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */
         t_attention(dt, 2, 70, 128, 2, 0.0, false);  /* hd 64 (bf16, f16: tensor cores) */
         t_attention(dt, 2, 70, 128, 2, 0.1, false);  /* with dropout */
         t_attention(dt, 1, 45, 96, 3, 0.0, false);   /* hd 32 (simple kernels) */

@@ -133,7 +133,7 @@ static void test_cross_entropy_kernels(void) {
     for (int64_t r = 0; r < R; r++) tg[r] = r == 4 ? ign : (int32_t)((r * 37) % V);
     for (int64_t i = 0; i < R * V; i++) x[i] = (float)(8 * hash_unit((uint64_t)i, 5) - 4);
     float loss[9], lse[9], g = 0.37f;
-    be->cross_entropy(NULL, DSC_F32, R, V, x, tg, ign, loss, lse);
+    be->cross_entropy(NULL, DSC_F32, R, V, V, x, tg, ign, loss, lse);
     int bad = 0;
     for (int64_t r = 0; r < R; r++) {
         if (tg[r] == ign) {
@@ -147,8 +147,8 @@ static void test_cross_entropy_kernels(void) {
     CHECK_MSG(bad == 0, "cross-entropy losses / lse vs log sum exp: %d rows wrong", bad);
     /* accumulate into zeros vs in place over a copy of the logits: the same bits */
     memcpy(x2, x, sizeof(float) * R * V);
-    be->cross_entropy_backward(NULL, DSC_F32, R, V, x, lse, tg, ign, &g, d, true);
-    be->cross_entropy_backward(NULL, DSC_F32, R, V, x2, lse, tg, ign, &g, x2, false);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, V, x, lse, tg, ign, &g, d, true);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, V, x2, lse, tg, ign, &g, x2, false);
     CHECK(memcmp(d, x2, sizeof(float) * R * V) == 0);
     double worst = 0;
     for (int64_t r = 0; r < R; r++)
@@ -161,11 +161,30 @@ static void test_cross_entropy_kernels(void) {
     /* accumulate adds onto what is there */
     float *acc = malloc(sizeof(float) * R * V);
     for (int64_t i = 0; i < R * V; i++) acc[i] = 1.0f;
-    be->cross_entropy_backward(NULL, DSC_F32, R, V, x, lse, tg, ign, &g, acc, true);
+    be->cross_entropy_backward(NULL, DSC_F32, R, V, V, x, lse, tg, ign, &g, acc, true);
     bad = 0;
     for (int64_t i = 0; i < R * V; i++)
         if (acc[i] != 1.0f + d[i]) bad++;
     CHECK_MSG(bad == 0, "accumulate: %d elements not 1 + value", bad);
+    /* a padded row stride (ld = V + 5, as the LM head's padded logits): the same bits in the
+     * V columns, and the pad columns neither read (they hold a huge value that would change
+     * the lse) nor written */
+    {
+        const int64_t ld = V + 5;
+        float *xp = malloc(sizeof(float) * R * ld), lp[9], sp[9];
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < ld; j++) xp[r * ld + j] = j < V ? x[r * V + j] : 1e4f;
+        be->cross_entropy(NULL, DSC_F32, R, V, ld, xp, tg, ign, lp, sp);
+        CHECK(memcmp(lp, loss, sizeof lp) == 0 && memcmp(sp, lse, sizeof sp) == 0);
+        be->cross_entropy_backward(NULL, DSC_F32, R, V, ld, xp, lse, tg, ign, &g, xp, false);
+        bad = 0;
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < ld; j++)
+                if (j < V ? memcmp(&xp[r * ld + j], &d[r * V + j], 4) != 0 : xp[r * ld + j] != 1e4f) bad++;
+        CHECK_MSG(bad == 0, "padded rows (ld %lld): %d elements differ from the unpadded gradient or pad changed",
+                  (long long)ld, bad);
+        free(xp);
+    }
     /* 16-bit logits: the f32 results of the rounded logits (losses and lse in f32) */
     for (int k = 0; k < 2; k++) {
         const dsc_dtype_t dt = k ? DSC_F16 : DSC_BF16;
@@ -175,12 +194,12 @@ static void test_cross_entropy_kernels(void) {
             x16[i] = to16(dt, x[i]);
         }
         float l32[9], s32[9], l16[9], s16[9];
-        be->cross_entropy(NULL, DSC_F32, R, V, x2, tg, ign, l32, s32);
-        be->cross_entropy(NULL, dt, R, V, x16, tg, ign, l16, s16);
+        be->cross_entropy(NULL, DSC_F32, R, V, V, x2, tg, ign, l32, s32);
+        be->cross_entropy(NULL, dt, R, V, V, x16, tg, ign, l16, s16);
         CHECK_MSG(memcmp(l32, l16, sizeof l32) == 0 && memcmp(s32, s16, sizeof s32) == 0, "%s cross-entropy losses",
                   dsc_dtype_name(dt));
-        be->cross_entropy_backward(NULL, DSC_F32, R, V, x2, s32, tg, ign, &g, x2, false);
-        be->cross_entropy_backward(NULL, dt, R, V, x16, s16, tg, ign, &g, x16, false); /* in place, 16-bit */
+        be->cross_entropy_backward(NULL, DSC_F32, R, V, V, x2, s32, tg, ign, &g, x2, false);
+        be->cross_entropy_backward(NULL, dt, R, V, V, x16, s16, tg, ign, &g, x16, false); /* in place, 16-bit */
         bad = 0;
         for (int64_t i = 0; i < R * V; i++)
             if (x16[i] != to16(dt, x2[i])) bad++;

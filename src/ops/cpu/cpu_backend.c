@@ -129,17 +129,17 @@ static void cpu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64
     (void)dev;
     dsc_cpu_attention_backward(dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv);
 }
-static void cpu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+static void cpu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                               const void *logits, const int32_t *targets, int32_t ignore_index, void *losses,
                               void *lse) {
     (void)dev;
-    dsc_cpu_cross_entropy(dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse);
+    dsc_cpu_cross_entropy(dt, n_rows, n_cols, ld, logits, targets, ignore_index, losses, lse);
 }
 static void cpu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
-                                       const void *logits, const void *lse, const int32_t *targets,
+                                       int64_t ld, const void *logits, const void *lse, const int32_t *targets,
                                        int32_t ignore_index, const void *grad_scale, void *dlogits, bool accumulate) {
     (void)dev;
-    dsc_cpu_cross_entropy_backward(dt, n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+    dsc_cpu_cross_entropy_backward(dt, n_rows, n_cols, ld, logits, lse, targets, ignore_index, grad_scale, dlogits,
                                    accumulate);
 }
 

@@ -44,9 +44,10 @@ void dsc_cpu_attention(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t 
 void dsc_cpu_attention_backward(dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head, const void *qkv,
                                 const void *out, const void *lse, const void *dout, double drop_p, uint64_t seed,
                                 uint64_t offset, void *dqkv);
-void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+/* ld: the row stride of logits and dlogits (>= n_cols), as backend.h's entries. */
+void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                            const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
-void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                                     const void *lse, const int32_t *targets, int32_t ignore_index,
                                     const void *grad_scale, void *dlogits, bool accumulate);
 

@@ -193,7 +193,7 @@ static double FN(ce_lse_row)(int64_t n, const T *x) {
 }
 
 /* Fused cross-entropy forward: per-row lse and loss, no probabilities kept. */
-static void FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, const int32_t *targets,
+static void FN(cross_entropy)(int64_t n_rows, int64_t n_cols, int64_t ld, const T *logits, const int32_t *targets,
                               int32_t ignore_index, T *losses, T *lse) {
 #pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     for (int64_t r = 0; r < n_rows; r++) {
@@ -201,7 +201,7 @@ static void FN(cross_entropy)(int64_t n_rows, int64_t n_cols, const T *logits, c
             losses[r] = lse[r] = 0;
             continue;
         }
-        const T *x = logits + r * n_cols;
+        const T *x = logits + r * ld;
         const double l = FN(ce_lse_row)(n_cols, x);
         lse[r] = (T)l;
         losses[r] = (T)(l - (double)x[targets[r]]);
@@ -229,19 +229,19 @@ static void FN(ce_backward_row)(int64_t n, const T *x, T lse, int32_t target, T 
     }
 }
 
-static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, const T *logits, const T *lse,
+static void FN(cross_entropy_backward)(int64_t n_rows, int64_t n_cols, int64_t ld, const T *logits, const T *lse,
                                        const int32_t *targets, int32_t ignore_index, const T *grad_scale, T *dlogits,
                                        bool accumulate) {
     const T g = grad_scale[0];
 #pragma omp parallel for schedule(static) if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     for (int64_t r = 0; r < n_rows; r++) {
-        T *d = dlogits + r * n_cols;
+        T *d = dlogits + r * ld;
         if (targets[r] == ignore_index) {
             if (!accumulate)
                 for (int64_t j = 0; j < n_cols; j++) d[j] = 0;
             continue;
         }
-        FN(ce_backward_row)(n_cols, logits + r * n_cols, lse[r], targets[r], g, d, accumulate);
+        FN(ce_backward_row)(n_cols, logits + r * ld, lse[r], targets[r], g, d, accumulate);
     }
 }
 
@@ -362,7 +362,7 @@ void dsc_cpu_embedding_backward(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, c
 }
 
 /* 16-bit cross-entropy: each row through an f32 copy (per-thread buffer), f32 math. */
-static void cross_entropy_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+static void cross_entropy_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                              const int32_t *targets, int32_t ignore_index, float *losses, float *lse) {
 #pragma omp parallel if (n_rows * n_cols >= DSC_NN_PAR_MIN)
     {
@@ -373,7 +373,7 @@ static void cross_entropy_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, con
                 losses[r] = lse[r] = targets[r] == ignore_index || n_cols <= 0 ? 0.0f : NAN;
                 continue;
             }
-            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * n_cols, row);
+            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * ld, row);
             const double l = ce_lse_row_f32(n_cols, row);
             lse[r] = (float)l;
             losses[r] = (float)(l - (double)row[targets[r]]);
@@ -382,7 +382,7 @@ static void cross_entropy_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, con
     }
 }
 
-static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                                       const float *lse, const int32_t *targets, int32_t ignore_index,
                                       const float *grad_scale, void *dlogits, bool accumulate) {
     const float g = grad_scale[0];
@@ -391,7 +391,7 @@ static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_
         float *row = malloc((size_t)(2 * (n_cols > 0 ? n_cols : 1)) * sizeof *row), *d = row ? row + n_cols : NULL;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < n_rows; r++) {
-            char *dst = (char *)dlogits + 2 * r * n_cols;
+            char *dst = (char *)dlogits + 2 * r * ld;
             if (!row) continue;
             if (targets[r] == ignore_index) {
                 if (!accumulate) {
@@ -400,7 +400,7 @@ static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_
                 }
                 continue;
             }
-            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * n_cols, row);
+            dsc__cpu_to_f32(dt, n_cols, (const char *)logits + 2 * r * ld, row);
             if (accumulate) dsc__cpu_to_f32(dt, n_cols, dst, d);
             ce_backward_row_f32(n_cols, row, lse[r], targets[r], g, d, accumulate);
             dsc__cpu_from_f32(dt, n_cols, d, dst);
@@ -409,24 +409,24 @@ static void cross_entropy_backward_16(dsc_dtype_t dt, int64_t n_rows, int64_t n_
     }
 }
 
-void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+void dsc_cpu_cross_entropy(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                            const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
-    if (dt == DSC_F64) cross_entropy_f64(n_rows, n_cols, logits, targets, ignore_index, losses, lse);
-    else if (dt == DSC_F32) cross_entropy_f32(n_rows, n_cols, logits, targets, ignore_index, losses, lse);
-    else cross_entropy_16(dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse);
+    if (dt == DSC_F64) cross_entropy_f64(n_rows, n_cols, ld, logits, targets, ignore_index, losses, lse);
+    else if (dt == DSC_F32) cross_entropy_f32(n_rows, n_cols, ld, logits, targets, ignore_index, losses, lse);
+    else cross_entropy_16(dt, n_rows, n_cols, ld, logits, targets, ignore_index, losses, lse);
 }
 
-void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
+void dsc_cpu_cross_entropy_backward(dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld, const void *logits,
                                     const void *lse, const int32_t *targets, int32_t ignore_index,
                                     const void *grad_scale, void *dlogits, bool accumulate) {
     if (dt == DSC_F64)
-        cross_entropy_backward_f64(n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+        cross_entropy_backward_f64(n_rows, n_cols, ld, logits, lse, targets, ignore_index, grad_scale, dlogits,
                                    accumulate);
     else if (dt == DSC_F32)
-        cross_entropy_backward_f32(n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+        cross_entropy_backward_f32(n_rows, n_cols, ld, logits, lse, targets, ignore_index, grad_scale, dlogits,
                                    accumulate);
     else
-        cross_entropy_backward_16(dt, n_rows, n_cols, logits, lse, targets, ignore_index, grad_scale, dlogits,
+        cross_entropy_backward_16(dt, n_rows, n_cols, ld, logits, lse, targets, ignore_index, grad_scale, dlogits,
                                   accumulate);
 }
 

@@ -145,18 +145,18 @@ static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_
                                                 seed, offset, dqkv),
                     "attention_backward");
 }
-static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *logits,
-                             const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
-    dsc__cuda_check(
-        dev,
-        dsc_cuda_cross_entropy(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, targets, ignore_index, losses, lse),
-        "cross_entropy");
+static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
+                             const void *logits, const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
+    dsc__cuda_check(dev,
+                    dsc_cuda_cross_entropy(dsc__cuda_stream(dev), dt, n_rows, n_cols, ld, logits, targets, ignore_index,
+                                           losses, lse),
+                    "cross_entropy");
 }
-static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
+static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                                       const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index,
                                       const void *grad_scale, void *dlogits, bool accumulate) {
     dsc__cuda_check(dev,
-                    dsc_cuda_cross_entropy_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, logits, lse, targets,
+                    dsc_cuda_cross_entropy_backward(dsc__cuda_stream(dev), dt, n_rows, n_cols, ld, logits, lse, targets,
                                                     ignore_index, grad_scale, dlogits, accumulate),
                     "cross_entropy_backward");
 }

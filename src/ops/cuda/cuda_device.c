@@ -190,6 +190,7 @@ static void cuda_table_fill(void) {
             .host_accessible = cu_host_accessible,
             .destroy = cu_destroy,
             .mark = cu_mark,
+            .gemm_pad_elems = 64,
             .ops = dsc__backend_cuda(),
             .optim = &dsc__optim_ops_cuda,
             .amp = &dsc__amp_ops_cuda,

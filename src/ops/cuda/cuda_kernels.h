@@ -83,6 +83,18 @@ int dsc_cuda_gemm(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool tran
                   int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                   double beta, void *c, int64_t ldc);
 
+/* For benchmarks: times (best of `reps` after one warm-up, ms; -1 where it failed) each of
+ * cuBLASLt's first max_algos (<= 16) heuristic choices for this gemm; ms[0] is the choice
+ * dsc_cuda_gemm makes. */
+typedef struct dsc_cuda_gemm_probe {
+    int max_algos, reps;
+    int n_algos;
+    float ms[16];
+} dsc_cuda_gemm_probe_t;
+int dsc_cuda_gemm_probe(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m,
+                        int64_t n, int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, double beta,
+                        void *c, int64_t ldc, dsc_cuda_gemm_probe_t *probe);
+
 typedef enum dsc_cuda_epilogue {
     DSC_CUDA_EPI_NONE = 0,
     DSC_CUDA_EPI_BIAS,      /* C[i,j] = (...) + bias[j] */
@@ -171,9 +183,11 @@ int dsc_cuda_attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T
 int dsc_cuda_attention_backward_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                        const void *qkv, const void *out, const void *lse, const void *dout,
                                        double drop_p, uint64_t seed, uint64_t offset, void *dqkv);
-int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,
+/* ld: the row stride of logits and dlogits (>= V), as backend.h's entries. */
+int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t ld, const void *logits,
                            const int32_t *targets, int32_t ignore_index, void *losses, void *lse);
-int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,
+int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t ld,
+                                    const void *logits,
                                     const void *lse, const int32_t *targets, int32_t ignore_index,
                                     const void *grad_scale, void *dlogits, bool accumulate);
 

@@ -1,8 +1,11 @@
 /* Fused cross-entropy on CUDA (the agreed contract): no [rows, V] probabilities are stored.
+ * Row r of the logits starts at r * ld (a padded row stride: the LM head's gemm writes rows of
+ * a multiple of 64 columns, src/ops/op_lm_head.c); only columns [0, V) are read or written.
  * Forward: one block per row, the row max, then sum exp(x - max) in double (each thread its
  * share in index order, then a fixed tree): lse = max + log(sum), loss = lse - x[target].
- * Backward: value = g * (exp(x - lse) - onehot), g read from device memory; in place allowed
- * (each element is read and written by the same thread). */
+ * Backward: one block per row as well (no division per element), value = g * (exp(x - lse) -
+ * onehot), g read from device memory; in place allowed (each element is read and written by
+ * the same thread). */
 #include <math.h>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -11,7 +14,7 @@ __device__ static inline float cexp(float x) { return expf(x); }
 __device__ static inline double cexp(double x) { return exp(x); }
 
 template <typename T>
-__global__ void k_ce_fwd(int64_t V, const T *logits, const int32_t *targets, int32_t ignore_index,
+__global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
                          typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
     typedef typename dsc_acc<T>::type A;
     __shared__ A shm[32];
@@ -22,7 +25,7 @@ __global__ void k_ce_fwd(int64_t V, const T *logits, const int32_t *targets, int
         if (threadIdx.x == 0) losses[r] = lse[r] = 0;
         return;
     }
-    const T *x = logits + r * V;
+    const T *x = logits + r * row_stride;
     A mx = -INFINITY;
     for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
         const A v = ld(x, j);
@@ -40,46 +43,52 @@ __global__ void k_ce_fwd(int64_t V, const T *logits, const int32_t *targets, int
 }
 
 template <typename T>
-__global__ void k_ce_bwd(int64_t n_rows, int64_t V, const T *logits, const typename dsc_acc<T>::type *lse,
+__global__ void k_ce_bwd(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
                          const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
                          T *dlogits, bool accumulate) {
     typedef typename dsc_acc<T>::type A;
-    const A g = *grad_scale;
-    DSC_GRID_STRIDE(e, n_rows * V) {
-        const int64_t r = e / V, j = e % V;
-        const int32_t t = targets[r];
+    const int64_t r = blockIdx.x;
+    const int32_t t = targets[r];
+    const A g = *grad_scale, l = lse[r];
+    const T *x = logits + r * row_stride;
+    T *d = dlogits + r * row_stride;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
         A v = 0;
-        if (t != ignore_index) v = g * (cexp(ld(logits, e) - lse[r]) - (j == t ? (A)1 : (A)0));
-        st(dlogits, e, accumulate ? ld(dlogits, e) + v : v);
+        if (t != ignore_index) v = g * (cexp(ld(x, j) - l) - (j == t ? (A)1 : (A)0));
+        st(d, j, accumulate ? ld(d, j) + v : v);
     }
 }
 
 template <typename T>
-static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, const void *logits, const int32_t *targets,
+static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, int64_t row_stride, const void *logits, const int32_t *targets,
                 int32_t ignore_index, void *losses, void *lse, const void *grad_scale, void *dlogits, bool accumulate,
                 bool backward) {
     typedef typename dsc_acc<T>::type A;
     if (!backward)
-        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, (const T *)logits, targets, ignore_index, (A *)losses, (A *)lse);
+        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, row_stride, (const T *)logits, targets, ignore_index, (A *)losses,
+                                                          (A *)lse);
     else
-        DSC_LAUNCH_FLAT(dsc_grid(n_rows * V, 256), 256, s, k_ce_bwd<T>)(n_rows, V, (const T *)logits, (const A *)lse, targets,
-                                                             ignore_index, (const A *)grad_scale, (T *)dlogits,
-                                                             accumulate);
+        DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd<T>)(V, row_stride, (const T *)logits, (const A *)lse, targets,
+                                                               ignore_index, (const A *)grad_scale, (T *)dlogits,
+                                                               accumulate);
     DSC_CUDA_LAUNCHED();
 }
 
-extern "C" int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, const void *logits,
-                                      const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
+extern "C" int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t row_stride,
+                                      const void *logits, const int32_t *targets, int32_t ignore_index, void *losses,
+                                      void *lse) {
     if (n_rows <= 0 || V <= 0) return 0;
-    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, logits, targets, ignore_index, losses, lse, NULL,
+    if (row_stride < V) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, row_stride, logits, targets, ignore_index, losses, lse, NULL,
                         NULL, false, false);
 }
 
-extern "C" int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V,
+extern "C" int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t row_stride,
                                                const void *logits, const void *lse, const int32_t *targets,
                                                int32_t ignore_index, const void *grad_scale, void *dlogits,
                                                bool accumulate) {
     if (n_rows <= 0 || V <= 0) return 0;
-    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, logits, targets, ignore_index, NULL, (void *)lse,
+    if (row_stride < V) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, row_stride, logits, targets, ignore_index, NULL, (void *)lse,
                         grad_scale, dlogits, accumulate, true);
 }

@@ -115,10 +115,56 @@ __global__ void k_optim(int kind, dsc_optim_scalars_t s, float *p, const G *g, f
     }
 }
 
+/* Four consecutive elements, loaded and stored as one 16-byte (f32) or 8-byte (16-bit) access. */
+template <typename T> struct alignas(4 * sizeof(T)) vec4_t { T v[4]; };
+
+/* AdamW, the hot optimizer, four elements per thread with vector loads and stores: the same
+ * operations as k_optim's Adam case (bit for bit), at closer to the copy bandwidth (issue 17:
+ * 28 bytes per parameter in at most 1.22 ms for 124.5M parameters). n4 groups of four; the
+ * caller runs k_optim over the tail. */
+template <typename G>
+__global__ void k_adam4(dsc_optim_scalars_t s, float *p, const G *g, float *s0, float *s1, uint16_t *half, int64_t n4,
+                        const float *gs_dev) {
+    const float gs = gs_dev ? *gs_dev : s.gs;
+    DSC_GRID_STRIDE(j, n4) {
+        vec4_t<float> pv = ((const vec4_t<float> *)p)[j], mv = ((const vec4_t<float> *)s0)[j];
+        vec4_t<float> vv = ((const vec4_t<float> *)s1)[j];
+        const vec4_t<G> gv4 = ((const vec4_t<G> *)g)[j];
+        vec4_t<uint16_t> hv;
+        for (int k = 0; k < 4; k++) {
+            float gv = ld(gv4.v, k) * gs;
+            if (s.l2) gv = gv + s.wd * pv.v[k];
+            const float m = mv.v[k] * s.b1 + s.omb1 * gv;
+            const float v = vv.v[k] * s.b2 + (s.omb2 * gv) * gv;
+            const float d = sqrtf(v) / s.bc2s + s.eps;
+            float x = pv.v[k] * s.decay;
+            x = x + (s.nstep * m) / d;
+            pv.v[k] = x, mv.v[k] = m, vv.v[k] = v;
+            hv.v[k] = s.half == DSC_OPTIM_HALF_BF16 ? dsc_d_f32_to_bf16(x) : dsc_d_f32_to_f16(x);
+        }
+        ((vec4_t<float> *)p)[j] = pv, ((vec4_t<float> *)s0)[j] = mv, ((vec4_t<float> *)s1)[j] = vv;
+        if (half) ((vec4_t<uint16_t> *)half)[j] = hv;
+    }
+}
+
+static bool aligned_to(const void *ptr, size_t a) { return ptr == NULL || ((uintptr_t)ptr % a) == 0; }
+
 template <typename G>
 static int optim_t(cudaStream_t st_, int kind, const dsc_optim_scalars_t *s, float *p, const void *g, float *s0,
                    float *s1, float *s2, uint16_t *half, int64_t n, const float *gs_dev) {
-    DSC_LAUNCH_FLAT(dsc_grid(n, 256, 132 * 64), 256, st_, k_optim<G>)(kind, *s, p, (const G *)g, s0, s1, s2, half, n, gs_dev);
+    int64_t done = 0;
+    if (kind == DSC_CUDA_OPTIM_ADAM && n >= 4 && aligned_to(p, 16) && aligned_to(s0, 16) && aligned_to(s1, 16) &&
+        aligned_to(g, 4 * sizeof(G)) && aligned_to(half, 8)) {
+        const int64_t n4 = n / 4;
+        DSC_LAUNCH_FLAT(dsc_grid(n4, 256, 132 * 64), 256, st_, k_adam4<G>)(*s, p, (const G *)g, s0, s1, half, n4, gs_dev);
+        DSC_CUDA_CHECK(cudaGetLastError());
+        done = n4 * 4;
+        if (done == n) return 0;
+    }
+    const G *gt = (const G *)g + done;
+    DSC_LAUNCH_FLAT(dsc_grid(n - done, 256, 132 * 64), 256, st_, k_optim<G>)(
+        kind, *s, p + done, gt, s0 ? s0 + done : NULL, s1 ? s1 + done : NULL, s2 ? s2 + done : NULL,
+        half ? half + done : NULL, n - done, gs_dev);
     DSC_CUDA_LAUNCHED();
 }
 

@@ -149,7 +149,7 @@ extern "C" void dsc_cuda_blas_destroy(dsc_cuda_blas_t *b) {
 static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m,
                    int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                    double beta, void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
-                   int64_t ld_pre) {
+                   int64_t ld_pre, dsc_cuda_gemm_probe_t *probe = NULL) {
     cudaDataType_t ty;
     cublasComputeType_t ct;
     cudaDataType_t st;
@@ -197,6 +197,34 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
     BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &blas->workspace_bytes, sizeof blas->workspace_bytes));
+    if (probe) {
+        /* the probe: time each of cuBLASLt's first probe->max_algos heuristic choices */
+        cublasLtMatmulHeuristicResult_t hs[16];
+        int want = probe->max_algos < 16 ? probe->max_algos : 16;
+        BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, want, hs, &n_res));
+        cudaEvent_t e0 = NULL, e1 = NULL;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        probe->n_algos = 0;
+        for (int i = 0; i < n_res; i++) {
+            float best = 1e30f;
+            for (int rep = 0; rep < probe->reps + 1; rep++) {
+                cudaEventRecord(e0, stream);
+                cublasStatus_t s2 = cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, c, lc, c, lc, &hs[i].algo,
+                                                   blas->workspace, blas->workspace_bytes, stream);
+                cudaEventRecord(e1, stream);
+                cudaEventSynchronize(e1);
+                float ms = 0;
+                cudaEventElapsedTime(&ms, e0, e1);
+                if (s2 != CUBLAS_STATUS_SUCCESS) { best = -1; break; }
+                if (rep > 0 && ms < best) best = ms; /* rep 0 warms up */
+            }
+            probe->ms[probe->n_algos++] = best;
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        goto done;
+    }
     BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, 1, &heur, &n_res));
     if (n_res < 1) {
         rc = 1000 + (int)CUBLAS_STATUS_NOT_SUPPORTED;
@@ -232,4 +260,12 @@ extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *blas, void *stream, dsc_d
     if (k <= 0) return (int)cudaErrorInvalidValue;
     return gemm_lt(blas, DSC_STREAM(stream), dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0, c, ldc, epi,
                    bias, pre, ld_pre);
+}
+
+extern "C" int dsc_cuda_gemm_probe(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool trans_a, bool trans_b,
+                                   int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                                   int64_t ldb, double beta, void *c, int64_t ldc, dsc_cuda_gemm_probe_t *probe) {
+    if (!blas || !probe || m <= 0 || n <= 0 || k <= 0) return (int)cudaErrorInvalidValue;
+    return gemm_lt(blas, DSC_STREAM(stream), dt, trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc,
+                   DSC_CUDA_EPI_NONE, NULL, NULL, 0, probe);
 }

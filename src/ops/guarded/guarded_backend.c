@@ -104,14 +104,14 @@ static void g_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t
                                  uint64_t seed, uint64_t offset, void *dqkv) {
     cpu()->attention_backward(dev, dt, b, t, c, h, G(qkv), G(out), G(lse), G(dout), drop_p, seed, offset, G(dqkv));
 }
-static void g_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *logits,
-                            const int32_t *targets, int32_t ignore, void *losses, void *lse) {
-    cpu()->cross_entropy(dev, dt, r, c, G(logits), G(targets), ignore, G(losses), G(lse));
+static void g_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, int64_t ld,
+                            const void *logits, const int32_t *targets, int32_t ignore, void *losses, void *lse) {
+    cpu()->cross_entropy(dev, dt, r, c, ld, G(logits), G(targets), ignore, G(losses), G(lse));
 }
-static void g_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, const void *logits,
-                                     const void *lse, const int32_t *targets, int32_t ignore, const void *grad_scale,
-                                     void *dlogits, bool accumulate) {
-    cpu()->cross_entropy_backward(dev, dt, r, c, G(logits), G(lse), G(targets), ignore, G(grad_scale), G(dlogits),
+static void g_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t r, int64_t c, int64_t ld,
+                                     const void *logits, const void *lse, const int32_t *targets, int32_t ignore,
+                                     const void *grad_scale, void *dlogits, bool accumulate) {
+    cpu()->cross_entropy_backward(dev, dt, r, c, ld, G(logits), G(lse), G(targets), ignore, G(grad_scale), G(dlogits),
                                   accumulate);
 }
 
