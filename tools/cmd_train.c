@@ -41,6 +41,7 @@ static dsc_status_t memory_plan(const dsc_engine_t *engine, const dsc_gpt_config
     o.world_size = dsc_engine_world_size(engine);
     o.rank = dsc_engine_rank(engine);
     o.checkpoint_every = checkpoint_every > 0 ? checkpoint_every : 0;
+    o.vocab_pad = dsc_ctx_gemm_pad_elems(dsc_engine_ctx(engine)); /* the device's padded LM head */
     const bool ckpt = o.checkpoint_every > 0 || o.number_checkpoints > 0;
     return dsc_estimate_memory(&o, (int)dsc_engine_config(engine)->zero_optimization.stage, ckpt, plan, err, sizeof err);
 }

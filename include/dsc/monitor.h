@@ -172,6 +172,10 @@ typedef struct dsc_estimate_options {
     /* stage3_prefetch_bucket_size and stage3_max_reuse_distance (defaults 5e7, 1e9): the
      * schedule's extra gathered parameters, as upper bounds (docs/monitor.md). */
     int64_t prefetch_bucket_size, max_reuse_distance;
+    /* The LM head pads the vocabulary to a multiple of this (0: none, the default and the
+     * CPU's): the device's dsc_ctx_gemm_pad_elems (64 on CUDA). The padded logits, the
+     * padded copy of the head's weight and its gradient scratch count in the activations. */
+    int vocab_pad;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);

@@ -134,6 +134,10 @@ void *dsc_ctx_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes)
 void dsc_ctx_release(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 /* The context's device name: "cpu", "guarded", "cuda:0". */
 const char *dsc_ctx_device_name(const dsc_ctx_t *ctx);
+/* The width the device's ops pad a gemm dimension they own to (the LM head's vocabulary,
+ * dsc_linear_cross_entropy): 64 on CUDA, 0 (no padding) on the CPU devices or for NULL.
+ * For memory plans: dsc_estimate_options_t.vocab_pad. */
+int dsc_ctx_gemm_pad_elems(const dsc_ctx_t *ctx);
 /* Every byte dsc holds on the context's device, now and at the most: the allocator's memory
  * (model state, activation arena chunks, buffers) and the device's own workspaces (on CUDA
  * the cuBLASLt workspace and a small scratch). The CUDA context the driver keeps is not

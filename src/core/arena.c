@@ -8,6 +8,7 @@
 #include "core/internal.h"
 
 #define ARENA_MIN_CHUNK ((size_t)4 << 20)
+#define ARENA_MAX_GROW ((size_t)256 << 20)
 
 static size_t align_up(size_t n) { return (n + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
 
@@ -45,8 +46,13 @@ static void *arena_alloc(dsc_ctx_t *ctx, dsc_arena_t *a, size_t n_bytes) {
             c->used = 0;
         } else {
             size_t cap = need > ARENA_MIN_CHUNK ? need : ARENA_MIN_CHUNK;
-            /* Grow geometrically so a step needs few chunks. */
+            /* Grow geometrically so a step needs few chunks, but by at most ARENA_MAX_GROW
+             * beyond the need: past a large reserved chunk (the memory plan), doubling would
+             * double the step's device memory for a small overshoot (it did: a 4.3 GB plan
+             * exceeded by the LM head's padding took 8.6 GB more on an H100). The next step
+             * runs from one chunk of the total (arena_reset). */
             if (a->head && a->head->capacity * 2 > cap) cap = a->head->capacity * 2;
+            if (cap > need + ARENA_MAX_GROW) cap = need + ARENA_MAX_GROW;
             c = chunk_new(ctx, a, cap);
             if (!c)
                 return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory: the step arena (%s) needs %zu more bytes",

@@ -151,6 +151,9 @@ void dsc__device_destroy(dsc_ctx_t *ctx) {
 dsc_device_t *dsc__ctx_device(dsc_ctx_t *ctx) { return &ctx->device; }
 
 const char *dsc_ctx_device_name(const dsc_ctx_t *ctx) { return ctx && ctx->device.table ? ctx->device.name : "?"; }
+int dsc_ctx_gemm_pad_elems(const dsc_ctx_t *ctx) {
+    return ctx && ctx->device.table && ctx->device.table->gemm_pad_elems > 1 ? ctx->device.table->gemm_pad_elems : 0;
+}
 
 /* ---- the entry points ---- */
 

@@ -115,8 +115,8 @@ static bool selected(int every, int number, int layer, int n_layers) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
-                                     bool training, int checkpoint_every, int number_checkpoints) {
+static int64_t activations_padded(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
+                                  bool training, int checkpoint_every, int number_checkpoints, int vocab_pad) {
     if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
         context > m->block_size || checkpoint_every < 0 || number_checkpoints < 0)
         return -1;
@@ -140,9 +140,15 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
      * (a header only, dsc_cross_entropy_consume) and makes the one-element gradient scale */
     arena_t head = {0, 0, mixed, es};
     layernorm(&head, rows, c);
-    tensor(&head, es * rows * v); /* logits, in the activations' dtype */
-    head.f += node();
-    head.b += header(); /* their gradient, in place */
+    /* dsc_linear_cross_entropy: logits in the activations' dtype, their gradient in place;
+     * with a padded vocabulary vp also the padded weight copy [vp, C] and, in backward, the
+     * [vp, C] scratch of the weight's gradient */
+    const int64_t vp = vocab_pad > 1 ? (v + vocab_pad - 1) / vocab_pad * vocab_pad : v;
+    if (vp != v) {
+        tensor(&head, es * vp * c);
+        head.b += header() + al(es * vp * c);
+    }
+    tensor(&head, es * rows * vp); /* the op's logits (no node of their own) */
     tensor(&head, 4 * rows);      /* targets */
     tensor(&head, 4 * rows);      /* per-row losses */
     tensor(&head, 4 * rows);      /* per-row lse */
@@ -183,6 +189,11 @@ int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch,
     }
     cur += emb.b - act; /* the block-0 input's gradient was made by block 0 */
     return max64(peak, cur);
+}
+
+int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
+                                     bool training, int checkpoint_every, int number_checkpoints) {
+    return activations_padded(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, 0);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -380,9 +391,9 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     out->state = dsc_zero_plan_memory(&plan, (int)dsc_dtype_size(o->param_dtype), o->optimizer_states,
                                       o->accumulate_fp32, o->reduce_bucket_size);
     if (stage >= 2) layered_state(o, stage, &out->state);
-    out->activations = dsc_estimate_gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
-                                                    checkpointing ? o->checkpoint_every : 0,
-                                                    checkpointing ? o->number_checkpoints : 0);
+    out->activations = activations_padded(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
+                                          checkpointing ? o->checkpoint_every : 0,
+                                          checkpointing ? o->number_checkpoints : 0, o->vocab_pad);
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);

@@ -158,6 +158,33 @@ static unsigned char *state_bytes(run_t *r, size_t *n_out) {
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
 
+/* The memory plan `dsc train` reserves (dsc_estimate_memory with the device's vocabulary
+ * padding) against the step arena's measured peak: a plan short of the need made the arena
+ * grow past it (on an H100 the padded LM head's few extra bytes doubled the step memory). */
+static void plan_matches(run_t *r, const char *device, const setup_t *s) {
+    dsc_estimate_options_t o;
+    dsc_gpt_config_t cfg = DSC_GPT_CONFIG_TINY;
+    cfg.dropout = 0.1;
+    char err[256];
+    dsc_estimate_options_default(&cfg, &o);
+    dsc_memory_estimate_t e;
+    int ok = dsc_estimate_options_from_config(dsc_engine_config(r->engine), &o, err, sizeof err) == DSC_OK;
+    o.micro_batch = B;
+    o.context = T;
+    o.checkpoint_every = s->ckpt ? 1 : 0;
+    o.vocab_pad = dsc_ctx_gemm_pad_elems(r->ctx);
+    ok = ok && dsc_estimate_memory(&o, s->stage, s->ckpt != 0, &e, err, sizeof err) == DSC_OK;
+    EXPECT(ok, "%s: estimate failed: %s", device, err);
+    if (!ok) return;
+    const double measured = (double)dsc_ctx_mem_stats(r->ctx, DSC_MEM_ACTIVATIONS).peak_bytes;
+    const double off = ((double)e.activations - measured) / measured;
+    printf("%-5s stage %d ckpt %d on %s: activations planned %lld B (vocabulary padded to %d), measured peak %.0f B "
+           "(%+.2f%%)\n",
+           s->precision, s->stage, s->ckpt, device, (long long)e.activations, o.vocab_pad, measured, 100 * off);
+    EXPECT(fabs(off) <= 0.05, "%s: planned activations %lld B vs measured %.0f B (%+.2f%%)", device,
+           (long long)e.activations, measured, 100 * off);
+}
+
 /* 20 steps on the CPU and on the device; losses within the precision's tolerance. */
 static void compare_devices(const char *device, const setup_t *s) {
     run_t c, g;
@@ -184,6 +211,8 @@ static void compare_devices(const char *device, const setup_t *s) {
                    s->precision, s->stage, s->ckpt, at + 1, lg[at], device, lc[at], worst, tol);
             EXPECT(lg[STEPS - 1] < lg[0] - (STEPS >= 20 ? 0.3 : 0.02), "%s: the loss does not fall (%.4f -> %.4f)",
                    s->precision, lg[0], lg[STEPS - 1]);
+            plan_matches(&c, "cpu", s);
+            plan_matches(&g, device, s);
         }
     }
     if (okg) run_free(&g);
