@@ -124,7 +124,7 @@ dsc_status_t dsc_ctx_from_host(dsc_ctx_t *ctx, void *device_dst, const void *hos
 /* splitmix64: a 64-bit state whose every value is valid, so the whole RNG state can be
  * saved in a checkpoint as one integer. */
 static uint64_t next_u64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull); /* SPLITMIX_GAMMA */
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
@@ -155,6 +155,24 @@ uint64_t dsc_ctx_rng_state(const dsc_ctx_t *ctx) { return ctx ? ctx->rng_state :
 void dsc_ctx_set_rng_state(dsc_ctx_t *ctx, uint64_t state) {
     if (ctx) ctx->rng_state = state;
 }
+
+/* splitmix64 adds a constant to its state per draw, so draw k after state s0 is known
+ * without the k before it: fills split over threads give the sequential values, bit for
+ * bit (dsc__rng_*_at). */
+#define SPLITMIX_GAMMA 0x9E3779B97F4A7C15ull
+static uint64_t draw_at(uint64_t s0, uint64_t k) {
+    uint64_t st = s0 + k * SPLITMIX_GAMMA;
+    return next_u64(&st);
+}
+double dsc__rng_uniform_at(uint64_t s0, uint64_t k) {
+    return (double)(draw_at(s0, k) >> 11) * (1.0 / 9007199254740992.0);
+}
+double dsc__rng_normal_at(uint64_t s0, uint64_t i) {
+    double u1 = dsc__rng_uniform_at(s0, 2 * i), u2 = dsc__rng_uniform_at(s0, 2 * i + 1);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+void dsc__rng_skip(dsc_ctx_t *ctx, uint64_t n_draws) { ctx->rng_state += n_draws * SPLITMIX_GAMMA; }
 
 double dsc_ctx_rand_uniform(dsc_ctx_t *ctx) {
     return (double)(next_u64(&ctx->rng_state) >> 11) * (1.0 / 9007199254740992.0);

@@ -152,6 +152,12 @@ void dsc__mem_sub(dsc_ctx_t *ctx, dsc_mem_category_t cat, size_t n_bytes);
  * dsc__arena_alloc: host metadata (headers, nodes, records); dsc__arena_alloc_data:
  * tensor data on the context's device (never dereference it on the host). */
 void *dsc__arena_alloc(dsc_ctx_t *ctx, size_t n_bytes);
+/* The context RNG's draws by position (src/core/ctx.c): draw k after state s0 (k = 0 is
+ * the next dsc_ctx_rand_uniform), the normal made of draws 2i and 2i + 1 (as
+ * dsc_ctx_rand_normal), and advancing the state past n draws. */
+double dsc__rng_uniform_at(uint64_t s0, uint64_t k);
+double dsc__rng_normal_at(uint64_t s0, uint64_t i);
+void dsc__rng_skip(dsc_ctx_t *ctx, uint64_t n_draws);
 void *dsc__arena_alloc_data(dsc_ctx_t *ctx, size_t n_bytes);
 void dsc__arena_reset(dsc_ctx_t *ctx);
 /* Frees one chunk of arena a (its bytes through the device when a is on the device). */

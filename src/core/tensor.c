@@ -182,10 +182,21 @@ static dsc_status_t fill(dsc_ctx_t *ctx, dsc_tensor_t *t, bool normal, double a,
     if (!host)
         return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "fill of tensor %s: out of memory for the host staging buffer",
                                  dsc_tensor_name(t));
-    for (int64_t i = 0; i < t->numel; i++) {
-        double v = normal ? a * dsc_ctx_rand_normal(ctx) : a + (b - a) * dsc_ctx_rand_uniform(ctx);
-        dsc_convert(host + (size_t)i * es, t->dtype, &v, DSC_F64, 1);
+    /* Chunks over threads, each value at its position in the RNG's sequence: the same bits
+     * as drawing them one by one (a GPT-2 1.5B initialised in seconds, not a minute). */
+    enum { CHUNK = 4096 };
+    const uint64_t s0 = dsc_ctx_rng_state(ctx);
+    const int64_t n_chunks = (t->numel + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (t->numel >= 8 * CHUNK)
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        double v[CHUNK];
+        const int64_t i0 = ch * CHUNK, m = t->numel - i0 < CHUNK ? t->numel - i0 : CHUNK;
+        for (int64_t k = 0; k < m; k++)
+            v[k] = normal ? a * dsc__rng_normal_at(s0, (uint64_t)(i0 + k))
+                          : a + (b - a) * dsc__rng_uniform_at(s0, (uint64_t)(i0 + k));
+        dsc_convert(host + (size_t)i0 * es, t->dtype, v, DSC_F64, (size_t)m);
     }
+    dsc__rng_skip(ctx, (uint64_t)t->numel * (normal ? 2u : 1u));
     dsc_status_t st = dsc__dev_from_host(ctx, t->data, host, dsc_tensor_nbytes(t));
     free(host);
     return st;

@@ -2,6 +2,7 @@
  * build without CUDA, unknown names refused), host copies of tensor data through
  * dsc_tensor_to_host / dsc_tensor_from_host and their bounds, and dsc_tensor_f32's refusal
  * on memory the host cannot read (the guarded device). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -71,8 +72,40 @@ static void test_copies(const char *device) {
     dsc_ctx_free(ctx);
 }
 
+/* Random fills run in chunks over threads, each value taken at its position in the context
+ * RNG's sequence: bit for bit the values (and the RNG state after) of drawing them one by
+ * one with dsc_ctx_rand_normal / dsc_ctx_rand_uniform, on any device and dtype. */
+static void test_fill_sequence(const char *device, dsc_dtype_t dt, bool normal) {
+    dsc_status_t rc;
+    dsc_ctx_t *ctx = ctx_on(device, &rc), *ref = ctx_on("cpu", &rc);
+    if (!ctx || !ref) return;
+    dsc_ctx_seed(ctx, 1234);
+    dsc_ctx_seed(ref, 1234);
+    (void)dsc_ctx_rand_uniform(ctx), (void)dsc_ctx_rand_uniform(ref); /* a state that is not the seed */
+    const int64_t n = 100003; /* chunks of 4096 and a partial one */
+    dsc_tensor_t *t = dsc_tensor_new(ctx, dt, 1, &n);
+    CHECK(t && (normal ? dsc_tensor_fill_normal(ctx, t, 0.02) : dsc_tensor_fill_uniform(ctx, t, -0.5, 0.25)) == DSC_OK);
+    const size_t es = dsc_dtype_size(dt);
+    unsigned char *got = malloc((size_t)n * es), *want = malloc((size_t)n * es);
+    CHECK(dsc_tensor_to_host(ctx, t, got, (size_t)n * es) == DSC_OK);
+    for (int64_t i = 0; i < n; i++) {
+        double v = normal ? 0.02 * dsc_ctx_rand_normal(ref) : -0.5 + 0.75 * dsc_ctx_rand_uniform(ref);
+        dsc_convert(want + (size_t)i * es, dt, &v, DSC_F64, 1);
+    }
+    CHECK_MSG(memcmp(got, want, (size_t)n * es) == 0, "%s %s %s fill differs from the sequential draws", device,
+              dsc_dtype_name(dt), normal ? "normal" : "uniform");
+    CHECK_MSG(dsc_ctx_rng_state(ctx) == dsc_ctx_rng_state(ref), "%s: RNG state after the fill differs", device);
+    free(got), free(want);
+    dsc_ctx_free(ctx);
+    dsc_ctx_free(ref);
+}
+
 int main(void) {
     test_choice();
+    test_fill_sequence("cpu", DSC_F32, true);
+    test_fill_sequence("cpu", DSC_BF16, false);
+    test_fill_sequence("guarded", DSC_F32, false);
+    test_fill_sequence("guarded", DSC_F16, true);
     test_copies("cpu");
     test_copies("guarded");
     return check_finish("test_device");
