@@ -40,11 +40,14 @@ int main(int argc, char **argv) {
      * accumulation and once for stage 3 without (4 runs instead of 10, each n times the
      * rows of a rank's own run). */
     zero_result_t ref = {0};
+    /* Reduced (DSC_TEST_REDUCED: the ASan build's guarded pass): 5 steps instead of 20. */
+    const int steps = check_reduced() ? 5 : 20;
+    if (rank == 0) printf("test_zero_mpi: %d ranks, %d steps per case\n", n, steps);
     int ref_p = -1, ref_gas = -1;
     for (int p = 0; p < 2; p++)
         for (int variant = 0; variant <= 4; variant++) { /* stages 0-3 with accumulation, stage 3 without */
             const int stage = variant < 4 ? variant : 3, gas = variant < 4 ? 2 : 1;
-            zero_case_t c = {stage, gas, precisions[p], 20, 2, 0, variant == 4 ? 1000000000 : 0, stage == 2 ? 1 : 0};
+            zero_case_t c = {stage, gas, precisions[p], steps, 2, 0, variant == 4 ? 1000000000 : 0, stage == 2 ? 1 : 0};
             if (ref_p != p || ref_gas != gas) {
                 zero_result_free(&ref);
                 ref_p = ref_gas = -1;
