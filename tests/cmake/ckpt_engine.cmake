@@ -5,7 +5,7 @@
 # resume tests need the saved checkpoint (fixture ckpt_mpi).
 target_sources(test_engine_ckpt PRIVATE ${PROJECT_SOURCE_DIR}/tools/cmd_zero_to_fp32.c)
 
-# The mpirun tests use ${DSC_MPI_TEST_ENV}, which tests/cmake/mpi.cmake defines after this
+# The mpirun tests use dsc_mpi_test and ${DSC_MPI_TEST_ENV}, which tests/cmake/mpi.cmake defines after this
 # file is included (files are included in name order): they are declared at the end of the
 # directory's configuration.
 function(dsc_ckpt_mpi_tests)
@@ -16,12 +16,7 @@ function(dsc_ckpt_mpi_tests)
     list(GET run 0 mode)
     list(GET run 1 np)
     set(name mpi_ckpt_${mode}_np${np})
-    add_test(NAME ${name}
-             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
-                     $<TARGET_FILE:test_ckpt_mpi> ${MPIEXEC_POSTFLAGS} ${mode} ${DSC_CKPT_MPI_DIR}
-             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-    set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
-                         ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+    dsc_mpi_test(${name} ${np} test_ckpt_mpi 300 ${mode} ${DSC_CKPT_MPI_DIR})
     if(mode STREQUAL "save")
       set_tests_properties(${name} PROPERTIES FIXTURES_SETUP ckpt_mpi)
     else()

@@ -12,6 +12,31 @@ set(DSC_MPI_TEST_ENV
     "OPENBLAS_NUM_THREADS=1"
     "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 
+# dsc_mpi_test(NAME NP PROG TIMEOUT [ARGS...]): `mpirun -np NP --oversubscribe PROG ARGS` from
+# the source tree, labelled mpi, one at a time (RESOURCE_LOCK mpi: the ranks of two jobs
+# would share the 2 cores), in DSC_MPI_TEST_ENV. PROG is a target.
+function(dsc_mpi_test name np prog timeout)
+  add_test(NAME ${name}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                   $<TARGET_FILE:${prog}> ${MPIEXEC_POSTFLAGS} ${ARGN}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS mpi RESOURCE_LOCK mpi
+                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+endfunction()
+
+# dsc_mpi_abort_test(NAME NP PROG ARGS MAX_SECONDS TIMEOUT EXPECT...): a job that must fail,
+# run by tests/mpi/expect_abort.cmake: it must end non-zero within MAX_SECONDS with every
+# EXPECT regex in its output (a regex must not contain ';', the CMake list separator).
+function(dsc_mpi_abort_test name np prog args max_seconds timeout)
+  add_test(NAME ${name}
+           COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${np} -DPROG=$<TARGET_FILE:${prog}>
+                   -DARGS=${args} -DMAX_SECONDS=${max_seconds} "-DEXPECT=${ARGN}"
+                   -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS mpi RESOURCE_LOCK mpi
+                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+endfunction()
+
 foreach(prog test_comm_mpi test_comm_mpi_device test_comm_mpi_timeout)
   add_executable(${prog} ${PROJECT_SOURCE_DIR}/tests/mpi/${prog}.c)
   target_link_libraries(${prog} PRIVATE dsc_testutil MPI::MPI_C)
@@ -19,23 +44,13 @@ endforeach()
 
 # Every collective and dtype on 1..4 ranks.
 foreach(np 1 2 3 4)
-  add_test(NAME mpi_comm_np${np}
-           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
-                   $<TARGET_FILE:test_comm_mpi> ${MPIEXEC_POSTFLAGS}
-           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(mpi_comm_np${np} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
-                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+  dsc_mpi_test(mpi_comm_np${np} ${np} test_comm_mpi 120)
 endforeach()
 
 # The same collectives on buffers of the guarded test device (memory the host cannot
 # touch): the MPI backend must stage them through host bounce buffers.
 foreach(np 1 2 3 4)
-  add_test(NAME mpi_comm_device_np${np}
-           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
-                   $<TARGET_FILE:test_comm_mpi_device> ${MPIEXEC_POSTFLAGS}
-           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(mpi_comm_device_np${np} PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
-                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+  dsc_mpi_test(mpi_comm_device_np${np} ${np} test_comm_mpi_device 120)
 endforeach()
 
 # A rank that never arrives: the job must exit non-zero, naming rank 2 and the collective
@@ -59,13 +74,7 @@ foreach(mode sleep skip)
   else()
     set(name mpi_comm_timeout_${mode})
   endif()
-  add_test(NAME ${name}
-           COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=$<TARGET_FILE:test_comm_mpi_timeout>
-                   -DARGS=${mode} -DMAX_SECONDS=100 "-DEXPECT=${DSC_MPI_TIMEOUT_EXPECT_${mode}}"
-                   -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake
-           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 180 LABELS mpi RESOURCE_LOCK mpi
-                       ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+  dsc_mpi_abort_test(${name} 3 test_comm_mpi_timeout ${mode} 100 180 ${DSC_MPI_TIMEOUT_EXPECT_${mode}})
 endforeach()
 
 # dsc train as a user runs it: llm.c shards made by tools/make_shard.py, a DeepSpeed config

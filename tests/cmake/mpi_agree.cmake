@@ -62,14 +62,8 @@ endforeach()
 # The timeout governs the communicator's creation too (dsc_comm_new_mpi_ex): rank 2 of 3
 # reaches it 60 s late; ranks 0 and 1 must abort the job after 2 s naming the step
 # (before the fix they blocked in MPI_Comm_dup until rank 2 came).
-add_test(NAME mpi_comm_timeout_create
-         COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=$<TARGET_FILE:test_comm_mpi_timeout>
-                 -DARGS=late -DMAX_SECONDS=30
-                 "-DEXPECT=dsc_comm_new_mpi on rank [01] of 3 timed out after 2[.0-9]* s waiting for every rank to create its communicator"
-                 -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(mpi_comm_timeout_create PROPERTIES TIMEOUT 120 LABELS mpi RESOURCE_LOCK mpi
-                     ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+dsc_mpi_abort_test(mpi_comm_timeout_create 3 test_comm_mpi_timeout late 30 120
+                   "dsc_comm_new_mpi on rank [01] of 3 timed out after 2[.0-9]* s waiting for every rank to create its communicator")
 
 # A collective whose sizes differ (rank 2 broadcasts 250 f32, the others 500): MPI's
 # MPI_ERR_TRUNCATE becomes a dsc error naming the collective and rank 2 (before, MPI's

@@ -136,6 +136,11 @@ int check_count_prefix(const char *dir, const char *prefix) {
     return n;
 }
 
+bool check_reduced(void) {
+    const char *v = getenv("DSC_TEST_REDUCED");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int t) {
     uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(step * 1000 + micro * 100 + row + 1);
     int32_t prev = (int32_t)((step + row) % 65);

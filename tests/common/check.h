@@ -77,6 +77,12 @@ dsc_ctx_t *check_ctx_new(uint64_t seed);
  * probability 3/4); x gets t inputs, y the t next tokens. */
 void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int t);
 
+/* True when DSC_TEST_REDUCED is set in the environment: the ASan build's pass on the guarded
+ * device (`make test`) sets it, and the slowest tests then run every configuration of their
+ * matrix with fewer training steps (each says which). The other passes (cpu and guarded
+ * with the normal build, cpu under ASan) run the full tests. */
+bool check_reduced(void);
+
 /* Files: removes a directory tree (or a file); counts the entries of dir whose names start
  * with prefix (0 when dir cannot be read). */
 void check_rm_tree(const char *path);
