@@ -15,6 +15,8 @@ typedef struct zero_case {
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
     int64_t reuse;         /* stage 3: stage3_max_reuse_distance (0: release every layer after use) */
     int overlap;           /* zero_optimization.overlap_comm: 0 the stage's default, 1 true, 2 false */
+    const char *zero_extra; /* NULL or keys appended inside zero_optimization (", \"sub_group_size\": 100") */
+    const char *top_extra;  /* NULL or top-level keys appended (", \"aio\": {...}") */
 } zero_case_t;
 
 /* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch
