@@ -64,7 +64,10 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         rc = (kv && scalars) ? collect_optim_kv(cfg, kv, scalars, &n_kv, err, errsz) : DSC_ERR_NOMEM;
         if (rc == DSC_OK) {
             char why[1024];
-            rc = dsc_optim_params_from_config(cfg->optimizer.type, kv, n_kv, false, &e->optim_params, why, sizeof why);
+            /* optimizer offload (cpu or nvme) picks DeepSpeed's CPU classes (DeepSpeedCPUAdam ...) */
+            const bool offload = cfg->zero_optimization.stage > 0 &&
+                                 cfg->zero_optimization.offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE;
+            rc = dsc_optim_params_from_config(cfg->optimizer.type, kv, n_kv, offload, &e->optim_params, why, sizeof why);
             if (rc != DSC_OK) snprintf(err, errsz, "%s: optimizer (type %s): %s", cfg->source_name, cfg->optimizer.type, why);
         } else if (rc == DSC_ERR_NOMEM) {
             snprintf(err, errsz, "out of memory reading optimizer.params");

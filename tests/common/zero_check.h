@@ -15,8 +15,6 @@ typedef struct zero_case {
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
     int64_t reuse;         /* stage 3: stage3_max_reuse_distance (0: release every layer after use) */
     int overlap;           /* zero_optimization.overlap_comm: 0 the stage's default, 1 true, 2 false */
-    const char *zero_extra; /* NULL or keys appended inside zero_optimization (", \"sub_group_size\": 100") */
-    const char *top_extra;  /* NULL or top-level keys appended (", \"aio\": {...}") */
 } zero_case_t;
 
 /* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch
@@ -40,6 +38,11 @@ typedef struct zero_result {
 } zero_result_t;
 
 int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_result_t *out);
+/* zero_run with config text appended (not to the reference run's): zero_extra inside
+ * zero_optimization (", \"sub_group_size\": 100"), top_extra at the top level (", \"aio\": {}");
+ * either may be NULL. */
+int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top_extra, dsc_comm_t *comm, int world,
+                   int rank, zero_result_t *out);
 void zero_result_free(zero_result_t *r);
 
 #endif

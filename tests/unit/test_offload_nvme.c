@@ -116,18 +116,15 @@ static void test_engine(void) {
     const char *prec[] = {"fp32", "bf16"};
     for (int stage = 1; stage <= 3; stage++)
         for (int pi = 0; pi < 2; pi++) {
-            zero_case_t c = {stage, 2, prec[pi], 20, 2, 0, 0, 0, NULL, NULL};
+            zero_case_t c = {stage, 2, prec[pi], 20, 2, 0, 0, 0};
             zero_result_t mem, nvme, cpu;
             dsc_ctx_t *cctx = check_ctx_new(1);
             dsc_comm_t *comm = NULL;
             CHECK_OK(dsc_comm_new_self(cctx, &comm));
             int r1 = zero_run(&c, comm, 1, 0, &mem);
-            c.zero_extra = zx;
-            c.top_extra = aio;
-            int r2 = zero_run(&c, comm, 1, 0, &nvme);
-            c.zero_extra = zcpu; /* once: a no-op */
-            c.top_extra = NULL;
-            int r3 = stage == 1 && pi == 0 ? zero_run(&c, comm, 1, 0, &cpu) : -1;
+            int r2 = zero_run_extra(&c, zx, aio, comm, 1, 0, &nvme);
+            /* once: a no-op */
+            int r3 = stage == 1 && pi == 0 ? zero_run_extra(&c, zcpu, NULL, comm, 1, 0, &cpu) : -1;
             CHECK_MSG(r1 == 0 && r2 == 0 && r3 <= 0, "stage %d %s: %s | %s | %s", stage, prec[pi], mem.error,
                       nvme.error, r3 > 0 ? cpu.error : "");
             if (r1 == 0 && r2 == 0) {
@@ -137,6 +134,33 @@ static void test_engine(void) {
                  * 3 swap buffers of 3000 x 2 states come in) */
                 CHECK_MSG(nvme.mem_optim < mem.mem_optim, "stage %d %s: optimizer memory %zu not below %zu", stage,
                           prec[pi], nvme.mem_optim, mem.mem_optim);
+                /* dsc estimate's plan equals the measured optimizer bytes, with and without */
+                dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+                gc.block_size = 16;
+                dsc_estimate_options_t eo;
+                dsc_estimate_options_default(&gc, &eo);
+                eo.micro_batch = 2;
+                eo.param_dtype = pi ? DSC_BF16 : DSC_F32;
+                eo.accumulate_fp32 = pi == 1;
+                eo.reduce_bucket_size = 5000;
+                eo.persistence_threshold = 0;
+                eo.max_reuse_distance = 0;
+                dsc_memory_estimate_t em, en;
+                char err[256];
+                CHECK_OK(dsc_estimate_memory(&eo, stage, false, &em, err, sizeof err));
+                eo.offload_device = DSC_CONFIG_OFFLOAD_NVME;
+                eo.sub_group_size = 3000;
+                eo.offload_buffer_count = 3;
+                CHECK_OK(dsc_estimate_memory(&eo, stage, false, &en, err, sizeof err));
+                CHECK_MSG(em.state.optim == (int64_t)mem.mem_optim && en.state.optim == (int64_t)nvme.mem_optim,
+                          "stage %d %s: estimated optimizer bytes %lld / %lld (in memory / nvme), measured %zu / %zu",
+                          stage, prec[pi], (long long)em.state.optim, (long long)en.state.optim, mem.mem_optim,
+                          nvme.mem_optim);
+                CHECK_MSG(en.pinned_host_bytes == 3 * 24576 && en.nvme_bytes > 0 && em.nvme_bytes == 0,
+                          "stage %d %s: pinned %lld, nvme %lld", stage, prec[pi], (long long)en.pinned_host_bytes,
+                          (long long)en.nvme_bytes);
+                printf("  stage %d %s: optimizer bytes in memory %zu, with nvme %zu (swap file %lld bytes)\n", stage,
+                       prec[pi], mem.mem_optim, nvme.mem_optim, (long long)en.nvme_bytes);
             }
             if (r1 == 0 && r3 == 0)
                 CHECK_MSG(memcmp(mem.params, cpu.params, (size_t)mem.numel * 4) == 0,
@@ -151,12 +175,12 @@ static void test_engine(void) {
 }
 
 static void expect_init_error(const char *what, const char *zero_extra, const char *needle) {
-    zero_case_t c = {1, 1, "fp32", 1, 2, 0, 0, 0, zero_extra, NULL};
+    zero_case_t c = {1, 1, "fp32", 1, 2, 0, 0, 0};
     dsc_ctx_t *cctx = check_ctx_new(1);
     dsc_comm_t *comm = NULL;
     CHECK_OK(dsc_comm_new_self(cctx, &comm));
     zero_result_t r;
-    int rc = zero_run(&c, comm, 1, 0, &r);
+    int rc = zero_run_extra(&c, zero_extra, NULL, comm, 1, 0, &r);
     CHECK_MSG(rc != 0 && strstr(r.error, needle), "%s: expected an error containing '%s', got rc %d '%s'", what, needle,
               rc, r.error);
     zero_result_free(&r);
