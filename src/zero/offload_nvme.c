@@ -89,10 +89,10 @@ static dsc_status_t open_file(dsc_nvme_t *nv, char *err, size_t errsz) {
             snprintf(nv->what, sizeof nv->what, "%s/(unnamed O_TMPFILE)", nv->path);
         } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
             /* No O_TMPFILE here (or it refused O_DIRECT): a named file, unlinked at once. */
-            static unsigned counter; /* only makes names unique within a process */
+            /* pid and this object's address: unique among live swappers of every process */
             char name[700];
-            snprintf(name, sizeof name, "%s/dsc-optim-swap-r%d-%ld-%u", nv->path, nv->rank, (long)getpid(),
-                     __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+            snprintf(name, sizeof name, "%s/dsc-optim-swap-r%d-%ld-%lx", nv->path, nv->rank, (long)getpid(),
+                     (unsigned long)(uintptr_t)nv);
             nv->fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | direct, 0600);
             if (nv->fd >= 0) {
                 unlink(name);

@@ -7,7 +7,7 @@
  * src/zero/aio.c (io_uring; block_size and queue_depth of the aio section). The fp32 master
  * weights and gradients stay where ZeRO keeps them.
  *
- * The file is created unnamed (O_TMPFILE; else named dsc-optim-swap-r<rank>-<pid>-<n> and
+ * The file is created unnamed (O_TMPFILE; else named dsc-optim-swap-r<rank>-<pid>-<address> and
  * unlinked at once), so two runs or ranks never share one and nothing is left behind, even
  * after kill -9. O_DIRECT is used where the filesystem accepts it (the reason is logged when
  * not, e.g. tmpfs). Its space is reserved at creation (a full disk fails there, naming the
