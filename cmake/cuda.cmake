@@ -103,7 +103,7 @@ if(DSC_CUDA_EMU)
   target_include_directories(dsc_emu PUBLIC ${PROJECT_SOURCE_DIR}/include PRIVATE ${PROJECT_SOURCE_DIR}/src
                              ${PROJECT_SOURCE_DIR}/tests/cuda/emu)
   target_link_libraries(dsc_emu PUBLIC PkgConfig::JANSSON PkgConfig::OPENBLAS OpenMP::OpenMP_C Threads::Threads
-                        MPI::MPI_C m stdc++)
+                        MPI::MPI_C m stdc++ ${DSC_URING_LIBS})
   file(GLOB DSC_CUDA_EMU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/test_*.c)
   foreach(src ${DSC_CUDA_EMU_TESTS})
     get_filename_component(name ${src} NAME_WE)

@@ -57,6 +57,18 @@ if(NOT DSC_XXHASH_INCLUDE_DIR)
   dsc_dep_missing("xxhash.h (XXH3 checkpoint checksums)" libxxhash-dev)
 endif()
 
+# liburing: io_uring for the NVMe offload (src/zero/aio.c). Optional: without it the swap
+# file is read and written synchronously (pread/pwrite), which the run's log says.
+find_path(DSC_URING_INCLUDE_DIR liburing.h)
+find_library(DSC_URING_LIBRARY uring)
+if(DSC_URING_INCLUDE_DIR AND DSC_URING_LIBRARY)
+  set(DSC_URING_LIBS ${DSC_URING_LIBRARY})
+else()
+  set(DSC_URING_LIBS "")
+  message(WARNING "dsc: liburing not found (liburing.h, liburing.so): the NVMe offload will use synchronous "
+                  "pread/pwrite instead of io_uring. apt-get install liburing-dev (scripts/deps.sh does) and configure again.")
+endif()
+
 if(_dsc_missing)
   message(FATAL_ERROR "dsc: missing dependencies:${_dsc_missing}\n"
                       "(bash scripts/deps.sh installs every dependency, then configure again)")

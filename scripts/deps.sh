@@ -20,6 +20,7 @@ build=(
   libopenblas-dev         # cblas sgemm/dgemm for CPU matmul
   libopenmpi-dev openmpi-bin   # rank launch and CPU collectives
   libxxhash-dev           # XXH3-64 checkpoint checksums (header-only use)
+  liburing-dev            # io_uring for the NVMe optimizer offload (src/zero/aio.c)
   fortunes-min            # the embedded English corpus for `make train`
 )
 test=(

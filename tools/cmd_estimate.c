@@ -128,6 +128,31 @@ static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level, (void)message, (void)user;
 }
 
+/* Per-rank bytes for each optimizer-offload setting at stages 1-3 (no activation
+ * checkpointing): the device's (on the cpu device: host memory, the swap buffers included),
+ * the pinned-host swap buffers and the NVMe swap file. */
+static void print_offload(const dsc_estimate_options_t *base, int config_stage) {
+    char a[32];
+    printf("\nOptimizer offload per rank (zero_optimization.offload_optimizer; sub_group_size %s, buffer_count %lld;\n"
+           "\"device\" is the total above: on the cpu device it is host memory, swap buffers included):\n\n",
+           grouped(base->sub_group_size, a, sizeof a), (long long)base->offload_buffer_count);
+    printf("%-5s %-8s %12s %12s %12s %15s %15s\n", "stage", "offload", "device", "pinned host", "NVMe", "device (bytes)",
+           "NVMe (bytes)");
+    static const char *const names[] = {"none", "cpu", "nvme"};
+    for (int stage = 1; stage <= 3; stage++)
+        for (int d = 0; d < 3; d++) {
+            dsc_estimate_options_t o = *base;
+            o.offload_device = (dsc_config_offload_device_t)d;
+            dsc_memory_estimate_t e;
+            char err[256], c[3][32];
+            if (dsc_estimate_memory(&o, stage, false, &e, err, sizeof err) != DSC_OK) continue;
+            printf("%-5d %-8s %12s %12s %12s %15lld %15lld%s%s\n", stage, names[d], human(e.total, c[0], 32),
+                   human(e.pinned_host_bytes, c[1], 32), human(e.nvme_bytes, c[2], 32), (long long)e.total,
+                   (long long)e.nvme_bytes, d == 1 ? "   (a no-op on the cpu device)" : "",
+                   stage == config_stage && (int)base->offload_device == d ? "   <- config" : "");
+        }
+}
+
 int dsc_cmd_estimate(int argc, char **argv) {
     const char *model_name = "d12", *config_path = NULL, *precision = NULL;
     long layers = 0, heads = 0, embd = 0, vocab = 0, context = 0, world = 1, nodes = 1, micro = 0;
@@ -269,6 +294,8 @@ int dsc_cmd_estimate(int argc, char **argv) {
            "stage3_param_persistence_threshold elements gathered (in \"params\"). docs/zero.md derives each column.\n"
            "On a GPU (--device cuda) every column is device memory; add 32 MiB for cuBLASLt's workspace (dsc train\n"
            "prints the sum and the measured device peak) and the driver's CUDA context (about 0.5 GiB).\n");
+
+    print_offload(&o, config_stage);
 
     const int g = (int)(world / nodes), n = (int)nodes;
     printf("\nDeepSpeed's estimators (model states only: 16-bit parameters and gradients, fp32 Adam; "

@@ -706,6 +706,10 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: memory plan per rank: model state %.2f MiB + per-layer %.2f MiB + activations "
                     "%.2f MiB = %.2f MiB at the peak (dsc estimate)\n", state_bytes(&plan.state) / 1048576.0,
                     plan.state.transient / 1048576.0, plan.activations / 1048576.0, plan.total / 1048576.0);
+        if (rank0 && plan_ok && plan.nvme_bytes > 0) /* offload_optimizer.device "nvme" */
+            fprintf(stderr, "dsc train: optimizer offload per rank: NVMe swap file %.2f MiB (%lld bytes), swap buffers "
+                    "(pinned host) %.2f MiB, in the optimizer state above (dsc estimate)\n", plan.nvme_bytes / 1048576.0,
+                    (long long)plan.nvme_bytes, plan.pinned_host_bytes / 1048576.0);
         /* Hold the plan's activations in one piece from the start: the first step then needs
          * no more device memory than the plan says (otherwise its arena grows by doubling). */
         if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.activations) != DSC_OK)

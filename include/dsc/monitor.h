@@ -176,6 +176,13 @@ typedef struct dsc_estimate_options {
      * CPU's): the device's dsc_ctx_gemm_pad_elems (64 on CUDA). The padded logits, the
      * padded copy of the head's weight and its gradient scratch count in the activations. */
     int vocab_pad;
+    /* zero_optimization.offload_optimizer at stages 1-3 (default none): "cpu" changes nothing
+     * on the cpu device (the state is in host memory already); "nvme" moves the optimizer
+     * states of the rank's partition to a swap file, keeping offload_buffer_count buffers of
+     * one sub-group (zero_optimization.sub_group_size elements, default 1e9) in host memory
+     * (src/zero/offload_nvme.h; the fp32 master weights stay). */
+    dsc_config_offload_device_t offload_device;
+    int64_t sub_group_size, offload_buffer_count;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
@@ -195,6 +202,9 @@ typedef struct dsc_memory_estimate {
     dsc_zero_memory_t state; /* dsc_zero_plan_memory: what the engine allocates */
     int64_t activations;     /* peak of the step arena (DSC_MEM_ACTIVATIONS) */
     int64_t total;           /* state + state.transient + activations: the peak */
+    /* offload_device "nvme": bytes of the rank's swap file, and the host bytes of its swap
+     * buffers (part of state.optim, which no longer holds the states); 0 otherwise. */
+    int64_t nvme_bytes, pinned_host_bytes;
 } dsc_memory_estimate_t;
 
 /* Parameters of the GPT (P0), and DeepSpeed's "largest layer" (the module with the most

@@ -176,6 +176,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);
     }
     if (rc == DSC_OK) rc = dsc__engine_build_optimizer(e, options->client_optimizer, errbuf, errbuf_size);
+    if (rc == DSC_OK) rc = dsc__engine_setup_offload(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_build_scheduler(e, options->client_lr_scheduler, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_setup_actckpt(e, errbuf, errbuf_size);
     if (rc == DSC_OK) rc = dsc__engine_monitor_new(e->ctx, e->config, e->rank, &e->monitor, errbuf, errbuf_size);
@@ -206,6 +207,7 @@ void dsc_engine_free(dsc_engine_t *e) {
     if (e->owns_comm) dsc_comm_free(e->comm);
     dsc__engine_teardown_actckpt(e);
     dsc__engine_monitor_free(e->monitor);
+    dsc__engine_free_offload(e);
     dsc_optim_free(e->optimizer);
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "optim/optim_internal.h"
 
 static void ctx_log(dsc_log_level_t level, const char *message, void *user) {
     dsc_ctx_log((dsc_ctx_t *)user, level, "%s", message);
@@ -63,7 +64,10 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         rc = (kv && scalars) ? collect_optim_kv(cfg, kv, scalars, &n_kv, err, errsz) : DSC_ERR_NOMEM;
         if (rc == DSC_OK) {
             char why[1024];
-            rc = dsc_optim_params_from_config(cfg->optimizer.type, kv, n_kv, false, &e->optim_params, why, sizeof why);
+            /* optimizer offload (cpu or nvme) picks DeepSpeed's CPU classes (DeepSpeedCPUAdam ...) */
+            const bool offload = cfg->zero_optimization.stage > 0 &&
+                                 cfg->zero_optimization.offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE;
+            rc = dsc_optim_params_from_config(cfg->optimizer.type, kv, n_kv, offload, &e->optim_params, why, sizeof why);
             if (rc != DSC_OK) snprintf(err, errsz, "%s: optimizer (type %s): %s", cfg->source_name, cfg->optimizer.type, why);
         } else if (rc == DSC_ERR_NOMEM) {
             snprintf(err, errsz, "out of memory reading optimizer.params");
@@ -80,6 +84,8 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         return rc;
     }
     if (why[0]) dsc_ctx_log(e->ctx, DSC_LOG_WARN, "%s", why);
+    rc = dsc__engine_check_offload(e, err, errsz);
+    if (rc != DSC_OK) return rc;
 
     /* One segment per parameter tensor (or its piece in this rank's partition): Lamb's
      * trust ratio is per tensor. Padding at the end is its own segment. */
@@ -100,7 +106,10 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         segs[n_segs].offset = covered;
         segs[n_segs++].numel = (size_t)e->n_local - covered;
     }
-    rc = dsc_optim_new(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
+    if (dsc__engine_offload_nvme(e)) /* its state lives in the swap file (engine_offload.c) */
+        rc = dsc__optim_new_unbacked(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
+    else
+        rc = dsc_optim_new(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
     free(segs);
     if (rc != DSC_OK) snprintf(err, errsz, "creating the %s optimizer: %s", dsc_optim_class_name(&e->optim_params),
                                dsc_ctx_errmsg(e->ctx));

@@ -177,22 +177,25 @@ static dsc_status_t ck_save_checks(dsc_engine_t *e, const char *save_dir, const 
 /* Writes this rank's range file into `dir`: master weights, then each optimizer state. */
 /* Files are written and read on the host: a piece of the master weights or of an optimizer
  * state goes through a host buffer, by the device's copy calls. */
-static dsc_status_t ck_write_piece(dsc_engine_t *e, dsc_st_writer_t *w, const float *src, size_t count, char *msg,
+/* State s (-1: the master weights), elements [local, local + count) of this rank's extent;
+ * optimizer states go through dsc__engine_state_get (the NVMe swap file when offloaded). */
+static dsc_status_t ck_write_piece(dsc_engine_t *e, dsc_st_writer_t *w, int s, int64_t local, size_t count, char *msg,
                                    size_t n) {
     float *host = malloc(count * sizeof *host + 1);
     if (!host) {
         snprintf(msg, n, "out of memory");
         return DSC_ERR_NOMEM;
     }
-    dsc_status_t st = dsc__dev_to_host(e->ctx, host, src, count * sizeof *host);
+    dsc_status_t st = s < 0 ? dsc__dev_to_host(e->ctx, host, e->master + local, count * sizeof *host)
+                            : dsc__engine_state_get(e, s, local, (int64_t)count, host);
     if (!st) st = dsc_st_write(w, host, DSC_F32, count, msg, n);
     else snprintf(msg, n, "reading the engine's state from the device: %s", dsc_ctx_errmsg(e->ctx));
     free(host);
     return st;
 }
 
-static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *name, int64_t a, int64_t b, float *dst,
-                                  char *msg, size_t n) {
+static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *name, int64_t a, int64_t b, int s,
+                                  int64_t local, char *msg, size_t n) {
     const size_t count = (size_t)(b - a);
     float *host = malloc(count * sizeof *host + 1);
     if (!host) {
@@ -200,7 +203,8 @@ static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *na
         return DSC_ERR_NOMEM;
     }
     dsc_status_t st = dsc_ckpt_read(c, name, a, b, host, DSC_F32, msg, n);
-    if (!st && (st = dsc__dev_from_host(e->ctx, dst, host, count * sizeof *host)))
+    if (!st && (st = s < 0 ? dsc__dev_from_host(e->ctx, e->master + local, host, count * sizeof *host)
+                           : dsc__engine_state_set(e, s, local, (int64_t)count, host)))
         snprintf(msg, n, "writing the engine's state to the device: %s", dsc_ctx_errmsg(e->ctx));
     free(host);
     return st;
@@ -229,14 +233,13 @@ static dsc_status_t ck_write_file(dsc_engine_t *e, const char *dir, bool *wrote,
     const int np = dsc_model_param_count(e->model), ns = ck_n_states(e);
     for (int pass = 0; pass < 2 && !st; pass++) /* 0: declare, 1: write */
         for (int s = -1; s < ns && !st; s++) {
-            const float *src = s < 0 ? e->master : dsc_optim_state_data(e->optimizer, s);
             for (int i = 0; i < np && !st; i++) {
                 dsc_param_info_t p;
                 int64_t a, b;
                 dsc_model_param_info(e->model, i, &p);
                 if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
                 if (pass == 1) {
-                    st = ck_write_piece(e, w, src + ck_local(e, &p, i, a), (size_t)(b - a), msg, n);
+                    st = ck_write_piece(e, w, s, ck_local(e, &p, i, a), (size_t)(b - a), msg, n);
                     continue;
                 }
                 char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
@@ -801,17 +804,18 @@ static dsc_status_t ck_load_read(dsc_engine_t *e, ck_load_t *L, char *msg, size_
     const int np = dsc_model_param_count(e->model);
     dsc_status_t st = DSC_OK;
     for (int s = -1; s < (L->load_opt ? ck_n_states(e) : 0) && !st; s++) {
-        float *dst = s < 0 ? e->master : dsc_optim_state_data(e->optimizer, s);
         for (int i = 0; i < np && !st; i++) {
             dsc_param_info_t p;
             dsc_model_param_info(e->model, i, &p);
             if (!ck_piece(e, e->rank, &p, i, &a, &b)) continue;
             char *name = s < 0 ? ck_join(p.name, "", "") : ck_join(dsc_optim_state_name(e->optimizer, s), "/", p.name);
-            st = name ? ck_read_piece(e, L->c, name, a, b, dst + ck_local(e, &p, i, a), msg, n)
+            st = name ? ck_read_piece(e, L->c, name, a, b, s, ck_local(e, &p, i, a), msg, n)
                       : ck_fail_msg(msg, n, DSC_ERR_NOMEM, "out of memory");
             free(name);
         }
     }
+    if (!st && L->load_opt && (st = dsc__engine_state_flush(e))) /* the NVMe swap file complete */
+        snprintf(msg, n, "%s", dsc_ctx_errmsg(e->ctx));
     if (!st && L->load_opt) {
         st = dsc_optim_set_step_count(e->optimizer, L->opt_step);
         dsc_loss_scaler_state_t ss;

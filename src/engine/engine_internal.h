@@ -47,6 +47,7 @@ struct dsc_engine {
     dsc_optim_t *optimizer;    /* NULL when none is configured */
     dsc_optim_params_t optim_params;
     dsc_sched_t *scheduler;    /* NULL when none */
+    struct dsc_nvme *nvme;     /* offload_optimizer.device "nvme": the optimizer's state file (engine_offload.c) */
 
     /* Counters (DeepSpeed's names, spec 6.3). */
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
@@ -96,6 +97,19 @@ dsc_status_t dsc__engine_agree(dsc_engine_t *e, const dsc_engine_options_t *o, d
 
 dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optimizer_t *client, char *err, size_t errsz);
 dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_scheduler_t *client, char *err, size_t errsz);
+/* engine_offload.c: zero_optimization.offload_optimizer. check: refuses what the device cannot
+ * do ("cpu" is logged as a no-op on host devices); setup: the NVMe swap file once the
+ * optimizer exists (built unbacked when offload_nvme); optim_step: the update, through the
+ * swap file when offloaded; state_get/set/flush: optimizer state s of this rank's extent on
+ * the host (checkpoints), through the swap file when offloaded. */
+bool dsc__engine_offload_nvme(const dsc_engine_t *e);
+dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz);
+dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz);
+void dsc__engine_free_offload(dsc_engine_t *e);
+dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype);
+dsc_status_t dsc__engine_state_get(dsc_engine_t *e, int state, int64_t offset, int64_t n, float *host);
+dsc_status_t dsc__engine_state_set(dsc_engine_t *e, int state, int64_t offset, int64_t n, const float *host);
+dsc_status_t dsc__engine_state_flush(dsc_engine_t *e);
 /* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
  * beta2, when it has them, into the optimizer for the next update. */
 dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);

@@ -199,10 +199,9 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     e->grad_norm_clipped = uc.norm_clipped;
     rc = dsc__engine_apply_scheduled_momentum(e);
     if (rc == DSC_OK)
-        rc = dsc_optim_step(e->optimizer, e->master, e->acc32, (float)(uc.grad_scale * inv_world),
-                            dsc__engine_current_lr(e),
-                            e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
-                            e->model_dtype);
+        rc = dsc__engine_optim_step(e, (float)(uc.grad_scale * inv_world), dsc__engine_current_lr(e),
+                                    e->model_dtype != DSC_F32 ? dsc__zero_local_params(e->zero) : NULL,
+                                    e->model_dtype); /* through the NVMe swap file when offloaded */
     if (rc != DSC_OK) return dsc__engine_fail(e, rc, "optimizer step failed: %s", dsc_ctx_errmsg(e->ctx));
     dsc__dev_mark(e->ctx, "mark: optimizer step done");
     rc = dsc__zero_finish_step(e->zero); /* the update on every rank; gradients zeroed */

@@ -35,6 +35,15 @@ static const char *const supported_keys[] = {
     "checkpoint.tag_validation",
     /* monitors and logging (issue 9): */
     "wall_clock_breakdown", "csv_monitor.*", "tensorboard.*",
+    /* optimizer offload (issue 20): "cpu" is a no-op on host devices, "nvme" swaps the optimizer
+     * state through a file (engine_offload.c); ratio, super_offload, offload_param and GDS stay
+     * refused. */
+    "zero_optimization.offload_optimizer.device", "zero_optimization.offload_optimizer.nvme_path",
+    "zero_optimization.offload_optimizer.buffer_count", "zero_optimization.offload_optimizer.pin_memory",
+    "zero_optimization.offload_optimizer.pipeline_read", "zero_optimization.offload_optimizer.pipeline_write",
+    "zero_optimization.offload_optimizer.fast_init", "zero_optimization.offload_optimizer.cpuadam_cores_perc",
+    "zero_optimization.sub_group_size", "aio.block_size", "aio.queue_depth", "aio.single_submit",
+    "aio.overlap_events", "aio.intra_op_parallelism",
     /* dsc's own section (issue 6: collective timeout and debug check) */
     "dsc.*",
     NULL,

@@ -10,6 +10,7 @@
 #include "dsc/monitor.h"
 #include "dsc/optim.h"
 #include "monitor/monitor_internal.h"
+#include "zero/offload_nvme.h"
 #include "zero/zero.h"
 
 /* ---- model size ------------------------------------------------------------------------ */
@@ -217,6 +218,9 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->model_persistence_threshold = INT64_MAX;
     o->prefetch_bucket_size = 50000000;
     o->max_reuse_distance = 1000000000;
+    o->offload_device = DSC_CONFIG_OFFLOAD_NONE;
+    o->sub_group_size = 1000000000;
+    o->offload_buffer_count = 4;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -234,6 +238,9 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->prefetch_bucket_size = cfg->zero_optimization.stage3_prefetch_bucket_size;
     o->max_reuse_distance = cfg->zero_optimization.stage3_max_reuse_distance;
     o->model_persistence_threshold = cfg->zero_optimization.stage3_model_persistence_threshold;
+    o->offload_device = cfg->zero_optimization.offload_optimizer.device;
+    o->sub_group_size = cfg->zero_optimization.sub_group_size;
+    o->offload_buffer_count = cfg->zero_optimization.offload_optimizer.buffer_count;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -397,6 +404,15 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);
+    if (stage >= 1 && o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0) {
+        /* The states leave for the swap file; buffer_count sub-group buffers come in. The
+         * partition: stages 1-2 the plan's part, stage 3 the sum of the shards (grad_accum's
+         * 4 bytes per element). */
+        const int64_t n_local = stage == 3 ? out->state.grad_accum / 4 : plan.part, sgs = o->sub_group_size > 0 ? o->sub_group_size : 1;
+        out->nvme_bytes = dsc__nvme_file_bytes(n_local, o->optimizer_states, sgs);
+        out->pinned_host_bytes = dsc__nvme_buffer_bytes(n_local, o->optimizer_states, sgs, o->offload_buffer_count);
+        out->state.optim += out->pinned_host_bytes - 4 * (int64_t)o->optimizer_states * n_local;
+    }
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->state.transient + out->activations;
     return DSC_OK;

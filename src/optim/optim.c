@@ -42,6 +42,7 @@ struct dsc_optim {
     float *coeffs;    /* per segment, last step's trust ratio */
     float *seg_coef;  /* per segment, -(eta * r) for pass 2 */
     bool coeffs_valid;
+    bool unbacked; /* no state buffers: the caller steps parts over its own (dsc__optim_run_part) */
 };
 
 /* ---- ISA selection ------------------------------------------------------------------- */
@@ -154,8 +155,21 @@ static void optim_release(dsc_optim_t *o) {
     dsc__host_free(ctx, DSC_MEM_OTHER, o, sizeof *o);
 }
 
+static dsc_status_t optim_create(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
+                                 const dsc_optim_segment_t *segments, size_t n_segments, bool states, dsc_optim_t **out);
+
 dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
                            const dsc_optim_segment_t *segments, size_t n_segments, dsc_optim_t **out) {
+    return optim_create(ctx, params, n_elems, segments, n_segments, true, out);
+}
+
+dsc_status_t dsc__optim_new_unbacked(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
+                                     const dsc_optim_segment_t *segments, size_t n_segments, dsc_optim_t **out) {
+    return optim_create(ctx, params, n_elems, segments, n_segments, false, out);
+}
+
+static dsc_status_t optim_create(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
+                                 const dsc_optim_segment_t *segments, size_t n_segments, bool states, dsc_optim_t **out) {
     if (!ctx) return DSC_ERR_INVALID;
     if (!params || !out)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_new: NULL %s", params ? "out" : "params");
@@ -197,12 +211,13 @@ dsc_status_t dsc_optim_new(dsc_ctx_t *ctx, const dsc_optim_params_t *params, siz
     else
         o->seg[0] = (dsc_optim_segment_t){0, n_elems};
     set_state_layout(o);
-    for (int i = 0; i < o->n_states; i++) {
+    o->unbacked = !states;
+    for (int i = 0; states && i < o->n_states; i++) {
         float *buf = dsc_ctx_alloc(ctx, DSC_MEM_OPTIM, n_elems * sizeof(float));
         if (!buf) goto nomem;
         o->role[o->state_role[i]] = buf;
     }
-    if (o->params.type == DSC_OPTIM_ADAGRAD && o->params.impl == DSC_OPTIM_IMPL_TORCH &&
+    if (states && o->params.type == DSC_OPTIM_ADAGRAD && o->params.impl == DSC_OPTIM_IMPL_TORCH &&
         o->params.initial_accumulator_value != 0.0) {
         const float init = (float)o->params.initial_accumulator_value;
         ctx->backend->fill(&ctx->device, DSC_F32, (int64_t)n_elems, init, o->role[ROLE_0]); /* on the device */
@@ -280,12 +295,11 @@ static void run_lamb(dsc_optim_t *o, const dsc_optim_scalars_t *s, float *p, con
                              o->role[ROLE_1], half);
 }
 
-dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, float grad_scale, double lr,
-                            void *half_out, dsc_dtype_t half_dtype) {
-    if (!opt) return DSC_ERR_INVALID;
+/* The step's scalars, kernel and step number from the hyper-parameters (shared by the whole
+ * partition step and the part steps of an offloaded state). */
+static dsc_status_t derive_step(dsc_optim_t *opt, float grad_scale, double lr, bool half_out, dsc_dtype_t half_dtype,
+                                dsc__optim_prepared_t *out) {
     dsc_ctx_t *ctx = opt->ctx;
-    if (!master || !grad)
-        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_step: NULL %s", master ? "grad" : "master");
     int hk = DSC_OPTIM_HALF_NONE;
     if (half_out) {
         if (half_dtype == DSC_BF16)
@@ -321,7 +335,6 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
     s.wd = (float)wd;
     s.decay = 1.0f;
     s.half = hk;
-    uint16_t *half = half_out;
     dsc_optim_kernel_id_t id = DSC_OPTIM_K_ADAM;
     double lamb_eta = 0.0;
 
@@ -393,14 +406,60 @@ dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, 
         break;
     default: return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_step: invalid optimizer type");
     }
-
-    if (pr->type == DSC_OPTIM_LAMB)
-        run_lamb(opt, &s, master, grad, half, lamb_eta);
-    else
-        optim_ops(opt)->elementwise(&ctx->device, opt->k, id, &s, opt->n, thread_count(opt), master, grad,
-                                    opt->role[ROLE_0], opt->role[ROLE_1], opt->role[ROLE_2], half);
-    opt->step = t;
+    out->s = s;
+    out->id = id;
+    out->t = t;
+    out->lamb_eta = lamb_eta;
     return DSC_OK;
+}
+
+dsc_status_t dsc_optim_step(dsc_optim_t *opt, float *master, const float *grad, float grad_scale, double lr,
+                            void *half_out, dsc_dtype_t half_dtype) {
+    if (!opt) return DSC_ERR_INVALID;
+    dsc_ctx_t *ctx = opt->ctx;
+    if (!master || !grad)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_optim_step: NULL %s", master ? "grad" : "master");
+    if (opt->unbacked && opt->n_states > 0)
+        return dsc_ctx_set_error(ctx, DSC_ERR_MISUSE, "dsc_optim_step: the %s state is offloaded (stepped in parts by "
+                                 "the engine)", dsc_optim_class_name(&opt->params));
+    dsc__optim_prepared_t pp;
+    dsc_status_t rc = derive_step(opt, grad_scale, lr, half_out != NULL, half_dtype, &pp);
+    if (rc != DSC_OK) return rc;
+    if (opt->params.type == DSC_OPTIM_LAMB)
+        run_lamb(opt, &pp.s, master, grad, half_out, pp.lamb_eta);
+    else
+        optim_ops(opt)->elementwise(&ctx->device, opt->k, pp.id, &pp.s, opt->n, thread_count(opt), master, grad,
+                                    opt->role[ROLE_0], opt->role[ROLE_1], opt->role[ROLE_2], half_out);
+    opt->step = pp.t;
+    return DSC_OK;
+}
+
+dsc_status_t dsc__optim_prepare(dsc_optim_t *opt, float grad_scale, double lr, bool half_out, dsc_dtype_t half_dtype,
+                                dsc__optim_prepared_t *out) {
+    if (!opt || !out) return DSC_ERR_INVALID;
+    if (opt->params.type == DSC_OPTIM_LAMB)
+        return dsc_ctx_set_error(opt->ctx, DSC_ERR_UNSUPPORTED, "Lamb cannot step its state in parts (its trust ratio "
+                                 "needs the norms of whole tensors first): offload needs an element-wise optimizer");
+    return derive_step(opt, grad_scale, lr, half_out, half_dtype, out);
+}
+
+void dsc__optim_run_part(dsc_optim_t *opt, const dsc__optim_prepared_t *pp, size_t n, float *master, const float *grad,
+                         float *const *states, void *half_out) {
+    float *role[ROLE_COUNT] = {NULL, NULL, NULL};
+    for (int i = 0; i < opt->n_states; i++) role[opt->state_role[i]] = states[i];
+    int nt = opt->n_threads > 0 ? opt->n_threads : omp_get_max_threads();
+    if (nt < 1 || n < DSC_OPTIM_PAR_MIN) nt = 1;
+    optim_ops(opt)->elementwise(&opt->ctx->device, opt->k, pp->id, &pp->s, n, nt, master, grad, role[ROLE_0],
+                                role[ROLE_1], role[ROLE_2], half_out);
+}
+
+void dsc__optim_commit(dsc_optim_t *opt, const dsc__optim_prepared_t *pp) { opt->step = pp->t; }
+
+double dsc__optim_state_initial(const dsc_optim_t *opt, int index) {
+    if (index < 0 || index >= opt->n_states || opt->state_role[index] != ROLE_0) return 0.0;
+    if (opt->params.type == DSC_OPTIM_ADAGRAD && opt->params.impl == DSC_OPTIM_IMPL_TORCH)
+        return (double)(float)opt->params.initial_accumulator_value;
+    return 0.0;
 }
 
 /* ---- accessors ----------------------------------------------------------------------- */
@@ -479,6 +538,9 @@ static dsc_status_t check_range(const dsc_optim_t *opt, const char *fn, int inde
         return dsc_ctx_set_error(opt->ctx, DSC_ERR_INVALID, "%s: range [%zu, %zu + %zu) outside the partition of %zu",
                                  fn, offset, offset, n, opt->n);
     if (n && !buf) return dsc_ctx_set_error(opt->ctx, DSC_ERR_INVALID, "%s: NULL buffer", fn);
+    if (opt->unbacked)
+        return dsc_ctx_set_error(opt->ctx, DSC_ERR_MISUSE, "%s: the optimizer's state is offloaded to files (the "
+                                 "engine's checkpoints read it)", fn);
     return DSC_OK;
 }
 

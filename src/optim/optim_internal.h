@@ -130,6 +130,30 @@ const char *dsc__optim_isa_name(dsc_optim_isa_t isa);
 dsc_status_t dsc__optim_force_isa(dsc_optim_t *opt, dsc_optim_isa_t isa);
 dsc_optim_isa_t dsc__optim_get_isa(const dsc_optim_t *opt);
 
+/* ---- stepping in parts (the NVMe offload, src/zero/offload_nvme.c) ---------------------
+ * An unbacked optimizer owns no state buffers (dsc_optim_step, get_state and set_state refuse
+ * it): the caller holds the state and steps the partition part by part, every part with the
+ * same scalars: prepare once (Lamb is refused: its trust ratio needs whole tensors), run each
+ * part (n elements; master, grad and half point at the part's first element, states[i] at
+ * state i's values for it), commit once (the step counter). Element-wise kernels are bitwise
+ * independent of how the partition is cut, so the result equals one dsc_optim_step. */
+typedef struct dsc__optim_prepared {
+    dsc_optim_scalars_t s;
+    dsc_optim_kernel_id_t id;
+    int64_t t;
+    double lamb_eta;
+} dsc__optim_prepared_t;
+
+dsc_status_t dsc__optim_new_unbacked(dsc_ctx_t *ctx, const dsc_optim_params_t *params, size_t n_elems,
+                                     const dsc_optim_segment_t *segments, size_t n_segments, dsc_optim_t **out);
+dsc_status_t dsc__optim_prepare(dsc_optim_t *opt, float grad_scale, double lr, bool half_out, dsc_dtype_t half_dtype,
+                                dsc__optim_prepared_t *out);
+void dsc__optim_run_part(dsc_optim_t *opt, const dsc__optim_prepared_t *pp, size_t n, float *master, const float *grad,
+                         float *const *states, void *half_out);
+void dsc__optim_commit(dsc_optim_t *opt, const dsc__optim_prepared_t *pp);
+/* The value state `index` starts at (Adagrad's initial_accumulator_value, else 0). */
+double dsc__optim_state_initial(const dsc_optim_t *opt, int index);
+
 /* Scalar helpers shared by every path (identical to dsc_f32_to_bf16 / the tree sum). */
 static inline uint16_t dsc__optim_bf16(float x) { return dsc__bf16_round(x); }
 

@@ -8,6 +8,11 @@ static void quiet(dsc_log_level_t level, const char *message, void *user) {
 }
 
 int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_result_t *out) {
+    return zero_run_extra(c, NULL, NULL, comm, world, rank, out);
+}
+
+int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top_extra, dsc_comm_t *comm, int world,
+                   int rank, zero_result_t *out) {
     memset(out, 0, sizeof *out);
     const int t = 16;
     const bool reference = comm == NULL;
@@ -26,7 +31,7 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
     /* Adam's eps is 1e-4, not 1e-8: the attention key bias has an analytically zero
      * gradient, and Adam turns its rounding noise (which differs with the reduction order)
      * into +-lr steps of random sign, so no two reduction orders could agree on it. */
-    char json[768], persist[200] = "";
+    char json[2048], persist[1200] = "";
     if (stage == 3)
         snprintf(persist, sizeof persist,
                  ", \"stage3_param_persistence_threshold\": %lld, \"stage3_max_reuse_distance\": %lld",
@@ -35,12 +40,16 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
         size_t len = strlen(persist);
         snprintf(persist + len, sizeof persist - len, ", \"overlap_comm\": %s", c->overlap == 1 ? "true" : "false");
     }
+    if (zero_extra && !reference) {
+        size_t len = strlen(persist);
+        snprintf(persist + len, sizeof persist - len, "%s", zero_extra);
+    }
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, \"gradient_clipping\": 1.0,"
              " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000%s},"
-             " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01, \"eps\": %s}}}",
+             " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01, \"eps\": %s}}%s}",
              mb, c->gas, strcmp(c->precision, "bf16") == 0 ? "\"bf16\": {\"enabled\": true}," : "", stage, persist,
-             "1e-4");
+             "1e-4", top_extra && !reference ? top_extra : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;

@@ -38,6 +38,11 @@ typedef struct zero_result {
 } zero_result_t;
 
 int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_result_t *out);
+/* zero_run with config text appended (not to the reference run's): zero_extra inside
+ * zero_optimization (", \"sub_group_size\": 100"), top_extra at the top level (", \"aio\": {}");
+ * either may be NULL. */
+int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top_extra, dsc_comm_t *comm, int world,
+                   int rank, zero_result_t *out);
 void zero_result_free(zero_result_t *r);
 
 #endif

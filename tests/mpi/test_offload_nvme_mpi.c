@@ -1,0 +1,59 @@
+/* The NVMe optimizer offload under mpirun: on every rank, parameters after 20 steps with
+ * offload_optimizer.device "nvme" (each rank's swap file in the same nvme_path) are bitwise
+ * equal to the same run with the state in memory, ZeRO stages 1-3, fp32 and bf16. The
+ * directory is argv[1] (made by the test), and must be empty afterwards. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "zero_check.h"
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_offload_nvme_mpi NVME_DIR\n");
+        return 2;
+    }
+    dsc_ctx_t *ctx = check_ctx_new(1);
+    dsc_comm_t *comm = NULL;
+    if (dsc_comm_new_mpi(ctx, &comm) != DSC_OK) {
+        fprintf(stderr, "test_offload_nvme_mpi: no MPI: %s\n", dsc_ctx_errmsg(ctx));
+        return 1;
+    }
+    dsc_comm_set_timeout(comm, 120);
+    const int n = dsc_comm_world_size(comm), rank = dsc_comm_rank(comm);
+    char zx[700];
+    snprintf(zx, sizeof zx,
+             ", \"sub_group_size\": 2000, \"offload_optimizer\": {\"device\": \"nvme\", \"nvme_path\": \"%s\", "
+             "\"buffer_count\": 2, \"pipeline_read\": true, \"pipeline_write\": %s}",
+             argv[1], n == 2 ? "false" : "true");
+    const char *prec[] = {"fp32", "bf16"};
+    for (int stage = 1; stage <= 3; stage++)
+        for (int p = 0; p < 2; p++) {
+            zero_case_t c = {stage, 2, prec[p], 20, 2, 0, 0, 0};
+            zero_result_t mem, nvme;
+            int r1 = zero_run(&c, comm, n, rank, &mem);
+            int r2 = zero_run_extra(&c, zx, ", \"aio\": {\"block_size\": 131072, \"queue_depth\": 2}", comm, n, rank,
+                                    &nvme);
+            CHECK_MSG(r1 == 0 && r2 == 0, "np %d rank %d stage %d %s: %s | %s", n, rank, stage, prec[p], mem.error,
+                      nvme.error);
+            if (r1 == 0 && r2 == 0)
+                CHECK_MSG(memcmp(mem.params, nvme.params, (size_t)mem.numel * 4) == 0,
+                          "np %d rank %d stage %d %s: NVMe-offloaded parameters differ from the in-memory run", n, rank,
+                          stage, prec[p]);
+            zero_result_free(&mem);
+            zero_result_free(&nvme);
+        }
+    dsc_comm_barrier(comm);
+    DIR *d = opendir(argv[1]);
+    int left = 0;
+    for (struct dirent *e; d && (e = readdir(d));) left += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    CHECK_MSG(d && left == 0, "%s: %d entries left (or unreadable)", argv[1], left);
+    char name[64];
+    snprintf(name, sizeof name, "test_offload_nvme_mpi rank %d/%d", rank, n);
+    int rc = check_finish(name);
+    dsc_comm_free(comm);
+    dsc_ctx_free(ctx);
+    return rc;
+}
