@@ -61,9 +61,11 @@ typedef struct {
     bool scopes; /* ZeRO-2/3: layers record parameter-scope markers (src/nn/param_scope.c) */
     int64_t es; /* bytes per activation element */
     /* the segment's recorded tensors and ops, in tape order */
+    int64_t f_peak; /* the forward's arena bytes plus an op's scratch, at their largest */
     int nt, nn;
     int64_t pool_bytes[SIM_MAX]; /* tensor k's pooled gradient (0: its gradient is not pooled) */
     int node_out[SIM_MAX], node_in[SIM_MAX][2];
+    int64_t node_scratch[SIM_MAX]; /* pool scratch the op's backward holds while it runs */
 } arena_t;
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -108,7 +110,7 @@ static int64_t pool_peak(const arena_t *a, bool keep_last) {
                 live += a->pool_bytes[x];
             }
         }
-        peak = max64(peak, live);
+        peak = max64(peak, live + a->node_scratch[k]);
         if (o != last || !keep_last) live -= a->pool_bytes[o];
     }
     return peak;
@@ -128,10 +130,17 @@ static int layernorm(arena_t *a, int x, int64_t rows, int64_t c) {
     return y;
 }
 
-static int linear(arena_t *a, int x, int64_t rows, int64_t in, int64_t out) {
-    (void)in;
-    int y = recorded(a, a->es * rows * out, x, -1); /* matmul */
-    return recorded(a, a->es * rows * out, y, -1);  /* bias_add */
+/* dsc_linear: one output (the gemm with its bias) */
+static int linear(arena_t *a, int x, int64_t rows, int64_t out) { return recorded(a, a->es * rows * out, x, -1); }
+
+/* dsc_gelu_linear on a [rows, in] pre-activation: its GELU lives in pool scratch of the
+ * input's size while the op runs, in forward (after the output) and in backward. */
+static int gelu_linear(arena_t *a, int pre, int64_t rows, int64_t in, int64_t out) {
+    const int64_t scratch = al(a->es * rows * in);
+    a->f_peak = max64(a->f_peak, a->f + header() + al(a->es * rows * out) + scratch);
+    int y = recorded(a, a->es * rows * out, pre, -1);
+    a->node_scratch[a->nn - 1] = scratch;
+    return y;
 }
 
 static int dropout(arena_t *a, int x, int64_t n, bool active) {
@@ -145,16 +154,15 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     const int x = input(a, a->es * rows * c);
     scopes(a, 6); /* ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj */
     int h = layernorm(a, x, rows, c);
-    h = linear(a, h, rows, c, 3 * c);
+    h = linear(a, h, rows, 3 * c);
     tensor(a, 4 * b * m->n_head * t);       /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
     h = recorded(a, a->es * rows * c, h, -1); /* attention output */
-    h = linear(a, h, rows, c, c);
+    h = linear(a, h, rows, c);
     h = dropout(a, h, rows * c, drop);
     const int x2 = recorded(a, a->es * rows * c, x, h); /* residual add */
     h = layernorm(a, x2, rows, c);
-    h = linear(a, h, rows, c, 4 * c);
-    h = recorded(a, a->es * rows * 4 * c, h, -1); /* gelu */
-    h = linear(a, h, rows, 4 * c, c);
+    h = linear(a, h, rows, 4 * c);      /* the MLP's pre-activation */
+    h = gelu_linear(a, h, rows, 4 * c, c); /* its GELU is never kept */
     h = dropout(a, h, rows * c, drop);
     recorded(a, a->es * rows * c, x2, h); /* residual add */
 }
@@ -222,8 +230,10 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     const int L = m->n_layer;
     int n_ckpt = 0;
     for (int l = 0; l < L; l++) n_ckpt += selected(checkpoint_every, number_checkpoints, l, L);
+    const int64_t blk_fwd = max64(blk.f, blk.f_peak); /* a block's forward at its largest */
     if (n_ckpt == 0)
-        return emb.f + L * blk.f + head.f + head.b + max64(head_pool, max64(blk_pool, emb_pool));
+        return max64(emb.f + (L - 1) * blk.f + blk_fwd,
+                     emb.f + L * blk.f + head.f + head.b + max64(head_pool, max64(blk_pool, emb_pool)));
 
     /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. */
     const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
@@ -232,9 +242,10 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     int64_t cur = emb.f, peak = cur;
     for (int l = 0; l < L; l++) {
         if (selected(checkpoint_every, number_checkpoints, l, L)) {
-            peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk.f);
+            peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk_fwd);
             cur += kept; /* the intermediates went back to the arena */
         } else {
+            peak = max64(peak, cur + blk_fwd);
             cur += blk.f;
         }
     }
