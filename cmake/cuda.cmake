@@ -8,7 +8,8 @@
 # mixed-precision entries), plain C over cuda_kernels.h. The same objects go into libdsc with
 # the real kernels (DSC_CUDA) and into the test library dsc_emu with the emulated ones.
 set(DSC_CUDA_HOST_SOURCES ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_device.c
-    ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_backend.c ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_optim_amp.c)
+    ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_backend.c ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_optim_amp.c
+    ${PROJECT_SOURCE_DIR}/src/ops/cuda/cuda_fused.c)
 add_library(dsc_cuda_host OBJECT ${DSC_CUDA_HOST_SOURCES})
 target_include_directories(dsc_cuda_host PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(dsc_cuda_host PRIVATE dsc_objects)

@@ -23,6 +23,16 @@ extern "C" {
  * with trans_a true. b: 2-D [K, N], or [N, K] with trans_b. out: a's leading dims + [N]. */
 dsc_tensor_t *dsc_matmul(dsc_ctx_t *ctx, dsc_tensor_t *a, dsc_tensor_t *b, bool trans_a, bool trans_b);
 
+/* The linear layer as one op: out = x @ w^T + bias. x: [*, K]; w: [N, K] (as a linear
+ * layer stores it); bias: [N] or NULL. out: x's leading dims + [N]. One output where
+ * dsc_matmul + dsc_bias_add keep two; in 16-bit the bias joins the f32 sum and the result
+ * is rounded once (the pair rounds twice); in f32/f64 the same values as the pair. */
+dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias);
+/* dsc_linear(gelu(pre), w, bias) keeping only pre: the GELU output lives in scratch while
+ * the op runs and is recomputed in backward (as llm.c does), so an MLP keeps its
+ * pre-activation and not its GELU output. The same values as dsc_gelu then dsc_linear. */
+dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w, dsc_tensor_t *bias);
+
 /* Elementwise a (+, -, *) b. The shapes must be equal, or one must equal a trailing part
  * of the other (broadcast over leading dims, e.g. [B, T, C] + [T, C]). out has the larger shape. */
 dsc_tensor_t *dsc_add(dsc_ctx_t *ctx, dsc_tensor_t *a, dsc_tensor_t *b);

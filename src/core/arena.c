@@ -128,12 +128,14 @@ dsc_status_t dsc_ctx_reserve_step_memory(dsc_ctx_t *ctx, size_t n_bytes) {
 }
 
 void dsc__arena_reset(dsc_ctx_t *ctx) {
+    dsc__grad_pool_end_step(ctx); /* the owners of its gradients live in the arena */
     arena_reset(ctx, &ctx->arena);
     arena_reset(ctx, &ctx->data_arena);
 }
 
 void dsc__arena_free(dsc_ctx_t *ctx) {
     dsc__arena_reset(ctx);
+    dsc__grad_pool_free(ctx);
     dsc__arena_chunk_free(ctx, &ctx->arena, ctx->arena.spare);
     ctx->arena.spare = NULL;
     dsc__arena_chunk_free(ctx, &ctx->data_arena, ctx->data_arena.spare);

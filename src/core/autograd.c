@@ -56,8 +56,19 @@ dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
     if (!t->grad && t->persistent) /* an arena gradient would dangle after the step */
         return dsc__fail(ctx, DSC_ERR_MISUSE, "tensor %s requires grad but was wrapped without gradient memory",
                          dsc_tensor_name(t));
-    if (!t->grad) t->grad = dsc__tensor_zeros_like(ctx, t);
+    if (t->grad) return t->grad;
+    /* An activation's gradient goes back to the pool after its producer's backward (below). */
+    if (ctx->release_grads && t->producer && !t->grad_is_external) return dsc__grad_pool_take(ctx, t);
+    t->grad = dsc__tensor_zeros_like(ctx, t);
     return t->grad;
+}
+
+/* After node's backward: its outputs' gradients are dead (only the node read them). A
+ * gradient shared with another tensor (a checkpoint's recomputed output takes the
+ * checkpoint output's gradient) goes back with its owner only. */
+static void release_output_grads(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc__grad_pool_release(ctx, node->out);
+    for (int k = 0; k < node->n_outs; k++) dsc__grad_pool_release(ctx, node->outs[k]);
 }
 
 bool dsc__node_has_grad(const dsc_node_t *node) {
@@ -75,6 +86,7 @@ dsc_status_t dsc__run_tape_range(dsc_ctx_t *ctx, size_t from) {
         if (!node->always_run && !dsc__node_has_grad(node)) continue; /* nothing downstream used this output */
         node->backward(ctx, node);
         if (ctx->status != DSC_OK) return ctx->status;
+        if (ctx->release_grads) release_output_grads(ctx, node);
     }
     return DSC_OK;
 }
@@ -104,7 +116,9 @@ dsc_status_t dsc_autograd_backward_scaled(dsc_ctx_t *ctx, dsc_tensor_t *loss, do
     if (rc != DSC_OK) return rc;
     if (loss->numel != 1)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "backward: loss must have 1 element, got %lld", (long long)loss->numel);
-    dsc_tensor_t *g = dsc__grad(ctx, loss);
+    /* the step arena, not the pool: the loss's gradient stays valid after backward */
+    if (!loss->grad) loss->grad = dsc__tensor_zeros_like(ctx, loss);
+    dsc_tensor_t *g = loss->grad;
     if (!g) return ctx->status;
     if (dsc__dev_write_scalar(ctx, g->data, g->dtype, seed) != DSC_OK) return ctx->status;
     return run_tape(ctx);

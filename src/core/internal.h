@@ -28,6 +28,7 @@ struct dsc_tensor {
     bool requires_grad;
     bool persistent;           /* header malloc'ed (parameters), not in the arena */
     bool grad_is_external;     /* grad wraps caller memory (a flat gradient buffer) */
+    bool grad_pooled;          /* grad is a block of the context's gradient pool (src/core/grad_pool.c) */
     const char *name;          /* optional, for messages */
     struct dsc_node *producer; /* the tape node that made this tensor; NULL for leaves */
 };
@@ -89,6 +90,15 @@ typedef struct dsc_arena_mark {
     dsc_arena_pos_t meta, data;
 } dsc_arena_mark_t;
 
+/* The gradient pool (src/core/grad_pool.c): exact-size device blocks for the gradients
+ * of activations, given back during backward. */
+typedef struct dsc_grad_block dsc_grad_block_t;
+typedef struct dsc_grad_pool {
+    dsc_grad_block_t **blocks; /* every block held, in use or idle */
+    size_t n, cap;
+    size_t in_use_bytes;
+} dsc_grad_pool_t;
+
 /* Activation checkpointing settings and counters (dsc/checkpoint.h). */
 typedef struct dsc_ckpt_state {
     int number_checkpoints;    /* 0: the model decides */
@@ -127,6 +137,12 @@ struct dsc_ctx {
     dsc_node_t **tape;
     size_t tape_len, tape_cap;
     bool backward_done;        /* backward ran since the last end of step */
+    /* Backward gives an activation's gradient back (to grad_pool) once the node that
+     * produced the activation has run its backward. Set by the engine, which ends the step
+     * right after backward (nobody reads an intermediate gradient then); plain autograd
+     * keeps every gradient until the end of the step. */
+    bool release_grads;
+    dsc_grad_pool_t grad_pool;
 
     uint64_t rng_state;
     uint64_t drop_seed, drop_offset; /* the Philox dropout stream (src/core/philox.h) */
@@ -172,6 +188,22 @@ dsc_arena_mark_t dsc__arena_mark(const dsc_ctx_t *ctx);
 dsc_status_t dsc__arena_rewind(dsc_ctx_t *ctx, dsc_arena_mark_t mark);
 /* True when `ptr` points into memory handed out after `mark` (and not yet rewound). */
 bool dsc__arena_since_mark(const dsc_ctx_t *ctx, dsc_arena_mark_t mark, const void *ptr);
+
+/* The gradient pool (src/core/grad_pool.c). take: a zero-filled gradient for `owner`
+ * (same shape and dtype), set as owner->grad with owner->grad_pooled; NULL + DSC_ERR_NOMEM
+ * (recorded) on failure. release: gives t's pooled gradient back and clears t->grad (no-op
+ * when t has none). end_step: takes every block back (the step's tensors are gone) and
+ * frees the blocks the step did not use. held_bytes: device bytes the pool holds. */
+dsc_tensor_t *dsc__grad_pool_take(dsc_ctx_t *ctx, dsc_tensor_t *owner);
+void dsc__grad_pool_release(dsc_ctx_t *ctx, dsc_tensor_t *t);
+void dsc__grad_pool_end_step(dsc_ctx_t *ctx);
+void dsc__grad_pool_free(dsc_ctx_t *ctx);
+size_t dsc__grad_pool_held_bytes(const dsc_ctx_t *ctx);
+/* Device scratch of n_bytes from the same pool, for the duration of one op (counted as
+ * activations while held): NULL + DSC_ERR_NOMEM (recorded) on failure; give it back with
+ * dsc__grad_pool_scratch_give before the op returns. */
+void *dsc__grad_pool_scratch(dsc_ctx_t *ctx, size_t n_bytes);
+void dsc__grad_pool_scratch_give(dsc_ctx_t *ctx, void *ptr);
 
 /* ---- tensors ---- */
 /* An arena tensor with uninitialised data (op outputs that are fully overwritten). */

@@ -93,7 +93,10 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
      * forgets it at stage 0: docs/deepspeed-compat.md). */
     double seed = (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
     dsc__dev_mark(e->ctx, "mark: autograd begins");
+    /* the step ends right after: activations' gradients may go back as backward passes them */
+    e->ctx->release_grads = true;
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);
+    e->ctx->release_grads = false;
     dsc__dev_mark(e->ctx, "mark: autograd done");
     if (rc != DSC_OK) snprintf(e->errmsg, sizeof e->errmsg, "%s", dsc_ctx_errmsg(e->ctx));
     dsc_ctx_end_step(e->ctx);

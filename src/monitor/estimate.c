@@ -36,66 +36,136 @@ int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *m) {
 
 /* ---- the step arena ---------------------------------------------------------------------
  * Every arena allocation is rounded up to DSC_ALIGN (a 0-byte one takes DSC_ALIGN too).
- * Without activation checkpointing nothing is freed before the end of the step, so the peak
- * is the sum over one forward and backward. The terms, each split into what the forward
- * allocates (f) and what the backward allocates (b):
+ * The forward's allocations stay until the end of the step (without activation
+ * checkpointing). The terms, each split into what the forward allocates (f) and what the
+ * backward allocates in the arena (b):
  *   tensor(n)   an op output or saved tensor: header + data of n bytes (f);
- *   recorded(n) an output the tape records: tensor(n) and its node (f), and its gradient
- *               tensor(n) (b; every recorded output of the GPT reaches the loss);
+ *   recorded(n) an output the tape records: tensor(n) and its node (f); its gradient comes
+ *               from the gradient pool in backward (below), not from the arena.
  * Parameters cost nothing here: ops take them in their own dtype (dsc_param_compute).
  * Activations have the parameters' dtype, es bytes per element: 4 for fp32, 2 for fp16/bf16
  * (src/nn/gpt.c); under 16-bit, layer-norm statistics, attention's log-sum-exp and the
- * cross-entropy's per-row values and loss stay f32. */
+ * cross-entropy's per-row values and loss stay f32.
+ *
+ * Gradients of activations (the engine's backward, src/core/grad_pool.c): a tensor's
+ * gradient is taken from the pool (al(n) bytes, counted as activations) when the backward
+ * of its first consumer runs, and given back once the backward of its producer has run.
+ * Each segment (embeddings, one block, the head) records its ops as a small graph, and
+ * pool_peak replays its backward to find the most gradient bytes alive at once. Between
+ * segments one [B, T, C] gradient is alive (the residual stream's). */
+
+#define SIM_MAX 64
 
 typedef struct {
     int64_t f, b;
     bool mixed;
+    bool scopes; /* ZeRO-2/3: layers record parameter-scope markers (src/nn/param_scope.c) */
     int64_t es; /* bytes per activation element */
+    /* the segment's recorded tensors and ops, in tape order */
+    int64_t f_peak; /* the forward's arena bytes plus an op's scratch, at their largest */
+    int nt, nn;
+    int64_t pool_bytes[SIM_MAX]; /* tensor k's pooled gradient (0: its gradient is not pooled) */
+    int node_out[SIM_MAX], node_in[SIM_MAX][2];
+    int64_t node_scratch[SIM_MAX]; /* pool scratch the op's backward holds while it runs */
 } arena_t;
 
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t al(int64_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
 static int64_t header(void) { return al((int64_t)sizeof(struct dsc_tensor)); }
 static int64_t node(void) { return al((int64_t)sizeof(dsc_node_t)); }
 static void tensor(arena_t *a, int64_t n) { a->f += header() + al(n); }
-static void recorded(arena_t *a, int64_t n) {
-    tensor(a, n);             /* forward output */
-    a->f += node();           /* tape node */
-    a->b += header() + al(n); /* its gradient */
+/* The segment's input: a tensor made by an earlier segment (its gradient is pooled). */
+static int input(arena_t *a, int64_t n) {
+    a->pool_bytes[a->nt] = al(n);
+    return a->nt++;
 }
+/* A recorded op's output of n bytes made from tensors in0, in1 (-1: none, or a parameter). */
+static int recorded(arena_t *a, int64_t n, int in0, int in1) {
+    tensor(a, n);   /* forward output */
+    a->f += node(); /* tape node */
+    int id = input(a, n);
+    a->node_out[a->nn] = id;
+    a->node_in[a->nn][0] = in0;
+    a->node_in[a->nn][1] = in1;
+    a->nn++;
+    return id;
+}
+
+/* Replays the segment's backward with the gradient pool: the last op's output has its
+ * gradient at the start; an op's backward takes its inputs' gradients (first time only)
+ * and then gives its output's back. keep_last: the last output's gradient belongs to an
+ * activation checkpoint's output, given back after the whole recompute. Returns the most
+ * pooled bytes alive at once, the starting gradient included. */
+static int64_t pool_peak(const arena_t *a, bool keep_last) {
+    bool has[SIM_MAX] = {false};
+    const int last = a->node_out[a->nn - 1];
+    has[last] = true;
+    int64_t live = a->pool_bytes[last], peak = live;
+    for (int k = a->nn; k-- > 0;) {
+        const int o = a->node_out[k];
+        if (!has[o]) continue; /* no gradient reached it: the backward is skipped */
+        for (int i = 0; i < 2; i++) {
+            const int x = a->node_in[k][i];
+            if (x >= 0 && !has[x]) {
+                has[x] = true;
+                live += a->pool_bytes[x];
+            }
+        }
+        peak = max64(peak, live + a->node_scratch[k]);
+        if (o != last || !keep_last) live -= a->pool_bytes[o];
+    }
+    return peak;
+}
+
+/* n parameter scopes (stages 2-3): each records a begin and an end marker, a node and a
+ * record of DSC_PARAM_SCOPE_MAX parameter pointers (and its count) each. */
+static void scopes(arena_t *a, int n) {
+    if (a->scopes) a->f += 2 * n * (al(8 + 8 * DSC_PARAM_SCOPE_MAX) + node());
+}
+
 /* rows = B*T; statistics are f32 in every mode. */
-static void layernorm(arena_t *a, int64_t rows, int64_t c) {
-    recorded(a, a->es * rows * c);
+static int layernorm(arena_t *a, int x, int64_t rows, int64_t c) {
+    int y = recorded(a, a->es * rows * c, x, -1);
     tensor(a, 4 * rows); /* mean */
     tensor(a, 4 * rows); /* rstd */
+    return y;
 }
 
-static void linear(arena_t *a, int64_t rows, int64_t in, int64_t out) {
-    (void)in;
-    recorded(a, a->es * rows * out); /* matmul */
-    recorded(a, a->es * rows * out); /* bias_add */
+/* dsc_linear: one output (the gemm with its bias) */
+static int linear(arena_t *a, int x, int64_t rows, int64_t out) { return recorded(a, a->es * rows * out, x, -1); }
+
+/* dsc_gelu_linear on a [rows, in] pre-activation: its GELU lives in pool scratch of the
+ * input's size while the op runs, in forward (after the output) and in backward. */
+static int gelu_linear(arena_t *a, int pre, int64_t rows, int64_t in, int64_t out) {
+    const int64_t scratch = al(a->es * rows * in);
+    a->f_peak = max64(a->f_peak, a->f + header() + al(a->es * rows * out) + scratch);
+    int y = recorded(a, a->es * rows * out, pre, -1);
+    a->node_scratch[a->nn - 1] = scratch;
+    return y;
 }
 
-static void dropout(arena_t *a, int64_t n, bool active) {
-    if (!active) return; /* p == 0 or eval: the op returns its input */
-    recorded(a, a->es * n); /* no mask: backward redraws it from the Philox stream */
+static int dropout(arena_t *a, int x, int64_t n, bool active) {
+    if (!active) return x;                   /* p == 0 or eval: the op returns its input */
+    return recorded(a, a->es * n, x, -1); /* no mask: backward redraws it from the Philox stream */
 }
 
 /* One transformer block (gpt.c block_forward). */
 static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, bool drop) {
     const int64_t c = m->n_embd, rows = b * t;
-    layernorm(a, rows, c);
-    linear(a, rows, c, 3 * c);
-    tensor(a, 4 * b * m->n_head * t); /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
-    recorded(a, a->es * rows * c);    /* attention output */
-    linear(a, rows, c, c);
-    dropout(a, rows * c, drop);
-    recorded(a, a->es * rows * c); /* residual add */
-    layernorm(a, rows, c);
-    linear(a, rows, c, 4 * c);
-    recorded(a, a->es * rows * 4 * c); /* gelu */
-    linear(a, rows, 4 * c, c);
-    dropout(a, rows * c, drop);
-    recorded(a, a->es * rows * c); /* residual add */
+    const int x = input(a, a->es * rows * c);
+    scopes(a, 6); /* ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj */
+    int h = layernorm(a, x, rows, c);
+    h = linear(a, h, rows, 3 * c);
+    tensor(a, 4 * b * m->n_head * t);       /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
+    h = recorded(a, a->es * rows * c, h, -1); /* attention output */
+    h = linear(a, h, rows, c);
+    h = dropout(a, h, rows * c, drop);
+    const int x2 = recorded(a, a->es * rows * c, x, h); /* residual add */
+    h = layernorm(a, x2, rows, c);
+    h = linear(a, h, rows, 4 * c);      /* the MLP's pre-activation */
+    h = gelu_linear(a, h, rows, 4 * c, c); /* its GELU is never kept */
+    h = dropout(a, h, rows * c, drop);
+    recorded(a, a->es * rows * c, x2, h); /* residual add */
 }
 
 /* dsc_actckpt_layer_selected for a model setting `every` or the config's number_checkpoints. */
@@ -114,10 +184,9 @@ static bool selected(int every, int number, int layer, int n_layers) {
 #define CKPT_BLOCK_CALL_BYTES 40
 #define CKPT_RECORD_BYTES (80 + 3 * 8)
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static int64_t activations_padded(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
-                                  bool training, int checkpoint_every, int number_checkpoints, int vocab_pad) {
+static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
+                               bool training, int checkpoint_every, int number_checkpoints, bool with_scopes,
+                               int vocab_pad) {
     if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
         context > m->block_size || checkpoint_every < 0 || number_checkpoints < 0)
         return -1;
@@ -126,75 +195,78 @@ static int64_t activations_padded(const dsc_gpt_config_t *m, int micro_batch, in
     const bool drop = training && m->dropout > 0, mixed = param_dtype != DSC_F32;
     /* embeddings: token ids, positions, two lookups, their sum (and dropout) */
     const int64_t es = mixed ? 2 : 4;
-    arena_t emb = {0, 0, mixed, es};
+    arena_t emb = {.mixed = mixed, .es = es, .scopes = with_scopes};
+    scopes(&emb, 2); /* wte, wpe */
     tensor(&emb, 4 * rows);
     tensor(&emb, 4 * t);
-    recorded(&emb, es * rows * c);
-    recorded(&emb, es * t * c);
-    recorded(&emb, es * rows * c);
-    dropout(&emb, rows * c, drop);
+    int e_tok = recorded(&emb, es * rows * c, -1, -1);
+    int e_pos = recorded(&emb, es * t * c, -1, -1);
+    dropout(&emb, recorded(&emb, es * rows * c, e_tok, e_pos), rows * c, drop);
     /* one block (all blocks allocate alike) */
-    arena_t blk = {0, 0, mixed, es};
+    arena_t blk = {.mixed = mixed, .es = es, .scopes = with_scopes};
     block(&blk, m, b, t, drop);
     /* final norm, tied LM head, targets, fused cross-entropy: per-row losses and lse (f32),
-     * the loss and its seed gradient; backward writes the logits' gradient over the logits
-     * (a header only, dsc_cross_entropy_consume) and makes the one-element gradient scale */
-    arena_t head = {0, 0, mixed, es};
-    layernorm(&head, rows, c);
-    /* dsc_linear_cross_entropy: logits in the activations' dtype, their gradient in place;
-     * with a padded vocabulary vp also the padded weight copy [vp, C] and, in backward, the
-     * [vp, C] scratch of the weight's gradient */
+     * the loss and its seed gradient (the arena: it stays valid after backward). The LM head
+     * and its loss are one op (dsc_linear_cross_entropy): its logits (padded to vp columns
+     * on a device that pads) have no node of their own and take their gradient in place;
+     * with a padded vocabulary also the padded weight copy [vp, C] (forward) and the [vp, C]
+     * scratch of the weight's gradient (backward, arena). */
+    arena_t head = {.mixed = mixed, .es = es, .scopes = with_scopes};
+    scopes(&head, 2); /* ln_f, the tied LM head */
+    int xf = layernorm(&head, input(&head, es * rows * c), rows, c);
     const int64_t vp = vocab_pad > 1 ? (v + vocab_pad - 1) / vocab_pad * vocab_pad : v;
     if (vp != v) {
         tensor(&head, es * vp * c);
         head.b += header() + al(es * vp * c);
     }
-    tensor(&head, es * rows * vp); /* the op's logits (no node of their own) */
+    tensor(&head, es * rows * vp); /* logits, in the activations' dtype */
     tensor(&head, 4 * rows);      /* targets */
     tensor(&head, 4 * rows);      /* per-row losses */
     tensor(&head, 4 * rows);      /* per-row lse */
-    recorded(&head, 4);
+    recorded(&head, 4, xf, -1); /* the loss: the op's node, x its pooled input */
+    head.pool_bytes[head.nt - 1] = 0;
+    head.b += header() + al(4); /* the loss's gradient */
     head.b += header() + al(4); /* gradient scale */
 
+    const int64_t emb_pool = pool_peak(&emb, false), blk_pool = pool_peak(&blk, false),
+                  head_pool = pool_peak(&head, false);
     const int L = m->n_layer;
     int n_ckpt = 0;
     for (int l = 0; l < L; l++) n_ckpt += selected(checkpoint_every, number_checkpoints, l, L);
-    if (n_ckpt == 0) return emb.f + emb.b + L * (blk.f + blk.b) + head.f + head.b;
+    const int64_t blk_fwd = max64(blk.f, blk.f_peak); /* a block's forward at its largest */
+    if (n_ckpt == 0)
+        return max64(emb.f + (L - 1) * blk.f + blk_fwd,
+                     emb.f + L * blk.f + head.f + head.b + max64(head_pool, max64(blk_pool, emb_pool)));
 
-    /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. A
-     * gradient is counted where backward allocates it (by the consumer of its tensor): the
-     * head then also makes the last block's output gradient, and a block's backward the
-     * gradient of its input (the same size as that of its output). */
+    /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. */
     const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
     const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
+    const int64_t ckpt_pool = pool_peak(&blk, true);
     int64_t cur = emb.f, peak = cur;
     for (int l = 0; l < L; l++) {
         if (selected(checkpoint_every, number_checkpoints, l, L)) {
-            peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk.f);
+            peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk_fwd);
             cur += kept; /* the intermediates went back to the arena */
         } else {
+            peak = max64(peak, cur + blk_fwd);
             cur += blk.f;
         }
     }
-    cur += head.f + head.b + act;
-    peak = max64(peak, cur);
+    cur += head.f + head.b;
+    peak = max64(peak, cur + head_pool);
     for (int l = L - 1; l >= 0; l--) {
-        if (selected(checkpoint_every, number_checkpoints, l, L)) {
-            /* recompute and backward above a mark (plus the recomputed-outputs array), then
-             * rewound: only the input's gradient stays */
-            peak = max64(peak, cur + al(8) + blk.f + blk.b);
-            cur += act;
-        } else {
-            cur += blk.b;
-        }
+        if (selected(checkpoint_every, number_checkpoints, l, L))
+            /* recompute (plus the recomputed-outputs array) and backward above a mark, then rewound */
+            peak = max64(peak, cur + al(8) + blk.f + ckpt_pool);
+        else
+            peak = max64(peak, cur + blk_pool);
     }
-    cur += emb.b - act; /* the block-0 input's gradient was made by block 0 */
-    return max64(peak, cur);
+    return max64(peak, cur + emb_pool);
 }
 
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
                                      bool training, int checkpoint_every, int number_checkpoints) {
-    return activations_padded(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, 0);
+    return gpt_activations(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, false, 0);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -398,9 +470,9 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     out->state = dsc_zero_plan_memory(&plan, (int)dsc_dtype_size(o->param_dtype), o->optimizer_states,
                                       o->accumulate_fp32, o->reduce_bucket_size);
     if (stage >= 2) layered_state(o, stage, &out->state);
-    out->activations = activations_padded(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
-                                          checkpointing ? o->checkpoint_every : 0,
-                                          checkpointing ? o->number_checkpoints : 0, o->vocab_pad);
+    out->activations = gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
+                                       checkpointing ? o->checkpoint_every : 0,
+                                       checkpointing ? o->number_checkpoints : 0, stage >= 2, o->vocab_pad);
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);

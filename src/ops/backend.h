@@ -69,6 +69,13 @@ typedef struct dsc_backend {
                  double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
                  int64_t ldc);
 
+    /* The linear layer's forward: y[M,N] = x[M,K] w[N,K]^T + bias[N] (bias may be NULL),
+     * row-major and dense (strides K, K, N). The bias is added to the f32 (f64) sum and the
+     * result rounded once for 16-bit dt; for f32/f64 it is the gemm's result plus bias, as
+     * gemm followed by binary add (on the CPU the same bits). */
+    void (*linear)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                   const void *w, const void *bias, void *y);
+
     /* out[i] = a[i] op b[i % n_b] for i < n_a (b broadcast over a's leading dims, n_a % n_b == 0). */
     void (*binary)(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b,
                    const void *b, void *out);
@@ -96,7 +103,8 @@ typedef struct dsc_backend {
      * dsc_convert). */
     void (*convert)(struct dsc_device *dev, dsc_dtype_t dst_dt, dsc_dtype_t src_dt, int64_t n, const void *x, void *y);
 
-    /* y = f(x); backward: dx += f'(x) * dy. */
+    /* y = f(x); backward: dx += f'(x) * dy. Backward reads x for GELU; y may be NULL for
+     * GELU and TANH (tanh is then recomputed from x) and RELU needs x or y. */
     void (*unary)(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);
     void (*unary_backward)(struct dsc_device *dev, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x,
                            const void *y, const void *dy, void *dx);

@@ -16,6 +16,11 @@ static void cpu_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool trans_a, bool 
     (void)dev;
     dsc_cpu_gemm(dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+static void cpu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                       const void *w, const void *bias, void *y) {
+    (void)dev;
+    dsc_cpu_linear(dt, m, n, k, x, w, bias, y);
+}
 static void cpu_binary(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
                        int64_t n_b, const void *b, void *out) {
     (void)dev;
@@ -147,6 +152,7 @@ static const dsc_backend_t cpu_backend = {
     .api_version = DSC_BACKEND_API_VERSION,
     .name = "cpu",
     .gemm = cpu_gemm,
+    .linear = cpu_linear,
     .binary = cpu_binary,
     .axpy = cpu_axpy,
     .mul_acc = cpu_mul_acc,

@@ -11,6 +11,9 @@
 
 void dsc_cpu_gemm(dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                   const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+/* backend.h's linear (src/ops/cpu/cpu_fused.c). */
+void dsc_cpu_linear(dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x, const void *w, const void *bias,
+                    void *y);
 void dsc_cpu_binary(dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b, const void *b,
                     void *out);
 void dsc_cpu_axpy(dsc_dtype_t dt, int64_t n, double alpha, const void *x, void *y);

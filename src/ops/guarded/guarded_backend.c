@@ -16,6 +16,10 @@ static void g_gemm(struct dsc_device *dev, dsc_dtype_t dt, bool ta, bool tb, int
                    int64_t ldc) {
     cpu()->gemm(dev, dt, ta, tb, m, n, k, alpha, G(a), lda, G(b), ldb, beta, G(c), ldc);
 }
+static void g_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                     const void *w, const void *bias, void *y) {
+    cpu()->linear(dev, dt, m, n, k, G(x), G(w), G(bias), G(y));
+}
 static void g_binary(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a,
                      int64_t n_b, const void *b, void *out) {
     cpu()->binary(dev, dt, op, n_a, G(a), n_b, G(b), G(out));
@@ -119,6 +123,7 @@ static const dsc_backend_t guarded_backend = {
     .api_version = DSC_BACKEND_API_VERSION,
     .name = "guarded",
     .gemm = g_gemm,
+    .linear = g_linear,
     .binary = g_binary,
     .axpy = g_axpy,
     .mul_acc = g_mul_acc,

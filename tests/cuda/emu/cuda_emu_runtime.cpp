@@ -2,7 +2,8 @@
  * memory is host memory (allocations are remembered, so dsc_cuda_is_device_pointer answers
  * as on a GPU), streams and events are tokens, every call completes at once. cuBLASLt cannot
  * be emulated: dsc_cuda_gemm is the CPU backend's gemm (so on the emulator the engine's
- * matrix products are the CPU's bits), and the epilogue variant refuses. */
+ * matrix products are the CPU's bits); of the epilogue variant, the bias epilogue of the
+ * linear layer is the CPU's linear, the others refuse. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +120,18 @@ extern "C" int dsc_cuda_gemm(dsc_cuda_blas_t *, void *, dsc_dtype_t dt, bool ta,
     dsc_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }
-extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *, void *, dsc_dtype_t, bool, bool, int64_t, int64_t, int64_t,
-                                      double, const void *, int64_t, const void *, int64_t, void *, int64_t,
-                                      dsc_cuda_epilogue_t, const void *, void *, int64_t) {
-    return 1;
+/* The CPU backend's linear (src/ops/cpu/cpu_kernels.h): the bias epilogue of the linear
+ * layer's form (y = x w^T + bias, dense) is emulated by it, the CPU's bits; any other
+ * epilogue refuses. */
+extern "C" void dsc_cpu_linear(dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x, const void *w,
+                               const void *bias, void *y);
+extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *, void *, dsc_dtype_t dt, bool ta, bool tb, int64_t m, int64_t n,
+                                      int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                                      void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
+                                      int64_t) {
+    if (epi != DSC_CUDA_EPI_BIAS || !bias || pre || ta || !tb || alpha != 1.0 || lda != k || ldb != k || ldc != n ||
+        dt == DSC_F64)
+        return 1;
+    dsc_cpu_linear(dt, m, n, k, a, b, bias, c);
+    return 0;
 }

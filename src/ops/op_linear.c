@@ -1,0 +1,118 @@
+/* The linear layer as single ops (dsc/ops.h dsc_linear, dsc_gelu_linear): one output where
+ * dsc_matmul + dsc_bias_add keep two, the gemm and its bias in one backend call
+ * (backend.h's linear: cuBLASLt's bias epilogue on the GPU). dsc_gelu_linear also takes
+ * the MLP's GELU in: its output only ever exists in pool scratch (src/core/grad_pool.c),
+ * computed again in backward, so the MLP keeps its [*, 4C] pre-activation alone.
+ *
+ * Backward (G = dout [M, N]): dx += G w (gemm), dw += G^T x (gemm), dbias += column sums of
+ * G: the same backend calls, in the same arithmetic, as the unfused ops' backward. */
+#include "ops/op_common.h"
+
+/* Checks x [*, K], w [N, K], bias [N] or NULL of one dtype; fills m, n, k. */
+static bool check_linear(dsc_ctx_t *ctx, const char *op, const dsc_tensor_t *x, const dsc_tensor_t *w,
+                         const dsc_tensor_t *bias, int64_t *m, int64_t *n, int64_t *k) {
+    if (!dsc__op_check_kernel_float(ctx, op, "x", x) || !dsc__op_check_same_dtype(ctx, op, "x", x, "w", w)) return false;
+    if (bias && !dsc__op_check_same_dtype(ctx, op, "x", x, "bias", bias)) return false;
+    char sx[DSC_OP_SHAPE_BUF], sw[DSC_OP_SHAPE_BUF], sb[DSC_OP_SHAPE_BUF];
+    if (w->ndim != 2 || w->shape[1] != dsc__op_last_dim(x)) {
+        dsc__fail(ctx, DSC_ERR_INVALID, "%s: w %s must be 2-D [N, K] with K the last dim of x %s", op,
+                  dsc__shape_str(w, sw, sizeof sw), dsc__shape_str(x, sx, sizeof sx));
+        return false;
+    }
+    if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0])) {
+        dsc__fail(ctx, DSC_ERR_INVALID, "%s: bias %s must be 1-D [N] for w %s", op, dsc__shape_str(bias, sb, sizeof sb),
+                  dsc__shape_str(w, sw, sizeof sw));
+        return false;
+    }
+    *n = w->shape[0];
+    *k = w->shape[1];
+    *m = dsc__op_rows(x);
+    if (*m > INT32_MAX || *n > INT32_MAX || *k > INT32_MAX) { /* cblas takes int sizes */
+        dsc__fail(ctx, DSC_ERR_UNSUPPORTED, "%s: x %s, w %s: a dimension exceeds 2^31 - 1", op,
+                  dsc__shape_str(x, sx, sizeof sx), dsc__shape_str(w, sw, sizeof sw));
+        return false;
+    }
+    return true;
+}
+
+/* The output: x's leading dims + [N]. */
+static dsc_tensor_t *linear_out(dsc_ctx_t *ctx, const dsc_tensor_t *x, int64_t n) {
+    int64_t shape[DSC_MAX_DIMS];
+    for (int i = 0; i + 1 < x->ndim; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = n;
+    return dsc__tensor_empty(ctx, x->dtype, x->ndim, shape);
+}
+
+/* dbias and dw from G and the layer's input values xv (x itself, or gelu(pre) in scratch). */
+static void param_grads(dsc_ctx_t *ctx, dsc_node_t *node, int64_t m, int64_t n, int64_t k, const void *g,
+                        const void *xv, dsc_tensor_t *gw) {
+    const dsc_backend_t *be = ctx->backend;
+    dsc_tensor_t *bias = node->n_in > 2 ? node->in[2] : NULL;
+    dsc_tensor_t *gb = dsc__grad(ctx, bias);
+    if (gb) be->sum_rows_acc(&ctx->device, gb->dtype, m, n, 1.0, g, gb->data);
+    if (gw) /* [N, K] += G^T [N, M] @ X [M, K] */
+        be->gemm(&ctx->device, gw->dtype, true, false, n, k, m, 1.0, g, n, xv, k, 1.0, gw->data, k);
+}
+
+static void linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *x = node->in[0], *w = node->in[1];
+    const int64_t n = w->shape[0], k = w->shape[1], m = x->numel / (k ? k : 1);
+    const void *g = node->out->grad->data;
+    param_grads(ctx, node, m, n, k, g, x->data, dsc__grad(ctx, w));
+    dsc_tensor_t *gx = dsc__grad(ctx, x);
+    if (gx) /* [M, K] += G [M, N] @ W [N, K] */
+        ctx->backend->gemm(&ctx->device, x->dtype, false, false, m, k, n, 1.0, g, n, w->data, k, 1.0, gx->data, k);
+}
+
+static dsc_tensor_t *record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out,
+                            dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias) {
+    dsc_tensor_t *in[3] = {x, w, bias};
+    const int n_in = bias ? 3 : 2;
+    if (dsc__needs_grad(ctx, n_in, in) && !dsc__record(ctx, op, backward, out, n_in, in)) return NULL;
+    return out;
+}
+
+dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias) {
+    if (!ctx || !x || !w) return NULL;
+    int64_t m, n, k;
+    if (!check_linear(ctx, "dsc_linear", x, w, bias, &m, &n, &k)) return NULL;
+    dsc_tensor_t *out = linear_out(ctx, x, n);
+    if (!out) return NULL;
+    ctx->backend->linear(&ctx->device, x->dtype, m, n, k, x->data, w->data, bias ? bias->data : NULL, out->data);
+    return record(ctx, "dsc_linear", linear_backward, out, x, w, bias);
+}
+
+/* Backward with the GELU recomputed into one scratch: gelu(pre) for dw, then overwritten by
+ * d gelu = G w (beta = 0: what the unfused matmul added to a zeroed gradient), then
+ * dpre += gelu'(pre) * d gelu. */
+static void gelu_linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *pre = node->in[0], *w = node->in[1];
+    const dsc_backend_t *be = ctx->backend;
+    const int64_t n = w->shape[0], k = w->shape[1], m = pre->numel / (k ? k : 1);
+    const void *g = node->out->grad->data;
+    void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
+    if (!s) return;
+    dsc_tensor_t *gw = dsc__grad(ctx, w);
+    if (gw) be->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
+    param_grads(ctx, node, m, n, k, g, s, gw);
+    dsc_tensor_t *gpre = dsc__grad(ctx, pre);
+    if (gpre) {
+        be->gemm(&ctx->device, pre->dtype, false, false, m, k, n, 1.0, g, n, w->data, k, 0.0, s, k);
+        be->unary_backward(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, NULL, s, gpre->data);
+    }
+    dsc__grad_pool_scratch_give(ctx, s);
+}
+
+dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w, dsc_tensor_t *bias) {
+    if (!ctx || !pre || !w) return NULL;
+    int64_t m, n, k;
+    if (!check_linear(ctx, "dsc_gelu_linear", pre, w, bias, &m, &n, &k)) return NULL;
+    dsc_tensor_t *out = linear_out(ctx, pre, n);
+    if (!out) return NULL;
+    void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
+    if (!s) return NULL;
+    ctx->backend->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
+    ctx->backend->linear(&ctx->device, pre->dtype, m, n, k, s, w->data, bias ? bias->data : NULL, out->data);
+    dsc__grad_pool_scratch_give(ctx, s);
+    return record(ctx, "dsc_gelu_linear", gelu_linear_backward, out, pre, w, bias);
+}
