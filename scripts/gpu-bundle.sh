@@ -11,7 +11,7 @@
 # machine brings its own driver and cuBLASLt), and ompi.tgz: OpenMPI 4.1 (mpirun/orterun,
 # orted, the MCA plugins, the help files, PMIx with its plugins, and every library they
 # load but glibc), relocatable: gpu-check.sh unpacks it and sets OPAL_PREFIX and
-# PMIX_INSTALL_PREFIX (the GPU machine has no mpirun of its own). Then, on the GPU machine:
+# PMIx's plugin path (the GPU machine has no mpirun of its own). Then, on the GPU machine:
 #   GPU_BUNDLE=DIR bash DIR/gpu-check.sh LOGDIR
 # (GPU_BENCH=1 adds the dsc / PyTorch GPT-2 comparison; GPU_BENCH_ONLY=1 runs only that.)
 set -euo pipefail

@@ -104,7 +104,10 @@ MPIRUN=""
 if [ -n "${GPU_BUNDLE:-}" ] && [ -f "$GPU_BUNDLE/ompi.tgz" ]; then
   ompi_root=$(mktemp -d)
   tar xzf "$GPU_BUNDLE/ompi.tgz" -C "$ompi_root"
-  export OPAL_PREFIX="$ompi_root/ompi" PMIX_INSTALL_PREFIX="$ompi_root/ompi/pmix2"
+  # OpenMPI follows OPAL_PREFIX; PMIx (its own prefix) needs its plugin path, else it prints
+  # a missing help file of /usr/lib/x86_64-linux-gnu/pmix2 (checked with the system's hidden)
+  export OPAL_PREFIX="$ompi_root/ompi" PMIX_PREFIX="$ompi_root/ompi/pmix2"
+  export PMIX_MCA_mca_base_component_path="$ompi_root/ompi/pmix2/lib/pmix"
   export PATH="$OPAL_PREFIX/bin:$PATH" LD_LIBRARY_PATH="$OPAL_PREFIX/deps:${LD_LIBRARY_PATH:-}"
   MPIRUN="$OPAL_PREFIX/bin/mpirun"
 elif command -v mpirun >/dev/null; then
@@ -148,7 +151,7 @@ if [ -n "${GPU_BUNDLE:-}" ]; then
   done >"$CT/CTestTestfile.cmake"
   # the multi-rank tests as tests/cmake/nccl.cmake declares them (label cuda, 77 = skipped)
   if [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
-    for k in comm zero; do
+    { for k in comm zero; do
       echo "add_test(nccl_${k}_ws1 \"$B/test_nccl\" $k)"
       echo "set_tests_properties(nccl_${k}_ws1 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=nccl\")"
       for np in 2 3; do
@@ -157,7 +160,14 @@ if [ -n "${GPU_BUNDLE:-}" ]; then
           echo "set_tests_properties(nccl_${k}_${be}_np$np PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=$be\")"
         done
       done
-    done >>"$CT/CTestTestfile.cmake"
+    done
+    for be in mpi nccl; do
+      echo "add_test(nccl_comm_debug_${be}_np2 \"$MPIRUN\" -np 2 --oversubscribe \"$B/test_nccl\" comm)"
+      echo "set_tests_properties(nccl_comm_debug_${be}_np2 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=$be;DSC_COMM_DEBUG=1\")"
+    done
+    echo "add_test(nccl_bf16_np2 \"$MPIRUN\" -np 2 --oversubscribe \"$B/test_nccl\" bf16)"
+    echo "set_tests_properties(nccl_bf16_np2 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=nccl\")"
+    } >>"$CT/CTestTestfile.cmake"
   fi
   TESTS=("$B"/test_cuda_*)
   BENCH="$B/bench_cuda_kernels"
@@ -199,7 +209,8 @@ if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
   killed_rank mpi
   killed_rank nccl
 fi
-grep -E "max relative difference|skipped" "$LOGDIR/ctest.log" | grep -E "test_nccl|NCCL|backend" | head -40 | tee -a "$LOGDIR/summary.txt"
+sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
+  head -60 | tee -a "$LOGDIR/summary.txt"
 
 # Summaries of the per-kernel lines (the tolerance table) and failures.
 grep -E ": FAIL |FAIL " "$LOGDIR/ctest.log" | head -60 | tee -a "$LOGDIR/summary.txt"

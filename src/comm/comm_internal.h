@@ -166,6 +166,10 @@ void dsc__comm_mpi_serve(dsc_comm_t *c);
  * otherwise a refusal every rank agrees on (one rank, a shared GPU, no libnccl) sets
  * *fallback and returns DSC_OK, the caller keeping `ctl` as the MPI communicator. */
 dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bool *fallback);
+/* NCCL: 16-bit sums in NCCL's native 16-bit arithmetic (true) or widened to f32 (false, the
+ * default; DSC_NCCL_BF16=native at creation sets true). False when c is not NCCL. For the
+ * measurement in tests/cuda/nccl (`test_nccl bf16`). */
+bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native);
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *world, int rank);
 /* The generic part of a new communicator (defaults, env); the backend init runs after. */
 dsc_comm_t *dsc__comm_alloc(dsc_ctx_t *ctx);

@@ -447,6 +447,12 @@ static const dsc__comm_vtable_t nccl_vtable = {
     nccl_wants_free_barrier,
 };
 
+bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native) {
+    if (!c || c->vt != &nccl_vtable) return false;
+    ((nccl_impl_t *)c->impl)->native16 = native;
+    return true;
+}
+
 /* ---- set-up ------------------------------------------------------------------------- */
 
 /* Loads libnccl and its entry points; writes why not into why. */

@@ -50,6 +50,20 @@ function(dsc_nccl_tests suffix label env)
       endforeach()
     endforeach()
   endforeach()
+  # the debug check (DSC_COMM_DEBUG=1) naming ranks that call different collectives
+  foreach(backend mpi nccl)
+    set(name nccl_comm_debug_${backend}_np2${suffix})
+    add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${prog} comm
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900 RESOURCE_LOCK mpi
+                         ENVIRONMENT "${all_env};DSC_COMM=${backend};DSC_COMM_DEBUG=1")
+  endforeach()
+  # 16-bit sums on NCCL: native bf16 against f32 accumulation (2 GPUs; skipped on fewer)
+  add_test(NAME nccl_bf16_np2${suffix}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${prog} bf16
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(nccl_bf16_np2${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
+                       RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
   # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)

@@ -4,7 +4,8 @@
  * v(r, i) = (r + 1) * (i % 7 + 1) + r / 4 to element i: small multiples of 1/4, so every
  * sum over up to 4 ranks is exact in f32 and in bf16 and each result is checked for
  * equality. Also: in-place forms, uneven reduce-scatter slices (one rank owning none),
- * host buffers, non-blocking requests in flight together, and the byte counters. Skips
+ * host buffers, non-blocking requests in flight together, the byte counters, and (with
+ * DSC_COMM_DEBUG=1) the debug check's report of ranks that diverge. Skips
  * (exit 77, with the reason) without a GPU or without NCCL. DSC_COMM defaults to nccl. */
 #include <math.h>
 
@@ -202,6 +203,23 @@ static void t_bytes(void) {
     dsc__dev_free_raw(ctx, a, n * 2 + 64);
 }
 
+/* With DSC_COMM_DEBUG=1 (the debug check): ranks that call different collectives get
+ * DSC_ERR_COMM naming the divergence on every rank, before any data moves (on NCCL the
+ * descriptors travel over its MPI side channel). */
+static void t_debug_check(void) {
+    if (!dsc_comm_debug_check(comm) || W < 2) return;
+    float *d = dev_put(DSC_F32, 8, v, R, 0);
+    dsc_status_t st = R == 0 ? dsc_comm_allreduce(comm, d, d, 8, DSC_F32, DSC_REDUCE_SUM)
+                             : dsc_comm_broadcast(comm, d, 8, DSC_F32, 0);
+    CHECK_MSG(st == DSC_ERR_COMM && strstr(dsc_comm_errmsg(comm), "debug check") &&
+                  strstr(dsc_comm_errmsg(comm), "rank 1 called broadcast(8 f32 root 0)"),
+              "rank %d: divergent collectives gave %s: %s", R, dsc_status_string(st), dsc_comm_errmsg(comm));
+    g_rank_of = (size_t)R;
+    expect("buffer of a refused collective", d, DSC_F32, 8, want_rank, 0);
+    dsc__dev_free_raw(ctx, d, 8 * 4 + 64);
+    printf("rank %d: debug check on %s: %s\n", R, dsc_comm_backend_name(comm), dsc_comm_errmsg(comm));
+}
+
 int nccl_comm_main(void);
 int nccl_comm_main(void) {
     int rc = nccl_test_setup("test_nccl_comm", "nccl", &ctx, &comm);
@@ -224,6 +242,7 @@ int nccl_comm_main(void) {
     t_host();
     t_nonblocking();
     t_bytes();
+    t_debug_check(); /* last: it leaves an error on the context */
     char name[96];
     snprintf(name, sizeof name, "test_nccl_comm (%s) rank %d/%d", dsc_comm_backend_name(comm), R, W);
     rc = check_finish(name);
