@@ -2,18 +2,22 @@
 # Packs what one GPU round needs into DIR, for a GPU machine that lacks this machine's
 # Debian packages (docs/cuda.md "Running on a GPU"):
 #   scripts/gpu-bundle.sh [BUILD] DIR      BUILD defaults to build/
-# DIR receives the stripped CUDA test programs (test_cuda_*), the kernel benchmark, the GPT-2
+# DIR receives the stripped CUDA test programs (test_cuda_*, and the multi-rank test_nccl),
+# the kernel benchmark, the GPT-2
 # training benchmark (bench/gpt2_gpu) with its PyTorch twin (tools/torch_gpt2_ref.py), the dsc
 # tool, scripts/gpu-check.sh, a small training text (the fortunes corpus), a synthetic token
 # shard of GPT-2's vocabulary (2M tokens) and lib.tgz: every
 # shared library those programs load that is not glibc's or the CUDA toolkit's (the GPU
-# machine brings its own driver and cuBLASLt). Then, on the GPU machine:
+# machine brings its own driver and cuBLASLt), and ompi.tgz: OpenMPI 4.1 (mpirun/orterun,
+# orted, the MCA plugins, the help files, PMIx with its plugins, and every library they
+# load but glibc), relocatable: gpu-check.sh unpacks it and sets OPAL_PREFIX and
+# PMIx's plugin path (the GPU machine has no mpirun of its own). Then, on the GPU machine:
 #   GPU_BUNDLE=DIR bash DIR/gpu-check.sh LOGDIR
 # (GPU_BENCH=1 adds the dsc / PyTorch GPT-2 comparison; GPU_BENCH_ONLY=1 runs only that.)
 set -euo pipefail
 if [ $# -eq 1 ]; then BUILD=build; OUTDIR=$1; else BUILD=${1:?usage: gpu-bundle.sh [BUILD] DIR}; OUTDIR=${2:?usage: gpu-bundle.sh [BUILD] DIR}; fi
 here=$(cd "$(dirname "$0")" && pwd)
-progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/bench/bench_cuda_kernels "$BUILD"/bench/bench_gemm_gpt "$BUILD"/bench/gpt2_gpu "$BUILD"/dsc)
+progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/test_nccl "$BUILD"/bench/bench_cuda_kernels "$BUILD"/bench/bench_gemm_gpt "$BUILD"/bench/gpt2_gpu "$BUILD"/dsc)
 for p in "${progs[@]}"; do
   [ -x "$p" ] || { echo "gpu-bundle: $p is missing (build with DSC_CUDA=ON first: cmake --build $BUILD)" >&2; exit 1; }
 done
@@ -43,6 +47,32 @@ for p in "${progs[@]}"; do ldd "$p"; done | awk '$3 ~ /^\// {print $3}' | sort -
   while read -r lib; do cp -L "$lib" "$OUTDIR/lib/"; done
 tar czf "$OUTDIR/lib.tgz" -C "$OUTDIR" lib
 rm -rf "$OUTDIR/lib"
+# OpenMPI as Debian installs it (prefix /usr), in the same layout under ompi/ so that
+# OPAL_PREFIX=<dir>/ompi finds bin/, lib/x86_64-linux-gnu/openmpi/lib/openmpi3 (the plugins)
+# and share/openmpi (the help files); PMIx (its own prefix) under ompi/pmix2; the libraries
+# of all of it, less glibc, under ompi/deps (about 15 MB, 5 MB compressed).
+ompi_lib=/usr/lib/x86_64-linux-gnu/openmpi/lib
+pmix_dir=/usr/lib/x86_64-linux-gnu/pmix2
+for f in /usr/bin/orterun /usr/bin/orted "$ompi_lib/openmpi3" /usr/share/openmpi "$pmix_dir/lib/pmix"; do
+  [ -e "$f" ] || { echo "gpu-bundle: $f is missing (OpenMPI 4.1: bash scripts/deps.sh)" >&2; exit 1; }
+done
+ompi_stage=$(mktemp -d)
+O="$ompi_stage/ompi"
+mkdir -p "$O/bin" "$O/lib/x86_64-linux-gnu/openmpi/lib" "$O/share" "$O/pmix2/lib" "$O/deps"
+cp /usr/bin/orterun /usr/bin/orted "$O/bin/"
+ln -s orterun "$O/bin/mpirun"
+ln -s orterun "$O/bin/mpiexec"
+cp -a "$ompi_lib/openmpi3" "$O/lib/x86_64-linux-gnu/openmpi/lib/"
+cp -a /usr/share/openmpi "$O/share/"
+cp -a "$pmix_dir/lib/pmix" "$O/pmix2/lib/"
+[ -d "$pmix_dir/share" ] && cp -a "$pmix_dir/share" "$O/pmix2/"
+for f in "$O"/bin/orterun "$O"/bin/orted "$O"/lib/x86_64-linux-gnu/openmpi/lib/openmpi3/*.so "$O"/pmix2/lib/pmix/*.so; do
+  ldd "$f" 2>/dev/null
+done | awk '$3 ~ /^\// {print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so' |
+  while read -r lib; do cp -L "$lib" "$O/deps/"; done
+tar czf "$OUTDIR/ompi.tgz" -C "$ompi_stage" ompi
+rm -rf "$ompi_stage"
 # the programs compressed too: each carries the kernels' fatbins (about 13 MB stripped, 3 MB gzipped)
 names=()
 for p in "${progs[@]}"; do names+=("$(basename "$p")"); done

@@ -17,6 +17,11 @@
 # ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_SECONDS (each program
 # stops after the step that passes it, once 2 steps ran; default 240), BENCH_TIMEOUT (hang
 # guard per program, default 600), PYTHON (default python3: the one with torch 2.x) tune it.
+# Several ranks (issue 18): the multi-rank tests (test_nccl comm|zero: the MPI
+# backend on device buffers with 2 and 3 ranks sharing cuda:0, NCCL at world size 1, NCCL on
+# one GPU per rank where there are enough GPUs, and a killed rank) run under mpirun: the
+# bundle's OpenMPI (ompi.tgz, relocated with OPAL_PREFIX), else the machine's. NCCL comes from
+# DSC_NCCL_LIBRARY, else PyTorch's wheel (nvidia.nccl), else the loader's search path.
 # Exit status: nonzero when a test failed (a skipped test, exit 77, counts as failed here:
 # this script is for machines with a GPU).
 set -u
@@ -94,6 +99,32 @@ gpu_bench() {
   } | tee "$LOGDIR/gpt2_bench.md" | tee -a "$LOGDIR/summary.txt"
 }
 
+# OpenMPI for the multi-rank tests: the bundle's, else the machine's mpirun.
+MPIRUN=""
+if [ -n "${GPU_BUNDLE:-}" ] && [ -f "$GPU_BUNDLE/ompi.tgz" ]; then
+  ompi_root=$(mktemp -d)
+  tar xzf "$GPU_BUNDLE/ompi.tgz" -C "$ompi_root"
+  # OpenMPI follows OPAL_PREFIX; PMIx (its own prefix) needs its plugin path, else it prints
+  # a missing help file of /usr/lib/x86_64-linux-gnu/pmix2 (checked with the system's hidden)
+  export OPAL_PREFIX="$ompi_root/ompi" PMIX_PREFIX="$ompi_root/ompi/pmix2"
+  export PMIX_MCA_mca_base_component_path="$ompi_root/ompi/pmix2/lib/pmix"
+  export PATH="$OPAL_PREFIX/bin:$PATH" LD_LIBRARY_PATH="$OPAL_PREFIX/deps:${LD_LIBRARY_PATH:-}"
+  MPIRUN="$OPAL_PREFIX/bin/mpirun"
+elif command -v mpirun >/dev/null; then
+  MPIRUN=$(command -v mpirun)
+fi
+# what Debian's /etc/openmpi/openmpi-mca-params.conf says (the bundle cannot carry /etc), and
+# mpirun as root with more ranks than cores
+export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl=^ofi OMPI_MCA_osc=^ucx,pt2pt
+export OMPI_MCA_btl_base_warn_component_unused=0 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+echo "mpirun: ${MPIRUN:-none} ($([ -n "$MPIRUN" ] && "$MPIRUN" --version 2>&1 | head -1))" | tee -a "$LOGDIR/device.txt"
+if [ -z "${DSC_NCCL_LIBRARY:-}" ]; then
+  nccl_dir=$(${PYTHON:-python3} -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null)
+  if [ -n "$nccl_dir" ] && [ -e "$nccl_dir/lib/libnccl.so.2" ]; then export DSC_NCCL_LIBRARY="$nccl_dir/lib/libnccl.so.2"; fi
+fi
+echo "NCCL: ${DSC_NCCL_LIBRARY:-libnccl.so.2 on the loader path} (NCCL_NVLS_ENABLE=0 is set by dsc)" | tee -a "$LOGDIR/device.txt"
+
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(cd "$GPU_BUNDLE" && pwd)
   if [ -f "$B/bin.tgz" ]; then # the programs travel compressed (each holds the kernels' fatbins)
@@ -118,6 +149,26 @@ if [ -n "${GPU_BUNDLE:-}" ]; then
     echo "add_test($n \"$t\")"
     echo "set_tests_properties($n PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 600 WORKING_DIRECTORY \"$B\")"
   done >"$CT/CTestTestfile.cmake"
+  # the multi-rank tests as tests/cmake/nccl.cmake declares them (label cuda, 77 = skipped)
+  if [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
+    { for k in comm zero; do
+      echo "add_test(nccl_${k}_ws1 \"$B/test_nccl\" $k)"
+      echo "set_tests_properties(nccl_${k}_ws1 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=nccl\")"
+      for np in 2 3; do
+        for be in mpi nccl; do
+          echo "add_test(nccl_${k}_${be}_np$np \"$MPIRUN\" -np $np --oversubscribe \"$B/test_nccl\" $k)"
+          echo "set_tests_properties(nccl_${k}_${be}_np$np PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=$be\")"
+        done
+      done
+    done
+    for be in mpi nccl; do
+      echo "add_test(nccl_comm_debug_${be}_np2 \"$MPIRUN\" -np 2 --oversubscribe \"$B/test_nccl\" comm)"
+      echo "set_tests_properties(nccl_comm_debug_${be}_np2 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=$be;DSC_COMM_DEBUG=1\")"
+    done
+    echo "add_test(nccl_bf16_np2 \"$MPIRUN\" -np 2 --oversubscribe \"$B/test_nccl\" bf16)"
+    echo "set_tests_properties(nccl_bf16_np2 PROPERTIES LABELS \"cuda\" SKIP_RETURN_CODE 77 TIMEOUT 900 WORKING_DIRECTORY \"$B\" ENVIRONMENT \"DSC_COMM=nccl\")"
+    } >>"$CT/CTestTestfile.cmake"
+  fi
   TESTS=("$B"/test_cuda_*)
   BENCH="$B/bench_cuda_kernels"
 else
@@ -133,6 +184,33 @@ if [ "${GPU_BENCH_ONLY:-0}" = 1 ]; then
 fi
 run_one ctest ctest --test-dir "$CT" -L cuda -V
 grep -E "tests passed|tests failed|Passed|Failed|Not Run|Skipped" "$LOGDIR/ctest.log" | tail -8 | tee -a "$LOGDIR/summary.txt"
+
+# A rank killed (SIGKILL) during a 3-rank run: every other rank must end, non-zero, within
+# 100 s, with mpirun naming the killed rank (the build tree's ctest has this as
+# nccl_killed_rank_*; here for the bundle).
+killed_rank() { # backend
+  local be=$1 prog="$B/test_nccl" log="$LOGDIR/nccl_killed_rank_$1.log" t0 t1 rc
+  DSC_COMM=$be "$MPIRUN" -np 3 --oversubscribe "$prog" probe >"$log" 2>&1
+  rc=$?
+  if [ $rc -eq 77 ]; then echo "nccl_killed_rank_$be: skipped ($(grep -m1 skipped "$log"))" | tee -a "$LOGDIR/summary.txt"; return; fi
+  t0=$(date +%s)
+  DSC_COMM=$be timeout 120 "$MPIRUN" -np 3 --oversubscribe "$prog" kill >>"$log" 2>&1
+  rc=$?
+  t1=$(date +%s)
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $((t1 - t0)) -le 100 ] && ! grep -q UNEXPECTED "$log" &&
+     grep -Eq 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9' "$log"; then
+    echo "nccl_killed_rank_$be: ok (job exit $rc after $((t1 - t0)) s, mpirun names rank 1)" | tee -a "$LOGDIR/summary.txt"
+  else
+    echo "nccl_killed_rank_$be: FAIL (exit $rc after $((t1 - t0)) s; see $log)" | tee -a "$LOGDIR/summary.txt"
+    status=1
+  fi
+}
+if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
+  killed_rank mpi
+  killed_rank nccl
+fi
+sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
+  head -60 | tee -a "$LOGDIR/summary.txt"
 
 # Summaries of the per-kernel lines (the tolerance table) and failures.
 grep -E ": FAIL |FAIL " "$LOGDIR/ctest.log" | head -60 | tee -a "$LOGDIR/summary.txt"

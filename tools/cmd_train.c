@@ -601,7 +601,8 @@ int dsc_cmd_train(int argc, char **argv) {
     dsc_ctx_device_memory(ctx, &device_workspace, NULL);
     /* Under mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE) the ranks train data-parallel. */
     if (getenv("OMPI_COMM_WORLD_SIZE")) {
-        if (dsc_comm_new_mpi_ex(ctx, a.comm_timeout, &comm) != DSC_OK) { /* the timeout covers its creation */
+        /* MPI, or NCCL on one GPU per rank (DSC_COMM=mpi|nccl|auto); the timeout covers its creation */
+        if (dsc_comm_new_default(ctx, a.comm_timeout, &comm) != DSC_OK) {
             fprintf(stderr, "dsc train: %s\n", dsc_ctx_errmsg(ctx));
             goto out;
         }

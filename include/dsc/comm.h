@@ -128,6 +128,31 @@ dsc_status_t dsc_comm_new_mpi(dsc_ctx_t *ctx, dsc_comm_t **out);
  * (MPI_Init itself cannot time out: mpirun ends the job when a rank exits before it.) */
 dsc_status_t dsc_comm_new_mpi_ex(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out);
 
+/* One rank of a GPU job (every rank on its own GPU): NCCL collectives on the context's
+ * CUDA device, with an MPI communicator beside it (made as dsc_comm_new_mpi_ex with
+ * `timeout_s`) for rank 0's NCCL unique id, the debug check, timeout queries and abort.
+ * NCCL is loaded at run time (dlopen of libnccl.so.2, or the path in DSC_NCCL_LIBRARY), so
+ * builds need no NCCL. NCCL_NVLS_ENABLE is set to 0 (NVLink multicast off) before NCCL
+ * starts, whatever it was. Collectives run on a communication stream of the device, ordered
+ * after the work issued on the context's stream before the call; waiting for one orders the
+ * context's later work after it and returns when it completed (see docs/cuda.md "NCCL").
+ * Buffers may be device memory (no copy) or host memory (staged through device memory).
+ * 16-bit sums are accumulated in f32 (widened on the device) unless DSC_NCCL_BF16=native.
+ * Collective: every rank calls it. Returns DSC_OK; DSC_ERR_UNSUPPORTED (the context's device
+ * is not cuda:N, two ranks share a GPU, NCCL cannot be loaded: the message says which);
+ * DSC_ERR_COMM (NCCL or MPI failed); the errors of dsc_comm_new_mpi. */
+dsc_status_t dsc_comm_new_nccl(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out);
+
+/* The communicator of a job under mpirun, as `dsc train` makes it. The environment
+ * variable DSC_COMM picks the backend: "mpi" (dsc_comm_new_mpi_ex), "nccl"
+ * (dsc_comm_new_nccl: its refusals are errors), or "auto"/unset: NCCL when the context's
+ * device is a GPU (cuda:N), the world has more than one rank and no two ranks share a GPU
+ * (same host and device ordinal) and libnccl loads; MPI otherwise (on a GPU, with device
+ * buffers staged through pinned host memory; the reason is logged at INFO). Every rank
+ * reaches the same choice. Returns as dsc_comm_new_mpi_ex / dsc_comm_new_nccl, and
+ * DSC_ERR_INVALID for an unknown DSC_COMM. */
+dsc_status_t dsc_comm_new_default(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out);
+
 /* Frees the communicator. Every request must have been waited on first. The MPI backend
  * calls MPI_Finalize only if this communicator initialised MPI (free that one last).
  * NULL is a no-op. */
@@ -169,7 +194,7 @@ int dsc_comm_world_size(const dsc_comm_t *comm);
 /* Rank among the ranks of this host, and their number (fake and self: rank and world). */
 int dsc_comm_local_rank(const dsc_comm_t *comm);
 int dsc_comm_local_size(const dsc_comm_t *comm);
-/* "self", "mpi" or "fake". */
+/* "self", "mpi", "nccl" or "fake". */
 const char *dsc_comm_backend_name(const dsc_comm_t *comm);
 
 /* Timeout of each later collective, in seconds (> 0, finite). Returns DSC_ERR_INVALID

@@ -189,6 +189,48 @@ dsc_status_t dsc_comm_new_mpi_ex(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **
     return finish_new(c, dsc__comm_mpi_init(c), out);
 }
 
+/* NCCL over an MPI control communicator; forced: DSC_COMM=nccl or dsc_comm_new_nccl
+ * (refusals are errors), else the automatic choice (a refusal falls back to the MPI one). */
+static dsc_status_t new_gpu_comm(dsc_ctx_t *ctx, double timeout_s, bool forced, dsc_comm_t **out) {
+    if (timeout_s > 1e9 || timeout_s != timeout_s)
+        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "dsc_comm_new_nccl: %g s is not a finite timeout", timeout_s);
+    dsc_comm_t *ctl = dsc__comm_alloc(ctx);
+    if (!ctl) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory creating a communicator");
+    if (timeout_s > 0) ctl->timeout_s = timeout_s;
+    dsc_status_t st = dsc__comm_mpi_init(ctl);
+    if (st != DSC_OK) return finish_new(ctl, st, out);
+    dsc_comm_t *c = dsc__comm_alloc(ctx);
+    if (!c) return finish_new(ctl, dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory creating a communicator"), out);
+    bool fallback = false;
+    st = dsc__comm_nccl_init(c, ctl, forced, &fallback);
+    if (!c->vt) { /* ctl stays ours: the MPI communicator, or freed on error */
+        free(c);
+        return finish_new(ctl, st, out);
+    }
+    return finish_new(c, st, out);
+}
+
+dsc_status_t dsc_comm_new_nccl(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out) {
+    if (!out) return DSC_ERR_INVALID;
+    *out = NULL;
+    if (!ctx) return DSC_ERR_INVALID;
+    return new_gpu_comm(ctx, timeout_s, true, out);
+}
+
+dsc_status_t dsc_comm_new_default(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **out) {
+    if (!out) return DSC_ERR_INVALID;
+    *out = NULL;
+    if (!ctx) return DSC_ERR_INVALID;
+    const char *mode = getenv("DSC_COMM");
+    if (!mode || !*mode || !strcmp(mode, "auto")) {
+        if (dsc__ctx_device(ctx)->kind == DSC_DEVICE_CUDA) return new_gpu_comm(ctx, timeout_s, false, out);
+        return dsc_comm_new_mpi_ex(ctx, timeout_s, out);
+    }
+    if (!strcmp(mode, "mpi")) return dsc_comm_new_mpi_ex(ctx, timeout_s, out);
+    if (!strcmp(mode, "nccl")) return new_gpu_comm(ctx, timeout_s, true, out);
+    return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "DSC_COMM=\"%s\": expected mpi, nccl or auto", mode);
+}
+
 dsc_status_t dsc_comm_new_fake(dsc_ctx_t *ctx, dsc_comm_fake_world_t *world, int rank, dsc_comm_t **out) {
     if (!out) return DSC_ERR_INVALID;
     *out = NULL;

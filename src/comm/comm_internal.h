@@ -157,6 +157,19 @@ dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void
 /* Backend constructors: fill c->vt, c->impl, rank/world/local_* . */
 dsc_status_t dsc__comm_self_init(dsc_comm_t *c);
 dsc_status_t dsc__comm_mpi_init(dsc_comm_t *c);
+/* MPI: answers the pending timeout queries of other ranks with c->latest (the NCCL
+ * backend's control communicator, while the NCCL backend polls). */
+void dsc__comm_mpi_serve(dsc_comm_t *c);
+/* NCCL (comm_nccl.c) on top of `ctl`, an MPI communicator of the same context, which it
+ * takes over once it sets c->vt (then c's destroy frees it, also after an error; while
+ * c->vt is NULL the caller keeps it). forced: DSC_COMM=nccl (a refusal is an error);
+ * otherwise a refusal every rank agrees on (one rank, a shared GPU, no libnccl) sets
+ * *fallback and returns DSC_OK, the caller keeping `ctl` as the MPI communicator. */
+dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bool *fallback);
+/* NCCL: 16-bit sums in NCCL's native 16-bit arithmetic (true) or widened to f32 (false, the
+ * default; DSC_NCCL_BF16=native at creation sets true). False when c is not NCCL. For the
+ * measurement in tests/cuda/nccl (`test_nccl bf16`). */
+bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native);
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *world, int rank);
 /* The generic part of a new communicator (defaults, env); the backend init runs after. */
 dsc_comm_t *dsc__comm_alloc(dsc_ctx_t *ctx);

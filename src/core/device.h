@@ -62,6 +62,20 @@ typedef struct dsc_device_table {
     void (*event_record)(dsc_device_t *dev, dsc_device_event_t *ev);
     int (*event_wait)(dsc_device_t *dev, dsc_device_event_t *ev);
     void (*event_free)(dsc_device_t *dev, dsc_device_event_t *ev);
+    /* Optional entries (NULL on the CPU devices), for the communicators (src/comm):
+     * page-locked host memory the device copies to and from at full speed (the MPI
+     * backend's bounce buffers; NULL when it cannot be had); a second stream (the NCCL
+     * backend's communication stream: a cudaStream_t on CUDA); an event recorded on, or
+     * waited for by, that stream; and whether the work before an event's latest record has
+     * finished (*done; never blocks). The int entries return 0, or < 0 with the error
+     * recorded on the device's context. */
+    void *(*host_alloc_pinned)(dsc_device_t *dev, size_t n_bytes);
+    void (*host_free_pinned)(dsc_device_t *dev, void *ptr, size_t n_bytes);
+    void *(*stream_new)(dsc_device_t *dev);
+    void (*stream_free)(dsc_device_t *dev, void *stream);
+    int (*event_record_on)(dsc_device_t *dev, dsc_device_event_t *ev, void *stream);
+    int (*stream_wait_event)(dsc_device_t *dev, void *stream, dsc_device_event_t *ev);
+    int (*event_query)(dsc_device_t *dev, dsc_device_event_t *ev, bool *done);
     /* True when the host may dereference ptr (host memory, or wrapped caller memory). */
     bool (*host_accessible)(const dsc_device_t *dev, const void *ptr);
     /* Frees the device's own state (the guarded device's mapping). */

@@ -22,7 +22,13 @@ int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top
     co.seed = 1000 + (uint64_t)rank; /* different per rank: the broadcast must make them equal */
     co.log_fn = quiet;
     dsc_ctx_t *ctx = NULL;
-    dsc_ctx_new(&co, &ctx);
+    const bool own_ctx = reference || !c->ctx;
+    if (own_ctx) {
+        dsc_ctx_new(&co, &ctx);
+    } else {
+        ctx = c->ctx;
+        dsc_ctx_seed(ctx, co.seed);
+    }
     dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
     gc.block_size = t;
     dsc_gpt_t *gpt = NULL;
@@ -119,8 +125,30 @@ int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top
 done:
     dsc_engine_free(init.engine);
     dsc_gpt_free(gpt);
-    dsc_ctx_free(ctx);
+    if (own_ctx) dsc_ctx_free(ctx);
     return rc;
+}
+
+uint64_t zero_expected_sent_bytes(const zero_case_t *c, int n, const zero_result_t *z) {
+    if (n <= 1) return 0;
+    const uint64_t pb = strcmp(c->precision, "bf16") == 0 ? 2 : 4, gb = 4; /* gradients reduce in fp32 at 0-1 */
+    const int64_t psi = z->numel, padded = (psi + 2 * n - 1) / (2 * n) * (2 * n), k = padded / n;
+    const uint64_t norm = (uint64_t)(2.0 * (n - 1) * 16 / n), m = (uint64_t)(n - 1);
+    if (c->stage == 3) {
+        const int64_t S = z->shards, Sp = z->persistent_shards, uses = S + z->wte_shard;
+        const int64_t gathers = c->reuse > 0 ? S : 2 * (uses - Sp);
+        return (uint64_t)c->gas * m * pb * (uint64_t)(gathers + uses) + m * pb * (uint64_t)Sp + norm;
+    }
+    if (c->stage == 0) { /* buckets of reduce_bucket_size (5000) elements */
+        uint64_t want = 0;
+        for (int64_t off = 0; off < padded; off += 5000) {
+            const int64_t cnt = padded - off < 5000 ? padded - off : 5000;
+            want += 2 * m * (uint64_t)cnt * gb / (uint64_t)n;
+        }
+        return want;
+    }
+    if (c->stage == 1) return m * (uint64_t)k * gb + m * (uint64_t)k * pb + norm;
+    return (uint64_t)c->gas * (uint64_t)z->stage2_sent_elems * pb + m * (uint64_t)k * pb + norm;
 }
 
 void zero_result_free(zero_result_t *r) {

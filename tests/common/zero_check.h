@@ -15,6 +15,8 @@ typedef struct zero_case {
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
     int64_t reuse;         /* stage 3: stage3_max_reuse_distance (0: release every layer after use) */
     int overlap;           /* zero_optimization.overlap_comm: 0 the stage's default, 1 true, 2 false */
+    dsc_ctx_t *ctx;        /* the rank runs on this context (the communicator's, whose device stream
+                            * orders the collectives; reseeded per run); NULL: a new one per run */
 } zero_case_t;
 
 /* Trains on `comm` (NULL: one rank, in which case the micro batch is world * micro_batch
@@ -44,5 +46,8 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
 int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top_extra, dsc_comm_t *comm, int world,
                    int rank, zero_result_t *out);
 void zero_result_free(zero_result_t *r);
+/* The bytes rank `z` must have sent in the last step on `world` ranks (docs/zero.md's
+ * formulas, as the fake-communicator test checks them); 0 for one rank. */
+uint64_t zero_expected_sent_bytes(const zero_case_t *c, int world, const zero_result_t *z);
 
 #endif

@@ -150,6 +150,32 @@ static int cu_event_wait(dsc_device_t *dev, dsc_device_event_t *ev) {
 static void cu_event_free(dsc_device_t *dev, dsc_device_event_t *ev) {
     if (ev) dsc__cuda_check(dev, dsc_cuda_event_destroy(ev), "destroying an event");
 }
+/* The communicators' entries (core/device.h): pinned host memory, a second stream, events on it. */
+static void *cu_host_alloc_pinned(dsc_device_t *dev, size_t n_bytes) {
+    void *p = NULL;
+    (void)dev;
+    return dsc_cuda_malloc_host(&p, n_bytes) == 0 ? p : NULL;
+}
+static void cu_host_free_pinned(dsc_device_t *dev, void *ptr, size_t n_bytes) {
+    (void)n_bytes;
+    if (ptr) dsc__cuda_check(dev, dsc_cuda_free_host(ptr), "freeing pinned host memory");
+}
+static void *cu_stream_new(dsc_device_t *dev) {
+    void *s = NULL;
+    return dsc__cuda_check(dev, dsc_cuda_stream_create(&s), "creating a communication stream") ? NULL : s;
+}
+static void cu_stream_free(dsc_device_t *dev, void *stream) {
+    if (stream) dsc__cuda_check(dev, dsc_cuda_stream_destroy(stream), "destroying a communication stream");
+}
+static int cu_event_record_on(dsc_device_t *dev, dsc_device_event_t *ev, void *stream) {
+    return dsc__cuda_check(dev, dsc_cuda_event_record(ev, stream), "recording an event on a communication stream");
+}
+static int cu_stream_wait_event(dsc_device_t *dev, void *stream, dsc_device_event_t *ev) {
+    return dsc__cuda_check(dev, dsc_cuda_stream_wait_event(stream, ev), "ordering a stream after an event");
+}
+static int cu_event_query(dsc_device_t *dev, dsc_device_event_t *ev, bool *done) {
+    return dsc__cuda_check(dev, dsc_cuda_event_query(ev, done), "querying an event");
+}
 static bool cu_host_accessible(const dsc_device_t *dev, const void *ptr) {
     (void)dev;
     return !dsc_cuda_is_device_pointer(ptr);
@@ -187,6 +213,13 @@ static void cuda_table_fill(void) {
             .event_record = cu_event_record,
             .event_wait = cu_event_wait,
             .event_free = cu_event_free,
+            .host_alloc_pinned = cu_host_alloc_pinned,
+            .host_free_pinned = cu_host_free_pinned,
+            .stream_new = cu_stream_new,
+            .stream_free = cu_stream_free,
+            .event_record_on = cu_event_record_on,
+            .stream_wait_event = cu_stream_wait_event,
+            .event_query = cu_event_query,
             .host_accessible = cu_host_accessible,
             .destroy = cu_destroy,
             .mark = cu_mark,

@@ -68,6 +68,8 @@ int dsc_cuda_event_destroy(void *event);
 int dsc_cuda_event_record(void *event, void *stream);
 int dsc_cuda_stream_wait_event(void *stream, void *event);
 int dsc_cuda_event_sync(void *event);
+/* *done: the work before the event's latest record finished (cudaEventQuery; never blocks). */
+int dsc_cuda_event_query(void *event, bool *done);
 int dsc_cuda_event_elapsed_ms(void *start, void *stop, float *ms);
 
 /* ---- gemm (cuBLASLt) ------------------------------------------------------------------ */

@@ -98,6 +98,15 @@ extern "C" int dsc_cuda_stream_wait_event(void *stream, void *event) {
     return (int)cudaStreamWaitEvent(DSC_STREAM(stream), (cudaEvent_t)event, 0);
 }
 extern "C" int dsc_cuda_event_sync(void *event) { return (int)cudaEventSynchronize((cudaEvent_t)event); }
+extern "C" int dsc_cuda_event_query(void *event, bool *done) {
+    cudaError_t rc = cudaEventQuery((cudaEvent_t)event);
+    *done = rc == cudaSuccess;
+    if (rc == cudaErrorNotReady) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return (int)rc;
+}
 extern "C" int dsc_cuda_event_elapsed_ms(void *start, void *stop, float *ms) {
     return (int)cudaEventElapsedTime(ms, (cudaEvent_t)start, (cudaEvent_t)stop);
 }

@@ -1,0 +1,621 @@
+/* The NCCL backend: collectives between ranks that each drive their own GPU.
+ *
+ * NCCL is loaded at run time (dlopen of libnccl.so.2, or DSC_NCCL_LIBRARY), and the few
+ * entry points and types used here are declared below from NCCL's documented C API, so a
+ * build needs neither NCCL's headers nor its library; a machine without it reports that
+ * when the communicator is made. Beside NCCL sits an MPI communicator of the same world
+ * (`ctl`, comm_mpi.c): rank 0's NCCL unique id travels over it, the debug check's
+ * descriptor exchanges and dsc_comm_free's barrier run on it (host data, its own MPI
+ * communicators), it answers and sends the timeout queries that name the ranks that never
+ * arrived, and its MPI_Abort ends the job after a timeout (NCCL's communicator is aborted
+ * first, so no kernel stays blocked).
+ *
+ * Streams: every collective runs on the backend's communication stream. At its start the
+ * backend records an event on the context's stream and makes the communication stream
+ * wait for it (the collective sees everything issued before it), then enqueues NCCL's
+ * kernels and records `done`. Testing a collective asks whether `done` passed (never
+ * blocks; NCCL's asynchronous error is checked at each poll); when it has, the context's
+ * stream is made to wait for `done` (later work is ordered after the collective) and the
+ * results are finished: 16-bit results narrowed, host results copied back. The generic
+ * layer's deadline covers the whole wait, so a collective a rank never joins is reported
+ * like on MPI and the job aborted.
+ *
+ * Buffers in host memory (the ZeRO norm pair, checkpoint records) are staged through
+ * device memory from a pool (grown on demand, counted as DSC_MEM_COMM, freed with the
+ * communicator). 16-bit sums are widened to f32 on the device, summed in f32 and rounded
+ * once, as on the other backends (DSC_NCCL_BF16=native sums in 16 bits instead: NCCL's
+ * rings then round after every hop); maxima and data movement stay 16-bit. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm/comm_internal.h"
+#include "core/device.h"
+
+/* ---- NCCL's C API, as much as is used (nccl.h, NCCL 2.x) ---------------------------- */
+
+typedef struct nccl_comm_opaque *nccl_comm_t;
+typedef struct {
+    char internal[128]; /* NCCL_UNIQUE_ID_BYTES */
+} nccl_unique_id_t;
+enum { NCCL_SUCCESS = 0, NCCL_IN_PROGRESS = 7 };
+enum { NCCL_INT32 = 2, NCCL_FLOAT16 = 6, NCCL_FLOAT32 = 7, NCCL_FLOAT64 = 8, NCCL_BFLOAT16 = 9 };
+enum { NCCL_SUM = 0, NCCL_MAX = 2 };
+
+typedef struct nccl_api {
+    int (*get_version)(int *version);
+    int (*get_unique_id)(nccl_unique_id_t *id);
+    int (*comm_init_rank)(nccl_comm_t *comm, int nranks, nccl_unique_id_t id, int rank);
+    int (*comm_destroy)(nccl_comm_t comm);
+    int (*comm_abort)(nccl_comm_t comm);
+    int (*comm_get_async_error)(nccl_comm_t comm, int *async_error);
+    const char *(*get_error_string)(int result);
+    int (*all_reduce)(const void *send, void *recv, size_t count, int dtype, int op, nccl_comm_t comm, void *stream);
+    int (*reduce_scatter)(const void *send, void *recv, size_t recv_count, int dtype, int op, nccl_comm_t comm,
+                          void *stream);
+    int (*all_gather)(const void *send, void *recv, size_t send_count, int dtype, nccl_comm_t comm, void *stream);
+    int (*broadcast)(const void *send, void *recv, size_t count, int dtype, int root, nccl_comm_t comm, void *stream);
+    int (*reduce)(const void *send, void *recv, size_t count, int dtype, int op, int root, nccl_comm_t comm,
+                  void *stream);
+    int (*group_start)(void);
+    int (*group_end)(void);
+} nccl_api_t;
+
+/* One device buffer of the staging pool. */
+typedef struct dev_buf {
+    void *p;
+    size_t cap;
+    bool busy; /* held by a collective in flight (or by an abandoned one, for good) */
+} dev_buf_t;
+
+typedef struct nccl_impl {
+    dsc_comm_t *ctl; /* the MPI communicator beside NCCL (owned) */
+    void *lib;
+    nccl_api_t api;
+    nccl_comm_t comm;
+    int version;
+    dsc_device_t *dev;
+    void *stream;   /* the communication stream */
+    bool native16;  /* DSC_NCCL_BF16=native */
+    dev_buf_t *pool;
+    size_t n_pool;
+    void *barrier_word; /* 4 device bytes: the barrier's allreduce */
+} nccl_impl_t;
+
+typedef struct nccl_coll {
+    dsc_device_event_t *ready, *done;
+    int slot_s, slot_r, slot_w; /* pool slots: staged send, staged recv, f32 widening (-1: none) */
+    void *dev_send, *dev_recv;  /* what NCCL reads and writes (the caller's, or staged) */
+    void *host_recv;            /* host recv to copy back (NULL: none) */
+    size_t recv_bytes;
+    void *wide;                 /* f32 widening buffer (16-bit sums) */
+    size_t wide_off, wide_n;    /* the result's elements in it */
+    bool finished;
+} nccl_coll_t;
+
+static const char *nccl_err(const nccl_impl_t *n, int rc) {
+    return n->api.get_error_string ? n->api.get_error_string(rc) : "unknown NCCL error";
+}
+
+static int nccl_dtype(dsc_dtype_t dt) {
+    switch (dt) {
+    case DSC_F32: return NCCL_FLOAT32;
+    case DSC_F64: return NCCL_FLOAT64;
+    case DSC_I32: return NCCL_INT32;
+    case DSC_BF16: return NCCL_BFLOAT16;
+    default: return NCCL_FLOAT16;
+    }
+}
+
+/* A free device pool slot of at least n_bytes, marked busy; -1 when out of memory. */
+static int pool_take(dsc_comm_t *c, size_t n_bytes) {
+    nccl_impl_t *n = c->impl;
+    int fit = -1, grow = -1;
+    for (size_t i = 0; i < n->n_pool; i++) {
+        const dev_buf_t *b = &n->pool[i];
+        if (b->busy) continue;
+        if (b->cap >= n_bytes && (fit < 0 || b->cap < n->pool[fit].cap)) fit = (int)i;
+        if (grow < 0 || b->cap > n->pool[grow].cap) grow = (int)i;
+    }
+    if (fit >= 0) {
+        n->pool[fit].busy = true;
+        return fit;
+    }
+    if (grow < 0) {
+        dev_buf_t *p = realloc(n->pool, (n->n_pool + 1) * sizeof *p);
+        if (!p) return -1;
+        n->pool = p;
+        grow = (int)n->n_pool++;
+        n->pool[grow] = (dev_buf_t){NULL, 0, false};
+    }
+    dev_buf_t *b = &n->pool[grow];
+    const size_t cap = (n_bytes + 4095) / 4096 * 4096;
+    /* the old buffer may still be read by queued work: let the device finish it */
+    if (b->p && dsc__dev_sync(c->ctx) != DSC_OK) return -1;
+    void *p = dsc__dev_alloc(c->ctx, DSC_MEM_COMM, cap);
+    if (!p) return -1;
+    if (b->p) dsc__dev_free(c->ctx, DSC_MEM_COMM, b->p, b->cap);
+    b->p = p;
+    b->cap = cap;
+    b->busy = true;
+    return grow;
+}
+
+static void pool_give(dsc_comm_t *c, int *slot) {
+    nccl_impl_t *n = c->impl;
+    if (*slot >= 0) n->pool[*slot].busy = false;
+    *slot = -1;
+}
+
+static bool overlaps(const char *a, size_t na, const char *b, size_t nb) { return a < b + nb && b < a + na; }
+
+/* Device views of send (s_bytes) and recv (r_bytes): the caller's device buffers as they
+ * are, host ones through pool slots (one over both ranges when they overlap, keeping the
+ * in-place layouts), send's bytes copied in when copy_in; a host recv is copied back at
+ * the end when copy_out. */
+static dsc_status_t stage(dsc_comm_t *c, nccl_coll_t *nc, const dsc__coll_t *coll, size_t s_bytes, size_t r_bytes,
+                          bool copy_in, bool copy_out) {
+    nccl_impl_t *n = c->impl;
+    const char *s = coll->send;
+    char *r = coll->recv;
+    nc->dev_send = (void *)s;
+    nc->dev_recv = r;
+    const bool s_host = s_bytes && dsc__dev_host_accessible(c->ctx, s);
+    const bool r_host = r_bytes && dsc__dev_host_accessible(c->ctx, r);
+    if (!s_host && !r_host) return DSC_OK;
+    if (s_host && r_host && overlaps(s, s_bytes, r, r_bytes)) {
+        const char *lo = s < r ? s : r, *hi = s + s_bytes > r + r_bytes ? s + s_bytes : r + r_bytes;
+        if ((nc->slot_s = pool_take(c, (size_t)(hi - lo))) < 0) return DSC_ERR_NOMEM;
+        char *d = n->pool[nc->slot_s].p;
+        nc->dev_send = d + (s - lo);
+        nc->dev_recv = d + (r - lo);
+    } else {
+        if (s_host) {
+            if ((nc->slot_s = pool_take(c, s_bytes)) < 0) return DSC_ERR_NOMEM;
+            nc->dev_send = n->pool[nc->slot_s].p;
+        }
+        if (r_host) {
+            if ((nc->slot_r = pool_take(c, r_bytes)) < 0) return DSC_ERR_NOMEM;
+            nc->dev_recv = n->pool[nc->slot_r].p;
+        }
+    }
+    if (s_host && copy_in) {
+        dsc_status_t st = dsc__dev_from_host(c->ctx, nc->dev_send, s, s_bytes);
+        if (st != DSC_OK) return st;
+    }
+    if (r_host && copy_out) {
+        nc->host_recv = r;
+        nc->recv_bytes = r_bytes;
+    }
+    return DSC_OK;
+}
+
+static void coll_free(dsc_comm_t *c, nccl_coll_t *nc, bool completed) {
+    nccl_impl_t *n = c->impl;
+    if (completed) { /* an abandoned collective keeps its buffers: NCCL may still write them */
+        pool_give(c, &nc->slot_s);
+        pool_give(c, &nc->slot_r);
+        pool_give(c, &nc->slot_w);
+    }
+    if (nc->ready) n->dev->table->event_free(n->dev, nc->ready);
+    if (nc->done) n->dev->table->event_free(n->dev, nc->done);
+    free(nc);
+}
+
+/* Enqueues NCCL's part of `coll` on the communication stream; returns NCCL's result. */
+static int enqueue(dsc_comm_t *c, const dsc__coll_t *coll, nccl_coll_t *nc, size_t n_el, size_t es) {
+    nccl_impl_t *n = c->impl;
+    const dsc__comm_desc_t *d = &coll->d;
+    const int w = c->world, me = c->rank;
+    const bool wide = nc->wide != NULL;
+    const int dt = wide ? NCCL_FLOAT32 : nccl_dtype((dsc_dtype_t)d->dtype);
+    const size_t wes = wide ? sizeof(float) : es;
+    char *ws = wide ? nc->wide : nc->dev_send, *wr = wide ? nc->wide : nc->dev_recv;
+    void *st = n->stream;
+    switch ((dsc_comm_op_t)d->op) {
+    case DSC_COMM_ALLREDUCE:
+        if (!n_el) return NCCL_SUCCESS;
+        return n->api.all_reduce(ws, wr, n_el, dt, d->redop == DSC_REDUCE_MAX ? NCCL_MAX : NCCL_SUM, n->comm, st);
+    case DSC_COMM_REDUCE_SCATTER:
+        if (!n_el) return NCCL_SUCCESS;
+        /* widened: in place in the f32 buffer (NCCL's in-place form: recv = send + rank * count) */
+        return n->api.reduce_scatter(ws, wide ? ws + (size_t)me * n_el * wes : wr, n_el, dt, NCCL_SUM, n->comm, st);
+    case DSC_COMM_REDUCE_SCATTER_V: {
+        /* uneven slices: one reduce to each owner, grouped into one launch */
+        int rc = n->api.group_start();
+        for (int q = 0; q < w && rc == NCCL_SUCCESS; q++) {
+            const size_t cnt = (size_t)coll->counts[q], off = (size_t)dsc__comm_v_offset(coll->counts, q);
+            if (!cnt) continue;
+            void *dst = wide ? ws + off * wes : (q == me ? wr : ws + off * wes); /* recv matters on the owner only */
+            rc = n->api.reduce(ws + off * wes, dst, cnt, dt, NCCL_SUM, q, n->comm, st);
+        }
+        int rc2 = n->api.group_end();
+        return rc != NCCL_SUCCESS ? rc : rc2;
+    }
+    case DSC_COMM_ALLGATHER:
+        if (!n_el) return NCCL_SUCCESS;
+        return n->api.all_gather(ws, wr, n_el, dt, n->comm, st);
+    case DSC_COMM_BROADCAST:
+        if (!n_el) return NCCL_SUCCESS;
+        return n->api.broadcast(wr, wr, n_el, dt, (int)d->root, n->comm, st);
+    default: /* barrier: a one-word sum */
+        return n->api.all_reduce(n->barrier_word, n->barrier_word, 1, NCCL_FLOAT32, NCCL_SUM, n->comm, st);
+    }
+}
+
+static dsc_status_t nccl_start(dsc_comm_t *c, dsc__coll_t *coll) {
+    nccl_impl_t *n = c->impl;
+    if (coll->stream != DSC__STREAM_USER) { /* the debug check and the free barrier: MPI, host data */
+        n->ctl->latest = c->latest;
+        return n->ctl->vt->start(n->ctl, coll);
+    }
+    const dsc__comm_desc_t *d = &coll->d;
+    char ds[160];
+    nccl_coll_t *nc = calloc(1, sizeof *nc);
+    if (!nc) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory starting collective #%lld", (long long)d->seq);
+    nc->slot_s = nc->slot_r = nc->slot_w = -1;
+    const dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
+    const size_t n_el = (size_t)d->count, es = dsc_dtype_size(dt), w = (size_t)c->world;
+    size_t s_bytes = n_el * es, r_bytes = n_el * es, wide_n = 0, wide_off = 0, res_n = 0;
+    bool copy_in = true, copy_out = true;
+    const bool is16 = dt == DSC_BF16 || dt == DSC_F16;
+    bool sum = false;
+    switch ((dsc_comm_op_t)d->op) {
+    case DSC_COMM_ALLREDUCE: sum = d->redop == DSC_REDUCE_SUM; wide_n = res_n = n_el; break;
+    case DSC_COMM_REDUCE_SCATTER:
+        s_bytes = n_el * es * w;
+        sum = true;
+        wide_n = n_el * w;
+        wide_off = (size_t)c->rank * n_el;
+        res_n = n_el;
+        break;
+    case DSC_COMM_REDUCE_SCATTER_V:
+        r_bytes = (size_t)coll->counts[c->rank] * es;
+        sum = true;
+        wide_n = n_el;
+        wide_off = (size_t)dsc__comm_v_offset(coll->counts, c->rank);
+        res_n = (size_t)coll->counts[c->rank];
+        break;
+    case DSC_COMM_ALLGATHER: r_bytes = n_el * es * w; break;
+    case DSC_COMM_BROADCAST:
+        copy_in = (int)d->root == c->rank;
+        copy_out = !copy_in;
+        break;
+    default: s_bytes = r_bytes = 0; break;
+    }
+    dsc_status_t st = stage(c, nc, coll, s_bytes, r_bytes, copy_in, copy_out);
+    const char *what = "staging host buffers in device memory";
+    if (st == DSC_OK && is16 && sum && !n->native16 && wide_n) {
+        what = "widening 16-bit values to f32";
+        if ((nc->slot_w = pool_take(c, wide_n * sizeof(float))) < 0) {
+            st = DSC_ERR_NOMEM;
+        } else {
+            nc->wide = n->pool[nc->slot_w].p;
+            nc->wide_off = wide_off;
+            nc->wide_n = res_n;
+            st = dsc__dev_convert(c->ctx, nc->wide, DSC_F32, nc->dev_send, dt, wide_n);
+        }
+    }
+    dsc_device_t *dev = n->dev;
+    if (st == DSC_OK) {
+        what = "ordering the communication stream after the compute stream";
+        nc->ready = dev->table->event_new(dev);
+        nc->done = dev->table->event_new(dev);
+        if (!nc->ready || !nc->done) st = DSC_ERR_DEVICE;
+    }
+    if (st == DSC_OK) {
+        dev->table->event_record(dev, nc->ready);
+        if (dev->table->stream_wait_event(dev, n->stream, nc->ready) != 0) st = DSC_ERR_DEVICE;
+    }
+    if (st != DSC_OK) {
+        coll_free(c, nc, true);
+        return dsc__comm_fail(c, st, "collective #%lld %s on rank %d of %d (NCCL): %s failed: %s", (long long)d->seq,
+                              dsc__comm_desc_str(d, ds, sizeof ds), c->rank, c->world, what,
+                              dsc_ctx_status(c->ctx) != DSC_OK ? dsc_ctx_errmsg(c->ctx) : "out of device memory");
+    }
+    int rc = enqueue(c, coll, nc, n_el, es);
+    if (rc != NCCL_SUCCESS && rc != NCCL_IN_PROGRESS) {
+        coll_free(c, nc, false);
+        return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d of %d: NCCL refused it: %s",
+                              (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank, c->world,
+                              nccl_err(n, rc));
+    }
+    if (dev->table->event_record_on(dev, nc->done, n->stream) != 0) {
+        coll_free(c, nc, false);
+        return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: recording its end failed: %s",
+                              (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank,
+                              dsc_ctx_errmsg(c->ctx));
+    }
+    coll->impl = nc;
+    return DSC_OK;
+}
+
+/* The collective's end passed on the device: order the context's stream after it, narrow
+ * 16-bit results, copy host results back. */
+static dsc_status_t finish(dsc_comm_t *c, dsc__coll_t *coll, nccl_coll_t *nc) {
+    nccl_impl_t *n = c->impl;
+    const dsc_dtype_t dt = (dsc_dtype_t)coll->d.dtype;
+    if (n->dev->table->event_wait(n->dev, nc->done) != 0) return DSC_ERR_DEVICE;
+    dsc_status_t st = DSC_OK;
+    if (nc->wide && nc->wide_n)
+        st = dsc__dev_convert(c->ctx, nc->dev_recv, dt, (float *)nc->wide + nc->wide_off, DSC_F32, nc->wide_n);
+    if (st == DSC_OK && nc->host_recv && nc->recv_bytes)
+        st = dsc__dev_to_host(c->ctx, nc->host_recv, nc->dev_recv, nc->recv_bytes);
+    nc->finished = true;
+    return st;
+}
+
+static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    nccl_impl_t *n = c->impl;
+    char ds[160];
+    if (coll->stream != DSC__STREAM_USER) {
+        n->ctl->latest = c->latest;
+        return n->ctl->vt->test(n->ctl, coll, done);
+    }
+    nccl_coll_t *nc = coll->impl;
+    n->ctl->latest = c->latest;
+    dsc__comm_mpi_serve(n->ctl);
+    int async = NCCL_SUCCESS;
+    int rc = n->api.comm_get_async_error(n->comm, &async);
+    if (rc != NCCL_SUCCESS || (async != NCCL_SUCCESS && async != NCCL_IN_PROGRESS))
+        return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d of %d: NCCL reports an error: %s",
+                              (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank, c->world,
+                              nccl_err(n, rc != NCCL_SUCCESS ? rc : async));
+    bool passed = false;
+    if (n->dev->table->event_query(n->dev, nc->done, &passed) != 0)
+        return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: %s", (long long)coll->d.seq,
+                              dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank, dsc_ctx_errmsg(c->ctx));
+    *done = false;
+    if (!passed) return DSC_OK;
+    if (finish(c, coll, nc) != DSC_OK)
+        return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: finishing its results failed: %s",
+                              (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank,
+                              dsc_ctx_errmsg(c->ctx));
+    *done = true;
+    return DSC_OK;
+}
+
+static void nccl_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s) {
+    nccl_impl_t *n = c->impl;
+    if (coll->stream != DSC__STREAM_USER) {
+        n->ctl->vt->pause(n->ctl, coll, attempt, max_s);
+        return;
+    }
+    dsc__comm_backoff(attempt, max_s);
+}
+
+static void nccl_release(dsc_comm_t *c, dsc__coll_t *coll, bool completed) {
+    nccl_impl_t *n = c->impl;
+    if (coll->stream != DSC__STREAM_USER) {
+        n->ctl->vt->release(n->ctl, coll, completed);
+        return;
+    }
+    nccl_coll_t *nc = coll->impl;
+    if (!nc) return;
+    coll_free(c, nc, completed && nc->finished);
+    coll->impl = NULL;
+}
+
+static void nccl_peers(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s) {
+    nccl_impl_t *n = c->impl;
+    n->ctl->latest = c->latest;
+    n->ctl->vt->peers(n->ctl, coll, peers, grace_s);
+}
+
+static void nccl_abort(dsc_comm_t *c, int errorcode) {
+    nccl_impl_t *n = c->impl;
+    /* NCCL's kernels of a collective that never completes spin on the GPU: abort them,
+     * then MPI ends every rank. */
+    if (n->comm && n->api.comm_abort) n->api.comm_abort(n->comm);
+    n->comm = NULL;
+    n->ctl->aborted = true;
+    n->ctl->vt->abort_job(n->ctl, errorcode);
+}
+
+static void nccl_destroy(dsc_comm_t *c) {
+    nccl_impl_t *n = c->impl;
+    if (!n) return;
+    if (n->comm) {
+        if (n->stream && n->dev->table->event_query) dsc__dev_sync(c->ctx);
+        if (c->aborted) n->api.comm_abort(n->comm);
+        else n->api.comm_destroy(n->comm);
+    }
+    if (n->stream) n->dev->table->stream_free(n->dev, n->stream);
+    for (size_t i = 0; i < n->n_pool; i++)
+        if (n->pool[i].p) dsc__dev_free(c->ctx, DSC_MEM_COMM, n->pool[i].p, n->pool[i].cap);
+    free(n->pool);
+    if (n->barrier_word) dsc__dev_free(c->ctx, DSC_MEM_COMM, n->barrier_word, 4);
+    if (n->lib) dlclose(n->lib);
+    if (n->ctl) { /* its destroy finalises MPI when it initialised it */
+        if (n->ctl->vt && n->ctl->vt->destroy) n->ctl->vt->destroy(n->ctl);
+        free(n->ctl);
+    }
+    free(n);
+    c->impl = NULL;
+}
+
+static bool nccl_wants_free_barrier(const dsc_comm_t *c) {
+    const nccl_impl_t *n = c->impl;
+    return n && n->ctl && n->ctl->vt->wants_free_barrier && n->ctl->vt->wants_free_barrier(n->ctl);
+}
+
+static const dsc__comm_vtable_t nccl_vtable = {
+    "nccl", nccl_start, nccl_test, nccl_pause, nccl_release, nccl_peers, nccl_abort, nccl_destroy,
+    nccl_wants_free_barrier,
+};
+
+bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native) {
+    if (!c || c->vt != &nccl_vtable) return false;
+    ((nccl_impl_t *)c->impl)->native16 = native;
+    return true;
+}
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+/* Loads libnccl and its entry points; writes why not into why. */
+static bool load_nccl(nccl_impl_t *n, char *why, size_t why_n) {
+    const char *path = getenv("DSC_NCCL_LIBRARY");
+    if (!path || !*path) path = "libnccl.so.2";
+    n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!n->lib) {
+        const char *e = dlerror();
+        snprintf(why, why_n, "cannot load NCCL (%s%s): %s", path,
+                 getenv("DSC_NCCL_LIBRARY") ? ", from DSC_NCCL_LIBRARY" : "; DSC_NCCL_LIBRARY names another path",
+                 e ? e : "dlopen failed");
+        return false;
+    }
+    struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"ncclGetVersion", (void **)&n->api.get_version},
+        {"ncclGetUniqueId", (void **)&n->api.get_unique_id},
+        {"ncclCommInitRank", (void **)&n->api.comm_init_rank},
+        {"ncclCommDestroy", (void **)&n->api.comm_destroy},
+        {"ncclCommAbort", (void **)&n->api.comm_abort},
+        {"ncclCommGetAsyncError", (void **)&n->api.comm_get_async_error},
+        {"ncclGetErrorString", (void **)&n->api.get_error_string},
+        {"ncclAllReduce", (void **)&n->api.all_reduce},
+        {"ncclReduceScatter", (void **)&n->api.reduce_scatter},
+        {"ncclAllGather", (void **)&n->api.all_gather},
+        {"ncclBroadcast", (void **)&n->api.broadcast},
+        {"ncclReduce", (void **)&n->api.reduce},
+        {"ncclGroupStart", (void **)&n->api.group_start},
+        {"ncclGroupEnd", (void **)&n->api.group_end},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].slot = dlsym(n->lib, syms[i].name);
+        if (!*syms[i].slot) {
+            snprintf(why, why_n, "%s has no %s (NCCL 2.x expected)", path, syms[i].name);
+            return false;
+        }
+    }
+    if (n->api.get_version(&n->version) != NCCL_SUCCESS) n->version = 0;
+    return true;
+}
+
+/* Whether two ranks share a GPU: (host name, device ordinal) allgathered over ctl. Sets
+ * *a and *b to the first pair. */
+static dsc_status_t shared_gpu(dsc_comm_t *ctl, int ordinal, int *a, int *b) {
+    typedef struct {
+        char host[60];
+        int32_t ordinal;
+    } gpu_id_t;
+    _Static_assert(sizeof(gpu_id_t) % 4 == 0, "travels as i32");
+    gpu_id_t me;
+    memset(&me, 0, sizeof me);
+    gethostname(me.host, sizeof me.host - 1);
+    me.ordinal = ordinal;
+    gpu_id_t *all = calloc((size_t)ctl->world, sizeof *all);
+    if (!all) return dsc__comm_fail(ctl, DSC_ERR_NOMEM, "out of memory comparing the ranks' GPUs");
+    dsc_status_t st = dsc__comm_allgather_unchecked(ctl, &me, all, sizeof me / 4, DSC_I32, "nccl: which GPU");
+    *a = *b = -1;
+    for (int p = 0; st == DSC_OK && p < ctl->world && *a < 0; p++)
+        for (int q = p + 1; q < ctl->world; q++)
+            if (all[p].ordinal == all[q].ordinal && !strncmp(all[p].host, all[q].host, sizeof all[p].host)) {
+                *a = p;
+                *b = q;
+                break;
+            }
+    free(all);
+    return st;
+}
+
+dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bool *fallback) {
+    *fallback = false;
+    dsc_ctx_t *ctx = c->ctx;
+    dsc_device_t *dev = dsc__ctx_device(ctx);
+    c->rank = ctl->rank;
+    c->world = ctl->world;
+    c->local_rank = ctl->local_rank;
+    c->local_size = ctl->local_size;
+    c->timeout_s = ctl->timeout_s;
+    char why[512] = "";
+    int refuse = 0; /* 1: no CUDA device, 2: shared GPU, 3: NCCL not loadable */
+    if (dev->kind != DSC_DEVICE_CUDA || !dev->table->stream_new || !dev->table->event_query) {
+        snprintf(why, sizeof why, "the context's device is %s, not a GPU (cuda:N)", dev->name);
+        refuse = 1;
+    }
+    if (!refuse && !forced && ctl->world == 1) { /* the automatic choice: NCCL pays off from 2 ranks */
+        *fallback = true;
+        return DSC_OK;
+    }
+    int a = -1, b = -1;
+    if (!refuse && ctl->world > 1) {
+        dsc_status_t st = shared_gpu(ctl, dev->ordinal, &a, &b);
+        if (st != DSC_OK) return st;
+        if (a >= 0) {
+            snprintf(why, sizeof why,
+                     "ranks %d and %d share GPU %s of one host (NCCL needs a GPU per rank); the MPI backend "
+                     "(DSC_COMM=mpi) stages device buffers through pinned host memory and runs there",
+                     a, b, dev->name);
+            refuse = 2;
+        }
+    }
+    nccl_impl_t *n = calloc(1, sizeof *n);
+    if (!n) return dsc_ctx_set_error(ctx, DSC_ERR_NOMEM, "out of memory creating an NCCL communicator");
+    n->dev = dev;
+    if (!refuse && !load_nccl(n, why, sizeof why)) refuse = 3;
+    /* Every rank must reach the same choice: the largest refusal wins. */
+    int32_t worst = refuse;
+    dsc_status_t st = ctl->world > 1 ? dsc_comm_allreduce(ctl, &refuse, &worst, 1, DSC_I32, DSC_REDUCE_MAX) : DSC_OK;
+    if (st == DSC_OK && worst && !refuse)
+        snprintf(why, sizeof why, "another rank cannot use NCCL (%s)",
+                 worst == 1 ? "its device is not a GPU" : worst == 2 ? "two ranks share a GPU" : "NCCL did not load");
+    if (st != DSC_OK || worst) {
+        if (n->lib) dlclose(n->lib);
+        free(n);
+        if (st != DSC_OK) return st;
+        if (!forced) {
+            *fallback = true;
+            dsc_ctx_log(ctx, DSC_LOG_INFO, "rank %d of %d: collectives on MPI, not NCCL: %s", ctl->rank, ctl->world,
+                        why);
+            return DSC_OK;
+        }
+        return dsc_ctx_set_error(ctx, DSC_ERR_UNSUPPORTED, "dsc_comm_new_nccl on rank %d of %d: %s", ctl->rank,
+                                 ctl->world, why);
+    }
+    n->ctl = ctl;
+    c->vt = &nccl_vtable;
+    c->impl = n;
+    const char *nv = getenv("NCCL_NVLS_ENABLE");
+    if (nv && strcmp(nv, "0") != 0)
+        dsc_ctx_log(ctx, DSC_LOG_WARN, "NCCL_NVLS_ENABLE was %s; dsc sets it to 0 (NVLink multicast stays off)", nv);
+    setenv("NCCL_NVLS_ENABLE", "0", 1);
+    const char *nb = getenv("DSC_NCCL_BF16");
+    n->native16 = nb && !strcmp(nb, "native");
+    nccl_unique_id_t id;
+    memset(&id, 0, sizeof id);
+    int rc = NCCL_SUCCESS;
+    if (c->rank == 0) rc = n->api.get_unique_id(&id);
+    int32_t id_ok = rc == NCCL_SUCCESS, all_ok = id_ok;
+    if (ctl->world > 1) {
+        st = dsc_comm_allreduce(ctl, &id_ok, &all_ok, 1, DSC_I32, DSC_REDUCE_MAX);
+        if (st == DSC_OK) st = dsc_comm_broadcast(ctl, &id, sizeof id / 4, DSC_I32, 0);
+        if (st != DSC_OK) return st;
+    }
+    if (rc != NCCL_SUCCESS || !all_ok)
+        return dsc_ctx_set_error(ctx, DSC_ERR_COMM, "dsc_comm_new_nccl on rank %d of %d: ncclGetUniqueId failed: %s",
+                                 c->rank, c->world, rc != NCCL_SUCCESS ? nccl_err(n, rc) : "on rank 0");
+    rc = n->api.comm_init_rank(&n->comm, c->world, id, c->rank);
+    if (rc != NCCL_SUCCESS) {
+        n->comm = NULL;
+        return dsc_ctx_set_error(ctx, DSC_ERR_COMM,
+                                 "dsc_comm_new_nccl on rank %d of %d: ncclCommInitRank on %s failed: %s (NCCL_DEBUG=WARN "
+                                 "tells more)",
+                                 c->rank, c->world, dev->name, nccl_err(n, rc));
+    }
+    n->stream = dev->table->stream_new(dev);
+    n->barrier_word = dsc__dev_alloc(ctx, DSC_MEM_COMM, 4);
+    if (!n->stream || !n->barrier_word)
+        return dsc_ctx_set_error(ctx, DSC_ERR_DEVICE, "dsc_comm_new_nccl on rank %d: %s", c->rank,
+                                 dsc_ctx_status(ctx) != DSC_OK ? dsc_ctx_errmsg(ctx) : "out of device memory");
+    dsc_ctx_log(ctx, DSC_LOG_INFO,
+                "rank %d of %d: NCCL %d.%d.%d on %s (NCCL_NVLS_ENABLE=0; 16-bit sums %s)", c->rank, c->world,
+                n->version / 10000, n->version / 100 % 100, n->version % 100, dev->name,
+                n->native16 ? "native (DSC_NCCL_BF16=native)" : "accumulated in f32");
+    return DSC_OK;
+}

@@ -1,0 +1,96 @@
+# Several ranks on GPUs (issue 18; tests/cuda/nccl): the collectives against hand-computed
+# sums (test_nccl_comm) and ZeRO 0-3 in fp32 and bf16 against one rank (test_nccl_zero), with
+# the MPI backend on device buffers (every rank may share the one GPU: mpirun -np 2 and 3),
+# with NCCL at world size 1 (against the self backend) and with NCCL on one GPU per rank
+# (skipped on a machine with fewer GPUs than ranks: NCCL refuses two ranks on one GPU), and a
+# killed rank. Label `cuda`: they exit 77 (skipped, with the reason) without a GPU, so CI and
+# this machine build and run them; scripts/gpu-check.sh runs them on the GPU machine. With
+# the CUDA emulator (DSC_CUDA_EMU) the same programs run on every x86-64 machine (label
+# cuda-emu): the MPI backend's staging on "device" memory, and the NCCL backend against
+# tests/cuda/emu/nccl_stub.c (a one-rank stand-in for libnccl.so.2).
+set(DSC_NCCL_TEST_ENV
+    "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1"
+    "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1")
+set(DSC_NCCL_KILL_EXPECT "Process name: \\[\\[[0-9]+,1\\],1\\]|rank 1 with PID [0-9]+ on node .* exited on signal 9")
+
+# The program test_nccl${suffix} (modes comm and zero) on library `lib`.
+function(dsc_nccl_programs suffix lib)
+  set(d ${PROJECT_SOURCE_DIR}/tests/cuda/nccl)
+  add_executable(test_nccl${suffix} ${d}/test_nccl.c ${d}/test_nccl_comm.c ${d}/test_nccl_zero.c
+                 ${PROJECT_SOURCE_DIR}/tests/common/check.c ${PROJECT_SOURCE_DIR}/tests/common/zero_check.c)
+  target_include_directories(test_nccl${suffix} PRIVATE ${PROJECT_SOURCE_DIR}/tests/common ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(test_nccl${suffix} PRIVATE ${lib} m)
+endfunction()
+
+# The tests of one build (suffix "" on the real device, "_emu" on the emulator), labelled
+# `label`, with `env` added to each one's environment.
+function(dsc_nccl_tests suffix label env)
+  set(all_env ${DSC_NCCL_TEST_ENV} ${env})
+  set(prog $<TARGET_FILE:test_nccl${suffix}>)
+  # world size 1: NCCL
+  add_test(NAME nccl_comm_ws1${suffix} COMMAND ${prog} comm WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  add_test(NAME nccl_zero_ws1${suffix} COMMAND ${prog} zero WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  foreach(t nccl_comm_ws1 nccl_zero_ws1)
+    set_tests_properties(${t}${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
+                         ENVIRONMENT "${all_env};DSC_COMM=nccl")
+  endforeach()
+  # several ranks: the MPI backend on device buffers (one GPU is enough), then NCCL
+  foreach(np 2 3)
+    foreach(backend mpi nccl)
+      foreach(kind comm zero)
+        if(suffix STREQUAL "_emu" AND kind STREQUAL "zero" AND np EQUAL 3)
+          continue() # the emulated engine is slow: 2 ranks cover the staging
+        endif()
+        set(name nccl_${kind}_${backend}_np${np}${suffix})
+        add_test(NAME ${name}
+                 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${prog} ${kind}
+                 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+        set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900 RESOURCE_LOCK mpi
+                             ENVIRONMENT "${all_env};DSC_COMM=${backend}")
+      endforeach()
+    endforeach()
+  endforeach()
+  # the debug check (DSC_COMM_DEBUG=1) naming ranks that call different collectives
+  foreach(backend mpi nccl)
+    set(name nccl_comm_debug_${backend}_np2${suffix})
+    add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${prog} comm
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900 RESOURCE_LOCK mpi
+                         ENVIRONMENT "${all_env};DSC_COMM=${backend};DSC_COMM_DEBUG=1")
+  endforeach()
+  # 16-bit sums on NCCL: native bf16 against f32 accumulation (2 GPUs; skipped on fewer)
+  add_test(NAME nccl_bf16_np2${suffix}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${prog} bf16
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(nccl_bf16_np2${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
+                       RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
+  # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
+  # `test_nccl probe` exits 77 first where the test cannot run.
+  foreach(backend mpi nccl)
+    set(name nccl_killed_rank_${backend}${suffix})
+    add_test(NAME ${name}
+             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 3 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=\"$0\" -DARGS=kill -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                     ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_KILL_EXPECT}"
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
+                         ENVIRONMENT "${all_env};DSC_COMM=${backend}")
+  endforeach()
+endfunction()
+
+if(DSC_CUDA)
+  dsc_nccl_programs("" dsc)
+  dsc_nccl_tests("" cuda "")
+endif()
+
+# The emulator's library exists once cmake/cuda.cmake ran (after this file): defer.
+function(dsc_nccl_emu)
+  if(TARGET dsc_emu)
+    add_library(dsc_nccl_stub SHARED ${PROJECT_SOURCE_DIR}/tests/cuda/emu/nccl_stub.c)
+    set_target_properties(dsc_nccl_stub PROPERTIES OUTPUT_NAME nccl_stub)
+    dsc_nccl_programs(_emu dsc_emu)
+    target_compile_definitions(test_nccl_emu PRIVATE DSC_CUDA_EMU)
+    add_dependencies(test_nccl_emu dsc_nccl_stub)
+    dsc_nccl_tests(_emu cuda-emu "DSC_NCCL_LIBRARY=$<TARGET_FILE:dsc_nccl_stub>;DSC_NCCL_ZERO_QUICK=1")
+  endif()
+endfunction()
+cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL dsc_nccl_emu)

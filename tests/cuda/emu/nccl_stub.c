@@ -1,0 +1,86 @@
+/* A stand-in for libnccl.so.2 on the CUDA emulator (tests only; DSC_NCCL_LIBRARY points the
+ * emulated tests at it): NCCL's C entry points that src/comm/comm_nccl.c loads, for a world
+ * of ONE rank, on the emulator's "device" memory (host memory; streams complete at once).
+ * Every collective of one rank is a copy of its input, so the NCCL backend's loading,
+ * staging, widening, in-place layouts and ordering run on every machine; sums across ranks
+ * need a real NCCL on GPUs (tests/cuda/test_nccl_comm.c under mpirun). */
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct stub_comm {
+    int nranks;
+    int destroyed;
+} stub_comm_t;
+typedef struct {
+    char internal[128];
+} stub_id_t;
+
+enum { OK = 0, INVALID_ARGUMENT = 4, INVALID_USAGE = 5 };
+
+static size_t esize(int dtype) {
+    switch (dtype) {
+    case 0: case 1: return 1;
+    case 2: case 3: case 7: return 4;
+    case 4: case 5: case 8: return 8;
+    default: return 2; /* 6 f16, 9 bf16 */
+    }
+}
+
+int ncclGetVersion(int *version) {
+    *version = 22800; /* 2.28.0, the header this stub was checked against */
+    return OK;
+}
+int ncclGetUniqueId(stub_id_t *id) {
+    memset(id, 0, sizeof *id);
+    memcpy(id->internal, "dsc-nccl-stub", 13);
+    return OK;
+}
+int ncclCommInitRank(stub_comm_t **comm, int nranks, stub_id_t id, int rank) {
+    if (nranks != 1 || rank != 0 || memcmp(id.internal, "dsc-nccl-stub", 13) != 0) return INVALID_USAGE;
+    *comm = calloc(1, sizeof **comm);
+    if (!*comm) return 2;
+    (*comm)->nranks = 1;
+    return OK;
+}
+int ncclCommDestroy(stub_comm_t *comm) {
+    free(comm);
+    return OK;
+}
+int ncclCommAbort(stub_comm_t *comm) {
+    free(comm);
+    return OK;
+}
+int ncclCommGetAsyncError(stub_comm_t *comm, int *err) {
+    *err = comm ? OK : INVALID_ARGUMENT;
+    return OK;
+}
+const char *ncclGetErrorString(int rc) { return rc == OK ? "no error" : "stub NCCL error"; }
+
+static int copy(const void *send, void *recv, size_t count, int dtype) {
+    if (count && (!send || !recv)) return INVALID_ARGUMENT;
+    if (send != recv) memmove(recv, send, count * esize(dtype));
+    return OK;
+}
+int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op, stub_comm_t *comm, void *stream) {
+    (void)op, (void)comm, (void)stream;
+    return copy(send, recv, count, dtype);
+}
+int ncclReduceScatter(const void *send, void *recv, size_t count, int dtype, int op, stub_comm_t *comm, void *stream) {
+    (void)op, (void)comm, (void)stream;
+    return copy(send, recv, count, dtype);
+}
+int ncclAllGather(const void *send, void *recv, size_t count, int dtype, stub_comm_t *comm, void *stream) {
+    (void)comm, (void)stream;
+    return copy(send, recv, count, dtype);
+}
+int ncclBroadcast(const void *send, void *recv, size_t count, int dtype, int root, stub_comm_t *comm, void *stream) {
+    (void)comm, (void)stream;
+    return root == 0 ? copy(send, recv, count, dtype) : INVALID_ARGUMENT;
+}
+int ncclReduce(const void *send, void *recv, size_t count, int dtype, int op, int root, stub_comm_t *comm,
+               void *stream) {
+    (void)op, (void)comm, (void)stream;
+    return root == 0 ? copy(send, recv, count, dtype) : INVALID_ARGUMENT;
+}
+int ncclGroupStart(void) { return OK; }
+int ncclGroupEnd(void) { return OK; }
