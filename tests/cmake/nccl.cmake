@@ -10,7 +10,9 @@
 # tests/cuda/emu/nccl_stub.c (a one-rank stand-in for libnccl.so.2).
 set(DSC_NCCL_TEST_ENV
     "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1"
-    "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1")
+    "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1"
+    # what OpenMPI's libraries keep until exit (tests/cmake/mpi.cmake)
+    "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 set(DSC_NCCL_KILL_EXPECT "Process name: \\[\\[[0-9]+,1\\],1\\]|rank 1 with PID [0-9]+ on node .* exited on signal 9")
 
 # The program test_nccl${suffix} (modes comm and zero) on library `lib`.
@@ -38,8 +40,10 @@ function(dsc_nccl_tests suffix label env)
   foreach(np 2 3)
     foreach(backend mpi nccl)
       foreach(kind comm zero)
-        if(suffix STREQUAL "_emu" AND kind STREQUAL "zero" AND np EQUAL 3)
-          continue() # the emulated engine is slow: 2 ranks cover the staging
+        if(suffix STREQUAL "_emu" AND kind STREQUAL "zero" AND (np EQUAL 3 OR DSC_SANITIZE))
+          # the emulated engine is slow: 2 ranks cover the staging (under ASan it took 540 s
+          # at a load of 13 on 2 cores and passed: left to the normal build)
+          continue()
         endif()
         set(name nccl_${kind}_${backend}_np${np}${suffix})
         add_test(NAME ${name}
