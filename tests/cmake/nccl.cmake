@@ -68,6 +68,20 @@ function(dsc_nccl_tests suffix label env)
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(nccl_bf16_np2${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
                        RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
+  # A rank that never joins collective #3 (it sleeps): the others report the collective, its
+  # size and the missing rank within the 3 s timeout, and the job aborts.
+  set(DSC_NCCL_TIMEOUT_EXPECT
+      "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [0-9.]+ s on rank 0 of 2"
+      "ranks that never arrived: rank 1 \\(no answer within [0-9.]+ s: not inside any dsc collective call\\)")
+  foreach(backend mpi nccl)
+    set(name nccl_timeout_${backend}${suffix})
+    add_test(NAME ${name}
+             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 -DPROG=\"$0\" -DARGS=timeout -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                     ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_EXPECT}"
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
+                         ENVIRONMENT "${all_env};DSC_COMM=${backend}")
+  endforeach()
   # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)
