@@ -12,6 +12,7 @@
 #                                          tests run through a generated ctest file.
 # Environment: SANITIZE_SECONDS (default 0 = off) runs compute-sanitizer memcheck over the
 # tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
+# GPU_NCCL_ONLY=1 runs only the multi-rank tests (ctest -R '^nccl_' and the abort cases).
 # GPU_BENCH=1 adds issue 17's side-by-side GPT-2 run (gpu_bench below: bench/gpt2_gpu at d12
 # with the largest B of 64/32/16/8 that fits, tools/torch_gpt2_ref.py at B 64, the tok/s
 # ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_SECONDS (each program
@@ -182,8 +183,12 @@ if [ "${GPU_BENCH_ONLY:-0}" = 1 ]; then
   echo "== summary"; cat "$LOGDIR/summary.txt"
   exit $status
 fi
-run_one ctest ctest --test-dir "$CT" -L cuda -V
+# GPU_NCCL_ONLY=1: only the multi-rank tests (a few minutes), then the abort cases below.
+ctest_filter=(-L cuda)
+[ "${GPU_NCCL_ONLY:-0}" = 1 ] && ctest_filter=(-L cuda -R '^nccl_')
+run_one ctest ctest --test-dir "$CT" "${ctest_filter[@]}" -V
 grep -E "tests passed|tests failed|Passed|Failed|Not Run|Skipped" "$LOGDIR/ctest.log" | tail -8 | tee -a "$LOGDIR/summary.txt"
+grep -E "Test +#[0-9]+: nccl_" "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
 
 # Jobs that must abort (the build tree's ctest has them as nccl_killed_rank_* and
 # nccl_timeout_*; here for the bundle): a rank killed (SIGKILL) during a 3-rank run, where
@@ -214,6 +219,11 @@ if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
 fi
 sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
   head -60 | tee -a "$LOGDIR/summary.txt"
+
+if [ "${GPU_NCCL_ONLY:-0}" = 1 ]; then
+  echo "== summary"; cat "$LOGDIR/summary.txt"
+  exit $status
+fi
 
 # Summaries of the per-kernel lines (the tolerance table) and failures.
 grep -E ": FAIL |FAIL " "$LOGDIR/ctest.log" | head -60 | tee -a "$LOGDIR/summary.txt"
