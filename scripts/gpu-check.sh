@@ -192,7 +192,7 @@ grep -E "Test +#[0-9]+: nccl_" "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt
 
 # Jobs that must abort (the build tree's ctest has them as nccl_killed_rank_* and
 # nccl_timeout_*; here for the bundle): a rank killed (SIGKILL) during a 3-rank run, where
-# mpirun must name it; a rank of 2 that never joins collective #3, which the other must report
+# mpirun must name it (2 ranks on NCCL: one GPU each on a 2-GPU machine); a rank of 2 that never joins collective #3, which the other must report
 # with the collective, its size and the missing rank within the 3 s timeout. Each must end
 # non-zero within 100 s.
 abort_case() { # name backend ranks mode regex
@@ -213,7 +213,7 @@ abort_case() { # name backend ranks mode regex
 }
 if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
   for be in mpi nccl; do
-    abort_case "nccl_killed_rank_$be" $be 3 kill 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9'
+    abort_case "nccl_killed_rank_$be" $be "$([ $be = mpi ] && echo 3 || echo 2)" kill 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9'
     abort_case "nccl_timeout_$be" $be 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2; ranks that never arrived: rank 1 \([^)]*\)'
   done
 fi

@@ -86,8 +86,12 @@ function(dsc_nccl_tests suffix label env)
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)
     set(name nccl_killed_rank_${backend}${suffix})
+    set(np 3)
+    if(backend STREQUAL "nccl")
+      set(np 2) # one GPU per rank on a 2-GPU machine
+    endif()
     add_test(NAME ${name}
-             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 3 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=\"$0\" -DARGS=kill -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${np} -DPROG=\"$0\" -DARGS=kill -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
                      ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_KILL_EXPECT}"
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
