@@ -12,6 +12,7 @@
 #                                          tests run through a generated ctest file.
 # Environment: SANITIZE_SECONDS (default 0 = off) runs compute-sanitizer memcheck over the
 # tests for at most that long; BENCH_ARGS passes e.g. --quick to the benchmark.
+# GPU_NCCL_ONLY=1 runs only the multi-rank tests (ctest -R '^nccl_' and the abort cases).
 # GPU_BENCH=1 adds issue 17's side-by-side GPT-2 run (gpu_bench below: bench/gpt2_gpu at d12
 # with the largest B of 64/32/16/8 that fits, tools/torch_gpt2_ref.py at B 64, the tok/s
 # ratio); GPU_BENCH_ONLY=1 runs only that. BENCH_STEPS (default 8), BENCH_SECONDS (each program
@@ -182,35 +183,47 @@ if [ "${GPU_BENCH_ONLY:-0}" = 1 ]; then
   echo "== summary"; cat "$LOGDIR/summary.txt"
   exit $status
 fi
-run_one ctest ctest --test-dir "$CT" -L cuda -V
+# GPU_NCCL_ONLY=1: only the multi-rank tests (a few minutes), then the abort cases below.
+ctest_filter=(-L cuda)
+[ "${GPU_NCCL_ONLY:-0}" = 1 ] && ctest_filter=(-L cuda -R '^nccl_')
+run_one ctest ctest --test-dir "$CT" "${ctest_filter[@]}" -V
 grep -E "tests passed|tests failed|Passed|Failed|Not Run|Skipped" "$LOGDIR/ctest.log" | tail -8 | tee -a "$LOGDIR/summary.txt"
+grep -E "Test +#[0-9]+: nccl_" "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
 
-# A rank killed (SIGKILL) during a 3-rank run: every other rank must end, non-zero, within
-# 100 s, with mpirun naming the killed rank (the build tree's ctest has this as
-# nccl_killed_rank_*; here for the bundle).
-killed_rank() { # backend
-  local be=$1 prog="$B/test_nccl" log="$LOGDIR/nccl_killed_rank_$1.log" t0 t1 rc
-  DSC_COMM=$be "$MPIRUN" -np 3 --oversubscribe "$prog" probe >"$log" 2>&1
+# Jobs that must abort (the build tree's ctest has them as nccl_killed_rank_* and
+# nccl_timeout_*; here for the bundle): a rank killed (SIGKILL) during a 3-rank run, where
+# mpirun must name it (2 ranks on NCCL: one GPU each on a 2-GPU machine); a rank of 2 that never joins collective #3, which the other must report
+# with the collective, its size and the missing rank within the 3 s timeout. Each must end
+# non-zero within 100 s.
+abort_case() { # name backend ranks mode regex
+  local name=$1 be=$2 np=$3 mode=$4 re=$5 log="$LOGDIR/$1.log" t0 t1 rc
+  DSC_COMM=$be "$MPIRUN" -np "$np" --oversubscribe "$B/test_nccl" probe >"$log" 2>&1
   rc=$?
-  if [ $rc -eq 77 ]; then echo "nccl_killed_rank_$be: skipped ($(grep -m1 skipped "$log"))" | tee -a "$LOGDIR/summary.txt"; return; fi
+  if [ $rc -eq 77 ]; then echo "$name: skipped ($(grep -m1 skipped "$log"))" | tee -a "$LOGDIR/summary.txt"; return; fi
   t0=$(date +%s)
-  DSC_COMM=$be timeout 120 "$MPIRUN" -np 3 --oversubscribe "$prog" kill >>"$log" 2>&1
+  DSC_COMM=$be timeout 120 "$MPIRUN" -np "$np" --oversubscribe "$B/test_nccl" "$mode" >>"$log" 2>&1
   rc=$?
   t1=$(date +%s)
-  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $((t1 - t0)) -le 100 ] && ! grep -q UNEXPECTED "$log" &&
-     grep -Eq 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9' "$log"; then
-    echo "nccl_killed_rank_$be: ok (job exit $rc after $((t1 - t0)) s, mpirun names rank 1)" | tee -a "$LOGDIR/summary.txt"
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $((t1 - t0)) -le 100 ] && ! grep -q UNEXPECTED "$log" && grep -Eq "$re" "$log"; then
+    echo "$name: ok (job exit $rc after $((t1 - t0)) s): $(grep -Eo "$re" "$log" | head -1)" | tee -a "$LOGDIR/summary.txt"
   else
-    echo "nccl_killed_rank_$be: FAIL (exit $rc after $((t1 - t0)) s; see $log)" | tee -a "$LOGDIR/summary.txt"
+    echo "$name: FAIL (exit $rc after $((t1 - t0)) s; see $log)" | tee -a "$LOGDIR/summary.txt"
     status=1
   fi
 }
 if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
-  killed_rank mpi
-  killed_rank nccl
+  for be in mpi nccl; do
+    abort_case "nccl_killed_rank_$be" $be "$([ $be = mpi ] && echo 3 || echo 2)" kill 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9'
+    abort_case "nccl_timeout_$be" $be 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2; ranks that never arrived: rank 1 \([^)]*\)'
+  done
 fi
 sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
   head -60 | tee -a "$LOGDIR/summary.txt"
+
+if [ "${GPU_NCCL_ONLY:-0}" = 1 ]; then
+  echo "== summary"; cat "$LOGDIR/summary.txt"
+  exit $status
+fi
 
 # Summaries of the per-kernel lines (the tolerance table) and failures.
 grep -E ": FAIL |FAIL " "$LOGDIR/ctest.log" | head -60 | tee -a "$LOGDIR/summary.txt"

@@ -10,7 +10,9 @@
 # tests/cuda/emu/nccl_stub.c (a one-rank stand-in for libnccl.so.2).
 set(DSC_NCCL_TEST_ENV
     "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1" "OMPI_MCA_rmaps_base_oversubscribe=1"
-    "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1")
+    "OMP_NUM_THREADS=1" "OMP_WAIT_POLICY=passive" "OPENBLAS_NUM_THREADS=1"
+    # what OpenMPI's libraries keep until exit (tests/cmake/mpi.cmake)
+    "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 set(DSC_NCCL_KILL_EXPECT "Process name: \\[\\[[0-9]+,1\\],1\\]|rank 1 with PID [0-9]+ on node .* exited on signal 9")
 
 # The program test_nccl${suffix} (modes comm and zero) on library `lib`.
@@ -38,8 +40,10 @@ function(dsc_nccl_tests suffix label env)
   foreach(np 2 3)
     foreach(backend mpi nccl)
       foreach(kind comm zero)
-        if(suffix STREQUAL "_emu" AND kind STREQUAL "zero" AND np EQUAL 3)
-          continue() # the emulated engine is slow: 2 ranks cover the staging
+        if(suffix STREQUAL "_emu" AND kind STREQUAL "zero" AND (np EQUAL 3 OR DSC_SANITIZE))
+          # the emulated engine is slow: 2 ranks cover the staging (under ASan it took 540 s
+          # at a load of 13 on 2 cores and passed: left to the normal build)
+          continue()
         endif()
         set(name nccl_${kind}_${backend}_np${np}${suffix})
         add_test(NAME ${name}
@@ -64,12 +68,30 @@ function(dsc_nccl_tests suffix label env)
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(nccl_bf16_np2${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
                        RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
+  # A rank that never joins collective #3 (it sleeps): the others report the collective, its
+  # size and the missing rank within the 3 s timeout, and the job aborts.
+  set(DSC_NCCL_TIMEOUT_EXPECT
+      "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [0-9.]+ s on rank 0 of 2"
+      "ranks that never arrived: rank 1 \\(no answer within [0-9.]+ s: not inside any dsc collective call\\)")
+  foreach(backend mpi nccl)
+    set(name nccl_timeout_${backend}${suffix})
+    add_test(NAME ${name}
+             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 -DPROG=\"$0\" -DARGS=timeout -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                     ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_EXPECT}"
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
+                         ENVIRONMENT "${all_env};DSC_COMM=${backend}")
+  endforeach()
   # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)
     set(name nccl_killed_rank_${backend}${suffix})
+    set(np 3)
+    if(backend STREQUAL "nccl")
+      set(np 2) # one GPU per rank on a 2-GPU machine
+    endif()
     add_test(NAME ${name}
-             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 3 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=3 -DPROG=\"$0\" -DARGS=kill -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+             COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${np} -DPROG=\"$0\" -DARGS=kill -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
                      ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_KILL_EXPECT}"
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi

@@ -8,6 +8,7 @@
  * DSC_COMM_DEBUG=1) the debug check's report of ranks that diverge. Skips
  * (exit 77, with the reason) without a GPU or without NCCL. DSC_COMM defaults to nccl. */
 #include <math.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/device.h"
@@ -218,6 +219,38 @@ static void t_debug_check(void) {
     expect("buffer of a refused collective", d, DSC_F32, 8, want_rank, 0);
     dsc__dev_free_raw(ctx, d, 8 * 4 + 64);
     printf("rank %d: debug check on %s: %s\n", R, dsc_comm_backend_name(comm), dsc_comm_errmsg(comm));
+}
+
+/* `test_nccl timeout`: the last rank computes (sleeps 60 s) instead of joining collective
+ * #3; the others must report it within the 3 s timeout, naming the collective, its size and
+ * the rank that never arrived, and abort the job (tests/cmake/nccl.cmake checks the output). */
+int nccl_comm_timeout_main(void);
+int nccl_comm_timeout_main(void) {
+    int rc = nccl_test_setup("test_nccl timeout", "nccl", &ctx, &comm);
+    if (rc) return rc;
+    R = dsc_comm_rank(comm);
+    W = dsc_comm_world_size(comm);
+    if (W < 2) {
+        printf("test_nccl timeout: skipped: needs 2 ranks or more\n");
+        return 77;
+    }
+    dsc_comm_set_timeout(comm, 3);
+    void *d = dev_put(DSC_F32, 1024, v, R, 0);
+    for (int i = 1; i <= 3; i++) {
+        if (i == 3) {
+            dsc_comm_set_tag(comm, "train step 3");
+            if (R == W - 1) {
+                sleep(60);
+                fprintf(stderr, "UNEXPECTED: rank %d woke up inside the job\n", R);
+            }
+        }
+        if (dsc_comm_allreduce(comm, d, d, 1024, DSC_F32, DSC_REDUCE_SUM) != DSC_OK) {
+            fprintf(stderr, "rank %d: collective #%d failed: %s\n", R, i, dsc_comm_errmsg(comm));
+            return 1;
+        }
+    }
+    fprintf(stderr, "UNEXPECTED: rank %d completed collective #3\n", R);
+    return 1;
 }
 
 int nccl_comm_main(void);
