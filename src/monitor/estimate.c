@@ -133,12 +133,13 @@ static int layernorm(arena_t *a, int x, int64_t rows, int64_t c) {
 /* dsc_linear: one output (the gemm with its bias) */
 static int linear(arena_t *a, int x, int64_t rows, int64_t out) { return recorded(a, a->es * rows * out, x, -1); }
 
-/* dsc_gelu_linear on a [rows, in] pre-activation: its GELU lives in pool scratch of the
- * input's size while the op runs, in forward (after the output) and in backward. */
-static int gelu_linear(arena_t *a, int pre, int64_t rows, int64_t in, int64_t out) {
+/* dsc_gelu_linear on a [rows, in] pre-activation (residual >= 0: onto that tensor,
+ * dsc_linear_residual): its GELU lives in pool scratch of the input's size while the op
+ * runs, in forward (after the output) and in backward. */
+static int gelu_linear(arena_t *a, int pre, int residual, int64_t rows, int64_t in, int64_t out) {
     const int64_t scratch = al(a->es * rows * in);
     a->f_peak = max64(a->f_peak, a->f + header() + al(a->es * rows * out) + scratch);
-    int y = recorded(a, a->es * rows * out, pre, -1);
+    int y = recorded(a, a->es * rows * out, pre, residual);
     a->node_scratch[a->nn - 1] = scratch;
     return y;
 }
@@ -148,7 +149,8 @@ static int dropout(arena_t *a, int x, int64_t n, bool active) {
     return recorded(a, a->es * n, x, -1); /* no mask: backward redraws it from the Philox stream */
 }
 
-/* One transformer block (gpt.c block_forward). */
+/* One transformer block (gpt.c block_forward). Without dropout the projections add onto
+ * the residual stream in their own op (dsc_linear_residual): no separate output. */
 static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, bool drop) {
     const int64_t c = m->n_embd, rows = b * t;
     const int x = input(a, a->es * rows * c);
@@ -157,12 +159,19 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     h = linear(a, h, rows, 3 * c);
     tensor(a, 4 * b * m->n_head * t);       /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
     h = recorded(a, a->es * rows * c, h, -1); /* attention output */
+    if (!drop) {
+        const int x2 = recorded(a, a->es * rows * c, h, x); /* c_proj onto x */
+        h = layernorm(a, x2, rows, c);
+        h = linear(a, h, rows, 4 * c);                 /* the MLP's pre-activation */
+        gelu_linear(a, h, x2, rows, 4 * c, c);         /* GELU, c_proj, onto x2 */
+        return;
+    }
     h = linear(a, h, rows, c);
     h = dropout(a, h, rows * c, drop);
     const int x2 = recorded(a, a->es * rows * c, x, h); /* residual add */
     h = layernorm(a, x2, rows, c);
     h = linear(a, h, rows, 4 * c);      /* the MLP's pre-activation */
-    h = gelu_linear(a, h, rows, 4 * c, c); /* its GELU is never kept */
+    h = gelu_linear(a, h, -1, rows, 4 * c, c); /* its GELU is never kept */
     h = dropout(a, h, rows * c, drop);
     recorded(a, a->es * rows * c, x2, h); /* residual add */
 }
