@@ -705,9 +705,10 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: memory plan per rank: model state %.2f MiB + per-layer %.2f MiB + activations "
                     "%.2f MiB = %.2f MiB at the peak (dsc estimate)\n", state_bytes(&plan.state) / 1048576.0,
                     plan.state.transient / 1048576.0, plan.activations / 1048576.0, plan.total / 1048576.0);
-        /* Hold the plan's activations in one piece from the start: the first step then needs
-         * no more device memory than the plan says (otherwise its arena grows by doubling). */
-        if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.activations) != DSC_OK)
+        /* Hold the plan's step arena in one piece from the start: the first step then needs
+         * no more device memory than the plan says (otherwise its arena grows by doubling);
+         * the gradient pool, the rest of the activations, takes its blocks apart. */
+        if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.step_arena) != DSC_OK)
             fprintf(stderr, "dsc train: warning: %s (the step allocates as it goes)\n", dsc_ctx_errmsg(ctx));
         if (rank0 && plan_ok && on_device)
             fprintf(stderr, "dsc train: device %s memory plan: %.2f MiB + %.2f MiB device workspace = %.2f MiB\n",

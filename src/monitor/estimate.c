@@ -192,8 +192,11 @@ static bool selected(int every, int number, int layer, int n_layers) {
 #define CKPT_BLOCK_CALL_BYTES 40
 #define CKPT_RECORD_BYTES (80 + 3 * 8)
 
+/* The activations' peak (arena and gradient pool together); *arena_peak: the step arena's
+ * own peak (what dsc_ctx_reserve_step_memory should hold: the pool allocates apart). */
 static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
-                               bool training, int checkpoint_every, int number_checkpoints, bool with_scopes) {
+                               bool training, int checkpoint_every, int number_checkpoints, bool with_scopes,
+                               int64_t *arena_peak) {
     if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
         context > m->block_size || checkpoint_every < 0 || number_checkpoints < 0)
         return -1;
@@ -240,18 +243,21 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     int n_ckpt = 0;
     for (int l = 0; l < L; l++) n_ckpt += selected(checkpoint_every, number_checkpoints, l, L);
     const int64_t blk_fwd = max64(blk.f, blk.f_peak); /* a block's forward at its largest */
-    if (n_ckpt == 0)
+    if (n_ckpt == 0) {
+        *arena_peak = emb.f + L * blk.f + head.f + head.b;
         return max64(emb.f + (L - 1) * blk.f + blk_fwd,
                      emb.f + L * blk.f + head.f + head.b + max64(head_pool, max64(blk_pool, emb_pool)));
+    }
 
     /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. */
     const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
     const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
     const int64_t ckpt_pool = pool_peak(&blk, true);
-    int64_t cur = emb.f, peak = cur;
+    int64_t cur = emb.f, peak = cur, apeak = cur; /* apeak: the arena alone */
     for (int l = 0; l < L; l++) {
         if (selected(checkpoint_every, number_checkpoints, l, L)) {
             peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk_fwd);
+            apeak = max64(apeak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk.f);
             cur += kept; /* the intermediates went back to the arena */
         } else {
             peak = max64(peak, cur + blk_fwd);
@@ -260,19 +266,25 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     }
     cur += head.f + head.b;
     peak = max64(peak, cur + head_pool);
+    apeak = max64(apeak, cur);
     for (int l = L - 1; l >= 0; l--) {
-        if (selected(checkpoint_every, number_checkpoints, l, L))
+        if (selected(checkpoint_every, number_checkpoints, l, L)) {
             /* recompute (plus the recomputed-outputs array) and backward above a mark, then rewound */
             peak = max64(peak, cur + al(8) + blk.f + ckpt_pool);
-        else
+            apeak = max64(apeak, cur + al(8) + blk.f);
+        } else {
             peak = max64(peak, cur + blk_pool);
+        }
     }
+    *arena_peak = apeak;
     return max64(peak, cur + emb_pool);
 }
 
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
                                      bool training, int checkpoint_every, int number_checkpoints) {
-    return gpt_activations(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, false);
+    int64_t arena;
+    return gpt_activations(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, false,
+                           &arena);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -472,7 +484,7 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     if (stage >= 2) layered_state(o, stage, &out->state);
     out->activations = gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
                                        checkpointing ? o->checkpoint_every : 0,
-                                       checkpointing ? o->number_checkpoints : 0, stage >= 2);
+                                       checkpointing ? o->number_checkpoints : 0, stage >= 2, &out->step_arena);
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);
