@@ -260,7 +260,7 @@ static dsc_status_t bench_setup(bench_t *b) {
     eopt.checkpoint_every = a->ckpt ? 1 : 0;
     eopt.vocab_pad = dsc_ctx_gemm_pad_elems(b->ctx);
     b->plan_ok = b->plan_ok && dsc_estimate_memory(&eopt, a->zero, a->ckpt, &b->plan, perr, sizeof perr) == DSC_OK;
-    if (b->plan_ok && (rc = dsc_ctx_reserve_step_memory(b->ctx, (size_t)b->plan.activations)) != DSC_OK)
+    if (b->plan_ok && (rc = dsc_ctx_reserve_step_memory(b->ctx, (size_t)b->plan.step_arena)) != DSC_OK)
         return fail(b, rc, "reserving the planned activation memory", dsc_ctx_errmsg(b->ctx));
 
     b->sync_dev = dsc_ctx_alloc(b->ctx, DSC_MEM_OTHER, 64);

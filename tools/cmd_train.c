@@ -711,9 +711,10 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: optimizer offload per rank: NVMe swap file %.2f MiB (%lld bytes), swap buffers "
                     "(pinned host) %.2f MiB, in the optimizer state above (dsc estimate)\n", plan.nvme_bytes / 1048576.0,
                     (long long)plan.nvme_bytes, plan.pinned_host_bytes / 1048576.0);
-        /* Hold the plan's activations in one piece from the start: the first step then needs
-         * no more device memory than the plan says (otherwise its arena grows by doubling). */
-        if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.activations) != DSC_OK)
+        /* Hold the plan's step arena in one piece from the start: the first step then needs
+         * no more device memory than the plan says (otherwise its arena grows by doubling);
+         * the gradient pool, the rest of the activations, takes its blocks apart. */
+        if (plan_ok && dsc_ctx_reserve_step_memory(ctx, plan.step_arena) != DSC_OK)
             fprintf(stderr, "dsc train: warning: %s (the step allocates as it goes)\n", dsc_ctx_errmsg(ctx));
         if (rank0 && plan_ok && on_device)
             fprintf(stderr, "dsc train: device %s memory plan: %.2f MiB + %.2f MiB device workspace = %.2f MiB\n",

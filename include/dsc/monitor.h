@@ -200,7 +200,9 @@ typedef struct dsc_memory_estimate {
     int64_t numel;           /* P0 */
     int64_t padded;          /* P (the ZeRO plan's padding) */
     dsc_zero_memory_t state; /* dsc_zero_plan_memory: what the engine allocates */
-    int64_t activations;     /* peak of the step arena (DSC_MEM_ACTIVATIONS) */
+    int64_t activations;     /* peak of the step arena and the gradient pool (DSC_MEM_ACTIVATIONS) */
+    int64_t step_arena;      /* of which the step arena's own peak: what dsc_ctx_reserve_step_memory
+                                should hold (the gradient pool allocates its blocks apart) */
     int64_t total;           /* state + state.transient + activations: the peak */
     /* offload_device "nvme": bytes of the rank's swap file, and the host bytes of its swap
      * buffers (part of state.optim, which no longer holds the states); 0 otherwise. */
@@ -211,10 +213,11 @@ typedef struct dsc_memory_estimate {
  * parameters of its own: usually wte). */
 int64_t dsc_gpt_param_count(const dsc_gpt_config_t *model);
 int64_t dsc_gpt_largest_layer_params(const dsc_gpt_config_t *model);
-/* Bytes the step arena holds at its peak (DSC_MEM_ACTIVATIONS) for one forward + backward
- * of dsc_gpt_forward with targets on B x T tokens: every activation, saved tensor, gradient,
- * fp32 compute copy of a 16-bit parameter, tape node and tensor header, each rounded to the
- * arena's 64-byte alignment (docs/monitor.md derives it). checkpoint_every / number_checkpoints
+/* Bytes the step arena and the gradient pool hold at their peak (DSC_MEM_ACTIVATIONS) for
+ * one forward + engine backward of dsc_gpt_forward with targets on B x T tokens: every
+ * activation, saved tensor, tape node and tensor header in the arena, and the activation
+ * gradients and op scratch alive at once in the pool (given back as backward passes them),
+ * each rounded to 64 bytes (docs/monitor.md derives it). checkpoint_every / number_checkpoints
  * select the checkpointed blocks as dsc_actckpt_layer_selected does (both 0: none): a
  * checkpointed block keeps only its output through the forward and is recomputed, then
  * released, in backward. Returns -1 for invalid arguments. */

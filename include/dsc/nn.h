@@ -137,6 +137,10 @@ typedef struct dsc_linear {
 dsc_status_t dsc_linear_init(dsc_model_t *model, dsc_linear_t *layer, const char *prefix, int64_t in_features,
                              int64_t out_features, bool bias, double std);
 dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x);
+/* residual + layer(x) as one op and one output (dsc_linear_residual): a transformer's
+ * projection onto its residual stream. residual: the output's shape and dtype. */
+dsc_tensor_t *dsc_linear_forward_residual(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x,
+                                          dsc_tensor_t *residual);
 
 typedef struct dsc_layernorm {
     dsc_tensor_t *weight, *bias;
@@ -159,6 +163,8 @@ typedef struct dsc_mlp {
 dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix, int64_t n, double std,
                           double proj_std);
 dsc_tensor_t *dsc_mlp_forward(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x);
+/* residual + mlp(x), the output projection and the add in one op (dsc_linear_residual). */
+dsc_tensor_t *dsc_mlp_forward_residual(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x, dsc_tensor_t *residual);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,12 @@ dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_t
  * the op runs and is recomputed in backward (as llm.c does), so an MLP keeps its
  * pre-activation and not its GELU output. The same values as dsc_gelu then dsc_linear. */
 dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w, dsc_tensor_t *bias);
+/* residual + dsc_linear(x, w, bias) (gelu_input: + dsc_gelu_linear(x, w, bias)) as one op
+ * and one output: a transformer's projection onto its residual stream keeps one tensor
+ * where the linear and dsc_add keep two. residual: the output's shape and dtype. The same
+ * values as dsc_add(residual, the linear op's output). */
+dsc_tensor_t *dsc_linear_residual(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias,
+                                  dsc_tensor_t *residual, bool gelu_input);
 
 /* Elementwise a (+, -, *) b. The shapes must be equal, or one must equal a trailing part
  * of the other (broadcast over leading dims, e.g. [B, T, C] + [T, C]). out has the larger shape. */

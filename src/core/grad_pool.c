@@ -12,8 +12,9 @@
  * A block carries its gradient's tensor header too (host memory, beside the device bytes),
  * so the gradient survives arena rewinds (activation checkpointing rewinds after every
  * recompute; src/core/recompute.c): its owner's gradient stays valid whatever the arena
- * does. Blocks are kept across steps like the arena's spare chunk; one that a whole step did
- * not use goes back to the device at the step's end (a shape that stopped recurring). The
+ * does. Blocks are kept across steps like the arena's spare chunk; one that a whole step with
+ * gradients did not use goes back to the device at the step's end (a shape that stopped
+ * recurring; an evaluation step in between frees nothing). The
  * bytes of blocks in use count as DSC_MEM_ACTIVATIONS, so the activation peak is what the
  * step really held.
  *
@@ -31,6 +32,7 @@ struct dsc_grad_block {
     size_t bytes;              /* capacity, DSC_ALIGN multiple; reuse needs an exact match */
     bool in_use;
     bool used_this_step;
+    bool grad_this_step;       /* handed out as a gradient (not scratch) this step */
 };
 
 static size_t align_up(size_t n) { return ((n ? n : 1) + DSC_ALIGN - 1) / DSC_ALIGN * DSC_ALIGN; }
@@ -80,6 +82,7 @@ dsc_tensor_t *dsc__grad_pool_take(dsc_ctx_t *ctx, dsc_tensor_t *owner) {
     g->data = b->data;
     b->in_use = true;
     b->used_this_step = true;
+    b->grad_this_step = true;
     ctx->grad_pool.in_use_bytes += bytes;
     dsc__mem_add(ctx, DSC_MEM_ACTIVATIONS, bytes);
     owner->grad = g;
@@ -104,12 +107,17 @@ void dsc__grad_pool_release(dsc_ctx_t *ctx, dsc_tensor_t *t) {
 
 void dsc__grad_pool_end_step(dsc_ctx_t *ctx) {
     dsc_grad_pool_t *p = &ctx->grad_pool;
+    /* A step without gradients (an evaluation between training steps) frees nothing: the
+     * next training step needs its blocks again. */
+    bool had_grads = false;
+    for (size_t k = 0; k < p->n; k++) had_grads |= p->blocks[k]->grad_this_step;
     size_t kept = 0;
     for (size_t k = 0; k < p->n; k++) {
         dsc_grad_block_t *b = p->blocks[k];
         if (b->in_use) give_back(ctx, b); /* its owner's header dies with the step arena */
-        if (b->used_this_step) {
+        if (b->used_this_step || !had_grads) {
             b->used_this_step = false;
+            b->grad_this_step = false;
             p->blocks[kept++] = b;
         } else {
             dsc__dev_free_raw(ctx, b->data, b->bytes);

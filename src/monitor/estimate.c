@@ -134,12 +134,13 @@ static int layernorm(arena_t *a, int x, int64_t rows, int64_t c) {
 /* dsc_linear: one output (the gemm with its bias) */
 static int linear(arena_t *a, int x, int64_t rows, int64_t out) { return recorded(a, a->es * rows * out, x, -1); }
 
-/* dsc_gelu_linear on a [rows, in] pre-activation: its GELU lives in pool scratch of the
- * input's size while the op runs, in forward (after the output) and in backward. */
-static int gelu_linear(arena_t *a, int pre, int64_t rows, int64_t in, int64_t out) {
+/* dsc_gelu_linear on a [rows, in] pre-activation (residual >= 0: onto that tensor,
+ * dsc_linear_residual): its GELU lives in pool scratch of the input's size while the op
+ * runs, in forward (after the output) and in backward. */
+static int gelu_linear(arena_t *a, int pre, int residual, int64_t rows, int64_t in, int64_t out) {
     const int64_t scratch = al(a->es * rows * in);
     a->f_peak = max64(a->f_peak, a->f + header() + al(a->es * rows * out) + scratch);
-    int y = recorded(a, a->es * rows * out, pre, -1);
+    int y = recorded(a, a->es * rows * out, pre, residual);
     a->node_scratch[a->nn - 1] = scratch;
     return y;
 }
@@ -149,7 +150,8 @@ static int dropout(arena_t *a, int x, int64_t n, bool active) {
     return recorded(a, a->es * n, x, -1); /* no mask: backward redraws it from the Philox stream */
 }
 
-/* One transformer block (gpt.c block_forward). */
+/* One transformer block (gpt.c block_forward). Without dropout the projections add onto
+ * the residual stream in their own op (dsc_linear_residual): no separate output. */
 static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, bool drop) {
     const int64_t c = m->n_embd, rows = b * t;
     const int x = input(a, a->es * rows * c);
@@ -158,12 +160,19 @@ static void block(arena_t *a, const dsc_gpt_config_t *m, int64_t b, int64_t t, b
     h = linear(a, h, rows, 3 * c);
     tensor(a, 4 * b * m->n_head * t);       /* attention's per-row log-sum-exp, f32 (flash style: no [B,H,T,T]) */
     h = recorded(a, a->es * rows * c, h, -1); /* attention output */
+    if (!drop) {
+        const int x2 = recorded(a, a->es * rows * c, h, x); /* c_proj onto x */
+        h = layernorm(a, x2, rows, c);
+        h = linear(a, h, rows, 4 * c);                 /* the MLP's pre-activation */
+        gelu_linear(a, h, x2, rows, 4 * c, c);         /* GELU, c_proj, onto x2 */
+        return;
+    }
     h = linear(a, h, rows, c);
     h = dropout(a, h, rows * c, drop);
     const int x2 = recorded(a, a->es * rows * c, x, h); /* residual add */
     h = layernorm(a, x2, rows, c);
     h = linear(a, h, rows, 4 * c);      /* the MLP's pre-activation */
-    h = gelu_linear(a, h, rows, 4 * c, c); /* its GELU is never kept */
+    h = gelu_linear(a, h, -1, rows, 4 * c, c); /* its GELU is never kept */
     h = dropout(a, h, rows * c, drop);
     recorded(a, a->es * rows * c, x2, h); /* residual add */
 }
@@ -184,9 +193,11 @@ static bool selected(int every, int number, int layer, int n_layers) {
 #define CKPT_BLOCK_CALL_BYTES 40
 #define CKPT_RECORD_BYTES (80 + 3 * 8)
 
+/* The activations' peak (arena and gradient pool together); *arena_peak: the step arena's
+ * own peak (what dsc_ctx_reserve_step_memory should hold: the pool allocates apart). */
 static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
                                bool training, int checkpoint_every, int number_checkpoints, bool with_scopes,
-                               int vocab_pad) {
+                               int vocab_pad, int64_t *arena_peak) {
     if (!m || dsc_gpt_config_validate(m, NULL, 0) != DSC_OK || micro_batch < 1 || context < 1 ||
         context > m->block_size || checkpoint_every < 0 || number_checkpoints < 0)
         return -1;
@@ -234,18 +245,21 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     int n_ckpt = 0;
     for (int l = 0; l < L; l++) n_ckpt += selected(checkpoint_every, number_checkpoints, l, L);
     const int64_t blk_fwd = max64(blk.f, blk.f_peak); /* a block's forward at its largest */
-    if (n_ckpt == 0)
+    if (n_ckpt == 0) {
+        *arena_peak = emb.f + L * blk.f + head.f + head.b;
         return max64(emb.f + (L - 1) * blk.f + blk_fwd,
                      emb.f + L * blk.f + head.f + head.b + max64(head_pool, max64(blk_pool, emb_pool)));
+    }
 
     /* With checkpoints the arena grows and shrinks: follow it and keep the maximum. */
     const int64_t act = header() + al(es * rows * c); /* one [B, T, C] tensor */
     const int64_t kept = al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + act + al(8) + node();
     const int64_t ckpt_pool = pool_peak(&blk, true);
-    int64_t cur = emb.f, peak = cur;
+    int64_t cur = emb.f, peak = cur, apeak = cur; /* apeak: the arena alone */
     for (int l = 0; l < L; l++) {
         if (selected(checkpoint_every, number_checkpoints, l, L)) {
             peak = max64(peak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk_fwd);
+            apeak = max64(apeak, cur + al(CKPT_BLOCK_CALL_BYTES) + al(CKPT_RECORD_BYTES) + blk.f);
             cur += kept; /* the intermediates went back to the arena */
         } else {
             peak = max64(peak, cur + blk_fwd);
@@ -254,19 +268,25 @@ static int64_t gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int c
     }
     cur += head.f + head.b;
     peak = max64(peak, cur + head_pool);
+    apeak = max64(apeak, cur);
     for (int l = L - 1; l >= 0; l--) {
-        if (selected(checkpoint_every, number_checkpoints, l, L))
+        if (selected(checkpoint_every, number_checkpoints, l, L)) {
             /* recompute (plus the recomputed-outputs array) and backward above a mark, then rewound */
             peak = max64(peak, cur + al(8) + blk.f + ckpt_pool);
-        else
+            apeak = max64(apeak, cur + al(8) + blk.f);
+        } else {
             peak = max64(peak, cur + blk_pool);
+        }
     }
+    *arena_peak = apeak;
     return max64(peak, cur + emb_pool);
 }
 
 int64_t dsc_estimate_gpt_activations(const dsc_gpt_config_t *m, int micro_batch, int context, dsc_dtype_t param_dtype,
                                      bool training, int checkpoint_every, int number_checkpoints) {
-    return gpt_activations(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, false, 0);
+    int64_t arena;
+    return gpt_activations(m, micro_batch, context, param_dtype, training, checkpoint_every, number_checkpoints, false, 0,
+                           &arena);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -472,7 +492,8 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     if (stage >= 2) layered_state(o, stage, &out->state);
     out->activations = gpt_activations(&o->model, o->micro_batch, o->context, o->param_dtype, o->training,
                                        checkpointing ? o->checkpoint_every : 0,
-                                       checkpointing ? o->number_checkpoints : 0, stage >= 2, o->vocab_pad);
+                                       checkpointing ? o->number_checkpoints : 0, stage >= 2, o->vocab_pad,
+                                       &out->step_arena);
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);

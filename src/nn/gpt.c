@@ -92,12 +92,18 @@ static bool is_half(const dsc_tensor_t *t) {
     return t && (dsc_tensor_dtype(t) == DSC_BF16 || dsc_tensor_dtype(t) == DSC_F16);
 }
 
-/* One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)). */
+/* One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)). Without dropout (p = 0
+ * or evaluation) each projection adds onto the residual stream in its own op: one output
+ * per residual add instead of two, the same values. */
 static dsc_tensor_t *block_forward(dsc_ctx_t *ctx, const dsc_gpt_t *g, const dsc_gpt_block_t *b, dsc_tensor_t *x) {
     const double p = g->config.dropout;
     dsc_tensor_t *h = dsc_layernorm_forward(ctx, &b->ln_1, x);
     h = dsc_linear_forward(ctx, &b->c_attn, h);
     h = dsc_attention(ctx, h, g->config.n_head, p);
+    if (!ctx->training || p == 0) { /* dsc_dropout would return its input */
+        x = dsc_linear_forward_residual(ctx, &b->c_proj, h, x);
+        return dsc_mlp_forward_residual(ctx, &b->mlp, dsc_layernorm_forward(ctx, &b->ln_2, x), x);
+    }
     h = dsc_dropout(ctx, dsc_linear_forward(ctx, &b->c_proj, h), p);
     x = dsc_add(ctx, x, h);
     h = dsc_mlp_forward(ctx, &b->mlp, dsc_layernorm_forward(ctx, &b->ln_2, x));

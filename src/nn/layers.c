@@ -48,24 +48,32 @@ dsc_tensor_t *dsc_param_compute_as(dsc_ctx_t *ctx, dsc_tensor_t *param, const ds
     return dsc_cast(ctx, p, dsc_tensor_dtype(like)); /* the explicit conversion of the dtype rules */
 }
 
-typedef dsc_tensor_t *(*linear_op_fn)(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias);
-
-/* The layer's parameters in their scope around one linear op (dsc_linear, or
- * dsc_gelu_linear for an MLP's output projection). */
-static dsc_tensor_t *linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x, linear_op_fn linear_op) {
+/* The layer's parameters in their scope around one linear op: dsc_linear, dsc_gelu_linear
+ * (gelu_input: an MLP's output projection), or dsc_linear_residual (residual given). */
+static dsc_tensor_t *linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x, bool gelu_input,
+                                    dsc_tensor_t *residual) {
     if (!layer) return NULL;
     dsc_param_scope_t scope;
     dsc_tensor_t *params[2] = {layer->weight, layer->bias};
     dsc_param_scope_enter(ctx, &scope, 2, params);
-    /* one op, one output: the gemm with its bias (dsc_linear) */
-    dsc_tensor_t *y = linear_op(ctx, x, dsc_param_compute_as(ctx, layer->weight, x),
-                                layer->bias ? dsc_param_compute_as(ctx, layer->bias, x) : NULL);
+    /* one op, one output: the gemm with its bias */
+    dsc_tensor_t *w = dsc_param_compute_as(ctx, layer->weight, x);
+    dsc_tensor_t *b = layer->bias ? dsc_param_compute_as(ctx, layer->bias, x) : NULL;
+    dsc_tensor_t *y = residual     ? dsc_linear_residual(ctx, x, w, b, residual, gelu_input)
+                      : gelu_input ? dsc_gelu_linear(ctx, x, w, b)
+                                   : dsc_linear(ctx, x, w, b);
     dsc_param_scope_exit(ctx, &scope);
     return y;
 }
 
 dsc_tensor_t *dsc_linear_forward(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x) {
-    return linear_forward(ctx, layer, x, dsc_linear);
+    return linear_forward(ctx, layer, x, false, NULL);
+}
+
+dsc_tensor_t *dsc_linear_forward_residual(dsc_ctx_t *ctx, const dsc_linear_t *layer, dsc_tensor_t *x,
+                                          dsc_tensor_t *residual) {
+    if (!residual) return NULL;
+    return linear_forward(ctx, layer, x, false, residual);
 }
 
 dsc_status_t dsc_layernorm_init(dsc_model_t *model, dsc_layernorm_t *layer, const char *prefix, int64_t n, double eps) {
@@ -119,5 +127,10 @@ dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix
 dsc_tensor_t *dsc_mlp_forward(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x) {
     if (!mlp) return NULL;
     /* c_proj(gelu(c_fc(x))) keeping c_fc's output only: the GELU is recomputed in backward */
-    return linear_forward(ctx, &mlp->c_proj, dsc_linear_forward(ctx, &mlp->c_fc, x), dsc_gelu_linear);
+    return linear_forward(ctx, &mlp->c_proj, dsc_linear_forward(ctx, &mlp->c_fc, x), true, NULL);
+}
+
+dsc_tensor_t *dsc_mlp_forward_residual(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x, dsc_tensor_t *residual) {
+    if (!mlp || !residual) return NULL;
+    return linear_forward(ctx, &mlp->c_proj, dsc_linear_forward(ctx, &mlp->c_fc, x), true, residual);
 }

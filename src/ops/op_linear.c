@@ -1,11 +1,18 @@
-/* The linear layer as single ops (dsc/ops.h dsc_linear, dsc_gelu_linear): one output where
- * dsc_matmul + dsc_bias_add keep two, the gemm and its bias in one backend call
- * (backend.h's linear: cuBLASLt's bias epilogue on the GPU). dsc_gelu_linear also takes
- * the MLP's GELU in: its output only ever exists in pool scratch (src/core/grad_pool.c),
- * computed again in backward, so the MLP keeps its [*, 4C] pre-activation alone.
+/* The linear layer as single ops (dsc/ops.h dsc_linear, dsc_gelu_linear,
+ * dsc_linear_residual): one output where dsc_matmul + dsc_bias_add keep two, the gemm and
+ * its bias in one backend call (backend.h's linear: cuBLASLt's bias epilogue on the GPU).
+ * dsc_gelu_linear also takes the MLP's GELU in: its output only ever exists in pool scratch
+ * (src/core/grad_pool.c), computed again in backward, so the MLP keeps its [*, 4C]
+ * pre-activation alone. The residual variant adds the layer's output to a residual stream
+ * in the same output (a transformer's projections: x + proj(h) keeps one tensor, not two):
+ * the output is the linear's, then residual + it, in place, as dsc_add(residual, linear)
+ * computes it.
  *
- * Backward (G = dout [M, N]): dx += G w (gemm), dw += G^T x (gemm), dbias += column sums of
- * G: the same backend calls, in the same arithmetic, as the unfused ops' backward. */
+ * Backward (G = dout [M, N]): dresidual += G, dx += G w (gemm), dw += G^T x (gemm), dbias
+ * += column sums of G: the same backend calls, in the same arithmetic, as the unfused ops'
+ * backward. Node inputs: x, w, bias (may be NULL), residual (may be NULL); i[0] = gelu. */
+#include <string.h>
+
 #include "ops/op_common.h"
 
 /* Checks x [*, K], w [N, K], bias [N] or NULL of one dtype; fills m, n, k. */
@@ -47,17 +54,24 @@ static dsc_tensor_t *linear_out(dsc_ctx_t *ctx, const dsc_tensor_t *x, int64_t n
 static void param_grads(dsc_ctx_t *ctx, dsc_node_t *node, int64_t m, int64_t n, int64_t k, const void *g,
                         const void *xv, dsc_tensor_t *gw) {
     const dsc_backend_t *be = ctx->backend;
-    dsc_tensor_t *bias = node->n_in > 2 ? node->in[2] : NULL;
+    dsc_tensor_t *bias = node->in[2];
     dsc_tensor_t *gb = dsc__grad(ctx, bias);
     if (gb) be->sum_rows_acc(&ctx->device, gb->dtype, m, n, 1.0, g, gb->data);
     if (gw) /* [N, K] += G^T [N, M] @ X [M, K] */
         be->gemm(&ctx->device, gw->dtype, true, false, n, k, m, 1.0, g, n, xv, k, 1.0, gw->data, k);
 }
 
+/* dresidual += G */
+static void residual_grad(dsc_ctx_t *ctx, dsc_node_t *node) {
+    dsc_tensor_t *gr = dsc__grad(ctx, node->in[3]);
+    if (gr) ctx->backend->axpy(&ctx->device, gr->dtype, gr->numel, 1.0, node->out->grad->data, gr->data);
+}
+
 static void linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *x = node->in[0], *w = node->in[1];
     const int64_t n = w->shape[0], k = w->shape[1], m = x->numel / (k ? k : 1);
     const void *g = node->out->grad->data;
+    residual_grad(ctx, node);
     param_grads(ctx, node, m, n, k, g, x->data, dsc__grad(ctx, w));
     dsc_tensor_t *gx = dsc__grad(ctx, x);
     if (gx) /* [M, K] += G [M, N] @ W [N, K] */
@@ -65,21 +79,42 @@ static void linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
 }
 
 static dsc_tensor_t *record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out,
-                            dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias) {
-    dsc_tensor_t *in[3] = {x, w, bias};
-    const int n_in = bias ? 3 : 2;
-    if (dsc__needs_grad(ctx, n_in, in) && !dsc__record(ctx, op, backward, out, n_in, in)) return NULL;
+                            dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias, dsc_tensor_t *residual) {
+    dsc_tensor_t *in[4] = {x, w, bias, residual};
+    if (dsc__needs_grad(ctx, 4, in) && !dsc__record(ctx, op, backward, out, 4, in)) return NULL;
     return out;
+}
+
+/* out += residual, as dsc_add(residual, out) computes it (residual first). */
+static bool add_residual(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *out, const dsc_tensor_t *residual) {
+    if (!residual) return true;
+    char so[DSC_OP_SHAPE_BUF], sr[DSC_OP_SHAPE_BUF];
+    if (residual->dtype != out->dtype || residual->numel != out->numel || residual->ndim != out->ndim ||
+        memcmp(residual->shape, out->shape, sizeof(int64_t) * (size_t)out->ndim) != 0) {
+        dsc__fail(ctx, DSC_ERR_INVALID, "%s: residual %s %s must have the output's shape %s and dtype %s", op,
+                  dsc__shape_str(residual, sr, sizeof sr), dsc_dtype_name(residual->dtype),
+                  dsc__shape_str(out, so, sizeof so), dsc_dtype_name(out->dtype));
+        return false;
+    }
+    ctx->backend->binary(&ctx->device, out->dtype, DSC_BINARY_ADD, out->numel, residual->data, out->numel, out->data,
+                         out->data);
+    return true;
+}
+
+static dsc_tensor_t *linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias,
+                                 dsc_tensor_t *residual) {
+    int64_t m, n, k;
+    if (!check_linear(ctx, op, x, w, bias, &m, &n, &k)) return NULL;
+    dsc_tensor_t *out = linear_out(ctx, x, n);
+    if (!out) return NULL;
+    ctx->backend->linear(&ctx->device, x->dtype, m, n, k, x->data, w->data, bias ? bias->data : NULL, out->data);
+    if (!add_residual(ctx, op, out, residual)) return NULL;
+    return record(ctx, op, linear_backward, out, x, w, bias, residual);
 }
 
 dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias) {
     if (!ctx || !x || !w) return NULL;
-    int64_t m, n, k;
-    if (!check_linear(ctx, "dsc_linear", x, w, bias, &m, &n, &k)) return NULL;
-    dsc_tensor_t *out = linear_out(ctx, x, n);
-    if (!out) return NULL;
-    ctx->backend->linear(&ctx->device, x->dtype, m, n, k, x->data, w->data, bias ? bias->data : NULL, out->data);
-    return record(ctx, "dsc_linear", linear_backward, out, x, w, bias);
+    return linear_impl(ctx, "dsc_linear", x, w, bias, NULL);
 }
 
 /* Backward with the GELU recomputed into one scratch: gelu(pre) for dw, then overwritten by
@@ -90,6 +125,7 @@ static void gelu_linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     const dsc_backend_t *be = ctx->backend;
     const int64_t n = w->shape[0], k = w->shape[1], m = pre->numel / (k ? k : 1);
     const void *g = node->out->grad->data;
+    residual_grad(ctx, node);
     void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
     if (!s) return;
     dsc_tensor_t *gw = dsc__grad(ctx, w);
@@ -103,10 +139,10 @@ static void gelu_linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc__grad_pool_scratch_give(ctx, s);
 }
 
-dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w, dsc_tensor_t *bias) {
-    if (!ctx || !pre || !w) return NULL;
+static dsc_tensor_t *gelu_linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *pre, dsc_tensor_t *w,
+                                      dsc_tensor_t *bias, dsc_tensor_t *residual) {
     int64_t m, n, k;
-    if (!check_linear(ctx, "dsc_gelu_linear", pre, w, bias, &m, &n, &k)) return NULL;
+    if (!check_linear(ctx, op, pre, w, bias, &m, &n, &k)) return NULL;
     dsc_tensor_t *out = linear_out(ctx, pre, n);
     if (!out) return NULL;
     void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
@@ -114,5 +150,18 @@ dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w
     ctx->backend->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
     ctx->backend->linear(&ctx->device, pre->dtype, m, n, k, s, w->data, bias ? bias->data : NULL, out->data);
     dsc__grad_pool_scratch_give(ctx, s);
-    return record(ctx, "dsc_gelu_linear", gelu_linear_backward, out, pre, w, bias);
+    if (!add_residual(ctx, op, out, residual)) return NULL;
+    return record(ctx, op, gelu_linear_backward, out, pre, w, bias, residual);
+}
+
+dsc_tensor_t *dsc_gelu_linear(dsc_ctx_t *ctx, dsc_tensor_t *pre, dsc_tensor_t *w, dsc_tensor_t *bias) {
+    if (!ctx || !pre || !w) return NULL;
+    return gelu_linear_impl(ctx, "dsc_gelu_linear", pre, w, bias, NULL);
+}
+
+dsc_tensor_t *dsc_linear_residual(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias,
+                                  dsc_tensor_t *residual, bool gelu_input) {
+    if (!ctx || !x || !w || !residual) return NULL;
+    return gelu_input ? gelu_linear_impl(ctx, "dsc_linear_residual", x, w, bias, residual)
+                      : linear_impl(ctx, "dsc_linear_residual", x, w, bias, residual);
 }

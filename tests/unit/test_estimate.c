@@ -171,6 +171,9 @@ static void check_case(int stage, int world, const char *precision, int every, i
         CHECK_MSG(rel <= 0.05 && rel_act <= 0.05, "%s: measured %lld bytes (activations peak %zu), estimated %lld (%lld): "
                   "%.2f%% off", what, (long long)measured, runs[r].act_peak, (long long)e.total,
                   (long long)e.activations, 100 * rel);
+        /* the arena's own part (what dsc train reserves): the gradient pool holds the rest */
+        CHECK_MSG(e.step_arena > 0 && e.step_arena < e.activations, "%s: step arena %lld of activations %lld", what,
+                  (long long)e.step_arena, (long long)e.activations);
         if (e.activations != (int64_t)runs[r].act_peak)
             printf("note: %s: activations estimated %lld, measured %zu (%+.3f%%)\n", what, (long long)e.activations,
                    runs[r].act_peak, 100.0 * ((double)e.activations - (double)runs[r].act_peak) / (double)runs[r].act_peak);

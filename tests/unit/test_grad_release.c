@@ -73,7 +73,41 @@ static void run(bool release, bool checkpoint, result_t *res) {
     dsc_ctx_free(ctx);
 }
 
+/* One backward of sum(tanh(x W)) on [rows, C] with the pool on. */
+static void pooled_step(dsc_ctx_t *ctx, dsc_tensor_t *w, int64_t rows, bool grads) {
+    dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F32, rows, C);
+    if (!grads) dsc_ctx_no_grad_begin(ctx);
+    dsc_tensor_t *loss = dsc_sum(ctx, dsc_tanh(ctx, dsc_matmul(ctx, x, w, false, false)));
+    if (!grads) dsc_ctx_no_grad_end(ctx);
+    ctx->release_grads = true;
+    if (grads) CHECK_OK(dsc_autograd_backward(ctx, loss));
+    ctx->release_grads = false;
+    dsc_ctx_end_step(ctx);
+}
+
+/* The pool keeps its blocks across steps, also across a step without gradients (an
+ * evaluation), and drops the blocks of a shape that a step with gradients did not use. */
+static void pool_across_steps(void) {
+    dsc_ctx_t *ctx = check_ctx_new(6);
+    static float wdata[C * C], gbuf[C * C];
+    int64_t ws[2] = {C, C};
+    dsc_tensor_t *w = dsc_tensor_wrap(ctx, DSC_F32, 2, ws, wdata, gbuf, true);
+    pooled_step(ctx, w, R, true);
+    const size_t held = dsc__grad_pool_held_bytes(ctx);
+    CHECK(held == 2 * R * C * sizeof(float)); /* the tanh output's and the matmul output's */
+    pooled_step(ctx, w, R, true);
+    CHECK(dsc__grad_pool_held_bytes(ctx) == held); /* reused, not grown */
+    pooled_step(ctx, w, R, false);
+    CHECK(dsc__grad_pool_held_bytes(ctx) == held); /* an evaluation frees nothing */
+    pooled_step(ctx, w, 2 * R, true);
+    CHECK(dsc__grad_pool_held_bytes(ctx) == 2 * held); /* the old shape's blocks went back */
+    CHECK(dsc_ctx_mem_stats(ctx, DSC_MEM_ACTIVATIONS).live_bytes == 0);
+    dsc_tensor_free_persistent(ctx, w);
+    dsc_ctx_free(ctx);
+}
+
 int main(void) {
+    pool_across_steps();
     static result_t keep, rel, keep_ck, rel_ck;
     run(false, false, &keep);
     run(true, false, &rel);

@@ -1,4 +1,4 @@
-/* The fused linear ops (dsc_linear, dsc_gelu_linear; src/ops/op_linear.c):
+/* The fused linear ops (dsc_linear, dsc_gelu_linear, dsc_linear_residual; src/ops/op_linear.c):
  *  - f64 gradients against central finite differences (3-D input, with and without bias);
  *  - f32: forward and every gradient the same bits as the unfused ops they replace
  *    (dsc_matmul + dsc_bias_add; dsc_gelu, then those), the claim behind the engine's
@@ -6,6 +6,8 @@
  *  - bf16/f16: dsc_linear is round16(the f32 linear on the widened inputs) bit for bit (one
  *    rounding of gemm + bias), and differs from the unfused pair's two roundings somewhere;
  *    dsc_gelu_linear's backward is the unfused ops' bits (the same roundings);
+ *  - dsc_linear_residual: forward and gradients (the residual's too) the same bits as
+ *    dsc_add(residual, the linear op) in f32 and bf16, with and without the GELU input;
  *  - shape and dtype errors name the op and the shapes. */
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +25,10 @@ static dsc_tensor_t *gelu_linear_case(dsc_ctx_t *ctx, dsc_tensor_t **in, void *u
     return dsc_gelu_linear(ctx, in[0], in[1], *(bool *)user ? in[2] : NULL);
 }
 
+static dsc_tensor_t *residual_case(dsc_ctx_t *ctx, dsc_tensor_t **in, void *user) {
+    return dsc_linear_residual(ctx, in[0], in[1], in[2], in[3], *(bool *)user);
+}
+
 static void finite_differences(void) {
     const gradcheck_input_t specs[3] = {
         {DSC_F64, 3, {2, 3, K}, true, -1, 1},
@@ -33,6 +39,11 @@ static void finite_differences(void) {
         bool wb = with_bias;
         gradcheck("dsc_linear", linear_case, &wb, wb ? 3 : 2, specs, 1e-6, 11);
         gradcheck("dsc_gelu_linear", gelu_linear_case, &wb, wb ? 3 : 2, specs, 1e-6, 12);
+    }
+    const gradcheck_input_t rspecs[4] = {specs[0], specs[1], specs[2], {DSC_F64, 3, {2, 3, N}, true, -1, 1}};
+    for (int gelu = 0; gelu < 2; gelu++) {
+        bool g = gelu;
+        gradcheck("dsc_linear_residual", residual_case, &g, 4, rspecs, 1e-6, 13);
     }
 }
 
@@ -150,6 +161,53 @@ static void one_rounding(dsc_dtype_t dt) {
     dsc_ctx_free(ctx);
 }
 
+/* residual + linear (fused or as dsc_add of the linear op's output): every value as f32. */
+typedef struct {
+    float out[B * T * N], gx[B * T * K], gw[N * K], gb[N], gr[B * T * N];
+} res_result_t;
+
+static void run_residual(dsc_dtype_t dt, bool fused, bool gelu, res_result_t *r) {
+    inputs_t in = make_inputs(dt, true);
+    dsc_ctx_t *ctx = in.ctx;
+    dsc_tensor_t *res = dsc_tensor_new_3d(ctx, dt, B, T, N);
+    fill(res, 5, 3.0f);
+    dsc_tensor_set_requires_grad(res, true);
+    dsc_tensor_t *out = fused ? dsc_linear_residual(ctx, in.x, in.w, in.b, res, gelu)
+                              : dsc_add(ctx, res, gelu ? dsc_gelu_linear(ctx, in.x, in.w, in.b)
+                                                       : dsc_linear(ctx, in.x, in.w, in.b));
+    CHECK(out != NULL);
+    dsc_tensor_t *rr = dsc_tensor_new_3d(ctx, dt, B, T, N);
+    fill(rr, 9, 2.0f);
+    CHECK_OK(dsc_autograd_backward(ctx, dsc_sum(ctx, dsc_mul(ctx, out, rr))));
+    CHECK_OK(check_tensor_get(out, r->out, DSC_F32, B * T * N));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(in.x), r->gx, DSC_F32, B * T * K));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(in.w), r->gw, DSC_F32, N * K));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(in.b), r->gb, DSC_F32, N));
+    CHECK_OK(check_tensor_get(dsc_tensor_grad(res), r->gr, DSC_F32, B * T * N));
+    dsc_ctx_free(ctx);
+}
+
+static void residual(void) {
+    static res_result_t f, u;
+    static const dsc_dtype_t dts[2] = {DSC_F32, DSC_BF16};
+    for (int d = 0; d < 2; d++)
+        for (int gelu = 0; gelu < 2; gelu++) {
+            run_residual(dts[d], true, gelu, &f);
+            run_residual(dts[d], false, gelu, &u);
+            CHECK_MSG(memcmp(&f, &u, sizeof f) == 0, "%s linear_residual (gelu %d): not the bits of add + linear",
+                      dsc_dtype_name(dts[d]), gelu);
+            float mx = 0;
+            for (int i = 0; i < B * T * N; i++) mx = fmaxf(mx, fabsf(f.gr[i]));
+            CHECK(mx > 0.1f);
+        }
+    dsc_ctx_t *ctx = check_ctx_new(1);
+    dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F32, 4, K), *w = dsc_tensor_new_2d(ctx, DSC_F32, N, K);
+    dsc_tensor_t *bad = dsc_tensor_new_2d(ctx, DSC_F32, 4, N + 1);
+    CHECK(dsc_linear_residual(ctx, x, w, NULL, bad, false) == NULL);
+    CHECK(strstr(dsc_ctx_errmsg(ctx), "dsc_linear_residual") && strstr(dsc_ctx_errmsg(ctx), "(4, 21)"));
+    dsc_ctx_free(ctx);
+}
+
 static void errors(void) {
     dsc_ctx_t *ctx = check_ctx_new(1);
     dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F32, 4, K), *w = dsc_tensor_new_2d(ctx, DSC_F32, N, K + 1);
@@ -171,6 +229,7 @@ int main(void) {
     against_unfused();
     one_rounding(DSC_BF16);
     one_rounding(DSC_F16);
+    residual();
     errors();
     return check_finish("test_linear_fused");
 }
