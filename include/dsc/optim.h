@@ -286,7 +286,10 @@ const char *dsc_optim_state_name(const dsc_optim_t *opt, int index);
 int dsc_optim_state_index(const dsc_optim_t *opt, const char *name);
 /* Direct pointer to state `index` (n_elems floats on the context's device, owned by the
  * optimizer), NULL if out of range. For zero-copy checkpoint writes/reads on a "cpu"
- * context; elsewhere use dsc_optim_get_state / set_state. Not concurrently with a step. */
+ * context; elsewhere use dsc_optim_get_state / set_state. Not concurrently with a step.
+ * The engine's optimizer under offload_optimizer.device "nvme" keeps its state in a swap
+ * file (docs/offload.md): then this is NULL and get_state / set_state fail with
+ * DSC_ERR_MISUSE; the engine's checkpoints read it. */
 float *dsc_optim_state_data(dsc_optim_t *opt, int index);
 /* Copies elements [offset, offset + n) of state `index` out of / into the optimizer (host
  * buffers; a device-to-host or host-to-device copy).

@@ -34,6 +34,3 @@ if(DSC_PYTHON3)
 else()
   message(STATUS "cli_train_refusals: no python3 to write the shards; the test is not registered")
 endif()
-# Issue 20: kill -9 of a run with its optimizer state on NVMe, then --resume, equals the
-# uninterrupted run.
-dsc_cli_safety_test(train_nvme_kill)

@@ -21,3 +21,18 @@ if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
 else()
   dsc_offload_mpi_tests()
 endif()
+
+# kill -9 of a run with its optimizer state on NVMe, then --resume, equals the uninterrupted
+# run (tests/cli/train_nvme_kill.sh; dsc_cli_safety_test comes from cli_safety.cmake).
+dsc_cli_safety_test(train_nvme_kill)
+
+# dsc estimate's offload rows, by hand for --model tiny (106,304 parameters, one rank, Adam):
+# sub_group_size 10000 gives 11 sub-groups; a record is 2 x 10000 x 4 = 80000 bytes, rounded
+# to 81920; the last holds 6304 elements (50432 bytes, rounded to 53248): the file is
+# 10 x 81920 + 53248 = 872448 bytes, and 3 buffers of 81920 are 240 KiB.
+add_test(NAME cli_estimate_offload
+         COMMAND sh -c "d=$(mktemp -d) && printf '%s' '{\"train_micro_batch_size_per_gpu\": 2, \"zero_optimization\": {\"stage\": 1, \"sub_group_size\": 10000, \"offload_optimizer\": {\"device\": \"nvme\", \"nvme_path\": \"/tmp\", \"buffer_count\": 3}}, \"optimizer\": {\"type\": \"AdamW\"}}' > $d/c.json && \
+$<TARGET_FILE:dsc_cli> estimate --model tiny --config $d/c.json; rm -rf $d"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_estimate_offload PROPERTIES
+  PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +240.00 KiB +852.00 KiB +[0-9]+ +872448 +<- config.*\n3 +nvme .* 872448")

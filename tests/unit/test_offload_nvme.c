@@ -7,6 +7,7 @@
  *  - "cpu" offload is accepted on the cpu device; Lamb is refused with nvme;
  *  - get/set across sub-groups round-trip; a missing directory, a file as nvme_path and a
  *    full disk (RLIMIT_FSIZE below the state's size) fail with the path and the reason;
+ *  - an I/O error inside a step fails it naming the sub-group and marks the file unusable;
  *  - the swap file leaves nothing in nvme_path. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -303,6 +304,50 @@ static void test_get_set(const char *dir) {
     dsc_ctx_free(ctx);
 }
 
+/* An I/O error inside a step (the swap file cut short behind the swapper's back): the step
+ * fails naming the sub-group and the cause, and the file is refused from then on. */
+static void test_io_error(void) {
+    dsc_ctx_t *ctx = check_ctx_new(1);
+    dsc_optim_params_t p = dsc_optim_default_params(DSC_OPTIM_ADAMW);
+    dsc_optim_t *off = NULL;
+    enum { N = 1000 };
+    CHECK_OK(dsc__optim_new_unbacked(ctx, &p, N, NULL, 0, &off));
+    dsc_nvme_t *nv = NULL;
+    char err[512];
+    dsc_nvme_options_t o = opts(100, 2, true, true);
+    CHECK_OK(dsc__nvme_new(ctx, &o, 0, N, 2, NULL, &nv, err, sizeof err));
+    /* the unnamed file is the newest descriptor whose link names g_dir */
+    int fd = -1;
+    for (int i = 3; i < 1024; i++) {
+        char link[64], target[512];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", i);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0) continue;
+        target[len] = '\0';
+        if (strstr(target, g_dir)) fd = i;
+    }
+    CHECK_MSG(fd >= 0, "the swap file's descriptor was not found under /proc/self/fd");
+    float master[N], grad[N];
+    for (int i = 0; i < N; i++) master[i] = 1.0f, grad[i] = 0.5f;
+    if (nv && fd >= 0 && ftruncate(fd, 4096 * 3) == 0) { /* sub-groups 3.. are gone */
+        dsc_status_t st = dsc__nvme_step(nv, off, master, grad, 1.0f, 1e-3, NULL, DSC_F32);
+        CHECK_MSG(st == DSC_ERR_IO && strstr(dsc_ctx_errmsg(ctx), "reading of sub-group 3") &&
+                      strstr(dsc_ctx_errmsg(ctx), "unexpected end of file") && strstr(dsc_ctx_errmsg(ctx), g_dir),
+                  "short file: %d '%s'", (int)st, dsc_ctx_errmsg(ctx));
+        CHECK(dsc_optim_step_count(off) == 0);
+        dsc_ctx_clear_error(ctx);
+        st = dsc__nvme_step(nv, off, master, grad, 1.0f, 1e-3, NULL, DSC_F32);
+        CHECK_MSG(st == DSC_ERR_IO && strstr(dsc_ctx_errmsg(ctx), "inconsistent"), "after the error: %d '%s'", (int)st,
+                  dsc_ctx_errmsg(ctx));
+        dsc_ctx_clear_error(ctx);
+        float v;
+        CHECK(dsc__nvme_get(nv, 0, 0, 1, &v) == DSC_ERR_IO); /* no checkpoint from a half-swapped state */
+    }
+    dsc__nvme_free(nv);
+    dsc_optim_free(off);
+    dsc_ctx_free(ctx);
+}
+
 int main(void) {
     const char *base = getenv("DSC_TEST_NVME_DIR") ? getenv("DSC_TEST_NVME_DIR") : "/tmp";
     snprintf(g_dir, sizeof g_dir, "%s/dsc-nvme-test-XXXXXX", base);
@@ -314,6 +359,7 @@ int main(void) {
     test_get_set(g_dir);
     if (access("/dev/shm", W_OK) == 0) test_get_set("/dev/shm");
     test_bad_input();
+    test_io_error();
     test_engine();
     check_rm_tree(g_dir);
     return check_finish("test_offload_nvme");
