@@ -59,12 +59,103 @@ __global__ void k_ce_bwd(int64_t V, int64_t row_stride, const T *logits, const t
     }
 }
 
+/* The same two kernels with each thread's elements in 16-byte groups (8 bf16/f16, 4 f32, 2
+ * f64), for rows whose start is 16-byte aligned (the padded LM head's: 50304 bf16 = 6288
+ * groups): one access per group instead of one per element (the scalar kernels took 10.6 and
+ * 10.8 ms per 65,536 x 50,257 call on an H100, about 3x the memory time). A thread takes
+ * groups g = tid, tid + blockDim, ...; the tail (V mod the group size) goes element by
+ * element after them; the double sum is then reduced in the same fixed tree. */
+template <typename T> struct alignas(16) ce_v16_t { T v[16 / sizeof(T)]; };
+
+template <typename T>
+__global__ void k_ce_fwd_v(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
+                           typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
+    typedef typename dsc_acc<T>::type A;
+    constexpr int N = 16 / sizeof(T);
+    __shared__ A shm[32];
+    __shared__ double shd[32];
+    const int64_t r = blockIdx.x;
+    const int32_t t = targets[r];
+    if (t == ignore_index) {
+        if (threadIdx.x == 0) losses[r] = lse[r] = 0;
+        return;
+    }
+    const T *x = logits + r * row_stride;
+    const ce_v16_t<T> *xv = (const ce_v16_t<T> *)x;
+    const int64_t nv = V / N;
+    A mx = -INFINITY;
+    for (int64_t g = threadIdx.x; g < nv; g += blockDim.x) {
+        const ce_v16_t<T> q = xv[g];
+        for (int k = 0; k < N; k++) {
+            const A v = ld(q.v, k);
+            mx = v > mx ? v : mx;
+        }
+    }
+    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) {
+        const A v = ld(x, j);
+        mx = v > mx ? v : mx;
+    }
+    mx = dsc_block_max(mx, shm);
+    double sum = 0;
+    for (int64_t g = threadIdx.x; g < nv; g += blockDim.x) {
+        const ce_v16_t<T> q = xv[g];
+        for (int k = 0; k < N; k++) sum += (double)cexp(ld(q.v, k) - mx);
+    }
+    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) sum += (double)cexp(ld(x, j) - mx);
+    sum = dsc_block_sum(sum, shd);
+    if (threadIdx.x == 0) {
+        const double l = (double)mx + log(sum);
+        lse[r] = (A)l;
+        losses[r] = (A)(l - (double)ld(x, t));
+    }
+}
+
+template <typename T>
+__global__ void k_ce_bwd_v(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
+                           const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
+                           T *dlogits, bool accumulate) {
+    typedef typename dsc_acc<T>::type A;
+    constexpr int N = 16 / sizeof(T);
+    const int64_t r = blockIdx.x;
+    const int32_t t = targets[r];
+    const A g = *grad_scale, l = lse[r];
+    const T *x = logits + r * row_stride;
+    T *d = dlogits + r * row_stride;
+    const int64_t nv = V / N;
+    for (int64_t q = threadIdx.x; q < nv; q += blockDim.x) {
+        const ce_v16_t<T> xq = ((const ce_v16_t<T> *)x)[q];
+        ce_v16_t<T> dq;
+        if (accumulate) dq = ((const ce_v16_t<T> *)d)[q];
+        for (int k = 0; k < N; k++) {
+            const int64_t j = q * N + k;
+            A v = 0;
+            if (t != ignore_index) v = g * (cexp(ld(xq.v, k) - l) - (j == t ? (A)1 : (A)0));
+            st(dq.v, k, accumulate ? ld(dq.v, k) + v : v);
+        }
+        ((ce_v16_t<T> *)d)[q] = dq;
+    }
+    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) {
+        A v = 0;
+        if (t != ignore_index) v = g * (cexp(ld(x, j) - l) - (j == t ? (A)1 : (A)0));
+        st(d, j, accumulate ? ld(d, j) + v : v);
+    }
+}
+
 template <typename T>
 static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, int64_t row_stride, const void *logits, const int32_t *targets,
                 int32_t ignore_index, void *losses, void *lse, const void *grad_scale, void *dlogits, bool accumulate,
                 bool backward) {
     typedef typename dsc_acc<T>::type A;
-    if (!backward)
+    const bool vec = ((uintptr_t)logits & 15) == 0 && (!dlogits || ((uintptr_t)dlogits & 15) == 0) &&
+                     (row_stride * (int64_t)sizeof(T)) % 16 == 0;
+    if (vec && !backward)
+        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd_v<T>)(V, row_stride, (const T *)logits, targets, ignore_index,
+                                                            (A *)losses, (A *)lse);
+    else if (vec)
+        DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd_v<T>)(V, row_stride, (const T *)logits, (const A *)lse,
+                                                                 targets, ignore_index, (const A *)grad_scale,
+                                                                 (T *)dlogits, accumulate);
+    else if (!backward)
         DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, row_stride, (const T *)logits, targets, ignore_index, (A *)losses,
                                                           (A *)lse);
     else
