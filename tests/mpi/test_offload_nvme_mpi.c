@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     const char *prec[] = {"fp32", "bf16"};
     for (int stage = 1; stage <= 3; stage++)
         for (int p = 0; p < 2; p++) {
-            zero_case_t c = {stage, 2, prec[p], 20, 2, 0, 0, 0};
+            zero_case_t c = {stage, 2, prec[p], 20, 2, 0, 0, 0, NULL};
             zero_result_t mem, nvme;
             int r1 = zero_run(&c, comm, n, rank, &mem);
             int r2 = zero_run_extra(&c, zx, ", \"aio\": {\"block_size\": 131072, \"queue_depth\": 2}", comm, n, rank,

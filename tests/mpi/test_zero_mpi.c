@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 2; p++)
         for (int variant = 0; variant <= 4; variant++) { /* stages 0-3 with accumulation, stage 3 without */
             const int stage = variant < 4 ? variant : 3, gas = variant < 4 ? 2 : 1;
-            zero_case_t c = {stage, gas, precisions[p], steps, 2, 0, variant == 4 ? 1000000000 : 0, stage == 2 ? 1 : 0};
+            zero_case_t c = {stage, gas, precisions[p], steps, 2, 0, variant == 4 ? 1000000000 : 0, stage == 2 ? 1 : 0, NULL};
             if (ref_p != p || ref_gas != gas) {
                 zero_result_free(&ref);
                 ref_p = ref_gas = -1;

@@ -117,7 +117,7 @@ static void test_engine(void) {
     const char *prec[] = {"fp32", "bf16"};
     for (int stage = 1; stage <= 3; stage++)
         for (int pi = 0; pi < 2; pi++) {
-            zero_case_t c = {stage, 2, prec[pi], 20, 2, 0, 0, 0};
+            zero_case_t c = {stage, 2, prec[pi], 20, 2, 0, 0, 0, NULL};
             zero_result_t mem, nvme, cpu;
             dsc_ctx_t *cctx = check_ctx_new(1);
             dsc_comm_t *comm = NULL;
@@ -178,7 +178,7 @@ static void test_engine(void) {
 }
 
 static void expect_init_error(const char *what, const char *zero_extra, const char *needle) {
-    zero_case_t c = {1, 1, "fp32", 1, 2, 0, 0, 0};
+    zero_case_t c = {1, 1, "fp32", 1, 2, 0, 0, 0, NULL};
     dsc_ctx_t *cctx = check_ctx_new(1);
     dsc_comm_t *comm = NULL;
     CHECK_OK(dsc_comm_new_self(cctx, &comm));

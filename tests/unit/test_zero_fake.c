@@ -188,7 +188,7 @@ static void test_overlap_bitwise(void) {
         float *params[2] = {NULL, NULL};
         int64_t numel = 0;
         for (int mode = 1; mode <= 2; mode++) {
-            zero_case_t c = {stage, 2, "bf16", 6, 2, 0, 0, mode};
+            zero_case_t c = {stage, 2, "bf16", 6, 2, 0, 0, mode, NULL};
             dsc_comm_fake_world_t *world = NULL;
             dsc_comm_fake_world_new(3, &world);
             rank_arg_t args[3];
@@ -231,18 +231,18 @@ int main(void) {
                     /* overlap_comm: on for stage 2 with accumulation, off for stage 3 without
                      * (the other halves run the stages' defaults: off at 2, on at 3) */
                     const int overlap = stage == 2 && gas == 2 ? 1 : stage == 3 && gas == 1 ? 2 : 0;
-                    zero_case_t c = {stage, gas, precisions[p], steps, 2, 0, 0, overlap};
+                    zero_case_t c = {stage, gas, precisions[p], steps, 2, 0, 0, overlap, NULL};
                     check_case(&c, n);
                 }
     /* Stage 3 with the small parameters (biases, layer norms) persistent. */
     for (int n = 2; n <= 3; n++) {
-        zero_case_t c = {3, 2, "fp32", steps, 2, 1000, 0, 0};
+        zero_case_t c = {3, 2, "fp32", steps, 2, 1000, 0, 0, NULL};
         check_case(&c, n);
     }
     /* Stage 3 with DeepSpeed's default reuse window (1e9 elements): the schedule keeps
      * parameters gathered between their uses. */
     for (int n = 2; n <= 4; n += 2) {
-        zero_case_t c = {3, 2, "bf16", steps, 2, 0, 1000000000, 0};
+        zero_case_t c = {3, 2, "bf16", steps, 2, 0, 1000000000, 0, NULL};
         check_case(&c, n);
     }
     test_overlap_bitwise();
