@@ -85,7 +85,10 @@ typedef struct dsc_ctx_options {
     dsc_log_level_t log_level; /* messages less severe than this are dropped; default INFO */
     /* Where tensors and model state live: "cpu"; "guarded" (a test device: CPU memory the
      * host cannot touch, so any host access outside the device's kernels faults); "cuda:N"
-     * (refused while no CUDA device is compiled in). NULL: the environment variable
+     * (refused while no CUDA device is compiled in); "cuda": the GPU of this process's rank on
+     * its node, cuda:(local rank mod GPUs), the local rank from the launcher
+     * (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID or LOCAL_RANK; 0 without
+     * one), so `mpirun -np 8 dsc train --device cuda` spreads over 8 GPUs. NULL: the environment variable
      * DSC_DEVICE if set (the test suite's second pass sets DSC_DEVICE=guarded), else "cpu". */
     const char *device;
 } dsc_ctx_options_t;

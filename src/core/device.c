@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "dsc/gpu.h"
 #include "amp/amp_internal.h"
 #include "optim/optim_internal.h"
 #include "ops/backend.h"
@@ -102,6 +103,24 @@ const dsc_device_table_t *dsc__device_cpu_table(void) {
 
 /* ---- choosing the device ---- */
 
+/* "cuda" without an ordinal: the GPU of this rank on its node, local rank mod the GPU count
+ * (the launchers' variables; 0 when none is set or no GPU is visible). */
+static long local_gpu(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"};
+    long rank = 0;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end = NULL;
+        long r = v && *v ? strtol(v, &end, 10) : -1;
+        if (r >= 0 && end && !*end) {
+            rank = r;
+            break;
+        }
+    }
+    const int gpus = dsc_gpu_count();
+    return gpus > 0 ? rank % gpus : 0;
+}
+
 dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_t err_len) {
     dsc_device_t *dev = &ctx->device;
     memset(dev, 0, sizeof *dev);
@@ -125,7 +144,7 @@ dsc_status_t dsc__device_init(dsc_ctx_t *ctx, const char *spec, char *err, size_
     }
     if (strncmp(spec, "cuda", 4) == 0) {
         char *end = NULL;
-        long n = spec[4] == ':' ? strtol(spec + 5, &end, 10) : (spec[4] ? -1 : 0);
+        long n = spec[4] == ':' ? strtol(spec + 5, &end, 10) : (spec[4] ? -1 : local_gpu());
         if (spec[4] && (n < 0 || n > 4095 || !end || end == spec + 5 || *end)) {
             snprintf(err, err_len, "device \"%s\" (from %s): expected cuda or cuda:N with N >= 0", spec, from);
             return DSC_ERR_INVALID;

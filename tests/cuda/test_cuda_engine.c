@@ -286,6 +286,21 @@ int main(void) {
         return 77;
     }
     const char *dev = "cuda:0";
+    {
+        /* "cuda" names the GPU of this rank on its node: local rank 5 of the launcher -> cuda:(5 mod GPUs) */
+        setenv("OMPI_COMM_WORLD_LOCAL_RANK", "5", 1);
+        dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
+        co.device = "cuda";
+        co.log_level = DSC_LOG_WARN;
+        dsc_ctx_t *c = NULL;
+        char want[32];
+        snprintf(want, sizeof want, "cuda:%d", 5 % dsc_gpu_count());
+        EXPECT(dsc_ctx_new(&co, &c) == DSC_OK && !strcmp(dsc_ctx_device_name(c), want),
+               "device \"cuda\" at local rank 5 of %d GPU(s): %s, expected %s", dsc_gpu_count(),
+               c ? dsc_ctx_device_name(c) : "(no context)", want);
+        dsc_ctx_free(c);
+        unsetenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    }
     dsc_cuda_device_info_t info;
     if (dsc_cuda_device_info(0, &info) == 0) printf("device cuda:0: %s\n", info.name);
 #ifndef DSC_CUDA_EMU
