@@ -13,62 +13,17 @@
 __device__ static inline float cexp(float x) { return expf(x); }
 __device__ static inline double cexp(double x) { return exp(x); }
 
-template <typename T>
-__global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
-                         typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
-    typedef typename dsc_acc<T>::type A;
-    __shared__ A shm[32];
-    __shared__ double shd[32];
-    const int64_t r = blockIdx.x;
-    const int32_t t = targets[r];
-    if (t == ignore_index) {
-        if (threadIdx.x == 0) losses[r] = lse[r] = 0;
-        return;
-    }
-    const T *x = logits + r * row_stride;
-    A mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
-        const A v = ld(x, j);
-        mx = v > mx ? v : mx;
-    }
-    mx = dsc_block_max(mx, shm);
-    double sum = 0;
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) sum += (double)cexp(ld(x, j) - mx);
-    sum = dsc_block_sum(sum, shd);
-    if (threadIdx.x == 0) {
-        const double l = (double)mx + log(sum);
-        lse[r] = (A)l;
-        losses[r] = (A)(l - (double)ld(x, t));
-    }
-}
-
-template <typename T>
-__global__ void k_ce_bwd(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
-                         const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
-                         T *dlogits, bool accumulate) {
-    typedef typename dsc_acc<T>::type A;
-    const int64_t r = blockIdx.x;
-    const int32_t t = targets[r];
-    const A g = *grad_scale, l = lse[r];
-    const T *x = logits + r * row_stride;
-    T *d = dlogits + r * row_stride;
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
-        A v = 0;
-        if (t != ignore_index) v = g * (cexp(ld(x, j) - l) - (j == t ? (A)1 : (A)0));
-        st(d, j, accumulate ? ld(d, j) + v : v);
-    }
-}
-
-/* The same two kernels with each thread's elements in 16-byte groups (8 bf16/f16, 4 f32, 2
- * f64), for rows whose start is 16-byte aligned (the padded LM head's: 50304 bf16 = 6288
- * groups): one access per group instead of one per element (the scalar kernels took 10.6 and
- * 10.8 ms per 65,536 x 50,257 call on an H100, about 3x the memory time). A thread takes
- * groups g = tid, tid + blockDim, ...; the tail (V mod the group size) goes element by
- * element after them; the double sum is then reduced in the same fixed tree. */
+/* VEC: each thread's elements in 16-byte groups (8 bf16/f16, 4 f32, 2 f64), for rows whose
+ * start is 16-byte aligned (the padded LM head's: 50304 bf16 = 6288 groups): one access per
+ * group instead of one per element (element by element the kernels took 10.6 and 10.8 ms per
+ * 65,536 x 50,257 call on an H100, about 3x the memory time). A thread takes groups g = tid,
+ * tid + blockDim, ..., then the tail (V mod the group size) element by element; without VEC
+ * there are no groups and every element goes through that loop. The double sum is reduced
+ * in one fixed tree either way. */
 template <typename T> struct alignas(16) ce_v16_t { T v[16 / sizeof(T)]; };
 
-template <typename T>
-__global__ void k_ce_fwd_v(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
+template <typename T, bool VEC>
+__global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
                            typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
     typedef typename dsc_acc<T>::type A;
     constexpr int N = 16 / sizeof(T);
@@ -82,7 +37,7 @@ __global__ void k_ce_fwd_v(int64_t V, int64_t row_stride, const T *logits, const
     }
     const T *x = logits + r * row_stride;
     const ce_v16_t<T> *xv = (const ce_v16_t<T> *)x;
-    const int64_t nv = V / N;
+    const int64_t nv = VEC ? V / N : 0;
     A mx = -INFINITY;
     for (int64_t g = threadIdx.x; g < nv; g += blockDim.x) {
         const ce_v16_t<T> q = xv[g];
@@ -110,8 +65,8 @@ __global__ void k_ce_fwd_v(int64_t V, int64_t row_stride, const T *logits, const
     }
 }
 
-template <typename T>
-__global__ void k_ce_bwd_v(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
+template <typename T, bool VEC>
+__global__ void k_ce_bwd(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
                            const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
                            T *dlogits, bool accumulate) {
     typedef typename dsc_acc<T>::type A;
@@ -121,7 +76,7 @@ __global__ void k_ce_bwd_v(int64_t V, int64_t row_stride, const T *logits, const
     const A g = *grad_scale, l = lse[r];
     const T *x = logits + r * row_stride;
     T *d = dlogits + r * row_stride;
-    const int64_t nv = V / N;
+    const int64_t nv = VEC ? V / N : 0;
     for (int64_t q = threadIdx.x; q < nv; q += blockDim.x) {
         const ce_v16_t<T> xq = ((const ce_v16_t<T> *)x)[q];
         ce_v16_t<T> dq;
@@ -148,20 +103,19 @@ static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, int64_t row_stride, c
     typedef typename dsc_acc<T>::type A;
     const bool vec = ((uintptr_t)logits & 15) == 0 && (!dlogits || ((uintptr_t)dlogits & 15) == 0) &&
                      (row_stride * (int64_t)sizeof(T)) % 16 == 0;
-    if (vec && !backward)
-        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd_v<T>)(V, row_stride, (const T *)logits, targets, ignore_index,
-                                                            (A *)losses, (A *)lse);
-    else if (vec)
-        DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd_v<T>)(V, row_stride, (const T *)logits, (const A *)lse,
-                                                                 targets, ignore_index, (const A *)grad_scale,
-                                                                 (T *)dlogits, accumulate);
-    else if (!backward)
-        DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T>)(V, row_stride, (const T *)logits, targets, ignore_index, (A *)losses,
-                                                          (A *)lse);
-    else
-        DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd<T>)(V, row_stride, (const T *)logits, (const A *)lse, targets,
-                                                               ignore_index, (const A *)grad_scale, (T *)dlogits,
-                                                               accumulate);
+    const T *x = (const T *)logits;
+    if (!backward) {
+        if (vec) DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, true>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse);
+        else DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, false>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse);
+    } else {
+        const A *l = (const A *)lse, *gs = (const A *)grad_scale;
+        if (vec)
+            DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd<T, true>)(V, row_stride, x, l, targets, ignore_index, gs,
+                                                                        (T *)dlogits, accumulate);
+        else
+            DSC_LAUNCH_FLAT((unsigned)n_rows, 512, s, k_ce_bwd<T, false>)(V, row_stride, x, l, targets, ignore_index, gs,
+                                                                         (T *)dlogits, accumulate);
+    }
     DSC_CUDA_LAUNCHED();
 }
 
