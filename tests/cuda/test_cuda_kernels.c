@@ -241,6 +241,60 @@ static void t_col_sums_two_pass(dsc_dtype_t dt) {
     dsc_cuda_free(ws);
 }
 
+/* Layer norm's fast path (cuda_layernorm.cu: a warp per row, 16-byte groups) on the widths it
+ * takes: GPT-2's 768 and 1600 (7 of 8 groups per lane for bf16, the last lane group partial)
+ * and 264 (33 groups: one lane with a second group); 300 rows = 2 chunks of the column sums,
+ * the second one short. Forward, dx, dw and db against the CPU from the device's statistics,
+ * each run twice bit for bit. f32 at 1600 takes the general kernels (more than 8 groups per
+ * lane): the same checks hold there too. */
+static void t_layernorm_fast(dsc_dtype_t dt) {
+    static const int64_t widths[] = {768, 1600, 264};
+    const double tol = tol_for(dt);
+    const dsc_dtype_t sdt = dt == DSC_F64 ? DSC_F64 : DSC_F32;
+    const int64_t rows = 300;
+    for (size_t t = 0; t < sizeof widths / sizeof widths[0]; t++) {
+        const int64_t cols = widths[t];
+        const size_t wsb = 2 * dsc_cuda_col_sums_workspace_bytes(rows, cols);
+        void *ws = NULL;
+        CK(dsc_cuda_malloc(&ws, wsb));
+        cc_buf_t x = cc_new(dt, rows * cols, -3, 3), y = cc_new(dt, rows * cols, 0, 0);
+        cc_buf_t w = cc_new(dt, cols, 0.5, 1.5), b = cc_new(dt, cols, -0.5, 0.5);
+        cc_buf_t mean = cc_new(sdt, rows, 0, 0), rstd = cc_new(sdt, rows, 0, 0);
+        cc_buf_t dy = cc_new(dt, rows * cols, -1, 1), dx = cc_new(dt, rows * cols, -1, 1);
+        cc_buf_t dw = cc_new(dt, cols, -1, 1), db = cc_new(dt, cols, -1, 1), bs = cc_new(dt, cols, -1, 1);
+        float *refy = malloc((size_t)(rows * cols) * sizeof *refy), *rmean = malloc((size_t)rows * 4),
+              *rrstd = malloc((size_t)rows * 4);
+        RUN2("layernorm fast y", y, dsc_cuda_layernorm(NULL, dt, rows, cols, 1e-5, x.d, w.d, b.d, y.d, mean.d, rstd.d));
+        dsc_cpu_layernorm(DSC_F32, rows, cols, 1e-5, x.init, w.init, b.init, refy, rmean, rrstd);
+        compare("layernorm fast y", &y, refy, tol);
+        compare("layernorm fast mean", &mean, rmean, TOL_F32);
+        compare("layernorm fast rstd", &rstd, rrstd, TOL_F32);
+        float *gm = cc_get(&mean), *gr = cc_get(&rstd);
+        float *rdx = copyf(dx.init, rows * cols), *rdw = copyf(dw.init, cols), *rdb = copyf(db.init, cols);
+        float *rbs = copyf(bs.init, cols);
+        RUN2("layernorm fast dx", dx,
+             dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d, dy.d, dx.d, NULL, NULL, ws,
+                                            wsb));
+        RUN2("layernorm fast dw", dw,
+             dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d, dy.d, NULL, dw.d, NULL, ws,
+                                            wsb));
+        RUN2("layernorm fast db", db,
+             dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d, dy.d, NULL, NULL, db.d, ws,
+                                            wsb));
+        RUN2("sum_rows_acc fast", bs, dsc_cuda_sum_rows_acc_ws(NULL, dt, rows, cols, 0.25, dy.d, bs.d, ws, wsb));
+        dsc_cpu_layernorm_backward(DSC_F32, rows, cols, x.init, w.init, gm, gr, dy.init, rdx, rdw, rdb);
+        dsc_cpu_sum_rows_acc(DSC_F32, rows, cols, 0.25, dy.init, rbs);
+        compare("layernorm fast dx", &dx, rdx, tol);
+        compare("layernorm fast dw", &dw, rdw, tol);
+        compare("layernorm fast db", &db, rdb, tol);
+        compare("sum_rows_acc fast", &bs, rbs, tol);
+        free(refy), free(rmean), free(rrstd), free(gm), free(gr), free(rdx), free(rdw), free(rdb), free(rbs);
+        cc_free(&x), cc_free(&y), cc_free(&w), cc_free(&b), cc_free(&mean), cc_free(&rstd);
+        cc_free(&dy), cc_free(&dx), cc_free(&dw), cc_free(&db), cc_free(&bs);
+        dsc_cuda_free(ws);
+    }
+}
+
 /* ---- softmax, layer norm, embedding ------------------------------------------------------ */
 
 static void t_nn(dsc_dtype_t dt) {
@@ -499,6 +553,7 @@ int main(void) {
         t_reductions(dt);
         t_col_sums_two_pass(dt);
         t_nn(dt);
+        t_layernorm_fast(dt);
         t_dropout(dt);
         t_cross_entropy(dt, 0);
         t_cross_entropy(dt, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */

@@ -81,6 +81,25 @@ __device__ static inline void st(double *p, int64_t i, double v) { p[i] = v; }
 __device__ static inline void st(dsc_bf16 *p, int64_t i, float v) { p[i].bits = dsc_d_f32_to_bf16(v); }
 __device__ static inline void st(dsc_f16 *p, int64_t i, float v) { p[i].bits = dsc_d_f32_to_f16(v); }
 
+/* 16 bytes of T (8 bf16/f16, 4 f32, 2 f64): kernels move aligned data in such groups, one
+ * access per thread instead of one per element. */
+template <typename T> struct alignas(16) dsc_v16 { T v[16 / sizeof(T)]; };
+
+/* #pragma unroll where nvcc compiles (register arrays need constant indices), nothing on the
+ * emulator's host compiler */
+#ifdef DSC_CUDA_EMU
+#define DSC_UNROLL
+#else
+#define DSC_UNROLL _Pragma("unroll")
+#endif
+
+/* The dtype of a storage type (the inverse of DSC_DISPATCH). */
+template <typename T> static inline dsc_dtype_t dsc_dtype_of();
+template <> inline dsc_dtype_t dsc_dtype_of<float>() { return DSC_F32; }
+template <> inline dsc_dtype_t dsc_dtype_of<double>() { return DSC_F64; }
+template <> inline dsc_dtype_t dsc_dtype_of<dsc_bf16>() { return DSC_BF16; }
+template <> inline dsc_dtype_t dsc_dtype_of<dsc_f16>() { return DSC_F16; }
+
 /* Calls F::template run<T>(args...) with T the storage type of dt; unsupported dt -> error. */
 #define DSC_DISPATCH(dt, F, ...)                                                    \
     ((dt) == DSC_F32    ? F<float>(__VA_ARGS__)                                     \

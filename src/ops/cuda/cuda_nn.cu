@@ -5,6 +5,7 @@
  * tree), independent of scheduling, so repeated runs give the same bits; no atomics. Sums are
  * in double where the CPU kernels sum in double. */
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_layernorm.cuh"
 
 /* layer norm statistics: the data type, f32 for 16-bit data */
 template <typename T> struct stat_t { typedef T type; };
@@ -45,7 +46,7 @@ template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int6
  * one-pass kernel's order within the chunk) to a workspace; a second kernel adds each
  * column's chunks in chunk order. A fixed order again (no atomics), and GPT's bias and norm
  * gradients (65,536 rows x 768 columns) get 6,144 blocks instead of 24. */
-#define COL_CHUNK 256
+#define COL_CHUNK DSC_CUDA_COL_CHUNK
 
 static inline int64_t col_chunks(int64_t n_rows) { return (n_rows + COL_CHUNK - 1) / COL_CHUNK; }
 
@@ -107,10 +108,12 @@ static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, doub
     typedef typename stat_t<T>::type S;
     const int64_t nc = col_chunks(n_rows);
     dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X), (unsigned)nc);
-    if (w)
+    const int fast = w ? -1 : dsc_cuda_col_part_fast(s, dsc_dtype_of<T>(), n_rows, n_cols, x, NULL, NULL, NULL, ws, NULL);
+    if (fast > 0) return fast;
+    if (fast < 0 && w)
         DSC_LAUNCH(grid, block, s, k_col_part<T, 1>)(n_rows, n_cols, (const T *)x, (const T *)w, (const S *)NULL,
                                                     (const S *)NULL, ws, (double *)NULL);
-    else
+    else if (fast < 0)
         DSC_LAUNCH(grid, block, s, k_col_part<T, 0>)(n_rows, n_cols, (const T *)x, (const T *)NULL, (const S *)NULL,
                                                     (const S *)NULL, ws, (double *)NULL);
     DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
@@ -321,15 +324,20 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
                           const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db,
                           double *ws) {
     typedef typename stat_t<T>::type S;
-    if (dx)
+    const int fast_dx = dx ? dsc_cuda_ln_dx_fast(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx) : 0;
+    if (fast_dx > 0) return fast_dx;
+    if (fast_dx < 0)
         DSC_LAUNCH((unsigned)n_rows, 256, s, k_layernorm_dx<T>)(n_cols, (const T *)x, (const T *)w, (const S *)mean,
                                                            (const S *)rstd, (const T *)dy, (T *)dx);
     if ((dw || db) && ws) { /* two passes: ws holds the dw partials, then the db partials */
         const int64_t nc = col_chunks(n_rows);
         double *ws_b = ws + nc * n_cols;
         dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X), (unsigned)nc);
-        DSC_LAUNCH(grid, block, s, k_col_part<T, 2>)(n_rows, n_cols, (const T *)dy, (const T *)x, (const S *)mean,
-                                                    (const S *)rstd, ws, ws_b);
+        const int fast = dsc_cuda_col_part_fast(s, dsc_dtype_of<T>(), n_rows, n_cols, dy, x, mean, rstd, ws, ws_b);
+        if (fast > 0) return fast;
+        if (fast < 0)
+            DSC_LAUNCH(grid, block, s, k_col_part<T, 2>)(n_rows, n_cols, (const T *)dy, (const T *)x, (const S *)mean,
+                                                        (const S *)rstd, ws, ws_b);
         if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
         if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
     } else if (dw || db) {
@@ -342,6 +350,8 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
 extern "C" int dsc_cuda_layernorm(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, double eps,
                                   const void *x, const void *w, const void *b, void *y, void *mean, void *rstd) {
     if (n_rows <= 0 || n_cols <= 0) return 0;
+    const int fast = dsc_cuda_ln_fwd_fast(stream, dt, n_rows, n_cols, eps, x, w, b, y, mean, rstd);
+    if (fast >= 0) return fast;
     return DSC_DISPATCH(dt, layernorm_t, DSC_STREAM(stream), n_rows, n_cols, eps, x, w, b, y, mean, rstd);
 }
 extern "C" int dsc_cuda_layernorm_backward_ws(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols,
