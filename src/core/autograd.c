@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/internal.h"
 #include "ops/backend.h"
 
@@ -51,7 +52,7 @@ dsc_node_t *dsc__record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward
     return node;
 }
 
-dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
+static dsc_tensor_t *grad_of(dsc_ctx_t *ctx, dsc_tensor_t *t) {
     if (!t || !t->requires_grad) return NULL;
     if (!t->grad && t->persistent) /* an arena gradient would dangle after the step */
         return dsc__fail(ctx, DSC_ERR_MISUSE, "tensor %s requires grad but was wrapped without gradient memory",
@@ -61,6 +62,22 @@ dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
     if (ctx->release_grads && t->producer && !t->grad_is_external) return dsc__grad_pool_take(ctx, t);
     t->grad = dsc__tensor_zeros_like(ctx, t);
     return t->grad;
+}
+
+dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t) {
+    dsc_tensor_t *g = grad_of(ctx, t);
+    if (g && g->unwritten) {
+        if (dsc__dev_zero(ctx, g->data, dsc_tensor_nbytes(g)) != DSC_OK) return NULL;
+        g->unwritten = false;
+    }
+    return g;
+}
+
+dsc_tensor_t *dsc__grad_overwrite(dsc_ctx_t *ctx, dsc_tensor_t *t, bool *overwrite) {
+    dsc_tensor_t *g = grad_of(ctx, t);
+    *overwrite = g && g->unwritten;
+    if (g) g->unwritten = false;
+    return g;
 }
 
 /* After node's backward: its outputs' gradients are dead (only the node read them). A

@@ -18,6 +18,10 @@
  * bytes of blocks in use count as DSC_MEM_ACTIVATIONS, so the activation peak is what the
  * step really held.
  *
+ * A block is handed out unwritten (src/core/autograd.c dsc__grad_overwrite): the op that makes
+ * the gradient first (a gemm, a copy) writes it instead of adding onto a zero fill; any other
+ * first user gets it zero-filled (dsc__grad). In a GPT step that skips most fills.
+ *
  * Ops borrow blocks as scratch too (dsc__grad_pool_scratch): memory one op needs while it
  * runs and gives back before it returns (the fused GELU + linear keeps only its input and
  * recomputes the GELU there, in forward and in backward). */
@@ -71,9 +75,9 @@ dsc_tensor_t *dsc__grad_pool_take(dsc_ctx_t *ctx, dsc_tensor_t *owner) {
     if (!b)
         return dsc__fail(ctx, DSC_ERR_NOMEM, "out of memory: the gradient of %s needs %zu bytes on %s",
                          dsc_tensor_name(owner), bytes, ctx->device.name);
-    if (dsc__dev_zero(ctx, b->data, dsc_tensor_nbytes(owner)) != DSC_OK) return NULL;
     dsc_tensor_t *g = &b->header;
     memset(g, 0, sizeof *g);
+    g->unwritten = true; /* zero-filled by dsc__grad on first use, or overwritten (dsc__grad_overwrite) */
     g->device = owner->device;
     g->ndim = owner->ndim;
     memcpy(g->shape, owner->shape, sizeof g->shape);

@@ -29,6 +29,8 @@ struct dsc_tensor {
     bool persistent;           /* header malloc'ed (parameters), not in the arena */
     bool grad_is_external;     /* grad wraps caller memory (a flat gradient buffer) */
     bool grad_pooled;          /* grad is a block of the context's gradient pool (src/core/grad_pool.c) */
+    bool unwritten;            /* (a pooled gradient) its value is 0 but its bytes were never written:
+                                  dsc__grad zero-fills it, dsc__grad_overwrite hands it to a writer */
     const char *name;          /* optional, for messages */
     struct dsc_node *producer; /* the tape node that made this tensor; NULL for leaves */
 };
@@ -189,8 +191,9 @@ dsc_status_t dsc__arena_rewind(dsc_ctx_t *ctx, dsc_arena_mark_t mark);
 /* True when `ptr` points into memory handed out after `mark` (and not yet rewound). */
 bool dsc__arena_since_mark(const dsc_ctx_t *ctx, dsc_arena_mark_t mark, const void *ptr);
 
-/* The gradient pool (src/core/grad_pool.c). take: a zero-filled gradient for `owner`
- * (same shape and dtype), set as owner->grad with owner->grad_pooled; NULL + DSC_ERR_NOMEM
+/* The gradient pool (src/core/grad_pool.c). take: a gradient for `owner` (same shape and
+ * dtype) marked unwritten (its bytes are not filled: see dsc__grad and
+ * dsc__grad_overwrite), set as owner->grad with owner->grad_pooled; NULL + DSC_ERR_NOMEM
  * (recorded) on failure. release: gives t's pooled gradient back and clears t->grad (no-op
  * when t has none). end_step: takes every block back (the step's tensors are gone) and
  * frees the blocks the step did not use. held_bytes: device bytes the pool holds. */
@@ -229,6 +232,11 @@ dsc_node_t *dsc__record_marker(dsc_ctx_t *ctx, const char *op, dsc_backward_fn b
 /* The gradient of `t`, created zero-filled on first use; NULL if t does not require grad
  * (so backward functions skip inputs that need nothing) or on allocation failure. */
 dsc_tensor_t *dsc__grad(dsc_ctx_t *ctx, dsc_tensor_t *t);
+/* The same gradient for an op that writes every element of it: *overwrite is true when the
+ * gradient holds nothing yet (an activation's, fresh from the pool), and the caller must then
+ * write it (a gemm with beta 0, a copy) instead of adding to it; false: add as with
+ * dsc__grad. Saves the zero fill and the read of zeros on the step's largest gradients. */
+dsc_tensor_t *dsc__grad_overwrite(dsc_ctx_t *ctx, dsc_tensor_t *t, bool *overwrite);
 /* True when some output of `node` has a gradient (its backward has work to do). */
 bool dsc__node_has_grad(const dsc_node_t *node);
 /* Runs the backward of tape[from..ctx->tape_len) in reverse (nodes without gradient are

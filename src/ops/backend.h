@@ -75,6 +75,22 @@ typedef struct dsc_backend {
      * gemm followed by binary add (on the CPU the same bits). */
     void (*linear)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                    const void *w, const void *bias, void *y);
+    /* Optional (NULL: the op runs linear + binary add). The linear layer onto a residual
+     * stream: y[M,N] = residual[M,N] + (x w^T + bias) (residual and y distinct). On the GPU
+     * one gemm (beta 1 onto the residual, the bias epilogue) rounds once where linear + add
+     * round twice. */
+    void (*linear_residual)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                            const void *w, const void *bias, const void *residual, void *y);
+    /* Optional (NULL: the op runs gemm + sum_rows_acc). The linear layer's parameter
+     * gradients: dw[N,K] += g[M,N]^T x[M,K], and db[N] += the column sums of g when db is
+     * given (cuBLASLt's bias-gradient epilogue on the GPU: g is read once). */
+    void (*linear_param_grads)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                               const void *x, void *dw, void *db);
+    /* Optional (NULL: the op runs gemm + unary_backward). The MLP's backward through its
+     * GELU: dpre[M,K] = (g[M,N] w[N,K]) * gelu'(pre[M,K]) (tanh approximation), written, not
+     * added (cuBLASLt's DGELU epilogue on the GPU: no [M,K] intermediate). */
+    void (*gemm_dgelu)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                       const void *w, const void *pre, void *dpre);
 
     /* out[i] = a[i] op b[i % n_b] for i < n_a (b broadcast over a's leading dims, n_a % n_b == 0). */
     void (*binary)(struct dsc_device *dev, dsc_dtype_t dt, dsc_binary_op_t op, int64_t n_a, const void *a, int64_t n_b,

@@ -56,15 +56,22 @@ static void param_grads(dsc_ctx_t *ctx, dsc_node_t *node, int64_t m, int64_t n, 
     const dsc_backend_t *be = ctx->backend;
     dsc_tensor_t *bias = node->in[2];
     dsc_tensor_t *gb = dsc__grad(ctx, bias);
+    if (gw && be->linear_param_grads) {
+        be->linear_param_grads(&ctx->device, gw->dtype, m, n, k, g, xv, gw->data, gb ? gb->data : NULL);
+        return;
+    }
     if (gb) be->sum_rows_acc(&ctx->device, gb->dtype, m, n, 1.0, g, gb->data);
     if (gw) /* [N, K] += G^T [N, M] @ X [M, K] */
         be->gemm(&ctx->device, gw->dtype, true, false, n, k, m, 1.0, g, n, xv, k, 1.0, gw->data, k);
 }
 
-/* dresidual += G */
+/* dresidual += G (a copy when dresidual holds nothing yet) */
 static void residual_grad(dsc_ctx_t *ctx, dsc_node_t *node) {
-    dsc_tensor_t *gr = dsc__grad(ctx, node->in[3]);
-    if (gr) ctx->backend->axpy(&ctx->device, gr->dtype, gr->numel, 1.0, node->out->grad->data, gr->data);
+    bool overwrite;
+    dsc_tensor_t *gr = dsc__grad_overwrite(ctx, node->in[3], &overwrite);
+    if (!gr) return;
+    if (overwrite) dsc__dev_copy(ctx, gr->data, node->out->grad->data, dsc_tensor_nbytes(gr));
+    else ctx->backend->axpy(&ctx->device, gr->dtype, gr->numel, 1.0, node->out->grad->data, gr->data);
 }
 
 static void linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
@@ -73,9 +80,11 @@ static void linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     const void *g = node->out->grad->data;
     residual_grad(ctx, node);
     param_grads(ctx, node, m, n, k, g, x->data, dsc__grad(ctx, w));
-    dsc_tensor_t *gx = dsc__grad(ctx, x);
-    if (gx) /* [M, K] += G [M, N] @ W [N, K] */
-        ctx->backend->gemm(&ctx->device, x->dtype, false, false, m, k, n, 1.0, g, n, w->data, k, 1.0, gx->data, k);
+    bool overwrite;
+    dsc_tensor_t *gx = dsc__grad_overwrite(ctx, x, &overwrite);
+    if (gx) /* [M, K] (+)= G [M, N] @ W [N, K] */
+        ctx->backend->gemm(&ctx->device, x->dtype, false, false, m, k, n, 1.0, g, n, w->data, k, overwrite ? 0.0 : 1.0,
+                           gx->data, k);
 }
 
 static dsc_tensor_t *record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn backward, dsc_tensor_t *out,
@@ -85,8 +94,8 @@ static dsc_tensor_t *record(dsc_ctx_t *ctx, const char *op, dsc_backward_fn back
     return out;
 }
 
-/* out += residual, as dsc_add(residual, out) computes it (residual first). */
-static bool add_residual(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *out, const dsc_tensor_t *residual) {
+/* The residual, when given, must have the output's shape and dtype. */
+static bool check_residual(dsc_ctx_t *ctx, const char *op, const dsc_tensor_t *out, const dsc_tensor_t *residual) {
     if (!residual) return true;
     char so[DSC_OP_SHAPE_BUF], sr[DSC_OP_SHAPE_BUF];
     if (residual->dtype != out->dtype || residual->numel != out->numel || residual->ndim != out->ndim ||
@@ -96,9 +105,23 @@ static bool add_residual(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *out, cons
                   dsc__shape_str(out, so, sizeof so), dsc_dtype_name(out->dtype));
         return false;
     }
-    ctx->backend->binary(&ctx->device, out->dtype, DSC_BINARY_ADD, out->numel, residual->data, out->numel, out->data,
-                         out->data);
     return true;
+}
+
+/* out = x w^T + bias (+ residual: the backend's linear_residual, or the linear followed by
+ * residual + out in place, as dsc_add(residual, out) computes it, residual first). */
+static void forward(dsc_ctx_t *ctx, int64_t m, int64_t n, int64_t k, const void *x, const dsc_tensor_t *w,
+                    const dsc_tensor_t *bias, const dsc_tensor_t *residual, dsc_tensor_t *out) {
+    const dsc_backend_t *be = ctx->backend;
+    const void *b = bias ? bias->data : NULL;
+    if (residual && be->linear_residual) {
+        be->linear_residual(&ctx->device, out->dtype, m, n, k, x, w->data, b, residual->data, out->data);
+        return;
+    }
+    be->linear(&ctx->device, out->dtype, m, n, k, x, w->data, b, out->data);
+    if (residual)
+        be->binary(&ctx->device, out->dtype, DSC_BINARY_ADD, out->numel, residual->data, out->numel, out->data,
+                   out->data);
 }
 
 static dsc_tensor_t *linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias,
@@ -106,9 +129,8 @@ static dsc_tensor_t *linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor_t *x
     int64_t m, n, k;
     if (!check_linear(ctx, op, x, w, bias, &m, &n, &k)) return NULL;
     dsc_tensor_t *out = linear_out(ctx, x, n);
-    if (!out) return NULL;
-    ctx->backend->linear(&ctx->device, x->dtype, m, n, k, x->data, w->data, bias ? bias->data : NULL, out->data);
-    if (!add_residual(ctx, op, out, residual)) return NULL;
+    if (!out || !check_residual(ctx, op, out, residual)) return NULL;
+    forward(ctx, m, n, k, x->data, w, bias, residual, out);
     return record(ctx, op, linear_backward, out, x, w, bias, residual);
 }
 
@@ -119,7 +141,8 @@ dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_t
 
 /* Backward with the GELU recomputed into one scratch: gelu(pre) for dw, then overwritten by
  * d gelu = G w (beta = 0: what the unfused matmul added to a zeroed gradient), then
- * dpre += gelu'(pre) * d gelu. */
+ * dpre += gelu'(pre) * d gelu; or, where the backend has gemm_dgelu and dpre holds nothing
+ * yet, dpre = (G w) * gelu'(pre) in one call. */
 static void gelu_linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *pre = node->in[0], *w = node->in[1];
     const dsc_backend_t *be = ctx->backend;
@@ -131,8 +154,11 @@ static void gelu_linear_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *gw = dsc__grad(ctx, w);
     if (gw) be->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
     param_grads(ctx, node, m, n, k, g, s, gw);
-    dsc_tensor_t *gpre = dsc__grad(ctx, pre);
-    if (gpre) {
+    bool overwrite = false;
+    dsc_tensor_t *gpre = be->gemm_dgelu ? dsc__grad_overwrite(ctx, pre, &overwrite) : dsc__grad(ctx, pre);
+    if (gpre && overwrite) { /* one call: the gemm with GELU's derivative applied to its output */
+        be->gemm_dgelu(&ctx->device, pre->dtype, m, n, k, g, w->data, pre->data, gpre->data);
+    } else if (gpre) {
         be->gemm(&ctx->device, pre->dtype, false, false, m, k, n, 1.0, g, n, w->data, k, 0.0, s, k);
         be->unary_backward(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, NULL, s, gpre->data);
     }
@@ -144,13 +170,12 @@ static dsc_tensor_t *gelu_linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor
     int64_t m, n, k;
     if (!check_linear(ctx, op, pre, w, bias, &m, &n, &k)) return NULL;
     dsc_tensor_t *out = linear_out(ctx, pre, n);
-    if (!out) return NULL;
+    if (!out || !check_residual(ctx, op, out, residual)) return NULL;
     void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
     if (!s) return NULL;
     ctx->backend->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
-    ctx->backend->linear(&ctx->device, pre->dtype, m, n, k, s, w->data, bias ? bias->data : NULL, out->data);
+    forward(ctx, m, n, k, s, w, bias, residual, out);
     dsc__grad_pool_scratch_give(ctx, s);
-    if (!add_residual(ctx, op, out, residual)) return NULL;
     return record(ctx, op, gelu_linear_backward, out, pre, w, bias, residual);
 }
 

@@ -39,9 +39,11 @@ static void lm_head_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     be->scale(&ctx->device, out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
     be->cross_entropy_backward(&ctx->device, dt, rows, v, vp, logits->data, lse->data, targets->data,
                                (int32_t)node->i[0], g->data, logits->data, false);
-    dsc_tensor_t *gx = dsc__grad(ctx, x);
-    if (gx) /* dx [rows, C] += dlogits [rows, vp] Wp [vp, C] */
-        be->gemm(&ctx->device, dt, false, false, rows, c, vp, 1.0, logits->data, vp, wp->data, c, 1.0, gx->data, c);
+    bool overwrite;
+    dsc_tensor_t *gx = dsc__grad_overwrite(ctx, x, &overwrite);
+    if (gx) /* dx [rows, C] (+)= dlogits [rows, vp] Wp [vp, C] */
+        be->gemm(&ctx->device, dt, false, false, rows, c, vp, 1.0, logits->data, vp, wp->data, c,
+                 overwrite ? 0.0 : 1.0, gx->data, c);
     dsc_tensor_t *gw = dsc__grad(ctx, w);
     if (!gw) return;
     if (vp == v) { /* dW [V, C] += dlogits^T [V, rows] x [rows, C] */

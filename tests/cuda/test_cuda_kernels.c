@@ -50,6 +50,44 @@ static void compare(const char *what, const cc_buf_t *out, const float *ref, dou
 
 /* ---- gemm ----------------------------------------------------------------------------- */
 
+/* The backward epilogues (cuda_fused.c): dpre = (g w) * gelu'(pre) (DGELU) and dw += g^T x
+ * with db = the column sums of g (BGRADB), against the CPU's gemm, GELU derivative and column
+ * sums. Where cuBLASLt has no algorithm for one (DSC_CUDA_BLAS_NOT_SUPPORTED) the check says
+ * so and the device's fallback (checked in t_gelu_grad_mul and by the engine tests) runs instead. */
+__attribute__((unused)) static void t_gemm_backward_epilogues(dsc_cuda_blas_t *blas, dsc_dtype_t dt) {
+    const int64_t m = 96, n = 40, k = 64; /* g [m, n], w [n, k], pre [m, k] */
+    cc_buf_t g = cc_new(dt, m * n, -1, 1), w = cc_new(dt, n * k, -1, 1), pre = cc_new(dt, m * k, -3, 3);
+    cc_buf_t dpre = cc_new(dt, m * k, -1, 1);
+    float *gw = calloc((size_t)(m * k), sizeof *gw), *ref = calloc((size_t)(m * k), sizeof *ref);
+    dsc_cpu_gemm(DSC_F32, false, false, m, k, n, 1.0, g.init, n, w.init, k, 0.0, gw, k);
+    dsc_cpu_unary_backward(DSC_F32, DSC_UNARY_GELU, m * k, pre.init, NULL, gw, ref); /* ref = 0 + gw gelu' */
+    int rc = dsc_cuda_gemm_epilogue(blas, NULL, dt, false, false, m, k, n, 1.0, g.d, n, w.d, k, dpre.d, k,
+                                    DSC_CUDA_EPI_DGELU, NULL, pre.d, k);
+    if (rc == DSC_CUDA_BLAS_NOT_SUPPORTED) {
+        printf("note: cuBLASLt has no DGELU algorithm for %s here: the fallback runs\n", dsc_dtype_name(dt));
+    } else {
+        RUN2("gemm+dgelu", dpre, dsc_cuda_gemm_epilogue(blas, NULL, dt, false, false, m, k, n, 1.0, g.d, n, w.d, k,
+                                                       dpre.d, k, DSC_CUDA_EPI_DGELU, NULL, pre.d, k));
+        /* cuBLASLt's own GELU derivative code, applied to the f32 product: 1e-4 for f32 */
+        compare("gemm+dgelu (cuBLASLt dgelu)", &dpre, ref, dt == DSC_F32 ? 1e-4 : tol_for(dt));
+    }
+    /* dw [n, k] += g^T x with x [m, k] (pre's buffer), db [n] = column sums of g */
+    cc_buf_t dw = cc_new(dt, n * k, -1, 1), db = cc_new(dt, n, 0, 0);
+    float *rdw = copyf(dw.init, n * k), *rdb = calloc((size_t)n, sizeof *rdb);
+    dsc_cpu_gemm(DSC_F32, true, false, n, k, m, 1.0, g.init, n, pre.init, k, 1.0, rdw, k);
+    dsc_cpu_sum_rows_acc(DSC_F32, m, n, 1.0, g.init, rdb);
+    rc = dsc_cuda_gemm_bgradb(blas, NULL, dt, m, n, k, g.d, pre.d, dw.d, db.d);
+    if (rc == DSC_CUDA_BLAS_NOT_SUPPORTED) {
+        printf("note: cuBLASLt has no BGRADB algorithm for %s here: the fallback runs\n", dsc_dtype_name(dt));
+    } else {
+        CK(rc);
+        compare("gemm+bgradb dw", &dw, rdw, tol_for(dt));
+        compare("gemm+bgradb db", &db, rdb, tol_for(dt));
+    }
+    free(gw), free(ref), free(rdw), free(rdb);
+    cc_free(&g), cc_free(&w), cc_free(&pre), cc_free(&dpre), cc_free(&dw), cc_free(&db);
+}
+
 __attribute__((unused)) /* not built on the emulator */ static void t_gemm(dsc_cuda_blas_t *blas, dsc_dtype_t dt) {
     const int64_t M = 67, N = 45, K = 33;
     for (int ta = 0; ta < 2; ta++)
@@ -82,11 +120,37 @@ __attribute__((unused)) /* not built on the emulator */ static void t_gemm(dsc_c
     /* cuBLASLt's GELU is its own tanh-approximation code, not the CPU's exp form: 1e-4 */
     compare("gemm+bias+gelu (cuBLASLt gelu)", &y, ref_g, dt == DSC_F32 ? 1e-4 : tol_for(dt));
     compare("gemm+bias+gelu pre-activation", &pre, ref, tol_for(dt));
+    /* onto a residual stream: y = residual + (x W^T + bias), one gemm with beta 1 */
+    cc_buf_t res = cc_new(dt, m * n, -2, 2);
+    for (int64_t i = 0; i < m * n; i++) ref[i] += res.init[i];
+    const int rc = dsc_cuda_linear_residual(blas, NULL, dt, m, n, k, x.d, w.d, bias.d, res.d, y.d);
+    if (rc == DSC_CUDA_BLAS_NOT_SUPPORTED) {
+        printf("note: cuBLASLt has no beta-1 bias algorithm for %s here: the fallback runs\n", dsc_dtype_name(dt));
+    } else {
+        RUN2("linear onto residual", y,
+             dsc_cuda_linear_residual(blas, NULL, dt, m, n, k, x.d, w.d, bias.d, res.d, y.d));
+        compare("linear onto residual", &y, ref, tol_for(dt));
+    }
+    cc_free(&res);
     free(ref), free(ref_g);
     cc_free(&x), cc_free(&w), cc_free(&bias), cc_free(&y), cc_free(&pre);
+    t_gemm_backward_epilogues(blas, dt);
 }
 
 /* ---- element-wise ------------------------------------------------------------------------ */
+
+/* d = d * gelu'(pre) in place (the DGELU epilogue's fallback): 0 + d gelu'(pre) as the CPU's
+ * unary backward adds it; n not a multiple of 8 (the 16-byte groups' tail). */
+static void t_gelu_grad_mul(dsc_dtype_t dt) {
+    const int64_t n = 10007;
+    cc_buf_t pre = cc_new(dt, n, -4, 4), d = cc_new(dt, n, -1, 1);
+    float *ref = calloc((size_t)n, sizeof *ref);
+    dsc_cpu_unary_backward(DSC_F32, DSC_UNARY_GELU, n, pre.init, NULL, d.init, ref);
+    RUN2("gelu_grad_mul", d, dsc_cuda_gelu_grad_mul(NULL, dt, n, pre.d, d.d));
+    compare("gelu_grad_mul", &d, ref, tol_for(dt));
+    free(ref);
+    cc_free(&pre), cc_free(&d);
+}
 
 static void t_elementwise(dsc_dtype_t dt) {
     const int64_t n = 12345, nb = 2469; /* n = 5 nb */
@@ -550,6 +614,7 @@ int main(void) {
         t_gemm(blas, dt);
 #endif
         t_elementwise(dt);
+        t_gelu_grad_mul(dt);
         t_reductions(dt);
         t_col_sums_two_pass(dt);
         t_nn(dt);

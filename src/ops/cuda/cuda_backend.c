@@ -161,15 +161,15 @@ static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, in
                     "cross_entropy_backward");
 }
 
-/* src/ops/cuda/cuda_fused.c */
-void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
-                    const void *w, const void *bias, void *y);
 
 static const dsc_backend_t cuda_backend = {
     .api_version = DSC_BACKEND_API_VERSION,
     .name = "cuda",
     .gemm = cu_gemm,
     .linear = dsc__cu_linear,
+    .linear_residual = dsc__cu_linear_residual,
+    .linear_param_grads = dsc__cu_linear_param_grads,
+    .gemm_dgelu = dsc__cu_gemm_dgelu,
     .binary = cu_binary,
     .axpy = cu_axpy,
     .mul_acc = cu_mul_acc,

@@ -22,6 +22,9 @@ typedef struct dsc_cuda_dev {
     void *scratch;
     size_t scratch_bytes;
     dsc_cuda_device_info_t info;
+    /* cuBLASLt found no algorithm for these epilogues once (cuda_fused.c): the separate
+     * kernels run from then on without asking again. */
+    bool no_dgelu_epilogue, no_bgradb_epilogue, no_residual_epilogue;
     /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
      * stream and adds the time since the previous one to its name's row (a profiling mode:
      * slower, but each row is that call's GPU time plus the host work before it); the table
@@ -46,6 +49,16 @@ static inline void *dsc__cuda_stream(const dsc_device_t *dev) { return dsc__cuda
 int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what);
 /* At least n_bytes of device scratch (256-byte aligned); NULL with the error recorded. */
 void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes);
+
+/* The fused op entries of the backend table (cuda_fused.c; backend.h has their contracts). */
+void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                    const void *w, const void *bias, void *y);
+void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                             const void *w, const void *bias, const void *residual, void *y);
+void dsc__cu_gemm_dgelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                        const void *w, const void *pre, void *dpre);
+void dsc__cu_linear_param_grads(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                                const void *x, void *dw, void *db);
 
 /* The kernel tables (cuda_backend.c, cuda_optim_amp.c). */
 const struct dsc_backend *dsc__backend_cuda(void);

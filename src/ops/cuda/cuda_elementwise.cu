@@ -240,6 +240,44 @@ extern "C" int dsc_cuda_unary_backward(void *stream, dsc_dtype_t dt, dsc_unary_o
     return DSC_DISPATCH(dt, unary_t, DSC_STREAM(stream), (int)op, n, x, y, dy, dx);
 }
 
+/* d = d * gelu'(pre), in place: the fallback of the gemm's DGELU epilogue (cuda_fused.c). */
+template <typename T> __global__ void k_gelu_grad_mul(int64_t n, const T *pre, T *d) {
+    DSC_GRID_STRIDE(i, n) {
+        bool skip;
+        st(d, i, unary_grad(DSC_UNARY_GELU, true, ld(pre, i), ld(pre, i), ld(d, i), &skip));
+    }
+}
+template <typename T> __global__ void k_gelu_grad_mul_v(int64_t n_vec, const T *pre, T *d) {
+    typedef typename dsc_acc<T>::type A;
+    constexpr int N = 16 / sizeof(T);
+    DSC_GRID_STRIDE(j, n_vec) {
+        const v16_t<T> pv = ((const v16_t<T> *)pre)[j];
+        v16_t<T> dv = ((const v16_t<T> *)d)[j];
+        for (int k = 0; k < N; k++) {
+            bool skip;
+            const A v = ld(pv.v, k);
+            st(dv.v, k, unary_grad(DSC_UNARY_GELU, true, v, v, ld(dv.v, k), &skip));
+        }
+        ((v16_t<T> *)d)[j] = dv;
+    }
+}
+template <typename T> static int gelu_grad_mul_t(cudaStream_t s, int64_t n, const void *pre, void *d) {
+    int64_t done = 0;
+    if (al16(pre) && al16(d) && vec_count<T>(n) > 0) {
+        const int64_t nv = vec_count<T>(n);
+        DSC_LAUNCH_FLAT(dsc_grid(nv, 256), 256, s, k_gelu_grad_mul_v<T>)(nv, (const T *)pre, (T *)d);
+        DSC_CUDA_CHECK(cudaGetLastError());
+        done = nv * (int64_t)(16 / sizeof(T));
+        if (done == n) return 0;
+    }
+    DSC_LAUNCH_FLAT(dsc_grid(n - done, 256), 256, s, k_gelu_grad_mul<T>)(n - done, (const T *)pre + done, (T *)d + done);
+    DSC_CUDA_LAUNCHED();
+}
+extern "C" int dsc_cuda_gelu_grad_mul(void *stream, dsc_dtype_t dt, int64_t n, const void *pre, void *d) {
+    if (n <= 0) return 0;
+    return DSC_DISPATCH(dt, gelu_grad_mul_t, DSC_STREAM(stream), n, pre, d);
+}
+
 /* x [outer, d0, mid, d1, inner] -> out [outer, d1, mid, d0, inner]; one thread per output. */
 template <typename T>
 __global__ void k_transpose(int64_t outer, int64_t d0, int64_t mid, int64_t d1, int64_t inner, const T *x, T *out,

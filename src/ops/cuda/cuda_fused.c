@@ -1,13 +1,19 @@
-/* The CUDA device's fused op entries (src/ops/backend.h), apart from cuda_backend.c: the
- * linear layer's forward as one cuBLASLt gemm with a bias epilogue (the bias added to the
- * f32 accumulator, the output rounded once). f64 (no epilogue for it), a missing bias or an
- * empty K run the gemm and then the bias as the binary add. */
+/* The CUDA device's fused op entries (src/ops/backend.h), apart from cuda_backend.c, each one
+ * cuBLASLt gemm with an epilogue:
+ *  - linear: the forward with the bias added to the f32 accumulator, the output rounded once.
+ *    f64 (no epilogue for it), a missing bias or an empty K run the gemm and then the bias as
+ *    the binary add;
+ *  - linear_residual: the same onto a residual stream (beta 1, the residual read as C and the
+ *    output written as D), rounded once;
+ *  - gemm_dgelu: the MLP's backward through GELU, GELU's derivative applied to the gemm's f32
+ *    result (DGELU epilogue, the pre-activation as its auxiliary input), rounded once;
+ *  - linear_param_grads: the weight gradient with the bias gradient summed by the same gemm
+ *    (BGRADB epilogue, written to scratch, then added to the bias gradient).
+ * Where cuBLASLt has no algorithm for an epilogue (DSC_CUDA_BLAS_NOT_SUPPORTED, remembered on
+ * the device), the separate kernels run: the same values up to the intermediate rounding. */
 #include "core/internal.h"
 #include "ops/backend.h"
 #include "ops/cuda/cuda_device.h"
-
-void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
-                    const void *w, const void *bias, void *y);
 
 void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                     const void *w, const void *bias, void *y) {
@@ -27,4 +33,66 @@ void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n
     else
         dsc__cuda_check(dev, dsc_cuda_fill(stream, dt, m * n, 0.0, y), "linear (empty K)");
     if (bias) dsc__cuda_check(dev, dsc_cuda_binary(stream, dt, DSC_BINARY_ADD, m * n, y, n, bias, y), "linear (bias)");
+}
+
+void dsc__cu_gemm_dgelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                        const void *w, const void *pre, void *dpre) {
+    if (m <= 0 || k <= 0) return;
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    void *stream = c->stream;
+    if (n > 0 && dt != DSC_F64 && !c->no_dgelu_epilogue) {
+        /* dpre [m, k] = g [m, n] w [n, k], then * gelu'(pre) in the epilogue */
+        const int rc = dsc_cuda_gemm_epilogue(c->blas, stream, dt, false, false, m, k, n, 1.0, g, n, w, k, dpre, k,
+                                              DSC_CUDA_EPI_DGELU, NULL, (void *)pre, k);
+        if (rc != DSC_CUDA_BLAS_NOT_SUPPORTED) {
+            dsc__cuda_check(dev, rc, "gemm NN + dgelu epilogue");
+            return;
+        }
+        c->no_dgelu_epilogue = true;
+    }
+    if (n > 0)
+        dsc__cuda_check(dev, dsc_cuda_gemm(c->blas, stream, dt, false, false, m, k, n, 1.0, g, n, w, k, 0.0, dpre, k),
+                        "gemm NN, C = AB (for gelu')");
+    else
+        dsc__cuda_check(dev, dsc_cuda_fill(stream, dt, m * k, 0.0, dpre), "gemm_dgelu (empty K)");
+    dsc__cuda_check(dev, dsc_cuda_gelu_grad_mul(stream, dt, m * k, pre, dpre), "gelu' in place");
+}
+
+void dsc__cu_linear_param_grads(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
+                                const void *x, void *dw, void *db) {
+    if (n <= 0 || k <= 0) return;
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    void *stream = c->stream;
+    const struct dsc_backend *be = dsc__backend_cuda();
+    if (m <= 0) return; /* no rows: nothing to add */
+    if (db && dt != DSC_F64 && !c->no_bgradb_epilogue) {
+        void *col_sums = dsc__cuda_scratch(dev, (size_t)n * dsc_dtype_size(dt));
+        if (!col_sums) return;
+        const int rc = dsc_cuda_gemm_bgradb(c->blas, stream, dt, m, n, k, g, x, dw, col_sums);
+        if (rc != DSC_CUDA_BLAS_NOT_SUPPORTED) {
+            if (dsc__cuda_check(dev, rc, "gemm TN, C += A^TB + bgradb epilogue") == 0)
+                be->axpy(dev, dt, n, 1.0, col_sums, db);
+            return;
+        }
+        c->no_bgradb_epilogue = true;
+    }
+    if (db) be->sum_rows_acc(dev, dt, m, n, 1.0, g, db);
+    be->gemm(dev, dt, true, false, n, k, m, 1.0, g, n, x, k, 1.0, dw, k);
+}
+
+void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                             const void *w, const void *bias, const void *residual, void *y) {
+    if (m <= 0 || n <= 0) return;
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (k > 0 && dt != DSC_F64 && !c->no_residual_epilogue) {
+        const int rc = dsc_cuda_linear_residual(c->blas, c->stream, dt, m, n, k, x, w, bias, residual, y);
+        if (rc != DSC_CUDA_BLAS_NOT_SUPPORTED) {
+            dsc__cuda_check(dev, rc, "linear onto residual (gemm NT, beta 1 + bias epilogue)");
+            return;
+        }
+        c->no_residual_epilogue = true;
+    }
+    dsc__cu_linear(dev, dt, m, n, k, x, w, bias, y);
+    dsc__cuda_check(dev, dsc_cuda_binary(c->stream, dt, DSC_BINARY_ADD, m * n, residual, m * n, y, y),
+                    "linear onto residual (add)");
 }

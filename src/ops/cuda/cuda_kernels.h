@@ -102,12 +102,31 @@ typedef enum dsc_cuda_epilogue {
     DSC_CUDA_EPI_BIAS,      /* C[i,j] = (...) + bias[j] */
     DSC_CUDA_EPI_BIAS_GELU, /* C[i,j] = gelu((...) + bias[j]), cuBLASLt's tanh-approximation GELU;
                                pre (may be NULL) receives (...) + bias[j] for the backward */
+    DSC_CUDA_EPI_DGELU,     /* C[i,j] = (...) * gelu'(pre[i,j]) (pre: the GELU's input, ld ld_pre); no bias */
+    DSC_CUDA_EPI_BGRADB,    /* dsc_cuda_gemm_bgradb's: the plain gemm (beta 1 allowed) and bias = the
+                               column sums of its first row-major operand's rows (see there) */
 } dsc_cuda_epilogue_t;
-/* The gemm with beta = 0 and a fused epilogue; bias has N elements of dt (f32 and 16-bit dt). */
+/* cuBLASLt found no algorithm for the call (an epilogue it does not run for these types or
+ * layouts): the callers fall back to separate kernels. */
+#define DSC_CUDA_BLAS_NOT_SUPPORTED 1015
+/* The gemm with beta = 0 and a fused epilogue; bias has N elements of dt (f32 and 16-bit dt).
+ * DGELU takes no bias (NULL); BIAS_GELU, BIAS need it. */
 int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool trans_a, bool trans_b,
                            int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
                            int64_t ldb, void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
                            int64_t ld_pre);
+
+/* y[M,N] = residual[M,N] + (x[M,K] w[N,K]^T + bias[N]) (row-major, dense; bias may be NULL):
+ * one gemm, beta 1 onto the residual (read as C, written to D = y), the bias epilogue, rounded
+ * once. DSC_CUDA_BLAS_NOT_SUPPORTED when cuBLASLt has no algorithm (f64 has none). */
+int dsc_cuda_linear_residual(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k,
+                             const void *x, const void *w, const void *bias, const void *residual, void *y);
+/* dw[N,K] += g[M,N]^T x[M,K] (row-major, dense) with db[N] = the column sums of g written by
+ * the same gemm (cuBLASLt's BGRADB epilogue: the sums come out of the tiles g is read in);
+ * db is overwritten, not added to. DSC_CUDA_BLAS_NOT_SUPPORTED when cuBLASLt has no such
+ * algorithm (the caller then runs gemm + column sums). */
+int dsc_cuda_gemm_bgradb(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k,
+                         const void *g, const void *x, void *dw, void *db);
 
 /* ---- element-wise, reductions, casts (backend.h semantics) ------------------------------ */
 
@@ -138,6 +157,8 @@ int dsc_cuda_sum_to(void *stream, dsc_dtype_t dt, int64_t n, double mul, double 
 int dsc_cuda_scale(void *stream, dsc_dtype_t dt, int64_t n, double s, const void *x, void *y);
 int dsc_cuda_fill(void *stream, dsc_dtype_t dt, int64_t n, double value, void *y);
 int dsc_cuda_unary(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, void *y);
+/* d[i] = d[i] * gelu'(pre[i]) in place (the tanh approximation's derivative, as unary_backward). */
+int dsc_cuda_gelu_grad_mul(void *stream, dsc_dtype_t dt, int64_t n, const void *pre, void *d);
 int dsc_cuda_unary_backward(void *stream, dsc_dtype_t dt, dsc_unary_op_t op, int64_t n, const void *x, const void *y,
                             const void *dy, void *dx);
 int dsc_cuda_transpose(void *stream, dsc_dtype_t dt, int64_t outer, int64_t d0, int64_t mid, int64_t d1,

@@ -155,10 +155,14 @@ extern "C" void dsc_cuda_blas_destroy(dsc_cuda_blas_t *b) {
     free(b);
 }
 
+static_assert(DSC_CUDA_BLAS_NOT_SUPPORTED == 1000 + (int)CUBLAS_STATUS_NOT_SUPPORTED, "cuda_kernels.h's code");
+
 static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m,
                    int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                    double beta, void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
-                   int64_t ld_pre, dsc_cuda_gemm_probe_t *probe = NULL) {
+                   int64_t ld_pre, dsc_cuda_gemm_probe_t *probe = NULL, const void *c_in = NULL) {
+    /* C (read with beta) is c_in when given (same layout as the output D = c), else c */
+    const void *cc = c_in ? c_in : c;
     cudaDataType_t ty;
     cublasComputeType_t ct;
     cudaDataType_t st;
@@ -187,9 +191,12 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
     if (epi != DSC_CUDA_EPI_NONE) {
         cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
         if (epi == DSC_CUDA_EPI_BIAS_GELU) e = pre ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
+        if (epi == DSC_CUDA_EPI_DGELU) e = CUBLASLT_EPILOGUE_DGELU;
+        /* the operands are swapped (column-major view below): our first operand is cuBLASLt's B */
+        if (epi == DSC_CUDA_EPI_BGRADB) e = CUBLASLT_EPILOGUE_BGRADB;
         BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
-        BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-        if (dt == DSC_F32 || dt == DSC_BF16 || dt == DSC_F16) {
+        if (bias) {
+            BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
             cudaDataType_t bt = ty;
             BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
         }
@@ -219,7 +226,7 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
             float best = 1e30f;
             for (int rep = 0; rep < probe->reps + 1; rep++) {
                 cudaEventRecord(e0, stream);
-                cublasStatus_t s2 = cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, c, lc, c, lc, &hs[i].algo,
+                cublasStatus_t s2 = cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, cc, lc, c, lc, &hs[i].algo,
                                                    blas->workspace, blas->workspace_bytes, stream);
                 cudaEventRecord(e1, stream);
                 cudaEventSynchronize(e1);
@@ -239,7 +246,7 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
         rc = 1000 + (int)CUBLAS_STATUS_NOT_SUPPORTED;
         goto done;
     }
-    BLAS_CHECK(cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, c, lc, c, lc, &heur.algo, blas->workspace,
+    BLAS_CHECK(cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, cc, lc, c, lc, &heur.algo, blas->workspace,
                               blas->workspace_bytes, stream));
 done:
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
@@ -264,11 +271,34 @@ extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *blas, void *stream, dsc_d
                                       int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
                                       const void *b, int64_t ldb, void *c, int64_t ldc, dsc_cuda_epilogue_t epi,
                                       const void *bias, void *pre, int64_t ld_pre) {
-    if (!blas || (epi != DSC_CUDA_EPI_NONE && !bias) || dt == DSC_F64) return (int)cudaErrorInvalidValue;
+    const bool needs_bias = epi == DSC_CUDA_EPI_BIAS || epi == DSC_CUDA_EPI_BIAS_GELU;
+    if (!blas || (needs_bias && !bias) || (epi == DSC_CUDA_EPI_DGELU && (!pre || bias)) || epi == DSC_CUDA_EPI_BGRADB ||
+        dt == DSC_F64)
+        return (int)cudaErrorInvalidValue;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) return (int)cudaErrorInvalidValue;
     return gemm_lt(blas, DSC_STREAM(stream), dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0, c, ldc, epi,
                    bias, pre, ld_pre);
+}
+
+extern "C" int dsc_cuda_linear_residual(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n,
+                                        int64_t k, const void *x, const void *w, const void *bias, const void *residual,
+                                        void *y) {
+    if (!blas || !residual) return (int)cudaErrorInvalidValue;
+    if (dt == DSC_F64) return DSC_CUDA_BLAS_NOT_SUPPORTED;
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) return (int)cudaErrorInvalidValue;
+    return gemm_lt(blas, DSC_STREAM(stream), dt, false, true, m, n, k, 1.0, x, k, w, k, 1.0, y, n,
+                   bias ? DSC_CUDA_EPI_BIAS : DSC_CUDA_EPI_NONE, bias, NULL, 0, NULL, residual);
+}
+
+extern "C" int dsc_cuda_gemm_bgradb(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n,
+                                    int64_t k, const void *g, const void *x, void *dw, void *db) {
+    if (!blas || !db || dt == DSC_F64) return (int)cudaErrorInvalidValue;
+    if (m <= 0 || n <= 0 || k <= 0) return (int)cudaErrorInvalidValue;
+    /* dw [n, k] += g^T [n, m] x [m, k]: the gemm's m = n, n = k, k = m */
+    return gemm_lt(blas, DSC_STREAM(stream), dt, true, false, n, k, m, 1.0, g, n, x, k, 1.0, dw, k,
+                   DSC_CUDA_EPI_BGRADB, db, NULL, 0);
 }
 
 extern "C" int dsc_cuda_gemm_probe(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool trans_a, bool trans_b,
