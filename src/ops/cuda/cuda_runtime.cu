@@ -113,10 +113,33 @@ extern "C" int dsc_cuda_event_elapsed_ms(void *start, void *stop, float *ms) {
 
 /* ---- cuBLASLt ------------------------------------------------------------------------- */
 
+/* A gemm's plan: its descriptors and cuBLASLt's first heuristic choice, made once per shape
+ * (dtype, transposes, sizes, strides, epilogue) and kept on the handle. Asking the heuristic
+ * took about 100 us of host time per call; a GPT-2 step makes over a thousand gemm calls of a
+ * dozen shapes. The choice is the same one the heuristic gives every time (cuBLASLt's
+ * heuristic is deterministic for a shape), so the results are the same bits as without the
+ * cache. Pointers (operands, bias, auxiliary) are set per call. */
+typedef struct gemm_key {
+    int dt, trans_a, trans_b, epi, has_bias, has_pre;
+    int64_t m, n, k, lda, ldb, ldc, ld_pre;
+} gemm_key_t;
+
+typedef struct gemm_plan {
+    gemm_key_t key;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    bool has_algo; /* false: cuBLASLt had no algorithm (remembered too) */
+} gemm_plan_t;
+
+#define GEMM_PLANS 96 /* a GPT's shapes with room to spare; the oldest is dropped beyond it */
+
 struct dsc_cuda_blas {
     cublasLtHandle_t lt;
     void *workspace;
     size_t workspace_bytes;
+    gemm_plan_t plans[GEMM_PLANS];
+    int n_plans, next_evict;
 };
 
 #define BLAS_CHECK(expr)                                      \
@@ -124,6 +147,14 @@ struct dsc_cuda_blas {
         cublasStatus_t b_ = (expr);                           \
         if (b_ != CUBLAS_STATUS_SUCCESS) { rc = 1000 + (int)b_; goto done; } \
     } while (0)
+
+static void plan_destroy(gemm_plan_t *p) {
+    if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    memset(p, 0, sizeof *p);
+}
 
 extern "C" int dsc_cuda_blas_create(dsc_cuda_blas_t **out, size_t workspace_bytes) {
     if (!out) return (int)cudaErrorInvalidValue;
@@ -150,6 +181,7 @@ extern "C" int dsc_cuda_blas_create(dsc_cuda_blas_t **out, size_t workspace_byte
 
 extern "C" void dsc_cuda_blas_destroy(dsc_cuda_blas_t *b) {
     if (!b) return;
+    for (int i = 0; i < b->n_plans; i++) plan_destroy(&b->plans[i]);
     if (b->workspace) cudaFree(b->workspace);
     cublasLtDestroy(b->lt);
     free(b);
@@ -157,67 +189,140 @@ extern "C" void dsc_cuda_blas_destroy(dsc_cuda_blas_t *b) {
 
 static_assert(DSC_CUDA_BLAS_NOT_SUPPORTED == 1000 + (int)CUBLAS_STATUS_NOT_SUPPORTED, "cuda_kernels.h's code");
 
+static bool data_types(dsc_dtype_t dt, cudaDataType_t *ty, cublasComputeType_t *ct, cudaDataType_t *st) {
+    switch (dt) {
+    case DSC_F32: *ty = CUDA_R_32F; *ct = CUBLAS_COMPUTE_32F; *st = CUDA_R_32F; return true;
+    case DSC_BF16: *ty = CUDA_R_16BF; *ct = CUBLAS_COMPUTE_32F; *st = CUDA_R_32F; return true;
+    case DSC_F16: *ty = CUDA_R_16F; *ct = CUBLAS_COMPUTE_32F; *st = CUDA_R_32F; return true;
+    case DSC_F64: *ty = CUDA_R_64F; *ct = CUBLAS_COMPUTE_64F; *st = CUDA_R_64F; return true;
+    default: return false;
+    }
+}
+
+/* The descriptors of key's gemm into p (p->op, la, lb, lc; the caller destroys them). The
+ * epilogue's pointers are set per call. */
+static int plan_build(const gemm_key_t *key, gemm_plan_t *p) {
+    cudaDataType_t ty, st;
+    cublasComputeType_t ct;
+    if (!data_types((dsc_dtype_t)key->dt, &ty, &ct, &st)) return (int)cudaErrorInvalidValue;
+    int rc = 0;
+    const int64_t m = key->m, n = key->n, k = key->k;
+    /* column-major view: D[n, m] = op_b(B)[n, k] * op_a(A)[k, m] */
+    const cublasOperation_t opa = key->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N; /* first operand: B */
+    const cublasOperation_t opb = key->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N; /* second operand: A */
+    p->key = *key;
+    BLAS_CHECK(cublasLtMatmulDescCreate(&p->op, ct, st));
+    BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    if (key->epi != DSC_CUDA_EPI_NONE) {
+        cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
+        if (key->epi == DSC_CUDA_EPI_BIAS_GELU)
+            e = key->has_pre ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
+        if (key->epi == DSC_CUDA_EPI_DGELU) e = CUBLASLT_EPILOGUE_DGELU;
+        /* the operands are swapped (column-major view above): our first operand is cuBLASLt's B */
+        if (key->epi == DSC_CUDA_EPI_BGRADB) e = CUBLASLT_EPILOGUE_BGRADB;
+        BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
+        if (key->has_bias) {
+            cudaDataType_t bt = ty;
+            BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+        }
+        if (key->has_pre) {
+            const int64_t ldp = key->ld_pre;
+            BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ldp, sizeof ldp));
+        }
+    }
+    /* first operand B: stored [K, N] row-major = [N, K] column-major (ld ldb) when !trans_b */
+    BLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, ty, key->trans_b ? (uint64_t)k : (uint64_t)n,
+                                          key->trans_b ? (uint64_t)n : (uint64_t)k, key->ldb));
+    BLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, ty, key->trans_a ? (uint64_t)m : (uint64_t)k,
+                                          key->trans_a ? (uint64_t)k : (uint64_t)m, key->lda));
+    BLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, ty, (uint64_t)n, (uint64_t)m, key->ldc));
+done:
+    return rc;
+}
+
+/* Sets the per-call pointers of the epilogue on p's descriptor. */
+static int plan_pointers(gemm_plan_t *p, const void *bias, void *pre) {
+    int rc = 0;
+    if (p->key.has_bias)
+        BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    if (p->key.has_pre)
+        BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &pre, sizeof pre));
+done:
+    return rc;
+}
+
+static int heuristics(dsc_cuda_blas_t *blas, gemm_plan_t *p, int want, cublasLtMatmulHeuristicResult_t *hs, int *n_res) {
+    int rc = 0;
+    cublasLtMatmulPreference_t pref = NULL;
+    BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &blas->workspace_bytes, sizeof blas->workspace_bytes));
+    BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, p->op, p->la, p->lb, p->lc, p->lc, pref, want, hs, n_res));
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    return rc;
+}
+
+/* The cached plan of key, made (descriptors and the heuristic's first choice) on first use. */
+static int plan_get(dsc_cuda_blas_t *blas, const gemm_key_t *key, gemm_plan_t **out) {
+    for (int i = 0; i < blas->n_plans; i++)
+        if (memcmp(&blas->plans[i].key, key, sizeof *key) == 0) {
+            *out = &blas->plans[i];
+            return 0;
+        }
+    gemm_plan_t *p;
+    if (blas->n_plans < GEMM_PLANS) {
+        p = &blas->plans[blas->n_plans++];
+    } else {
+        p = &blas->plans[blas->next_evict];
+        blas->next_evict = (blas->next_evict + 1) % GEMM_PLANS;
+        plan_destroy(p);
+    }
+    int rc = plan_build(key, p);
+    cublasLtMatmulHeuristicResult_t heur;
+    int n_res = 0;
+    if (rc == 0) rc = heuristics(blas, p, 1, &heur, &n_res);
+    if (rc != 0 && rc != DSC_CUDA_BLAS_NOT_SUPPORTED) { /* not kept: a later call asks again */
+        plan_destroy(p);
+        if (p == &blas->plans[blas->n_plans - 1]) blas->n_plans--;
+        return rc;
+    }
+    p->has_algo = rc == 0 && n_res >= 1;
+    if (p->has_algo) p->algo = heur.algo;
+    *out = p;
+    return 0;
+}
+
 static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, bool trans_a, bool trans_b, int64_t m,
                    int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                    double beta, void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
                    int64_t ld_pre, dsc_cuda_gemm_probe_t *probe = NULL, const void *c_in = NULL) {
     /* C (read with beta) is c_in when given (same layout as the output D = c), else c */
     const void *cc = c_in ? c_in : c;
-    cudaDataType_t ty;
-    cublasComputeType_t ct;
-    cudaDataType_t st;
-    switch (dt) {
-    case DSC_F32: ty = CUDA_R_32F; ct = CUBLAS_COMPUTE_32F; st = CUDA_R_32F; break;
-    case DSC_BF16: ty = CUDA_R_16BF; ct = CUBLAS_COMPUTE_32F; st = CUDA_R_32F; break;
-    case DSC_F16: ty = CUDA_R_16F; ct = CUBLAS_COMPUTE_32F; st = CUDA_R_32F; break;
-    case DSC_F64: ty = CUDA_R_64F; ct = CUBLAS_COMPUTE_64F; st = CUDA_R_64F; break;
-    default: return (int)cudaErrorInvalidValue;
-    }
-    int rc = 0;
-    cublasLtMatmulDesc_t op = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    cublasLtMatmulHeuristicResult_t heur;
-    int n_res = 0;
-    /* column-major view: D[n, m] = op_b(B)[n, k] * op_a(A)[k, m] */
-    const cublasOperation_t opa = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N; /* first operand: B */
-    const cublasOperation_t opb = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N; /* second operand: A */
+    gemm_key_t key;
+    memset(&key, 0, sizeof key); /* padding too: keys are compared with memcmp */
+    key.dt = (int)dt, key.trans_a = trans_a, key.trans_b = trans_b, key.epi = (int)epi;
+    key.has_bias = bias != NULL, key.has_pre = pre != NULL;
+    key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.ld_pre = pre ? ld_pre : 0;
     const float alpha_f = (float)alpha, beta_f = (float)beta;
     const void *pa = dt == DSC_F64 ? (const void *)&alpha : (const void *)&alpha_f;
     const void *pb = dt == DSC_F64 ? (const void *)&beta : (const void *)&beta_f;
-    BLAS_CHECK(cublasLtMatmulDescCreate(&op, ct, st));
-    BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
-    BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-    if (epi != DSC_CUDA_EPI_NONE) {
-        cublasLtEpilogue_t e = CUBLASLT_EPILOGUE_BIAS;
-        if (epi == DSC_CUDA_EPI_BIAS_GELU) e = pre ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
-        if (epi == DSC_CUDA_EPI_DGELU) e = CUBLASLT_EPILOGUE_DGELU;
-        /* the operands are swapped (column-major view below): our first operand is cuBLASLt's B */
-        if (epi == DSC_CUDA_EPI_BGRADB) e = CUBLASLT_EPILOGUE_BGRADB;
-        BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
-        if (bias) {
-            BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-            cudaDataType_t bt = ty;
-            BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-        }
-        if (pre) {
-            const int64_t ldp = ld_pre;
-            BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &pre, sizeof pre));
-            BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ldp, sizeof ldp));
-        }
-    }
-    /* first operand B: stored [K, N] row-major = [N, K] column-major (ld ldb) when !trans_b */
-    BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ty, trans_b ? (uint64_t)k : (uint64_t)n, trans_b ? (uint64_t)n : (uint64_t)k, ldb));
-    BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ty, trans_a ? (uint64_t)m : (uint64_t)k, trans_a ? (uint64_t)k : (uint64_t)m, lda));
-    BLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, ty, (uint64_t)n, (uint64_t)m, ldc));
-    BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &blas->workspace_bytes, sizeof blas->workspace_bytes));
+    int rc = 0;
     if (probe) {
-        /* the probe: time each of cuBLASLt's first probe->max_algos heuristic choices */
+        /* the probe: time each of cuBLASLt's first probe->max_algos heuristic choices (a plan
+         * of its own, not cached) */
+        gemm_plan_t pp;
+        memset(&pp, 0, sizeof pp);
         cublasLtMatmulHeuristicResult_t hs[16];
-        int want = probe->max_algos < 16 ? probe->max_algos : 16;
-        BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, want, hs, &n_res));
+        int want = probe->max_algos < 16 ? probe->max_algos : 16, n_res = 0;
+        rc = plan_build(&key, &pp);
+        if (rc == 0) rc = plan_pointers(&pp, bias, pre);
+        if (rc == 0) rc = heuristics(blas, &pp, want, hs, &n_res);
+        if (rc != 0) {
+            plan_destroy(&pp);
+            return rc;
+        }
         cudaEvent_t e0 = NULL, e1 = NULL;
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
@@ -226,8 +331,8 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
             float best = 1e30f;
             for (int rep = 0; rep < probe->reps + 1; rep++) {
                 cudaEventRecord(e0, stream);
-                cublasStatus_t s2 = cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, cc, lc, c, lc, &hs[i].algo,
-                                                   blas->workspace, blas->workspace_bytes, stream);
+                cublasStatus_t s2 = cublasLtMatmul(blas->lt, pp.op, pa, b, pp.la, a, pp.lb, pb, cc, pp.lc, c, pp.lc,
+                                                   &hs[i].algo, blas->workspace, blas->workspace_bytes, stream);
                 cudaEventRecord(e1, stream);
                 cudaEventSynchronize(e1);
                 float ms = 0;
@@ -239,21 +344,16 @@ static int gemm_lt(dsc_cuda_blas_t *blas, cudaStream_t stream, dsc_dtype_t dt, b
         }
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
-        goto done;
+        plan_destroy(&pp);
+        return 0;
     }
-    BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, 1, &heur, &n_res));
-    if (n_res < 1) {
-        rc = 1000 + (int)CUBLAS_STATUS_NOT_SUPPORTED;
-        goto done;
-    }
-    BLAS_CHECK(cublasLtMatmul(blas->lt, op, pa, b, la, a, lb, pb, cc, lc, c, lc, &heur.algo, blas->workspace,
-                              blas->workspace_bytes, stream));
+    gemm_plan_t *p = NULL;
+    if ((rc = plan_get(blas, &key, &p)) != 0) return rc;
+    if (!p->has_algo) return DSC_CUDA_BLAS_NOT_SUPPORTED;
+    if ((rc = plan_pointers(p, bias, pre)) != 0) return rc;
+    BLAS_CHECK(cublasLtMatmul(blas->lt, p->op, pa, b, p->la, a, p->lb, pb, cc, p->lc, c, p->lc, &p->algo,
+                              blas->workspace, blas->workspace_bytes, stream));
 done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (op) cublasLtMatmulDescDestroy(op);
     return rc;
 }
 
