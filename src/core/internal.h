@@ -145,6 +145,13 @@ struct dsc_ctx {
      * keeps every gradient until the end of the step. */
     bool release_grads;
     dsc_grad_pool_t grad_pool;
+    /* gelu(pre) made ahead by the gemm that made pre (src/ops/op_linear.c
+     * dsc__linear_gelu_ahead), in grad-pool scratch, for the next op reading pre; NULL when
+     * none is waiting */
+    struct {
+        const dsc_tensor_t *pre;
+        void *gelu;
+    } gelu_ahead;
 
     uint64_t rng_state;
     uint64_t drop_seed, drop_offset; /* the Philox dropout stream (src/core/philox.h) */

@@ -5,6 +5,7 @@
 
 #include "core/internal.h"
 #include "dsc/nn.h"
+#include "ops/ops_internal.h"
 
 /* "<prefix>.<leaf>" into buf. */
 static const char *join(char *buf, size_t n, const char *prefix, const char *leaf) {
@@ -124,13 +125,27 @@ dsc_status_t dsc_mlp_init(dsc_model_t *model, dsc_mlp_t *mlp, const char *prefix
     return dsc_ctx_status(dsc_model_ctx(model));
 }
 
+/* c_fc's output; on a device whose gemm applies GELU in its epilogue also its GELU, left for
+ * c_proj (dsc__linear_gelu_ahead) so that forward makes no separate GELU pass */
+static dsc_tensor_t *mlp_fc(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x) {
+    const dsc_linear_t *layer = &mlp->c_fc;
+    dsc_param_scope_t scope;
+    dsc_tensor_t *params[2] = {layer->weight, layer->bias};
+    dsc_param_scope_enter(ctx, &scope, 2, params);
+    dsc_tensor_t *w = dsc_param_compute_as(ctx, layer->weight, x);
+    dsc_tensor_t *b = layer->bias ? dsc_param_compute_as(ctx, layer->bias, x) : NULL;
+    dsc_tensor_t *y = dsc__linear_gelu_ahead(ctx, x, w, b);
+    dsc_param_scope_exit(ctx, &scope);
+    return y;
+}
+
 dsc_tensor_t *dsc_mlp_forward(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x) {
     if (!mlp) return NULL;
     /* c_proj(gelu(c_fc(x))) keeping c_fc's output only: the GELU is recomputed in backward */
-    return linear_forward(ctx, &mlp->c_proj, dsc_linear_forward(ctx, &mlp->c_fc, x), true, NULL);
+    return linear_forward(ctx, &mlp->c_proj, mlp_fc(ctx, mlp, x), true, NULL);
 }
 
 dsc_tensor_t *dsc_mlp_forward_residual(dsc_ctx_t *ctx, const dsc_mlp_t *mlp, dsc_tensor_t *x, dsc_tensor_t *residual) {
     if (!mlp || !residual) return NULL;
-    return linear_forward(ctx, &mlp->c_proj, dsc_linear_forward(ctx, &mlp->c_fc, x), true, residual);
+    return linear_forward(ctx, &mlp->c_proj, mlp_fc(ctx, mlp, x), true, residual);
 }

@@ -75,6 +75,12 @@ typedef struct dsc_backend {
      * gemm followed by binary add (on the CPU the same bits). */
     void (*linear)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                    const void *w, const void *bias, void *y);
+    /* Optional (NULL: the MLP runs linear, then unary GELU). The MLP's first projection with
+     * its GELU: pre[M,N] = x w^T + bias and gelu[M,N] = gelu(pre) (tanh approximation), both
+     * written by one call (cuBLASLt's GELU_AUX_BIAS epilogue on the GPU: pre as its auxiliary
+     * output). bias is not NULL. */
+    void (*linear_gelu)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                        const void *w, const void *bias, void *pre, void *gelu);
     /* Optional (NULL: the op runs linear + binary add). The linear layer onto a residual
      * stream: y[M,N] = residual[M,N] + (x w^T + bias) (residual and y distinct). On the GPU
      * one gemm (beta 1 onto the residual, the bias epilogue) rounds once where linear + add

@@ -139,6 +139,30 @@ dsc_tensor_t *dsc_linear(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_t
     return linear_impl(ctx, "dsc_linear", x, w, bias, NULL);
 }
 
+/* Gives back a GELU made ahead that no op took (its pre-activation went elsewhere). */
+static void drop_gelu_ahead(dsc_ctx_t *ctx) {
+    if (ctx->gelu_ahead.gelu) dsc__grad_pool_scratch_give(ctx, ctx->gelu_ahead.gelu);
+    ctx->gelu_ahead.gelu = NULL;
+    ctx->gelu_ahead.pre = NULL;
+}
+
+dsc_tensor_t *dsc__linear_gelu_ahead(dsc_ctx_t *ctx, dsc_tensor_t *x, dsc_tensor_t *w, dsc_tensor_t *bias) {
+    static const char *op = "dsc_linear";
+    if (!ctx || !x || !w) return NULL;
+    drop_gelu_ahead(ctx);
+    if (!ctx->backend->linear_gelu || !bias) return linear_impl(ctx, op, x, w, bias, NULL);
+    int64_t m, n, k;
+    if (!check_linear(ctx, op, x, w, bias, &m, &n, &k)) return NULL;
+    dsc_tensor_t *out = linear_out(ctx, x, n);
+    if (!out) return NULL;
+    void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(out));
+    if (!s) return NULL;
+    ctx->backend->linear_gelu(&ctx->device, x->dtype, m, n, k, x->data, w->data, bias->data, out->data, s);
+    ctx->gelu_ahead.pre = out;
+    ctx->gelu_ahead.gelu = s;
+    return record(ctx, op, linear_backward, out, x, w, bias, NULL);
+}
+
 /* Backward with the GELU recomputed into one scratch: gelu(pre) for dw, then overwritten by
  * d gelu = G w (beta = 0: what the unfused matmul added to a zeroed gradient), then
  * dpre += gelu'(pre) * d gelu; or, where the backend has gemm_dgelu and dpre holds nothing
@@ -171,9 +195,17 @@ static dsc_tensor_t *gelu_linear_impl(dsc_ctx_t *ctx, const char *op, dsc_tensor
     if (!check_linear(ctx, op, pre, w, bias, &m, &n, &k)) return NULL;
     dsc_tensor_t *out = linear_out(ctx, pre, n);
     if (!out || !check_residual(ctx, op, out, residual)) return NULL;
-    void *s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
-    if (!s) return NULL;
-    ctx->backend->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
+    void *s;
+    if (ctx->gelu_ahead.pre == pre) { /* made by the gemm that made pre */
+        s = ctx->gelu_ahead.gelu;
+        ctx->gelu_ahead.gelu = NULL;
+        ctx->gelu_ahead.pre = NULL;
+    } else {
+        drop_gelu_ahead(ctx);
+        s = dsc__grad_pool_scratch(ctx, dsc_tensor_nbytes(pre));
+        if (!s) return NULL;
+        ctx->backend->unary(&ctx->device, pre->dtype, DSC_UNARY_GELU, pre->numel, pre->data, s);
+    }
     forward(ctx, m, n, k, s, w, bias, residual, out);
     dsc__grad_pool_scratch_give(ctx, s);
     return record(ctx, op, gelu_linear_backward, out, pre, w, bias, residual);

@@ -24,7 +24,7 @@ typedef struct dsc_cuda_dev {
     dsc_cuda_device_info_t info;
     /* cuBLASLt found no algorithm for these epilogues once (cuda_fused.c): the separate
      * kernels run from then on without asking again. */
-    bool no_dgelu_epilogue, no_bgradb_epilogue, no_residual_epilogue;
+    bool no_dgelu_epilogue, no_bgradb_epilogue, no_residual_epilogue, no_gelu_epilogue;
     /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
      * stream and adds the time since the previous one to its name's row (a profiling mode:
      * slower, but each row is that call's GPU time plus the host work before it); the table
@@ -53,6 +53,8 @@ void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes);
 /* The fused op entries of the backend table (cuda_fused.c; backend.h has their contracts). */
 void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                     const void *w, const void *bias, void *y);
+void dsc__cu_linear_gelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                         const void *w, const void *bias, void *pre, void *gelu);
 void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                              const void *w, const void *bias, const void *residual, void *y);
 void dsc__cu_gemm_dgelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,

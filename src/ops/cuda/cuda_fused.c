@@ -3,6 +3,8 @@
  *  - linear: the forward with the bias added to the f32 accumulator, the output rounded once.
  *    f64 (no epilogue for it), a missing bias or an empty K run the gemm and then the bias as
  *    the binary add;
+ *  - linear_gelu: the MLP's first projection with its GELU (GELU_AUX_BIAS epilogue: the GELU
+ *    output and the pre-activation as its auxiliary output), each rounded once;
  *  - linear_residual: the same onto a residual stream (beta 1, the residual read as C and the
  *    output written as D), rounded once;
  *  - gemm_dgelu: the MLP's backward through GELU, GELU's derivative applied to the gemm's f32
@@ -95,4 +97,21 @@ void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, 
     dsc__cu_linear(dev, dt, m, n, k, x, w, bias, y);
     dsc__cuda_check(dev, dsc_cuda_binary(c->stream, dt, DSC_BINARY_ADD, m * n, residual, m * n, y, y),
                     "linear onto residual (add)");
+}
+
+void dsc__cu_linear_gelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
+                         const void *w, const void *bias, void *pre, void *gelu) {
+    if (m <= 0 || n <= 0) return;
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (k > 0 && dt != DSC_F64 && !c->no_gelu_epilogue) {
+        const int rc = dsc_cuda_gemm_epilogue(c->blas, c->stream, dt, false, true, m, n, k, 1.0, x, k, w, k, gelu, n,
+                                              DSC_CUDA_EPI_BIAS_GELU, bias, pre, n);
+        if (rc != DSC_CUDA_BLAS_NOT_SUPPORTED) {
+            dsc__cuda_check(dev, rc, "linear + gelu (gemm NT + gelu_aux_bias epilogue)");
+            return;
+        }
+        c->no_gelu_epilogue = true;
+    }
+    dsc__cu_linear(dev, dt, m, n, k, x, w, bias, pre);
+    dsc__cuda_check(dev, dsc_cuda_unary(c->stream, dt, DSC_UNARY_GELU, m * n, pre, gelu), "linear + gelu (gelu)");
 }

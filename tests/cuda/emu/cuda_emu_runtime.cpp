@@ -125,8 +125,8 @@ extern "C" int dsc_cuda_gemm(dsc_cuda_blas_t *, void *, dsc_dtype_t dt, bool ta,
     return 0;
 }
 /* The CPU backend's linear (src/ops/cpu/cpu_kernels.h): the bias epilogue of the linear
- * layer's form (y = x w^T + bias, dense) is emulated by it, the CPU's bits; the DGELU and
- * BGRADB epilogues answer as cuBLASLt does when it has no algorithm
+ * layer's form (y = x w^T + bias, dense) is emulated by it, the CPU's bits; the GELU, DGELU
+ * and BGRADB epilogues answer as cuBLASLt does when it has no algorithm
  * (DSC_CUDA_BLAS_NOT_SUPPORTED), so the device's fallbacks run here; any other form refuses. */
 extern "C" void dsc_cpu_linear(dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x, const void *w,
                                const void *bias, void *y);
@@ -134,7 +134,7 @@ extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *, void *, dsc_dtype_t dt,
                                       int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                                       void *c, int64_t ldc, dsc_cuda_epilogue_t epi, const void *bias, void *pre,
                                       int64_t) {
-    if (epi == DSC_CUDA_EPI_DGELU) return DSC_CUDA_BLAS_NOT_SUPPORTED;
+    if (epi == DSC_CUDA_EPI_DGELU || epi == DSC_CUDA_EPI_BIAS_GELU) return DSC_CUDA_BLAS_NOT_SUPPORTED;
     if (epi != DSC_CUDA_EPI_BIAS || !bias || pre || ta || !tb || alpha != 1.0 || lda != k || ldb != k || ldc != n ||
         dt == DSC_F64)
         return 1;
