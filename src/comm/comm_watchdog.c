@@ -4,8 +4,9 @@
  * (issue order) and the report. The thread sleeps on `cv` until the next poll or the earliest
  * deadline, then asks each armed collective's end event whether it passed (a collective whose
  * event passed is no longer a candidate, whatever the host does with it) and the transport
- * whether it holds an asynchronous error. The first collective past its deadline, or the
- * error, fires it: the report is written, the transport aborted (under the transport lock
+ * whether it holds an asynchronous error. The first collective past its deadline that the
+ * host is not waiting on (a waiting host checks the same deadline between its polls and
+ * reports as before), or the error, fires it: the report is written, the transport aborted (under the transport lock
  * when the main thread leaves its transport call within the grace period, without it
  * otherwise: the case abort exists for), and the thread ends. */
 #include "comm/comm_watchdog.h"
@@ -92,6 +93,7 @@ static void *run(void *arg) {
                 }
             }
             if (!oldest) oldest = x;
+            if (x->waiting) continue; /* the host polls it against the same deadline and reports it itself */
             if (now >= x->deadline_s) {
                 late = x;
                 break;

@@ -66,7 +66,9 @@ dsc_status_t dsc__watchdog_watch(dsc__watchdog_t *w, const dsc__comm_desc_t *d, 
 /* Its transport call returned and `done` is recorded after its work (the caller keeps owning
  * `done` and must call dsc__watchdog_forget before freeing it). */
 void dsc__watchdog_arm(dsc__watchdog_t *w, int64_t seq, dsc_device_event_t *done);
-/* The host is (true) or is no longer (false) waiting on collective seq: only for the report. */
+/* The host is (true) or is no longer (false) waiting on collective seq: its deadline is then
+ * the host's to check (the generic layer's report, as without a watchdog); an asynchronous
+ * error still fires. */
 void dsc__watchdog_waiting(dsc__watchdog_t *w, int64_t seq, bool waiting);
 /* Stops watching collective seq (completed or abandoned). */
 void dsc__watchdog_forget(dsc__watchdog_t *w, int64_t seq);
