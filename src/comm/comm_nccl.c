@@ -691,7 +691,7 @@ dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bo
     /* The watchdog looks every 0.25 s (a quarter of a shorter timeout): a collective is
      * reported at most that long after its deadline. */
     n->watched = n->comm;
-    const dsc__watchdog_hooks_t hooks = {n, wd_passed, wd_async_error, wd_abort};
+    const dsc__watchdog_hooks_t hooks = {n, wd_passed, wd_async_error, wd_abort, NULL};
     st = dsc__watchdog_new(ctx, &hooks, c->timeout_s / 4 < 0.25 ? c->timeout_s / 4 : 0.25, &n->wd);
     if (st != DSC_OK) return st;
     dsc_ctx_log(ctx, DSC_LOG_INFO,

@@ -52,6 +52,10 @@ static struct timespec mono_at(double s) {
     return ts;
 }
 
+static double clock_now(const dsc__watchdog_t *w) {
+    return w->hooks.now ? w->hooks.now(w->hooks.user) : dsc__comm_now();
+}
+
 static watch_entry_t *find(dsc__watchdog_t *w, int64_t seq) {
     for (size_t i = 0; i < w->n; i++)
         if (w->e[i].d.seq == seq) return &w->e[i];
@@ -79,8 +83,8 @@ static void *run(void *arg) {
     dsc__watchdog_t *w = arg;
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
-        const double now = dsc__comm_now();
-        double wake = now + w->poll_s;
+        const double now = clock_now(w);
+        double wake = dsc__comm_now() + w->poll_s; /* the thread sleeps on the real clock */
         watch_entry_t *late = NULL, *oldest = NULL; /* oldest: not finished on the device */
         for (size_t i = 0; i < w->n; i++) {
             watch_entry_t *x = &w->e[i];
@@ -98,7 +102,7 @@ static void *run(void *arg) {
                 late = x;
                 break;
             }
-            if (x->deadline_s < wake) wake = x->deadline_s;
+            if (!w->hooks.now && x->deadline_s < wake) wake = x->deadline_s;
         }
         char why[sizeof w->report.why] = "";
         const bool async = !late && w->hooks.async_error && w->hooks.async_error(w->hooks.user, why, sizeof why);
@@ -197,7 +201,7 @@ dsc_status_t dsc__watchdog_watch(dsc__watchdog_t *w, const dsc__comm_desc_t *d, 
         watch_entry_t *x = &w->e[w->n++];
         memset(x, 0, sizeof *x);
         x->d = *d;
-        x->start_s = dsc__comm_now();
+        x->start_s = clock_now(w);
         x->deadline_s = deadline_s; /* noticed within poll_s of it: the thread wakes every poll_s */
     }
     pthread_mutex_unlock(&w->mu);

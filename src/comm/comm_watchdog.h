@@ -33,6 +33,9 @@ typedef struct dsc__watchdog_hooks {
      * (dsc__watchdog_lock: the main thread is in no transport call), false when the main
      * thread stayed inside a transport call for the whole grace period. */
     void (*abort)(void *user, bool locked);
+    /* The clock of the deadlines and waits, in seconds; NULL: dsc__comm_now (the NCCL
+     * backend). A test's own clock makes its cases independent of the machine's speed. */
+    double (*now)(void *user);
 } dsc__watchdog_hooks_t;
 
 /* What the watchdog found (dsc__watchdog_fired). */
@@ -59,7 +62,7 @@ void dsc__watchdog_lock(dsc__watchdog_t *w);
 void dsc__watchdog_unlock(dsc__watchdog_t *w);
 
 /* Main thread. Watches collective d from now until dsc__watchdog_forget, with `deadline_s`
- * (dsc__comm_now's clock). Until dsc__watchdog_arm names its end event the collective counts
+ * (on the hooks' clock). Until dsc__watchdog_arm names its end event the collective counts
  * as not finished (the host is still inside its transport call). DSC_ERR_NOMEM when the list
  * cannot grow (the collective is then not watched; the caller's own deadline still holds). */
 dsc_status_t dsc__watchdog_watch(dsc__watchdog_t *w, const dsc__comm_desc_t *d, double deadline_s);

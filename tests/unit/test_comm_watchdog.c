@@ -7,7 +7,9 @@
  * figure); an asynchronous error fires with DSC_ERR_COMM and the error's text, naming the
  * oldest unfinished collective; a host stuck inside a transport call (the lock held) gets the
  * abort without the lock; a collective never armed (its call never returned) counts as
- * unfinished. Every wait has a hang guard; every watchdog is joined by dsc__watchdog_free. */
+ * unfinished. The deadlines are on the test's own clock, which moves only when the test says
+ * (so no case depends on the machine's speed); every wait has a hang guard; every watchdog is
+ * joined by dsc__watchdog_free. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +23,10 @@ typedef struct fake_transport {
     atomic_int aborts;  /* calls of abort() */
     atomic_int locked_aborts;
     atomic_bool error;  /* async_error() reports one */
+    _Atomic double clock; /* the deadlines' clock, s */
 } fake_transport_t;
+
+static double fake_now(void *user) { return atomic_load(&((fake_transport_t *)user)->clock); }
 
 /* An "event" is a bool the test owns: whether its work passed. */
 static int fake_passed(void *user, dsc_device_event_t *ev, bool *done) {
@@ -77,7 +82,7 @@ static dsc__comm_desc_t desc(int64_t seq, int op, int64_t count) {
 
 static dsc__watchdog_t *make(dsc_ctx_t *ctx, fake_transport_t *t) {
     memset(t, 0, sizeof *t);
-    const dsc__watchdog_hooks_t hooks = {t, fake_passed, fake_async, fake_abort};
+    const dsc__watchdog_hooks_t hooks = {t, fake_passed, fake_async, fake_abort, fake_now};
     dsc__watchdog_t *w = NULL;
     CHECK_OK(dsc__watchdog_new(ctx, &hooks, 0.002, &w));
     return w;
@@ -88,19 +93,22 @@ static void t_overdue(dsc_ctx_t *ctx) {
     dsc__watchdog_t *w = make(ctx, &t);
     atomic_bool done1 = true, done2 = false;
     const dsc__comm_desc_t d1 = desc(1, DSC_COMM_ALLREDUCE, 8), d2 = desc(2, DSC_COMM_REDUCE_SCATTER, 4096);
-    const double t0 = dsc__comm_now();
-    CHECK_OK(dsc__watchdog_watch(w, &d1, t0 + 0.05));
+    atomic_store(&t.clock, 100.0);
+    CHECK_OK(dsc__watchdog_watch(w, &d1, 110.0));
     dsc__watchdog_arm(w, 1, (dsc_device_event_t *)&done1);
-    CHECK_OK(dsc__watchdog_watch(w, &d2, t0 + 0.05));
+    CHECK_OK(dsc__watchdog_watch(w, &d2, 110.0));
     dsc__watchdog_arm(w, 2, (dsc_device_event_t *)&done2);
     CHECK(dsc__watchdog_count(w) == 2);
+    wait_polls(&t, 2); /* before the deadline: nothing */
+    CHECK(!dsc__watchdog_fired(w, NULL));
+    atomic_store(&t.clock, 125.0);
     dsc__watchdog_report_t r;
     CHECK(wait_fired(w, &r));
     CHECK(r.d.seq == 2); /* #1 passed: never a candidate */
     CHECK(r.d.op == DSC_COMM_REDUCE_SCATTER && r.d.count == 4096);
     CHECK(r.status == DSC_ERR_TIMEOUT);
     CHECK(r.enqueued && !r.host_waited);
-    CHECK_MSG(r.waited_s >= 0.05 - 1e-6, "waited %g s, the deadline was 0.05 s after the start", r.waited_s);
+    CHECK_MSG(r.waited_s == 25.0, "waited %g s on the test's clock, expected 125 - 100", r.waited_s);
     for (int i = 0; i < 30000 && atomic_load(&t.aborts) == 0; i++) nap();
     CHECK(atomic_load(&t.aborts) == 1 && atomic_load(&t.locked_aborts) == 1);
     dsc__watchdog_forget(w, 1);
@@ -115,7 +123,8 @@ static void t_not_overdue(dsc_ctx_t *ctx) {
     dsc__watchdog_t *w = make(ctx, &t);
     atomic_bool passed = true, pending = false;
     const dsc__comm_desc_t d1 = desc(1, DSC_COMM_ALLGATHER, 16), d2 = desc(2, DSC_COMM_ALLREDUCE, 16);
-    const double past = dsc__comm_now() - 1.0; /* both deadlines already gone */
+    atomic_store(&t.clock, 50.0);
+    const double past = 40.0; /* both deadlines already gone */
     CHECK_OK(dsc__watchdog_watch(w, &d1, past));
     dsc__watchdog_arm(w, 1, (dsc_device_event_t *)&passed);
     CHECK_OK(dsc__watchdog_watch(w, &d2, past));
@@ -139,7 +148,8 @@ static void t_stuck_in_call(dsc_ctx_t *ctx) {
     dsc__watchdog_t *w = make(ctx, &t);
     const dsc__comm_desc_t d = desc(7, DSC_COMM_BROADCAST, 32);
     dsc__watchdog_lock(w); /* the host enters the transport call for #7 and never leaves it */
-    CHECK_OK(dsc__watchdog_watch(w, &d, dsc__comm_now() + 0.01)); /* never armed */
+    CHECK_OK(dsc__watchdog_watch(w, &d, 10.0)); /* never armed */
+    atomic_store(&t.clock, 11.0);
     dsc__watchdog_report_t r;
     CHECK(wait_fired(w, &r));
     CHECK(r.d.seq == 7 && !r.enqueued && r.status == DSC_ERR_TIMEOUT);
