@@ -243,12 +243,15 @@ dsc_status_t dsc_comm_new_fake(dsc_ctx_t *ctx, dsc_comm_fake_world_t *world, int
 
 static dsc_status_t start(dsc_comm_request_t *r);
 static dsc_status_t progress(dsc_comm_request_t *r, bool block);
+static bool backend_overdue(dsc_comm_t *c);
+static dsc_status_t report_overdue(dsc_comm_t *c);
 
 void dsc_comm_free(dsc_comm_t *c) {
     if (!c) return;
     if (c->outstanding)
         dsc_ctx_log(c->ctx, DSC_LOG_WARN, "communicator (rank %d) freed with %zu requests never waited", c->rank,
                     c->outstanding);
+    if (backend_overdue(c)) report_overdue(c); /* found while the host never came back: MPI ends the job */
     if (!c->aborted && !c->outstanding && c->vt && c->vt->wants_free_barrier && c->vt->wants_free_barrier(c)) {
         /* Every rank frees together (with the timeout) before MPI_Finalize. */
         c->latest.flags |= DSC__DESC_IN_FREE;
@@ -417,30 +420,32 @@ static bool never_arrived(const dsc__peer_t *pe, const dsc__comm_desc_t *u, bool
     return pe->latest.seq < u->seq || (pe->latest.flags & DSC__DESC_IN_FREE);
 }
 
-/* Formats the timeout message of `r` from what the peers report, records it, logs the
- * history and aborts the communicator (MPI: does not return). */
-static dsc_status_t time_out(dsc_comm_request_t *r) {
-    dsc_comm_t *c = r->comm;
-    double waited = dsc__comm_now() - r->start_s;
+/* Formats the timeout message of user collective `user` (running as `coll`, in flight for
+ * `waited` s) from what the peers report, records it with `status`, logs the history and
+ * aborts the communicator (MPI: does not return). A backend's watchdog report comes with
+ * `note` (how it was found) and DSC_ERR_TIMEOUT, or DSC_ERR_COMM for a transport error. */
+static dsc_status_t report_time_out(dsc_comm_t *c, const dsc__comm_desc_t *user, const dsc__coll_t *coll,
+                                    double waited, dsc_status_t status, const char *note) {
     double grace = c->timeout_s / 2;
     if (grace > 2.0) grace = 2.0;
     if (grace < 0.2) grace = 0.2;
     dsc__peer_t *peers = calloc((size_t)c->world, sizeof *peers);
-    if (peers) c->vt->peers(c, &r->coll, peers, grace);
+    if (peers) c->vt->peers(c, coll, peers, grace);
 
     char msg[DSC_ERRMSG_MAX], d[160], pd[160];
     msg[0] = '\0';
-    dsc__comm_desc_str(&r->user, d, sizeof d);
-    bool in_free = r->coll.stream == DSC__STREAM_FREE;
+    dsc__comm_desc_str(user, d, sizeof d);
+    bool in_free = coll->stream == DSC__STREAM_FREE;
     if (in_free)
         appendf(msg, sizeof msg,
                 "dsc_comm_free on rank %d of %d timed out after %.3g s waiting for every rank to free its "
                 "communicator (its last collective: #%llu)",
-                c->rank, c->world, waited, (unsigned long long)r->user.seq);
+                c->rank, c->world, waited, (unsigned long long)user->seq);
     else
-        appendf(msg, sizeof msg, "collective #%llu %s timed out after %.3g s on rank %d of %d%s",
-                (unsigned long long)r->user.seq, d, waited, c->rank, c->world,
-                r->coll.stream == DSC__STREAM_CHECK ? " (in its debug check)" : "");
+        appendf(msg, sizeof msg, "collective #%llu %s %s after %.3g s on rank %d of %d%s",
+                (unsigned long long)user->seq, d, status == DSC_ERR_TIMEOUT ? "timed out" : "failed", waited,
+                c->rank, c->world, coll->stream == DSC__STREAM_CHECK ? " (in its debug check)" : "");
+    if (note && *note) appendf(msg, sizeof msg, " (%s)", note);
     if (!peers) {
         appendf(msg, sizeof msg, "; (out of memory listing the other ranks)");
     } else {
@@ -448,7 +453,7 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
         appendf(msg, sizeof msg, "; ranks that never arrived:");
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            if (!never_arrived(pe, &r->user, in_free)) continue;
+            if (!never_arrived(pe, user, in_free)) continue;
             missing++;
             if (listed++ >= 16) continue;
             appendf(msg, sizeof msg, "%s rank %d (", missing > 1 ? ";" : "", p);
@@ -466,10 +471,10 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
         if (!missing) appendf(msg, sizeof msg, " none");
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            if (in_free || never_arrived(pe, &r->user, false) || arrived_at(pe, &r->user, false)) continue;
+            if (in_free || never_arrived(pe, user, false) || arrived_at(pe, user, false)) continue;
             if (odd++ >= 8) continue;
             appendf(msg, sizeof msg, "; rank %d %s #%lld %s", p,
-                    pe->latest.seq == r->user.seq ? "diverged: it called" : "is ahead, at", (long long)pe->latest.seq,
+                    pe->latest.seq == user->seq ? "diverged: it called" : "is ahead, at", (long long)pe->latest.seq,
                     dsc__comm_desc_str(&pe->latest, pd, sizeof pd));
             append_flags(msg, sizeof msg, pe->flags, pe->latest.flags);
         }
@@ -477,7 +482,7 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
         int arrived = 0;
         for (int p = 0; p < c->world; p++) {
             const dsc__peer_t *pe = &peers[p];
-            if (!arrived_at(pe, &r->user, in_free)) continue;
+            if (!arrived_at(pe, user, in_free)) continue;
             if (arrived++ < 32) appendf(msg, sizeof msg, "%s%d", arrived > 1 ? "," : " ranks ", p);
         }
         if (arrived > 32) appendf(msg, sizeof msg, ",... (%d ranks)", arrived);
@@ -485,10 +490,26 @@ static dsc_status_t time_out(dsc_comm_request_t *r) {
             appendf(msg, sizeof msg, "; every rank arrived but the collective did not complete (transport stall?)");
     }
     free(peers);
-    dsc_status_t st = dsc__comm_fail(c, DSC_ERR_TIMEOUT, "%s", msg);
+    dsc_status_t st = dsc__comm_fail(c, status, "%s", msg);
     log_history(c);
     dsc_comm_abort(c, DSC_COMM_ABORT_CODE); /* MPI: the job ends here */
     return st;
+}
+
+static dsc_status_t time_out(dsc_comm_request_t *r) {
+    return report_time_out(r->comm, &r->user, &r->coll, dsc__comm_now() - r->start_s, DSC_ERR_TIMEOUT, NULL);
+}
+
+/* True when the backend's watchdog found something (vtable overdue) not reported yet. */
+static bool backend_overdue(dsc_comm_t *c) { return !c->aborted && c->vt && c->vt->overdue && c->vt->overdue(c); }
+
+/* Reports what the backend's watchdog found, as a timeout of that collective, and aborts. */
+static dsc_status_t report_overdue(dsc_comm_t *c) {
+    dsc__coll_t coll;
+    memset(&coll, 0, sizeof coll);
+    coll.d = c->overdue;
+    coll.stream = DSC__STREAM_USER;
+    return report_time_out(c, &c->overdue, &coll, c->overdue_waited_s, c->overdue_status, c->overdue_note);
 }
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -517,8 +538,10 @@ static dsc_status_t progress(dsc_comm_request_t *r, bool block) {
                           dsc__comm_fail(c, DSC_ERR_COMM, "collective #%llu %s abandoned: the communicator was aborted",
                                          (unsigned long long)r->user.seq, dsc__comm_desc_str(&r->user, d, sizeof d)),
                           false);
+        if (backend_overdue(c)) return finish(r, report_overdue(c), false);
         bool done = false;
         dsc_status_t st = c->vt->test(c, &r->coll, &done);
+        if (st != DSC_OK && backend_overdue(c)) st = report_overdue(c); /* the watchdog aborted the transport */
         if (st != DSC_OK) return finish(r, st, false);
         if (done) return finish(r, DSC_OK, true);
         double now = dsc__comm_now();
@@ -536,7 +559,9 @@ static dsc_status_t start(dsc_comm_request_t *r) {
     dsc_comm_t *c = r->comm;
     r->start_s = dsc__comm_now();
     r->deadline_s = r->start_s + c->timeout_s;
+    if (backend_overdue(c)) return finish(r, report_overdue(c), false);
     dsc_status_t st = c->vt->start(c, &r->coll);
+    if (st != DSC_OK && backend_overdue(c)) st = report_overdue(c); /* the watchdog ended the call */
     if (st != DSC_OK) return finish(r, st, false);
     r->started = true;
     return DSC_OK;

@@ -92,6 +92,11 @@ typedef struct dsc__comm_vtable {
      * its communicator: the MPI backend before MPI_Finalize, which would otherwise hang
      * silently when one rank leaves early. NULL: never. */
     bool (*wants_free_barrier)(const dsc_comm_t *c);
+    /* True when the backend's watchdog (comm_watchdog.h) found a collective overdue, or an
+     * asynchronous transport error, while the host was elsewhere; it has filled c->overdue,
+     * overdue_status, overdue_waited_s and overdue_note. The generic layer asks before each
+     * start and test and in dsc_comm_free, reports it like a timeout and aborts. NULL: never. */
+    bool (*overdue)(dsc_comm_t *c);
 } dsc__comm_vtable_t;
 
 #define DSC__HISTORY 16
@@ -119,6 +124,13 @@ struct dsc_comm {
     size_t outstanding;        /* requests not yet waited */
     dsc_comm_stats_t stats;
     dsc__comm_hist_t hist[DSC__HISTORY];
+
+    /* What the backend's watchdog found (vtable overdue): the collective, DSC_ERR_TIMEOUT or
+     * DSC_ERR_COMM, how long it had been in flight, and how it was found. */
+    dsc__comm_desc_t overdue;
+    dsc_status_t overdue_status;
+    double overdue_waited_s;
+    char overdue_note[320];
 
     char errmsg[DSC_ERRMSG_MAX];
 };
@@ -170,6 +182,9 @@ dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bo
  * default; DSC_NCCL_BF16=native at creation sets true). False when c is not NCCL. For the
  * measurement in tests/cuda/nccl (`test_nccl bf16`). */
 bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native);
+/* NCCL: whether the communicator's watchdog has fired (any thread; false when c is not NCCL).
+ * For tests/cuda/nccl: a test that never calls into the communicator sees it fire. */
+bool dsc__comm_nccl_watchdog_fired(dsc_comm_t *c);
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *world, int rank);
 /* The generic part of a new communicator (defaults, env); the backend init runs after. */
 dsc_comm_t *dsc__comm_alloc(dsc_ctx_t *ctx);

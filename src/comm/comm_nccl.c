@@ -27,12 +27,14 @@
  * rings then round after every hop); maxima and data movement stay 16-bit. */
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "comm/comm_internal.h"
+#include "comm/comm_watchdog.h"
 #include "core/device.h"
 
 /* ---- NCCL's C API, as much as is used (nccl.h, NCCL 2.x) ---------------------------- */
@@ -41,7 +43,7 @@ typedef struct nccl_comm_opaque *nccl_comm_t;
 typedef struct {
     char internal[128]; /* NCCL_UNIQUE_ID_BYTES */
 } nccl_unique_id_t;
-enum { NCCL_SUCCESS = 0, NCCL_IN_PROGRESS = 7 };
+enum { NCCL_SUCCESS = 0, NCCL_INVALID_USAGE = 5, NCCL_IN_PROGRESS = 7 };
 enum { NCCL_INT32 = 2, NCCL_FLOAT16 = 6, NCCL_FLOAT32 = 7, NCCL_FLOAT64 = 8, NCCL_BFLOAT16 = 9 };
 enum { NCCL_SUM = 0, NCCL_MAX = 2 };
 
@@ -83,6 +85,12 @@ typedef struct nccl_impl {
     dev_buf_t *pool;
     size_t n_pool;
     void *barrier_word; /* 4 device bytes: the barrier's allreduce */
+    /* The watchdog (comm_watchdog.h) and what it may touch from its thread: NCCL's
+     * communicator as created (`comm` itself is the main thread's), and whether it was aborted
+     * (by either thread; whoever sets it first calls ncclCommAbort). */
+    dsc__watchdog_t *wd;
+    nccl_comm_t watched;
+    atomic_bool transport_aborted;
 } nccl_impl_t;
 
 typedef struct nccl_coll {
@@ -94,6 +102,7 @@ typedef struct nccl_coll {
     void *wide;                 /* f32 widening buffer (16-bit sums) */
     size_t wide_off, wide_n;    /* the result's elements in it */
     bool finished;
+    bool watched; /* on the watchdog's list */
 } nccl_coll_t;
 
 static const char *nccl_err(const nccl_impl_t *n, int rc) {
@@ -193,8 +202,9 @@ static dsc_status_t stage(dsc_comm_t *c, nccl_coll_t *nc, const dsc__coll_t *col
     return DSC_OK;
 }
 
-static void coll_free(dsc_comm_t *c, nccl_coll_t *nc, bool completed) {
+static void coll_free(dsc_comm_t *c, const dsc__coll_t *coll, nccl_coll_t *nc, bool completed) {
     nccl_impl_t *n = c->impl;
+    if (nc->watched) dsc__watchdog_forget(n->wd, coll->d.seq); /* before its end event goes */
     if (completed) { /* an abandoned collective keeps its buffers: NCCL may still write them */
         pool_give(c, &nc->slot_s);
         pool_give(c, &nc->slot_r);
@@ -311,24 +321,30 @@ static dsc_status_t nccl_start(dsc_comm_t *c, dsc__coll_t *coll) {
         if (dev->table->stream_wait_event(dev, n->stream, nc->ready) != 0) st = DSC_ERR_DEVICE;
     }
     if (st != DSC_OK) {
-        coll_free(c, nc, true);
+        coll_free(c, coll, nc, true);
         return dsc__comm_fail(c, st, "collective #%lld %s on rank %d of %d (NCCL): %s failed: %s", (long long)d->seq,
                               dsc__comm_desc_str(d, ds, sizeof ds), c->rank, c->world, what,
                               dsc_ctx_status(c->ctx) != DSC_OK ? dsc_ctx_errmsg(c->ctx) : "out of device memory");
     }
-    int rc = enqueue(c, coll, nc, n_el, es);
+    /* Watched from before NCCL's call: a call that never returns is overdue too. */
+    nc->watched = dsc__watchdog_watch(n->wd, d, dsc__comm_now() + c->timeout_s) == DSC_OK;
+    dsc__watchdog_lock(n->wd);
+    int rc = atomic_load(&n->transport_aborted) ? NCCL_INVALID_USAGE : enqueue(c, coll, nc, n_el, es);
+    dsc__watchdog_unlock(n->wd);
     if (rc != NCCL_SUCCESS && rc != NCCL_IN_PROGRESS) {
-        coll_free(c, nc, false);
+        coll_free(c, coll, nc, false);
+        if (dsc__watchdog_fired(n->wd, NULL)) return DSC_ERR_COMM; /* its abort ended the call: the generic layer reports */
         return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d of %d: NCCL refused it: %s",
                               (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank, c->world,
                               nccl_err(n, rc));
     }
     if (dev->table->event_record_on(dev, nc->done, n->stream) != 0) {
-        coll_free(c, nc, false);
+        coll_free(c, coll, nc, false);
         return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: recording its end failed: %s",
                               (long long)d->seq, dsc__comm_desc_str(d, ds, sizeof ds), c->rank,
                               dsc_ctx_errmsg(c->ctx));
     }
+    if (nc->watched) dsc__watchdog_arm(n->wd, d->seq, nc->done);
     coll->impl = nc;
     return DSC_OK;
 }
@@ -359,7 +375,9 @@ static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     n->ctl->latest = c->latest;
     dsc__comm_mpi_serve(n->ctl);
     int async = NCCL_SUCCESS;
-    int rc = n->api.comm_get_async_error(n->comm, &async);
+    dsc__watchdog_lock(n->wd);
+    int rc = atomic_load(&n->transport_aborted) ? NCCL_INVALID_USAGE : n->api.comm_get_async_error(n->comm, &async);
+    dsc__watchdog_unlock(n->wd);
     if (rc != NCCL_SUCCESS || (async != NCCL_SUCCESS && async != NCCL_IN_PROGRESS))
         return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d of %d: NCCL reports an error: %s",
                               (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank, c->world,
@@ -384,6 +402,7 @@ static void nccl_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, doubl
         n->ctl->vt->pause(n->ctl, coll, attempt, max_s);
         return;
     }
+    if (attempt == 0) dsc__watchdog_waiting(n->wd, coll->d.seq, true); /* for the report */
     dsc__comm_backoff(attempt, max_s);
 }
 
@@ -395,7 +414,7 @@ static void nccl_release(dsc_comm_t *c, dsc__coll_t *coll, bool completed) {
     }
     nccl_coll_t *nc = coll->impl;
     if (!nc) return;
-    coll_free(c, nc, completed && nc->finished);
+    coll_free(c, coll, nc, completed && nc->finished);
     coll->impl = NULL;
 }
 
@@ -407,9 +426,11 @@ static void nccl_peers(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peer
 
 static void nccl_abort(dsc_comm_t *c, int errorcode) {
     nccl_impl_t *n = c->impl;
-    /* NCCL's kernels of a collective that never completes spin on the GPU: abort them,
-     * then MPI ends every rank. */
-    if (n->comm && n->api.comm_abort) n->api.comm_abort(n->comm);
+    /* NCCL's kernels of a collective that never completes spin on the GPU: abort them
+     * (unless the watchdog did), then MPI ends every rank. */
+    if (n->comm && n->wd) dsc__watchdog_lock(n->wd);
+    if (n->comm && !atomic_exchange(&n->transport_aborted, true)) n->api.comm_abort(n->comm);
+    if (n->comm && n->wd) dsc__watchdog_unlock(n->wd);
     n->comm = NULL;
     n->ctl->aborted = true;
     n->ctl->vt->abort_job(n->ctl, errorcode);
@@ -418,7 +439,9 @@ static void nccl_abort(dsc_comm_t *c, int errorcode) {
 static void nccl_destroy(dsc_comm_t *c) {
     nccl_impl_t *n = c->impl;
     if (!n) return;
-    if (n->comm) {
+    dsc__watchdog_free(n->wd); /* joined: from here on this thread alone touches NCCL */
+    n->wd = NULL;
+    if (n->comm && !atomic_load(&n->transport_aborted)) {
         if (n->stream && n->dev->table->event_query) dsc__dev_sync(c->ctx);
         if (c->aborted) n->api.comm_abort(n->comm);
         else n->api.comm_destroy(n->comm);
@@ -442,10 +465,61 @@ static bool nccl_wants_free_barrier(const dsc_comm_t *c) {
     return n && n->ctl && n->ctl->vt->wants_free_barrier && n->ctl->vt->wants_free_barrier(n->ctl);
 }
 
+/* What the watchdog found, for the generic layer's report (vtable overdue). */
+static bool nccl_overdue(dsc_comm_t *c) {
+    nccl_impl_t *n = c->impl;
+    dsc__watchdog_report_t r;
+    if (!n || !dsc__watchdog_fired(n->wd, &r)) return false;
+    c->overdue = r.d.seq ? r.d : c->latest; /* an error with nothing in flight: the latest issued */
+    c->overdue_status = r.status;
+    c->overdue_waited_s = r.waited_s;
+    const char *host = r.host_waited ? "the host was waiting on it"
+                       : r.enqueued  ? "the host had queued it and gone on, never waiting on it"
+                                     : "the host was still inside NCCL's call for it";
+    if (r.status == DSC_ERR_TIMEOUT)
+        snprintf(c->overdue_note, sizeof c->overdue_note,
+                 "found by the communicator's watchdog: not finished on the GPU by its deadline; %s; NCCL's "
+                 "communicator was aborted",
+                 host);
+    else
+        snprintf(c->overdue_note, sizeof c->overdue_note,
+                 "found by the communicator's watchdog: NCCL reports an asynchronous error: %.120s; %s; NCCL's "
+                 "communicator was aborted",
+                 r.why, r.d.seq ? host : "no collective was in flight");
+    return true;
+}
+
 static const dsc__comm_vtable_t nccl_vtable = {
     "nccl", nccl_start, nccl_test, nccl_pause, nccl_release, nccl_peers, nccl_abort, nccl_destroy,
-    nccl_wants_free_barrier,
+    nccl_wants_free_barrier, nccl_overdue,
 };
+
+bool dsc__comm_nccl_watchdog_fired(dsc_comm_t *c) {
+    return c && c->vt == &nccl_vtable && dsc__watchdog_fired(((nccl_impl_t *)c->impl)->wd, NULL);
+}
+
+/* ---- the watchdog's hooks (its thread) ------------------------------------------------ */
+
+static int wd_passed(void *user, dsc_device_event_t *ev, bool *done) {
+    const nccl_impl_t *n = user;
+    return n->dev->table->event_query_any_thread(n->dev, ev, done);
+}
+
+static bool wd_async_error(void *user, char *why, size_t why_n) {
+    nccl_impl_t *n = user;
+    if (atomic_load(&n->transport_aborted)) return false;
+    int async = NCCL_SUCCESS;
+    const int rc = n->api.comm_get_async_error(n->watched, &async); /* NCCL: callable from any thread */
+    if (rc == NCCL_SUCCESS && (async == NCCL_SUCCESS || async == NCCL_IN_PROGRESS)) return false;
+    snprintf(why, why_n, "%s", nccl_err(n, rc != NCCL_SUCCESS ? rc : async));
+    return true;
+}
+
+static void wd_abort(void *user, bool locked) {
+    nccl_impl_t *n = user;
+    (void)locked; /* unlocked: the main thread is blocked inside a call; NCCL's abort is what ends it */
+    if (!atomic_exchange(&n->transport_aborted, true)) n->api.comm_abort(n->watched);
+}
 
 bool dsc__comm_nccl_set_native16(dsc_comm_t *c, bool native) {
     if (!c || c->vt != &nccl_vtable) return false;
@@ -535,7 +609,8 @@ dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bo
     c->timeout_s = ctl->timeout_s;
     char why[512] = "";
     int refuse = 0; /* 1: no CUDA device, 2: shared GPU, 3: NCCL not loadable */
-    if (dev->kind != DSC_DEVICE_CUDA || !dev->table->stream_new || !dev->table->event_query) {
+    if (dev->kind != DSC_DEVICE_CUDA || !dev->table->stream_new || !dev->table->event_query ||
+        !dev->table->event_query_any_thread) {
         snprintf(why, sizeof why, "the context's device is %s, not a GPU (cuda:N)", dev->name);
         refuse = 1;
     }
@@ -613,6 +688,12 @@ dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bo
     if (!n->stream || !n->barrier_word)
         return dsc_ctx_set_error(ctx, DSC_ERR_DEVICE, "dsc_comm_new_nccl on rank %d: %s", c->rank,
                                  dsc_ctx_status(ctx) != DSC_OK ? dsc_ctx_errmsg(ctx) : "out of device memory");
+    /* The watchdog looks every 0.25 s (a quarter of a shorter timeout): a collective is
+     * reported at most that long after its deadline. */
+    n->watched = n->comm;
+    const dsc__watchdog_hooks_t hooks = {n, wd_passed, wd_async_error, wd_abort, NULL};
+    st = dsc__watchdog_new(ctx, &hooks, c->timeout_s / 4 < 0.25 ? c->timeout_s / 4 : 0.25, &n->wd);
+    if (st != DSC_OK) return st;
     dsc_ctx_log(ctx, DSC_LOG_INFO,
                 "rank %d of %d: NCCL %d.%d.%d on %s (NCCL_NVLS_ENABLE=0; 16-bit sums %s)", c->rank, c->world,
                 n->version / 10000, n->version / 100 % 100, n->version % 100, dev->name,

@@ -76,6 +76,9 @@ typedef struct dsc_device_table {
     int (*event_record_on)(dsc_device_t *dev, dsc_device_event_t *ev, void *stream);
     int (*stream_wait_event)(dsc_device_t *dev, void *stream, dsc_device_event_t *ev);
     int (*event_query)(dsc_device_t *dev, dsc_device_event_t *ev, bool *done);
+    /* event_query from any thread (the NCCL backend's watchdog, src/comm/comm_watchdog.h):
+     * records nothing anywhere (no error on the context, no profile); < 0 on a device error. */
+    int (*event_query_any_thread)(const dsc_device_t *dev, dsc_device_event_t *ev, bool *done);
     /* True when the host may dereference ptr (host memory, or wrapped caller memory). */
     bool (*host_accessible)(const dsc_device_t *dev, const void *ptr);
     /* Frees the device's own state (the guarded device's mapping). */

@@ -286,10 +286,37 @@ dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok) {
     return first;
 }
 
+/* After the step, every gathered parameter (the persistent ones and those kept for reuse)
+ * is gathered again: all the all-gathers are started first, then waited for in order, so on
+ * NCCL they queue back to back on the communication stream without a host round trip
+ * between two, and MPI may progress them together. Data movement only: the values are those
+ * of one blocking gather after another (test_zero_fake, mpi_zero_*: bitwise). */
 dsc_status_t dsc__zero3_refresh(dsc_zero_t *z) {
-    for (int i = 0; i < z->n; i++)
-        if (z->p[i].full && gather_into(z, &z->p[i]) != DSC_OK) return dsc_ctx_status(z->ctx);
-    return DSC_OK;
+    dsc_comm_request_t **reqs = z->world_size > 1 ? calloc((size_t)z->n + 1, sizeof *reqs) : NULL;
+    if (!reqs) { /* one rank, or no memory for the requests: one blocking gather after another */
+        for (int i = 0; i < z->n; i++)
+            if (z->p[i].full && gather_into(z, &z->p[i]) != DSC_OK) return dsc_ctx_status(z->ctx);
+        return DSC_OK;
+    }
+    const size_t ms = dsc__z3_msize(z);
+    dsc_status_t first = DSC_OK;
+    for (int i = 0; i < z->n && first == DSC_OK; i++) {
+        z3_param_t *p = &z->p[i];
+        if (!p->full) continue;
+        if (p->inflight && (first = finish_prefetch(z, p)) != DSC_OK) break; /* one writer per buffer */
+        const size_t k = (size_t)p->shard;
+        char *mine = (char *)p->full + (size_t)z->rank * k * ms;
+        dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+        dsc_status_t rc = dsc_comm_iallgather(z->comm, mine, p->full, k, z->model_dtype, &reqs[i]);
+        if (rc != DSC_OK) first = dsc__z3_comm_fail(z, rc, "parameter all-gather", p);
+    }
+    for (int i = 0; i < z->n; i++) { /* every started one is waited for, also after an error */
+        if (!reqs[i]) continue;
+        dsc_status_t rc = dsc_comm_wait(reqs[i]);
+        if (rc != DSC_OK && first == DSC_OK) first = dsc__z3_comm_fail(z, rc, "parameter all-gather", &z->p[i]);
+    }
+    free(reqs);
+    return first;
 }
 
 

@@ -18,7 +18,7 @@ set(DSC_NCCL_KILL_EXPECT "Process name: \\[\\[[0-9]+,1\\],1\\]|rank 1 with PID [
 # The program test_nccl${suffix} (modes comm and zero) on library `lib`.
 function(dsc_nccl_programs suffix lib)
   set(d ${PROJECT_SOURCE_DIR}/tests/cuda/nccl)
-  add_executable(test_nccl${suffix} ${d}/test_nccl.c ${d}/test_nccl_comm.c ${d}/test_nccl_zero.c
+  add_executable(test_nccl${suffix} ${d}/test_nccl.c ${d}/test_nccl_comm.c ${d}/test_nccl_zero.c ${d}/test_nccl_watchdog.c
                  ${PROJECT_SOURCE_DIR}/tests/common/check.c ${PROJECT_SOURCE_DIR}/tests/common/zero_check.c)
   target_include_directories(test_nccl${suffix} PRIVATE ${PROJECT_SOURCE_DIR}/tests/common ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(test_nccl${suffix} PRIVATE ${lib} m)
@@ -113,6 +113,25 @@ function(dsc_nccl_emu)
     target_compile_definitions(test_nccl_emu PRIVATE DSC_CUDA_EMU)
     add_dependencies(test_nccl_emu dsc_nccl_stub)
     dsc_nccl_tests(_emu cuda-emu "DSC_NCCL_LIBRARY=$<TARGET_FILE:dsc_nccl_stub>;DSC_NCCL_ZERO_QUICK=1")
+    # The watchdog (src/comm/comm_watchdog.h) with the stub's fault injection: a call stuck
+    # inside NCCL past the 1 s timeout, and NCCL's asynchronous error on a request the host
+    # never waits on. Each must end the job with its report ("after [1-9]": at least the 1 s
+    # timeout; the only time figure checked, a lower bound).
+    set(wd_env ${DSC_NCCL_TEST_ENV} "DSC_NCCL_LIBRARY=$<TARGET_FILE:dsc_nccl_stub>" "DSC_COMM=nccl")
+    set(DSC_NCCL_WD_HANG_EXPECT
+        "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [1-9][0-9.]* s on rank 0 of 1 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host was still inside NCCL's call for it; NCCL's communicator was aborted\\)")
+    set(DSC_NCCL_WD_ASYNC_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted\\)")
+    foreach(mode hang async)
+      string(TOUPPER ${mode} up)
+      add_test(NAME nccl_watchdog_${mode}_emu
+               COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 1 \"$0\" watchdog_probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=1 -DPROG=\"$0\" -DARGS=watchdog_${mode} -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                       $<TARGET_FILE:test_nccl_emu> ${CMAKE_COMMAND} "${DSC_NCCL_WD_${up}_EXPECT}"
+               WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+      set_tests_properties(nccl_watchdog_${mode}_emu PROPERTIES LABELS cuda-emu SKIP_RETURN_CODE 77 TIMEOUT 300
+                           RESOURCE_LOCK mpi ENVIRONMENT "${wd_env}")
+    endforeach()
   endif()
 endfunction()
 cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL dsc_nccl_emu)

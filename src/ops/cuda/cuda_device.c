@@ -176,6 +176,10 @@ static int cu_stream_wait_event(dsc_device_t *dev, void *stream, dsc_device_even
 static int cu_event_query(dsc_device_t *dev, dsc_device_event_t *ev, bool *done) {
     return dsc__cuda_check(dev, dsc_cuda_event_query(ev, done), "querying an event");
 }
+static int cu_event_query_any_thread(const dsc_device_t *dev, dsc_device_event_t *ev, bool *done) {
+    (void)dev; /* cudaEventQuery is thread-safe; the event carries its own context */
+    return dsc_cuda_event_query(ev, done) == 0 ? 0 : -1;
+}
 static bool cu_host_accessible(const dsc_device_t *dev, const void *ptr) {
     (void)dev;
     return !dsc_cuda_is_device_pointer(ptr);
@@ -220,6 +224,7 @@ static void cuda_table_fill(void) {
             .event_record_on = cu_event_record_on,
             .stream_wait_event = cu_stream_wait_event,
             .event_query = cu_event_query,
+            .event_query_any_thread = cu_event_query_any_thread,
             .host_accessible = cu_host_accessible,
             .destroy = cu_destroy,
             .mark = cu_mark,

@@ -3,9 +3,20 @@
  * of ONE rank, on the emulator's "device" memory (host memory; streams complete at once).
  * Every collective of one rank is a copy of its input, so the NCCL backend's loading,
  * staging, widening, in-place layouts and ordering run on every machine; sums across ranks
- * need a real NCCL on GPUs (tests/cuda/test_nccl_comm.c under mpirun). */
+ * need a real NCCL on GPUs (tests/cuda/test_nccl_comm.c under mpirun).
+ *
+ * Fault injection for the watchdog's tests (tests/cuda/nccl/test_nccl_watchdog.c), counting
+ * collective calls from 1 (a test process, so process-wide state is fine here):
+ *   DSC_NCCL_STUB_HANG_AT=k          call k blocks until ncclCommAbort (from another thread)
+ *                                    and then fails, as a real NCCL call stuck on an absent
+ *                                    peer does;
+ *   DSC_NCCL_STUB_ASYNC_ERROR_AT=k   from call k on, ncclCommGetAsyncError reports a remote
+ *                                    error (6), as NCCL does when a peer's connection breaks. */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct stub_comm {
     int nranks;
@@ -15,7 +26,25 @@ typedef struct {
     char internal[128];
 } stub_id_t;
 
-enum { OK = 0, INVALID_ARGUMENT = 4, INVALID_USAGE = 5 };
+enum { OK = 0, INTERNAL_ERROR = 3, INVALID_ARGUMENT = 4, INVALID_USAGE = 5, REMOTE_ERROR = 6 };
+
+static atomic_int calls;       /* collective calls so far */
+static atomic_bool aborted;    /* ncclCommAbort ran */
+
+static int env_int(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : 0;
+}
+
+/* Counts a collective call; blocks in call DSC_NCCL_STUB_HANG_AT until ncclCommAbort.
+ * Returns OK, or the error the call returns. */
+static int enter(void) {
+    const int k = atomic_fetch_add(&calls, 1) + 1;
+    if (k != env_int("DSC_NCCL_STUB_HANG_AT")) return OK;
+    const struct timespec ms = {0, 1000000};
+    while (!atomic_load(&aborted)) nanosleep(&ms, NULL);
+    return INTERNAL_ERROR;
+}
 
 static size_t esize(int dtype) {
     switch (dtype) {
@@ -47,14 +76,18 @@ int ncclCommDestroy(stub_comm_t *comm) {
     return OK;
 }
 int ncclCommAbort(stub_comm_t *comm) {
+    atomic_store(&aborted, true);
     free(comm);
     return OK;
 }
 int ncclCommGetAsyncError(stub_comm_t *comm, int *err) {
-    *err = comm ? OK : INVALID_ARGUMENT;
+    const int at = env_int("DSC_NCCL_STUB_ASYNC_ERROR_AT");
+    *err = !comm ? INVALID_ARGUMENT : at > 0 && atomic_load(&calls) >= at ? REMOTE_ERROR : OK;
     return OK;
 }
-const char *ncclGetErrorString(int rc) { return rc == OK ? "no error" : "stub NCCL error"; }
+const char *ncclGetErrorString(int rc) {
+    return rc == OK ? "no error" : rc == REMOTE_ERROR ? "stub NCCL: remote error (injected)" : "stub NCCL error";
+}
 
 static int copy(const void *send, void *recv, size_t count, int dtype) {
     if (count && (!send || !recv)) return INVALID_ARGUMENT;
@@ -62,23 +95,33 @@ static int copy(const void *send, void *recv, size_t count, int dtype) {
     return OK;
 }
 int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op, stub_comm_t *comm, void *stream) {
+    const int e = enter();
+    if (e != OK) return e;
     (void)op, (void)comm, (void)stream;
     return copy(send, recv, count, dtype);
 }
 int ncclReduceScatter(const void *send, void *recv, size_t count, int dtype, int op, stub_comm_t *comm, void *stream) {
+    const int e = enter();
+    if (e != OK) return e;
     (void)op, (void)comm, (void)stream;
     return copy(send, recv, count, dtype);
 }
 int ncclAllGather(const void *send, void *recv, size_t count, int dtype, stub_comm_t *comm, void *stream) {
+    const int e = enter();
+    if (e != OK) return e;
     (void)comm, (void)stream;
     return copy(send, recv, count, dtype);
 }
 int ncclBroadcast(const void *send, void *recv, size_t count, int dtype, int root, stub_comm_t *comm, void *stream) {
+    const int e = enter();
+    if (e != OK) return e;
     (void)comm, (void)stream;
     return root == 0 ? copy(send, recv, count, dtype) : INVALID_ARGUMENT;
 }
 int ncclReduce(const void *send, void *recv, size_t count, int dtype, int op, int root, stub_comm_t *comm,
                void *stream) {
+    const int e = enter();
+    if (e != OK) return e;
     (void)op, (void)comm, (void)stream;
     return root == 0 ? copy(send, recv, count, dtype) : INVALID_ARGUMENT;
 }

@@ -1,0 +1,88 @@
+/* The NCCL backend's watchdog (src/comm/comm_watchdog.h) against the one-rank NCCL stub
+ * (tests/cuda/emu/nccl_stub.c, whose fault injection these modes switch on), on the CUDA
+ * emulator; each mode must end the job through MPI_Abort with the report tests/cmake/nccl.cmake
+ * expects:
+ *   test_nccl watchdog_hang    collective #3's NCCL call never returns (the host is stuck
+ *                              inside it, never waiting): the watchdog finds it past its 1 s
+ *                              deadline, aborts NCCL's communicator, which ends the call, and
+ *                              the host reports #3 (operation, size, tag) as timed out;
+ *   test_nccl watchdog_async   NCCL reports an asynchronous error from collective #2 on, a
+ *                              non-blocking one the host queued and never waits on while it
+ *                              does other work: the watchdog fires without any call into the
+ *                              communicator (the timeout is 60 s: no deadline is involved),
+ *                              and the host's next call reports #2 with NCCL's error;
+ *   test_nccl watchdog_probe   exit 0 where these can run (the stub is loaded), 77 elsewhere.
+ * Nothing here measures time: the only clocks are the 1 s timeout (a lower bound of the
+ * reported wait) and hang guards. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "comm/comm_internal.h"
+#include "core/device.h"
+#include "nccl_test_env.h"
+
+static bool stub_loaded(void) {
+    const char *lib = getenv("DSC_NCCL_LIBRARY");
+    return lib && strstr(lib, "nccl_stub") != NULL;
+}
+
+int nccl_watchdog_main(const char *mode);
+int nccl_watchdog_main(const char *mode) {
+    if (!stub_loaded()) {
+        printf("test_nccl %s: skipped: needs the NCCL stub's fault injection (DSC_NCCL_LIBRARY=.../libnccl_stub.so)\n",
+               mode);
+        return 77;
+    }
+    const bool hang = !strcmp(mode, "watchdog_hang"), async = !strcmp(mode, "watchdog_async");
+    if (hang) setenv("DSC_NCCL_STUB_HANG_AT", "3", 1);
+    if (async) setenv("DSC_NCCL_STUB_ASYNC_ERROR_AT", "2", 1);
+    dsc_ctx_t *ctx = NULL;
+    dsc_comm_t *comm = NULL;
+    int rc = nccl_test_setup("test_nccl watchdog", "nccl", &ctx, &comm);
+    if (rc) return rc;
+    if (strcmp(dsc_comm_backend_name(comm), "nccl") != 0) {
+        printf("test_nccl %s: skipped: the backend is %s, not nccl\n", mode, dsc_comm_backend_name(comm));
+        return 77;
+    }
+    if (!hang && !async) { /* the probe */
+        dsc_comm_free(comm);
+        dsc_ctx_free(ctx);
+        return 0;
+    }
+    float *d = dsc__dev_alloc_raw(ctx, 1024 * sizeof(float));
+    dsc__dev_zero(ctx, d, 1024 * sizeof(float));
+    if (hang) {
+        dsc_comm_set_timeout(comm, 1);
+        for (int i = 1; i <= 3; i++) {
+            if (i == 3) dsc_comm_set_tag(comm, "train step 3");
+            if (dsc_comm_allreduce(comm, d, d, 1024, DSC_F32, DSC_REDUCE_SUM) != DSC_OK) {
+                fprintf(stderr, "UNEXPECTED: collective #%d returned an error instead of aborting the job: %s\n", i,
+                        dsc_comm_errmsg(comm));
+                return 1;
+            }
+        }
+        fprintf(stderr, "UNEXPECTED: collective #3 returned\n");
+        return 1;
+    }
+    if (dsc_comm_allreduce(comm, d, d, 1024, DSC_F32, DSC_REDUCE_SUM) != DSC_OK) {
+        fprintf(stderr, "UNEXPECTED: collective #1 failed: %s\n", dsc_comm_errmsg(comm));
+        return 1;
+    }
+    dsc_comm_request_t *req = NULL;
+    if (dsc_comm_iallreduce(comm, d, d, 256, DSC_F32, DSC_REDUCE_SUM, &req) != DSC_OK) {
+        fprintf(stderr, "UNEXPECTED: collective #2 was refused: %s\n", dsc_comm_errmsg(comm));
+        return 1;
+    }
+    /* "Other work": no call into the communicator until the watchdog fired (hang guard 60 s). */
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int t = 0; t < 6000 && !dsc__comm_nccl_watchdog_fired(comm); t++) nanosleep(&tick, NULL);
+    if (!dsc__comm_nccl_watchdog_fired(comm)) {
+        fprintf(stderr, "UNEXPECTED: the watchdog did not fire within 60 s\n");
+        return 1;
+    }
+    fprintf(stderr, "test_nccl watchdog_async: the watchdog fired while the host made no call into the communicator\n");
+    dsc_comm_wait(req); /* reports #2 and aborts the job */
+    fprintf(stderr, "UNEXPECTED: waiting on collective #2 returned\n");
+    return 1;
+}
