@@ -372,6 +372,80 @@ static void t_nn(dsc_dtype_t dt) {
     cc_free(&x), cc_free(&y), cc_free(&dy), cc_free(&dx);
 }
 
+/* ---- embedding backward, sorted on the device ---------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The order cuda_kernels.h states for dsc_cuda_embedding_backward_ws, on the host: the
+ * (id, position) list sorted, cut into windows of DSC_CUDA_EMB_WINDOW; per id the window sums
+ * (the first from dtable's row) added in window order, in f32, rounded once to dt. */
+static void emb_ref_windows(dsc_dtype_t dt, int64_t n, int64_t dim, const int32_t *ids, const float *dout, float *dtable) {
+    int64_t *key = malloc((size_t)n * sizeof *key);
+    for (int64_t i = 0; i < n; i++) key[i] = ((int64_t)ids[i] << 32) | i;
+    qsort(key, (size_t)n, sizeof *key, cmp_i64);
+    float *acc = malloc((size_t)dim * 4), *tot = malloc((size_t)dim * 4);
+    for (int64_t a = 0; a < n;) {
+        const int64_t id = key[a] >> 32;
+        int64_t b = a;
+        while (b < n && key[b] >> 32 == id) b++;
+        float *row = dtable + id * dim;
+        for (int64_t j = 0; j < dim; j++) acc[j] = row[j];
+        bool first = true;
+        for (int64_t x = a; x < b; x++) {
+            if (x != a && x % DSC_CUDA_EMB_WINDOW == 0) { /* a window ends: flush its sum */
+                for (int64_t j = 0; j < dim; j++) tot[j] = first ? acc[j] : tot[j] + acc[j], acc[j] = 0;
+                first = false;
+            }
+            const float *src = dout + (key[x] & 0xffffffff) * dim;
+            for (int64_t j = 0; j < dim; j++) acc[j] += src[j];
+        }
+        for (int64_t j = 0; j < dim; j++) row[j] = cc_round(dt, first ? acc[j] : tot[j] + acc[j]);
+        a = b;
+    }
+    free(key), free(acc), free(tot);
+}
+
+/* Shapes: (a) 300 ids over 97 rows, 70 columns (not a multiple of 16 bytes: the element path),
+ * ids 0..4 in every third position (segments over several windows) and others once or a few
+ * times; (b) 1000 ids over 70,000 rows (3 radix passes), 264 columns (16-byte groups over 2
+ * column tiles for 16 bits), one id in every fourth position (250 entries, 8 windows), the rest
+ * mostly single; (c) GPT's position table: ids i % 64 over 5 sequences, 24 columns. Each run
+ * twice bit for bit, bit for bit against the order above, and against the CPU kernel. */
+static void t_embedding_sorted(dsc_dtype_t dt) {
+    const struct { int64_t vocab, n_ids, dim; int kind; } cases[] = {{97, 300, 70, 0}, {70000, 1000, 264, 1}, {64, 320, 24, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t vocab = cases[c].vocab, n_ids = cases[c].n_ids, dim = cases[c].dim;
+        int32_t *ids = malloc((size_t)n_ids * sizeof *ids);
+        for (int64_t i = 0; i < n_ids; i++) {
+            if (cases[c].kind == 0) ids[i] = (int32_t)(cc_uniform() * (i % 3 ? vocab : 5));
+            else if (cases[c].kind == 1) ids[i] = i % 4 == 1 ? 65537 : i % 9 == 0 ? 7 : (int32_t)(cc_uniform() * vocab);
+            else ids[i] = (int32_t)(i % 64);
+        }
+        int32_t *dids = cc_upload(ids, (size_t)n_ids * sizeof *ids);
+        cc_buf_t dout = cc_new(dt, n_ids * dim, -1, 1), dtable = cc_new(dt, vocab * dim, -1, 1);
+        const size_t wsb = dsc_cuda_embedding_backward_workspace_bytes(dt, n_ids, dim);
+        void *ws = NULL;
+        CK(dsc_cuda_malloc(&ws, wsb));
+        char name[96];
+        snprintf(name, sizeof name, "embedding backward sorted (%lld ids, %lld x %lld)", (long long)n_ids,
+                 (long long)vocab, (long long)dim);
+        RUN2(name, dtable, dsc_cuda_embedding_backward_ws(NULL, dt, n_ids, dim, vocab, dids, dout.d, dtable.d, ws, wsb));
+        float *got = cc_get(&dtable), *want = copyf(dtable.init, vocab * dim), *cpu = copyf(dtable.init, vocab * dim);
+        emb_ref_windows(dt, n_ids, dim, ids, dout.init, want);
+        snprintf(name, sizeof name, "embedding backward sorted vs window order (%lld ids)", (long long)n_ids);
+        cc_bits(name, dt, got, want, (size_t)(vocab * dim) * 4);
+        dsc_cpu_embedding_backward(DSC_F32, n_ids, dim, ids, dout.init, cpu);
+        snprintf(name, sizeof name, "embedding backward sorted vs CPU (%lld ids)", (long long)n_ids);
+        compare(name, &dtable, cpu, dt == DSC_F32 ? TOL_F32 : tol_for(dt));
+        free(got), free(want), free(cpu), free(ids);
+        dsc_cuda_free(dids), dsc_cuda_free(ws);
+        cc_free(&dout), cc_free(&dtable);
+    }
+}
+
 /* ---- conversions and dropout: bit for bit ------------------------------------------------- */
 
 static void t_convert(void) {
@@ -554,6 +628,7 @@ int main(void) {
         t_col_sums_two_pass(dt);
         t_nn(dt);
         t_layernorm_fast(dt);
+        t_embedding_sorted(dt);
         t_dropout(dt);
         t_cross_entropy(dt, 0);
         t_cross_entropy(dt, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */

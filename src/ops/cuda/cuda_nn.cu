@@ -1,5 +1,5 @@
 /* Row and column reductions and the row-wise network kernels on CUDA: sum_rows(_mul)_acc,
- * sum, softmax (+ backward), layer norm (+ backward), embedding (+ backward).
+ * sum, softmax (+ backward), layer norm (+ backward); the embedding is in cuda_embedding.cu.
  *
  * Determinism: every sum has one fixed order (a thread's share in index order, then a fixed
  * tree), independent of scheduling, so repeated runs give the same bits; no atomics. Sums are
@@ -324,6 +324,17 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
                           const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db,
                           double *ws) {
     typedef typename stat_t<T>::type S;
+    if ((dw || db) && ws) { /* dx and the column partials in one pass, when the row suits it */
+        const int64_t nc = col_chunks(n_rows);
+        double *ws_b = ws + nc * n_cols;
+        const int fused = dsc_cuda_ln_bwd_fused(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx, ws, ws_b);
+        if (fused > 0) return fused;
+        if (fused == 0) {
+            if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+            if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+            DSC_CUDA_LAUNCHED();
+        }
+    }
     const int fast_dx = dx ? dsc_cuda_ln_dx_fast(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx) : 0;
     if (fast_dx > 0) return fast_dx;
     if (fast_dx < 0)
@@ -365,51 +376,4 @@ extern "C" int dsc_cuda_layernorm_backward(void *stream, dsc_dtype_t dt, int64_t
                                            const void *x, const void *w, const void *mean, const void *rstd,
                                            const void *dy, void *dx, void *dw, void *db) {
     return dsc_cuda_layernorm_backward_ws(stream, dt, n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db, NULL, 0);
-}
-
-/* ---- embedding ------------------------------------------------------------------------- */
-
-template <typename T>
-__global__ void k_embedding(int64_t n_ids, int64_t n_cols, const int32_t *ids, const T *table, T *out) {
-    DSC_GRID_STRIDE(i, n_ids * n_cols) {
-        const int64_t r = i / n_cols, j = i % n_cols;
-        out[i] = table[(int64_t)ids[r] * n_cols + j];
-    }
-}
-/* blockIdx.y picks a vocabulary range, blockIdx.x a column block; each thread walks every id
- * in order and adds the rows whose id falls in its range: the CPU's order, no atomics. */
-#define EMB_RANGES 64
-template <typename T>
-__global__ void k_embedding_backward(int64_t n_ids, int64_t n_cols, int64_t v_per, const int32_t *ids, const T *dout,
-                                     T *dtable) {
-    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t v0 = (int64_t)blockIdx.y * v_per, v1 = v0 + v_per;
-    if (j >= n_cols) return;
-    for (int64_t i = 0; i < n_ids; i++) {
-        const int64_t id = ids[i];
-        if (id < v0 || id >= v1) continue;
-        const int64_t d = id * n_cols + j;
-        st(dtable, d, ld(dtable, d) + ld(dout, i * n_cols + j));
-    }
-}
-template <typename T> static int embedding_t(cudaStream_t s, int64_t n_ids, int64_t n_cols, int64_t n_vocab, const int32_t *ids, const void *src, void *dst) {
-    if (n_vocab < 0) {
-        DSC_LAUNCH_FLAT(dsc_grid(n_ids * n_cols, 256), 256, s, k_embedding<T>)(n_ids, n_cols, ids, (const T *)src, (T *)dst);
-    } else {
-        const int64_t ranges = n_vocab < EMB_RANGES ? (n_vocab > 0 ? n_vocab : 1) : EMB_RANGES;
-        const int64_t v_per = (n_vocab + ranges - 1) / ranges;
-        dim3 grid((unsigned)((n_cols + 127) / 128), (unsigned)ranges);
-        DSC_LAUNCH_FLAT(grid, 128, s, k_embedding_backward<T>)(n_ids, n_cols, v_per, ids, (const T *)src, (T *)dst);
-    }
-    DSC_CUDA_LAUNCHED();
-}
-extern "C" int dsc_cuda_embedding(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
-                                  const void *table, void *out) {
-    if (n_ids <= 0 || n_cols <= 0) return 0;
-    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, -1, ids, table, out);
-}
-extern "C" int dsc_cuda_embedding_backward(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols,
-                                           int64_t n_vocab, const int32_t *ids, const void *dout, void *dtable) {
-    if (n_ids <= 0 || n_cols <= 0 || n_vocab <= 0) return 0;
-    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, n_vocab, ids, dout, dtable);
 }
