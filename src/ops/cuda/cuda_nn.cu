@@ -43,8 +43,8 @@ template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int6
 }
 /* ---- two-pass column sums (the _ws entries): many rows, few columns ----------------------
  * One block per (32 columns, COL_CHUNK rows) writes the chunk's column sums (double, the
- * one-pass kernel's order within the chunk) to a workspace; a second kernel adds each
- * column's chunks in chunk order. A fixed order again (no atomics), and GPT's bias and norm
+ * one-pass kernel's order within the chunk) to a workspace; a second kernel (k_col_finish)
+ * adds each column's chunks in a fixed order. A fixed order again (no atomics), and GPT's bias and norm
  * gradients (65,536 rows x 768 columns) get 6,144 blocks instead of 24. */
 #define COL_CHUNK DSC_CUDA_COL_CHUNK
 
@@ -90,18 +90,32 @@ __global__ void k_col_part(int64_t n_rows, int64_t n_cols, const T *x, const T *
         if (MODE == 2) part1[c * n_cols + j] = s1;
     }
 }
-/* y[j] += the chunks' sums of column j in chunk order: rounded as the one-pass kernels do
- * (sum_rows: once from double with alpha; layer norm: the sum in the compute type, then added). */
+/* y[j] += the chunks' sums of column j: block (32 columns) x (COL_FIN_Y chunk lanes), lane ty
+ * adds chunks ty, ty + COL_FIN_Y, ... in order, then the COL_FIN_Y partials in ty order; rounded
+ * as the one-pass kernels do (sum_rows: once from double with alpha; layer norm: the sum in the
+ * compute type, then added). (One thread per column over all 256 chunks of 65,536 rows gave 3
+ * blocks for 768 columns, a long serial chain per thread.) */
+#define COL_FIN_Y 8
 template <typename T>
 __global__ void k_col_finish(int64_t n_chunks, int64_t n_cols, double alpha, bool norm_style, const double *part, T *y) {
     typedef typename dsc_acc<T>::type A;
-    DSC_GRID_STRIDE(j, n_cols) {
-        double s = 0;
-        for (int64_t c = 0; c < n_chunks; c++) s += part[c * n_cols + j];
-        if (norm_style) st(y, j, ld(y, j) + (A)s);
-        else st(y, j, (A)((double)ld(y, j) + alpha * s));
+    __shared__ double p[COL_FIN_Y][COLS_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t j = (int64_t)blockIdx.x * COLS_X + tx;
+    double s = 0;
+    if (j < n_cols)
+        for (int64_t c = ty; c < n_chunks; c += COL_FIN_Y) s += part[c * n_cols + j];
+    p[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && j < n_cols) {
+        double t = 0;
+        for (int k = 0; k < COL_FIN_Y; k++) t += p[k][tx];
+        if (norm_style) st(y, j, ld(y, j) + (A)t);
+        else st(y, j, (A)((double)ld(y, j) + alpha * t));
     }
 }
+static inline dim3 col_finish_grid(int64_t n_cols) { return dim3((unsigned)((n_cols + COLS_X - 1) / COLS_X)); }
+#define COL_FINISH_BLOCK dim3(COLS_X, COL_FIN_Y)
 template <typename T>
 static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w,
                             void *y, double *ws) {
@@ -116,7 +130,7 @@ static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, doub
     else if (fast < 0)
         DSC_LAUNCH(grid, block, s, k_col_part<T, 0>)(n_rows, n_cols, (const T *)x, (const T *)NULL, (const S *)NULL,
                                                     (const S *)NULL, ws, (double *)NULL);
-    DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
+    DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
 static bool two_pass(int64_t n_rows, int64_t n_cols, size_t ws_bytes, int n_sums) {
@@ -330,8 +344,8 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
         const int fused = dsc_cuda_ln_bwd_fused(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx, ws, ws_b);
         if (fused > 0) return fused;
         if (fused == 0) {
-            if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
-            if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+            if (dw) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+            if (db) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
             DSC_CUDA_LAUNCHED();
         }
     }
@@ -349,8 +363,8 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
         if (fast < 0)
             DSC_LAUNCH(grid, block, s, k_col_part<T, 2>)(n_rows, n_cols, (const T *)dy, (const T *)x, (const S *)mean,
                                                         (const S *)rstd, ws, ws_b);
-        if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
-        if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+        if (dw) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+        if (db) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
     } else if (dw || db) {
         dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
         DSC_LAUNCH(grid, block, s, k_layernorm_dwdb<T>)(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
