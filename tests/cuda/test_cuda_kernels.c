@@ -202,9 +202,10 @@ static void t_reductions(dsc_dtype_t dt) {
 }
 
 /* The two-pass column sums (the device table's path for many rows): 1000 rows = 4 chunks of
- * 256, the last one short; against the CPU, and run twice bit for bit. */
-static void t_col_sums_two_pass(dsc_dtype_t dt) {
-    const int64_t rows = 1000, cols = 77;
+ * 256, the last one short, and 2600 = 11 chunks (more than the finish kernel's 8 chunk lanes);
+ * against the CPU, and run twice bit for bit. */
+static void t_col_sums_two_pass(dsc_dtype_t dt, int64_t rows) {
+    const int64_t cols = 77;
     const double tol = tol_for(dt);
     const size_t wsb = 2 * dsc_cuda_col_sums_workspace_bytes(rows, cols);
     void *ws = NULL;
@@ -245,8 +246,9 @@ static void t_col_sums_two_pass(dsc_dtype_t dt) {
  * takes: GPT-2's 768 and 1600 (7 of 8 groups per lane for bf16, the last lane group partial)
  * and 264 (33 groups: one lane with a second group); 300 rows = 2 chunks of the column sums,
  * the second one short. Forward, dx, dw and db against the CPU from the device's statistics,
- * each run twice bit for bit. f32 at 1600 takes the general kernels (more than 8 groups per
- * lane): the same checks hold there too. */
+ * each run twice bit for bit; then all three in one call (the one-pass backward where it fits).
+ * f32 at 1600 takes the general kernels (more than 8 groups per lane): the same checks hold
+ * there too. */
 static void t_layernorm_fast(dsc_dtype_t dt) {
     static const int64_t widths[] = {768, 1600, 264};
     const double tol = tol_for(dt);
@@ -288,6 +290,31 @@ static void t_layernorm_fast(dsc_dtype_t dt) {
         compare("layernorm fast dw", &dw, rdw, tol);
         compare("layernorm fast db", &db, rdb, tol);
         compare("sum_rows_acc fast", &bs, rbs, tol);
+        /* dx, dw and db in one call, as training calls it (one pass over dy and x where the row
+         * has at most 3 groups of 16 bytes per lane: 768 and 264 for 16 bits, 264 for f32), twice
+         * bit for bit */
+        {
+            cc_buf_t *outs[3] = {&dx, &dw, &db};
+            const float *refs[3] = {rdx, rdw, rdb};
+            static const char *const names[3] = {"layernorm fast dx (with dw, db)", "layernorm fast dw (with dx, db)",
+                                                 "layernorm fast db (with dx, dw)"};
+            void *r1[3];
+            for (int run = 0; run < 2; run++) {
+                for (int k = 0; k < 3; k++) cc_reset(outs[k]);
+                CK(dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d, dy.d, dx.d, dw.d,
+                                                  db.d, ws, wsb));
+                for (int k = 0; k < 3; k++) {
+                    const size_t bytes = (size_t)outs[k]->n * cc_size(dt);
+                    void *raw = cc_raw(outs[k]->d, bytes);
+                    if (run == 0) r1[k] = raw;
+                    else {
+                        cc_repeat(names[k], dt, r1[k], raw, bytes);
+                        free(r1[k]), free(raw);
+                    }
+                }
+            }
+            for (int k = 0; k < 3; k++) compare(names[k], outs[k], refs[k], tol);
+        }
         free(refy), free(rmean), free(rrstd), free(gm), free(gr), free(rdx), free(rdw), free(rdb), free(rbs);
         cc_free(&x), cc_free(&y), cc_free(&w), cc_free(&b), cc_free(&mean), cc_free(&rstd);
         cc_free(&dy), cc_free(&dx), cc_free(&dw), cc_free(&db), cc_free(&bs);
@@ -573,8 +600,8 @@ static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t
 
 /* pad > 0: rows of ld = V + pad elements (the LM head's padded logits); the pad columns hold
  * random values that neither side may read or change (the whole buffers are compared). */
-static void t_cross_entropy(dsc_dtype_t dt, int64_t pad) {
-    const int64_t rows = 41, V = 5003, ld = V + pad;
+static void t_cross_entropy(dsc_dtype_t dt, int64_t rows, int64_t V, int64_t pad) {
+    const int64_t ld = V + pad;
     const int32_t ignore = -100;
     const double tol = tol_for(dt);
     cc_buf_t x = cc_new(dt, rows * ld, -6, 6), losses = cc_new(DSC_F32, rows, 0, 0), lse = cc_new(DSC_F32, rows, 0, 0);
@@ -625,13 +652,15 @@ int main(void) {
 #endif
         t_elementwise(dt);
         t_reductions(dt);
-        t_col_sums_two_pass(dt);
+        t_col_sums_two_pass(dt, 1000);
+        t_col_sums_two_pass(dt, 2600);
         t_nn(dt);
         t_layernorm_fast(dt);
         t_embedding_sorted(dt);
         t_dropout(dt);
-        t_cross_entropy(dt, 0);
-        t_cross_entropy(dt, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */
+        t_cross_entropy(dt, 41, 5003, 0);
+        t_cross_entropy(dt, 41, 5003, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */
+        t_cross_entropy(dt, 9, 50257, 47); /* GPT-2's padded LM head: every thread past the 4-group loads */
         t_attention(dt, 2, 70, 128, 2, 0.0, false);  /* hd 64 (bf16, f16: tensor cores) */
         t_attention(dt, 2, 70, 128, 2, 0.1, false);  /* with dropout */
         t_attention(dt, 1, 45, 96, 3, 0.0, false);   /* hd 32 (simple kernels) */
