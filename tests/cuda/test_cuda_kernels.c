@@ -439,17 +439,20 @@ static void emb_ref_windows(dsc_dtype_t dt, int64_t n, int64_t dim, const int32_
  * ids 0..4 in every third position (segments over several windows) and others once or a few
  * times; (b) 1000 ids over 70,000 rows (3 radix passes), 264 columns (16-byte groups over 2
  * column tiles for 16 bits), one id in every fourth position (250 entries, 8 windows), the rest
- * mostly single; (c) GPT's position table: ids i % 64 over 5 sequences, 24 columns. Each run
+ * mostly single; (c) GPT's position table: ids i % 64 over 5 sequences, 24 columns; (d) 7 ids
+ * (less than a window); (e) a table of one row, 40 ids (two windows, one radix digit). Each run
  * twice bit for bit, bit for bit against the order above, and against the CPU kernel. */
 static void t_embedding_sorted(dsc_dtype_t dt) {
-    const struct { int64_t vocab, n_ids, dim; int kind; } cases[] = {{97, 300, 70, 0}, {70000, 1000, 264, 1}, {64, 320, 24, 2}};
+    const struct { int64_t vocab, n_ids, dim; int kind; } cases[] = {
+        {97, 300, 70, 0}, {70000, 1000, 264, 1}, {64, 320, 24, 2}, {10, 7, 8, 0}, {1, 40, 16, 3}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t vocab = cases[c].vocab, n_ids = cases[c].n_ids, dim = cases[c].dim;
         int32_t *ids = malloc((size_t)n_ids * sizeof *ids);
         for (int64_t i = 0; i < n_ids; i++) {
             if (cases[c].kind == 0) ids[i] = (int32_t)(cc_uniform() * (i % 3 ? vocab : 5));
             else if (cases[c].kind == 1) ids[i] = i % 4 == 1 ? 65537 : i % 9 == 0 ? 7 : (int32_t)(cc_uniform() * vocab);
-            else ids[i] = (int32_t)(i % 64);
+            else if (cases[c].kind == 2) ids[i] = (int32_t)(i % 64);
+            else ids[i] = 0;
         }
         int32_t *dids = cc_upload(ids, (size_t)n_ids * sizeof *ids);
         cc_buf_t dout = cc_new(dt, n_ids * dim, -1, 1), dtable = cc_new(dt, vocab * dim, -1, 1);

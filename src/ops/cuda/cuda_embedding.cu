@@ -214,6 +214,7 @@ DSC_UNROLL
 
 #define EMB_WARPS 8 /* warps (windows) per block */
 #define EMB_DEPTH 4 /* rows loaded ahead of the adds */
+#define EMB_FIN_DEPTH 8 /* window sums loaded ahead in the finish (a frequent token: ~100 windows, serial) */
 
 /* Warp (window w, column tile ct): the pieces of window w (see the top of the file). Slots of
  * the workspace: 2w for a piece that starts the window, 2w + 1 for one that ends it (a piece
@@ -288,14 +289,14 @@ __global__ void __launch_bounds__(32 * EMB_WARPS) k_emb_finish(int64_t n, int64_
         else hi = mid;
     }
     const int64_t w0 = lo / EMB_WIN;
-    A acc[N] = {}, more[EMB_DEPTH][N] = {};
+    A acc[N] = {}, more[EMB_FIN_DEPTH][N] = {};
     emb_part_io<T, VEC>((A *)part + (2 * w0 + (lo % EMB_WIN == 0 ? 0 : 1)) * n_cols, n_cols, ct, lane, acc, false);
-    for (int64_t v0 = w0 + 1; v0 <= w; v0 += EMB_DEPTH) {
+    for (int64_t v0 = w0 + 1; v0 <= w; v0 += EMB_FIN_DEPTH) {
 DSC_UNROLL
-        for (int u = 0; u < EMB_DEPTH; u++)
+        for (int u = 0; u < EMB_FIN_DEPTH; u++)
             if (v0 + u <= w) emb_part_io<T, VEC>((A *)part + 2 * (v0 + u) * n_cols, n_cols, ct, lane, more[u], false);
 DSC_UNROLL
-        for (int u = 0; u < EMB_DEPTH; u++)
+        for (int u = 0; u < EMB_FIN_DEPTH; u++)
             if (v0 + u <= w)
                 for (int k = 0; k < N; k++)
                     if (emb_cols_ok<T, VEC>(n_cols, ct, lane, k)) acc[k] += more[u][k];
