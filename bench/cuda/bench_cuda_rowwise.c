@@ -5,6 +5,9 @@
  * bandwidth, and its share of an optimizer step (calls per micro-batch x 8 micro-batches),
  * so the rows say where the step's non-gemm time goes and what is left to gain.
  *
+ * The embedding backward rows also print the unsorted kernel's time (no workspace) for
+ * comparison.
+ *
  * Usage: bench_cuda_rowwise [--rows N] (default 65536 = B 64 x T 1024). Exits 77 without a GPU. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +116,56 @@ int main(int argc, char **argv) {
         report(&r, "cross-entropy backward, in place", ms, 2 * lb, 1);
         dsc_cuda_free(logits), dsc_cuda_free(dtg), dsc_cuda_free(losses), dsc_cuda_free(lse), dsc_cuda_free(g);
         free(tg);
+    }
+    /* embedding backward: wte (token ids, Zipf-distributed like text: the most frequent token
+     * about 9% of the ids) and wpe (positions 0..1023 of each sequence); floor: dout read once,
+     * each touched table row read and written once */
+    {
+        const int64_t T = 1024, tables[2] = {V, T};
+        int32_t *ids = malloc((size_t)rows * sizeof *ids);
+        double *cdf = malloc((size_t)V * sizeof *cdf), tot = 0;
+        for (int64_t k = 0; k < V; k++) cdf[k] = (tot += 1.0 / (double)(k + 1));
+        uint8_t *seen = calloc((size_t)V, 1);
+        void *dids = NULL, *dout = bench_rand_dev(dt, (size_t)(rows * C), -1, 1, &seed), *ws = NULL;
+        BCK(dsc_cuda_malloc(&dids, (size_t)rows * 4));
+        const size_t wsb = dsc_cuda_embedding_backward_workspace_bytes(dt, rows, C);
+        BCK(dsc_cuda_malloc(&ws, wsb));
+        for (int t = 0; t < 2; t++) {
+            int64_t distinct = 0;
+            memset(seen, 0, (size_t)V);
+            for (int64_t i = 0; i < rows; i++) {
+                if (t == 0) { /* inverse CDF of 1/(k+1), scrambled so hot ids are spread over the table */
+                    const double u = (bench_urand(&seed) * 0.5 + 0.5) * tot;
+                    int64_t lo = 0, hi = V - 1;
+                    while (lo < hi) {
+                        const int64_t mid = (lo + hi) / 2;
+                        if (cdf[mid] < u) lo = mid + 1;
+                        else hi = mid;
+                    }
+                    ids[i] = (int32_t)((lo * 7919) % V);
+                } else {
+                    ids[i] = (int32_t)(i % T);
+                }
+                distinct += !seen[ids[i]];
+                seen[ids[i]] = 1;
+            }
+            BCK(dsc_cuda_copy_h2d_async(dids, ids, (size_t)rows * 4, NULL));
+            void *dtab = bench_rand_dev(dt, (size_t)(tables[t] * C), -1, 1, &seed);
+            BCK(dsc_cuda_stream_sync(NULL));
+            const double bytes = act + 2.0 * (double)distinct * C * e;
+            char what[64];
+            BENCH_MS(&r.t, ms, 1, 3,
+                     BCK(dsc_cuda_embedding_backward(NULL, dt, rows, C, tables[t], dids, dout, dtab)));
+            printf("  (before: the unsorted kernel, %s: %.3f ms; not in the sum)\n", t ? "wpe" : "wte", ms);
+            BENCH_MS(&r.t, ms, 2, 10,
+                     BCK(dsc_cuda_embedding_backward_ws(NULL, dt, rows, C, tables[t], dids, dout, dtab, ws, wsb)));
+            snprintf(what, sizeof what, "embedding backward %s (%lld ids)", t ? "wpe [1024, 768]" : "wte [50257, 768]",
+                     (long long)distinct);
+            report(&r, what, ms, bytes, 1);
+            dsc_cuda_free(dtab);
+        }
+        free(ids), free(cdf), free(seen);
+        dsc_cuda_free(dids), dsc_cuda_free(dout), dsc_cuda_free(ws);
     }
     printf("sum of the rows above: %.1f ms per optimizer step of 8 micro-batches\n", r.step_ms);
     dsc_cuda_event_destroy(r.t.ev0);

@@ -266,9 +266,10 @@ static void t_reductions(dsc_dtype_t dt) {
 }
 
 /* The two-pass column sums (the device table's path for many rows): 1000 rows = 4 chunks of
- * 256, the last one short; against the CPU, and run twice bit for bit. */
-static void t_col_sums_two_pass(dsc_dtype_t dt) {
-    const int64_t rows = 1000, cols = 77;
+ * 256, the last one short, and 2600 = 11 chunks (more than the finish kernel's 8 chunk lanes);
+ * against the CPU, and run twice bit for bit. */
+static void t_col_sums_two_pass(dsc_dtype_t dt, int64_t rows) {
+    const int64_t cols = 77;
     const double tol = tol_for(dt);
     const size_t wsb = 2 * dsc_cuda_col_sums_workspace_bytes(rows, cols);
     void *ws = NULL;
@@ -309,8 +310,9 @@ static void t_col_sums_two_pass(dsc_dtype_t dt) {
  * takes: GPT-2's 768 and 1600 (7 of 8 groups per lane for bf16, the last lane group partial)
  * and 264 (33 groups: one lane with a second group); 300 rows = 2 chunks of the column sums,
  * the second one short. Forward, dx, dw and db against the CPU from the device's statistics,
- * each run twice bit for bit. f32 at 1600 takes the general kernels (more than 8 groups per
- * lane): the same checks hold there too. */
+ * each run twice bit for bit; then all three in one call (the one-pass backward where it fits).
+ * f32 at 1600 takes the general kernels (more than 8 groups per lane): the same checks hold
+ * there too. */
 static void t_layernorm_fast(dsc_dtype_t dt) {
     static const int64_t widths[] = {768, 1600, 264};
     const double tol = tol_for(dt);
@@ -352,6 +354,31 @@ static void t_layernorm_fast(dsc_dtype_t dt) {
         compare("layernorm fast dw", &dw, rdw, tol);
         compare("layernorm fast db", &db, rdb, tol);
         compare("sum_rows_acc fast", &bs, rbs, tol);
+        /* dx, dw and db in one call, as training calls it (one pass over dy and x where the row
+         * has at most 3 groups of 16 bytes per lane: 768 and 264 for 16 bits, 264 for f32), twice
+         * bit for bit */
+        {
+            cc_buf_t *outs[3] = {&dx, &dw, &db};
+            const float *refs[3] = {rdx, rdw, rdb};
+            static const char *const names[3] = {"layernorm fast dx (with dw, db)", "layernorm fast dw (with dx, db)",
+                                                 "layernorm fast db (with dx, dw)"};
+            void *r1[3];
+            for (int run = 0; run < 2; run++) {
+                for (int k = 0; k < 3; k++) cc_reset(outs[k]);
+                CK(dsc_cuda_layernorm_backward_ws(NULL, dt, rows, cols, x.d, w.d, mean.d, rstd.d, dy.d, dx.d, dw.d,
+                                                  db.d, ws, wsb));
+                for (int k = 0; k < 3; k++) {
+                    const size_t bytes = (size_t)outs[k]->n * cc_size(dt);
+                    void *raw = cc_raw(outs[k]->d, bytes);
+                    if (run == 0) r1[k] = raw;
+                    else {
+                        cc_repeat(names[k], dt, r1[k], raw, bytes);
+                        free(r1[k]), free(raw);
+                    }
+                }
+            }
+            for (int k = 0; k < 3; k++) compare(names[k], outs[k], refs[k], tol);
+        }
         free(refy), free(rmean), free(rrstd), free(gm), free(gr), free(rdx), free(rdw), free(rdb), free(rbs);
         cc_free(&x), cc_free(&y), cc_free(&w), cc_free(&b), cc_free(&mean), cc_free(&rstd);
         cc_free(&dy), cc_free(&dx), cc_free(&dw), cc_free(&db), cc_free(&bs);
@@ -434,6 +461,83 @@ static void t_nn(dsc_dtype_t dt) {
     cc_free(&table), cc_free(&eout), cc_free(&dout), cc_free(&dtable);
     free(ref), free(refy);
     cc_free(&x), cc_free(&y), cc_free(&dy), cc_free(&dx);
+}
+
+/* ---- embedding backward, sorted on the device ---------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The order cuda_kernels.h states for dsc_cuda_embedding_backward_ws, on the host: the
+ * (id, position) list sorted, cut into windows of DSC_CUDA_EMB_WINDOW; per id the window sums
+ * (the first from dtable's row) added in window order, in f32, rounded once to dt. */
+static void emb_ref_windows(dsc_dtype_t dt, int64_t n, int64_t dim, const int32_t *ids, const float *dout, float *dtable) {
+    int64_t *key = malloc((size_t)n * sizeof *key);
+    for (int64_t i = 0; i < n; i++) key[i] = ((int64_t)ids[i] << 32) | i;
+    qsort(key, (size_t)n, sizeof *key, cmp_i64);
+    float *acc = malloc((size_t)dim * 4), *tot = malloc((size_t)dim * 4);
+    for (int64_t a = 0; a < n;) {
+        const int64_t id = key[a] >> 32;
+        int64_t b = a;
+        while (b < n && key[b] >> 32 == id) b++;
+        float *row = dtable + id * dim;
+        for (int64_t j = 0; j < dim; j++) acc[j] = row[j];
+        bool first = true;
+        for (int64_t x = a; x < b; x++) {
+            if (x != a && x % DSC_CUDA_EMB_WINDOW == 0) { /* a window ends: flush its sum */
+                for (int64_t j = 0; j < dim; j++) tot[j] = first ? acc[j] : tot[j] + acc[j], acc[j] = 0;
+                first = false;
+            }
+            const float *src = dout + (key[x] & 0xffffffff) * dim;
+            for (int64_t j = 0; j < dim; j++) acc[j] += src[j];
+        }
+        for (int64_t j = 0; j < dim; j++) row[j] = cc_round(dt, first ? acc[j] : tot[j] + acc[j]);
+        a = b;
+    }
+    free(key), free(acc), free(tot);
+}
+
+/* Shapes: (a) 300 ids over 97 rows, 70 columns (not a multiple of 16 bytes: the element path),
+ * ids 0..4 in every third position (segments over several windows) and others once or a few
+ * times; (b) 1000 ids over 70,000 rows (3 radix passes), 264 columns (16-byte groups over 2
+ * column tiles for 16 bits), one id in every fourth position (250 entries, 8 windows), the rest
+ * mostly single; (c) GPT's position table: ids i % 64 over 5 sequences, 24 columns; (d) 7 ids
+ * (less than a window); (e) a table of one row, 40 ids (two windows, one radix digit). Each run
+ * twice bit for bit, bit for bit against the order above, and against the CPU kernel. */
+static void t_embedding_sorted(dsc_dtype_t dt) {
+    const struct { int64_t vocab, n_ids, dim; int kind; } cases[] = {
+        {97, 300, 70, 0}, {70000, 1000, 264, 1}, {64, 320, 24, 2}, {10, 7, 8, 0}, {1, 40, 16, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t vocab = cases[c].vocab, n_ids = cases[c].n_ids, dim = cases[c].dim;
+        int32_t *ids = malloc((size_t)n_ids * sizeof *ids);
+        for (int64_t i = 0; i < n_ids; i++) {
+            if (cases[c].kind == 0) ids[i] = (int32_t)(cc_uniform() * (i % 3 ? vocab : 5));
+            else if (cases[c].kind == 1) ids[i] = i % 4 == 1 ? 65537 : i % 9 == 0 ? 7 : (int32_t)(cc_uniform() * vocab);
+            else if (cases[c].kind == 2) ids[i] = (int32_t)(i % 64);
+            else ids[i] = 0;
+        }
+        int32_t *dids = cc_upload(ids, (size_t)n_ids * sizeof *ids);
+        cc_buf_t dout = cc_new(dt, n_ids * dim, -1, 1), dtable = cc_new(dt, vocab * dim, -1, 1);
+        const size_t wsb = dsc_cuda_embedding_backward_workspace_bytes(dt, n_ids, dim);
+        void *ws = NULL;
+        CK(dsc_cuda_malloc(&ws, wsb));
+        char name[96];
+        snprintf(name, sizeof name, "embedding backward sorted (%lld ids, %lld x %lld)", (long long)n_ids,
+                 (long long)vocab, (long long)dim);
+        RUN2(name, dtable, dsc_cuda_embedding_backward_ws(NULL, dt, n_ids, dim, vocab, dids, dout.d, dtable.d, ws, wsb));
+        float *got = cc_get(&dtable), *want = copyf(dtable.init, vocab * dim), *cpu = copyf(dtable.init, vocab * dim);
+        emb_ref_windows(dt, n_ids, dim, ids, dout.init, want);
+        snprintf(name, sizeof name, "embedding backward sorted vs window order (%lld ids)", (long long)n_ids);
+        cc_bits(name, dt, got, want, (size_t)(vocab * dim) * 4);
+        dsc_cpu_embedding_backward(DSC_F32, n_ids, dim, ids, dout.init, cpu);
+        snprintf(name, sizeof name, "embedding backward sorted vs CPU (%lld ids)", (long long)n_ids);
+        compare(name, &dtable, cpu, dt == DSC_F32 ? TOL_F32 : tol_for(dt));
+        free(got), free(want), free(cpu), free(ids);
+        dsc_cuda_free(dids), dsc_cuda_free(ws);
+        cc_free(&dout), cc_free(&dtable);
+    }
 }
 
 /* ---- conversions and dropout: bit for bit ------------------------------------------------- */
@@ -563,8 +667,8 @@ static void t_attention(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t
 
 /* pad > 0: rows of ld = V + pad elements (the LM head's padded logits); the pad columns hold
  * random values that neither side may read or change (the whole buffers are compared). */
-static void t_cross_entropy(dsc_dtype_t dt, int64_t pad) {
-    const int64_t rows = 41, V = 5003, ld = V + pad;
+static void t_cross_entropy(dsc_dtype_t dt, int64_t rows, int64_t V, int64_t pad) {
+    const int64_t ld = V + pad;
     const int32_t ignore = -100;
     const double tol = tol_for(dt);
     cc_buf_t x = cc_new(dt, rows * ld, -6, 6), losses = cc_new(DSC_F32, rows, 0, 0), lse = cc_new(DSC_F32, rows, 0, 0);
@@ -616,12 +720,15 @@ int main(void) {
         t_elementwise(dt);
         t_gelu_grad_mul(dt);
         t_reductions(dt);
-        t_col_sums_two_pass(dt);
+        t_col_sums_two_pass(dt, 1000);
+        t_col_sums_two_pass(dt, 2600);
         t_nn(dt);
         t_layernorm_fast(dt);
+        t_embedding_sorted(dt);
         t_dropout(dt);
-        t_cross_entropy(dt, 0);
-        t_cross_entropy(dt, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */
+        t_cross_entropy(dt, 41, 5003, 0);
+        t_cross_entropy(dt, 41, 5003, 45); /* 5003 + 45 = 5048, a multiple of 8 like a padded vocabulary */
+        t_cross_entropy(dt, 9, 50257, 47); /* GPT-2's padded LM head: every thread past the 4-group loads */
         t_attention(dt, 2, 70, 128, 2, 0.0, false);  /* hd 64 (bf16, f16: tensor cores) */
         t_attention(dt, 2, 70, 128, 2, 0.1, false);  /* with dropout */
         t_attention(dt, 1, 45, 96, 3, 0.0, false);   /* hd 32 (simple kernels) */

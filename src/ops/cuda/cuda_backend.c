@@ -42,8 +42,12 @@ static void cu_convert(struct dsc_device *dev, dsc_dtype_t dst_dt, dsc_dtype_t s
 
 static void cu_embedding_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols,
                                   int64_t n_vocab, const int32_t *ids, const void *dout, void *dtable) {
+    /* sorted by id on the device, in the device's scratch */
+    const size_t ws_bytes = dsc_cuda_embedding_backward_workspace_bytes(dt, n_ids, n_cols);
+    void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
     dsc__cuda_check(dev,
-                    dsc_cuda_embedding_backward(dsc__cuda_stream(dev), dt, n_ids, n_cols, n_vocab, ids, dout, dtable),
+                    dsc_cuda_embedding_backward_ws(dsc__cuda_stream(dev), dt, n_ids, n_cols, n_vocab, ids, dout, dtable,
+                                                   ws, ws ? ws_bytes : 0),
                     "embedding_backward");
 }
 

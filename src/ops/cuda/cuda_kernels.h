@@ -182,11 +182,24 @@ int dsc_cuda_layernorm_backward_ws(void *stream, dsc_dtype_t dt, int64_t n_rows,
                                    void *dw, void *db, void *ws, size_t ws_bytes);
 int dsc_cuda_embedding(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
                        const void *table, void *out);
-/* dtable[ids[i], :] += dout[i, :], each element summed in id order (the CPU's order): every
- * thread owns a column of a vocabulary range, so no two threads touch one element. n_vocab is
- * the number of rows of dtable. */
+/* dtable[ids[i], :] += dout[i, :] (n_vocab: the rows of dtable). Without a workspace: every
+ * thread owns a column of a vocabulary range and adds the rows in id order, rounding after each
+ * (slow: one thread walks all ids). */
 int dsc_cuda_embedding_backward(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, int64_t n_vocab,
                                 const int32_t *ids, const void *dout, void *dtable);
+/* The same with a device workspace of dsc_cuda_embedding_backward_workspace_bytes (16-byte
+ * aligned; the call above runs when ws is NULL or too small): the positions are sorted by id on
+ * the device, and each id's rows are summed in f32 (double for f64) and added with one rounding,
+ * in this order: the sorted (id, position) list is cut into windows of DSC_CUDA_EMB_WINDOW
+ * entries; an id's entries inside one window are summed in position order, the first window's
+ * sum starting from dtable's row, the others' from 0; those window sums are then added in
+ * window order. An id whose entries lie in one window gets the CPU's order exactly (dtable +
+ * rows in position order, rounded once); the order depends only on the ids (same bits run after
+ * run, no atomics). n_ids < 2^31. */
+#define DSC_CUDA_EMB_WINDOW 32
+size_t dsc_cuda_embedding_backward_workspace_bytes(dsc_dtype_t dt, int64_t n_ids, int64_t n_cols);
+int dsc_cuda_embedding_backward_ws(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, int64_t n_vocab,
+                                   const int32_t *ids, const void *dout, void *dtable, void *ws, size_t ws_bytes);
 
 /* Agreed contracts (shared with the CPU kernels of h15ops). */
 int dsc_cuda_dropout(void *stream, dsc_dtype_t dt, int64_t n, double p, uint64_t seed, uint64_t offset,

@@ -130,6 +130,88 @@ DSC_UNROLL
     }
 }
 
+/* The whole backward in one pass over dy and x: block c owns the chunk of DSC_CUDA_COL_CHUNK
+ * rows c * CHUNK ...; warp q takes rows q, q + LN_WARPS, ... of it and for each computes dx as
+ * k_ln_dx_warp does, and adds dy * xhat and dy to its lane's column partials (f32: at most
+ * CHUNK / LN_WARPS = 32 rows). The warps' partials are then added in warp order in double in
+ * shared memory, and part0 / part1 [chunk, n_cols] get the chunk's sums (k_col_finish adds the
+ * chunks, as for k_col_part_v). dx NULL: the column sums only.
+ * Why: the dx kernel and the column pass each read dy and x (0.311 ms per 65,536 x 768 bf16
+ * call on an H100, 43% of the copy bandwidth); here they are read once. */
+#define LN_FUSED_MAX_G 3 /* 4 spills registers for 16-bit data (nvcc 13, sm_90, 2 blocks per SM) */
+template <typename T, int G>
+__global__ void __launch_bounds__(32 * LN_WARPS, 2) k_ln_bwd_fused(int64_t n_rows, int64_t n_cols, const T *x, const T *w,
+                                                                const typename ln_stat<T>::type *mean,
+                                                                const typename ln_stat<T>::type *rstd, const T *dy,
+                                                                T *dx, double *part0, double *part1) {
+    typedef typename dsc_acc<T>::type A;
+    constexpr int N = 16 / sizeof(T);
+    __shared__ double s0[32 * LN_FUSED_MAX_G * N], s1[32 * LN_FUSED_MAX_G * N];
+    const int lane = threadIdx.x & 31, q = threadIdx.x >> 5;
+    const int64_t c = blockIdx.x, ng = n_cols / N;
+    const int64_t r_end = (c + 1) * DSC_CUDA_COL_CHUNK < n_rows ? (c + 1) * DSC_CUDA_COL_CHUNK : n_rows;
+    A pw[G][N], pb[G][N];
+DSC_UNROLL
+    for (int i = 0; i < G; i++)
+        for (int k = 0; k < N; k++) pw[i][k] = pb[i][k] = 0;
+    for (int64_t r = c * DSC_CUDA_COL_CHUNK + q; r < r_end; r += LN_WARPS) {
+        const A m = (A)mean[r], rs = (A)rstd[r];
+        dsc_v16<T> xv[G], gv[G], dv[G];
+        ln_load<T, G>(x + r * n_cols, ng, lane, xv);
+        ln_load<T, G>(dy + r * n_cols, ng, lane, gv);
+        if (dx) ln_load<T, G>(dx + r * n_cols, ng, lane, dv);
+        double sg = 0, sgx = 0;
+DSC_UNROLL
+        for (int i = 0; i < G; i++) {
+            const int64_t g = lane + 32 * i;
+            if (g >= ng) continue;
+            const dsc_v16<T> wv = ((const dsc_v16<T> *)w)[g];
+            for (int k = 0; k < N; k++) {
+                const A gk = ld(gv[i].v, k), xh = (ld(xv[i].v, k) - m) * rs, gw = gk * ld(wv.v, k);
+                sg += (double)gw;
+                sgx += (double)gw * (double)xh;
+                pw[i][k] += gk * xh;
+                pb[i][k] += gk;
+            }
+        }
+        if (!dx) continue;
+        sg = dsc_warp_sum(sg);
+        sgx = dsc_warp_sum(sgx);
+        const A mg = (A)(sg / (double)n_cols), mgx = (A)(sgx / (double)n_cols);
+DSC_UNROLL
+        for (int i = 0; i < G; i++) {
+            const int64_t g = lane + 32 * i;
+            if (g >= ng) continue;
+            const dsc_v16<T> wv = ((const dsc_v16<T> *)w)[g];
+            for (int k = 0; k < N; k++) {
+                const A xh = (ld(xv[i].v, k) - m) * rs;
+                st(dv[i].v, k, ld(dv[i].v, k) + rs * (ld(gv[i].v, k) * ld(wv.v, k) - mg - xh * mgx));
+            }
+            ((dsc_v16<T> *)(dx + r * n_cols))[g] = dv[i];
+        }
+    }
+    /* the warps' partials in warp order: warp 0 stores, warps 1.. add in turn */
+    for (int turn = 0; turn < LN_WARPS; turn++) {
+        if (q == turn) {
+DSC_UNROLL
+            for (int i = 0; i < G; i++) {
+                const int64_t g = lane + 32 * i;
+                if (g >= ng) continue;
+                for (int k = 0; k < N; k++) {
+                    const int64_t j = g * N + k;
+                    s0[j] = turn ? s0[j] + (double)pw[i][k] : (double)pw[i][k];
+                    s1[j] = turn ? s1[j] + (double)pb[i][k] : (double)pb[i][k];
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int64_t j = threadIdx.x; j < n_cols; j += blockDim.x) {
+        part0[c * n_cols + j] = s0[j];
+        part1[c * n_cols + j] = s1[j];
+    }
+}
+
 /* Column sums of a chunk of LN_CHUNK rows: block (blockIdx.x: 32 groups of columns,
  * blockIdx.y: the chunk), thread (tx, ty) sums rows ty, ty + LN_ROWS_Y, ... of its group's N
  * columns in double; the LN_ROWS_Y partials are then added in ty order. MODE 0: part0 = sum x;
@@ -224,6 +306,37 @@ static int ln_dx_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *x
     DSC_CUDA_LAUNCHED();
 }
 
+/* G for the fused kernel: the exact groups per lane, 1 to LN_FUSED_MAX_G (GPT-2's 768 in bf16:
+ * 3); 0 when the row needs more (the two-kernel path then runs: 1024 and 1600 in bf16). */
+static inline int ln_fused_groups(int64_t n_groups) {
+    const int64_t per_lane = (n_groups + 31) / 32;
+    return per_lane <= LN_FUSED_MAX_G ? (int)(per_lane < 1 ? 1 : per_lane) : 0;
+}
+
+template <typename T>
+static int ln_bwd_fused_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                          const void *mean, const void *rstd, const void *dy, void *dx, double *part0, double *part1) {
+    typedef typename ln_stat<T>::type S;
+    const int64_t N = 16 / (int64_t)sizeof(T);
+    if (sizeof(T) == 8 || !ln_fast_ok<T>(n_cols, x, w, dy, dx)) return -1;
+    const int G = ln_fused_groups(n_cols / N);
+    const unsigned grid = (unsigned)((n_rows + DSC_CUDA_COL_CHUNK - 1) / DSC_CUDA_COL_CHUNK);
+    switch (G) {
+#define LN_FUSED_CASE(G_)                                                                                          \
+    case G_:                                                                                                       \
+        DSC_LAUNCH(grid, 32 * LN_WARPS, s, k_ln_bwd_fused<T, G_>)(n_rows, n_cols, (const T *)x, (const T *)w,        \
+                                                                 (const S *)mean, (const S *)rstd, (const T *)dy,  \
+                                                                 (T *)dx, part0, part1);                           \
+        break;
+        LN_FUSED_CASE(1)
+        LN_FUSED_CASE(2)
+        LN_FUSED_CASE(3)
+#undef LN_FUSED_CASE
+    default: return -1;
+    }
+    DSC_CUDA_LAUNCHED();
+}
+
 template <typename T>
 static int col_part_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const void *x, const void *w, const void *mean,
                       const void *rstd, double *part0, double *part1) {
@@ -257,4 +370,10 @@ int dsc_cuda_col_part_fast(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t
                            const void *mean, const void *rstd, double *part0, double *part1) {
     if (dt == DSC_F64) return -1;
     return DSC_DISPATCH(dt, col_part_t, DSC_STREAM(stream), n_rows, n_cols, x, w, mean, rstd, part0, part1);
+}
+
+int dsc_cuda_ln_bwd_fused(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                          const void *mean, const void *rstd, const void *dy, void *dx, double *part0, double *part1) {
+    if (dt == DSC_F64) return -1;
+    return DSC_DISPATCH(dt, ln_bwd_fused_t, DSC_STREAM(stream), n_rows, n_cols, x, w, mean, rstd, dy, dx, part0, part1);
 }

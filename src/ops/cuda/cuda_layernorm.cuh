@@ -16,6 +16,11 @@ int dsc_cuda_ln_fwd_fast(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n
 /* dx += the layer norm's input gradient */
 int dsc_cuda_ln_dx_fast(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
                         const void *mean, const void *rstd, const void *dy, void *dx);
+/* The backward's one-pass form: dx += (dx may be NULL) and the chunk column sums of dweight and
+ * dbias into part0 / part1 ([chunks, n_cols] doubles, for k_col_finish); -1 when the row is too
+ * wide for it (more than 3 groups of 16 bytes per lane: 768 bf16 columns) or the general conditions fail. */
+int dsc_cuda_ln_bwd_fused(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, const void *x, const void *w,
+                          const void *mean, const void *rstd, const void *dy, void *dx, double *part0, double *part1);
 /* The first pass of the column sums into part0 (and part1), [chunks, n_cols] doubles: mean
  * NULL: part0 = chunk sums of x; else layer norm's with x = dy, w = its input: part0 = sums of
  * dy * xhat, part1 = sums of dy. */

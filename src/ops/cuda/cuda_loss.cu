@@ -1,8 +1,15 @@
 /* Fused cross-entropy on CUDA (the agreed contract): no [rows, V] probabilities are stored.
  * Row r of the logits starts at r * ld (a padded row stride: the LM head's gemm writes rows of
  * a multiple of 64 columns, src/ops/op_lm_head.c); only columns [0, V) are read or written.
- * Forward: one block per row, the row max, then sum exp(x - max) in double (each thread its
- * share in index order, then a fixed tree): lse = max + log(sum), loss = lse - x[target].
+ * Forward: one block per row and one pass over it (online log-sum-exp): each thread keeps a
+ * running max m and s = sum exp(x - m) over its share in index order, rescaling s (in double)
+ * when m grows; the exps of a 16-byte group (at most 8) are added in f32 (f64 for f64) and then
+ * to s in double; the threads' (m, s) pairs are merged in a fixed tree (warp butterflies, then
+ * warp 0 over the warps): lse = M + log(S), loss = lse - x[target]. Against the CPU's two passes
+ * (max, then the double sum of exp(x - max)) only the roundings of the exps and the group sums
+ * differ: a relative error of the sum of a few f32 ulps (the tests' 1e-5 holds with room).
+ * (The two-pass kernel read each 50,257-wide row twice: 4.2 ms per 65,536 rows on an H100, 52%
+ * of the copy bandwidth.)
  * Backward: one block per row as well (no division per element), value = g * (exp(x - lse) -
  * onehot), g read from device memory; in place allowed (each element is read and written by
  * the same thread). */
@@ -22,13 +29,41 @@ __device__ static inline double cexp(double x) { return exp(x); }
  * in one fixed tree either way. */
 template <typename T> struct alignas(16) ce_v16_t { T v[16 / sizeof(T)]; };
 
+/* Online log-sum-exp state of a thread: m its running max, s = sum exp(x - m) in double. */
+template <typename A> struct ce_ms {
+    A m;
+    double s;
+};
+/* (m1, s1) + (m2, s2) rescaled to the larger max (in double); -inf maxes hold nothing. */
+template <typename A> __device__ static inline ce_ms<A> ce_merge(ce_ms<A> a, ce_ms<A> b) {
+    const A m = a.m > b.m ? a.m : b.m;
+    if (m == -INFINITY) return a;
+    const double sa = a.m == -INFINITY ? 0.0 : a.s * exp((double)a.m - (double)m);
+    const double sb = b.m == -INFINITY ? 0.0 : b.s * exp((double)b.m - (double)m);
+    return ce_ms<A>{m, sa + sb};
+}
+/* adds K values (a 16-byte group, or one element) to the state: their max first (the sum is
+ * rescaled when it grows), then their exps summed in the compute type and added in double */
+template <typename A, int K> __device__ static inline void ce_add(ce_ms<A> &st_, const A (&v)[K]) {
+    A gm = v[0];
+    for (int k = 1; k < K; k++) gm = v[k] > gm ? v[k] : gm;
+    if (gm > st_.m) {
+        st_.s = st_.m == -INFINITY ? 0.0 : st_.s * exp((double)st_.m - (double)gm);
+        st_.m = gm;
+    }
+    A e = 0;
+    for (int k = 0; k < K; k++) e += cexp(v[k] - st_.m);
+    st_.s += (double)e;
+}
+#define CE_AHEAD 4 /* 16-byte groups loaded before they are added */
+
 template <typename T, bool VEC>
 __global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
                            typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
     typedef typename dsc_acc<T>::type A;
     constexpr int N = 16 / sizeof(T);
     __shared__ A shm[32];
-    __shared__ double shd[32];
+    __shared__ double shs[32];
     const int64_t r = blockIdx.x;
     const int32_t t = targets[r];
     if (t == ignore_index) {
@@ -37,31 +72,52 @@ __global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const i
     }
     const T *x = logits + r * row_stride;
     const ce_v16_t<T> *xv = (const ce_v16_t<T> *)x;
-    const int64_t nv = VEC ? V / N : 0;
-    A mx = -INFINITY;
-    for (int64_t g = threadIdx.x; g < nv; g += blockDim.x) {
-        const ce_v16_t<T> q = xv[g];
-        for (int k = 0; k < N; k++) {
-            const A v = ld(q.v, k);
-            mx = v > mx ? v : mx;
+    const int64_t nv = VEC ? V / N : 0, step = blockDim.x;
+    ce_ms<A> acc = {(A)-INFINITY, 0.0};
+    int64_t g = threadIdx.x;
+    for (; g + (CE_AHEAD - 1) * step < nv; g += CE_AHEAD * step) {
+        ce_v16_t<T> q[CE_AHEAD];
+DSC_UNROLL
+        for (int u = 0; u < CE_AHEAD; u++) q[u] = xv[g + u * step];
+DSC_UNROLL
+        for (int u = 0; u < CE_AHEAD; u++) {
+            A v[N];
+            for (int k = 0; k < N; k++) v[k] = ld(q[u].v, k);
+            ce_add<A, N>(acc, v);
         }
     }
-    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) {
-        const A v = ld(x, j);
-        mx = v > mx ? v : mx;
-    }
-    mx = dsc_block_max(mx, shm);
-    double sum = 0;
-    for (int64_t g = threadIdx.x; g < nv; g += blockDim.x) {
+    for (; g < nv; g += step) {
         const ce_v16_t<T> q = xv[g];
-        for (int k = 0; k < N; k++) sum += (double)cexp(ld(q.v, k) - mx);
+        A v[N];
+        for (int k = 0; k < N; k++) v[k] = ld(q.v, k);
+        ce_add<A, N>(acc, v);
     }
-    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) sum += (double)cexp(ld(x, j) - mx);
-    sum = dsc_block_sum(sum, shd);
-    if (threadIdx.x == 0) {
-        const double l = (double)mx + log(sum);
-        lse[r] = (A)l;
-        losses[r] = (A)(l - (double)ld(x, t));
+    for (int64_t j = nv * N + threadIdx.x; j < V; j += step) {
+        const A v[1] = {ld(x, j)};
+        ce_add<A, 1>(acc, v);
+    }
+    /* a fixed tree: the warp's butterfly, then warp 0 over the warps in order */
+    for (int o = 16; o > 0; o >>= 1) {
+        const ce_ms<A> other = {__shfl_xor_sync(0xffffffffu, acc.m, o), __shfl_xor_sync(0xffffffffu, acc.s, o)};
+        acc = ce_merge(acc, other);
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    if (lane == 0) {
+        shm[warp] = acc.m;
+        shs[warp] = acc.s;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        acc = lane < nw ? ce_ms<A>{shm[lane], shs[lane]} : ce_ms<A>{(A)-INFINITY, 0.0};
+        for (int o = 16; o > 0; o >>= 1) {
+            const ce_ms<A> other = {__shfl_xor_sync(0xffffffffu, acc.m, o), __shfl_xor_sync(0xffffffffu, acc.s, o)};
+            acc = ce_merge(acc, other);
+        }
+        if (lane == 0) {
+            const double l = (double)acc.m + log(acc.s);
+            lse[r] = (A)l;
+            losses[r] = (A)(l - (double)ld(x, t));
+        }
     }
 }
 

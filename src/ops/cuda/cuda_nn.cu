@@ -1,5 +1,5 @@
 /* Row and column reductions and the row-wise network kernels on CUDA: sum_rows(_mul)_acc,
- * sum, softmax (+ backward), layer norm (+ backward), embedding (+ backward).
+ * sum, softmax (+ backward), layer norm (+ backward); the embedding is in cuda_embedding.cu.
  *
  * Determinism: every sum has one fixed order (a thread's share in index order, then a fixed
  * tree), independent of scheduling, so repeated runs give the same bits; no atomics. Sums are
@@ -43,8 +43,8 @@ template <typename T> static int sum_rows_t(cudaStream_t s, int64_t n_rows, int6
 }
 /* ---- two-pass column sums (the _ws entries): many rows, few columns ----------------------
  * One block per (32 columns, COL_CHUNK rows) writes the chunk's column sums (double, the
- * one-pass kernel's order within the chunk) to a workspace; a second kernel adds each
- * column's chunks in chunk order. A fixed order again (no atomics), and GPT's bias and norm
+ * one-pass kernel's order within the chunk) to a workspace; a second kernel (k_col_finish)
+ * adds each column's chunks in a fixed order. A fixed order again (no atomics), and GPT's bias and norm
  * gradients (65,536 rows x 768 columns) get 6,144 blocks instead of 24. */
 #define COL_CHUNK DSC_CUDA_COL_CHUNK
 
@@ -90,18 +90,32 @@ __global__ void k_col_part(int64_t n_rows, int64_t n_cols, const T *x, const T *
         if (MODE == 2) part1[c * n_cols + j] = s1;
     }
 }
-/* y[j] += the chunks' sums of column j in chunk order: rounded as the one-pass kernels do
- * (sum_rows: once from double with alpha; layer norm: the sum in the compute type, then added). */
+/* y[j] += the chunks' sums of column j: block (32 columns) x (COL_FIN_Y chunk lanes), lane ty
+ * adds chunks ty, ty + COL_FIN_Y, ... in order, then the COL_FIN_Y partials in ty order; rounded
+ * as the one-pass kernels do (sum_rows: once from double with alpha; layer norm: the sum in the
+ * compute type, then added). (One thread per column over all 256 chunks of 65,536 rows gave 3
+ * blocks for 768 columns, a long serial chain per thread.) */
+#define COL_FIN_Y 8
 template <typename T>
 __global__ void k_col_finish(int64_t n_chunks, int64_t n_cols, double alpha, bool norm_style, const double *part, T *y) {
     typedef typename dsc_acc<T>::type A;
-    DSC_GRID_STRIDE(j, n_cols) {
-        double s = 0;
-        for (int64_t c = 0; c < n_chunks; c++) s += part[c * n_cols + j];
-        if (norm_style) st(y, j, ld(y, j) + (A)s);
-        else st(y, j, (A)((double)ld(y, j) + alpha * s));
+    __shared__ double p[COL_FIN_Y][COLS_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t j = (int64_t)blockIdx.x * COLS_X + tx;
+    double s = 0;
+    if (j < n_cols)
+        for (int64_t c = ty; c < n_chunks; c += COL_FIN_Y) s += part[c * n_cols + j];
+    p[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && j < n_cols) {
+        double t = 0;
+        for (int k = 0; k < COL_FIN_Y; k++) t += p[k][tx];
+        if (norm_style) st(y, j, ld(y, j) + (A)t);
+        else st(y, j, (A)((double)ld(y, j) + alpha * t));
     }
 }
+static inline dim3 col_finish_grid(int64_t n_cols) { return dim3((unsigned)((n_cols + COLS_X - 1) / COLS_X)); }
+#define COL_FINISH_BLOCK dim3(COLS_X, COL_FIN_Y)
 template <typename T>
 static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, double alpha, const void *x, const void *w,
                             void *y, double *ws) {
@@ -116,7 +130,7 @@ static int sum_rows_2pass_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, doub
     else if (fast < 0)
         DSC_LAUNCH(grid, block, s, k_col_part<T, 0>)(n_rows, n_cols, (const T *)x, (const T *)NULL, (const S *)NULL,
                                                     (const S *)NULL, ws, (double *)NULL);
-    DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
+    DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, alpha, false, ws, (T *)y);
     DSC_CUDA_LAUNCHED();
 }
 static bool two_pass(int64_t n_rows, int64_t n_cols, size_t ws_bytes, int n_sums) {
@@ -324,6 +338,17 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
                           const void *mean, const void *rstd, const void *dy, void *dx, void *dw, void *db,
                           double *ws) {
     typedef typename stat_t<T>::type S;
+    if ((dw || db) && ws) { /* dx and the column partials in one pass, when the row suits it */
+        const int64_t nc = col_chunks(n_rows);
+        double *ws_b = ws + nc * n_cols;
+        const int fused = dsc_cuda_ln_bwd_fused(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx, ws, ws_b);
+        if (fused > 0) return fused;
+        if (fused == 0) {
+            if (dw) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+            if (db) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+            DSC_CUDA_LAUNCHED();
+        }
+    }
     const int fast_dx = dx ? dsc_cuda_ln_dx_fast(s, dsc_dtype_of<T>(), n_rows, n_cols, x, w, mean, rstd, dy, dx) : 0;
     if (fast_dx > 0) return fast_dx;
     if (fast_dx < 0)
@@ -338,8 +363,8 @@ static int layernorm_bw_t(cudaStream_t s, int64_t n_rows, int64_t n_cols, const 
         if (fast < 0)
             DSC_LAUNCH(grid, block, s, k_col_part<T, 2>)(n_rows, n_cols, (const T *)dy, (const T *)x, (const S *)mean,
                                                         (const S *)rstd, ws, ws_b);
-        if (dw) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
-        if (db) DSC_LAUNCH(dsc_grid(n_cols, 256), 256, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
+        if (dw) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws, (T *)dw);
+        if (db) DSC_LAUNCH(col_finish_grid(n_cols), COL_FINISH_BLOCK, s, k_col_finish<T>)(nc, n_cols, 1.0, true, ws_b, (T *)db);
     } else if (dw || db) {
         dim3 block(COLS_X, ROWS_Y), grid((unsigned)((n_cols + COLS_X - 1) / COLS_X));
         DSC_LAUNCH(grid, block, s, k_layernorm_dwdb<T>)(n_rows, n_cols, (const T *)x, (const S *)mean, (const S *)rstd,
@@ -365,51 +390,4 @@ extern "C" int dsc_cuda_layernorm_backward(void *stream, dsc_dtype_t dt, int64_t
                                            const void *x, const void *w, const void *mean, const void *rstd,
                                            const void *dy, void *dx, void *dw, void *db) {
     return dsc_cuda_layernorm_backward_ws(stream, dt, n_rows, n_cols, x, w, mean, rstd, dy, dx, dw, db, NULL, 0);
-}
-
-/* ---- embedding ------------------------------------------------------------------------- */
-
-template <typename T>
-__global__ void k_embedding(int64_t n_ids, int64_t n_cols, const int32_t *ids, const T *table, T *out) {
-    DSC_GRID_STRIDE(i, n_ids * n_cols) {
-        const int64_t r = i / n_cols, j = i % n_cols;
-        out[i] = table[(int64_t)ids[r] * n_cols + j];
-    }
-}
-/* blockIdx.y picks a vocabulary range, blockIdx.x a column block; each thread walks every id
- * in order and adds the rows whose id falls in its range: the CPU's order, no atomics. */
-#define EMB_RANGES 64
-template <typename T>
-__global__ void k_embedding_backward(int64_t n_ids, int64_t n_cols, int64_t v_per, const int32_t *ids, const T *dout,
-                                     T *dtable) {
-    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t v0 = (int64_t)blockIdx.y * v_per, v1 = v0 + v_per;
-    if (j >= n_cols) return;
-    for (int64_t i = 0; i < n_ids; i++) {
-        const int64_t id = ids[i];
-        if (id < v0 || id >= v1) continue;
-        const int64_t d = id * n_cols + j;
-        st(dtable, d, ld(dtable, d) + ld(dout, i * n_cols + j));
-    }
-}
-template <typename T> static int embedding_t(cudaStream_t s, int64_t n_ids, int64_t n_cols, int64_t n_vocab, const int32_t *ids, const void *src, void *dst) {
-    if (n_vocab < 0) {
-        DSC_LAUNCH_FLAT(dsc_grid(n_ids * n_cols, 256), 256, s, k_embedding<T>)(n_ids, n_cols, ids, (const T *)src, (T *)dst);
-    } else {
-        const int64_t ranges = n_vocab < EMB_RANGES ? (n_vocab > 0 ? n_vocab : 1) : EMB_RANGES;
-        const int64_t v_per = (n_vocab + ranges - 1) / ranges;
-        dim3 grid((unsigned)((n_cols + 127) / 128), (unsigned)ranges);
-        DSC_LAUNCH_FLAT(grid, 128, s, k_embedding_backward<T>)(n_ids, n_cols, v_per, ids, (const T *)src, (T *)dst);
-    }
-    DSC_CUDA_LAUNCHED();
-}
-extern "C" int dsc_cuda_embedding(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols, const int32_t *ids,
-                                  const void *table, void *out) {
-    if (n_ids <= 0 || n_cols <= 0) return 0;
-    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, -1, ids, table, out);
-}
-extern "C" int dsc_cuda_embedding_backward(void *stream, dsc_dtype_t dt, int64_t n_ids, int64_t n_cols,
-                                           int64_t n_vocab, const int32_t *ids, const void *dout, void *dtable) {
-    if (n_ids <= 0 || n_cols <= 0 || n_vocab <= 0) return 0;
-    return DSC_DISPATCH(dt, embedding_t, DSC_STREAM(stream), n_ids, n_cols, n_vocab, ids, dout, dtable);
 }
