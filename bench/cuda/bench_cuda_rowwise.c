@@ -126,10 +126,10 @@ int main(int argc, char **argv) {
         double *cdf = malloc((size_t)V * sizeof *cdf), tot = 0;
         for (int64_t k = 0; k < V; k++) cdf[k] = (tot += 1.0 / (double)(k + 1));
         uint8_t *seen = calloc((size_t)V, 1);
-        void *dids = NULL, *dout = bench_rand_dev(dt, (size_t)(rows * C), -1, 1, &seed), *ws = NULL;
+        void *dids = NULL, *dout = bench_rand_dev(dt, (size_t)(rows * C), -1, 1, &seed), *ews = NULL;
         BCK(dsc_cuda_malloc(&dids, (size_t)rows * 4));
-        const size_t wsb = dsc_cuda_embedding_backward_workspace_bytes(dt, rows, C);
-        BCK(dsc_cuda_malloc(&ws, wsb));
+        const size_t ewsb = dsc_cuda_embedding_backward_workspace_bytes(dt, rows, C);
+        BCK(dsc_cuda_malloc(&ews, ewsb));
         for (int t = 0; t < 2; t++) {
             int64_t distinct = 0;
             memset(seen, 0, (size_t)V);
@@ -158,14 +158,14 @@ int main(int argc, char **argv) {
                      BCK(dsc_cuda_embedding_backward(NULL, dt, rows, C, tables[t], dids, dout, dtab)));
             printf("  (before: the unsorted kernel, %s: %.3f ms; not in the sum)\n", t ? "wpe" : "wte", ms);
             BENCH_MS(&r.t, ms, 2, 10,
-                     BCK(dsc_cuda_embedding_backward_ws(NULL, dt, rows, C, tables[t], dids, dout, dtab, ws, wsb)));
+                     BCK(dsc_cuda_embedding_backward_ws(NULL, dt, rows, C, tables[t], dids, dout, dtab, ews, ewsb)));
             snprintf(what, sizeof what, "embedding backward %s (%lld ids)", t ? "wpe [1024, 768]" : "wte [50257, 768]",
                      (long long)distinct);
             report(&r, what, ms, bytes, 1);
             dsc_cuda_free(dtab);
         }
         free(ids), free(cdf), free(seen);
-        dsc_cuda_free(dids), dsc_cuda_free(dout), dsc_cuda_free(ws);
+        dsc_cuda_free(dids), dsc_cuda_free(dout), dsc_cuda_free(ews);
     }
     printf("sum of the rows above: %.1f ms per optimizer step of 8 micro-batches\n", r.step_ms);
     dsc_cuda_event_destroy(r.t.ev0);
