@@ -41,6 +41,9 @@ struct dsc_zero {
     int64_t numel;            /* P0: parameters in the model */
     dsc_dtype_t model_dtype;
     bool accumulate_fp32;
+    /* Optimizer offload "cpu" (zero.h): master is host memory counted on host_ctx. */
+    dsc_ctx_t *host_ctx;
+    bool pin_memory, master_pinned;
     char *errmsg;
     size_t errmsg_size;
 
@@ -114,6 +117,13 @@ static inline size_t dsc__z3_full_bytes(const dsc_zero_t *z, const z3_param_t *p
     if (z->plan.stage == 2) return (size_t)p->numel * dsc__z3_msize(z);
     return (size_t)p->shard * (size_t)z->world_size * dsc__z3_msize(z);
 }
+
+/* zero_state.c: master's allocation (on the device, or on the host when offloaded), its
+ * free, and the fp32 initial values of this rank's extent from a device buffer dev32 of
+ * n_local floats. */
+float *dsc__zero_master_alloc(dsc_zero_t *z, size_t n_local);
+void dsc__zero_master_free(dsc_zero_t *z);
+dsc_status_t dsc__zero_master_from_device(dsc_zero_t *z, const float *dev32);
 
 /* zero_state.c: the model's initial fp32 values (its own or its initialisation), broadcast
  * from rank 0, into init32 (numel floats, flat layout). */

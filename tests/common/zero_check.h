@@ -9,7 +9,7 @@
 typedef struct zero_case {
     int stage;
     int gas;
-    const char *precision; /* "fp32" or "bf16" */
+    const char *precision; /* "fp32", "bf16" or "fp16" (loss scale 2^32: the first steps overflow and are skipped) */
     int steps;
     int micro_batch;       /* rows per rank per micro-step */
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
