@@ -210,3 +210,20 @@ dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
 }
 
 dsc_status_t dsc__engine_state_flush(dsc_engine_t *e) { return e->nvme ? dsc__nvme_flush(e->nvme) : DSC_OK; }
+
+size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
+    if (pinned) *pinned = 0;
+    if (!e || !e->host_ctx) return 0;
+    /* master and states (OPTIM), the gradient's copy (GRAD_ACCUM), the 16-bit update's (PARAMS);
+     * the optimizer's bookkeeping (OTHER) is not state */
+    const size_t total = dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_OPTIM).live_bytes +
+                         dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_GRAD_ACCUM).live_bytes +
+                         dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_PARAMS).live_bytes;
+    bool master_pinned = false;
+    dsc__zero_master_on_host(e->zero, &master_pinned);
+    const size_t n = (size_t)e->n_local;
+    if (pinned)
+        *pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) +
+                  (e->half_pinned ? n * dsc_dtype_size(e->model_dtype) : 0);
+    return total;
+}

@@ -313,6 +313,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->offload_device = DSC_CONFIG_OFFLOAD_NONE;
     o->sub_group_size = 1000000000;
     o->offload_buffer_count = 4;
+    o->device_is_host = true;
+    o->offload_pin_memory = true;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -333,6 +335,7 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->offload_device = cfg->zero_optimization.offload_optimizer.device;
     o->sub_group_size = cfg->zero_optimization.sub_group_size;
     o->offload_buffer_count = cfg->zero_optimization.offload_optimizer.buffer_count;
+    o->offload_pin_memory = cfg->zero_optimization.offload_optimizer.pin_memory;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -505,6 +508,16 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
         out->nvme_bytes = dsc__nvme_file_bytes(n_local, o->optimizer_states, sgs);
         out->pinned_host_bytes = dsc__nvme_buffer_bytes(n_local, o->optimizer_states, sgs, o->offload_buffer_count);
         out->state.optim += out->pinned_host_bytes - 4 * (int64_t)o->optimizer_states * n_local;
+    }
+    if (stage >= 1 && o->offload_device == DSC_CONFIG_OFFLOAD_CPU && !o->device_is_host) {
+        /* src/engine/engine_offload.c: master and states leave the device (state.optim); the
+         * host holds them, the gradient partition's copy and the 16-bit update's */
+        const int64_t n_local = stage == 3 ? out->state.grad_accum / 4 : plan.part;
+        const int64_t half = o->param_dtype != DSC_F32 ? (int64_t)dsc_dtype_size(o->param_dtype) * n_local : 0;
+        const int64_t copies = 4 * n_local /* master */ + 4 * n_local /* gradient */ + half;
+        out->host_bytes = copies + 4 * (int64_t)o->optimizer_states * n_local;
+        out->pinned_host_bytes = o->offload_pin_memory ? copies : 0;
+        out->state.optim = 0;
     }
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->state.transient + out->activations;

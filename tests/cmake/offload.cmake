@@ -43,4 +43,4 @@ add_test(NAME cli_estimate_offload
 $<TARGET_FILE:dsc_cli> estimate --model tiny --config $d/c.json; rm -rf $d"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_estimate_offload PROPERTIES
-  PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +240.00 KiB +852.00 KiB +[0-9]+ +872448 +<- config.*\n3 +nvme .* 872448")
+  PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +0 B +240.00 KiB +852.00 KiB +[0-9]+ +0 +872448 +<- config.*\n3 +nvme .* 872448")

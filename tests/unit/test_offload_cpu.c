@@ -38,8 +38,37 @@ static void test_engine(void) {
                           "stage %d %s: device params/grads/accum %zu/%zu/%zu, without offload %zu/%zu/%zu", stage,
                           prec[pi], off.mem_params, off.mem_grads, off.mem_grad_accum, mem.mem_params, mem.mem_grads,
                           mem.mem_grad_accum);
-                printf("  stage %d %s: device optimizer bytes %zu without offload, %zu with\n", stage, prec[pi],
-                       mem.mem_optim, off.mem_optim);
+                /* dsc estimate's plan: the device's optimizer bytes and the host's, as measured */
+                dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+                gc.block_size = 16;
+                dsc_estimate_options_t eo;
+                dsc_estimate_options_default(&gc, &eo);
+                eo.micro_batch = 2;
+                eo.param_dtype = pi == 1 ? DSC_BF16 : pi == 2 ? DSC_F16 : DSC_F32;
+                eo.accumulate_fp32 = pi == 1;
+                eo.reduce_bucket_size = 5000;
+                eo.persistence_threshold = 0;
+                eo.max_reuse_distance = 0;
+                eo.offload_device = DSC_CONFIG_OFFLOAD_CPU;
+                eo.device_is_host = false;
+                dsc_memory_estimate_t en;
+                char err[256];
+                CHECK_OK(dsc_estimate_memory(&eo, stage, false, &en, err, sizeof err));
+                CHECK_MSG(en.state.optim == (int64_t)off.mem_optim && en.host_bytes == (int64_t)off.offload_host &&
+                              en.state.grad_accum == (int64_t)off.mem_grad_accum,
+                          "stage %d %s: estimated device optimizer / host / grad accum bytes %lld / %lld / %lld, "
+                          "measured %zu / %zu / %zu", stage, prec[pi], (long long)en.state.optim,
+                          (long long)en.host_bytes, (long long)en.state.grad_accum, off.mem_optim, off.offload_host,
+                          off.mem_grad_accum);
+                /* the guarded device has no page-locked memory: nothing pinned, the plan says what would be */
+                CHECK_MSG(off.offload_pinned == 0 && en.pinned_host_bytes > 0 && en.pinned_host_bytes < en.host_bytes,
+                          "stage %d %s: pinned %zu measured, %lld planned", stage, prec[pi], off.offload_pinned,
+                          (long long)en.pinned_host_bytes);
+                CHECK_MSG(mem.offload_host == 0, "stage %d %s: host offload bytes %zu without offload", stage, prec[pi],
+                          mem.offload_host);
+                printf("  stage %d %s: device optimizer bytes %zu without offload, %zu with; host %zu (planned %lld, "
+                       "%lld of it pinned)\n", stage, prec[pi], mem.mem_optim, off.mem_optim, off.offload_host,
+                       (long long)en.host_bytes, (long long)en.pinned_host_bytes);
             }
             zero_result_free(&mem);
             zero_result_free(&off);
