@@ -44,3 +44,7 @@ $<TARGET_FILE:dsc_cli> estimate --model tiny --config $d/c.json; rm -rf $d"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_estimate_offload PROPERTIES
   PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +0 B +240.00 KiB +852.00 KiB +[0-9]+ +0 +872448 +<- config.*\n3 +nvme .* 872448")
+
+# offload_optimizer.device "cpu" from the guarded device: the step-20 line of the run without
+# offload, and checkpoints that resume across the setting both ways (stages 1-3, bf16).
+dsc_cli_safety_test(train_offload_cpu_resume)
