@@ -56,6 +56,7 @@ struct dsc_engine {
     float *grad_host;
     void *half_host;
     bool grad_pinned, half_pinned;
+    bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
 
     /* Counters (DeepSpeed's names, spec 6.3). */
     int64_t micro_steps, global_steps, global_samples, skipped_steps;

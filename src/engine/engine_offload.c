@@ -99,6 +99,8 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                  "gradient partition (%zu elements)", n);
         return DSC_ERR_NOMEM;
     }
+    dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies to the host asynchronously */
+    e->grad_mirrored = dsc__dev_has_to_host_async(e->ctx);
     bool master_pinned = false;
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
@@ -106,9 +108,10 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     const size_t states = (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
     dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s) "
                 "and the gradient partition of %zu elements in host memory (%zu bytes pinned%s, %zu bytes of states); "
-                "the step runs on the CPU", e->rank, dsc_optim_class_name(&e->optim_params), e->ctx->device.name,
-                dsc_optim_num_states(e->optimizer), n, pinned,
-                all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states);
+                "the step runs on the CPU; gradients go to the host %s", e->rank,
+                dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer), n,
+                pinned, all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory",
+                states, e->grad_mirrored ? "as they are reduced" : "at the step (the device copies synchronously only)");
     return DSC_OK;
 }
 
@@ -155,7 +158,8 @@ void dsc__engine_free_offload(dsc_engine_t *e) {
  * (fp32: ZeRO copies the master back in dsc__zero_finish_step). */
 static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
     const size_t n = (size_t)e->n_local;
-    dsc_status_t rc = dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, n * 4);
+    /* mirrored during backward: only what the boundary backward did not touch still moves */
+    dsc_status_t rc = e->grad_mirrored ? dsc__zero_mirror_finish(e->zero) : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, n * 4);
     if (rc != DSC_OK) return rc;
     rc = dsc_optim_step(e->optimizer, e->master, e->grad_host, grad_scale, lr, half ? e->half_host : NULL, half_dtype);
     if (rc != DSC_OK) {

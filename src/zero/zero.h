@@ -109,6 +109,18 @@ void dsc__zero_unhold(dsc_zero_t *z, int i);
  * working copy and the fp32 master. */
 dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
 
+/* Optimizer offload: a host mirror of grad32 (n_local floats, page-locked for overlap) kept
+ * by the device's asynchronous device-to-host copies (zero_host.c; only when
+ * dsc__dev_has_to_host_async). On a boundary micro-step (dsc__zero_mirror_boundary before its
+ * backward) every addition into grad32 is followed by a copy of the added range, so the
+ * gradient partition goes to the host as backward reduces it (stages 2-3: layer by layer;
+ * stage 1: bucket by bucket in dsc__zero_reduce_gradients). dsc__zero_mirror_finish, after
+ * dsc__zero_reduce_gradients, copies the ranges the boundary backward did not touch and
+ * waits: then host equals grad32. */
+void dsc__zero_mirror_set(dsc_zero_t *z, float *host);
+void dsc__zero_mirror_boundary(dsc_zero_t *z, bool boundary);
+dsc_status_t dsc__zero_mirror_finish(dsc_zero_t *z);
+
 /* Host buffers of the optimizer offload (zero_host.c): n_bytes of zeroed host memory,
  * counted under `category` of host_ctx (the host-side context that owns them, never the
  * device's), page-locked by dev_ctx's device when want_pinned and it offers pinned memory

@@ -147,6 +147,7 @@ static void free_state(dsc_zero_t *z) {
 }
 
 dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z) {
+    dsc__zero_mirror_clear(z);
     if (z->scoped) { /* full gradients exist only inside backward */
         return dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     }
@@ -164,12 +165,18 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
     const int64_t k = z->plan.part;
     const size_t es = dsc_dtype_size(dtype);
     char *s = src;
-    if (N == 1) return dsc_amp_accumulate(z->ctx, z->acc32, src, dtype, (size_t)k);
+    /* optimizer offload: each reduced piece goes to the host mirror as it lands (zero.h) */
+    z->mirror_all = z->mirror != NULL;
+    if (N == 1) {
+        dsc_status_t rc = dsc_amp_accumulate(z->ctx, z->acc32, src, dtype, (size_t)k);
+        return rc == DSC_OK ? dsc__zero_mirror_range(z, -1, 0, k) : rc;
+    }
     if (z->bucket >= k) { /* one collective, in place: the result lands in src's own slice */
         char *mine = s + (size_t)z->plan.begin * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, s, mine, (size_t)k, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
-        return dsc_amp_accumulate(z->ctx, z->acc32, mine, dtype, (size_t)k);
+        rc = dsc_amp_accumulate(z->ctx, z->acc32, mine, dtype, (size_t)k);
+        return rc == DSC_OK ? dsc__zero_mirror_range(z, -1, 0, k) : rc;
     }
     char *stage = z->staging;
     for (int64_t j = 0; j < k; j += z->bucket) {
@@ -180,6 +187,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, stage, mine, (size_t)c, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
         rc = dsc_amp_accumulate(z->ctx, z->acc32 + j, mine, dtype, (size_t)c);
+        if (rc == DSC_OK) rc = dsc__zero_mirror_range(z, -1, j, c);
         if (rc != DSC_OK) return rc;
     }
     return DSC_OK;
@@ -342,6 +350,7 @@ void dsc__zero_free(dsc_zero_t *z) {
         }
     }
     free_state(z);
+    free(z->mirrored);
     free(z);
 }
 

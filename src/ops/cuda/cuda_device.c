@@ -129,6 +129,11 @@ static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t
     if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, s), "device-to-host copy")) return -1;
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "device-to-host copy (synchronise)");
 }
+/* On the stream, no wait: the caller syncs (a later to_host or sync) before reading host_dst. */
+static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
+    return dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, dsc__cuda_stream(dev)),
+                           "device-to-host copy (asynchronous)");
+}
 static int cu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
     return dsc__cuda_check(dev, dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n), "convert");
 }
@@ -207,6 +212,7 @@ static void cuda_table_fill(void) {
             .copy = cu_copy,
             .from_host = cu_from_host,
             .to_host = cu_to_host,
+            .to_host_async = cu_to_host_async,
             .convert = cu_convert,
             .sync = cu_sync,
             .event_new = cu_event_new,
