@@ -99,8 +99,7 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                  "gradient partition (%zu elements)", n);
         return DSC_ERR_NOMEM;
     }
-    dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies to the host asynchronously */
-    e->grad_mirrored = dsc__dev_has_to_host_async(e->ctx);
+    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies asynchronously */
     bool master_pinned = false;
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
@@ -111,11 +110,12 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                 "the step runs on the CPU; gradients go to the host %s", e->rank,
                 dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer), n,
                 pinned, all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory",
-                states, e->grad_mirrored ? "as they are reduced" : "at the step (the device copies synchronously only)");
+                states, e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
     return DSC_OK;
 }
 
 static void free_host(dsc_engine_t *e) {
+    dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
     const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host, n * 4, e->grad_pinned);
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, n * hs, e->half_pinned);

@@ -117,7 +117,8 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
  * stage 1: bucket by bucket in dsc__zero_reduce_gradients). dsc__zero_mirror_finish, after
  * dsc__zero_reduce_gradients, copies the ranges the boundary backward did not touch and
  * waits: then host equals grad32. */
-void dsc__zero_mirror_set(dsc_zero_t *z, float *host);
+/* Returns whether the mirror is on (the device has to_host_async and memory sufficed). */
+bool dsc__zero_mirror_set(dsc_zero_t *z, float *host);
 void dsc__zero_mirror_boundary(dsc_zero_t *z, bool boundary);
 dsc_status_t dsc__zero_mirror_finish(dsc_zero_t *z);
 

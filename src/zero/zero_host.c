@@ -40,13 +40,14 @@ void dsc__host_buffer_free(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_cate
     dsc__mem_sub(host_ctx, category, n_bytes);
 }
 
-void dsc__zero_mirror_set(dsc_zero_t *z, float *host) {
+bool dsc__zero_mirror_set(dsc_zero_t *z, float *host) {
     free(z->mirrored);
     z->mirrored = NULL;
     z->mirror = NULL;
-    if (!host || !dsc__dev_has_to_host_async(z->ctx)) return;
-    if (z->plan.stage >= 2 && !(z->mirrored = calloc((size_t)z->n + 1, sizeof *z->mirrored))) return; /* no mirror */
+    if (!host || !dsc__dev_has_to_host_async(z->ctx)) return false;
+    if (z->plan.stage >= 2 && !(z->mirrored = calloc((size_t)z->n + 1, sizeof *z->mirrored))) return false; /* copied at the step */
     z->mirror = host;
+    return true;
 }
 
 void dsc__zero_mirror_boundary(dsc_zero_t *z, bool boundary) { z->mirror_on = z->mirror && boundary; }
