@@ -340,8 +340,8 @@ static void bench_report(bench_t *b) {
            peak / 1048576.0, b->loss, anchor_cell);
     printf("note: dsc decays every parameter (weight_decay 0.1 on biases and LayerNorm weights too: dsc has no "
            "per-tensor groups); the anchors decay 2-D tensors only. This changes the update, not its cost.\n");
-    printf("RESULT system=dsc model=%s offload=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f\n",
-           a->model->name, a->offload, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss);
+    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s\n",
+           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload);
 }
 
 static void bench_free(bench_t *b) {
