@@ -107,7 +107,8 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         segs[n_segs++].numel = (size_t)e->n_local - covered;
     }
     if (dsc__engine_offload_nvme(e)) /* its state lives in the swap file (engine_offload.c) */
-        rc = dsc__optim_new_unbacked(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
+        rc = dsc__optim_new_unbacked(dsc__engine_optim_ctx(e), &e->optim_params, (size_t)e->n_local, segs, n_segs,
+                                     &e->optimizer);
     else /* in host memory, with the CPU's kernels, when offloaded from a device (engine_offload.c) */
         rc = dsc_optim_new(dsc__engine_optim_ctx(e), &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
     free(segs);

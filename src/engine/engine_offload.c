@@ -28,7 +28,7 @@ bool dsc__engine_offload_nvme(const dsc_engine_t *e) {
 
 bool dsc__engine_offload_host(const dsc_engine_t *e) {
     const dsc_config_zero_t *z = &e->config->zero_optimization;
-    return z->stage > 0 && z->offload_optimizer.device == DSC_CONFIG_OFFLOAD_CPU && e->ctx->device.kind != DSC_DEVICE_CPU;
+    return z->stage > 0 && z->offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE && e->ctx->device.kind != DSC_DEVICE_CPU;
 }
 
 dsc_ctx_t *dsc__engine_optim_ctx(const dsc_engine_t *e) { return e->host_ctx ? e->host_ctx : e->ctx; }
@@ -60,29 +60,20 @@ dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz)
     const dsc_config_zero_t *z = &e->config->zero_optimization;
     const dsc_config_offload_device_t dev = z->offload_optimizer.device;
     if (z->stage == 0 || dev == DSC_CONFIG_OFFLOAD_NONE) return DSC_OK;
-    if (dev == DSC_CONFIG_OFFLOAD_NVME && e->ctx->device.kind == DSC_DEVICE_CUDA) {
-        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"nvme\": optimizer offload to NVMe from "
-                 "the %s device is not implemented yet (it works with the cpu device; \"cpu\" works with every device)",
-                 e->config->source_name, e->ctx->device.name);
+    if (dev == DSC_CONFIG_OFFLOAD_NVME && e->optim_params.type == DSC_OPTIM_LAMB) {
+        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"nvme\": Lamb cannot be offloaded (its "
+                 "trust ratio needs whole tensors; DeepSpeed offloads Adam, Adagrad and Lion)", e->config->source_name);
         return DSC_ERR_UNSUPPORTED;
     }
-    if (dsc__engine_offload_host(e)) {
+    if (dsc__engine_offload_host(e)) { /* "cpu", or "nvme" with the step on the host (ZeRO-Infinity) */
         if (z->offload_optimizer.fast_init && e->rank == 0) /* DeepSpeed reads it for NVMe only */
             dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.fast_init has no effect with device "
                         "\"cpu\": the host state is allocated and filled once at start (DeepSpeed uses it for NVMe)");
         return DSC_OK;
     }
-    if (dev == DSC_CONFIG_OFFLOAD_CPU) {
-        if (e->rank == 0)
-            dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.device \"cpu\" is a no-op on the %s "
-                        "device: the optimizer state already lives in host memory", e->ctx->device.name);
-        return DSC_OK;
-    }
-    if (e->optim_params.type == DSC_OPTIM_LAMB) {
-        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"nvme\": Lamb cannot be offloaded (its "
-                 "trust ratio needs whole tensors; DeepSpeed offloads Adam, Adagrad and Lion)", e->config->source_name);
-        return DSC_ERR_UNSUPPORTED;
-    }
+    if (dev == DSC_CONFIG_OFFLOAD_CPU && e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.device \"cpu\" is a no-op on the %s "
+                    "device: the optimizer state already lives in host memory", e->ctx->device.name);
     return DSC_OK;
 }
 
@@ -104,13 +95,15 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
     const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) + (e->half_pinned ? n * hs : 0);
-    const size_t states = (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
-    dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s) "
+    const bool nvme = dsc__engine_offload_nvme(e);
+    const size_t states = nvme ? 0 : (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
+    dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s)%s "
                 "and the gradient partition of %zu elements in host memory (%zu bytes pinned%s, %zu bytes of states); "
                 "the step runs on the CPU; gradients go to the host %s", e->rank,
-                dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer), n,
-                pinned, all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory",
-                states, e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
+                dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer),
+                nvme ? " (on NVMe, below)" : "", n, pinned,
+                all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states,
+                e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
     return DSC_OK;
 }
 
@@ -124,8 +117,14 @@ static void free_host(dsc_engine_t *e) {
 }
 
 dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz) {
-    if (e->host_ctx && e->optimizer) return setup_host(e, err, errsz);
+    if (e->host_ctx && e->optimizer) {
+        dsc_status_t rc = setup_host(e, err, errsz);
+        if (rc != DSC_OK) return rc;
+    }
     if (!dsc__engine_offload_nvme(e) || !e->optimizer) return DSC_OK;
+    /* off a host device the swapper runs in the host context: its buffers are the states the
+     * host optimizer steps (no device window) */
+    dsc_ctx_t *octx = dsc__engine_optim_ctx(e);
     const dsc_config_t *c = e->config;
     const dsc_config_offload_optimizer_t *oo = &c->zero_optimization.offload_optimizer;
     const dsc_nvme_options_t o = {oo->nvme_path, c->zero_optimization.sub_group_size, oo->buffer_count,
@@ -140,7 +139,7 @@ dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz)
     }
     double initial[3] = {0, 0, 0};
     for (int i = 0; i < ns && i < 3; i++) initial[i] = dsc__optim_state_initial(e->optimizer, i);
-    dsc_status_t rc = dsc__nvme_new(e->ctx, &o, e->rank, e->n_local, ns, initial, &e->nvme, err, errsz);
+    dsc_status_t rc = dsc__nvme_new(octx, &o, e->rank, e->n_local, ns, initial, &e->nvme, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer state (%s) on NVMe: %s", e->rank,
                 dsc_optim_class_name(&e->optim_params), dsc__nvme_describe(e->nvme));
@@ -161,7 +160,10 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
     /* mirrored during backward: only what the boundary backward did not touch still moves */
     dsc_status_t rc = e->grad_mirrored ? dsc__zero_mirror_finish(e->zero) : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, n * 4);
     if (rc != DSC_OK) return rc;
-    rc = dsc_optim_step(e->optimizer, e->master, e->grad_host, grad_scale, lr, half ? e->half_host : NULL, half_dtype);
+    void *hh = half ? e->half_host : NULL;
+    rc = e->nvme && dsc_optim_num_states(e->optimizer) > 0 /* ZeRO-Infinity: the states through the swap file */
+             ? dsc__nvme_step(e->nvme, e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype)
+             : dsc_optim_step(e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype);
     if (rc != DSC_OK) {
         dsc_ctx_set_error(e->ctx, rc, "the offloaded optimizer's step: %s", dsc_ctx_errmsg(e->host_ctx));
         return rc;
