@@ -18,6 +18,8 @@
  * Usage: gpt2_gpu [--model d12] [--batch 64] [--steps 10] [--zero 0] [--ckpt] [--device cuda:0]
  *                 [--tokens-per-step 524288] [--context 1024] [--vocab 50257] [--seed 1]
  *                 [--max-seconds S]   (stop after the step that passes S seconds, once 2 ran)
+ *                 [--offload none|cpu] (zero_optimization.offload_optimizer.device, ZeRO 1-3: "cpu" runs
+ *                                       the optimizer on the host, docs/offload.md)
  * A smoke test on the CPU: gpt2_gpu --device cpu --model gpt2-tiny --context 32 --batch 2
  *                                   --tokens-per-step 128 --steps 3 */
 #include <errno.h>
@@ -50,6 +52,7 @@ typedef struct {
     double max_seconds; /* 0: run every step */
     bool ckpt;
     const char *device;
+    const char *offload; /* offload_optimizer.device: "none" or "cpu" */
     uint64_t seed;
 } args_t;
 
@@ -57,6 +60,7 @@ static void usage(FILE *out) {
     fprintf(out, "usage: gpt2_gpu [--model d12|d24|d48|d6|d36|gpt2-tiny] [--batch B] [--steps N] [--zero 0-3] [--ckpt]\n"
                  "                [--device cuda:0|cpu] [--tokens-per-step N] [--context T] [--vocab V] [--seed S]\n"
                  "                [--max-seconds S]  (stop after the step that passes S s, once 2 steps ran)\n"
+                 "                [--offload none|cpu]  (the optimizer offloaded to the host; needs --zero 1-3)\n"
                  "defaults: d12, B 64, 10 steps, ZeRO 0, cuda:0, 524288 tokens per step, T 1024, vocab 50257\n");
 }
 
@@ -82,7 +86,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
         }
         static const char *const with_value[] = {"--model", "--device", "--batch", "--steps", "--zero",
                                                  "--context", "--vocab", "--seed", "--tokens-per-step",
-                                                 "--max-seconds"};
+                                                 "--max-seconds", "--offload"};
         bool known = false;
         for (size_t o = 0; o < sizeof with_value / sizeof with_value[0]; o++) known = known || !strcmp(k, with_value[o]);
         if (!known) {
@@ -104,6 +108,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
                 if (!strcmp(v, presets[m].name)) a->model = &presets[m];
             ok = a->model != NULL;
         } else if (!strcmp(k, "--device")) a->device = v;
+        else if (!strcmp(k, "--offload")) ok = !strcmp(v, "none") || !strcmp(v, "cpu"), a->offload = v;
         else if (!strcmp(k, "--batch")) ok = parse_long(v, 1, 1 << 20, &n), a->batch = (int)n;
         else if (!strcmp(k, "--steps")) ok = parse_long(v, 1, 100000, &n), a->steps = (int)n;
         else if (!strcmp(k, "--zero")) ok = parse_long(v, 0, 3, &n), a->zero = (int)n;
@@ -241,8 +246,9 @@ static dsc_status_t bench_setup(bench_t *b) {
              " \"steps_per_print\": 1000000000, \"bf16\": {\"enabled\": true}, \"gradient_clipping\": 1.0,\n"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0006, \"betas\": [0.9, 0.95], \"eps\": 1e-8,"
              " \"weight_decay\": 0.1}},\n"
-             " \"zero_optimization\": {\"stage\": %d}}\n",
-             a->batch * b->ga, a->batch, b->ga, a->zero);
+             " \"zero_optimization\": {\"stage\": %d%s}}\n",
+             a->batch * b->ga, a->batch, b->ga, a->zero,
+             strcmp(a->offload, "cpu") ? "" : ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}");
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
     eo.config_json = json;
     dsc_initialize_result_t init = {0};
@@ -259,6 +265,7 @@ static dsc_status_t bench_setup(bench_t *b) {
     eopt.context = a->context;
     eopt.checkpoint_every = a->ckpt ? 1 : 0;
     eopt.vocab_pad = dsc_ctx_gemm_pad_elems(b->ctx);
+    eopt.device_is_host = !strcmp(dsc_ctx_device_name(b->ctx), "cpu");
     b->plan_ok = b->plan_ok && dsc_estimate_memory(&eopt, a->zero, a->ckpt, &b->plan, perr, sizeof perr) == DSC_OK;
     if (b->plan_ok && (rc = dsc_ctx_reserve_step_memory(b->ctx, (size_t)b->plan.step_arena)) != DSC_OK)
         return fail(b, rc, "reserving the planned activation memory", dsc_ctx_errmsg(b->ctx));
@@ -328,14 +335,15 @@ static void bench_report(bench_t *b) {
     printf("| system | device | model | B | GA | T | steps timed | ms/step median | ms/step min | tok/s | MFU vs 989.4 TF "
            "| peak device MiB | loss (last micro-batch) | anchor (H100) |\n"
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    printf("| dsc %s bf16 ZeRO-%d%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
-           DSC_VERSION_STRING, a->zero, a->ckpt ? " ckpt" : "", b->device_label, a->model->name, a->batch, b->ga,
+    printf("| dsc %s bf16 ZeRO-%d%s%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
+           DSC_VERSION_STRING, a->zero, a->ckpt ? " ckpt" : "", strcmp(a->offload, "cpu") ? "" : " offload cpu",
+           b->device_label, a->model->name, a->batch, b->ga,
            a->context, n, b->steps_run, med * 1e3, t[0] * 1e3, tok_s, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK,
            peak / 1048576.0, b->loss, anchor_cell);
     printf("note: dsc decays every parameter (weight_decay 0.1 on biases and LayerNorm weights too: dsc has no "
            "per-tensor groups); the anchors decay 2-D tensors only. This changes the update, not its cost.\n");
-    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f\n",
-           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss);
+    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s\n",
+           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload);
 }
 
 static void bench_free(bench_t *b) {
@@ -350,7 +358,7 @@ static void bench_free(bench_t *b) {
 
 int main(int argc, char **argv) {
     bench_t b = {.a = {.model = &presets[2], .batch = 64, .steps = 10, .zero = 0, .context = 1024, .vocab = 50257,
-                       .tokens_per_step = 524288, .ckpt = false, .device = "cuda:0", .seed = 1},
+                       .tokens_per_step = 524288, .ckpt = false, .device = "cuda:0", .offload = "none", .seed = 1},
                  .loss = NAN, .where = ""};
     const int pa = parse_args(argc, argv, &b.a);
     if (pa >= 0) return pa;
@@ -367,11 +375,11 @@ int main(int argc, char **argv) {
     int status = 1;
     if (bench_setup(&b) == DSC_OK) {
         fprintf(stderr, "gpt2_gpu: %s on %s (%s): %d layers, %d heads, width %d, vocab %d, T %d, %lld parameters; "
-                "B %d x GA %d = %ld tokens/step; bf16, ZeRO %d%s; memory plan %.1f MiB\n",
+                "B %d x GA %d = %ld tokens/step; bf16, ZeRO %d%s%s; memory plan %.1f MiB\n",
                 a->model->name, b.device_label, dsc_ctx_device_name(b.ctx), b.gc.n_layer, b.gc.n_head, b.gc.n_embd,
                 b.gc.vocab_size, a->context, (long long)dsc_model_numel(b.gpt->model), a->batch, b.ga,
                 a->tokens_per_step, a->zero, a->ckpt ? ", activation checkpointing" : "",
-                b.plan_ok ? b.plan.total / 1048576.0 : 0.0);
+                strcmp(a->offload, "cpu") ? "" : ", optimizer offloaded to the host", b.plan_ok ? b.plan.total / 1048576.0 : 0.0);
         if (bench_run(&b) == DSC_OK) {
             bench_report(&b);
             status = isfinite(b.loss) ? 0 : 1;

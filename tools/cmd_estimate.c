@@ -130,25 +130,29 @@ static void quiet(dsc_log_level_t level, const char *message, void *user) {
 
 /* Per-rank bytes for each optimizer-offload setting at stages 1-3 (no activation
  * checkpointing): the device's (on the cpu device: host memory, the swap buffers included),
- * the pinned-host swap buffers and the NVMe swap file. */
+ * the host memory outside it ("cpu" from a GPU: master, states, gradient and update copies),
+ * the pinned part and the NVMe swap file. */
 static void print_offload(const dsc_estimate_options_t *base, int config_stage) {
     char a[32];
     printf("\nOptimizer offload per rank (zero_optimization.offload_optimizer; sub_group_size %s, buffer_count %lld;\n"
-           "\"device\" is the total above: on the cpu device it is host memory, swap buffers included):\n\n",
+           "\"device\" is the total above: on the cpu device it is host memory, swap buffers included; \"cpu\" is the\n"
+           "offload from a GPU (on the cpu device it is a no-op: as none), its host bytes outside the device):\n\n",
            grouped(base->sub_group_size, a, sizeof a), (long long)base->offload_buffer_count);
-    printf("%-5s %-8s %12s %12s %12s %15s %15s\n", "stage", "offload", "device", "pinned host", "NVMe", "device (bytes)",
-           "NVMe (bytes)");
+    printf("%-5s %-8s %12s %12s %12s %12s %15s %15s %15s\n", "stage", "offload", "device", "host", "pinned host", "NVMe",
+           "device (bytes)", "host (bytes)", "NVMe (bytes)");
     static const char *const names[] = {"none", "cpu", "nvme"};
     for (int stage = 1; stage <= 3; stage++)
         for (int d = 0; d < 3; d++) {
             dsc_estimate_options_t o = *base;
             o.offload_device = (dsc_config_offload_device_t)d;
+            o.device_is_host = d != DSC_CONFIG_OFFLOAD_CPU;
             dsc_memory_estimate_t e;
-            char err[256], c[3][32];
+            char err[256], c[4][32];
             if (dsc_estimate_memory(&o, stage, false, &e, err, sizeof err) != DSC_OK) continue;
-            printf("%-5d %-8s %12s %12s %12s %15lld %15lld%s%s\n", stage, names[d], human(e.total, c[0], 32),
-                   human(e.pinned_host_bytes, c[1], 32), human(e.nvme_bytes, c[2], 32), (long long)e.total,
-                   (long long)e.nvme_bytes, d == 1 ? "   (a no-op on the cpu device)" : "",
+            printf("%-5d %-8s %12s %12s %12s %12s %15lld %15lld %15lld%s%s\n", stage, names[d], human(e.total, c[0], 32),
+                   human(e.host_bytes, c[1], 32), human(e.pinned_host_bytes, c[2], 32), human(e.nvme_bytes, c[3], 32),
+                   (long long)e.total, (long long)e.host_bytes, (long long)e.nvme_bytes,
+                   d == 1 ? "   (from a GPU; a no-op on the cpu device)" : "",
                    stage == config_stage && (int)base->offload_device == d ? "   <- config" : "");
         }
 }

@@ -42,6 +42,7 @@ static dsc_status_t memory_plan(const dsc_engine_t *engine, const dsc_gpt_config
     o.rank = dsc_engine_rank(engine);
     o.checkpoint_every = checkpoint_every > 0 ? checkpoint_every : 0;
     o.vocab_pad = dsc_ctx_gemm_pad_elems(dsc_engine_ctx(engine)); /* the device's padded LM head */
+    o.device_is_host = strcmp(dsc_ctx_device_name(dsc_engine_ctx(engine)), "cpu") == 0; /* "cpu" offload moves state */
     const bool ckpt = o.checkpoint_every > 0 || o.number_checkpoints > 0;
     return dsc_estimate_memory(&o, (int)dsc_engine_config(engine)->zero_optimization.stage, ckpt, plan, err, sizeof err);
 }
@@ -707,10 +708,23 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: memory plan per rank: model state %.2f MiB + per-layer %.2f MiB + activations "
                     "%.2f MiB = %.2f MiB at the peak (dsc estimate)\n", state_bytes(&plan.state) / 1048576.0,
                     plan.state.transient / 1048576.0, plan.activations / 1048576.0, plan.total / 1048576.0);
-        if (rank0 && plan_ok && plan.nvme_bytes > 0) /* offload_optimizer.device "nvme" */
+        if (rank0 && plan_ok && plan.nvme_bytes > 0 && plan.host_bytes == 0) /* "nvme" on the cpu device */
             fprintf(stderr, "dsc train: optimizer offload per rank: NVMe swap file %.2f MiB (%lld bytes), swap buffers "
                     "(pinned host) %.2f MiB, in the optimizer state above (dsc estimate)\n", plan.nvme_bytes / 1048576.0,
                     (long long)plan.nvme_bytes, plan.pinned_host_bytes / 1048576.0);
+        else if (rank0 && plan_ok && plan.nvme_bytes > 0) /* "nvme" from a device: swap buffers in the host line */
+            fprintf(stderr, "dsc train: optimizer offload per rank: NVMe swap file %.2f MiB (%lld bytes) (dsc estimate)\n",
+                    plan.nvme_bytes / 1048576.0, (long long)plan.nvme_bytes);
+        size_t off_pinned = 0, off_host = dsc_engine_offload_host_bytes(engine, &off_pinned);
+        if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0))) /* offload_optimizer.device "cpu" from a device */
+            fprintf(stderr, "dsc train: optimizer offload per rank: host memory %.2f MiB (%zu bytes; plan %lld), of which "
+                    "pinned %.2f MiB (%zu bytes; plan %lld): fp32 master, %s, gradient partition%s; the "
+                    "device keeps none of them (dsc estimate)\n", off_host / 1048576.0, off_host,
+                    plan_ok ? (long long)plan.host_bytes : -1LL, off_pinned / 1048576.0, off_pinned,
+                    plan_ok ? (long long)plan.pinned_host_bytes : -1LL,
+                    plan_ok && plan.nvme_bytes > 0 ? "NVMe swap buffers" : "optimizer state",
+                    dsc_engine_config(engine)->bf16.enabled || dsc_engine_config(engine)->fp16.enabled
+                        ? ", 16-bit update" : "");
         /* Hold the plan's step arena in one piece from the start: the first step then needs
          * no more device memory than the plan says (otherwise its arena grows by doubling);
          * the gradient pool, the rest of the activations, takes its blocks apart. */

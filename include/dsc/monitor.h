@@ -180,9 +180,14 @@ typedef struct dsc_estimate_options {
      * on the cpu device (the state is in host memory already); "nvme" moves the optimizer
      * states of the rank's partition to a swap file, keeping offload_buffer_count buffers of
      * one sub-group (zero_optimization.sub_group_size elements, default 1e9) in host memory
-     * (src/zero/offload_nvme.h; the fp32 master weights stay). */
+     * (src/zero/offload_nvme.h; the fp32 master weights stay). "cpu" off a host device
+     * (device_is_host false: a GPU, the guarded device) moves the fp32 master, the states
+     * and a copy of the gradient partition (and of the 16-bit update) to host memory
+     * (host_bytes), the master and the copies page-locked when offload_pin_memory. */
     dsc_config_offload_device_t offload_device;
     int64_t sub_group_size, offload_buffer_count;
+    bool device_is_host;     /* true (default): the cpu device, whose memory is host memory */
+    bool offload_pin_memory; /* zero_optimization.offload_optimizer.pin_memory (default true) */
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
@@ -205,8 +210,12 @@ typedef struct dsc_memory_estimate {
                                 should hold (the gradient pool allocates its blocks apart) */
     int64_t total;           /* state + state.transient + activations: the peak */
     /* offload_device "nvme": bytes of the rank's swap file, and the host bytes of its swap
-     * buffers (part of state.optim, which no longer holds the states); 0 otherwise. */
-    int64_t nvme_bytes, pinned_host_bytes;
+     * buffers (part of state.optim, which no longer holds the states); 0 otherwise.
+     * offload_device "cpu" off a host device: host_bytes of host memory outside the device's
+     * total (the fp32 master, the states, the gradient partition's copy and the 16-bit
+     * update's; state.optim is then 0), of which pinned_host_bytes page-locked (all but the
+     * states when offload_pin_memory); 0 otherwise. */
+    int64_t nvme_bytes, pinned_host_bytes, host_bytes;
 } dsc_memory_estimate_t;
 
 /* Parameters of the GPT (P0), and DeepSpeed's "largest layer" (the module with the most

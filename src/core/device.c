@@ -226,6 +226,15 @@ dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, s
     return DSC_OK;
 }
 
+dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
+    if (!ctx->device.table->to_host_async) return DSC_ERR_UNSUPPORTED;
+    if (n_bytes && ctx->device.table->to_host_async(&ctx->device, host_dst, src, n_bytes) != 0)
+        return dev_fail(ctx, "device-to-host copy (asynchronous)", n_bytes);
+    return DSC_OK;
+}
+
+bool dsc__dev_has_to_host_async(const dsc_ctx_t *ctx) { return ctx->device.table->to_host_async != NULL; }
+
 dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes) {
     if (n_bytes && ctx->device.table->from_host(&ctx->device, dst, host_src, n_bytes) != 0)
         return dev_fail(ctx, "host-to-device copy", n_bytes);

@@ -51,6 +51,10 @@ typedef struct dsc_device_table {
     int (*copy)(dsc_device_t *dev, void *dst, const void *src, size_t n_bytes);
     int (*from_host)(dsc_device_t *dev, void *dst, const void *host_src, size_t n_bytes);
     int (*to_host)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);
+    /* Optional (NULL: none): device to host on the stream without waiting; the bytes are on
+     * the host once a later to_host or sync returns (page-locked host_dst lets the copy
+     * overlap later work). The optimizer offload mirrors gradients with it during backward. */
+    int (*to_host_async)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);
     /* Element conversion between two device buffers (rounding as dsc_convert). */
     int (*convert)(dsc_device_t *dev, void *dst, dsc_dtype_t dst_dtype, const void *src, dsc_dtype_t src_dtype,
                    size_t n_elems);
@@ -150,6 +154,11 @@ dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_
 /* Device to host (returns once the bytes are on the host) and host to device. */
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes);
 dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes);
+/* Device to host without waiting (the table's to_host_async): the bytes are on the host once
+ * a later dsc__dev_to_host or dsc__dev_sync returns. DSC_ERR_UNSUPPORTED (not recorded) when
+ * the device has no such entry: dsc__dev_has_to_host_async says beforehand. */
+dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes);
+bool dsc__dev_has_to_host_async(const dsc_ctx_t *ctx);
 /* Element conversion between two device buffers (rounding as dsc_convert). */
 dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, const void *src,
                               dsc_dtype_t src_dtype, size_t n_elems);

@@ -185,6 +185,7 @@ static void guarded_table_fill(void) {
         t.copy = g_copy;
         t.from_host = g_from_host;
         t.to_host = g_to_host;
+        t.to_host_async = g_to_host; /* done at once: a valid "later" (the offload's mirror path runs here) */
         t.convert = g_convert;
         t.host_accessible = g_host_accessible;
         t.destroy = g_destroy;

@@ -72,9 +72,13 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
 }
 
 dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz) {
+    dsc_status_t rc = dsc__engine_open_host(e, err, errsz); /* optimizer offload to the host: its context */
+    if (rc != DSC_OK) return rc;
     const dsc_zero_setup_t s = {e->ctx, e->model, e->comm, &e->config->zero_optimization, e->plan, e->model_dtype,
-                                e->accumulate_fp32, e->errmsg, sizeof e->errmsg};
-    dsc_status_t rc = dsc__zero_create(&s, &e->zero, err, errsz);
+                                e->accumulate_fp32, e->host_ctx,
+                                e->config->zero_optimization.offload_optimizer.pin_memory, e->errmsg,
+                                sizeof e->errmsg};
+    rc = dsc__zero_create(&s, &e->zero, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc__zero_buffers(e->zero, &e->params, &e->grads);
     e->master = dsc__zero_master(e->zero);
@@ -209,6 +213,7 @@ void dsc_engine_free(dsc_engine_t *e) {
     dsc__engine_monitor_free(e->monitor);
     dsc__engine_free_offload(e);
     dsc_optim_free(e->optimizer);
+    dsc__engine_close_host(e); /* after everything it holds */
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);
     free(e);

@@ -107,12 +107,13 @@ dsc_status_t dsc__engine_build_optimizer(dsc_engine_t *e, const dsc_client_optim
         segs[n_segs++].numel = (size_t)e->n_local - covered;
     }
     if (dsc__engine_offload_nvme(e)) /* its state lives in the swap file (engine_offload.c) */
-        rc = dsc__optim_new_unbacked(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
-    else
-        rc = dsc_optim_new(e->ctx, &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
+        rc = dsc__optim_new_unbacked(dsc__engine_optim_ctx(e), &e->optim_params, (size_t)e->n_local, segs, n_segs,
+                                     &e->optimizer);
+    else /* in host memory, with the CPU's kernels, when offloaded from a device (engine_offload.c) */
+        rc = dsc_optim_new(dsc__engine_optim_ctx(e), &e->optim_params, (size_t)e->n_local, segs, n_segs, &e->optimizer);
     free(segs);
     if (rc != DSC_OK) snprintf(err, errsz, "creating the %s optimizer: %s", dsc_optim_class_name(&e->optim_params),
-                               dsc_ctx_errmsg(e->ctx));
+                               dsc_ctx_errmsg(dsc__engine_optim_ctx(e)));
     return rc;
 }
 

@@ -186,7 +186,7 @@ static dsc_status_t ck_write_piece(dsc_engine_t *e, dsc_st_writer_t *w, int s, i
         snprintf(msg, n, "out of memory");
         return DSC_ERR_NOMEM;
     }
-    dsc_status_t st = s < 0 ? dsc__dev_to_host(e->ctx, host, e->master + local, count * sizeof *host)
+    dsc_status_t st = s < 0 ? dsc__engine_master_get(e, local, (int64_t)count, host)
                             : dsc__engine_state_get(e, s, local, (int64_t)count, host);
     if (!st) st = dsc_st_write(w, host, DSC_F32, count, msg, n);
     else snprintf(msg, n, "reading the engine's state from the device: %s", dsc_ctx_errmsg(e->ctx));
@@ -203,7 +203,7 @@ static dsc_status_t ck_read_piece(dsc_engine_t *e, dsc_ckpt_t *c, const char *na
         return DSC_ERR_NOMEM;
     }
     dsc_status_t st = dsc_ckpt_read(c, name, a, b, host, DSC_F32, msg, n);
-    if (!st && (st = s < 0 ? dsc__dev_from_host(e->ctx, e->master + local, host, count * sizeof *host)
+    if (!st && (st = s < 0 ? dsc__engine_master_set(e, local, (int64_t)count, host)
                            : dsc__engine_state_set(e, s, local, (int64_t)count, host)))
         snprintf(msg, n, "writing the engine's state to the device: %s", dsc_ctx_errmsg(e->ctx));
     free(host);
@@ -865,7 +865,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
             if (st) return ck_comm_fail(e, st, fn, "assembling the replicated state");
         }
     if (e->model_dtype != DSC_F32) {
-        st = dsc_amp_f32_to_half(e->ctx, dsc__zero_local_params(e->zero), e->model_dtype, e->master, (size_t)e->n_local);
+        st = dsc__engine_rebuild_working_copy(e);
         if (st) return dsc__engine_fail(e, st, "%s: rebuilding the working copy failed", fn);
     }
     if ((st = dsc__zero_finish_step(e->zero))) return st; /* its message names the rank; gradients zeroed */

@@ -48,6 +48,15 @@ struct dsc_engine {
     dsc_optim_params_t optim_params;
     dsc_sched_t *scheduler;    /* NULL when none */
     struct dsc_nvme *nvme;     /* offload_optimizer.device "nvme": the optimizer's state file (engine_offload.c) */
+    /* offload_optimizer.device "cpu" off a host device (engine_offload.c): a cpu context that
+     * owns the optimizer (its states), the fp32 master (through ZeRO) and the host copies of
+     * the gradient partition (grad_host, n_local floats) and of the 16-bit update (half_host,
+     * n_local elements of model_dtype; NULL in fp32), page-locked when pinned. NULL: none. */
+    dsc_ctx_t *host_ctx;
+    float *grad_host;
+    void *half_host;
+    bool grad_pinned, half_pinned;
+    bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
 
     /* Counters (DeepSpeed's names, spec 6.3). */
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
@@ -103,6 +112,19 @@ dsc_status_t dsc__engine_build_scheduler(dsc_engine_t *e, const dsc_client_lr_sc
  * swap file when offloaded; state_get/set/flush: optimizer state s of this rank's extent on
  * the host (checkpoints), through the swap file when offloaded. */
 bool dsc__engine_offload_nvme(const dsc_engine_t *e);
+/* offload "cpu" from a device whose memory is not host memory: the optimizer runs on the host.
+ * open_host creates e->host_ctx (before ZeRO, which puts the master there); close frees it
+ * (after the optimizer). */
+bool dsc__engine_offload_host(const dsc_engine_t *e);
+dsc_status_t dsc__engine_open_host(dsc_engine_t *e, char *err, size_t errsz);
+void dsc__engine_close_host(dsc_engine_t *e);
+/* The context the optimizer lives in (host_ctx when offloaded to the host, else e->ctx). */
+dsc_ctx_t *dsc__engine_optim_ctx(const dsc_engine_t *e);
+/* Checkpoints: master weights [offset, offset + n) of this rank's extent to and from the host;
+ * the working copy of this rank's extent rebuilt from the master (16-bit models). */
+dsc_status_t dsc__engine_master_get(dsc_engine_t *e, int64_t offset, int64_t n, float *host);
+dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, const float *host);
+dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e);
 dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz);
 dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz);
 void dsc__engine_free_offload(dsc_engine_t *e);

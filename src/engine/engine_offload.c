@@ -1,7 +1,19 @@
 /* zero_optimization.offload_optimizer in the engine: "cpu" on a host device is a no-op (the
- * state is in host memory already), "nvme" puts the optimizer's state of this rank's partition
- * in a swap file (src/zero/offload_nvme.c) that the optimizer step and checkpoints go through. */
+ * state is in host memory already); "cpu" from any other device (guarded, cuda:N) runs the
+ * optimizer on the host, in a second context on the cpu device: the fp32 master (ZeRO puts it
+ * there), the optimizer's states and a host copy of this rank's reduced gradient partition
+ * live in host memory, the update runs with the CPU's kernels, and the updated 16-bit (or
+ * fp32) values of the partition go back to the device's working copy, from where ZeRO's
+ * all-gather (stages 1-2) or re-gather (stage 3) spreads them as without offload. "nvme"
+ * puts the optimizer's state of this rank's partition in a swap file (src/zero/offload_nvme.c)
+ * that the optimizer step and checkpoints go through.
+ *
+ * The gradient partition is reduced, scanned for inf/NaN and its norm taken on the device,
+ * as without offload (dsc__zero_reduce_gradients): those need every rank's sum before any
+ * update, the device holds it first, and the same kernels give the same overflow decision
+ * and clipping factor bit for bit; only an update that will happen copies it to the host. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/device.h"
@@ -14,33 +26,105 @@ bool dsc__engine_offload_nvme(const dsc_engine_t *e) {
     return z->stage > 0 && z->offload_optimizer.device == DSC_CONFIG_OFFLOAD_NVME;
 }
 
-dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz) {
+bool dsc__engine_offload_host(const dsc_engine_t *e) {
     const dsc_config_zero_t *z = &e->config->zero_optimization;
-    const dsc_config_offload_device_t dev = z->offload_optimizer.device;
-    if (z->stage == 0 || dev == DSC_CONFIG_OFFLOAD_NONE) return DSC_OK;
-    const char *name = dev == DSC_CONFIG_OFFLOAD_CPU ? "cpu" : "nvme";
-    if (e->ctx->device.kind == DSC_DEVICE_CUDA) {
-        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"%s\": optimizer offload from the %s "
-                 "device is not implemented yet (it works with the cpu device)", e->config->source_name, name,
-                 e->ctx->device.name);
-        return DSC_ERR_UNSUPPORTED;
-    }
-    if (dev == DSC_CONFIG_OFFLOAD_CPU) {
-        if (e->rank == 0)
-            dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.device \"cpu\" is a no-op on the %s "
-                        "device: the optimizer state already lives in host memory", e->ctx->device.name);
-        return DSC_OK;
-    }
-    if (e->optim_params.type == DSC_OPTIM_LAMB) {
-        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"nvme\": Lamb cannot be offloaded (its "
-                 "trust ratio needs whole tensors; DeepSpeed offloads Adam, Adagrad and Lion)", e->config->source_name);
-        return DSC_ERR_UNSUPPORTED;
+    return z->stage > 0 && z->offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE && e->ctx->device.kind != DSC_DEVICE_CPU;
+}
+
+dsc_ctx_t *dsc__engine_optim_ctx(const dsc_engine_t *e) { return e->host_ctx ? e->host_ctx : e->ctx; }
+
+static void forward_log(dsc_log_level_t level, const char *message, void *user) {
+    dsc_ctx_log((dsc_ctx_t *)user, level, "%s", message);
+}
+
+dsc_status_t dsc__engine_open_host(dsc_engine_t *e, char *err, size_t errsz) {
+    if (!dsc__engine_offload_host(e)) return DSC_OK;
+    dsc_ctx_options_t o = DSC_CTX_OPTIONS_INIT;
+    o.device = "cpu";
+    o.log_fn = forward_log; /* its messages (out of memory, ...) land in the engine's log */
+    o.log_user = e->ctx;
+    if (dsc_ctx_new(&o, &e->host_ctx) != DSC_OK) {
+        snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": cannot create the host context "
+                 "for the optimizer (out of memory)");
+        return DSC_ERR_NOMEM;
     }
     return DSC_OK;
 }
 
+void dsc__engine_close_host(dsc_engine_t *e) {
+    dsc_ctx_free(e->host_ctx);
+    e->host_ctx = NULL;
+}
+
+dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz) {
+    const dsc_config_zero_t *z = &e->config->zero_optimization;
+    const dsc_config_offload_device_t dev = z->offload_optimizer.device;
+    if (z->stage == 0 || dev == DSC_CONFIG_OFFLOAD_NONE) return DSC_OK;
+    if (dev == DSC_CONFIG_OFFLOAD_NVME && e->optim_params.type == DSC_OPTIM_LAMB) {
+        snprintf(err, errsz, "%s: zero_optimization.offload_optimizer.device \"nvme\": Lamb cannot be offloaded (its "
+                 "trust ratio needs whole tensors; DeepSpeed offloads Adam, Adagrad and Lion)", e->config->source_name);
+        return DSC_ERR_UNSUPPORTED;
+    }
+    if (dsc__engine_offload_host(e)) { /* "cpu", or "nvme" with the step on the host (ZeRO-Infinity) */
+        if (z->offload_optimizer.fast_init && e->rank == 0) /* DeepSpeed reads it for NVMe only */
+            dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.fast_init has no effect with device "
+                        "\"cpu\": the host state is allocated and filled once at start (DeepSpeed uses it for NVMe)");
+        return DSC_OK;
+    }
+    if (dev == DSC_CONFIG_OFFLOAD_CPU && e->rank == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.offload_optimizer.device \"cpu\" is a no-op on the %s "
+                    "device: the optimizer state already lives in host memory", e->ctx->device.name);
+    return DSC_OK;
+}
+
+/* The host copies of the gradient partition and of the 16-bit update, pinned when asked
+ * and the device offers it; the log line says what lives where. */
+static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
+    const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
+    const bool pin = e->config->zero_optimization.offload_optimizer.pin_memory;
+    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, n * 4, pin, &e->grad_pinned);
+    if (e->grad_host && hs)
+        e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, n * hs, pin, &e->half_pinned);
+    if (!e->grad_host || (hs && !e->half_host)) {
+        snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": out of host memory for the "
+                 "gradient partition (%zu elements)", n);
+        return DSC_ERR_NOMEM;
+    }
+    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies asynchronously */
+    bool master_pinned = false;
+    dsc__zero_master_on_host(e->zero, &master_pinned);
+    const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
+    const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) + (e->half_pinned ? n * hs : 0);
+    const bool nvme = dsc__engine_offload_nvme(e);
+    const size_t states = nvme ? 0 : (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
+    dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s)%s "
+                "and the gradient partition of %zu elements in host memory (%zu bytes pinned%s, %zu bytes of states); "
+                "the step runs on the CPU; gradients go to the host %s", e->rank,
+                dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer),
+                nvme ? " (on NVMe, below)" : "", n, pinned,
+                all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states,
+                e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
+    return DSC_OK;
+}
+
+static void free_host(dsc_engine_t *e) {
+    dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
+    const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host, n * 4, e->grad_pinned);
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, n * hs, e->half_pinned);
+    e->grad_host = NULL;
+    e->half_host = NULL;
+}
+
 dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz) {
+    if (e->host_ctx && e->optimizer) {
+        dsc_status_t rc = setup_host(e, err, errsz);
+        if (rc != DSC_OK) return rc;
+    }
     if (!dsc__engine_offload_nvme(e) || !e->optimizer) return DSC_OK;
+    /* off a host device the swapper runs in the host context: its buffers are the states the
+     * host optimizer steps (no device window) */
+    dsc_ctx_t *octx = dsc__engine_optim_ctx(e);
     const dsc_config_t *c = e->config;
     const dsc_config_offload_optimizer_t *oo = &c->zero_optimization.offload_optimizer;
     const dsc_nvme_options_t o = {oo->nvme_path, c->zero_optimization.sub_group_size, oo->buffer_count,
@@ -55,7 +139,7 @@ dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz)
     }
     double initial[3] = {0, 0, 0};
     for (int i = 0; i < ns && i < 3; i++) initial[i] = dsc__optim_state_initial(e->optimizer, i);
-    dsc_status_t rc = dsc__nvme_new(e->ctx, &o, e->rank, e->n_local, ns, initial, &e->nvme, err, errsz);
+    dsc_status_t rc = dsc__nvme_new(octx, &o, e->rank, e->n_local, ns, initial, &e->nvme, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer state (%s) on NVMe: %s", e->rank,
                 dsc_optim_class_name(&e->optim_params), dsc__nvme_describe(e->nvme));
@@ -65,9 +149,30 @@ dsc_status_t dsc__engine_setup_offload(dsc_engine_t *e, char *err, size_t errsz)
 void dsc__engine_free_offload(dsc_engine_t *e) {
     dsc__nvme_free(e->nvme);
     e->nvme = NULL;
+    if (e->host_ctx) free_host(e);
+}
+
+/* The update on the host: the reduced partition comes over, the CPU steps master and states
+ * and writes the 16-bit copy into half_host, which goes back into the device's working copy
+ * (fp32: ZeRO copies the master back in dsc__zero_finish_step). */
+static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
+    const size_t n = (size_t)e->n_local;
+    /* mirrored during backward: only what the boundary backward did not touch still moves */
+    dsc_status_t rc = e->grad_mirrored ? dsc__zero_mirror_finish(e->zero) : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, n * 4);
+    if (rc != DSC_OK) return rc;
+    void *hh = half ? e->half_host : NULL;
+    rc = e->nvme && dsc_optim_num_states(e->optimizer) > 0 /* ZeRO-Infinity: the states through the swap file */
+             ? dsc__nvme_step(e->nvme, e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype)
+             : dsc_optim_step(e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype);
+    if (rc != DSC_OK) {
+        dsc_ctx_set_error(e->ctx, rc, "the offloaded optimizer's step: %s", dsc_ctx_errmsg(e->host_ctx));
+        return rc;
+    }
+    return half ? dsc__dev_from_host(e->ctx, half, e->half_host, n * dsc_dtype_size(half_dtype)) : DSC_OK;
 }
 
 dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
+    if (e->host_ctx) return host_step(e, grad_scale, lr, half, half_dtype);
     if (!e->nvme) return dsc_optim_step(e->optimizer, e->master, e->acc32, grad_scale, lr, half, half_dtype);
     if (dsc_optim_num_states(e->optimizer) == 0) /* nothing swapped: unbacked and stateless, one part */
         return dsc_optim_step(e->optimizer, e->master, e->acc32, grad_scale, lr, half, half_dtype);
@@ -76,12 +181,55 @@ dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr
 
 dsc_status_t dsc__engine_state_get(dsc_engine_t *e, int state, int64_t offset, int64_t n, float *host) {
     if (e->nvme) return dsc__nvme_get(e->nvme, state, offset, n, host);
-    return dsc__dev_to_host(e->ctx, host, dsc_optim_state_data(e->optimizer, state) + offset, (size_t)n * 4);
+    return dsc__dev_to_host(dsc__engine_optim_ctx(e), host, dsc_optim_state_data(e->optimizer, state) + offset,
+                            (size_t)n * 4);
 }
 
 dsc_status_t dsc__engine_state_set(dsc_engine_t *e, int state, int64_t offset, int64_t n, const float *host) {
     if (e->nvme) return dsc__nvme_set(e->nvme, state, offset, n, host);
-    return dsc__dev_from_host(e->ctx, dsc_optim_state_data(e->optimizer, state) + offset, host, (size_t)n * 4);
+    return dsc__dev_from_host(dsc__engine_optim_ctx(e), dsc_optim_state_data(e->optimizer, state) + offset, host,
+                              (size_t)n * 4);
+}
+
+/* The master lives where ZeRO put it: the host context's memory when offloaded. */
+dsc_status_t dsc__engine_master_get(dsc_engine_t *e, int64_t offset, int64_t n, float *host) {
+    return dsc__dev_to_host(dsc__engine_optim_ctx(e), host, e->master + offset, (size_t)n * 4);
+}
+
+dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, const float *host) {
+    return dsc__dev_from_host(dsc__engine_optim_ctx(e), e->master + offset, host, (size_t)n * 4);
+}
+
+dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
+    void *local = dsc__zero_local_params(e->zero);
+    if (!e->host_ctx) return dsc_amp_f32_to_half(e->ctx, local, e->model_dtype, e->master, (size_t)e->n_local);
+    /* rounded on the host (the same rounding as the device's), then copied over; without an
+     * optimizer (a module-only engine) there is no half_host */
+    const size_t bytes = (size_t)e->n_local * dsc_dtype_size(e->model_dtype);
+    void *half = e->half_host ? e->half_host : malloc(bytes ? bytes : 1);
+    if (!half) return dsc__engine_fail(e, DSC_ERR_NOMEM, "out of memory rebuilding the working copy");
+    dsc_status_t rc = dsc_amp_f32_to_half(e->host_ctx, half, e->model_dtype, e->master, (size_t)e->n_local);
+    if (rc != DSC_OK) dsc_ctx_set_error(e->ctx, rc, "%s", dsc_ctx_errmsg(e->host_ctx));
+    else rc = dsc__dev_from_host(e->ctx, local, half, bytes);
+    if (half != e->half_host) free(half);
+    return rc;
 }
 
 dsc_status_t dsc__engine_state_flush(dsc_engine_t *e) { return e->nvme ? dsc__nvme_flush(e->nvme) : DSC_OK; }
+
+size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
+    if (pinned) *pinned = 0;
+    if (!e || !e->host_ctx) return 0;
+    /* master and states (OPTIM), the gradient's copy (GRAD_ACCUM), the 16-bit update's (PARAMS);
+     * the optimizer's bookkeeping (OTHER) is not state */
+    const size_t total = dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_OPTIM).live_bytes +
+                         dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_GRAD_ACCUM).live_bytes +
+                         dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_PARAMS).live_bytes;
+    bool master_pinned = false;
+    dsc__zero_master_on_host(e->zero, &master_pinned);
+    const size_t n = (size_t)e->n_local;
+    if (pinned)
+        *pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) +
+                  (e->half_pinned ? n * dsc_dtype_size(e->model_dtype) : 0);
+    return total;
+}

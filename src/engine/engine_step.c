@@ -93,6 +93,8 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
      * forgets it at stage 0: docs/deepspeed-compat.md). */
     double seed = (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
     dsc__dev_mark(e->ctx, "mark: autograd begins");
+    /* optimizer offload: on the boundary micro-step the reduced gradients go to the host as they land */
+    dsc__zero_mirror_boundary(e->zero, dsc_is_gradient_accumulation_boundary(e));
     /* the step ends right after: activations' gradients may go back as backward passes them */
     e->ctx->release_grads = true;
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);

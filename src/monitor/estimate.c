@@ -313,6 +313,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->offload_device = DSC_CONFIG_OFFLOAD_NONE;
     o->sub_group_size = 1000000000;
     o->offload_buffer_count = 4;
+    o->device_is_host = true;
+    o->offload_pin_memory = true;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -333,6 +335,7 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->offload_device = cfg->zero_optimization.offload_optimizer.device;
     o->sub_group_size = cfg->zero_optimization.sub_group_size;
     o->offload_buffer_count = cfg->zero_optimization.offload_optimizer.buffer_count;
+    o->offload_pin_memory = cfg->zero_optimization.offload_optimizer.pin_memory;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -497,14 +500,29 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     if (out->activations < 0)
         return dsc__mon_fail(err, errsz, DSC_ERR_INVALID, "checkpoint_every %d / number_checkpoints %d must be >= 0",
                              o->checkpoint_every, o->number_checkpoints);
-    if (stage >= 1 && o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0) {
-        /* The states leave for the swap file; buffer_count sub-group buffers come in. The
-         * partition: stages 1-2 the plan's part, stage 3 the sum of the shards (grad_accum's
-         * 4 bytes per element). */
-        const int64_t n_local = stage == 3 ? out->state.grad_accum / 4 : plan.part, sgs = o->sub_group_size > 0 ? o->sub_group_size : 1;
+    const int64_t n_local = stage == 3 ? out->state.grad_accum / 4 : plan.part; /* stage 3: the sum of the shards */
+    const bool offloaded = stage >= 1 && o->offload_device != DSC_CONFIG_OFFLOAD_NONE;
+    int64_t swap_buffers = 0;
+    if (offloaded && o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0) {
+        /* The states leave for the swap file; buffer_count sub-group buffers come in. */
+        const int64_t sgs = o->sub_group_size > 0 ? o->sub_group_size : 1;
         out->nvme_bytes = dsc__nvme_file_bytes(n_local, o->optimizer_states, sgs);
-        out->pinned_host_bytes = dsc__nvme_buffer_bytes(n_local, o->optimizer_states, sgs, o->offload_buffer_count);
-        out->state.optim += out->pinned_host_bytes - 4 * (int64_t)o->optimizer_states * n_local;
+        swap_buffers = dsc__nvme_buffer_bytes(n_local, o->optimizer_states, sgs, o->offload_buffer_count);
+        if (o->device_is_host) {
+            out->pinned_host_bytes = swap_buffers;
+            out->state.optim += swap_buffers - 4 * (int64_t)o->optimizer_states * n_local;
+        }
+    }
+    if (offloaded && !o->device_is_host) {
+        /* src/engine/engine_offload.c: master and states leave the device (state.optim); the
+         * host holds the master, the gradient partition's copy, the 16-bit update's and the
+         * states ("cpu") or the swap buffers ("nvme") */
+        const int64_t half = o->param_dtype != DSC_F32 ? (int64_t)dsc_dtype_size(o->param_dtype) * n_local : 0;
+        const int64_t copies = 4 * n_local /* master */ + 4 * n_local /* gradient */ + half;
+        const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
+        out->host_bytes = copies + (nvme ? swap_buffers : 4 * (int64_t)o->optimizer_states * n_local);
+        out->pinned_host_bytes = o->offload_pin_memory ? copies : 0;
+        out->state.optim = 0;
     }
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->state.transient + out->activations;

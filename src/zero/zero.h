@@ -52,6 +52,12 @@ typedef struct dsc_zero_setup {
     dsc_zero_plan_t plan;
     dsc_dtype_t model_dtype;     /* of the working copy and the gradients */
     bool accumulate_fp32;        /* add 16-bit gradients into fp32 after every backward */
+    /* offload_optimizer.device "cpu" off a host device (stages 1-3): the fp32 master weights
+     * of this rank's extent live in host memory counted on host_ctx (page-locked when
+     * pin_memory and the device offers it), where a host-side optimizer updates them;
+     * everything else stays on the device. */
+    dsc_ctx_t *host_ctx;         /* NULL: master on the device; else it owns the host master */
+    bool pin_memory;
     char *errmsg;                /* failures are written here too (the engine's message) */
     size_t errmsg_size;
 } dsc_zero_setup_t;
@@ -82,6 +88,8 @@ dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z);
  * the working copy of that extent (where a 16-bit update is written), and the segments of
  * the extent that belong to parameter tensors (with the parameter index of each). */
 float *dsc__zero_master(const dsc_zero_t *z);
+/* Whether master is host memory (dsc_zero_setup_t.host_ctx), and whether page-locked. */
+bool dsc__zero_master_on_host(const dsc_zero_t *z, bool *pinned);
 /* The working copy (stage 3: the local shards) and the full gradient buffer (NULL at
  * stages 2-3, where a layer's gradients live during its backward). */
 void dsc__zero_buffers(const dsc_zero_t *z, void **params, void **grads);
@@ -100,5 +108,29 @@ void dsc__zero_unhold(dsc_zero_t *z, int i);
 /* Rank root's edit of parameter i (its gathered values) into every rank's state: the
  * working copy and the fp32 master. */
 dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
+
+/* Optimizer offload: a host mirror of grad32 (n_local floats, page-locked for overlap) kept
+ * by the device's asynchronous device-to-host copies (zero_host.c; only when
+ * dsc__dev_has_to_host_async). On a boundary micro-step (dsc__zero_mirror_boundary before its
+ * backward) every addition into grad32 is followed by a copy of the added range, so the
+ * gradient partition goes to the host as backward reduces it (stages 2-3: layer by layer;
+ * stage 1: bucket by bucket in dsc__zero_reduce_gradients). dsc__zero_mirror_finish, after
+ * dsc__zero_reduce_gradients, copies the ranges the boundary backward did not touch and
+ * waits: then host equals grad32. */
+/* Returns whether the mirror is on (the device has to_host_async and memory sufficed). */
+bool dsc__zero_mirror_set(dsc_zero_t *z, float *host);
+void dsc__zero_mirror_boundary(dsc_zero_t *z, bool boundary);
+dsc_status_t dsc__zero_mirror_finish(dsc_zero_t *z);
+
+/* Host buffers of the optimizer offload (zero_host.c): n_bytes of zeroed host memory,
+ * counted under `category` of host_ctx (the host-side context that owns them, never the
+ * device's), page-locked by dev_ctx's device when want_pinned and it offers pinned memory
+ * (*pinned says which: the device's copies to and from it then run at full speed, and
+ * asynchronously on CUDA), else ordinary. NULL (recorded on host_ctx) when out of memory.
+ * Free with the same contexts, category, size and *pinned. */
+void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
+                             bool want_pinned, bool *pinned);
+void dsc__host_buffer_free(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, void *ptr,
+                           size_t n_bytes, bool pinned);
 
 #endif

@@ -57,6 +57,8 @@ static dsc_status_t finish(dsc_zero_t *z, z3_send_t *s, bool ok) {
         rc = dsc__z3_comm_fail(z, rc, z->plan.stage == 2 ? "gradient reduce to owners" : "gradient reduce-scatter", s->p);
     if (rc == DSC_OK && ok && s->count > 0)
         rc = dsc_amp_accumulate(z->ctx, z->acc32 + s->acc_offset, s->mine, z->model_dtype, (size_t)s->count);
+    if (rc == DSC_OK && ok) /* optimizer offload: the sum goes to the host as it lands */
+        rc = dsc__zero_mirror_range(z, (int)(s->p - z->p), s->acc_offset, s->count);
     dsc__zero_pool_give(z, DSC_MEM_GRADS, s->buf, s->bytes);
     s->p->sends--;
     free(s->counts);

@@ -41,6 +41,15 @@ struct dsc_zero {
     int64_t numel;            /* P0: parameters in the model */
     dsc_dtype_t model_dtype;
     bool accumulate_fp32;
+    /* Optimizer offload "cpu" (zero.h): master is host memory counted on host_ctx. */
+    dsc_ctx_t *host_ctx;
+    bool pin_memory, master_pinned;
+    /* ... and the host mirror of acc32 (zero.h): on while mirror_on (a boundary micro-step),
+     * mirrored[i]: parameter i's range copied since the last zeroing; mirror_all: the whole
+     * extent (stage 1's reduction). */
+    float *mirror;
+    bool mirror_on, mirror_all;
+    bool *mirrored;
     char *errmsg;
     size_t errmsg_size;
 
@@ -114,6 +123,18 @@ static inline size_t dsc__z3_full_bytes(const dsc_zero_t *z, const z3_param_t *p
     if (z->plan.stage == 2) return (size_t)p->numel * dsc__z3_msize(z);
     return (size_t)p->shard * (size_t)z->world_size * dsc__z3_msize(z);
 }
+
+/* zero_host.c: the host mirror of acc32 [offset, offset + n) after an addition into it (a
+ * no-op unless mirroring); parameter i (-1: none) marked as mirrored; the marks cleared. */
+dsc_status_t dsc__zero_mirror_range(dsc_zero_t *z, int i, int64_t offset, int64_t n);
+void dsc__zero_mirror_clear(dsc_zero_t *z);
+
+/* zero_state.c: master's allocation (on the device, or on the host when offloaded), its
+ * free, and the fp32 initial values of this rank's extent from a device buffer dev32 of
+ * n_local floats. */
+float *dsc__zero_master_alloc(dsc_zero_t *z, size_t n_local);
+void dsc__zero_master_free(dsc_zero_t *z);
+dsc_status_t dsc__zero_master_from_device(dsc_zero_t *z, const float *dev32);
 
 /* zero_state.c: the model's initial fp32 values (its own or its initialisation), broadcast
  * from rank 0, into init32 (numel floats, flat layout). */

@@ -395,10 +395,16 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
     const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
     z->n_local = local;
     z->params = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
-    z->master = !z->params ? NULL : mixed ? dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)local * 4) : z->params;
-    z->acc32 = z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
+    /* the fp32 master: the shards themselves in fp32, else its own buffer (host memory when
+     * the optimizer is offloaded, with a device buffer for the initial values while mixed) */
+    const bool own_master = mixed || z->host_ctx;
+    z->master = !z->params ? NULL : own_master ? dsc__zero_master_alloc(z, (size_t)local) : z->params;
+    float *dev32 = !z->host_ctx ? z->master : !mixed ? z->params
+                 : z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)local * 4) : NULL;
+    z->acc32 = dev32 ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
     float *init32 = z->acc32 ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)z->numel * 4) : NULL;
     if (!init32) {
+        if (dev32 && dev32 != z->master && dev32 != z->params) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
         snprintf(err, errsz, "out of memory allocating the ZeRO-3 model state (%lld parameters, %d ranks)",
                  (long long)z->numel, N);
         return DSC_ERR_NOMEM;
@@ -410,10 +416,12 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
         const z3_param_t *p = &z->p[i];
         int64_t a, b;
         if (dsc__zero_slice(&z->plan, z->rank, p->offset, p->numel, &a, &b))
-            dsc__dev_copy(z->ctx, z->master + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
+            dsc__dev_copy(z->ctx, dev32 + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, z->master, (size_t)local);
+    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, dev32, (size_t)local);
+    if (rc == DSC_OK && z->host_ctx) rc = dsc__zero_master_from_device(z, dev32);
+    if (z->host_ctx && mixed) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);
     if (rc == DSC_OK) z->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)
@@ -454,7 +462,7 @@ void dsc__zero_free_state3(dsc_zero_t *z) {
     }
     dsc__zero_free_scopes(z);
     const size_t nl = (size_t)z->n_local;
-    if (z->master != z->params) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
+    if (z->master != z->params) dsc__zero_master_free(z);
     dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
     dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, nl * dsc__z3_msize(z));
     free(z->segments);

@@ -85,7 +85,7 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     const bool full_grads = z->plan.stage < 2;
     z->grads = z->params && full_grads ? dsc__dev_alloc(z->ctx, DSC_MEM_GRADS, (size_t)P * ms) : NULL;
     bool ok = z->params && (z->grads || !full_grads);
-    if (ok) z->master = (!mixed && !partitioned) ? z->params : dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, (size_t)z->n_local * 4);
+    if (ok) z->master = (!mixed && !partitioned) ? z->params : dsc__zero_master_alloc(z, (size_t)z->n_local);
     ok = ok && z->master;
     if (ok) z->acc32 = (!mixed && !partitioned) ? z->grads : dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)z->n_local * 4);
     ok = ok && z->acc32;
@@ -121,7 +121,7 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     dsc_status_t rc = dsc__zero_initial_values(z, init32);
     if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, init32, (size_t)P);
     if (rc == DSC_OK && !mixed && init32 != z->params) dsc__dev_copy(z->ctx, z->params, init32, (size_t)P * 4);
-    if (rc == DSC_OK && partitioned) dsc__dev_copy(z->ctx, z->master, init32 + z->plan.begin, (size_t)z->n_local * 4);
+    if (rc == DSC_OK && partitioned) rc = dsc__zero_master_from_device(z, init32 + z->plan.begin);
     if (temp) dsc__dev_free(z->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
     if (rc == DSC_OK && z->plan.stage == 2) return dsc__zero_scopes_stage2(z, err, errsz);
     if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, z->model_dtype, z->params, z->model_dtype, z->grads);
@@ -136,7 +136,7 @@ static void free_state(dsc_zero_t *z) {
     }
     dsc__zero_free_scopes(z); /* stage 2 */
     const size_t P = (size_t)z->plan.padded, ms = msize(z), nl = (size_t)z->n_local;
-    if (z->master != z->params) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, nl * 4);
+    if (z->master != z->params) dsc__zero_master_free(z);
     if (z->acc32 != z->grads) dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
     dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->full_acc32, P * 4);
     dsc__dev_free(z->ctx, DSC_MEM_COMM, z->staging, z->staging_bytes);
@@ -147,6 +147,7 @@ static void free_state(dsc_zero_t *z) {
 }
 
 dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z) {
+    dsc__zero_mirror_clear(z);
     if (z->scoped) { /* full gradients exist only inside backward */
         return dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     }
@@ -164,12 +165,18 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
     const int64_t k = z->plan.part;
     const size_t es = dsc_dtype_size(dtype);
     char *s = src;
-    if (N == 1) return dsc_amp_accumulate(z->ctx, z->acc32, src, dtype, (size_t)k);
+    /* optimizer offload: each reduced piece goes to the host mirror as it lands (zero.h) */
+    z->mirror_all = z->mirror != NULL;
+    if (N == 1) {
+        dsc_status_t rc = dsc_amp_accumulate(z->ctx, z->acc32, src, dtype, (size_t)k);
+        return rc == DSC_OK ? dsc__zero_mirror_range(z, -1, 0, k) : rc;
+    }
     if (z->bucket >= k) { /* one collective, in place: the result lands in src's own slice */
         char *mine = s + (size_t)z->plan.begin * es;
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, s, mine, (size_t)k, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
-        return dsc_amp_accumulate(z->ctx, z->acc32, mine, dtype, (size_t)k);
+        rc = dsc_amp_accumulate(z->ctx, z->acc32, mine, dtype, (size_t)k);
+        return rc == DSC_OK ? dsc__zero_mirror_range(z, -1, 0, k) : rc;
     }
     char *stage = z->staging;
     for (int64_t j = 0; j < k; j += z->bucket) {
@@ -180,6 +187,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
         dsc_status_t rc = dsc_comm_reduce_scatter(z->comm, stage, mine, (size_t)c, dtype);
         if (rc != DSC_OK) return comm_fail(z, rc, "gradient reduce-scatter");
         rc = dsc_amp_accumulate(z->ctx, z->acc32 + j, mine, dtype, (size_t)c);
+        if (rc == DSC_OK) rc = dsc__zero_mirror_range(z, -1, j, c);
         if (rc != DSC_OK) return rc;
     }
     return DSC_OK;
@@ -254,10 +262,17 @@ dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z, bool *overflow, double *s
 
 static dsc_status_t allgather_updates(dsc_zero_t *z) {
     if (z->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
+    /* fp32 with the master on the host: the updated values go back to the working copy
+     * (mixed: the engine copied the optimizer's 16-bit output there). */
+    if (z->host_ctx && z->model_dtype == DSC_F32) {
+        dsc_status_t rc = dsc__dev_from_host(z->ctx, dsc__zero_local_params(z), z->master, (size_t)z->n_local * 4);
+        if (rc != DSC_OK) return dsc__zero_fail(z, rc, "rank %d: copying the updated parameters to the device: %s",
+                                                z->rank, dsc_ctx_errmsg(z->ctx));
+    }
     if (z->plan.stage == 3) return dsc__zero3_refresh(z); /* persistent and currently gathered ones */
     const size_t ms = msize(z), k = (size_t)z->plan.part;
     char *mine = (char *)z->params + (size_t)z->plan.begin * ms;
-    if (z->model_dtype == DSC_F32) dsc__dev_copy(z->ctx, mine, z->master, k * 4); /* mixed: the optimizer wrote it */
+    if (z->model_dtype == DSC_F32 && !z->host_ctx) dsc__dev_copy(z->ctx, mine, z->master, k * 4); /* mixed: the optimizer wrote it */
     if (z->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(z->comm, mine, z->params, k, z->model_dtype);
     return rc == DSC_OK ? DSC_OK : comm_fail(z, rc, "parameter all-gather");
@@ -308,6 +323,8 @@ dsc_status_t dsc__zero_create(const dsc_zero_setup_t *s, dsc_zero_t **out, char 
     z->numel = s->plan.numel;
     z->model_dtype = s->model_dtype;
     z->accumulate_fp32 = s->accumulate_fp32;
+    z->host_ctx = s->host_ctx;
+    z->pin_memory = s->pin_memory;
     z->errmsg = s->errmsg;
     z->errmsg_size = s->errmsg_size;
     dsc_status_t rc = alloc_state(z, err, errsz);
@@ -333,6 +350,7 @@ void dsc__zero_free(dsc_zero_t *z) {
         }
     }
     free_state(z);
+    free(z->mirrored);
     free(z);
 }
 
@@ -373,6 +391,38 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root) {
         dsc__dev_copy(z->ctx, (char *)z->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms,
                       (size_t)(b - a) * ms);
     if (z->master == (float *)z->params && z->plan.stage != 1 && z->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
-    return dsc__dev_convert(z->ctx, z->master + local, DSC_F32, (char *)t->data + (size_t)a * ms, z->model_dtype,
-                            (size_t)(b - a));
+    const void *src = (char *)t->data + (size_t)a * ms;
+    if (!z->host_ctx) return dsc__dev_convert(z->ctx, z->master + local, DSC_F32, src, z->model_dtype, (size_t)(b - a));
+    /* the master on the host: widened on the device, then copied over */
+    const size_t n = (size_t)(b - a);
+    if (z->model_dtype == DSC_F32) return dsc__dev_to_host(z->ctx, z->master + local, src, n * 4);
+    float *wide = dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, n * 4);
+    if (!wide) return dsc__zero_fail(z, DSC_ERR_NOMEM, "rank %d: out of memory widening %s", z->rank, info.name);
+    rc = dsc__dev_convert(z->ctx, wide, DSC_F32, src, z->model_dtype, n);
+    if (rc == DSC_OK) rc = dsc__dev_to_host(z->ctx, z->master + local, wide, n * 4);
+    dsc__dev_free(z->ctx, DSC_MEM_OTHER, wide, n * 4);
+    return rc;
+}
+
+float *dsc__zero_master_alloc(dsc_zero_t *z, size_t n_local) {
+    if (!z->host_ctx) return dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, n_local * 4);
+    return dsc__host_buffer_alloc(z->host_ctx, z->ctx, DSC_MEM_OPTIM, n_local * 4, z->pin_memory, &z->master_pinned);
+}
+
+void dsc__zero_master_free(dsc_zero_t *z) {
+    const size_t bytes = (size_t)z->n_local * 4;
+    if (!z->host_ctx) dsc__dev_free(z->ctx, DSC_MEM_OPTIM, z->master, bytes);
+    else dsc__host_buffer_free(z->host_ctx, z->ctx, DSC_MEM_OPTIM, z->master, bytes, z->master_pinned);
+    z->master = NULL;
+}
+
+dsc_status_t dsc__zero_master_from_device(dsc_zero_t *z, const float *dev32) {
+    const size_t bytes = (size_t)z->n_local * 4;
+    if (z->host_ctx) return dsc__dev_to_host(z->ctx, z->master, dev32, bytes);
+    return dsc__dev_copy(z->ctx, z->master, dev32, bytes);
+}
+
+bool dsc__zero_master_on_host(const dsc_zero_t *z, bool *pinned) {
+    if (pinned) *pinned = z->master_pinned;
+    return z->host_ctx != NULL;
 }

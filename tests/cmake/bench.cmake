@@ -11,6 +11,13 @@ if(TARGET dsc_bench_gpt2_gpu)
       ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
       PASS_REGULAR_EXPRESSION "\\| dsc [^|]+ bf16 ZeRO-0 \\| ${dev} \\| gpt2-tiny \\| 2 \\| 2 \\| 32 \\| 2 of 3 \\|.*RESULT system=dsc model=gpt2-tiny batch=2 ga=2 ms_median=[0-9.]+ tok_s=[0-9.]+ peak_mib=[0-9]+ loss=6\\.[12]")
   endforeach()
+  # --offload cpu (the optimizer on the host) from the guarded device, ZeRO-2: the same loss
+  add_test(NAME bench_gpt2_gpu_offload_guarded
+           COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device guarded --model gpt2-tiny --context 32 --batch 2
+                   --tokens-per-step 128 --vocab 512 --steps 3 --zero 2 --offload cpu)
+  set_tests_properties(bench_gpt2_gpu_offload_guarded PROPERTIES LABELS "bench-smoke" TIMEOUT 60
+    ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1"
+    PASS_REGULAR_EXPRESSION "\\| dsc [^|]+ bf16 ZeRO-2 offload cpu \\| guarded \\|.*RESULT system=dsc .* loss=6\\.[12][0-9]* offload=cpu")
   # --max-seconds: the run stops after step 2 (the first that can end it) and times 1 of 2
   add_test(NAME bench_gpt2_gpu_time_limit
            COMMAND $<TARGET_FILE:dsc_bench_gpt2_gpu> --device cpu --model gpt2-tiny --context 32 --batch 2

@@ -1,5 +1,6 @@
-# The NVMe optimizer offload (issue 20) under mpirun: parameters bitwise equal to the
-# in-memory run on every rank for 1-3 processes, ZeRO stages 1-3, fp32 and bf16. Each test
+# The optimizer offload (issue 20) under mpirun: parameters bitwise equal to the run without
+# offload on every rank for 1-3 processes, ZeRO stages 1-3, fp32 and bf16; "nvme" on the
+# suite's device, "cpu" from the guarded device. Each test
 # gets its own swap directory under the build tree. Declared at the end of the directory's
 # configuration: ${DSC_MPI_TEST_ENV} comes from tests/cmake/mpi.cmake, included after this.
 function(dsc_offload_mpi_tests)
@@ -13,6 +14,13 @@ function(dsc_offload_mpi_tests)
                      $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} ${_nvme_dir}
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(mpi_offload_nvme_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                         ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+    # offload_optimizer.device "cpu" from the guarded device (the optimizer on the host)
+    add_test(NAME mpi_offload_cpu_np${np}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                     $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} cpu
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(mpi_offload_cpu_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
                          ENVIRONMENT "${DSC_MPI_TEST_ENV}")
   endforeach()
 endfunction()
@@ -35,4 +43,8 @@ add_test(NAME cli_estimate_offload
 $<TARGET_FILE:dsc_cli> estimate --model tiny --config $d/c.json; rm -rf $d"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_estimate_offload PROPERTIES
-  PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +240.00 KiB +852.00 KiB +[0-9]+ +872448 +<- config.*\n3 +nvme .* 872448")
+  PASS_REGULAR_EXPRESSION "1 +cpu .*a no-op on the cpu device.*\n1 +nvme +[0-9.]+ MiB +0 B +240.00 KiB +852.00 KiB +[0-9]+ +0 +872448 +<- config.*\n3 +nvme .* 872448")
+
+# offload_optimizer.device "cpu" from the guarded device: the step-20 line of the run without
+# offload, and checkpoints that resume across the setting both ways (stages 1-3, bf16).
+dsc_cli_safety_test(train_offload_cpu_resume)

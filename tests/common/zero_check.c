@@ -54,7 +54,11 @@ int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d, \"gradient_clipping\": 1.0,"
              " %s \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000%s},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01, \"eps\": %s}}%s}",
-             mb, c->gas, strcmp(c->precision, "bf16") == 0 ? "\"bf16\": {\"enabled\": true}," : "", stage, persist,
+             mb, c->gas,
+             strcmp(c->precision, "bf16") == 0   ? "\"bf16\": {\"enabled\": true},"
+             : strcmp(c->precision, "fp16") == 0 ? "\"fp16\": {\"enabled\": true, \"initial_scale_power\": 32},"
+                                                 : "",
+             stage, persist,
              "1e-4", top_extra && !reference ? top_extra : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
@@ -92,6 +96,7 @@ int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top
     out->mem_optim = dsc_ctx_mem_stats(ctx, DSC_MEM_OPTIM).live_bytes;
     out->mem_grad_accum = dsc_ctx_mem_stats(ctx, DSC_MEM_GRAD_ACCUM).live_bytes;
     out->mem_comm = dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).live_bytes;
+    out->offload_host = dsc_engine_offload_host_bytes(init.engine, &out->offload_pinned);
     out->numel = dsc_model_numel(gpt->model);
     out->params = malloc(sizeof(float) * (size_t)out->numel);
     /* Under ZeRO-3 parameters have no data between steps: a collective gather gives it. */

@@ -9,7 +9,7 @@
 typedef struct zero_case {
     int stage;
     int gas;
-    const char *precision; /* "fp32" or "bf16" */
+    const char *precision; /* "fp32", "bf16" or "fp16" (loss scale 2^32: the first steps overflow and are skipped) */
     int steps;
     int micro_batch;       /* rows per rank per micro-step */
     int64_t persistence;   /* stage 3: stage3_param_persistence_threshold (0: every parameter partitioned) */
@@ -28,6 +28,7 @@ typedef struct zero_result {
     int64_t numel;
     double losses[64];
     size_t mem_params, mem_grads, mem_optim, mem_grad_accum, mem_comm;
+    size_t offload_host, offload_pinned; /* dsc_engine_offload_host_bytes */
     uint64_t last_step_sent_bytes;
     uint64_t engine_reported_sent_bytes; /* dsc_engine_comm_bytes_last_step */
     /* Stage 3 bookkeeping from the model's parameter sizes (spec 5.5: shard ceil(numel/N)):

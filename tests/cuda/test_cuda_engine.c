@@ -6,6 +6,10 @@
  * (On the emulator: 4 steps, see STEPS.) Also: two runs on the device with the same seed give bitwise-identical parameters and
  * optimizer state; a checkpoint saved on the device resumes on the CPU and one saved on the
  * CPU resumes on the device, each continuing the uninterrupted run within the tolerance.
+ * ZeRO-Offload (offload_optimizer.device "cpu", docs/offload.md): the optimizer on the host
+ * against the same run without offload on the device, losses within the tolerance, no
+ * optimizer bytes on the device, the host copies pinned (on a GPU: a checkpoint of an
+ * offloaded run resumed offloaded); "nvme" likewise, the host optimizer's states in a swap file.
  *
  * Built twice: against libdsc with the real kernels (label cuda; exits 77 without a GPU) and
  * against dsc_emu, the library with the CUDA device on the CPU emulator of the kernels
@@ -46,6 +50,8 @@ typedef struct {
     const char *precision; /* fp32, bf16, fp16 */
     int stage;
     int ckpt;
+    int offload; /* zero_optimization.offload_optimizer.device 1: "cpu" (the optimizer on the host); 2: "nvme"
+                  * (the same, its states in a swap file under /tmp) */
 } setup_t;
 
 typedef struct {
@@ -89,9 +95,13 @@ static int run_new(run_t *r, const char *device, const setup_t *s, char *err, si
     char json[1024];
     snprintf(json, sizeof json,
              "{%s \"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d,"
-             " \"gradient_clipping\": 1.0, \"zero_optimization\": {\"stage\": %d},"
+             " \"gradient_clipping\": 1.0, \"zero_optimization\": {\"stage\": %d%s},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.003, \"weight_decay\": 0.01}}}",
-             precision_json(s->precision), B, GAS, s->stage);
+             precision_json(s->precision), B, GAS, s->stage,
+             s->offload == 1   ? ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}"
+             : s->offload == 2 ? ", \"sub_group_size\": 20000, \"offload_optimizer\": {\"device\": \"nvme\", "
+                                 "\"nvme_path\": \"/tmp\", \"buffer_count\": 2, \"pipeline_read\": true}"
+                               : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     dsc_initialize_result_t res;
@@ -279,6 +289,49 @@ static void resume_across(const char *first, const char *second, const setup_t *
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
 }
 
+/* The optimizer offloaded to the host from the device: losses within the precision's
+ * tolerance of the run without offload on the device (the host's AdamW rounds as the CPU
+ * engine does), the master and states off the device, the host copies pinned; then the
+ * offloaded run's checkpoint at the half resumes without offload within the tolerance. */
+static void compare_offload(const char *device, const setup_t *s, int kind) {
+    run_t g, o;
+    char err[1024];
+    double lg[MAX_STEPS], lo[MAX_STEPS];
+    setup_t so = *s;
+    so.offload = kind;
+    int okg = run_new(&g, device, s, err, sizeof err);
+    EXPECT(okg, "%s stage %d on %s: %s", s->precision, s->stage, device, err);
+    int oko = okg && run_new(&o, device, &so, err, sizeof err);
+    EXPECT(!okg || oko, "%s stage %d offloaded on %s: %s", s->precision, s->stage, device, err);
+    if (okg && oko) {
+        int tg = train(&g, 0, STEPS, lg), to = train(&o, 0, STEPS, lo);
+        EXPECT(tg && to, "training failed: %s, offloaded %s", tg ? "ok" : dsc_ctx_errmsg(g.ctx),
+               to ? "ok" : dsc_ctx_errmsg(o.ctx));
+        if (tg && to) {
+            double worst = 0;
+            int at = 0;
+            for (int k = 0; k < STEPS; k++)
+                if (rel(lo[k], lg[k]) > worst) worst = rel(lo[k], lg[k]), at = k;
+            const double tol = tolerance(s->precision);
+            size_t pinned = 0, host = dsc_engine_offload_host_bytes(o.engine, &pinned);
+            const size_t dev_optim = dsc_ctx_mem_stats(o.ctx, DSC_MEM_OPTIM).live_bytes;
+            printf("%-5s stage %d offload %s on %s: loss %.6f -> %.6f (not offloaded %.6f -> %.6f), worst rel diff "
+                   "%.2e at step %d (tolerance %.0e); device optimizer bytes %zu (not offloaded %zu), host %zu, "
+                   "pinned %zu\n",
+                   s->precision, s->stage, kind == 2 ? "nvme" : "cpu", device, lo[0], lo[STEPS - 1], lg[0],
+                   lg[STEPS - 1], worst, at + 1, tol,
+                   dev_optim, dsc_ctx_mem_stats(g.ctx, DSC_MEM_OPTIM).live_bytes, host, pinned);
+            EXPECT(worst <= tol, "%s stage %d: step %d loss %.9g offloaded vs %.9g (rel %.2e > %.0e)", s->precision,
+                   s->stage, at + 1, lo[at], lg[at], worst, tol);
+            EXPECT(dev_optim == 0 && host > 0 && pinned > 0 && (pinned < host || kind == 2),
+                   "%s stage %d: device optimizer %zu, host %zu, pinned %zu", s->precision, s->stage, dev_optim, host,
+                   pinned);
+        }
+    }
+    if (oko) run_free(&o);
+    if (okg) run_free(&g);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0); /* progress lines as they come (the emulator is slow) */
     if (dsc_cuda_device_count() <= 0) {
@@ -307,15 +360,21 @@ int main(void) {
     /* On a GPU: every stage with and without activation checkpointing in fp32; bf16 and fp16
      * at every stage (checkpointing at stage 3). */
     for (int stage = 0; stage <= 3; stage++)
-        for (int ckpt = 0; ckpt <= 1; ckpt++) compare_devices(dev, &(setup_t){"fp32", stage, ckpt});
+        for (int ckpt = 0; ckpt <= 1; ckpt++) compare_devices(dev, &(setup_t){"fp32", stage, ckpt, 0});
     for (int p = 0; p < 2; p++)
         for (int stage = 0; stage <= 3; stage++)
-            compare_devices(dev, &(setup_t){p == 0 ? "bf16" : "fp16", stage, stage == 3});
-    repeatable(dev, &(setup_t){"fp32", 0, 0});
-    repeatable(dev, &(setup_t){"bf16", 3, 1});
-    resume_across(dev, "cpu", &(setup_t){"fp32", 2, 0});
-    resume_across("cpu", dev, &(setup_t){"fp32", 3, 0});
-    resume_across(dev, "cpu", &(setup_t){"bf16", 0, 0});
+            compare_devices(dev, &(setup_t){p == 0 ? "bf16" : "fp16", stage, stage == 3, 0});
+    repeatable(dev, &(setup_t){"fp32", 0, 0, 0});
+    repeatable(dev, &(setup_t){"bf16", 3, 1, 0});
+    resume_across(dev, "cpu", &(setup_t){"fp32", 2, 0, 0});
+    resume_across("cpu", dev, &(setup_t){"fp32", 3, 0, 0});
+    resume_across(dev, "cpu", &(setup_t){"bf16", 0, 0, 0});
+    for (int p = 0; p < 3; p++)
+        for (int stage = 1; stage <= 3; stage++)
+            compare_offload(dev, &(setup_t){p == 0 ? "fp32" : p == 1 ? "bf16" : "fp16", stage, 0, 0}, 1);
+    compare_offload(dev, &(setup_t){"bf16", 2, 0, 0}, 2); /* ZeRO-Infinity: the states on NVMe */
+    compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 2);
+    resume_across(dev, dev, &(setup_t){"bf16", 2, 0, 1}); /* saved offloaded, resumed offloaded */
 #else
     /* On the emulator, the set that reaches every path of the device's table once: each
      * ZeRO stage's data movement, checkpointing, both 16-bit formats and the loss scaler, the
@@ -323,13 +382,15 @@ int main(void) {
     /* DSC_EMU_ENGINE_SMALL (set for the sanitizer build, where the emulator runs about five
      * times slower): three set-ups that still reach every entry of the device's table. */
     const bool small = getenv("DSC_EMU_ENGINE_SMALL") != NULL;
-    if (!small) compare_devices(dev, &(setup_t){"fp32", 0, 0});
-    compare_devices(dev, &(setup_t){"fp32", 3, 1});
-    if (!small) compare_devices(dev, &(setup_t){"bf16", 2, 0});
-    compare_devices(dev, &(setup_t){"fp16", 1, 1});
-    if (!small) repeatable(dev, &(setup_t){"bf16", 3, 0});
-    resume_across(dev, "cpu", &(setup_t){"bf16", 2, 0});
-    if (!small) resume_across("cpu", dev, &(setup_t){"fp32", 0, 0});
+    if (!small) compare_devices(dev, &(setup_t){"fp32", 0, 0, 0});
+    compare_devices(dev, &(setup_t){"fp32", 3, 1, 0});
+    if (!small) compare_devices(dev, &(setup_t){"bf16", 2, 0, 0});
+    compare_devices(dev, &(setup_t){"fp16", 1, 1, 0});
+    if (!small) repeatable(dev, &(setup_t){"bf16", 3, 0, 0});
+    resume_across(dev, "cpu", &(setup_t){"bf16", 2, 0, 0});
+    if (!small) resume_across("cpu", dev, &(setup_t){"fp32", 0, 0, 0});
+    compare_offload(dev, &(setup_t){"bf16", 2, 0, 0}, 1);
+    if (!small) compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 2);
 #endif
     printf("test_cuda_engine: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

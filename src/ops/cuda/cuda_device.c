@@ -124,16 +124,39 @@ static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size
     if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), what)) return -1;
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
 }
+/* The asynchronous copies' stream, once it exists, is waited for too. */
+static int sync_d2h(dsc_device_t *dev) {
+    void *d = dsc__cuda_dev(dev)->d2h_stream;
+    return d ? dsc__cuda_check(dev, dsc_cuda_stream_sync(d), "asynchronous device-to-host copies (synchronise)") : 0;
+}
 static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
     void *s = dsc__cuda_stream(dev);
     if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, s), "device-to-host copy")) return -1;
-    return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "device-to-host copy (synchronise)");
+    if (dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "device-to-host copy (synchronise)")) return -1;
+    return sync_d2h(dev);
+}
+/* No wait: on a second stream ordered after everything queued on the main one (an event), so
+ * the kernels queued next run while the copy engine moves the bytes; the caller reads
+ * host_dst after a later to_host or sync, which wait for that stream too. src must not be
+ * written before then, except by work followed by another copy of it (stream order on the
+ * copy stream makes the last copy win). */
+static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (!c->d2h_stream && dsc__cuda_check(dev, dsc_cuda_stream_create(&c->d2h_stream), "creating the copy stream"))
+        return -1;
+    if (!c->d2h_event && dsc__cuda_check(dev, dsc_cuda_event_create(&c->d2h_event), "creating the copy event")) return -1;
+    if (dsc__cuda_check(dev, dsc_cuda_event_record(c->d2h_event, c->stream), "recording the copy event") ||
+        dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->d2h_stream, c->d2h_event), "ordering the copy stream"))
+        return -1;
+    return dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, c->d2h_stream),
+                           "device-to-host copy (asynchronous)");
 }
 static int cu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
     return dsc__cuda_check(dev, dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n), "convert");
 }
 static int cu_sync(dsc_device_t *dev) {
-    return dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "stream synchronise");
+    if (dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "stream synchronise")) return -1;
+    return sync_d2h(dev);
 }
 /* A CUDA event handle stands for the opaque event type. */
 static dsc_device_event_t *cu_event_new(dsc_device_t *dev) {
@@ -194,6 +217,8 @@ static void cu_destroy(dsc_device_t *dev) {
     if (c->profile && c->n_prof) profile_print(dev, c);
     if (c->scratch) dsc_cuda_free(c->scratch);
     if (c->blas) dsc_cuda_blas_destroy(c->blas);
+    if (c->d2h_stream) dsc_cuda_stream_sync(c->d2h_stream), dsc_cuda_stream_destroy(c->d2h_stream);
+    if (c->d2h_event) dsc_cuda_event_destroy(c->d2h_event);
     if (c->stream) dsc_cuda_stream_destroy(c->stream);
     free(c);
     dev->impl = NULL;
@@ -211,6 +236,7 @@ static void cuda_table_fill(void) {
             .copy = cu_copy,
             .from_host = cu_from_host,
             .to_host = cu_to_host,
+            .to_host_async = cu_to_host_async,
             .convert = cu_convert,
             .sync = cu_sync,
             .event_new = cu_event_new,

@@ -14,6 +14,10 @@
 typedef struct dsc_cuda_dev {
     int ordinal;
     void *stream;          /* every call of this device is issued on this one stream */
+    /* to_host_async's own stream (and the event that orders it after the main stream), made
+     * on first use: its copies overlap the kernels queued after them; sync and to_host wait
+     * for it too. NULL until then. */
+    void *d2h_stream, *d2h_event;
     dsc_cuda_blas_t *blas; /* the cuBLASLt handle and its workspace */
     /* Device scratch for small per-call data (a sum, Lamb block lists, the amp scan's
      * segments, results and workspace). Reused call after call: stream order makes a later
