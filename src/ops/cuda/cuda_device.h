@@ -22,6 +22,10 @@ typedef struct dsc_cuda_dev {
     void *scratch;
     size_t scratch_bytes;
     dsc_cuda_device_info_t info;
+    /* The tensor-core attention's variant (DSC_CUDA_ATTENTION when the device was made,
+     * docs/cuda.md; zeros: the defaults). The backward variants other than RECOMPUTE take
+     * their workspace from the scratch. */
+    dsc_cuda_att_cfg_t att;
     /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
      * stream and adds the time since the previous one to its name's row (a profiling mode:
      * slower, but each row is that call's GPU time plus the host work before it); the table
