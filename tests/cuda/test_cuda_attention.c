@@ -6,13 +6,18 @@
  * default (RECOMPUTE) backward and the 8-warp forward those of the 4-warp one: same
  * operations in the same order (checked on the emulator, which has no FMA contraction; the
  * GPU's compiler may contract each instantiation differently, so there the oracle decides).
- * Refused variants and a short workspace must return cudaErrorInvalidValue (1).
+ * Refused variants and a short workspace must return cudaErrorInvalidValue (1). The device:
+ * DSC_CUDA_ATTENTION picks the variant of a cuda:0 context (its backward takes the workspace
+ * from the device's scratch); an unknown word fails the context.
  * Exits 77 (skipped) without a GPU; built against the CPU emulator it needs none. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
+#include "ops/backend.h"
+#include "ops/cuda/cuda_device.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "cuda_check.h"
 
@@ -129,6 +134,67 @@ static void t_variants(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t 
     cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&out8), cc_free(&lse8), cc_free(&dout), cc_free(&dqkv);
 }
 
+static void capture_log(dsc_log_level_t level, const char *message, void *user) {
+    (void)level;
+    snprintf((char *)user, 512, "%s", message);
+}
+
+/* A cuda:0 context made with DSC_CUDA_ATTENTION=atomic,bwd8,fwd8: its attention entries run
+ * that variant (the backward's workspace from the scratch), within the tolerances of the CPU;
+ * then an unknown word refuses the context with a message naming the variable. */
+static void t_device_variant(void) {
+    const dsc_dtype_t dt = DSC_BF16;
+    const int64_t B = 1, T = 130, C = 128, H = 2, nqkv = B * T * 3 * C, nout = B * T * C, nl = B * H * T;
+    const double p = 0.1;
+    const uint64_t seed = 5, offset = 64;
+    char msg[512] = "";
+    dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
+    co.device = "cuda:0";
+    co.log_fn = capture_log;
+    co.log_user = msg;
+    setenv("DSC_CUDA_ATTENTION", "atomic,bwd8,fwd8", 1);
+    dsc_ctx_t *ctx = NULL;
+    const dsc_status_t st = dsc_ctx_new(&co, &ctx);
+    cc_checks++;
+    if (st != DSC_OK) {
+        cc_failures++;
+        printf("FAIL cuda:0 with DSC_CUDA_ATTENTION=atomic,bwd8,fwd8: status %d (%s)\n", (int)st, msg);
+        unsetenv("DSC_CUDA_ATTENTION");
+        return;
+    }
+    dsc_device_t *dev = dsc__ctx_device(ctx);
+    cc_buf_t qkv = cc_new(dt, nqkv, -1.5, 1.5), out = cc_new(dt, nout, 0, 0), lse = cc_new(DSC_F32, nl, 0, 0);
+    cc_buf_t dout = cc_new(dt, nout, -1, 1), dqkv = cc_new(dt, nqkv, -0.5, 0.5);
+    float *rout = malloc((size_t)nout * 4), *rlse = malloc((size_t)nl * 4), *rdqkv = copyf(dqkv.init, nqkv);
+    dsc_cpu_attention(DSC_F32, B, T, C, H, qkv.init, p, seed, offset, rout, rlse);
+    dev->table->ops->attention(dev, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d);
+    dev->table->ops->attention_backward(dev, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset, dqkv.d);
+    CK(dsc_cuda_stream_sync(dev->stream));
+    /* the context took the variant, and the backward's workspace came from the scratch */
+    const dsc_cuda_att_cfg_t *cfg = &dsc__cuda_dev(dev)->att;
+    const float got_st[4] = {(float)dsc_ctx_status(ctx), (float)cfg->bwd, (float)cfg->fwd_warps,
+                             (float)(dsc__cuda_dev(dev)->scratch_bytes >= dsc_cuda_attention_workspace_bytes(cfg, B, T, C, H))};
+    const float want_st[4] = {0, DSC_CUDA_ATT_BWD_ATOMIC, 8, 1};
+    cc_close("device variant: taken, no error, scratch", DSC_F32, got_st, want_st, 4, 0);
+    compare("device variant (fwd8) attention out", &out, rout, 2e-2);
+    float *gout = cc_get(&out), *glse = cc_get(&lse);
+    dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdqkv);
+    compare("device variant (atomic, bwd8) attention dqkv", &dqkv, rdqkv, 3e-2);
+    free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
+    cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
+    dsc_ctx_free(ctx);
+
+    setenv("DSC_CUDA_ATTENTION", "pre,bwd16", 1);
+    ctx = NULL;
+    const dsc_status_t st2 = dsc_ctx_new(&co, &ctx);
+    cc_checks++;
+    const int ok = st2 == DSC_ERR_INVALID && strstr(msg, "DSC_CUDA_ATTENTION") && strstr(msg, "bwd16");
+    if (!ok) cc_failures++;
+    printf("%-4s DSC_CUDA_ATTENTION=pre,bwd16 refused: status %d, \"%s\"\n", ok ? "ok" : "FAIL", (int)st2, msg);
+    if (ctx) dsc_ctx_free(ctx);
+    unsetenv("DSC_CUDA_ATTENTION");
+}
+
 int main(void) {
     cc_require_gpu("test_cuda_attention");
     const dsc_dtype_t dts[] = {DSC_BF16, DSC_F16};
@@ -143,5 +209,6 @@ int main(void) {
         t_variants(dt, 1, 777, 256, 2, 0.1);
 #endif
     }
+    t_device_variant();
     return cc_finish("test_cuda_attention");
 }
