@@ -247,7 +247,7 @@ __device__ static inline void tc_accumulate_rows(T *base, int64_t stride, int64_
 /* NW warps: 16 NW query rows per CTA, keys in tiles of TC_BC (a warp skips the tiles wholly
  * above its diagonal). */
 template <typename T, int D, bool DROP, int NW>
-__global__ void __launch_bounds__(NW * 32) k_att_tc_fwd(tc_args a, const T *qkv, T *out, float *lse) {
+__device__ static inline void tc_fwd_body(const tc_args &a, const T *qkv, T *out, float *lse) {
     constexpr int NT = NW * 32, BR = 16 * NW, LDS = tc_dims<D>::LDS, KT = TC_BC * LDS;
     TC_SMEM(smem, (tc_smem<D, NW>::FWD));
     T *Qs = (T *)smem, *Ks = Qs + BR * LDS, *Vs = Ks + 2 * KT;
@@ -301,14 +301,14 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_fwd(tc_args a, const T *qkv,
             /* scale to the log2 domain, mask keys past the row (j > i) where the tile crosses
              * the warp's diagonal, row maxima */
             const bool diag = j0 + TC_BC - 1 > w0;
+            const int rel0 = (int)(i0 - j0) - 2 * t; /* key j = j0 + n 8 + 2t + c is past row i0 iff 8n + c > rel0 */
             float mx0 = -INFINITY, mx1 = -INFINITY;
             TC_UNROLL
             for (int n = 0; n < TC_BC / 8; n++)
                 TC_UNROLL
                 for (int e = 0; e < 4; e++) {
-                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
                     float v = s[n][e] * a.scale_log2;
-                    if (diag && j > i) v = -INFINITY;
+                    if (diag && n * 8 + (e & 1) > rel0 + (e < 2 ? 0 : 8)) v = -INFINITY;
                     s[n][e] = v;
                     if (e < 2) mx0 = fmaxf(mx0, v);
                     else mx1 = fmaxf(mx1, v);
@@ -363,6 +363,19 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_fwd(tc_args a, const T *qkv,
         }
         if (t == 0) lse[bh * T_ + i] = (mm[hh] + log2f(ll[hh])) * 0.6931471805599453f;
     }
+}
+
+template <typename T, int D, bool DROP, int NW>
+__global__ void __launch_bounds__(NW * 32) k_att_tc_fwd(tc_args a, const T *qkv, T *out, float *lse) {
+    tc_fwd_body<T, D, DROP, NW>(a, qkv, out, lse);
+}
+/* The same with 2 CTAs per SM required (registers capped at 128): 8 warps at hd 64 without
+ * dropout use ~142 registers, so only one CTA (8 warps) would fit an SM; capped, ptxas spills
+ * 24 bytes (CUDA 12, sm_90) and 16 warps fit. Measured against the uncapped 4-warp default
+ * by bench_attention. */
+template <typename T, int D, bool DROP, int NW>
+__global__ void __launch_bounds__(NW * 32, 2) k_att_tc_fwd_2ctas(tc_args a, const T *qkv, T *out, float *lse) {
+    tc_fwd_body<T, D, DROP, NW>(a, qkv, out, lse);
 }
 
 /* ---- backward: Dq (the PRE and FUSED variants) -------------------------------------------- */
@@ -456,6 +469,8 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_bwd_kv(tc_args a, const T *q
             __syncthreads();
         }
         const bool live = qs + BQ - 1 >= w0; /* some query of the tile sees the warp's first key */
+        /* 32-bit tile-relative bounds (fewer registers than 64-bit indices) */
+        const int q_lim = T_ - qs < BQ ? (int)(T_ - qs) : BQ, jr0 = (int)(j0 - qs);
         float s[BQ / 8][4], dp[BQ / 8][4];
         TC_UNROLL
         for (int n = 0; n < BQ / 8; n++)
@@ -470,14 +485,13 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_bwd_kv(tc_args a, const T *q
             TC_UNROLL
             for (int e = 0; e < 4; e++) {
                 const int qi = n * 8 + 2 * t + (e & 1);
-                const int64_t i = qs + qi, j = e < 2 ? j0 : j1;
                 float p = 0, ds = 0;
-                if (i < T_ && i >= j) {
+                if (qi < q_lim && qi >= (e < 2 ? jr0 : jr0 + 8)) { /* i = qs + qi < T and i >= j */
                     p = exp2f(s[n][e] * a.scale_log2 - lsec[qi] * 1.4426950408889634f);
                     float dpv = dp[n][e];
                     float pd = p;
                     if (DROP) {
-                        const bool keep = tc_keep(a, bh, i, j);
+                        const bool keep = tc_keep(a, bh, qs + qi, e < 2 ? j0 : j1);
                         pd = keep ? p * a.ks : 0.0f;
                         dpv = keep ? dpv * a.ks : 0.0f;
                     }
@@ -579,18 +593,20 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_bwd_q(tc_args a, const T *qk
             for (int n = 0; n < TC_BC / 8; n++)
                 TC_UNROLL
                 for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
+            const bool v0 = i0 < T_, v1 = i1 < T_;
+            const int rel0 = (int)(i0 - j0) - 2 * t;
             tc_mm_abt<T, D, TC_BC / 8>(s, Qs, w * 16, Kc, 0);   /* S = Q K^T */
             tc_mm_abt<T, D, TC_BC / 8>(dp, dOs, w * 16, Vc, 0); /* dP' = dO V^T */
             TC_UNROLL
             for (int n = 0; n < TC_BC / 8; n++)
                 TC_UNROLL
                 for (int e = 0; e < 4; e++) {
-                    const int64_t j = j0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
+                    const int c = n * 8 + (e & 1); /* key j = j0 + c + 2t */
                     float ds = 0;
-                    if (i < T_ && j <= i) {
+                    if ((e < 2 ? v0 : v1) && c <= rel0 + (e < 2 ? 0 : 8)) { /* i < T and j <= i */
                         const float p = exp2f(s[n][e] * a.scale_log2 - (e < 2 ? lse2_0 : lse2_1));
                         float dpv = dp[n][e];
-                        if (DROP) dpv = tc_keep(a, bh, i, j) ? dpv * a.ks : 0.0f;
+                        if (DROP) dpv = tc_keep(a, bh, e < 2 ? i0 : i1, j0 + c + 2 * t) ? dpv * a.ks : 0.0f;
                         ds = p * (dpv - (e < 2 ? dd0 : dd1));
                     }
                     s[n][e] = ds;
@@ -657,9 +673,15 @@ static dim3 tc_grid(int64_t B, const tc_args &a, int rows) {
 template <typename T, int D, bool DROP, int NW>
 static int tc_fwd(cudaStream_t s, int64_t B, const tc_args &a, const void *qkv, void *out, void *lse) {
     constexpr int smem = tc_smem<D, NW>::FWD;
-    if (int rc = tc_prepare(k_att_tc_fwd<T, D, DROP, NW>, smem)) return rc;
-    TC_LAUNCH(tc_grid(B, a, 16 * NW), NW * 32, smem, s, k_att_tc_fwd<T, D, DROP, NW>)(a, (const T *)qkv, (T *)out,
-                                                                                    (float *)lse);
+    if constexpr (NW == 8 && D == 64 && !DROP) {
+        if (int rc = tc_prepare(k_att_tc_fwd_2ctas<T, D, DROP, NW>, smem)) return rc;
+        TC_LAUNCH(tc_grid(B, a, 16 * NW), NW * 32, smem, s, k_att_tc_fwd_2ctas<T, D, DROP, NW>)(
+            a, (const T *)qkv, (T *)out, (float *)lse);
+    } else {
+        if (int rc = tc_prepare(k_att_tc_fwd<T, D, DROP, NW>, smem)) return rc;
+        TC_LAUNCH(tc_grid(B, a, 16 * NW), NW * 32, smem, s, k_att_tc_fwd<T, D, DROP, NW>)(a, (const T *)qkv, (T *)out,
+                                                                                        (float *)lse);
+    }
     DSC_CUDA_CHECK(cudaGetLastError());
     return 0;
 }
