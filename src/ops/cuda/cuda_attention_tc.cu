@@ -181,6 +181,31 @@ __device__ static inline void tc_mm_abt(float acc[][4], const T *sh_a, int row0,
     }
 }
 
+/* The A fragments of tc_mm_abt (16 rows of sh_a from row0, all D columns) into registers. */
+template <typename T, int D>
+__device__ static inline void tc_load_afrag(uint32_t af[][4], const T *sh_a, int row0) {
+    const int lane = threadIdx.x & 31;
+    TC_UNROLL
+    for (int kk = 0; kk < D / 16; kk++)
+        ldsm_x4(af[kk], sh_a + (row0 + (lane & 15)) * tc_dims<D>::LDS + kk * 16 + (lane >> 4) * 8);
+}
+
+/* tc_mm_abt with A from registers (tc_load_afrag). */
+template <typename T, int D, int NT>
+__device__ static inline void tc_mm_abt_r(float acc[][4], const uint32_t af[][4], const T *sh_b, int nrow0) {
+    constexpr int LDS = tc_dims<D>::LDS;
+    const int lane = threadIdx.x & 31;
+    TC_UNROLL
+    for (int kk = 0; kk < D / 16; kk++)
+        TC_UNROLL
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, sh_b + (nrow0 + np * 16 + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+            mma_16816<T>(acc[2 * np], af[kk], b[0], b[1]);
+            mma_16816<T>(acc[2 * np + 1], af[kk], b[2], b[3]);
+        }
+}
+
 /* acc[D/8][4] += P (16 x 16 KS, accumulator layout p[2 KS][4], rounded to T) V where
  * V[k][n] = sh_v[k][n] (rows from krow0): O += P V and the like. */
 template <typename T, int D, int KS>
@@ -448,6 +473,12 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_bwd_kv(tc_args a, const T *q
     for (int n = 0; n < D / 8; n++)
         TC_UNROLL
         for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0;
+    /* hd 64 on 4 warps, PRE and FUSED (~185 registers): the warp's K and V fragments stay in
+     * registers (32 more) instead of 8 ldmatrix per query tile; RECOMPUTE (the baseline) and
+     * the others (~240 registers) load them from shared memory each time */
+    constexpr bool HOIST = D == 64 && NW == 4 && MODE != TC_RECOMPUTE;
+    uint32_t kf[HOIST ? D / 16 : 1][4], vf[HOIST ? D / 16 : 1][4];
+    (void)kf, (void)vf;
     const int n_q = (int)((T_ - k0 + BQ - 1) / BQ); /* query tiles from k0 to T */
     for (int it = 0; it < n_q; it++) {
         const int buf = it & 1;
@@ -476,7 +507,13 @@ __global__ void __launch_bounds__(NW * 32) k_att_tc_bwd_kv(tc_args a, const T *q
         for (int n = 0; n < BQ / 8; n++)
             TC_UNROLL
             for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0;
-        if (live) {
+        if constexpr (HOIST) {
+            if (it == 0) tc_load_afrag<T, D>(kf, Ks, w * 16), tc_load_afrag<T, D>(vf, Vs, w * 16);
+            if (live) {
+                tc_mm_abt_r<T, D, BQ / 8>(s, kf, Qc, 0);   /* S^T = K Q^T */
+                tc_mm_abt_r<T, D, BQ / 8>(dp, vf, dOc, 0); /* dP'^T = V dO^T */
+            }
+        } else if (live) {
             tc_mm_abt<T, D, BQ / 8>(s, Ks, w * 16, Qc, 0);   /* S^T = K Q^T */
             tc_mm_abt<T, D, BQ / 8>(dp, Vs, w * 16, dOc, 0); /* dP'^T = V dO^T */
         }
