@@ -231,7 +231,7 @@ grep -E "checks, " "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
 
 run_one bench_cuda_kernels "$BENCH" ${BENCH_ARGS:-}
 cat "$LOGDIR/bench_cuda_kernels.log"
-# the flash attention's variants side by side (bench_attention: B 8 and 64, about 20 s)
+# the flash attention's variants side by side (bench_attention: B 8 and 64)
 if [ -x "$(dirname "$BENCH")/bench_attention" ]; then
   run_one bench_attention "$(dirname "$BENCH")/bench_attention" ${BENCH_ARGS:-}
   cat "$LOGDIR/bench_attention.log"

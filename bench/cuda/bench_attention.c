@@ -11,7 +11,9 @@
  * forward (the FlashAttention-3 paper's H100 chart), roughly 3x our backward at the start of
  * session 6 (76 TFLOP/s). Each variant's dqkv is compared with the default's (norm-wise
  * relative error; the bound is test_cuda_kernels' bf16 tolerance against the CPU).
- * Timing: CUDA events, median of 10 after 2 warm-ups. About 20 s on an H100.
+ * Timing: CUDA events, median of 10 after 2 warm-ups. Not yet run on a GPU; its work is 7
+ * variants x 12 runs of a few ms at B 64, plus the host's (random inputs, 6 dqkv copies and
+ * comparisons of 151M values).
  * Usage: bench_attention [--quick] [--hd128]. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
