@@ -231,6 +231,11 @@ grep -E "checks, " "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt"
 
 run_one bench_cuda_kernels "$BENCH" ${BENCH_ARGS:-}
 cat "$LOGDIR/bench_cuda_kernels.log"
+# the flash attention's variants side by side (bench_attention: B 8 and 64)
+if [ -x "$(dirname "$BENCH")/bench_attention" ]; then
+  run_one bench_attention "$(dirname "$BENCH")/bench_attention" ${BENCH_ARGS:-}
+  cat "$LOGDIR/bench_attention.log"
+fi
 
 # The tool on the GPU: what doctor sees, then `dsc train --device cuda` on a small corpus
 # with nvidia-smi sampling the device memory (the plan dsc prints is compared with it).

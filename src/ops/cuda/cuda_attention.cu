@@ -268,26 +268,47 @@ static int attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, 
                         res, res2, backward);
 }
 
+extern "C" size_t dsc_cuda_attention_workspace_bytes(const dsc_cuda_att_cfg_t *cfg, int64_t B, int64_t T,
+                                                     int64_t C, int64_t H) {
+    return dsc__attention_tc_workspace_bytes(cfg, B, T, C, H);
+}
+
+extern "C" int dsc_cuda_attention_cfg(void *stream, const dsc_cuda_att_cfg_t *cfg, dsc_dtype_t dt, int64_t B,
+                                      int64_t T, int64_t C, int64_t H, const void *qkv, double drop_p, uint64_t seed,
+                                      uint64_t offset, void *out, void *lse) {
+    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
+    if (!dsc__attention_tc_cfg_valid(cfg)) return (int)cudaErrorInvalidValue;
+    const void *ptrs[] = {qkv, out}; /* lse needs no more than float alignment */
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 2))
+        return dsc__attention_tc(DSC_STREAM(stream), cfg, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset,
+                                 out, lse, NULL, 0, false);
+    return attention_simple(stream, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out, lse, false);
+}
+
+extern "C" int dsc_cuda_attention_backward_cfg(void *stream, const dsc_cuda_att_cfg_t *cfg, dsc_dtype_t dt, int64_t B,
+                                               int64_t T, int64_t C, int64_t H, const void *qkv, const void *out,
+                                               const void *lse, const void *dout, double drop_p, uint64_t seed,
+                                               uint64_t offset, void *dqkv, void *ws, size_t ws_bytes) {
+    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
+    if (!dsc__attention_tc_cfg_valid(cfg)) return (int)cudaErrorInvalidValue;
+    const void *ptrs[] = {qkv, out, dout, dqkv};
+    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 4))
+        return dsc__attention_tc(DSC_STREAM(stream), cfg, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset,
+                                 dqkv, NULL, ws, ws_bytes, true);
+    return attention_simple(stream, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv, NULL, true);
+}
+
 extern "C" int dsc_cuda_attention(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                   const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out,
                                   void *lse) {
-    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    const void *ptrs[] = {qkv, out}; /* lse needs no more than float alignment */
-    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 2))
-        return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out,
-                                 lse, false);
-    return attention_simple(stream, dt, B, T, C, H, qkv, NULL, NULL, NULL, drop_p, seed, offset, out, lse, false);
+    return dsc_cuda_attention_cfg(stream, NULL, dt, B, T, C, H, qkv, drop_p, seed, offset, out, lse);
 }
 
 extern "C" int dsc_cuda_attention_backward(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                            const void *qkv, const void *out, const void *lse, const void *dout,
                                            double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
-    if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || C % H) return B == 0 || T == 0 ? 0 : (int)cudaErrorInvalidValue;
-    const void *ptrs[] = {qkv, out, dout, dqkv};
-    if (dsc__attention_tc_applies(dt, B, T, C, H, ptrs, 4))
-        return dsc__attention_tc(DSC_STREAM(stream), dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv,
-                                 NULL, true);
-    return attention_simple(stream, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset, dqkv, NULL, true);
+    return dsc_cuda_attention_backward_cfg(stream, NULL, dt, B, T, C, H, qkv, out, lse, dout, drop_p, seed, offset,
+                                           dqkv, NULL, 0);
 }
 
 /* The simple kernels above for every dtype and head size (comparison in tests and the bench). */

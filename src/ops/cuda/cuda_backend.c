@@ -138,15 +138,22 @@ static void cu_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t 
 static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
                          const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
     dsc__cuda_check(dev,
-                    dsc_cuda_attention(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, drop_p, seed, offset, out, lse),
+                    dsc_cuda_attention_cfg(dsc__cuda_stream(dev), &dsc__cuda_dev(dev)->att, dt, b, t, c, n_head, qkv,
+                                           drop_p, seed, offset, out, lse),
                     "attention");
 }
 static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
                                   int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
                                   double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    /* the backward variants other than the default take a workspace (Dq per row, the atomic
+     * variant's f32 dQ) from the device's scratch */
+    const dsc_cuda_att_cfg_t *cfg = &dsc__cuda_dev(dev)->att;
+    const size_t ws_bytes = dsc_cuda_attention_workspace_bytes(cfg, b, t, c, n_head);
+    void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+    if (ws_bytes && !ws) return; /* recorded */
     dsc__cuda_check(dev,
-                    dsc_cuda_attention_backward(dsc__cuda_stream(dev), dt, b, t, c, n_head, qkv, out, lse, dout, drop_p,
-                                                seed, offset, dqkv),
+                    dsc_cuda_attention_backward_cfg(dsc__cuda_stream(dev), cfg, dt, b, t, c, n_head, qkv, out, lse,
+                                                    dout, drop_p, seed, offset, dqkv, ws, ws_bytes),
                     "attention_backward");
 }
 static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,

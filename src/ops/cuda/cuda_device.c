@@ -270,6 +270,47 @@ static const dsc_device_table_t *cuda_table(void) {
 /* cuBLASLt workspace: 32 MiB, what cuBLASLt's Hopper heuristics ask for at most. */
 #define DSC_CUDA_BLAS_WORKSPACE (32u << 20)
 
+/* DSC_CUDA_ATTENTION: comma-separated words among recompute, pre, atomic (the backward),
+ * fwd4, fwd8 (forward warps), bwd4, bwd8 (backward warps); unset or empty: the defaults. */
+static dsc_status_t parse_attention_variant(const char *dev_name, const char *v, dsc_cuda_att_cfg_t *cfg, char *err,
+                                            size_t err_len) {
+    memset(cfg, 0, sizeof *cfg);
+    if (!v) return DSC_OK;
+    const char *p = v;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        static const struct {
+            const char *word;
+            int field, value; /* field 0: bwd, 1: fwd_warps, 2: bwd_warps */
+        } words[] = {{"recompute", 0, DSC_CUDA_ATT_BWD_RECOMPUTE}, {"pre", 0, DSC_CUDA_ATT_BWD_PRE},
+                     {"atomic", 0, DSC_CUDA_ATT_BWD_ATOMIC},       {"fwd4", 1, 4},
+                     {"fwd8", 1, 8},                               {"bwd4", 2, 4},
+                     {"bwd8", 2, 8}};
+        size_t k = 0;
+        while (k < sizeof words / sizeof words[0] && !(strlen(words[k].word) == n && !strncmp(words[k].word, p, n))) k++;
+        if (n > 0 && k == sizeof words / sizeof words[0]) {
+            snprintf(err, err_len,
+                     "device %s: DSC_CUDA_ATTENTION=\"%s\": unknown word \"%.*s\" (recompute, pre, atomic, fwd4, "
+                     "fwd8, bwd4, bwd8)",
+                     dev_name, v, (int)n, p);
+            return DSC_ERR_INVALID;
+        }
+        if (n > 0) {
+            if (words[k].field == 0) cfg->bwd = words[k].value;
+            else if (words[k].field == 1) cfg->fwd_warps = words[k].value;
+            else cfg->bwd_warps = words[k].value;
+        }
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (cfg->bwd == DSC_CUDA_ATT_BWD_RECOMPUTE && cfg->bwd_warps == 8) {
+        snprintf(err, err_len, "device %s: DSC_CUDA_ATTENTION=\"%s\": the recompute backward runs on 4 warps only",
+                 dev_name, v);
+        return DSC_ERR_INVALID;
+    }
+    return DSC_OK;
+}
+
 dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, size_t err_len) {
     int count = dsc_cuda_device_count();
     if (count <= 0) {
@@ -293,6 +334,11 @@ dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, si
         return DSC_ERR_NOMEM;
     }
     c->ordinal = ordinal;
+    const dsc_status_t st = parse_attention_variant(dev->name, getenv("DSC_CUDA_ATTENTION"), &c->att, err, err_len);
+    if (st != DSC_OK) {
+        free(c);
+        return st;
+    }
     c->profile = getenv("DSC_CUDA_PROFILE") != NULL;
     c->prof_mark = now_seconds();
     dev->impl = c;

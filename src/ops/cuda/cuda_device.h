@@ -29,6 +29,10 @@ typedef struct dsc_cuda_dev {
     /* cuBLASLt found no algorithm for these epilogues once (cuda_fused.c): the separate
      * kernels run from then on without asking again. */
     bool no_dgelu_epilogue, no_bgradb_epilogue, no_residual_epilogue, no_gelu_epilogue;
+    /* The tensor-core attention's variant (DSC_CUDA_ATTENTION when the device was made,
+     * docs/cuda.md; zeros: the defaults). The backward variants other than RECOMPUTE take
+     * their workspace from the scratch. */
+    dsc_cuda_att_cfg_t att;
     /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
      * stream and adds the time since the previous one to its name's row (a profiling mode:
      * slower, but each row is that call's GPU time plus the host work before it); the table

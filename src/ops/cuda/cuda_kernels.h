@@ -216,6 +216,39 @@ int dsc_cuda_attention_backward(void *stream, dsc_dtype_t dt, int64_t B, int64_t
                                 uint64_t seed, uint64_t offset, void *dqkv);
 int dsc_cuda_attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                               const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse);
+/* Variants of the tensor-core path (bench, tests; the CUDA device takes its own from
+ * DSC_CUDA_ATTENTION, docs/cuda.md). Backward: */
+typedef enum {
+    /* two kernels (dK dV per key tile, dQ per query tile), each recomputing Dq = rowsum(dO O)
+     * per tile: bitwise reproducible, no workspace; the default */
+    DSC_CUDA_ATT_BWD_RECOMPUTE = 0,
+    /* Dq computed once per row into the workspace (B H T floats), then the two kernels without
+     * O: bitwise reproducible, the same bits as RECOMPUTE */
+    DSC_CUDA_ATT_BWD_PRE = 1,
+    /* Dq once, then one kernel per key tile for dK, dV and dQ (FlashAttention-2's 5 products
+     * instead of 7), dQ summed by f32 atomics into the workspace (another B T C floats) and
+     * added to dqkv by a last kernel: NOT bitwise reproducible (the atomics' order varies) */
+    DSC_CUDA_ATT_BWD_ATOMIC = 2,
+} dsc_cuda_att_bwd_t;
+typedef struct dsc_cuda_att_cfg {
+    int fwd_warps; /* 4 or 8 (0: 4): 64 or 128 query rows per forward CTA */
+    int bwd;       /* a dsc_cuda_att_bwd_t */
+    int bwd_warps; /* 4 or 8 (0: 4): keys per dK dV CTA, rows per dQ CTA; RECOMPUTE: 4 only */
+} dsc_cuda_att_cfg_t;
+/* Bytes of device workspace dsc_cuda_attention_backward_cfg needs for cfg (0 for RECOMPUTE and
+ * head sizes other than 64 and 128). */
+size_t dsc_cuda_attention_workspace_bytes(const dsc_cuda_att_cfg_t *cfg, int64_t B, int64_t T, int64_t C, int64_t H);
+/* dsc_cuda_attention / _backward with the variant cfg (NULL: the defaults); the backward
+ * uses ws (256-byte aligned, ws_bytes >= the bytes above) for the variants that need it.
+ * cudaErrorInvalidValue for a variant that does not exist or a short workspace; calls the
+ * tensor cores do not take run the simple kernels whatever cfg says. */
+int dsc_cuda_attention_cfg(void *stream, const dsc_cuda_att_cfg_t *cfg, dsc_dtype_t dt, int64_t B, int64_t T,
+                           int64_t C, int64_t H, const void *qkv, double drop_p, uint64_t seed, uint64_t offset,
+                           void *out, void *lse);
+int dsc_cuda_attention_backward_cfg(void *stream, const dsc_cuda_att_cfg_t *cfg, dsc_dtype_t dt, int64_t B, int64_t T,
+                                    int64_t C, int64_t H, const void *qkv, const void *out, const void *lse,
+                                    const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv,
+                                    void *ws, size_t ws_bytes);
 int dsc_cuda_attention_backward_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                        const void *qkv, const void *out, const void *lse, const void *dout,
                                        double drop_p, uint64_t seed, uint64_t offset, void *dqkv);

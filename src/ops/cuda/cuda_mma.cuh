@@ -4,7 +4,9 @@
  *   ldsm_x4 / ldsm_x4_t          ldmatrix .x4 (and .trans) from shared memory, each lane
  *                                giving the address of one 8-element row;
  *   cp_async16 / 4, commit, wait  16- (4-) byte cp.async global -> shared, zero-filled when !valid;
- *   pack2<T>(lo, hi)             two f32 -> one 32-bit register of two T (round to nearest even).
+ *   pack2<T>(lo, hi)             two f32 -> one 32-bit register of two T (round to nearest even);
+ *   red_add2(p, a, b)            p[0] += a, p[1] += b in global memory, atomically (red.global
+ *                                .add.v2.f32, sm_90; p 8-byte aligned).
  * Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"): lane = 4 g + t;
  *   A: a[0] = (row g, cols 2t, 2t+1), a[1] = (row g+8, cols 2t..), a[2] = (row g, cols 2t+8..),
  *      a[3] = (row g+8, cols 2t+8..);  B: b0 = (rows 2t, 2t+1, col g), b1 = (rows 2t+8.., col g);
@@ -83,6 +85,10 @@ template <> __device__ inline uint32_t pack2<dsc_bf16>(float lo, float hi) {
 template <> __device__ inline uint32_t pack2<dsc_f16>(float lo, float hi) {
     __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t *>(&v);
+}
+
+__device__ static inline void red_add2(float *p, float a, float b) {
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
 }
 
 /* 16 bytes (8 values of T) from global memory, 16-byte aligned. */
@@ -177,6 +183,9 @@ template <> inline uint32_t pack2<dsc_f16>(float lo, float hi) {
 }
 
 __device__ static inline void ld16(uint16_t h[8], const void *p) { memcpy(h, p, 16); }
+
+/* the emulator runs one thread at a time: plain adds are atomic */
+__device__ static inline void red_add2(float *p, float a, float b) { p[0] += a, p[1] += b; }
 
 #endif
 
