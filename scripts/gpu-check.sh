@@ -128,9 +128,9 @@ echo "NCCL: ${DSC_NCCL_LIBRARY:-libnccl.so.2 on the loader path} (NCCL_NVLS_ENAB
 
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(cd "$GPU_BUNDLE" && pwd)
-  if [ -f "$B/bin.tgz" ]; then # the programs travel compressed (each holds the kernels' fatbins)
+  if [ -f "$B/bin.tar.xz" ]; then # the programs travel compressed (each holds the kernels' fatbins)
     unpacked=$(mktemp -d)
-    tar xzf "$B/bin.tgz" -C "$unpacked"
+    bash "$B/gpu-unpack.sh" "$B/bin.tar.xz" "$unpacked"
     for f in "$B"/*; do [ -e "$unpacked/$(basename "$f")" ] || ln -s "$f" "$unpacked/"; done
     B=$unpacked
   fi

@@ -6,7 +6,7 @@
 #   GPU_BUNDLE=DIR bash DIR/gpu-rows.sh LOGDIR [ROW ...]
 # ROW: d12z0 d12z1 d12z2 d12z3 d12ckpt d24 d48ckpt d48 (default: all). ROW_STEPS (default 3),
 # ROW_SECONDS (each run stops after the step that passes it, once 2 steps ran; default 60).
-# The programs come from the bundle (bin.tgz, lib.tgz: scripts/gpu-bundle.sh) or $DSC_BUILD.
+# The programs come from the bundle (bin.tar.xz, lib.tgz: scripts/gpu-bundle.sh) or $DSC_BUILD.
 set -u
 LOGDIR=${1:?usage: gpu-rows.sh LOGDIR [ROW ...]}
 shift
@@ -15,7 +15,7 @@ rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(d12z0 d12z1 d12z2 d12z3 d12ckpt d24 d48ckpt d48)
 if [ -n "${GPU_BUNDLE:-}" ]; then
   B=$(mktemp -d)
-  tar xzf "$GPU_BUNDLE/bin.tgz" -C "$B"
+  bash "$GPU_BUNDLE/gpu-unpack.sh" "$GPU_BUNDLE/bin.tar.xz" "$B"
   tar xzf "$GPU_BUNDLE/lib.tgz" -C "$B"
   export LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   GB="$B/gpt2_gpu"
