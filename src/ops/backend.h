@@ -87,11 +87,6 @@ typedef struct dsc_backend {
      * round twice. */
     void (*linear_residual)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,
                             const void *w, const void *bias, const void *residual, void *y);
-    /* Optional (NULL: the op runs gemm + sum_rows_acc). The linear layer's parameter
-     * gradients: dw[N,K] += g[M,N]^T x[M,K], and db[N] += the column sums of g when db is
-     * given (cuBLASLt's bias-gradient epilogue on the GPU: g is read once). */
-    void (*linear_param_grads)(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
-                               const void *x, void *dw, void *db);
     /* Optional (NULL: the op runs gemm + unary_backward). The MLP's backward through its
      * GELU: dpre[M,K] = (g[M,N] w[N,K]) * gelu'(pre[M,K]) (tanh approximation), written, not
      * added (cuBLASLt's DGELU epilogue on the GPU: no [M,K] intermediate). */

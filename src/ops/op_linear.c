@@ -56,10 +56,6 @@ static void param_grads(dsc_ctx_t *ctx, dsc_node_t *node, int64_t m, int64_t n, 
     const dsc_backend_t *be = ctx->backend;
     dsc_tensor_t *bias = node->in[2];
     dsc_tensor_t *gb = dsc__grad(ctx, bias);
-    if (gw && be->linear_param_grads) {
-        be->linear_param_grads(&ctx->device, gw->dtype, m, n, k, g, xv, gw->data, gb ? gb->data : NULL);
-        return;
-    }
     if (gb) be->sum_rows_acc(&ctx->device, gb->dtype, m, n, 1.0, g, gb->data);
     if (gw) /* [N, K] += G^T [N, M] @ X [M, K] */
         be->gemm(&ctx->device, gw->dtype, true, false, n, k, m, 1.0, g, n, xv, k, 1.0, gw->data, k);

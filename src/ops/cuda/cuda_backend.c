@@ -180,7 +180,6 @@ static const dsc_backend_t cuda_backend = {
     .linear = dsc__cu_linear,
     .linear_gelu = dsc__cu_linear_gelu,
     .linear_residual = dsc__cu_linear_residual,
-    .linear_param_grads = dsc__cu_linear_param_grads,
     .gemm_dgelu = dsc__cu_gemm_dgelu,
     .binary = cu_binary,
     .axpy = cu_axpy,

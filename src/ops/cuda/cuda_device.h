@@ -28,7 +28,7 @@ typedef struct dsc_cuda_dev {
     dsc_cuda_device_info_t info;
     /* cuBLASLt found no algorithm for these epilogues once (cuda_fused.c): the separate
      * kernels run from then on without asking again. */
-    bool no_dgelu_epilogue, no_bgradb_epilogue, no_residual_epilogue, no_gelu_epilogue;
+    bool no_dgelu_epilogue, no_residual_epilogue, no_gelu_epilogue;
     /* The tensor-core attention's variant (DSC_CUDA_ATTENTION when the device was made,
      * docs/cuda.md; zeros: the defaults). The backward variants other than RECOMPUTE take
      * their workspace from the scratch. */
@@ -67,8 +67,6 @@ void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, 
                              const void *w, const void *bias, const void *residual, void *y);
 void dsc__cu_gemm_dgelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
                         const void *w, const void *pre, void *dpre);
-void dsc__cu_linear_param_grads(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
-                                const void *x, void *dw, void *db);
 
 /* The kernel tables (cuda_backend.c, cuda_optim_amp.c). */
 const struct dsc_backend *dsc__backend_cuda(void);

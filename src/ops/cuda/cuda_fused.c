@@ -9,8 +9,6 @@
  *    output written as D), rounded once;
  *  - gemm_dgelu: the MLP's backward through GELU, GELU's derivative applied to the gemm's f32
  *    result (DGELU epilogue, the pre-activation as its auxiliary input), rounded once;
- *  - linear_param_grads: the weight gradient with the bias gradient summed by the same gemm
- *    (BGRADB epilogue, written to scratch, then added to the bias gradient).
  * Where cuBLASLt has no algorithm for an epilogue (DSC_CUDA_BLAS_NOT_SUPPORTED, remembered on
  * the device), the separate kernels run: the same values up to the intermediate rounding. */
 #include "core/internal.h"
@@ -58,28 +56,6 @@ void dsc__cu_gemm_dgelu(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64
     else
         dsc__cuda_check(dev, dsc_cuda_fill(stream, dt, m * k, 0.0, dpre), "gemm_dgelu (empty K)");
     dsc__cuda_check(dev, dsc_cuda_gelu_grad_mul(stream, dt, m * k, pre, dpre), "gelu' in place");
-}
-
-void dsc__cu_linear_param_grads(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *g,
-                                const void *x, void *dw, void *db) {
-    if (n <= 0 || k <= 0) return;
-    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
-    void *stream = c->stream;
-    const struct dsc_backend *be = dsc__backend_cuda();
-    if (m <= 0) return; /* no rows: nothing to add */
-    if (db && dt != DSC_F64 && !c->no_bgradb_epilogue) {
-        void *col_sums = dsc__cuda_scratch(dev, (size_t)n * dsc_dtype_size(dt));
-        if (!col_sums) return;
-        const int rc = dsc_cuda_gemm_bgradb(c->blas, stream, dt, m, n, k, g, x, dw, col_sums);
-        if (rc != DSC_CUDA_BLAS_NOT_SUPPORTED) {
-            if (dsc__cuda_check(dev, rc, "gemm TN, C += A^TB + bgradb epilogue") == 0)
-                be->axpy(dev, dt, n, 1.0, col_sums, db);
-            return;
-        }
-        c->no_bgradb_epilogue = true;
-    }
-    if (db) be->sum_rows_acc(dev, dt, m, n, 1.0, g, db);
-    be->gemm(dev, dt, true, false, n, k, m, 1.0, g, n, x, k, 1.0, dw, k);
 }
 
 void dsc__cu_linear_residual(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,

@@ -103,8 +103,6 @@ typedef enum dsc_cuda_epilogue {
     DSC_CUDA_EPI_BIAS_GELU, /* C[i,j] = gelu((...) + bias[j]), cuBLASLt's tanh-approximation GELU;
                                pre (may be NULL) receives (...) + bias[j] for the backward */
     DSC_CUDA_EPI_DGELU,     /* C[i,j] = (...) * gelu'(pre[i,j]) (pre: the GELU's input, ld ld_pre); no bias */
-    DSC_CUDA_EPI_BGRADB,    /* dsc_cuda_gemm_bgradb's: the plain gemm (beta 1 allowed) and bias = the
-                               column sums of its first row-major operand's rows (see there) */
 } dsc_cuda_epilogue_t;
 /* cuBLASLt found no algorithm for the call (an epilogue it does not run for these types or
  * layouts): the callers fall back to separate kernels. */
@@ -121,12 +119,6 @@ int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, 
  * once. DSC_CUDA_BLAS_NOT_SUPPORTED when cuBLASLt has no algorithm (f64 has none). */
 int dsc_cuda_linear_residual(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k,
                              const void *x, const void *w, const void *bias, const void *residual, void *y);
-/* dw[N,K] += g[M,N]^T x[M,K] (row-major, dense) with db[N] = the column sums of g written by
- * the same gemm (cuBLASLt's BGRADB epilogue: the sums come out of the tiles g is read in);
- * db is overwritten, not added to. DSC_CUDA_BLAS_NOT_SUPPORTED when cuBLASLt has no such
- * algorithm (the caller then runs gemm + column sums). */
-int dsc_cuda_gemm_bgradb(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k,
-                         const void *g, const void *x, void *dw, void *db);
 
 /* ---- element-wise, reductions, casts (backend.h semantics) ------------------------------ */
 
@@ -220,7 +212,8 @@ int dsc_cuda_attention_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T
  * DSC_CUDA_ATTENTION, docs/cuda.md). Backward: */
 typedef enum {
     /* two kernels (dK dV per key tile, dQ per query tile), each recomputing Dq = rowsum(dO O)
-     * per tile: bitwise reproducible, no workspace; the default */
+     * per tile: bitwise reproducible, no workspace; the default of this API (cfg NULL); the
+     * CUDA device defaults to PRE (cuda_device.c) */
     DSC_CUDA_ATT_BWD_RECOMPUTE = 0,
     /* Dq computed once per row into the workspace (B H T floats), then the two kernels without
      * O: bitwise reproducible, the same bits as RECOMPUTE */

@@ -219,8 +219,6 @@ static int plan_build(const gemm_key_t *key, gemm_plan_t *p) {
         if (key->epi == DSC_CUDA_EPI_BIAS_GELU)
             e = key->has_pre ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
         if (key->epi == DSC_CUDA_EPI_DGELU) e = CUBLASLT_EPILOGUE_DGELU;
-        /* the operands are swapped (column-major view above): our first operand is cuBLASLt's B */
-        if (key->epi == DSC_CUDA_EPI_BGRADB) e = CUBLASLT_EPILOGUE_BGRADB;
         BLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
         if (key->has_bias) {
             cudaDataType_t bt = ty;
@@ -372,8 +370,7 @@ extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *blas, void *stream, dsc_d
                                       const void *b, int64_t ldb, void *c, int64_t ldc, dsc_cuda_epilogue_t epi,
                                       const void *bias, void *pre, int64_t ld_pre) {
     const bool needs_bias = epi == DSC_CUDA_EPI_BIAS || epi == DSC_CUDA_EPI_BIAS_GELU;
-    if (!blas || (needs_bias && !bias) || (epi == DSC_CUDA_EPI_DGELU && (!pre || bias)) || epi == DSC_CUDA_EPI_BGRADB ||
-        dt == DSC_F64)
+    if (!blas || (needs_bias && !bias) || (epi == DSC_CUDA_EPI_DGELU && (!pre || bias)) || dt == DSC_F64)
         return (int)cudaErrorInvalidValue;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) return (int)cudaErrorInvalidValue;
@@ -390,15 +387,6 @@ extern "C" int dsc_cuda_linear_residual(dsc_cuda_blas_t *blas, void *stream, dsc
     if (k <= 0) return (int)cudaErrorInvalidValue;
     return gemm_lt(blas, DSC_STREAM(stream), dt, false, true, m, n, k, 1.0, x, k, w, k, 1.0, y, n,
                    bias ? DSC_CUDA_EPI_BIAS : DSC_CUDA_EPI_NONE, bias, NULL, 0, NULL, residual);
-}
-
-extern "C" int dsc_cuda_gemm_bgradb(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, int64_t m, int64_t n,
-                                    int64_t k, const void *g, const void *x, void *dw, void *db) {
-    if (!blas || !db || dt == DSC_F64) return (int)cudaErrorInvalidValue;
-    if (m <= 0 || n <= 0 || k <= 0) return (int)cudaErrorInvalidValue;
-    /* dw [n, k] += g^T [n, m] x [m, k]: the gemm's m = n, n = k, k = m */
-    return gemm_lt(blas, DSC_STREAM(stream), dt, true, false, n, k, m, 1.0, g, n, x, k, 1.0, dw, k,
-                   DSC_CUDA_EPI_BGRADB, db, NULL, 0);
 }
 
 extern "C" int dsc_cuda_gemm_probe(dsc_cuda_blas_t *blas, void *stream, dsc_dtype_t dt, bool trans_a, bool trans_b,

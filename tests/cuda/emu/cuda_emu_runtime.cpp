@@ -125,8 +125,8 @@ extern "C" int dsc_cuda_gemm(dsc_cuda_blas_t *, void *, dsc_dtype_t dt, bool ta,
     return 0;
 }
 /* The CPU backend's linear (src/ops/cpu/cpu_kernels.h): the bias epilogue of the linear
- * layer's form (y = x w^T + bias, dense) is emulated by it, the CPU's bits; the GELU, DGELU
- * and BGRADB epilogues answer as cuBLASLt does when it has no algorithm
+ * layer's form (y = x w^T + bias, dense) is emulated by it, the CPU's bits; the GELU and DGELU
+ * epilogues answer as cuBLASLt does when it has no algorithm
  * (DSC_CUDA_BLAS_NOT_SUPPORTED), so the device's fallbacks run here; any other form refuses. */
 extern "C" void dsc_cpu_linear(dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x, const void *w,
                                const void *bias, void *y);
@@ -143,9 +143,5 @@ extern "C" int dsc_cuda_gemm_epilogue(dsc_cuda_blas_t *, void *, dsc_dtype_t dt,
 }
 extern "C" int dsc_cuda_linear_residual(dsc_cuda_blas_t *, void *, dsc_dtype_t, int64_t, int64_t, int64_t,
                                         const void *, const void *, const void *, const void *, void *) {
-    return DSC_CUDA_BLAS_NOT_SUPPORTED;
-}
-extern "C" int dsc_cuda_gemm_bgradb(dsc_cuda_blas_t *, void *, dsc_dtype_t, int64_t, int64_t, int64_t, const void *,
-                                    const void *, void *, void *) {
     return DSC_CUDA_BLAS_NOT_SUPPORTED;
 }
