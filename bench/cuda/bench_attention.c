@@ -20,40 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/cuda/bench_cuda_util.h"
 #include "ops/cuda/cuda_kernels.h"
 
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_) {                                                                                 \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,              \
-                    dsc_cuda_error_string(rc_));                                                   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void *ev0, *ev1;
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median ms of `reps` runs of the body after `warm` warm-ups. */
-#define TIME_MS(out_ms, warm, reps, body)                                                          \
-    do {                                                                                           \
-        for (int it = 0; it < (warm); it++) { body; }                                              \
-        float t_[64];                                                                              \
-        for (int it = 0; it < (reps); it++) {                                                      \
-            CK(dsc_cuda_event_record(ev0, NULL));                                                  \
-            body;                                                                                  \
-            CK(dsc_cuda_event_record(ev1, NULL));                                                  \
-            CK(dsc_cuda_event_sync(ev1));                                                          \
-            CK(dsc_cuda_event_elapsed_ms(ev0, ev1, &t_[it]));                                      \
-        }                                                                                          \
-        qsort(t_, (size_t)(reps), sizeof(float), cmp_float);                                       \
-        (out_ms) = t_[(reps) / 2];                                                                 \
-    } while (0)
+/* the shared status check and event timing (bench_cuda_util.h) */
+#define CK BCK
+static bench_timer_t timer;
+#define TIME_MS(out_ms, warm, reps, body) BENCH_MS(&timer, out_ms, warm, reps, body)
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {
@@ -166,11 +139,11 @@ int main(int argc, char **argv) {
     dsc_cuda_device_info_t info;
     CK(dsc_cuda_device_info(0, &info));
     printf("device: %s (sm_%d%d, %d SMs)\n", info.name, info.cc_major, info.cc_minor, info.sm_count);
-    CK(dsc_cuda_event_create(&ev0));
-    CK(dsc_cuda_event_create(&ev1));
+    CK(dsc_cuda_event_create(&timer.ev0));
+    CK(dsc_cuda_event_create(&timer.ev1));
     bench_case(DSC_BF16, 8, 1024, 768, 12);
     if (!quick) bench_case(DSC_BF16, 64, 1024, 768, 12);
     if (hd128) bench_case(DSC_BF16, quick ? 8 : 32, 1024, 768, 6);
-    dsc_cuda_event_destroy(ev0), dsc_cuda_event_destroy(ev1);
+    dsc_cuda_event_destroy(timer.ev0), dsc_cuda_event_destroy(timer.ev1);
     return 0;
 }

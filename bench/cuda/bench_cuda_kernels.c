@@ -15,41 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/cuda/bench_cuda_util.h"
 #include "ops/cuda/cuda_kernels.h"
 #include "optim/optim_internal.h"
 
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_) {                                                                                 \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #call, rc_,              \
-                    dsc_cuda_error_string(rc_));                                                   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void *ev0, *ev1;
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median ms of `reps` runs of the body (a statement using `it`), after `warm` warm-ups. */
-#define TIME_MS(out_ms, warm, reps, body)                                                          \
-    do {                                                                                           \
-        for (int it = 0; it < (warm); it++) { body; }                                              \
-        float t_[64];                                                                              \
-        for (int it = 0; it < (reps); it++) {                                                      \
-            CK(dsc_cuda_event_record(ev0, NULL));                                                  \
-            body;                                                                                  \
-            CK(dsc_cuda_event_record(ev1, NULL));                                                  \
-            CK(dsc_cuda_event_sync(ev1));                                                          \
-            CK(dsc_cuda_event_elapsed_ms(ev0, ev1, &t_[it]));                                      \
-        }                                                                                          \
-        qsort(t_, (size_t)(reps), sizeof(float), cmp_float);                                       \
-        (out_ms) = t_[(reps) / 2];                                                                 \
-    } while (0)
+/* the shared status check and event timing (bench_cuda_util.h) */
+#define CK BCK
+static bench_timer_t timer;
+#define TIME_MS(out_ms, warm, reps, body) BENCH_MS(&timer, out_ms, warm, reps, body)
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {
@@ -182,8 +155,8 @@ int main(int argc, char **argv) {
     printf("device: %s (sm_%d%d, %d SMs, %.1f GiB, L2 %.0f MB, driver %d, runtime %d, cuBLASLt %zu)\n", info.name,
            info.cc_major, info.cc_minor, info.sm_count, info.total_mem / 1073741824.0, info.l2_bytes / 1e6,
            info.driver_version, info.runtime_version, info.cublaslt_version);
-    CK(dsc_cuda_event_create(&ev0));
-    CK(dsc_cuda_event_create(&ev1));
+    CK(dsc_cuda_event_create(&timer.ev0));
+    CK(dsc_cuda_event_create(&timer.ev1));
     float ms = 0;
 
     /* copy bandwidth: 2 GiB device-to-device */
@@ -267,7 +240,7 @@ int main(int argc, char **argv) {
         dsc_cuda_free(p), dsc_cuda_free(m), dsc_cuda_free(v), dsc_cuda_free(g), dsc_cuda_free(half);
         dsc_cuda_free(ws), dsc_cuda_free(dsegs), dsc_cuda_free(outs);
     }
-    dsc_cuda_event_destroy(ev0);
-    dsc_cuda_event_destroy(ev1);
+    dsc_cuda_event_destroy(timer.ev0);
+    dsc_cuda_event_destroy(timer.ev1);
     return 0;
 }

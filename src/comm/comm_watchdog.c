@@ -75,7 +75,7 @@ static void abort_transport(dsc__watchdog_t *w) {
         until.tv_nsec -= 1000000000L;
     }
     const bool locked = pthread_mutex_timedlock(&w->transport, &until) == 0;
-    w->hooks.abort(w->hooks.user, locked);
+    w->hooks.abort_comm(w->hooks.user, locked);
     if (locked) pthread_mutex_unlock(&w->transport);
 }
 

@@ -32,7 +32,7 @@ typedef struct dsc__watchdog_hooks {
      * most once, by the watchdog thread, with `locked` true when it holds the transport lock
      * (dsc__watchdog_lock: the main thread is in no transport call), false when the main
      * thread stayed inside a transport call for the whole grace period. */
-    void (*abort)(void *user, bool locked);
+    void (*abort_comm)(void *user, bool locked);
     /* The clock of the deadlines and waits, in seconds; NULL: dsc__comm_now (the NCCL
      * backend). A test's own clock makes its cases independent of the machine's speed. */
     double (*now)(void *user);

@@ -153,4 +153,18 @@ static inline void cc_require_gpu(const char *prog) {
                info.runtime_version, info.cublaslt_version);
 }
 
+/* A host copy of n floats (4 bytes of slack: a 0-element copy is still a pointer). */
+static inline float *copyf(const float *x, int64_t n) {
+    float *y = (float *)malloc((size_t)n * sizeof *y + 4);
+    memcpy(y, x, (size_t)n * sizeof *y);
+    return y;
+}
+
+/* The device buffer against ref within tol (cc_close), named what. */
+static inline void compare(const char *what, const cc_buf_t *out, const float *ref, double tol) {
+    float *got = cc_get(out);
+    cc_close(what, out->dt, got, ref, out->n, tol);
+    free(got);
+}
+
 #endif

@@ -21,17 +21,6 @@
 #include "ops/cpu/cpu_kernels.h"
 #include "cuda_check.h"
 
-static float *copyf(const float *x, int64_t n) {
-    float *y = malloc((size_t)n * sizeof *y + 4);
-    memcpy(y, x, (size_t)n * sizeof *y);
-    return y;
-}
-
-static void compare(const char *what, const cc_buf_t *out, const float *ref, double tol) {
-    float *got = cc_get(out);
-    cc_close(what, out->dt, got, ref, out->n, tol);
-    free(got);
-}
 
 static const char *bwd_name(int bwd) { return bwd == 0 ? "recompute" : bwd == 1 ? "pre" : "atomic"; }
 

@@ -36,17 +36,6 @@ static double tol_for(dsc_dtype_t dt) { return dt == DSC_F32 ? TOL_F32 : dt == D
         free(r2_);                                                                               \
     } while (0)
 
-static float *copyf(const float *x, int64_t n) {
-    float *y = malloc((size_t)n * sizeof *y + 4);
-    memcpy(y, x, (size_t)n * sizeof *y);
-    return y;
-}
-
-static void compare(const char *what, const cc_buf_t *out, const float *ref, double tol) {
-    float *got = cc_get(out);
-    cc_close(what, out->dt, got, ref, out->n, tol);
-    free(got);
-}
 
 /* ---- gemm ----------------------------------------------------------------------------- */
 
