@@ -20,8 +20,12 @@
  *                 [--max-seconds S]   (stop after the step that passes S seconds, once 2 ran)
  *                 [--offload none|cpu] (zero_optimization.offload_optimizer.device, ZeRO 1-3: "cpu" runs
  *                                       the optimizer on the host, docs/offload.md)
+ *                 [--save-params FILE] [--compare-params FILE]  (the final parameters, gpt2_gpu_world.h)
  * A smoke test on the CPU: gpt2_gpu --device cpu --model gpt2-tiny --context 32 --batch 2
- *                                   --tokens-per-step 128 --steps 3 */
+ *                                   --tokens-per-step 128 --steps 3
+ * Several ranks (issue 19): mpirun -np N gpt2_gpu --device cuda ... trains data-parallel, rank r
+ * on cuda:<local rank> (gpt2_gpu_world.h: same global batch for every N); rank 0 prints the row,
+ * tok/s of the whole job and the largest peak memory of any rank. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@
 #include <time.h>
 
 #include "dsc/dsc.h"
+#include "gpt2_gpu_world.h"
 
 #define EXIT_OOM 3
 #define H100_BF16_PEAK 989.4e12 /* dense bf16 tensor-core peak of the H100 SXM, FLOP/s */
@@ -54,6 +59,7 @@ typedef struct {
     const char *device;
     const char *offload; /* offload_optimizer.device: "none" or "cpu" */
     uint64_t seed;
+    const char *save_params, *compare_params; /* NULL: none */
 } args_t;
 
 static void usage(FILE *out) {
@@ -61,6 +67,8 @@ static void usage(FILE *out) {
                  "                [--device cuda:0|cpu] [--tokens-per-step N] [--context T] [--vocab V] [--seed S]\n"
                  "                [--max-seconds S]  (stop after the step that passes S s, once 2 steps ran)\n"
                  "                [--offload none|cpu]  (the optimizer offloaded to the host; needs --zero 1-3)\n"
+                 "                [--save-params FILE] [--compare-params FILE]  (the parameters after the run)\n"
+                 "under mpirun: --device cuda puts rank r on cuda:<local rank>\n"
                  "defaults: d12, B 64, 10 steps, ZeRO 0, cuda:0, 524288 tokens per step, T 1024, vocab 50257\n");
 }
 
@@ -86,7 +94,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
         }
         static const char *const with_value[] = {"--model", "--device", "--batch", "--steps", "--zero",
                                                  "--context", "--vocab", "--seed", "--tokens-per-step",
-                                                 "--max-seconds", "--offload"};
+                                                 "--max-seconds", "--offload", "--save-params",
+                                                 "--compare-params"};
         bool known = false;
         for (size_t o = 0; o < sizeof with_value / sizeof with_value[0]; o++) known = known || !strcmp(k, with_value[o]);
         if (!known) {
@@ -108,6 +117,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
                 if (!strcmp(v, presets[m].name)) a->model = &presets[m];
             ok = a->model != NULL;
         } else if (!strcmp(k, "--device")) a->device = v;
+        else if (!strcmp(k, "--save-params")) a->save_params = v;
+        else if (!strcmp(k, "--compare-params")) a->compare_params = v;
         else if (!strcmp(k, "--offload")) ok = !strcmp(v, "none") || !strcmp(v, "cpu"), a->offload = v;
         else if (!strcmp(k, "--batch")) ok = parse_long(v, 1, 1 << 20, &n), a->batch = (int)n;
         else if (!strcmp(k, "--steps")) ok = parse_long(v, 1, 100000, &n), a->steps = (int)n;
@@ -192,7 +203,8 @@ static const char *anchor_of(const char *model, double *tok_s) {
 /* Everything one run holds; bench_free releases what was made. */
 typedef struct {
     args_t a;
-    int ga;
+    world_t world;
+    int ga; /* micro-steps per optimizer step on this rank (of ga * world.size in all) */
     long micro_tokens;
     dsc_gpt_config_t gc;
     char device_label[300];
@@ -206,6 +218,7 @@ typedef struct {
     int steps_run;  /* fewer than --steps when --max-seconds stopped the run */
     void *sync_dev;   /* 64 bytes of device memory: reading it back waits for the stream */
     double loss;
+    char world_cell[96], world_result[160]; /* ranks, backend and the parameter check, for the row */
     /* the failure: status, what was being done, the message */
     dsc_status_t rc;
     const char *where;
@@ -225,11 +238,13 @@ static dsc_status_t bench_setup(bench_t *b) {
     const args_t *a = &b->a;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a->seed;
-    co.device = a->device;
+    co.device = b->world.device;
     co.log_fn = quiet_log;
-    snprintf(b->device_label, sizeof b->device_label, "%s", a->device);
+    snprintf(b->device_label, sizeof b->device_label, "%s", b->world.device);
     dsc_status_t rc = dsc_ctx_new(&co, &b->ctx);
     if (rc != DSC_OK) return fail(b, rc, "opening the device", "see the message above");
+    if ((rc = world_open(&b->world, b->ctx)) != DSC_OK)
+        return fail(b, rc, "making the communicator", dsc_ctx_errmsg(b->ctx));
     snprintf(b->device_label, sizeof b->device_label, "%s", dsc_ctx_device_name(b->ctx));
     if (!strncmp(b->device_label, "cuda", 4)) {
         dsc_gpu_info_t info;
@@ -247,10 +262,11 @@ static dsc_status_t bench_setup(bench_t *b) {
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0006, \"betas\": [0.9, 0.95], \"eps\": 1e-8,"
              " \"weight_decay\": 0.1}},\n"
              " \"zero_optimization\": {\"stage\": %d%s}}\n",
-             a->batch * b->ga, a->batch, b->ga, a->zero,
+             a->batch * b->ga * b->world.size, a->batch, b->ga, a->zero,
              strcmp(a->offload, "cpu") ? "" : ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}");
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
     eo.config_json = json;
+    eo.comm = b->world.comm;
     dsc_initialize_result_t init = {0};
     if ((rc = dsc_initialize(b->gpt->model, &eo, &init, b->err, sizeof b->err)) != DSC_OK)
         return fail(b, rc, "dsc_initialize", b->err);
@@ -288,8 +304,10 @@ static dsc_status_t bench_run(bench_t *b) {
     dsc_status_t rc;
     for (int s = 0; s < a->steps; s++) {
         const double t0 = now_s();
-        for (int m = 0; m < b->ga; m++) {
+        for (int m = 0; m < b->ga * b->world.size; m++) {
+            /* the step's micro-batches are the same for every world size; this rank trains its share */
             random_batch(&rng, b->x, b->y, b->micro_tokens, b->gc.vocab_size);
+            if (m / b->ga != b->world.rank) continue;
             dsc_tensor_t *l = NULL;
             if ((rc = dsc_gpt_forward(b->ctx, b->gpt, b->x, b->y, a->batch, a->context, NULL, &l)) != DSC_OK)
                 return fail(b, rc, "forward", dsc_ctx_errmsg(b->ctx));
@@ -303,7 +321,8 @@ static dsc_status_t bench_run(bench_t *b) {
             return fail(b, rc, "synchronising with the device", dsc_ctx_errmsg(b->ctx));
         b->times[s] = now_s() - t0;
         b->loss = dsc_engine_last_loss(b->engine); /* outside the timer */
-        fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms (host queued it in %.1f ms), loss %.4f, grad norm %.3f\n", s + 1,
+        if (b->world.rank == 0)
+            fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms (host queued it in %.1f ms), loss %.4f, grad norm %.3f\n", s + 1,
                 a->steps, b->times[s] * 1e3, host_s * 1e3, b->loss, dsc_engine_grad_norm(b->engine));
         b->steps_run = s + 1;
         if (a->max_seconds > 0 && s >= 1 && now_s() - start > a->max_seconds && s + 1 < a->steps) {
@@ -315,8 +334,41 @@ static dsc_status_t bench_run(bench_t *b) {
     return DSC_OK;
 }
 
+/* --save-params / --compare-params (every rank takes part: ZeRO-3 gathers); the row's
+ * world cells. False when a parameter file failed (the message printed). */
+static bool bench_params(bench_t *b) {
+    const args_t *a = &b->a;
+    const world_t *w = &b->world;
+    snprintf(b->world_cell, sizeof b->world_cell, "%s", "");
+    snprintf(b->world_result, sizeof b->world_result, "%s", "");
+    if (w->comm) {
+        snprintf(b->world_cell, sizeof b->world_cell, ", %d ranks (%s)", w->size, dsc_comm_backend_name(w->comm));
+        snprintf(b->world_result, sizeof b->world_result, " ranks=%d comm=%s", w->size, dsc_comm_backend_name(w->comm));
+    }
+    if (!a->save_params && !a->compare_params) return true;
+    char err[512] = "";
+    int64_t n = 0;
+    float *v = world_param_values(b->engine, b->gpt->model, &n, err, sizeof err);
+    bool ok = v != NULL;
+    if (ok && w->rank == 0 && a->save_params) ok = world_save_params(a->save_params, v, n, err, sizeof err);
+    double dabs = 0, rel = 0;
+    if (ok && w->rank == 0 && a->compare_params) {
+        ok = world_compare_params(a->compare_params, v, n, &dabs, &rel, err, sizeof err);
+        if (ok) {
+            const size_t used = strlen(b->world_result);
+            snprintf(b->world_result + used, sizeof b->world_result - used, " param_max_abs=%.3e param_rel_l2=%.3e",
+                     dabs, rel);
+            fprintf(stderr, "gpt2_gpu: parameters against %s: largest difference %.3e, "
+                    "||p - p_ref|| / ||p_ref|| = %.3e\n", a->compare_params, dabs, rel);
+        }
+    }
+    if (!ok) fprintf(stderr, "gpt2_gpu: %s\n", err);
+    free(v);
+    return ok;
+}
+
 /* The row, in the same columns as tools/torch_gpt2_ref.py, and a RESULT line for scripts. */
-static void bench_report(bench_t *b) {
+static bool bench_report(bench_t *b) {
     const args_t *a = &b->a;
     /* The first step holds the allocations: leave it out when there is more than one. */
     const int skip = b->steps_run > 1 ? 1 : 0, n = b->steps_run - skip;
@@ -328,6 +380,9 @@ static void bench_report(bench_t *b) {
                                    6.0 * b->gc.n_layer * b->gc.n_embd * (double)a->context;
     size_t peak = 0;
     dsc_ctx_device_memory(b->ctx, NULL, &peak);
+    peak = (size_t)world_max(&b->world, (double)peak); /* the fullest device of the job */
+    if (!bench_params(b)) return false;
+    if (b->world.rank != 0) return true;
     double anchor_tok_s = 0;
     const char *anchor = anchor_of(a->model->name, &anchor_tok_s);
     char anchor_cell[160] = "-";
@@ -335,15 +390,16 @@ static void bench_report(bench_t *b) {
     printf("| system | device | model | B | GA | T | steps timed | ms/step median | ms/step min | tok/s | MFU vs 989.4 TF "
            "| peak device MiB | loss (last micro-batch) | anchor (H100) |\n"
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    printf("| dsc %s bf16 ZeRO-%d%s%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
+    printf("| dsc %s bf16 ZeRO-%d%s%s%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
            DSC_VERSION_STRING, a->zero, a->ckpt ? " ckpt" : "", strcmp(a->offload, "cpu") ? "" : " offload cpu",
-           b->device_label, a->model->name, a->batch, b->ga,
+           b->world_cell, b->device_label, a->model->name, a->batch, b->ga,
            a->context, n, b->steps_run, med * 1e3, t[0] * 1e3, tok_s, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK,
            peak / 1048576.0, b->loss, anchor_cell);
     printf("note: dsc decays every parameter (weight_decay 0.1 on biases and LayerNorm weights too: dsc has no "
            "per-tensor groups); the anchors decay 2-D tensors only. This changes the update, not its cost.\n");
-    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s\n",
-           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload);
+    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s%s\n",
+           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload, b->world_result);
+    return true;
 }
 
 static void bench_free(bench_t *b) {
@@ -352,6 +408,7 @@ static void bench_free(bench_t *b) {
     free(b->y);
     free(b->times);
     dsc_engine_free(b->engine);
+    dsc_comm_free(b->world.comm);
     dsc_gpt_free(b->gpt);
     dsc_ctx_free(b->ctx);
 }
@@ -363,26 +420,27 @@ int main(int argc, char **argv) {
     const int pa = parse_args(argc, argv, &b.a);
     if (pa >= 0) return pa;
     const args_t *a = &b.a;
+    world_place(&b.world, a->device);
     b.micro_tokens = (long)a->batch * a->context;
-    if (a->tokens_per_step % b.micro_tokens != 0) {
-        fprintf(stderr, "gpt2_gpu: --tokens-per-step %ld is not a multiple of B x T = %d x %d = %ld\n",
-                a->tokens_per_step, a->batch, a->context, b.micro_tokens);
+    if (a->tokens_per_step % (b.micro_tokens * b.world.size) != 0) {
+        fprintf(stderr, "gpt2_gpu: --tokens-per-step %ld is not a multiple of B x T x ranks = %d x %d x %d = %ld\n",
+                a->tokens_per_step, a->batch, a->context, b.world.size, b.micro_tokens * b.world.size);
         return 2;
     }
-    b.ga = (int)(a->tokens_per_step / b.micro_tokens);
+    b.ga = (int)(a->tokens_per_step / (b.micro_tokens * b.world.size));
     b.gc = (dsc_gpt_config_t){a->model->layers, a->model->heads, a->model->embd, a->vocab, a->context, 0.0, 1e-5};
 
     int status = 1;
     if (bench_setup(&b) == DSC_OK) {
-        fprintf(stderr, "gpt2_gpu: %s on %s (%s): %d layers, %d heads, width %d, vocab %d, T %d, %lld parameters; "
+        if (b.world.rank == 0)
+            fprintf(stderr, "gpt2_gpu: %s on %s (%s): %d layers, %d heads, width %d, vocab %d, T %d, %lld parameters; "
                 "B %d x GA %d = %ld tokens/step; bf16, ZeRO %d%s%s; memory plan %.1f MiB\n",
                 a->model->name, b.device_label, dsc_ctx_device_name(b.ctx), b.gc.n_layer, b.gc.n_head, b.gc.n_embd,
                 b.gc.vocab_size, a->context, (long long)dsc_model_numel(b.gpt->model), a->batch, b.ga,
                 a->tokens_per_step, a->zero, a->ckpt ? ", activation checkpointing" : "",
                 strcmp(a->offload, "cpu") ? "" : ", optimizer offloaded to the host", b.plan_ok ? b.plan.total / 1048576.0 : 0.0);
         if (bench_run(&b) == DSC_OK) {
-            bench_report(&b);
-            status = isfinite(b.loss) ? 0 : 1;
+            status = bench_report(&b) && isfinite(b.loss) ? 0 : 1;
             if (!isfinite(b.loss)) fprintf(stderr, "gpt2_gpu: the loss is not finite\n");
         }
     }
