@@ -28,8 +28,9 @@ typedef struct {
 } world_t;
 
 /* The rank's place from OpenMPI's environment before any context exists (the device to open
- * depends on it): "cuda" (no ordinal) means cuda:<local rank>; anything else is used as
- * given (several ranks on one cuda:N share it through the MPI backend). */
+ * depends on it): "cuda" (no ordinal) means cuda:<local rank modulo the GPU count>, so more
+ * ranks than GPUs share them; anything else is used as given. Ranks sharing a GPU train
+ * through the MPI backend (dsc_comm_new_default's choice; NCCL takes one GPU per rank). */
 static void world_place(world_t *w, const char *device) {
     const char *size = getenv("OMPI_COMM_WORLD_SIZE"), *rank = getenv("OMPI_COMM_WORLD_RANK"),
                *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
@@ -38,7 +39,7 @@ static void world_place(world_t *w, const char *device) {
     w->local_rank = local ? atoi(local) : 0;
     if (w->size < 1) w->size = 1;
     if (!strcmp(device, "cuda"))
-        snprintf(w->device, sizeof w->device, "cuda:%d", w->local_rank);
+        snprintf(w->device, sizeof w->device, "cuda:%d", w->local_rank % (dsc_gpu_count() > 0 ? dsc_gpu_count() : 1));
     else
         snprintf(w->device, sizeof w->device, "%s", device);
 }
