@@ -189,10 +189,12 @@ static int run_stage(const args_t *a, int stage) {
     }
     qsort(times, (size_t)a->steps, sizeof *times, cmp_double);
     qsort(mb_times, (size_t)a->ga, sizeof *mb_times, cmp_double);
+    size_t peak = 0;
+    dsc_ctx_device_memory(r.ctx, NULL, &peak);
     printf("  stage %d: step %9.2f ms (median of %d, min %.2f); micro-batch %8.2f ms (median of %d); dsc_step %8.2f ms; "
-           "moved per step %.3f MB\n",
+           "moved per step %.3f MB; peak device %.1f MiB\n",
            stage, 1e3 * times[a->steps / 2], a->steps, 1e3 * times[0], 1e3 * mb_times[a->ga / 2], a->ga, 1e3 * step_s,
-           (double)moved_total / 1e6);
+           (double)moved_total / 1e6, (double)peak / 1048576.0);
     print_counts("micro-batch", &mb, a->verbose);
     print_counts("dsc_step", &st, a->verbose);
     status = 0;
