@@ -19,8 +19,9 @@
  *                         the partition as stage 0 does, the sums not again
  *                stage 2: -2 P (no full bf16 gradient buffer to zero)
  *                stage 3: -2 P + 4 (P0 - G) (the persistent parameters gathered again after
- *                         the update) - 34 (P - P0) (the optimizer, 30 per element, the scan
- *                         and the zeroing, 4 each, run on P0 elements instead of P)
+ *                         the update) - 38 (P - P0) (the optimizer, 30 per element, the scan
+ *                         and the zeroing of the fp32 sums, 4 each, run on P0 elements instead
+ *                         of P; and no bf16 buffer of P to zero). The tiny GPT has P = P0.
  * and no stage allocates or frees device memory in either (on CUDA each cudaFree waits for
  * the device: stage 2 freed and allocated every layer's gradient buffers on every
  * micro-batch before its pool kept one of each size), nor waits for the device more often
@@ -143,7 +144,7 @@ int main(void) {
     const int64_t pad = P - P0;
     check_run("stage 1", &r1, &r0, 0, 16 * P);
     check_run("stage 2", &r2, &r0, 12 * (P0 + E - P), -2 * P);
-    check_run("stage 3", &r3, &r0, 12 * (P0 + E - P), -2 * P + 4 * P0 - 34 * pad);
-    check_run("stage 3, nothing persistent", &r3p, &r0, 12 * (P0 + E - P) + 4 * P0, -2 * P - 34 * pad);
+    check_run("stage 3", &r3, &r0, 12 * (P0 + E - P), -2 * P + 4 * P0 - 38 * pad);
+    check_run("stage 3, nothing persistent", &r3p, &r0, 12 * (P0 + E - P) + 4 * P0, -2 * P - 38 * pad);
     return check_finish("test_zero_overhead");
 }
