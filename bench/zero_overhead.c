@@ -7,7 +7,7 @@
  * kernels are the same at every stage and are not counted (their time is in the timings).
  *
  *     ./build/bench/zero_overhead                                   # tiny GPT on the CPU
- *     ./build/bench/zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 --steps 5
+ *     ./build/bench/zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 --steps 5   # T 1024
  *     ./build/bench/zero_overhead --stages 02 --verbose             # every kind of call
  *
  * Setting: as bench/gpt2_gpu (bf16 with fp32 master weights and accumulation, AdamW,
@@ -215,7 +215,7 @@ done:
 }
 
 int main(int argc, char **argv) {
-    args_t a = {&presets[1], "cpu", "0123", 8, 4, 5, 64, false};
+    args_t a = {&presets[1], "cpu", "0123", 8, 4, 5, 0, false}; /* context 0: the model's */
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(k, "--verbose")) {
@@ -243,10 +243,11 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: zero_overhead [--device cpu|guarded|cuda:0] [--model gpt2-tiny|small|d12] [--batch B]"
-                            " [--ga G] [--steps N] [--context T] [--stages 0123] [--verbose]\n");
+                            " [--ga G] [--steps N] [--context T (default: the model's)] [--stages 0123] [--verbose]\n");
             return 2;
         }
     }
+    if (a.context == 0) a.context = a.model->gc.block_size;
     if (a.batch < 1 || a.ga < 1 || a.steps < 1 || a.context < 1 || a.context > a.model->gc.block_size) {
         fprintf(stderr, "zero_overhead: batch, ga, steps >= 1 and 1 <= context <= %d\n", a.model->gc.block_size);
         return 2;
