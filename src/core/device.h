@@ -47,7 +47,8 @@ typedef struct dsc_device_table {
     void (*free)(dsc_device_t *dev, void *ptr, size_t n_bytes);
     /* dst[0..n) = byte value, on the stream. */
     int (*memset)(dsc_device_t *dev, void *dst, int value, size_t n_bytes);
-    /* Device to device (async on the stream), host to device, device to host (waits). */
+    /* Device to device (async on the stream), host to device (returns once host_src may be
+     * reused; the copy itself may still be queued on the stream), device to host (waits). */
     int (*copy)(dsc_device_t *dev, void *dst, const void *src, size_t n_bytes);
     int (*from_host)(dsc_device_t *dev, void *dst, const void *host_src, size_t n_bytes);
     int (*to_host)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);

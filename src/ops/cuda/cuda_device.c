@@ -122,6 +122,11 @@ static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size
     const char *what = n < 1024 ? "host-to-device copy, < 1 KiB"
                        : n < (1u << 20) ? "host-to-device copy, < 1 MiB" : "host-to-device copy, >= 1 MiB";
     if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), what)) return -1;
+    /* From pageable memory cudaMemcpyAsync returns once it has staged the bytes (CUDA's "API
+     * synchronization behavior"): the caller may reuse host_src and the host runs on, so the
+     * next micro-batch's tokens go up while the device still works on this one. A page-locked
+     * source is read by the DMA later: wait for it. */
+    if (!dsc_cuda_is_pinned_host_pointer(host_src)) return 0;
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
 }
 /* The asynchronous copies' stream, once it exists, is waited for too. */

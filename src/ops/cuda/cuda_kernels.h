@@ -52,6 +52,8 @@ int dsc_cuda_set_device(int ordinal);
 int dsc_cuda_malloc(void **ptr, size_t bytes);
 /* True when ptr is device (or managed) memory of any GPU: memory the host must not touch. */
 bool dsc_cuda_is_device_pointer(const void *ptr);
+/* Page-locked (cudaMallocHost / registered) host memory: async copies from it read it later. */
+bool dsc_cuda_is_pinned_host_pointer(const void *ptr);
 int dsc_cuda_free(void *ptr);
 int dsc_cuda_malloc_host(void **ptr, size_t bytes); /* pinned host memory */
 int dsc_cuda_free_host(void *ptr);

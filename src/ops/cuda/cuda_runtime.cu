@@ -69,6 +69,14 @@ extern "C" bool dsc_cuda_is_device_pointer(const void *ptr) {
     }
     return a.type == cudaMemoryTypeDevice;
 }
+extern "C" bool dsc_cuda_is_pinned_host_pointer(const void *ptr) {
+    cudaPointerAttributes a;
+    if (!ptr || cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
 extern "C" int dsc_cuda_malloc_host(void **ptr, size_t bytes) { return (int)cudaMallocHost(ptr, bytes ? bytes : 1); }
 extern "C" int dsc_cuda_free_host(void *ptr) { return (int)cudaFreeHost(ptr); }
 extern "C" int dsc_cuda_memset_async(void *dst, int value, size_t bytes, void *stream) {
