@@ -9,6 +9,12 @@
 #include "core/internal.h"
 #include "zero/zero_internal.h"
 
+int64_t dsc__offload_part_elems(int64_t n_local, int64_t sub_group_size) {
+    int64_t k = sub_group_size > 0 ? sub_group_size : 1;
+    if (k > DSC_OFFLOAD_PART_MAX) k = DSC_OFFLOAD_PART_MAX;
+    return k < n_local ? k : n_local;
+}
+
 void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
                              bool want_pinned, bool *pinned) {
     dsc_device_t *dev = dsc__ctx_device(dev_ctx);
