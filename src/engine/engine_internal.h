@@ -59,6 +59,11 @@ struct dsc_engine {
     float *grad_host;
     void *half_host;
     int64_t half_elems;
+    /* Stepping in parts of a partition of more than 4 parts: the gradient partition streams
+     * through two part-sized host buffers at the step (grad_host holds 2 x half_elems floats:
+     * part j+1 comes over while the CPU steps part j) instead of a host copy of all of it
+     * kept during backward (4 bytes per element of the partition less on the host). */
+    bool grad_stream;
     bool grad_pinned, half_pinned;
     bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
 

@@ -92,7 +92,9 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     const bool pin = e->config->zero_optimization.offload_optimizer.pin_memory;
     e->half_elems = steps_in_parts(e) ? dsc__offload_part_elems(e->n_local, e->config->zero_optimization.sub_group_size)
                                       : e->n_local;
-    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, n * 4, pin, &e->grad_pinned);
+    e->grad_stream = steps_in_parts(e) && dsc__offload_grad_streams(e->n_local, e->half_elems);
+    const size_t grad_elems = e->grad_stream ? 2 * (size_t)e->half_elems : n;
+    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, grad_elems * 4, pin, &e->grad_pinned);
     if (e->grad_host && hs)
         e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, (size_t)e->half_elems * hs, pin,
                                               &e->half_pinned);
@@ -101,11 +103,12 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                  "gradient partition (%zu elements)", n);
         return DSC_ERR_NOMEM;
     }
-    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies asynchronously */
+    /* mirrored as backward reduces it, when the device copies asynchronously (not when streamed) */
+    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_stream ? NULL : e->grad_host);
     bool master_pinned = false;
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
-    const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) +
+    const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? grad_elems * 4 : 0) +
                           (e->half_pinned ? (size_t)e->half_elems * hs : 0);
     const bool nvme = dsc__engine_offload_nvme(e);
     const size_t states = nvme ? 0 : (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
@@ -115,14 +118,17 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                 dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer),
                 nvme ? " (on NVMe, below)" : "", n, pinned,
                 all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states,
-                (long long)(steps_in_parts(e) ? e->half_elems : e->n_local), e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
+                (long long)(steps_in_parts(e) ? e->half_elems : e->n_local),
+                e->grad_stream ? "part by part at the step, through two part-sized buffers"
+                : e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
     return DSC_OK;
 }
 
 static void free_host(dsc_engine_t *e) {
     dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
     const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
-    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host, n * 4, e->grad_pinned);
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host,
+                          (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4, e->grad_pinned);
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, (size_t)e->half_elems * hs, e->half_pinned);
     e->grad_host = NULL;
     e->half_host = NULL;
@@ -190,7 +196,9 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
 static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
     const int64_t n = e->n_local, k = e->half_elems > 0 ? e->half_elems : 1;
     const size_t hs = dsc_dtype_size(half_dtype);
-    dsc_status_t rc = e->grad_mirrored ? dsc__zero_mirror_finish(e->zero) : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, (size_t)n * 4);
+    dsc_status_t rc = e->grad_stream    ? DSC_OK
+                      : e->grad_mirrored ? dsc__zero_mirror_finish(e->zero)
+                                         : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, (size_t)n * 4);
     if (rc != DSC_OK) return rc;
     dsc__optim_prepared_t pp;
     if ((rc = dsc__optim_prepare(e->optimizer, grad_scale, lr, true, half_dtype, &pp)) != DSC_OK) {
@@ -201,12 +209,26 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
     float *states[8] = {NULL};
     if (ns > 8) /* no optimizer keeps more than 3 */
         return dsc__engine_fail(e, DSC_ERR_INVALID, "the offloaded optimizer keeps %d states", ns);
-    for (int64_t a = 0; a < n && rc == DSC_OK; a += k) {
+    /* streamed: part j's gradient is in buffer j % 2 once the device is synchronised; part
+     * j+1's copy is then issued and moves while the CPU steps part j and its update goes back */
+    const bool async = e->grad_stream && dsc__dev_has_to_host_async(e->ctx);
+    if (e->grad_stream && async) rc = dsc__dev_to_host_async(e->ctx, e->grad_host, e->acc32, (size_t)(n < k ? n : k) * 4);
+    for (int64_t a = 0, j = 0; a < n && rc == DSC_OK; a += k, j++) {
         const int64_t m = n - a < k ? n - a : k;
+        const float *grad = e->grad_host + a;
+        if (e->grad_stream) {
+            float *buf = e->grad_host + (size_t)(j % 2) * (size_t)k, *next = e->grad_host + (size_t)((j + 1) % 2) * (size_t)k;
+            rc = async ? dsc__dev_sync(e->ctx) : dsc__dev_to_host(e->ctx, buf, e->acc32 + a, (size_t)m * 4);
+            const int64_t b = a + m, mb = n - b < k ? n - b : k;
+            if (rc == DSC_OK && async && b < n) rc = dsc__dev_to_host_async(e->ctx, next, e->acc32 + b, (size_t)mb * 4);
+            if (rc != DSC_OK) break;
+            grad = buf;
+        }
         for (int i = 0; i < ns; i++) states[i] = dsc_optim_state_data(e->optimizer, i) + a;
-        dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, e->grad_host + a, states, e->half_host);
+        dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, grad, states, e->half_host);
         rc = dsc__dev_from_host(e->ctx, (char *)half + (size_t)a * hs, e->half_host, (size_t)m * hs);
     }
+    if (e->grad_stream && async && rc != DSC_OK) dsc__dev_sync(e->ctx); /* no copy still writing */
     if (rc == DSC_OK) dsc__optim_commit(e->optimizer, &pp);
     return rc;
 }

@@ -135,6 +135,11 @@ dsc_status_t dsc__zero_mirror_finish(dsc_zero_t *z);
  * dsc estimate counts the same. */
 #define DSC_OFFLOAD_PART_MAX ((int64_t)1 << 25)
 int64_t dsc__offload_part_elems(int64_t n_local, int64_t sub_group_size);
+/* Whether the gradient partition streams through two part-sized host buffers at the step
+ * instead of a whole host copy mirrored during backward: partitions of more than 4 parts. */
+static inline bool dsc__offload_grad_streams(int64_t n_local, int64_t part_elems) {
+    return part_elems > 0 && n_local > 4 * part_elems;
+}
 
 void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
                              bool want_pinned, bool *pinned);
