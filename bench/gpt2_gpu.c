@@ -292,7 +292,10 @@ static dsc_status_t bench_plan(bench_t *b, const char *json) {
     if (a->zero == 3) temp = 4 * p->numel + (off && mixed ? p->state.grad_accum : 0);
     else if (a->zero > 0 && eopt.world_size > 1) temp = 4 * p->padded;
     b->init_peak = state + temp;
-    const int64_t device_need = (p->total > b->init_peak ? p->total : b->init_peak) + (64ll << 20) /* cuBLASLt, scratch */;
+    /* + 1 GiB: on the H100 the measured peaks ran 0.5-0.65 GiB above the plan (d24 B 32: 29,741
+     * MiB against 29,235; d48 B 16 checkpointed: 35,587 against 34,939; cuBLASLt's workspace,
+     * scratch, the padded vocabulary's copies) */
+    const int64_t device_need = (p->total > b->init_peak ? p->total : b->init_peak) + (1ll << 30);
     fprintf(stderr, "gpt2_gpu: memory plan (dsc estimate): device %.2f GiB = parameters %.2f + gradients %.2f + optimizer "
             "%.2f + gradient partition %.2f + layer %.2f + activations %.2f (step arena %.2f); start %.2f GiB; host %.2f GiB "
             "(pinned %.2f) for the offloaded optimizer\n", GIB(p->total), GIB(p->state.params), GIB(p->state.grads),
@@ -308,7 +311,7 @@ static dsc_status_t bench_plan(bench_t *b, const char *json) {
     char why[512] = "";
     if (device_free >= 0 && device_need > device_free)
         snprintf(why, sizeof why, "the device has %.2f GiB free, the plan needs %.2f GiB (peak of the step %.2f, of the "
-                 "start %.2f, + 64 MiB)", GIB(device_free), GIB(device_need), GIB(p->total), GIB(b->init_peak));
+                 "start %.2f, + 1 GiB)", GIB(device_free), GIB(device_need), GIB(p->total), GIB(b->init_peak));
     else if (host_free > 0 && host_need > host_free)
         snprintf(why, sizeof why, "the host has %.2f GiB available (MemAvailable), the plan needs %.2f GiB (%.2f for the "
                  "offloaded optimizer%s + 2 for the process)", GIB(host_free), GIB(host_need), GIB(p->host_bytes),
