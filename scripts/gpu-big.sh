@@ -4,7 +4,7 @@
 # Each run prints its memory plan first and refuses (exit 3) when it cannot fit the device's
 # free memory or the host's MemAvailable, so a refusal costs seconds, not a failed cudaMalloc.
 #   GPU_BUNDLE=DIR bash DIR/gpu-big.sh LOGDIR
-# Runs, each under `timeout`, at most about 270 s in all:
+# Runs, each under `timeout`, at most about 275 s in all (10 + 190 + 70, or 10 + 40 + 150 + 70):
 #   big       44 x 4096, 64 heads (gpt-6.7b's width, 44 layers: 9.07B parameters; plan: device
 #             68.4 GiB, host 101.7 GiB of which 34.1 pinned), B 4 x GA 24 = 98,304 tokens per
 #             step, 3 optimizer steps (the first, with the allocations, not timed)
@@ -47,13 +47,13 @@ common="--zero 2 --offload cpu --steps 3 --device ${GPU_BIG_DEVICE:-cuda:0}"
 r plan_big 10 ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --plan-only
 t_big=$(date +%s)
 # shellcheck disable=SC2086
-r big 170 ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --max-seconds 100
+r big 190 ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --max-seconds 60
 rc=$?
 if [ $rc -ne 0 ] && [ $(($(date +%s) - t_big)) -lt 40 ]; then # refused by its plan or failed early
   # shellcheck disable=SC2086
   r big_6.7b 150 ./gpt2_gpu --model $MID_MODEL $BIG_ARGS $common --max-seconds 90
 fi
 # shellcheck disable=SC2086
-r fallback 80 ./gpt2_gpu --model $FALLBACK_MODEL $FALLBACK_ARGS $common --max-seconds 45
+r fallback 70 ./gpt2_gpu --model $FALLBACK_MODEL $FALLBACK_ARGS $common --max-seconds 40
 grep -h "memory plan\|available:\|started in\|offloaded optimizer step" "$L"/*.log | cut -c1-400
 grep -h "RESULT" "$L"/*.log | tee "$L/results.txt"
