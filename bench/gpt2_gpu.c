@@ -29,8 +29,12 @@
  *                 [--max-seconds S]   (stop after the step that passes S seconds, once 2 ran)
  *                 [--offload none|cpu] (zero_optimization.offload_optimizer.device, ZeRO 1-3: "cpu" runs
  *                                       the optimizer on the host, docs/offload.md)
+ *                 [--save-params FILE] [--compare-params FILE]  (the final parameters, gpt2_gpu_world.h)
  * A smoke test on the CPU: gpt2_gpu --device cpu --model gpt2-tiny --context 32 --batch 2
- *                                   --tokens-per-step 128 --steps 3 */
+ *                                   --tokens-per-step 128 --steps 3
+ * Several ranks (issue 19): mpirun -np N gpt2_gpu --device cuda ... trains data-parallel, rank r
+ * on cuda:<local rank> (gpt2_gpu_world.h: same global batch for every N); rank 0 prints the row,
+ * tok/s of the whole job and the largest peak memory of any rank. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +43,7 @@
 #include <time.h>
 
 #include "dsc/dsc.h"
+#include "gpt2_gpu_world.h"
 
 #define EXIT_OOM 3
 #define H100_BF16_PEAK 989.4e12 /* dense bf16 tensor-core peak of the H100 SXM, FLOP/s */
@@ -67,6 +72,7 @@ typedef struct {
     const char *device;
     const char *offload; /* offload_optimizer.device: "none" or "cpu" */
     uint64_t seed;
+    const char *save_params, *compare_params; /* NULL: none */
 } args_t;
 
 static void usage(FILE *out) {
@@ -77,6 +83,8 @@ static void usage(FILE *out) {
                  "                [--seed S] [--max-seconds S]  (stop after the step that passes S s, once 2 steps ran)\n"
                  "                [--offload none|cpu]  (the optimizer offloaded to the host; needs --zero 1-3)\n"
                  "                [--plan-only]  (print the memory plan and whether it fits, allocate nothing)\n"
+                 "                [--save-params FILE] [--compare-params FILE]  (the parameters after the run)\n"
+                 "under mpirun: --device cuda puts rank r on cuda:<local rank>\n"
                  "defaults: d12, B 64, 10 steps, ZeRO 0, cuda:0, 524288 tokens per step, T 1024, vocab 50257\n");
 }
 
@@ -103,7 +111,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
         static const char *const with_value[] = {"--model", "--device", "--batch", "--steps", "--zero",
                                                  "--context", "--vocab", "--seed", "--tokens-per-step",
                                                  "--max-seconds", "--offload", "--ga", "--layers",
-                                                 "--embd", "--heads"};
+                                                 "--embd", "--heads", "--save-params", "--compare-params"};
         bool known = false;
         for (size_t o = 0; o < sizeof with_value / sizeof with_value[0]; o++) known = known || !strcmp(k, with_value[o]);
         if (!known) {
@@ -125,6 +133,8 @@ static int parse_args(int argc, char **argv, args_t *a) {
                 if (!strcmp(v, presets[m].name)) a->model = &presets[m];
             ok = a->model != NULL;
         } else if (!strcmp(k, "--device")) a->device = v;
+        else if (!strcmp(k, "--save-params")) a->save_params = v;
+        else if (!strcmp(k, "--compare-params")) a->compare_params = v;
         else if (!strcmp(k, "--offload")) ok = !strcmp(v, "none") || !strcmp(v, "cpu"), a->offload = v;
         else if (!strcmp(k, "--batch")) ok = parse_long(v, 1, 1 << 20, &n), a->batch = (int)n;
         else if (!strcmp(k, "--steps")) ok = parse_long(v, 1, 100000, &n), a->steps = (int)n;
@@ -213,7 +223,8 @@ static const char *anchor_of(const char *model, double *tok_s) {
 /* Everything one run holds; bench_free releases what was made. */
 typedef struct {
     args_t a;
-    int ga;
+    world_t world;
+    int ga; /* micro-steps per optimizer step on this rank (of ga * world.size in all) */
     long micro_tokens;
     dsc_gpt_config_t gc;
     char device_label[300];
@@ -232,6 +243,7 @@ typedef struct {
     int steps_run;  /* fewer than --steps when --max-seconds stopped the run */
     void *sync_dev;   /* 64 bytes of device memory: reading it back waits for the stream */
     double loss;
+    char world_cell[96], world_result[160]; /* ranks, backend and the parameter check, for the row */
     /* the failure: status, what was being done, the message */
     dsc_status_t rc;
     const char *where;
@@ -274,6 +286,8 @@ static dsc_status_t bench_plan(bench_t *b, const char *json) {
     if (rc != DSC_OK) return fail(b, rc, "planning the memory", perr);
     eopt.micro_batch = a->batch;
     eopt.context = a->context;
+    eopt.world_size = b->world.size;
+    eopt.rank = b->world.rank;
     eopt.checkpoint_every = a->ckpt ? 1 : 0;
     eopt.vocab_pad = dsc_ctx_gemm_pad_elems(b->ctx);
     const char *dev = dsc_ctx_device_name(b->ctx);
@@ -296,7 +310,8 @@ static dsc_status_t bench_plan(bench_t *b, const char *json) {
      * MiB against 29,235; d48 B 16 checkpointed: 35,587 against 34,939; cuBLASLt's workspace,
      * scratch, the padded vocabulary's copies) */
     const int64_t device_need = (p->total > b->init_peak ? p->total : b->init_peak) + (1ll << 30);
-    fprintf(stderr, "gpt2_gpu: memory plan (dsc estimate): device %.2f GiB = parameters %.2f + gradients %.2f + optimizer "
+    if (b->world.rank == 0) /* every rank's plan is the same; each checks its own device */
+        fprintf(stderr, "gpt2_gpu: memory plan (dsc estimate): device %.2f GiB = parameters %.2f + gradients %.2f + optimizer "
             "%.2f + gradient partition %.2f + layer %.2f + activations %.2f (step arena %.2f); start %.2f GiB; host %.2f GiB "
             "(pinned %.2f) for the offloaded optimizer\n", GIB(p->total), GIB(p->state.params), GIB(p->state.grads),
             GIB(p->state.optim), GIB(p->state.grad_accum), GIB(p->state.transient), GIB(p->activations),
@@ -316,7 +331,11 @@ static dsc_status_t bench_plan(bench_t *b, const char *json) {
         snprintf(why, sizeof why, "the host has %.2f GiB available (MemAvailable), the plan needs %.2f GiB (%.2f for the "
                  "offloaded optimizer%s + 2 for the process)", GIB(host_free), GIB(host_need), GIB(p->host_bytes),
                  device_free < 0 ? " + the device's plan, host memory here" : "");
-    fprintf(stderr, "gpt2_gpu: available: device %s%.2f GiB free, host %.2f GiB (MemAvailable): %s\n",
+    /* every rank stops when one must (the others would wait in dsc_initialize's collectives) */
+    if (world_max(&b->world, why[0] ? 1.0 : 0.0) > 0.0 && !why[0])
+        snprintf(why, sizeof why, "another rank's plan does not fit its device or host");
+    if (b->world.rank == 0 || why[0])
+        fprintf(stderr, "gpt2_gpu: available: device %s%.2f GiB free, host %.2f GiB (MemAvailable): %s\n",
             device_free < 0 ? "(host memory) " : "", GIB(device_free < 0 ? host_free : device_free), GIB(host_free),
             why[0] ? "does NOT fit" : "fits");
     if (why[0]) return fail(b, DSC_ERR_NOMEM, "checking the memory plan", why);
@@ -331,11 +350,13 @@ static dsc_status_t bench_setup(bench_t *b) {
     const double t0 = now_s();
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = a->seed;
-    co.device = a->device;
+    co.device = b->world.device;
     co.log_fn = quiet_log;
-    snprintf(b->device_label, sizeof b->device_label, "%s", a->device);
+    snprintf(b->device_label, sizeof b->device_label, "%s", b->world.device);
     dsc_status_t rc = dsc_ctx_new(&co, &b->ctx);
     if (rc != DSC_OK) return fail(b, rc, "opening the device", "see the message above");
+    if ((rc = world_open(&b->world, b->ctx)) != DSC_OK)
+        return fail(b, rc, "making the communicator", dsc_ctx_errmsg(b->ctx));
     snprintf(b->device_label, sizeof b->device_label, "%s", dsc_ctx_device_name(b->ctx));
     if (!strncmp(b->device_label, "cuda", 4)) {
         dsc_gpu_info_t info;
@@ -350,7 +371,7 @@ static dsc_status_t bench_setup(bench_t *b) {
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.0006, \"betas\": [0.9, 0.95], \"eps\": 1e-8,"
              " \"weight_decay\": 0.1}},\n"
              " \"zero_optimization\": {\"stage\": %d%s}}\n",
-             a->batch * b->ga, a->batch, b->ga, a->zero,
+             a->batch * b->ga * b->world.size, a->batch, b->ga, a->zero,
              strcmp(a->offload, "cpu") ? "" : ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}");
     if ((rc = bench_plan(b, json)) != DSC_OK || a->plan_only) return rc;
 
@@ -359,6 +380,7 @@ static dsc_status_t bench_setup(bench_t *b) {
     if (a->ckpt) dsc_gpt_set_checkpointing(b->gpt, 1);
     dsc_engine_options_t eo = DSC_ENGINE_OPTIONS_INIT;
     eo.config_json = json;
+    eo.comm = b->world.comm;
     dsc_initialize_result_t init = {0};
     if ((rc = dsc_initialize(b->gpt->model, &eo, &init, b->err, sizeof b->err)) != DSC_OK)
         return fail(b, rc, "dsc_initialize", b->err);
@@ -390,8 +412,10 @@ static dsc_status_t bench_run(bench_t *b) {
     dsc_status_t rc;
     for (int s = 0; s < a->steps; s++) {
         const double t0 = now_s();
-        for (int m = 0; m < b->ga; m++) {
+        for (int m = 0; m < b->ga * b->world.size; m++) {
+            /* the step's micro-batches are the same for every world size; this rank trains its share */
             random_batch(&rng, b->x, b->y, b->micro_tokens, b->gc.vocab_size);
+            if (m / b->ga != b->world.rank) continue;
             dsc_tensor_t *l = NULL;
             if ((rc = dsc_gpt_forward(b->ctx, b->gpt, b->x, b->y, a->batch, a->context, NULL, &l)) != DSC_OK)
                 return fail(b, rc, "forward", dsc_ctx_errmsg(b->ctx));
@@ -399,7 +423,7 @@ static dsc_status_t bench_run(bench_t *b) {
                 return fail(b, rc, "backward", dsc_engine_errmsg(b->engine));
             /* offloaded: the boundary step waits for the backward anyway (its gradients go to
              * the host); waiting first times the step's own part: what the CPU adds */
-            const bool timed = m == b->ga - 1 && !strcmp(a->offload, "cpu");
+            const bool timed = m % b->ga == b->ga - 1 && !strcmp(a->offload, "cpu"); /* this rank's last */
             unsigned char probe[64];
             if (timed && (rc = dsc_ctx_to_host(b->ctx, probe, b->sync_dev, sizeof probe)) != DSC_OK)
                 return fail(b, rc, "synchronising with the device", dsc_ctx_errmsg(b->ctx));
@@ -417,8 +441,9 @@ static dsc_status_t bench_run(bench_t *b) {
         char opt_note[96] = "";
         if (!strcmp(a->offload, "cpu"))
             snprintf(opt_note, sizeof opt_note, ", offloaded optimizer step %.1f ms", b->opt_times[s] * 1e3);
-        fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms (host queued it in %.1f ms%s), loss %.4f, grad norm %.3f\n", s + 1,
-                a->steps, b->times[s] * 1e3, host_s * 1e3, opt_note, b->loss, dsc_engine_grad_norm(b->engine));
+        if (b->world.rank == 0)
+            fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms (host queued it in %.1f ms%s), loss %.4f, grad norm %.3f\n",
+                    s + 1, a->steps, b->times[s] * 1e3, host_s * 1e3, opt_note, b->loss, dsc_engine_grad_norm(b->engine));
         b->steps_run = s + 1;
         if (a->max_seconds > 0 && s >= 1 && now_s() - start > a->max_seconds && s + 1 < a->steps) {
             fprintf(stderr, "gpt2_gpu: stopping after step %d of %d: --max-seconds %g passed\n", s + 1, a->steps,
@@ -429,8 +454,41 @@ static dsc_status_t bench_run(bench_t *b) {
     return DSC_OK;
 }
 
+/* --save-params / --compare-params (every rank takes part: ZeRO-3 gathers); the row's
+ * world cells. False when a parameter file failed (the message printed). */
+static bool bench_params(bench_t *b) {
+    const args_t *a = &b->a;
+    const world_t *w = &b->world;
+    snprintf(b->world_cell, sizeof b->world_cell, "%s", "");
+    snprintf(b->world_result, sizeof b->world_result, "%s", "");
+    if (w->comm) {
+        snprintf(b->world_cell, sizeof b->world_cell, ", %d ranks (%s)", w->size, dsc_comm_backend_name(w->comm));
+        snprintf(b->world_result, sizeof b->world_result, " ranks=%d comm=%s", w->size, dsc_comm_backend_name(w->comm));
+    }
+    if (!a->save_params && !a->compare_params) return true;
+    char err[512] = "";
+    int64_t n = 0;
+    float *v = world_param_values(b->engine, b->gpt->model, &n, err, sizeof err);
+    bool ok = v != NULL;
+    if (ok && w->rank == 0 && a->save_params) ok = world_save_params(a->save_params, v, n, err, sizeof err);
+    double dabs = 0, rel = 0;
+    if (ok && w->rank == 0 && a->compare_params) {
+        ok = world_compare_params(a->compare_params, v, n, &dabs, &rel, err, sizeof err);
+        if (ok) {
+            const size_t used = strlen(b->world_result);
+            snprintf(b->world_result + used, sizeof b->world_result - used, " param_max_abs=%.3e param_rel_l2=%.3e",
+                     dabs, rel);
+            fprintf(stderr, "gpt2_gpu: parameters against %s: largest difference %.3e, "
+                    "||p - p_ref|| / ||p_ref|| = %.3e\n", a->compare_params, dabs, rel);
+        }
+    }
+    if (!ok) fprintf(stderr, "gpt2_gpu: %s\n", err);
+    free(v);
+    return ok;
+}
+
 /* The row, in the same columns as tools/torch_gpt2_ref.py, and a RESULT line for scripts. */
-static void bench_report(bench_t *b) {
+static bool bench_report(bench_t *b) {
     const args_t *a = &b->a;
     /* The first step holds the allocations: leave it out when there is more than one. */
     const int skip = b->steps_run > 1 ? 1 : 0, n = b->steps_run - skip;
@@ -444,6 +502,9 @@ static void bench_report(bench_t *b) {
                                    6.0 * b->gc.n_layer * b->gc.n_embd * (double)a->context;
     size_t peak = 0;
     dsc_ctx_device_memory(b->ctx, NULL, &peak);
+    peak = (size_t)world_max(&b->world, (double)peak); /* the fullest device of the job */
+    if (!bench_params(b)) return false;
+    if (b->world.rank != 0) return true;
     double anchor_tok_s = 0;
     const char *anchor = anchor_of(a->model->name, &anchor_tok_s);
     char anchor_cell[160] = "-";
@@ -451,9 +512,9 @@ static void bench_report(bench_t *b) {
     printf("| system | device | model | B | GA | T | steps timed | ms/step median | ms/step min | tok/s | MFU vs 989.4 TF "
            "| peak device MiB | loss (last micro-batch) | anchor (H100) |\n"
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    printf("| dsc %s bf16 ZeRO-%d%s%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
+    printf("| dsc %s bf16 ZeRO-%d%s%s%s | %s | %s | %d | %d | %d | %d of %d | %.1f | %.1f | %.0f | %.1f %% | %.0f | %.4f | %s |\n",
            DSC_VERSION_STRING, a->zero, a->ckpt ? " ckpt" : "", strcmp(a->offload, "cpu") ? "" : " offload cpu",
-           b->device_label, a->model->name, a->batch, b->ga,
+           b->world_cell, b->device_label, a->model->name, a->batch, b->ga,
            a->context, n, b->steps_run, med * 1e3, t[0] * 1e3, tok_s, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK,
            peak / 1048576.0, b->loss, anchor_cell);
     printf("note: dsc decays every parameter (weight_decay 0.1 on biases and LayerNorm weights too: dsc has no "
@@ -462,13 +523,14 @@ static void bench_report(bench_t *b) {
      * step, MFU (model FLOPs: checkpointing's recompute not counted), parameters, the shape,
      * ZeRO stage, host bytes of the offloaded optimizer (measured), the plan's device and
      * host bytes, seconds of the start and of the offloaded step (median) */
-    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s "
+    printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s%s "
            "tokens_per_step=%ld mfu=%.2f params=%lld layers=%d embd=%d heads=%d zero=%d ckpt=%d host_mib=%.0f "
            "pinned_mib=%.0f plan_device_mib=%.0f plan_host_mib=%.0f init_s=%.2f opt_step_s=%.3f\n",
-           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload, a->tokens_per_step,
-           100.0 * tok_s * flops_per_token / H100_BF16_PEAK, (long long)dsc_model_numel(b->gpt->model), b->gc.n_layer,
-           b->gc.n_embd, b->gc.n_head, a->zero, a->ckpt ? 1 : 0, b->host_bytes / 1048576.0, b->host_pinned / 1048576.0,
-           b->plan.total / 1048576.0, b->plan.host_bytes / 1048576.0, b->init_s, opt_med);
+           a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload, b->world_result,
+           a->tokens_per_step, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK, (long long)dsc_model_numel(b->gpt->model),
+           b->gc.n_layer, b->gc.n_embd, b->gc.n_head, a->zero, a->ckpt ? 1 : 0, b->host_bytes / 1048576.0,
+           b->host_pinned / 1048576.0, b->plan.total / 1048576.0, b->plan.host_bytes / 1048576.0, b->init_s, opt_med);
+    return true;
 }
 
 static void bench_free(bench_t *b) {
@@ -478,6 +540,7 @@ static void bench_free(bench_t *b) {
     free(b->times);
     free(b->opt_times);
     dsc_engine_free(b->engine);
+    dsc_comm_free(b->world.comm);
     dsc_gpt_free(b->gpt);
     dsc_ctx_free(b->ctx);
 }
@@ -499,22 +562,25 @@ int main(int argc, char **argv) {
         ma->custom.name = ma->custom_name;
         ma->model = &ma->custom;
     }
-    if (ma->ga > 0) ma->tokens_per_step = (long)ma->batch * ma->context * ma->ga; /* --ga wins */
+    world_place(&b.world, ma->device);
+    /* --ga wins: micro-steps per rank */
+    if (ma->ga > 0) ma->tokens_per_step = (long)ma->batch * ma->context * ma->ga * b.world.size;
     const args_t *a = &b.a;
     b.micro_tokens = (long)a->batch * a->context;
-    if (a->tokens_per_step % b.micro_tokens != 0) {
-        fprintf(stderr, "gpt2_gpu: --tokens-per-step %ld is not a multiple of B x T = %d x %d = %ld\n",
-                a->tokens_per_step, a->batch, a->context, b.micro_tokens);
+    if (a->tokens_per_step % (b.micro_tokens * b.world.size) != 0) {
+        fprintf(stderr, "gpt2_gpu: --tokens-per-step %ld is not a multiple of B x T x ranks = %d x %d x %d = %ld\n",
+                a->tokens_per_step, a->batch, a->context, b.world.size, b.micro_tokens * b.world.size);
         return 2;
     }
-    b.ga = (int)(a->tokens_per_step / b.micro_tokens);
+    b.ga = (int)(a->tokens_per_step / (b.micro_tokens * b.world.size));
     b.gc = (dsc_gpt_config_t){a->model->layers, a->model->heads, a->model->embd, a->vocab, a->context, 0.0, 1e-5};
 
     int status = 1;
     if (bench_setup(&b) == DSC_OK && a->plan_only) {
         status = 0;
     } else if (b.rc == DSC_OK) {
-        fprintf(stderr, "gpt2_gpu: %s on %s (%s): %d layers, %d heads, width %d, vocab %d, T %d, %lld parameters; "
+        if (b.world.rank == 0)
+            fprintf(stderr, "gpt2_gpu: %s on %s (%s): %d layers, %d heads, width %d, vocab %d, T %d, %lld parameters; "
                 "B %d x GA %d = %ld tokens/step; bf16, ZeRO %d%s%s; memory plan %.1f MiB; started in %.2f s\n",
                 a->model->name, b.device_label, dsc_ctx_device_name(b.ctx), b.gc.n_layer, b.gc.n_head, b.gc.n_embd,
                 b.gc.vocab_size, a->context, (long long)dsc_model_numel(b.gpt->model), a->batch, b.ga,
@@ -522,8 +588,7 @@ int main(int argc, char **argv) {
                 strcmp(a->offload, "cpu") ? "" : ", optimizer offloaded to the host", b.plan_ok ? b.plan.total / 1048576.0 : 0.0,
                 b.init_s);
         if (bench_run(&b) == DSC_OK) {
-            bench_report(&b);
-            status = isfinite(b.loss) ? 0 : 1;
+            status = bench_report(&b) && isfinite(b.loss) ? 0 : 1;
             if (!isfinite(b.loss)) fprintf(stderr, "gpt2_gpu: the loss is not finite\n");
         }
     }

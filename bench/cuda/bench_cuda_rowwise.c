@@ -114,6 +114,11 @@ int main(int argc, char **argv) {
         BENCH_MS(&r.t, ms, 2, 10,
                  BCK(dsc_cuda_cross_entropy_backward(NULL, dt, rows, V, VP, logits, lse, dtg, -100, g, logits, false)));
         report(&r, "cross-entropy backward, in place", ms, 2 * lb, 1);
+        /* the LM head's loss with its gradient ahead (op_lm_head.c): both in one pass over each
+         * row; the floor is one read and one write of the logits (the two calls above: 3) */
+        BENCH_MS(&r.t, ms, 2, 10,
+                 BCK(dsc_cuda_cross_entropy_with_grad(NULL, dt, rows, V, VP, logits, dtg, -100, losses, lse, g, logits)));
+        report(&r, "cross-entropy forward + backward, one pass", ms, 2 * lb, 1);
         dsc_cuda_free(logits), dsc_cuda_free(dtg), dsc_cuda_free(losses), dsc_cuda_free(lse), dsc_cuda_free(g);
         free(tg);
     }

@@ -138,7 +138,11 @@ dsc_status_t dsc_autograd_backward_scaled(dsc_ctx_t *ctx, dsc_tensor_t *loss, do
     dsc_tensor_t *g = loss->grad;
     if (!g) return ctx->status;
     if (dsc__dev_write_scalar(ctx, g->data, g->dtype, seed) != DSC_OK) return ctx->status;
-    return run_tape(ctx);
+    ctx->loss_grad.root = loss; /* what the ops that computed their gradient ahead check */
+    ctx->loss_grad.seed = seed;
+    rc = run_tape(ctx);
+    ctx->loss_grad.root = NULL;
+    return rc;
 }
 
 dsc_status_t dsc__autograd_backward_from(dsc_ctx_t *ctx, dsc_tensor_t *out, const dsc_tensor_t *out_grad) {

@@ -152,6 +152,16 @@ struct dsc_ctx {
         const dsc_tensor_t *pre;
         void *gelu;
     } gelu_ahead;
+    /* The loss's gradient ahead of backward (src/ops/op_lm_head.c): `seed_hint` is the seed
+     * the engine will give dsc_autograd_backward_scaled for the next loss (0: none known), so
+     * the LM head's loss may write its logits' gradient in the forward pass; `root` and
+     * `seed` are the backward actually running (root NULL outside backward), against which
+     * the op checks that guess. */
+    struct {
+        double seed_hint;
+        const dsc_tensor_t *root;
+        double seed;
+    } loss_grad;
 
     uint64_t rng_state;
     uint64_t drop_seed, drop_offset; /* the Philox dropout stream (src/core/philox.h) */

@@ -191,6 +191,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
         return rc;
     }
     dsc__engine_note_knobs(e);
+    dsc__engine_note_seed_hint(e);
     e->comm_sent_mark = dsc_comm_stats(e->comm).lifetime_sent_bytes; /* the first step counts from here */
     result->engine = e;
     result->optimizer = e->optimizer;
@@ -206,6 +207,7 @@ dsc_status_t dsc_initialize(dsc_model_t *model, const dsc_engine_options_t *opti
 
 void dsc_engine_free(dsc_engine_t *e) {
     if (!e) return;
+    if (e->ctx) e->ctx->loss_grad.seed_hint = 0; /* the context's later losses are not this engine's */
     dsc__zero_free(e->zero); /* unbinds the model */
     dsc__dev_free(e->ctx, DSC_MEM_OTHER, e->loss_dev, sizeof *e->loss_dev * (size_t)e->loss_cap);
     if (e->owns_comm) dsc_comm_free(e->comm);

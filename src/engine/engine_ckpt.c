@@ -874,6 +874,7 @@ static dsc_status_t ck_load_finish(dsc_engine_t *e, const ck_load_t *L, const ch
     e->last_loss_slot = -1;
     e->n_losses = 0;
     e->loss_scale_used = dsc_loss_scaler_scale(&e->scaler);
+    dsc__engine_note_seed_hint(e);
     if (L->module_only) return DSC_OK;
     e->global_steps = L->counters.global_steps;
     e->global_samples = L->counters.global_samples;

@@ -146,6 +146,11 @@ dsc_status_t dsc__engine_state_flush(dsc_engine_t *e);
 dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);
 /* The learning rate the next update uses and the beta1 / momentum it uses. */
 double dsc__engine_current_lr(const dsc_engine_t *e);
+/* The seed dsc_backward gives the loss's gradient: 1/GAS (managed accumulation) times the
+ * loss scale. note_seed_hint tells the context before the next forward (ctx->loss_grad: the
+ * LM head's loss then writes its gradient in the forward pass); called whenever it may change. */
+double dsc__engine_loss_seed(const dsc_engine_t *e);
+void dsc__engine_note_seed_hint(dsc_engine_t *e);
 /* dsc_engine_last_loss: the newest micro-batch loss, read from the device on first demand. */
 double dsc__engine_last_loss(dsc_engine_t *e);
 

@@ -91,7 +91,7 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
      * accumulated micro-batches (spec 6.2). In unmanaged mode every step is a boundary. */
     /* Under fp16 the loss is multiplied by the loss scale S, at every ZeRO stage (DeepSpeed
      * forgets it at stage 0: docs/deepspeed-compat.md). */
-    double seed = (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
+    const double seed = dsc__engine_loss_seed(e);
     dsc__dev_mark(e->ctx, "mark: autograd begins");
     /* optimizer offload: on the boundary micro-step the reduced gradients go to the host as they land */
     dsc__zero_mirror_boundary(e->zero, dsc_is_gradient_accumulation_boundary(e));
@@ -226,6 +226,12 @@ static dsc_status_t take_model_step(dsc_engine_t *e) {
     return DSC_OK;
 }
 
+double dsc__engine_loss_seed(const dsc_engine_t *e) {
+    return (e->config->managed_gradient_accumulation ? 1.0 / e->gas : 1.0) * dsc_loss_scaler_scale(&e->scaler);
+}
+
+void dsc__engine_note_seed_hint(dsc_engine_t *e) { e->ctx->loss_grad.seed_hint = dsc__engine_loss_seed(e); }
+
 dsc_status_t dsc_step(dsc_engine_t *e) {
     if (!e) return DSC_ERR_INVALID;
     dsc_status_t rc = need_optimizer(e, "dsc_step");
@@ -252,6 +258,7 @@ dsc_status_t dsc_step(dsc_engine_t *e) {
     dsc__engine_monitor_step_end(e->monitor, boundary, e->global_samples, dsc__engine_current_lr(e),
                                  e->model_dtype == DSC_F16, dsc_engine_loss_scale(e));
     e->micro_steps++;
+    dsc__engine_note_seed_hint(e); /* the loss scale may have moved */
     return DSC_OK;
 }
 

@@ -188,6 +188,12 @@ typedef struct dsc_backend {
     void (*cross_entropy_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                                    const void *logits, const void *lse, const int32_t *targets, int32_t ignore_index,
                                    const void *grad_scale, void *dlogits, bool accumulate);
+    /* Optional (NULL: cross_entropy, then cross_entropy_backward with accumulate = false).
+     * Both in one call, with the same bits: losses, lse and dlogits (which MAY alias logits)
+     * as those two calls give them; on the GPU one pass over each row's logits less. */
+    void (*cross_entropy_with_grad)(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
+                                    const void *logits, const int32_t *targets, int32_t ignore_index, void *losses,
+                                    void *lse, const void *grad_scale, void *dlogits);
 } dsc_backend_t;
 
 /* The CPU backend (OpenBLAS gemm, OpenMP loops). */

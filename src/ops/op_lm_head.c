@@ -13,6 +13,14 @@
  *   - The logits' gradient is written over the logits (cross-entropy's in-place path: no
  *     second [rows, V] buffer).
  *   - The targets' range check may use the caller's host copy (no device read, no sync).
+ *   - The gradient ahead: under an engine the seed of the coming backward is known before
+ *     the forward (ctx->loss_grad.seed_hint: 1/GAS times the loss scale), so the forward
+ *     writes the logits' gradient over them while each row is still in cache (one read of
+ *     the logits instead of two: the backend's cross_entropy_with_grad, or the same two
+ *     kernels back to back), and backward goes straight to the gemms. Backward checks the
+ *     guess: if this loss is not the root of the running backward or the seed differs (a
+ *     caller who scaled or combined the loss), it recomputes the logits with the forward's
+ *     gemm and takes the ordinary path: the same bits either way.
  * On devices that pad nothing (the CPU) the op is the matmul + cross_entropy_consume pair,
  * with the same gemms and kernels. */
 #include <stdio.h>
@@ -20,7 +28,8 @@
 #include "ops/op_common.h"
 
 /* in: x [rows, C], w [V, C], targets [rows]; saved: lse [rows], logits [rows, vp] (in place
- * gradient), wp (w, or its padded copy); i[0] = ignore_index, i[1] = counted rows, i[2] = vp. */
+ * gradient), wp (w, or its padded copy); i[0] = ignore_index, i[1] = counted rows, i[2] = vp,
+ * i[3] = 1 when the forward wrote the gradient for the seed f[0]. */
 static void lm_head_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *x = node->in[0], *w = node->in[1], *targets = node->in[2];
     dsc_tensor_t *lse = node->saved[0], *logits = node->saved[1], *wp = node->saved[2], *out = node->out;
@@ -32,13 +41,18 @@ static void lm_head_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
         dsc__grad(ctx, w);
         return;
     }
-    /* g = d(loss) / count on the device; dlogits = g (softmax - onehot), over the logits */
-    int64_t one = 1;
-    dsc_tensor_t *g = dsc__tensor_empty(ctx, out->dtype, 1, &one);
-    if (!g) return;
-    be->scale(&ctx->device, out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
-    be->cross_entropy_backward(&ctx->device, dt, rows, v, vp, logits->data, lse->data, targets->data,
-                               (int32_t)node->i[0], g->data, logits->data, false);
+    const bool ahead_holds = node->i[3] && ctx->loss_grad.root == out && ctx->loss_grad.seed == node->f[0];
+    if (!ahead_holds) {
+        if (node->i[3]) /* the forward's guess was wrong: the logits again, then as without it */
+            be->gemm(&ctx->device, dt, false, true, rows, vp, c, 1.0, x->data, c, wp->data, c, 0.0, logits->data, vp);
+        /* g = d(loss) / count on the device; dlogits = g (softmax - onehot), over the logits */
+        int64_t one = 1;
+        dsc_tensor_t *g = dsc__tensor_empty(ctx, out->dtype, 1, &one);
+        if (!g) return;
+        be->scale(&ctx->device, out->dtype, 1, 1.0 / (double)count, out->grad->data, g->data);
+        be->cross_entropy_backward(&ctx->device, dt, rows, v, vp, logits->data, lse->data, targets->data,
+                                   (int32_t)node->i[0], g->data, logits->data, false);
+    }
     bool overwrite;
     dsc_tensor_t *gx = dsc__grad_overwrite(ctx, x, &overwrite);
     if (gx) /* dx [rows, C] (+)= dlogits [rows, vp] Wp [vp, C] */
@@ -102,12 +116,30 @@ dsc_tensor_t *dsc__linear_cross_entropy_host(dsc_ctx_t *ctx, dsc_tensor_t *x, ds
     dsc_tensor_t *out = dsc__tensor_empty(ctx, ldt, 1, &one);
     if (!logits || !losses || !lse || !out) return NULL;
     be->gemm(&ctx->device, x->dtype, false, true, rows, vp, c, 1.0, x->data, c, wp->data, c, 0.0, logits->data, vp);
-    be->cross_entropy(&ctx->device, x->dtype, rows, v, vp, logits->data, targets->data, ignore_index, losses->data,
-                      lse->data);
+    dsc_tensor_t *in[3] = {x, w, targets};
+    const bool needs_grad = dsc__needs_grad(ctx, 3, in);
+    const double hint = ctx->loss_grad.seed_hint;
+    const bool ahead = needs_grad && hint > 0 && count > 0;
+    if (ahead) { /* g = seed / count as backward would make it, then the loss and dlogits together */
+        dsc_tensor_t *seed = dsc__tensor_empty(ctx, ldt, 1, &one), *g = dsc__tensor_empty(ctx, ldt, 1, &one);
+        if (!seed || !g || dsc__dev_write_scalar(ctx, seed->data, ldt, hint) != DSC_OK) return NULL;
+        be->scale(&ctx->device, ldt, 1, 1.0 / (double)count, seed->data, g->data);
+        if (be->cross_entropy_with_grad) {
+            be->cross_entropy_with_grad(&ctx->device, x->dtype, rows, v, vp, logits->data, targets->data, ignore_index,
+                                        losses->data, lse->data, g->data, logits->data);
+        } else {
+            be->cross_entropy(&ctx->device, x->dtype, rows, v, vp, logits->data, targets->data, ignore_index,
+                              losses->data, lse->data);
+            be->cross_entropy_backward(&ctx->device, x->dtype, rows, v, vp, logits->data, lse->data, targets->data,
+                                       ignore_index, g->data, logits->data, false);
+        }
+    } else {
+        be->cross_entropy(&ctx->device, x->dtype, rows, v, vp, logits->data, targets->data, ignore_index, losses->data,
+                          lse->data);
+    }
     be->fill(&ctx->device, ldt, 1, 0.0, out->data); /* the mean over the counted rows, on the device */
     if (count) be->sum_rows_acc(&ctx->device, ldt, rows, 1, 1.0 / (double)count, losses->data, out->data);
-    dsc_tensor_t *in[3] = {x, w, targets};
-    if (dsc__needs_grad(ctx, 3, in)) {
+    if (needs_grad) {
         dsc_node_t *node = dsc__record(ctx, op, lm_head_backward, out, 3, in);
         if (!node) return NULL;
         node->saved[0] = lse;
@@ -116,6 +148,8 @@ dsc_tensor_t *dsc__linear_cross_entropy_host(dsc_ctx_t *ctx, dsc_tensor_t *x, ds
         node->i[0] = ignore_index;
         node->i[1] = count;
         node->i[2] = vp;
+        node->i[3] = ahead;
+        node->f[0] = hint;
     }
     return out;
 }

@@ -73,6 +73,7 @@ struct dsc_zero {
     float *full_acc32;
     void *staging;
     size_t staging_bytes;
+    unsigned reduced_clean;   /* REDUCED_*: zeroed by this step's reduction, not written since */
     int64_t bucket;           /* reduce-scatter chunk per rank (elements) */
     int64_t n_local;          /* elements of master/acc32: P (stage 0), plan.part (1-2), sum of shards (3) */
     /* Segments of acc32 that belong to parameter tensors (naming inf/NaN) and their index. */
@@ -106,9 +107,13 @@ struct dsc_zero {
      * the first micro-step of a GPT). */
     struct zero_pool_buf *pool;
     int pool_n, pool_len;
+    struct zero_pool_class *pool_classes; /* per size and category: taken now, most at once, idle */
+    int pool_nclasses, pool_classes_len;
     size_t pool_idle, pool_taken, pool_cap;
     int64_t pool_allocs;
 };
+
+enum { REDUCED_GRADS = 1u, REDUCED_FULL_ACC32 = 2u };
 
 /* Records a message on the context (and the engine's message); returns status. */
 dsc_status_t dsc__zero_fail(dsc_zero_t *z, dsc_status_t status, const char *fmt, ...)

@@ -153,16 +153,21 @@ static void free_state(dsc_zero_t *z) {
     free(z->segment_param);
 }
 
-dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z) {
+/* Zeroes the gradient buffers, except those in `clean` (REDUCED_*: the reduction zeroed
+ * them after reading them, and only the optimizer has run since). */
+static dsc_status_t zero_grads_except(dsc_zero_t *z, unsigned clean) {
     dsc__zero_mirror_clear(z);
+    z->reduced_clean = 0;
     if (z->scoped) { /* full gradients exist only inside backward */
         return dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     }
-    dsc__dev_zero(z->ctx, z->grads, (size_t)z->plan.padded * msize(z));
+    if (!(clean & REDUCED_GRADS)) dsc__dev_zero(z->ctx, z->grads, (size_t)z->plan.padded * msize(z));
     if (z->acc32 != z->grads) dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
-    if (z->full_acc32) dsc__dev_zero(z->ctx, z->full_acc32, (size_t)z->plan.padded * 4);
+    if (z->full_acc32 && !(clean & REDUCED_FULL_ACC32)) dsc__dev_zero(z->ctx, z->full_acc32, (size_t)z->plan.padded * 4);
     return dsc_ctx_status(z->ctx);
 }
+
+dsc_status_t dsc__zero_zero_grads(dsc_zero_t *z) { return zero_grads_except(z, 0); }
 
 /* Reduce-scatter of the full buffer `src` (P elements of dtype, clobbered) into this rank's
  * partition, added into acc32 in fp32. Chunk j of every partition travels together, so each
@@ -201,6 +206,7 @@ static dsc_status_t reduce_scatter_into_acc(dsc_zero_t *z, void *src, dsc_dtype_
 }
 
 dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
+    z->reduced_clean = 0; /* backward wrote the gradients */
     if (!ok) return z->scoped ? dsc__zero_scopes_end_backward(z, false) : DSC_OK;
     const size_t P = (size_t)z->plan.padded;
     dsc_status_t rc = DSC_OK;
@@ -226,6 +232,9 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
 
 static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq);
 
+/* The reduction of the step's gradients; the sources it consumed are zeroed right away
+ * (a step that fails after it, then retried, adds nothing twice) and marked in
+ * reduced_clean, so the step's end does not zero them again. */
 static dsc_status_t reduce(dsc_zero_t *z) {
     const size_t P = (size_t)z->plan.padded;
     const bool mixed = z->model_dtype != DSC_F32;
@@ -245,6 +254,7 @@ static dsc_status_t reduce(dsc_zero_t *z) {
         if (mixed && !z->accumulate_fp32) { /* 16-bit accumulation: widen once */
             rc = dsc_amp_half_to_f32(z->ctx, z->acc32, z->grads, z->model_dtype, P);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
+            z->reduced_clean |= REDUCED_GRADS;
         }
         return rc;
     }
@@ -252,9 +262,11 @@ static dsc_status_t reduce(dsc_zero_t *z) {
         if (z->full_acc32) {
             rc = reduce_scatter_into_acc(z, z->full_acc32, DSC_F32);
             dsc__dev_zero(z->ctx, z->full_acc32, P * 4);
+            z->reduced_clean |= REDUCED_FULL_ACC32;
         } else {
             rc = reduce_scatter_into_acc(z, z->grads, z->model_dtype);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
+            z->reduced_clean |= REDUCED_GRADS;
         }
     }
     return rc; /* stages 2 and 3 reduced during each backward */
@@ -292,7 +304,8 @@ void *dsc__zero_local_params(const dsc_zero_t *z) {
 
 dsc_status_t dsc__zero_finish_step(dsc_zero_t *z) {
     dsc_status_t rc = allgather_updates(z);
-    return rc == DSC_OK ? dsc__zero_zero_grads(z) : rc;
+    /* what the reduction zeroed is not zeroed twice (stage 1: the P fp32 sums) */
+    return rc == DSC_OK ? zero_grads_except(z, z->reduced_clean) : rc;
 }
 
 static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq) {

@@ -678,6 +678,18 @@ static void t_cross_entropy(dsc_dtype_t dt, int64_t rows, int64_t V, int64_t pad
                                                                                 ignore, dg, x.d, false));
     snprintf(name, sizeof name, "cross_entropy backward (in place, ld V+%lld)", (long long)pad);
     compare(name, &x, ref, tol);
+    /* both at once (cross_entropy_with_grad, in place): the bits of the two calls above */
+    const size_t xb = (size_t)(rows * ld) * cc_size(dt), lb = (size_t)rows * 4;
+    void *want_d = cc_raw(x.d, xb), *want_l = cc_raw(losses.d, lb), *want_s = cc_raw(lse.d, lb);
+    cc_reset(&x), cc_reset(&losses), cc_reset(&lse);
+    CK(dsc_cuda_cross_entropy_with_grad(NULL, dt, rows, V, ld, x.d, dtg, ignore, losses.d, lse.d, dg, x.d));
+    void *got_d = cc_raw(x.d, xb), *got_l = cc_raw(losses.d, lb), *got_s = cc_raw(lse.d, lb);
+    snprintf(name, sizeof name, "cross_entropy_with_grad dlogits (ld V+%lld)", (long long)pad);
+    cc_bits(name, dt, want_d, got_d, xb);
+    snprintf(name, sizeof name, "cross_entropy_with_grad losses, lse");
+    cc_bits(name, dt, want_l, got_l, lb);
+    cc_bits(name, dt, want_s, got_s, lb);
+    free(want_d), free(want_l), free(want_s), free(got_d), free(got_l), free(got_s);
     free(glse), free(ref), free(tg), free(rl), free(rlse);
     dsc_cuda_free(dtg), dsc_cuda_free(dg);
     cc_free(&x), cc_free(&losses), cc_free(&lse), cc_free(&dl);

@@ -171,6 +171,14 @@ static void cu_cross_entropy_backward(struct dsc_device *dev, dsc_dtype_t dt, in
                                                     ignore_index, grad_scale, dlogits, accumulate),
                     "cross_entropy_backward");
 }
+static void cu_cross_entropy_with_grad(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
+                                       const void *logits, const int32_t *targets, int32_t ignore_index, void *losses,
+                                       void *lse, const void *grad_scale, void *dlogits) {
+    dsc__cuda_check(dev,
+                    dsc_cuda_cross_entropy_with_grad(dsc__cuda_stream(dev), dt, n_rows, n_cols, ld, logits, targets,
+                                                     ignore_index, losses, lse, grad_scale, dlogits),
+                    "cross_entropy_with_grad");
+}
 
 
 static const dsc_backend_t cuda_backend = {
@@ -206,6 +214,7 @@ static const dsc_backend_t cuda_backend = {
     .attention_backward = cu_attention_backward,
     .cross_entropy = cu_cross_entropy,
     .cross_entropy_backward = cu_cross_entropy_backward,
+    .cross_entropy_with_grad = cu_cross_entropy_with_grad,
 };
 
 const dsc_backend_t *dsc__backend_cuda(void) {

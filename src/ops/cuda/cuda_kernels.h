@@ -252,6 +252,11 @@ int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows
                                     const void *logits,
                                     const void *lse, const int32_t *targets, int32_t ignore_index,
                                     const void *grad_scale, void *dlogits, bool accumulate);
+/* Both: the forward's outputs and the backward's dlogits (accumulate false; may alias logits)
+ * in one launch, the bits of the two calls above. */
+int dsc_cuda_cross_entropy_with_grad(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t ld,
+                                     const void *logits, const int32_t *targets, int32_t ignore_index, void *losses,
+                                     void *lse, const void *grad_scale, void *dlogits);
 
 /* ---- mixed precision (src/amp semantics, bit for bit) ------------------------------------ */
 

@@ -12,7 +12,11 @@
  * of the copy bandwidth.)
  * Backward: one block per row as well (no division per element), value = g * (exp(x - lse) -
  * onehot), g read from device memory; in place allowed (each element is read and written by
- * the same thread). */
+ * the same thread).
+ * Both at once (cross_entropy_with_grad): the forward's block goes on, once lse is known, with
+ * the backward's loop over the same row, which is still in L2 (one DRAM read of the logits
+ * instead of two); each thread takes the same elements in both loops, so the in-place write
+ * is safe, and the values are the two kernels' bits (the same lse, g and formula). */
 #include <math.h>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -57,17 +61,48 @@ template <typename A, int K> __device__ static inline void ce_add(ce_ms<A> &st_,
 }
 #define CE_AHEAD 4 /* 16-byte groups loaded before they are added */
 
+/* One row of the backward: d[j] (+)= g * (exp(x[j] - l) - (j == t)), 0 for an ignored row;
+ * thread tid takes groups tid, tid + blockDim, ... (as the forward) and then the tail. */
 template <typename T, bool VEC>
+__device__ static inline void ce_row_grad(int64_t V, const T *x, T *d, int32_t t, int32_t ignore_index,
+                                          typename dsc_acc<T>::type g, typename dsc_acc<T>::type l, bool accumulate) {
+    typedef typename dsc_acc<T>::type A;
+    constexpr int N = 16 / sizeof(T);
+    const int64_t nv = VEC ? V / N : 0;
+    for (int64_t q = threadIdx.x; q < nv; q += blockDim.x) {
+        const ce_v16_t<T> xq = ((const ce_v16_t<T> *)x)[q];
+        ce_v16_t<T> dq;
+        if (accumulate) dq = ((const ce_v16_t<T> *)d)[q];
+        for (int k = 0; k < N; k++) {
+            const int64_t j = q * N + k;
+            A v = 0;
+            if (t != ignore_index) v = g * (cexp(ld(xq.v, k) - l) - (j == t ? (A)1 : (A)0));
+            st(dq.v, k, accumulate ? ld(dq.v, k) + v : v);
+        }
+        ((ce_v16_t<T> *)d)[q] = dq;
+    }
+    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) {
+        A v = 0;
+        if (t != ignore_index) v = g * (cexp(ld(x, j) - l) - (j == t ? (A)1 : (A)0));
+        st(d, j, accumulate ? ld(d, j) + v : v);
+    }
+}
+
+/* GRAD: dlogits from grad_scale as well, in the same block (cross_entropy_with_grad). */
+template <typename T, bool VEC, bool GRAD>
 __global__ void k_ce_fwd(int64_t V, int64_t row_stride, const T *logits, const int32_t *targets, int32_t ignore_index,
-                           typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse) {
+                           typename dsc_acc<T>::type *losses, typename dsc_acc<T>::type *lse,
+                           const typename dsc_acc<T>::type *grad_scale, T *dlogits) {
     typedef typename dsc_acc<T>::type A;
     constexpr int N = 16 / sizeof(T);
     __shared__ A shm[32];
     __shared__ double shs[32];
+    __shared__ A sh_lse;
     const int64_t r = blockIdx.x;
     const int32_t t = targets[r];
     if (t == ignore_index) {
         if (threadIdx.x == 0) losses[r] = lse[r] = 0;
+        if (GRAD) ce_row_grad<T, VEC>(V, logits + r * row_stride, dlogits + r * row_stride, t, ignore_index, 0, 0, false);
         return;
     }
     const T *x = logits + r * row_stride;
@@ -117,7 +152,12 @@ DSC_UNROLL
             const double l = (double)acc.m + log(acc.s);
             lse[r] = (A)l;
             losses[r] = (A)(l - (double)ld(x, t));
+            if (GRAD) sh_lse = (A)l;
         }
+    }
+    if (GRAD) {
+        __syncthreads(); /* lse known; x[t] read */
+        ce_row_grad<T, VEC>(V, x, dlogits + r * row_stride, t, ignore_index, *grad_scale, sh_lse, false);
     }
 }
 
@@ -125,44 +165,26 @@ template <typename T, bool VEC>
 __global__ void k_ce_bwd(int64_t V, int64_t row_stride, const T *logits, const typename dsc_acc<T>::type *lse,
                            const int32_t *targets, int32_t ignore_index, const typename dsc_acc<T>::type *grad_scale,
                            T *dlogits, bool accumulate) {
-    typedef typename dsc_acc<T>::type A;
-    constexpr int N = 16 / sizeof(T);
     const int64_t r = blockIdx.x;
-    const int32_t t = targets[r];
-    const A g = *grad_scale, l = lse[r];
-    const T *x = logits + r * row_stride;
-    T *d = dlogits + r * row_stride;
-    const int64_t nv = VEC ? V / N : 0;
-    for (int64_t q = threadIdx.x; q < nv; q += blockDim.x) {
-        const ce_v16_t<T> xq = ((const ce_v16_t<T> *)x)[q];
-        ce_v16_t<T> dq;
-        if (accumulate) dq = ((const ce_v16_t<T> *)d)[q];
-        for (int k = 0; k < N; k++) {
-            const int64_t j = q * N + k;
-            A v = 0;
-            if (t != ignore_index) v = g * (cexp(ld(xq.v, k) - l) - (j == t ? (A)1 : (A)0));
-            st(dq.v, k, accumulate ? ld(dq.v, k) + v : v);
-        }
-        ((ce_v16_t<T> *)d)[q] = dq;
-    }
-    for (int64_t j = nv * N + threadIdx.x; j < V; j += blockDim.x) {
-        A v = 0;
-        if (t != ignore_index) v = g * (cexp(ld(x, j) - l) - (j == t ? (A)1 : (A)0));
-        st(d, j, accumulate ? ld(d, j) + v : v);
-    }
+    ce_row_grad<T, VEC>(V, logits + r * row_stride, dlogits + r * row_stride, targets[r], ignore_index, *grad_scale,
+                        lse[r], accumulate);
 }
 
 template <typename T>
 static int ce_t(cudaStream_t s, int64_t n_rows, int64_t V, int64_t row_stride, const void *logits, const int32_t *targets,
                 int32_t ignore_index, void *losses, void *lse, const void *grad_scale, void *dlogits, bool accumulate,
-                bool backward) {
+                int mode) { /* mode 0: forward, 1: backward, 2: both (dlogits from the forward's block) */
     typedef typename dsc_acc<T>::type A;
     const bool vec = ((uintptr_t)logits & 15) == 0 && (!dlogits || ((uintptr_t)dlogits & 15) == 0) &&
                      (row_stride * (int64_t)sizeof(T)) % 16 == 0;
     const T *x = (const T *)logits;
-    if (!backward) {
-        if (vec) DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, true>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse);
-        else DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, false>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse);
+    const A *gsc = (const A *)grad_scale;
+    if (mode == 0) {
+        if (vec) DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, true, false>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse, gsc, (T *)dlogits);
+        else DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, false, false>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse, gsc, (T *)dlogits);
+    } else if (mode == 2) {
+        if (vec) DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, true, true>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse, gsc, (T *)dlogits);
+        else DSC_LAUNCH((unsigned)n_rows, 512, s, k_ce_fwd<T, false, true>)(V, row_stride, x, targets, ignore_index, (A *)losses, (A *)lse, gsc, (T *)dlogits);
     } else {
         const A *l = (const A *)lse, *gs = (const A *)grad_scale;
         if (vec)
@@ -181,7 +203,7 @@ extern "C" int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_ro
     if (n_rows <= 0 || V <= 0) return 0;
     if (row_stride < V) return (int)cudaErrorInvalidValue;
     return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, row_stride, logits, targets, ignore_index, losses, lse, NULL,
-                        NULL, false, false);
+                        NULL, false, 0);
 }
 
 extern "C" int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t row_stride,
@@ -191,5 +213,15 @@ extern "C" int dsc_cuda_cross_entropy_backward(void *stream, dsc_dtype_t dt, int
     if (n_rows <= 0 || V <= 0) return 0;
     if (row_stride < V) return (int)cudaErrorInvalidValue;
     return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, row_stride, logits, targets, ignore_index, NULL, (void *)lse,
-                        grad_scale, dlogits, accumulate, true);
+                        grad_scale, dlogits, accumulate, 1);
+}
+
+extern "C" int dsc_cuda_cross_entropy_with_grad(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V,
+                                                int64_t row_stride, const void *logits, const int32_t *targets,
+                                                int32_t ignore_index, void *losses, void *lse, const void *grad_scale,
+                                                void *dlogits) {
+    if (n_rows <= 0 || V <= 0) return 0;
+    if (row_stride < V) return (int)cudaErrorInvalidValue;
+    return DSC_DISPATCH(dt, ce_t, DSC_STREAM(stream), n_rows, V, row_stride, logits, targets, ignore_index, losses, lse,
+                        grad_scale, dlogits, false, 2);
 }
