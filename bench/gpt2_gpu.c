@@ -18,7 +18,7 @@
  * Before anything is allocated the run's memory plan (dsc estimate's arithmetic: device bytes,
  * host and pinned host bytes with --offload cpu) is printed and checked against the device's
  * free memory and the host's MemAvailable; a run that cannot fit stops there with exit status
- * 3 and says which side is short (--plan-only prints the plan and stops).
+ * 3 and says which side is short (--plan-only prints the plan and stops: status 0 when it fits, 3 when not).
  *
  * Models: the presets below (llm.c's dN, and GPT-3-style shapes with head dim 64: gpt-1.3b,
  * gpt-2.7b, gpt-6.7b, gpt-13b) or any --layers / --embd / --heads.
@@ -82,7 +82,7 @@ static void usage(FILE *out) {
                  "                [--device cuda:0|cpu|guarded] [--tokens-per-step N | --ga N] [--context T] [--vocab V]\n"
                  "                [--seed S] [--max-seconds S]  (stop after the step that passes S s, once 2 steps ran)\n"
                  "                [--offload none|cpu]  (the optimizer offloaded to the host; needs --zero 1-3)\n"
-                 "                [--plan-only]  (print the memory plan and whether it fits, allocate nothing)\n"
+                 "                [--plan-only]  (print the memory plan and whether it fits, allocate nothing; exit 3: it does not)\n"
                  "                [--save-params FILE] [--compare-params FILE]  (the parameters after the run)\n"
                  "under mpirun: --device cuda puts rank r on cuda:<local rank>\n"
                  "defaults: d12, B 64, 10 steps, ZeRO 0, cuda:0, 524288 tokens per step, T 1024, vocab 50257\n");
