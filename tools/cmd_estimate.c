@@ -261,7 +261,11 @@ int dsc_cmd_estimate(int argc, char **argv) {
     const int64_t psi = dsc_gpt_param_count(&m), largest = dsc_gpt_largest_layer_params(&m);
     char a[64], b[64];
     printf("dsc estimate: per-rank memory of training with dsc (the engine's ZeRO plan + the step arena)\n\n");
-    printf("model   %s: %d layers, %d heads, %d wide, vocab %d, context %d: %s parameters\n", preset->name, m.n_layer,
+    /* a shape given by --layers/--heads/--embd is not the preset's any more */
+    const bool reshaped = (layers && layers != preset->cfg.n_layer) || (heads && heads != preset->cfg.n_head) ||
+                          (embd && embd != preset->cfg.n_embd);
+    printf("model   %s%s: %d layers, %d heads, %d wide, vocab %d, context %d: %s parameters\n",
+           reshaped ? "custom, from " : "", preset->name, m.n_layer,
            m.n_head, m.n_embd, m.vocab_size, m.block_size, grouped(psi, a, sizeof a));
     char ckpt[96];
     if (o.checkpoint_every == 1) snprintf(ckpt, sizeof ckpt, "every block");

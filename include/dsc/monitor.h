@@ -188,6 +188,10 @@ typedef struct dsc_estimate_options {
     int64_t sub_group_size, offload_buffer_count;
     bool device_is_host;     /* true (default): the cpu device, whose memory is host memory */
     bool offload_pin_memory; /* zero_optimization.offload_optimizer.pin_memory (default true) */
+    /* The optimizer steps element by element (default true; false for Lamb): "cpu" off a host
+     * device then stages the 16-bit update in parts of min(sub_group_size, 2^25) elements
+     * instead of a host copy of the whole partition. */
+    bool optimizer_elementwise;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);

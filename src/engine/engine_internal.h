@@ -51,10 +51,19 @@ struct dsc_engine {
     /* offload_optimizer.device "cpu" off a host device (engine_offload.c): a cpu context that
      * owns the optimizer (its states), the fp32 master (through ZeRO) and the host copies of
      * the gradient partition (grad_host, n_local floats) and of the 16-bit update (half_host,
-     * n_local elements of model_dtype; NULL in fp32), page-locked when pinned. NULL: none. */
+     * half_elems elements of model_dtype; NULL in fp32), page-locked when pinned. NULL: none.
+     * An element-wise optimizer off NVMe steps the partition in parts of half_elems elements
+     * (dsc__offload_part_elems) and half_host stages one part's update on its way to the
+     * device; else half_elems = n_local. */
     dsc_ctx_t *host_ctx;
     float *grad_host;
     void *half_host;
+    int64_t half_elems;
+    /* Stepping in parts of a partition of more than 4 parts: the gradient partition streams
+     * through two part-sized host buffers at the step (grad_host holds 2 x half_elems floats:
+     * part j+1 comes over while the CPU steps part j) instead of a host copy of all of it
+     * kept during backward (4 bytes per element of the partition less on the host). */
+    bool grad_stream;
     bool grad_pinned, half_pinned;
     bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
 

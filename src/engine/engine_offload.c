@@ -77,41 +77,59 @@ dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz)
     return DSC_OK;
 }
 
-/* The host copies of the gradient partition and of the 16-bit update, pinned when asked
- * and the device offers it; the log line says what lives where. */
+/* Whether the host step runs in parts, its 16-bit update staged part by part (host_step):
+ * an element-wise optimizer with its states in memory (Lamb needs whole tensors; the NVMe
+ * swapper steps its own sub-groups into a whole-partition copy). */
+static bool steps_in_parts(const dsc_engine_t *e) {
+    return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) && e->optim_params.type != DSC_OPTIM_LAMB;
+}
+
+/* The host copies of the gradient partition and of the 16-bit update (one part of it when
+ * stepping in parts: 2 bytes per element of the partition saved on the host), pinned when
+ * asked and the device offers it; the log line says what lives where. */
 static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
     const bool pin = e->config->zero_optimization.offload_optimizer.pin_memory;
-    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, n * 4, pin, &e->grad_pinned);
+    e->half_elems = steps_in_parts(e) ? dsc__offload_part_elems(e->n_local, e->config->zero_optimization.sub_group_size)
+                                      : e->n_local;
+    e->grad_stream = steps_in_parts(e) && dsc__offload_grad_streams(e->n_local, e->half_elems);
+    const size_t grad_elems = e->grad_stream ? 2 * (size_t)e->half_elems : n;
+    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, grad_elems * 4, pin, &e->grad_pinned);
     if (e->grad_host && hs)
-        e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, n * hs, pin, &e->half_pinned);
+        e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, (size_t)e->half_elems * hs, pin,
+                                              &e->half_pinned);
     if (!e->grad_host || (hs && !e->half_host)) {
         snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": out of host memory for the "
                  "gradient partition (%zu elements)", n);
         return DSC_ERR_NOMEM;
     }
-    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_host); /* when the device copies asynchronously */
+    /* mirrored as backward reduces it, when the device copies asynchronously (not when streamed) */
+    e->grad_mirrored = dsc__zero_mirror_set(e->zero, e->grad_stream ? NULL : e->grad_host);
     bool master_pinned = false;
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
-    const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) + (e->half_pinned ? n * hs : 0);
+    const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? grad_elems * 4 : 0) +
+                          (e->half_pinned ? (size_t)e->half_elems * hs : 0);
     const bool nvme = dsc__engine_offload_nvme(e);
     const size_t states = nvme ? 0 : (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
     dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s)%s "
                 "and the gradient partition of %zu elements in host memory (%zu bytes pinned%s, %zu bytes of states); "
-                "the step runs on the CPU; gradients go to the host %s", e->rank,
+                "the step runs on the CPU in parts of %lld elements; gradients go to the host %s", e->rank,
                 dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer),
                 nvme ? " (on NVMe, below)" : "", n, pinned,
                 all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states,
-                e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
+                (long long)(steps_in_parts(e) ? e->half_elems : e->n_local),
+                e->grad_stream ? "part by part at the step, through two part-sized buffers"
+                : e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
     return DSC_OK;
 }
 
 static void free_host(dsc_engine_t *e) {
     dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
     const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
-    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host, n * 4, e->grad_pinned);
-    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, n * hs, e->half_pinned);
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host,
+                          (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4, e->grad_pinned);
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, (size_t)e->half_elems * hs, e->half_pinned);
     e->grad_host = NULL;
     e->half_host = NULL;
 }
@@ -171,7 +189,52 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
     return half ? dsc__dev_from_host(e->ctx, half, e->half_host, n * dsc_dtype_size(half_dtype)) : DSC_OK;
 }
 
+/* The same update in parts of half_elems elements: each part's 16-bit values are written
+ * into the staging buffer half_host and copied into the device's working copy before the
+ * next part is stepped. The element-wise kernels give the same bits however the partition
+ * is cut (the NVMe swapper relies on it too), so this equals host_step. */
+static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
+    const int64_t n = e->n_local, k = e->half_elems > 0 ? e->half_elems : 1;
+    const size_t hs = dsc_dtype_size(half_dtype);
+    dsc_status_t rc = e->grad_stream    ? DSC_OK
+                      : e->grad_mirrored ? dsc__zero_mirror_finish(e->zero)
+                                         : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, (size_t)n * 4);
+    if (rc != DSC_OK) return rc;
+    dsc__optim_prepared_t pp;
+    if ((rc = dsc__optim_prepare(e->optimizer, grad_scale, lr, true, half_dtype, &pp)) != DSC_OK) {
+        dsc_ctx_set_error(e->ctx, rc, "the offloaded optimizer's step: %s", dsc_ctx_errmsg(e->host_ctx));
+        return rc;
+    }
+    const int ns = dsc_optim_num_states(e->optimizer);
+    float *states[8] = {NULL};
+    if (ns > 8) /* no optimizer keeps more than 3 */
+        return dsc__engine_fail(e, DSC_ERR_INVALID, "the offloaded optimizer keeps %d states", ns);
+    /* streamed: part j's gradient is in buffer j % 2 once the device is synchronised; part
+     * j+1's copy is then issued and moves while the CPU steps part j and its update goes back */
+    const bool async = e->grad_stream && dsc__dev_has_to_host_async(e->ctx);
+    if (e->grad_stream && async) rc = dsc__dev_to_host_async(e->ctx, e->grad_host, e->acc32, (size_t)(n < k ? n : k) * 4);
+    for (int64_t a = 0, j = 0; a < n && rc == DSC_OK; a += k, j++) {
+        const int64_t m = n - a < k ? n - a : k;
+        const float *grad = e->grad_host + a;
+        if (e->grad_stream) {
+            float *buf = e->grad_host + (size_t)(j % 2) * (size_t)k, *next = e->grad_host + (size_t)((j + 1) % 2) * (size_t)k;
+            rc = async ? dsc__dev_sync(e->ctx) : dsc__dev_to_host(e->ctx, buf, e->acc32 + a, (size_t)m * 4);
+            const int64_t b = a + m, mb = n - b < k ? n - b : k;
+            if (rc == DSC_OK && async && b < n) rc = dsc__dev_to_host_async(e->ctx, next, e->acc32 + b, (size_t)mb * 4);
+            if (rc != DSC_OK) break;
+            grad = buf;
+        }
+        for (int i = 0; i < ns; i++) states[i] = dsc_optim_state_data(e->optimizer, i) + a;
+        dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, grad, states, e->half_host);
+        rc = dsc__dev_from_host(e->ctx, (char *)half + (size_t)a * hs, e->half_host, (size_t)m * hs);
+    }
+    if (e->grad_stream && async && rc != DSC_OK) dsc__dev_sync(e->ctx); /* no copy still writing */
+    if (rc == DSC_OK) dsc__optim_commit(e->optimizer, &pp);
+    return rc;
+}
+
 dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
+    if (e->host_ctx && half && e->half_host && steps_in_parts(e)) return host_step_parts(e, grad_scale, lr, half, half_dtype);
     if (e->host_ctx) return host_step(e, grad_scale, lr, half, half_dtype);
     if (!e->nvme) return dsc_optim_step(e->optimizer, e->master, e->acc32, grad_scale, lr, half, half_dtype);
     if (dsc_optim_num_states(e->optimizer) == 0) /* nothing swapped: unbacked and stateless, one part */
@@ -203,14 +266,20 @@ dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, 
 dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
     void *local = dsc__zero_local_params(e->zero);
     if (!e->host_ctx) return dsc_amp_f32_to_half(e->ctx, local, e->model_dtype, e->master, (size_t)e->n_local);
-    /* rounded on the host (the same rounding as the device's), then copied over; without an
-     * optimizer (a module-only engine) there is no half_host */
-    const size_t bytes = (size_t)e->n_local * dsc_dtype_size(e->model_dtype);
-    void *half = e->half_host ? e->half_host : malloc(bytes ? bytes : 1);
+    /* rounded on the host (the same rounding as the device's), then copied over, through
+     * half_host part by part; without an optimizer (a module-only engine) there is no
+     * half_host */
+    const size_t hs = dsc_dtype_size(e->model_dtype), n = (size_t)e->n_local;
+    const size_t k = e->half_host && e->half_elems > 0 ? (size_t)e->half_elems : n;
+    void *half = e->half_host ? e->half_host : malloc(k * hs > 0 ? k * hs : 1);
     if (!half) return dsc__engine_fail(e, DSC_ERR_NOMEM, "out of memory rebuilding the working copy");
-    dsc_status_t rc = dsc_amp_f32_to_half(e->host_ctx, half, e->model_dtype, e->master, (size_t)e->n_local);
-    if (rc != DSC_OK) dsc_ctx_set_error(e->ctx, rc, "%s", dsc_ctx_errmsg(e->host_ctx));
-    else rc = dsc__dev_from_host(e->ctx, local, half, bytes);
+    dsc_status_t rc = DSC_OK;
+    for (size_t a = 0; a < n && rc == DSC_OK; a += k) {
+        const size_t m = n - a < k ? n - a : k;
+        rc = dsc_amp_f32_to_half(e->host_ctx, half, e->model_dtype, e->master + a, m);
+        if (rc != DSC_OK) dsc_ctx_set_error(e->ctx, rc, "%s", dsc_ctx_errmsg(e->host_ctx));
+        else rc = dsc__dev_from_host(e->ctx, (char *)local + a * hs, half, m * hs);
+    }
     if (half != e->half_host) free(half);
     return rc;
 }
@@ -230,6 +299,6 @@ size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
     const size_t n = (size_t)e->n_local;
     if (pinned)
         *pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) +
-                  (e->half_pinned ? n * dsc_dtype_size(e->model_dtype) : 0);
+                  (e->half_pinned ? (size_t)e->half_elems * dsc_dtype_size(e->model_dtype) : 0);
     return total;
 }

@@ -315,6 +315,7 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->offload_buffer_count = 4;
     o->device_is_host = true;
     o->offload_pin_memory = true;
+    o->optimizer_elementwise = true;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -372,6 +373,7 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     if (states < 0) return dsc__mon_fail(err, errsz, DSC_ERR_CONFIG, "%s: optimizer (type %s): invalid parameters",
                                          cfg->source_name, cfg->optimizer.type);
     o->optimizer_states = states;
+    o->optimizer_elementwise = op.type != DSC_OPTIM_LAMB;
     return DSC_OK;
 }
 
@@ -515,11 +517,15 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     }
     if (offloaded && !o->device_is_host) {
         /* src/engine/engine_offload.c: master and states leave the device (state.optim); the
-         * host holds the master, the gradient partition's copy, the 16-bit update's and the
-         * states ("cpu") or the swap buffers ("nvme") */
-        const int64_t half = o->param_dtype != DSC_F32 ? (int64_t)dsc_dtype_size(o->param_dtype) * n_local : 0;
-        const int64_t copies = 4 * n_local /* master */ + 4 * n_local /* gradient */ + half;
+         * host holds the master, the gradient partition's copy, the 16-bit update's (one part
+         * of it when an element-wise optimizer steps from memory) and the states ("cpu") or
+         * the swap buffers ("nvme") */
         const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
+        const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME;
+        const int64_t half_elems = parts ? dsc__offload_part_elems(n_local, o->sub_group_size) : n_local;
+        const int64_t half = o->param_dtype != DSC_F32 ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems : 0;
+        const bool stream = parts && o->param_dtype != DSC_F32 && dsc__offload_grad_streams(n_local, half_elems);
+        const int64_t copies = 4 * n_local /* master */ + 4 * (stream ? 2 * half_elems : n_local) /* gradient */ + half;
         out->host_bytes = copies + (nvme ? swap_buffers : 4 * (int64_t)o->optimizer_states * n_local);
         out->pinned_host_bytes = o->offload_pin_memory ? copies : 0;
         out->state.optim = 0;

@@ -128,6 +128,19 @@ dsc_status_t dsc__zero_mirror_finish(dsc_zero_t *z);
  * (*pinned says which: the device's copies to and from it then run at full speed, and
  * asynchronously on CUDA), else ordinary. NULL (recorded on host_ctx) when out of memory.
  * Free with the same contexts, category, size and *pinned. */
+/* Elements per part of the offloaded optimizer's step (engine_offload.c): the update of a
+ * bf16/fp16 model is written part by part into a pinned staging buffer of this many elements
+ * and copied to the device, instead of a host copy of the whole partition (2 bytes per
+ * element). zero_optimization.sub_group_size, at most DSC_OFFLOAD_PART_MAX, at most n_local;
+ * dsc estimate counts the same. */
+#define DSC_OFFLOAD_PART_MAX ((int64_t)1 << 25)
+int64_t dsc__offload_part_elems(int64_t n_local, int64_t sub_group_size);
+/* Whether the gradient partition streams through two part-sized host buffers at the step
+ * instead of a whole host copy mirrored during backward: partitions of more than 4 parts. */
+static inline bool dsc__offload_grad_streams(int64_t n_local, int64_t part_elems) {
+    return part_elems > 0 && n_local > 4 * part_elems;
+}
+
 void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
                              bool want_pinned, bool *pinned);
 void dsc__host_buffer_free(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, void *ptr,

@@ -110,6 +110,12 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
      * identical (DeepSpeed broadcasts from data-parallel rank 0). */
     float *init32 = (!mixed && !partitioned) ? z->params : (mixed && !partitioned) ? z->master : NULL;
     float *temp = NULL;
+    /* One rank at stages 1-2: acc32 spans the whole padded buffer and holds nothing yet, so
+     * the initial values go through it instead of a temporary (4 bytes per parameter less
+     * at the start's peak: what lets a model whose steady state fits start at all); it is
+     * zeroed below. */
+    const bool through_acc32 = !init32 && partitioned && z->n_local >= P;
+    if (through_acc32) init32 = z->acc32;
     if (!init32) {
         temp = dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)P * 4);
         if (!temp) {
@@ -123,6 +129,7 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     if (rc == DSC_OK && !mixed && init32 != z->params) dsc__dev_copy(z->ctx, z->params, init32, (size_t)P * 4);
     if (rc == DSC_OK && partitioned) rc = dsc__zero_master_from_device(z, init32 + z->plan.begin);
     if (temp) dsc__dev_free(z->ctx, DSC_MEM_OTHER, temp, (size_t)P * 4);
+    if (rc == DSC_OK && through_acc32) rc = dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     if (rc == DSC_OK && z->plan.stage == 2) return dsc__zero_scopes_stage2(z, err, errsz);
     if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, z->model_dtype, z->params, z->model_dtype, z->grads);
     if (rc != DSC_OK) snprintf(err, errsz, "binding the model to the engine's buffers: %s", dsc_ctx_errmsg(z->ctx));

@@ -71,6 +71,26 @@ static void test_engine(void) {
                 printf("  stage %d %s: device optimizer bytes %zu without offload, %zu with; host %zu (planned %lld, "
                        "%lld of it pinned)\n", stage, prec[pi], mem.mem_optim, off.mem_optim, off.offload_host,
                        (long long)en.host_bytes, (long long)en.pinned_host_bytes);
+                /* sub_group_size 777: the host step runs in parts of 777 elements, each part's
+                 * 16-bit update staged in a 777-element buffer on its way to the device: the same
+                 * bits, 2 bytes per element of the partition fewer on the host (bf16, fp16) */
+                zero_result_t parts;
+                char zparts[256];
+                snprintf(zparts, sizeof zparts, "%s, \"sub_group_size\": 777", zcpu);
+                const int r3 = pi == 0 ? 1 : zero_run_extra(&c, zparts, NULL, comm, 1, 0, &parts);
+                if (pi > 0) CHECK_MSG(r3 == 0, "stage %d %s in parts: %s", stage, prec[pi], parts.error);
+                if (pi > 0 && r3 == 0) {
+                    CHECK_MSG(memcmp(mem.params, parts.params, (size_t)mem.numel * 4) == 0,
+                              "stage %d %s: parameters stepped in parts of 777 differ from the run without offload",
+                              stage, prec[pi]);
+                    eo.sub_group_size = 777;
+                    dsc_memory_estimate_t ep;
+                    CHECK_OK(dsc_estimate_memory(&eo, stage, false, &ep, err, sizeof err));
+                    CHECK_MSG(ep.host_bytes == (int64_t)parts.offload_host && parts.offload_host < off.offload_host,
+                              "stage %d %s in parts: host bytes %zu measured, %lld planned; whole-partition staging "
+                              "%zu", stage, prec[pi], parts.offload_host, (long long)ep.host_bytes, off.offload_host);
+                    zero_result_free(&parts);
+                }
             }
             zero_result_free(&mem);
             zero_result_free(&off);
@@ -153,9 +173,55 @@ static void test_edit(void) {
     }
 }
 
+/* One rank at stages 1-2 starts without a temporary fp32 copy of every parameter on the
+ * device: the initial values go through the gradient partition, which spans them all. The
+ * device's peak right after dsc_initialize is its live bytes (the model state: bf16
+ * parameters and the fp32 partition, with and without offload); before, 4 bytes per
+ * parameter more with offload (without it the optimizer's states, allocated later, are
+ * larger than the temporary was). The estimate's state bytes are those live bytes. */
+static void test_start_peak(void) {
+    for (int stage = 1; stage <= 2; stage++)
+        for (int off = 0; off <= 1; off++) {
+            dsc_ctx_t *ctx = check_ctx_new(3);
+            dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+            gc.block_size = 16;
+            dsc_gpt_t *gpt = NULL;
+            CHECK_OK(dsc_gpt_new(ctx, &gc, &gpt));
+            char json[512], err[512] = "";
+            snprintf(json, sizeof json,
+                     "{\"train_micro_batch_size_per_gpu\": 2, \"bf16\": {\"enabled\": true}, \"zero_optimization\": "
+                     "{\"stage\": %d%s}, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001}}}", stage,
+                     off ? ", \"offload_optimizer\": {\"device\": \"cpu\"}" : "");
+            dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
+            o.config_json = json;
+            dsc_initialize_result_t init = {0};
+            const bool ok = dsc_initialize(gpt->model, &o, &init, err, sizeof err) == DSC_OK;
+            CHECK_MSG(ok, "stage %d offload %d: %s", stage, off, err);
+            size_t live = 0, peak = 0;
+            CHECK_OK(dsc_ctx_device_memory(ctx, &live, &peak));
+            dsc_estimate_options_t eo;
+            dsc_estimate_options_default(&gc, &eo);
+            eo.param_dtype = DSC_BF16;
+            eo.accumulate_fp32 = true;
+            eo.offload_device = off ? DSC_CONFIG_OFFLOAD_CPU : DSC_CONFIG_OFFLOAD_NONE;
+            eo.device_is_host = false;
+            dsc_memory_estimate_t en;
+            CHECK_OK(dsc_estimate_memory(&eo, stage, false, &en, err, sizeof err));
+            const int64_t state = en.state.params + en.state.grads + en.state.optim + en.state.grad_accum + en.state.comm;
+            CHECK_MSG(ok && peak == live && (int64_t)live >= state && (int64_t)live < state + 4 * en.numel,
+                      "stage %d offload %d: device peak %zu after dsc_initialize, live %zu, the plan's state %lld "
+                      "(a temporary fp32 copy of the %lld parameters would add %lld)", stage, off, peak, live,
+                      (long long)state, (long long)en.numel, (long long)(4 * en.numel));
+            dsc_engine_free(init.engine);
+            dsc_gpt_free(gpt);
+            dsc_ctx_free(ctx);
+        }
+}
+
 int main(void) {
     setenv("DSC_DEVICE", "guarded", 1); /* the proof needs a device whose bytes the host cannot touch */
     test_engine();
     test_edit();
+    test_start_peak();
     return check_finish("test_offload_cpu");
 }
