@@ -1,6 +1,7 @@
 # The optimizer offload (issue 20) under mpirun: parameters bitwise equal to the run without
 # offload on every rank for 1-3 processes, ZeRO stages 1-3, fp32 and bf16; "nvme" on the
-# suite's device, "cpu" from the guarded device. Each test
+# suite's device, "cpu" from the guarded device; offload_param "cpu" at stage 3 from the guarded
+# device ("param"). Each test
 # gets its own swap directory under the build tree. Declared at the end of the directory's
 # configuration: ${DSC_MPI_TEST_ENV} comes from tests/cmake/mpi.cmake, included after this.
 function(dsc_offload_mpi_tests)
@@ -21,6 +22,13 @@ function(dsc_offload_mpi_tests)
                      $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} cpu
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(mpi_offload_cpu_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                         ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+    # offload_param.device "cpu" at stage 3 from the guarded device (the partition on the host)
+    add_test(NAME mpi_offload_param_np${np}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                     $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} param
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(mpi_offload_param_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
                          ENVIRONMENT "${DSC_MPI_TEST_ENV}")
   endforeach()
 endfunction()
