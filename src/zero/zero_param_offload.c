@@ -6,7 +6,7 @@
  * all-gathers from there as without offload; an edit's write-back copies device->host; after
  * an optimizer step the partition is written from the updated master: by the host optimizer
  * itself with offload_optimizer "cpu" (its 16-bit output goes straight into the partition),
- * else converted on the device in bounded chunks and copied over. The arithmetic is the one
+ * else rounded on the device (in the spent gradient partition's memory) and copied over. The arithmetic is the one
  * without offload (the same kernels round master to 16 bits), so the parameters are bitwise
  * those of the run without offload_param. Without offload_param every function here is the
  * device-memory path stages 3 always had. */
@@ -14,10 +14,6 @@
 
 #include "core/device.h"
 #include "zero/zero_internal.h"
-
-/* Elements converted per piece when the master on the device updates the host partition:
- * the temporary device buffer stays at most 8 MiB (bf16) whatever the model's size. */
-enum { PARAM_CHUNK_ELEMS = 1 << 22 };
 
 bool dsc__zero_params_on_host(const dsc_zero_t *z, bool *pinned) {
     if (pinned) *pinned = z && z->params_pinned;
@@ -56,19 +52,13 @@ dsc_status_t dsc__z3_params_from_device32(dsc_zero_t *z, const float *dev32) {
         return mixed ? dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, dev32, n)
                      : dsc__dev_copy(z->ctx, z->params, dev32, n * 4);
     if (!mixed) return dsc__dev_to_host(z->ctx, z->params, dev32, n * 4);
-    /* rounded on the device by the kernels of the run without offload, a piece at a time */
-    const size_t chunk = n < PARAM_CHUNK_ELEMS ? n : PARAM_CHUNK_ELEMS;
-    void *tmp = dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (chunk ? chunk : 1) * ms);
-    if (!tmp)
-        return dsc__zero_fail(z, DSC_ERR_NOMEM, "rank %d: out of device memory for the %zu-element piece that "
-                              "updates the offloaded parameter partition", z->rank, chunk);
-    dsc_status_t rc = DSC_OK;
-    for (size_t off = 0; off < n && rc == DSC_OK; off += chunk) {
-        const size_t c = n - off < chunk ? n - off : chunk;
-        rc = dsc_amp_f32_to_half(z->ctx, tmp, z->model_dtype, dev32 + off, c);
-        if (rc == DSC_OK) rc = dsc__dev_to_host(z->ctx, (char *)z->params + off * ms, tmp, c * ms);
-    }
-    dsc__dev_free(z->ctx, DSC_MEM_OTHER, tmp, (chunk ? chunk : 1) * ms);
+    /* Rounded on the device by the kernel of the run without offload, into the memory of the
+     * fp32 gradient partition (n_local x 4 bytes: room for the 16-bit values; at the step its
+     * gradients are spent once the master is updated, at the start it holds nothing yet), then
+     * copied over and zeroed: no device memory beyond the run without offload. */
+    dsc_status_t rc = dsc_amp_f32_to_half(z->ctx, z->acc32, z->model_dtype, dev32, n);
+    if (rc == DSC_OK) rc = dsc__dev_to_host(z->ctx, z->params, z->acc32, n * ms);
+    if (rc == DSC_OK) rc = dsc__dev_zero(z->ctx, z->acc32, n * 4);
     if (rc != DSC_OK)
         return dsc__zero_fail(z, rc, "rank %d: updating the offloaded parameter partition: %s", z->rank,
                               dsc_ctx_errmsg(z->ctx));

@@ -5,7 +5,9 @@
  * those of the run without offload, fp32, bf16 and fp16, with and without offload_optimizer
  * "cpu", with every parameter released after use and with persistent parameters, prefetch and
  * reuse (the re-gather after the step). The device's parameter bytes drop by the partition
- * (sum of shards x element size), the host holds it, and dsc estimate plans both as measured.
+ * (sum of shards x element size), and so does the device's peak (fp32 without the optimizer
+ * offload: unchanged, its master stays on the device), the host holds it, and dsc estimate plans
+ * both as measured.
  * An edit between steps reaches the host partition. tests/mpi/test_offload_nvme_mpi.c (argv
  * "param") compares on 1-3 ranks; tests/cli/train_offload_param_resume.sh checkpoints. */
 #include <stdlib.h>
@@ -62,6 +64,20 @@ static void test_engine(void) {
                     CHECK_MSG(off.mem_grad_accum == mem.mem_grad_accum,
                               "%s opt %d sched %d: grad accum %zu, without offload %zu", prec[pi], opt, sched,
                               off.mem_grad_accum, mem.mem_grad_accum);
+                    /* and the device's peak with it (bf16/fp16, or fp32 with the optimizer offloaded; an
+                     * fp32 model with the optimizer on the device keeps an fp32 master there instead) */
+                    const size_t drop = pi == 0 && !opt ? 0 : part;
+                    size_t base_peak = mem.device_peak; /* with the optimizer offload: that run's peak */
+                    if (opt) {
+                        zero_result_t oo;
+                        int r3 = zero_run_extra(&c, ", \"offload_optimizer\": {\"device\": \"cpu\"}", NULL, comm, 1,
+                                                0, &oo);
+                        CHECK_MSG(r3 == 0, "%s sched %d, optimizer offload only: %s", prec[pi], sched, oo.error);
+                        base_peak = r3 == 0 ? oo.device_peak : 0;
+                        zero_result_free(&oo);
+                    }
+                    CHECK_MSG(base_peak - off.device_peak == drop, "%s opt %d sched %d: device peak %zu -> %zu, "
+                              "expected a drop of %zu", prec[pi], opt, sched, base_peak, off.device_peak, drop);
                     if (sched == 0) {
                         /* dsc estimate: the drop, the device's optimizer bytes (an fp32 model's master
                          * stays on the device for a device optimizer) and the host bytes, as measured */
@@ -79,9 +95,9 @@ static void test_engine(void) {
                                   "%s opt %d: pinned %zu measured, %lld planned", prec[pi], opt, off.offload_pinned,
                                   (long long)en.pinned_host_bytes);
                         printf("  %s%s: device parameter bytes %zu -> %zu (partition %zu), device optimizer %zu, "
-                               "host %zu (planned %lld)\n", prec[pi], opt ? " + offload_optimizer" : "",
-                               mem.mem_params, off.mem_params, part, off.mem_optim, off.offload_host,
-                               (long long)en.host_bytes);
+                               "host %zu (planned %lld), device peak %zu -> %zu\n", prec[pi],
+                               opt ? " + offload_optimizer" : "", mem.mem_params, off.mem_params, part, off.mem_optim,
+                               off.offload_host, (long long)en.host_bytes, base_peak, off.device_peak);
                     }
                 }
                 zero_result_free(&mem);
