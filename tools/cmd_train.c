@@ -716,14 +716,24 @@ int dsc_cmd_train(int argc, char **argv) {
             fprintf(stderr, "dsc train: optimizer offload per rank: NVMe swap file %.2f MiB (%lld bytes) (dsc estimate)\n",
                     plan.nvme_bytes / 1048576.0, (long long)plan.nvme_bytes);
         size_t off_pinned = 0, off_host = dsc_engine_offload_host_bytes(engine, &off_pinned);
-        if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0))) /* offload_optimizer.device "cpu" from a device */
+        const dsc_config_zero_t *zc = &dsc_engine_config(engine)->zero_optimization;
+        const bool param_off = zc->stage == 3 && zc->offload_param.device == DSC_CONFIG_OFFLOAD_CPU;
+        const bool opt_off = zc->offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE;
+        if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0)) && !opt_off) /* offload_param alone */
+            fprintf(stderr, "dsc train: parameter offload per rank: host memory %.2f MiB (%zu bytes; plan %lld), of which "
+                    "pinned %.2f MiB (%zu bytes; plan %lld): the parameter partition, which the device no longer "
+                    "holds (dsc estimate)\n", off_host / 1048576.0, off_host,
+                    plan_ok ? (long long)plan.host_bytes : -1LL, off_pinned / 1048576.0, off_pinned,
+                    plan_ok ? (long long)plan.pinned_host_bytes : -1LL);
+        else if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0))) /* offload_optimizer.device "cpu" from a device */
             fprintf(stderr, "dsc train: optimizer offload per rank: host memory %.2f MiB (%zu bytes; plan %lld), of which "
                     "pinned %.2f MiB (%zu bytes; plan %lld): fp32 master, %s, gradient partition%s; the "
                     "device keeps none of them (dsc estimate)\n", off_host / 1048576.0, off_host,
                     plan_ok ? (long long)plan.host_bytes : -1LL, off_pinned / 1048576.0, off_pinned,
                     plan_ok ? (long long)plan.pinned_host_bytes : -1LL,
                     plan_ok && plan.nvme_bytes > 0 ? "NVMe swap buffers" : "optimizer state",
-                    dsc_engine_config(engine)->bf16.enabled || dsc_engine_config(engine)->fp16.enabled
+                    param_off ? ", parameter partition (the host step writes the update into it)"
+                    : dsc_engine_config(engine)->bf16.enabled || dsc_engine_config(engine)->fp16.enabled
                         ? ", 16-bit update" : "");
         /* Hold the plan's step arena in one piece from the start: the first step then needs
          * no more device memory than the plan says (otherwise its arena grows by doubling);

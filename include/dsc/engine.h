@@ -191,8 +191,9 @@ uint64_t dsc_engine_comm_bytes_last_step(const dsc_engine_t *engine);
 void dsc_engine_memory_line(const dsc_engine_t *engine, char *buf, size_t n);
 /* zero_optimization.offload_optimizer.device "cpu" from a device whose memory is not host
  * memory (docs/offload.md): the host bytes the offloaded optimizer holds now (fp32 master,
- * states, the gradient partition's copy, the 16-bit update's), of which *pinned (may be NULL)
- * page-locked. 0 without that offload (on the cpu device "cpu" is a no-op). */
+ * states, the gradient partition's copy, the 16-bit update's), plus with
+ * offload_param.device "cpu" (stage 3) the parameter partition, of which *pinned (may be
+ * NULL) page-locked. 0 without either offload (on the cpu device "cpu" is a no-op). */
 size_t dsc_engine_offload_host_bytes(const dsc_engine_t *engine, size_t *pinned);
 /* Full access to parameters outside forward and backward (DeepSpeed's GatheredParameters).
  * Under ZeRO-3 a parameter has no data between uses (each rank stores a slice);

@@ -192,6 +192,14 @@ typedef struct dsc_estimate_options {
      * device then stages the 16-bit update in parts of min(sub_group_size, 2^25) elements
      * instead of a host copy of the whole partition. */
     bool optimizer_elementwise;
+    /* zero_optimization.offload_param at stage 3 (default none): "cpu" off a host device moves
+     * this rank's parameter partition (the sum of its shards in the model dtype) from
+     * state.params to host memory (host_bytes; page-locked when offload_param_pin_memory); an
+     * fp32 model without the optimizer offload then keeps a separate fp32 master on the
+     * device (state.optim), and with the optimizer offload the host copy of the 16-bit update
+     * is gone (the host step writes into the partition). */
+    dsc_config_offload_device_t offload_param_device;
+    bool offload_param_pin_memory; /* zero_optimization.offload_param.pin_memory (default true) */
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
@@ -218,7 +226,8 @@ typedef struct dsc_memory_estimate {
      * offload_device "cpu" off a host device: host_bytes of host memory outside the device's
      * total (the fp32 master, the states, the gradient partition's copy and the 16-bit
      * update's; state.optim is then 0), of which pinned_host_bytes page-locked (all but the
-     * states when offload_pin_memory); 0 otherwise. */
+     * states when offload_pin_memory); 0 otherwise. offload_param_device "cpu" off a host
+     * device adds the parameter partition to both (pinned when offload_param_pin_memory). */
     int64_t nvme_bytes, pinned_host_bytes, host_bytes;
 } dsc_memory_estimate_t;
 

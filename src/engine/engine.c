@@ -74,16 +74,20 @@ static dsc_status_t parse_config(dsc_engine_t *e, const dsc_engine_options_t *o,
 dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz) {
     dsc_status_t rc = dsc__engine_open_host(e, err, errsz); /* optimizer offload to the host: its context */
     if (rc != DSC_OK) return rc;
+    dsc_ctx_t *param_ctx = NULL; /* parameter offload: the host context of the partition */
+    rc = dsc__engine_open_param_host(e, &param_ctx, err, errsz);
+    if (rc != DSC_OK) return rc;
     const dsc_zero_setup_t s = {e->ctx, e->model, e->comm, &e->config->zero_optimization, e->plan, e->model_dtype,
                                 e->accumulate_fp32, e->host_ctx,
                                 e->config->zero_optimization.offload_optimizer.pin_memory, e->errmsg,
-                                sizeof e->errmsg};
+                                sizeof e->errmsg, param_ctx, e->config->zero_optimization.offload_param.pin_memory};
     rc = dsc__zero_create(&s, &e->zero, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc__zero_buffers(e->zero, &e->params, &e->grads);
     e->master = dsc__zero_master(e->zero);
     e->acc32 = dsc__zero_grad32(e->zero);
     e->n_local = dsc__zero_n_local(e->zero);
+    dsc__engine_note_param_offload(e);
     return DSC_OK;
 }
 
@@ -216,6 +220,7 @@ void dsc_engine_free(dsc_engine_t *e) {
     dsc__engine_free_offload(e);
     dsc_optim_free(e->optimizer);
     dsc__engine_close_host(e); /* after everything it holds */
+    dsc__engine_close_param_host(e);
     dsc_sched_free(e->scheduler);
     dsc_config_free(e->config);
     free(e);

@@ -66,6 +66,10 @@ struct dsc_engine {
     bool grad_stream;
     bool grad_pinned, half_pinned;
     bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
+    /* offload_param.device "cpu" at stage 3 off a host device without the optimizer offload
+     * (engine_param_offload.c): the cpu context owning the host parameter partition (with
+     * the optimizer offload, host_ctx owns it). NULL: none. */
+    dsc_ctx_t *param_host_ctx;
 
     /* Counters (DeepSpeed's names, spec 6.3). */
     int64_t micro_steps, global_steps, global_samples, skipped_steps;
@@ -141,6 +145,17 @@ dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr
 dsc_status_t dsc__engine_state_get(dsc_engine_t *e, int state, int64_t offset, int64_t n, float *host);
 dsc_status_t dsc__engine_state_set(dsc_engine_t *e, int state, int64_t offset, int64_t n, const float *host);
 dsc_status_t dsc__engine_state_flush(dsc_engine_t *e);
+/* engine_param_offload.c: zero_optimization.offload_param. offload_param: "cpu" at stage 3
+ * off a host device; open_param_host (before ZeRO): refuses "nvme", logs the no-op on the
+ * cpu device, and sets *param_ctx to the host context the partition goes to (host_ctx with
+ * the optimizer offload, else a new param_host_ctx; NULL: none); note: the start-up line;
+ * close frees param_host_ctx (after ZeRO); param_host_bytes: the partition's host bytes
+ * counted on param_host_ctx, and its pinned bytes (either context). */
+bool dsc__engine_offload_param(const dsc_engine_t *e);
+dsc_status_t dsc__engine_open_param_host(dsc_engine_t *e, dsc_ctx_t **param_ctx, char *err, size_t errsz);
+void dsc__engine_note_param_offload(dsc_engine_t *e);
+void dsc__engine_close_param_host(dsc_engine_t *e);
+size_t dsc__engine_param_host_bytes(const dsc_engine_t *e, size_t *pinned);
 /* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
  * beta2, when it has them, into the optimizer for the next update. */
 dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);

@@ -84,11 +84,18 @@ static bool steps_in_parts(const dsc_engine_t *e) {
     return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) && e->optim_params.type != DSC_OPTIM_LAMB;
 }
 
+/* Bytes per element of the host copy of the 16-bit update: none in fp32, and none when the
+ * parameter partition itself is host memory (offload_param: the step writes into it). */
+static size_t half_host_size(const dsc_engine_t *e) {
+    if (e->model_dtype == DSC_F32 || dsc__zero_params_on_host(e->zero, NULL)) return 0;
+    return dsc_dtype_size(e->model_dtype);
+}
+
 /* The host copies of the gradient partition and of the 16-bit update (one part of it when
  * stepping in parts: 2 bytes per element of the partition saved on the host), pinned when
  * asked and the device offers it; the log line says what lives where. */
 static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
-    const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
+    const size_t n = (size_t)e->n_local, hs = half_host_size(e);
     const bool pin = e->config->zero_optimization.offload_optimizer.pin_memory;
     e->half_elems = steps_in_parts(e) ? dsc__offload_part_elems(e->n_local, e->config->zero_optimization.sub_group_size)
                                       : e->n_local;
@@ -126,7 +133,8 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
 
 static void free_host(dsc_engine_t *e) {
     dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
-    const size_t n = (size_t)e->n_local, hs = e->model_dtype != DSC_F32 ? dsc_dtype_size(e->model_dtype) : 0;
+    /* (ZeRO is gone by now: the size from what was allocated) */
+    const size_t n = (size_t)e->n_local, hs = e->half_host ? dsc_dtype_size(e->model_dtype) : 0;
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host,
                           (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4, e->grad_pinned);
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, (size_t)e->half_elems * hs, e->half_pinned);
@@ -178,7 +186,9 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
     /* mirrored during backward: only what the boundary backward did not touch still moves */
     dsc_status_t rc = e->grad_mirrored ? dsc__zero_mirror_finish(e->zero) : dsc__dev_to_host(e->ctx, e->grad_host, e->acc32, n * 4);
     if (rc != DSC_OK) return rc;
-    void *hh = half ? e->half_host : NULL;
+    /* offload_param: the partition is host memory, the step writes the update straight into it */
+    const bool in_place = dsc__zero_params_on_host(e->zero, NULL);
+    void *hh = half && !in_place ? e->half_host : half;
     rc = e->nvme && dsc_optim_num_states(e->optimizer) > 0 /* ZeRO-Infinity: the states through the swap file */
              ? dsc__nvme_step(e->nvme, e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype)
              : dsc_optim_step(e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype);
@@ -186,7 +196,7 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
         dsc_ctx_set_error(e->ctx, rc, "the offloaded optimizer's step: %s", dsc_ctx_errmsg(e->host_ctx));
         return rc;
     }
-    return half ? dsc__dev_from_host(e->ctx, half, e->half_host, n * dsc_dtype_size(half_dtype)) : DSC_OK;
+    return half && !in_place ? dsc__dev_from_host(e->ctx, half, e->half_host, n * dsc_dtype_size(half_dtype)) : DSC_OK;
 }
 
 /* The same update in parts of half_elems elements: each part's 16-bit values are written
@@ -236,6 +246,9 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
 dsc_status_t dsc__engine_optim_step(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
     if (e->host_ctx && half && e->half_host && steps_in_parts(e)) return host_step_parts(e, grad_scale, lr, half, half_dtype);
     if (e->host_ctx) return host_step(e, grad_scale, lr, half, half_dtype);
+    /* offload_param with the optimizer on the device: no 16-bit output into host memory;
+     * ZeRO rounds the updated master into the partition (dsc__zero_finish_step) */
+    if (dsc__zero_params_on_host(e->zero, NULL)) half = NULL;
     if (!e->nvme) return dsc_optim_step(e->optimizer, e->master, e->acc32, grad_scale, lr, half, half_dtype);
     if (dsc_optim_num_states(e->optimizer) == 0) /* nothing swapped: unbacked and stateless, one part */
         return dsc_optim_step(e->optimizer, e->master, e->acc32, grad_scale, lr, half, half_dtype);
@@ -264,6 +277,7 @@ dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, 
 }
 
 dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
+    if (dsc__zero_params_on_host(e->zero, NULL)) return dsc__zero_params_from_master(e->zero); /* offload_param */
     void *local = dsc__zero_local_params(e->zero);
     if (!e->host_ctx) return dsc_amp_f32_to_half(e->ctx, local, e->model_dtype, e->master, (size_t)e->n_local);
     /* rounded on the host (the same rounding as the device's), then copied over, through
@@ -288,7 +302,11 @@ dsc_status_t dsc__engine_state_flush(dsc_engine_t *e) { return e->nvme ? dsc__nv
 
 size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
     if (pinned) *pinned = 0;
-    if (!e || !e->host_ctx) return 0;
+    if (!e) return 0;
+    size_t param_pinned = 0; /* offload_param's partition (engine_param_offload.c) */
+    const size_t param_bytes = dsc__engine_param_host_bytes(e, &param_pinned);
+    if (pinned) *pinned = param_pinned;
+    if (!e->host_ctx) return param_bytes;
     /* master and states (OPTIM), the gradient's copy (GRAD_ACCUM), the 16-bit update's (PARAMS);
      * the optimizer's bookkeeping (OTHER) is not state */
     const size_t total = dsc_ctx_mem_stats(e->host_ctx, DSC_MEM_OPTIM).live_bytes +
@@ -298,7 +316,8 @@ size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const size_t n = (size_t)e->n_local;
     if (pinned)
-        *pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? n * 4 : 0) +
+        *pinned = param_pinned + (master_pinned ? n * 4 : 0) +
+                  (e->grad_pinned ? (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4 : 0) +
                   (e->half_pinned ? (size_t)e->half_elems * dsc_dtype_size(e->model_dtype) : 0);
-    return total;
+    return total + param_bytes;
 }

@@ -36,14 +36,18 @@ static const char *const supported_keys[] = {
     /* monitors and logging (issue 9): */
     "wall_clock_breakdown", "csv_monitor.*", "tensorboard.*",
     /* optimizer offload (issue 20): "cpu" is a no-op on host devices, "nvme" swaps the optimizer
-     * state through a file (engine_offload.c); ratio, super_offload, offload_param and GDS stay
-     * refused. */
+     * state through a file (engine_offload.c); ratio, super_offload and GDS stay refused. */
     "zero_optimization.offload_optimizer.device", "zero_optimization.offload_optimizer.nvme_path",
     "zero_optimization.offload_optimizer.buffer_count", "zero_optimization.offload_optimizer.pin_memory",
     "zero_optimization.offload_optimizer.pipeline_read", "zero_optimization.offload_optimizer.pipeline_write",
     "zero_optimization.offload_optimizer.fast_init", "zero_optimization.offload_optimizer.cpuadam_cores_perc",
     "zero_optimization.sub_group_size", "aio.block_size", "aio.queue_depth", "aio.single_submit",
     "aio.overlap_events", "aio.intra_op_parallelism",
+    /* parameter offload (issue 20): "cpu" at stage 3 (engine_param_offload.c); "nvme" is
+     * refused there, so its knobs are only read with it */
+    "zero_optimization.offload_param.device", "zero_optimization.offload_param.pin_memory",
+    "zero_optimization.offload_param.nvme_path", "zero_optimization.offload_param.buffer_count",
+    "zero_optimization.offload_param.buffer_size", "zero_optimization.offload_param.max_in_cpu",
     /* dsc's own section (issue 6: collective timeout and debug check) */
     "dsc.*",
     NULL,

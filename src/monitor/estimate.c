@@ -316,6 +316,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->device_is_host = true;
     o->offload_pin_memory = true;
     o->optimizer_elementwise = true;
+    o->offload_param_device = DSC_CONFIG_OFFLOAD_NONE;
+    o->offload_param_pin_memory = true;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -337,6 +339,8 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->sub_group_size = cfg->zero_optimization.sub_group_size;
     o->offload_buffer_count = cfg->zero_optimization.offload_optimizer.buffer_count;
     o->offload_pin_memory = cfg->zero_optimization.offload_optimizer.pin_memory;
+    o->offload_param_device = cfg->zero_optimization.offload_param.device;
+    o->offload_param_pin_memory = cfg->zero_optimization.offload_param.pin_memory;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -515,20 +519,31 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
             out->state.optim += swap_buffers - 4 * (int64_t)o->optimizer_states * n_local;
         }
     }
+    /* src/zero/zero_param_offload.c: the partition of the working copy leaves the device */
+    const bool param_off = stage == 3 && o->offload_param_device == DSC_CONFIG_OFFLOAD_CPU && !o->device_is_host;
     if (offloaded && !o->device_is_host) {
         /* src/engine/engine_offload.c: master and states leave the device (state.optim); the
          * host holds the master, the gradient partition's copy, the 16-bit update's (one part
-         * of it when an element-wise optimizer steps from memory) and the states ("cpu") or
-         * the swap buffers ("nvme") */
+         * of it when an element-wise optimizer steps from memory; none when the partition
+         * itself is there: offload_param) and the states ("cpu") or the swap buffers ("nvme") */
         const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
         const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME;
         const int64_t half_elems = parts ? dsc__offload_part_elems(n_local, o->sub_group_size) : n_local;
-        const int64_t half = o->param_dtype != DSC_F32 ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems : 0;
+        const int64_t half =
+            o->param_dtype != DSC_F32 && !param_off ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems : 0;
         const bool stream = parts && o->param_dtype != DSC_F32 && dsc__offload_grad_streams(n_local, half_elems);
         const int64_t copies = 4 * n_local /* master */ + 4 * (stream ? 2 * half_elems : n_local) /* gradient */ + half;
         out->host_bytes = copies + (nvme ? swap_buffers : 4 * (int64_t)o->optimizer_states * n_local);
         out->pinned_host_bytes = o->offload_pin_memory ? copies : 0;
         out->state.optim = 0;
+    }
+    if (param_off) {
+        const int64_t part = (int64_t)dsc_dtype_size(o->param_dtype) * n_local;
+        out->state.params -= part;
+        if (!(offloaded && !o->device_is_host) && o->param_dtype == DSC_F32)
+            out->state.optim += 4 * n_local; /* the device optimizer's master: no longer the shards themselves */
+        out->host_bytes += part;
+        if (o->offload_param_pin_memory) out->pinned_host_bytes += part;
     }
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->state.transient + out->activations;

@@ -60,6 +60,12 @@ typedef struct dsc_zero_setup {
     bool pin_memory;
     char *errmsg;                /* failures are written here too (the engine's message) */
     size_t errmsg_size;
+    /* offload_param.device "cpu" off a host device (stage 3 only): this rank's partition of
+     * the working copy (16-bit, or fp32) lives in host memory counted on param_host_ctx
+     * (page-locked when param_pin and the device offers it); each gather copies the shard to
+     * the device first (zero_param_offload.c). NULL: the partition is device memory. */
+    dsc_ctx_t *param_host_ctx;
+    bool param_pin;
 } dsc_zero_setup_t;
 
 /* Allocates the flat model state of the plan's stage, gives every rank rank 0's initial
@@ -108,6 +114,13 @@ void dsc__zero_unhold(dsc_zero_t *z, int i);
 /* Rank root's edit of parameter i (its gathered values) into every rank's state: the
  * working copy and the fp32 master. */
 dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
+
+/* offload_param (zero_param_offload.c): whether this rank's parameter partition
+ * (dsc__zero_local_params) is host memory (and whether page-locked); and, after the fp32 master changed outside a
+ * step (a checkpoint load), the partition written from it (a no-op when it is on the
+ * device: the engine rebuilds that itself). */
+bool dsc__zero_params_on_host(const dsc_zero_t *z, bool *pinned);
+dsc_status_t dsc__zero_params_from_master(dsc_zero_t *z);
 
 /* Optimizer offload: a host mirror of grad32 (n_local floats, page-locked for overlap) kept
  * by the device's asynchronous device-to-host copies (zero_host.c; only when

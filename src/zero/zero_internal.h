@@ -52,6 +52,10 @@ struct dsc_zero {
     bool *mirrored;
     char *errmsg;
     size_t errmsg_size;
+    /* offload_param "cpu" (zero_param_offload.c): params (stage 3's local shards) is host
+     * memory counted on param_ctx, page-locked when params_pinned. NULL: device memory. */
+    dsc_ctx_t *param_ctx;
+    bool param_pin, params_pinned;
 
     /* Flat model state, all laid out over the padded length plan.padded (P):
      *   params     working copy the model is bound to, model_dtype, P elements (DSC_MEM_PARAMS);
@@ -156,6 +160,19 @@ dsc_status_t dsc__zero_scopes_stage2(dsc_zero_t *z, char *err, size_t errsz);
 void dsc__zero_free_scopes(dsc_zero_t *z);
 dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok);
 dsc_status_t dsc__zero3_refresh(dsc_zero_t *z);
+
+/* zero_param_offload.c: stage 3's local shards (z->params, n_local elements) on the device or,
+ * with offload_param, in host memory; a shard of p into a device buffer (before its
+ * all-gather); n elements from a device buffer into the partition at local offset `local`
+ * (an edit's write-back); the partition from n_local fp32 values in device memory (the
+ * initial values); after an optimizer step, the partition from the updated master unless the
+ * host optimizer wrote it there itself. */
+void *dsc__z3_params_alloc(dsc_zero_t *z, size_t bytes);
+void dsc__z3_params_free(dsc_zero_t *z, size_t bytes);
+dsc_status_t dsc__z3_shard_in(dsc_zero_t *z, void *dst, const z3_param_t *p);
+dsc_status_t dsc__z3_shard_out(dsc_zero_t *z, int64_t local, const void *src, size_t n);
+dsc_status_t dsc__z3_params_from_device32(dsc_zero_t *z, const float *dev32);
+dsc_status_t dsc__z3_params_after_step(dsc_zero_t *z);
 
 /* zero_pool.c: a per-use device buffer of `bytes` under `category` (zero-filled when
  * `zeroed`, else with unspecified contents), given back with dsc__zero_pool_give; the

@@ -60,7 +60,7 @@ static z3_param_t *find(dsc_zero_t *z, const dsc_tensor_t *t) {
 static dsc_status_t gather_into(dsc_zero_t *z, z3_param_t *p) {
     const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)z->rank * k * ms;
-    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    dsc__z3_shard_in(z, mine, p); /* from host memory with offload_param */
     if (z->world_size == 1) return DSC_OK;
     dsc_status_t rc = dsc_comm_allgather(z->comm, mine, p->full, k, z->model_dtype);
     return rc == DSC_OK ? DSC_OK : dsc__z3_comm_fail(z, rc, "parameter all-gather", p);
@@ -91,7 +91,7 @@ static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
     }
     const size_t ms = dsc__z3_msize(z), k = (size_t)p->shard;
     char *mine = (char *)p->full + (size_t)z->rank * k * ms;
-    dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+    dsc__z3_shard_in(z, mine, p);
     dsc_status_t rc = dsc_comm_iallgather(z->comm, mine, p->full, k, z->model_dtype, &p->inflight);
     if (rc != DSC_OK) return dsc__z3_comm_fail(z, rc, "parameter prefetch", p);
     z->inflight_elems += full_elems(z, p);
@@ -306,7 +306,7 @@ dsc_status_t dsc__zero3_refresh(dsc_zero_t *z) {
         if (p->inflight && (first = finish_prefetch(z, p)) != DSC_OK) break; /* one writer per buffer */
         const size_t k = (size_t)p->shard;
         char *mine = (char *)p->full + (size_t)z->rank * k * ms;
-        dsc__dev_copy(z->ctx, mine, (char *)z->params + (size_t)p->local * ms, k * ms);
+        dsc__z3_shard_in(z, mine, p);
         dsc_status_t rc = dsc_comm_iallgather(z->comm, mine, p->full, k, z->model_dtype, &reqs[i]);
         if (rc != DSC_OK) first = dsc__z3_comm_fail(z, rc, "parameter all-gather", p);
     }
@@ -394,17 +394,19 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
     }
     const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
     z->n_local = local;
-    z->params = dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, (size_t)local * ms);
+    z->params = dsc__z3_params_alloc(z, (size_t)local * ms); /* host memory with offload_param */
     /* the fp32 master: the shards themselves in fp32, else its own buffer (host memory when
-     * the optimizer is offloaded, with a device buffer for the initial values while mixed) */
-    const bool own_master = mixed || z->host_ctx;
+     * the optimizer is offloaded, with a device buffer for the initial values while mixed or
+     * while the shards live on the host) */
+    const bool own_master = mixed || z->host_ctx || z->param_ctx;
     z->master = !z->params ? NULL : own_master ? dsc__zero_master_alloc(z, (size_t)local) : z->params;
-    float *dev32 = !z->host_ctx ? z->master : !mixed ? z->params
+    const bool temp32 = z->host_ctx && (mixed || z->param_ctx);
+    float *dev32 = !z->host_ctx ? z->master : !temp32 ? z->params
                  : z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)local * 4) : NULL;
     z->acc32 = dev32 ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
     float *init32 = z->acc32 ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)z->numel * 4) : NULL;
     if (!init32) {
-        if (dev32 && dev32 != z->master && dev32 != z->params) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
+        if (dev32 && temp32) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
         snprintf(err, errsz, "out of memory allocating the ZeRO-3 model state (%lld parameters, %d ranks)",
                  (long long)z->numel, N);
         return DSC_ERR_NOMEM;
@@ -419,9 +421,9 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
             dsc__dev_copy(z->ctx, dev32 + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
-    if (rc == DSC_OK && mixed) rc = dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, dev32, (size_t)local);
+    if (rc == DSC_OK && (mixed || z->param_ctx)) rc = dsc__z3_params_from_device32(z, dev32);
     if (rc == DSC_OK && z->host_ctx) rc = dsc__zero_master_from_device(z, dev32);
-    if (z->host_ctx && mixed) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
+    if (temp32) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);
     if (rc == DSC_OK) z->ctx->param_hooks = &z->hooks;
     for (int i = 0; i < np && rc == DSC_OK; i++)
@@ -464,7 +466,7 @@ void dsc__zero_free_state3(dsc_zero_t *z) {
     const size_t nl = (size_t)z->n_local;
     if (z->master != z->params) dsc__zero_master_free(z);
     dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
-    dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, nl * dsc__z3_msize(z));
+    dsc__z3_params_free(z, nl * dsc__z3_msize(z));
     free(z->segments);
     free(z->segment_param);
 }

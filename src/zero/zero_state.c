@@ -281,6 +281,10 @@ dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z, bool *overflow, double *s
 
 static dsc_status_t allgather_updates(dsc_zero_t *z) {
     if (z->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
+    if (z->param_ctx) { /* offload_param: the host partition from the update, then the re-gather */
+        dsc_status_t rc = dsc__z3_params_after_step(z);
+        return rc == DSC_OK ? dsc__zero3_refresh(z) : rc;
+    }
     /* fp32 with the master on the host: the updated values go back to the working copy
      * (mixed: the engine copied the optimizer's 16-bit output there). */
     if (z->host_ctx && z->model_dtype == DSC_F32) {
@@ -347,6 +351,8 @@ dsc_status_t dsc__zero_create(const dsc_zero_setup_t *s, dsc_zero_t **out, char 
     z->pin_memory = s->pin_memory;
     z->errmsg = s->errmsg;
     z->errmsg_size = s->errmsg_size;
+    z->param_ctx = s->plan.stage == 3 ? s->param_host_ctx : NULL; /* offload_param: stage 3 only */
+    z->param_pin = s->param_pin;
     dsc_status_t rc = alloc_state(z, err, errsz);
     if (rc != DSC_OK) {
         dsc__zero_free(z);
@@ -407,9 +413,7 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root) {
     int64_t a = 0, b = info.numel; /* stage 0: all of it */
     if (z->plan.stage >= 1 && !dsc__zero_slice(&z->plan, z->rank, info.offset, info.numel, &a, &b)) return DSC_OK;
     const int64_t local = dsc__zero_local_index(z, i, a);
-    if (z->plan.stage == 3)
-        dsc__dev_copy(z->ctx, (char *)z->params + (size_t)local * ms, (char *)t->data + (size_t)a * ms,
-                      (size_t)(b - a) * ms);
+    if (z->plan.stage == 3) dsc__z3_shard_out(z, local, (char *)t->data + (size_t)a * ms, (size_t)(b - a));
     if (z->master == (float *)z->params && z->plan.stage != 1 && z->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
     const void *src = (char *)t->data + (size_t)a * ms;
     if (!z->host_ctx) return dsc__dev_convert(z->ctx, z->master + local, DSC_F32, src, z->model_dtype, (size_t)(b - a));

@@ -1,6 +1,7 @@
 # The optimizer offload (issue 20) under mpirun: parameters bitwise equal to the run without
 # offload on every rank for 1-3 processes, ZeRO stages 1-3, fp32 and bf16; "nvme" on the
-# suite's device, "cpu" from the guarded device. Each test
+# suite's device, "cpu" from the guarded device; offload_param "cpu" at stage 3 from the guarded
+# device ("param"). Each test
 # gets its own swap directory under the build tree. Declared at the end of the directory's
 # configuration: ${DSC_MPI_TEST_ENV} comes from tests/cmake/mpi.cmake, included after this.
 function(dsc_offload_mpi_tests)
@@ -21,6 +22,13 @@ function(dsc_offload_mpi_tests)
                      $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} cpu
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(mpi_offload_cpu_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
+                         ENVIRONMENT "${DSC_MPI_TEST_ENV}")
+    # offload_param.device "cpu" at stage 3 from the guarded device (the partition on the host)
+    add_test(NAME mpi_offload_param_np${np}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}
+                     $<TARGET_FILE:test_offload_nvme_mpi> ${MPIEXEC_POSTFLAGS} param
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(mpi_offload_param_np${np} PROPERTIES TIMEOUT 300 LABELS mpi RESOURCE_LOCK mpi
                          ENVIRONMENT "${DSC_MPI_TEST_ENV}")
   endforeach()
 endfunction()
@@ -48,3 +56,20 @@ set_tests_properties(cli_estimate_offload PROPERTIES
 # offload_optimizer.device "cpu" from the guarded device: the step-20 line of the run without
 # offload, and checkpoints that resume across the setting both ways (stages 1-3, bf16).
 dsc_cli_safety_test(train_offload_cpu_resume)
+
+# offload_param.device "cpu" (stage 3) from the guarded device: the step-20 line of the run
+# without offload, and checkpoints that resume across the setting both ways (bf16).
+dsc_cli_safety_test(train_offload_param_resume)
+
+# dsc estimate's parameter-offload rows, by hand for d12 in bf16 on one rank (124,439,808
+# parameters, the partition is all of them): offload_param "cpu" moves 2 x 124,439,808 =
+# 248,879,616 bytes from the device's parameters (249,122,304 with the persistent small
+# parameters' gathered copies, 242,688 bytes, which stay) to pinned host memory; with the
+# optimizer offload too, the host total is unchanged, 2,239,916,544 bytes (the partition
+# replaces the copy of the 16-bit update).
+add_test(NAME cli_estimate_param_offload
+         COMMAND sh -c "d=$(mktemp -d) && printf '%s' '{\"train_micro_batch_size_per_gpu\": 2, \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"cpu\"}}, \"optimizer\": {\"type\": \"AdamW\"}}' > $d/c.json && \
+$<TARGET_FILE:dsc_cli> estimate --model d12 --config $d/c.json; rm -rf $d"
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli_estimate_param_offload PROPERTIES
+  PASS_REGULAR_EXPRESSION "none +none +[0-9.]+ GiB +0 B +0 B +[0-9]+ +249122304 +0\nnone +cpu +[0-9.]+ GiB .* 249122304 +2239916544\ncpu +none +[0-9.]+ GiB +237.35 MiB +237.35 MiB +[0-9]+ +242688 +248879616 +<- config\ncpu +cpu .* 242688 +2239916544\n")

@@ -97,6 +97,7 @@ int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top
     out->mem_grad_accum = dsc_ctx_mem_stats(ctx, DSC_MEM_GRAD_ACCUM).live_bytes;
     out->mem_comm = dsc_ctx_mem_stats(ctx, DSC_MEM_COMM).live_bytes;
     out->offload_host = dsc_engine_offload_host_bytes(init.engine, &out->offload_pinned);
+    dsc_ctx_device_memory(ctx, NULL, &out->device_peak);
     out->numel = dsc_model_numel(gpt->model);
     out->params = malloc(sizeof(float) * (size_t)out->numel);
     /* Under ZeRO-3 parameters have no data between steps: a collective gather gives it. */

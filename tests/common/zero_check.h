@@ -29,6 +29,7 @@ typedef struct zero_result {
     double losses[64];
     size_t mem_params, mem_grads, mem_optim, mem_grad_accum, mem_comm;
     size_t offload_host, offload_pinned; /* dsc_engine_offload_host_bytes */
+    size_t device_peak;                  /* dsc_ctx_device_memory's peak (the run's own context only) */
     uint64_t last_step_sent_bytes;
     uint64_t engine_reported_sent_bytes; /* dsc_engine_comm_bytes_last_step */
     /* Stage 3 bookkeeping from the model's parameter sizes (spec 5.5: shard ceil(numel/N)):

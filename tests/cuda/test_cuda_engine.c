@@ -51,7 +51,8 @@ typedef struct {
     int stage;
     int ckpt;
     int offload; /* zero_optimization.offload_optimizer.device 1: "cpu" (the optimizer on the host); 2: "nvme"
-                  * (the same, its states in a swap file under /tmp) */
+                  * (the same, its states in a swap file under /tmp); 3: offload_param "cpu" (stage 3: the
+                  * parameter partition in pinned host memory); 4: both "cpu" */
 } setup_t;
 
 typedef struct {
@@ -101,6 +102,8 @@ static int run_new(run_t *r, const char *device, const setup_t *s, char *err, si
              s->offload == 1   ? ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}"
              : s->offload == 2 ? ", \"sub_group_size\": 20000, \"offload_optimizer\": {\"device\": \"nvme\", "
                                  "\"nvme_path\": \"/tmp\", \"buffer_count\": 2, \"pipeline_read\": true}"
+             : s->offload == 3 ? ", \"offload_param\": {\"device\": \"cpu\"}"
+             : s->offload == 4 ? ", \"offload_param\": {\"device\": \"cpu\"}, \"offload_optimizer\": {\"device\": \"cpu\"}"
                                : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
@@ -318,14 +321,26 @@ static void compare_offload(const char *device, const setup_t *s, int kind) {
             printf("%-5s stage %d offload %s on %s: loss %.6f -> %.6f (not offloaded %.6f -> %.6f), worst rel diff "
                    "%.2e at step %d (tolerance %.0e); device optimizer bytes %zu (not offloaded %zu), host %zu, "
                    "pinned %zu\n",
-                   s->precision, s->stage, kind == 2 ? "nvme" : "cpu", device, lo[0], lo[STEPS - 1], lg[0],
+                   s->precision, s->stage, kind == 2 ? "nvme" : kind == 3 ? "param" : kind == 4 ? "param+cpu" : "cpu",
+                   device, lo[0], lo[STEPS - 1], lg[0],
                    lg[STEPS - 1], worst, at + 1, tol,
                    dev_optim, dsc_ctx_mem_stats(g.ctx, DSC_MEM_OPTIM).live_bytes, host, pinned);
             EXPECT(worst <= tol, "%s stage %d: step %d loss %.9g offloaded vs %.9g (rel %.2e > %.0e)", s->precision,
                    s->stage, at + 1, lo[at], lg[at], worst, tol);
-            EXPECT(dev_optim == 0 && host > 0 && pinned > 0 && (pinned < host || kind == 2),
-                   "%s stage %d: device optimizer %zu, host %zu, pinned %zu", s->precision, s->stage, dev_optim, host,
-                   pinned);
+            if (kind <= 2)
+                EXPECT(dev_optim == 0 && host > 0 && pinned > 0 && (pinned < host || kind == 2),
+                       "%s stage %d: device optimizer %zu, host %zu, pinned %zu", s->precision, s->stage, dev_optim,
+                       host, pinned);
+            /* offload_param: the partition left the device's parameters for pinned host memory
+             * (kind 3: all the host bytes; kind 4: with master and states, the optimizer off the device) */
+            const size_t par_o = dsc_ctx_mem_stats(o.ctx, DSC_MEM_PARAMS).live_bytes,
+                         par_g = dsc_ctx_mem_stats(g.ctx, DSC_MEM_PARAMS).live_bytes;
+            if (kind >= 3) {
+                printf("      offload_param: device parameter bytes %zu (not offloaded %zu)\n", par_o, par_g);
+                EXPECT(par_o < par_g && host > 0 && pinned > 0 && (kind == 3 ? pinned == host : dev_optim == 0),
+                       "%s stage %d offload_param: device params %zu (not offloaded %zu), device optimizer %zu, "
+                       "host %zu, pinned %zu", s->precision, s->stage, par_o, par_g, dev_optim, host, pinned);
+            }
         }
     }
     if (oko) run_free(&o);
@@ -375,6 +390,10 @@ int main(void) {
     compare_offload(dev, &(setup_t){"bf16", 2, 0, 0}, 2); /* ZeRO-Infinity: the states on NVMe */
     compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 2);
     resume_across(dev, dev, &(setup_t){"bf16", 2, 0, 1}); /* saved offloaded, resumed offloaded */
+    for (int p = 0; p < 3; p++) /* offload_param "cpu" (stage 3), alone and with the optimizer offload */
+        for (int kind = 3; kind <= 4; kind++)
+            compare_offload(dev, &(setup_t){p == 0 ? "fp32" : p == 1 ? "bf16" : "fp16", 3, 0, 0}, kind);
+    resume_across(dev, dev, &(setup_t){"bf16", 3, 0, 4}); /* saved with both offloads, resumed with both */
 #else
     /* On the emulator, the set that reaches every path of the device's table once: each
      * ZeRO stage's data movement, checkpointing, both 16-bit formats and the loss scaler, the
@@ -391,6 +410,8 @@ int main(void) {
     if (!small) resume_across("cpu", dev, &(setup_t){"fp32", 0, 0, 0});
     compare_offload(dev, &(setup_t){"bf16", 2, 0, 0}, 1);
     if (!small) compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 2);
+    compare_offload(dev, &(setup_t){"bf16", 3, 0, 0}, 3); /* offload_param: pinned host partition, from_host gathers */
+    if (!small) compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 4);
 #endif
     printf("test_cuda_engine: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
