@@ -1,6 +1,8 @@
 /* The CUDA device's op entries (src/ops/backend.h): each launches its kernel of
  * cuda_kernels.h on the device's stream and records a failed launch on the device's context.
  * Only `sum`, which returns its value to the host, waits for the stream. */
+#include <stdio.h>
+
 #include "core/internal.h"
 #include "ops/backend.h"
 #include "ops/cuda/cuda_device.h"
@@ -135,8 +137,42 @@ static void cu_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t 
     dsc__cuda_check(dev, dsc_cuda_dropout_backward(dsc__cuda_stream(dev), dt, n, p, seed, offset, dy, dx),
                     "dropout_backward");
 }
+/* The `cudnn` variant: true when cuDNN takes this call (its plan built, *ws_bytes its
+ * workspace). False: the tensor-core kernels take it; the first such fallback of a device
+ * prints its reason on one line (cuDNN absent, a shape it refuses, dropout, whose mask must be
+ * dsc's Philox stream). */
+static bool cudnn_takes(struct dsc_device *dev, bool backward, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                        int64_t n_head, double drop_p, size_t *ws_bytes) {
+    dsc_cuda_dev_t *cd = dsc__cuda_dev(dev);
+    if (!cd->att_cudnn || cd->cudnn_off) return false;
+    char why[400] = "";
+    if (drop_p > 0)
+        snprintf(why, sizeof why, "attention dropout (p %g) runs on the default kernels: cuDNN's dropout mask is "
+                 "not dsc's Philox stream", drop_p);
+    else if (!cd->cudnn && !(cd->cudnn = dsc_cuda_cudnn_create(cd->stream, why, sizeof why)))
+        cd->cudnn_off = true;
+    else if (dsc_cuda_cudnn_attention_prepare(cd->cudnn, backward, dt, b, t, c, n_head, ws_bytes) != 0)
+        snprintf(why, sizeof why, "%s", dsc_cuda_cudnn_message(cd->cudnn));
+    if (!why[0]) return true;
+    if (!cd->cudnn_told)
+        fprintf(stderr, "dsc: device %s: DSC_CUDA_ATTENTION=cudnn: %s; the default kernels run instead\n", dev->name,
+                why);
+    cd->cudnn_told = true;
+    return false;
+}
+
 static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
                          const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
+    size_t ws_bytes = 0;
+    if (cudnn_takes(dev, false, dt, b, t, c, n_head, drop_p, &ws_bytes)) {
+        void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+        if (ws_bytes && !ws) return; /* recorded */
+        dsc__cuda_check(dev,
+                        dsc_cuda_cudnn_attention(dsc__cuda_dev(dev)->cudnn, dt, b, t, c, n_head, qkv, out, lse, ws,
+                                                 ws_bytes),
+                        "attention (cudnn)");
+        return;
+    }
     dsc__cuda_check(dev,
                     dsc_cuda_attention_cfg(dsc__cuda_stream(dev), &dsc__cuda_dev(dev)->att, dt, b, t, c, n_head, qkv,
                                            drop_p, seed, offset, out, lse),
@@ -147,6 +183,21 @@ static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_
                                   double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
     /* the backward variants other than the default take a workspace (Dq per row, the atomic
      * variant's f32 dQ) from the device's scratch */
+    size_t cudnn_ws = 0;
+    if (cudnn_takes(dev, true, dt, b, t, c, n_head, drop_p, &cudnn_ws)) {
+        /* cuDNN writes dQ dK dV: into the scratch after its workspace, then added to dqkv (the
+         * entry accumulates) */
+        const size_t tmp_at = (cudnn_ws + 255) / 256 * 256, n = (size_t)(b * t * 3 * c);
+        char *ws = dsc__cuda_scratch(dev, tmp_at + n * dsc_dtype_size(dt));
+        if (!ws) return; /* recorded */
+        if (dsc__cuda_check(dev,
+                            dsc_cuda_cudnn_attention_backward(dsc__cuda_dev(dev)->cudnn, dt, b, t, c, n_head, qkv,
+                                                              out, lse, dout, ws + tmp_at, ws, cudnn_ws),
+                            "attention_backward (cudnn)") == 0)
+            dsc__cuda_check(dev, dsc_cuda_axpy(dsc__cuda_stream(dev), dt, (int64_t)n, 1.0, ws + tmp_at, dqkv),
+                            "attention_backward (cudnn: dqkv +=)");
+        return;
+    }
     const dsc_cuda_att_cfg_t *cfg = &dsc__cuda_dev(dev)->att;
     const size_t ws_bytes = dsc_cuda_attention_workspace_bytes(cfg, b, t, c, n_head);
     void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
