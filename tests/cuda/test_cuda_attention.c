@@ -238,7 +238,8 @@ static void t_cudnn(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, 
 }
 
 /* A cuda:0 context with DSC_CUDA_ATTENTION=cudnn: the attention entries run cuDNN (the
- * backward ACCUMULATES onto a nonzero dqkv, as the entry's contract says), within the CPU's
+ * backward ACCUMULATES onto a nonzero dqkv, as the entry's contract says; the _write entry
+ * overwrites it), within the CPU's
  * tolerances; with dropout they fall back to the tensor-core kernels (cuDNN's mask is not
  * dsc's Philox stream), which match the CPU's Philox mask. */
 static void t_device_cudnn(bool have_cudnn) {
@@ -278,6 +279,15 @@ static void t_device_cudnn(bool have_cudnn) {
         dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdqkv);
         compare(drop ? "device cudnn + dropout (fallback) dqkv +=" : "device cudnn attention dqkv +=", &dqkv, rdqkv,
                 3e-2);
+        /* the writing entry ignores what dqkv holds (here the sum above) */
+        float *rdw = calloc((size_t)nqkv, 4);
+        dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdw);
+        dev->table->ops->attention_backward_write(dev, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
+                                                  dqkv.d);
+        CK(dsc_cuda_stream_sync(dev->stream));
+        compare(drop ? "device cudnn + dropout (fallback) dqkv =" : "device cudnn attention dqkv =", &dqkv, rdw,
+                3e-2);
+        free(rdw);
         free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
         cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
     }

@@ -178,26 +178,37 @@ static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int6
                                            drop_p, seed, offset, out, lse),
                     "attention");
 }
-static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
-                                  int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
-                                  double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
-    /* the backward variants other than the default take a workspace (Dq per row, the atomic
-     * variant's f32 dQ) from the device's scratch */
+/* The backward into dqkv: accumulate (the attention_backward entry) or write (the
+ * attention_backward_write entry, dqkv's old contents ignored). */
+static void attention_backward_into(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                    int64_t n_head, const void *qkv, const void *out, const void *lse,
+                                    const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv,
+                                    bool accumulate) {
+    const size_t n = (size_t)(b * t * 3 * c);
     size_t cudnn_ws = 0;
     if (cudnn_takes(dev, true, dt, b, t, c, n_head, drop_p, &cudnn_ws)) {
-        /* cuDNN writes dQ dK dV: into the scratch after its workspace, then added to dqkv (the
-         * entry accumulates) */
-        const size_t tmp_at = (cudnn_ws + 255) / 256 * 256, n = (size_t)(b * t * 3 * c);
-        char *ws = dsc__cuda_scratch(dev, tmp_at + n * dsc_dtype_size(dt));
+        /* cuDNN writes dQ dK dV: into dqkv, or (accumulating) into the scratch after its
+         * workspace, then added to dqkv */
+        const size_t tmp_at = (cudnn_ws + 255) / 256 * 256;
+        char *ws = dsc__cuda_scratch(dev, accumulate ? tmp_at + n * dsc_dtype_size(dt) : cudnn_ws);
         if (!ws) return; /* recorded */
         if (dsc__cuda_check(dev,
                             dsc_cuda_cudnn_attention_backward(dsc__cuda_dev(dev)->cudnn, dt, b, t, c, n_head, qkv,
-                                                              out, lse, dout, ws + tmp_at, ws, cudnn_ws),
-                            "attention_backward (cudnn)") == 0)
+                                                              out, lse, dout, accumulate ? ws + tmp_at : dqkv, ws,
+                                                              cudnn_ws),
+                            "attention_backward (cudnn)") == 0 &&
+            accumulate)
             dsc__cuda_check(dev, dsc_cuda_axpy(dsc__cuda_stream(dev), dt, (int64_t)n, 1.0, ws + tmp_at, dqkv),
                             "attention_backward (cudnn: dqkv +=)");
         return;
     }
+    /* the kernels accumulate: a written gradient starts from zeros */
+    if (!accumulate &&
+        dsc__cuda_check(dev, dsc_cuda_memset_async(dqkv, 0, n * dsc_dtype_size(dt), dsc__cuda_stream(dev)),
+                        "attention_backward (zero fill)"))
+        return;
+    /* the backward variants other than the default take a workspace (Dq per row, the atomic
+     * variant's f32 dQ) from the device's scratch */
     const dsc_cuda_att_cfg_t *cfg = &dsc__cuda_dev(dev)->att;
     const size_t ws_bytes = dsc_cuda_attention_workspace_bytes(cfg, b, t, c, n_head);
     void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
@@ -206,6 +217,16 @@ static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_
                     dsc_cuda_attention_backward_cfg(dsc__cuda_stream(dev), cfg, dt, b, t, c, n_head, qkv, out, lse,
                                                     dout, drop_p, seed, offset, dqkv, ws, ws_bytes),
                     "attention_backward");
+}
+static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                  int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
+                                  double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    attention_backward_into(dev, dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv, true);
+}
+static void cu_attention_backward_write(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                        int64_t n_head, const void *qkv, const void *out, const void *lse,
+                                        const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    attention_backward_into(dev, dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv, false);
 }
 static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                              const void *logits, const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
@@ -255,6 +276,7 @@ static const dsc_backend_t cuda_backend = {
     .dropout_backward = cu_dropout_backward,
     .attention = cu_attention,
     .attention_backward = cu_attention_backward,
+    .attention_backward_write = cu_attention_backward_write,
     .cross_entropy = cu_cross_entropy,
     .cross_entropy_backward = cu_cross_entropy_backward,
 };
