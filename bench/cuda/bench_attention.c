@@ -14,6 +14,9 @@
  * Timing: CUDA events, median of 10 after 2 warm-ups. Not yet run on a GPU; its work is 7
  * variants x 12 runs of a few ms at B 64, plus the host's (random inputs, 6 dqkv copies and
  * comparisons of 151M values).
+ * cuDNN's fused attention (dsc_cuda_cudnn_*, the `cudnn` variant) adds a fwd and a bwd row
+ * when libcudnn.so.9 loads (its backward writes dqkv; the device adds it to the gradient in
+ * one more pass, not timed here).
  * Usage: bench_attention [--quick] [--hd128]. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
@@ -68,7 +71,41 @@ static double relerr(const float *a, const float *b, size_t n) {
 
 static const char *bwd_name(int bwd) { return bwd == 0 ? "recompute" : bwd == 1 ? "pre" : "atomic"; }
 
-static void bench_case(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H) {
+/* cuDNN's fused attention (the device's `cudnn` variant) on the same inputs: fwd and bwd
+ * times, its out against the default forward's, its dqkv (which it writes) against the
+ * default backward's. Skipped with the reason when cuDNN is absent or refuses the shape. */
+static void bench_cudnn(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                        const void *qkv, const void *dout, const float *ref_out, const float *ref_dqkv, double fl) {
+    const size_t nqkv = (size_t)(B * T * 3 * C), nout = (size_t)(B * T * C), es = dsc_dtype_size(dt);
+    size_t fwd_ws = 0, bwd_ws = 0;
+    if (!cd || dsc_cuda_cudnn_attention_prepare(cd, false, dt, B, T, C, H, &fwd_ws) ||
+        dsc_cuda_cudnn_attention_prepare(cd, true, dt, B, T, C, H, &bwd_ws)) {
+        printf("  cudnn: SKIP: %s\n", cd ? dsc_cuda_cudnn_message(cd) : "cuDNN not loaded");
+        return;
+    }
+    void *out = NULL, *lse = NULL, *dqkv = NULL, *ws = NULL;
+    CK(dsc_cuda_malloc(&out, nout * es));
+    CK(dsc_cuda_malloc(&lse, (size_t)(B * H * T) * 4));
+    CK(dsc_cuda_malloc(&dqkv, nqkv * es));
+    CK(dsc_cuda_malloc(&ws, (fwd_ws > bwd_ws ? fwd_ws : bwd_ws) + 256));
+    float ms = 0;
+    TIME_MS(ms, 2, 10, CK(dsc_cuda_cudnn_attention(cd, dt, B, T, C, H, qkv, out, lse, ws, fwd_ws)));
+    float *got = to_host_f32(out, dt, nout);
+    double e = relerr(got, ref_out, nout);
+    printf("  fwd cudnn %zu              %8.3f ms %7.1f TFLOP/s  out vs default %.2e %s\n", dsc_cuda_cudnn_version(cd),
+           ms, fl / (ms * 1e-3) / 1e12, e, e <= 2e-2 ? "agree" : "MISMATCH");
+    free(got);
+    TIME_MS(ms, 2, 10,
+            CK(dsc_cuda_cudnn_attention_backward(cd, dt, B, T, C, H, qkv, out, lse, dout, dqkv, ws, bwd_ws)));
+    got = to_host_f32(dqkv, dt, nqkv);
+    e = relerr(got, ref_dqkv, nqkv);
+    printf("  bwd cudnn (writes dqkv)      %8.3f ms %7.1f TFLOP/s  dqkv vs default %.2e %s (workspace %.1f MiB)\n", ms,
+           2.5 * fl / (ms * 1e-3) / 1e12, e, e <= 3e-2 ? "agree" : "MISMATCH", bwd_ws / 1048576.0);
+    free(got);
+    dsc_cuda_free(out), dsc_cuda_free(lse), dsc_cuda_free(dqkv), dsc_cuda_free(ws);
+}
+
+static void bench_case(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H) {
     const int64_t hd = C / H;
     const size_t nqkv = (size_t)(B * T * 3 * C), nout = (size_t)(B * T * C), nl = (size_t)(B * H * T);
     const size_t es = dsc_dtype_size(dt);
@@ -95,7 +132,7 @@ static void bench_case(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t 
     CK(dsc_cuda_attention_cfg(NULL, NULL, dt, B, T, C, H, qkv, 0.0, 1, 0, out, lse));
     CK(dsc_cuda_memset_async(dqkv, 0, nqkv * es, NULL));
     CK(dsc_cuda_attention_backward_cfg(NULL, NULL, dt, B, T, C, H, qkv, out, lse, dout, 0.0, 1, 0, dqkv, NULL, 0));
-    float *ref = to_host_f32(dqkv, dt, nqkv);
+    float *ref = to_host_f32(dqkv, dt, nqkv), *ref_out = to_host_f32(out, dt, nout);
     const dsc_cuda_att_cfg_t cfgs[] = {{4, DSC_CUDA_ATT_BWD_RECOMPUTE, 4}, {4, DSC_CUDA_ATT_BWD_PRE, 4},
                                        {4, DSC_CUDA_ATT_BWD_PRE, 8},       {4, DSC_CUDA_ATT_BWD_ATOMIC, 4},
                                        {4, DSC_CUDA_ATT_BWD_ATOMIC, 8}};
@@ -116,7 +153,8 @@ static void bench_case(dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t 
                e <= 3e-2 ? "agree" : "MISMATCH");
         free(got);
     }
-    free(ref);
+    bench_cudnn(cd, dt, B, T, C, H, qkv, dout, ref_out, ref, fl);
+    free(ref), free(ref_out);
     dsc_cuda_free(qkv), dsc_cuda_free(dout), dsc_cuda_free(out), dsc_cuda_free(lse), dsc_cuda_free(dqkv);
     dsc_cuda_free(ws);
 }
@@ -141,9 +179,13 @@ int main(int argc, char **argv) {
     printf("device: %s (sm_%d%d, %d SMs)\n", info.name, info.cc_major, info.cc_minor, info.sm_count);
     CK(dsc_cuda_event_create(&timer.ev0));
     CK(dsc_cuda_event_create(&timer.ev1));
-    bench_case(DSC_BF16, 8, 1024, 768, 12);
-    if (!quick) bench_case(DSC_BF16, 64, 1024, 768, 12);
-    if (hd128) bench_case(DSC_BF16, quick ? 8 : 32, 1024, 768, 6);
+    char why[400] = "";
+    dsc_cuda_cudnn_t *cd = dsc_cuda_cudnn_create(NULL, why, sizeof why);
+    if (!cd) printf("cudnn rows skipped: %s\n", why);
+    bench_case(cd, DSC_BF16, 8, 1024, 768, 12);
+    if (!quick) bench_case(cd, DSC_BF16, 64, 1024, 768, 12);
+    if (hd128) bench_case(cd, DSC_BF16, quick ? 8 : 32, 1024, 768, 6);
+    dsc_cuda_cudnn_destroy(cd);
     dsc_cuda_event_destroy(timer.ev0), dsc_cuda_event_destroy(timer.ev1);
     return 0;
 }

@@ -173,6 +173,13 @@ typedef struct dsc_backend {
     void (*attention_backward)(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
                                const void *qkv, const void *out, const void *lse, const void *dout, double drop_p,
                                uint64_t seed, uint64_t offset, void *dqkv);
+    /* Optional (NULL: the op zero-fills an unwritten gradient and calls attention_backward).
+     * The same gradient WRITTEN to dqkv (its old contents ignored), for a gradient the op
+     * makes first (src/core/autograd.c dsc__grad_overwrite): cuDNN's fused backward writes
+     * its outputs, so the CUDA device saves the zero fill and an accumulating pass. */
+    void (*attention_backward_write)(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                     int64_t n_head, const void *qkv, const void *out, const void *lse,
+                                     const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv);
 
     /* Fused cross-entropy (no [rows, V] probabilities stored). Row r of the logits (and of
      * dlogits) starts at element r * ld (ld >= n_cols: a row stride padded for the gemm that

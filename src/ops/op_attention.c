@@ -11,11 +11,14 @@
  * kernel recomputes the probabilities from qkv and lse, and the dropout mask from the stream. */
 static void attention_backward(dsc_ctx_t *ctx, dsc_node_t *node) {
     dsc_tensor_t *qkv = node->in[0], *out = node->out, *lse = node->saved[0];
-    dsc_tensor_t *dqkv = dsc__grad(ctx, qkv);
+    /* a backend that can write the gradient takes an unwritten one without its zero fill */
+    bool overwrite = false;
+    dsc_tensor_t *dqkv = ctx->backend->attention_backward_write ? dsc__grad_overwrite(ctx, qkv, &overwrite)
+                                                                : dsc__grad(ctx, qkv);
     if (!dqkv) return;
-    ctx->backend->attention_backward(&ctx->device, qkv->dtype, qkv->shape[0], qkv->shape[1], out->shape[2], node->i[0], qkv->data,
-                                     out->data, lse->data, out->grad->data, node->f[0], (uint64_t)node->i[1],
-                                     (uint64_t)node->i[2], dqkv->data);
+    (overwrite ? ctx->backend->attention_backward_write : ctx->backend->attention_backward)(
+            &ctx->device, qkv->dtype, qkv->shape[0], qkv->shape[1], out->shape[2], node->i[0], qkv->data, out->data,
+            lse->data, out->grad->data, node->f[0], (uint64_t)node->i[1], (uint64_t)node->i[2], dqkv->data);
 }
 
 dsc_tensor_t *dsc_attention(dsc_ctx_t *ctx, dsc_tensor_t *qkv, int n_head, double attn_dropout) {

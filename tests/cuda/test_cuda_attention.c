@@ -9,6 +9,8 @@
  * Refused variants and a short workspace must return cudaErrorInvalidValue (1). The device:
  * DSC_CUDA_ATTENTION picks the variant of a cuda:0 context (its backward takes the workspace
  * from the device's scratch); an unknown word fails the context.
+ * cuDNN's fused attention (the `cudnn` variant) is checked against the CPU too, directly and
+ * through the device (t_cudnn, t_device_cudnn below); skipped with the reason without cuDNN.
  * Exits 77 (skipped) without a GPU; built against the CPU emulator it needs none. */
 #include <math.h>
 #include <stdio.h>
@@ -184,8 +186,143 @@ static void t_device_variant(void) {
     unsetenv("DSC_CUDA_ATTENTION");
 }
 
+/* cuDNN's fused attention (cuda_kernels.h dsc_cuda_cudnn_*, the device's `cudnn` variant)
+ * against the CPU oracle at the tensor-core kernels' tolerances: out, lse (the same
+ * natural-log convention), and dqkv from its own forward's out and lse (the backward writes
+ * dqkv: the oracle accumulates onto zeros). The workspace starts as garbage. Without cuDNN
+ * (not installed, the emulator, a build without its headers) the checks are skipped with the
+ * reason printed; a shape cuDNN refuses is a failure. */
+static void t_cudnn(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H) {
+    const double tol_out = dt == DSC_BF16 ? 2e-2 : 5e-3, tol_lse = dt == DSC_BF16 ? 1e-2 : 2e-3;
+    const double tol_dqkv = dt == DSC_BF16 ? 3e-2 : 1e-2;
+    const int64_t hd = C / H, nqkv = B * T * 3 * C, nout = B * T * C, nl = B * H * T;
+    char name[160];
+    size_t fwd_ws = 0, bwd_ws = 0;
+    const int rf = dsc_cuda_cudnn_attention_prepare(cd, false, dt, B, T, C, H, &fwd_ws);
+    const int rb = rf ? rf : dsc_cuda_cudnn_attention_prepare(cd, true, dt, B, T, C, H, &bwd_ws);
+    cc_checks++;
+    if (rf || rb) {
+        cc_failures++;
+        printf("FAIL cudnn plan B%lld T%lld hd%lld %s: %s\n", (long long)B, (long long)T, (long long)hd,
+               dsc_dtype_name(dt), dsc_cuda_cudnn_message(cd));
+        return;
+    }
+    printf("ok   cudnn plans B%lld T%lld H%lld hd%lld %s: workspace fwd %zu, bwd %zu bytes\n", (long long)B,
+           (long long)T, (long long)H, (long long)hd, dsc_dtype_name(dt), fwd_ws, bwd_ws);
+    cc_buf_t qkv = cc_new(dt, nqkv, -1.5, 1.5), out = cc_new(dt, nout, 0, 0), lse = cc_new(DSC_F32, nl, 0, 0);
+    cc_buf_t dout = cc_new(dt, nout, -1, 1), dqkv = cc_new(dt, nqkv, 0, 0);
+    float *rout = malloc((size_t)nout * 4), *rlse = malloc((size_t)nl * 4), *rdqkv = calloc((size_t)nqkv, 4);
+    dsc_cpu_attention(DSC_F32, B, T, C, H, qkv.init, 0.0, 0, 0, rout, rlse);
+    const size_t ws_bytes = fwd_ws > bwd_ws ? fwd_ws : bwd_ws;
+    void *ws = NULL;
+    CK(dsc_cuda_malloc(&ws, ws_bytes + 256));
+    CK(dsc_cuda_memset_async(ws, 0x7f, ws_bytes + 256, NULL));
+    CK(dsc_cuda_cudnn_attention(cd, dt, B, T, C, H, qkv.d, out.d, lse.d, ws, fwd_ws));
+    snprintf(name, sizeof name, "cudnn fwd out B%lld T%lld hd%lld", (long long)B, (long long)T, (long long)hd);
+    compare(name, &out, rout, tol_out);
+    snprintf(name, sizeof name, "cudnn fwd lse B%lld T%lld hd%lld", (long long)B, (long long)T, (long long)hd);
+    compare(name, &lse, rlse, tol_lse);
+    float *gout = cc_get(&out), *glse = cc_get(&lse);
+    dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, 0.0, 0, 0, rdqkv);
+    CK(dsc_cuda_cudnn_attention_backward(cd, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, dqkv.d, ws, bwd_ws));
+    snprintf(name, sizeof name, "cudnn bwd dqkv B%lld T%lld hd%lld", (long long)B, (long long)T, (long long)hd);
+    compare(name, &dqkv, rdqkv, tol_dqkv);
+    /* a workspace one byte short is refused before anything runs */
+    const float got = (float)dsc_cuda_cudnn_attention_backward(cd, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d,
+                                                               dqkv.d, ws, bwd_ws - 1),
+                want = 1.0f;
+    cc_close("cudnn bwd: short workspace refused", DSC_F32, &got, &want, 1, 0);
+    dsc_cuda_free(ws);
+    free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
+    cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
+}
+
+/* A cuda:0 context with DSC_CUDA_ATTENTION=cudnn: the attention entries run cuDNN (the
+ * backward ACCUMULATES onto a nonzero dqkv, as the entry's contract says; the _write entry
+ * overwrites it), within the CPU's
+ * tolerances; with dropout they fall back to the tensor-core kernels (cuDNN's mask is not
+ * dsc's Philox stream), which match the CPU's Philox mask. */
+static void t_device_cudnn(bool have_cudnn) {
+    const dsc_dtype_t dt = DSC_BF16;
+    const int64_t B = 2, T = 97, C = 128, H = 2, nqkv = B * T * 3 * C, nout = B * T * C, nl = B * H * T;
+    dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
+    co.device = "cuda:0";
+    setenv("DSC_CUDA_ATTENTION", "cudnn", 1);
+    dsc_ctx_t *ctx = NULL;
+    const dsc_status_t st = dsc_ctx_new(&co, &ctx);
+    unsetenv("DSC_CUDA_ATTENTION");
+    cc_checks++;
+    if (st != DSC_OK) {
+        cc_failures++;
+        printf("FAIL cuda:0 with DSC_CUDA_ATTENTION=cudnn: status %d\n", (int)st);
+        return;
+    }
+    dsc_device_t *dev = dsc__ctx_device(ctx);
+    for (int drop = 0; drop < 2; drop++) {
+        const double p = drop ? 0.1 : 0.0;
+        const uint64_t seed = 11, offset = 640;
+        cc_buf_t qkv = cc_new(dt, nqkv, -1.5, 1.5), out = cc_new(dt, nout, 0, 0), lse = cc_new(DSC_F32, nl, 0, 0);
+        cc_buf_t dout = cc_new(dt, nout, -1, 1), dqkv = cc_new(dt, nqkv, -0.5, 0.5);
+        float *rout = malloc((size_t)nout * 4), *rlse = malloc((size_t)nl * 4), *rdqkv = copyf(dqkv.init, nqkv);
+        dsc_cpu_attention(DSC_F32, B, T, C, H, qkv.init, p, seed, offset, rout, rlse);
+        dev->table->ops->attention(dev, dt, B, T, C, H, qkv.d, p, seed, offset, out.d, lse.d);
+        dev->table->ops->attention_backward(dev, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
+                                            dqkv.d);
+        CK(dsc_cuda_stream_sync(dev->stream));
+        const dsc_cuda_dev_t *cd = dsc__cuda_dev(dev);
+        const float got_st[3] = {(float)dsc_ctx_status(ctx), (float)cd->att_cudnn, (float)(cd->cudnn != NULL)};
+        const float want_st[3] = {0, 1, (float)have_cudnn};
+        cc_close(drop ? "device cudnn + dropout: no error" : "device cudnn: taken, no error", DSC_F32, got_st, want_st,
+                 3, 0);
+        compare(drop ? "device cudnn + dropout (fallback) out" : "device cudnn attention out", &out, rout, 2e-2);
+        float *gout = cc_get(&out), *glse = cc_get(&lse);
+        dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdqkv);
+        compare(drop ? "device cudnn + dropout (fallback) dqkv +=" : "device cudnn attention dqkv +=", &dqkv, rdqkv,
+                3e-2);
+        /* the writing entry ignores what dqkv holds (here the sum above) */
+        float *rdw = calloc((size_t)nqkv, 4);
+        dsc_cpu_attention_backward(DSC_F32, B, T, C, H, qkv.init, gout, glse, dout.init, p, seed, offset, rdw);
+        dev->table->ops->attention_backward_write(dev, dt, B, T, C, H, qkv.d, out.d, lse.d, dout.d, p, seed, offset,
+                                                  dqkv.d);
+        CK(dsc_cuda_stream_sync(dev->stream));
+        compare(drop ? "device cudnn + dropout (fallback) dqkv =" : "device cudnn attention dqkv =", &dqkv, rdw,
+                3e-2);
+        free(rdw);
+        free(gout), free(glse), free(rout), free(rlse), free(rdqkv);
+        cc_free(&qkv), cc_free(&out), cc_free(&lse), cc_free(&dout), cc_free(&dqkv);
+    }
+    dsc_ctx_free(ctx);
+}
+
+static void t_cudnn_all(void) {
+    char why[400] = "";
+    dsc_cuda_cudnn_t *cd = dsc_cuda_cudnn_create(NULL, why, sizeof why);
+    if (!cd) {
+        printf("SKIP cudnn checks: %s\n", why);
+        t_device_cudnn(false); /* the device falls back to the default kernels */
+        return;
+    }
+    printf("cudnn: version %zu\n", dsc_cuda_cudnn_version(cd));
+    const dsc_dtype_t dts[] = {DSC_BF16, DSC_F16};
+    for (int k = 0; k < 2; k++) {
+        t_cudnn(cd, dts[k], 2, 150, 192, 3); /* hd 64, T not a multiple of 64 */
+        t_cudnn(cd, dts[k], 1, 129, 256, 2); /* hd 128 */
+        t_cudnn(cd, dts[k], 3, 64, 384, 6);  /* hd 64, one tile */
+        t_cudnn(cd, dts[k], 2, 1000, 256, 4);
+        t_cudnn(cd, dts[k], 1, 777, 512, 4); /* hd 128, long rows */
+    }
+    /* cuDNN's shape limits are reported, not crashed on */
+    size_t ws = 0;
+    const float got = (float)dsc_cuda_cudnn_attention_prepare(cd, false, DSC_F32, 1, 64, 128, 2, &ws), want = 1.0f;
+    cc_close("cudnn: f32 refused", DSC_F32, &got, &want, 1, 0);
+    printf("     (reason: %s)\n", dsc_cuda_cudnn_message(cd));
+    dsc_cuda_cudnn_destroy(cd);
+    t_device_cudnn(true);
+}
+
 int main(void) {
     cc_require_gpu("test_cuda_attention");
+    t_cudnn_all();
     const dsc_dtype_t dts[] = {DSC_BF16, DSC_F16};
     for (int k = 0; k < 2; k++) {
         const dsc_dtype_t dt = dts[k];

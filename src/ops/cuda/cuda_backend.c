@@ -1,6 +1,8 @@
 /* The CUDA device's op entries (src/ops/backend.h): each launches its kernel of
  * cuda_kernels.h on the device's stream and records a failed launch on the device's context.
  * Only `sum`, which returns its value to the host, waits for the stream. */
+#include <stdio.h>
+
 #include "core/internal.h"
 #include "ops/backend.h"
 #include "ops/cuda/cuda_device.h"
@@ -135,16 +137,76 @@ static void cu_dropout_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t 
     dsc__cuda_check(dev, dsc_cuda_dropout_backward(dsc__cuda_stream(dev), dt, n, p, seed, offset, dy, dx),
                     "dropout_backward");
 }
+/* The `cudnn` variant: true when cuDNN takes this call (its plan built, *ws_bytes its
+ * workspace). False: the tensor-core kernels take it; the first such fallback of a device
+ * prints its reason on one line (cuDNN absent, a shape it refuses, dropout, whose mask must be
+ * dsc's Philox stream). */
+static bool cudnn_takes(struct dsc_device *dev, bool backward, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                        int64_t n_head, double drop_p, size_t *ws_bytes) {
+    dsc_cuda_dev_t *cd = dsc__cuda_dev(dev);
+    if (!cd->att_cudnn || cd->cudnn_off) return false;
+    char why[400] = "";
+    if (drop_p > 0)
+        snprintf(why, sizeof why, "attention dropout (p %g) runs on the default kernels: cuDNN's dropout mask is "
+                 "not dsc's Philox stream", drop_p);
+    else if (!cd->cudnn && !(cd->cudnn = dsc_cuda_cudnn_create(cd->stream, why, sizeof why)))
+        cd->cudnn_off = true;
+    else if (dsc_cuda_cudnn_attention_prepare(cd->cudnn, backward, dt, b, t, c, n_head, ws_bytes) != 0)
+        snprintf(why, sizeof why, "%s", dsc_cuda_cudnn_message(cd->cudnn));
+    if (!why[0]) return true;
+    if (!cd->cudnn_told)
+        fprintf(stderr, "dsc: device %s: DSC_CUDA_ATTENTION=cudnn: %s; the default kernels run instead\n", dev->name,
+                why);
+    cd->cudnn_told = true;
+    return false;
+}
+
 static void cu_attention(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c, int64_t n_head,
                          const void *qkv, double drop_p, uint64_t seed, uint64_t offset, void *out, void *lse) {
+    size_t ws_bytes = 0;
+    if (cudnn_takes(dev, false, dt, b, t, c, n_head, drop_p, &ws_bytes)) {
+        void *ws = ws_bytes ? dsc__cuda_scratch(dev, ws_bytes) : NULL;
+        if (ws_bytes && !ws) return; /* recorded */
+        dsc__cuda_check(dev,
+                        dsc_cuda_cudnn_attention(dsc__cuda_dev(dev)->cudnn, dt, b, t, c, n_head, qkv, out, lse, ws,
+                                                 ws_bytes),
+                        "attention (cudnn)");
+        return;
+    }
     dsc__cuda_check(dev,
                     dsc_cuda_attention_cfg(dsc__cuda_stream(dev), &dsc__cuda_dev(dev)->att, dt, b, t, c, n_head, qkv,
                                            drop_p, seed, offset, out, lse),
                     "attention");
 }
-static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
-                                  int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
-                                  double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+/* The backward into dqkv: accumulate (the attention_backward entry) or write (the
+ * attention_backward_write entry, dqkv's old contents ignored). */
+static void attention_backward_into(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                    int64_t n_head, const void *qkv, const void *out, const void *lse,
+                                    const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv,
+                                    bool accumulate) {
+    const size_t n = (size_t)(b * t * 3 * c);
+    size_t cudnn_ws = 0;
+    if (cudnn_takes(dev, true, dt, b, t, c, n_head, drop_p, &cudnn_ws)) {
+        /* cuDNN writes dQ dK dV: into dqkv, or (accumulating) into the scratch after its
+         * workspace, then added to dqkv */
+        const size_t tmp_at = (cudnn_ws + 255) / 256 * 256;
+        char *ws = dsc__cuda_scratch(dev, accumulate ? tmp_at + n * dsc_dtype_size(dt) : cudnn_ws);
+        if (!ws) return; /* recorded */
+        if (dsc__cuda_check(dev,
+                            dsc_cuda_cudnn_attention_backward(dsc__cuda_dev(dev)->cudnn, dt, b, t, c, n_head, qkv,
+                                                              out, lse, dout, accumulate ? ws + tmp_at : dqkv, ws,
+                                                              cudnn_ws),
+                            "attention_backward (cudnn)") == 0 &&
+            accumulate)
+            dsc__cuda_check(dev, dsc_cuda_axpy(dsc__cuda_stream(dev), dt, (int64_t)n, 1.0, ws + tmp_at, dqkv),
+                            "attention_backward (cudnn: dqkv +=)");
+        return;
+    }
+    /* the kernels accumulate: a written gradient starts from zeros */
+    if (!accumulate &&
+        dsc__cuda_check(dev, dsc_cuda_memset_async(dqkv, 0, n * dsc_dtype_size(dt), dsc__cuda_stream(dev)),
+                        "attention_backward (zero fill)"))
+        return;
     /* the backward variants other than the default take a workspace (Dq per row, the atomic
      * variant's f32 dQ) from the device's scratch */
     const dsc_cuda_att_cfg_t *cfg = &dsc__cuda_dev(dev)->att;
@@ -155,6 +217,16 @@ static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_
                     dsc_cuda_attention_backward_cfg(dsc__cuda_stream(dev), cfg, dt, b, t, c, n_head, qkv, out, lse,
                                                     dout, drop_p, seed, offset, dqkv, ws, ws_bytes),
                     "attention_backward");
+}
+static void cu_attention_backward(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                  int64_t n_head, const void *qkv, const void *out, const void *lse, const void *dout,
+                                  double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    attention_backward_into(dev, dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv, true);
+}
+static void cu_attention_backward_write(struct dsc_device *dev, dsc_dtype_t dt, int64_t b, int64_t t, int64_t c,
+                                        int64_t n_head, const void *qkv, const void *out, const void *lse,
+                                        const void *dout, double drop_p, uint64_t seed, uint64_t offset, void *dqkv) {
+    attention_backward_into(dev, dt, b, t, c, n_head, qkv, out, lse, dout, drop_p, seed, offset, dqkv, false);
 }
 static void cu_cross_entropy(struct dsc_device *dev, dsc_dtype_t dt, int64_t n_rows, int64_t n_cols, int64_t ld,
                              const void *logits, const int32_t *targets, int32_t ignore_index, void *losses, void *lse) {
@@ -212,6 +284,7 @@ static const dsc_backend_t cuda_backend = {
     .dropout_backward = cu_dropout_backward,
     .attention = cu_attention,
     .attention_backward = cu_attention_backward,
+    .attention_backward_write = cu_attention_backward_write,
     .cross_entropy = cu_cross_entropy,
     .cross_entropy_backward = cu_cross_entropy_backward,
     .cross_entropy_with_grad = cu_cross_entropy_with_grad,

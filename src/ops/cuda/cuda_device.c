@@ -220,6 +220,7 @@ static void cu_destroy(dsc_device_t *dev) {
     if (!c) return;
     if (c->stream) dsc_cuda_stream_sync(c->stream);
     if (c->profile && c->n_prof) profile_print(dev, c);
+    dsc_cuda_cudnn_destroy(c->cudnn); /* its plans and handle */
     if (c->scratch) dsc_cuda_free(c->scratch);
     if (c->blas) dsc_cuda_blas_destroy(c->blas);
     if (c->d2h_stream) dsc_cuda_stream_sync(c->d2h_stream), dsc_cuda_stream_destroy(c->d2h_stream);
@@ -276,13 +277,15 @@ static const dsc_device_table_t *cuda_table(void) {
 #define DSC_CUDA_BLAS_WORKSPACE (32u << 20)
 
 /* DSC_CUDA_ATTENTION: comma-separated words among recompute, pre, atomic (the backward),
- * fwd4, fwd8 (forward warps), bwd4, bwd8 (backward warps); unset or empty: the defaults,
+ * fwd4, fwd8 (forward warps), bwd4, bwd8 (backward warps), cudnn (cuDNN's fused attention
+ * where it applies, the variant the other words pick elsewhere); unset or empty: the defaults,
  * which are the pre backward on 4 warps: bitwise reproducible like recompute, and faster in
  * the training step (d12 B 64 on an H100, session 6: 1252 ms per step against recompute's
  * 1280; atomic 1238 ms but not reproducible, so it is opt-in). */
-static dsc_status_t parse_attention_variant(const char *dev_name, const char *v, dsc_cuda_att_cfg_t *cfg, char *err,
-                                            size_t err_len) {
+static dsc_status_t parse_attention_variant(const char *dev_name, const char *v, dsc_cuda_att_cfg_t *cfg,
+                                            bool *cudnn, char *err, size_t err_len) {
     memset(cfg, 0, sizeof *cfg);
+    *cudnn = false;
     cfg->bwd = DSC_CUDA_ATT_BWD_PRE;
     if (!v) return DSC_OK;
     const char *p = v;
@@ -290,24 +293,25 @@ static dsc_status_t parse_attention_variant(const char *dev_name, const char *v,
         size_t n = strcspn(p, ",");
         static const struct {
             const char *word;
-            int field, value; /* field 0: bwd, 1: fwd_warps, 2: bwd_warps */
+            int field, value; /* field 0: bwd, 1: fwd_warps, 2: bwd_warps, 3: cudnn */
         } words[] = {{"recompute", 0, DSC_CUDA_ATT_BWD_RECOMPUTE}, {"pre", 0, DSC_CUDA_ATT_BWD_PRE},
                      {"atomic", 0, DSC_CUDA_ATT_BWD_ATOMIC},       {"fwd4", 1, 4},
                      {"fwd8", 1, 8},                               {"bwd4", 2, 4},
-                     {"bwd8", 2, 8}};
+                     {"bwd8", 2, 8},                               {"cudnn", 3, 1}};
         size_t k = 0;
         while (k < sizeof words / sizeof words[0] && !(strlen(words[k].word) == n && !strncmp(words[k].word, p, n))) k++;
         if (n > 0 && k == sizeof words / sizeof words[0]) {
             snprintf(err, err_len,
                      "device %s: DSC_CUDA_ATTENTION=\"%s\": unknown word \"%.*s\" (recompute, pre, atomic, fwd4, "
-                     "fwd8, bwd4, bwd8)",
+                     "fwd8, bwd4, bwd8, cudnn)",
                      dev_name, v, (int)n, p);
             return DSC_ERR_INVALID;
         }
         if (n > 0) {
             if (words[k].field == 0) cfg->bwd = words[k].value;
             else if (words[k].field == 1) cfg->fwd_warps = words[k].value;
-            else cfg->bwd_warps = words[k].value;
+            else if (words[k].field == 2) cfg->bwd_warps = words[k].value;
+            else *cudnn = true;
         }
         p += n;
         if (*p == ',') p++;
@@ -343,7 +347,8 @@ dsc_status_t dsc__device_cuda_init(dsc_device_t *dev, int ordinal, char *err, si
         return DSC_ERR_NOMEM;
     }
     c->ordinal = ordinal;
-    const dsc_status_t st = parse_attention_variant(dev->name, getenv("DSC_CUDA_ATTENTION"), &c->att, err, err_len);
+    const dsc_status_t st =
+            parse_attention_variant(dev->name, getenv("DSC_CUDA_ATTENTION"), &c->att, &c->att_cudnn, err, err_len);
     if (st != DSC_OK) {
         free(c);
         return st;

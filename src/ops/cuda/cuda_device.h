@@ -33,6 +33,13 @@ typedef struct dsc_cuda_dev {
      * docs/cuda.md; zeros: the defaults). The backward variants other than RECOMPUTE take
      * their workspace from the scratch. */
     dsc_cuda_att_cfg_t att;
+    /* The `cudnn` variant (the word in DSC_CUDA_ATTENTION): att_cudnn set; its state
+     * (cuda_kernels.h dsc_cuda_cudnn_*): cuDNN loaded, its handle and plans, made at the first
+     * attention call; cudnn_off: loading failed (not retried);
+     * cudnn_told: a fallback's reason went to stderr (once per device). The workspace of a
+     * call comes from the scratch. */
+    dsc_cuda_cudnn_t *cudnn;
+    bool att_cudnn, cudnn_off, cudnn_told;
     /* DSC_CUDA_PROFILE set when the device was made: every checked call synchronises the
      * stream and adds the time since the previous one to its name's row (a profiling mode:
      * slower, but each row is that call's GPU time plus the host work before it); the table

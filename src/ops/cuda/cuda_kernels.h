@@ -247,6 +247,37 @@ int dsc_cuda_attention_backward_cfg(void *stream, const dsc_cuda_att_cfg_t *cfg,
 int dsc_cuda_attention_backward_simple(void *stream, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
                                        const void *qkv, const void *out, const void *lse, const void *dout,
                                        double drop_p, uint64_t seed, uint64_t offset, void *dqkv);
+/* cuDNN's fused flash attention (cuda_cudnn_attention.cu), the same contract as
+ * dsc_cuda_attention without dropout: causal, qkv [B,T,3C] read in place through strides, out
+ * [B,T,C], lse float [B,H,T] (cuDNN's softmax stats are the same natural-log log-sum-exp of the
+ * scaled scores, so the forward of either implementation feeds the backward of the other).
+ * bf16 and f16, hd = C/H a multiple of 8 up to 128, 16-byte aligned pointers. cuDNN is loaded
+ * with dlopen("libcudnn.so.9") by _create: nothing links against it, so programs run where it
+ * is absent. The state holds the library, a handle on `stream` and the execution plans, built
+ * once per shape (cuDNN's heuristics, the first engine configuration that finalizes). Codes:
+ * 0; cudaErrorInvalidValue (1) for arguments it does not take; 2000 + cudnnStatus_t for a
+ * cuDNN failure (the reason in the state's message, dsc_cuda_cudnn_message). */
+typedef struct dsc_cuda_cudnn dsc_cuda_cudnn_t;
+/* NULL with the reason in err (no library, no symbol, no handle, a build without cuDNN
+ * headers or on the emulator). */
+dsc_cuda_cudnn_t *dsc_cuda_cudnn_create(void *stream, char *err, size_t err_len);
+void dsc_cuda_cudnn_destroy(dsc_cuda_cudnn_t *cd);
+/* The last failure's one-line reason ("" if none). */
+const char *dsc_cuda_cudnn_message(const dsc_cuda_cudnn_t *cd);
+/* cuDNN's version (e.g. 91900). */
+size_t dsc_cuda_cudnn_version(const dsc_cuda_cudnn_t *cd);
+/* Builds the plan of the shape if not built yet and gives the device workspace the call needs
+ * (the plan's plus, backward, the f32 row sums and dQ accumulator cuDNN's graph keeps there).
+ * A shape cuDNN refused once is refused again at once. */
+int dsc_cuda_cudnn_attention_prepare(dsc_cuda_cudnn_t *cd, bool backward, dsc_dtype_t dt, int64_t B, int64_t T,
+                                     int64_t C, int64_t H, size_t *ws_bytes);
+int dsc_cuda_cudnn_attention(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C, int64_t H,
+                             const void *qkv, void *out, void *lse, void *ws, size_t ws_bytes);
+/* The backward WRITES dqkv [B,T,3C] (cuDNN has no accumulating output; the device adds it). */
+int dsc_cuda_cudnn_attention_backward(dsc_cuda_cudnn_t *cd, dsc_dtype_t dt, int64_t B, int64_t T, int64_t C,
+                                      int64_t H, const void *qkv, const void *out, const void *lse,
+                                      const void *dout, void *dqkv, void *ws, size_t ws_bytes);
+
 /* ld: the row stride of logits and dlogits (>= V), as backend.h's entries. */
 int dsc_cuda_cross_entropy(void *stream, dsc_dtype_t dt, int64_t n_rows, int64_t V, int64_t ld, const void *logits,
                            const int32_t *targets, int32_t ignore_index, void *losses, void *lse);

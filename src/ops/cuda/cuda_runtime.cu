@@ -23,6 +23,7 @@ extern "C" int dsc_cuda_device_count(void) {
 
 extern "C" const char *dsc_cuda_error_string(int code) {
     if (code >= 1000 && code < 2000) return "cuBLAS status (code - 1000)";
+    if (code >= 2000 && code < 3000) return "cuDNN status (code - 2000)";
     return cudaGetErrorString((cudaError_t)code);
 }
 
