@@ -2,6 +2,7 @@
  * cuda_kernels.h on the device's stream and records a failed launch on the device's context.
  * Only `sum`, which returns its value to the host, waits for the stream. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/internal.h"
 #include "ops/backend.h"
@@ -154,7 +155,7 @@ static bool cudnn_takes(struct dsc_device *dev, bool backward, dsc_dtype_t dt, i
     else if (dsc_cuda_cudnn_attention_prepare(cd->cudnn, backward, dt, b, t, c, n_head, ws_bytes) != 0)
         snprintf(why, sizeof why, "%s", dsc_cuda_cudnn_message(cd->cudnn));
     if (!why[0]) return true;
-    if (!cd->cudnn_told)
+    if (!cd->cudnn_told && getenv("DSC_CUDA_ATTENTION")) /* asked for by name: say why not */
         fprintf(stderr, "dsc: device %s: DSC_CUDA_ATTENTION=cudnn: %s; the default kernels run instead\n", dev->name,
                 why);
     cd->cudnn_told = true;

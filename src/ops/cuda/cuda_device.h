@@ -33,7 +33,7 @@ typedef struct dsc_cuda_dev {
      * docs/cuda.md; zeros: the defaults). The backward variants other than RECOMPUTE take
      * their workspace from the scratch. */
     dsc_cuda_att_cfg_t att;
-    /* The `cudnn` variant (the word in DSC_CUDA_ATTENTION): att_cudnn set; its state
+    /* The `cudnn` variant (DSC_CUDA_ATTENTION unset, or its word cudnn): att_cudnn set; its state
      * (cuda_kernels.h dsc_cuda_cudnn_*): cuDNN loaded, its handle and plans, made at the first
      * attention call; cudnn_off: loading failed (not retried);
      * cudnn_told: a fallback's reason went to stderr (once per device). The workspace of a
