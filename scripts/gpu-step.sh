@@ -1,38 +1,46 @@
 #!/usr/bin/env bash
 # Issue 17/20's measuring call on a GPU machine, from a bundle (scripts/gpu-bundle.sh DIR):
-# the CUDA tests, the attention and row-wise kernel benches, GPT-2 d12 B 64 with each attention
-# backward variant, compiled PyTorch's twin, ZeRO-2 with and without the optimizer offloaded,
-# the per-call profile, and the table rows (ZeRO 1 and 3, d24, d48 with checkpointing). Logs
-# in LOGDIR; docs/performance.md's session 6 rows came from this sequence (about 290 s on an
-# H100).
+# the CUDA tests, the attention and row-wise kernel benches, GPT-2 d12 B 64 with the default
+# attention (cuDNN's where it loads) and with dsc's kernels, compiled PyTorch's twin, ZeRO 1-3,
+# ZeRO-2 with and without the optimizer offloaded, the per-call profile, the ZeRO overhead
+# bench, two ranks sharing the GPU against one (bench/gpt2_gpu under mpirun, the MPI backend on
+# device buffers), and the table rows d24 and d48 with checkpointing. Logs in LOGDIR;
+# docs/performance.md's session 7 rows came from this sequence (about 330 s on an H100).
 #   GPU_BUNDLE=DIR bash DIR/gpu-step.sh LOGDIR
+# cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path.
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-step.sh LOGDIR}
 D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
 mkdir -p "$L"
 U=$(mktemp -d)
 bash "$D/gpu-unpack.sh" "$D/bin.tar.xz" "$U" && tar xzf "$D/lib.tgz" -C "$U"
-LIBS=$U/lib:/usr/local/cuda/lib64
+NV=$("${PYTHON:-python3}" -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))' 2>/dev/null)
+LIBS=$U/lib:/usr/local/cuda/lib64${NV:+:$NV}
+CALLER_LD=${LD_LIBRARY_PATH-} # PyTorch runs with the machine's own library path
+. "$D/gpu-mpi-env.sh"
 r() { # name seconds command...: one program, its log, its exit status and time in summary.txt
   local n=$1 t=$2; shift 2
   local t0; t0=$(date +%s)
-  (cd "$U" && env LD_LIBRARY_PATH="$LIBS" OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=1 timeout "$t" "$@") >"$L/$n.log" 2>&1
+  (cd "$U" && env LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}" OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=1 timeout "$t" "$@") >"$L/$n.log" 2>&1
   echo "$n rc=$? $(($(date +%s) - t0)) s" | tee -a "$L/summary.txt"
 }
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$L/device.txt" 2>&1
+{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; echo "cuDNN path: ${NV:-none}"; } >"$L/device.txt" 2>&1
 r test_cuda_kernels 60 ./test_cuda_kernels
 r test_cuda_attention 60 ./test_cuda_attention
-r test_cuda_engine 200 ./test_cuda_engine
+r test_cuda_engine 240 ./test_cuda_engine
 r bench_attention 60 ./bench_attention
 r rowwise 60 ./bench_cuda_rowwise
 r gpt2_default 60 ./gpt2_gpu --model d12 --batch 64 --steps 6 --device cuda:0
-for v in recompute atomic; do r "gpt2_att_$v" 40 env DSC_CUDA_ATTENTION=$v ./gpt2_gpu --model d12 --batch 64 --steps 4 --device cuda:0; done
-(cd "$U" && PYTHONUNBUFFERED=1 timeout 150 "${PYTHON:-python3}" "$D/torch_gpt2_ref.py" --model d12 --batch 64 --steps 5) >"$L/torch.log" 2>&1
+r gpt2_att_pre 40 env DSC_CUDA_ATTENTION=pre ./gpt2_gpu --model d12 --batch 64 --steps 4 --device cuda:0
+(cd "$U" && LD_LIBRARY_PATH="$CALLER_LD" PYTHONUNBUFFERED=1 timeout 150 "${PYTHON:-python3}" "$D/torch_gpt2_ref.py" --model d12 --batch 64 --steps 5) >"$L/torch.log" 2>&1
 echo "torch rc=$?" | tee -a "$L/summary.txt"
-for o in none cpu; do r "offload_$o" 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload $o --device cuda:0; done
+for z in 1 2 3; do r "row_z$z" 60 ./gpt2_gpu --model d12 --batch 64 --zero $z --steps 4 --device cuda:0; done
+r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0
 r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
-r row_z1 60 ./gpt2_gpu --model d12 --batch 64 --zero 1 --steps 3 --device cuda:0
-r row_z3 60 ./gpt2_gpu --model d12 --batch 64 --zero 3 --steps 3 --device cuda:0
+r zero_overhead 90 ./zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 --steps 3
+r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
+r ranks_np2 90 "$MPIRUN" -np 2 --bind-to none ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --zero 2 \
+  --device cuda --compare-params "$U/ref.bin"
 r row_d24 60 ./gpt2_gpu --model d24 --batch 32 --steps 3 --max-seconds 10 --device cuda:0
 r row_d48ckpt 90 ./gpt2_gpu --model d48 --batch 16 --ckpt --steps 3 --max-seconds 10 --device cuda:0
 grep -h "RESULT" "$L"/*.log | tee "$L/results.txt"
