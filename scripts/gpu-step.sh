@@ -39,6 +39,8 @@ r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload 
 r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
 r zero_overhead 90 ./zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 --steps 3
 r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
+# the default attention's repeatability: the same run again, its parameters against the first's
+r repeat_default 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --compare-params "$U/ref.bin"
 r ranks_np2 90 "$MPIRUN" -np 2 --bind-to none ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --zero 2 \
   --device cuda --compare-params "$U/ref.bin"
 r row_d24 60 ./gpt2_gpu --model d24 --batch 32 --steps 3 --max-seconds 10 --device cuda:0
