@@ -24,7 +24,9 @@ D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
 mkdir -p "$L"
 U=$(mktemp -d)
 bash "$D/gpu-unpack.sh" "$D/bin.tar.xz" "$U" && tar xzf "$D/lib.tgz" -C "$U"
-LIBS=$U/lib:/usr/local/cuda/lib64
+# cuDNN (the default attention) from PyTorch's wheel when the machine has one
+NV=$("${PYTHON:-python3}" -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))' 2>/dev/null)
+LIBS=$U/lib:/usr/local/cuda/lib64${NV:+:$NV}
 OMP=${GPU_BIG_OMP:-$(nproc)}
 r() { # name seconds command...: one program, its log, its exit status and time in summary.txt
   local n=$1 t=$2; shift 2

@@ -2,10 +2,11 @@
 # Issue 17/20's measuring call on a GPU machine, from a bundle (scripts/gpu-bundle.sh DIR):
 # the CUDA tests, the attention and row-wise kernel benches, GPT-2 d12 B 64 with the default
 # attention (cuDNN's where it loads) and with dsc's kernels, compiled PyTorch's twin, ZeRO 1-3,
-# ZeRO-2 with and without the optimizer offloaded, the per-call profile, the ZeRO overhead
-# bench, two ranks sharing the GPU against one (bench/gpt2_gpu under mpirun, the MPI backend on
-# device buffers), and the table rows d24 and d48 with checkpointing. Logs in LOGDIR;
-# docs/performance.md's session 7 rows came from this sequence (about 330 s on an H100).
+# ZeRO-2 with and without the optimizer offloaded, the per-call profile, the default attention's
+# repeatability, two ranks sharing the GPU against one (bench/gpt2_gpu under mpirun, the MPI
+# backend on device buffers), and the d24 row (d48's: scripts/gpu-rows.sh). Logs in LOGDIR;
+# docs/performance.md's session 7 rows came from this sequence (about 210 s on an H100).
+# bench/zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 counts ZeRO's device work.
 #   GPU_BUNDLE=DIR bash DIR/gpu-step.sh LOGDIR
 # cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path.
 set -u
@@ -37,12 +38,10 @@ echo "torch rc=$?" | tee -a "$L/summary.txt"
 for z in 1 2 3; do r "row_z$z" 60 ./gpt2_gpu --model d12 --batch 64 --zero $z --steps 4 --device cuda:0; done
 r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0
 r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
-r zero_overhead 90 ./zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 --steps 3
 r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
 # the default attention's repeatability: the same run again, its parameters against the first's
 r repeat_default 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --compare-params "$U/ref.bin"
 r ranks_np2 90 "$MPIRUN" -np 2 --bind-to none ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --zero 2 \
   --device cuda --compare-params "$U/ref.bin"
 r row_d24 60 ./gpt2_gpu --model d24 --batch 32 --steps 3 --max-seconds 10 --device cuda:0
-r row_d48ckpt 90 ./gpt2_gpu --model d48 --batch 16 --ckpt --steps 3 --max-seconds 10 --device cuda:0
 grep -h "RESULT" "$L"/*.log | tee "$L/results.txt"
