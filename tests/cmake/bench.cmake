@@ -67,8 +67,9 @@ if(TARGET dsc_bench_gpt2_gpu)
     add_test(NAME bench_gpt2_gpu_ranks_${dev}
              COMMAND sh ${PROJECT_SOURCE_DIR}/tests/bench/gpt2_gpu_ranks.sh $<TARGET_FILE:dsc_bench_gpt2_gpu>
                      ${MPIEXEC_EXECUTABLE} ${dev})
-    set_tests_properties(bench_gpt2_gpu_ranks_${dev} PROPERTIES LABELS "bench-smoke;mpi" TIMEOUT 300
-      ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1"
+    # (LeakSanitizer: OpenMPI's own allocations suppressed as for every mpirun test, tests/cmake/mpi.cmake)
+    set_tests_properties(bench_gpt2_gpu_ranks_${dev} PROPERTIES LABELS "bench-smoke;mpi" TIMEOUT 300 RESOURCE_LOCK mpi
+      ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0"
       PASS_REGULAR_EXPRESSION "gpt2_gpu ranks: all within 1e-2")
   endforeach()
 endif()
