@@ -13,6 +13,7 @@
 #   fallback  gpt-2.7b (32 x 2560, 40 heads: 2.65B), B 8 x GA 12 = 98,304 tokens, 3 steps
 # MFU grows with the tokens per step (the CPU step and the copies are per step): set
 # BIG_ARGS="--batch 4 --ga 64" for a longer, more efficient step when there is time.
+# BIG_TIMEOUT (default 190 s) bounds the big run; BIG_NO_FALLBACK=1 leaves out the fallback.
 # Environment: BIG_MODEL, BIG_ARGS, MID_MODEL, FALLBACK_MODEL, FALLBACK_ARGS override the shapes,
 # GPU_BIG_OMP the CPU step's threads (default: every core the machine has), GPU_BIG_DEVICE the device
 # (default cuda:0; guarded or cpu prove the script here with tiny shapes). The RESULT lines
@@ -49,13 +50,13 @@ common="--zero 2 --offload cpu --steps 3 --device ${GPU_BIG_DEVICE:-cuda:0}"
 r plan_big 10 ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --plan-only
 t_big=$(date +%s)
 # shellcheck disable=SC2086
-r big 190 ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --max-seconds 60
+r big "${BIG_TIMEOUT:-190}" ./gpt2_gpu --model $BIG_MODEL $BIG_ARGS $common --max-seconds 60
 rc=$?
 if [ $rc -ne 0 ] && [ $(($(date +%s) - t_big)) -lt 40 ]; then # refused by its plan or failed early
   # shellcheck disable=SC2086
   r big_6.7b 150 ./gpt2_gpu --model $MID_MODEL $BIG_ARGS $common --max-seconds 90
 fi
 # shellcheck disable=SC2086
-r fallback 70 ./gpt2_gpu --model $FALLBACK_MODEL $FALLBACK_ARGS $common --max-seconds 40
+[ -n "${BIG_NO_FALLBACK:-}" ] || r fallback 70 ./gpt2_gpu --model $FALLBACK_MODEL $FALLBACK_ARGS $common --max-seconds 40
 grep -h "memory plan\|available:\|started in\|offloaded optimizer step" "$L"/*.log | cut -c1-400
 grep -h "RESULT" "$L"/*.log | tee "$L/results.txt"

@@ -8,6 +8,8 @@
 # docs/performance.md's session 7 rows came from this sequence (about 210 s on an H100).
 # bench/zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 counts ZeRO's device work.
 #   GPU_BUNDLE=DIR bash DIR/gpu-step.sh LOGDIR
+# STEP_QUICK=1: the tests, bench_attention, d12 default/pre/PyTorch, ZeRO 1-3 and offload only
+# (about 120 s), for a call that also runs scripts/gpu-big.sh.
 # cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path.
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-step.sh LOGDIR}
@@ -30,18 +32,19 @@ r test_cuda_kernels 60 ./test_cuda_kernels
 r test_cuda_attention 60 ./test_cuda_attention
 r test_cuda_engine 240 ./test_cuda_engine
 r bench_attention 60 ./bench_attention
-r rowwise 60 ./bench_cuda_rowwise
+q() { [ -z "${STEP_QUICK:-}" ]; } # the rows a quick call leaves out
+q && r rowwise 60 ./bench_cuda_rowwise
 r gpt2_default 60 ./gpt2_gpu --model d12 --batch 64 --steps 6 --device cuda:0
 r gpt2_att_pre 40 env DSC_CUDA_ATTENTION=pre ./gpt2_gpu --model d12 --batch 64 --steps 4 --device cuda:0
 (cd "$U" && LD_LIBRARY_PATH="$CALLER_LD" PYTHONUNBUFFERED=1 timeout 150 "${PYTHON:-python3}" "$D/torch_gpt2_ref.py" --model d12 --batch 64 --steps 5) >"$L/torch.log" 2>&1
 echo "torch rc=$?" | tee -a "$L/summary.txt"
 for z in 1 2 3; do r "row_z$z" 60 ./gpt2_gpu --model d12 --batch 64 --zero $z --steps 4 --device cuda:0; done
 r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0
-r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
-r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
+q && r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
+q && r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
 # the default attention's repeatability: the same run again, its parameters against the first's
-r repeat_default 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --compare-params "$U/ref.bin"
-r ranks_np2 90 "$MPIRUN" -np 2 --bind-to none ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --zero 2 \
+q && r repeat_default 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --compare-params "$U/ref.bin"
+q && r ranks_np2 90 "$MPIRUN" -np 2 --bind-to none ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --zero 2 \
   --device cuda --compare-params "$U/ref.bin"
-r row_d24 60 ./gpt2_gpu --model d24 --batch 32 --steps 3 --max-seconds 10 --device cuda:0
+q && r row_d24 60 ./gpt2_gpu --model d24 --batch 32 --steps 3 --max-seconds 10 --device cuda:0
 grep -h "RESULT" "$L"/*.log | tee "$L/results.txt"
