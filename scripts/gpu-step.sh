@@ -9,7 +9,8 @@
 # bench/zero_overhead --device cuda:0 --model d12 --batch 64 --ga 8 counts ZeRO's device work.
 #   GPU_BUNDLE=DIR bash DIR/gpu-step.sh LOGDIR
 # STEP_QUICK=1: the tests, bench_attention, d12 default/pre/PyTorch, ZeRO 1-3 and offload only
-# (about 120 s), for a call that also runs scripts/gpu-big.sh.
+# (about 120 s), for a call that also runs scripts/gpu-big.sh. STEP_MIN=1: test_cuda_attention,
+# the d12 step with the default attention and PyTorch's, nothing else (about 80 s).
 # cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path.
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-step.sh LOGDIR}
@@ -27,19 +28,20 @@ r() { # name seconds command...: one program, its log, its exit status and time 
   (cd "$U" && env LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}" OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=1 timeout "$t" "$@") >"$L/$n.log" 2>&1
   echo "$n rc=$? $(($(date +%s) - t0)) s" | tee -a "$L/summary.txt"
 }
+q() { [ -z "${STEP_QUICK:-}${STEP_MIN:-}" ]; } # the rows a quick call leaves out
+m() { [ -z "${STEP_MIN:-}" ]; }                 # the rows a minimal call leaves out
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; echo "cuDNN path: ${NV:-none}"; } >"$L/device.txt" 2>&1
-r test_cuda_kernels 60 ./test_cuda_kernels
+m && r test_cuda_kernels 60 ./test_cuda_kernels
 r test_cuda_attention 60 ./test_cuda_attention
-r test_cuda_engine 240 ./test_cuda_engine
-r bench_attention 60 ./bench_attention
-q() { [ -z "${STEP_QUICK:-}" ]; } # the rows a quick call leaves out
+m && r test_cuda_engine 240 ./test_cuda_engine
+m && r bench_attention 60 ./bench_attention
 q && r rowwise 60 ./bench_cuda_rowwise
 r gpt2_default 60 ./gpt2_gpu --model d12 --batch 64 --steps 6 --device cuda:0
-r gpt2_att_pre 40 env DSC_CUDA_ATTENTION=pre ./gpt2_gpu --model d12 --batch 64 --steps 4 --device cuda:0
+m && r gpt2_att_pre 40 env DSC_CUDA_ATTENTION=pre ./gpt2_gpu --model d12 --batch 64 --steps 4 --device cuda:0
 (cd "$U" && LD_LIBRARY_PATH="$CALLER_LD" PYTHONUNBUFFERED=1 timeout 150 "${PYTHON:-python3}" "$D/torch_gpt2_ref.py" --model d12 --batch 64 --steps 5) >"$L/torch.log" 2>&1
 echo "torch rc=$?" | tee -a "$L/summary.txt"
-for z in 1 2 3; do r "row_z$z" 60 ./gpt2_gpu --model d12 --batch 64 --zero $z --steps 4 --device cuda:0; done
-r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0
+m && for z in 1 2 3; do r "row_z$z" 60 ./gpt2_gpu --model d12 --batch 64 --zero $z --steps 4 --device cuda:0; done
+m && r offload_cpu 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0
 q && r profile 60 env DSC_CUDA_PROFILE=1 ./gpt2_gpu --model d12 --batch 64 --steps 2 --device cuda:0
 q && r ranks_ref 60 ./gpt2_gpu --model d12 --batch 8 --tokens-per-step 65536 --steps 20 --device cuda --save-params "$U/ref.bin"
 # the default attention's repeatability: the same run again, its parameters against the first's
