@@ -101,10 +101,11 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
                                       : e->n_local;
     e->grad_stream = steps_in_parts(e) && dsc__offload_grad_streams(e->n_local, e->half_elems);
     const size_t grad_elems = e->grad_stream ? 2 * (size_t)e->half_elems : n;
-    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, grad_elems * 4, pin, &e->grad_pinned);
+    e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, grad_elems * 4, pin, &e->grad_pinned,
+                                          "the offloaded optimizer's gradient partition");
     if (e->grad_host && hs)
         e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, (size_t)e->half_elems * hs, pin,
-                                              &e->half_pinned);
+                                              &e->half_pinned, "the offloaded optimizer's 16-bit update");
     if (!e->grad_host || (hs && !e->half_host)) {
         snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": out of host memory for the "
                  "gradient partition (%zu elements)", n);

@@ -154,8 +154,11 @@ static inline bool dsc__offload_grad_streams(int64_t n_local, int64_t part_elems
     return part_elems > 0 && n_local > 4 * part_elems;
 }
 
+/* Host memory for offloaded state, page-locked through the device's table when asked and
+ * offered (*pinned says which), zeroed; counted in host_ctx under `category`. NULL on failure,
+ * recorded on host_ctx with `what` (the state it was for) in the message. */
 void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
-                             bool want_pinned, bool *pinned);
+                             bool want_pinned, bool *pinned, const char *what);
 void dsc__host_buffer_free(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, void *ptr,
                            size_t n_bytes, bool pinned);
 

@@ -16,7 +16,7 @@ int64_t dsc__offload_part_elems(int64_t n_local, int64_t sub_group_size) {
 }
 
 void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, size_t n_bytes,
-                             bool want_pinned, bool *pinned) {
+                             bool want_pinned, bool *pinned, const char *what) {
     dsc_device_t *dev = dsc__ctx_device(dev_ctx);
     const size_t n = n_bytes ? n_bytes : 1;
     *pinned = false;
@@ -26,8 +26,8 @@ void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_ca
     else if (posix_memalign(&p, 64, (n + 63) / 64 * 64) != 0)
         p = NULL;
     if (!p) {
-        dsc_ctx_set_error(host_ctx, DSC_ERR_NOMEM, "out of memory allocating %zu bytes of host memory for the "
-                          "offloaded optimizer", n_bytes);
+        dsc_ctx_set_error(host_ctx, DSC_ERR_NOMEM, "out of memory allocating %zu bytes of host memory for %s", n_bytes,
+                          what);
         return NULL;
     }
     /* zeroed by every thread: tens of GB for a model of billions of parameters (one thread

@@ -22,7 +22,8 @@ bool dsc__zero_params_on_host(const dsc_zero_t *z, bool *pinned) {
 
 void *dsc__z3_params_alloc(dsc_zero_t *z, size_t bytes) {
     if (!z->param_ctx) return dsc__dev_alloc(z->ctx, DSC_MEM_PARAMS, bytes);
-    return dsc__host_buffer_alloc(z->param_ctx, z->ctx, DSC_MEM_PARAMS, bytes, z->param_pin, &z->params_pinned);
+    return dsc__host_buffer_alloc(z->param_ctx, z->ctx, DSC_MEM_PARAMS, bytes, z->param_pin, &z->params_pinned,
+                                  "the offloaded parameter partition (offload_param)");
 }
 
 void dsc__z3_params_free(dsc_zero_t *z, size_t bytes) {

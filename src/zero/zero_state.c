@@ -430,7 +430,8 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root) {
 
 float *dsc__zero_master_alloc(dsc_zero_t *z, size_t n_local) {
     if (!z->host_ctx) return dsc__dev_alloc(z->ctx, DSC_MEM_OPTIM, n_local * 4);
-    return dsc__host_buffer_alloc(z->host_ctx, z->ctx, DSC_MEM_OPTIM, n_local * 4, z->pin_memory, &z->master_pinned);
+    return dsc__host_buffer_alloc(z->host_ctx, z->ctx, DSC_MEM_OPTIM, n_local * 4, z->pin_memory, &z->master_pinned,
+                                  "the offloaded optimizer's fp32 master weights");
 }
 
 void dsc__zero_master_free(dsc_zero_t *z) {
