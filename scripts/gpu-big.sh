@@ -23,20 +23,8 @@ set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-big.sh LOGDIR}
 D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
 mkdir -p "$L"
-U=$(mktemp -d)
-bash "$D/gpu-unpack.sh" "$D/bin.tar.xz" "$U" && tar xzf "$D/lib.tgz" -C "$U"
-# cuDNN (the default attention) from PyTorch's wheel when the machine has one
-NV=$("${PYTHON:-python3}" -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))' 2>/dev/null)
-LIBS=$U/lib:/usr/local/cuda/lib64${NV:+:$NV}
-OMP=${GPU_BIG_OMP:-$(nproc)}
-r() { # name seconds command...: one program, its log, its exit status and time in summary.txt
-  local n=$1 t=$2; shift 2
-  local t0; t0=$(date +%s)
-  (cd "$U" && env LD_LIBRARY_PATH="$LIBS" OMP_NUM_THREADS="$OMP" OPENBLAS_NUM_THREADS=1 timeout "$t" "$@") >"$L/$n.log" 2>&1
-  local rc=$?
-  echo "$n rc=$rc $(($(date +%s) - t0)) s" | tee -a "$L/summary.txt"
-  return $rc
-}
+R_OMP=${GPU_BIG_OMP:-$(nproc)} # the CPU step's threads
+. "$D/gpu-bundle-env.sh" # U, LIBS (cuDNN from PyTorch's wheel), r (one program, its log, its status)
 { nvidia-smi --query-gpu=name,driver_version,memory.total,memory.free --format=csv,noheader; nproc
   grep -E 'MemTotal|MemAvailable' /proc/meminfo; } >"$L/device.txt" 2>&1
 cat "$L/device.txt"

@@ -14,11 +14,11 @@ mkdir -p "$LOGDIR"
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(d12z0 d12z1 d12z2 d12z3 d12ckpt d24 d48ckpt d48)
 if [ -n "${GPU_BUNDLE:-}" ]; then
-  B=$(mktemp -d)
-  bash "$GPU_BUNDLE/gpu-unpack.sh" "$GPU_BUNDLE/bin.tar.xz" "$B"
-  tar xzf "$GPU_BUNDLE/lib.tgz" -C "$B"
-  export LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-  GB="$B/gpt2_gpu"
+  D=$(cd "$GPU_BUNDLE" && pwd)
+  L=$LOGDIR
+  . "$D/gpu-bundle-env.sh" # U and LIBS: cuDNN (the default attention) from PyTorch's wheel
+  export LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}"
+  GB="$U/gpt2_gpu"
 else
   GB="${DSC_BUILD:-build}/bench/gpt2_gpu"
 fi

@@ -11,23 +11,14 @@
 # STEP_QUICK=1: the tests, bench_attention, d12 default/pre/PyTorch, ZeRO 1-3 and offload only
 # (about 120 s), for a call that also runs scripts/gpu-big.sh. STEP_MIN=1: test_cuda_attention,
 # the d12 step with the default attention and PyTorch's, nothing else (about 80 s).
-# cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path.
+# cuDNN comes from the machine: PyTorch's wheel (nvidia/cudnn/lib), else the loader's path
+# (scripts/gpu-bundle-env.sh).
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-step.sh LOGDIR}
 D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
 mkdir -p "$L"
-U=$(mktemp -d)
-bash "$D/gpu-unpack.sh" "$D/bin.tar.xz" "$U" && tar xzf "$D/lib.tgz" -C "$U"
-NV=$("${PYTHON:-python3}" -c 'import glob, site; print(":".join(sorted(glob.glob(site.getsitepackages()[0] + "/nvidia/*/lib"))))' 2>/dev/null)
-LIBS=$U/lib:/usr/local/cuda/lib64${NV:+:$NV}
-CALLER_LD=${LD_LIBRARY_PATH-} # PyTorch runs with the machine's own library path
+. "$D/gpu-bundle-env.sh" # U, LIBS, CALLER_LD and r (one program, its log, its status)
 . "$D/gpu-mpi-env.sh"
-r() { # name seconds command...: one program, its log, its exit status and time in summary.txt
-  local n=$1 t=$2; shift 2
-  local t0; t0=$(date +%s)
-  (cd "$U" && env LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}" OMP_NUM_THREADS=8 OPENBLAS_NUM_THREADS=1 timeout "$t" "$@") >"$L/$n.log" 2>&1
-  echo "$n rc=$? $(($(date +%s) - t0)) s" | tee -a "$L/summary.txt"
-}
 q() { [ -z "${STEP_QUICK:-}${STEP_MIN:-}" ]; } # the rows a quick call leaves out
 m() { [ -z "${STEP_MIN:-}" ]; }                 # the rows a minimal call leaves out
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; echo "cuDNN path: ${NV:-none}"; } >"$L/device.txt" 2>&1
