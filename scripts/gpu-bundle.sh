@@ -27,7 +27,7 @@ for p in "${progs[@]}"; do
   cp "$p" "$OUTDIR/"
   strip "$OUTDIR/$(basename "$p")"
 done
-cp "$here/gpu-check.sh" "$here/gpu-rows.sh" "$here/gpu-bundle-env.sh" "$here/gpu-step.sh" "$here/gpu-multi.sh" "$here/gpu-big.sh" "$here/gpu-mpi-env.sh" \
+cp "$here/gpu-check.sh" "$here/gpu-rows.sh" "$here/gpu-bundle-env.sh" "$here/gpu-pending.sh" "$here/gpu-step.sh" "$here/gpu-multi.sh" "$here/gpu-big.sh" "$here/gpu-mpi-env.sh" \
    "$here/../tools/torch_gpt2_ref.py" "$here/../tools/torch_allreduce_bw.py" "$OUTDIR/"
 if [ -r /usr/share/games/fortunes/fortunes ]; then cp /usr/share/games/fortunes/fortunes "$OUTDIR/train.txt"; fi
 # 2M tokens of GPT-2's vocabulary (a noisy chain, llm.c shard format) for the d12 run

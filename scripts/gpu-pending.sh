@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# What is still to run on a GPU, in the order the open issues need it, for the first device
+# call(s) of a session (no GPU was lent in session 8, so every figure below is still owed).
+# From a bundle (scripts/gpu-bundle.sh build .gpu; carry [".gpu"]):
+#   PART=1 GPU_BUNDLE=.gpu bash .gpu/gpu-pending.sh LOGDIR    about 330 s on an H100
+#   PART=2 GPU_BUNDLE=.gpu bash .gpu/gpu-pending.sh LOGDIR    about 420 s
+# PART 1, issue 17's missing rows and the CUDA tests not yet run on a GPU:
+#   gpu-rows.sh d48 d24 d48ckpt  (d48 B 16 without activation checkpointing never ran; d24 and
+#                                 d48 with checkpointing ran before cuDNN's attention was the default)
+#   the CUDA test programs of the bundle (test_cuda_*: the asynchronous copies, the fused loss,
+#   the optimizer and engine cases of session 8), bench_cuda_rowwise's fused-loss row
+#   issue 20's overlap figure: d12 ZeRO-2 with and without the optimizer offloaded, same call
+# PART 2, issue 20's largest GPT and issue 18's NCCL tests (the ordered wait):
+#   gpu-big.sh (44 x 4096 = 9.07B, ZeRO-2 + offload_optimizer cpu; BIG_TIMEOUT 190 s)
+#   gpu-check.sh GPU_NCCL_ONLY=1 (the multi-rank tests, NCCL at world size 1, the killed rank
+#   and the timeouts)
+# Each step appends "[seconds] name" to LOGDIR/timeline.txt, so a call cut short still shows
+# how far it came; every log stays under LOGDIR.
+set -u
+L=${1:?usage: PART=1|2 GPU_BUNDLE=DIR gpu-pending.sh LOGDIR}
+D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
+mkdir -p "$L"
+t0=$(date +%s)
+el() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$L/timeline.txt"; }
+case ${PART:-1} in
+  1)
+    ROW_STEPS=3 ROW_SECONDS=45 GPU_BUNDLE="$D" bash "$D/gpu-rows.sh" "$L/rows" d48 d24 d48ckpt >"$L/rows.out" 2>&1; el rows
+    . "$D/gpu-bundle-env.sh"
+    for t in "$U"/test_cuda_*; do r "$(basename "$t")" 120 "./$(basename "$t")"; done; el tests
+    r rowwise 40 ./bench_cuda_rowwise; el rowwise
+    r z2 60 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --device cuda:0
+    r z2_offload 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0; el offload
+    grep -h RESULT "$L"/*.log | tee "$L/results.txt"
+    ;;
+  2)
+    BIG_TIMEOUT=190 BIG_NO_FALLBACK=1 GPU_BUNDLE="$D" bash "$D/gpu-big.sh" "$L/big" >"$L/big.out" 2>&1; el big
+    GPU_NCCL_ONLY=1 GPU_BUNDLE="$D" timeout 200 bash "$D/gpu-check.sh" "$L/nccl" >"$L/nccl.out" 2>&1; el nccl
+    ;;
+  *) echo "gpu-pending: PART is 1 or 2" >&2; exit 2 ;;
+esac
