@@ -173,6 +173,12 @@ struct dsc_ctx {
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
     const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
+    /* Set by a communicator whose waits only order later device work (NCCL, src/comm):
+     * called after each blocking device read (dsc__dev_to_host, dsc__dev_sync), which may
+     * have waited behind a stuck collective until the communicator's watchdog aborted it;
+     * it reports that collective and ends the job. NULL: none. */
+    dsc_status_t (*host_read_check)(void *user);
+    void *host_read_check_user;
 };
 
 /* ---- memory ---- */
