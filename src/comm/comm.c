@@ -533,11 +533,12 @@ void dsc__comm_watch_host_reads(dsc_comm_t *c) {
     }
 }
 
-dsc_status_t dsc__comm_host_read_check(void *comm) {
+dsc_status_t dsc__comm_host_read_check(void *comm, bool before) {
     dsc_comm_t *c = comm;
+    if (before && !c->aborted && c->vt->settle) c->vt->settle(c);
     if (!backend_overdue(c)) return DSC_OK;
     size_t len = strnlen(c->overdue_note, sizeof c->overdue_note);
-    snprintf(c->overdue_note + len, sizeof c->overdue_note - len, "; noticed when a host read of device memory returned");
+    snprintf(c->overdue_note + len, sizeof c->overdue_note - len, "; noticed by a host read of device memory");
     return report_overdue(c); /* MPI: the job ends here */
 }
 

@@ -106,9 +106,10 @@ typedef struct dsc__comm_vtable {
      * wait polls test (self, MPI, fake). */
     dsc_status_t (*order)(dsc_comm_t *c, dsc__coll_t *coll, bool *done);
     /* Blocks until every collective completed in order has finished on the device, or the
-     * backend's watchdog fired (dsc_comm_free, before its barrier, so a collective stuck on
-     * the device is reported rather than waited for in the device's own teardown). NULL:
-     * nothing to settle. */
+     * backend's watchdog fired: before a blocking device read on the context (the host-read
+     * check below, so the host never blocks inside the device's wait behind a stuck
+     * collective) and in dsc_comm_free before its barrier (so a stuck one is reported rather
+     * than waited for in the device's teardown). NULL: nothing to settle. */
     void (*settle)(dsc_comm_t *c);
 } dsc__comm_vtable_t;
 
@@ -181,10 +182,13 @@ dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void
                                            dsc_dtype_t dtype, const char *tag);
 
 /* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) of a
- * communicator with a watchdog: after a blocking device read, reports what the watchdog
- * found (a collective the read may have waited behind), like any timeout, and aborts the
- * job; DSC_OK when it found nothing. `comm` is the dsc_comm_t. */
-dsc_status_t dsc__comm_host_read_check(void *comm);
+ * communicator with a watchdog. Before a blocking device read (before = true) it settles
+ * the backend (vtable settle: polls until the collectives whose waits only ordered them
+ * finished, or the watchdog fired), so the host waits for a stuck collective in a poll, not
+ * inside the device's blocking wait; before and after it, it reports what the watchdog
+ * found, like any timeout ("...; noticed by a host read of device memory"), and aborts the
+ * job. DSC_OK when nothing was found. `comm` is the dsc_comm_t. */
+dsc_status_t dsc__comm_host_read_check(void *comm, bool before);
 /* Installs dsc__comm_host_read_check on c's context when c's backend has a watchdog (vtable
  * overdue: NCCL, whose waits complete in order so a host read may be what waits behind a
  * stuck collective) and the context has none yet (one context drives one rank);

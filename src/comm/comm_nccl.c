@@ -20,8 +20,10 @@
  * on; a host read of the results blocks on the context's stream, hence until the
  * collective finished. The collective stays on the watchdog's list until `done` passed
  * (checked at the next start), so one that never completes is reported past its deadline
- * and NCCL aborted, which ends its kernels and so any host read waiting behind it; the
- * context's host-read check (dsc__comm_host_read_check) then reports it. Testing a
+ * and NCCL aborted. A blocking device read first settles the communicator through the
+ * context's host-read check (dsc__comm_host_read_check -> nccl_settle): it polls those
+ * `done` events, so the host waits for a stuck collective in a poll the watchdog's finding
+ * ends, not inside CUDA's wait beside ncclCommAbort (NVIDIA/nccl#829). Testing a
  * collective, and waiting on one with host results (a host read), poll `done` (never
  * blocking; NCCL's asynchronous error is checked at each poll) against the generic
  * layer's deadline, as on MPI.
@@ -460,8 +462,9 @@ static dsc_status_t nccl_order(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     return DSC_OK;
 }
 
-/* dsc_comm_free: blocks (polling, serving the peers' queries) until every collective waited
- * in order finished on the device, or the watchdog fired (then the generic layer reports). */
+/* Before a blocking device read (the context's host-read check) and in dsc_comm_free: blocks,
+ * polling and serving the peers' queries, until every collective waited in order finished on
+ * the device, or the watchdog fired (then the generic layer reports). */
 static void nccl_settle(dsc_comm_t *c) {
     nccl_impl_t *n = c->impl;
     for (unsigned attempt = 0;; attempt++) {

@@ -78,7 +78,7 @@ function(dsc_nccl_tests suffix label env)
   set(DSC_NCCL_TIMEOUT_EXPECT_mpi ${DSC_NCCL_TIMEOUT_EXPECT})
   set(DSC_NCCL_TIMEOUT_EXPECT_nccl ${DSC_NCCL_TIMEOUT_EXPECT}
       "rank 0: collective #3's wait returned on nccl \\(ordered\\); reading its result on the host"
-      "on rank 0 of 2 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host's wait had ordered later device work after it and gone on; NCCL's communicator was aborted; noticed when a host read of device memory returned\\)")
+      "on rank 0 of 2 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host's wait had ordered later device work after it and gone on; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
   foreach(backend mpi nccl)
     set(name nccl_timeout_${backend}${suffix})
     add_test(NAME ${name}
@@ -133,7 +133,7 @@ function(dsc_nccl_emu)
     # check reports it (src/comm/comm.c dsc__comm_host_read_check)
     set(DSC_NCCL_WD_READ_EXPECT
         "the watchdog fired while the host made no call into the communicator"
-        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed when a host read of device memory returned\\)")
+        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
     foreach(mode hang async read)
       string(TOUPPER ${mode} up)
       add_test(NAME nccl_watchdog_${mode}_emu

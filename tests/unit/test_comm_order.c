@@ -4,10 +4,12 @@
  *   collective in order (vtable order); when it does, the wait returns without one test and
  *   the collective is released as completed; when it declines (host results), the wait
  *   polls test as before; dsc_comm_test never asks for order;
- * - once the backend's watchdog found something (vtable overdue), a blocking device read on
- *   the communicator's context (dsc__dev_to_host, dsc__dev_sync) reports it like a timeout,
- *   naming the read, and aborts; nothing found: the read is untouched; dsc_comm_free settles
- *   the backend first and removes the check from the context. */
+ * - a blocking device read on the communicator's context (dsc__dev_to_host, dsc__dev_sync)
+ *   first settles the backend (vtable settle: where NCCL polls the collectives the read
+ *   would wait behind); once the backend's watchdog found something (vtable overdue), the
+ *   read reports it like a timeout, naming the read, and aborts, without reading when it
+ *   was found while settling; nothing found: the read is untouched; dsc_comm_free settles
+ *   the backend too and removes the check from the context. */
 #include <string.h>
 
 #include "check.h"
@@ -15,7 +17,7 @@
 #include "core/device.h"
 
 typedef struct order_backend {
-    bool order_done, test_done, fire;
+    bool order_done, test_done, fire, fire_in_settle;
     int starts, tests, orders, releases, completed_releases, aborts, settles;
 } order_backend_t;
 
@@ -56,7 +58,10 @@ static dsc_status_t ob_order(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     *done = state(c)->order_done;
     return DSC_OK;
 }
-static void ob_settle(dsc_comm_t *c) { state(c)->settles++; }
+static void ob_settle(dsc_comm_t *c) {
+    state(c)->settles++;
+    if (state(c)->fire_in_settle) state(c)->fire = true; /* a collective it waited for is stuck */
+}
 
 static const dsc__comm_vtable_t ob_vtable = {
     "order-test", ob_start, ob_test, ob_pause, ob_release, ob_peers, ob_abort, ob_destroy, NULL, ob_overdue,
@@ -107,20 +112,36 @@ static void t_host_read_reports(dsc_ctx_t *ctx) {
     b.order_done = true;
     dsc_comm_set_tag(c, "train step 3");
     for (int i = 0; i < 3; i++) CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
-    CHECK_OK(dsc__dev_to_host(ctx, out, v, sizeof v)); /* nothing found: a plain read */
-    CHECK(out[3] == 4.0f && b.aborts == 0);
+    CHECK_OK(dsc__dev_to_host(ctx, out, v, sizeof v)); /* nothing found: a plain read, settled first */
+    CHECK(out[3] == 4.0f && b.aborts == 0 && b.settles == 1);
     b.fire = true; /* the watchdog found #3 overdue while the host was inside the read */
     dsc_status_t st = dsc__dev_to_host(ctx, out, v, sizeof v);
     CHECK_MSG(st == DSC_ERR_TIMEOUT, "the read returned %s", dsc_status_string(st));
     CHECK(b.aborts == 1 && dsc_comm_aborted(c));
     const char *want = "collective #3 allreduce(4 f32 sum) at \"train step 3\" timed out after 3.5 s on rank 0 of 1 "
-                       "(test watchdog; noticed when a host read of device memory returned)";
+                       "(test watchdog; noticed by a host read of device memory)";
     CHECK_MSG(strstr(dsc_comm_errmsg(c), want) != NULL, "message: %s", dsc_comm_errmsg(c));
     CHECK_OK(dsc__dev_sync(ctx)); /* reported once: the communicator is aborted now */
     CHECK(b.aborts == 1);
     dsc_comm_free(c);
-    CHECK(b.settles == 0); /* aborted: nothing to settle */
+    CHECK_MSG(b.settles == 2, "settled %d times: once per read before the abort", b.settles);
     CHECK(ctx->host_read_check == NULL);
+}
+
+/* Found while the read settles (it would wait behind a stuck collective): reported, and the
+ * read is never made. */
+static void t_settle_finds(dsc_ctx_t *ctx) {
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    float v[4] = {1, 2, 3, 4}, out[4] = {0};
+    b.order_done = true;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    b.fire_in_settle = true;
+    CHECK(dsc__dev_to_host(ctx, out, v, sizeof v) == DSC_ERR_TIMEOUT);
+    CHECK_MSG(out[0] == 0.0f && b.settles == 1 && b.aborts == 1, "out[0] %g settles %d aborts %d", (double)out[0],
+              b.settles, b.aborts);
+    CHECK(strstr(dsc_comm_errmsg(c), "collective #1 allreduce(4 f32 sum) timed out") != NULL);
+    dsc_comm_free(c);
 }
 
 static void t_sync_reports(dsc_ctx_t *ctx) {
@@ -140,6 +161,7 @@ int main(void) {
     CHECK_OK(dsc_ctx_new(&o, &ctx));
     t_wait_orders(ctx);
     t_host_read_reports(ctx);
+    t_settle_finds(ctx);
     t_sync_reports(ctx);
     dsc_ctx_free(ctx);
     return check_finish("test_comm_order");

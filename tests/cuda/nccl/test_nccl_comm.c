@@ -226,10 +226,10 @@ static void t_debug_check(void) {
  * the rank that never arrived, and abort the job (tests/cmake/nccl.cmake checks the output).
  * Each collective's result is then read on the host. On MPI the blocking all-reduce itself
  * waits for #3 and times out; on NCCL its wait only orders later device work after it and
- * returns, and the host read of its result is what blocks, behind the collective, until the
- * communicator's watchdog aborts NCCL past the deadline, which ends NCCL's kernels and so
- * the read, and the report ends the job ("noticed when a host read of device memory
- * returned"). */
+ * returns, and the host read of its result is what blocks (polling #3's end first, never
+ * inside CUDA's wait) until the communicator's watchdog finds #3 past its deadline and
+ * aborts NCCL; the read's check then reports it ("noticed by a host read of device memory")
+ * and ends the job. */
 int nccl_comm_timeout_main(void);
 int nccl_comm_timeout_main(void) {
     int rc = nccl_test_setup("test_nccl timeout", "nccl", &ctx, &comm);
