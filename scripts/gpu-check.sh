@@ -172,8 +172,8 @@ grep -E "Test +#[0-9]+: nccl_" "$LOGDIR/ctest.log" | tee -a "$LOGDIR/summary.txt
 # Jobs that must abort (the build tree's ctest has them as nccl_killed_rank_* and
 # nccl_timeout_*; here for the bundle): a rank killed (SIGKILL) during a 3-rank run, where
 # mpirun must name it (2 ranks on NCCL: one GPU each on a 2-GPU machine); a rank of 2 that never joins collective #3, which the other must report
-# with the collective, its size and the missing rank within the 3 s timeout. Each must end
-# non-zero within 100 s.
+# with the collective, its size and the missing rank within the 3 s timeout (NCCL: one GPU
+# per rank, so skipped on a 1-GPU machine). Each must end non-zero within 100 s.
 abort_case() { # name backend ranks mode regex
   local name=$1 be=$2 np=$3 mode=$4 re=$5 log="$LOGDIR/$1.log" t0 t1 rc
   DSC_COMM=$be "$MPIRUN" -np "$np" --oversubscribe "$B/test_nccl" probe >"$log" 2>&1
@@ -193,8 +193,11 @@ abort_case() { # name backend ranks mode regex
 if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
   for be in mpi nccl; do
     abort_case "nccl_killed_rank_$be" $be "$([ $be = mpi ] && echo 3 || echo 2)" kill 'Process name: \[\[[0-9]+,1\],1\]|rank 1 with PID [0-9]+ on node .* exited on signal 9'
-    abort_case "nccl_timeout_$be" $be 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2; ranks that never arrived: rank 1 \([^)]*\)'
   done
+  # MPI: the blocking all-reduce's wait times out. NCCL: the wait only orders; the host read
+  # of #3's result blocks until the watchdog aborts NCCL, and the read's check reports it.
+  abort_case nccl_timeout_mpi mpi 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2; ranks that never arrived: rank 1 \([^)]*\)'
+  abort_case nccl_timeout_nccl nccl 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2 \(found by the communicator.s watchdog: not finished on the GPU by its deadline; the host.s wait had ordered later device work after it and gone on; NCCL.s communicator was aborted; noticed by a host read of device memory\); ranks that never arrived: rank 1 \([^)]*\)'
 fi
 sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
   head -60 | tee -a "$LOGDIR/summary.txt"

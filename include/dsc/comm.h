@@ -134,8 +134,14 @@ dsc_status_t dsc_comm_new_mpi_ex(dsc_ctx_t *ctx, double timeout_s, dsc_comm_t **
  * NCCL is loaded at run time (dlopen of libnccl.so.2, or the path in DSC_NCCL_LIBRARY), so
  * builds need no NCCL. NCCL_NVLS_ENABLE is set to 0 (NVLink multicast off) before NCCL
  * starts, whatever it was. Collectives run on a communication stream of the device, ordered
- * after the work issued on the context's stream before the call; waiting for one orders the
- * context's later work after it and returns when it completed (see docs/cuda.md "NCCL").
+ * after the work issued on the context's stream before the call. Waiting for one (a blocking
+ * collective's own wait, dsc_comm_wait) whose results are device buffers only orders the
+ * context's later work after it and returns without blocking the host: a host read of the
+ * results (a device-to-host copy) is what waits for it. A collective with host results,
+ * and a barrier, still block until it completed. A collective that does not complete within
+ * the timeout is found by the communicator's watchdog thread, which aborts NCCL; the next
+ * call into the communicator or host read of device memory on its context reports it as
+ * above and ends the job (see docs/cuda.md "NCCL").
  * Buffers may be device memory (no copy) or host memory (staged through device memory).
  * 16-bit sums are accumulated in f32 (widened on the device) unless DSC_NCCL_BF16=native.
  * Collective: every rank calls it. Returns DSC_OK; DSC_ERR_UNSUPPORTED (the context's device
@@ -324,7 +330,9 @@ dsc_status_t dsc_comm_ibroadcast(dsc_comm_t *comm, void *buf, size_t count, dsc_
 dsc_status_t dsc_comm_ibarrier(dsc_comm_t *comm, dsc_comm_request_t **req);
 
 /* Blocks until the request completes (or times out), then frees it (always, even on
- * error). Returns the collective's status. NULL is DSC_OK. */
+ * error). Returns the collective's status. NULL is DSC_OK. NCCL, results in device
+ * buffers: returns once the context's later device work is ordered after the collective,
+ * not blocking the host (dsc_comm_new_nccl). */
 dsc_status_t dsc_comm_wait(dsc_comm_request_t *req);
 /* Waits for every request of the array in order and frees them all; returns the first
  * error. NULL entries are skipped; the array itself is not freed. */

@@ -18,6 +18,7 @@ struct dsc_comm_request {
     double start_s, deadline_s;
     unsigned attempt;
     bool started;  /* the backend owns coll.impl until released */
+    bool order_asked; /* a wait asked the backend to complete it in order (vtable order) */
     bool done;
     bool heap;     /* allocated for a non-blocking call */
     dsc_status_t status;
@@ -155,6 +156,7 @@ static dsc_status_t finish_new(dsc_comm_t *c, dsc_status_t st, dsc_comm_t **out)
         free(c);
         return st;
     }
+    dsc__comm_watch_host_reads(c);
     *out = c;
     return DSC_OK;
 }
@@ -251,7 +253,15 @@ void dsc_comm_free(dsc_comm_t *c) {
     if (c->outstanding)
         dsc_ctx_log(c->ctx, DSC_LOG_WARN, "communicator (rank %d) freed with %zu requests never waited", c->rank,
                     c->outstanding);
+    /* Collectives completed in order may still run on the device: let them finish (or the
+     * watchdog fire) before the barrier, so a stuck one is reported, not waited for in the
+     * device's teardown. */
+    if (!c->aborted && c->vt && c->vt->settle) c->vt->settle(c);
     if (backend_overdue(c)) report_overdue(c); /* found while the host never came back: MPI ends the job */
+    if (c->ctx->host_read_check_user == c) {
+        c->ctx->host_read_check = NULL;
+        c->ctx->host_read_check_user = NULL;
+    }
     if (!c->aborted && !c->outstanding && c->vt && c->vt->wants_free_barrier && c->vt->wants_free_barrier(c)) {
         /* Every rank frees together (with the timeout) before MPI_Finalize. */
         c->latest.flags |= DSC__DESC_IN_FREE;
@@ -327,10 +337,11 @@ static dsc__comm_hist_t *hist_slot(dsc_comm_t *c, uint64_t seq) {
     return h->d.seq == (int64_t)seq ? h : NULL;
 }
 
-static void hist_end(dsc_comm_t *c, uint64_t seq, dsc_status_t st) {
+static void hist_end(dsc_comm_t *c, uint64_t seq, dsc_status_t st, bool ordered) {
     dsc__comm_hist_t *h = hist_slot(c, seq);
     if (h && h->status == DSC_STATUS_COUNT) {
         h->status = st;
+        h->ordered = ordered;
         h->end_s = dsc__comm_now();
     }
 }
@@ -348,6 +359,9 @@ static void log_history(dsc_comm_t *c) {
         if (h->status == DSC_STATUS_COUNT)
             dsc_ctx_log(c->ctx, DSC_LOG_ERROR, "  #%llu %s: in flight for %.3f s", (unsigned long long)s, d,
                         now - h->start_s);
+        else if (h->ordered) /* the host went on; whether it finished on the device is not known here */
+            dsc_ctx_log(c->ctx, DSC_LOG_ERROR, "  #%llu %s: waited in order (later device work after it) in %.3f ms",
+                        (unsigned long long)s, d, 1e3 * (h->end_s - h->start_s));
         else
             dsc_ctx_log(c->ctx, DSC_LOG_ERROR, "  #%llu %s: %s in %.3f ms", (unsigned long long)s, d,
                         dsc_status_string(h->status), 1e3 * (h->end_s - h->start_s));
@@ -512,9 +526,25 @@ static dsc_status_t report_overdue(dsc_comm_t *c) {
     return report_time_out(c, &c->overdue, &coll, c->overdue_waited_s, c->overdue_status, c->overdue_note);
 }
 
+void dsc__comm_watch_host_reads(dsc_comm_t *c) {
+    if (c->vt && c->vt->overdue && !c->ctx->host_read_check) {
+        c->ctx->host_read_check = dsc__comm_host_read_check;
+        c->ctx->host_read_check_user = c;
+    }
+}
+
+dsc_status_t dsc__comm_host_read_check(void *comm, bool before) {
+    dsc_comm_t *c = comm;
+    if (before && !c->aborted && c->vt->settle) c->vt->settle(c);
+    if (!backend_overdue(c)) return DSC_OK;
+    size_t len = strnlen(c->overdue_note, sizeof c->overdue_note);
+    snprintf(c->overdue_note + len, sizeof c->overdue_note - len, "; noticed by a host read of device memory");
+    return report_overdue(c); /* MPI: the job ends here */
+}
+
 /* ---- requests ----------------------------------------------------------------------- */
 
-static dsc_status_t finish(dsc_comm_request_t *r, dsc_status_t st, bool completed) {
+static dsc_status_t finish(dsc_comm_request_t *r, dsc_status_t st, bool completed, bool ordered) {
     dsc_comm_t *c = r->comm;
     if (r->started) {
         c->vt->release(c, &r->coll, completed);
@@ -522,7 +552,7 @@ static dsc_status_t finish(dsc_comm_request_t *r, dsc_status_t st, bool complete
     }
     r->done = true;
     r->status = st;
-    if (r->coll.stream == DSC__STREAM_USER) hist_end(c, (uint64_t)r->user.seq, st);
+    if (r->coll.stream == DSC__STREAM_USER) hist_end(c, (uint64_t)r->user.seq, st, ordered);
     return st;
 }
 
@@ -537,17 +567,27 @@ static dsc_status_t progress(dsc_comm_request_t *r, bool block) {
             return finish(r,
                           dsc__comm_fail(c, DSC_ERR_COMM, "collective #%llu %s abandoned: the communicator was aborted",
                                          (unsigned long long)r->user.seq, dsc__comm_desc_str(&r->user, d, sizeof d)),
-                          false);
-        if (backend_overdue(c)) return finish(r, report_overdue(c), false);
+                          false, false);
+        if (backend_overdue(c)) return finish(r, report_overdue(c), false, false);
         bool done = false;
-        dsc_status_t st = c->vt->test(c, &r->coll, &done);
+        dsc_status_t st = DSC_OK;
+        if (block && !r->order_asked && c->vt->order) {
+            /* A wait: the backend may complete it in order without blocking the host (NCCL on
+             * device buffers); its deadline is then the backend watchdog's. */
+            r->order_asked = true;
+            st = c->vt->order(c, &r->coll, &done);
+            if (st != DSC_OK && backend_overdue(c)) st = report_overdue(c);
+            if (st != DSC_OK) return finish(r, st, false, false);
+            if (done) return finish(r, DSC_OK, true, true);
+        }
+        st = c->vt->test(c, &r->coll, &done);
         if (st != DSC_OK && backend_overdue(c)) st = report_overdue(c); /* the watchdog aborted the transport */
-        if (st != DSC_OK) return finish(r, st, false);
-        if (done) return finish(r, DSC_OK, true);
+        if (st != DSC_OK) return finish(r, st, false, false);
+        if (done) return finish(r, DSC_OK, true, false);
         double now = dsc__comm_now();
         if (now >= r->deadline_s) {
             st = time_out(r);
-            return finish(r, st, false);
+            return finish(r, st, false, false);
         }
         if (!block) return DSC_OK;
         c->vt->pause(c, &r->coll, r->attempt++, r->deadline_s - now);
@@ -559,10 +599,10 @@ static dsc_status_t start(dsc_comm_request_t *r) {
     dsc_comm_t *c = r->comm;
     r->start_s = dsc__comm_now();
     r->deadline_s = r->start_s + c->timeout_s;
-    if (backend_overdue(c)) return finish(r, report_overdue(c), false);
+    if (backend_overdue(c)) return finish(r, report_overdue(c), false, false);
     dsc_status_t st = c->vt->start(c, &r->coll);
     if (st != DSC_OK && backend_overdue(c)) st = report_overdue(c); /* the watchdog ended the call */
-    if (st != DSC_OK) return finish(r, st, false);
+    if (st != DSC_OK) return finish(r, st, false, false);
     r->started = true;
     return DSC_OK;
 }
@@ -712,7 +752,7 @@ static dsc_status_t issue(dsc_comm_t *c, dsc_comm_request_t *r, dsc_comm_op_t op
     if (c->debug_check && !c->skip_check && c->world > 1) {
         st = debug_check(c, d);
         if (st != DSC_OK) {
-            hist_end(c, c->seq, st);
+            hist_end(c, c->seq, st, false);
             r->done = true;
             r->status = st;
             return st;

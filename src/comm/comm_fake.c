@@ -486,7 +486,7 @@ static void fake_destroy(dsc_comm_t *c) {
 }
 
 static const dsc__comm_vtable_t fake_vtable = {
-    "fake", fake_start, fake_test, fake_pause, fake_release, fake_peers, fake_abort, fake_destroy, NULL, NULL,
+    "fake", fake_start, fake_test, fake_pause, fake_release, fake_peers, fake_abort, fake_destroy, NULL, NULL, NULL, NULL,
 };
 
 dsc_status_t dsc__comm_fake_init(dsc_comm_t *c, dsc_comm_fake_world_t *w, int rank) {

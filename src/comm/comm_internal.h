@@ -97,6 +97,20 @@ typedef struct dsc__comm_vtable {
      * overdue_status, overdue_waited_s and overdue_note. The generic layer asks before each
      * start and test and in dsc_comm_free, reports it like a timeout and aborts. NULL: never. */
     bool (*overdue)(dsc_comm_t *c);
+    /* The host waits on `coll` (dsc_comm_wait, or a blocking collective's own wait): the
+     * backend may complete it in order instead of waiting for it: later work on the
+     * context's device queue runs after it, so a host read of its results blocks until it
+     * finished (a device read waits for that queue). Sets *done when it did so (release with
+     * completed = true follows at once); leaves it false for results the host reads itself
+     * (host buffers), which the generic layer then polls with test as before. NULL: every
+     * wait polls test (self, MPI, fake). */
+    dsc_status_t (*order)(dsc_comm_t *c, dsc__coll_t *coll, bool *done);
+    /* Blocks until every collective completed in order has finished on the device, or the
+     * backend's watchdog fired: before a blocking device read on the context (the host-read
+     * check below, so the host never blocks inside the device's wait behind a stuck
+     * collective) and in dsc_comm_free before its barrier (so a stuck one is reported rather
+     * than waited for in the device's teardown). NULL: nothing to settle. */
+    void (*settle)(dsc_comm_t *c);
 } dsc__comm_vtable_t;
 
 #define DSC__HISTORY 16
@@ -104,6 +118,7 @@ typedef struct dsc__comm_vtable {
 typedef struct dsc__comm_hist {
     dsc__comm_desc_t d;
     dsc_status_t status; /* DSC_OK, an error, or DSC_STATUS_COUNT while in flight */
+    bool ordered;        /* completed in order (vtable order): end_s is when it was ordered */
     double start_s, end_s;
 } dsc__comm_hist_t;
 
@@ -130,7 +145,7 @@ struct dsc_comm {
     dsc__comm_desc_t overdue;
     dsc_status_t overdue_status;
     double overdue_waited_s;
-    char overdue_note[320];
+    char overdue_note[400];
 
     char errmsg[DSC_ERRMSG_MAX];
 };
@@ -165,6 +180,20 @@ dsc_status_t dsc__comm_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n
  * tagged `tag` while it runs: the start-up agreement's exchanges. */
 dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void *recv, size_t count,
                                            dsc_dtype_t dtype, const char *tag);
+
+/* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) of a
+ * communicator with a watchdog. Before a blocking device read (before = true) it settles
+ * the backend (vtable settle: polls until the collectives whose waits only ordered them
+ * finished, or the watchdog fired), so the host waits for a stuck collective in a poll, not
+ * inside the device's blocking wait; before and after it, it reports what the watchdog
+ * found, like any timeout ("...; noticed by a host read of device memory"), and aborts the
+ * job. DSC_OK when nothing was found. `comm` is the dsc_comm_t. */
+dsc_status_t dsc__comm_host_read_check(void *comm, bool before);
+/* Installs dsc__comm_host_read_check on c's context when c's backend has a watchdog (vtable
+ * overdue: NCCL, whose waits complete in order so a host read may be what waits behind a
+ * stuck collective) and the context has none yet (one context drives one rank);
+ * dsc_comm_free removes it. Called when a communicator is made. */
+void dsc__comm_watch_host_reads(dsc_comm_t *c);
 
 /* Backend constructors: fill c->vt, c->impl, rank/world/local_* . */
 dsc_status_t dsc__comm_self_init(dsc_comm_t *c);

@@ -521,7 +521,7 @@ static bool mpi_wants_free_barrier(const dsc_comm_t *c) {
 
 static const dsc__comm_vtable_t mpi_vtable = {
     "mpi", mpi_start, mpi_test, mpi_pause, mpi_release, mpi_peers, mpi_abort, mpi_destroy, mpi_wants_free_barrier,
-    NULL,
+    NULL, NULL, NULL,
 };
 
 /* A non-negative integer from the environment, or -1. */

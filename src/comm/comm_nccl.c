@@ -13,12 +13,20 @@
  * Streams: every collective runs on the backend's communication stream. At its start the
  * backend records an event on the context's stream and makes the communication stream
  * wait for it (the collective sees everything issued before it), then enqueues NCCL's
- * kernels and records `done`. Testing a collective asks whether `done` passed (never
- * blocks; NCCL's asynchronous error is checked at each poll); when it has, the context's
- * stream is made to wait for `done` (later work is ordered after the collective) and the
- * results are finished: 16-bit results narrowed, host results copied back. The generic
- * layer's deadline covers the whole wait, so a collective a rank never joins is reported
- * like on MPI and the job aborted.
+ * kernels and records `done`. Waiting on a collective whose results are device buffers
+ * only orders: the context's stream is made to wait for `done` (later work runs after the
+ * collective), 16-bit results are narrowed on that stream, the pool slots go back (every
+ * later use of a slot is ordered on the context's stream after that wait) and the host goes
+ * on; a host read of the results blocks on the context's stream, hence until the
+ * collective finished. The collective stays on the watchdog's list until `done` passed
+ * (checked at the next start), so one that never completes is reported past its deadline
+ * and NCCL aborted. A blocking device read first settles the communicator through the
+ * context's host-read check (dsc__comm_host_read_check -> nccl_settle): it polls those
+ * `done` events, so the host waits for a stuck collective in a poll the watchdog's finding
+ * ends, not inside CUDA's wait beside ncclCommAbort (NVIDIA/nccl#829). Testing a
+ * collective, and waiting on one with host results (a host read), poll `done` (never
+ * blocking; NCCL's asynchronous error is checked at each poll) against the generic
+ * layer's deadline, as on MPI.
  *
  * Buffers in host memory (the ZeRO norm pair, checkpoint records) are staged through
  * device memory from a pool (grown on demand, counted as DSC_MEM_COMM, freed with the
@@ -91,6 +99,9 @@ typedef struct nccl_impl {
     dsc__watchdog_t *wd;
     nccl_comm_t watched;
     atomic_bool transport_aborted;
+    /* Collectives a wait completed in order whose `done` had not passed when last looked at,
+     * oldest wait first: they keep their events and their place on the watchdog's list. */
+    struct nccl_coll *ordered, **ordered_tail;
 } nccl_impl_t;
 
 typedef struct nccl_coll {
@@ -102,7 +113,10 @@ typedef struct nccl_coll {
     void *wide;                 /* f32 widening buffer (16-bit sums) */
     size_t wide_off, wide_n;    /* the result's elements in it */
     bool finished;
+    bool ordered; /* a wait completed it in order (nccl_order); its `done` may not have passed */
     bool watched; /* on the watchdog's list */
+    int64_t seq;  /* its sequence number (the watchdog's key) */
+    struct nccl_coll *next; /* the list of collectives waited in order (nccl_impl_t.ordered) */
 } nccl_coll_t;
 
 static const char *nccl_err(const nccl_impl_t *n, int rc) {
@@ -256,17 +270,38 @@ static int enqueue(dsc_comm_t *c, const dsc__coll_t *coll, nccl_coll_t *nc, size
     }
 }
 
+/* Frees the collectives waited in order whose `done` passed, oldest wait first, up to the
+ * first that has not (they run in issue order on the one communication stream, so this
+ * asks about one or two events per call); all of them when `all` (the communicator goes). */
+static void reap_ordered(dsc_comm_t *c, bool all) {
+    nccl_impl_t *n = c->impl;
+    while (n->ordered) {
+        nccl_coll_t *nc = n->ordered;
+        bool passed = all;
+        if (!passed && n->dev->table->event_query_any_thread(n->dev, nc->done, &passed) != 0) passed = false;
+        if (!passed) return;
+        n->ordered = nc->next;
+        if (!n->ordered) n->ordered_tail = &n->ordered;
+        if (nc->watched && n->wd) dsc__watchdog_forget(n->wd, nc->seq);
+        if (nc->ready) n->dev->table->event_free(n->dev, nc->ready);
+        if (nc->done) n->dev->table->event_free(n->dev, nc->done);
+        free(nc);
+    }
+}
+
 static dsc_status_t nccl_start(dsc_comm_t *c, dsc__coll_t *coll) {
     nccl_impl_t *n = c->impl;
     if (coll->stream != DSC__STREAM_USER) { /* the debug check and the free barrier: MPI, host data */
         n->ctl->latest = c->latest;
         return n->ctl->vt->start(n->ctl, coll);
     }
+    reap_ordered(c, false);
     const dsc__comm_desc_t *d = &coll->d;
     char ds[160];
     nccl_coll_t *nc = calloc(1, sizeof *nc);
     if (!nc) return dsc__comm_fail(c, DSC_ERR_NOMEM, "out of memory starting collective #%lld", (long long)d->seq);
     nc->slot_s = nc->slot_r = nc->slot_w = -1;
+    nc->seq = d->seq;
     const dsc_dtype_t dt = (dsc_dtype_t)d->dtype;
     const size_t n_el = (size_t)d->count, es = dsc_dtype_size(dt), w = (size_t)c->world;
     size_t s_bytes = n_el * es, r_bytes = n_el * es, wide_n = 0, wide_off = 0, res_n = 0;
@@ -364,14 +399,10 @@ static dsc_status_t finish(dsc_comm_t *c, dsc__coll_t *coll, nccl_coll_t *nc) {
     return st;
 }
 
-static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+/* Serves the peers' timeout queries and fails `coll` when NCCL holds an asynchronous error. */
+static dsc_status_t check_async(dsc_comm_t *c, const dsc__coll_t *coll) {
     nccl_impl_t *n = c->impl;
     char ds[160];
-    if (coll->stream != DSC__STREAM_USER) {
-        n->ctl->latest = c->latest;
-        return n->ctl->vt->test(n->ctl, coll, done);
-    }
-    nccl_coll_t *nc = coll->impl;
     n->ctl->latest = c->latest;
     dsc__comm_mpi_serve(n->ctl);
     int async = NCCL_SUCCESS;
@@ -382,6 +413,19 @@ static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
         return dsc__comm_fail(c, DSC_ERR_COMM, "collective #%lld %s on rank %d of %d: NCCL reports an error: %s",
                               (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank, c->world,
                               nccl_err(n, rc != NCCL_SUCCESS ? rc : async));
+    return DSC_OK;
+}
+
+static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    nccl_impl_t *n = c->impl;
+    char ds[160];
+    if (coll->stream != DSC__STREAM_USER) {
+        n->ctl->latest = c->latest;
+        return n->ctl->vt->test(n->ctl, coll, done);
+    }
+    nccl_coll_t *nc = coll->impl;
+    dsc_status_t st = check_async(c, coll);
+    if (st != DSC_OK) return st;
     bool passed = false;
     if (n->dev->table->event_query(n->dev, nc->done, &passed) != 0)
         return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: %s", (long long)coll->d.seq,
@@ -394,6 +438,42 @@ static dsc_status_t nccl_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
                               dsc_ctx_errmsg(c->ctx));
     *done = true;
     return DSC_OK;
+}
+
+/* A wait: results in device buffers are completed in order (the context's stream waits for
+ * `done`, 16-bit results are narrowed on it) and the host goes on; host results (a host
+ * read) and the barrier (its result is the host's knowledge that every rank arrived) are
+ * left to the polling wait. */
+static dsc_status_t nccl_order(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    nccl_impl_t *n = c->impl;
+    char ds[160];
+    *done = false;
+    nccl_coll_t *nc = coll->impl;
+    if (coll->stream != DSC__STREAM_USER || !nc || nc->host_recv || coll->d.op == DSC_COMM_BARRIER) return DSC_OK;
+    dsc_status_t st = check_async(c, coll);
+    if (st != DSC_OK) return st;
+    if (finish(c, coll, nc) != DSC_OK)
+        return dsc__comm_fail(c, DSC_ERR_DEVICE, "collective #%lld %s on rank %d: ordering later work after it failed: %s",
+                              (long long)coll->d.seq, dsc__comm_desc_str(&coll->d, ds, sizeof ds), c->rank,
+                              dsc_ctx_errmsg(c->ctx));
+    nc->ordered = true;
+    if (nc->watched) dsc__watchdog_ordered(n->wd, coll->d.seq);
+    *done = true;
+    return DSC_OK;
+}
+
+/* Before a blocking device read (the context's host-read check) and in dsc_comm_free: blocks,
+ * polling and serving the peers' queries, until every collective waited in order finished on
+ * the device, or the watchdog fired (then the generic layer reports). */
+static void nccl_settle(dsc_comm_t *c) {
+    nccl_impl_t *n = c->impl;
+    for (unsigned attempt = 0;; attempt++) {
+        reap_ordered(c, false);
+        if (!n->ordered || dsc__watchdog_fired(n->wd, NULL)) return;
+        n->ctl->latest = c->latest;
+        dsc__comm_mpi_serve(n->ctl);
+        dsc__comm_backoff(attempt, 200e-6);
+    }
 }
 
 static void nccl_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s) {
@@ -414,8 +494,17 @@ static void nccl_release(dsc_comm_t *c, dsc__coll_t *coll, bool completed) {
     }
     nccl_coll_t *nc = coll->impl;
     if (!nc) return;
-    coll_free(c, coll, nc, completed && nc->finished);
     coll->impl = NULL;
+    if (completed && nc->ordered) { /* its slots go back now; its events and watch stay until `done` passes */
+        pool_give(c, &nc->slot_s);
+        pool_give(c, &nc->slot_r);
+        pool_give(c, &nc->slot_w);
+        nc->next = NULL;
+        *n->ordered_tail = nc;
+        n->ordered_tail = &nc->next;
+        return;
+    }
+    coll_free(c, coll, nc, completed && nc->finished);
 }
 
 static void nccl_peers(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s) {
@@ -446,6 +535,7 @@ static void nccl_destroy(dsc_comm_t *c) {
         if (c->aborted) n->api.comm_abort(n->comm);
         else n->api.comm_destroy(n->comm);
     }
+    reap_ordered(c, true); /* their events (NCCL's work has ended or was aborted) */
     if (n->stream) n->dev->table->stream_free(n->dev, n->stream);
     for (size_t i = 0; i < n->n_pool; i++)
         if (n->pool[i].p) dsc__dev_free(c->ctx, DSC_MEM_COMM, n->pool[i].p, n->pool[i].cap);
@@ -473,9 +563,10 @@ static bool nccl_overdue(dsc_comm_t *c) {
     c->overdue = r.d.seq ? r.d : c->latest; /* an error with nothing in flight: the latest issued */
     c->overdue_status = r.status;
     c->overdue_waited_s = r.waited_s;
-    const char *host = r.host_waited ? "the host was waiting on it"
-                       : r.enqueued  ? "the host had queued it and gone on, never waiting on it"
-                                     : "the host was still inside NCCL's call for it";
+    const char *host = r.host_waited    ? "the host was waiting on it"
+                       : r.host_ordered ? "the host's wait had ordered later device work after it and gone on"
+                       : r.enqueued     ? "the host had queued it and gone on, never waiting on it"
+                                        : "the host was still inside NCCL's call for it";
     if (r.status == DSC_ERR_TIMEOUT)
         snprintf(c->overdue_note, sizeof c->overdue_note,
                  "found by the communicator's watchdog: not finished on the GPU by its deadline; %s; NCCL's "
@@ -491,7 +582,7 @@ static bool nccl_overdue(dsc_comm_t *c) {
 
 static const dsc__comm_vtable_t nccl_vtable = {
     "nccl", nccl_start, nccl_test, nccl_pause, nccl_release, nccl_peers, nccl_abort, nccl_destroy,
-    nccl_wants_free_barrier, nccl_overdue,
+    nccl_wants_free_barrier, nccl_overdue, nccl_order, nccl_settle,
 };
 
 bool dsc__comm_nccl_watchdog_fired(dsc_comm_t *c) {
@@ -654,6 +745,7 @@ dsc_status_t dsc__comm_nccl_init(dsc_comm_t *c, dsc_comm_t *ctl, bool forced, bo
                                  ctl->world, why);
     }
     n->ctl = ctl;
+    n->ordered_tail = &n->ordered;
     c->vt = &nccl_vtable;
     c->impl = n;
     const char *nv = getenv("NCCL_NVLS_ENABLE");

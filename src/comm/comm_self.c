@@ -53,7 +53,7 @@ static void self_abort(dsc_comm_t *c, int errorcode) {
 static void self_destroy(dsc_comm_t *c) { (void)c; }
 
 static const dsc__comm_vtable_t self_vtable = {
-    "self", self_start, self_test, self_pause, self_release, self_peers, self_abort, self_destroy, NULL, NULL,
+    "self", self_start, self_test, self_pause, self_release, self_peers, self_abort, self_destroy, NULL, NULL, NULL, NULL,
 };
 
 dsc_status_t dsc__comm_self_init(dsc_comm_t *c) {

@@ -23,7 +23,7 @@ typedef struct watch_entry {
     dsc__comm_desc_t d;
     double start_s, deadline_s;
     dsc_device_event_t *done; /* NULL until armed */
-    bool passed, waiting;
+    bool passed, waiting, ordered;
 } watch_entry_t;
 
 struct dsc__watchdog {
@@ -115,6 +115,7 @@ static void *run(void *arg) {
                 r->d = x->d;
                 r->waited_s = now - x->start_s;
                 r->host_waited = x->waiting;
+                r->host_ordered = x->ordered;
                 r->enqueued = x->done != NULL;
             }
             r->status = late ? DSC_ERR_TIMEOUT : DSC_ERR_COMM;
@@ -219,6 +220,16 @@ void dsc__watchdog_waiting(dsc__watchdog_t *w, int64_t seq, bool waiting) {
     pthread_mutex_lock(&w->mu);
     watch_entry_t *x = find(w, seq);
     if (x) x->waiting = waiting;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void dsc__watchdog_ordered(dsc__watchdog_t *w, int64_t seq) {
+    pthread_mutex_lock(&w->mu);
+    watch_entry_t *x = find(w, seq);
+    if (x) {
+        x->ordered = true;
+        x->waiting = false; /* its deadline is the watchdog's again */
+    }
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -44,6 +44,7 @@ typedef struct dsc__watchdog_report {
     double waited_s;       /* since it started */
     dsc_status_t status;   /* DSC_ERR_TIMEOUT, or DSC_ERR_COMM for an asynchronous error */
     bool host_waited;      /* the host was waiting on it (testing or waiting) when found */
+    bool host_ordered;     /* the host's wait had ordered later device work after it and gone on */
     bool enqueued;         /* its transport call had returned (false: the host was stuck inside it) */
     char why[200];         /* the transport's asynchronous error, when status is DSC_ERR_COMM */
 } dsc__watchdog_report_t;
@@ -73,6 +74,10 @@ void dsc__watchdog_arm(dsc__watchdog_t *w, int64_t seq, dsc_device_event_t *done
  * the host's to check (the generic layer's report, as without a watchdog); an asynchronous
  * error still fires. */
 void dsc__watchdog_waiting(dsc__watchdog_t *w, int64_t seq, bool waiting);
+/* The host's wait completed collective seq in order (later device work runs after it) and
+ * went on: the collective stays watched, against its deadline, until dsc__watchdog_forget
+ * (once its end event passed); a report says the host had ordered it. */
+void dsc__watchdog_ordered(dsc__watchdog_t *w, int64_t seq);
 /* Stops watching collective seq (completed or abandoned). */
 void dsc__watchdog_forget(dsc__watchdog_t *w, int64_t seq);
 /* True (and *out filled) once the watchdog found an overdue collective or an asynchronous

@@ -228,10 +228,27 @@ dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_
     return DSC_OK;
 }
 
+/* Around a blocking read: a communicator's collectives the read would wait behind
+ * (ctx->host_read_check) are waited for first, polling, so the host never blocks inside
+ * the device's wait behind a stuck one; its report (what its watchdog found) takes
+ * precedence over the read. */
+static dsc_status_t before_host_read(dsc_ctx_t *ctx) {
+    return ctx->host_read_check ? ctx->host_read_check(ctx->host_read_check_user, true) : DSC_OK;
+}
+static dsc_status_t after_host_read(dsc_ctx_t *ctx, dsc_status_t st) {
+    if (ctx->host_read_check) {
+        dsc_status_t cs = ctx->host_read_check(ctx->host_read_check_user, false);
+        if (cs != DSC_OK) return cs;
+    }
+    return st;
+}
+
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
+    dsc_status_t st = before_host_read(ctx);
+    if (st != DSC_OK) return st;
     if (n_bytes && ctx->device.table->to_host(&ctx->device, host_dst, src, n_bytes) != 0)
-        return dev_fail(ctx, "device-to-host copy", n_bytes);
-    return DSC_OK;
+        st = dev_fail(ctx, "device-to-host copy", n_bytes);
+    return after_host_read(ctx, st);
 }
 
 dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
@@ -258,9 +275,11 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
 }
 
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx) {
+    dsc_status_t st = before_host_read(ctx);
+    if (st != DSC_OK) return st;
     if (ctx->device.table->sync(&ctx->device) != 0)
-        return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: synchronise failed", ctx->device.name);
-    return DSC_OK;
+        st = dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: synchronise failed", ctx->device.name);
+    return after_host_read(ctx, st);
 }
 
 dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx) {

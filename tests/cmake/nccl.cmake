@@ -69,15 +69,21 @@ function(dsc_nccl_tests suffix label env)
   set_tests_properties(nccl_bf16_np2${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 900
                        RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
   # A rank that never joins collective #3 (it sleeps): the others report the collective, its
-  # size and the missing rank within the 3 s timeout, and the job aborts.
+  # size and the missing rank within the 3 s timeout, and the job aborts. On MPI the wait
+  # times out; on NCCL the wait only orders, and the host read of #3's result is what blocks
+  # until the watchdog aborts NCCL (its report names the read).
   set(DSC_NCCL_TIMEOUT_EXPECT
       "collective #3 allreduce\\(1024 f32 sum\\) at \"train step 3\" timed out after [0-9.]+ s on rank 0 of 2"
       "ranks that never arrived: rank 1 \\(no answer within [0-9.]+ s: not inside any dsc collective call\\)")
+  set(DSC_NCCL_TIMEOUT_EXPECT_mpi ${DSC_NCCL_TIMEOUT_EXPECT})
+  set(DSC_NCCL_TIMEOUT_EXPECT_nccl ${DSC_NCCL_TIMEOUT_EXPECT}
+      "rank 0: collective #3's wait returned on nccl \\(ordered\\); reading its result on the host"
+      "on rank 0 of 2 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host's wait had ordered later device work after it and gone on; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
   foreach(backend mpi nccl)
     set(name nccl_timeout_${backend}${suffix})
     add_test(NAME ${name}
              COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 -DPROG=\"$0\" -DARGS=timeout -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
-                     ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_EXPECT}"
+                     ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_EXPECT_${backend}}"
              WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
                          ENVIRONMENT "${all_env};DSC_COMM=${backend}")
@@ -123,7 +129,12 @@ function(dsc_nccl_emu)
     set(DSC_NCCL_WD_ASYNC_EXPECT
         "the watchdog fired while the host made no call into the communicator"
         "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted\\)")
-    foreach(mode hang async)
+    # the same error found while the host's next step is a read of device memory: the read's
+    # check reports it (src/comm/comm.c dsc__comm_host_read_check)
+    set(DSC_NCCL_WD_READ_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
+    foreach(mode hang async read)
       string(TOUPPER ${mode} up)
       add_test(NAME nccl_watchdog_${mode}_emu
                COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 1 \"$0\" watchdog_probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=1 -DPROG=\"$0\" -DARGS=watchdog_${mode} -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"

@@ -7,7 +7,8 @@
  * figure); an asynchronous error fires with DSC_ERR_COMM and the error's text, naming the
  * oldest unfinished collective; a host stuck inside a transport call (the lock held) gets the
  * abort without the lock; a collective never armed (its call never returned) counts as
- * unfinished. The deadlines are on the test's own clock, which moves only when the test says
+ * unfinished; one the host's wait completed in order (dsc__watchdog_ordered) is the
+ * watchdog's to report again, named as ordered. The deadlines are on the test's own clock, which moves only when the test says
  * (so no case depends on the machine's speed); every wait has a hang guard; every watchdog is
  * joined by dsc__watchdog_free. */
 #include <stdatomic.h>
@@ -143,6 +144,29 @@ static void t_not_overdue(dsc_ctx_t *ctx) {
     CHECK(atomic_load(&t.aborts) == 1);
 }
 
+/* A collective the host waited on, then completed in order (its wait returned without it
+ * finishing): its deadline is the watchdog's again, and the report says the host ordered it. */
+static void t_ordered(dsc_ctx_t *ctx) {
+    fake_transport_t t;
+    dsc__watchdog_t *w = make(ctx, &t);
+    atomic_bool pending = false;
+    const dsc__comm_desc_t d = desc(3, DSC_COMM_ALLREDUCE, 1024);
+    atomic_store(&t.clock, 10.0);
+    CHECK_OK(dsc__watchdog_watch(w, &d, 13.0));
+    dsc__watchdog_arm(w, 3, (dsc_device_event_t *)&pending);
+    dsc__watchdog_waiting(w, 3, true);
+    dsc__watchdog_ordered(w, 3);
+    wait_polls(&t, 2); /* before the deadline: nothing */
+    CHECK(!dsc__watchdog_fired(w, NULL));
+    atomic_store(&t.clock, 14.0);
+    dsc__watchdog_report_t r;
+    CHECK(wait_fired(w, &r));
+    CHECK(r.d.seq == 3 && r.status == DSC_ERR_TIMEOUT && r.enqueued);
+    CHECK_MSG(r.host_ordered && !r.host_waited, "host_ordered %d host_waited %d", r.host_ordered, r.host_waited);
+    dsc__watchdog_free(w);
+    CHECK(atomic_load(&t.aborts) == 1);
+}
+
 static void t_stuck_in_call(dsc_ctx_t *ctx) {
     fake_transport_t t;
     dsc__watchdog_t *w = make(ctx, &t);
@@ -172,6 +196,7 @@ int main(void) {
     CHECK_OK(dsc_ctx_new(NULL, &ctx));
     t_overdue(ctx);
     t_not_overdue(ctx);
+    t_ordered(ctx);
     t_stuck_in_call(ctx);
     t_idle_free(ctx);
     dsc_ctx_free(ctx);

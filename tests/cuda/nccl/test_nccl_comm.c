@@ -223,7 +223,13 @@ static void t_debug_check(void) {
 
 /* `test_nccl timeout`: the last rank computes (sleeps 60 s) instead of joining collective
  * #3; the others must report it within the 3 s timeout, naming the collective, its size and
- * the rank that never arrived, and abort the job (tests/cmake/nccl.cmake checks the output). */
+ * the rank that never arrived, and abort the job (tests/cmake/nccl.cmake checks the output).
+ * Each collective's result is then read on the host. On MPI the blocking all-reduce itself
+ * waits for #3 and times out; on NCCL its wait only orders later device work after it and
+ * returns, and the host read of its result is what blocks (polling #3's end first, never
+ * inside CUDA's wait) until the communicator's watchdog finds #3 past its deadline and
+ * aborts NCCL; the read's check then reports it ("noticed by a host read of device memory")
+ * and ends the job. */
 int nccl_comm_timeout_main(void);
 int nccl_comm_timeout_main(void) {
     int rc = nccl_test_setup("test_nccl timeout", "nccl", &ctx, &comm);
@@ -236,6 +242,8 @@ int nccl_comm_timeout_main(void) {
     }
     dsc_comm_set_timeout(comm, 3);
     void *d = dev_put(DSC_F32, 1024, v, R, 0);
+    double want = 0; /* element 0 after each in-place sum: sum of v(r, 0), times W per further sum */
+    for (int r = 0; r < W; r++) want += v(r, 0);
     for (int i = 1; i <= 3; i++) {
         if (i == 3) {
             dsc_comm_set_tag(comm, "train step 3");
@@ -248,8 +256,22 @@ int nccl_comm_timeout_main(void) {
             fprintf(stderr, "rank %d: collective #%d failed: %s\n", R, i, dsc_comm_errmsg(comm));
             return 1;
         }
+        if (i == 3)
+            fprintf(stderr, "rank %d: collective #3's wait returned on %s (ordered); reading its result on the host\n", R,
+                    dsc_comm_backend_name(comm));
+        float got = 0;
+        if (dsc__dev_to_host(ctx, &got, d, sizeof got) != DSC_OK) {
+            fprintf(stderr, "rank %d: reading collective #%d's result failed: %s\n", R, i, dsc_ctx_errmsg(ctx));
+            return 1;
+        }
+        if (i == 3) break;
+        if (got != (float)want) {
+            fprintf(stderr, "rank %d: collective #%d gave %g, want %g\n", R, i, (double)got, want);
+            return 1;
+        }
+        want *= W;
     }
-    fprintf(stderr, "UNEXPECTED: rank %d completed collective #3\n", R);
+    fprintf(stderr, "UNEXPECTED: rank %d read the result of collective #3\n", R);
     return 1;
 }
 

@@ -11,6 +11,11 @@
  *                              does other work: the watchdog fires without any call into the
  *                              communicator (the timeout is 60 s: no deadline is involved),
  *                              and the host's next call reports #2 with NCCL's error;
+ *   test_nccl watchdog_read    the same error, but the host's next step is a read of device
+ *                              memory (no call into the communicator): the read's check
+ *                              (dsc__comm_host_read_check) reports #2 and the job ends, so a
+ *                              read that waited behind a collective the watchdog aborted
+ *                              never hands the host what the aborted collective left;
  *   test_nccl watchdog_probe   exit 0 where these can run (the stub is loaded), 77 elsewhere.
  * Nothing here measures time: the only clocks are the 1 s timeout (a lower bound of the
  * reported wait) and hang guards. */
@@ -35,8 +40,9 @@ int nccl_watchdog_main(const char *mode) {
         return 77;
     }
     const bool hang = !strcmp(mode, "watchdog_hang"), async = !strcmp(mode, "watchdog_async");
+    const bool read = !strcmp(mode, "watchdog_read");
     if (hang) setenv("DSC_NCCL_STUB_HANG_AT", "3", 1);
-    if (async) setenv("DSC_NCCL_STUB_ASYNC_ERROR_AT", "2", 1);
+    if (async || read) setenv("DSC_NCCL_STUB_ASYNC_ERROR_AT", "2", 1);
     dsc_ctx_t *ctx = NULL;
     dsc_comm_t *comm = NULL;
     int rc = nccl_test_setup("test_nccl watchdog", "nccl", &ctx, &comm);
@@ -45,7 +51,7 @@ int nccl_watchdog_main(const char *mode) {
         printf("test_nccl %s: skipped: the backend is %s, not nccl\n", mode, dsc_comm_backend_name(comm));
         return 77;
     }
-    if (!hang && !async) { /* the probe */
+    if (!hang && !async && !read) { /* the probe */
         dsc_comm_free(comm);
         dsc_ctx_free(ctx);
         return 0;
@@ -81,7 +87,13 @@ int nccl_watchdog_main(const char *mode) {
         fprintf(stderr, "UNEXPECTED: the watchdog did not fire within 60 s\n");
         return 1;
     }
-    fprintf(stderr, "test_nccl watchdog_async: the watchdog fired while the host made no call into the communicator\n");
+    fprintf(stderr, "test_nccl %s: the watchdog fired while the host made no call into the communicator\n", mode);
+    if (read) {
+        float x = 0;
+        dsc__dev_to_host(ctx, &x, d, sizeof x); /* reports #2 and aborts the job */
+        fprintf(stderr, "UNEXPECTED: the host read after the watchdog fired returned\n");
+        return 1;
+    }
     dsc_comm_wait(req); /* reports #2 and aborts the job */
     fprintf(stderr, "UNEXPECTED: waiting on collective #2 returned\n");
     return 1;

@@ -1,0 +1,168 @@
+/* The generic communicator layer's ordered wait and host-read check (src/comm/comm.c), with
+ * a backend of the test's own that counts its calls:
+ * - a wait (dsc_comm_wait, a blocking collective) first asks the backend to complete the
+ *   collective in order (vtable order); when it does, the wait returns without one test and
+ *   the collective is released as completed; when it declines (host results), the wait
+ *   polls test as before; dsc_comm_test never asks for order;
+ * - a blocking device read on the communicator's context (dsc__dev_to_host, dsc__dev_sync)
+ *   first settles the backend (vtable settle: where NCCL polls the collectives the read
+ *   would wait behind); once the backend's watchdog found something (vtable overdue), the
+ *   read reports it like a timeout, naming the read, and aborts, without reading when it
+ *   was found while settling; nothing found: the read is untouched; dsc_comm_free settles
+ *   the backend too and removes the check from the context. */
+#include <string.h>
+
+#include "check.h"
+#include "comm/comm_internal.h"
+#include "core/device.h"
+
+typedef struct order_backend {
+    bool order_done, test_done, fire, fire_in_settle;
+    int starts, tests, orders, releases, completed_releases, aborts, settles;
+} order_backend_t;
+
+static order_backend_t *state(dsc_comm_t *c) { return c->impl; }
+
+static dsc_status_t ob_start(dsc_comm_t *c, dsc__coll_t *coll) {
+    state(c)->starts++;
+    return DSC_OK;
+}
+static dsc_status_t ob_test(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    state(c)->tests++;
+    *done = state(c)->test_done;
+    return DSC_OK;
+}
+static void ob_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s) {
+    state(c)->test_done = true; /* the next poll completes it */
+}
+static void ob_release(dsc_comm_t *c, dsc__coll_t *coll, bool completed) {
+    state(c)->releases++;
+    if (completed) state(c)->completed_releases++;
+}
+static void ob_peers(dsc_comm_t *c, const dsc__coll_t *coll, dsc__peer_t *peers, double grace_s) {
+    peers[0].kind = DSC__PEER_KNOWN;
+    peers[0].latest = c->latest;
+}
+static void ob_abort(dsc_comm_t *c, int errorcode) { state(c)->aborts++; }
+static void ob_destroy(dsc_comm_t *c) {}
+static bool ob_overdue(dsc_comm_t *c) {
+    if (!state(c)->fire) return false;
+    c->overdue = c->latest;
+    c->overdue_status = DSC_ERR_TIMEOUT;
+    c->overdue_waited_s = 3.5;
+    snprintf(c->overdue_note, sizeof c->overdue_note, "test watchdog");
+    return true;
+}
+static dsc_status_t ob_order(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
+    state(c)->orders++;
+    *done = state(c)->order_done;
+    return DSC_OK;
+}
+static void ob_settle(dsc_comm_t *c) {
+    state(c)->settles++;
+    if (state(c)->fire_in_settle) state(c)->fire = true; /* a collective it waited for is stuck */
+}
+
+static const dsc__comm_vtable_t ob_vtable = {
+    "order-test", ob_start, ob_test, ob_pause, ob_release, ob_peers, ob_abort, ob_destroy, NULL, ob_overdue,
+    ob_order, ob_settle,
+};
+
+static dsc_comm_t *make(dsc_ctx_t *ctx, order_backend_t *b) {
+    memset(b, 0, sizeof *b);
+    dsc_comm_t *c = dsc__comm_alloc(ctx);
+    CHECK(c != NULL);
+    c->vt = &ob_vtable;
+    c->impl = b;
+    dsc__comm_watch_host_reads(c);
+    return c;
+}
+
+static void t_wait_orders(dsc_ctx_t *ctx) {
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    float v[4] = {1, 2, 3, 4};
+    b.order_done = true;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    CHECK_MSG(b.orders == 1 && b.tests == 0 && b.completed_releases == 1, "orders %d tests %d completed %d", b.orders,
+              b.tests, b.completed_releases);
+    /* non-blocking: a test polls (no order), the wait orders */
+    dsc_comm_request_t *r = NULL;
+    CHECK_OK(dsc_comm_iallreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM, &r));
+    bool done = true;
+    CHECK_OK(dsc_comm_test(r, &done));
+    CHECK(!done && b.tests == 1 && b.orders == 1);
+    CHECK_OK(dsc_comm_wait(r));
+    CHECK_MSG(b.orders == 2 && b.tests == 1 && b.completed_releases == 2, "orders %d tests %d", b.orders, b.tests);
+    /* declined (host results): the wait polls test until it completes */
+    b.order_done = false;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    CHECK_MSG(b.orders == 3 && b.tests == 3 && b.completed_releases == 3, "orders %d tests %d", b.orders, b.tests);
+    CHECK(dsc_comm_stats(c).calls[DSC_COMM_ALLREDUCE] == 3);
+    CHECK(ctx->host_read_check != NULL);
+    dsc_comm_free(c);
+    CHECK(b.settles == 1 && b.aborts == 0);
+    CHECK(ctx->host_read_check == NULL && ctx->host_read_check_user == NULL);
+}
+
+static void t_host_read_reports(dsc_ctx_t *ctx) {
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    float v[4] = {1, 2, 3, 4}, out[4] = {0};
+    b.order_done = true;
+    dsc_comm_set_tag(c, "train step 3");
+    for (int i = 0; i < 3; i++) CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    CHECK_OK(dsc__dev_to_host(ctx, out, v, sizeof v)); /* nothing found: a plain read, settled first */
+    CHECK(out[3] == 4.0f && b.aborts == 0 && b.settles == 1);
+    b.fire = true; /* the watchdog found #3 overdue while the host was inside the read */
+    dsc_status_t st = dsc__dev_to_host(ctx, out, v, sizeof v);
+    CHECK_MSG(st == DSC_ERR_TIMEOUT, "the read returned %s", dsc_status_string(st));
+    CHECK(b.aborts == 1 && dsc_comm_aborted(c));
+    const char *want = "collective #3 allreduce(4 f32 sum) at \"train step 3\" timed out after 3.5 s on rank 0 of 1 "
+                       "(test watchdog; noticed by a host read of device memory)";
+    CHECK_MSG(strstr(dsc_comm_errmsg(c), want) != NULL, "message: %s", dsc_comm_errmsg(c));
+    CHECK_OK(dsc__dev_sync(ctx)); /* reported once: the communicator is aborted now */
+    CHECK(b.aborts == 1);
+    dsc_comm_free(c);
+    CHECK_MSG(b.settles == 2, "settled %d times: once per read before the abort", b.settles);
+    CHECK(ctx->host_read_check == NULL);
+}
+
+/* Found while the read settles (it would wait behind a stuck collective): reported, and the
+ * read is never made. */
+static void t_settle_finds(dsc_ctx_t *ctx) {
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    float v[4] = {1, 2, 3, 4}, out[4] = {0};
+    b.order_done = true;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    b.fire_in_settle = true;
+    CHECK(dsc__dev_to_host(ctx, out, v, sizeof v) == DSC_ERR_TIMEOUT);
+    CHECK_MSG(out[0] == 0.0f && b.settles == 1 && b.aborts == 1, "out[0] %g settles %d aborts %d", (double)out[0],
+              b.settles, b.aborts);
+    CHECK(strstr(dsc_comm_errmsg(c), "collective #1 allreduce(4 f32 sum) timed out") != NULL);
+    dsc_comm_free(c);
+}
+
+static void t_sync_reports(dsc_ctx_t *ctx) {
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    b.fire = true;
+    CHECK(dsc__dev_sync(ctx) == DSC_ERR_TIMEOUT && b.aborts == 1);
+    dsc_comm_free(c);
+}
+
+static void quiet(dsc_log_level_t level, const char *message, void *user) {}
+
+int main(void) {
+    dsc_ctx_t *ctx = NULL;
+    dsc_ctx_options_t o = DSC_CTX_OPTIONS_INIT;
+    o.log_fn = quiet; /* the reports below are expected */
+    CHECK_OK(dsc_ctx_new(&o, &ctx));
+    t_wait_orders(ctx);
+    t_host_read_reports(ctx);
+    t_settle_finds(ctx);
+    t_sync_reports(ctx);
+    dsc_ctx_free(ctx);
+    return check_finish("test_comm_order");
+}
