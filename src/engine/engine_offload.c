@@ -285,9 +285,18 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
     if (ns > 8) /* no optimizer keeps more than 3 */
         return dsc__engine_fail(e, DSC_ERR_INVALID, "the offloaded optimizer keeps %d states", ns);
     /* streamed: part j's gradient is in buffer j % 2 once its copy's event is reached; part
-     * j+1's copy is then issued and moves while the CPU steps part j and its update goes back */
+     * j+1's copy is then issued and moves while the CPU steps part j. Part j-1's update is
+     * held until then and goes up after it: the device's stream is ordered after each upload
+     * and a gradient copy after the stream, so issued the other way round the gradient would
+     * queue behind the update instead of both moving at once (each direction has its copy
+     * engine) */
     const bool down = e->grad_stream && e->grad_down[0];
     if (down) rc = dsc__dev_to_host_async_ev(e->ctx, e->grad_host, e->acc32, (size_t)(n < k ? n : k) * 4, e->grad_down[0]);
+    struct {
+        void *dst, *stage;
+        size_t bytes;
+        dsc_device_event_t *ev;
+    } held = {NULL, NULL, 0, NULL};
     for (int64_t a = 0, j = 0; a < n && rc == DSC_OK; a += k, j++) {
         const int64_t m = n - a < k ? n - a : k;
         const float *grad = e->grad_host + a;
@@ -300,6 +309,8 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
             if (rc != DSC_OK) break;
             grad = buf;
         }
+        if (held.ev && (rc = dsc__dev_from_host_async(e->ctx, held.dst, held.stage, held.bytes, held.ev)) != DSC_OK) break;
+        held.ev = NULL;
         const int buf_i = (int)(j % e->half_bufs);
         void *stage = (char *)e->half_host + (size_t)buf_i * (size_t)k * hs;
         dsc_device_event_t *up = e->half_up[buf_i];
@@ -307,9 +318,13 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
         for (int i = 0; i < ns; i++) states[i] = dsc_optim_state_data(e->optimizer, i) + a;
         dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, grad, states, stage);
         void *dst = (char *)half + (size_t)a * hs;
-        rc = up ? dsc__dev_from_host_async(e->ctx, dst, stage, (size_t)m * hs, up)
-                : dsc__dev_from_host(e->ctx, dst, stage, (size_t)m * hs);
+        if (up && down) /* after the next part's gradient copy */
+            held.dst = dst, held.stage = stage, held.bytes = (size_t)m * hs, held.ev = up;
+        else
+            rc = up ? dsc__dev_from_host_async(e->ctx, dst, stage, (size_t)m * hs, up)
+                    : dsc__dev_from_host(e->ctx, dst, stage, (size_t)m * hs);
     }
+    if (rc == DSC_OK && held.ev) rc = dsc__dev_from_host_async(e->ctx, held.dst, held.stage, held.bytes, held.ev);
     if (rc != DSC_OK && (down || e->half_up[0])) dsc__dev_sync(e->ctx); /* no copy still writing or reading */
     if (rc == DSC_OK) dsc__optim_commit(e->optimizer, &pp);
     return rc;
