@@ -17,7 +17,8 @@
 # Environment: BIG_MODEL, BIG_ARGS, MID_MODEL, FALLBACK_MODEL, FALLBACK_ARGS override the shapes,
 # GPU_BIG_OMP the CPU step's threads (default: every core the machine has), GPU_BIG_DEVICE the device
 # (default cuda:0; guarded or cpu prove the script here with tiny shapes). The RESULT lines
-# (ms/step, tok/s, MFU, peak device MiB, host MiB, init seconds, the offloaded step's seconds)
+# (ms/step, tok/s, MFU, peak device MiB, host MiB, init seconds, the offloaded step's seconds
+# and, of those, its host waits for the copies: opt_wait_s)
 # go to LOGDIR/results.txt.
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-big.sh LOGDIR}
