@@ -239,7 +239,11 @@ typedef struct {
     int32_t *x, *y;
     double *times; /* seconds per optimizer step */
     double *opt_times; /* --offload cpu: seconds of the boundary dsc_step (rest of the gradient copy,
-                          CPU step, update back), timed after a wait for the queued backward */
+                          CPU step, the update's copies issued: the last still go up after it returns,
+                          the next forward waits for them on the stream), timed after a wait for the
+                          queued backward */
+    double *opt_waits; /* --offload cpu: seconds of that step the host waited for its copies (a gradient part
+                        * still coming, a staging buffer still going up: dsc_engine_offload_wait_seconds) */
     int steps_run;  /* fewer than --steps when --max-seconds stopped the run */
     void *sync_dev;   /* 64 bytes of device memory: reading it back waits for the stream */
     double loss;
@@ -398,7 +402,8 @@ static dsc_status_t bench_setup(bench_t *b) {
     b->y = malloc(sizeof *b->y * (size_t)b->micro_tokens);
     b->times = malloc(sizeof *b->times * (size_t)a->steps);
     b->opt_times = malloc(sizeof *b->opt_times * (size_t)a->steps);
-    if (!b->x || !b->y || !b->times || !b->opt_times)
+    b->opt_waits = calloc((size_t)a->steps, sizeof *b->opt_waits);
+    if (!b->x || !b->y || !b->times || !b->opt_times || !b->opt_waits)
         return fail(b, DSC_ERR_NOMEM, "allocating host token buffers", "malloc failed");
     return DSC_OK;
 }
@@ -427,9 +432,10 @@ static dsc_status_t bench_run(bench_t *b) {
             unsigned char probe[64];
             if (timed && (rc = dsc_ctx_to_host(b->ctx, probe, b->sync_dev, sizeof probe)) != DSC_OK)
                 return fail(b, rc, "synchronising with the device", dsc_ctx_errmsg(b->ctx));
-            const double ts = now_s();
+            const double ts = now_s(), ws = dsc_engine_offload_wait_seconds(b->engine);
             if ((rc = dsc_step(b->engine)) != DSC_OK) return fail(b, rc, "step", dsc_engine_errmsg(b->engine));
             if (timed) b->opt_times[s] = now_s() - ts;
+            if (timed) b->opt_waits[s] = dsc_engine_offload_wait_seconds(b->engine) - ws;
         }
         /* the host's own time for the step: everything was queued; the read below waits */
         const double host_s = now_s() - t0;
@@ -440,7 +446,8 @@ static dsc_status_t bench_run(bench_t *b) {
         b->loss = dsc_engine_last_loss(b->engine); /* outside the timer */
         char opt_note[96] = "";
         if (!strcmp(a->offload, "cpu"))
-            snprintf(opt_note, sizeof opt_note, ", offloaded optimizer step %.1f ms", b->opt_times[s] * 1e3);
+            snprintf(opt_note, sizeof opt_note, ", offloaded optimizer step %.1f ms, of it waiting for copies %.1f ms",
+                     b->opt_times[s] * 1e3, b->opt_waits[s] * 1e3);
         if (b->world.rank == 0)
             fprintf(stderr, "gpt2_gpu: step %d/%d: %.1f ms (host queued it in %.1f ms%s), loss %.4f, grad norm %.3f\n",
                     s + 1, a->steps, b->times[s] * 1e3, host_s * 1e3, opt_note, b->loss, dsc_engine_grad_norm(b->engine));
@@ -492,11 +499,13 @@ static bool bench_report(bench_t *b) {
     const args_t *a = &b->a;
     /* The first step holds the allocations: leave it out when there is more than one. */
     const int skip = b->steps_run > 1 ? 1 : 0, n = b->steps_run - skip;
-    double *t = b->times + skip, *o = b->opt_times + skip;
+    double *t = b->times + skip, *o = b->opt_times + skip, *w = b->opt_waits + skip;
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     qsort(o, (size_t)n, sizeof *o, cmp_double);
+    qsort(w, (size_t)n, sizeof *w, cmp_double);
     const double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     const double opt_med = strcmp(a->offload, "cpu") ? 0.0 : n % 2 ? o[n / 2] : 0.5 * (o[n / 2 - 1] + o[n / 2]);
+    const double wait_med = strcmp(a->offload, "cpu") ? 0.0 : n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]);
     const double tok_s = (double)a->tokens_per_step / med;
     const double flops_per_token = 6.0 * llmc_params(b->gc.n_layer, b->gc.n_embd, b->gc.vocab_size, a->context) +
                                    6.0 * b->gc.n_layer * b->gc.n_embd * (double)a->context;
@@ -522,14 +531,15 @@ static bool bench_report(bench_t *b) {
     /* the same columns first (scripts read them), then the big-model ones: tokens per optimizer
      * step, MFU (model FLOPs: checkpointing's recompute not counted), parameters, the shape,
      * ZeRO stage, host bytes of the offloaded optimizer (measured), the plan's device and
-     * host bytes, seconds of the start and of the offloaded step (median) */
+     * host bytes, seconds of the start and of the offloaded step, and of that step's waits for
+     * its copies (medians) */
     printf("RESULT system=dsc model=%s batch=%d ga=%d ms_median=%.3f tok_s=%.1f peak_mib=%.0f loss=%.4f offload=%s%s "
            "tokens_per_step=%ld mfu=%.2f params=%lld layers=%d embd=%d heads=%d zero=%d ckpt=%d host_mib=%.0f "
-           "pinned_mib=%.0f plan_device_mib=%.0f plan_host_mib=%.0f init_s=%.2f opt_step_s=%.3f\n",
+           "pinned_mib=%.0f plan_device_mib=%.0f plan_host_mib=%.0f init_s=%.2f opt_step_s=%.3f opt_wait_s=%.3f\n",
            a->model->name, a->batch, b->ga, med * 1e3, tok_s, peak / 1048576.0, b->loss, a->offload, b->world_result,
            a->tokens_per_step, 100.0 * tok_s * flops_per_token / H100_BF16_PEAK, (long long)dsc_model_numel(b->gpt->model),
            b->gc.n_layer, b->gc.n_embd, b->gc.n_head, a->zero, a->ckpt ? 1 : 0, b->host_bytes / 1048576.0,
-           b->host_pinned / 1048576.0, b->plan.total / 1048576.0, b->plan.host_bytes / 1048576.0, b->init_s, opt_med);
+           b->host_pinned / 1048576.0, b->plan.total / 1048576.0, b->plan.host_bytes / 1048576.0, b->init_s, opt_med, wait_med);
     return true;
 }
 
@@ -539,6 +549,7 @@ static void bench_free(bench_t *b) {
     free(b->y);
     free(b->times);
     free(b->opt_times);
+    free(b->opt_waits);
     dsc_engine_free(b->engine);
     dsc_comm_free(b->world.comm);
     dsc_gpt_free(b->gpt);

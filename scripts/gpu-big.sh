@@ -6,7 +6,7 @@
 #   GPU_BUNDLE=DIR bash DIR/gpu-big.sh LOGDIR
 # Runs, each under `timeout`, at most about 275 s in all (10 + 190 + 70, or 10 + 40 + 150 + 70):
 #   big       44 x 4096, 64 heads (gpt-6.7b's width, 44 layers: 9.07B parameters; plan: device
-#             68.4 GiB, host 101.7 GiB of which 34.1 pinned), B 4 x GA 24 = 98,304 tokens per
+#             68.4 GiB, host 101.8 GiB of which 34.2 pinned), B 4 x GA 24 = 98,304 tokens per
 #             step, 3 optimizer steps (the first, with the allocations, not timed)
 #   big_6.7b  only when big was refused by its plan or failed within 40 s: gpt-6.7b (32 x 4096,
 #             6.65B; device 50.4 GiB, host 74.7 GiB), the same batch
@@ -17,7 +17,8 @@
 # Environment: BIG_MODEL, BIG_ARGS, MID_MODEL, FALLBACK_MODEL, FALLBACK_ARGS override the shapes,
 # GPU_BIG_OMP the CPU step's threads (default: every core the machine has), GPU_BIG_DEVICE the device
 # (default cuda:0; guarded or cpu prove the script here with tiny shapes). The RESULT lines
-# (ms/step, tok/s, MFU, peak device MiB, host MiB, init seconds, the offloaded step's seconds)
+# (ms/step, tok/s, MFU, peak device MiB, host MiB, init seconds, the offloaded step's seconds
+# and, of those, its host waits for the copies: opt_wait_s)
 # go to LOGDIR/results.txt.
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-big.sh LOGDIR}

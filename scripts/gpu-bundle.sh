@@ -17,7 +17,7 @@
 set -euo pipefail
 if [ $# -eq 1 ]; then BUILD=build; OUTDIR=$1; else BUILD=${1:?usage: gpu-bundle.sh [BUILD] DIR}; OUTDIR=${2:?usage: gpu-bundle.sh [BUILD] DIR}; fi
 here=$(cd "$(dirname "$0")" && pwd)
-progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_attention "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/test_nccl "$BUILD"/bench/bench_cuda_kernels "$BUILD"/bench/bench_gemm_gpt "$BUILD"/bench/bench_cuda_rowwise "$BUILD"/bench/bench_attention "$BUILD"/bench/gpt2_gpu "$BUILD"/bench/zero_overhead "$BUILD"/dsc)
+progs=("$BUILD"/test_cuda_kernels "$BUILD"/test_cuda_attention "$BUILD"/test_cuda_optim "$BUILD"/test_cuda_engine "$BUILD"/test_cuda_copy_async "$BUILD"/test_nccl "$BUILD"/bench/bench_cuda_kernels "$BUILD"/bench/bench_gemm_gpt "$BUILD"/bench/bench_cuda_rowwise "$BUILD"/bench/bench_attention "$BUILD"/bench/gpt2_gpu "$BUILD"/bench/zero_overhead "$BUILD"/dsc)
 for p in "${progs[@]}"; do
   [ -x "$p" ] || { echo "gpu-bundle: $p is missing (build with DSC_CUDA=ON first: cmake --build $BUILD)" >&2; exit 1; }
 done

@@ -25,6 +25,7 @@ m() { [ -z "${STEP_MIN:-}" ]; }                 # the rows a minimal call leaves
 m && r test_cuda_kernels 60 ./test_cuda_kernels
 r test_cuda_attention 60 ./test_cuda_attention
 m && r test_cuda_engine 240 ./test_cuda_engine
+m && r test_cuda_copy_async 60 ./test_cuda_copy_async
 m && r bench_attention 60 ./bench_attention
 q && r rowwise 60 ./bench_cuda_rowwise
 r gpt2_default 60 ./gpt2_gpu --model d12 --batch 64 --steps 6 --device cuda:0

@@ -195,6 +195,11 @@ void dsc_engine_memory_line(const dsc_engine_t *engine, char *buf, size_t n);
  * offload_param.device "cpu" (stage 3) the parameter partition, of which *pinned (may be
  * NULL) page-locked. 0 without either offload (on the cpu device "cpu" is a no-op). */
 size_t dsc_engine_offload_host_bytes(const dsc_engine_t *engine, size_t *pinned);
+/* The same offload ("cpu" from a device): host seconds its optimizer steps have spent, since
+ * the engine was made, waiting for their asynchronous copies (a part of the gradient still
+ * coming to the host; a staging buffer whose update was still going to the device). The rest
+ * of the copies' time was hidden behind the CPU's step. 0 without the offload (or NULL). */
+double dsc_engine_offload_wait_seconds(const dsc_engine_t *engine);
 /* Full access to parameters outside forward and backward (DeepSpeed's GatheredParameters).
  * Under ZeRO-3 a parameter has no data between uses (each rank stores a slice);
  * dsc_engine_gather_params gives the listed parameters (params = NULL: all of the model's)

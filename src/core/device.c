@@ -68,6 +68,10 @@ static int cpu_event_wait(dsc_device_t *dev, dsc_device_event_t *ev) {
     (void)dev, (void)ev;
     return 0;
 }
+static int cpu_event_sync(dsc_device_t *dev, dsc_device_event_t *ev) {
+    (void)dev, (void)ev;
+    return 0;
+}
 static void cpu_event_free(dsc_device_t *dev, dsc_device_event_t *ev) {
     (void)dev;
     free(ev);
@@ -95,6 +99,7 @@ static void cpu_table_fill(void) {
             .event_record = cpu_event_record,
             .event_wait = cpu_event_wait,
             .event_free = cpu_event_free,
+            .event_sync = cpu_event_sync,
             .host_accessible = cpu_host_accessible,
             .destroy = NULL,
             .ops = dsc__backend_cpu(),
@@ -251,14 +256,31 @@ dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, s
     return after_host_read(ctx, st);
 }
 
-dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
+dsc_status_t dsc__dev_to_host_async_ev(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes,
+                                       dsc_device_event_t *done) {
     if (!ctx->device.table->to_host_async) return DSC_ERR_UNSUPPORTED;
-    if (n_bytes && ctx->device.table->to_host_async(&ctx->device, host_dst, src, n_bytes) != 0)
+    if (ctx->device.table->to_host_async(&ctx->device, host_dst, src, n_bytes, done) != 0)
         return dev_fail(ctx, "device-to-host copy (asynchronous)", n_bytes);
     return DSC_OK;
 }
 
+dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
+    if (!ctx->device.table->to_host_async) return DSC_ERR_UNSUPPORTED;
+    return n_bytes ? dsc__dev_to_host_async_ev(ctx, host_dst, src, n_bytes, NULL) : DSC_OK;
+}
+
 bool dsc__dev_has_to_host_async(const dsc_ctx_t *ctx) { return ctx->device.table->to_host_async != NULL; }
+
+/* (n_bytes 0 still records `read`: a caller may wait for it as for any copy) */
+dsc_status_t dsc__dev_from_host_async(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes,
+                                      dsc_device_event_t *read) {
+    if (!ctx->device.table->from_host_async) return DSC_ERR_UNSUPPORTED;
+    if (ctx->device.table->from_host_async(&ctx->device, dst, host_src, n_bytes, read) != 0)
+        return dev_fail(ctx, "host-to-device copy (asynchronous)", n_bytes);
+    return DSC_OK;
+}
+
+bool dsc__dev_has_from_host_async(const dsc_ctx_t *ctx) { return ctx->device.table->from_host_async != NULL; }
 
 dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes) {
     if (n_bytes && ctx->device.table->from_host(&ctx->device, dst, host_src, n_bytes) != 0)
@@ -294,6 +316,13 @@ dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
     if (ev && ctx->device.table->event_wait(&ctx->device, ev) != 0)
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting for an event failed", ctx->device.name);
     return DSC_OK;
+}
+dsc_status_t dsc__dev_event_sync(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
+    if (!ev || ctx->device.table->event_sync(&ctx->device, ev) == 0) return DSC_OK;
+    char why[512]; /* the entry's own message (the guarded device's contract check), kept */
+    snprintf(why, sizeof why, "%s", dsc_ctx_errmsg(ctx));
+    return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting on the host for an event failed: %s",
+                             ctx->device.name, why);
 }
 void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
     if (ev) ctx->device.table->event_free(&ctx->device, ev);

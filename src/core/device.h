@@ -53,9 +53,19 @@ typedef struct dsc_device_table {
     int (*from_host)(dsc_device_t *dev, void *dst, const void *host_src, size_t n_bytes);
     int (*to_host)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);
     /* Optional (NULL: none): device to host on the stream without waiting; the bytes are on
-     * the host once a later to_host or sync returns (page-locked host_dst lets the copy
-     * overlap later work). The optimizer offload mirrors gradients with it during backward. */
-    int (*to_host_async)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes);
+     * the host once a later to_host or sync returns, or event_sync of `done` (may be NULL:
+     * recorded where the copy is done); page-locked host_dst lets the copy overlap later
+     * work. The optimizer offload mirrors gradients with it during backward. */
+    int (*to_host_async)(dsc_device_t *dev, void *host_dst, const void *src, size_t n_bytes, dsc_device_event_t *done);
+    /* Optional (NULL: none): host to device without waiting for the copy. The copy is ordered
+     * after the work issued on the stream before it, and the work issued on the stream after
+     * it sees the bytes of dst. host_src must stay untouched (not written, not freed) until
+     * the host has waited for `read` (event_sync) or a sync has returned: the copy may read it
+     * until then (a page-locked host_src lets the copy engine move it while the host and the
+     * stream run on; pageable memory is staged before the call returns). `read` (may be NULL)
+     * is recorded where the copy is done. The optimizer offload sends the update back with it. */
+    int (*from_host_async)(dsc_device_t *dev, void *dst, const void *host_src, size_t n_bytes,
+                           dsc_device_event_t *read);
     /* Element conversion between two device buffers (rounding as dsc_convert). */
     int (*convert)(dsc_device_t *dev, void *dst, dsc_dtype_t dst_dtype, const void *src, dsc_dtype_t src_dtype,
                    size_t n_elems);
@@ -67,6 +77,9 @@ typedef struct dsc_device_table {
     void (*event_record)(dsc_device_t *dev, dsc_device_event_t *ev);
     int (*event_wait)(dsc_device_t *dev, dsc_device_event_t *ev);
     void (*event_free)(dsc_device_t *dev, dsc_device_event_t *ev);
+    /* The host waits until the work before ev's latest record (event_record, or the copy of
+     * a to_host_async / from_host_async it was given to) is done; a never-recorded ev: at once. */
+    int (*event_sync)(dsc_device_t *dev, dsc_device_event_t *ev);
     /* Optional entries (NULL on the CPU devices), for the communicators (src/comm):
      * page-locked host memory the device copies to and from at full speed (the MPI
      * backend's bounce buffers; NULL when it cannot be had); a second stream (the NCCL
@@ -160,6 +173,20 @@ dsc_status_t dsc__dev_from_host(dsc_ctx_t *ctx, void *dst, const void *host_src,
  * the device has no such entry: dsc__dev_has_to_host_async says beforehand. */
 dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes);
 bool dsc__dev_has_to_host_async(const dsc_ctx_t *ctx);
+/* The same, with `done` (an event of ctx's device, may be NULL) recorded where the copy is
+ * done: host_dst is readable once dsc__dev_event_sync(done) returns (or a later to_host or
+ * sync), without waiting for the stream's other work. */
+dsc_status_t dsc__dev_to_host_async_ev(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes,
+                                       dsc_device_event_t *done);
+/* Host to device without waiting for the copy (the table's from_host_async): work issued on
+ * ctx's stream afterwards sees the bytes; host_src must stay untouched until
+ * dsc__dev_event_sync(read) (read: an event of ctx's device, recorded where the copy is
+ * done; may be NULL) or dsc__dev_sync returns. Page-locked host_src (host_alloc_pinned) lets
+ * the copy overlap the host's work. DSC_ERR_UNSUPPORTED (not recorded) when the device has
+ * no such entry: dsc__dev_has_from_host_async says beforehand. */
+dsc_status_t dsc__dev_from_host_async(dsc_ctx_t *ctx, void *dst, const void *host_src, size_t n_bytes,
+                                      dsc_device_event_t *read);
+bool dsc__dev_has_from_host_async(const dsc_ctx_t *ctx);
 /* Element conversion between two device buffers (rounding as dsc_convert). */
 dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, const void *src,
                               dsc_dtype_t src_dtype, size_t n_elems);
@@ -172,6 +199,8 @@ dsc_device_event_t *dsc__dev_event_new(dsc_ctx_t *ctx);
 void dsc__dev_event_record(dsc_ctx_t *ctx, dsc_device_event_t *ev);
 dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev);
 void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev);
+/* The host waits for the work before ev's latest record (see the table's event_sync). */
+dsc_status_t dsc__dev_event_sync(dsc_ctx_t *ctx, dsc_device_event_t *ev);
 /* True when the host may read ptr directly (CPU device, or memory outside the device). */
 bool dsc__dev_host_accessible(const dsc_ctx_t *ctx, const void *ptr);
 

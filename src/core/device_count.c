@@ -49,9 +49,13 @@ static int c_to_host(dsc_device_t *dev, void *dst, const void *src, size_t n) {
     note(dev, DSC_DEVCOUNT_TO_HOST, n);
     return of(dev)->real->to_host(dev, dst, src, n);
 }
-static int c_to_host_async(dsc_device_t *dev, void *dst, const void *src, size_t n) {
+static int c_to_host_async(dsc_device_t *dev, void *dst, const void *src, size_t n, dsc_device_event_t *done) {
     note(dev, DSC_DEVCOUNT_TO_HOST_ASYNC, n);
-    return of(dev)->real->to_host_async(dev, dst, src, n);
+    return of(dev)->real->to_host_async(dev, dst, src, n, done);
+}
+static int c_from_host_async(dsc_device_t *dev, void *dst, const void *src, size_t n, dsc_device_event_t *read) {
+    note(dev, DSC_DEVCOUNT_FROM_HOST_ASYNC, n);
+    return of(dev)->real->from_host_async(dev, dst, src, n, read);
 }
 static int c_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
     note(dev, DSC_DEVCOUNT_CONVERT, (uint64_t)n * (dsc_dtype_size(dd) + dsc_dtype_size(sd)));
@@ -134,6 +138,7 @@ dsc_status_t dsc__device_count_begin(dsc_ctx_t *ctx, dsc_device_counts_t *counts
     c->table.from_host = c_from_host;
     c->table.to_host = c_to_host;
     c->table.to_host_async = real->to_host_async ? c_to_host_async : NULL;
+    c->table.from_host_async = real->from_host_async ? c_from_host_async : NULL;
     c->table.convert = c_convert;
     c->table.sync = c_sync;
     c->table.destroy = c_destroy;
@@ -160,7 +165,7 @@ void dsc__device_count_end(dsc_ctx_t *ctx) {
 const char *dsc__devcount_name(dsc_devcount_kind_t kind) {
     static const char *names[DSC_DEVCOUNT_KINDS] = {"alloc",    "free",        "fill",           "copy",
                                                      "convert",  "to_host",     "to_host_async",  "from_host",
-                                                     "sync",     "amp.scan",    "amp.to_half",    "amp.to_f32",
+                                                     "from_host_async", "sync",     "amp.scan",    "amp.to_half",    "amp.to_f32",
                                                      "amp.accumulate", "optim"};
     return (unsigned)kind < DSC_DEVCOUNT_KINDS ? names[kind] : "?";
 }
@@ -169,7 +174,7 @@ uint64_t dsc__device_counts_moved(const dsc_device_counts_t *c) {
     uint64_t n = 0;
     for (int k = 0; k < DSC_DEVCOUNT_KINDS; k++) {
         if (k == DSC_DEVCOUNT_ALLOC || k == DSC_DEVCOUNT_FREE || k == DSC_DEVCOUNT_SYNC || k == DSC_DEVCOUNT_TO_HOST ||
-            k == DSC_DEVCOUNT_TO_HOST_ASYNC || k == DSC_DEVCOUNT_FROM_HOST)
+            k == DSC_DEVCOUNT_TO_HOST_ASYNC || k == DSC_DEVCOUNT_FROM_HOST || k == DSC_DEVCOUNT_FROM_HOST_ASYNC)
             continue;
         n += c->bytes[k];
     }

@@ -9,7 +9,8 @@
  * results are unchanged. Counting stops at dsc__device_count_end or when the context is
  * freed. Bytes:
  *   fill                n (written);      copy, convert   bytes read + bytes written;
- *   to_host, from_host  n (host <-> device; on CUDA from_host and to_host wait for the stream);
+ *   to_host, from_host  n (host <-> device; on CUDA from_host and to_host wait for the stream;
+ *                       their _async forms do not);
  *   alloc, free         n (held, not moved: left out of dsc__device_counts_moved);
  *   amp scan            n * element size (read); amp to_half / to_f32: read + written;
  *   amp accumulate      n * (element size of g + 8) (g read, the fp32 sum read and written);
@@ -31,6 +32,7 @@ typedef enum dsc_devcount_kind {
     DSC_DEVCOUNT_TO_HOST,
     DSC_DEVCOUNT_TO_HOST_ASYNC,
     DSC_DEVCOUNT_FROM_HOST,
+    DSC_DEVCOUNT_FROM_HOST_ASYNC,
     DSC_DEVCOUNT_SYNC,
     DSC_DEVCOUNT_AMP_SCAN,
     DSC_DEVCOUNT_AMP_TO_HALF,

@@ -52,6 +52,18 @@ typedef struct {
     size_t off, len;
 } range_t;
 
+/* An asynchronous host-to-device copy the host has not waited for yet: the copy is made at
+ * once, and the bytes its source held are kept, so that the wait (event_sync of its event,
+ * or sync) checks the contract a GPU's copy engine relies on: the source stayed untouched
+ * until then (on a GPU a page-locked source is read by the DMA later, so a staging buffer
+ * refilled too early sends the new bytes). */
+typedef struct {
+    const void *src;
+    size_t n;
+    void *bytes;
+    dsc_device_event_t *ev;
+} pending_copy_t;
+
 typedef struct {
     int fd;
     char *dev;   /* PROT_NONE view: device addresses */
@@ -60,6 +72,8 @@ typedef struct {
     int slot;
     range_t *free_list;
     size_t n_free, cap_free;
+    pending_copy_t *pending; /* in issue order */
+    size_t n_pending, cap_pending;
 } guarded_t;
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
@@ -136,13 +150,91 @@ static int g_copy(dsc_device_t *d, void *dst, const void *src, size_t n) {
     memmove(alias_of(d->impl, dst, n), alias_of(d->impl, src, n), n);
     return 0;
 }
+static int check_sources(dsc_device_t *d, size_t count);
+/* At every copy through the table the sources of the pending copies are checked too: a
+ * source changed while its copy is pending is caught at the device's next copy, not only at
+ * the wait (which a missing wait never reaches). */
+static int check_untouched(dsc_device_t *d) { return check_sources(d, 0); }
 static int g_from_host(dsc_device_t *d, void *dst, const void *host_src, size_t n) {
+    if (check_untouched(d) != 0) return -1;
     memcpy(alias_of(d->impl, dst, n), host_src, n);
     return 0;
 }
 static int g_to_host(dsc_device_t *d, void *host_dst, const void *src, size_t n) {
+    if (check_untouched(d) != 0) return -1;
     memcpy(host_dst, alias_of(d->impl, src, n), n);
     return 0;
+}
+/* Done at once: a valid "later" (the offload's mirror path runs here). */
+static int g_to_host_async(dsc_device_t *d, void *host_dst, const void *src, size_t n, dsc_device_event_t *done) {
+    if (check_untouched(d) != 0) return -1;
+    memcpy(host_dst, alias_of(d->impl, src, n), n);
+    if (done) dsc__device_cpu_table()->event_record(d, done);
+    return 0;
+}
+/* The copy at once (the same access checks as from_host: a source on the device faults), and
+ * its source's bytes kept until the host waits for it (pending_copy_t). */
+static int g_from_host_async(dsc_device_t *d, void *dst, const void *host_src, size_t n, dsc_device_event_t *read) {
+    guarded_t *g = d->impl;
+    if (check_untouched(d) != 0) return -1;
+    memcpy(alias_of(g, dst, n), host_src, n);
+    if (n && g->n_pending == g->cap_pending) {
+        size_t cap = g->cap_pending ? 2 * g->cap_pending : 8;
+        pending_copy_t *p = realloc(g->pending, cap * sizeof *p);
+        if (!p) goto nomem;
+        g->pending = p;
+        g->cap_pending = cap;
+    }
+    if (n) {
+        void *bytes = malloc(n);
+        if (!bytes) goto nomem;
+        memcpy(bytes, host_src, n);
+        g->pending[g->n_pending++] = (pending_copy_t){host_src, n, bytes, read};
+    }
+    if (read) dsc__device_cpu_table()->event_record(d, read);
+    return 0;
+nomem:
+    dsc_ctx_set_error(d->ctx, DSC_ERR_NOMEM, "device guarded: out of memory keeping the source of an asynchronous "
+                      "host-to-device copy of %zu bytes", n);
+    return -1;
+}
+/* Checks the sources of the pending copies, the host having waited for the first `count`:
+ * those, and any that changed (reported once), are dropped. */
+static int check_sources(dsc_device_t *d, size_t count) {
+    guarded_t *g = d->impl;
+    int rc = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < g->n_pending; i++) {
+        pending_copy_t *p = &g->pending[i];
+        const bool changed = memcmp(p->src, p->bytes, p->n) != 0;
+        if (changed && rc == 0) {
+            dsc_ctx_set_error(d->ctx, DSC_ERR_INVALID, "device guarded: the host source of an asynchronous "
+                              "host-to-device copy (%zu bytes at %p) changed before the host waited for the copy "
+                              "(event_sync of its event, or sync): on a GPU the device would get the new bytes",
+                              p->n, p->src);
+            rc = -1;
+        }
+        if (changed || i < count) free(p->bytes);
+        else g->pending[kept++] = *p;
+    }
+    g->n_pending = kept;
+    return rc;
+}
+
+/* The copies up to the last one that records ev are done (stream order). */
+static int g_event_sync(dsc_device_t *d, dsc_device_event_t *ev) {
+    guarded_t *g = d->impl;
+    size_t count = 0;
+    for (size_t i = 0; i < g->n_pending; i++)
+        if (g->pending[i].ev == ev) count = i + 1;
+    return check_sources(d, count);
+}
+static int g_sync(dsc_device_t *d) { return check_sources(d, ((guarded_t *)d->impl)->n_pending); }
+static void g_event_free(dsc_device_t *d, dsc_device_event_t *ev) {
+    guarded_t *g = d->impl;
+    for (size_t i = 0; i < g->n_pending; i++)
+        if (g->pending[i].ev == ev) g->pending[i].ev = NULL; /* waited for by a later event or a sync */
+    dsc__device_cpu_table()->event_free(d, ev);
 }
 static int g_convert(dsc_device_t *d, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
     void *a = alias_of(d->impl, dst, n * dsc_dtype_size(dd));
@@ -159,6 +251,8 @@ static bool g_host_accessible(const dsc_device_t *d, const void *ptr) {
 static void g_destroy(dsc_device_t *d) {
     guarded_t *g = d->impl;
     if (!g) return;
+    for (size_t i = 0; i < g->n_pending; i++) free(g->pending[i].bytes);
+    free(g->pending);
     if (g->slot >= 0) atomic_store_explicit(&g_regions[g->slot].lo, 0, memory_order_release);
     if (g->dev && g->dev != MAP_FAILED) munmap(g->dev, g->size);
     if (g->alias && g->alias != MAP_FAILED) munmap(g->alias, g->size);
@@ -185,7 +279,11 @@ static void guarded_table_fill(void) {
         t.copy = g_copy;
         t.from_host = g_from_host;
         t.to_host = g_to_host;
-        t.to_host_async = g_to_host; /* done at once: a valid "later" (the offload's mirror path runs here) */
+        t.to_host_async = g_to_host_async;
+        t.from_host_async = g_from_host_async;
+        t.sync = g_sync;
+        t.event_sync = g_event_sync;
+        t.event_free = g_event_free;
         t.convert = g_convert;
         t.host_accessible = g_host_accessible;
         t.destroy = g_destroy;

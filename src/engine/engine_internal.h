@@ -65,6 +65,16 @@ struct dsc_engine {
      * kept during backward (4 bytes per element of the partition less on the host). */
     bool grad_stream;
     bool grad_pinned, half_pinned;
+    /* With the device's from_host_async (engine_offload.c): half_host holds half_bufs parts (2
+     * when the partition has more than one part, else 1) and part j's update goes up from
+     * buffer j % half_bufs without waiting, while the CPU steps part j+1 into the other;
+     * half_up[b] marks the end of buffer b's latest upload (the host waits for it before
+     * refilling b). Streamed gradients likewise: grad_down[b] marks the end of the copy into
+     * grad_host's buffer b. NULL events: the device has no such copy (synchronous ones).
+     * copy_wait_s: host seconds the offloaded steps spent in those waits, in total. */
+    int half_bufs;
+    struct dsc_device_event *half_up[2], *grad_down[2];
+    double copy_wait_s;
     bool grad_mirrored; /* grad_host is ZeRO's mirror of acc32, kept during backward (zero.h) */
     /* offload_param.device "cpu" at stage 3 off a host device without the optimizer offload
      * (engine_param_offload.c): the cpu context owning the host parameter partition (with

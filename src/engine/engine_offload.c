@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/device.h"
 #include "engine/engine_internal.h"
@@ -91,24 +92,51 @@ static size_t half_host_size(const dsc_engine_t *e) {
     return dsc_dtype_size(e->model_dtype);
 }
 
+/* Staging buffers of the 16-bit update: two when stepping a partition of several parts on a
+ * device with from_host_async (part j goes up from one while the CPU steps part j+1 into the
+ * other), else one. dsc estimate counts the same (every device that offloads has the entry). */
+static int half_buffers(const dsc_engine_t *e) {
+    return steps_in_parts(e) && e->n_local > e->half_elems && dsc__dev_has_from_host_async(e->ctx) ? 2 : 1;
+}
+
+/* The events that mark the ends of the asynchronous copies (engine_internal.h): for the
+ * update's staging buffers when the device uploads asynchronously and the step runs in parts,
+ * for the streamed gradient's buffers when it copies down asynchronously. */
+static dsc_status_t setup_copy_events(dsc_engine_t *e) {
+    const bool up = steps_in_parts(e) && e->half_host && dsc__dev_has_from_host_async(e->ctx);
+    const bool down = e->grad_stream && dsc__dev_has_to_host_async(e->ctx);
+    for (int b = 0; b < 2; b++) {
+        if (up && b < e->half_bufs && !(e->half_up[b] = dsc__dev_event_new(e->ctx))) return DSC_ERR_NOMEM;
+        if (down && !(e->grad_down[b] = dsc__dev_event_new(e->ctx))) return DSC_ERR_NOMEM;
+    }
+    return DSC_OK;
+}
+
 /* The host copies of the gradient partition and of the 16-bit update (one part of it when
- * stepping in parts: 2 bytes per element of the partition saved on the host), pinned when
- * asked and the device offers it; the log line says what lives where. */
+ * stepping in parts, two with an asynchronous upload: 2 bytes per element of the partition
+ * saved on the host), pinned when asked and the device offers it; the log line says what
+ * lives where. */
 static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     const size_t n = (size_t)e->n_local, hs = half_host_size(e);
     const bool pin = e->config->zero_optimization.offload_optimizer.pin_memory;
     e->half_elems = steps_in_parts(e) ? dsc__offload_part_elems(e->n_local, e->config->zero_optimization.sub_group_size)
                                       : e->n_local;
+    e->half_bufs = half_buffers(e);
     e->grad_stream = steps_in_parts(e) && dsc__offload_grad_streams(e->n_local, e->half_elems);
     const size_t grad_elems = e->grad_stream ? 2 * (size_t)e->half_elems : n;
     e->grad_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, grad_elems * 4, pin, &e->grad_pinned,
                                           "the offloaded optimizer's gradient partition");
     if (e->grad_host && hs)
-        e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS, (size_t)e->half_elems * hs, pin,
-                                              &e->half_pinned, "the offloaded optimizer's 16-bit update");
+        e->half_host = dsc__host_buffer_alloc(e->host_ctx, e->ctx, DSC_MEM_PARAMS,
+                                              (size_t)e->half_bufs * (size_t)e->half_elems * hs, pin, &e->half_pinned,
+                                              "the offloaded optimizer's 16-bit update");
     if (!e->grad_host || (hs && !e->half_host)) {
         snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": out of host memory for the "
                  "gradient partition (%zu elements)", n);
+        return DSC_ERR_NOMEM;
+    }
+    if (setup_copy_events(e) != DSC_OK) {
+        snprintf(err, errsz, "zero_optimization.offload_optimizer.device \"cpu\": %s", dsc_ctx_errmsg(e->ctx));
         return DSC_ERR_NOMEM;
     }
     /* mirrored as backward reduces it, when the device copies asynchronously (not when streamed) */
@@ -117,28 +145,37 @@ static dsc_status_t setup_host(dsc_engine_t *e, char *err, size_t errsz) {
     dsc__zero_master_on_host(e->zero, &master_pinned);
     const bool all_pinned = master_pinned && e->grad_pinned && (!hs || e->half_pinned);
     const size_t pinned = (master_pinned ? n * 4 : 0) + (e->grad_pinned ? grad_elems * 4 : 0) +
-                          (e->half_pinned ? (size_t)e->half_elems * hs : 0);
+                          (e->half_pinned ? (size_t)e->half_bufs * (size_t)e->half_elems * hs : 0);
     const bool nvme = dsc__engine_offload_nvme(e);
     const size_t states = nvme ? 0 : (size_t)dsc_optim_num_states(e->optimizer) * n * 4;
     dsc_ctx_log(e->ctx, DSC_LOG_INFO, "rank %d: optimizer (%s) offloaded from %s to the host: fp32 master, %d state(s)%s "
                 "and the gradient partition of %zu elements in host memory (%zu bytes pinned%s, %zu bytes of states); "
-                "the step runs on the CPU in parts of %lld elements; gradients go to the host %s", e->rank,
+                "the step runs on the CPU in parts of %lld elements, %s; gradients go to the host %s", e->rank,
                 dsc_optim_class_name(&e->optim_params), e->ctx->device.name, dsc_optim_num_states(e->optimizer),
                 nvme ? " (on NVMe, below)" : "", n, pinned,
                 all_pinned ? "" : !pin ? ", pin_memory false" : ", the device offers no pinned host memory", states,
                 (long long)(steps_in_parts(e) ? e->half_elems : e->n_local),
+                e->half_up[0] ? (e->half_bufs == 2 ? "each part's update going back while the next is stepped"
+                                                   : "the update going back without waiting")
+                              : "each part's update going back before the next is stepped",
                 e->grad_stream ? "part by part at the step, through two part-sized buffers"
                 : e->grad_mirrored ? "as they are reduced" : "at the step (the device has no asynchronous copy)");
     return DSC_OK;
 }
 
 static void free_host(dsc_engine_t *e) {
-    dsc__dev_sync(e->ctx); /* no mirror copy may still be writing into grad_host */
+    dsc__dev_sync(e->ctx); /* no copy may still be writing into grad_host or reading half_host */
     /* (ZeRO is gone by now: the size from what was allocated) */
     const size_t n = (size_t)e->n_local, hs = e->half_host ? dsc_dtype_size(e->model_dtype) : 0;
     dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_GRAD_ACCUM, e->grad_host,
                           (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4, e->grad_pinned);
-    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host, (size_t)e->half_elems * hs, e->half_pinned);
+    dsc__host_buffer_free(e->host_ctx, e->ctx, DSC_MEM_PARAMS, e->half_host,
+                          (size_t)e->half_bufs * (size_t)e->half_elems * hs, e->half_pinned);
+    for (int b = 0; b < 2; b++) {
+        dsc__dev_event_free(e->ctx, e->half_up[b]);
+        dsc__dev_event_free(e->ctx, e->grad_down[b]);
+        e->half_up[b] = e->grad_down[b] = NULL;
+    }
     e->grad_host = NULL;
     e->half_host = NULL;
 }
@@ -200,10 +237,37 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
     return half && !in_place ? dsc__dev_from_host(e->ctx, half, e->half_host, n * dsc_dtype_size(half_dtype)) : DSC_OK;
 }
 
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The host waits for the copy that ev ends (timed: copy_wait_s). */
+static dsc_status_t wait_copy(dsc_engine_t *e, dsc_device_event_t *ev) {
+    const double t0 = seconds_now();
+    const dsc_status_t rc = dsc__dev_event_sync(e->ctx, ev);
+    e->copy_wait_s += seconds_now() - t0;
+    return rc;
+}
+
+/* No upload still reads half_host (before the host writes it outside the step). */
+static dsc_status_t half_host_idle(dsc_engine_t *e) {
+    dsc_status_t rc = DSC_OK;
+    for (int b = 0; b < 2 && rc == DSC_OK; b++)
+        if (e->half_up[b]) rc = wait_copy(e, e->half_up[b]);
+    return rc;
+}
+
 /* The same update in parts of half_elems elements: each part's 16-bit values are written
- * into the staging buffer half_host and copied into the device's working copy before the
- * next part is stepped. The element-wise kernels give the same bits however the partition
- * is cut (the NVMe swapper relies on it too), so this equals host_step. */
+ * into a staging buffer of half_host and copied into the device's working copy. With the
+ * device's from_host_async the copy of part j goes up from buffer j % half_bufs while the
+ * CPU steps part j+1 into the other; the host waits for a buffer's previous upload only
+ * before refilling it, and not at all for the last ones: the step returns while they move,
+ * and the device's stream orders the next forward (and ZeRO's all-gather) after them.
+ * Without it each part's copy returns before the next part is stepped. The element-wise
+ * kernels give the same bits however the partition is cut (the NVMe swapper relies on it
+ * too), and the copies move the same bytes, so this equals host_step. */
 static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr, void *half, dsc_dtype_t half_dtype) {
     const int64_t n = e->n_local, k = e->half_elems > 0 ? e->half_elems : 1;
     const size_t hs = dsc_dtype_size(half_dtype);
@@ -220,26 +284,48 @@ static dsc_status_t host_step_parts(dsc_engine_t *e, float grad_scale, double lr
     float *states[8] = {NULL};
     if (ns > 8) /* no optimizer keeps more than 3 */
         return dsc__engine_fail(e, DSC_ERR_INVALID, "the offloaded optimizer keeps %d states", ns);
-    /* streamed: part j's gradient is in buffer j % 2 once the device is synchronised; part
-     * j+1's copy is then issued and moves while the CPU steps part j and its update goes back */
-    const bool async = e->grad_stream && dsc__dev_has_to_host_async(e->ctx);
-    if (e->grad_stream && async) rc = dsc__dev_to_host_async(e->ctx, e->grad_host, e->acc32, (size_t)(n < k ? n : k) * 4);
+    /* streamed: part j's gradient is in buffer j % 2 once its copy's event is reached; part
+     * j+1's copy is then issued and moves while the CPU steps part j. Part j-1's update is
+     * held until then and goes up after it: the device's stream is ordered after each upload
+     * and a gradient copy after the stream, so issued the other way round the gradient would
+     * queue behind the update instead of both moving at once (each direction has its copy
+     * engine) */
+    const bool down = e->grad_stream && e->grad_down[0];
+    if (down) rc = dsc__dev_to_host_async_ev(e->ctx, e->grad_host, e->acc32, (size_t)(n < k ? n : k) * 4, e->grad_down[0]);
+    struct {
+        void *dst, *stage;
+        size_t bytes;
+        dsc_device_event_t *ev;
+    } held = {NULL, NULL, 0, NULL};
     for (int64_t a = 0, j = 0; a < n && rc == DSC_OK; a += k, j++) {
         const int64_t m = n - a < k ? n - a : k;
         const float *grad = e->grad_host + a;
         if (e->grad_stream) {
             float *buf = e->grad_host + (size_t)(j % 2) * (size_t)k, *next = e->grad_host + (size_t)((j + 1) % 2) * (size_t)k;
-            rc = async ? dsc__dev_sync(e->ctx) : dsc__dev_to_host(e->ctx, buf, e->acc32 + a, (size_t)m * 4);
+            rc = down ? wait_copy(e, e->grad_down[j % 2]) : dsc__dev_to_host(e->ctx, buf, e->acc32 + a, (size_t)m * 4);
             const int64_t b = a + m, mb = n - b < k ? n - b : k;
-            if (rc == DSC_OK && async && b < n) rc = dsc__dev_to_host_async(e->ctx, next, e->acc32 + b, (size_t)mb * 4);
+            if (rc == DSC_OK && down && b < n)
+                rc = dsc__dev_to_host_async_ev(e->ctx, next, e->acc32 + b, (size_t)mb * 4, e->grad_down[(j + 1) % 2]);
             if (rc != DSC_OK) break;
             grad = buf;
         }
+        if (held.ev && (rc = dsc__dev_from_host_async(e->ctx, held.dst, held.stage, held.bytes, held.ev)) != DSC_OK) break;
+        held.ev = NULL;
+        const int buf_i = (int)(j % e->half_bufs);
+        void *stage = (char *)e->half_host + (size_t)buf_i * (size_t)k * hs;
+        dsc_device_event_t *up = e->half_up[buf_i];
+        if (up && (rc = wait_copy(e, up)) != DSC_OK) break; /* its previous upload has read it */
         for (int i = 0; i < ns; i++) states[i] = dsc_optim_state_data(e->optimizer, i) + a;
-        dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, grad, states, e->half_host);
-        rc = dsc__dev_from_host(e->ctx, (char *)half + (size_t)a * hs, e->half_host, (size_t)m * hs);
+        dsc__optim_run_part(e->optimizer, &pp, (size_t)m, e->master + a, grad, states, stage);
+        void *dst = (char *)half + (size_t)a * hs;
+        if (up && down) /* after the next part's gradient copy */
+            held.dst = dst, held.stage = stage, held.bytes = (size_t)m * hs, held.ev = up;
+        else
+            rc = up ? dsc__dev_from_host_async(e->ctx, dst, stage, (size_t)m * hs, up)
+                    : dsc__dev_from_host(e->ctx, dst, stage, (size_t)m * hs);
     }
-    if (e->grad_stream && async && rc != DSC_OK) dsc__dev_sync(e->ctx); /* no copy still writing */
+    if (rc == DSC_OK && held.ev) rc = dsc__dev_from_host_async(e->ctx, held.dst, held.stage, held.bytes, held.ev);
+    if (rc != DSC_OK && (down || e->half_up[0])) dsc__dev_sync(e->ctx); /* no copy still writing or reading */
     if (rc == DSC_OK) dsc__optim_commit(e->optimizer, &pp);
     return rc;
 }
@@ -286,9 +372,10 @@ dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
      * half_host */
     const size_t hs = dsc_dtype_size(e->model_dtype), n = (size_t)e->n_local;
     const size_t k = e->half_host && e->half_elems > 0 ? (size_t)e->half_elems : n;
+    dsc_status_t rc = half_host_idle(e); /* the last step's uploads may still read it */
+    if (rc != DSC_OK) return rc;
     void *half = e->half_host ? e->half_host : malloc(k * hs > 0 ? k * hs : 1);
     if (!half) return dsc__engine_fail(e, DSC_ERR_NOMEM, "out of memory rebuilding the working copy");
-    dsc_status_t rc = DSC_OK;
     for (size_t a = 0; a < n && rc == DSC_OK; a += k) {
         const size_t m = n - a < k ? n - a : k;
         rc = dsc_amp_f32_to_half(e->host_ctx, half, e->model_dtype, e->master + a, m);
@@ -319,6 +406,8 @@ size_t dsc_engine_offload_host_bytes(const dsc_engine_t *e, size_t *pinned) {
     if (pinned)
         *pinned = param_pinned + (master_pinned ? n * 4 : 0) +
                   (e->grad_pinned ? (e->grad_stream ? 2 * (size_t)e->half_elems : n) * 4 : 0) +
-                  (e->half_pinned ? (size_t)e->half_elems * dsc_dtype_size(e->model_dtype) : 0);
+                  (e->half_pinned ? (size_t)e->half_bufs * (size_t)e->half_elems * dsc_dtype_size(e->model_dtype) : 0);
     return total + param_bytes;
 }
+
+double dsc_engine_offload_wait_seconds(const dsc_engine_t *e) { return e ? e->copy_wait_s : 0.0; }

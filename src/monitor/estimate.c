@@ -529,8 +529,12 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
         const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
         const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME;
         const int64_t half_elems = parts ? dsc__offload_part_elems(n_local, o->sub_group_size) : n_local;
-        const int64_t half =
-            o->param_dtype != DSC_F32 && !param_off ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems : 0;
+        /* two staging buffers for a partition of several parts: one goes up while the CPU
+         * fills the other (every device that offloads has from_host_async) */
+        const int64_t half_bufs = parts && n_local > half_elems ? 2 : 1;
+        const int64_t half = o->param_dtype != DSC_F32 && !param_off
+                                     ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems * half_bufs
+                                     : 0;
         const bool stream = parts && o->param_dtype != DSC_F32 && dsc__offload_grad_streams(n_local, half_elems);
         const int64_t copies = 4 * n_local /* master */ + 4 * (stream ? 2 * half_elems : n_local) /* gradient */ + half;
         out->host_bytes = copies + (nvme ? swap_buffers : 4 * (int64_t)o->optimizer_states * n_local);

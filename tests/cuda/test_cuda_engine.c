@@ -9,7 +9,9 @@
  * ZeRO-Offload (offload_optimizer.device "cpu", docs/offload.md): the optimizer on the host
  * against the same run without offload on the device, losses within the tolerance, no
  * optimizer bytes on the device, the host copies pinned (on a GPU: a checkpoint of an
- * offloaded run resumed offloaded); "nvme" likewise, the host optimizer's states in a swap file.
+ * offloaded run resumed offloaded), stepped in parts whose updates go up asynchronously
+ * (double-buffered; at stage 2 with the gradient streamed down part by part too); "nvme"
+ * likewise, the host optimizer's states in a swap file.
  *
  * Built twice: against libdsc with the real kernels (label cuda; exits 77 without a GPU) and
  * against dsc_emu, the library with the CUDA device on the CPU emulator of the kernels
@@ -93,13 +95,19 @@ static int run_new(run_t *r, const char *device, const setup_t *s, char *err, si
         return 0;
     }
     if (s->ckpt) dsc_gpt_set_checkpointing(r->gpt, 1);
+    /* the optimizer offload steps in parts of sub_group_size, each part's update going up
+     * (from_host_async) while the next is stepped: stage 1 one part (106k parameters), stage 2
+     * six (the gradient streamed too), stage 3 four (the gradient mirrored during backward) */
+    char offload_cpu[160];
+    snprintf(offload_cpu, sizeof offload_cpu, "%s\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}",
+             s->stage == 2 ? ", \"sub_group_size\": 20000, " : s->stage == 3 ? ", \"sub_group_size\": 30000, " : ", ");
     char json[1024];
     snprintf(json, sizeof json,
              "{%s \"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": %d,"
              " \"gradient_clipping\": 1.0, \"zero_optimization\": {\"stage\": %d%s},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.003, \"weight_decay\": 0.01}}}",
              precision_json(s->precision), B, GAS, s->stage,
-             s->offload == 1   ? ", \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true}"
+             s->offload == 1   ? offload_cpu
              : s->offload == 2 ? ", \"sub_group_size\": 20000, \"offload_optimizer\": {\"device\": \"nvme\", "
                                  "\"nvme_path\": \"/tmp\", \"buffer_count\": 2, \"pipeline_read\": true}"
              : s->offload == 3 ? ", \"offload_param\": {\"device\": \"cpu\"}"

@@ -4,7 +4,9 @@
  *
  * Copies to the host wait for the stream (the bytes are on the host when the call returns);
  * copies from the host also wait, so the caller may reuse or free its buffer at once (pinned
- * or not). Everything else is asynchronous on the stream. */
+ * or not). Everything else is asynchronous on the stream, and so are the asynchronous copies
+ * (to_host_async, from_host_async: each direction on a stream of its own, ordered against
+ * the main one by events). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,10 +131,12 @@ static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size
     if (!dsc_cuda_is_pinned_host_pointer(host_src)) return 0;
     return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
 }
-/* The asynchronous copies' stream, once it exists, is waited for too. */
+/* The asynchronous copies' streams, once they exist, are waited for too. */
 static int sync_d2h(dsc_device_t *dev) {
-    void *d = dsc__cuda_dev(dev)->d2h_stream;
-    return d ? dsc__cuda_check(dev, dsc_cuda_stream_sync(d), "asynchronous device-to-host copies (synchronise)") : 0;
+    void *d = dsc__cuda_dev(dev)->d2h_stream, *h = dsc__cuda_dev(dev)->h2d_stream;
+    if (d && dsc__cuda_check(dev, dsc_cuda_stream_sync(d), "asynchronous device-to-host copies (synchronise)"))
+        return -1;
+    return h ? dsc__cuda_check(dev, dsc_cuda_stream_sync(h), "asynchronous host-to-device copies (synchronise)") : 0;
 }
 static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
     void *s = dsc__cuda_stream(dev);
@@ -145,7 +149,7 @@ static int cu_to_host(dsc_device_t *dev, void *host_dst, const void *src, size_t
  * host_dst after a later to_host or sync, which wait for that stream too. src must not be
  * written before then, except by work followed by another copy of it (stream order on the
  * copy stream makes the last copy win). */
-static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, size_t n) {
+static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, size_t n, dsc_device_event_t *done) {
     dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
     if (!c->d2h_stream && dsc__cuda_check(dev, dsc_cuda_stream_create(&c->d2h_stream), "creating the copy stream"))
         return -1;
@@ -153,8 +157,34 @@ static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, 
     if (dsc__cuda_check(dev, dsc_cuda_event_record(c->d2h_event, c->stream), "recording the copy event") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->d2h_stream, c->d2h_event), "ordering the copy stream"))
         return -1;
-    return dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, c->d2h_stream),
-                           "device-to-host copy (asynchronous)");
+    if (n && dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, c->d2h_stream),
+                             "device-to-host copy (asynchronous)"))
+        return -1;
+    return done ? dsc__cuda_check(dev, dsc_cuda_event_record(done, c->d2h_stream), "recording a copy's event") : 0;
+}
+/* No wait either way: on a third stream (the other direction's copy engine, so the gradient
+ * streaming down and the update going up move at once), ordered after the work queued on
+ * the main stream (dst may still be read or written there), with the main stream ordered
+ * after the copy (later kernels read dst). `read` (or the device's own event) marks the
+ * copy's end on the copy stream: the host waits for it (event_sync) before refilling
+ * host_src, and only then, so the CPU goes on while the copy engine reads the buffer. */
+static int cu_from_host_async(dsc_device_t *dev, void *dst, const void *host_src, size_t n, dsc_device_event_t *read) {
+    dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
+    if (!c->h2d_stream && dsc__cuda_check(dev, dsc_cuda_stream_create(&c->h2d_stream), "creating the upload stream"))
+        return -1;
+    if (!c->h2d_event && dsc__cuda_check(dev, dsc_cuda_event_create(&c->h2d_event), "creating the upload event"))
+        return -1;
+    if (dsc__cuda_check(dev, dsc_cuda_event_record(c->h2d_event, c->stream), "recording the upload's start") ||
+        dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->h2d_stream, c->h2d_event), "ordering the upload stream"))
+        return -1;
+    if (n && dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, c->h2d_stream),
+                             "host-to-device copy (asynchronous)"))
+        return -1;
+    void *end = read ? (void *)read : c->h2d_event;
+    if (dsc__cuda_check(dev, dsc_cuda_event_record(end, c->h2d_stream), "recording the upload's end") ||
+        dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->stream, end), "ordering the stream after the upload"))
+        return -1;
+    return 0;
 }
 static int cu_convert(dsc_device_t *dev, void *dst, dsc_dtype_t dd, const void *src, dsc_dtype_t sd, size_t n) {
     return dsc__cuda_check(dev, dsc_cuda_convert(dsc__cuda_stream(dev), dst, dd, src, sd, (int64_t)n), "convert");
@@ -174,6 +204,9 @@ static void cu_event_record(dsc_device_t *dev, dsc_device_event_t *ev) {
 }
 static int cu_event_wait(dsc_device_t *dev, dsc_device_event_t *ev) {
     return dsc__cuda_check(dev, dsc_cuda_stream_wait_event(dsc__cuda_stream(dev), ev), "waiting for an event");
+}
+static int cu_event_sync(dsc_device_t *dev, dsc_device_event_t *ev) {
+    return dsc__cuda_check(dev, dsc_cuda_event_sync(ev), "waiting on the host for an event");
 }
 static void cu_event_free(dsc_device_t *dev, dsc_device_event_t *ev) {
     if (ev) dsc__cuda_check(dev, dsc_cuda_event_destroy(ev), "destroying an event");
@@ -225,6 +258,8 @@ static void cu_destroy(dsc_device_t *dev) {
     if (c->blas) dsc_cuda_blas_destroy(c->blas);
     if (c->d2h_stream) dsc_cuda_stream_sync(c->d2h_stream), dsc_cuda_stream_destroy(c->d2h_stream);
     if (c->d2h_event) dsc_cuda_event_destroy(c->d2h_event);
+    if (c->h2d_stream) dsc_cuda_stream_sync(c->h2d_stream), dsc_cuda_stream_destroy(c->h2d_stream);
+    if (c->h2d_event) dsc_cuda_event_destroy(c->h2d_event);
     if (c->stream) dsc_cuda_stream_destroy(c->stream);
     free(c);
     dev->impl = NULL;
@@ -243,12 +278,14 @@ static void cuda_table_fill(void) {
             .from_host = cu_from_host,
             .to_host = cu_to_host,
             .to_host_async = cu_to_host_async,
+            .from_host_async = cu_from_host_async,
             .convert = cu_convert,
             .sync = cu_sync,
             .event_new = cu_event_new,
             .event_record = cu_event_record,
             .event_wait = cu_event_wait,
             .event_free = cu_event_free,
+            .event_sync = cu_event_sync,
             .host_alloc_pinned = cu_host_alloc_pinned,
             .host_free_pinned = cu_host_free_pinned,
             .stream_new = cu_stream_new,

@@ -18,6 +18,9 @@ typedef struct dsc_cuda_dev {
      * on first use: its copies overlap the kernels queued after them; sync and to_host wait
      * for it too. NULL until then. */
     void *d2h_stream, *d2h_event;
+    /* from_host_async's the same (the upload stream; its event orders it after the main stream
+     * and, when the caller gives none, the main stream after the copy). */
+    void *h2d_stream, *h2d_event;
     dsc_cuda_blas_t *blas; /* the cuBLASLt handle and its workspace */
     /* Device scratch for small per-call data (a sum, Lamb block lists, the amp scan's
      * segments, results and workspace). Reused call after call: stream order makes a later

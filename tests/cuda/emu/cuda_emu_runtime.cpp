@@ -1,6 +1,12 @@
 /* The runtime entries of cuda_kernels.h for the CPU emulator build (DSC_CUDA_EMU): device
  * memory is host memory (allocations are remembered, so dsc_cuda_is_device_pointer answers
- * as on a GPU), streams and events are tokens, every call completes at once. cuBLASLt cannot
+ * as on a GPU, and so are page-locked ones), streams are tokens, every call completes at
+ * once. A host-to-device copy from page-locked memory is one a GPU's copy engine reads
+ * later: its source's bytes are kept until the host is known to have waited for it (an
+ * event recorded after it synchronised or found done, a stream or device synchronised), and
+ * that wait fails (an emulated error, the source named on stderr) when the source changed
+ * before: a staging buffer refilled too early is caught here as on a GPU it would corrupt
+ * the device's copy. cuBLASLt cannot
  * be emulated: dsc_cuda_gemm is the CPU backend's gemm (so on the emulator the engine's
  * matrix products are the CPU's bits); of the epilogue variant, the bias epilogue of the
  * linear layer is the CPU's linear, the others refuse. */
@@ -10,6 +16,7 @@
 
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "ops/cuda/cuda_common.cuh"
 
@@ -58,24 +65,93 @@ extern "C" bool dsc_cuda_is_device_pointer(const void *ptr) {
     --it;
     return p >= it->first && p < it->first + it->second;
 }
-extern "C" bool dsc_cuda_is_pinned_host_pointer(const void *) { return false; } /* copies complete at once */
+/* The live page-locked allocations (start -> size) and the pinned-source copies not yet
+ * waited for, in issue order (seq: a count of copies; an event remembers the count at its
+ * record). */
+static std::map<const char *, size_t> &dsc_emu_pinned() {
+    static std::map<const char *, size_t> live;
+    return live;
+}
+struct dsc_emu_upload {
+    const char *src;
+    std::vector<char> bytes;
+    unsigned long long seq;
+};
+static std::vector<dsc_emu_upload> &dsc_emu_uploads() {
+    static std::vector<dsc_emu_upload> pending;
+    return pending;
+}
+static unsigned long long dsc_emu_upload_seq;
+struct dsc_emu_runtime_event {
+    unsigned long long seq;
+};
+
+extern "C" bool dsc_cuda_is_pinned_host_pointer(const void *ptr) {
+    const char *p = (const char *)ptr;
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    auto &live = dsc_emu_pinned();
+    auto it = live.upper_bound(p);
+    if (!p || it == live.begin()) return false;
+    --it;
+    return p >= it->first && p < it->first + it->second;
+}
+/* The copies up to seq are done (0: none; every copy call checks so, catching a source
+ * changed under a copy that is never waited for): each source must still hold the bytes it
+ * was copied with; those copies, and any whose source changed (reported once), are dropped. */
+static int dsc_emu_uploads_done(unsigned long long seq) {
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    auto &pending = dsc_emu_uploads();
+    int rc = 0;
+    size_t kept = 0;
+    for (size_t k = 0; k < pending.size(); k++) {
+        const bool changed = memcmp(pending[k].src, pending[k].bytes.data(), pending[k].bytes.size()) != 0;
+        if (changed && rc == 0) {
+            fprintf(stderr, "cuda emulator: the page-locked source of a host-to-device copy (%zu bytes at %p) "
+                    "changed before the host waited for the copy\n", pending[k].bytes.size(), (const void *)pending[k].src);
+            rc = 1;
+        }
+        if (!changed && pending[k].seq > seq) {
+            if (kept != k) pending[kept] = std::move(pending[k]);
+            kept++;
+        }
+    }
+    pending.resize(kept);
+    return rc;
+}
 extern "C" int dsc_cuda_malloc_host(void **ptr, size_t bytes) {
     *ptr = malloc(bytes ? bytes : 1);
-    return *ptr ? 0 : 2;
-}
-extern "C" int dsc_cuda_free_host(void *ptr) {
-    free(ptr);
+    if (!*ptr) return 2;
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    dsc_emu_pinned()[(const char *)*ptr] = bytes ? bytes : 1;
     return 0;
+}
+/* (cudaFreeHost synchronises the device: the copies are waited for) */
+extern "C" int dsc_cuda_free_host(void *ptr) {
+    if (!ptr) return 0;
+    const int rc = dsc_emu_uploads_done(~0ull);
+    {
+        std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+        if (!dsc_emu_pinned().erase((const char *)ptr)) return 1; /* not page-locked memory */
+    }
+    free(ptr);
+    return rc;
 }
 extern "C" int dsc_cuda_memset_async(void *dst, int value, size_t bytes, void *) {
     memset(dst, value, bytes);
     return 0;
 }
 extern "C" int dsc_cuda_copy_h2d_async(void *dst, const void *src, size_t bytes, void *) {
+    if (dsc_emu_uploads_done(0) != 0) return 1;
     memmove(dst, src, bytes);
+    if (bytes && dsc_cuda_is_pinned_host_pointer(src)) {
+        std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+        const char *s = (const char *)src;
+        dsc_emu_uploads().push_back(dsc_emu_upload{s, std::vector<char>(s, s + bytes), ++dsc_emu_upload_seq});
+    }
     return 0;
 }
 extern "C" int dsc_cuda_copy_d2h_async(void *dst, const void *src, size_t bytes, void *) {
+    if (dsc_emu_uploads_done(0) != 0) return 1;
     memmove(dst, src, bytes);
     return 0;
 }
@@ -88,19 +164,32 @@ extern "C" int dsc_cuda_stream_create(void **stream) {
     return 0;
 }
 extern "C" int dsc_cuda_stream_destroy(void *) { return 0; }
-extern "C" int dsc_cuda_stream_sync(void *) { return 0; }
-extern "C" int dsc_cuda_device_sync(void) { return 0; }
+/* (streams are not told apart: a synchronised stream counts every copy as waited for, which
+ * can miss a wrong wait but never flags a right one) */
+extern "C" int dsc_cuda_stream_sync(void *) { return dsc_emu_uploads_done(~0ull); }
+extern "C" int dsc_cuda_device_sync(void) { return dsc_emu_uploads_done(~0ull); }
 extern "C" int dsc_cuda_event_create(void **event) {
-    *event = &dsc_emu_token;
+    *event = calloc(1, sizeof(dsc_emu_runtime_event));
+    return *event ? 0 : 2;
+}
+extern "C" int dsc_cuda_event_destroy(void *event) {
+    free(event);
     return 0;
 }
-extern "C" int dsc_cuda_event_destroy(void *) { return 0; }
-extern "C" int dsc_cuda_event_record(void *, void *) { return 0; }
-extern "C" int dsc_cuda_stream_wait_event(void *, void *) { return 0; }
-extern "C" int dsc_cuda_event_sync(void *) { return 0; }
-extern "C" int dsc_cuda_event_query(void *, bool *done) {
-    *done = true;
+extern "C" int dsc_cuda_event_record(void *event, void *) {
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    ((dsc_emu_runtime_event *)event)->seq = dsc_emu_upload_seq;
     return 0;
+}
+extern "C" int dsc_cuda_stream_wait_event(void *, void *) { return 0; }
+static unsigned long long dsc_emu_event_seq(void *event) {
+    std::lock_guard<std::mutex> g(dsc_emu_alloc_lock);
+    return ((dsc_emu_runtime_event *)event)->seq;
+}
+extern "C" int dsc_cuda_event_sync(void *event) { return dsc_emu_uploads_done(dsc_emu_event_seq(event)); }
+extern "C" int dsc_cuda_event_query(void *event, bool *done) {
+    *done = true;
+    return dsc_emu_uploads_done(dsc_emu_event_seq(event));
 }
 extern "C" int dsc_cuda_event_elapsed_ms(void *, void *, float *ms) {
     *ms = 0;
