@@ -317,12 +317,19 @@ dsc_status_t dsc__dev_event_wait(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
         return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting for an event failed", ctx->device.name);
     return DSC_OK;
 }
+/* A blocking host wait like a read: the event may sit behind a communicator's collective
+ * (a copy stream ordered after the context's stream), so the same check runs around it. */
 dsc_status_t dsc__dev_event_sync(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
-    if (!ev || ctx->device.table->event_sync(&ctx->device, ev) == 0) return DSC_OK;
-    char why[512]; /* the entry's own message (the guarded device's contract check), kept */
-    snprintf(why, sizeof why, "%s", dsc_ctx_errmsg(ctx));
-    return dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting on the host for an event failed: %s",
-                             ctx->device.name, why);
+    if (!ev) return DSC_OK;
+    dsc_status_t st = before_host_read(ctx);
+    if (st != DSC_OK) return st;
+    if (ctx->device.table->event_sync(&ctx->device, ev) != 0) {
+        char why[512]; /* the entry's own message (the guarded device's contract check), kept */
+        snprintf(why, sizeof why, "%s", dsc_ctx_errmsg(ctx));
+        st = dsc_ctx_set_error(ctx, DSC_ERR_INVALID, "device %s: waiting on the host for an event failed: %s",
+                               ctx->device.name, why);
+    }
+    return after_host_read(ctx, st);
 }
 void dsc__dev_event_free(dsc_ctx_t *ctx, dsc_device_event_t *ev) {
     if (ev) ctx->device.table->event_free(&ctx->device, ev);
