@@ -68,4 +68,4 @@ set_tests_properties(cli_every_help PROPERTIES PASS_REGULAR_EXPRESSION "all-help
 add_test(NAME cli_train_device_refused COMMAND sh -c "$<TARGET_FILE:dsc_cli> train --device cuda:0 --steps 1 2>&1; echo exit=$?; $<TARGET_FILE:dsc_cli> train --device tpu --steps 1 2>&1; echo exit=$?"
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli_train_device_refused PROPERTIES ENVIRONMENT "CUDA_VISIBLE_DEVICES=;OMP_NUM_THREADS=1"
-  PASS_REGULAR_EXPRESSION "device cuda:0: (no CUDA device is visible|this build of dsc has no CUDA device)[^\n]*\n(.*\n)?exit=1.*device \"tpu\" [^\n]*is unknown; devices: cpu, guarded, cuda:N.*exit=1")
+  PASS_REGULAR_EXPRESSION "device cuda:0: (no CUDA device is visible|this build of dsc has no CUDA device)[^\n]*\n(.*\n)?exit=1.*device \"tpu\" [^\n]*is unknown. devices: cpu, guarded, cuda:N.*exit=1")
