@@ -87,7 +87,7 @@ static bool steps_in_parts(const dsc_engine_t *e) {
 /* Bytes per element of the host copy of the 16-bit update: none in fp32, and none when the
  * parameter partition itself is host memory (offload_param: the step writes into it). */
 static size_t half_host_size(const dsc_engine_t *e) {
-    if (e->model_dtype == DSC_F32 || dsc__zero_params_on_host(e->zero, NULL)) return 0;
+    if (e->model_dtype == DSC_F32 || dsc__zero_params_offloaded(e->zero)) return 0; /* "nvme": ZeRO rounds into the file */
     return dsc_dtype_size(e->model_dtype);
 }
 
@@ -278,7 +278,7 @@ dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, 
 }
 
 dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
-    if (dsc__zero_params_on_host(e->zero, NULL)) return dsc__zero_params_from_master(e->zero); /* offload_param */
+    if (dsc__zero_params_offloaded(e->zero)) return dsc__zero_params_from_master(e->zero); /* offload_param */
     void *local = dsc__zero_local_params(e->zero);
     if (!e->host_ctx) return dsc_amp_f32_to_half(e->ctx, local, e->model_dtype, e->master, (size_t)e->n_local);
     /* rounded on the host (the same rounding as the device's), then copied over, through

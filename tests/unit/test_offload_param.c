@@ -183,7 +183,8 @@ static void test_edit(void) {
     }
 }
 
-/* Bad configurations name the key: offload_param below stage 3, an unknown device, "nvme". */
+/* Bad configurations name the key: offload_param below stage 3, an unknown device, "nvme" with a
+ * missing nvme_path directory. */
 static void test_refusals(void) {
     dsc_ctx_t *ctx = check_ctx_new(5);
     dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
@@ -198,7 +199,7 @@ static void test_refusals(void) {
         {"{\"train_batch_size\": 2, \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"gpu\"}}}",
          "zero_optimization.offload_param.device"},
         {"{\"train_batch_size\": 2, \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"nvme\", "
-         "\"nvme_path\": \"/tmp\"}}}", "offload_param.device \"nvme\" is not supported yet"},
+         "\"nvme_path\": \"/nonexistent-dsc-swap\"}}}", "zero_optimization.offload_param.nvme_path '/nonexistent-dsc-swap'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
