@@ -79,9 +79,13 @@ dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz)
 
 /* Whether the host step runs in parts, its 16-bit update staged part by part (host_step):
  * an element-wise optimizer with its states in memory (Lamb needs whole tensors; the NVMe
- * swapper steps its own sub-groups into a whole-partition copy). */
+ * swapper steps its own sub-groups into a whole-partition copy), and a 16-bit update to stage
+ * (none with offload_param: the step writes into the host partition, or ZeRO rounds the master
+ * into the swap file; host_step then reads the whole gradient partition, so it is not streamed
+ * in parts either). */
 static bool steps_in_parts(const dsc_engine_t *e) {
-    return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) && e->optim_params.type != DSC_OPTIM_LAMB;
+    return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) &&
+           e->optim_params.type != DSC_OPTIM_LAMB && !dsc__zero_params_offloaded(e->zero);
 }
 
 /* Bytes per element of the host copy of the 16-bit update: none in fp32, and none when the

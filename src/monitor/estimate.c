@@ -551,7 +551,8 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
          * of it when an element-wise optimizer steps from memory; none when the partition
          * itself is there: offload_param) and the states ("cpu") or the swap buffers ("nvme") */
         const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
-        const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME;
+        const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME && !param_off &&
+                           !param_nvme; /* offload_param: no 16-bit update to stage (engine_offload.c) */
         const int64_t half_elems = parts ? dsc__offload_part_elems(n_local, o->sub_group_size) : n_local;
         const int64_t half =
             o->param_dtype != DSC_F32 && !param_off && !param_nvme ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems : 0;
