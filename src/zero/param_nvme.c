@@ -270,6 +270,11 @@ bool dsc__pnvme_prefetch(dsc_pnvme_t *pv, int i) {
     return false;
 }
 
+bool dsc__pnvme_ready(const dsc_pnvme_t *pv, int i) {
+    if (!pv || i < 0 || i >= pv->n || pieces(pv, i) != 1) return true; /* read when gathered, in pieces */
+    return holding(pv, i) >= 0; /* not whether it completed: that differs between ranks */
+}
+
 dsc_status_t dsc__pnvme_read(dsc_pnvme_t *pv, int i, void *dst) {
     dsc_status_t st = check_usable(pv, "reading a shard");
     if (st != DSC_OK) return st;

@@ -70,6 +70,12 @@ dsc_status_t dsc__pnvme_read(dsc_pnvme_t *pv, int i, void *dst);
  * (or was already) under way, false when no buffer is free or the shard needs several. */
 bool dsc__pnvme_prefetch(dsc_pnvme_t *pv, int i);
 
+/* Whether parameter i's shard may be gathered ahead: its read-ahead was started (by an
+ * earlier dsc__pnvme_prefetch: it has had that long), or the shard cannot be read ahead
+ * (several pieces). It depends only on the sequence of calls, never on I/O timing, so every
+ * rank decides alike and issues the same collectives in the same order. */
+bool dsc__pnvme_ready(const dsc_pnvme_t *pv, int i);
+
 /* Elements [a, a + n) of parameter i's shard from device memory src (an edit's write-back):
  * the record's pieces read, patched and written, then waited for. */
 dsc_status_t dsc__pnvme_write_range(dsc_pnvme_t *pv, int i, int64_t a, int64_t n, const void *src);

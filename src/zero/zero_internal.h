@@ -176,8 +176,10 @@ static inline bool dsc__z3_params_offloaded(const dsc_zero_t *z) { return z->par
 /* The allocation: device memory, host memory ("cpu"), or the swap file ("nvme", created here
  * for the table's shards: z->params stays NULL); err names the key and path. */
 dsc_status_t dsc__z3_params_create(dsc_zero_t *z, size_t bytes, char *err, size_t errsz);
-/* stage 3's schedule: parameter i's shard read ahead (NVMe only; false: not started). */
+/* stage 3's schedule with "nvme": parameter i's shard read ahead (false: not started), and
+ * whether its shard can be had without waiting for the disk (always true without "nvme"). */
 bool dsc__z3_read_ahead(dsc_zero_t *z, int i);
+bool dsc__z3_shard_ready(dsc_zero_t *z, int i);
 void *dsc__z3_params_alloc(dsc_zero_t *z, size_t bytes);
 void dsc__z3_params_free(dsc_zero_t *z, size_t bytes);
 dsc_status_t dsc__z3_shard_in(dsc_zero_t *z, void *dst, const z3_param_t *p);

@@ -62,6 +62,10 @@ dsc_status_t dsc__z3_params_create(dsc_zero_t *z, size_t bytes, char *err, size_
 
 void dsc__z3_params_free(dsc_zero_t *z, size_t bytes) {
     if (z->pnvme) {
+        const dsc_pnvme_stats_t st = dsc__pnvme_stats(z->pnvme);
+        dsc_ctx_log(z->ctx, DSC_LOG_INFO, "rank %d: parameter swap file: %lld shard reads (%lld from a read-ahead), "
+                    "%lld bytes read, %lld bytes written", z->rank, (long long)st.reads, (long long)st.prefetch_hits,
+                    (long long)st.bytes_read, (long long)st.bytes_written);
         dsc__pnvme_free(z->pnvme);
         z->pnvme = NULL;
         return;
@@ -72,6 +76,7 @@ void dsc__z3_params_free(dsc_zero_t *z, size_t bytes) {
 }
 
 bool dsc__z3_read_ahead(dsc_zero_t *z, int i) { return z->pnvme && dsc__pnvme_prefetch(z->pnvme, i); }
+bool dsc__z3_shard_ready(dsc_zero_t *z, int i) { return !z->pnvme || dsc__pnvme_ready(z->pnvme, i); }
 
 dsc_status_t dsc__z3_shard_in(dsc_zero_t *z, void *dst, const z3_param_t *p) {
     const size_t ms = dsc__z3_msize(z), bytes = (size_t)p->shard * ms;

@@ -151,11 +151,15 @@ static dsc_status_t prefetch(dsc_zero_t *z) {
         if (q->full || q->persistent) continue;
         const int64_t n = full_elems(z, q);
         if (z->inflight_elems + n > z->prefetch_bucket || z->gathered_elems + n > z->max_live) break;
+        /* offload_param "nvme": only a shard whose read was started by an earlier call is
+         * all-gathered ahead (else its gather would wait for the whole read here); its read is
+         * started below instead. Decided from the calls alone: the same on every rank. */
+        if (!dsc__z3_shard_ready(z, z->trace[j])) break;
         if (gather_start(z, q, true) != DSC_OK) return dsc_ctx_status(z->ctx);
     }
     z->prefetch_from = j;
-    /* offload_param "nvme": the shards of the parameters after those read ahead from the swap
-     * file into its free buffers (the next all-gathers find them there) */
+    /* ... and the next parameters' shards are read ahead into the swap file's free buffers
+     * (the next prefetch, or the acquisition, finds them there) */
     for (int k = j; k < z->trace_len && z->pnvme; k++) {
         const z3_param_t *q = &z->p[z->trace[k]];
         if (!q->full && !q->persistent && !dsc__z3_read_ahead(z, z->trace[k])) break;

@@ -31,6 +31,9 @@ $DSC train $a --config "$d/mem.json" --steps 20 > "$d/mem.log" 2>&1 || fail "the
 $DSC train $a --config "$d/c.json" --steps 20 > "$d/straight.log" 2>&1 || fail "the uninterrupted run failed: $(tail -3 "$d/straight.log")"
 grep -q "parameter partition (.*) on NVMe" "$d/straight.log" || fail "no parameter NVMe line in the log: $(head -20 "$d/straight.log")"
 grep -q "parameter offload per rank: NVMe swap file" "$d/straight.log" || fail "dsc train does not print the parameter swap file's bytes"
+# the stage-3 schedule read shards ahead (those that fit one 256-element buffer)
+hits=$(sed -n 's/.*parameter swap file: [0-9]* shard reads (\([0-9]*\) from a read-ahead).*/\1/p' "$d/straight.log")
+[ "${hits:-0}" -gt 0 ] || fail "no shard came from a read-ahead: $(grep 'parameter swap file:' "$d/straight.log")"
 want=$(step20 "$d/straight.log")
 [ -n "$want" ] || fail "no step-20 line: $(tail -3 "$d/straight.log")"
 [ "$(step20 "$d/mem.log")" = "$want" ] || fail "with NVMe offload step 20 is '$want', without '$(step20 "$d/mem.log")'"
@@ -58,5 +61,6 @@ $DSC train $a --config "$d/mem.json" --steps 20 --save "$d/ck_mem" --resume > "$
   fail "resuming $tag without offload failed: $(tail -3 "$d/mem_resumed.log")"
 [ "$(step20 "$d/mem_resumed.log")" = "$want" ] ||
   fail "resumed without offload: step 20 is '$(step20 "$d/mem_resumed.log")', want '$want'"
+echo "$(grep -o 'parameter swap file: .*' "$d/straight.log")"
 echo "killed after $tag, resumed: $want"
 echo PASS
