@@ -44,8 +44,10 @@ static void test_engine(void) {
                 /* sched 0: every parameter released after use; 1: persistent ones, prefetch and reuse */
                 zero_case_t c = {3, 2, prec[pi], steps, 2, sched ? 2000 : 0, sched ? 1000000 : 0, 0, NULL};
                 char zx[256];
+                /* sub_group_size far below the partition: the host step must still read the whole
+                 * gradient partition in one piece (it once streamed it into a part-sized buffer) */
                 snprintf(zx, sizeof zx, ", \"offload_param\": {\"device\": \"cpu\"}%s",
-                         opt ? ", \"offload_optimizer\": {\"device\": \"cpu\"}" : "");
+                         opt ? ", \"sub_group_size\": 2000, \"offload_optimizer\": {\"device\": \"cpu\"}" : "");
                 zero_result_t mem, off;
                 dsc_ctx_t *cctx = check_ctx_new(1);
                 dsc_comm_t *comm = NULL;
