@@ -726,7 +726,8 @@ int dsc_cmd_train(int argc, char **argv) {
                     "estimate)\n", plan_ok ? plan.param_nvme_bytes / 1048576.0 : -1.0,
                     plan_ok ? (long long)plan.param_nvme_bytes : -1LL, off_host / 1048576.0, off_host,
                     plan_ok ? (long long)plan.host_bytes : -1LL,
-                    opt_off ? ": the optimizer offload's and the swap buffers" : ": its swap buffers");
+                    opt_off ? ": its swap buffers, and from a device the optimizer offload's host memory"
+                            : ": its swap buffers");
         else if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0)) && !opt_off) /* offload_param alone */
             fprintf(stderr, "dsc train: parameter offload per rank: host memory %.2f MiB (%zu bytes; plan %lld), of which "
                     "pinned %.2f MiB (%zu bytes; plan %lld): the parameter partition, which the device no longer "
