@@ -158,29 +158,32 @@ static void print_offload(const dsc_estimate_options_t *base, int config_stage) 
         }
 }
 
-/* Stage 3 from a GPU with zero_optimization.offload_param "cpu" and without, each with and
- * without the optimizer offload: the parameter partition leaves the device for (pinned) host
- * memory. */
+/* Stage 3 from a GPU with zero_optimization.offload_param "none", "cpu" and "nvme", each with
+ * and without the optimizer offload: the parameter partition leaves the device for (pinned)
+ * host memory, or for a swap file (its buffers in host memory). */
 static void print_param_offload(const dsc_estimate_options_t *base, int config_stage) {
-    printf("\nParameter offload per rank at stage 3 from a GPU (zero_optimization.offload_param; a no-op on the cpu\n"
-           "device): the partition of the working copy moves from the device to host memory:\n\n");
-    printf("%-13s %-17s %12s %12s %12s %15s %15s %15s\n", "offload_param", "offload_optimizer", "device", "host",
-           "pinned host", "device (bytes)", "params (bytes)", "host (bytes)");
-    static const char *const names[] = {"none", "cpu"};
-    for (int p = 0; p < 2; p++)
+    printf("\nParameter offload per rank at stage 3 from a GPU (zero_optimization.offload_param; \"cpu\" is a no-op on the\n"
+           "cpu device, \"nvme\" moves it there too): the partition of the working copy moves from the device to host\n"
+           "memory, or to a swap file under nvme_path (buffer_count %lld buffers of at most buffer_size %lld elements in\n"
+           "host memory):\n\n", (long long)base->offload_param_buffer_count, (long long)base->offload_param_buffer_size);
+    printf("%-13s %-17s %12s %12s %12s %15s %15s %15s %15s\n", "offload_param", "offload_optimizer", "device", "host",
+           "pinned host", "device (bytes)", "params (bytes)", "host (bytes)", "NVMe (bytes)");
+    static const char *const names[] = {"none", "cpu", "nvme"};
+    for (int p = 0; p < 3; p++)
         for (int d = 0; d < 2; d++) {
             dsc_estimate_options_t o = *base;
             o.offload_device = d ? DSC_CONFIG_OFFLOAD_CPU : DSC_CONFIG_OFFLOAD_NONE;
-            o.offload_param_device = p ? DSC_CONFIG_OFFLOAD_CPU : DSC_CONFIG_OFFLOAD_NONE;
+            o.offload_param_device = (dsc_config_offload_device_t)p;
             o.device_is_host = false;
             dsc_memory_estimate_t e;
             char err[256], c[3][32];
             if (dsc_estimate_memory(&o, 3, false, &e, err, sizeof err) != DSC_OK) continue;
-            const bool config = config_stage == 3 && (int)(base->offload_param_device == DSC_CONFIG_OFFLOAD_CPU) == p &&
+            const bool config = config_stage == 3 && (int)base->offload_param_device == p &&
                                 (int)(base->offload_device == DSC_CONFIG_OFFLOAD_CPU) == d;
-            printf("%-13s %-17s %12s %12s %12s %15lld %15lld %15lld%s\n", names[p], names[d], human(e.total, c[0], 32),
-                   human(e.host_bytes, c[1], 32), human(e.pinned_host_bytes, c[2], 32), (long long)e.total,
-                   (long long)e.state.params, (long long)e.host_bytes, config ? "   <- config" : "");
+            printf("%-13s %-17s %12s %12s %12s %15lld %15lld %15lld %15lld%s\n", names[p], names[d],
+                   human(e.total, c[0], 32), human(e.host_bytes, c[1], 32), human(e.pinned_host_bytes, c[2], 32),
+                   (long long)e.total, (long long)e.state.params, (long long)e.host_bytes,
+                   (long long)e.param_nvme_bytes, config ? "   <- config" : "");
         }
 }
 

@@ -719,7 +719,16 @@ int dsc_cmd_train(int argc, char **argv) {
         const dsc_config_zero_t *zc = &dsc_engine_config(engine)->zero_optimization;
         const bool param_off = zc->stage == 3 && zc->offload_param.device == DSC_CONFIG_OFFLOAD_CPU;
         const bool opt_off = zc->offload_optimizer.device != DSC_CONFIG_OFFLOAD_NONE;
-        if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0)) && !opt_off) /* offload_param alone */
+        const bool param_nvme = zc->stage == 3 && zc->offload_param.device == DSC_CONFIG_OFFLOAD_NVME;
+        if (rank0 && param_nvme) /* the partition in a swap file; its buffers are host memory */
+            fprintf(stderr, "dsc train: parameter offload per rank: NVMe swap file %.2f MiB (%lld bytes) for the parameter "
+                    "partition, which memory no longer holds; host memory %.2f MiB (%zu bytes; plan %lld)%s (dsc "
+                    "estimate)\n", plan_ok ? plan.param_nvme_bytes / 1048576.0 : -1.0,
+                    plan_ok ? (long long)plan.param_nvme_bytes : -1LL, off_host / 1048576.0, off_host,
+                    plan_ok ? (long long)plan.host_bytes : -1LL,
+                    opt_off ? ": its swap buffers, and from a device the optimizer offload's host memory"
+                            : ": its swap buffers");
+        else if (rank0 && (off_host > 0 || (plan_ok && plan.host_bytes > 0)) && !opt_off) /* offload_param alone */
             fprintf(stderr, "dsc train: parameter offload per rank: host memory %.2f MiB (%zu bytes; plan %lld), of which "
                     "pinned %.2f MiB (%zu bytes; plan %lld): the parameter partition, which the device no longer "
                     "holds (dsc estimate)\n", off_host / 1048576.0, off_host,

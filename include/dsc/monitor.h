@@ -200,6 +200,12 @@ typedef struct dsc_estimate_options {
      * is gone (the host step writes into the partition). */
     dsc_config_offload_device_t offload_param_device;
     bool offload_param_pin_memory; /* zero_optimization.offload_param.pin_memory (default true) */
+    /* offload_param_device "nvme" at stage 3 (any device, the cpu device included): the
+     * partition leaves state.params for a swap file (param_nvme_bytes: each parameter's shard
+     * rounded up to 4096 bytes), and offload_param_buffer_count buffers of
+     * min(offload_param_buffer_size elements, the largest shard) come into host memory
+     * (host_bytes; pinned off a host device when offload_param_pin_memory). Defaults 5, 1e8. */
+    int64_t offload_param_buffer_count, offload_param_buffer_size;
 } dsc_estimate_options_t;
 
 void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_options_t *out);
@@ -229,6 +235,9 @@ typedef struct dsc_memory_estimate {
      * states when offload_pin_memory); 0 otherwise. offload_param_device "cpu" off a host
      * device adds the parameter partition to both (pinned when offload_param_pin_memory). */
     int64_t nvme_bytes, pinned_host_bytes, host_bytes;
+    /* offload_param_device "nvme" at stage 3: bytes of the rank's parameter swap file (its
+     * buffers are in host_bytes); 0 otherwise. */
+    int64_t param_nvme_bytes;
 } dsc_memory_estimate_t;
 
 /* Parameters of the GPT (P0), and DeepSpeed's "largest layer" (the module with the most

@@ -8,6 +8,7 @@
 #include "core/device.h"
 #include "engine/engine_actckpt.h"
 #include "engine/engine_internal.h"
+#include "zero/param_nvme.h"
 
 dsc_status_t dsc__engine_fail(dsc_engine_t *e, dsc_status_t status, const char *fmt, ...) {
     va_list ap;
@@ -75,12 +76,14 @@ dsc_status_t dsc__engine_create_zero(dsc_engine_t *e, char *err, size_t errsz) {
     dsc_status_t rc = dsc__engine_open_host(e, err, errsz); /* optimizer offload to the host: its context */
     if (rc != DSC_OK) return rc;
     dsc_ctx_t *param_ctx = NULL; /* parameter offload: the host context of the partition */
+    dsc_pnvme_options_t pnvme; /* ... or its swap file */
     rc = dsc__engine_open_param_host(e, &param_ctx, err, errsz);
     if (rc != DSC_OK) return rc;
     const dsc_zero_setup_t s = {e->ctx, e->model, e->comm, &e->config->zero_optimization, e->plan, e->model_dtype,
                                 e->accumulate_fp32, e->host_ctx,
                                 e->config->zero_optimization.offload_optimizer.pin_memory, e->errmsg,
-                                sizeof e->errmsg, param_ctx, e->config->zero_optimization.offload_param.pin_memory};
+                                sizeof e->errmsg, param_ctx, e->config->zero_optimization.offload_param.pin_memory,
+                                dsc__engine_param_nvme_options(e, &pnvme) ? &pnvme : NULL};
     rc = dsc__zero_create(&s, &e->zero, err, errsz);
     if (rc != DSC_OK) return rc;
     dsc__zero_buffers(e->zero, &e->params, &e->grads);

@@ -156,16 +156,21 @@ dsc_status_t dsc__engine_state_get(dsc_engine_t *e, int state, int64_t offset, i
 dsc_status_t dsc__engine_state_set(dsc_engine_t *e, int state, int64_t offset, int64_t n, const float *host);
 dsc_status_t dsc__engine_state_flush(dsc_engine_t *e);
 /* engine_param_offload.c: zero_optimization.offload_param. offload_param: "cpu" at stage 3
- * off a host device; open_param_host (before ZeRO): refuses "nvme", logs the no-op on the
+ * off a host device; open_param_host (before ZeRO): nothing for "nvme", logs the no-op on the
  * cpu device, and sets *param_ctx to the host context the partition goes to (host_ctx with
  * the optimizer offload, else a new param_host_ctx; NULL: none); note: the start-up line;
  * close frees param_host_ctx (after ZeRO); param_host_bytes: the partition's host bytes
- * counted on param_host_ctx, and its pinned bytes (either context). */
+ * counted on param_host_ctx, and its pinned bytes (either context); with "nvme" the swap
+ * buffers' bytes. */
 bool dsc__engine_offload_param(const dsc_engine_t *e);
 dsc_status_t dsc__engine_open_param_host(dsc_engine_t *e, dsc_ctx_t **param_ctx, char *err, size_t errsz);
 void dsc__engine_note_param_offload(dsc_engine_t *e);
 void dsc__engine_close_param_host(dsc_engine_t *e);
 size_t dsc__engine_param_host_bytes(const dsc_engine_t *e, size_t *pinned);
+/* offload_param "nvme" at stage 3: the swap file's options (nvme_path, buffer_count,
+ * buffer_size, pin_memory, the aio section) for ZeRO; false when not asked for. */
+struct dsc_pnvme_options;
+bool dsc__engine_param_nvme_options(const dsc_engine_t *e, struct dsc_pnvme_options *o);
 /* engine_step.c: writes the scheduler's momentum (beta1, or SGD/RMSprop momentum) and
  * beta2, when it has them, into the optimizer for the next update. */
 dsc_status_t dsc__engine_apply_scheduled_momentum(dsc_engine_t *e);

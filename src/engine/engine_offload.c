@@ -80,15 +80,19 @@ dsc_status_t dsc__engine_check_offload(dsc_engine_t *e, char *err, size_t errsz)
 
 /* Whether the host step runs in parts, its 16-bit update staged part by part (host_step):
  * an element-wise optimizer with its states in memory (Lamb needs whole tensors; the NVMe
- * swapper steps its own sub-groups into a whole-partition copy). */
+ * swapper steps its own sub-groups into a whole-partition copy), and a 16-bit update to stage
+ * (none with offload_param: the step writes into the host partition, or ZeRO rounds the master
+ * into the swap file; host_step then reads the whole gradient partition, so it is not streamed
+ * in parts either). */
 static bool steps_in_parts(const dsc_engine_t *e) {
-    return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) && e->optim_params.type != DSC_OPTIM_LAMB;
+    return e->model_dtype != DSC_F32 && !e->nvme && !dsc__engine_offload_nvme(e) &&
+           e->optim_params.type != DSC_OPTIM_LAMB && !dsc__zero_params_offloaded(e->zero);
 }
 
 /* Bytes per element of the host copy of the 16-bit update: none in fp32, and none when the
  * parameter partition itself is host memory (offload_param: the step writes into it). */
 static size_t half_host_size(const dsc_engine_t *e) {
-    if (e->model_dtype == DSC_F32 || dsc__zero_params_on_host(e->zero, NULL)) return 0;
+    if (e->model_dtype == DSC_F32 || dsc__zero_params_offloaded(e->zero)) return 0; /* "nvme": ZeRO rounds into the file */
     return dsc_dtype_size(e->model_dtype);
 }
 
@@ -364,7 +368,7 @@ dsc_status_t dsc__engine_master_set(dsc_engine_t *e, int64_t offset, int64_t n, 
 }
 
 dsc_status_t dsc__engine_rebuild_working_copy(dsc_engine_t *e) {
-    if (dsc__zero_params_on_host(e->zero, NULL)) return dsc__zero_params_from_master(e->zero); /* offload_param */
+    if (dsc__zero_params_offloaded(e->zero)) return dsc__zero_params_from_master(e->zero); /* offload_param */
     void *local = dsc__zero_local_params(e->zero);
     if (!e->host_ctx) return dsc_amp_f32_to_half(e->ctx, local, e->model_dtype, e->master, (size_t)e->n_local);
     /* rounded on the host (the same rounding as the device's), then copied over, through

@@ -11,6 +11,7 @@
 #include "dsc/optim.h"
 #include "monitor/monitor_internal.h"
 #include "zero/offload_nvme.h"
+#include "zero/param_nvme.h"
 #include "zero/zero.h"
 
 /* ---- model size ------------------------------------------------------------------------ */
@@ -318,6 +319,8 @@ void dsc_estimate_options_default(const dsc_gpt_config_t *model, dsc_estimate_op
     o->optimizer_elementwise = true;
     o->offload_param_device = DSC_CONFIG_OFFLOAD_NONE;
     o->offload_param_pin_memory = true;
+    o->offload_param_buffer_count = 5;
+    o->offload_param_buffer_size = 100000000;
 }
 
 dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estimate_options_t *o, char *err,
@@ -341,6 +344,8 @@ dsc_status_t dsc_estimate_options_from_config(const dsc_config_t *cfg, dsc_estim
     o->offload_pin_memory = cfg->zero_optimization.offload_optimizer.pin_memory;
     o->offload_param_device = cfg->zero_optimization.offload_param.device;
     o->offload_param_pin_memory = cfg->zero_optimization.offload_param.pin_memory;
+    o->offload_param_buffer_count = cfg->zero_optimization.offload_param.buffer_count;
+    o->offload_param_buffer_size = cfg->zero_optimization.offload_param.buffer_size;
     if (cfg->train_micro_batch_size_per_gpu.set) o->micro_batch = (int)cfg->train_micro_batch_size_per_gpu.value;
     if (cfg->activation_checkpointing.number_checkpoints.set && cfg->activation_checkpointing.number_checkpoints.value > 0 &&
         cfg->activation_checkpointing.number_checkpoints.value <= 1000000) {
@@ -410,6 +415,23 @@ static int gpt_scopes(const dsc_gpt_config_t *m, scope_t *out, int cap) {
     SCOPE(c, c, 2); /* ln_f */
 #undef SCOPE
     return n; /* the LM head's scope is wte's again */
+}
+
+/* offload_param "nvme" (src/zero/param_nvme.h): the swap file's bytes (every parameter's shard
+ * rounded up to the alignment) and the largest shard (it caps a buffer). */
+static int64_t param_swap_bytes(const dsc_estimate_options_t *o, int64_t *largest) {
+    scope_t scopes[4 + 6 * 1024];
+    const int ns = gpt_scopes(&o->model, scopes, (int)(sizeof scopes / sizeof scopes[0]));
+    const int64_t pb = (int64_t)dsc_dtype_size(o->param_dtype);
+    int64_t file = 0;
+    *largest = 1;
+    for (int i = 0; i < ns && i < (int)(sizeof scopes / sizeof scopes[0]); i++)
+        for (int j = 0; j < scopes[i].n; j++) {
+            const int64_t k = dsc_zero3_shard(scopes[i].numel[j], o->world_size);
+            file += dsc__nvme_round(k * pb);
+            if (k > *largest) *largest = k;
+        }
+    return file;
 }
 
 /* Stage 2: no full gradient buffer; the largest layer's gradients live during its
@@ -521,18 +543,21 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
     }
     /* src/zero/zero_param_offload.c: the partition of the working copy leaves the device */
     const bool param_off = stage == 3 && o->offload_param_device == DSC_CONFIG_OFFLOAD_CPU && !o->device_is_host;
+    /* src/zero/param_nvme.c: the partition in a swap file, on any device */
+    const bool param_nvme = stage == 3 && o->offload_param_device == DSC_CONFIG_OFFLOAD_NVME;
     if (offloaded && !o->device_is_host) {
         /* src/engine/engine_offload.c: master and states leave the device (state.optim); the
          * host holds the master, the gradient partition's copy, the 16-bit update's (one part
          * of it when an element-wise optimizer steps from memory; none when the partition
          * itself is there: offload_param) and the states ("cpu") or the swap buffers ("nvme") */
         const bool nvme = o->offload_device == DSC_CONFIG_OFFLOAD_NVME && o->optimizer_states > 0;
-        const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME;
+        const bool parts = o->optimizer_elementwise && o->offload_device != DSC_CONFIG_OFFLOAD_NVME && !param_off &&
+                           !param_nvme; /* offload_param: no 16-bit update to stage (engine_offload.c) */
         const int64_t half_elems = parts ? dsc__offload_part_elems(n_local, o->sub_group_size) : n_local;
         /* two staging buffers for a partition of several parts: one goes up while the CPU
          * fills the other (every device that offloads has from_host_async) */
         const int64_t half_bufs = parts && n_local > half_elems ? 2 : 1;
-        const int64_t half = o->param_dtype != DSC_F32 && !param_off
+        const int64_t half = o->param_dtype != DSC_F32 && !param_off && !param_nvme
                                      ? (int64_t)dsc_dtype_size(o->param_dtype) * half_elems * half_bufs
                                      : 0;
         const bool stream = parts && o->param_dtype != DSC_F32 && dsc__offload_grad_streams(n_local, half_elems);
@@ -541,13 +566,24 @@ dsc_status_t dsc_estimate_memory(const dsc_estimate_options_t *o, int stage, boo
         out->pinned_host_bytes = o->offload_pin_memory ? copies : 0;
         out->state.optim = 0;
     }
-    if (param_off) {
+    if (param_off || param_nvme) {
         const int64_t part = (int64_t)dsc_dtype_size(o->param_dtype) * n_local;
         out->state.params -= part;
         if (!(offloaded && !o->device_is_host) && o->param_dtype == DSC_F32)
             out->state.optim += 4 * n_local; /* the device optimizer's master: no longer the shards themselves */
-        out->host_bytes += part;
-        if (o->offload_param_pin_memory) out->pinned_host_bytes += part;
+        if (param_off) {
+            out->host_bytes += part;
+            if (o->offload_param_pin_memory) out->pinned_host_bytes += part;
+        }
+    }
+    if (param_nvme) {
+        int64_t largest = 1;
+        out->param_nvme_bytes = param_swap_bytes(o, &largest);
+        const int64_t buffers = dsc__pnvme_buffer_count(o->offload_param_buffer_count) *
+                                dsc__pnvme_buffer_bytes(o->offload_param_buffer_size > 0 ? o->offload_param_buffer_size : 1,
+                                                        largest, dsc_dtype_size(o->param_dtype));
+        out->host_bytes += buffers;
+        if (o->offload_param_pin_memory && !o->device_is_host) out->pinned_host_bytes += buffers;
     }
     out->total = out->state.params + out->state.grads + out->state.optim + out->state.grad_accum + out->state.comm +
                  out->state.transient + out->activations;

@@ -68,39 +68,42 @@ static dsc_status_t nv_fail(dsc_nvme_t *nv, dsc_status_t st, const char *what, c
                              nv->rank, what, detail);
 }
 
-/* Opens the unnamed swap file (O_TMPFILE), else a named one removed at once; O_DIRECT when the
- * filesystem takes it. */
-static dsc_status_t open_file(dsc_nvme_t *nv, char *err, size_t errsz) {
-    static const char *key = "zero_optimization.offload_optimizer.nvme_path";
+dsc_status_t dsc__nvme_open_file(const char *dir, const char *key, const char *prefix, int rank, int64_t bytes,
+                                 const char *what, int *fd_out, bool *direct_out, char *desc, size_t descsz, char *err,
+                                 size_t errsz) {
+    *fd_out = -1;
+    *direct_out = false;
     struct stat st;
-    if (stat(nv->path, &st) != 0) {
-        snprintf(err, errsz, "%s '%s' (rank %d): %s", key, nv->path, nv->rank, strerror(errno));
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errsz, "%s '%s' (rank %d): %s", key, dir, rank, strerror(errno));
         return DSC_ERR_IO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errsz, "%s '%s' (rank %d): not a directory", key, nv->path, nv->rank);
+        snprintf(err, errsz, "%s '%s' (rank %d): not a directory", key, dir, rank);
         return DSC_ERR_IO;
     }
     char why_buffered[160] = "";
+    int fd = -1;
+    bool direct = false;
     for (int attempt = 0; attempt < 2; attempt++) {
-        const int direct = attempt == 0 ? O_DIRECT : 0;
-        nv->fd = open(nv->path, O_TMPFILE | O_RDWR | O_CLOEXEC | direct, 0600);
-        if (nv->fd >= 0) {
-            snprintf(nv->what, sizeof nv->what, "%s/(unnamed O_TMPFILE)", nv->path);
+        const int dflag = attempt == 0 ? O_DIRECT : 0;
+        fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | dflag, 0600);
+        if (fd >= 0) {
+            snprintf(desc, descsz, "%s/(unnamed O_TMPFILE)", dir);
         } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
-            /* No O_TMPFILE here (or it refused O_DIRECT): a named file, unlinked at once. */
-            /* pid and this object's address: unique among live swappers of every process */
+            /* No O_TMPFILE here (or it refused O_DIRECT): a named file, unlinked at once;
+             * pid and the caller's buffer address: unique among live swappers of every process */
             char name[700];
-            snprintf(name, sizeof name, "%s/dsc-optim-swap-r%d-%ld-%lx", nv->path, nv->rank, (long)getpid(),
-                     (unsigned long)(uintptr_t)nv);
-            nv->fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | direct, 0600);
-            if (nv->fd >= 0) {
+            snprintf(name, sizeof name, "%s/%s-r%d-%ld-%lx", dir, prefix, rank, (long)getpid(),
+                     (unsigned long)(uintptr_t)desc);
+            fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | dflag, 0600);
+            if (fd >= 0) {
                 unlink(name);
-                snprintf(nv->what, sizeof nv->what, "%s (removed at once: lives until closed)", name);
+                snprintf(desc, descsz, "%s (removed at once: lives until closed)", name);
             }
         }
-        if (nv->fd >= 0) {
-            nv->direct = direct != 0;
+        if (fd >= 0) {
+            direct = dflag != 0;
             break;
         }
         if (attempt == 0 && errno == EINVAL) {
@@ -108,20 +111,29 @@ static dsc_status_t open_file(dsc_nvme_t *nv, char *err, size_t errsz) {
                      strerror(errno));
             continue;
         }
-        snprintf(err, errsz, "%s '%s' (rank %d): cannot create the swap file: %s", key, nv->path, nv->rank,
-                 strerror(errno));
+        snprintf(err, errsz, "%s '%s' (rank %d): cannot create the swap file: %s", key, dir, rank, strerror(errno));
         return DSC_ERR_IO;
     }
-    size_t used = strlen(nv->what);
-    snprintf(nv->what + used, sizeof nv->what - used, ", %s", nv->direct ? "O_DIRECT" : why_buffered);
-    int rc = posix_fallocate(nv->fd, 0, (off_t)nv->file_bytes);
-    if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(nv->fd, (off_t)nv->file_bytes) == 0 ? 0 : errno;
+    size_t used = strlen(desc);
+    snprintf(desc + used, descsz - used, ", %s", direct ? "O_DIRECT" : why_buffered);
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(fd, (off_t)bytes) == 0 ? 0 : errno;
     if (rc != 0) {
-        snprintf(err, errsz, "%s '%s' (rank %d): cannot reserve %lld bytes for the optimizer state: %s", key, nv->path,
-                 nv->rank, (long long)nv->file_bytes, strerror(rc));
+        snprintf(err, errsz, "%s '%s' (rank %d): cannot reserve %lld bytes for %s: %s", key, dir, rank,
+                 (long long)bytes, what, strerror(rc));
+        close(fd); /* unnamed or unlinked: nothing is left behind */
         return DSC_ERR_IO;
     }
+    *fd_out = fd;
+    *direct_out = direct;
     return DSC_OK;
+}
+
+/* The optimizer's swap file (dsc__nvme_open_file). */
+static dsc_status_t open_file(dsc_nvme_t *nv, char *err, size_t errsz) {
+    return dsc__nvme_open_file(nv->path, "zero_optimization.offload_optimizer.nvme_path", "dsc-optim-swap", nv->rank,
+                               nv->file_bytes, "the optimizer state", &nv->fd, &nv->direct, nv->what, sizeof nv->what,
+                               err, errsz);
 }
 
 void dsc__nvme_free(dsc_nvme_t *nv) {

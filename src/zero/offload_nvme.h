@@ -68,6 +68,16 @@ static inline int64_t dsc__nvme_buffer_bytes(int64_t n, int n_states, int64_t su
            dsc__nvme_round((int64_t)n_states * dsc__nvme_group(n, sub_group_size) * 4);
 }
 
+/* A swap file under directory dir (the key names it in messages: "...nvme_path"), created
+ * unnamed (O_TMPFILE; else <dir>/<prefix>-r<rank>-<pid>-<address>, unlinked at once), with
+ * O_DIRECT where the filesystem takes it, and `bytes` reserved (a full disk fails here: the
+ * message names the bytes and `what`). desc gets one line (the file, O_DIRECT or why not). On
+ * failure nothing is left open or on disk; err names the key, the path and the rank. Shared by
+ * the optimizer's and the parameters' swappers (src/zero/param_nvme.c). */
+dsc_status_t dsc__nvme_open_file(const char *dir, const char *key, const char *prefix, int rank, int64_t bytes,
+                                 const char *what, int *fd_out, bool *direct_out, char *desc, size_t descsz, char *err,
+                                 size_t errsz);
+
 /* The swap file of rank `rank` for n_elems elements of n_states states, each starting at
  * initial[i]. Errors (DSC_ERR_IO, DSC_ERR_CONFIG, DSC_ERR_NOMEM) name the path, the key
  * and the rank in err. */

@@ -66,6 +66,9 @@ typedef struct dsc_zero_setup {
      * the device first (zero_param_offload.c). NULL: the partition is device memory. */
     dsc_ctx_t *param_host_ctx;
     bool param_pin;
+    /* offload_param.device "nvme" (stage 3 only, any device): the partition lives in a swap
+     * file under nvme_path (src/zero/param_nvme.h); NULL: not. Borrowed for the call. */
+    const struct dsc_pnvme_options *param_nvme;
 } dsc_zero_setup_t;
 
 /* Allocates the flat model state of the plan's stage, gives every rank rank 0's initial
@@ -120,6 +123,11 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
  * step (a checkpoint load), the partition written from it (a no-op when it is on the
  * device: the engine rebuilds that itself). */
 bool dsc__zero_params_on_host(const dsc_zero_t *z, bool *pinned);
+/* offload_param "nvme": the partition's swap file (NULL: none), for the engine's log line and
+ * byte counts. */
+const struct dsc_pnvme *dsc__zero_params_nvme(const dsc_zero_t *z);
+/* Whether the partition is offloaded anywhere ("cpu" off a host device, or "nvme"). */
+bool dsc__zero_params_offloaded(const dsc_zero_t *z);
 dsc_status_t dsc__zero_params_from_master(dsc_zero_t *z);
 
 /* Optimizer offload: a host mirror of grad32 (n_local floats, page-locked for overlap) kept

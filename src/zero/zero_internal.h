@@ -56,6 +56,10 @@ struct dsc_zero {
      * memory counted on param_ctx, page-locked when params_pinned. NULL: device memory. */
     dsc_ctx_t *param_ctx;
     bool param_pin, params_pinned;
+    /* offload_param "nvme" (zero_param_offload.c, param_nvme.c): the local shards live in this
+     * swap file instead (params is NULL). */
+    struct dsc_pnvme *pnvme;
+    const struct dsc_pnvme_options *pnvme_opts; /* its options, during dsc__zero_create only */
 
     /* Flat model state, all laid out over the padded length plan.padded (P):
      *   params     working copy the model is bound to, model_dtype, P elements (DSC_MEM_PARAMS);
@@ -167,6 +171,15 @@ dsc_status_t dsc__zero3_refresh(dsc_zero_t *z);
  * (an edit's write-back); the partition from n_local fp32 values in device memory (the
  * initial values); after an optimizer step, the partition from the updated master unless the
  * host optimizer wrote it there itself. */
+/* Whether the partition is offloaded ("cpu": host memory, or "nvme": the swap file). */
+static inline bool dsc__z3_params_offloaded(const dsc_zero_t *z) { return z->param_ctx || z->pnvme; }
+/* The allocation: device memory, host memory ("cpu"), or the swap file ("nvme", created here
+ * for the table's shards: z->params stays NULL); err names the key and path. */
+dsc_status_t dsc__z3_params_create(dsc_zero_t *z, size_t bytes, char *err, size_t errsz);
+/* stage 3's schedule with "nvme": parameter i's shard read ahead (false: not started), and
+ * whether its shard can be had without waiting for the disk (always true without "nvme"). */
+bool dsc__z3_read_ahead(dsc_zero_t *z, int i);
+bool dsc__z3_shard_ready(dsc_zero_t *z, int i);
 void *dsc__z3_params_alloc(dsc_zero_t *z, size_t bytes);
 void dsc__z3_params_free(dsc_zero_t *z, size_t bytes);
 dsc_status_t dsc__z3_shard_in(dsc_zero_t *z, void *dst, const z3_param_t *p);

@@ -151,9 +151,19 @@ static dsc_status_t prefetch(dsc_zero_t *z) {
         if (q->full || q->persistent) continue;
         const int64_t n = full_elems(z, q);
         if (z->inflight_elems + n > z->prefetch_bucket || z->gathered_elems + n > z->max_live) break;
+        /* offload_param "nvme": only a shard whose read was started by an earlier call is
+         * all-gathered ahead (else its gather would wait for the whole read here); its read is
+         * started below instead. Decided from the calls alone: the same on every rank. */
+        if (!dsc__z3_shard_ready(z, z->trace[j])) break;
         if (gather_start(z, q, true) != DSC_OK) return dsc_ctx_status(z->ctx);
     }
     z->prefetch_from = j;
+    /* ... and the next parameters' shards are read ahead into the swap file's free buffers
+     * (the next prefetch, or the acquisition, finds them there) */
+    for (int k = j; k < z->trace_len && z->pnvme; k++) {
+        const z3_param_t *q = &z->p[z->trace[k]];
+        if (!q->full && !q->persistent && !dsc__z3_read_ahead(z, z->trace[k])) break;
+    }
     return DSC_OK;
 }
 
@@ -394,13 +404,15 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
     }
     const int64_t local = np ? z->p[np - 1].local + z->p[np - 1].shard : 0;
     z->n_local = local;
-    z->params = dsc__z3_params_alloc(z, (size_t)local * ms); /* host memory with offload_param */
+    /* host memory or a swap file with offload_param */
+    if ((rc = dsc__z3_params_create(z, (size_t)local * ms, err, errsz)) != DSC_OK) return rc;
     /* the fp32 master: the shards themselves in fp32, else its own buffer (host memory when
      * the optimizer is offloaded, with a device buffer for the initial values while mixed or
-     * while the shards live on the host) */
-    const bool own_master = mixed || z->host_ctx || z->param_ctx;
-    z->master = !z->params ? NULL : own_master ? dsc__zero_master_alloc(z, (size_t)local) : z->params;
-    const bool temp32 = z->host_ctx && (mixed || z->param_ctx);
+     * while the shards are offloaded) */
+    const bool offloaded = dsc__z3_params_offloaded(z);
+    const bool own_master = mixed || z->host_ctx || offloaded;
+    z->master = own_master ? dsc__zero_master_alloc(z, (size_t)local) : z->params;
+    const bool temp32 = z->host_ctx && (mixed || offloaded);
     float *dev32 = !z->host_ctx ? z->master : !temp32 ? z->params
                  : z->master ? dsc__dev_alloc(z->ctx, DSC_MEM_OTHER, (size_t)local * 4) : NULL;
     z->acc32 = dev32 ? dsc__dev_alloc(z->ctx, DSC_MEM_GRAD_ACCUM, (size_t)local * 4) : NULL;
@@ -421,7 +433,7 @@ dsc_status_t dsc__zero_alloc_state3(dsc_zero_t *z, char *err, size_t errsz) {
             dsc__dev_copy(z->ctx, dev32 + p->local, init32 + p->offset + a, (size_t)(b - a) * 4);
     }
     dsc__dev_free(z->ctx, DSC_MEM_OTHER, init32, (size_t)z->numel * 4);
-    if (rc == DSC_OK && (mixed || z->param_ctx)) rc = dsc__z3_params_from_device32(z, dev32);
+    if (rc == DSC_OK && (mixed || offloaded)) rc = dsc__z3_params_from_device32(z, dev32);
     if (rc == DSC_OK && z->host_ctx) rc = dsc__zero_master_from_device(z, dev32);
     if (temp32) dsc__dev_free(z->ctx, DSC_MEM_OTHER, dev32, (size_t)local * 4);
     if (rc == DSC_OK) rc = dsc_model_bind_partitioned(m, z->model_dtype, NULL);

@@ -281,7 +281,7 @@ dsc_status_t dsc__zero_reduce_gradients(dsc_zero_t *z, bool *overflow, double *s
 
 static dsc_status_t allgather_updates(dsc_zero_t *z) {
     if (z->plan.stage == 0) return DSC_OK; /* the optimizer updated the replicated copy */
-    if (z->param_ctx) { /* offload_param: the host partition from the update, then the re-gather */
+    if (dsc__z3_params_offloaded(z)) { /* offload_param: the partition from the update, then the re-gather */
         dsc_status_t rc = dsc__z3_params_after_step(z);
         return rc == DSC_OK ? dsc__zero3_refresh(z) : rc;
     }
@@ -353,7 +353,9 @@ dsc_status_t dsc__zero_create(const dsc_zero_setup_t *s, dsc_zero_t **out, char 
     z->errmsg_size = s->errmsg_size;
     z->param_ctx = s->plan.stage == 3 ? s->param_host_ctx : NULL; /* offload_param: stage 3 only */
     z->param_pin = s->param_pin;
+    z->pnvme_opts = s->plan.stage == 3 ? s->param_nvme : NULL;
     dsc_status_t rc = alloc_state(z, err, errsz);
+    z->pnvme_opts = NULL;
     if (rc != DSC_OK) {
         dsc__zero_free(z);
         return rc;

@@ -54,7 +54,9 @@ typedef struct {
     int ckpt;
     int offload; /* zero_optimization.offload_optimizer.device 1: "cpu" (the optimizer on the host); 2: "nvme"
                   * (the same, its states in a swap file under /tmp); 3: offload_param "cpu" (stage 3: the
-                  * parameter partition in pinned host memory); 4: both "cpu" */
+                  * parameter partition in pinned host memory); 4: both "cpu"; 5: offload_param "nvme" (the
+                  * partition in a swap file under /tmp, read through pinned buffers); 6: offload_param and
+                  * offload_optimizer "nvme" */
 } setup_t;
 
 typedef struct {
@@ -112,6 +114,11 @@ static int run_new(run_t *r, const char *device, const setup_t *s, char *err, si
                                  "\"nvme_path\": \"/tmp\", \"buffer_count\": 2, \"pipeline_read\": true}"
              : s->offload == 3 ? ", \"offload_param\": {\"device\": \"cpu\"}"
              : s->offload == 4 ? ", \"offload_param\": {\"device\": \"cpu\"}, \"offload_optimizer\": {\"device\": \"cpu\"}"
+             : s->offload == 5 ? ", \"offload_param\": {\"device\": \"nvme\", \"nvme_path\": \"/tmp\", \"buffer_count\": 3, "
+                                 "\"buffer_size\": 3000}"
+             : s->offload == 6 ? ", \"sub_group_size\": 20000, \"offload_param\": {\"device\": \"nvme\", \"nvme_path\": "
+                                 "\"/tmp\", \"buffer_count\": 3}, \"offload_optimizer\": {\"device\": \"nvme\", "
+                                 "\"nvme_path\": \"/tmp\", \"buffer_count\": 2, \"pipeline_read\": true}"
                                : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
@@ -329,7 +336,8 @@ static void compare_offload(const char *device, const setup_t *s, int kind) {
             printf("%-5s stage %d offload %s on %s: loss %.6f -> %.6f (not offloaded %.6f -> %.6f), worst rel diff "
                    "%.2e at step %d (tolerance %.0e); device optimizer bytes %zu (not offloaded %zu), host %zu, "
                    "pinned %zu\n",
-                   s->precision, s->stage, kind == 2 ? "nvme" : kind == 3 ? "param" : kind == 4 ? "param+cpu" : "cpu",
+                   s->precision, s->stage, kind == 2 ? "nvme" : kind == 3 ? "param" : kind == 4 ? "param+cpu"
+                                           : kind == 5 ? "param-nvme" : kind == 6 ? "param-nvme+nvme" : "cpu",
                    device, lo[0], lo[STEPS - 1], lg[0],
                    lg[STEPS - 1], worst, at + 1, tol,
                    dev_optim, dsc_ctx_mem_stats(g.ctx, DSC_MEM_OPTIM).live_bytes, host, pinned);
@@ -340,12 +348,15 @@ static void compare_offload(const char *device, const setup_t *s, int kind) {
                        "%s stage %d: device optimizer %zu, host %zu, pinned %zu", s->precision, s->stage, dev_optim,
                        host, pinned);
             /* offload_param: the partition left the device's parameters for pinned host memory
-             * (kind 3: all the host bytes; kind 4: with master and states, the optimizer off the device) */
+             * (kind 3: all the host bytes; kind 4: with master and states, the optimizer off the device)
+             * or for a swap file (kind 5: the host bytes are its pinned buffers; kind 6: with the
+             * optimizer's) */
             const size_t par_o = dsc_ctx_mem_stats(o.ctx, DSC_MEM_PARAMS).live_bytes,
                          par_g = dsc_ctx_mem_stats(g.ctx, DSC_MEM_PARAMS).live_bytes;
             if (kind >= 3) {
                 printf("      offload_param: device parameter bytes %zu (not offloaded %zu)\n", par_o, par_g);
-                EXPECT(par_o < par_g && host > 0 && pinned > 0 && (kind == 3 ? pinned == host : dev_optim == 0),
+                EXPECT(par_o < par_g && host > 0 && pinned > 0 &&
+                           (kind == 3 || kind == 5 ? pinned == host : dev_optim == 0),
                        "%s stage %d offload_param: device params %zu (not offloaded %zu), device optimizer %zu, "
                        "host %zu, pinned %zu", s->precision, s->stage, par_o, par_g, dev_optim, host, pinned);
             }
@@ -402,6 +413,9 @@ int main(void) {
         for (int kind = 3; kind <= 4; kind++)
             compare_offload(dev, &(setup_t){p == 0 ? "fp32" : p == 1 ? "bf16" : "fp16", 3, 0, 0}, kind);
     resume_across(dev, dev, &(setup_t){"bf16", 3, 0, 4}); /* saved with both offloads, resumed with both */
+    for (int p = 0; p < 2; p++) /* offload_param "nvme" (stage 3), alone and with the optimizer's state on NVMe */
+        for (int kind = 5; kind <= 6; kind++) compare_offload(dev, &(setup_t){p == 0 ? "fp32" : "bf16", 3, 0, 0}, kind);
+    resume_across(dev, dev, &(setup_t){"bf16", 3, 0, 6}); /* saved with both on NVMe, resumed with both */
 #else
     /* On the emulator, the set that reaches every path of the device's table once: each
      * ZeRO stage's data movement, checkpointing, both 16-bit formats and the loss scaler, the
@@ -420,6 +434,7 @@ int main(void) {
     if (!small) compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 2);
     compare_offload(dev, &(setup_t){"bf16", 3, 0, 0}, 3); /* offload_param: pinned host partition, from_host gathers */
     if (!small) compare_offload(dev, &(setup_t){"fp32", 3, 0, 0}, 4);
+    compare_offload(dev, &(setup_t){"bf16", 3, 0, 0}, 5); /* offload_param "nvme": pinned buffers, from_host gathers */
 #endif
     printf("test_cuda_engine: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;

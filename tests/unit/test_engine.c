@@ -137,11 +137,12 @@ static void test_config_errors(void) {
     o.config_json = "{\"train_batch_size\": 2, \"optimizer\": {\"type\": \"OneBitAdam\"}}";
     CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) != DSC_OK);
     CHECK_MSG(strstr(err, "OneBitAdam") || strstr(err, "onebitadam"), "%s", err);
-    /* offload_param "cpu" is implemented (test_offload_param; a no-op on the cpu device), "nvme" is not yet */
+    /* offload_param "cpu" and "nvme" are implemented (test_offload_param, test_offload_param_nvme);
+     * an nvme_path that does not exist fails naming the key and the path */
     o.config_json = "{\"train_batch_size\": 2, \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"nvme\", "
-                    "\"nvme_path\": \"/tmp\"}}}";
-    CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) == DSC_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(err, "zero_optimization.offload_param.device \"nvme\" is not supported yet"), "%s", err);
+                    "\"nvme_path\": \"/nonexistent-dsc-swap\"}}}";
+    CHECK(dsc_initialize(m.model, &o, &r, err, sizeof err) == DSC_ERR_IO);
+    CHECK_MSG(strstr(err, "zero_optimization.offload_param.nvme_path '/nonexistent-dsc-swap'"), "%s", err);
     CHECK(r.engine == NULL);
     o.config_json = "{\"train_batch_size\": 2}";
     o.config_path = "x.json";
