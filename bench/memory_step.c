@@ -11,12 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level <= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
-}
 
 int main(int argc, char **argv) {
     dsc_gpt_config_t gc = {12, 12, 768, 50257, 1024, 0.0, 1e-5};
@@ -39,7 +35,7 @@ int main(int argc, char **argv) {
     }
     const int t = gc.block_size;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_warnings;
     dsc_ctx_t *ctx = NULL;
     dsc_gpt_t *gpt = NULL;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK || dsc_gpt_new(ctx, &gc, &gpt) != DSC_OK) return 1;
