@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -10,6 +11,10 @@
 
 int check_failures = 0;
 int check_count = 0;
+static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void check_lock(void) { pthread_mutex_lock(&check_mu); }
+void check_unlock(void) { pthread_mutex_unlock(&check_mu); }
 
 bool check_close(double a, double b, double rel_tol, double abs_floor) {
     if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);

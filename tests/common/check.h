@@ -46,6 +46,28 @@ extern int check_count;
         }                                                                                    \
     } while (0)
 
+/* The same from several threads (rank threads of the fake communicator): the counters are
+ * global, so each check holds one process-wide lock (check_lock / check_unlock). */
+void check_lock(void);
+void check_unlock(void);
+#define TCHECK(cond)                                                                         \
+    do {                                                                                     \
+        check_lock();                                                                        \
+        CHECK(cond);                                                                         \
+        check_unlock();                                                                      \
+    } while (0)
+#define TCHECK_MSG(cond, ...)                                                                \
+    do {                                                                                     \
+        check_lock();                                                                        \
+        CHECK_MSG(cond, __VA_ARGS__);                                                        \
+        check_unlock();                                                                      \
+    } while (0)
+#define TCHECK_OK(call)                                                                      \
+    do {                                                                                     \
+        dsc_status_t tst_ = (call);                                                          \
+        TCHECK_MSG(tst_ == DSC_OK, "%s -> %s", #call, dsc_status_string(tst_));              \
+    } while (0)
+
 /* |a - b| <= tol * max(|a|, |b|, floor): relative with an absolute floor for values near 0. */
 bool check_close(double a, double b, double rel_tol, double abs_floor);
 /* Compares n values; prints the worst index on failure; returns the max relative error. */

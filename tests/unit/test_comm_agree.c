@@ -15,14 +15,6 @@
 #include "check.h"
 #include "dsc/dsc.h"
 
-static pthread_mutex_t g_check_mu = PTHREAD_MUTEX_INITIALIZER;
-#define TCHECK_MSG(cond, ...)                                                                                      \
-    do {                                                                                                           \
-        pthread_mutex_lock(&g_check_mu);                                                                           \
-        CHECK_MSG(cond, __VA_ARGS__);                                                                              \
-        pthread_mutex_unlock(&g_check_mu);                                                                         \
-    } while (0)
-
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level, (void)message, (void)user;
 }
