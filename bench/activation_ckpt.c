@@ -85,19 +85,12 @@ int main(int argc, char **argv) {
     int batch = 1, steps = 3;
     gc.block_size = 1024;
     for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i];
-        int v = atoi(argv[i + 1]);
-        if (!strcmp(k, "--layers")) gc.n_layer = v;
-        else if (!strcmp(k, "--heads")) gc.n_head = v;
-        else if (!strcmp(k, "--embd")) gc.n_embd = v;
-        else if (!strcmp(k, "--vocab")) gc.vocab_size = v;
-        else if (!strcmp(k, "--context")) gc.block_size = v;
-        else if (!strcmp(k, "--batch")) batch = v;
-        else if (!strcmp(k, "--steps")) steps = v;
-        else if (!strcmp(k, "--dropout")) gc.dropout = atof(argv[i + 1]);
+        const char *k = argv[i], *v = argv[i + 1];
+        if (bench_gpt_flag(&gc, k, v)) continue;
+        if (!strcmp(k, "--batch")) batch = atoi(v);
+        else if (!strcmp(k, "--steps")) steps = atoi(v);
         else {
-            fprintf(stderr, "usage: activation_ckpt [--layers N] [--heads N] [--embd N] [--vocab N] [--context T] "
-                            "[--batch B] [--steps N] [--dropout P]\n");
+            fprintf(stderr, "usage: activation_ckpt " BENCH_GPT_FLAGS_USAGE " [--batch B] [--steps N]\n");
             return 2;
         }
     }

@@ -1,11 +1,14 @@
 /* What the CPU benchmarks (the programs in bench/) share: a monotonic clock, a comparator for
  * sorting timings, log callbacks that keep the engine's info lines off the tables, and the
- * small GPT that bench/zero_cpu and bench/zero_overhead measure. Header-only: each bench is
+ * small GPT that bench/zero_cpu and bench/zero_overhead measure, and the model-shape flags. Header-only: each bench is
  * one translation unit (CMakeLists.txt builds every .c file in bench/ as its own program). */
 #ifndef DSC_BENCH_UTIL_H
 #define DSC_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "dsc/dsc.h"
@@ -35,6 +38,20 @@ static inline void bench_log_errors(dsc_log_level_t level, const char *message, 
 static inline void bench_log_warnings(dsc_log_level_t level, const char *message, void *user) {
     (void)user;
     if (level <= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
+}
+
+/* The model-shape flags, for a usage line, and one "flag value" pair of them taken into gc
+ * (atoi/atof, as the benches' other flags); false when flag is none of them. */
+#define BENCH_GPT_FLAGS_USAGE "[--layers N] [--heads N] [--embd N] [--vocab N] [--context T] [--dropout P]"
+static inline bool bench_gpt_flag(dsc_gpt_config_t *gc, const char *flag, const char *value) {
+    if (!strcmp(flag, "--layers")) gc->n_layer = atoi(value);
+    else if (!strcmp(flag, "--heads")) gc->n_head = atoi(value);
+    else if (!strcmp(flag, "--embd")) gc->n_embd = atoi(value);
+    else if (!strcmp(flag, "--vocab")) gc->vocab_size = atoi(value);
+    else if (!strcmp(flag, "--context")) gc->block_size = atoi(value);
+    else if (!strcmp(flag, "--dropout")) gc->dropout = atof(value);
+    else return false;
+    return true;
 }
 
 #endif
