@@ -105,6 +105,9 @@ void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int 
  * with the normal build, cpu under ASan) run the full tests. */
 bool check_reduced(void);
 
+/* Files: the whole of path, malloc'ed with a NUL byte after its *len bytes (len may be NULL),
+ * or NULL (and *len 0) when it cannot be opened or read in full. */
+void *check_read_file(const char *path, size_t *len);
 /* Files: removes a directory tree (or a file); counts the entries of dir whose names start
  * with prefix (0 when dir cannot be read). */
 void check_rm_tree(const char *path);

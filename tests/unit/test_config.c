@@ -13,22 +13,6 @@
 #include "dsc/config.h"
 #include "config/config_internal.h"
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The sorted *.json names of a directory; returns the count. */
@@ -87,7 +71,7 @@ static void count_log(dsc_log_level_t level, const char *message, void *user) {
 static int n_valid_files, n_valid_checks;
 
 static void run_valid(const char *json_path, const char *expect_path) {
-    char *expect = read_text(expect_path);
+    char *expect = check_read_file(expect_path, NULL);
     CHECK_MSG(expect != NULL, "%s: missing .expect file", json_path);
     if (!expect) return;
     long long world_size = 1;
@@ -98,7 +82,7 @@ static void run_valid(const char *json_path, const char *expect_path) {
         if (!strcmp(l, "allow_unknown: true")) allow_unknown = true;
     }
     free(expect);
-    expect = read_text(expect_path);
+    expect = check_read_file(expect_path, NULL);
 
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
     log_sink_t sink = {0, -1};
@@ -210,7 +194,7 @@ static void test_valid_dir(void) {
 static int n_invalid_files, n_invalid_checks;
 
 static void run_invalid(const char *json_path, const char *expected_path) {
-    char *expected = read_text(expected_path);
+    char *expected = check_read_file(expected_path, NULL);
     CHECK_MSG(expected != NULL, "%s: missing .expected file", json_path);
     if (!expected) return;
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
