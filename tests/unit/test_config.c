@@ -40,6 +40,22 @@ static size_t list_json(const char *dir, char ***out) {
     return n;
 }
 
+/* Runs fn on each *.json of dir with its sidecar (the name with `suffix` for ".json"), in name
+ * order; the directory must hold at least 30. */
+static void run_dir(const char *dir, const char *suffix, void (*fn)(const char *json_path, const char *side_path)) {
+    char **names;
+    size_t n = list_json(dir, &names);
+    CHECK_MSG(n >= 30, "only %zu configs in %s", n, dir);
+    for (size_t i = 0; i < n; i++) {
+        char jp[512], sp[512];
+        snprintf(jp, sizeof jp, "%s/%s", dir, names[i]);
+        snprintf(sp, sizeof sp, "%s/%.*s%s", dir, (int)(strlen(names[i]) - 5), names[i], suffix);
+        fn(jp, sp);
+        free(names[i]);
+    }
+    free(names);
+}
+
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
     size_t n = strlen(s);
@@ -175,20 +191,6 @@ static void run_valid(const char *json_path, const char *expect_path) {
     dsc_config_free(cfg);
 }
 
-static void test_valid_dir(void) {
-    char **names;
-    size_t n = list_json("tests/configs/valid", &names);
-    CHECK_MSG(n >= 30, "only %zu valid configs", n);
-    for (size_t i = 0; i < n; i++) {
-        char jp[512], ep[512];
-        snprintf(jp, sizeof jp, "tests/configs/valid/%s", names[i]);
-        snprintf(ep, sizeof ep, "tests/configs/valid/%.*s.expect", (int)(strlen(names[i]) - 5), names[i]);
-        run_valid(jp, ep);
-        free(names[i]);
-    }
-    free(names);
-}
-
 /* ---- tests/configs/invalid ------------------------------------------------------------------ */
 
 static int n_invalid_files, n_invalid_checks;
@@ -228,20 +230,6 @@ static void run_invalid(const char *json_path, const char *expected_path) {
     n_invalid_files++;
     dsc_config_free(cfg);
     free(expected);
-}
-
-static void test_invalid_dir(void) {
-    char **names;
-    size_t n = list_json("tests/configs/invalid", &names);
-    CHECK_MSG(n >= 30, "only %zu invalid configs", n);
-    for (size_t i = 0; i < n; i++) {
-        char jp[512], ep[512];
-        snprintf(jp, sizeof jp, "tests/configs/invalid/%s", names[i]);
-        snprintf(ep, sizeof ep, "tests/configs/invalid/%.*s.expected", (int)(strlen(names[i]) - 5), names[i]);
-        run_invalid(jp, ep);
-        free(names[i]);
-    }
-    free(names);
 }
 
 /* ---- helpers for inline configs ---------------------------------------------------------------- */
@@ -857,8 +845,8 @@ static void test_pos_scanner(void) {
 }
 
 int main(void) {
-    test_valid_dir();
-    test_invalid_dir();
+    run_dir("tests/configs/valid", ".expect", run_valid);
+    run_dir("tests/configs/invalid", ".expected", run_invalid);
     test_batch_table();
     test_defaults();
     test_aliases();
