@@ -234,27 +234,29 @@ static void run_invalid(const char *json_path, const char *expected_path) {
 
 /* ---- helpers for inline configs ---------------------------------------------------------------- */
 
-static dsc_config_t *parse_ok(const char *text) {
+/* Parses `text` with warnings counted (not printed) into *cfg; the message in err. */
+static dsc_status_t parse_text(const char *text, dsc_config_t **cfg, char *err, size_t errsz) {
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
     log_sink_t sink = {0, -1};
     opts.log_fn = count_log;
     opts.log_user = &sink;
-    dsc_config_t *cfg = NULL;
+    *cfg = NULL;
+    return dsc_config_parse_string(text, &opts, cfg, err, errsz);
+}
+
+static dsc_config_t *parse_ok(const char *text) {
+    dsc_config_t *cfg;
     char err[2048];
-    dsc_status_t st = dsc_config_parse_string(text, &opts, &cfg, err, sizeof err);
+    dsc_status_t st = parse_text(text, &cfg, err, sizeof err);
     CHECK_MSG(st == DSC_OK, "parse failed: %s\n  for %s", err, text);
     return cfg;
 }
 
 /* Parses `text` expecting failure; checks the message contains every NULL-terminated needle. */
 static void parse_fails(const char *text, const char *n1, const char *n2) {
-    dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
-    log_sink_t sink = {0, -1};
-    opts.log_fn = count_log;
-    opts.log_user = &sink;
-    dsc_config_t *cfg = NULL;
+    dsc_config_t *cfg;
     char err[2048];
-    dsc_status_t st = dsc_config_parse_string(text, &opts, &cfg, err, sizeof err);
+    dsc_status_t st = parse_text(text, &cfg, err, sizeof err);
     CHECK_MSG(st == DSC_ERR_CONFIG, "expected DSC_ERR_CONFIG for %s", text);
     CHECK(cfg == NULL);
     CHECK_MSG(!n1 || strstr(err, n1), "'%s' not in: %s", n1, err);
