@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "check.h"
 
 #include <dirent.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 
@@ -15,6 +17,27 @@ static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void check_lock(void) { pthread_mutex_lock(&check_mu); }
 void check_unlock(void) { pthread_mutex_unlock(&check_mu); }
+
+void check_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size) {
+    pthread_t th[16];
+    if (n > 16) {
+        fprintf(stderr, "FAIL: check_run_threads: %d threads, at most 16\n", n);
+        _exit(1);
+    }
+    for (int r = 0; r < n; r++)
+        if (pthread_create(&th[r], NULL, fn, (char *)args + (size_t)r * arg_size) != 0) {
+            fprintf(stderr, "FAIL: pthread_create\n");
+            _exit(1);
+        }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    for (int r = 0; r < n; r++)
+        if (pthread_timedjoin_np(th[r], NULL, &dl) != 0) {
+            fprintf(stderr, "FAIL: rank thread %d did not finish within 60 s (hang)\n", r);
+            _exit(1);
+        }
+}
 
 bool check_close(double a, double b, double rel_tol, double abs_floor) {
     if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);

@@ -68,6 +68,11 @@ void check_unlock(void);
         TCHECK_MSG(tst_ == DSC_OK, "%s -> %s", #call, dsc_status_string(tst_));              \
     } while (0)
 
+/* Runs fn on n threads (at most 16), thread r on (char *)args + r * arg_size, and joins them
+ * with a 60 s deadline; a thread that cannot start or does not finish ends the process
+ * (FAIL on stderr, exit status 1): a hung rank cannot hang the test. */
+void check_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size);
+
 /* |a - b| <= tol * max(|a|, |b|, floor): relative with an absolute floor for values near 0. */
 bool check_close(double a, double b, double rel_tol, double abs_floor);
 /* Compares n values; prints the worst index on failure; returns the max relative error. */

@@ -5,7 +5,6 @@
  * naming them). Every wait has a timeout and every join a deadline: the test cannot hang. */
 #define _GNU_SOURCE
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,24 +52,9 @@ static void run_world(int n, const dsc_comm_fault_t *faults, int n_faults, rank_
     CHECK_OK(dsc_comm_fake_world_new(n, &w));
     if (!w) return;
     for (int i = 0; i < n_faults; i++) CHECK_OK(dsc_comm_fake_world_add_fault(w, &faults[i]));
-    pthread_t th[8];
     thread_arg_t ta[8];
-    for (int r = 0; r < n; r++) {
-        ta[r] = (thread_arg_t){w, r, n, fn, arg};
-        if (pthread_create(&th[r], NULL, rank_main, &ta[r]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            _exit(1);
-        }
-    }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 60;
-    for (int r = 0; r < n; r++) {
-        if (pthread_timedjoin_np(th[r], NULL, &dl) != 0) {
-            fprintf(stderr, "FAIL: rank thread %d did not finish within 60 s (hang)\n", r);
-            _exit(1);
-        }
-    }
+    for (int r = 0; r < n; r++) ta[r] = (thread_arg_t){w, r, n, fn, arg};
+    check_run_threads(n, rank_main, ta, sizeof ta[0]);
     dsc_comm_fake_world_free(w);
 }
 
