@@ -17,24 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dsc/checkpoint.h"
 #include "dsc/dsc.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level <= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
-}
 
 typedef struct {
     int every; /* 0: none */
@@ -53,7 +38,7 @@ typedef struct {
 static int setup(ckpt_mode_t *m, const dsc_gpt_config_t *gc, int batch) {
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
     co.seed = 1234;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_warnings;
     if (dsc_ctx_new(&co, &m->ctx) != DSC_OK) return 1;
     if (dsc_gpt_new(m->ctx, gc, &m->gpt) != DSC_OK) return 1;
     dsc_gpt_set_checkpointing(m->gpt, m->every);
@@ -76,14 +61,14 @@ static int setup(ckpt_mode_t *m, const dsc_gpt_config_t *gc, int batch) {
 static int step(ckpt_mode_t *m, const int32_t *x, const int32_t *y, int b, int t, bool measure) {
     dsc_ctx_mem_reset_peaks(m->ctx);
     dsc_actckpt_stats_t s0 = dsc_actckpt_stats(m->ctx);
-    double t0 = now();
+    double t0 = bench_now_s();
     dsc_tensor_t *loss = NULL;
     if (dsc_gpt_forward(m->ctx, m->gpt, x, y, b, t, NULL, &loss) != DSC_OK || dsc_backward(m->engine, loss) != DSC_OK ||
         dsc_step(m->engine) != DSC_OK) {
         fprintf(stderr, "activation_ckpt (%s): %s\n", m->label, dsc_ctx_errmsg(m->ctx));
         return 1;
     }
-    double dt = now() - t0;
+    double dt = bench_now_s() - t0;
     dsc_actckpt_stats_t s1 = dsc_actckpt_stats(m->ctx);
     m->loss = dsc_engine_last_loss(m->engine);
     if (measure) {
@@ -100,19 +85,12 @@ int main(int argc, char **argv) {
     int batch = 1, steps = 3;
     gc.block_size = 1024;
     for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i];
-        int v = atoi(argv[i + 1]);
-        if (!strcmp(k, "--layers")) gc.n_layer = v;
-        else if (!strcmp(k, "--heads")) gc.n_head = v;
-        else if (!strcmp(k, "--embd")) gc.n_embd = v;
-        else if (!strcmp(k, "--vocab")) gc.vocab_size = v;
-        else if (!strcmp(k, "--context")) gc.block_size = v;
-        else if (!strcmp(k, "--batch")) batch = v;
-        else if (!strcmp(k, "--steps")) steps = v;
-        else if (!strcmp(k, "--dropout")) gc.dropout = atof(argv[i + 1]);
+        const char *k = argv[i], *v = argv[i + 1];
+        if (bench_gpt_flag(&gc, k, v)) continue;
+        if (!strcmp(k, "--batch")) batch = atoi(v);
+        else if (!strcmp(k, "--steps")) steps = atoi(v);
         else {
-            fprintf(stderr, "usage: activation_ckpt [--layers N] [--heads N] [--embd N] [--vocab N] [--context T] "
-                            "[--batch B] [--steps N] [--dropout P]\n");
+            fprintf(stderr, "usage: activation_ckpt " BENCH_GPT_FLAGS_USAGE " [--batch B] [--steps N]\n");
             return 2;
         }
     }
@@ -144,7 +122,7 @@ int main(int argc, char **argv) {
            "recompute ms/step | loss |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int k = 0; k < 3; k++) {
         ckpt_mode_t *m = &modes[k];
-        qsort(m->times, (size_t)m->n_times, sizeof(double), cmp_double);
+        qsort(m->times, (size_t)m->n_times, sizeof(double), bench_cmp_double);
         double med = m->times[m->n_times / 2];
         if (k == 0) {
             base_t = med;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/internal.h"
 #include "dsc/dsc.h"
 
@@ -20,11 +21,6 @@ static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -55,8 +51,8 @@ int main(int argc, char **argv) {
             }
             t[r] = cpu_now() - t0;
         }
-        qsort(t, (size_t)n_reps, sizeof *t, cmp_double);
-        qsort(tf, (size_t)n_reps, sizeof *tf, cmp_double);
+        qsort(t, (size_t)n_reps, sizeof *t, bench_cmp_double);
+        qsort(tf, (size_t)n_reps, sizeof *tf, bench_cmp_double);
         printf("attention fwd+bwd B%d T%d C%d H%d p%g: %.3f ms CPU (forward %.3f ms; medians of %d)\n", b, tt, c, h,
                p, t[n_reps / 2] * 1e3, tf[n_reps / 2] * 1e3, n_reps);
     }

@@ -26,14 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
 
 #define MAX_RANKS 8
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level == DSC_LOG_ERROR) fprintf(stderr, "%s\n", message);
-}
 
 static float bf16_round(float x) { return dsc_bf16_to_f32(dsc_f32_to_bf16(x)); }
 
@@ -66,7 +62,7 @@ static void err_add(err_acc_t *a, double r, double e) {
 int main(int argc, char **argv) {
     const int train_steps = argc > 1 ? atoi(argv[1]) : 30, mb = 8, t = 64, vocab = 256;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_errors;
     dsc_ctx_t *ctx = NULL;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK) return 1;
     dsc_gpt_config_t gc = {4, 4, 128, vocab, t, 0.0, 1e-5};

@@ -11,35 +11,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level <= DSC_LOG_WARN) fprintf(stderr, "%s\n", message);
-}
 
 int main(int argc, char **argv) {
     dsc_gpt_config_t gc = {12, 12, 768, 50257, 1024, 0.0, 1e-5};
     int batch = 4;
     for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i];
-        int v = atoi(argv[i + 1]);
-        if (!strcmp(k, "--layers")) gc.n_layer = v;
-        else if (!strcmp(k, "--heads")) gc.n_head = v;
-        else if (!strcmp(k, "--embd")) gc.n_embd = v;
-        else if (!strcmp(k, "--vocab")) gc.vocab_size = v;
-        else if (!strcmp(k, "--context")) gc.block_size = v;
-        else if (!strcmp(k, "--batch")) batch = v;
-        else if (!strcmp(k, "--dropout")) gc.dropout = atof(argv[i + 1]);
+        const char *k = argv[i], *v = argv[i + 1];
+        if (bench_gpt_flag(&gc, k, v)) continue;
+        if (!strcmp(k, "--batch")) batch = atoi(v);
         else {
-            fprintf(stderr, "usage: memory_step [--layers N] [--heads N] [--embd N] [--vocab N] [--context T] "
-                            "[--batch B] [--dropout P]\n");
+            fprintf(stderr, "usage: memory_step " BENCH_GPT_FLAGS_USAGE " [--batch B]\n");
             return 2;
         }
     }
     const int t = gc.block_size;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_warnings;
     dsc_ctx_t *ctx = NULL;
     dsc_gpt_t *gpt = NULL;
     if (dsc_ctx_new(&co, &ctx) != DSC_OK || dsc_gpt_new(ctx, &gc, &gpt) != DSC_OK) return 1;

@@ -22,15 +22,10 @@
 #include <unistd.h>
 #include <omp.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
 #include "optim/optim_internal.h"
 #include "zero/offload_nvme.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static const char *fs_name(const char *dir) {
     struct statfs s;
@@ -59,15 +54,15 @@ static int disk_baseline(const char *dir, size_t bytes, int repeat, double *wr, 
             free(buf);
             return -1;
         }
-        double t0 = now();
+        double t0 = bench_now_s();
         for (size_t off = 0; off < bytes; off += chunk)
             if (pwrite(fd, buf, bytes - off < chunk ? bytes - off : chunk, (off_t)off) < 0) break;
-        double t1 = now(); /* no fsync in the figure: the swap file is never synced either */
+        double t1 = bench_now_s(); /* no fsync in the figure: the swap file is never synced either */
         fsync(fd);
-        const double t1b = now();
+        const double t1b = bench_now_s();
         for (size_t off = 0; off < bytes; off += chunk)
             if (pread(fd, buf, bytes - off < chunk ? bytes - off : chunk, (off_t)off) < 0) break;
-        double t2 = now();
+        double t2 = bench_now_s();
         close(fd);
         if (bytes / (t1 - t0) > *wr) *wr = bytes / (t1 - t0);
         if (bytes / (t2 - t1b) > *rd) *rd = bytes / (t2 - t1b);
@@ -147,9 +142,9 @@ int main(int argc, char **argv) {
         double t_mem = 0, t_off[2] = {0, 0};
         if (dsc_optim_new(ctx, &p, (size_t)n, NULL, 0, &mem) == DSC_OK) {
             dsc_optim_step(mem, master, grad, 1.0f, 1e-3, NULL, DSC_F32); /* first touch of the states */
-            double t0 = now();
+            double t0 = bench_now_s();
             dsc_optim_step(mem, master, grad, 1.0f, 1e-3, NULL, DSC_F32);
-            t_mem = now() - t0;
+            t_mem = bench_now_s() - t0;
             dsc_optim_free(mem);
         }
         for (int pipe = 0; pipe < 2; pipe++) {
@@ -161,9 +156,9 @@ int main(int argc, char **argv) {
                 return 1;
             }
             dsc__nvme_step(nv, off, master, grad, 1.0f, 1e-3, NULL, DSC_F32);
-            double t0 = now();
+            double t0 = bench_now_s();
             dsc__nvme_step(nv, off, master, grad, 1.0f, 1e-3, NULL, DSC_F32);
-            t_off[pipe] = now() - t0;
+            t_off[pipe] = bench_now_s() - t0;
             dsc__nvme_free(nv);
             dsc_optim_free(off);
         }

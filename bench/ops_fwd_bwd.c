@@ -18,23 +18,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/internal.h"
 #include "dsc/dsc.h"
 #include "ops/cpu/cpu_simd.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return v[n / 2];
 }
 
@@ -45,7 +35,7 @@ typedef enum { OP_MATMUL, OP_GELU, OP_LAYERNORM } op_kind_t;
 static double time_dsc(dsc_ctx_t *ctx, op_kind_t op, int n, float *x, float *dx, float *w, float *dw, float *b, float *db,
                        float *dy) {
     int64_t shape[2] = {n, n}, vshape[1] = {n};
-    double t0 = now();
+    double t0 = bench_now_s();
     dsc_tensor_t *xt = dsc_tensor_wrap(ctx, DSC_F32, 2, shape, x, dx, false);
     dsc_tensor_t *y = NULL;
     if (op == OP_MATMUL) {
@@ -64,22 +54,22 @@ static double time_dsc(dsc_ctx_t *ctx, op_kind_t op, int n, float *x, float *dx,
         exit(1);
     }
     dsc_ctx_end_step(ctx);
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 /* The three sgemm calls of a linear layer's forward and backward, made directly. */
 static double time_raw_sgemm(int n, const float *x, float *dx, const float *w, float *dw, float *y, const float *dy) {
-    double t0 = now();
+    double t0 = bench_now_s();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, x, n, w, n, 0.0f, y, n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, dy, n, w, n, 1.0f, dx, n);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0f, dy, n, x, n, 1.0f, dw, n);
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 /* dsc_attention forward + backward on a wrapped qkv [b, t, 3c], upstream gradient dy [b, t, c]. */
 static double time_attention(dsc_ctx_t *ctx, int b, int t, int c, int h, float *qkv, float *dqkv, float *dy) {
     int64_t shape[3] = {b, t, 3 * c}, oshape[3] = {b, t, c};
-    double t0 = now();
+    double t0 = bench_now_s();
     dsc_tensor_t *x = dsc_tensor_wrap(ctx, DSC_F32, 3, shape, qkv, dqkv, false);
     dsc_tensor_t *y = dsc_attention(ctx, x, h, 0.0);
     dsc_tensor_t *g = dsc_tensor_wrap(ctx, DSC_F32, 3, oshape, dy, NULL, false);
@@ -88,7 +78,7 @@ static double time_attention(dsc_ctx_t *ctx, int b, int t, int c, int h, float *
         exit(1);
     }
     dsc_ctx_end_step(ctx);
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 /* The six sgemm calls per (batch, head) of a batched-matmul attention, full T x T. */
@@ -96,7 +86,7 @@ static double time_attention_sgemm(int b, int t, int c, int h, const float *qkv,
                                    float *p, float *dp, float *out) {
     const int hs = c / h, c3 = 3 * c;
     const float scale = 1.0f / sqrtf((float)hs);
-    double t0 = now();
+    double t0 = bench_now_s();
     for (int bi = 0; bi < b; bi++)
         for (int hi = 0; hi < h; hi++) {
             const float *q = qkv + (size_t)bi * t * c3 + hi * hs, *k = q + c, *v = q + 2 * c;
@@ -110,7 +100,7 @@ static double time_attention_sgemm(int b, int t, int c, int h, const float *qkv,
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, hs, t, scale, dp, t, k, c3, 1.0f, dq, c3);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, hs, t, scale, dp, t, q, c3, 1.0f, dk, c3);
         }
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 /* One SIMD path, one thread: gelu fwd + bwd over n floats and attention fwd + bwd over every
@@ -120,7 +110,7 @@ static double time_simd(const dsc_cpu_simd_t *k, int64_t n, const float *x, floa
                         float *out, float *scr) {
     const int64_t hs = c / h, c3 = 3 * c;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    double t0 = now();
+    double t0 = bench_now_s();
     if (n > 0) {
         k->gelu(n, x, y);
         k->gelu_backward(n, x, dy, dx);
@@ -137,13 +127,13 @@ static double time_simd(const dsc_cpu_simd_t *k, int64_t n, const float *x, floa
                 k->flash_forward(&a, i0, t - i0 < DSC_FLASH_BLOCK ? t - i0 : DSC_FLASH_BLOCK, scr);
             k->flash_backward(&a, scr);
         }
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 static double time_copy(size_t n_bytes, char *dst, const char *src) {
-    double t0 = now();
+    double t0 = bench_now_s();
     memcpy(dst, src, n_bytes);
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 int main(int argc, char **argv) {

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
 #include "dsc/optim.h"
 #include "optim/optim_internal.h"
@@ -39,19 +40,8 @@
 #include <immintrin.h>
 #endif
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -111,12 +101,12 @@ static int triad_nt(float *a, const float *b, const float *c, float s, size_t n,
 enum { K_ADAM, K_BF16, K_SCALAR, K_TRIAD, K_TRIAD_NT, K_COUNT };
 
 static double adam_once(dsc_optim_t *opt, float *p, const float *g, uint16_t *half) {
-    double t0 = now();
+    double t0 = bench_now_s();
     if (dsc_optim_step(opt, p, g, 1.0f, 1e-4, half, DSC_BF16) != DSC_OK) {
         fprintf(stderr, "step failed\n");
         exit(1);
     }
-    return now() - t0;
+    return bench_now_s() - t0;
 }
 
 int main(int argc, char **argv) {
@@ -147,7 +137,7 @@ int main(int argc, char **argv) {
            "not counted), triad-nt 12 B/elem (non-temporal stores)\n\n");
     printf("%7s %3s | %9s %8s %7s %7s %7s | %9s %7s | %9s %8s %7s | %8s %8s\n", "params", "thr", "adam ms", "Gparam/s",
            "GB/s", "%triad", "%trNT", "+bf16 ms", "GB/s", "scalar ms", "Gparam/s", "GB/s", "triad", "triad-nt");
-    double total0 = now();
+    double total0 = bench_now_s();
     for (int si = 0; si < n_sizes; si++) {
         const size_t n = sizes_m[si] << 20;
         const int reps = n <= (16u << 20) ? 11 : n <= (64u << 20) ? 7 : 5;
@@ -186,12 +176,12 @@ int main(int argc, char **argv) {
             adam_once(opt, p, g, NULL); /* warm-up */
             triad_plain(m, p, g, 0.5f, n, nt);
             for (int r = 0; r < reps; r++) {
-                double t0 = now();
+                double t0 = bench_now_s();
                 triad_plain(v, p, g, 0.5f, n, nt);
-                t[K_TRIAD][r] = now() - t0;
-                t0 = now();
+                t[K_TRIAD][r] = bench_now_s() - t0;
+                t0 = bench_now_s();
                 has_nt = triad_nt(v, p, g, 0.5f, n, nt);
-                t[K_TRIAD_NT][r] = now() - t0;
+                t[K_TRIAD_NT][r] = bench_now_s() - t0;
                 /* the triads overwrote v: reset it so Adam runs on sane state */
 #pragma omp parallel for schedule(static) num_threads(nt)
                 for (size_t i = 0; i < n; i++) v[i] = 0.0f;
@@ -224,7 +214,7 @@ int main(int argc, char **argv) {
     printf("\nanchor (shared/reference/anchor_runs.md §2, 16-core AVX-512 host, 2^28 params, 16 threads): "
            "DeepSpeedCPUAdam 0.0652 s/step = 4.117 Gparam/s = 115.3 GB/s; torch AdamW fused=True 0.0617 s = 121.9 GB/s; "
            "foreach=True 0.1884 s = 39.9 GB/s. Compare per thread and as %% of the triad, not in absolute terms.\n");
-    printf("total bench time %.1f s\n", now() - total0);
+    printf("total bench time %.1f s\n", bench_now_s() - total0);
     dsc_ctx_free(ctx);
     return 0;
 }

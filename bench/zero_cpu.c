@@ -14,23 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dsc/dsc.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level == DSC_LOG_ERROR) fprintf(stderr, "%s\n", message);
-}
 
 int main(int argc, char **argv) {
     const int steps = argc > 1 ? atoi(argv[1]) : 20, mb = 8, t = 64;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_errors;
     dsc_ctx_t *ctx = NULL;
     dsc_ctx_new(&co, &ctx);
     dsc_comm_t *comm = NULL;
@@ -48,7 +38,8 @@ int main(int argc, char **argv) {
         const bool frugal = row == 4;
         dsc_ctx_t *mctx = NULL; /* a context per stage: its peaks are this stage's */
         dsc_ctx_new(&co, &mctx);
-        dsc_gpt_config_t gc = {4, 4, 128, 88, t, 0.0, 1e-5};
+        dsc_gpt_config_t gc = BENCH_GPT_SMALL;
+        gc.block_size = t;
         dsc_gpt_t *gpt = NULL;
         dsc_gpt_new(mctx, &gc, &gpt);
         char json[512];
@@ -70,7 +61,7 @@ int main(int argc, char **argv) {
         double t0 = 0;
         uint64_t sent = 0;
         for (int s = 0; s < steps + 2; s++) {
-            if (s == 2) t0 = now(); /* two warm-up steps */
+            if (s == 2) t0 = bench_now_s(); /* two warm-up steps */
             if (comm) dsc_comm_reset_stats(comm);
             dsc_tensor_t *loss = NULL;
             dsc_gpt_forward(mctx, gpt, x, y, mb, t, NULL, &loss);
@@ -80,7 +71,7 @@ int main(int argc, char **argv) {
             }
             if (comm) sent = dsc_comm_stats(comm).total_sent_bytes;
         }
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         const double mib = 1048576.0;
         const dsc_mem_stats_t pm = dsc_ctx_mem_stats(mctx, DSC_MEM_PARAMS), gm = dsc_ctx_mem_stats(mctx, DSC_MEM_GRADS);
         const double layer = (double)(pm.peak_bytes - pm.live_bytes + gm.peak_bytes - gm.live_bytes);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/device_count.h"
 #include "dsc/dsc.h"
 
@@ -31,25 +32,9 @@ typedef struct {
 
 static const preset_t presets[] = {
     {"gpt2-tiny", DSC_GPT_CONFIG_TINY},
-    {"small", {4, 4, 128, 88, 64, 0.0, 1e-5}}, /* bench/zero_cpu's model */
+    {"small", BENCH_GPT_SMALL}, /* bench/zero_cpu's model */
     {"d12", DSC_GPT_CONFIG_D12},
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void quiet(dsc_log_level_t level, const char *message, void *user) {
-    (void)user;
-    if (level == DSC_LOG_ERROR) fprintf(stderr, "%s\n", message);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     const preset_t *model;
@@ -107,7 +92,7 @@ static int run_stage(const args_t *a, int stage) {
     run_t r = {0};
     r.rng = 0x9E3779B97F4A7C15ull;
     dsc_ctx_options_t co = DSC_CTX_OPTIONS_INIT;
-    co.log_fn = quiet;
+    co.log_fn = bench_log_errors;
     co.device = a->device;
     dsc_device_counts_t counts = {0};
     char err[1024] = "";
@@ -155,11 +140,11 @@ static int run_stage(const args_t *a, int stage) {
     if (!r.probe_dev || dsc__device_count_begin(r.ctx, &counts) != DSC_OK) goto fail;
     /* two warm-up steps (ZeRO-3 records its schedule, the pools fill), then the timed ones */
     for (int s = 0; s < 2 + a->steps; s++) {
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         for (int m = 0; m < a->ga; m++)
             if (micro_batch(&r, a) != DSC_OK || dsc_step(r.engine) != DSC_OK) goto fail;
         if (wait_device(&r) != DSC_OK) goto fail;
-        if (s >= 2) times[s - 2] = now_s() - t0;
+        if (s >= 2) times[s - 2] = bench_now_s() - t0;
     }
     /* one more step, with a wait after each micro-batch, counted by phase */
     dsc_device_counts_t mb = {0}, st = {0}, before, after;
@@ -168,27 +153,27 @@ static int run_stage(const args_t *a, int stage) {
     const dsc_device_counts_t at_start = counts;
     for (int m = 0; m < a->ga; m++) {
         before = counts;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (micro_batch(&r, a) != DSC_OK) goto fail;
         if (m < a->ga - 1 && dsc_step(r.engine) != DSC_OK) goto fail;
         after = counts;
         if (wait_device(&r) != DSC_OK) goto fail;
-        mb_times[m] = now_s() - t0;
+        mb_times[m] = bench_now_s() - t0;
         if (m == 0) mb = dsc__device_counts_diff(&after, &before);
     }
     before = counts;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (dsc_step(r.engine) != DSC_OK) goto fail;
     after = counts;
     if (wait_device(&r) != DSC_OK) goto fail;
-    step_s = now_s() - t0;
+    step_s = bench_now_s() - t0;
     st = dsc__device_counts_diff(&after, &before);
     {
         dsc_device_counts_t all = dsc__device_counts_diff(&counts, &at_start);
         moved_total = (int64_t)dsc__device_counts_moved(&all);
     }
-    qsort(times, (size_t)a->steps, sizeof *times, cmp_double);
-    qsort(mb_times, (size_t)a->ga, sizeof *mb_times, cmp_double);
+    qsort(times, (size_t)a->steps, sizeof *times, bench_cmp_double);
+    qsort(mb_times, (size_t)a->ga, sizeof *mb_times, bench_cmp_double);
     size_t peak = 0;
     dsc_ctx_device_memory(r.ctx, NULL, &peak);
     printf("  stage %d: step %9.2f ms (median of %d, min %.2f); micro-batch %8.2f ms (median of %d); dsc_step %8.2f ms; "

@@ -3,7 +3,7 @@
 # thread-count independence set their thread counts themselves),
 # from the source tree so it can read tests/golden and tests/configs.
 add_library(dsc_testutil STATIC ${PROJECT_SOURCE_DIR}/tests/common/check.c ${PROJECT_SOURCE_DIR}/tests/common/gradcheck.c
-            ${PROJECT_SOURCE_DIR}/tests/common/zero_check.c)
+            ${PROJECT_SOURCE_DIR}/tests/common/zero_check.c ${PROJECT_SOURCE_DIR}/tests/common/comm_check.c)
 target_include_directories(dsc_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests/common ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(dsc_testutil PUBLIC dsc)
 

@@ -1,15 +1,43 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "check.h"
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 
 int check_failures = 0;
 int check_count = 0;
+static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void check_lock(void) { pthread_mutex_lock(&check_mu); }
+void check_unlock(void) { pthread_mutex_unlock(&check_mu); }
+
+void check_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size) {
+    pthread_t th[16];
+    if (n > 16) {
+        fprintf(stderr, "FAIL: check_run_threads: %d threads, at most 16\n", n);
+        _exit(1);
+    }
+    for (int r = 0; r < n; r++)
+        if (pthread_create(&th[r], NULL, fn, (char *)args + (size_t)r * arg_size) != 0) {
+            fprintf(stderr, "FAIL: pthread_create\n");
+            _exit(1);
+        }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    for (int r = 0; r < n; r++)
+        if (pthread_timedjoin_np(th[r], NULL, &dl) != 0) {
+            fprintf(stderr, "FAIL: rank thread %d did not finish within 60 s (hang)\n", r);
+            _exit(1);
+        }
+}
 
 bool check_close(double a, double b, double rel_tol, double abs_floor) {
     if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
@@ -184,4 +212,21 @@ double check_tensor_at(const dsc_tensor_t *t, int64_t i) {
     if (dsc__dev_to_host(t->device->ctx, buf, (const char *)t->data + (size_t)i * es, es) == DSC_OK)
         dsc_convert(&v, DSC_F64, buf, t->dtype, 1);
     return v;
+}
+
+void *check_read_file(const char *path, size_t *len) {
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char *buf = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (len) *len = (size_t)n;
+    return buf;
 }

@@ -46,6 +46,33 @@ extern int check_count;
         }                                                                                    \
     } while (0)
 
+/* The same from several threads (rank threads of the fake communicator): the counters are
+ * global, so each check holds one process-wide lock (check_lock / check_unlock). */
+void check_lock(void);
+void check_unlock(void);
+#define TCHECK(cond)                                                                         \
+    do {                                                                                     \
+        check_lock();                                                                        \
+        CHECK(cond);                                                                         \
+        check_unlock();                                                                      \
+    } while (0)
+#define TCHECK_MSG(cond, ...)                                                                \
+    do {                                                                                     \
+        check_lock();                                                                        \
+        CHECK_MSG(cond, __VA_ARGS__);                                                        \
+        check_unlock();                                                                      \
+    } while (0)
+#define TCHECK_OK(call)                                                                      \
+    do {                                                                                     \
+        dsc_status_t tst_ = (call);                                                          \
+        TCHECK_MSG(tst_ == DSC_OK, "%s -> %s", #call, dsc_status_string(tst_));              \
+    } while (0)
+
+/* Runs fn on n threads (at most 16), thread r on (char *)args + r * arg_size, and joins them
+ * with a 60 s deadline; a thread that cannot start or does not finish ends the process
+ * (FAIL on stderr, exit status 1): a hung rank cannot hang the test. */
+void check_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size);
+
 /* |a - b| <= tol * max(|a|, |b|, floor): relative with an absolute floor for values near 0. */
 bool check_close(double a, double b, double rel_tol, double abs_floor);
 /* Compares n values; prints the worst index on failure; returns the max relative error. */
@@ -83,6 +110,9 @@ void check_markov_row(int step, int micro, int row, int32_t *x, int32_t *y, int 
  * with the normal build, cpu under ASan) run the full tests. */
 bool check_reduced(void);
 
+/* Files: the whole of path, malloc'ed with a NUL byte after its *len bytes (len may be NULL),
+ * or NULL (and *len 0) when it cannot be opened or read in full. */
+void *check_read_file(const char *path, size_t *len);
 /* Files: removes a directory tree (or a file); counts the entries of dir whose names start
  * with prefix (0 when dir cannot be read). */
 void check_rm_tree(const char *path);

@@ -161,3 +161,84 @@ void zero_result_free(zero_result_t *r) {
     free(r->params);
     r->params = NULL;
 }
+
+void zero_estimate_options(const zero_case_t *c, dsc_estimate_options_t *eo) {
+    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+    gc.block_size = 16;
+    dsc_estimate_options_default(&gc, eo);
+    eo->micro_batch = c->micro_batch;
+    const bool bf16 = strcmp(c->precision, "bf16") == 0;
+    eo->param_dtype = bf16 ? DSC_BF16 : strcmp(c->precision, "fp16") == 0 ? DSC_F16 : DSC_F32;
+    eo->accumulate_fp32 = bf16;
+    eo->reduce_bucket_size = 5000;
+    eo->persistence_threshold = c->persistence;
+    eo->max_reuse_distance = c->reuse;
+}
+
+void zero_check_offload_estimate(const char *what, const dsc_memory_estimate_t *en, const zero_result_t *off) {
+    CHECK_MSG(en->state.optim == (int64_t)off->mem_optim && en->host_bytes == (int64_t)off->offload_host &&
+                  en->state.grad_accum == (int64_t)off->mem_grad_accum,
+              "%s: estimated device optimizer / host / grad accum bytes %lld / %lld / %lld, measured %zu / %zu / %zu",
+              what, (long long)en->state.optim, (long long)en->host_bytes, (long long)en->state.grad_accum,
+              off->mem_optim, off->offload_host, off->mem_grad_accum);
+    CHECK_MSG(off->offload_pinned == 0 && en->pinned_host_bytes > 0, "%s: pinned %zu measured, %lld planned", what,
+              off->offload_pinned, (long long)en->pinned_host_bytes);
+}
+
+int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, char *err, size_t errsz) {
+    dsc_ctx_t *ctx = check_ctx_new(5);
+    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
+    gc.block_size = 16;
+    dsc_gpt_t *gpt = NULL;
+    CHECK_OK(dsc_gpt_new(ctx, &gc, &gpt));
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"train_micro_batch_size_per_gpu\": 2, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0,"
+             " \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": %d,"
+             " \"stage3_param_persistence_threshold\": 0%s}, \"optimizer\": {\"type\": \"AdamW\","
+             " \"params\": {\"lr\": 0.001, \"eps\": 1e-4}}}",
+             stage, zero_extra ? zero_extra : "");
+    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
+    o.config_json = json;
+    dsc_initialize_result_t init = {0};
+    int rc = dsc_initialize(gpt->model, &o, &init, err, errsz) == DSC_OK ? 0 : 1;
+    int32_t x[2 * 16], y[2 * 16];
+    dsc_tensor_t *wte = NULL;
+    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(gpt->model, i, &info);
+        if (!strcmp(info.name, "wte.weight")) wte = info.tensor;
+    }
+    for (int step = 0; step < 8 && rc == 0; step++) {
+        for (int micro = 0; micro < 2 && rc == 0; micro++) {
+            for (int r = 0; r < 2; r++) check_markov_row(step, micro, r, x + r * 16, y + r * 16, 16);
+            dsc_tensor_t *loss = NULL;
+            dsc_gpt_forward(ctx, gpt, x, y, 2, 16, NULL, &loss);
+            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) rc = 1;
+        }
+        if (step == 3 && rc == 0) { /* the edit: wte halved on rank 0 */
+            rc = dsc_engine_gather_params(init.engine, &wte, 1) == DSC_OK ? 0 : 1;
+            const size_t n = (size_t)dsc_tensor_numel(wte);
+            float *v = malloc(n * sizeof *v);
+            if (rc == 0 && check_tensor_get(wte, v, DSC_F32, n) == DSC_OK) {
+                for (size_t k = 0; k < n; k++) v[k] *= 0.5f;
+                rc = check_tensor_set(wte, v, DSC_F32, n) == DSC_OK ? 0 : 1;
+            }
+            free(v);
+            if (dsc_engine_release_params(init.engine, &wte, 1, 0) != DSC_OK) rc = 1;
+        }
+    }
+    if (rc && init.engine) snprintf(err, errsz, "%s", dsc_engine_errmsg(init.engine));
+    *numel = dsc_model_numel(gpt->model);
+    if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) rc = 1;
+    for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(gpt->model, i, &info);
+        if (check_tensor_get(info.tensor, out + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) rc = 1;
+    }
+    if (rc == 0) dsc_engine_release_params(init.engine, NULL, 0, -1);
+    dsc_engine_free(init.engine);
+    dsc_gpt_free(gpt);
+    dsc_ctx_free(ctx);
+    return rc;
+}

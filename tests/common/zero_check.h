@@ -52,4 +52,20 @@ void zero_result_free(zero_result_t *r);
  * formulas, as the fake-communicator test checks them); 0 for one rank. */
 uint64_t zero_expected_sent_bytes(const zero_case_t *c, int world, const zero_result_t *z);
 
+/* dsc estimate's options for zero_run's setting of case c on one rank: the tiny GPT at
+ * block 16, c->micro_batch rows, c->precision's dtype (bf16 accumulating in fp32),
+ * reduce_bucket_size 5000, c->persistence and c->reuse. The offload fields and
+ * device_is_host are dsc_estimate_options_default's, for the caller to set. */
+void zero_estimate_options(const zero_case_t *c, dsc_estimate_options_t *eo);
+/* Checks that the plan en holds the device optimizer, host and gradient accumulation bytes
+ * the offloaded run off measured, and that, on the guarded device (no page-locked memory),
+ * nothing was pinned while the plan pins some; `what` names the case in messages. */
+void zero_check_offload_estimate(const char *what, const dsc_memory_estimate_t *en, const zero_result_t *off);
+/* An edit of a parameter between steps (dsc_engine_gather_params, then release with modifier
+ * rank 0) on one rank of the tiny GPT (block 16) in bf16 at `stage`, every stage-3 parameter
+ * partitioned, zero_extra (NULL: none) inside zero_optimization: 4 steps of 2 micro-batches,
+ * wte.weight halved, 4 more. Writes the final parameters (*numel floats: out must hold the
+ * tiny GPT's) to out; 0, or 1 with the message in err. */
+int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, char *err, size_t errsz);
+
 #endif

@@ -10,8 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "dsc/comm.h"
+#include "comm_check.h"
 
 static int rank, n;
 
@@ -20,45 +19,6 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-static void put(void *buf, dsc_dtype_t dt, size_t i, double v) {
-    switch (dt) {
-    case DSC_F32: ((float *)buf)[i] = (float)v; break;
-    case DSC_F64: ((double *)buf)[i] = v; break;
-    case DSC_F16: ((uint16_t *)buf)[i] = dsc_f32_to_f16((float)v); break;
-    case DSC_BF16: ((uint16_t *)buf)[i] = dsc_f32_to_bf16((float)v); break;
-    case DSC_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
-    default: break;
-    }
-}
-
-static double get(const void *buf, dsc_dtype_t dt, size_t i) {
-    switch (dt) {
-    case DSC_F32: return ((const float *)buf)[i];
-    case DSC_F64: return ((const double *)buf)[i];
-    case DSC_F16: return dsc_f16_to_f32(((const uint16_t *)buf)[i]);
-    case DSC_BF16: return dsc_bf16_to_f32(((const uint16_t *)buf)[i]);
-    case DSC_I32: return ((const int32_t *)buf)[i];
-    default: return NAN;
-    }
-}
-
-/* Every value in these tests is a small integer, exact in every dtype. */
-#define EXPECT_VALUES(what, buf, dt, n_elems, want_expr)                                                            \
-    do {                                                                                                           \
-        size_t bad_ = 0, first_ = 0;                                                                               \
-        for (size_t i = 0; i < (size_t)(n_elems); i++) {                                                           \
-            if (get(buf, dt, i) != (double)(want_expr)) {                                                          \
-                if (!bad_) first_ = i;                                                                             \
-                bad_++;                                                                                            \
-            }                                                                                                      \
-        }                                                                                                          \
-        CHECK_MSG(bad_ == 0, "%s %s rank %d of %d: %zu wrong, first [%zu] = %g", what, dsc_dtype_name(dt), rank, \
-                  n, bad_, first_, bad_ ? get(buf, dt, first_) : 0.0);                                             \
-    } while (0)
-
-#define COUNT 37
-#define PER 9
 
 static void test_identity(dsc_comm_t *c) {
     CHECK(!strcmp(dsc_comm_backend_name(c), "mpi"));
@@ -71,66 +31,7 @@ static void test_identity(dsc_comm_t *c) {
     CHECK(dsc_comm_local_rank(c) >= 0 && dsc_comm_local_rank(c) < dsc_comm_local_size(c));
 }
 
-static void test_values(dsc_comm_t *c) {
-    static const dsc_dtype_t dts[] = {DSC_F32, DSC_F64, DSC_BF16, DSC_F16, DSC_I32};
-    double tri = n * (n + 1) / 2.0;
-    for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) {
-        dsc_dtype_t dt = dts[k];
-        size_t es = dsc_dtype_size(dt);
-        unsigned char *a = calloc(4 * COUNT, 8), *b = calloc(4 * COUNT, 8);
-        uint64_t s0 = dsc_comm_seq(c);
-        for (size_t i = 0; i < COUNT; i++) put(a, dt, i, rank + 1 + (double)i);
-        CHECK_OK(dsc_comm_allreduce(c, a, b, COUNT, dt, DSC_REDUCE_SUM));
-        EXPECT_VALUES("allreduce sum", b, dt, COUNT, tri + n * (double)i);
-        EXPECT_VALUES("allreduce send untouched", a, dt, COUNT, rank + 1 + (double)i);
-        CHECK_OK(dsc_comm_allreduce(c, a, b, COUNT, dt, DSC_REDUCE_MAX));
-        EXPECT_VALUES("allreduce max", b, dt, COUNT, n + (double)i);
-        CHECK_OK(dsc_comm_allreduce(c, a, a, COUNT, dt, DSC_REDUCE_SUM));
-        EXPECT_VALUES("allreduce in place", a, dt, COUNT, tri + n * (double)i);
-
-        for (size_t i = 0; i < (size_t)n * PER; i++) put(a, dt, i, rank + 1 + (double)i);
-        CHECK_OK(dsc_comm_reduce_scatter(c, a, b, PER, dt));
-        EXPECT_VALUES("reduce_scatter", b, dt, PER, tri + n * (double)(rank * PER + i));
-        CHECK_OK(dsc_comm_reduce_scatter(c, a, a + (size_t)rank * PER * es, PER, dt));
-        EXPECT_VALUES("reduce_scatter in place", a + (size_t)rank * PER * es, dt, PER,
-                      tri + n * (double)(rank * PER + i));
-
-        /* reduce_scatter_v: uneven slices, counts[q] = 5q mod 7 (0, 5, 3, 1: one empty),
-         * rank r's slice at off_r; it gets n(n+1)/2 + n (off_r + j). */
-        {
-            int64_t counts[4], off = 0, total = 0;
-            for (int q = 0; q < n; q++) {
-                counts[q] = (5 * q) % 7;
-                if (q < rank) off += counts[q];
-                total += counts[q];
-            }
-            for (size_t i = 0; i < (size_t)total; i++) put(a, dt, i, rank + 1 + (double)i);
-            CHECK_OK(dsc_comm_reduce_scatter_v(c, a, b, counts, dt));
-            EXPECT_VALUES("reduce_scatter_v", b, dt, (size_t)counts[rank], tri + n * (double)(off + (int64_t)i));
-            CHECK_OK(dsc_comm_reduce_scatter_v(c, a, a + (size_t)off * es, counts, dt));
-            EXPECT_VALUES("reduce_scatter_v in place", a + (size_t)off * es, dt, (size_t)counts[rank],
-                          tri + n * (double)(off + (int64_t)i));
-        }
-
-        for (size_t i = 0; i < PER; i++) put(a, dt, i, 10.0 * rank + (double)i);
-        memset(b, 0xff, 4 * COUNT * 8);
-        CHECK_OK(dsc_comm_allgather(c, a, b, PER, dt));
-        EXPECT_VALUES("allgather", b, dt, (size_t)n * PER, 10.0 * (double)(i / PER) + (double)(i % PER));
-        memset(b, 0, 4 * COUNT * 8);
-        for (size_t i = 0; i < PER; i++) put(b + (size_t)rank * PER * es, dt, i, 10.0 * rank + (double)i);
-        CHECK_OK(dsc_comm_allgather(c, b + (size_t)rank * PER * es, b, PER, dt));
-        EXPECT_VALUES("allgather in place", b, dt, (size_t)n * PER, 10.0 * (double)(i / PER) + (double)(i % PER));
-
-        for (size_t i = 0; i < COUNT; i++) put(a, dt, i, rank == n - 1 ? 7.0 * (double)i + 3 : -1.0);
-        CHECK_OK(dsc_comm_broadcast(c, a, COUNT, dt, n - 1));
-        EXPECT_VALUES("broadcast", a, dt, COUNT, 7.0 * (double)i + 3);
-        CHECK_OK(dsc_comm_barrier(c));
-        CHECK(dsc_comm_seq(c) == s0 + 11);
-        free(a);
-        free(b);
-    }
-    CHECK_OK(dsc_comm_allreduce(c, NULL, NULL, 0, DSC_F32, DSC_REDUCE_SUM));
-}
+static void test_values(dsc_comm_t *c) { comm_check_values(c, rank, n); }
 
 /* Buffers large enough for MPI's segmented / ring algorithms. */
 static void test_large(dsc_comm_t *c) {

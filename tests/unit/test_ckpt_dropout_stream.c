@@ -65,19 +65,6 @@ static double step(run_t *r) {
     return dsc_engine_last_loss(r->engine);
 }
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Drops the manifest's RNG entries named `drop_a` / `drop_b` (NULL: none) and rewrites the
  * sidecar checksum, as an older writer would have left the checkpoint. */
 static bool edit_manifest(const char *dir, const char *drop_a, const char *drop_b) {
@@ -127,7 +114,7 @@ int main(void) {
 
     char dir[600], *text;
     snprintf(dir, sizeof dir, "%s/t/manifest.json", root);
-    text = read_all(dir);
+    text = check_read_file(dir, NULL);
     CHECK(text && strstr(text, "\"dropout_seed\"") && strstr(text, "\"dropout_offset\""));
     free(text);
 

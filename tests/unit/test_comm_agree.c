@@ -5,7 +5,6 @@
  * different counts fails instead of writing past a buffer. Every message is compared in
  * full where it is short. Every wait has a timeout and every join a deadline. */
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +13,6 @@
 
 #include "check.h"
 #include "dsc/dsc.h"
-
-static pthread_mutex_t g_check_mu = PTHREAD_MUTEX_INITIALIZER;
-#define TCHECK_MSG(cond, ...)                                                                                      \
-    do {                                                                                                           \
-        pthread_mutex_lock(&g_check_mu);                                                                           \
-        CHECK_MSG(cond, __VA_ARGS__);                                                                              \
-        pthread_mutex_unlock(&g_check_mu);                                                                         \
-    } while (0)
 
 static void quiet(dsc_log_level_t level, const char *message, void *user) {
     (void)level, (void)message, (void)user;
@@ -70,24 +61,10 @@ static void run_world(int n, rank_fn fn, void *arg, rank_out_t *out) {
     dsc_comm_fake_world_t *w = NULL;
     CHECK_OK(dsc_comm_fake_world_new(n, &w));
     if (!w) return;
-    pthread_t th[MAX_RANKS];
     thread_arg_t ta[MAX_RANKS];
     memset(out, 0, sizeof *out * (size_t)n);
-    for (int r = 0; r < n; r++) {
-        ta[r] = (thread_arg_t){w, r, fn, arg, &out[r]};
-        if (pthread_create(&th[r], NULL, rank_main, &ta[r]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            _exit(1);
-        }
-    }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 60;
-    for (int r = 0; r < n; r++)
-        if (pthread_timedjoin_np(th[r], NULL, &dl) != 0) {
-            fprintf(stderr, "FAIL: rank thread %d did not finish within 60 s (hang)\n", r);
-            _exit(1);
-        }
+    for (int r = 0; r < n; r++) ta[r] = (thread_arg_t){w, r, fn, arg, &out[r]};
+    check_run_threads(n, rank_main, ta, sizeof ta[0]);
     dsc_comm_fake_world_free(w);
 }
 

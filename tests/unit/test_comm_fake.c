@@ -5,35 +5,13 @@
  * naming them). Every wait has a timeout and every join a deadline: the test cannot hang. */
 #define _GNU_SOURCE
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "dsc/comm.h"
-
-/* The CHECK counters are global: serialise them across rank threads. */
-static pthread_mutex_t g_check_mu = PTHREAD_MUTEX_INITIALIZER;
-#define TCHECK(cond)                                                                                               \
-    do {                                                                                                           \
-        pthread_mutex_lock(&g_check_mu);                                                                           \
-        CHECK(cond);                                                                                               \
-        pthread_mutex_unlock(&g_check_mu);                                                                         \
-    } while (0)
-#define TCHECK_MSG(cond, ...)                                                                                      \
-    do {                                                                                                           \
-        pthread_mutex_lock(&g_check_mu);                                                                           \
-        CHECK_MSG(cond, __VA_ARGS__);                                                                              \
-        pthread_mutex_unlock(&g_check_mu);                                                                         \
-    } while (0)
-#define TCHECK_OK(call)                                                                                            \
-    do {                                                                                                           \
-        dsc_status_t tst_ = (call);                                                                                \
-        TCHECK_MSG(tst_ == DSC_OK, "%s -> %s", #call, dsc_status_string(tst_));                                    \
-    } while (0)
+#include "comm_check.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -74,147 +52,18 @@ static void run_world(int n, const dsc_comm_fault_t *faults, int n_faults, rank_
     CHECK_OK(dsc_comm_fake_world_new(n, &w));
     if (!w) return;
     for (int i = 0; i < n_faults; i++) CHECK_OK(dsc_comm_fake_world_add_fault(w, &faults[i]));
-    pthread_t th[8];
     thread_arg_t ta[8];
-    for (int r = 0; r < n; r++) {
-        ta[r] = (thread_arg_t){w, r, n, fn, arg};
-        if (pthread_create(&th[r], NULL, rank_main, &ta[r]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            _exit(1);
-        }
-    }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 60;
-    for (int r = 0; r < n; r++) {
-        if (pthread_timedjoin_np(th[r], NULL, &dl) != 0) {
-            fprintf(stderr, "FAIL: rank thread %d did not finish within 60 s (hang)\n", r);
-            _exit(1);
-        }
-    }
+    for (int r = 0; r < n; r++) ta[r] = (thread_arg_t){w, r, n, fn, arg};
+    check_run_threads(n, rank_main, ta, sizeof ta[0]);
     dsc_comm_fake_world_free(w);
 }
 
-/* ---- typed buffers ----------------------------------------------------------------- */
-
-static void put(void *buf, dsc_dtype_t dt, size_t i, double v) {
-    switch (dt) {
-    case DSC_F32: ((float *)buf)[i] = (float)v; break;
-    case DSC_F64: ((double *)buf)[i] = v; break;
-    case DSC_F16: ((uint16_t *)buf)[i] = dsc_f32_to_f16((float)v); break;
-    case DSC_BF16: ((uint16_t *)buf)[i] = dsc_f32_to_bf16((float)v); break;
-    case DSC_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
-    default: break;
-    }
-}
-
-static double get(const void *buf, dsc_dtype_t dt, size_t i) {
-    switch (dt) {
-    case DSC_F32: return ((const float *)buf)[i];
-    case DSC_F64: return ((const double *)buf)[i];
-    case DSC_F16: return dsc_f16_to_f32(((const uint16_t *)buf)[i]);
-    case DSC_BF16: return dsc_bf16_to_f32(((const uint16_t *)buf)[i]);
-    case DSC_I32: return ((const int32_t *)buf)[i];
-    default: return NAN;
-    }
-}
-
-/* Counts mismatches of buf[i] against want(i) (all values are small integers, exact in
- * every dtype). */
-#define EXPECT_VALUES(what, buf, dt, n_elems, want_expr)                                                            \
-    do {                                                                                                           \
-        int bad_ = 0;                                                                                              \
-        size_t first_ = 0;                                                                                         \
-        for (size_t i = 0; i < (n_elems); i++) {                                                                   \
-            if (get(buf, dt, i) != (double)(want_expr)) {                                                          \
-                if (!bad_) first_ = i;                                                                             \
-                bad_++;                                                                                            \
-            }                                                                                                      \
-        }                                                                                                          \
-        TCHECK_MSG(bad_ == 0, "%s %s rank %d of %d: %d wrong, first [%zu] = %g", what, dsc_dtype_name(dt), rank,  \
-                   n, bad_, first_, bad_ ? get(buf, dt, first_) : 0.0);                                            \
-    } while (0)
-
 /* ---- every collective, every dtype ------------------------------------------------- */
-
-#define COUNT 37 /* allreduce / broadcast elements */
-#define PER 9    /* reduce_scatter / allgather elements per rank */
 
 static void values_rank(dsc_comm_t *c, int rank, int n, void *arg) {
     (void)arg;
-    static const dsc_dtype_t dts[] = {DSC_F32, DSC_F64, DSC_BF16, DSC_F16, DSC_I32};
-    uint64_t seq = 0;
-    double tri = n * (n + 1) / 2.0;
-    for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) {
-        dsc_dtype_t dt = dts[k];
-        size_t es = dsc_dtype_size(dt);
-        unsigned char *a = calloc(4 * COUNT, 8), *b = calloc(4 * COUNT, 8);
-        /* allreduce sum: rank r contributes r + 1 + i; the sum is n(n+1)/2 + n i. */
-        for (size_t i = 0; i < COUNT; i++) put(a, dt, i, rank + 1 + (double)i);
-        TCHECK_OK(dsc_comm_allreduce(c, a, b, COUNT, dt, DSC_REDUCE_SUM));
-        EXPECT_VALUES("allreduce sum", b, dt, COUNT, tri + n * (double)i);
-        EXPECT_VALUES("allreduce send untouched", a, dt, COUNT, rank + 1 + (double)i);
-        /* max: n + i. */
-        TCHECK_OK(dsc_comm_allreduce(c, a, b, COUNT, dt, DSC_REDUCE_MAX));
-        EXPECT_VALUES("allreduce max", b, dt, COUNT, n + (double)i);
-        /* in place. */
-        TCHECK_OK(dsc_comm_allreduce(c, a, a, COUNT, dt, DSC_REDUCE_SUM));
-        EXPECT_VALUES("allreduce in place", a, dt, COUNT, tri + n * (double)i);
-        seq += 3;
-
-        /* reduce_scatter: send[k] = r + 1 + k (k < n * PER); rank r gets
-         * sum_s (s + 1 + r PER + j) = n(n+1)/2 + n (r PER + j). */
-        for (size_t i = 0; i < (size_t)n * PER; i++) put(a, dt, i, rank + 1 + (double)i);
-        TCHECK_OK(dsc_comm_reduce_scatter(c, a, b, PER, dt));
-        EXPECT_VALUES("reduce_scatter", b, dt, PER, tri + n * (double)(rank * PER + i));
-        TCHECK_OK(dsc_comm_reduce_scatter(c, a, a + (size_t)rank * PER * es, PER, dt));
-        EXPECT_VALUES("reduce_scatter in place", a + (size_t)rank * PER * es, dt, PER,
-                      tri + n * (double)(rank * PER + i));
-        seq += 2;
-
-        /* reduce_scatter_v: uneven slices, counts[q] = 5q mod 7 (0, 5, 3, 1: one empty),
-         * rank r's slice at off_r; it gets n(n+1)/2 + n (off_r + j). */
-        {
-            int64_t counts[4], off = 0, total = 0;
-            for (int q = 0; q < n; q++) {
-                counts[q] = (5 * q) % 7;
-                if (q < rank) off += counts[q];
-                total += counts[q];
-            }
-            for (size_t i = 0; i < (size_t)total; i++) put(a, dt, i, rank + 1 + (double)i);
-            TCHECK_OK(dsc_comm_reduce_scatter_v(c, a, b, counts, dt));
-            EXPECT_VALUES("reduce_scatter_v", b, dt, (size_t)counts[rank], tri + n * (double)(off + (int64_t)i));
-            TCHECK_OK(dsc_comm_reduce_scatter_v(c, a, a + (size_t)off * es, counts, dt));
-            EXPECT_VALUES("reduce_scatter_v in place", a + (size_t)off * es, dt, (size_t)counts[rank],
-                          tri + n * (double)(off + (int64_t)i));
-            seq += 2;
-        }
-
-        /* allgather: rank r sends 10 r + j; recv[s PER + j] = 10 s + j. */
-        for (size_t i = 0; i < PER; i++) put(a, dt, i, 10.0 * rank + (double)i);
-        memset(b, 0xff, 4 * COUNT * 8);
-        TCHECK_OK(dsc_comm_allgather(c, a, b, PER, dt));
-        EXPECT_VALUES("allgather", b, dt, (size_t)n * PER, 10.0 * (double)(i / PER) + (double)(i % PER));
-        memset(b, 0, 4 * COUNT * 8);
-        for (size_t i = 0; i < PER; i++) put(b + (size_t)rank * PER * es, dt, i, 10.0 * rank + (double)i);
-        TCHECK_OK(dsc_comm_allgather(c, b + (size_t)rank * PER * es, b, PER, dt));
-        EXPECT_VALUES("allgather in place", b, dt, (size_t)n * PER, 10.0 * (double)(i / PER) + (double)(i % PER));
-        seq += 2;
-
-        /* broadcast from the last rank: 7 i + 3 (<= 255, exact in bf16). */
-        for (size_t i = 0; i < COUNT; i++) put(a, dt, i, rank == n - 1 ? 7.0 * (double)i + 3 : -1.0);
-        TCHECK_OK(dsc_comm_broadcast(c, a, COUNT, dt, n - 1));
-        EXPECT_VALUES("broadcast", a, dt, COUNT, 7.0 * (double)i + 3);
-        TCHECK_OK(dsc_comm_barrier(c));
-        seq += 2;
-        TCHECK_MSG(dsc_comm_seq(c) == seq, "seq %llu want %llu", (unsigned long long)dsc_comm_seq(c),
-                   (unsigned long long)seq);
-        free(a);
-        free(b);
-    }
-    /* Zero-element collectives are legal and still numbered. */
-    TCHECK_OK(dsc_comm_allreduce(c, NULL, NULL, 0, DSC_F32, DSC_REDUCE_SUM));
-    TCHECK(dsc_comm_seq(c) == seq + 1);
+    TCHECK(dsc_comm_seq(c) == 0); /* a new communicator: the collectives are numbered from 1 */
+    comm_check_values(c, rank, n);
     TCHECK(dsc_comm_rank(c) == rank && dsc_comm_world_size(c) == n && dsc_comm_local_rank(c) == rank);
     TCHECK(!strcmp(dsc_comm_backend_name(c), "fake"));
 }

@@ -13,22 +13,6 @@
 #include "dsc/config.h"
 #include "config/config_internal.h"
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The sorted *.json names of a directory; returns the count. */
@@ -54,6 +38,22 @@ static size_t list_json(const char *dir, char ***out) {
     qsort(names, n, sizeof *names, cmp_str);
     *out = names;
     return n;
+}
+
+/* Runs fn on each *.json of dir with its sidecar (the name with `suffix` for ".json"), in name
+ * order; the directory must hold at least 30. */
+static void run_dir(const char *dir, const char *suffix, void (*fn)(const char *json_path, const char *side_path)) {
+    char **names;
+    size_t n = list_json(dir, &names);
+    CHECK_MSG(n >= 30, "only %zu configs in %s", n, dir);
+    for (size_t i = 0; i < n; i++) {
+        char jp[512], sp[512];
+        snprintf(jp, sizeof jp, "%s/%s", dir, names[i]);
+        snprintf(sp, sizeof sp, "%s/%.*s%s", dir, (int)(strlen(names[i]) - 5), names[i], suffix);
+        fn(jp, sp);
+        free(names[i]);
+    }
+    free(names);
 }
 
 static char *trim(char *s) {
@@ -87,7 +87,7 @@ static void count_log(dsc_log_level_t level, const char *message, void *user) {
 static int n_valid_files, n_valid_checks;
 
 static void run_valid(const char *json_path, const char *expect_path) {
-    char *expect = read_text(expect_path);
+    char *expect = check_read_file(expect_path, NULL);
     CHECK_MSG(expect != NULL, "%s: missing .expect file", json_path);
     if (!expect) return;
     long long world_size = 1;
@@ -98,7 +98,7 @@ static void run_valid(const char *json_path, const char *expect_path) {
         if (!strcmp(l, "allow_unknown: true")) allow_unknown = true;
     }
     free(expect);
-    expect = read_text(expect_path);
+    expect = check_read_file(expect_path, NULL);
 
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
     log_sink_t sink = {0, -1};
@@ -191,26 +191,12 @@ static void run_valid(const char *json_path, const char *expect_path) {
     dsc_config_free(cfg);
 }
 
-static void test_valid_dir(void) {
-    char **names;
-    size_t n = list_json("tests/configs/valid", &names);
-    CHECK_MSG(n >= 30, "only %zu valid configs", n);
-    for (size_t i = 0; i < n; i++) {
-        char jp[512], ep[512];
-        snprintf(jp, sizeof jp, "tests/configs/valid/%s", names[i]);
-        snprintf(ep, sizeof ep, "tests/configs/valid/%.*s.expect", (int)(strlen(names[i]) - 5), names[i]);
-        run_valid(jp, ep);
-        free(names[i]);
-    }
-    free(names);
-}
-
 /* ---- tests/configs/invalid ------------------------------------------------------------------ */
 
 static int n_invalid_files, n_invalid_checks;
 
 static void run_invalid(const char *json_path, const char *expected_path) {
-    char *expected = read_text(expected_path);
+    char *expected = check_read_file(expected_path, NULL);
     CHECK_MSG(expected != NULL, "%s: missing .expected file", json_path);
     if (!expected) return;
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
@@ -246,43 +232,31 @@ static void run_invalid(const char *json_path, const char *expected_path) {
     free(expected);
 }
 
-static void test_invalid_dir(void) {
-    char **names;
-    size_t n = list_json("tests/configs/invalid", &names);
-    CHECK_MSG(n >= 30, "only %zu invalid configs", n);
-    for (size_t i = 0; i < n; i++) {
-        char jp[512], ep[512];
-        snprintf(jp, sizeof jp, "tests/configs/invalid/%s", names[i]);
-        snprintf(ep, sizeof ep, "tests/configs/invalid/%.*s.expected", (int)(strlen(names[i]) - 5), names[i]);
-        run_invalid(jp, ep);
-        free(names[i]);
-    }
-    free(names);
-}
-
 /* ---- helpers for inline configs ---------------------------------------------------------------- */
 
-static dsc_config_t *parse_ok(const char *text) {
+/* Parses `text` with warnings counted (not printed) into *cfg; the message in err. */
+static dsc_status_t parse_text(const char *text, dsc_config_t **cfg, char *err, size_t errsz) {
     dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
     log_sink_t sink = {0, -1};
     opts.log_fn = count_log;
     opts.log_user = &sink;
-    dsc_config_t *cfg = NULL;
+    *cfg = NULL;
+    return dsc_config_parse_string(text, &opts, cfg, err, errsz);
+}
+
+static dsc_config_t *parse_ok(const char *text) {
+    dsc_config_t *cfg;
     char err[2048];
-    dsc_status_t st = dsc_config_parse_string(text, &opts, &cfg, err, sizeof err);
+    dsc_status_t st = parse_text(text, &cfg, err, sizeof err);
     CHECK_MSG(st == DSC_OK, "parse failed: %s\n  for %s", err, text);
     return cfg;
 }
 
 /* Parses `text` expecting failure; checks the message contains every NULL-terminated needle. */
 static void parse_fails(const char *text, const char *n1, const char *n2) {
-    dsc_config_parse_options_t opts = DSC_CONFIG_PARSE_OPTIONS_INIT;
-    log_sink_t sink = {0, -1};
-    opts.log_fn = count_log;
-    opts.log_user = &sink;
-    dsc_config_t *cfg = NULL;
+    dsc_config_t *cfg;
     char err[2048];
-    dsc_status_t st = dsc_config_parse_string(text, &opts, &cfg, err, sizeof err);
+    dsc_status_t st = parse_text(text, &cfg, err, sizeof err);
     CHECK_MSG(st == DSC_ERR_CONFIG, "expected DSC_ERR_CONFIG for %s", text);
     CHECK(cfg == NULL);
     CHECK_MSG(!n1 || strstr(err, n1), "'%s' not in: %s", n1, err);
@@ -873,8 +847,8 @@ static void test_pos_scanner(void) {
 }
 
 int main(void) {
-    test_valid_dir();
-    test_invalid_dir();
+    run_dir("tests/configs/valid", ".expect", run_valid);
+    run_dir("tests/configs/invalid", ".expected", run_invalid);
     test_batch_table();
     test_defaults();
     test_aliases();

@@ -477,18 +477,6 @@ static void test_reshard(const char *prec, ck_layout_t src, const ck_layout_t *t
     for (int r = 0; r < W; r++) ck_result_free(&R[r]), ck_result_free(&A[r]);
 }
 
-static bool read_file(const char *path, unsigned char **data, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc((size_t)len + 1);
-    *n = fread(*data, 1, (size_t)len, f);
-    fclose(f);
-    return *n == (size_t)len;
-}
-
 static void write_file(const char *path, const unsigned char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return;
@@ -532,9 +520,9 @@ static void test_corruption(void) {
         char path[800];
         snprintf(path, sizeof path, "%s/%s", dir, files[f]);
         const char *base = strrchr(files[f], '/') ? strrchr(files[f], '/') + 1 : files[f];
-        unsigned char *orig = NULL;
         size_t n = 0;
-        if (!read_file(path, &orig, &n) || n < 1) {
+        unsigned char *orig = check_read_file(path, &n);
+        if (!orig || n < 1) {
             CHECK_MSG(false, "cannot read %s", path);
             free(orig);
             continue;
@@ -577,9 +565,9 @@ static void test_corruption(void) {
     /* Two ranks, rank 1's file corrupt: rank 0 (which never reads it) reports it too. */
     char path[800];
     snprintf(path, sizeof path, "%s/t/rank00001.safetensors", dir);
-    unsigned char *orig = NULL;
     size_t n = 0;
-    if (read_file(path, &orig, &n)) {
+    unsigned char *orig = check_read_file(path, &n);
+    if (orig) {
         orig[n - 3] ^= 0x40;
         write_file(path, orig, n);
         ck_spec_t b2 = ck_base_spec(2, 1, "fp32", 1);

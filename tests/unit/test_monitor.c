@@ -23,25 +23,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 static void check_file(const char *path, const char *want) {
-    char *got = slurp(path, NULL);
+    char *got = check_read_file(path, NULL);
     CHECK_MSG(got && !strcmp(got, want), "%s: got \"%s\", want \"%s\"", path, got ? got : "(missing)", want);
     free(got);
 }
@@ -247,7 +230,7 @@ static bool decode_event(const uint8_t *p, const uint8_t *end, tb_event_t *ev) {
  * (naming the first problem on stderr unless `quiet`). */
 static int read_events_q(const char *path, tb_event_t *evs, int max, bool quiet) {
     size_t n;
-    uint8_t *d = (uint8_t *)slurp(path, &n);
+    uint8_t *d = (uint8_t *)check_read_file(path, &n);
     if (!d) return -1;
     int count = 0;
     size_t off = 0;
@@ -312,7 +295,7 @@ static void test_tensorboard(const char *tmp) {
     dsc_tb_writer_close(w);
     /* a corrupted byte fails the data CRC */
     size_t len;
-    char *bytes = slurp(path, &len);
+    char *bytes = check_read_file(path, &len);
     if (bytes && len > 40) {
         bytes[len - 10] ^= 0x20;
         FILE *f = fopen(path, "wb");
@@ -652,7 +635,7 @@ static uint32_t crc32_png(const uint8_t *p, size_t n) {
 /* Reads a PNG written by dsc_png_write_rgb; returns the RGB pixels (malloc'ed) or NULL. */
 static uint8_t *read_png(const char *path, int *w, int *h) {
     size_t n;
-    uint8_t *d = (uint8_t *)slurp(path, &n);
+    uint8_t *d = (uint8_t *)check_read_file(path, &n);
     if (!d) return NULL;
     uint8_t *pixels = NULL, *idat = NULL;
     size_t idat_n = 0, off = 8;

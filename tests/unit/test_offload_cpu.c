@@ -41,31 +41,18 @@ static void test_engine(void) {
                           prec[pi], off.mem_params, off.mem_grads, off.mem_grad_accum, mem.mem_params, mem.mem_grads,
                           mem.mem_grad_accum);
                 /* dsc estimate's plan: the device's optimizer bytes and the host's, as measured */
-                dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-                gc.block_size = 16;
                 dsc_estimate_options_t eo;
-                dsc_estimate_options_default(&gc, &eo);
-                eo.micro_batch = 2;
-                eo.param_dtype = pi == 1 ? DSC_BF16 : pi == 2 ? DSC_F16 : DSC_F32;
-                eo.accumulate_fp32 = pi == 1;
-                eo.reduce_bucket_size = 5000;
-                eo.persistence_threshold = 0;
-                eo.max_reuse_distance = 0;
+                zero_estimate_options(&c, &eo);
                 eo.offload_device = DSC_CONFIG_OFFLOAD_CPU;
                 eo.device_is_host = false;
                 dsc_memory_estimate_t en;
-                char err[256];
+                char err[256], what[64];
                 CHECK_OK(dsc_estimate_memory(&eo, stage, false, &en, err, sizeof err));
-                CHECK_MSG(en.state.optim == (int64_t)off.mem_optim && en.host_bytes == (int64_t)off.offload_host &&
-                              en.state.grad_accum == (int64_t)off.mem_grad_accum,
-                          "stage %d %s: estimated device optimizer / host / grad accum bytes %lld / %lld / %lld, "
-                          "measured %zu / %zu / %zu", stage, prec[pi], (long long)en.state.optim,
-                          (long long)en.host_bytes, (long long)en.state.grad_accum, off.mem_optim, off.offload_host,
-                          off.mem_grad_accum);
-                /* the guarded device has no page-locked memory: nothing pinned, the plan says what would be */
-                CHECK_MSG(off.offload_pinned == 0 && en.pinned_host_bytes > 0 && en.pinned_host_bytes < en.host_bytes,
-                          "stage %d %s: pinned %zu measured, %lld planned", stage, prec[pi], off.offload_pinned,
-                          (long long)en.pinned_host_bytes);
+                snprintf(what, sizeof what, "stage %d %s", stage, prec[pi]);
+                zero_check_offload_estimate(what, &en, &off);
+                /* of the host bytes, the optimizer's states are not pinned */
+                CHECK_MSG(en.pinned_host_bytes < en.host_bytes, "stage %d %s: %lld of %lld host bytes pinned", stage,
+                          prec[pi], (long long)en.pinned_host_bytes, (long long)en.host_bytes);
                 CHECK_MSG(mem.offload_host == 0, "stage %d %s: host offload bytes %zu without offload", stage, prec[pi],
                           mem.offload_host);
                 printf("  stage %d %s: device optimizer bytes %zu without offload, %zu with; host %zu (planned %lld, "
@@ -102,70 +89,13 @@ static void test_engine(void) {
 /* An edit of a parameter between steps (dsc_engine_gather_params, then release with a
  * modifier rank) reaches the master weights on the host: 4 steps, wte.weight scaled by 0.5,
  * 4 more; the parameters equal the run without offload bit for bit (stages 1-3, bf16). */
-static int edit_run(int stage, bool offload, float *out, int64_t *numel, char *err, size_t errsz) {
-    dsc_ctx_t *ctx = check_ctx_new(5);
-    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-    gc.block_size = 16;
-    dsc_gpt_t *gpt = NULL;
-    CHECK_OK(dsc_gpt_new(ctx, &gc, &gpt));
-    char json[512];
-    snprintf(json, sizeof json,
-             "{\"train_micro_batch_size_per_gpu\": 2, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0,"
-             " \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": %d,"
-             " \"stage3_param_persistence_threshold\": 0%s}, \"optimizer\": {\"type\": \"AdamW\","
-             " \"params\": {\"lr\": 0.001, \"eps\": 1e-4}}}",
-             stage, offload ? ", \"offload_optimizer\": {\"device\": \"cpu\"}" : "");
-    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
-    o.config_json = json;
-    dsc_initialize_result_t init = {0};
-    int rc = dsc_initialize(gpt->model, &o, &init, err, errsz) == DSC_OK ? 0 : 1;
-    int32_t x[2 * 16], y[2 * 16];
-    dsc_tensor_t *wte = NULL;
-    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (!strcmp(info.name, "wte.weight")) wte = info.tensor;
-    }
-    for (int step = 0; step < 8 && rc == 0; step++) {
-        for (int micro = 0; micro < 2 && rc == 0; micro++) {
-            for (int r = 0; r < 2; r++) check_markov_row(step, micro, r, x + r * 16, y + r * 16, 16);
-            dsc_tensor_t *loss = NULL;
-            dsc_gpt_forward(ctx, gpt, x, y, 2, 16, NULL, &loss);
-            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) rc = 1;
-        }
-        if (step == 3 && rc == 0) { /* the edit: wte halved on rank 0 */
-            rc = dsc_engine_gather_params(init.engine, &wte, 1) == DSC_OK ? 0 : 1;
-            const size_t n = (size_t)dsc_tensor_numel(wte);
-            float *v = malloc(n * sizeof *v);
-            if (rc == 0 && check_tensor_get(wte, v, DSC_F32, n) == DSC_OK) {
-                for (size_t k = 0; k < n; k++) v[k] *= 0.5f;
-                rc = check_tensor_set(wte, v, DSC_F32, n) == DSC_OK ? 0 : 1;
-            }
-            free(v);
-            if (dsc_engine_release_params(init.engine, &wte, 1, 0) != DSC_OK) rc = 1;
-        }
-    }
-    if (rc && init.engine) snprintf(err, errsz, "%s", dsc_engine_errmsg(init.engine));
-    *numel = dsc_model_numel(gpt->model);
-    if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) rc = 1;
-    for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (check_tensor_get(info.tensor, out + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) rc = 1;
-    }
-    if (rc == 0) dsc_engine_release_params(init.engine, NULL, 0, -1);
-    dsc_engine_free(init.engine);
-    dsc_gpt_free(gpt);
-    dsc_ctx_free(ctx);
-    return rc;
-}
-
 static void test_edit(void) {
     for (int stage = 1; stage <= 3; stage++) {
         static float a[200000], b[200000];
         int64_t na = 0, nb = 0;
         char ea[512] = "", eb[512] = "";
-        int ra = edit_run(stage, false, a, &na, ea, sizeof ea), rb = edit_run(stage, true, b, &nb, eb, sizeof eb);
+        int ra = zero_edit_run(stage, NULL, a, &na, ea, sizeof ea),
+            rb = zero_edit_run(stage, ", \"offload_optimizer\": {\"device\": \"cpu\"}", b, &nb, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "stage %d edit runs: %s | %s", stage, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "stage %d: after an edit of wte.weight the offloaded run "

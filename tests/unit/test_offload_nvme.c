@@ -136,16 +136,8 @@ static void test_engine(void) {
                 CHECK_MSG(nvme.mem_optim < mem.mem_optim, "stage %d %s: optimizer memory %zu not below %zu", stage,
                           prec[pi], nvme.mem_optim, mem.mem_optim);
                 /* dsc estimate's plan equals the measured optimizer bytes, with and without */
-                dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-                gc.block_size = 16;
                 dsc_estimate_options_t eo;
-                dsc_estimate_options_default(&gc, &eo);
-                eo.micro_batch = 2;
-                eo.param_dtype = pi ? DSC_BF16 : DSC_F32;
-                eo.accumulate_fp32 = pi == 1;
-                eo.reduce_bucket_size = 5000;
-                eo.persistence_threshold = 0;
-                eo.max_reuse_distance = 0;
+                zero_estimate_options(&c, &eo);
                 dsc_memory_estimate_t em, en;
                 char err[256];
                 CHECK_OK(dsc_estimate_memory(&eo, stage, false, &em, err, sizeof err));

@@ -16,17 +16,10 @@
 #include "check.h"
 #include "zero_check.h"
 
-static int64_t estimate(int prec, bool offload_opt, bool offload_param, dsc_memory_estimate_t *en) {
-    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-    gc.block_size = 16;
+/* dsc estimate for case c at stage 3 with the given offloads; returns its device parameter bytes */
+static int64_t estimate(const zero_case_t *c, bool offload_opt, bool offload_param, dsc_memory_estimate_t *en) {
     dsc_estimate_options_t eo;
-    dsc_estimate_options_default(&gc, &eo);
-    eo.micro_batch = 2;
-    eo.param_dtype = prec == 1 ? DSC_BF16 : prec == 2 ? DSC_F16 : DSC_F32;
-    eo.accumulate_fp32 = prec == 1;
-    eo.reduce_bucket_size = 5000;
-    eo.persistence_threshold = 0;
-    eo.max_reuse_distance = 0;
+    zero_estimate_options(c, &eo);
     eo.offload_device = offload_opt ? DSC_CONFIG_OFFLOAD_CPU : DSC_CONFIG_OFFLOAD_NONE;
     eo.offload_param_device = offload_param ? DSC_CONFIG_OFFLOAD_CPU : DSC_CONFIG_OFFLOAD_NONE;
     eo.device_is_host = false;
@@ -84,18 +77,14 @@ static void test_engine(void) {
                         /* dsc estimate: the drop, the device's optimizer bytes (an fp32 model's master
                          * stays on the device for a device optimizer) and the host bytes, as measured */
                         dsc_memory_estimate_t en, e0;
-                        const int64_t with = estimate(pi, opt, true, &en), without = estimate(pi, opt, false, &e0);
-                        CHECK_MSG(without - with == (int64_t)part && en.state.optim == (int64_t)off.mem_optim &&
-                                      en.host_bytes == (int64_t)off.offload_host &&
-                                      en.state.grad_accum == (int64_t)off.mem_grad_accum,
-                                  "%s opt %d: estimated params drop / optimizer / host / accum %lld / %lld / %lld / %lld, "
-                                  "measured %zu / %zu / %zu / %zu", prec[pi], opt, (long long)(without - with),
-                                  (long long)en.state.optim, (long long)en.host_bytes, (long long)en.state.grad_accum,
-                                  part, off.mem_optim, off.offload_host, off.mem_grad_accum);
-                        /* the guarded device has no page-locked memory: nothing pinned, the plan says what would be */
-                        CHECK_MSG(off.offload_pinned == 0 && en.pinned_host_bytes >= (int64_t)part,
-                                  "%s opt %d: pinned %zu measured, %lld planned", prec[pi], opt, off.offload_pinned,
-                                  (long long)en.pinned_host_bytes);
+                        const int64_t with = estimate(&c, opt, true, &en), without = estimate(&c, opt, false, &e0);
+                        char what[64];
+                        snprintf(what, sizeof what, "%s opt %d", prec[pi], opt);
+                        zero_check_offload_estimate(what, &en, &off);
+                        /* the plan's parameter bytes drop by the partition, all of it pinned (planned) */
+                        CHECK_MSG(without - with == (int64_t)part && en.pinned_host_bytes >= (int64_t)part,
+                                  "%s opt %d: estimated params drop %lld, pinned %lld, partition %zu", prec[pi], opt,
+                                  (long long)(without - with), (long long)en.pinned_host_bytes, part);
                         printf("  %s%s: device parameter bytes %zu -> %zu (partition %zu), device optimizer %zu, "
                                "host %zu (planned %lld), device peak %zu -> %zu\n", prec[pi],
                                opt ? " + offload_optimizer" : "", mem.mem_params, off.mem_params, part, off.mem_optim,
@@ -111,73 +100,16 @@ static void test_engine(void) {
 
 /* An edit of a parameter between steps (gather, release with a modifier rank) reaches the host
  * partition and the master: 4 steps, wte.weight halved, 4 more; bitwise the run without
- * offload (bf16). */
-static int edit_run(const char *zextra, float *out, int64_t *numel, char *err, size_t errsz) {
-    dsc_ctx_t *ctx = check_ctx_new(5);
-    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-    gc.block_size = 16;
-    dsc_gpt_t *gpt = NULL;
-    CHECK_OK(dsc_gpt_new(ctx, &gc, &gpt));
-    char json[640];
-    snprintf(json, sizeof json,
-             "{\"train_micro_batch_size_per_gpu\": 2, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0,"
-             " \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": 3,"
-             " \"stage3_param_persistence_threshold\": 0%s}, \"optimizer\": {\"type\": \"AdamW\","
-             " \"params\": {\"lr\": 0.001, \"eps\": 1e-4}}}", zextra);
-    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
-    o.config_json = json;
-    dsc_initialize_result_t init = {0};
-    int rc = dsc_initialize(gpt->model, &o, &init, err, errsz) == DSC_OK ? 0 : 1;
-    int32_t x[2 * 16], y[2 * 16];
-    dsc_tensor_t *wte = NULL;
-    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (!strcmp(info.name, "wte.weight")) wte = info.tensor;
-    }
-    for (int step = 0; step < 8 && rc == 0; step++) {
-        for (int micro = 0; micro < 2 && rc == 0; micro++) {
-            for (int r = 0; r < 2; r++) check_markov_row(step, micro, r, x + r * 16, y + r * 16, 16);
-            dsc_tensor_t *loss = NULL;
-            dsc_gpt_forward(ctx, gpt, x, y, 2, 16, NULL, &loss);
-            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) rc = 1;
-        }
-        if (step == 3 && rc == 0) {
-            rc = dsc_engine_gather_params(init.engine, &wte, 1) == DSC_OK ? 0 : 1;
-            const size_t n = (size_t)dsc_tensor_numel(wte);
-            float *v = malloc(n * sizeof *v);
-            if (rc == 0 && check_tensor_get(wte, v, DSC_F32, n) == DSC_OK) {
-                for (size_t k = 0; k < n; k++) v[k] *= 0.5f;
-                rc = check_tensor_set(wte, v, DSC_F32, n) == DSC_OK ? 0 : 1;
-            }
-            free(v);
-            if (dsc_engine_release_params(init.engine, &wte, 1, 0) != DSC_OK) rc = 1;
-        }
-    }
-    if (rc && init.engine) snprintf(err, errsz, "%s", dsc_engine_errmsg(init.engine));
-    *numel = dsc_model_numel(gpt->model);
-    if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) rc = 1;
-    for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (check_tensor_get(info.tensor, out + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) rc = 1;
-    }
-    if (rc == 0) dsc_engine_release_params(init.engine, NULL, 0, -1);
-    dsc_engine_free(init.engine);
-    dsc_gpt_free(gpt);
-    dsc_ctx_free(ctx);
-    return rc;
-}
-
+ * offload (bf16, zero_edit_run). */
 static void test_edit(void) {
     static float a[200000], b[200000];
     const char *extra[] = {", \"offload_param\": {\"device\": \"cpu\"}",
                            ", \"offload_param\": {\"device\": \"cpu\"}, \"offload_optimizer\": {\"device\": \"cpu\"}"};
     int64_t na = 0, nb = 0;
     char ea[512] = "", eb[512] = "";
-    int ra = edit_run("", a, &na, ea, sizeof ea);
+    int ra = zero_edit_run(3, NULL, a, &na, ea, sizeof ea);
     for (int k = 0; k < 2; k++) {
-        int rb = edit_run(extra[k], b, &nb, eb, sizeof eb);
+        int rb = zero_edit_run(3, extra[k], b, &nb, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "edit runs %d: %s | %s", k, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "case %d: after an edit of wte.weight the run with the "

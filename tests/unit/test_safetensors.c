@@ -43,22 +43,6 @@ static bool write_bytes(const char *path, const void *p, size_t n) {
     return fclose(f) == 0 && ok;
 }
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 /* ---- the golden file ---- */
 
 /* Hand-counted: {"__metadata__":{"format":"pt"},  = 32 bytes
@@ -108,7 +92,7 @@ static void test_golden(void) {
     const char *p = tpath("small.safetensors");
     CHECK_OK(write_small(p));
     size_t n = 0, gn = 0;
-    unsigned char *got = read_bytes(p, &n);
+    unsigned char *got = check_read_file(p, &n);
     CHECK(got && n == 286);
     if (!got || n != 286) {
         free(got);
@@ -120,7 +104,7 @@ static void test_golden(void) {
     CHECK(memcmp(got + 264, golden_data, 22) == 0);
     /* DSC_UPDATE_GOLDEN=1 rewrites the golden file, only when the hand-derived bytes match. */
     if (getenv("DSC_UPDATE_GOLDEN") && check_failures == 0) write_bytes(GOLDEN, got, n);
-    unsigned char *golden = read_bytes(GOLDEN, &gn);
+    unsigned char *golden = check_read_file(GOLDEN, &gn);
     CHECK_MSG(golden && gn == n && memcmp(golden, got, n) == 0, "%s differs from the writer's output", GOLDEN);
     free(golden);
     free(got);
@@ -400,7 +384,7 @@ static dsc_status_t try_open(const unsigned char *bytes, size_t n, const char *w
 
 static void test_corruptions(void) {
     size_t n;
-    unsigned char *good = read_bytes(GOLDEN, &n);
+    unsigned char *good = check_read_file(GOLDEN, &n);
     CHECK(good && n == 286);
     if (!good || n != 286) {
         free(good);
