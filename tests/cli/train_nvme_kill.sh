@@ -24,19 +24,8 @@ grep -q "optimizer state (DeepSpeedCPUAdam) on NVMe" "$d/straight.log" || fail "
 grep -q "optimizer offload per rank: NVMe swap file" "$d/straight.log" || fail "dsc train does not print the NVMe bytes"
 grep 'step *20/20' "$d/straight.log" | cut -d'|' -f2-5 > "$d/straight"
 [ -s "$d/straight" ] || fail "no step-20 line: $(tail -3 "$d/straight.log")"
-$DSC train $a --steps 20 --save "$d/ck" --save-every 3 > "$d/killed.log" 2>&1 &
-pid=$!
-i=0
-while [ ! -f "$d/ck/latest" ]; do
-  i=$((i + 1)); [ $i -lt 1200 ] || { kill -KILL $pid; fail "no checkpoint appeared"; }
-  kill -0 $pid 2>/dev/null || fail "the run ended before its first checkpoint: $(tail -3 "$d/killed.log")"
-  sleep 0.1
-done
-kill -KILL $pid
-wait $pid; rc=$?
-[ $rc -eq 137 ] || fail "the run was not killed by SIGKILL (exit $rc): it ended first; $(tail -2 "$d/killed.log")"
-tag=$(cat "$d/ck/latest")
-[ "${tag#global_step}" -lt 20 ] || fail "latest is $tag: the kill came after the last step"
+. "$(dirname "$0")/kill_lib.sh"
+train_then_kill "$d/killed.log" $a --steps 20
 [ -z "$(ls -A "$d/swap")" ] || fail "the killed run left files in nvme_path: $(ls -A "$d/swap")"
 cp -r "$d/ck" "$d/ck_mem"
 $DSC train $a --steps 20 --save "$d/ck" --resume > "$d/resumed.log" 2>&1 ||

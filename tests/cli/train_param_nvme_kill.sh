@@ -37,19 +37,8 @@ hits=$(sed -n 's/.*parameter swap file: [0-9]* shard reads (\([0-9]*\) from a re
 want=$(step20 "$d/straight.log")
 [ -n "$want" ] || fail "no step-20 line: $(tail -3 "$d/straight.log")"
 [ "$(step20 "$d/mem.log")" = "$want" ] || fail "with NVMe offload step 20 is '$want', without '$(step20 "$d/mem.log")'"
-$DSC train $a --config "$d/c.json" --steps 20 --save "$d/ck" --save-every 3 > "$d/killed.log" 2>&1 &
-pid=$!
-i=0
-while [ ! -f "$d/ck/latest" ]; do
-  i=$((i + 1)); [ $i -lt 1200 ] || { kill -KILL $pid; fail "no checkpoint appeared"; }
-  kill -0 $pid 2>/dev/null || fail "the run ended before its first checkpoint: $(tail -3 "$d/killed.log")"
-  sleep 0.1
-done
-kill -KILL $pid
-wait $pid; rc=$?
-[ $rc -eq 137 ] || fail "the run was not killed by SIGKILL (exit $rc): it ended first; $(tail -2 "$d/killed.log")"
-tag=$(cat "$d/ck/latest")
-[ "${tag#global_step}" -lt 20 ] || fail "latest is $tag: the kill came after the last step"
+. "$(dirname "$0")/kill_lib.sh"
+train_then_kill "$d/killed.log" $a --config "$d/c.json" --steps 20
 [ -z "$(ls -A "$d/pswap" "$d/oswap" | grep -v '^/\|^$')" ] || fail "the killed run left files: $(ls -A "$d/pswap" "$d/oswap")"
 cp -r "$d/ck" "$d/ck_mem"
 $DSC train $a --config "$d/c.json" --steps 20 --save "$d/ck" --resume > "$d/resumed.log" 2>&1 ||

@@ -210,64 +210,7 @@ static void test_engine(const char *dir) {
 }
 
 /* An edit of wte between steps (gather, halve, release with a modifier rank) reaches the swap
- * file and the master: bitwise the run without offload (bf16, guarded device). */
-static int edit_run(const char *zextra, float *out, int64_t *numel, char *err, size_t errsz) {
-    dsc_ctx_t *ctx = check_ctx_new(5);
-    dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
-    gc.block_size = 16;
-    dsc_gpt_t *gpt = NULL;
-    CHECK_OK(dsc_gpt_new(ctx, &gc, &gpt));
-    char json[1024];
-    snprintf(json, sizeof json,
-             "{\"train_micro_batch_size_per_gpu\": 2, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0,"
-             " \"bf16\": {\"enabled\": true}, \"zero_optimization\": {\"stage\": 3,"
-             " \"stage3_param_persistence_threshold\": 0%s}, \"optimizer\": {\"type\": \"AdamW\","
-             " \"params\": {\"lr\": 0.001, \"eps\": 1e-4}}}", zextra);
-    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
-    o.config_json = json;
-    dsc_initialize_result_t init = {0};
-    int rc = dsc_initialize(gpt->model, &o, &init, err, errsz) == DSC_OK ? 0 : 1;
-    int32_t x[2 * 16], y[2 * 16];
-    dsc_tensor_t *wte = NULL;
-    for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (!strcmp(info.name, "wte.weight")) wte = info.tensor;
-    }
-    for (int step = 0; step < 8 && rc == 0; step++) {
-        for (int micro = 0; micro < 2 && rc == 0; micro++) {
-            for (int r = 0; r < 2; r++) check_markov_row(step, micro, r, x + r * 16, y + r * 16, 16);
-            dsc_tensor_t *loss = NULL;
-            dsc_gpt_forward(ctx, gpt, x, y, 2, 16, NULL, &loss);
-            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) rc = 1;
-        }
-        if (step == 3 && rc == 0) {
-            rc = dsc_engine_gather_params(init.engine, &wte, 1) == DSC_OK ? 0 : 1;
-            const size_t n = (size_t)dsc_tensor_numel(wte);
-            float *v = malloc(n * sizeof *v);
-            if (rc == 0 && check_tensor_get(wte, v, DSC_F32, n) == DSC_OK) {
-                for (size_t k = 0; k < n; k++) v[k] *= 0.5f;
-                rc = check_tensor_set(wte, v, DSC_F32, n) == DSC_OK ? 0 : 1;
-            }
-            free(v);
-            if (dsc_engine_release_params(init.engine, &wte, 1, 0) != DSC_OK) rc = 1;
-        }
-    }
-    if (rc && init.engine) snprintf(err, errsz, "%s", dsc_engine_errmsg(init.engine));
-    *numel = dsc_model_numel(gpt->model);
-    if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) rc = 1;
-    for (int i = 0; i < dsc_model_param_count(gpt->model) && rc == 0; i++) {
-        dsc_param_info_t info;
-        dsc_model_param_info(gpt->model, i, &info);
-        if (check_tensor_get(info.tensor, out + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) rc = 1;
-    }
-    if (rc == 0) dsc_engine_release_params(init.engine, NULL, 0, -1);
-    dsc_engine_free(init.engine);
-    dsc_gpt_free(gpt);
-    dsc_ctx_free(ctx);
-    return rc;
-}
-
+ * file and the master: bitwise the run without offload (bf16, guarded device; zero_edit_run). */
 static void test_edit(const char *dir) {
     static float a[200000], b[200000];
     char extra[2][512];
@@ -277,9 +220,9 @@ static void test_edit(const char *dir) {
              "\"offload_optimizer\": {\"device\": \"cpu\"}", dir);
     int64_t na = 0, nb = 0;
     char ea[512] = "", eb[512] = "";
-    const int ra = edit_run("", a, &na, ea, sizeof ea);
+    const int ra = zero_edit_run(3, NULL, a, &na, ea, sizeof ea);
     for (int k = 0; k < 2; k++) {
-        const int rb = edit_run(extra[k], b, &nb, eb, sizeof eb);
+        const int rb = zero_edit_run(3, extra[k], b, &nb, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "edit runs %d: %s | %s", k, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "case %d: after an edit of wte.weight the run with the "
