@@ -230,6 +230,7 @@ static dsc_status_t host_step(dsc_engine_t *e, float grad_scale, double lr, void
     if (rc != DSC_OK) return rc;
     /* offload_param: the partition is host memory, the step writes the update straight into it */
     const bool in_place = dsc__zero_params_on_host(e->zero, NULL);
+    if (in_place && (rc = dsc__zero_params_host_idle(e->zero)) != DSC_OK) return rc; /* the gathers' uploads read it */
     void *hh = half && !in_place ? e->half_host : half;
     rc = e->nvme && dsc_optim_num_states(e->optimizer) > 0 /* ZeRO-Infinity: the states through the swap file */
              ? dsc__nvme_step(e->nvme, e->optimizer, e->master, e->grad_host, grad_scale, lr, hh, half_dtype)

@@ -20,6 +20,11 @@ typedef struct pbuf {
     int param;       /* the parameter whose piece it holds or moves (-1: none) */
     int64_t piece;
     int64_t order;   /* when its I/O was submitted (the oldest is waited for first) */
+    /* Recorded at the asynchronous upload of its bytes to the device (from_host_async, where
+     * the device has it; NULL otherwise); uploading: not waited for yet. The buffer is not
+     * refilled (read into, filled for a write, freed) before the host waits for it. */
+    dsc_device_event_t *up;
+    bool uploading;
 } pbuf_t;
 
 struct dsc_pnvme {
@@ -44,6 +49,24 @@ static dsc_status_t pv_fail(dsc_pnvme_t *pv, dsc_status_t st, const char *what, 
                              what, detail);
 }
 
+/* The host waits until no upload reads buffer b (before its bytes change). */
+static dsc_status_t upload_done(dsc_pnvme_t *pv, int b) {
+    pbuf_t *buf = &pv->bufs[b];
+    if (!buf->uploading) return DSC_OK;
+    buf->uploading = false;
+    return dsc__dev_event_sync(pv->ctx, buf->up);
+}
+
+/* Buffer b's bytes to the device: asynchronously where the device can (the host goes on; the
+ * all-gather after it on the stream sees them), else waiting. */
+static dsc_status_t upload(dsc_pnvme_t *pv, int b, void *dst, size_t bytes) {
+    pbuf_t *buf = &pv->bufs[b];
+    if (!buf->up) return dsc__dev_from_host(pv->ctx, dst, buf->host, bytes);
+    dsc_status_t st = dsc__dev_from_host_async(pv->ctx, dst, buf->host, bytes, buf->up);
+    buf->uploading = st == DSC_OK;
+    return st;
+}
+
 static int64_t pieces(const dsc_pnvme_t *pv, int i) { return (pv->shard[i] + pv->buf_elems - 1) / pv->buf_elems; }
 static int64_t piece_elems(const dsc_pnvme_t *pv, int i, int64_t c) {
     const int64_t rest = pv->shard[i] - c * pv->buf_elems;
@@ -54,6 +77,10 @@ static int64_t piece_elems(const dsc_pnvme_t *pv, int i, int64_t c) {
  * (the record's padding included, as O_DIRECT wants). */
 static dsc_status_t submit(dsc_pnvme_t *pv, int b, int i, int64_t c, bool write) {
     pbuf_t *buf = &pv->bufs[b];
+    if (!write) { /* a read refills it (a write's bytes were filled after upload_done) */
+        dsc_status_t st = upload_done(pv, b);
+        if (st != DSC_OK) return st;
+    }
     const size_t bytes = (size_t)dsc__nvme_round(piece_elems(pv, i, c) * (int64_t)pv->es);
     const off_t at = (off_t)(pv->off[i] + c * pv->buf_bytes);
     if (dsc__aio_submit(pv->aio, b, write, pv->fd, buf->host, bytes, at) != DSC_OK)
@@ -145,6 +172,12 @@ void dsc__pnvme_free(dsc_pnvme_t *pv) {
     dsc__aio_free(pv->aio); /* waits for anything still in flight into the buffers */
     dsc_device_t *dev = dsc__ctx_device(pv->ctx);
     for (int b = 0; pv->bufs && b < pv->n_bufs; b++) {
+        if (pv->bufs[b].up) {
+            if (upload_done(pv, b) != DSC_OK)
+                dsc_ctx_log(pv->ctx, DSC_LOG_WARN, "rank %d: waiting for a parameter swap buffer's upload: %s", pv->rank,
+                            dsc_ctx_errmsg(pv->ctx));
+            dsc__dev_event_free(pv->ctx, pv->bufs[b].up);
+        }
         if (!pv->bufs[b].raw) continue;
         if (pv->pinned) dev->table->host_free_pinned(dev, pv->bufs[b].raw, (size_t)pv->buf_bytes + DSC_NVME_ALIGN);
         else free(pv->bufs[b].raw);
@@ -246,6 +279,11 @@ dsc_status_t dsc__pnvme_new(dsc_ctx_t *ctx, const dsc_pnvme_options_t *o, int ra
             st = DSC_ERR_NOMEM;
         }
         for (int b = 0; pv->bufs && b < pv->n_bufs; b++) pv->bufs[b].param = -1;
+        for (int b = 0; st == DSC_OK && dsc__dev_has_from_host_async(ctx) && b < pv->n_bufs; b++)
+            if (!(pv->bufs[b].up = dsc__dev_event_new(ctx))) {
+                snprintf(err, errsz, "offload_param nvme (rank %d): out of memory for the swap buffers' events", rank);
+                st = DSC_ERR_NOMEM;
+            }
     }
     if (st != DSC_OK) {
         dsc__pnvme_free(pv);
@@ -282,7 +320,7 @@ dsc_status_t dsc__pnvme_read(dsc_pnvme_t *pv, int i, void *dst) {
     if (held >= 0) { /* read ahead */
         pv->stats.prefetch_hits++;
         st = finish(pv, held);
-        if (st == DSC_OK) st = dsc__dev_from_host(pv->ctx, dst, pv->bufs[held].host, (size_t)pv->shard[i] * pv->es);
+        if (st == DSC_OK) st = upload(pv, held, dst, (size_t)pv->shard[i] * pv->es);
         release(pv, held);
         pv->stats.reads++;
         return st;
@@ -293,8 +331,7 @@ dsc_status_t dsc__pnvme_read(dsc_pnvme_t *pv, int i, void *dst) {
         if (st == DSC_OK) st = submit(pv, b, i, c, false);
         if (st == DSC_OK) st = finish(pv, b);
         if (st == DSC_OK)
-            st = dsc__dev_from_host(pv->ctx, (char *)dst + (size_t)(c * pv->buf_elems) * pv->es, pv->bufs[b].host,
-                                    (size_t)piece_elems(pv, i, c) * pv->es);
+            st = upload(pv, b, (char *)dst + (size_t)(c * pv->buf_elems) * pv->es, (size_t)piece_elems(pv, i, c) * pv->es);
         release(pv, b);
     }
     pv->stats.reads++;
@@ -345,6 +382,7 @@ dsc_status_t dsc__pnvme_write_all(dsc_pnvme_t *pv, dsc_pnvme_fill_fn fill, void 
         for (int64_t c = 0; c < pieces(pv, i) && st == DSC_OK; c++) {
             int b = -1;
             st = take_free(pv, false, &b); /* waits for the oldest write when none is free */
+            if (st == DSC_OK) st = upload_done(pv, b); /* a gather's upload may still read it */
             if (st == DSC_OK) st = fill(user, pv->local[i] + c * pv->buf_elems, piece_elems(pv, i, c), pv->bufs[b].host);
             if (st == DSC_OK) st = submit(pv, b, i, c, true);
         }

@@ -64,7 +64,10 @@ dsc_status_t dsc__pnvme_new(dsc_ctx_t *ctx, const dsc_pnvme_options_t *o, int ra
 void dsc__pnvme_free(dsc_pnvme_t *pv);
 
 /* Parameter i's shard into device memory dst (shard[i] elements), from its read-ahead when
- * one is in flight or done, else read now. On failure the message is on ctx. */
+ * one is in flight or done, else read now. The copy is queued on ctx's stream without the host
+ * waiting where the device has from_host_async (work queued after it sees the bytes; the
+ * buffer is not refilled before its upload's event has passed). On failure the message is on
+ * ctx. */
 dsc_status_t dsc__pnvme_read(dsc_pnvme_t *pv, int i, void *dst);
 /* Starts reading parameter i's shard into a free buffer, without waiting: true when it is
  * (or was already) under way, false when no buffer is free or the shard needs several. */

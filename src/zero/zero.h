@@ -123,6 +123,10 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root);
  * step (a checkpoint load), the partition written from it (a no-op when it is on the
  * device: the engine rebuilds that itself). */
 bool dsc__zero_params_on_host(const dsc_zero_t *z, bool *pinned);
+/* The host waits for the gathers' asynchronous uploads that still read the host partition
+ * (offload_param "cpu" on a device with from_host_async), before it writes the partition
+ * (the offloaded optimizer's in-place step); DSC_OK at once otherwise. */
+dsc_status_t dsc__zero_params_host_idle(dsc_zero_t *z);
 /* offload_param "nvme": the partition's swap file (NULL: none), for the engine's log line and
  * byte counts. */
 const struct dsc_pnvme *dsc__zero_params_nvme(const dsc_zero_t *z);

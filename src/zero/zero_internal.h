@@ -56,6 +56,9 @@ struct dsc_zero {
      * memory counted on param_ctx, page-locked when params_pinned. NULL: device memory. */
     dsc_ctx_t *param_ctx;
     bool param_pin, params_pinned;
+    /* Recorded at each gather's upload of a shard from params (from_host_async, where the
+     * device has it; NULL otherwise): the host waits for it before it writes params. */
+    struct dsc_device_event *params_up;
     /* offload_param "nvme" (zero_param_offload.c, param_nvme.c): the local shards live in this
      * swap file instead (params is NULL). */
     struct dsc_pnvme *pnvme;

@@ -3,8 +3,11 @@
  *
  * "cpu": z->params is host memory counted on the host context param_ctx, page-locked through
  * the device table's host_alloc_pinned where it has one. Every gather copies the shard
- * host->device into its slot of the gathered buffer (from_host) and all-gathers from there as
- * without offload; an edit's write-back copies device->host; after an optimizer step the
+ * host->device into its slot of the gathered buffer and all-gathers from there as without
+ * offload: with from_host_async where the device has it (the host does not wait for the copy;
+ * the partition is its source and stays untouched until its next write, which first waits
+ * for the uploads: params_up, dsc__zero_params_host_idle), else from_host. An edit's
+ * write-back copies device->host; after an optimizer step the
  * partition is written from the updated master: by the host optimizer itself with
  * offload_optimizer "cpu" (its 16-bit output goes straight into the partition), else rounded
  * on the device (in the spent gradient partition's memory) and copied over.
@@ -44,6 +47,11 @@ void *dsc__z3_params_alloc(dsc_zero_t *z, size_t bytes) {
 dsc_status_t dsc__z3_params_create(dsc_zero_t *z, size_t bytes, char *err, size_t errsz) {
     if (!z->pnvme_opts) {
         z->params = dsc__z3_params_alloc(z, bytes);
+        if (z->params && z->param_ctx && dsc__dev_has_from_host_async(z->ctx) &&
+            !(z->params_up = dsc__dev_event_new(z->ctx))) {
+            snprintf(err, errsz, "out of memory for the event of the parameter partition's uploads");
+            return DSC_ERR_NOMEM;
+        }
         if (z->params) return DSC_OK;
         snprintf(err, errsz, "out of memory allocating the ZeRO-3 parameter partition (%zu bytes): %s", bytes,
                  dsc_ctx_errmsg(z->param_ctx ? z->param_ctx : z->ctx));
@@ -70,6 +78,13 @@ void dsc__z3_params_free(dsc_zero_t *z, size_t bytes) {
         z->pnvme = NULL;
         return;
     }
+    if (z->params_up) { /* no upload may still read the memory being freed */
+        if (dsc__zero_params_host_idle(z) != DSC_OK)
+            dsc_ctx_log(z->ctx, DSC_LOG_WARN, "rank %d: waiting for the parameter partition's uploads: %s", z->rank,
+                        dsc_ctx_errmsg(z->ctx));
+        dsc__dev_event_free(z->ctx, z->params_up);
+        z->params_up = NULL;
+    }
     if (!z->param_ctx) dsc__dev_free(z->ctx, DSC_MEM_PARAMS, z->params, bytes);
     else dsc__host_buffer_free(z->param_ctx, z->ctx, DSC_MEM_PARAMS, z->params, bytes, z->params_pinned);
     z->params = NULL;
@@ -83,7 +98,19 @@ dsc_status_t dsc__z3_shard_in(dsc_zero_t *z, void *dst, const z3_param_t *p) {
     if (z->pnvme) return dsc__pnvme_read(z->pnvme, (int)(p - z->p), dst);
     const char *src = (const char *)z->params + (size_t)p->local * ms;
     if (!z->param_ctx) return dsc__dev_copy(z->ctx, dst, src, bytes);
-    return dsc__dev_from_host(z->ctx, dst, src, bytes); /* pinned: the copy engine at full speed */
+    /* pinned: the copy engine at full speed, the host going on (the event covers every
+     * earlier upload too: the stream runs them in order) */
+    if (z->params_up) return dsc__dev_from_host_async(z->ctx, dst, src, bytes, z->params_up);
+    return dsc__dev_from_host(z->ctx, dst, src, bytes);
+}
+
+dsc_status_t dsc__zero_params_host_idle(dsc_zero_t *z) {
+    if (!z || !z->params_up) return DSC_OK;
+    dsc_status_t rc = dsc__dev_event_sync(z->ctx, z->params_up);
+    if (rc != DSC_OK)
+        return dsc__zero_fail(z, rc, "rank %d: waiting for the uploads of the offloaded parameter partition: %s",
+                              z->rank, dsc_ctx_errmsg(z->ctx));
+    return DSC_OK;
 }
 
 /* The parameter whose shard holds local offset `local` (the shards are back to back). */
@@ -105,7 +132,8 @@ dsc_status_t dsc__z3_shard_out(dsc_zero_t *z, int64_t local, const void *src, si
     }
     char *dst = (char *)z->params + (size_t)local * ms;
     if (!z->param_ctx) return dsc__dev_copy(z->ctx, dst, src, n * ms);
-    return dsc__dev_to_host(z->ctx, dst, src, n * ms);
+    dsc_status_t rc = dsc__zero_params_host_idle(z); /* a gather's upload may still read it */
+    return rc != DSC_OK ? rc : dsc__dev_to_host(z->ctx, dst, src, n * ms);
 }
 
 /* The NVMe write-back's producers: elements [local, local + n) of the partition as model_dtype
@@ -143,12 +171,14 @@ dsc_status_t dsc__z3_params_from_device32(dsc_zero_t *z, const float *dev32) {
     if (!dsc__z3_params_offloaded(z))
         return mixed ? dsc_amp_f32_to_half(z->ctx, z->params, z->model_dtype, dev32, n)
                      : dsc__dev_copy(z->ctx, z->params, dev32, n * 4);
+    dsc_status_t rc = dsc__zero_params_host_idle(z); /* the gathers' uploads may still read the partition */
+    if (rc != DSC_OK) return rc;
     if (!mixed && z->param_ctx) return dsc__dev_to_host(z->ctx, z->params, dev32, n * 4);
     /* Rounded on the device by the kernel of the run without offload, into the memory of the
      * fp32 gradient partition (n_local x 4 bytes: room for the 16-bit values; at the step its
      * gradients are spent once the master is updated, at the start it holds nothing yet), then
      * copied over and zeroed: no device memory beyond the run without offload. */
-    dsc_status_t rc = mixed ? dsc_amp_f32_to_half(z->ctx, z->acc32, z->model_dtype, dev32, n) : DSC_OK;
+    rc = mixed ? dsc_amp_f32_to_half(z->ctx, z->acc32, z->model_dtype, dev32, n) : DSC_OK;
     const void *values = mixed ? (const void *)z->acc32 : (const void *)dev32;
     if (rc == DSC_OK && z->pnvme) {
         fill_src_t f = {z, z->ctx, values};
@@ -173,8 +203,11 @@ dsc_status_t dsc__zero_params_from_master(dsc_zero_t *z) {
         dsc_status_t rc = dsc__pnvme_write_all(z->pnvme, fill_from_host32, &f);
         return rc == DSC_OK ? DSC_OK : nvme_fail(z, rc);
     }
-    /* both in host memory: the host context's kernels (the rounding of the host optimizer) */
-    dsc_status_t rc = z->model_dtype != DSC_F32
+    /* both in host memory: the host context's kernels (the rounding of the host optimizer),
+     * once no upload reads the partition */
+    dsc_status_t rc = dsc__zero_params_host_idle(z);
+    if (rc != DSC_OK) return rc;
+    rc = z->model_dtype != DSC_F32
                           ? dsc_amp_f32_to_half(z->param_ctx, z->params, z->model_dtype, z->master, n)
                           : dsc__dev_copy(z->param_ctx, z->params, z->master, n * 4);
     if (rc != DSC_OK)

@@ -185,7 +185,8 @@ void zero_check_offload_estimate(const char *what, const dsc_memory_estimate_t *
               off->offload_pinned, (long long)en->pinned_host_bytes);
 }
 
-int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, char *err, size_t errsz) {
+int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, dsc_device_counts_t *counts,
+                  char *err, size_t errsz) {
     dsc_ctx_t *ctx = check_ctx_new(5);
     dsc_gpt_config_t gc = DSC_GPT_CONFIG_TINY;
     gc.block_size = 16;
@@ -202,6 +203,7 @@ int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel,
     o.config_json = json;
     dsc_initialize_result_t init = {0};
     int rc = dsc_initialize(gpt->model, &o, &init, err, errsz) == DSC_OK ? 0 : 1;
+    if (rc == 0 && counts && dsc__device_count_begin(ctx, counts) != DSC_OK) rc = 1; /* the training's calls */
     int32_t x[2 * 16], y[2 * 16];
     dsc_tensor_t *wte = NULL;
     for (int i = 0; i < dsc_model_param_count(gpt->model); i++) {
@@ -228,6 +230,7 @@ int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel,
             if (dsc_engine_release_params(init.engine, &wte, 1, 0) != DSC_OK) rc = 1;
         }
     }
+    if (counts) dsc__device_count_end(ctx);
     if (rc && init.engine) snprintf(err, errsz, "%s", dsc_engine_errmsg(init.engine));
     *numel = dsc_model_numel(gpt->model);
     if (rc == 0 && dsc_engine_gather_params(init.engine, NULL, 0) != DSC_OK) rc = 1;

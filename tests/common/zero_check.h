@@ -5,6 +5,7 @@
 #define DSC_TEST_ZERO_CHECK_H
 
 #include "check.h"
+#include "core/device_count.h"
 
 typedef struct zero_case {
     int stage;
@@ -65,7 +66,9 @@ void zero_check_offload_estimate(const char *what, const dsc_memory_estimate_t *
  * rank 0) on one rank of the tiny GPT (block 16) in bf16 at `stage`, every stage-3 parameter
  * partitioned, zero_extra (NULL: none) inside zero_optimization: 4 steps of 2 micro-batches,
  * wte.weight halved, 4 more. Writes the final parameters (*numel floats: out must hold the
- * tiny GPT's) to out; 0, or 1 with the message in err. */
-int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, char *err, size_t errsz);
+ * tiny GPT's) to out; 0, or 1 with the message in err. counts (NULL: none) receives the device
+ * calls of the training (after dsc_initialize, before the final gather: src/core/device_count.h). */
+int zero_edit_run(int stage, const char *zero_extra, float *out, int64_t *numel, dsc_device_counts_t *counts,
+                  char *err, size_t errsz);
 
 #endif

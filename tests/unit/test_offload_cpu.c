@@ -94,8 +94,8 @@ static void test_edit(void) {
         static float a[200000], b[200000];
         int64_t na = 0, nb = 0;
         char ea[512] = "", eb[512] = "";
-        int ra = zero_edit_run(stage, NULL, a, &na, ea, sizeof ea),
-            rb = zero_edit_run(stage, ", \"offload_optimizer\": {\"device\": \"cpu\"}", b, &nb, eb, sizeof eb);
+        int ra = zero_edit_run(stage, NULL, a, &na, NULL, ea, sizeof ea),
+            rb = zero_edit_run(stage, ", \"offload_optimizer\": {\"device\": \"cpu\"}", b, &nb, NULL, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "stage %d edit runs: %s | %s", stage, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "stage %d: after an edit of wte.weight the offloaded run "

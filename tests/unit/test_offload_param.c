@@ -8,12 +8,17 @@
  * (sum of shards x element size), and so does the device's peak (fp32 without the optimizer
  * offload: unchanged, its master stays on the device), the host holds it, and dsc estimate plans
  * both as measured.
- * An edit between steps reaches the host partition. tests/mpi/test_offload_nvme_mpi.c (argv
+ * An edit between steps reaches the host partition. The gathers upload their shards with the
+ * device's from_host_async (the host does not wait for the copy): counted, the synchronous
+ * uploads are those of the run without offload; the guarded device fails a host write of the
+ * partition (the step, the edit's write-back) before the host waited for those uploads.
+ * tests/mpi/test_offload_nvme_mpi.c (argv
  * "param") compares on 1-3 ranks; tests/cli/train_offload_param_resume.sh checkpoints. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "core/device_count.h"
 #include "zero_check.h"
 
 /* dsc estimate for case c at stage 3 with the given offloads; returns its device parameter bytes */
@@ -107,13 +112,33 @@ static void test_edit(void) {
                            ", \"offload_param\": {\"device\": \"cpu\"}, \"offload_optimizer\": {\"device\": \"cpu\"}"};
     int64_t na = 0, nb = 0;
     char ea[512] = "", eb[512] = "";
-    int ra = zero_edit_run(3, NULL, a, &na, ea, sizeof ea);
+    dsc_device_counts_t ca = {0};
+    int ra = zero_edit_run(3, NULL, a, &na, &ca, ea, sizeof ea);
+    CHECK_MSG(ca.calls[DSC_DEVCOUNT_FROM_HOST_ASYNC] == 0, "without offload: %lld asynchronous uploads",
+              (long long)ca.calls[DSC_DEVCOUNT_FROM_HOST_ASYNC]);
     for (int k = 0; k < 2; k++) {
-        int rb = zero_edit_run(3, extra[k], b, &nb, eb, sizeof eb);
+        dsc_device_counts_t cb = {0};
+        int rb = zero_edit_run(3, extra[k], b, &nb, &cb, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "edit runs %d: %s | %s", k, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "case %d: after an edit of wte.weight the run with the "
                       "partition offloaded differs from the run without offload", k);
+        /* every gather's shard went up with from_host_async (persistence threshold 0: each of the
+         * 16 micro-steps gathers every parameter at least once, so at least 16 x the partition's
+         * bytes; measured: 17.1 x, the edit's gather of wte.weight on top), none with the
+         * waiting from_host */
+        const int64_t async_calls = cb.calls[DSC_DEVCOUNT_FROM_HOST_ASYNC];
+        const uint64_t async_bytes = cb.bytes[DSC_DEVCOUNT_FROM_HOST_ASYNC];
+        const uint64_t part = (uint64_t)na * 2; /* bf16, one rank: the partition is every parameter */
+        CHECK_MSG(async_calls > 0 && async_bytes >= 16 * part &&
+                      cb.calls[DSC_DEVCOUNT_FROM_HOST] == ca.calls[DSC_DEVCOUNT_FROM_HOST],
+                  "case %d: %lld asynchronous uploads (%llu bytes, want >= %llu), %lld synchronous (%lld without "
+                  "offload)", k, (long long)async_calls, (unsigned long long)async_bytes,
+                  (unsigned long long)(16 * part), (long long)cb.calls[DSC_DEVCOUNT_FROM_HOST],
+                  (long long)ca.calls[DSC_DEVCOUNT_FROM_HOST]);
+        printf("  edit case %d: gathers uploaded %llu bytes in %lld from_host_async calls; from_host calls %lld "
+               "(without offload %lld)\n", k, (unsigned long long)async_bytes, (long long)async_calls,
+               (long long)cb.calls[DSC_DEVCOUNT_FROM_HOST], (long long)ca.calls[DSC_DEVCOUNT_FROM_HOST]);
     }
 }
 

@@ -10,7 +10,10 @@
  *   or "nvme"), with every parameter released after use and with persistent parameters,
  *   prefetch and reuse; the memory's parameter bytes drop by the partition, the host holds the
  *   swap buffers, dsc estimate plans both and the file's bytes; nvme_path is empty afterwards.
- * - An edit between steps reaches the file (bitwise the run without offload).
+ * - An edit between steps reaches the file (bitwise the run without offload). The gathers
+ *   upload the shards from the swap buffers with from_host_async (counted: the synchronous
+ *   uploads are those of the run without offload); the guarded device fails a buffer refilled
+ *   before the host waited for its upload.
  * - A bad nvme_path (missing, not a directory, not creatable, too small: RLIMIT_FSIZE) fails
  *   dsc_initialize with the key and the path, and leaves nothing behind.
  * tests/mpi/test_offload_nvme_mpi.c (argv "pnvme") compares on 1-3 ranks;
@@ -24,6 +27,7 @@
 
 #include "check.h"
 #include "core/device.h"
+#include "core/device_count.h"
 #include "zero/param_nvme.h"
 #include "zero_check.h"
 
@@ -220,13 +224,28 @@ static void test_edit(const char *dir) {
              "\"offload_optimizer\": {\"device\": \"cpu\"}", dir);
     int64_t na = 0, nb = 0;
     char ea[512] = "", eb[512] = "";
-    const int ra = zero_edit_run(3, NULL, a, &na, ea, sizeof ea);
+    dsc_device_counts_t ca = {0};
+    const int ra = zero_edit_run(3, NULL, a, &na, &ca, ea, sizeof ea);
     for (int k = 0; k < 2; k++) {
-        const int rb = zero_edit_run(3, extra[k], b, &nb, eb, sizeof eb);
+        dsc_device_counts_t cb = {0};
+        const int rb = zero_edit_run(3, extra[k], b, &nb, &cb, eb, sizeof eb);
         CHECK_MSG(ra == 0 && rb == 0 && na == nb && na <= 200000, "edit runs %d: %s | %s", k, ea, eb);
         if (ra == 0 && rb == 0)
             CHECK_MSG(memcmp(a, b, (size_t)na * 4) == 0, "case %d: after an edit of wte.weight the run with the "
                       "partition on NVMe differs from the run without offload", k);
+        /* the guarded device has from_host_async: every gather's shard went up with it (each of
+         * the 16 micro-steps gathers every parameter at least once: >= 16 x the partition's
+         * bf16 bytes), none with the waiting from_host */
+        const uint64_t part = (uint64_t)na * 2, async_bytes = cb.bytes[DSC_DEVCOUNT_FROM_HOST_ASYNC];
+        CHECK_MSG(async_bytes >= 16 * part && cb.calls[DSC_DEVCOUNT_FROM_HOST] == ca.calls[DSC_DEVCOUNT_FROM_HOST] &&
+                      ca.calls[DSC_DEVCOUNT_FROM_HOST_ASYNC] == 0,
+                  "case %d: %llu bytes uploaded asynchronously (want >= %llu), %lld synchronous uploads (%lld without "
+                  "offload)", k, (unsigned long long)async_bytes, (unsigned long long)(16 * part),
+                  (long long)cb.calls[DSC_DEVCOUNT_FROM_HOST], (long long)ca.calls[DSC_DEVCOUNT_FROM_HOST]);
+        printf("  edit case %d: gathers uploaded %llu bytes in %lld from_host_async calls; from_host calls %lld "
+               "(without offload %lld)\n", k, (unsigned long long)async_bytes,
+               (long long)cb.calls[DSC_DEVCOUNT_FROM_HOST_ASYNC], (long long)cb.calls[DSC_DEVCOUNT_FROM_HOST],
+               (long long)ca.calls[DSC_DEVCOUNT_FROM_HOST]);
     }
     CHECK(dir_entries(dir) == 0);
 }
