@@ -415,7 +415,9 @@ dsc_status_t dsc__zero_write_back(dsc_zero_t *z, int i, int root) {
     int64_t a = 0, b = info.numel; /* stage 0: all of it */
     if (z->plan.stage >= 1 && !dsc__zero_slice(&z->plan, z->rank, info.offset, info.numel, &a, &b)) return DSC_OK;
     const int64_t local = dsc__zero_local_index(z, i, a);
-    if (z->plan.stage == 3) dsc__z3_shard_out(z, local, (char *)t->data + (size_t)a * ms, (size_t)(b - a));
+    if (z->plan.stage == 3 && (rc = dsc__z3_shard_out(z, local, (char *)t->data + (size_t)a * ms, (size_t)(b - a))) != DSC_OK)
+        return dsc__zero_fail(z, rc, "rank %d: dsc_engine_release_params: writing %s back to this rank's partition "
+                              "failed: %s", z->rank, info.name, dsc_ctx_errmsg(z->ctx));
     if (z->master == (float *)z->params && z->plan.stage != 1 && z->plan.stage != 2) return DSC_OK; /* fp32 stages 0, 3: the data is the master */
     const void *src = (char *)t->data + (size_t)a * ms;
     if (!z->host_ctx) return dsc__dev_convert(z->ctx, z->master + local, DSC_F32, src, z->model_dtype, (size_t)(b - a));
