@@ -2,7 +2,7 @@
 # What is still to run on a GPU, in the order the open issues need it, for the first device
 # call(s) of a session (no GPU was lent in session 8, so every figure below is still owed).
 # From a bundle (scripts/gpu-bundle.sh build .gpu; carry [".gpu"]):
-#   PART=1 GPU_BUNDLE=.gpu bash .gpu/gpu-pending.sh LOGDIR    about 330 s on an H100
+#   PART=1 GPU_BUNDLE=.gpu bash .gpu/gpu-pending.sh LOGDIR    about 470 s on an H100 (timeout_s 600)
 #   PART=2 GPU_BUNDLE=.gpu bash .gpu/gpu-pending.sh LOGDIR    about 420 s
 # PART 1, issue 17's missing rows and the CUDA tests not yet run on a GPU:
 #   gpu-rows.sh d48 d24 d48ckpt  (d48 B 16 without activation checkpointing never ran; d24 and
@@ -26,7 +26,7 @@ case ${PART:-1} in
   1)
     ROW_STEPS=3 ROW_SECONDS=45 GPU_BUNDLE="$D" bash "$D/gpu-rows.sh" "$L/rows" d48 d24 d48ckpt >"$L/rows.out" 2>&1; el rows
     . "$D/gpu-bundle-env.sh"
-    for t in "$U"/test_cuda_*; do r "$(basename "$t")" 120 "./$(basename "$t")"; done; el tests
+    for t in "$U"/test_cuda_*; do r "$(basename "$t")" 240 "./$(basename "$t")"; done; el tests
     r rowwise 40 ./bench_cuda_rowwise; el rowwise
     r z2 60 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --device cuda:0
     r z2_offload 70 ./gpt2_gpu --model d12 --zero 2 --batch 64 --steps 4 --offload cpu --device cuda:0; el offload
