@@ -233,19 +233,19 @@ dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_
     return DSC_OK;
 }
 
-/* Around a blocking read: a communicator's collectives the read would wait behind
+/* Around a blocking read: the communicators' collectives the read would wait behind
  * (ctx->host_read_check) are waited for first, polling, so the host never blocks inside
- * the device's wait behind a stuck one; its report (what its watchdog found) takes
+ * the device's wait behind a stuck one; their report (what a watchdog found) takes
  * precedence over the read. */
-static dsc_status_t before_host_read(dsc_ctx_t *ctx) {
-    return ctx->host_read_check ? ctx->host_read_check(ctx->host_read_check_user, true) : DSC_OK;
+dsc_status_t dsc__dev_host_wait_check(dsc_ctx_t *ctx, bool before, bool whole_device, const char *what) {
+    return ctx->host_read_check ? ctx->host_read_check(ctx->host_read_check_user, before, whole_device, what)
+                                : DSC_OK;
 }
+static const char read_what[] = "a host read of device memory";
+static dsc_status_t before_host_read(dsc_ctx_t *ctx) { return dsc__dev_host_wait_check(ctx, true, false, read_what); }
 static dsc_status_t after_host_read(dsc_ctx_t *ctx, dsc_status_t st) {
-    if (ctx->host_read_check) {
-        dsc_status_t cs = ctx->host_read_check(ctx->host_read_check_user, false);
-        if (cs != DSC_OK) return cs;
-    }
-    return st;
+    dsc_status_t cs = dsc__dev_host_wait_check(ctx, false, false, read_what);
+    return cs != DSC_OK ? cs : st;
 }
 
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {

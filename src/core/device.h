@@ -192,6 +192,14 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
                               dsc_dtype_t src_dtype, size_t n_elems);
 /* Waits for everything issued on the context's device. */
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx);
+/* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) around a host
+ * call that may block inside the device behind a communicator's collectives: before
+ * (true) it waits, polling, for them (whole_device: for every collective in flight, the
+ * call waits for every stream of the device; else for those the context's streams wait
+ * behind); before or after, what a communicator's watchdog found is reported, "noticed by
+ * <what>", and returned (the job ends on MPI): the caller must then not make (before) the
+ * call. DSC_OK when no communicator watches the context or nothing was found. */
+dsc_status_t dsc__dev_host_wait_check(dsc_ctx_t *ctx, bool before, bool whole_device, const char *what);
 /* A named point of the step (a string literal), for a profiling device; nothing otherwise. */
 static inline void dsc__dev_mark(dsc_ctx_t *ctx, const char *what);
 /* Events on the context's device stream (NULL + DSC_ERR_NOMEM recorded on failure). */

@@ -173,13 +173,14 @@ struct dsc_ctx {
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
     const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
-    /* Set by a communicator whose waits only order later device work (NCCL, src/comm):
-     * called before each blocking device read (dsc__dev_to_host, dsc__dev_sync,
-     * dsc__dev_event_sync; before =
-     * true), where it waits, polling, for the collectives the read would wait behind, and
-     * after it (false); when the communicator's watchdog found one stuck, it reports it and
-     * ends the job (the read is then not made). NULL: none. */
-    dsc_status_t (*host_read_check)(void *user, bool before);
+    /* Set by the communicators whose waits only order later device work (NCCL, src/comm;
+     * every such communicator of the context is checked, user is their list): called before
+     * each blocking device read (dsc__dev_to_host, dsc__dev_sync, dsc__dev_event_sync; before
+     * = true), where it waits, polling, for the collectives the read would wait behind, and
+     * after it (false); when a communicator's watchdog found one stuck, it reports it
+     * ("noticed by <what>") and ends the job (the read is then not made). whole_device: the
+     * call waits for every stream of the device, not only the context's. NULL: none. */
+    dsc_status_t (*host_read_check)(void *user, bool before, bool whole_device, const char *what);
     void *host_read_check_user;
 };
 
