@@ -148,7 +148,7 @@ struct dsc_comm {
     dsc__comm_desc_t overdue;
     dsc_status_t overdue_status;
     double overdue_waited_s;
-    char overdue_note[400];
+    char overdue_note[512];
 
     /* The context's host-read check walks its communicators with a watchdog (vtable
      * overdue) through this list, in the order they were made (dsc__comm_watch_host_reads). */

@@ -159,7 +159,18 @@ void *dsc__dev_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes
 void dsc__dev_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 /* Raw device memory (not zeroed, not counted): the step arena's data chunks. */
 void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes);
+/* Frees through the device's table after the context's host-read check (whole device: the
+ * device's free may wait for every stream, cudaFree does): when a communicator's collective
+ * is reported stuck (the job ends on MPI), the buffer is not freed, since the collective may
+ * still write it, but kept until the context is freed (dsc__dev_free_parked). Every device
+ * free goes through here (dsc__dev_free and dsc_ctx_release too). */
 void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes);
+/* The same for page-locked host memory from the table's host_alloc_pinned (cudaFreeHost
+ * waits for the whole device too). */
+void dsc__dev_host_free_pinned(dsc_ctx_t *ctx, void *ptr, size_t n_bytes);
+/* Frees the buffers those refused (dsc_ctx_free, before the device goes: the communicators,
+ * freed first, have ended their collectives). */
+void dsc__dev_free_parked(dsc_ctx_t *ctx);
 
 /* dst[0..n_bytes) = 0, on the device. */
 dsc_status_t dsc__dev_zero(dsc_ctx_t *ctx, void *dst, size_t n_bytes);

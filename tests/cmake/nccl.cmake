@@ -134,7 +134,16 @@ function(dsc_nccl_emu)
     set(DSC_NCCL_WD_READ_EXPECT
         "the watchdog fired while the host made no call into the communicator"
         "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
-    foreach(mode hang async read)
+    # the same error, the host's next step a device free (which waits for the whole device on a
+    # GPU): the free's check reports it
+    set(DSC_NCCL_WD_FREE_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a free of device memory, which waits for the whole device\\)")
+    # two NCCL communicators on the context, the error the second's: the read's check polls both
+    set(DSC_NCCL_WD_TWO_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #1 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory; on communicator 2 of the 2 this context watches \\(nccl, rank 0 of 1\\)\\)")
+    foreach(mode hang async read free two)
       string(TOUPPER ${mode} up)
       add_test(NAME nccl_watchdog_${mode}_emu
                COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 1 \"$0\" watchdog_probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=1 -DPROG=\"$0\" -DARGS=watchdog_${mode} -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"

@@ -14,6 +14,7 @@
  * - with two such communicators on one context, the check polls both, reports the one whose
  *   watchdog fired (which of the context's communicators, its rank) and keeps watching the
  *   other after either is freed. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -27,6 +28,7 @@ typedef struct order_backend {
     int starts, tests, orders, releases, completed_releases, aborts, settles, whole_settles;
 } order_backend_t;
 
+static void quiet(dsc_log_level_t level, const char *message, void *user);
 static order_backend_t *state(dsc_comm_t *c) { return c->impl; }
 
 static dsc_status_t ob_start(dsc_comm_t *c, dsc__coll_t *coll) {
@@ -229,6 +231,93 @@ static void t_two_comms(dsc_ctx_t *ctx) {
     CHECK(ctx->host_read_check == NULL);
 }
 
+/* Page-locked host memory for the CPU devices, which have none: malloc, counted. */
+static int pinned_live;
+static void *test_alloc_pinned(dsc_device_t *dev, size_t n) {
+    pinned_live++;
+    return malloc(n);
+}
+static void test_free_pinned(dsc_device_t *dev, void *p, size_t n) {
+    pinned_live--;
+    free(p);
+}
+
+/* Device frees wait for the whole device on a GPU (cudaFree): the check settles every
+ * collective in flight first (whole device), and when one is reported stuck the buffer it
+ * may still write is not freed but kept until the context goes (freed once then: ASan and
+ * the allocator below tell), while later frees, the communicator being aborted, go through.
+ * Page-locked host frees likewise. On `device` (cpu, guarded). */
+static void t_free_while_stuck(const char *device) {
+    dsc_ctx_t *ctx = NULL;
+    dsc_ctx_options_t o = DSC_CTX_OPTIONS_INIT;
+    o.log_fn = quiet;
+    o.device = device;
+    CHECK_OK(dsc_ctx_new(&o, &ctx));
+    static dsc_device_table_t with_pinned; /* outlives ctx: the parked page-locked buffer goes at its free */
+    with_pinned = *ctx->device.table;
+    with_pinned.host_alloc_pinned = test_alloc_pinned;
+    with_pinned.host_free_pinned = test_free_pinned;
+    ctx->device.table = &with_pinned;
+    order_backend_t b;
+    dsc_comm_t *c = make(ctx, &b);
+    float v[4] = {1, 2, 3, 4};
+    b.order_done = true;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    size_t live0 = 0, live = 0;
+    CHECK_OK(dsc_ctx_device_memory(ctx, &live0, NULL));
+    /* nothing stuck: the free polls (whole device) until the collectives passed, then frees;
+     * the allocator hands the same block out again (the control for the refusal below) */
+    void *a = dsc__dev_alloc_raw(ctx, 4096);
+    CHECK(a != NULL);
+    b.pending = 2;
+    dsc__dev_free_raw(ctx, a, 4096);
+    CHECK_MSG(b.settles == 3 && b.whole_settles == 3 && dsc_ctx_status(ctx) == DSC_OK, "settles %d whole %d: %s",
+              b.settles, b.whole_settles, dsc_ctx_errmsg(ctx));
+    void *p = dsc__dev_alloc_raw(ctx, 4096);
+    const bool reused = p == a;
+    /* the guarded device's first-fit allocator always does (malloc may not: ASan quarantines) */
+    CHECK_MSG(reused || strcmp(device, "guarded") != 0, "the guarded device did not reuse a freed block");
+    /* stuck: found at the second poll; reported, naming the free; p kept */
+    dsc_comm_set_tag(c, "grads");
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    b.stuck = 2;
+    dsc__dev_free_raw(ctx, p, 4096);
+    CHECK_MSG(dsc_ctx_status(ctx) == DSC_ERR_TIMEOUT && b.aborts == 1 && b.whole_settles == 5, "%s whole %d aborts %d",
+              dsc_status_string(dsc_ctx_status(ctx)), b.whole_settles, b.aborts);
+    const char *want = "collective #2 allreduce(4 f32 sum) at \"grads\" timed out after 3.5 s on rank 0 of 1 (test "
+                       "watchdog; noticed by a free of device memory, which waits for the whole device)";
+    CHECK_MSG(strstr(dsc_ctx_errmsg(ctx), want) != NULL, "message: %s", dsc_ctx_errmsg(ctx));
+    CHECK(ctx->n_parked == 1 && ctx->parked[0].ptr == p && ctx->parked[0].n_bytes == 4096 && !ctx->parked[0].pinned);
+    CHECK_OK(dsc_ctx_device_memory(ctx, &live, NULL));
+    CHECK_MSG(live == live0 + 4096, "live %zu, was %zu: the refused buffer stays counted", live, live0);
+    /* not handed back: the allocator, which gave `a` out again above, does not give p out */
+    void *q = dsc__dev_alloc_raw(ctx, 4096);
+    CHECK_MSG(q != NULL && q != p, "q %p p %p (the allocator reused a freed block before: %d)", q, p, reused);
+    /* the communicator is aborted: later frees go through, unchecked */
+    dsc__dev_free_raw(ctx, q, 4096);
+    CHECK(ctx->n_parked == 1 && b.whole_settles == 5);
+    /* page-locked host memory: refused likewise while a collective is reported stuck */
+    dsc_comm_free(c);
+    c = make(ctx, &b);
+    b.order_done = true;
+    CHECK_OK(dsc_comm_allreduce(c, v, v, 4, DSC_F32, DSC_REDUCE_SUM));
+    dsc_ctx_clear_error(ctx);
+    void *h = ctx->device.table->host_alloc_pinned(&ctx->device, 256), *h2 = ctx->device.table->host_alloc_pinned(&ctx->device, 64);
+    b.pending = 1;
+    dsc__dev_host_free_pinned(ctx, h2, 64); /* settled (2 polls, whole device), then freed */
+    CHECK(pinned_live == 1 && b.whole_settles == 2 && dsc_ctx_status(ctx) == DSC_OK);
+    b.stuck = 1;
+    dsc__dev_host_free_pinned(ctx, h, 256);
+    CHECK_MSG(dsc_ctx_status(ctx) == DSC_ERR_TIMEOUT &&
+                  strstr(dsc_ctx_errmsg(ctx), "noticed by a free of page-locked host memory, which waits for the whole "
+                                              "device)") != NULL,
+              "message: %s", dsc_ctx_errmsg(ctx));
+    CHECK(pinned_live == 1 && ctx->n_parked == 2 && ctx->parked[1].ptr == h && ctx->parked[1].pinned);
+    dsc_comm_free(c);
+    dsc_ctx_free(ctx); /* frees the two kept buffers, once each */
+    CHECK_MSG(pinned_live == 0, "page-locked buffers left: %d", pinned_live);
+}
+
 static void quiet(dsc_log_level_t level, const char *message, void *user) {}
 
 int main(void) {
@@ -241,6 +330,8 @@ int main(void) {
     t_settle_finds(ctx);
     t_sync_reports(ctx);
     t_two_comms(ctx);
+    t_free_while_stuck("cpu");
+    t_free_while_stuck("guarded");
     dsc_ctx_free(ctx);
     return check_finish("test_comm_order");
 }
