@@ -88,6 +88,18 @@ function(dsc_nccl_tests suffix label env)
     set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
                          ENVIRONMENT "${all_env};DSC_COMM=${backend}")
   endforeach()
+  # The same rank never joining #3, NCCL: rank 0 frees device memory after #3's ordered wait
+  # (cudaFree waits for the whole device): the free's check reports #3 instead of the host
+  # blocking inside cudaFree.
+  set(DSC_NCCL_TIMEOUT_FREE_EXPECT ${DSC_NCCL_TIMEOUT_EXPECT}
+      "rank 0: collective #3's wait returned on nccl \\(ordered\\); freeing device memory"
+      "on rank 0 of 2 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host's wait had ordered later device work after it and gone on; NCCL's communicator was aborted; noticed by a free of device memory, which waits for the whole device\\)")
+  add_test(NAME nccl_timeout_free_nccl${suffix}
+           COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 -DPROG=\"$0\" -DARGS=timeout_free -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                   ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_FREE_EXPECT}"
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(nccl_timeout_free_nccl${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300
+                       RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
   # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)
