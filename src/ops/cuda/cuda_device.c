@@ -170,9 +170,15 @@ static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, 
     if (dsc__cuda_check(dev, dsc_cuda_event_record(c->d2h_event, c->stream), "recording the copy event") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->d2h_stream, c->d2h_event), "ordering the copy stream"))
         return -1;
+    /* To pageable memory the copy returns only once it is done (CUDA's "API synchronization
+     * behavior"), behind everything the main stream waits for: a host read then, settled first */
+    static const char pageable_what[] = "a device-to-host copy to pageable memory, which waits for the stream";
+    const bool blocks = n && !dsc_cuda_is_pinned_host_pointer(host_dst);
+    if (blocks && dsc__cuda_host_wait(dev, true, false, pageable_what)) return -1;
     if (n && dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, c->d2h_stream),
                              "device-to-host copy (asynchronous)"))
         return -1;
+    if (blocks && dsc__cuda_host_wait(dev, false, false, pageable_what)) return -1;
     return done ? dsc__cuda_check(dev, dsc_cuda_event_record(done, c->d2h_stream), "recording a copy's event") : 0;
 }
 /* No wait either way: on a third stream (the other direction's copy engine, so the gradient
@@ -190,9 +196,15 @@ static int cu_from_host_async(dsc_device_t *dev, void *dst, const void *host_src
     if (dsc__cuda_check(dev, dsc_cuda_event_record(c->h2d_event, c->stream), "recording the upload's start") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->h2d_stream, c->h2d_event), "ordering the upload stream"))
         return -1;
+    /* From pageable memory the driver may wait for the stream to stage the bytes (CUDA's "API
+     * synchronization behavior"), behind everything the main stream waits for: settled first */
+    static const char pageable_what[] = "a host-to-device copy from pageable memory, which may wait for the stream";
+    const bool may_block = n && !dsc_cuda_is_pinned_host_pointer(host_src);
+    if (may_block && dsc__cuda_host_wait(dev, true, false, pageable_what)) return -1;
     if (n && dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, c->h2d_stream),
                              "host-to-device copy (asynchronous)"))
         return -1;
+    if (may_block && dsc__cuda_host_wait(dev, false, false, pageable_what)) return -1;
     void *end = read ? (void *)read : c->h2d_event;
     if (dsc__cuda_check(dev, dsc_cuda_event_record(end, c->h2d_stream), "recording the upload's end") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->stream, end), "ordering the stream after the upload"))
