@@ -155,7 +155,20 @@ function(dsc_nccl_emu)
     set(DSC_NCCL_WD_TWO_EXPECT
         "the watchdog fired while the host made no call into the communicator"
         "collective #1 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory; on communicator 2 of the 2 this context watches \\(nccl, rank 0 of 1\\)\\)")
-    foreach(mode hang async read free two)
+    # the same error, the host's next step inside the CUDA device: its scratch grows (freeing
+    # the old one), or a copy from page-locked memory waits for the stream
+    foreach(m scratch upload)
+      if(m STREQUAL "scratch")
+        set(what "the growth of the device's scratch, which frees the old one")
+      else()
+        set(what "a host-to-device copy from page-locked memory, which waits for the stream")
+      endif()
+      string(TOUPPER ${m} up)
+      set(DSC_NCCL_WD_${up}_EXPECT
+          "the watchdog fired while the host made no call into the communicator"
+          "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by ${what}\\)")
+    endforeach()
+    foreach(mode hang async read free two scratch upload)
       string(TOUPPER ${mode} up)
       add_test(NAME nccl_watchdog_${mode}_emu
                COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 1 \"$0\" watchdog_probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=1 -DPROG=\"$0\" -DARGS=watchdog_${mode} -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"

@@ -22,6 +22,10 @@
  *   test_nccl watchdog_two     two NCCL communicators on the context; the error is the
  *                              second's (its collective #1): the read's check, which polls
  *                              both, reports it as the second of the two;
+ *   test_nccl watchdog_scratch the same error, the host's next step grows the CUDA device's
+ *                              scratch (it frees the old one: cudaFree): reported by its check;
+ *   test_nccl watchdog_upload  the same error, the host's next step a copy from page-locked
+ *                              memory (it waits for the stream): reported by its check;
  *   test_nccl watchdog_probe   exit 0 where these can run (the stub is loaded), 77 elsewhere.
  * Nothing here measures time: the only clocks are the 1 s timeout (a lower bound of the
  * reported wait) and hang guards. */
@@ -32,6 +36,7 @@
 #include "comm/comm_internal.h"
 #include "core/device.h"
 #include "nccl_test_env.h"
+#include "ops/cuda/cuda_device.h"
 
 static bool stub_loaded(void) {
     const char *lib = getenv("DSC_NCCL_LIBRARY");
@@ -47,9 +52,10 @@ int nccl_watchdog_main(const char *mode) {
     }
     const bool hang = !strcmp(mode, "watchdog_hang"), async = !strcmp(mode, "watchdog_async");
     const bool read = !strcmp(mode, "watchdog_read"), freeing = !strcmp(mode, "watchdog_free");
-    const bool two = !strcmp(mode, "watchdog_two");
+    const bool two = !strcmp(mode, "watchdog_two"), scratch = !strcmp(mode, "watchdog_scratch");
+    const bool upload = !strcmp(mode, "watchdog_upload");
     if (hang) setenv("DSC_NCCL_STUB_HANG_AT", "3", 1);
-    if (async || read || freeing || two) setenv("DSC_NCCL_STUB_ASYNC_ERROR_AT", "2", 1);
+    if (async || read || freeing || two || scratch || upload) setenv("DSC_NCCL_STUB_ASYNC_ERROR_AT", "2", 1);
     if (two) setenv("DSC_NCCL_STUB_ASYNC_ERROR_COMM", "2", 1); /* the second communicator's error only */
     dsc_ctx_t *ctx = NULL;
     dsc_comm_t *comm = NULL;
@@ -59,13 +65,19 @@ int nccl_watchdog_main(const char *mode) {
         printf("test_nccl %s: skipped: the backend is %s, not nccl\n", mode, dsc_comm_backend_name(comm));
         return 77;
     }
-    if (!hang && !async && !read && !freeing && !two) { /* the probe */
+    if (!hang && !async && !read && !freeing && !two && !scratch && !upload) { /* the probe */
         dsc_comm_free(comm);
         dsc_ctx_free(ctx);
         return 0;
     }
     float *d = dsc__dev_alloc_raw(ctx, 1024 * sizeof(float));
     dsc__dev_zero(ctx, d, 1024 * sizeof(float));
+    dsc_device_t *dev = dsc__ctx_device(ctx);
+    float *pinned = upload ? dev->table->host_alloc_pinned(dev, 1024 * sizeof(float)) : NULL;
+    if ((scratch && !dsc__cuda_scratch(dev, 64)) || (upload && !pinned)) { /* scratch: one to grow from */
+        fprintf(stderr, "UNEXPECTED: no %s\n", scratch ? "device scratch" : "page-locked memory");
+        return 1;
+    }
     if (hang) {
         dsc_comm_set_timeout(comm, 1);
         for (int i = 1; i <= 3; i++) {
@@ -110,6 +122,16 @@ int nccl_watchdog_main(const char *mode) {
         float x = 0;
         dsc__dev_to_host(ctx, &x, d, sizeof x); /* reports the collective and aborts the job */
         fprintf(stderr, "UNEXPECTED: the host read after the watchdog fired returned\n");
+        return 1;
+    }
+    if (scratch) {
+        dsc__cuda_scratch(dev, (size_t)1 << 24); /* reports #2 and aborts the job */
+        fprintf(stderr, "UNEXPECTED: the scratch grew after the watchdog fired\n");
+        return 1;
+    }
+    if (upload) {
+        dsc__dev_from_host(ctx, d, pinned, 1024 * sizeof(float)); /* reports #2 and aborts the job */
+        fprintf(stderr, "UNEXPECTED: the copy from page-locked memory after the watchdog fired returned\n");
         return 1;
     }
     if (freeing) {
