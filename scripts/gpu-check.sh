@@ -198,6 +198,9 @@ if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$B/test_nccl" ] && [ -n "$MPIRUN" ]; then
   # of #3's result blocks until the watchdog aborts NCCL, and the read's check reports it.
   abort_case nccl_timeout_mpi mpi 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2; ranks that never arrived: rank 1 \([^)]*\)'
   abort_case nccl_timeout_nccl nccl 2 timeout 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2 \(found by the communicator.s watchdog: not finished on the GPU by its deadline; the host.s wait had ordered later device work after it and gone on; NCCL.s communicator was aborted; noticed by a host read of device memory\); ranks that never arrived: rank 1 \([^)]*\)'
+  # NCCL: after #3's ordered wait the host frees device memory (cudaFree waits for the whole
+  # device); the free's check must report #3 rather than the host blocking inside cudaFree.
+  abort_case nccl_timeout_free_nccl nccl 2 timeout_free 'collective #3 allreduce\(1024 f32 sum\) at "train step 3" timed out after [0-9.]+ s on rank 0 of 2 \(found by the communicator.s watchdog: not finished on the GPU by its deadline; the host.s wait had ordered later device work after it and gone on; NCCL.s communicator was aborted; noticed by a free of device memory, which waits for the whole device\); ranks that never arrived: rank 1 \([^)]*\)'
 fi
 sed -n 's/^[0-9]*: //p' "$LOGDIR/ctest.log" | grep -E "max relative difference|relative L2 vs 1 rank|^test_nccl_(comm|zero)( bf16)?: skipped" | sort -u |
   head -60 | tee -a "$LOGDIR/summary.txt"

@@ -13,7 +13,8 @@
 # PART 2, issue 20's largest GPT and issue 18's NCCL tests (the ordered wait):
 #   gpu-big.sh (44 x 4096 = 9.07B, ZeRO-2 + offload_optimizer cpu; BIG_TIMEOUT 190 s)
 #   gpu-check.sh GPU_NCCL_ONLY=1 (the multi-rank tests, NCCL at world size 1, the killed rank
-#   and the timeouts)
+#   and the timeouts: nccl_timeout_nccl reads and nccl_timeout_free_nccl frees behind a stuck
+#   collective; both need 2 GPUs: kind nvidia-h100-x2)
 # Each step appends "[seconds] name" to LOGDIR/timeline.txt, so a call cut short still shows
 # how far it came; every log stays under LOGDIR.
 set -u

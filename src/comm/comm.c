@@ -247,21 +247,20 @@ static dsc_status_t start(dsc_comm_request_t *r);
 static dsc_status_t progress(dsc_comm_request_t *r, bool block);
 static bool backend_overdue(dsc_comm_t *c);
 static dsc_status_t report_overdue(dsc_comm_t *c);
+static void unwatch_host_reads(dsc_comm_t *c);
 
 void dsc_comm_free(dsc_comm_t *c) {
     if (!c) return;
     if (c->outstanding)
         dsc_ctx_log(c->ctx, DSC_LOG_WARN, "communicator (rank %d) freed with %zu requests never waited", c->rank,
                     c->outstanding);
-    /* Collectives completed in order may still run on the device: let them finish (or the
-     * watchdog fire) before the barrier, so a stuck one is reported, not waited for in the
-     * device's teardown. */
-    if (!c->aborted && c->vt && c->vt->settle) c->vt->settle(c);
+    /* Collectives may still run on the device (completed in order, or never waited): let
+     * them finish (or the watchdog fire) before the barrier, so a stuck one is reported, not
+     * waited for in the device's teardown. */
+    for (unsigned attempt = 0; !c->aborted && c->vt && c->vt->settle && !c->vt->settle(c, true); attempt++)
+        dsc__comm_backoff(attempt, 200e-6);
     if (backend_overdue(c)) report_overdue(c); /* found while the host never came back: MPI ends the job */
-    if (c->ctx->host_read_check_user == c) {
-        c->ctx->host_read_check = NULL;
-        c->ctx->host_read_check_user = NULL;
-    }
+    unwatch_host_reads(c);
     if (!c->aborted && !c->outstanding && c->vt && c->vt->wants_free_barrier && c->vt->wants_free_barrier(c)) {
         /* Every rank frees together (with the timeout) before MPI_Finalize. */
         c->latest.flags |= DSC__DESC_IN_FREE;
@@ -527,19 +526,69 @@ static dsc_status_t report_overdue(dsc_comm_t *c) {
 }
 
 void dsc__comm_watch_host_reads(dsc_comm_t *c) {
-    if (c->vt && c->vt->overdue && !c->ctx->host_read_check) {
-        c->ctx->host_read_check = dsc__comm_host_read_check;
-        c->ctx->host_read_check_user = c;
+    dsc_ctx_t *ctx = c->ctx;
+    if (!c->vt || !c->vt->overdue || c->watching) return;
+    if (!ctx->host_read_check) {
+        ctx->host_read_check = dsc__comm_host_read_check;
+        ctx->host_read_check_user = c;
+    } else if (ctx->host_read_check == dsc__comm_host_read_check) {
+        dsc_comm_t *last = ctx->host_read_check_user;
+        while (last->watch_next) last = last->watch_next;
+        last->watch_next = c;
+    } else {
+        return; /* another check owns the context (none does today) */
     }
+    c->watching = true;
+    c->watch_next = NULL;
 }
 
-dsc_status_t dsc__comm_host_read_check(void *comm, bool before) {
-    dsc_comm_t *c = comm;
-    if (before && !c->aborted && c->vt->settle) c->vt->settle(c);
-    if (!backend_overdue(c)) return DSC_OK;
+/* Takes c out of its context's host-read check (the check goes with the last one). */
+static void unwatch_host_reads(dsc_comm_t *c) {
+    dsc_ctx_t *ctx = c->ctx;
+    if (!c->watching) return;
+    c->watching = false;
+    dsc_comm_t *head = ctx->host_read_check_user;
+    if (head == c) {
+        ctx->host_read_check_user = c->watch_next;
+    } else {
+        while (head && head->watch_next != c) head = head->watch_next;
+        if (head) head->watch_next = c->watch_next;
+    }
+    c->watch_next = NULL;
+    if (!ctx->host_read_check_user) ctx->host_read_check = NULL;
+}
+
+/* Reports what c's watchdog found, noticed by a host call (`what`); `first` heads the
+ * context's list, to say which communicator it is when there are several. */
+static dsc_status_t report_noticed(dsc_comm_t *first, dsc_comm_t *c, const char *what) {
+    int index = 0, count = 0;
+    for (dsc_comm_t *p = first; p; p = p->watch_next) {
+        count++;
+        if (p == c) index = count;
+    }
     size_t len = strnlen(c->overdue_note, sizeof c->overdue_note);
-    snprintf(c->overdue_note + len, sizeof c->overdue_note - len, "; noticed by a host read of device memory");
+    if (count > 1)
+        snprintf(c->overdue_note + len, sizeof c->overdue_note - len,
+                 "; noticed by %s; on communicator %d of the %d this context watches (%s, rank %d of %d)", what, index,
+                 count, c->vt->name, c->rank, c->world);
+    else
+        snprintf(c->overdue_note + len, sizeof c->overdue_note - len, "; noticed by %s", what);
     return report_overdue(c); /* MPI: the job ends here */
+}
+
+dsc_status_t dsc__comm_host_read_check(void *first, bool before, bool whole_device, const char *what) {
+    dsc_comm_t *head = first;
+    /* One poll over every communicator: a stuck collective on any of them is reported as
+     * soon as its watchdog fires, whichever one the host would have waited behind first. */
+    for (unsigned attempt = 0;; attempt++) {
+        bool pending = false;
+        for (dsc_comm_t *c = head; c; c = c->watch_next) {
+            if (before && !c->aborted && c->vt->settle && !c->vt->settle(c, whole_device)) pending = true;
+            if (backend_overdue(c)) return report_noticed(head, c, what);
+        }
+        if (!pending) return DSC_OK;
+        dsc__comm_backoff(attempt, 200e-6);
+    }
 }
 
 /* ---- requests ----------------------------------------------------------------------- */

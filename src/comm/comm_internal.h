@@ -105,12 +105,15 @@ typedef struct dsc__comm_vtable {
      * (host buffers), which the generic layer then polls with test as before. NULL: every
      * wait polls test (self, MPI, fake). */
     dsc_status_t (*order)(dsc_comm_t *c, dsc__coll_t *coll, bool *done);
-    /* Blocks until every collective completed in order has finished on the device, or the
-     * backend's watchdog fired: before a blocking device read on the context (the host-read
-     * check below, so the host never blocks inside the device's wait behind a stuck
-     * collective) and in dsc_comm_free before its barrier (so a stuck one is reported rather
-     * than waited for in the device's teardown). NULL: nothing to settle. */
-    void (*settle)(dsc_comm_t *c);
+    /* Looks once whether every collective completed in order has finished on the device
+     * (whole_device: every collective started, ordered or not, as a call that waits for the
+     * whole device would wait for), or the backend's watchdog fired: true then; false: not
+     * yet (it may serve peers' queries; the caller waits a little and asks again). Polled
+     * by the context's host-read check (below) before a blocking device call, so the host
+     * never blocks inside the device's wait behind a stuck collective, and by dsc_comm_free
+     * before its barrier (whole device: a stuck one is reported rather than waited for in
+     * the device's teardown). NULL: nothing to settle. */
+    bool (*settle)(dsc_comm_t *c, bool whole_device);
 } dsc__comm_vtable_t;
 
 #define DSC__HISTORY 16
@@ -145,7 +148,12 @@ struct dsc_comm {
     dsc__comm_desc_t overdue;
     dsc_status_t overdue_status;
     double overdue_waited_s;
-    char overdue_note[400];
+    char overdue_note[512];
+
+    /* The context's host-read check walks its communicators with a watchdog (vtable
+     * overdue) through this list, in the order they were made (dsc__comm_watch_host_reads). */
+    bool watching;
+    dsc_comm_t *watch_next;
 
     char errmsg[DSC_ERRMSG_MAX];
 };
@@ -181,18 +189,19 @@ dsc_status_t dsc__comm_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n
 dsc_status_t dsc__comm_allgather_unchecked(dsc_comm_t *c, const void *send, void *recv, size_t count,
                                            dsc_dtype_t dtype, const char *tag);
 
-/* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) of a
- * communicator with a watchdog. Before a blocking device read (before = true) it settles
- * the backend (vtable settle: polls until the collectives whose waits only ordered them
- * finished, or the watchdog fired), so the host waits for a stuck collective in a poll, not
- * inside the device's blocking wait; before and after it, it reports what the watchdog
- * found, like any timeout ("...; noticed by a host read of device memory"), and aborts the
- * job. DSC_OK when nothing was found. `comm` is the dsc_comm_t. */
-dsc_status_t dsc__comm_host_read_check(void *comm, bool before);
-/* Installs dsc__comm_host_read_check on c's context when c's backend has a watchdog (vtable
- * overdue: NCCL, whose waits complete in order so a host read may be what waits behind a
- * stuck collective) and the context has none yet (one context drives one rank);
- * dsc_comm_free removes it. Called when a communicator is made. */
+/* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) over every
+ * communicator of the context with a watchdog; `first` is the first of their list. Before a
+ * blocking device call (before = true) it polls their settle (vtable settle, whole_device as
+ * given: NCCL's collectives whose waits only ordered them, or all in flight) until each is
+ * settled or its watchdog fired, so the host waits for a stuck collective in a poll, not
+ * inside the device's blocking wait; before and after, it reports what a watchdog found,
+ * like any timeout ("...; noticed by <what>", and which of the context's communicators when
+ * it watches several), and aborts the job. DSC_OK when nothing was found. */
+dsc_status_t dsc__comm_host_read_check(void *first, bool before, bool whole_device, const char *what);
+/* Adds c to its context's host-read check when c's backend has a watchdog (vtable overdue:
+ * NCCL, whose waits complete in order so a host read may be what waits behind a stuck
+ * collective), installing the check when c is the first; dsc_comm_free takes c out (and
+ * the check, with the last). Called when a communicator is made. */
 void dsc__comm_watch_host_reads(dsc_comm_t *c);
 
 /* Backend constructors: fill c->vt, c->impl, rank/world/local_* . */

@@ -150,8 +150,7 @@ static void *stage_alloc(dsc_comm_t *c, size_t cap, bool *pinned) {
 static void stage_release(dsc_comm_t *c, stage_buf_t *b) {
     if (!b->p) return;
     if (b->pinned) {
-        dsc_device_t *dev = dsc__ctx_device(c->ctx);
-        dev->table->host_free_pinned(dev, b->p, b->cap);
+        dsc__dev_host_free_pinned(c->ctx, b->p, b->cap);
         dsc__mem_sub(c->ctx, DSC_MEM_COMM, b->cap);
     } else {
         dsc__host_free(c->ctx, DSC_MEM_COMM, b->p, b->cap);

@@ -20,8 +20,8 @@
  * on; a host read of the results blocks on the context's stream, hence until the
  * collective finished. The collective stays on the watchdog's list until `done` passed
  * (checked at the next start), so one that never completes is reported past its deadline
- * and NCCL aborted. A blocking device read first settles the communicator through the
- * context's host-read check (dsc__comm_host_read_check -> nccl_settle): it polls those
+ * and NCCL aborted. A blocking device read first settles the context's communicators through
+ * its host-read check (dsc__comm_host_read_check polls nccl_settle of each): it polls those
  * `done` events, so the host waits for a stuck collective in a poll the watchdog's finding
  * ends, not inside CUDA's wait beside ncclCommAbort (NVIDIA/nccl#829). Testing a
  * collective, and waiting on one with host results (a host read), poll `done` (never
@@ -102,6 +102,10 @@ typedef struct nccl_impl {
     /* Collectives a wait completed in order whose `done` had not passed when last looked at,
      * oldest wait first: they keep their events and their place on the watchdog's list. */
     struct nccl_coll *ordered, **ordered_tail;
+    /* The `done` event of the latest collective started (NULL once it passed or its
+     * collective was freed): everything on the communication stream is done when it passed
+     * (one stream, issue order). What a call that waits for the whole device waits for. */
+    dsc_device_event_t *last_done;
 } nccl_impl_t;
 
 typedef struct nccl_coll {
@@ -224,6 +228,7 @@ static void coll_free(dsc_comm_t *c, const dsc__coll_t *coll, nccl_coll_t *nc, b
         pool_give(c, &nc->slot_r);
         pool_give(c, &nc->slot_w);
     }
+    if (nc->done && nc->done == n->last_done) n->last_done = NULL;
     if (nc->ready) n->dev->table->event_free(n->dev, nc->ready);
     if (nc->done) n->dev->table->event_free(n->dev, nc->done);
     free(nc);
@@ -283,6 +288,7 @@ static void reap_ordered(dsc_comm_t *c, bool all) {
         n->ordered = nc->next;
         if (!n->ordered) n->ordered_tail = &n->ordered;
         if (nc->watched && n->wd) dsc__watchdog_forget(n->wd, nc->seq);
+        if (nc->done && nc->done == n->last_done) n->last_done = NULL;
         if (nc->ready) n->dev->table->event_free(n->dev, nc->ready);
         if (nc->done) n->dev->table->event_free(n->dev, nc->done);
         free(nc);
@@ -380,6 +386,7 @@ static dsc_status_t nccl_start(dsc_comm_t *c, dsc__coll_t *coll) {
                               dsc_ctx_errmsg(c->ctx));
     }
     if (nc->watched) dsc__watchdog_arm(n->wd, d->seq, nc->done);
+    n->last_done = nc->done;
     coll->impl = nc;
     return DSC_OK;
 }
@@ -462,18 +469,26 @@ static dsc_status_t nccl_order(dsc_comm_t *c, dsc__coll_t *coll, bool *done) {
     return DSC_OK;
 }
 
-/* Before a blocking device read (the context's host-read check) and in dsc_comm_free: blocks,
- * polling and serving the peers' queries, until every collective waited in order finished on
- * the device, or the watchdog fired (then the generic layer reports). */
-static void nccl_settle(dsc_comm_t *c) {
+/* The context's host-read check and dsc_comm_free poll it (vtable settle): true once every
+ * collective waited in order finished on the device (whole_device: every one started, which
+ * cudaFree and cudaFreeHost wait for), or the watchdog fired (then the generic layer
+ * reports); otherwise it serves the peers' queries and returns false. */
+static bool nccl_settle(dsc_comm_t *c, bool whole_device) {
     nccl_impl_t *n = c->impl;
-    for (unsigned attempt = 0;; attempt++) {
-        reap_ordered(c, false);
-        if (!n->ordered || dsc__watchdog_fired(n->wd, NULL)) return;
-        n->ctl->latest = c->latest;
-        dsc__comm_mpi_serve(n->ctl);
-        dsc__comm_backoff(attempt, 200e-6);
+    reap_ordered(c, false);
+    if (dsc__watchdog_fired(n->wd, NULL)) return true;
+    bool pending = n->ordered != NULL;
+    if (!pending && whole_device && n->last_done) {
+        bool passed = false; /* a device error counts as not passed: the watchdog's deadline ends the wait */
+        if (n->dev->table->event_query_any_thread(n->dev, n->last_done, &passed) == 0 && passed)
+            n->last_done = NULL;
+        else
+            pending = true;
     }
+    if (!pending) return true;
+    n->ctl->latest = c->latest;
+    dsc__comm_mpi_serve(n->ctl);
+    return false;
 }
 
 static void nccl_pause(dsc_comm_t *c, dsc__coll_t *coll, unsigned attempt, double max_s) {

@@ -45,6 +45,7 @@ void dsc_ctx_free(dsc_ctx_t *ctx) {
             dsc_ctx_log(ctx, DSC_LOG_WARN, "context freed with %zu bytes still live in memory category %d",
                         ctx->mem[c].live_bytes, c);
     }
+    dsc__dev_free_parked(ctx);
     dsc__device_destroy(ctx);
     free(ctx);
 }

@@ -200,10 +200,66 @@ void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes) {
     return p;
 }
 
+/* Keeps a buffer whose free the host-read check refused (ctx->parked). */
+static void park(dsc_ctx_t *ctx, void *ptr, size_t n_bytes, bool pinned) {
+    if (ctx->n_parked == ctx->cap_parked) {
+        const size_t cap = ctx->cap_parked ? 2 * ctx->cap_parked : 8;
+        struct dsc_parked_free *p = realloc(ctx->parked, cap * sizeof *p);
+        if (!p) {
+            dsc_ctx_log(ctx, DSC_LOG_ERROR, "device %s: out of host memory listing a refused free: %zu bytes lost",
+                        ctx->device.name, n_bytes);
+            return;
+        }
+        ctx->parked = p;
+        ctx->cap_parked = cap;
+    }
+    ctx->parked[ctx->n_parked++] = (struct dsc_parked_free){ptr, n_bytes, pinned};
+    dsc_ctx_log(ctx, DSC_LOG_WARN,
+                "device %s: %zu bytes of %s not freed: a collective reported stuck may still write them; kept until "
+                "the context is freed",
+                ctx->device.name, n_bytes, pinned ? "page-locked host memory" : "device memory");
+}
+
+void dsc__dev_free_parked(dsc_ctx_t *ctx) {
+    for (size_t i = 0; i < ctx->n_parked; i++) {
+        const struct dsc_parked_free *p = &ctx->parked[i];
+        if (p->pinned) {
+            ctx->device.table->host_free_pinned(&ctx->device, p->ptr, p->n_bytes);
+        } else {
+            ctx->device.table->free(&ctx->device, p->ptr, p->n_bytes);
+            dsc__dev_count(&ctx->device, -(long long)p->n_bytes);
+        }
+    }
+    free(ctx->parked);
+    ctx->parked = NULL;
+    ctx->n_parked = ctx->cap_parked = 0;
+}
+
+/* A device's free may wait for the whole device (cudaFree, cudaFreeHost): the collectives in
+ * flight are settled first, polling, and when one is reported stuck the buffer, which it may
+ * still write, is kept (parked) rather than handed back. */
+static const char free_what[] = "a free of device memory, which waits for the whole device";
+static const char pinned_what[] = "a free of page-locked host memory, which waits for the whole device";
+
 void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
     if (!ptr) return;
+    if (dsc__dev_host_wait_check(ctx, true, true, free_what) != DSC_OK) {
+        park(ctx, ptr, n_bytes, false);
+        return;
+    }
     ctx->device.table->free(&ctx->device, ptr, n_bytes);
     dsc__dev_count(&ctx->device, -(long long)n_bytes);
+    dsc__dev_host_wait_check(ctx, false, true, free_what); /* found while the free waited: reported */
+}
+
+void dsc__dev_host_free_pinned(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
+    if (!ptr) return;
+    if (dsc__dev_host_wait_check(ctx, true, true, pinned_what) != DSC_OK) {
+        park(ctx, ptr, n_bytes, true);
+        return;
+    }
+    ctx->device.table->host_free_pinned(&ctx->device, ptr, n_bytes);
+    dsc__dev_host_wait_check(ctx, false, true, pinned_what);
 }
 
 dsc_status_t dsc_ctx_device_memory(const dsc_ctx_t *ctx, size_t *live_bytes, size_t *peak_bytes) {
@@ -233,19 +289,19 @@ dsc_status_t dsc__dev_copy(dsc_ctx_t *ctx, void *dst, const void *src, size_t n_
     return DSC_OK;
 }
 
-/* Around a blocking read: a communicator's collectives the read would wait behind
+/* Around a blocking read: the communicators' collectives the read would wait behind
  * (ctx->host_read_check) are waited for first, polling, so the host never blocks inside
- * the device's wait behind a stuck one; its report (what its watchdog found) takes
+ * the device's wait behind a stuck one; their report (what a watchdog found) takes
  * precedence over the read. */
-static dsc_status_t before_host_read(dsc_ctx_t *ctx) {
-    return ctx->host_read_check ? ctx->host_read_check(ctx->host_read_check_user, true) : DSC_OK;
+dsc_status_t dsc__dev_host_wait_check(dsc_ctx_t *ctx, bool before, bool whole_device, const char *what) {
+    return ctx->host_read_check ? ctx->host_read_check(ctx->host_read_check_user, before, whole_device, what)
+                                : DSC_OK;
 }
+static const char read_what[] = "a host read of device memory";
+static dsc_status_t before_host_read(dsc_ctx_t *ctx) { return dsc__dev_host_wait_check(ctx, true, false, read_what); }
 static dsc_status_t after_host_read(dsc_ctx_t *ctx, dsc_status_t st) {
-    if (ctx->host_read_check) {
-        dsc_status_t cs = ctx->host_read_check(ctx->host_read_check_user, false);
-        if (cs != DSC_OK) return cs;
-    }
-    return st;
+    dsc_status_t cs = dsc__dev_host_wait_check(ctx, false, false, read_what);
+    return cs != DSC_OK ? cs : st;
 }
 
 dsc_status_t dsc__dev_to_host(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {

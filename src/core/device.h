@@ -159,7 +159,18 @@ void *dsc__dev_alloc(dsc_ctx_t *ctx, dsc_mem_category_t category, size_t n_bytes
 void dsc__dev_free(dsc_ctx_t *ctx, dsc_mem_category_t category, void *ptr, size_t n_bytes);
 /* Raw device memory (not zeroed, not counted): the step arena's data chunks. */
 void *dsc__dev_alloc_raw(dsc_ctx_t *ctx, size_t n_bytes);
+/* Frees through the device's table after the context's host-read check (whole device: the
+ * device's free may wait for every stream, cudaFree does): when a communicator's collective
+ * is reported stuck (the job ends on MPI), the buffer is not freed, since the collective may
+ * still write it, but kept until the context is freed (dsc__dev_free_parked). Every device
+ * free goes through here (dsc__dev_free and dsc_ctx_release too). */
 void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes);
+/* The same for page-locked host memory from the table's host_alloc_pinned (cudaFreeHost
+ * waits for the whole device too). */
+void dsc__dev_host_free_pinned(dsc_ctx_t *ctx, void *ptr, size_t n_bytes);
+/* Frees the buffers those refused (dsc_ctx_free, before the device goes: the communicators,
+ * freed first, have ended their collectives). */
+void dsc__dev_free_parked(dsc_ctx_t *ctx);
 
 /* dst[0..n_bytes) = 0, on the device. */
 dsc_status_t dsc__dev_zero(dsc_ctx_t *ctx, void *dst, size_t n_bytes);
@@ -192,6 +203,14 @@ dsc_status_t dsc__dev_convert(dsc_ctx_t *ctx, void *dst, dsc_dtype_t dst_dtype, 
                               dsc_dtype_t src_dtype, size_t n_elems);
 /* Waits for everything issued on the context's device. */
 dsc_status_t dsc__dev_sync(dsc_ctx_t *ctx);
+/* The context's host-read check (core/internal.h, dsc_ctx's host_read_check) around a host
+ * call that may block inside the device behind a communicator's collectives: before
+ * (true) it waits, polling, for them (whole_device: for every collective in flight, the
+ * call waits for every stream of the device; else for those the context's streams wait
+ * behind); before or after, what a communicator's watchdog found is reported, "noticed by
+ * <what>", and returned (the job ends on MPI): the caller must then not make (before) the
+ * call. DSC_OK when no communicator watches the context or nothing was found. */
+dsc_status_t dsc__dev_host_wait_check(dsc_ctx_t *ctx, bool before, bool whole_device, const char *what);
 /* A named point of the step (a string literal), for a profiling device; nothing otherwise. */
 static inline void dsc__dev_mark(dsc_ctx_t *ctx, const char *what);
 /* Events on the context's device stream (NULL + DSC_ERR_NOMEM recorded on failure). */

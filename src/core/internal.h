@@ -173,14 +173,27 @@ struct dsc_ctx {
 
     dsc_ckpt_state_t ckpt;     /* activation checkpointing (src/core/recompute.c) */
     const dsc_param_hooks_t *param_hooks; /* ZeRO-3; NULL otherwise */
-    /* Set by a communicator whose waits only order later device work (NCCL, src/comm):
-     * called before each blocking device read (dsc__dev_to_host, dsc__dev_sync,
-     * dsc__dev_event_sync; before =
-     * true), where it waits, polling, for the collectives the read would wait behind, and
-     * after it (false); when the communicator's watchdog found one stuck, it reports it and
-     * ends the job (the read is then not made). NULL: none. */
-    dsc_status_t (*host_read_check)(void *user, bool before);
+    /* Set by the communicators whose waits only order later device work (NCCL, src/comm;
+     * every such communicator of the context is checked, user is their list): called before
+     * and after each host call that may block inside the device behind their collectives:
+     * blocking reads (dsc__dev_to_host, dsc__dev_sync, dsc__dev_event_sync, and the CUDA
+     * device's own read-backs and synchronising copies), which wait for the context's
+     * streams, and calls that wait for the whole device (whole_device: freeing device or
+     * page-locked memory, growing the CUDA device's scratch). Before (before = true) it
+     * waits, polling, for the collectives the call would wait behind; when a communicator's
+     * watchdog found one stuck, it reports it ("noticed by <what>") and ends the job, and the
+     * call is then not made. NULL: none. */
+    dsc_status_t (*host_read_check)(void *user, bool before, bool whole_device, const char *what);
     void *host_read_check_user;
+    /* Device buffers (pinned: page-locked host buffers) whose free the host-read check
+     * refused (a collective that may still write them was reported stuck): kept, never
+     * handed back to the device, until the context is freed (dsc__dev_free_parked). */
+    struct dsc_parked_free {
+        void *ptr;
+        size_t n_bytes;
+        bool pinned;
+    } *parked;
+    size_t n_parked, cap_parked;
 };
 
 /* ---- memory ---- */

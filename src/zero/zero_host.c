@@ -46,9 +46,8 @@ void *dsc__host_buffer_alloc(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_ca
 void dsc__host_buffer_free(dsc_ctx_t *host_ctx, dsc_ctx_t *dev_ctx, dsc_mem_category_t category, void *ptr,
                            size_t n_bytes, bool pinned) {
     if (!ptr) return;
-    dsc_device_t *dev = dsc__ctx_device(dev_ctx);
     if (pinned)
-        dev->table->host_free_pinned(dev, ptr, n_bytes ? n_bytes : 1);
+        dsc__dev_host_free_pinned(dev_ctx, ptr, n_bytes ? n_bytes : 1);
     else
         free(ptr);
     dsc__mem_sub(host_ctx, category, n_bytes);

@@ -88,6 +88,18 @@ function(dsc_nccl_tests suffix label env)
     set_tests_properties(${name} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300 RESOURCE_LOCK mpi
                          ENVIRONMENT "${all_env};DSC_COMM=${backend}")
   endforeach()
+  # The same rank never joining #3, NCCL: rank 0 frees device memory after #3's ordered wait
+  # (cudaFree waits for the whole device): the free's check reports #3 instead of the host
+  # blocking inside cudaFree.
+  set(DSC_NCCL_TIMEOUT_FREE_EXPECT ${DSC_NCCL_TIMEOUT_EXPECT}
+      "rank 0: collective #3's wait returned on nccl \\(ordered\\); freeing device memory"
+      "on rank 0 of 2 \\(found by the communicator's watchdog: not finished on the GPU by its deadline; the host's wait had ordered later device work after it and gone on; NCCL's communicator was aborted; noticed by a free of device memory, which waits for the whole device\\)")
+  add_test(NAME nccl_timeout_free_nccl${suffix}
+           COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe \"$0\" probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 -DPROG=\"$0\" -DARGS=timeout_free -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"
+                   ${prog} ${CMAKE_COMMAND} "${DSC_NCCL_TIMEOUT_FREE_EXPECT}"
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(nccl_timeout_free_nccl${suffix} PROPERTIES LABELS ${label} SKIP_RETURN_CODE 77 TIMEOUT 300
+                       RESOURCE_LOCK mpi ENVIRONMENT "${all_env};DSC_COMM=nccl")
   # A rank killed (SIGKILL) between collectives: every other rank must end within the limit.
   # `test_nccl probe` exits 77 first where the test cannot run.
   foreach(backend mpi nccl)
@@ -134,7 +146,29 @@ function(dsc_nccl_emu)
     set(DSC_NCCL_WD_READ_EXPECT
         "the watchdog fired while the host made no call into the communicator"
         "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory\\)")
-    foreach(mode hang async read)
+    # the same error, the host's next step a device free (which waits for the whole device on a
+    # GPU): the free's check reports it
+    set(DSC_NCCL_WD_FREE_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a free of device memory, which waits for the whole device\\)")
+    # two NCCL communicators on the context, the error the second's: the read's check polls both
+    set(DSC_NCCL_WD_TWO_EXPECT
+        "the watchdog fired while the host made no call into the communicator"
+        "collective #1 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by a host read of device memory; on communicator 2 of the 2 this context watches \\(nccl, rank 0 of 1\\)\\)")
+    # the same error, the host's next step inside the CUDA device: its scratch grows (freeing
+    # the old one), or a copy from page-locked memory waits for the stream
+    foreach(m scratch upload)
+      if(m STREQUAL "scratch")
+        set(what "the growth of the device's scratch, which frees the old one")
+      else()
+        set(what "a host-to-device copy from page-locked memory, which waits for the stream")
+      endif()
+      string(TOUPPER ${m} up)
+      set(DSC_NCCL_WD_${up}_EXPECT
+          "the watchdog fired while the host made no call into the communicator"
+          "collective #2 allreduce\\(256 f32 sum\\) failed after [0-9.e-]+ s on rank 0 of 1 \\(found by the communicator's watchdog: NCCL reports an asynchronous error: stub NCCL: remote error \\(injected\\); the host had queued it and gone on, never waiting on it; NCCL's communicator was aborted; noticed by ${what}\\)")
+    endforeach()
+    foreach(mode hang async read free two scratch upload)
       string(TOUPPER ${mode} up)
       add_test(NAME nccl_watchdog_${mode}_emu
                COMMAND sh -c "${MPIEXEC_EXECUTABLE} -np 1 \"$0\" watchdog_probe || exit $?; exec \"$1\" -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=1 -DPROG=\"$0\" -DARGS=watchdog_${mode} -DMAX_SECONDS=100 \"-DEXPECT=$2\" -P ${PROJECT_SOURCE_DIR}/tests/mpi/expect_abort.cmake"

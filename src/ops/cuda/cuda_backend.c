@@ -27,8 +27,12 @@ static double cu_sum(struct dsc_device *dev, dsc_dtype_t dt, int64_t n, const vo
     double *acc = dsc__cuda_scratch(dev, sizeof(double)), v = 0.0 / 0.0;
     if (!acc || dsc__cuda_check(dev, dsc_cuda_sum(dsc__cuda_stream(dev), dt, n, x, acc), "sum"))
         return v;
-    if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(&v, acc, sizeof v, dsc__cuda_stream(dev)), "sum (read back)") ||
-        dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "sum (synchronise)"))
+    /* a host read (the copy to pageable memory blocks): a communicator's collectives first */
+    static const char what[] = "the read-back of a device sum";
+    if (dsc__cuda_host_wait(dev, true, false, what) ||
+        dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(&v, acc, sizeof v, dsc__cuda_stream(dev)), "sum (read back)") ||
+        dsc__cuda_check(dev, dsc_cuda_stream_sync(dsc__cuda_stream(dev)), "sum (synchronise)") ||
+        dsc__cuda_host_wait(dev, false, false, what))
         return 0.0 / 0.0;
     return v;
 }

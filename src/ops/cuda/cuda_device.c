@@ -81,18 +81,26 @@ int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what) {
     return -1;
 }
 
+int dsc__cuda_host_wait(dsc_device_t *dev, bool before, bool whole_device, const char *what) {
+    return dsc__dev_host_wait_check(dev->ctx, before, whole_device, what) == DSC_OK ? 0 : -1;
+}
+
 void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes) {
     dsc_cuda_dev_t *c = dsc__cuda_dev(dev);
     if (n_bytes <= c->scratch_bytes) return c->scratch;
     size_t want = c->scratch_bytes ? c->scratch_bytes : 4096;
     while (want < n_bytes) want *= 2;
-    /* the old scratch may still be read by queued kernels */
+    /* the old scratch may still be read by queued kernels; cudaFree waits for the whole device */
+    static const char what[] = "the growth of the device's scratch, which frees the old one";
+    if (c->scratch && dsc__cuda_host_wait(dev, true, true, what)) return NULL;
     if (c->scratch && dsc__cuda_check(dev, dsc_cuda_stream_sync(c->stream), "synchronise before growing scratch"))
         return NULL;
     if (c->scratch) dsc_cuda_free(c->scratch);
     dsc__dev_count(dev, -(long long)c->scratch_bytes);
+    const bool had = c->scratch != NULL;
     c->scratch = NULL;
     c->scratch_bytes = 0;
+    if (had && dsc__cuda_host_wait(dev, false, true, what)) return NULL; /* reported while the free waited */
     void *p = NULL;
     if (dsc__cuda_check(dev, dsc_cuda_malloc(&p, want), "allocating device scratch")) return NULL;
     c->scratch = p;
@@ -123,13 +131,18 @@ static int cu_from_host(dsc_device_t *dev, void *dst, const void *host_src, size
     /* (named by size: a profile tells the batch uploads from the scalars) */
     const char *what = n < 1024 ? "host-to-device copy, < 1 KiB"
                        : n < (1u << 20) ? "host-to-device copy, < 1 MiB" : "host-to-device copy, >= 1 MiB";
-    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), what)) return -1;
     /* From pageable memory cudaMemcpyAsync returns once it has staged the bytes (CUDA's "API
      * synchronization behavior"): the caller may reuse host_src and the host runs on, so the
      * next micro-batch's tokens go up while the device still works on this one. A page-locked
-     * source is read by the DMA later: wait for it. */
-    if (!dsc_cuda_is_pinned_host_pointer(host_src)) return 0;
-    return dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)");
+     * source is read by the DMA later: wait for it, behind whatever the stream waits for (a
+     * communicator's collective: settled first, like a read). */
+    static const char pinned_what[] = "a host-to-device copy from page-locked memory, which waits for the stream";
+    const bool pinned = dsc_cuda_is_pinned_host_pointer(host_src);
+    if (pinned && dsc__cuda_host_wait(dev, true, false, pinned_what)) return -1;
+    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, s), what)) return -1;
+    if (!pinned) return 0;
+    if (dsc__cuda_check(dev, dsc_cuda_stream_sync(s), "host-to-device copy (synchronise)")) return -1;
+    return dsc__cuda_host_wait(dev, false, false, pinned_what);
 }
 /* The asynchronous copies' streams, once they exist, are waited for too. */
 static int sync_d2h(dsc_device_t *dev) {
@@ -157,9 +170,15 @@ static int cu_to_host_async(dsc_device_t *dev, void *host_dst, const void *src, 
     if (dsc__cuda_check(dev, dsc_cuda_event_record(c->d2h_event, c->stream), "recording the copy event") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->d2h_stream, c->d2h_event), "ordering the copy stream"))
         return -1;
+    /* To pageable memory the copy returns only once it is done (CUDA's "API synchronization
+     * behavior"), behind everything the main stream waits for: a host read then, settled first */
+    static const char pageable_what[] = "a device-to-host copy to pageable memory, which waits for the stream";
+    const bool blocks = n && !dsc_cuda_is_pinned_host_pointer(host_dst);
+    if (blocks && dsc__cuda_host_wait(dev, true, false, pageable_what)) return -1;
     if (n && dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(host_dst, src, n, c->d2h_stream),
                              "device-to-host copy (asynchronous)"))
         return -1;
+    if (blocks && dsc__cuda_host_wait(dev, false, false, pageable_what)) return -1;
     return done ? dsc__cuda_check(dev, dsc_cuda_event_record(done, c->d2h_stream), "recording a copy's event") : 0;
 }
 /* No wait either way: on a third stream (the other direction's copy engine, so the gradient
@@ -177,9 +196,15 @@ static int cu_from_host_async(dsc_device_t *dev, void *dst, const void *host_src
     if (dsc__cuda_check(dev, dsc_cuda_event_record(c->h2d_event, c->stream), "recording the upload's start") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->h2d_stream, c->h2d_event), "ordering the upload stream"))
         return -1;
+    /* From pageable memory the driver may wait for the stream to stage the bytes (CUDA's "API
+     * synchronization behavior"), behind everything the main stream waits for: settled first */
+    static const char pageable_what[] = "a host-to-device copy from pageable memory, which may wait for the stream";
+    const bool may_block = n && !dsc_cuda_is_pinned_host_pointer(host_src);
+    if (may_block && dsc__cuda_host_wait(dev, true, false, pageable_what)) return -1;
     if (n && dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dst, host_src, n, c->h2d_stream),
                              "host-to-device copy (asynchronous)"))
         return -1;
+    if (may_block && dsc__cuda_host_wait(dev, false, false, pageable_what)) return -1;
     void *end = read ? (void *)read : c->h2d_event;
     if (dsc__cuda_check(dev, dsc_cuda_event_record(end, c->h2d_stream), "recording the upload's end") ||
         dsc__cuda_check(dev, dsc_cuda_stream_wait_event(c->stream, end), "ordering the stream after the upload"))

@@ -65,8 +65,16 @@ static inline void *dsc__cuda_stream(const dsc_device_t *dev) { return dsc__cuda
 /* rc == 0: returns 0. Otherwise records DSC_ERR_DEVICE on the device's context with the CUDA
  * error's name and `what` (the kernel or call), and returns -1. */
 int dsc__cuda_check(dsc_device_t *dev, int rc, const char *what);
-/* At least n_bytes of device scratch (256-byte aligned); NULL with the error recorded. */
+/* At least n_bytes of device scratch (256-byte aligned); NULL with the error recorded.
+ * Growing it waits for the whole device (the old buffer is freed): the context's host-read
+ * check runs first, and when it reports a stuck collective the old scratch is kept and NULL
+ * returned. */
 void *dsc__cuda_scratch(dsc_device_t *dev, size_t n_bytes);
+/* The context's host-read check (dsc__dev_host_wait_check) around a call of this device that
+ * blocks the host: before a stream synchronise that is a read-back (whole_device false) or a
+ * cudaFree (true), and after it; 0, or -1 when a communicator's stuck collective was
+ * reported (the call must then not be made). */
+int dsc__cuda_host_wait(dsc_device_t *dev, bool before, bool whole_device, const char *what);
 
 /* The fused op entries of the backend table (cuda_fused.c; backend.h has their contracts). */
 void dsc__cu_linear(struct dsc_device *dev, dsc_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *x,

@@ -60,10 +60,17 @@ static void *upload_blocks(dsc_device_t *dev, const dsc_optim_block_t *blocks, s
         pr[2 * b + 1] = blocks[b].len;
         if (with_seg) sg[b] = (int64_t)blocks[b].seg;
     }
+    /* the host waits for the stream (the staging buffer is freed next): a communicator's
+     * collectives are settled first, as for a read */
+    static const char what[] = "the upload of the Lamb blocks, which waits for the stream";
+    if (dsc__cuda_host_wait(dev, true, false, what)) {
+        free(host);
+        return NULL;
+    }
     int rc = dsc_cuda_copy_h2d_async(dev_mem, host, host_bytes, dsc__cuda_stream(dev));
-    if (rc == 0) rc = dsc_cuda_stream_sync(dsc__cuda_stream(dev)); /* the staging buffer is freed next */
+    if (rc == 0) rc = dsc_cuda_stream_sync(dsc__cuda_stream(dev));
     free(host);
-    if (dsc__cuda_check(dev, rc, "uploading Lamb blocks")) return NULL;
+    if (dsc__cuda_check(dev, rc, "uploading Lamb blocks") || dsc__cuda_host_wait(dev, false, false, what)) return NULL;
     *extra_at = host_bytes;
     return dev_mem;
 }
@@ -80,9 +87,12 @@ static void cu_lamb_norms(dsc_device_t *dev, const dsc_optim_kernels_t *isa, con
     if (dsc__cuda_check(dev, dsc_cuda_lamb1(st, s, p, g, m, v, (const uint64_t *)mem, (int64_t)n_blocks, dev_partials),
                         "Lamb pass 1"))
         return;
-    if (dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(partials, dev_partials, part_bytes, st), "Lamb norms read back"))
+    static const char what[] = "the read-back of the Lamb norms";
+    if (dsc__cuda_host_wait(dev, true, false, what) ||
+        dsc__cuda_check(dev, dsc_cuda_copy_d2h_async(partials, dev_partials, part_bytes, st), "Lamb norms read back"))
         return;
-    dsc__cuda_check(dev, dsc_cuda_stream_sync(st), "Lamb norms (synchronise)");
+    if (!dsc__cuda_check(dev, dsc_cuda_stream_sync(st), "Lamb norms (synchronise)"))
+        dsc__cuda_host_wait(dev, false, false, what);
 }
 
 static void cu_lamb_apply(dsc_device_t *dev, const dsc_optim_kernels_t *isa, const dsc_optim_scalars_t *s,
@@ -97,9 +107,12 @@ static void cu_lamb_apply(dsc_device_t *dev, const dsc_optim_kernels_t *isa, con
     if (!mem) return;
     void *st = dsc__cuda_stream(dev);
     float *dev_coef = (float *)(mem + at);
-    if (dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dev_coef, seg_coef, n_seg * sizeof(float), st),
+    static const char what[] = "the upload of the Lamb coefficients, which waits for the stream";
+    if (dsc__cuda_host_wait(dev, true, false, what) ||
+        dsc__cuda_check(dev, dsc_cuda_copy_h2d_async(dev_coef, seg_coef, n_seg * sizeof(float), st),
                         "uploading Lamb coefficients") ||
-        dsc__cuda_check(dev, dsc_cuda_stream_sync(st), "uploading Lamb coefficients (synchronise)"))
+        dsc__cuda_check(dev, dsc_cuda_stream_sync(st), "uploading Lamb coefficients (synchronise)") ||
+        dsc__cuda_host_wait(dev, false, false, what))
         return;
     const int64_t *block_seg = (const int64_t *)(mem + ALIGN256(n_blocks * 2 * sizeof(uint64_t)));
     dsc__cuda_check(dev,
@@ -141,7 +154,11 @@ static dsc_status_t cu_scan_segments(dsc_device_t *dev, const void *data, dsc_dt
                                     ws_b, d_seg_ovf, d_seg_sum, (uint8_t *)d_tot, (double *)(d_tot + 8),
                                     (uint64_t *)(d_tot + 16));
     if (rc) return amp_fail(dev, rc, "overflow scan");
-    /* one read back of everything the caller asked for */
+    /* one read back of everything the caller asked for (a host read: a communicator's
+     * collectives, a ZeRO gradient reduce-scatter ordered before this scan, settled first) */
+    static const char what[] = "the read-back of the overflow scan";
+    dsc_status_t cs = dsc__dev_host_wait_check(dev->ctx, true, false, what);
+    if (cs != DSC_OK) return cs;
     unsigned char tot[24];
     unsigned char *seg_ovf_host = NULL;
     rc = dsc_cuda_copy_d2h_async(tot, d_tot, sizeof tot, st);
@@ -155,6 +172,10 @@ static dsc_status_t cu_scan_segments(dsc_device_t *dev, const void *data, dsc_dt
     if (rc) {
         free(seg_ovf_host);
         return amp_fail(dev, rc, "reading the overflow scan back");
+    }
+    if ((cs = dsc__dev_host_wait_check(dev->ctx, false, false, what)) != DSC_OK) {
+        free(seg_ovf_host);
+        return cs;
     }
     if (seg_overflow)
         for (size_t i = 0; i < n_segs; i++) seg_overflow[i] = seg_ovf_host[i] != 0;

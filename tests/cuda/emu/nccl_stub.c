@@ -11,7 +11,9 @@
  *                                    and then fails, as a real NCCL call stuck on an absent
  *                                    peer does;
  *   DSC_NCCL_STUB_ASYNC_ERROR_AT=k   from call k on, ncclCommGetAsyncError reports a remote
- *                                    error (6), as NCCL does when a peer's connection breaks. */
+ *                                    error (6), as NCCL does when a peer's connection breaks;
+ *   DSC_NCCL_STUB_ASYNC_ERROR_COMM=j with the above, only the j-th communicator made (from 1)
+ *                                    reports it (two communicators on one context). */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 typedef struct stub_comm {
     int nranks;
     int destroyed;
+    int index; /* made j-th, from 1 */
 } stub_comm_t;
 typedef struct {
     char internal[128];
@@ -29,6 +32,7 @@ typedef struct {
 enum { OK = 0, INTERNAL_ERROR = 3, INVALID_ARGUMENT = 4, INVALID_USAGE = 5, REMOTE_ERROR = 6 };
 
 static atomic_int calls;       /* collective calls so far */
+static atomic_int comms_made;  /* communicators made so far */
 static atomic_bool aborted;    /* ncclCommAbort ran */
 
 static int env_int(const char *name) {
@@ -69,6 +73,7 @@ int ncclCommInitRank(stub_comm_t **comm, int nranks, stub_id_t id, int rank) {
     *comm = calloc(1, sizeof **comm);
     if (!*comm) return 2;
     (*comm)->nranks = 1;
+    (*comm)->index = atomic_fetch_add(&comms_made, 1) + 1;
     return OK;
 }
 int ncclCommDestroy(stub_comm_t *comm) {
@@ -81,8 +86,10 @@ int ncclCommAbort(stub_comm_t *comm) {
     return OK;
 }
 int ncclCommGetAsyncError(stub_comm_t *comm, int *err) {
-    const int at = env_int("DSC_NCCL_STUB_ASYNC_ERROR_AT");
-    *err = !comm ? INVALID_ARGUMENT : at > 0 && atomic_load(&calls) >= at ? REMOTE_ERROR : OK;
+    const int at = env_int("DSC_NCCL_STUB_ASYNC_ERROR_AT"), only = env_int("DSC_NCCL_STUB_ASYNC_ERROR_COMM");
+    *err = !comm                                                                  ? INVALID_ARGUMENT
+           : at > 0 && atomic_load(&calls) >= at && (!only || comm->index == only) ? REMOTE_ERROR
+                                                                                  : OK;
     return OK;
 }
 const char *ncclGetErrorString(int rc) {

@@ -229,10 +229,13 @@ static void t_debug_check(void) {
  * returns, and the host read of its result is what blocks (polling #3's end first, never
  * inside CUDA's wait) until the communicator's watchdog finds #3 past its deadline and
  * aborts NCCL; the read's check then reports it ("noticed by a host read of device memory")
- * and ends the job. */
-int nccl_comm_timeout_main(void);
-int nccl_comm_timeout_main(void) {
-    int rc = nccl_test_setup("test_nccl timeout", "nccl", &ctx, &comm);
+ * and ends the job. `test_nccl timeout_free` (NCCL only): after #3's ordered wait the host
+ * frees device memory instead of reading (cudaFree waits for the whole device, #3's kernels
+ * included): the free's check reports #3 ("noticed by a free of device memory, which waits
+ * for the whole device") and ends the job, rather than the host blocking inside cudaFree. */
+int nccl_comm_timeout_main(bool free_instead);
+int nccl_comm_timeout_main(bool free_instead) {
+    int rc = nccl_test_setup(free_instead ? "test_nccl timeout_free" : "test_nccl timeout", "nccl", &ctx, &comm);
     if (rc) return rc;
     R = dsc_comm_rank(comm);
     W = dsc_comm_world_size(comm);
@@ -242,6 +245,11 @@ int nccl_comm_timeout_main(void) {
     }
     dsc_comm_set_timeout(comm, 3);
     void *d = dev_put(DSC_F32, 1024, v, R, 0);
+    void *spare = free_instead ? dsc__dev_alloc_raw(ctx, 1 << 20) : NULL;
+    if (free_instead && !spare) {
+        fprintf(stderr, "rank %d: no device memory to free: %s\n", R, dsc_ctx_errmsg(ctx));
+        return 1;
+    }
     double want = 0; /* element 0 after each in-place sum: sum of v(r, 0), times W per further sum */
     for (int r = 0; r < W; r++) want += v(r, 0);
     for (int i = 1; i <= 3; i++) {
@@ -254,6 +262,14 @@ int nccl_comm_timeout_main(void) {
         }
         if (dsc_comm_allreduce(comm, d, d, 1024, DSC_F32, DSC_REDUCE_SUM) != DSC_OK) {
             fprintf(stderr, "rank %d: collective #%d failed: %s\n", R, i, dsc_comm_errmsg(comm));
+            return 1;
+        }
+        if (i == 3 && free_instead) {
+            fprintf(stderr, "rank %d: collective #3's wait returned on %s (ordered); freeing device memory\n", R,
+                    dsc_comm_backend_name(comm));
+            dsc__dev_free_raw(ctx, spare, 1 << 20); /* reports #3 and ends the job */
+            fprintf(stderr, "UNEXPECTED: rank %d freed device memory behind collective #3: %s\n", R,
+                    dsc_ctx_errmsg(ctx));
             return 1;
         }
         if (i == 3)
