@@ -23,7 +23,7 @@
 
 typedef struct {
     const zero_case_t *c;
-    const char *top_extra;
+    const char *zero_extra, *top_extra;
     dsc_comm_fake_world_t *world;
     int n, rank;
     zero_result_t result;
@@ -37,7 +37,7 @@ static void *rank_main(void *p) {
     a->rc = dsc_comm_new_fake(ctx, a->world, a->rank, &comm) == DSC_OK ? 0 : 1;
     if (!a->rc) {
         dsc_comm_set_timeout(comm, 120);
-        a->rc = zero_run_extra(a->c, NULL, a->top_extra, comm, a->n, a->rank, &a->result);
+        a->rc = zero_run_extra(a->c, a->zero_extra, a->top_extra, comm, a->n, a->rank, &a->result);
     }
     dsc_comm_free(comm);
     dsc_ctx_free(ctx);
@@ -45,13 +45,14 @@ static void *rank_main(void *p) {
 }
 
 /* Runs case c on n fake ranks; results[r] per rank (freed by the caller). */
-static void run_ranks(const zero_case_t *c, const char *top_extra, int n, zero_result_t *results) {
+static void run_ranks(const zero_case_t *c, const char *zero_extra, const char *top_extra, int n,
+                      zero_result_t *results) {
     dsc_comm_fake_world_t *world = NULL;
     CHECK_OK(dsc_comm_fake_world_new(n, &world));
     rank_arg_t args[4];
     pthread_t th[4];
     for (int r = 0; r < n; r++) {
-        args[r] = (rank_arg_t){c, top_extra, world, n, r, {0}, 0};
+        args[r] = (rank_arg_t){c, zero_extra, top_extra, world, n, r, {0}, 0};
         pthread_create(&th[r], NULL, rank_main, &args[r]);
     }
     for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
@@ -63,17 +64,18 @@ static void run_ranks(const zero_case_t *c, const char *top_extra, int n, zero_r
     dsc_comm_fake_world_free(world);
 }
 
-static void check_bitwise(int n, const char *precision, const char *top_extra, int steps) {
+/* zero_extra, top_extra: zero_run_extra's (NULL: none); top_extra here is bf16 accumulation. */
+static void check_bitwise(int n, const char *precision, const char *zero_extra, const char *top_extra, int steps) {
     zero_result_t on[4], off[4];
     zero_case_t c_on = {1, 3, precision, steps, 2, 0, 0, 1, NULL}, c_off = c_on;
     c_off.overlap = 2;
-    run_ranks(&c_on, top_extra, n, on);
-    run_ranks(&c_off, top_extra, n, off);
+    run_ranks(&c_on, zero_extra, top_extra, n, on);
+    run_ranks(&c_off, zero_extra, top_extra, n, off);
     const bool accum16 = top_extra != NULL;
     for (int r = 0; r < n; r++) {
         char what[160];
-        snprintf(what, sizeof what, "stage 1, %d ranks, %s%s, gas 3, rank %d", n, precision,
-                 accum16 ? " (bf16 accumulation)" : "", r);
+        snprintf(what, sizeof what, "stage 1, %d ranks, %s%s%s, gas 3, rank %d", n, precision,
+                 accum16 ? " (bf16 accumulation)" : "", zero_extra ? zero_extra : "", r);
         if (!on[r].params || !off[r].params) continue;
         CHECK_MSG(on[r].numel == off[r].numel &&
                       !memcmp(on[r].params, off[r].params, sizeof(float) * (size_t)on[r].numel),
@@ -243,11 +245,14 @@ int main(void) {
     /* DSC_TEST_REDUCED (the ASan build's guarded pass): 2 steps instead of 4 */
     const int steps = check_reduced() ? 2 : 4;
     for (int n = 2; n <= 3; n++) {
-        check_bitwise(n, "fp32", NULL, steps);
-        check_bitwise(n, "bf16", NULL, steps);
+        check_bitwise(n, "fp32", NULL, NULL, steps);
+        check_bitwise(n, "bf16", NULL, NULL, steps);
     }
     /* bf16 gradients accumulated in bf16: the 16-bit flat buffer itself is reduced */
-    check_bitwise(3, "bf16", ", \"data_types\": {\"grad_accum_dtype\": \"bf16\"}", steps);
+    check_bitwise(3, "bf16", NULL, ", \"data_types\": {\"grad_accum_dtype\": \"bf16\"}", steps);
+    /* the optimizer offloaded: off a host device (DSC_DEVICE=guarded) the reduced ranges go
+     * to the host mirror as their sends land during backward */
+    check_bitwise(2, "bf16", ", \"offload_optimizer\": {\"device\": \"cpu\"}", NULL, steps);
     check_during_backward(1, 1);
     check_during_backward(1, 2);
     check_during_backward(2, 1);
