@@ -11,6 +11,7 @@
  *     by then collectives have been issued, none on the other micro-steps' backward, and
  *     none at all in backward without overlap_comm (stage 2 with overlap_comm, checked the
  *     same way, for comparison). */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,142 @@ static void check_during_backward(int stage, int overlap) {
     dsc_comm_fake_world_free(world);
 }
 
+/* ---- a parameter used a different number of times on the boundary ------------------- */
+
+/* A model of scopes of its own: h = x W^T, then A applied `uses` times (each use in its own
+ * scope, h = tanh(h A^T)), loss = mse(h V^T, t). A's uses per micro-step vary. */
+enum { VIN = 6, VHID = 8, VOUT = 3, VROWS = 2, VSTEPS = 3 };
+
+typedef struct {
+    dsc_comm_fake_world_t *world;
+    int rank, overlap, other_uses, boundary_uses; /* A's uses on the other micro-steps, on the boundary */
+    float params[VHID * VIN + VHID * VHID + VOUT * VHID];
+    int64_t a_offset, a_numel, numel;
+    uint64_t sent_last_step;
+    char error[512];
+    int rc;
+} vary_t;
+
+static dsc_tensor_t *scoped(dsc_ctx_t *ctx, dsc_tensor_t *h, dsc_tensor_t *w, bool squash) {
+    dsc_param_scope_t sc;
+    dsc_param_scope_enter(ctx, &sc, 1, &w);
+    dsc_tensor_t *y = dsc_matmul(ctx, h, dsc_param_compute(ctx, w), false, true);
+    if (squash) y = dsc_tanh(ctx, y);
+    dsc_param_scope_exit(ctx, &sc);
+    return y;
+}
+
+static void *vary_main(void *p) {
+    vary_t *a = p;
+    dsc_ctx_t *ctx = check_ctx_new(31);
+    dsc_comm_t *comm = NULL;
+    dsc_model_t *m = NULL;
+    dsc_initialize_result_t init = {0};
+    a->rc = 1;
+    if (dsc_comm_new_fake(ctx, a->world, a->rank, &comm) != DSC_OK) goto out;
+    dsc_comm_set_timeout(comm, 60);
+    dsc_model_new(ctx, &m);
+    int64_t sw[2] = {VHID, VIN}, sa[2] = {VHID, VHID}, sv[2] = {VOUT, VHID};
+    dsc_tensor_t *w = dsc_model_param(m, "w", 2, sw, DSC_INIT_NORMAL, 0.4);
+    dsc_tensor_t *am = dsc_model_param(m, "a", 2, sa, DSC_INIT_NORMAL, 0.4); /* not the last: no padding in its range */
+    dsc_tensor_t *v = dsc_model_param(m, "v", 2, sv, DSC_INIT_NORMAL, 0.4);
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 3,"
+             " \"zero_optimization\": {\"stage\": 1, \"overlap_comm\": %s},"
+             " \"zero_allow_untested_optimizer\": true,"
+             " \"optimizer\": {\"type\": \"SGD\", \"params\": {\"lr\": 0.05}}}",
+             VROWS, a->overlap == 1 ? "true" : "false");
+    dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
+    o.config_json = json;
+    o.comm = comm;
+    if (dsc_initialize(m, &o, &init, a->error, sizeof a->error) != DSC_OK) goto out;
+    for (int step = 0; step < VSTEPS; step++)
+        for (int micro = 0; micro < 3; micro++) {
+            float xs[VROWS * VIN], ts[VROWS * VOUT];
+            for (int i = 0; i < VROWS * VIN; i++) xs[i] = (float)sin(0.37 * (step * 29 + micro * 11 + a->rank * 5 + i));
+            for (int i = 0; i < VROWS * VOUT; i++) ts[i] = (float)cos(0.23 * (step * 13 + micro * 7 + a->rank * 3 + i));
+            dsc_tensor_t *x = dsc_tensor_new_2d(ctx, DSC_F32, VROWS, VIN), *t = dsc_tensor_new_2d(ctx, DSC_F32, VROWS, VOUT);
+            dsc_tensor_copy_from_f32(x, xs, VROWS * VIN);
+            dsc_tensor_copy_from_f32(t, ts, VROWS * VOUT);
+            dsc_tensor_t *h = scoped(ctx, x, w, false);
+            const int uses = micro == 2 ? a->boundary_uses : a->other_uses;
+            for (int u = 0; u < uses; u++) h = scoped(ctx, h, am, true);
+            dsc_tensor_t *loss = dsc_mse(ctx, scoped(ctx, h, v, false), t);
+            if (dsc_backward(init.engine, loss) != DSC_OK || dsc_step(init.engine) != DSC_OK) {
+                snprintf(a->error, sizeof a->error, "step %d: %s", step, dsc_engine_errmsg(init.engine));
+                goto out;
+            }
+        }
+    a->sent_last_step = dsc_engine_comm_bytes_last_step(init.engine);
+    a->numel = dsc_model_numel(m);
+    for (int i = 0; i < dsc_model_param_count(m); i++) {
+        dsc_param_info_t info;
+        dsc_model_param_info(m, i, &info);
+        if (info.tensor == am) a->a_offset = info.offset, a->a_numel = info.numel;
+        if (check_tensor_get(info.tensor, a->params + info.offset, DSC_F32, (size_t)info.numel) != DSC_OK) goto out;
+    }
+    a->rc = 0;
+out:
+    if (a->rc && !a->error[0]) snprintf(a->error, sizeof a->error, "%s", dsc_ctx_errmsg(ctx));
+    dsc_engine_free(init.engine);
+    dsc_model_free(m);
+    dsc_comm_free(comm);
+    dsc_ctx_free(ctx);
+    return NULL;
+}
+
+/* A used other_uses times on the other micro-steps and boundary_uses times on the boundary:
+ * with more uses its range was sent once as many uses as before were done and the rest goes
+ * in a second send (correct, rounded as two reductions, (n_A - own_A) more elements sent);
+ * with fewer, or none (its gradient is the earlier micro-steps' only), it is sent at the end of
+ * the backward (bitwise, the same bytes). */
+static void check_varying_uses(int other_uses, int boundary_uses) {
+    enum { N = 2 };
+    vary_t runs[2][N];
+    for (int mode = 0; mode < 2; mode++) {
+        dsc_comm_fake_world_t *world = NULL;
+        CHECK_OK(dsc_comm_fake_world_new(N, &world));
+        pthread_t th[N];
+        for (int r = 0; r < N; r++) {
+            memset(&runs[mode][r], 0, sizeof runs[mode][r]);
+            runs[mode][r].world = world, runs[mode][r].rank = r, runs[mode][r].overlap = mode + 1;
+            runs[mode][r].other_uses = other_uses, runs[mode][r].boundary_uses = boundary_uses;
+            pthread_create(&th[r], NULL, vary_main, &runs[mode][r]);
+        }
+        for (int r = 0; r < N; r++) pthread_join(th[r], NULL);
+        dsc_comm_fake_world_free(world);
+    }
+    for (int r = 0; r < N; r++) {
+        const vary_t *on = &runs[0][r], *off = &runs[1][r];
+        CHECK_MSG(on->rc == 0 && off->rc == 0, "%d uses on the boundary, rank %d: %s / %s", boundary_uses, r,
+                  on->error, off->error);
+        if (on->rc || off->rc) continue;
+        const size_t np = sizeof on->params / sizeof on->params[0];
+        const int64_t padded = (on->numel + 2 * N - 1) / (2 * N) * (2 * N), k = padded / N;
+        const int64_t lo = on->a_offset > r * k ? on->a_offset : r * k,
+                      hi = on->a_offset + on->a_numel < (r + 1) * k ? on->a_offset + on->a_numel : (r + 1) * k;
+        const uint64_t resent = 4 * (uint64_t)(on->a_numel - (hi > lo ? hi - lo : 0));
+        if (boundary_uses <= other_uses) {
+            CHECK_MSG(!memcmp(on->params, off->params, sizeof on->params) && on->sent_last_step == off->sent_last_step,
+                      "%d use(s) on the boundary, rank %d: not bitwise the blocking run (%llu / %llu bytes)",
+                      boundary_uses, r, (unsigned long long)on->sent_last_step, (unsigned long long)off->sent_last_step);
+        } else {
+            double d2 = 0, n2 = 0;
+            for (size_t i = 0; i < np; i++) {
+                const double d = (double)on->params[i] - off->params[i];
+                d2 += d * d, n2 += (double)off->params[i] * off->params[i];
+            }
+            CHECK_MSG(sqrt(d2 / n2) < 1e-6, "%d uses on the boundary, rank %d: relative difference %.3e", boundary_uses,
+                      r, sqrt(d2 / n2));
+            CHECK_MSG(on->sent_last_step == off->sent_last_step + resent,
+                      "%d uses on the boundary, rank %d: %llu bytes sent, want %llu + %llu (A's range again)",
+                      boundary_uses, r, (unsigned long long)on->sent_last_step,
+                      (unsigned long long)off->sent_last_step, (unsigned long long)resent);
+        }
+    }
+}
+
 int main(void) {
     /* DSC_TEST_REDUCED (the ASan build's guarded pass): 2 steps instead of 4 */
     const int steps = check_reduced() ? 2 : 4;
@@ -253,6 +390,9 @@ int main(void) {
     /* the optimizer offloaded: off a host device (DSC_DEVICE=guarded) the reduced ranges go
      * to the host mirror as their sends land during backward */
     check_bitwise(2, "bf16", ", \"offload_optimizer\": {\"device\": \"cpu\"}", NULL, steps);
+    check_varying_uses(1, 2);
+    check_varying_uses(2, 1);
+    check_varying_uses(1, 0);
     check_during_backward(1, 1);
     check_during_backward(1, 2);
     check_during_backward(2, 1);
