@@ -1,7 +1,8 @@
 /* Private to src/zero: the ZeRO state object (zero.h) and the parameter table behind
  * parameter scopes (zero_scopes.c: partitions, gathering, the schedule; zero_grads.c:
- * gradient buffers and sending them to their owners; zero_state.c: the flat state,
- * reductions and the all-gather after the optimizer). */
+ * gradient buffers and sending them to their owners, stage 1's boundary sends with
+ * overlap_comm; zero_state.c: the flat state, reductions and the all-gather after the
+ * optimizer). */
 #ifndef DSC_ZERO_INTERNAL_H
 #define DSC_ZERO_INTERNAL_H
 
@@ -97,7 +98,8 @@ struct dsc_zero {
     int *segment_param;
     size_t n_segments;
 
-    /* Stages 2-3: the parameter table behind the context's parameter hooks. */
+    /* Stages 2-3, and stage 1 with overlap_comm on several ranks: the parameter table behind
+     * the context's parameter hooks. */
     bool scoped;
     z3_param_t *p;
     int n;

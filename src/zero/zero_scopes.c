@@ -1,5 +1,7 @@
 /* Parameter scopes' ZeRO side: stage 3 (docs/zero.md, spec 5.5-5.6), where every parameter
- * is partitioned on its own, and the gradient half of it for stage 2 (this file runs both).
+ * is partitioned on its own, and the gradient half of it for stage 2 (this file runs both);
+ * at stage 1 with overlap_comm only the notice that a parameter's backward is done (the
+ * sending is zero_grads.c's).
  *
  * Parameter i of n_i elements has shard k_i = ceil(n_i / N); rank r stores elements
  * [r*k_i, min((r+1)*k_i, n_i)) of it, zero-padded to k_i, at offset local_i of its local
