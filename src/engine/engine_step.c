@@ -93,8 +93,9 @@ dsc_status_t dsc_backward(dsc_engine_t *e, dsc_tensor_t *loss) {
      * forgets it at stage 0: docs/deepspeed-compat.md). */
     const double seed = dsc__engine_loss_seed(e);
     dsc__dev_mark(e->ctx, "mark: autograd begins");
-    /* optimizer offload: on the boundary micro-step the reduced gradients go to the host as they land */
-    dsc__zero_mirror_boundary(e->zero, dsc_is_gradient_accumulation_boundary(e));
+    /* stage 1 with overlap_comm reduces during the boundary micro-step's backward; optimizer
+     * offload: on the boundary micro-step the reduced gradients go to the host as they land */
+    dsc__zero_begin_backward(e->zero, dsc_is_gradient_accumulation_boundary(e));
     /* the step ends right after: activations' gradients may go back as backward passes them */
     e->ctx->release_grads = true;
     rc = dsc_autograd_backward_scaled(e->ctx, loss, seed);

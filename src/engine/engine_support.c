@@ -59,10 +59,13 @@ const char *const *dsc_engine_supported_keys(void) { return supported_keys; }
 void dsc__engine_note_knobs(dsc_engine_t *e) {
     const dsc_config_zero_t *z = &e->config->zero_optimization;
     if (e->rank != 0 || e->world_size == 1) return;
-    if (z->overlap_comm && e->plan.stage < 2)
-        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.overlap_comm: at stage %d dsc reduces the gradients once, "
-                    "after the boundary micro-step's backward (same result; it overlaps them with backward at stages "
-                    "2-3)", e->plan.stage);
+    /* Stages 1-3 overlap the gradient collectives with backward (src/zero/zero_grads.c). In
+     * DeepSpeed the key schedules the ZeRO optimizer's reduction (spec 5.3); stage 0 has none and
+     * all-reduces in the engine's backward epilogue (spec 6.4), as dsc does. */
+    if (z->overlap_comm && e->plan.stage == 0)
+        dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.overlap_comm: at stage 0 the gradients are all-reduced "
+                    "once, after the boundary micro-step's backward, as in DeepSpeed (it overlaps them with backward "
+                    "at stages 1-3)");
     if (!z->reduce_scatter)
         dsc_ctx_log(e->ctx, DSC_LOG_INFO, "zero_optimization.reduce_scatter false: dsc reduce-scatters anyway "
                     "(same result, 2/3 of DeepSpeed's all-reduce volume)");

@@ -5,7 +5,9 @@
  * dsc/zero.h; docs/zero.md describes the stages.
  *
  * One optimizer step, as the engine calls it (src/engine/engine_step.c):
- *   dsc_backward:  (autograd; at stages 2-3 the parameter hooks send each layer's gradients)
+ *   dsc_backward:  dsc__zero_begin_backward        whether this micro-step is the boundary
+ *                  (autograd; at stages 2-3 the parameter hooks send each layer's gradients,
+ *                  at stage 1 with overlap_comm those of the boundary micro-step)
  *                  dsc__zero_after_backward        fp32 accumulation / the unscoped sends
  *   dsc_step:      dsc__zero_reduce_gradients      this rank's summed fp32 gradient in grad32,
  *                                                  overflow and sum of squares over all ranks
@@ -79,6 +81,10 @@ dsc_status_t dsc__zero_create(const dsc_zero_setup_t *s, dsc_zero_t **out, char 
 /* Unbinds the model (its tensors point at nothing of ZeRO's), removes the hooks, frees. */
 void dsc__zero_free(dsc_zero_t *z);
 
+/* Before a micro-batch's backward: whether it is the accumulation boundary (stage 1 with
+ * overlap_comm reduces the gradients during it; the optimizer offload's host mirror follows
+ * the reduction, dsc__zero_mirror_boundary). */
+void dsc__zero_begin_backward(dsc_zero_t *z, bool boundary);
 /* After a micro-batch's backward (ok = false: it failed; every hold is dropped without
  * communicating). */
 dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok);

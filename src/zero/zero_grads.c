@@ -4,6 +4,8 @@
  *   stage 2: the parameter's flat range overlaps one or more ranks' partitions: a reduce-
  *            scatter with uneven slices, in place (the slices are contiguous, in rank order);
  *   stage 3: the shard*N padded gradient: a reduce-scatter of equal slices into the shard.
+ * Stage 1 with overlap_comm sends the same way as stage 2, but only on the boundary
+ * micro-step and from the flat buffer the accumulation already lives in (below).
  * With zero_optimization.overlap_comm the collective is non-blocking and the backward goes
  * on; each new send first finishes the older ones that have completed, the sends in flight
  * hold at most reduce_bucket_size elements (older ones are waited for), and the rest are
@@ -26,7 +28,9 @@ typedef struct z3_send {
     int64_t acc_offset;  /* where it adds into acc32 */
     int64_t count;       /* elements of this rank's slice */
     int64_t elems;       /* elements of the whole buffer */
-    int64_t *counts;     /* stage 2: the slices (world entries), alive until the wait */
+    int64_t *counts;     /* stages 1-2: the slices (world entries), alive until the wait */
+    dsc_dtype_t dtype;   /* of buf: the model's, or f32 (stage 1's fp32 accumulation) */
+    bool pooled;         /* buf came from the pool (stages 2-3), not a range of the flat buffers */
 } z3_send_t;
 
 dsc_status_t dsc__z3_comm_fail(dsc_zero_t *z, dsc_status_t rc, const char *what, const z3_param_t *p) {
@@ -54,12 +58,12 @@ void dsc__z3_free_grad(dsc_zero_t *z, z3_param_t *p) {
 static dsc_status_t finish(dsc_zero_t *z, z3_send_t *s, bool ok) {
     dsc_status_t rc = s->req ? dsc_comm_wait(s->req) : DSC_OK;
     if (rc != DSC_OK)
-        rc = dsc__z3_comm_fail(z, rc, z->plan.stage == 2 ? "gradient reduce to owners" : "gradient reduce-scatter", s->p);
+        rc = dsc__z3_comm_fail(z, rc, z->plan.stage == 3 ? "gradient reduce-scatter" : "gradient reduce to owners", s->p);
     if (rc == DSC_OK && ok && s->count > 0)
-        rc = dsc_amp_accumulate(z->ctx, z->acc32 + s->acc_offset, s->mine, z->model_dtype, (size_t)s->count);
+        rc = dsc_amp_accumulate(z->ctx, z->acc32 + s->acc_offset, s->mine, s->dtype, (size_t)s->count);
     if (rc == DSC_OK && ok) /* optimizer offload: the sum goes to the host as it lands */
         rc = dsc__zero_mirror_range(z, (int)(s->p - z->p), s->acc_offset, s->count);
-    dsc__zero_pool_give(z, DSC_MEM_GRADS, s->buf, s->bytes);
+    if (s->pooled) dsc__zero_pool_give(z, DSC_MEM_GRADS, s->buf, s->bytes);
     s->p->sends--;
     free(s->counts);
     return rc;
@@ -83,10 +87,12 @@ dsc_status_t dsc__z3_drain_sends(dsc_zero_t *z, bool ok) {
     return first;
 }
 
+static dsc_status_t issue(dsc_zero_t *z, z3_send_t *sp);
+
 dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p) {
     const int N = z->world_size;
     const size_t ms = dsc__z3_msize(z);
-    z3_send_t s = {p, NULL, p->grad, dsc__z3_full_bytes(z, p), NULL, 0, 0, 0, NULL};
+    z3_send_t s = {p, NULL, p->grad, dsc__z3_full_bytes(z, p), NULL, 0, 0, 0, NULL, z->model_dtype, true};
     s.elems = (int64_t)(s.bytes / ms);
     if (z->plan.stage == 2) { /* the flat range to the owners of its pieces (uneven slices) */
         s.counts = malloc(sizeof *s.counts * (size_t)N);
@@ -107,15 +113,23 @@ dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p) {
     /* The buffer now belongs to the send: a later use of p (the tied embedding) gets a new one. */
     p->grad = NULL;
     p->tensor->grad->data = NULL;
+    return issue(z, &s);
+}
+
+/* Starts send s (blocking without overlap_comm: then finished at once) and keeps it in
+ * flight, oldest first. */
+static dsc_status_t issue(dsc_zero_t *z, z3_send_t *sp) {
+    const int N = z->world_size;
+    z3_send_t s = *sp;
+    z3_param_t *p = s.p;
     p->sends++;
     dsc_status_t rc = DSC_OK;
     const bool async = z->overlap && N > 1;
     if (N > 1) {
-        rc = z->plan.stage == 2
-                 ? (async ? dsc_comm_ireduce_scatter_v(z->comm, s.buf, s.mine, s.counts, z->model_dtype, &s.req)
-                          : dsc_comm_reduce_scatter_v(z->comm, s.buf, s.mine, s.counts, z->model_dtype))
-                 : (async ? dsc_comm_ireduce_scatter(z->comm, s.buf, s.mine, (size_t)s.count, z->model_dtype, &s.req)
-                          : dsc_comm_reduce_scatter(z->comm, s.buf, s.mine, (size_t)s.count, z->model_dtype));
+        rc = s.counts ? (async ? dsc_comm_ireduce_scatter_v(z->comm, s.buf, s.mine, s.counts, s.dtype, &s.req)
+                               : dsc_comm_reduce_scatter_v(z->comm, s.buf, s.mine, s.counts, s.dtype))
+                      : (async ? dsc_comm_ireduce_scatter(z->comm, s.buf, s.mine, (size_t)s.count, s.dtype, &s.req)
+                               : dsc_comm_reduce_scatter(z->comm, s.buf, s.mine, (size_t)s.count, s.dtype));
     }
     if (rc != DSC_OK || !async) {
         if (rc != DSC_OK) s.req = NULL;
@@ -144,14 +158,128 @@ dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p) {
     if (z->n_sends == z->cap_sends) {
         int cap = z->cap_sends ? 2 * z->cap_sends : 16;
         z3_send_t *v = realloc(z->sends, sizeof *v * (size_t)cap);
-        if (!v) {
-            finish(z, &s, true);
-            return DSC_OK; /* finished at once instead */
-        }
+        if (!v) return finish(z, &s, true); /* finished at once instead */
         z->sends = v;
         z->cap_sends = cap;
     }
     z->sends[z->n_sends++] = s;
     z->send_elems += s.elems;
     return DSC_OK;
+}
+
+/* ---- stage 1 with overlap_comm ------------------------------------------------------
+ * Stage 1 accumulates every micro-step's gradients in full on each rank (grads, model dtype;
+ * with fp32 accumulation of 16-bit gradients, added into full_acc32 after each backward) and
+ * reduces them once, on the boundary micro-step. Without overlap_comm that reduction is one
+ * reduce-scatter of the whole flat buffer after the boundary backward (zero_state.c). With it,
+ * each parameter's flat range is reduced to the owners of its pieces (the stage-2 collective)
+ * as soon as the boundary backward is done with it: when its backward uses (parameter scopes
+ * released after backward) reach the number the last micro-step had, so the tied embedding
+ * waits for its second use. A parameter used outside any scope, or not used at all, is sent
+ * at the end of the backward. The last parameter's range runs on to P, so the padding
+ * travels too: per rank the bytes are those of the one reduce-scatter, (P - k) elements.
+ * Every element is summed over ranks exactly once and added once into the zeroed acc32, in
+ * rank order as before: the result is bitwise that of the blocking reduction wherever the
+ * communicator's per-element sum does not depend on how the buffer is cut (the fake and MPI
+ * backends; any backend at 2 ranks). */
+
+static void z1_range(const dsc_zero_t *z, const z3_param_t *p, int64_t *offset, int64_t *len) {
+    *offset = p->offset;
+    *len = p - z->p == z->z1_tail ? z->plan.padded - p->offset : p->numel;
+}
+
+/* The sources of p's range: zeroed (its send finished first). */
+static dsc_status_t z1_clear(dsc_zero_t *z, const z3_param_t *p) {
+    int64_t off, len;
+    z1_range(z, p, &off, &len);
+    dsc__dev_zero(z->ctx, (char *)z->grads + (size_t)off * dsc__z3_msize(z), (size_t)len * dsc__z3_msize(z));
+    if (z->full_acc32) dsc__dev_zero(z->ctx, z->full_acc32 + off, (size_t)len * 4);
+    return dsc_ctx_status(z->ctx);
+}
+
+/* p's accumulated range to its owners (non-blocking), added into acc32 when it finishes. */
+static dsc_status_t z1_send(dsc_zero_t *z, z3_param_t *p) {
+    const int N = z->world_size;
+    int64_t off, len;
+    z1_range(z, p, &off, &len);
+    p->z1_sent = true;
+    if (len <= 0) return DSC_OK;
+    const bool wide = z->full_acc32 != NULL;
+    const dsc_dtype_t dt = wide ? DSC_F32 : z->model_dtype;
+    const size_t es = dsc_dtype_size(dt);
+    if (wide) { /* this backward's 16-bit part into the fp32 sums first (as after a non-boundary backward) */
+        dsc_status_t rc = dsc_amp_accumulate(z->ctx, z->full_acc32 + off, (char *)z->grads + (size_t)off * dsc__z3_msize(z),
+                                             z->model_dtype, (size_t)len);
+        if (rc != DSC_OK) return rc;
+    }
+    z3_send_t s = {p, NULL, NULL, (size_t)len * es, NULL, 0, 0, len, NULL, dt, false};
+    s.buf = wide ? (void *)(z->full_acc32 + off) : (void *)((char *)z->grads + (size_t)off * es);
+    s.counts = malloc(sizeof *s.counts * (size_t)N);
+    if (!s.counts) return dsc__zero_fail(z, DSC_ERR_NOMEM, "out of memory sending %s", dsc_tensor_name(p->tensor));
+    int64_t before = 0;
+    for (int q = 0; q < N; q++) {
+        s.counts[q] = dsc_zero_plan_overlap(&z->plan, q, off, len, NULL);
+        if (q < z->rank) before += s.counts[q];
+    }
+    s.mine = (char *)s.buf + (size_t)before * es;
+    s.count = s.counts[z->rank];
+    s.acc_offset = off + before - z->plan.begin;
+    return issue(z, &s);
+}
+
+dsc_status_t dsc__z1_give_grad(dsc_zero_t *z, z3_param_t *p) {
+    if (p->z1_sent && z->boundary) {
+        /* Used once more than in the last micro-step after its range was sent: the send is
+         * finished and the range cleared, the new part is sent again at the end of the
+         * backward (correct, but it rounds like two reductions instead of one). */
+        dsc_ctx_log(z->ctx, DSC_LOG_DEBUG, "ZeRO-1 overlap_comm: %s has more backward uses than in the last "
+                    "micro-step; its gradient is reduced in two parts", dsc_tensor_name(p->tensor));
+        dsc_status_t rc = dsc__z3_drain_sends(z, true);
+        if (rc == DSC_OK) rc = z1_clear(z, p);
+        if (rc != DSC_OK) return rc;
+        p->z1_sent = false;
+    }
+    p->grad_users++;
+    return DSC_OK;
+}
+
+dsc_status_t dsc__z1_backward_done(dsc_zero_t *z, z3_param_t *p) {
+    p->bwd_uses++;
+    if (!z->boundary || p->unscoped || p->z1_sent || p->bwd_uses != p->bwd_expected) return DSC_OK;
+    return z1_send(z, p);
+}
+
+dsc_status_t dsc__z1_end_backward(dsc_zero_t *z, bool ok) {
+    dsc_status_t rc = DSC_OK;
+    const size_t P = (size_t)z->plan.padded, ms = dsc__z3_msize(z);
+    if (ok && z->boundary) {
+        z->mirror_all = z->mirror != NULL; /* every range went to the host mirror as it landed */
+        for (int i = 0; i < z->n && rc == DSC_OK; i++)
+            if (!z->p[i].z1_sent) rc = z1_send(z, &z->p[i]);
+        dsc_status_t dr = dsc__z3_drain_sends(z, rc == DSC_OK);
+        if (rc == DSC_OK) rc = dr;
+        /* the sources are consumed: zeroed now, not again at the step's end */
+        dsc__dev_zero(z->ctx, z->grads, P * ms);
+        if (z->full_acc32) dsc__dev_zero(z->ctx, z->full_acc32, P * 4);
+        if (rc == DSC_OK) rc = dsc_ctx_status(z->ctx);
+        if (rc == DSC_OK) {
+            z->reduced_clean |= REDUCED_GRADS | (z->full_acc32 ? REDUCED_FULL_ACC32 : 0u);
+            z->z1_reduced = true;
+        }
+    } else if (ok) { /* not the boundary: accumulate as without overlap */
+        if (z->full_acc32) {
+            rc = dsc_amp_accumulate(z->ctx, z->full_acc32, z->grads, z->model_dtype, P);
+            dsc__dev_zero(z->ctx, z->grads, P * ms);
+        }
+        z->z1_reduced = false; /* gradients wait in the sources again */
+    } else {
+        rc = dsc__z3_drain_sends(z, false);
+    }
+    for (int i = 0; i < z->n; i++) {
+        z3_param_t *p = &z->p[i];
+        if (ok) p->bwd_expected = p->bwd_uses;
+        p->bwd_uses = 0;
+        p->z1_sent = false;
+    }
+    return rc;
 }

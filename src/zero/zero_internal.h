@@ -1,7 +1,8 @@
 /* Private to src/zero: the ZeRO state object (zero.h) and the parameter table behind
  * parameter scopes (zero_scopes.c: partitions, gathering, the schedule; zero_grads.c:
- * gradient buffers and sending them to their owners; zero_state.c: the flat state,
- * reductions and the all-gather after the optimizer). */
+ * gradient buffers and sending them to their owners, stage 1's boundary sends with
+ * overlap_comm; zero_state.c: the flat state, reductions and the all-gather after the
+ * optimizer). */
 #ifndef DSC_ZERO_INTERNAL_H
 #define DSC_ZERO_INTERNAL_H
 
@@ -22,6 +23,11 @@ typedef struct z3_param {
     dsc_comm_request_t *inflight; /* a prefetch: full is being gathered */
     int sends;                   /* gradient sends still in flight (overlap_comm) */
     int last_pos;                /* trace position of its latest acquire */
+    /* Stage 1 with overlap_comm (zero_grads.c): backward uses finished this micro-step, those
+     * of the last micro-step (-1: none seen yet), and whether its range was sent this
+     * boundary backward. */
+    int bwd_uses, bwd_expected;
+    bool z1_sent;
 } z3_param_t;
 
 typedef enum { TRACE_RECORDING, TRACE_READY, TRACE_INVALID } z3_trace_state_t;
@@ -92,7 +98,8 @@ struct dsc_zero {
     int *segment_param;
     size_t n_segments;
 
-    /* Stages 2-3: the parameter table behind the context's parameter hooks. */
+    /* Stages 2-3, and stage 1 with overlap_comm on several ranks: the parameter table behind
+     * the context's parameter hooks. */
     bool scoped;
     z3_param_t *p;
     int n;
@@ -113,6 +120,13 @@ struct dsc_zero {
     int n_sends, cap_sends;
     int64_t send_elems, send_limit;
     bool overlap;
+    /* The micro-step whose backward runs is the accumulation boundary (dsc__zero_begin_backward). */
+    bool boundary;
+    /* Stage 1 with overlap_comm (zero_grads.c): the parameter whose send also carries the
+     * padding [P0, P); and whether the boundary backward reduced every accumulated gradient
+     * (the step's reduction then has nothing left to send). */
+    int z1_tail;
+    bool z1_reduced;
     /* The pool of per-use buffers (zero_pool.c): idle ones, bytes taken now, the most ever
      * taken at once (the cap on idle bytes), and how many were allocated (tests: none after
      * the first micro-step of a GPT). */
@@ -164,6 +178,9 @@ void dsc__zero_free_state3(dsc_zero_t *z);
 /* Stage 2: gradient buffers per layer in backward through the same hooks (binds the
  * model to z->params); freed with dsc__zero_free_scopes. */
 dsc_status_t dsc__zero_scopes_stage2(dsc_zero_t *z, char *err, size_t errsz);
+/* Stage 1 with overlap_comm on several ranks: the same hooks, over the model already bound to
+ * the flat buffers, tell zero_grads.c when each parameter's backward is done. */
+dsc_status_t dsc__zero_scopes_stage1(dsc_zero_t *z, char *err, size_t errsz);
 void dsc__zero_free_scopes(dsc_zero_t *z);
 dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok);
 dsc_status_t dsc__zero3_refresh(dsc_zero_t *z);
@@ -207,5 +224,12 @@ void dsc__z3_free_grad(dsc_zero_t *z, z3_param_t *p);
 dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p);
 /* Finishes every send in flight (ok = false: waits without adding, on a failed backward). */
 dsc_status_t dsc__z3_drain_sends(dsc_zero_t *z, bool ok);
+/* Stage 1 with overlap_comm: p's backward is about to add into its gradient (one more holder);
+ * a backward use of p is done (on the boundary its range is sent once its uses reach those of
+ * the last micro-step); the end of a micro-step's backward (boundary: every range not yet sent
+ * is sent, all of them waited for, the sources zeroed; ok = false: waits without adding). */
+dsc_status_t dsc__z1_give_grad(dsc_zero_t *z, z3_param_t *p);
+dsc_status_t dsc__z1_backward_done(dsc_zero_t *z, z3_param_t *p);
+dsc_status_t dsc__z1_end_backward(dsc_zero_t *z, bool ok);
 
 #endif

@@ -1,5 +1,7 @@
 /* Parameter scopes' ZeRO side: stage 3 (docs/zero.md, spec 5.5-5.6), where every parameter
- * is partitioned on its own, and the gradient half of it for stage 2 (this file runs both).
+ * is partitioned on its own, and the gradient half of it for stage 2 (this file runs both);
+ * at stage 1 with overlap_comm only the notice that a parameter's backward is done (the
+ * sending is zero_grads.c's).
  *
  * Parameter i of n_i elements has shard k_i = ceil(n_i / N); rank r stores elements
  * [r*k_i, min((r+1)*k_i, n_i)) of it, zero-padded to k_i, at offset local_i of its local
@@ -80,7 +82,7 @@ static dsc_status_t finish_prefetch(dsc_zero_t *z, z3_param_t *p) {
 /* Gathers p (blocking), or starts its all-gather (async: a prefetch). */
 static dsc_status_t gather_start(dsc_zero_t *z, z3_param_t *p, bool async) {
     if (p->inflight) return async ? DSC_OK : finish_prefetch(z, p);
-    if (p->full || z->plan.stage == 2) return DSC_OK; /* stage 2: replicated */
+    if (p->full || z->plan.stage != 3) return DSC_OK; /* stages 1-2: replicated */
     p->full = dsc__zero_pool_take(z, DSC_MEM_PARAMS, dsc__z3_full_bytes(z, p), false); /* the gather writes all of it */
     if (!p->full) return dsc_ctx_status(z->ctx);
     if (!p->persistent) z->gathered_elems += full_elems(z, p);
@@ -205,9 +207,16 @@ static void trace_end_microstep(dsc_zero_t *z) {
     z->cursor = z->prefetch_from = 0;
 }
 
+/* A gradient holder for p: stages 2-3 a buffer of its own; stage 1 adds into the flat buffer
+ * the model is bound to. */
+static dsc_status_t give_grad(dsc_zero_t *z, z3_param_t *p) {
+    return z->plan.stage == 1 ? dsc__z1_give_grad(z, p) : dsc__z3_give_grad(z, p);
+}
+
 static dsc_status_t release_one(dsc_zero_t *z, z3_param_t *p, bool after_backward) {
     dsc_status_t rc = DSC_OK;
-    if (after_backward && p->grad_users > 0 && --p->grad_users == 0 && p->grad) rc = dsc__z3_send_grad(z, p);
+    if (after_backward && p->grad_users > 0 && --p->grad_users == 0)
+        rc = z->plan.stage == 1 ? dsc__z1_backward_done(z, p) : p->grad ? dsc__z3_send_grad(z, p) : DSC_OK;
     if (p->live > 0 && --p->live == 0 && !p->persistent && !p->unscoped && !reused_soon(z, p)) free_gathered(z, p);
     return rc;
 }
@@ -216,7 +225,7 @@ static dsc_status_t acquire_one(dsc_zero_t *z, z3_param_t *p, bool for_backward,
     if (traced) trace_note(z, (int)(p - z->p));
     if (gather(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
     p->live++;
-    if (for_backward && dsc__z3_give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
+    if (for_backward && give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
     return DSC_OK;
 }
 
@@ -260,7 +269,7 @@ static dsc_status_t hook_use(void *user, dsc_tensor_t *param) {
     /* A gradient buffer once gradients are recorded (an earlier no-grad use, say an
      * evaluation, held the values only). */
     if (!p->unscoped_grad && dsc_ctx_grad_enabled(z->ctx)) {
-        if (dsc__z3_give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
+        if (give_grad(z, p) != DSC_OK) return dsc_ctx_status(z->ctx);
         p->unscoped_grad = true;
     }
     return DSC_OK;
@@ -288,8 +297,9 @@ dsc_status_t dsc__zero_scopes_end_backward(dsc_zero_t *z, bool ok) {
         if (p->full && p->live == 0 && !p->persistent) free_gathered(z, p); /* kept for reuse, or prefetched */
     }
     /* Every gradient send in flight (overlap_comm), the unscoped ones just issued included,
-     * lands in acc32 before the step can read it. */
-    dsc_status_t rc = dsc__z3_drain_sends(z, ok);
+     * lands in acc32 before the step can read it (stage 1: on the boundary, after the ranges
+     * not sent yet are sent). */
+    dsc_status_t rc = z->plan.stage == 1 ? dsc__z1_end_backward(z, ok) : dsc__z3_drain_sends(z, ok);
     if (first == DSC_OK) first = rc;
     if (!ok && z->trace_state == TRACE_RECORDING) z->trace_state = TRACE_INVALID; /* a partial record */
     trace_end_microstep(z);
@@ -360,8 +370,10 @@ static dsc_status_t scopes_new(dsc_zero_t *z, char *err, size_t errsz) {
         p->shard = dsc_zero3_shard(info.numel, N);
         p->local = local;
         p->last_pos = -1;
+        p->bwd_expected = -1;
         local += p->shard;
-        if (z->plan.stage == 2) {
+        if (p->offset + p->numel > z->p[z->z1_tail].offset + z->p[z->z1_tail].numel) z->z1_tail = i;
+        if (z->plan.stage != 3) {
             p->persistent = true; /* replicated: never released */
         } else {
             p->persistent = dsc__zero3_persists(info.numel, cz->stage3_param_persistence_threshold,
@@ -381,6 +393,14 @@ dsc_status_t dsc__zero_scopes_stage2(dsc_zero_t *z, char *err, size_t errsz) {
         if (!err[0]) snprintf(err, errsz, "binding the model for ZeRO-2: %s", dsc_ctx_errmsg(z->ctx));
         return rc;
     }
+    z->ctx->param_hooks = &z->hooks;
+    return DSC_OK;
+}
+
+dsc_status_t dsc__zero_scopes_stage1(dsc_zero_t *z, char *err, size_t errsz) {
+    dsc_status_t rc = scopes_new(z, err, errsz);
+    if (rc != DSC_OK) return rc;
+    z->overlap = true; /* the sends are non-blocking: what overlap_comm asks for */
     z->ctx->param_hooks = &z->hooks;
     return DSC_OK;
 }

@@ -133,6 +133,9 @@ static dsc_status_t alloc_state(dsc_zero_t *z, char *err, size_t errsz) {
     if (rc == DSC_OK && z->plan.stage == 2) return dsc__zero_scopes_stage2(z, err, errsz);
     if (rc == DSC_OK) rc = dsc_model_bind_mixed(m, z->model_dtype, z->params, z->model_dtype, z->grads);
     if (rc != DSC_OK) snprintf(err, errsz, "binding the model to the engine's buffers: %s", dsc_ctx_errmsg(z->ctx));
+    /* stage 1 with overlap_comm: the parameter hooks say when a parameter's backward is done */
+    if (rc == DSC_OK && z->plan.stage == 1 && z->cfg->overlap_comm && z->world_size > 1)
+        rc = dsc__zero_scopes_stage1(z, err, errsz);
     return rc;
 }
 
@@ -141,7 +144,7 @@ static void free_state(dsc_zero_t *z) {
         dsc__zero_free_state3(z);
         return;
     }
-    dsc__zero_free_scopes(z); /* stage 2 */
+    dsc__zero_free_scopes(z); /* stage 2; stage 1 with overlap_comm */
     const size_t P = (size_t)z->plan.padded, ms = msize(z), nl = (size_t)z->n_local;
     if (z->master != z->params) dsc__zero_master_free(z);
     if (z->acc32 != z->grads) dsc__dev_free(z->ctx, DSC_MEM_GRAD_ACCUM, z->acc32, nl * 4);
@@ -158,7 +161,8 @@ static void free_state(dsc_zero_t *z) {
 static dsc_status_t zero_grads_except(dsc_zero_t *z, unsigned clean) {
     dsc__zero_mirror_clear(z);
     z->reduced_clean = 0;
-    if (z->scoped) { /* full gradients exist only inside backward */
+    z->z1_reduced = false;
+    if (!z->grads) { /* stages 2-3: full gradients exist only inside backward */
         return dsc__dev_zero(z->ctx, z->acc32, (size_t)z->n_local * 4);
     }
     if (!(clean & REDUCED_GRADS)) dsc__dev_zero(z->ctx, z->grads, (size_t)z->plan.padded * msize(z));
@@ -218,6 +222,10 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
         }
         break;
     case 1:
+        if (z->scoped) { /* overlap_comm: reduced during the boundary backward (zero_grads.c) */
+            rc = dsc__zero_scopes_end_backward(z, true);
+            break;
+        }
         if (z->full_acc32) {
             rc = dsc_amp_accumulate(z->ctx, z->full_acc32, z->grads, z->model_dtype, P);
             dsc__dev_zero(z->ctx, z->grads, P * msize(z));
@@ -231,6 +239,11 @@ dsc_status_t dsc__zero_after_backward(dsc_zero_t *z, bool ok) {
 }
 
 static dsc_status_t grad_stats(dsc_zero_t *z, bool *overflow, double *sumsq);
+
+void dsc__zero_begin_backward(dsc_zero_t *z, bool boundary) {
+    z->boundary = boundary;
+    dsc__zero_mirror_boundary(z, boundary);
+}
 
 /* The reduction of the step's gradients; the sources it consumed are zeroed right away
  * (a step that fails after it, then retried, adds nothing twice) and marked in
@@ -257,6 +270,10 @@ static dsc_status_t reduce(dsc_zero_t *z) {
             z->reduced_clean |= REDUCED_GRADS;
         }
         return rc;
+    }
+    if (z->plan.stage == 1 && z->z1_reduced) { /* overlap_comm: done during the boundary backward */
+        z->z1_reduced = false;
+        return DSC_OK;
     }
     if (z->plan.stage == 1) {
         if (z->full_acc32) {

@@ -492,10 +492,11 @@ static void *engine_rank(void *p) {
     char json[1024];
     snprintf(json, sizeof json,
              "{\"train_micro_batch_size_per_gpu\": %d, \"gradient_accumulation_steps\": 2, \"gradient_clipping\": 1.0, %s %s"
-             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000,"
+             " \"zero_optimization\": {\"stage\": %d, \"reduce_bucket_size\": 5000,%s"
              " \"stage3_param_persistence_threshold\": 0, \"stage3_max_reuse_distance\": 0},"
              " \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": 0.001, \"weight_decay\": 0.01}}}",
-             mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? a->stage : 0);
+             mb, ac, a->bf16 ? "\"bf16\": {\"enabled\": true}," : "", a->world ? a->stage : 0,
+             a->world && a->stage == 1 ? " \"overlap_comm\": true," : "");
     dsc_engine_options_t o = DSC_ENGINE_OPTIONS_INIT;
     o.config_json = json;
     o.comm = comm;
@@ -571,10 +572,12 @@ static void run_world(int world_size, int stage, int number, bool bf16, engine_r
 
 /* With every block checkpointed (from the config), the gradients of every micro-step and
  * so the parameters are bitwise those without: one rank at stage 0, and 2 fake ranks at
- * ZeRO-2 and at ZeRO-3 (where the recompute gathers each layer's parameters again). */
+ * ZeRO-2, at ZeRO-3 (where the recompute gathers each layer's parameters again) and at ZeRO-1
+ * with overlap_comm (the boundary backward reduces each parameter once its uses, the
+ * recompute's included, are done: the partition read right after that backward is reduced). */
 static void test_engine(void) {
-    for (int run = 0; run < 6; run++) {
-        const int world_size = run < 2 ? 1 : 2, stage = run < 2 ? 0 : run < 4 ? 2 : 3;
+    for (int run = 0; run < 8; run++) {
+        const int world_size = run < 2 ? 1 : 2, stage = run < 2 ? 0 : run < 4 ? 2 : run < 6 ? 3 : 1;
         const bool bf16 = run % 2;
         engine_run_t ref[2], ck[2];
         run_world(world_size, stage, 0, bf16, ref);

@@ -8,6 +8,7 @@
  * parameters). With the argument "kill", rank 1 is killed (SIGKILL) between collectives:
  * the job must end non-zero within the limit (tests/cmake/nccl.cmake checks the message).
  * "probe" only sets up and exits (0, or 77 where the test would skip).
+ * On several ranks it also compares ZeRO-1 with overlap_comm against the blocking ZeRO-1.
  * DSC_NCCL_ZERO_QUICK=1 runs stage 3 in fp32 and stage 2 in bf16 only, 2 steps (the emulated
  * build, whose engine is slow). Skips (exit 77) without
  * a GPU, or without NCCL when it is asked for. */
@@ -85,6 +86,38 @@ static int bf16_choice(dsc_comm_t *comm, dsc_ctx_t *ctx, int n, int rank) {
     return check_finish("test_nccl_zero bf16");
 }
 
+/* ZeRO-1 with overlap_comm (docs/zero.md): each parameter's range reduced to its owners during
+ * the boundary backward (reduce_scatter_v: on NCCL one ncclReduce per owner) against one
+ * reduce-scatter after it, gradient accumulation 3. The same bytes always; bitwise on 2 ranks
+ * (a + b = b + a); on 3 or more NCCL may sum an element in another order in the two
+ * collectives, so there the result is printed and held to the ZeRO tolerance. */
+static void zero1_overlap(dsc_ctx_t *ctx, dsc_comm_t *comm, int n, int rank, bool quick) {
+    const char *precisions[] = {"fp32", "bf16"};
+    for (int p = 0; p < 2 && n > 1; p++) {
+        zero_case_t on = {1, 3, precisions[p], quick ? 2 : 6, 2, 0, 0, 1, ctx}, off = on;
+        off.overlap = 2;
+        zero_result_t a, b;
+        char what[160];
+        snprintf(what, sizeof what, "%s backend, %d ranks, ZeRO-1 overlap_comm vs blocking, %s, rank %d",
+                 dsc_comm_backend_name(comm), n, precisions[p], rank);
+        const int e1 = zero_run(&on, comm, n, rank, &a), e2 = zero_run(&off, comm, n, rank, &b);
+        CHECK_MSG(e1 == 0 && e2 == 0, "%s: %s %s", what, a.error, b.error);
+        if (e1 == 0 && e2 == 0) {
+            const bool same = !memcmp(a.params, b.params, sizeof(float) * (size_t)a.numel);
+            CHECK_MSG(same || n > 2, "%s: not bitwise on 2 ranks", what);
+            if (!same) compare(what, &a, &b, p == 1);
+            CHECK_MSG(a.last_step_sent_bytes == b.last_step_sent_bytes, "%s: %llu bytes sent in the last step, %llu "
+                      "blocking", what, (unsigned long long)a.last_step_sent_bytes,
+                      (unsigned long long)b.last_step_sent_bytes);
+            if (rank == 0)
+                printf("%s: %s (max relative difference %.3g), %llu bytes sent in the last step\n", what,
+                       same ? "bitwise" : "NOT bitwise", max_rel(&a, &b), (unsigned long long)a.last_step_sent_bytes);
+        }
+        zero_result_free(&a);
+        zero_result_free(&b);
+    }
+}
+
 int nccl_zero_main(int argc, char **argv);
 int nccl_zero_main(int argc, char **argv) {
     const bool kill_mode = argc > 1 && strcmp(argv[1], "kill") == 0;
@@ -157,6 +190,7 @@ int nccl_zero_main(int argc, char **argv) {
             zero_result_free(&ref);
             zero_result_free(&got);
         }
+    zero1_overlap(ctx, comm, n, rank, quick);
     char name[96];
     snprintf(name, sizeof name, "test_nccl_zero (%s) rank %d/%d", dsc_comm_backend_name(comm), rank, n);
     rc = check_finish(name);
