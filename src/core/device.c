@@ -321,8 +321,8 @@ dsc_status_t dsc__dev_to_host_async_ev(dsc_ctx_t *ctx, void *host_dst, const voi
 }
 
 dsc_status_t dsc__dev_to_host_async(dsc_ctx_t *ctx, void *host_dst, const void *src, size_t n_bytes) {
-    if (!ctx->device.table->to_host_async) return DSC_ERR_UNSUPPORTED;
-    return n_bytes ? dsc__dev_to_host_async_ev(ctx, host_dst, src, n_bytes, NULL) : DSC_OK;
+    if (n_bytes) return dsc__dev_to_host_async_ev(ctx, host_dst, src, n_bytes, NULL); /* it checks the entry */
+    return ctx->device.table->to_host_async ? DSC_OK : DSC_ERR_UNSUPPORTED;
 }
 
 bool dsc__dev_has_to_host_async(const dsc_ctx_t *ctx) { return ctx->device.table->to_host_async != NULL; }

@@ -1,11 +1,11 @@
-/* Asynchronous file I/O for the NVMe swapper (src/zero/offload_nvme.c), private to the
+/* Asynchronous file I/O for the NVMe swappers' buffer pool (src/zero/aio_pool.c), private to the
  * library: reads and writes of large aligned buffers split into `block_size` requests with at
  * most `queue_depth` of them in flight (DeepSpeed's aio section), over io_uring (Debian's
  * liburing). Without liburing at build time, or when the kernel refuses io_uring (a seccomp
  * profile, an old kernel), every request runs synchronously with pread/pwrite at submission
  * and dsc__aio_engine says why.
  *
- * Requests are grouped by a small integer tag (the swapper's buffer index): dsc__aio_wait
+ * Requests are grouped by a small integer tag (the pool's buffer index): dsc__aio_wait
  * returns when every request of a tag has completed, with the first failure of the tag (the
  * errno, the operation and the file offset in the message). Short transfers are continued;
  * a read that reaches the end of the file is an error. One object serves one thread. */
@@ -18,6 +18,9 @@
 #include <sys/types.h>
 
 #include "dsc/status.h"
+
+/* Alignment of O_DIRECT buffers, file offsets and lengths (the swappers' records). */
+#define DSC_NVME_ALIGN 4096
 
 typedef struct dsc_aio dsc_aio_t;
 

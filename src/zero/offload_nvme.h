@@ -4,14 +4,11 @@
  * elements; one optimizer step reads each sub-group into one of buffer_count aligned host
  * buffers, steps it and writes it back (pipeline_read: the next sub-group is read while this
  * one is stepped; pipeline_write: a sub-group's write runs while the next is stepped), through
- * src/zero/aio.c (io_uring; block_size and queue_depth of the aio section). The fp32 master
- * weights and gradients stay where ZeRO keeps them.
+ * src/zero/aio_pool.c (which creates the file: unnamed, O_DIRECT where possible, reserved;
+ * nothing is left behind, even after kill -9) and aio.c (io_uring; block_size and queue_depth
+ * of the aio section). The fp32 master weights and gradients stay where ZeRO keeps them.
  *
- * The file is created unnamed (O_TMPFILE; else named dsc-optim-swap-r<rank>-<pid>-<address> and
- * unlinked at once), so two runs or ranks never share one and nothing is left behind, even
- * after kill -9. O_DIRECT is used where the filesystem accepts it (the reason is logged when
- * not, e.g. tmpfs). Its space is reserved at creation (a full disk fails there, naming the
- * bytes). Checkpoints read and write the state through dsc__nvme_get / dsc__nvme_set between
+ * Checkpoints read and write the state through dsc__nvme_get / dsc__nvme_set between
  * steps, when every write of the last step has completed; after an I/O error inside a step the
  * file is marked inconsistent and every later step, read or write is refused, so a checkpoint
  * is never written from a half-swapped state.
@@ -28,8 +25,7 @@
 
 #include "core/internal.h"
 #include "dsc/optim.h"
-
-#define DSC_NVME_ALIGN 4096
+#include "zero/aio.h"
 
 typedef struct dsc_nvme dsc_nvme_t;
 
@@ -67,16 +63,6 @@ static inline int64_t dsc__nvme_buffer_bytes(int64_t n, int n_states, int64_t su
     return (buffer_count > 1 ? buffer_count : 1) *
            dsc__nvme_round((int64_t)n_states * dsc__nvme_group(n, sub_group_size) * 4);
 }
-
-/* A swap file under directory dir (the key names it in messages: "...nvme_path"), created
- * unnamed (O_TMPFILE; else <dir>/<prefix>-r<rank>-<pid>-<address>, unlinked at once), with
- * O_DIRECT where the filesystem takes it, and `bytes` reserved (a full disk fails here: the
- * message names the bytes and `what`). desc gets one line (the file, O_DIRECT or why not). On
- * failure nothing is left open or on disk; err names the key, the path and the rank. Shared by
- * the optimizer's and the parameters' swappers (src/zero/param_nvme.c). */
-dsc_status_t dsc__nvme_open_file(const char *dir, const char *key, const char *prefix, int rank, int64_t bytes,
-                                 const char *what, int *fd_out, bool *direct_out, char *desc, size_t descsz, char *err,
-                                 size_t errsz);
 
 /* The swap file of rank `rank` for n_elems elements of n_states states, each starting at
  * initial[i]. Errors (DSC_ERR_IO, DSC_ERR_CONFIG, DSC_ERR_NOMEM) name the path, the key

@@ -5,10 +5,9 @@
  * (page-locked where the device offers it) host buffers and copies it to the device; the
  * stage-3 schedule reads the next parameters ahead into free buffers (dsc__pnvme_prefetch)
  * while the current ones are used; after the optimizer step the updated partition is written
- * back buffer by buffer, each buffer's write in flight while the next one is filled. I/O goes
- * through src/zero/aio.c (io_uring; the aio section's block_size and queue_depth), the file is
- * created by dsc__nvme_open_file (unnamed, O_DIRECT where possible, space reserved: nothing
- * is left behind, even after kill -9).
+ * back buffer by buffer, each buffer's write in flight while the next one is filled. The file
+ * and its buffers are src/zero/aio_pool.c's (unnamed, O_DIRECT where possible, space reserved:
+ * nothing is left behind, even after kill -9; io_uring through aio.c).
  *
  * File layout: parameter i's shard (shard[i] elements) is one record at an offset aligned to
  * DSC_NVME_ALIGN, records in parameter order, each rounded up to DSC_NVME_ALIGN bytes. A
