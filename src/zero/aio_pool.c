@@ -72,11 +72,11 @@ static dsc_status_t open_file(dsc_aio_pool_t *p, const char *key, char *err, siz
     return DSC_ERR_IO;
 }
 
-/* Every buffer's memory given back (pinned ones to the device). */
+/* Every buffer's memory given back (pinned ones to the device, through the communicators'
+ * check first: cudaFreeHost waits for the whole device, src/core/device.h). */
 static void free_host(dsc_aio_pool_t *p) {
-    dsc_device_t *dev = dsc__ctx_device(p->o.ctx);
     for (int b = 0; b < p->o.n_bufs; b++) {
-        if (p->bufs[b].raw && p->pinned) dev->table->host_free_pinned(dev, p->bufs[b].raw, p->o.buf_bytes + DSC_NVME_ALIGN);
+        if (p->bufs[b].raw && p->pinned) dsc__dev_host_free_pinned(p->o.ctx, p->bufs[b].raw, p->o.buf_bytes + DSC_NVME_ALIGN);
         else free(p->bufs[b].raw);
         p->bufs[b].host = p->bufs[b].raw = NULL;
     }
