@@ -9,14 +9,15 @@
 # beside the memory plan (the ZeRO formulas of docs/zero.md, as `dsc estimate` gives them).
 #
 #   GPU_BUNDLE=DIR bash DIR/gpu-multi.sh LOGDIR [PART ...]
-# PART: bw d12 equiv d48 (default: all, about 8 minutes on 8 H100s by the single-GPU times:
-# split it over two calls, e.g. "bw d12 equiv" then "d48"). MULTI_GPUS="1 2 4 8" overrides
+# PART: bw d12 equiv d48 nccl (default: all, about 8 minutes on 8 H100s by the single-GPU
+# times: split it over two calls, e.g. "bw d12 equiv nccl" then "d48"; nccl is gpu-check.sh's
+# NCCL tests, whose 2-rank NCCL cases need 2 GPUs). MULTI_GPUS="1 2 4 8" overrides
 # the GPU counts. DeepSpeed is not run: the machine has no wheel of it (no registry).
 set -u
 L=${1:?usage: GPU_BUNDLE=DIR gpu-multi.sh LOGDIR [PART ...]}
 shift
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(bw d12 equiv d48)
+[ ${#parts[@]} -gt 0 ] || parts=(bw d12 equiv d48 nccl)
 mkdir -p "$L"
 D=$(cd "${GPU_BUNDLE:?set GPU_BUNDLE to the bundle}" && pwd)
 U=$(mktemp -d)
@@ -56,7 +57,12 @@ for p in "${parts[@]}"; do
     d48) for n in $counts; do
            run "d48_z3_n$n" 240 "$n" --model d48 --batch 16 --zero 3 --ckpt --steps 3 --max-seconds 60
          done ;;
-    *) echo "gpu-multi: unknown part $p (bw d12 equiv d48)"; exit 2 ;;
+    nccl) # the NCCL tests that need 2 GPUs (issue 18's ordered wait under a stuck collective: the
+          # timeout reported by a host read and by a device free, the killed rank, NCCL's native
+          # bf16 sums against f32 accumulation) and the rest of the NCCL label
+        GPU_NCCL_ONLY=1 GPU_BUNDLE="$D" timeout 300 bash "$D/gpu-check.sh" "$L/nccl" >"$L/nccl.out" 2>&1
+        echo "nccl rc=$?" | tee -a "$L/summary.txt"; sed -n '/^== summary/,$p' "$L/nccl.out" | tee -a "$L/results.txt" ;;
+    *) echo "gpu-multi: unknown part $p (bw d12 equiv d48 nccl)"; exit 2 ;;
   esac
 done
 # scaling efficiency: tok/s on N GPUs over N x tok/s on 1, per model and stage
