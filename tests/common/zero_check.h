@@ -49,6 +49,12 @@ int zero_run(const zero_case_t *c, dsc_comm_t *comm, int world, int rank, zero_r
 int zero_run_extra(const zero_case_t *c, const char *zero_extra, const char *top_extra, dsc_comm_t *comm, int world,
                    int rank, zero_result_t *out);
 void zero_result_free(zero_result_t *r);
+/* Case c on n (<= 4) fake ranks, one thread each over one fake world, each rank with a
+ * context of its own and `timeout_s` seconds per collective; zero_run_extra's zero_extra and
+ * top_extra (NULL: none). results[r] (freed by the caller with zero_result_free) and rcs[r]
+ * (0: the rank ran; else results[r].error says why) per rank. */
+void zero_run_fake_ranks(const zero_case_t *c, const char *zero_extra, const char *top_extra, int n, int timeout_s,
+                         zero_result_t *results, int *rcs);
 /* The bytes rank `z` must have sent in the last step on `world` ranks (docs/zero.md's
  * formulas, as the fake-communicator test checks them); 0 for one rank. */
 uint64_t zero_expected_sent_bytes(const zero_case_t *c, int world, const zero_result_t *z);

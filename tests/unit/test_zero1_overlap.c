@@ -22,47 +22,14 @@
 
 /* ---- bitwise equality with the blocking reduction -------------------------------------- */
 
-typedef struct {
-    const zero_case_t *c;
-    const char *zero_extra, *top_extra;
-    dsc_comm_fake_world_t *world;
-    int n, rank;
-    zero_result_t result;
-    int rc;
-} rank_arg_t;
-
-static void *rank_main(void *p) {
-    rank_arg_t *a = p;
-    dsc_ctx_t *ctx = check_ctx_new(1);
-    dsc_comm_t *comm = NULL;
-    a->rc = dsc_comm_new_fake(ctx, a->world, a->rank, &comm) == DSC_OK ? 0 : 1;
-    if (!a->rc) {
-        dsc_comm_set_timeout(comm, 120);
-        a->rc = zero_run_extra(a->c, a->zero_extra, a->top_extra, comm, a->n, a->rank, &a->result);
-    }
-    dsc_comm_free(comm);
-    dsc_ctx_free(ctx);
-    return NULL;
-}
-
 /* Runs case c on n fake ranks; results[r] per rank (freed by the caller). */
 static void run_ranks(const zero_case_t *c, const char *zero_extra, const char *top_extra, int n,
                       zero_result_t *results) {
-    dsc_comm_fake_world_t *world = NULL;
-    CHECK_OK(dsc_comm_fake_world_new(n, &world));
-    rank_arg_t args[4];
-    pthread_t th[4];
-    for (int r = 0; r < n; r++) {
-        args[r] = (rank_arg_t){c, zero_extra, top_extra, world, n, r, {0}, 0};
-        pthread_create(&th[r], NULL, rank_main, &args[r]);
-    }
-    for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
-    for (int r = 0; r < n; r++) {
-        CHECK_MSG(args[r].rc == 0, "stage 1, %d ranks, %s, overlap %d, rank %d: %s", n, c->precision, c->overlap, r,
-                  args[r].result.error);
-        results[r] = args[r].result;
-    }
-    dsc_comm_fake_world_free(world);
+    int rcs[4];
+    zero_run_fake_ranks(c, zero_extra, top_extra, n, 120, results, rcs);
+    for (int r = 0; r < n; r++)
+        CHECK_MSG(rcs[r] == 0, "stage 1, %d ranks, %s, overlap %d, rank %d: %s", n, c->precision, c->overlap, r,
+                  results[r].error);
 }
 
 /* zero_extra, top_extra: zero_run_extra's (NULL: none); top_extra here is bf16 accumulation. */

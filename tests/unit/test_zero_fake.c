@@ -4,34 +4,11 @@
  * volumes (stage 0: all-reduce 2(N-1)/N x Psi; stages 1-2: reduce-scatter + all-gather,
  * (N-1)/N x 2 Psi, in the gradient / parameter dtype). */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "zero_check.h"
-
-typedef struct {
-    const zero_case_t *c;
-    dsc_comm_fake_world_t *world;
-    int n, rank;
-    zero_result_t result;
-    int rc;
-} rank_arg_t;
-
-static void *rank_main(void *p) {
-    rank_arg_t *a = p;
-    dsc_ctx_t *ctx = check_ctx_new(1);
-    dsc_comm_t *comm = NULL;
-    a->rc = dsc_comm_new_fake(ctx, a->world, a->rank, &comm) == DSC_OK ? 0 : 1;
-    if (!a->rc) {
-        dsc_comm_set_timeout(comm, 60);
-        a->rc = zero_run(a->c, comm, a->n, a->rank, &a->result);
-    }
-    dsc_comm_free(comm);
-    dsc_ctx_free(ctx);
-    return NULL;
-}
 
 /* Stage 3 (docs/zero.md): between steps a rank holds its shards only: the working copy
  * (2 or 4 bytes), the fp32 gradient partition (4), the fp32 master (4; the working copy
@@ -99,15 +76,9 @@ static void check_case(const zero_case_t *c, int n) {
     const zero_result_t *refp = reference(c, n);
     if (!refp) return;
     const zero_result_t ref = *refp;
-    dsc_comm_fake_world_t *world = NULL;
-    dsc_comm_fake_world_new(n, &world);
-    rank_arg_t args[4];
-    pthread_t th[4];
-    for (int r = 0; r < n; r++) {
-        args[r] = (rank_arg_t){c, world, n, r, {0}, 0};
-        pthread_create(&th[r], NULL, rank_main, &args[r]);
-    }
-    for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
+    zero_result_t results[4];
+    int rcs[4];
+    zero_run_fake_ranks(c, NULL, NULL, n, 60, results, rcs);
     const bool bf16 = strcmp(c->precision, "bf16") == 0;
     /* fp32: the same sums in another order: every element within 1e-5 relative of
      * max(|x|, 0.01) (0.01 is half the init std, so elements that cross zero are compared
@@ -121,25 +92,25 @@ static void check_case(const zero_case_t *c, int n) {
         char what[160];
         snprintf(what, sizeof what, "stage %d, %d ranks, gas %d, %s: rank %d parameters vs single rank", c->stage, n,
                  c->gas, c->precision, r);
-        CHECK_MSG(args[r].rc == 0, "%s: %s", what, args[r].result.error);
-        if (args[r].rc) continue;
+        CHECK_MSG(rcs[r] == 0, "%s: %s", what, results[r].error);
+        if (rcs[r]) continue;
         if (!bf16) {
-            check_arrays_close_f32(what, args[r].result.params, ref.params, (size_t)psi, tol, floor_abs);
+            check_arrays_close_f32(what, results[r].params, ref.params, (size_t)psi, tol, floor_abs);
         } else {
             double d2 = 0, n2 = 0;
             for (int64_t i = 0; i < psi; i++) {
-                double d = (double)args[r].result.params[i] - ref.params[i];
+                double d = (double)results[r].params[i] - ref.params[i];
                 d2 += d * d;
                 n2 += (double)ref.params[i] * ref.params[i];
             }
             CHECK_MSG(sqrt(d2 / n2) <= 1e-2, "%s: relative L2 difference %.3e", what, sqrt(d2 / n2));
             for (int s = 0; s < c->steps; s++)
-                CHECK_MSG(fabs(args[r].result.losses[s] - ref.losses[s]) <= 1e-2 * ref.losses[s] || n > 1,
-                          "%s: step %d loss %.5f vs %.5f", what, s, args[r].result.losses[s], ref.losses[s]);
+                CHECK_MSG(fabs(results[r].losses[s] - ref.losses[s]) <= 1e-2 * ref.losses[s] || n > 1,
+                          "%s: step %d loss %.5f vs %.5f", what, s, results[r].losses[s], ref.losses[s]);
         }
         /* Memory: params and grads replicated; master + Adam moments 12 bytes per owned
          * element at stages 1-2 (the fp32 working copy is the master at stage 0). */
-        zero_result_t *z = &args[r].result;
+        zero_result_t *z = &results[r];
         const size_t pb = bf16 ? 2 : 4;
         if (c->stage == 3) {
             check_stage3(c, n, what, z, pb, bf16);
@@ -178,7 +149,6 @@ static void check_case(const zero_case_t *c, int n) {
         }
         zero_result_free(z);
     }
-    dsc_comm_fake_world_free(world);
 }
 
 /* overlap_comm changes when the gradient collectives complete, not what is added in which
@@ -189,25 +159,18 @@ static void test_overlap_bitwise(void) {
         int64_t numel = 0;
         for (int mode = 1; mode <= 2; mode++) {
             zero_case_t c = {stage, 2, "bf16", 6, 2, 0, 0, mode, NULL};
-            dsc_comm_fake_world_t *world = NULL;
-            dsc_comm_fake_world_new(3, &world);
-            rank_arg_t args[3];
-            pthread_t th[3];
+            zero_result_t results[3];
+            int rcs[3];
+            zero_run_fake_ranks(&c, NULL, NULL, 3, 60, results, rcs);
             for (int r = 0; r < 3; r++) {
-                args[r] = (rank_arg_t){&c, world, 3, r, {0}, 0};
-                pthread_create(&th[r], NULL, rank_main, &args[r]);
-            }
-            for (int r = 0; r < 3; r++) pthread_join(th[r], NULL);
-            for (int r = 0; r < 3; r++) {
-                CHECK_MSG(args[r].rc == 0, "overlap %d, stage %d, rank %d: %s", mode, stage, r, args[r].result.error);
-                if (r == 1 && args[r].rc == 0) {
-                    params[mode - 1] = args[r].result.params;
-                    numel = args[r].result.numel;
-                    args[r].result.params = NULL;
+                CHECK_MSG(rcs[r] == 0, "overlap %d, stage %d, rank %d: %s", mode, stage, r, results[r].error);
+                if (r == 1 && rcs[r] == 0) {
+                    params[mode - 1] = results[r].params;
+                    numel = results[r].numel;
+                    results[r].params = NULL;
                 }
-                zero_result_free(&args[r].result);
+                zero_result_free(&results[r]);
             }
-            dsc_comm_fake_world_free(world);
         }
         CHECK_MSG(params[0] && params[1] && !memcmp(params[0], params[1], sizeof(float) * (size_t)numel),
                   "stage %d: parameters with overlap_comm differ from the blocking run", stage);
