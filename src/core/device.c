@@ -220,16 +220,18 @@ static void park(dsc_ctx_t *ctx, void *ptr, size_t n_bytes, bool pinned) {
                 ctx->device.name, n_bytes, pinned ? "page-locked host memory" : "device memory");
 }
 
-void dsc__dev_free_parked(dsc_ctx_t *ctx) {
-    for (size_t i = 0; i < ctx->n_parked; i++) {
-        const struct dsc_parked_free *p = &ctx->parked[i];
-        if (p->pinned) {
-            ctx->device.table->host_free_pinned(&ctx->device, p->ptr, p->n_bytes);
-        } else {
-            ctx->device.table->free(&ctx->device, p->ptr, p->n_bytes);
-            dsc__dev_count(&ctx->device, -(long long)p->n_bytes);
-        }
+/* Hands a buffer back to the device: page-locked host memory, or device memory (counted). */
+static void release(dsc_ctx_t *ctx, void *ptr, size_t n_bytes, bool pinned) {
+    if (pinned) {
+        ctx->device.table->host_free_pinned(&ctx->device, ptr, n_bytes);
+    } else {
+        ctx->device.table->free(&ctx->device, ptr, n_bytes);
+        dsc__dev_count(&ctx->device, -(long long)n_bytes);
     }
+}
+
+void dsc__dev_free_parked(dsc_ctx_t *ctx) {
+    for (size_t i = 0; i < ctx->n_parked; i++) release(ctx, ctx->parked[i].ptr, ctx->parked[i].n_bytes, ctx->parked[i].pinned);
     free(ctx->parked);
     ctx->parked = NULL;
     ctx->n_parked = ctx->cap_parked = 0;
@@ -241,26 +243,19 @@ void dsc__dev_free_parked(dsc_ctx_t *ctx) {
 static const char free_what[] = "a free of device memory, which waits for the whole device";
 static const char pinned_what[] = "a free of page-locked host memory, which waits for the whole device";
 
-void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
+static void checked_free(dsc_ctx_t *ctx, void *ptr, size_t n_bytes, bool pinned) {
     if (!ptr) return;
-    if (dsc__dev_host_wait_check(ctx, true, true, free_what) != DSC_OK) {
-        park(ctx, ptr, n_bytes, false);
+    const char *what = pinned ? pinned_what : free_what;
+    if (dsc__dev_host_wait_check(ctx, true, true, what) != DSC_OK) {
+        park(ctx, ptr, n_bytes, pinned);
         return;
     }
-    ctx->device.table->free(&ctx->device, ptr, n_bytes);
-    dsc__dev_count(&ctx->device, -(long long)n_bytes);
-    dsc__dev_host_wait_check(ctx, false, true, free_what); /* found while the free waited: reported */
+    release(ctx, ptr, n_bytes, pinned);
+    dsc__dev_host_wait_check(ctx, false, true, what); /* found while the free waited: reported */
 }
 
-void dsc__dev_host_free_pinned(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) {
-    if (!ptr) return;
-    if (dsc__dev_host_wait_check(ctx, true, true, pinned_what) != DSC_OK) {
-        park(ctx, ptr, n_bytes, true);
-        return;
-    }
-    ctx->device.table->host_free_pinned(&ctx->device, ptr, n_bytes);
-    dsc__dev_host_wait_check(ctx, false, true, pinned_what);
-}
+void dsc__dev_free_raw(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) { checked_free(ctx, ptr, n_bytes, false); }
+void dsc__dev_host_free_pinned(dsc_ctx_t *ctx, void *ptr, size_t n_bytes) { checked_free(ctx, ptr, n_bytes, true); }
 
 dsc_status_t dsc_ctx_device_memory(const dsc_ctx_t *ctx, size_t *live_bytes, size_t *peak_bytes) {
     if (!ctx) return DSC_ERR_INVALID;

@@ -89,22 +89,31 @@ dsc_status_t dsc__z3_drain_sends(dsc_zero_t *z, bool ok) {
 
 static dsc_status_t issue(dsc_zero_t *z, z3_send_t *sp);
 
-dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p) {
+/* Send s carries the flat range [off, off + len) of s->buf (elements of es bytes) to the
+ * owners of its pieces (stages 1-2: uneven slices, in rank order): its counts, this rank's
+ * slice and where that adds into acc32. */
+static dsc_status_t owner_slices(dsc_zero_t *z, z3_send_t *s, int64_t off, int64_t len, size_t es) {
     const int N = z->world_size;
+    s->counts = malloc(sizeof *s->counts * (size_t)N);
+    if (!s->counts) return dsc__zero_fail(z, DSC_ERR_NOMEM, "out of memory sending %s", dsc_tensor_name(s->p->tensor));
+    int64_t before = 0;
+    for (int q = 0; q < N; q++) {
+        s->counts[q] = dsc_zero_plan_overlap(&z->plan, q, off, len, NULL);
+        if (q < z->rank) before += s->counts[q];
+    }
+    s->mine = (char *)s->buf + (size_t)before * es;
+    s->count = s->counts[z->rank];
+    s->acc_offset = off + before - z->plan.begin;
+    return DSC_OK;
+}
+
+dsc_status_t dsc__z3_send_grad(dsc_zero_t *z, z3_param_t *p) {
     const size_t ms = dsc__z3_msize(z);
     z3_send_t s = {p, NULL, p->grad, dsc__z3_full_bytes(z, p), NULL, 0, 0, 0, NULL, z->model_dtype, true};
     s.elems = (int64_t)(s.bytes / ms);
     if (z->plan.stage == 2) { /* the flat range to the owners of its pieces (uneven slices) */
-        s.counts = malloc(sizeof *s.counts * (size_t)N);
-        if (!s.counts) return dsc__zero_fail(z, DSC_ERR_NOMEM, "out of memory sending %s", dsc_tensor_name(p->tensor));
-        int64_t before = 0;
-        for (int q = 0; q < N; q++) {
-            s.counts[q] = dsc_zero_plan_overlap(&z->plan, q, p->offset, p->numel, NULL);
-            if (q < z->rank) before += s.counts[q];
-        }
-        s.mine = (char *)p->grad + (size_t)before * ms;
-        s.count = s.counts[z->rank];
-        s.acc_offset = p->offset + before - z->plan.begin;
+        dsc_status_t rc = owner_slices(z, &s, p->offset, p->numel, ms);
+        if (rc != DSC_OK) return rc;
     } else { /* stage 3: equal slices of shard*N */
         s.mine = (char *)p->grad + (size_t)z->rank * (size_t)p->shard * ms;
         s.count = p->shard;
@@ -199,7 +208,6 @@ static dsc_status_t z1_clear(dsc_zero_t *z, const z3_param_t *p) {
 
 /* p's accumulated range to its owners (non-blocking), added into acc32 when it finishes. */
 static dsc_status_t z1_send(dsc_zero_t *z, z3_param_t *p) {
-    const int N = z->world_size;
     int64_t off, len;
     z1_range(z, p, &off, &len);
     p->z1_sent = true;
@@ -214,17 +222,8 @@ static dsc_status_t z1_send(dsc_zero_t *z, z3_param_t *p) {
     }
     z3_send_t s = {p, NULL, NULL, (size_t)len * es, NULL, 0, 0, len, NULL, dt, false};
     s.buf = wide ? (void *)(z->full_acc32 + off) : (void *)((char *)z->grads + (size_t)off * es);
-    s.counts = malloc(sizeof *s.counts * (size_t)N);
-    if (!s.counts) return dsc__zero_fail(z, DSC_ERR_NOMEM, "out of memory sending %s", dsc_tensor_name(p->tensor));
-    int64_t before = 0;
-    for (int q = 0; q < N; q++) {
-        s.counts[q] = dsc_zero_plan_overlap(&z->plan, q, off, len, NULL);
-        if (q < z->rank) before += s.counts[q];
-    }
-    s.mine = (char *)s.buf + (size_t)before * es;
-    s.count = s.counts[z->rank];
-    s.acc_offset = off + before - z->plan.begin;
-    return issue(z, &s);
+    dsc_status_t rc = owner_slices(z, &s, off, len, es);
+    return rc == DSC_OK ? issue(z, &s) : rc;
 }
 
 dsc_status_t dsc__z1_give_grad(dsc_zero_t *z, z3_param_t *p) {
